@@ -1,0 +1,41 @@
+#!/bin/sh
+# Install the Debian packages portcullis needs, if any are missing.
+#   contrib/install-deps.sh build   build the daemon
+#   contrib/install-deps.sh demo    build + run the demo
+#   contrib/install-deps.sh test    build + the whole test suite
+set -eu
+
+build="build-essential autoconf automake pkg-config libgnutls28-dev
+libnghttp2-dev libconfuse-dev libsystemd-dev libcap-dev libev-dev
+libseccomp-dev libcmocka-dev"
+demo="$build python3 curl openssl procps"
+test="$demo clang libclang-rt-14-dev python3-pytest python3-h2 gnutls-bin
+nghttp2-client socat util-linux systemd"
+
+case "${1:-build}" in
+build) want=$build ;;
+demo) want=$demo ;;
+test) want=$test ;;
+*) echo "usage: $0 build|demo|test" >&2; exit 2 ;;
+esac
+
+missing=""
+for pkg in $want; do
+	status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+	case "$status" in
+	*" installed") ;;
+	*) missing="$missing $pkg" ;;
+	esac
+done
+[ -z "$missing" ] && exit 0
+
+echo "installing:$missing"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+	command -v sudo >/dev/null || { echo "need root (or sudo) to install:$missing" >&2; exit 1; }
+	sudo=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+# shellcheck disable=SC2086
+$sudo apt-get install -y -q --no-install-recommends $missing

@@ -1,0 +1,103 @@
+#!/bin/sh
+# Install what is missing, build and run the whole test suite:
+#   1. a plain build with -Werror: unit tests, corpus replays, integration
+#   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   3. every libFuzzer target for a short run over its corpus (clang)
+#   4. make distcheck (the tarball builds, installs and passes its tests)
+# Ends with one line: "N passed, N failed".  Exit status 0 only if all pass.
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+jobs=$(nproc 2>/dev/null || echo 2)
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+
+contrib/install-deps.sh test || exit 1
+
+passed=0
+failed=0
+skipped=0
+note() { printf '\n==== %s ====\n' "$*"; }
+
+# Automake test counts, with the integration wrapper replaced by pytest's.
+tally() {
+	log=$1/test-suite.log
+	plog=$1/tests/run-integration.sh.log
+	[ -f "$log" ] || { failed=$((failed + 1)); return; }
+	p=$(sed -n 's/^# PASS: *//p' "$log" | head -1)
+	f=$(sed -n 's/^# FAIL: *//p' "$log" | head -1)
+	e=$(sed -n 's/^# ERROR: *//p' "$log" | head -1)
+	passed=$((passed + ${p:-0}))
+	failed=$((failed + ${f:-0} + ${e:-0}))
+	if [ -f "$plog" ]; then
+		summary=$(grep -E '^=*.* (passed|failed|error)' "$plog" | tail -1)
+		echo "pytest: $summary"
+		pp=$(echo "$summary" | grep -Eo '[0-9]+ passed' | grep -Eo '[0-9]+')
+		pf=$(echo "$summary" | grep -Eo '[0-9]+ (failed|errors?)' |
+		    awk '{ s += $1 } END { if (NR) print s }')
+		ps=$(echo "$summary" | grep -Eo '[0-9]+ skipped' | grep -Eo '[0-9]+')
+		# The wrapper itself was counted as one PASS or FAIL above.
+		if grep -q '^:test-result: PASS' "$1/tests/run-integration.sh.trs"
+		then passed=$((passed - 1)); else failed=$((failed - 1)); fi
+		passed=$((passed + ${pp:-0}))
+		failed=$((failed + ${pf:-0}))
+		skipped=$((skipped + ${ps:-0}))
+		[ -z "$pp$pf" ] && failed=$((failed + 1))
+	fi
+}
+
+build_and_check() {
+	dir=$1; shift
+	note "build $dir: configure $*"
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	(cd "$dir" && "$top/configure" -q "$@" && make -s -j"$jobs") ||
+	    { failed=$((failed + 1)); return; }
+	note "test $dir"
+	(cd "$dir" && make -s -j"$jobs" check VERBOSE=1) || true
+	tally "$dir"
+}
+
+# Out-of-tree builds need an unconfigured source tree.
+if [ -f config.status ]; then
+	echo "source tree was configured in place: make distclean"
+	make -s distclean >/dev/null 2>&1 || true
+fi
+[ -x configure ] && [ configure -nt configure.ac ] || autoreconf -fi -Wno-portability >/dev/null || exit 1
+
+build_and_check build/plain --enable-werror
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export ASAN_OPTIONS UBSAN_OPTIONS
+build_and_check build/asan --enable-werror --enable-sanitizers
+unset ASAN_OPTIONS UBSAN_OPTIONS
+
+note "fuzz: ${FUZZ_SECONDS}s per target"
+rm -rf build/fuzz && mkdir -p build/fuzz
+if (cd build/fuzz && "$top/configure" -q --enable-fuzzing CC=clang &&
+    make -s -j"$jobs" libportcullis.a &&
+    make -s -j"$jobs" $(cd "$top" && ls tests/fuzz/*_fuzz.c | sed 's/\.c$//')); then
+	out=$(tests/fuzz/run-fuzzers.sh build/fuzz "$FUZZ_SECONDS")
+	rc=$?
+	echo "$out"
+	passed=$((passed + $(echo "$out" | grep -c ': ok')))
+	failed=$((failed + $(echo "$out" | grep -c ': FAILED')))
+	[ $rc -ne 0 ] && [ "$(echo "$out" | grep -c ': FAILED')" -eq 0 ] &&
+	    failed=$((failed + 1))
+else
+	failed=$((failed + 1))
+fi
+
+note "make distcheck"
+if (cd build/plain && make -s distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror \
+    >distcheck.log 2>&1); then
+	echo "distcheck: ok"
+	passed=$((passed + 1))
+else
+	tail -80 build/plain/distcheck.log
+	failed=$((failed + 1))
+fi
+
+echo
+[ "$skipped" -gt 0 ] && echo "($skipped skipped, see the pytest summaries above)"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

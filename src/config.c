@@ -1,0 +1,1178 @@
+/*
+ * config.c - the configuration file: schema, parsing and validation.
+ *
+ * libconfuse parses the syntax; everything else happens here, in two steps:
+ * while libconfuse parses, a validate callback records the line of every
+ * option (libconfuse keeps none), then the tree is converted into plain
+ * structs and every rule is checked, each failure becoming one
+ * "FILE:LINE: reason" message.  Conversion goes on after an error so that
+ * one run reports every problem.
+ */
+#include "autoconf.h"
+
+#include <sys/stat.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <confuse.h>
+
+#include "config.h"
+#include "tls.h"
+#include "util.h"
+
+#define MAX_ERRORS	100
+
+/* Where libconfuse saw an option: the key is the section and the name. */
+struct line_rec {
+	const cfg_t	*sec;
+	const char	*name;
+	int		 line;
+};
+
+struct loader {
+	const char		*name;		/* file name for messages */
+	const struct config_opts *opts;
+	struct config_errors	*errs;
+	struct line_rec		*lines;
+	size_t			 nlines;
+	size_t			 caplines;
+	int			 last_line;	/* last line of the file */
+	const cfg_t		*root;
+	bool			 oom;
+};
+
+/* libconfuse callbacks carry no user pointer; parsing is not reentrant. */
+static struct loader *cur_loader;
+
+static int	 record_line(cfg_t *, cfg_opt_t *);
+
+static cfg_opt_t tls_opts[] = {
+	CFG_STR("mode", "manual", CFGF_NONE),
+	CFG_STR("cert", NULL, CFGF_NODEFAULT),
+	CFG_STR("key", NULL, CFGF_NODEFAULT),
+	CFG_END()
+};
+
+static cfg_opt_t site_opts[] = {
+	CFG_STR("upstream", NULL, CFGF_NODEFAULT),
+	CFG_STR("upstream-scheme", "http", CFGF_NONE),
+	CFG_INT("connect-timeout", 5, CFGF_NONE),
+	CFG_INT("request-timeout", 60, CFGF_NONE),
+	CFG_STR("cert", NULL, CFGF_NODEFAULT),
+	CFG_STR("key", NULL, CFGF_NODEFAULT),
+	CFG_END()
+};
+
+static cfg_opt_t listener_opts[] = {
+	CFG_STR("bind", NULL, CFGF_NODEFAULT),
+	CFG_INT("https-port", 443, CFGF_NONE),
+	CFG_INT("http-port", 80, CFGF_NONE),
+	CFG_SEC("tls", tls_opts, CFGF_NONE),
+	CFG_SEC("site", site_opts, CFGF_MULTI | CFGF_TITLE |
+	    CFGF_NO_TITLE_DUPES),
+	CFG_END()
+};
+
+static cfg_opt_t logging_opts[] = {
+	CFG_STR("level", "info", CFGF_NONE),
+	CFG_STR("format", "text", CFGF_NONE),
+	CFG_STR("file", NULL, CFGF_NODEFAULT),
+	CFG_END()
+};
+
+static cfg_opt_t ratelimit_opts[] = {
+	CFG_FLOAT("requests-per-second", 10, CFGF_NONE),
+	CFG_INT("burst", 20, CFGF_NONE),
+	CFG_END()
+};
+
+static cfg_opt_t body_opts[] = {
+	CFG_INT("limit-bytes", 104857600, CFGF_NONE),
+	CFG_END()
+};
+
+static cfg_opt_t root_opts[] = {
+	CFG_STR("user", "portcullis", CFGF_NONE),
+	CFG_INT("workers", 0, CFGF_NONE),
+	CFG_BOOL("allow-wildcard-bind", cfg_false, CFGF_NONE),
+	CFG_INT("health-check-port", 9900, CFGF_NONE),
+	CFG_STR("admin-socket", "/run/portcullis/admin.sock", CFGF_NONE),
+	CFG_INT("shutdown-timeout", 30, CFGF_NONE),
+	CFG_INT("max-connections", 4096, CFGF_NONE),
+	CFG_SEC("logging", logging_opts, CFGF_NONE),
+	CFG_SEC("rate-limit", ratelimit_opts, CFGF_NONE),
+	CFG_SEC("body", body_opts, CFGF_NONE),
+	CFG_SEC("listener", listener_opts, CFGF_MULTI),
+	CFG_END()
+};
+
+/* Every option of every section records its line when it is parsed. */
+static void
+install_line_recorders(cfg_opt_t *opts)
+{
+	for (; opts->name != NULL; opts++) {
+		opts->validcb = record_line;
+		if (opts->type == CFGT_SEC)
+			install_line_recorders(opts->subopts);
+	}
+}
+
+static void PRINTFLIKE(3, 4)
+cerr(struct loader *ld, int line, const char *fmt, ...)
+{
+	struct config_errors *e = ld->errs;
+	char msg[1024], **n;
+	int *nl;
+	va_list ap;
+	size_t i;
+
+	if (e->n >= MAX_ERRORS)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if ((n = reallocarray(e->msgs, e->n + 1, sizeof(*n))) != NULL)
+		e->msgs = n;
+	if ((nl = reallocarray(e->lines, e->n + 1, sizeof(*nl))) != NULL)
+		e->lines = nl;
+	if (n == NULL || nl == NULL) {
+		ld->oom = true;
+		return;
+	}
+	/* Keep the messages in line order (stable). */
+	for (i = e->n; i > 0 && e->lines[i - 1] > line; i--) {
+		e->msgs[i] = e->msgs[i - 1];
+		e->lines[i] = e->lines[i - 1];
+	}
+	if (asprintf(&e->msgs[i], "%s:%d: %s", ld->name, line, msg) < 0) {
+		memmove(&e->msgs[i], &e->msgs[i + 1], (e->n - i) *
+		    sizeof(*e->msgs));
+		memmove(&e->lines[i], &e->lines[i + 1], (e->n - i) *
+		    sizeof(*e->lines));
+		ld->oom = true;
+		return;
+	}
+	e->lines[i] = line;
+	e->n++;
+}
+
+static void
+confuse_error(cfg_t *cfg, const char *fmt, va_list ap)
+{
+	char msg[1024];
+
+	if (cur_loader == NULL)
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	cerr(cur_loader, cfg != NULL ? cfg->line : 0, "%s", msg);
+}
+
+static int
+record_line(cfg_t *cfg, cfg_opt_t *opt)
+{
+	struct loader *ld = cur_loader;
+	const cfg_t *sec = cfg;
+	struct line_rec *n;
+	size_t i;
+
+	if (ld == NULL)
+		return 0;
+	/* A section records against itself: it is the last one of its kind. */
+	if (opt->type == CFGT_SEC)
+		return 0;
+	for (i = 0; i < ld->nlines; i++) {
+		if (ld->lines[i].sec == sec &&
+		    strcmp(ld->lines[i].name, opt->name) == 0) {
+			cerr(ld, cfg->line, "'%s' set twice (first on line %d)",
+			    opt->name, ld->lines[i].line);
+			return 0;
+		}
+	}
+	if (ld->nlines == ld->caplines) {
+		size_t cap = ld->caplines ? ld->caplines * 2 : 64;
+
+		if ((n = reallocarray(ld->lines, cap, sizeof(*n))) == NULL) {
+			ld->oom = true;
+			return -1;
+		}
+		ld->lines = n;
+		ld->caplines = cap;
+	}
+	ld->lines[ld->nlines].sec = sec;
+	ld->lines[ld->nlines].name = opt->name;
+	ld->lines[ld->nlines].line = cfg->line;
+	ld->nlines++;
+	return 0;
+}
+
+/* The line an option was set on, or 0 if it kept its default. */
+static int
+opt_line(struct loader *ld, const cfg_t *sec, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < ld->nlines; i++)
+		if (ld->lines[i].sec == sec &&
+		    strcmp(ld->lines[i].name, name) == 0)
+			return ld->lines[i].line;
+	return 0;
+}
+
+/*
+ * The line to blame for a section as a whole: its first option, or (for an
+ * empty section, where libconfuse only knows its closing brace) that.
+ */
+static int
+sec_line(struct loader *ld, const cfg_t *sec)
+{
+	int best = 0;
+	size_t i;
+
+	for (i = 0; i < ld->nlines; i++)
+		if (ld->lines[i].sec == sec &&
+		    (best == 0 || ld->lines[i].line < best))
+			best = ld->lines[i].line;
+	/* The root's own line is past the end of the file: use the end. */
+	if (best == 0)
+		best = sec != ld->root && sec->line > 0 ? sec->line :
+		    ld->last_line;
+	return best;
+}
+
+/* An option's line, falling back to its section's line for defaults. */
+static int
+line_of(struct loader *ld, const cfg_t *sec, const char *name)
+{
+	int line = opt_line(ld, sec, name);
+
+	return line != 0 ? line : sec_line(ld, sec);
+}
+
+/* An integer option within [min, max]. */
+static long
+get_int(struct loader *ld, cfg_t *sec, const char *name, long min, long max)
+{
+	long v = cfg_getint(sec, name);
+
+	if (v < min || v > max) {
+		cerr(ld, line_of(ld, sec, name), "'%s' must be between %ld "
+		    "and %ld, not %ld", name, min, max, v);
+		return min;
+	}
+	return v;
+}
+
+static char *
+xstrdup_or_null(struct loader *ld, const char *s)
+{
+	char *d;
+
+	if (s == NULL)
+		return NULL;
+	if ((d = strdup(s)) == NULL)
+		ld->oom = true;
+	return d;
+}
+
+static int
+dns_label_ok(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len > 63 || s[0] == '-' || s[len - 1] == '-')
+		return -1;
+	for (i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-'))
+			return -1;
+	}
+	return 0;
+}
+
+int
+config_check_hostname(const char *name, size_t len, bool allow_wildcard)
+{
+	size_t start, i;
+
+	if (len > 0 && name[len - 1] == '.')
+		len--;
+	if (len > CONFIG_HOST_MAX)
+		return -1;	/* "*." counts too */
+	if (allow_wildcard && len > 2 && name[0] == '*' && name[1] == '.') {
+		name += 2;
+		len -= 2;
+		/* "*.com" would match a whole top-level domain. */
+		if (memchr(name, '.', len) == NULL)
+			return -1;
+	}
+	if (len == 0 || len > CONFIG_HOST_MAX)
+		return -1;
+	for (start = 0, i = 0; i <= len; i++) {
+		if (i == len || name[i] == '.') {
+			if (dns_label_ok(name + start, i - start) == -1)
+				return -1;
+			start = i + 1;
+		}
+	}
+	/* An all-numeric last label is an IPv4 address, not a name. */
+	for (start = 0, i = 0; i < len; i++)
+		if (name[i] == '.')
+			start = i + 1;
+	for (i = start; i < len; i++)
+		if (name[i] < '0' || name[i] > '9')
+			return 0;
+	return -1;
+}
+
+/*
+ * Read a whole regular file of at most max bytes, NUL-terminated (the
+ * terminator is not counted in out->len).
+ */
+static int
+read_file(const char *path, size_t max, struct config_blob *out, char *err,
+    size_t errsz)
+{
+	struct stat st;
+	size_t got = 0;
+	ssize_t n;
+	int fd;
+
+	out->data = NULL;
+	out->len = 0;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1)
+		goto fail_errno;
+	if (fstat(fd, &st) == -1)
+		goto fail_errno;
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errsz, "not a regular file");
+		goto fail;
+	}
+	if ((uint64_t)st.st_size > max) {
+		snprintf(err, errsz, "larger than %zu bytes", max);
+		goto fail;
+	}
+	/* One byte more than the limit, to notice a file that grew. */
+	if ((out->data = malloc(max + 1)) == NULL)
+		goto fail_errno;
+	while (got <= max) {
+		n = read(fd, out->data + got, max + 1 - got);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			goto fail_errno;
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got > max) {
+		snprintf(err, errsz, "larger than %zu bytes", max);
+		goto fail;
+	}
+	out->data[got] = '\0';
+	out->len = got;
+	close(fd);
+	return 0;
+fail_errno:
+	snprintf(err, errsz, "%s", strerror(errno));
+fail:
+	if (fd != -1)
+		close(fd);
+	free(out->data);
+	out->data = NULL;
+	return -1;
+}
+
+static void
+blob_free(struct config_blob *b, bool secret)
+{
+	if (b->data != NULL && secret)
+		explicit_bzero(b->data, b->len);
+	free(b->data);
+	b->data = NULL;
+	b->len = 0;
+}
+
+/* A cert/key pair in sec: both or neither, required or optional. */
+static void
+load_tls_pair(struct loader *ld, cfg_t *sec, struct config_tls *tls,
+    bool required, const char *what)
+{
+	bool has_cert = cfg_size(sec, "cert") > 0;
+	bool has_key = cfg_size(sec, "key") > 0;
+	int cline = line_of(ld, sec, "cert"), kline = line_of(ld, sec, "key");
+	char err[256];
+	bool ok = true;
+
+	if (!has_cert && !has_key) {
+		if (required)
+			cerr(ld, sec_line(ld, sec), "%s: 'cert' and 'key' are "
+			    "required", what);
+		return;
+	}
+	if (has_cert != has_key) {
+		cerr(ld, has_cert ? cline : kline, "%s: 'cert' and 'key' go "
+		    "together", what);
+		return;
+	}
+	tls->cert_path = xstrdup_or_null(ld, cfg_getstr(sec, "cert"));
+	tls->key_path = xstrdup_or_null(ld, cfg_getstr(sec, "key"));
+	if (ld->opts->pure || tls->cert_path == NULL || tls->key_path == NULL)
+		return;
+	if (read_file(tls->cert_path, CONFIG_PEM_MAX, &tls->cert, err,
+	    sizeof(err)) == -1) {
+		cerr(ld, cline, "cannot read certificate %s: %s",
+		    tls->cert_path, err);
+		ok = false;
+	}
+	if (read_file(tls->key_path, CONFIG_PEM_MAX, &tls->key, err,
+	    sizeof(err)) == -1) {
+		cerr(ld, kline, "cannot read key %s: %s", tls->key_path, err);
+		ok = false;
+	}
+	if (ok && tls_keypair_check(&tls->cert, &tls->key, err,
+	    sizeof(err)) == -1)
+		cerr(ld, kline, "%s with %s: %s", tls->key_path,
+		    tls->cert_path, err);
+}
+
+/* Resolve an upstream host; literal addresses need no look-up. */
+static int
+resolve_upstream(struct loader *ld, int line, const char *host, uint16_t port,
+    struct config_site *site)
+{
+	struct addrinfo hints, *res = NULL;
+	char portstr[8];
+	int rc;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	if (ld->opts->pure)
+		hints.ai_flags |= AI_NUMERICHOST;
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	if ((rc = getaddrinfo(host, portstr, &hints, &res)) != 0) {
+		if (ld->opts->pure && rc == EAI_NONAME)
+			return 0;
+		cerr(ld, line, "cannot resolve upstream host \"%s\": %s", host,
+		    gai_strerror(rc));
+		return -1;
+	}
+	if (res->ai_addrlen > sizeof(site->upstream_addr)) {
+		freeaddrinfo(res);
+		return -1;
+	}
+	memcpy(&site->upstream_addr, res->ai_addr, res->ai_addrlen);
+	site->upstream_addrlen = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+/* "host:port", "1.2.3.4:port" or "[v6]:port". */
+static void
+parse_upstream(struct loader *ld, int line, const char *s,
+    struct config_site *site)
+{
+	char host[CONFIG_HOST_MAX + 1];
+	const char *hp, *pp, *colon, *close;
+	struct in6_addr a6;
+	struct in_addr a4;
+	uint64_t port;
+	size_t hlen;
+
+	if (s[0] == '[') {
+		close = strchr(s, ']');
+		if (close == NULL || close[1] != ':')
+			goto bad;
+		hp = s + 1;
+		hlen = (size_t)(close - hp);
+		pp = close + 2;
+	} else {
+		if ((colon = strrchr(s, ':')) == NULL)
+			goto bad;
+		if (memchr(s, ':', (size_t)(colon - s)) != NULL) {
+			cerr(ld, line, "upstream \"%s\": an IPv6 address "
+			    "goes in brackets, as in \"[::1]:8080\"", s);
+			return;
+		}
+		hp = s;
+		hlen = (size_t)(colon - s);
+		pp = colon + 1;
+	}
+	if (hlen == 0 || hlen > CONFIG_HOST_MAX ||
+	    util_parse_u64(pp, strlen(pp), 1, 65535, &port) == -1)
+		goto bad;
+	memcpy(host, hp, hlen);
+	host[hlen] = '\0';
+	if (s[0] == '[') {
+		if (inet_pton(AF_INET6, host, &a6) != 1)
+			goto bad;
+	} else if (inet_pton(AF_INET, host, &a4) != 1 &&
+	    config_check_hostname(host, hlen, false) == -1)
+		goto bad;
+	resolve_upstream(ld, line, host, (uint16_t)port, site);
+	return;
+bad:
+	cerr(ld, line, "upstream \"%s\" is not host:port (a DNS name, an IPv4 "
+	    "address or a bracketed IPv6 address, and a port 1-65535)", s);
+}
+
+/* Lower-case, without a trailing dot. */
+static char *
+normalize_host(struct loader *ld, const char *title)
+{
+	size_t i, len = strlen(title);
+	char *h;
+
+	if (len > 0 && title[len - 1] == '.')
+		len--;
+	if ((h = malloc(len + 1)) == NULL) {
+		ld->oom = true;
+		return NULL;
+	}
+	for (i = 0; i < len; i++)
+		h[i] = util_lower(title[i]);
+	h[len] = '\0';
+	return h;
+}
+
+static void
+load_site(struct loader *ld, cfg_t *s, struct config_site *site)
+{
+	const char *title = cfg_title(s), *scheme;
+	char what[CONFIG_HOST_MAX + 16];
+
+	site->line = sec_line(ld, s);
+	snprintf(what, sizeof(what), "site \"%s\"", title);
+	if (config_check_hostname(title, strlen(title), true) == -1)
+		cerr(ld, site->line, "%s: not a valid DNS name (or *.domain "
+		    "wildcard)", what);
+	site->host = normalize_host(ld, title);
+	site->wildcard = title[0] == '*';
+	if (cfg_size(s, "upstream") == 0)
+		cerr(ld, site->line, "%s: 'upstream' is required", what);
+	else {
+		site->upstream = xstrdup_or_null(ld, cfg_getstr(s, "upstream"));
+		parse_upstream(ld, line_of(ld, s, "upstream"),
+		    cfg_getstr(s, "upstream"), site);
+	}
+	scheme = cfg_getstr(s, "upstream-scheme");
+	if (scheme == NULL || strcmp(scheme, "http") != 0)
+		cerr(ld, line_of(ld, s, "upstream-scheme"), "%s: "
+		    "upstream-scheme must be \"http\"", what);
+	site->connect_timeout = (unsigned)get_int(ld, s, "connect-timeout",
+	    1, 3600);
+	site->request_timeout = (unsigned)get_int(ld, s, "request-timeout",
+	    1, 86400);
+	load_tls_pair(ld, s, &site->tls, false, what);
+}
+
+static void
+load_sites(struct loader *ld, cfg_t *l, struct config_listener *lst)
+{
+	size_t i, j, n = cfg_size(l, "site");
+
+	if (n == 0) {
+		cerr(ld, lst->line, "listener %s: at least one site is "
+		    "required", lst->bind ? lst->bind : "");
+		return;
+	}
+	if (n > CONFIG_MAX_SITES) {
+		cerr(ld, lst->line, "listener: more than %d sites",
+		    CONFIG_MAX_SITES);
+		return;
+	}
+	if ((lst->sites = calloc(n, sizeof(*lst->sites))) == NULL) {
+		ld->oom = true;
+		return;
+	}
+	lst->nsites = n;
+	for (i = 0; i < n; i++) {
+		load_site(ld, cfg_getnsec(l, "site", (unsigned)i),
+		    &lst->sites[i]);
+		for (j = 0; j < i && lst->sites[i].host != NULL; j++) {
+			if (lst->sites[j].host != NULL && strcmp(
+			    lst->sites[j].host, lst->sites[i].host) == 0) {
+				cerr(ld, lst->sites[i].line, "duplicate site "
+				    "\"%s\" (first on line %d)",
+				    lst->sites[i].host, lst->sites[j].line);
+				break;
+			}
+		}
+	}
+}
+
+static bool
+listener_is_wildcard(const struct config_listener *l)
+{
+	if (l->family == AF_INET)
+		return l->addr.v4.s_addr == htonl(INADDR_ANY);
+	return IN6_IS_ADDR_UNSPECIFIED(&l->addr.v6);
+}
+
+static void
+parse_bind(struct loader *ld, cfg_t *l, struct config_listener *lst,
+    bool wildcard_ok)
+{
+	char buf[INET6_ADDRSTRLEN + 2];
+	const char *s = cfg_getstr(l, "bind");
+	int line = line_of(ld, l, "bind");
+	size_t len;
+
+	if (s == NULL) {
+		cerr(ld, lst->line, "listener: 'bind' is required");
+		return;
+	}
+	lst->bind = xstrdup_or_null(ld, s);
+	len = strlen(s);
+	/* "[::1]" is accepted as well as "::1". */
+	if (len >= 2 && len < sizeof(buf) && s[0] == '[' && s[len - 1] == ']') {
+		memcpy(buf, s + 1, len - 2);
+		buf[len - 2] = '\0';
+		s = buf;
+	}
+	if (inet_pton(AF_INET, s, &lst->addr.v4) == 1)
+		lst->family = AF_INET;
+	else if (inet_pton(AF_INET6, s, &lst->addr.v6) == 1)
+		lst->family = AF_INET6;
+	else {
+		cerr(ld, line, "bind \"%s\" is not an IPv4 or IPv6 address "
+		    "(host names are not resolved)", lst->bind);
+		return;
+	}
+	if (listener_is_wildcard(lst) && !wildcard_ok)
+		cerr(ld, line, "bind \"%s\" listens on every address; set "
+		    "allow-wildcard-bind = true or pass --allow-wildcard-bind",
+		    lst->bind);
+}
+
+static void
+load_listener(struct loader *ld, cfg_t *l, struct config_listener *lst,
+    bool wildcard_ok)
+{
+	cfg_t *tls = cfg_getsec(l, "tls");
+	const char *mode;
+
+	lst->line = sec_line(ld, l);
+	parse_bind(ld, l, lst, wildcard_ok);
+	lst->https_port = (uint16_t)get_int(ld, l, "https-port", 1, 65535);
+	lst->http_port = (uint16_t)get_int(ld, l, "http-port", 0, 65535);
+	lst->https_line = line_of(ld, l, "https-port");
+	lst->http_line = line_of(ld, l, "http-port");
+	mode = tls != NULL ? cfg_getstr(tls, "mode") : NULL;
+	if (tls == NULL || opt_line(ld, tls, "mode") + opt_line(ld, tls,
+	    "cert") + opt_line(ld, tls, "key") == 0) {
+		cerr(ld, lst->line, "listener %s: a tls { cert key } section "
+		    "is required", lst->bind ? lst->bind : "");
+	} else {
+		if (mode == NULL || strcmp(mode, "manual") != 0)
+			cerr(ld, line_of(ld, tls, "mode"), "tls mode must be "
+			    "\"manual\"");
+		load_tls_pair(ld, tls, &lst->tls, true, "tls");
+	}
+	load_sites(ld, l, lst);
+}
+
+/* One address:port a listening socket will be bound to. */
+struct endpoint {
+	const struct config_listener *l;	/* NULL: the health port */
+	uint16_t	 port;
+	const char	*what;
+	int		 line;
+};
+
+static bool
+endpoints_clash(const struct endpoint *a, const struct endpoint *b)
+{
+	static const struct config_listener health = {
+		.family = AF_INET, .addr.v4.s_addr = 0x0100007f /* 127.0.0.1 */
+	};
+	const struct config_listener *la = a->l ? a->l : &health;
+	const struct config_listener *lb = b->l ? b->l : &health;
+
+	if (a->port != b->port || la->family != lb->family)
+		return false;
+	if (listener_is_wildcard(la) || listener_is_wildcard(lb))
+		return true;
+	if (la->family == AF_INET)
+		return la->addr.v4.s_addr == lb->addr.v4.s_addr;
+	return memcmp(&la->addr.v6, &lb->addr.v6, sizeof(la->addr.v6)) == 0;
+}
+
+static void
+check_endpoints(struct loader *ld, const struct config *cfg, int health_line)
+{
+	struct endpoint *ep;
+	size_t i, j, n = 0;
+
+	if ((ep = calloc(cfg->nlisteners * 2 + 1, sizeof(*ep))) == NULL) {
+		ld->oom = true;
+		return;
+	}
+	for (i = 0; i < cfg->nlisteners; i++) {
+		const struct config_listener *l = &cfg->listeners[i];
+
+		if (l->family == 0)
+			continue;
+		ep[n++] = (struct endpoint){ l, l->https_port, "https-port",
+		    l->https_line };
+		if (l->http_port != 0)
+			ep[n++] = (struct endpoint){ l, l->http_port,
+			    "http-port", l->http_line };
+	}
+	if (cfg->health_port != 0)
+		ep[n++] = (struct endpoint){ NULL, cfg->health_port,
+		    "health-check-port", health_line };
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < i; j++) {
+			if (!endpoints_clash(&ep[i], &ep[j]))
+				continue;
+			cerr(ld, ep[i].line, "%s %s:%u clashes with %s %s:%u "
+			    "(line %d)", ep[i].what,
+			    ep[i].l ? ep[i].l->bind : "127.0.0.1", ep[i].port,
+			    ep[j].what, ep[j].l ? ep[j].l->bind : "127.0.0.1",
+			    ep[j].port, ep[j].line);
+			break;
+		}
+	}
+	free(ep);
+}
+
+static void
+load_user(struct loader *ld, cfg_t *root, struct config *cfg)
+{
+	int line = line_of(ld, root, "user");
+	struct passwd *pw;
+
+	cfg->user = xstrdup_or_null(ld, cfg_getstr(root, "user"));
+	if (cfg->user == NULL || ld->opts->pure)
+		return;
+	errno = 0;
+	if ((pw = getpwnam(cfg->user)) == NULL)
+		cerr(ld, line, "user \"%s\" does not exist", cfg->user);
+	else if (pw->pw_uid == 0)
+		cerr(ld, line, "user \"%s\" is root: workers must run as an "
+		    "unprivileged user", cfg->user);
+}
+
+static void
+load_logging(struct loader *ld, cfg_t *root, struct config *cfg)
+{
+	cfg_t *lg = cfg_getsec(root, "logging");
+	const char *file;
+
+	if (log_level_parse(cfg_getstr(lg, "level"), &cfg->log_level) == -1)
+		cerr(ld, line_of(ld, lg, "level"), "logging level must be "
+		    "error, warn, info or debug");
+	if (log_format_parse(cfg_getstr(lg, "format"), &cfg->log_format) == -1)
+		cerr(ld, line_of(ld, lg, "format"), "logging format must be "
+		    "text or json");
+	file = cfg_size(lg, "file") > 0 ? cfg_getstr(lg, "file") : NULL;
+	if (file != NULL && file[0] != '\0') {
+		if (file[0] != '/')
+			cerr(ld, line_of(ld, lg, "file"), "logging file must "
+			    "be an absolute path");
+		cfg->log_file = xstrdup_or_null(ld, file);
+	}
+}
+
+static void
+load_limits(struct loader *ld, cfg_t *root, struct config *cfg)
+{
+	cfg_t *rl = cfg_getsec(root, "rate-limit");
+	cfg_t *body = cfg_getsec(root, "body");
+	double rps = cfg_getfloat(rl, "requests-per-second");
+
+	/* The negation also catches NaN. */
+	if (!(rps > 0.0 && rps <= 1e6))
+		cerr(ld, line_of(ld, rl, "requests-per-second"),
+		    "requests-per-second must be more than 0 and at most "
+		    "1000000");
+	else
+		cfg->rate_rps = rps;
+	cfg->rate_burst = (unsigned)get_int(ld, rl, "burst", 1, 1000000);
+	cfg->body_limit = (uint64_t)get_int(ld, body, "limit-bytes", 0,
+	    (long)1 << 50);
+}
+
+static void
+load_admin_socket(struct loader *ld, cfg_t *root, struct config *cfg)
+{
+	const char *s = cfg_getstr(root, "admin-socket");
+	struct sockaddr_un sun;
+
+	if (s == NULL || s[0] == '\0')
+		return;
+	if (s[0] != '/' || strlen(s) >= sizeof(sun.sun_path))
+		cerr(ld, line_of(ld, root, "admin-socket"), "admin-socket must "
+		    "be an absolute path shorter than %zu bytes",
+		    sizeof(sun.sun_path));
+	cfg->admin_socket = xstrdup_or_null(ld, s);
+}
+
+static void
+load_root(struct loader *ld, cfg_t *root, struct config *cfg)
+{
+	bool wildcard_ok;
+	size_t i, n;
+
+	load_user(ld, root, cfg);
+	cfg->workers = (unsigned)get_int(ld, root, "workers", 0,
+	    CONFIG_MAX_WORKERS);
+	cfg->allow_wildcard_bind = cfg_getbool(root, "allow-wildcard-bind");
+	cfg->health_port = (uint16_t)get_int(ld, root, "health-check-port", 0,
+	    65535);
+	load_admin_socket(ld, root, cfg);
+	cfg->shutdown_timeout = (unsigned)get_int(ld, root, "shutdown-timeout",
+	    0, 3600);
+	cfg->max_connections = (unsigned)get_int(ld, root, "max-connections",
+	    16, 1000000);
+	load_logging(ld, root, cfg);
+	load_limits(ld, root, cfg);
+
+	wildcard_ok = cfg->allow_wildcard_bind || ld->opts->allow_wildcard_bind;
+	n = cfg_size(root, "listener");
+	if (n == 0) {
+		cerr(ld, ld->last_line, "at least one listener { } section is "
+		    "required");
+		return;
+	}
+	if (n > CONFIG_MAX_LISTENERS) {
+		cerr(ld, ld->last_line, "more than %d listeners",
+		    CONFIG_MAX_LISTENERS);
+		return;
+	}
+	if ((cfg->listeners = calloc(n, sizeof(*cfg->listeners))) == NULL) {
+		ld->oom = true;
+		return;
+	}
+	cfg->nlisteners = n;
+	for (i = 0; i < n; i++)
+		load_listener(ld, cfg_getnsec(root, "listener", (unsigned)i),
+		    &cfg->listeners[i], wildcard_ok);
+	check_endpoints(ld, cfg, line_of(ld, root, "health-check-port"));
+}
+
+/* The line of the byte at offset off (1-based). */
+static int
+line_at(const char *buf, size_t off)
+{
+	int line = 1;
+	size_t i;
+
+	for (i = 0; i < off; i++)
+		if (buf[i] == '\n')
+			line++;
+	return line;
+}
+
+/* The number of the last line (a final newline starts no new line). */
+static int
+count_lines(const char *buf, size_t len)
+{
+	if (len > 0 && buf[len - 1] == '\n')
+		len--;
+	return line_at(buf, len);
+}
+
+/* Skip a quoted string starting at text[i]; returns the index after it. */
+static size_t
+skip_string(const char *text, size_t len, size_t i)
+{
+	char quote = text[i++];
+
+	while (i < len && text[i] != quote) {
+		if (text[i] == '\\' && i + 1 < len)
+			i++;
+		i++;
+	}
+	return i < len ? i + 1 : len;
+}
+
+/* Overwrite a comment with blanks, keeping its newlines. */
+static size_t
+blank_comment(char *text, size_t len, size_t i)
+{
+	bool block = text[i] == '/' && text[i + 1] == '*';
+
+	while (i < len) {
+		if (block && text[i] == '*' && i + 1 < len &&
+		    text[i + 1] == '/') {
+			text[i] = text[i + 1] = ' ';
+			return i + 2;
+		}
+		if (!block && text[i] == '\n')
+			return i;
+		if (text[i] != '\n')
+			text[i] = ' ';
+		i++;
+	}
+	return len;
+}
+
+/*
+ * libconfuse 3.3 miscounts lines after a comment (two extra per "#"
+ * comment) and takes the end of the file as closing every open section.
+ * So comments are blanked out before it sees the text (strings are left
+ * alone), and braces are counted here: a file cut short is an error.
+ */
+static void
+prescan(struct loader *ld, char *text, size_t len)
+{
+	size_t i = 0;
+	int depth = 0;
+
+	while (i < len) {
+		char c = text[i];
+
+		if (c == '"' || c == '\'')
+			i = skip_string(text, len, i);
+		else if (c == '#' || (c == '/' && i + 1 < len &&
+		    (text[i + 1] == '/' || text[i + 1] == '*')))
+			i = blank_comment(text, len, i);
+		else {
+			if (c == '{')
+				depth++;
+			else if (c == '}')
+				depth--;
+			i++;
+		}
+	}
+	if (depth > 0)
+		cerr(ld, ld->last_line, "the file ends inside %d unclosed "
+		    "section%s: a '}' is missing", depth, depth > 1 ? "s" : "");
+}
+
+int
+config_parse_buffer(const char *name, const char *buf, size_t len,
+    const struct config_opts *opts, struct config **out,
+    struct config_errors *errs)
+{
+	struct loader ld;
+	struct config *cfg = NULL;
+	cfg_t *root = NULL;
+	const char *nul;
+	char *text = NULL;
+	size_t nerr0 = errs->n;		/* errs may hold earlier messages */
+
+	*out = NULL;
+	memset(&ld, 0, sizeof(ld));
+	ld.name = name;
+	ld.opts = opts;
+	ld.errs = errs;
+	ld.last_line = count_lines(buf, len);
+	if ((nul = memchr(buf, '\0', len)) != NULL) {
+		cerr(&ld, line_at(buf, (size_t)(nul - buf)), "NUL byte in the "
+		    "configuration");
+		goto done;
+	}
+	if ((text = strndup(buf, len)) == NULL ||
+	    (cfg = calloc(1, sizeof(*cfg))) == NULL ||
+	    (cfg->path = strdup(name)) == NULL) {
+		ld.oom = true;
+		goto done;
+	}
+	prescan(&ld, text, len);
+	if (errs->n > nerr0)
+		goto done;
+	install_line_recorders(root_opts);
+	if ((root = cfg_init(root_opts, CFGF_NONE)) == NULL) {
+		ld.oom = true;
+		goto done;
+	}
+	cfg_set_error_function(root, confuse_error);
+	ld.root = root;
+	cur_loader = &ld;
+	/* A syntax error leaves no tree to check; our own errors do. */
+	if (cfg_parse_buf(root, text) != CFG_SUCCESS) {
+		if (errs->n == nerr0)
+			cerr(&ld, root->line, "syntax error");
+	} else
+		load_root(&ld, root, cfg);
+	cur_loader = NULL;
+done:
+	if (ld.oom)
+		cerr(&ld, 0, "out of memory");
+	if (root != NULL)
+		cfg_free(root);
+	free(ld.lines);
+	free(text);
+	if (errs->n > nerr0 || ld.oom) {
+		config_free(cfg);
+		return -1;
+	}
+	*out = cfg;
+	return 0;
+}
+
+int
+config_load(const char *path, const struct config_opts *opts,
+    struct config **out, struct config_errors *errs)
+{
+	struct config_blob file;
+	struct loader ld;
+	char err[256];
+	int rc;
+
+	*out = NULL;
+	if (read_file(path, CONFIG_FILE_MAX, &file, err, sizeof(err)) == -1) {
+		memset(&ld, 0, sizeof(ld));
+		ld.name = path;
+		ld.errs = errs;
+		cerr(&ld, 0, "cannot read configuration: %s", err);
+		return -1;
+	}
+	rc = config_parse_buffer(path, (const char *)file.data, file.len, opts,
+	    out, errs);
+	blob_free(&file, false);
+	return rc;
+}
+
+static void
+tls_free(struct config_tls *t)
+{
+	free(t->cert_path);
+	free(t->key_path);
+	blob_free(&t->cert, false);
+	blob_free(&t->key, true);
+}
+
+void
+config_free(struct config *cfg)
+{
+	size_t i, j;
+
+	if (cfg == NULL)
+		return;
+	for (i = 0; i < cfg->nlisteners; i++) {
+		struct config_listener *l = &cfg->listeners[i];
+
+		for (j = 0; j < l->nsites; j++) {
+			free(l->sites[j].host);
+			free(l->sites[j].upstream);
+			tls_free(&l->sites[j].tls);
+		}
+		free(l->sites);
+		free(l->bind);
+		tls_free(&l->tls);
+	}
+	free(cfg->listeners);
+	free(cfg->path);
+	free(cfg->user);
+	free(cfg->admin_socket);
+	free(cfg->log_file);
+	free(cfg);
+}
+
+void
+config_errors_free(struct config_errors *errs)
+{
+	size_t i;
+
+	for (i = 0; i < errs->n; i++)
+		free(errs->msgs[i]);
+	free(errs->msgs);
+	free(errs->lines);
+	errs->msgs = NULL;
+	errs->lines = NULL;
+	errs->n = 0;
+}
+
+char *
+config_errors_join(const struct config_errors *errs)
+{
+	size_t i, len = 1, off = 0;
+	char *s;
+
+	for (i = 0; i < errs->n; i++)
+		len += strlen(errs->msgs[i]) + 2;
+	if ((s = malloc(len)) == NULL)
+		return NULL;
+	s[0] = '\0';
+	for (i = 0; i < errs->n; i++) {
+		size_t n = strlen(errs->msgs[i]);
+
+		if (i > 0) {
+			memcpy(s + off, "; ", 2);
+			off += 2;
+		}
+		memcpy(s + off, errs->msgs[i], n);
+		off += n;
+	}
+	s[off] = '\0';
+	return s;
+}
+
+static bool
+str_differs(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a != b;
+	return strcmp(a, b) != 0;
+}
+
+const char *
+config_static_change(const struct config *o, const struct config *n,
+    char *buf, size_t bufsz)
+{
+	size_t i;
+
+	if (str_differs(o->user, n->user))
+		return "user";
+	if (o->workers != n->workers)
+		return "workers";
+	if (o->allow_wildcard_bind != n->allow_wildcard_bind)
+		return "allow-wildcard-bind";
+	if (o->health_port != n->health_port)
+		return "health-check-port";
+	if (str_differs(o->admin_socket, n->admin_socket))
+		return "admin-socket";
+	if (o->shutdown_timeout != n->shutdown_timeout)
+		return "shutdown-timeout";
+	if (o->max_connections != n->max_connections)
+		return "max-connections";
+	if (o->log_level != n->log_level || o->log_format != n->log_format ||
+	    str_differs(o->log_file, n->log_file))
+		return "logging";
+	if (o->nlisteners != n->nlisteners)
+		return "the number of listeners";
+	for (i = 0; i < o->nlisteners; i++) {
+		const struct config_listener *a = &o->listeners[i];
+		const struct config_listener *b = &n->listeners[i];
+		const char *what = NULL;
+
+		if (a->family != b->family || memcmp(&a->addr, &b->addr,
+		    a->family == AF_INET ? sizeof(a->addr.v4) :
+		    sizeof(a->addr.v6)) != 0)
+			what = "bind";
+		else if (a->https_port != b->https_port)
+			what = "https-port";
+		else if (a->http_port != b->http_port)
+			what = "http-port";
+		if (what != NULL) {
+			snprintf(buf, bufsz, "listener %zu %s", i + 1, what);
+			return buf;
+		}
+	}
+	return NULL;
+}
+
+size_t
+config_site_count(const struct config *cfg)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < cfg->nlisteners; i++)
+		n += cfg->listeners[i].nsites;
+	return n;
+}

@@ -1,0 +1,133 @@
+/*
+ * config.h - the configuration file: schema, parsing and validation.
+ *
+ * libconfuse stays inside config.c: it turns the file into these plain
+ * structs, checks everything that can be checked before anything is bound
+ * (types, ranges, host names, upstream addresses, duplicate sites and
+ * listeners, readable certificates whose keys match), and reports every
+ * problem as "FILE:LINE: reason".
+ */
+#ifndef PORTCULLIS_CONFIG_H
+#define PORTCULLIS_CONFIG_H
+
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+
+#define CONFIG_FILE_MAX		(1024 * 1024)	/* config file size limit */
+#define CONFIG_PEM_MAX		(1024 * 1024)	/* cert or key file limit */
+#define CONFIG_MAX_LISTENERS	64
+#define CONFIG_MAX_SITES	4096		/* per listener */
+#define CONFIG_MAX_WORKERS	256
+#define CONFIG_HOST_MAX		253		/* DNS name length */
+
+struct config_blob {
+	unsigned char	*data;
+	size_t		 len;
+};
+
+/* A certificate chain and its key, as PEM bytes read from disk. */
+struct config_tls {
+	char			*cert_path;	/* NULL: none configured */
+	char			*key_path;
+	struct config_blob	 cert;
+	struct config_blob	 key;
+};
+
+struct config_site {
+	char			*host;		/* lower-case, no trailing dot */
+	bool			 wildcard;	/* "*.example.com" */
+	char			*upstream;	/* as written: "host:port" */
+	struct sockaddr_storage	 upstream_addr;	/* resolved when loaded */
+	socklen_t		 upstream_addrlen;
+	unsigned		 connect_timeout;	/* seconds */
+	unsigned		 request_timeout;	/* seconds */
+	struct config_tls	 tls;		/* optional, chosen by SNI */
+	int			 line;
+};
+
+struct config_listener {
+	char			*bind;		/* the address as written */
+	int			 family;	/* AF_INET or AF_INET6 */
+	union {
+		struct in_addr	 v4;
+		struct in6_addr	 v6;
+	}			 addr;
+	uint16_t		 https_port;
+	uint16_t		 http_port;	/* 0: no redirect listener */
+	int			 https_line;	/* where the ports are set */
+	int			 http_line;
+	struct config_tls	 tls;
+	struct config_site	*sites;
+	size_t			 nsites;
+	int			 line;
+};
+
+struct config {
+	char			*path;		/* the file it came from */
+	char			*user;
+	unsigned		 workers;	/* 0: one per online CPU */
+	bool			 allow_wildcard_bind;
+	uint16_t		 health_port;	/* 0: disabled */
+	char			*admin_socket;	/* NULL: disabled */
+	unsigned		 shutdown_timeout;
+	unsigned		 max_connections;	/* per worker */
+	enum log_level		 log_level;
+	enum log_format		 log_format;
+	char			*log_file;	/* NULL: stderr */
+	double			 rate_rps;
+	unsigned		 rate_burst;
+	uint64_t		 body_limit;	/* 0: unlimited */
+	struct config_listener	*listeners;
+	size_t			 nlisteners;
+};
+
+/* Settings from the command line that validation depends on. */
+struct config_opts {
+	bool	 allow_wildcard_bind;	/* --allow-wildcard-bind */
+	bool	 pure;			/* no file, user or DNS look-ups (fuzzing) */
+};
+
+/* Every problem found, each "FILE:LINE: reason". */
+struct config_errors {
+	char	**msgs;
+	int	 *lines;	/* the line of each message, for sorting */
+	size_t	  n;
+};
+
+/*
+ * Load and validate path.  Returns 0 and a config in *out, or -1 with
+ * at least one message in *errs (which the caller frees either way).
+ */
+int	 config_load(const char *path, const struct config_opts *opts,
+	    struct config **out, struct config_errors *errs);
+
+/* The same over a buffer; name stands for the file in messages. */
+int	 config_parse_buffer(const char *name, const char *buf, size_t len,
+	    const struct config_opts *opts, struct config **out,
+	    struct config_errors *errs);
+
+void	 config_free(struct config *cfg);
+void	 config_errors_free(struct config_errors *errs);
+
+/* All messages joined with "; " (for the admin socket); caller frees. */
+char	*config_errors_join(const struct config_errors *errs);
+
+/*
+ * The name of the first setting that needs a restart and differs between
+ * old and new ("workers", "listener 127.0.0.1 https-port" ...), or NULL.
+ */
+const char *config_static_change(const struct config *old,
+	    const struct config *new, char *buf, size_t bufsz);
+
+/* Host name rules shared with routing: 0 if valid, -1 if not. */
+int	 config_check_hostname(const char *name, size_t len, bool allow_wildcard);
+
+/* Total number of sites over all listeners. */
+size_t	 config_site_count(const struct config *cfg);
+
+#endif /* PORTCULLIS_CONFIG_H */

@@ -1,0 +1,195 @@
+/*
+ * control.c - the master/worker control channel (see control.h).
+ */
+#include "autoconf.h"
+
+#include <sys/socket.h>
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "control.h"
+
+/* Payload size of each type; NACK has a variable text part after gen. */
+static size_t
+payload_size(uint32_t type)
+{
+	switch (type) {
+	case CTL_READY:
+		return 8 + 4;
+	case CTL_CONFIG:
+	case CTL_ACK:
+		return 8;
+	case CTL_DRAIN:
+	case CTL_REOPEN_LOG:
+		return 0;
+	default:
+		return (size_t)-1;
+	}
+}
+
+int
+control_parse(const unsigned char *buf, size_t len, struct ctl_msg *m)
+{
+	struct ctl_hdr h;
+	const unsigned char *p = buf + sizeof(h);
+	size_t i, want;
+
+	memset(m, 0, sizeof(*m));
+	m->fd = -1;
+	if (len < sizeof(h))
+		return -1;
+	memcpy(&h, buf, sizeof(h));
+	if (h.len != len - sizeof(h))
+		return -1;
+	if (h.type == CTL_NACK) {
+		if (h.len < 8 || h.len > 8 + CTL_TEXT_MAX)
+			return -1;
+		memcpy(&m->gen, p, 8);
+		for (i = 8; i < h.len; i++) {
+			if (p[i] < 0x20 || p[i] > 0x7e)
+				return -1;
+			m->text[i - 8] = (char)p[i];
+		}
+		m->text[h.len - 8] = '\0';
+		m->type = CTL_NACK;
+		return 0;
+	}
+	want = payload_size(h.type);
+	if (want == (size_t)-1 || h.len != want)
+		return -1;
+	m->type = (enum ctl_type)h.type;
+	if (want >= 8)
+		memcpy(&m->gen, p, 8);
+	if (want == 12)
+		memcpy(&m->pid, p + 8, 4);
+	return 0;
+}
+
+size_t
+control_encode(const struct ctl_msg *m, unsigned char *buf)
+{
+	struct ctl_hdr h;
+	unsigned char *p = buf + sizeof(h);
+	size_t tlen;
+
+	h.type = m->type;
+	if (m->type == CTL_NACK) {
+		tlen = strnlen(m->text, CTL_TEXT_MAX);
+		memcpy(p, &m->gen, 8);
+		memcpy(p + 8, m->text, tlen);
+		h.len = (uint32_t)(8 + tlen);
+	} else {
+		h.len = (uint32_t)payload_size(m->type);
+		if (h.len >= 8)
+			memcpy(p, &m->gen, 8);
+		if (h.len == 12)
+			memcpy(p + 8, &m->pid, 4);
+	}
+	memcpy(buf, &h, sizeof(h));
+	return sizeof(h) + h.len;
+}
+
+int
+control_send(int sock, const struct ctl_msg *m)
+{
+	unsigned char buf[CTL_MSG_MAX];
+	union {
+		struct cmsghdr	 hdr;
+		unsigned char	 buf[CMSG_SPACE(sizeof(int))];
+	} cm;
+	struct iovec iov;
+	struct msghdr msg;
+	ssize_t n;
+
+	iov.iov_base = buf;
+	iov.iov_len = control_encode(m, buf);
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	if (m->type == CTL_REOPEN_LOG && m->fd >= 0) {
+		memset(&cm, 0, sizeof(cm));
+		msg.msg_control = cm.buf;
+		msg.msg_controllen = sizeof(cm.buf);
+		cm.hdr.cmsg_len = CMSG_LEN(sizeof(int));
+		cm.hdr.cmsg_level = SOL_SOCKET;
+		cm.hdr.cmsg_type = SCM_RIGHTS;
+		memcpy(CMSG_DATA(&cm.hdr), &m->fd, sizeof(int));
+	}
+	do
+		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+	while (n == -1 && errno == EINTR);
+	return n == (ssize_t)iov.iov_len ? 0 : -1;
+}
+
+int
+control_send_gen(int sock, enum ctl_type type, uint64_t gen)
+{
+	struct ctl_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = type;
+	m.gen = gen;
+	m.fd = -1;
+	return control_send(sock, &m);
+}
+
+/* Take the descriptors out of a message: keep at most one, close the rest. */
+static int
+take_fds(struct msghdr *msg)
+{
+	struct cmsghdr *c;
+	int fd = -1, extra;
+	size_t i, n;
+
+	for (c = CMSG_FIRSTHDR(msg); c != NULL; c = CMSG_NXTHDR(msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (i = 0; i < n; i++) {
+			memcpy(&extra, CMSG_DATA(c) + i * sizeof(int),
+			    sizeof(int));
+			if (fd == -1)
+				fd = extra;
+			else
+				close(extra);
+		}
+	}
+	return fd;
+}
+
+int
+control_recv(int sock, struct ctl_msg *m)
+{
+	unsigned char buf[CTL_MSG_MAX + 1];
+	union {
+		struct cmsghdr	 hdr;
+		unsigned char	 buf[CMSG_SPACE(4 * sizeof(int))];
+	} cm;
+	struct iovec iov = { buf, sizeof(buf) };
+	struct msghdr msg;
+	ssize_t n;
+	int fd;
+
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = cm.buf;
+	msg.msg_controllen = sizeof(cm.buf);
+	do
+		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+	while (n == -1 && errno == EINTR);
+	if (n <= 0)
+		return (int)n;
+	fd = take_fds(&msg);
+	if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+	    control_parse(buf, (size_t)n, m) == -1 ||
+	    (fd != -1) != (m->type == CTL_REOPEN_LOG)) {
+		if (fd != -1)
+			close(fd);
+		errno = EPROTO;
+		return -1;
+	}
+	m->fd = fd;
+	return 1;
+}

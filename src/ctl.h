@@ -1,0 +1,14 @@
+/*
+ * ctl.h - "portcullis ctl": the admin socket client.
+ */
+#ifndef PORTCULLIS_CTL_H
+#define PORTCULLIS_CTL_H
+
+#define CTL_DEFAULT_SOCKET	"/run/portcullis/admin.sock"
+/* A reload waits for every worker: allow it time. */
+#define CTL_REPLY_TIMEOUT_MS	60000
+
+/* argv[0] is "ctl".  Returns the process exit status. */
+int	 ctl_main(int argc, char **argv);
+
+#endif /* PORTCULLIS_CTL_H */

@@ -1,0 +1,313 @@
+/*
+ * health.c - the health endpoint (see health.h).
+ *
+ * A small plain-HTTP/1.1 server: the strict parser, keep-alive and
+ * pipelining, one fixed answer.  Anything malformed gets its status code
+ * and the connection closed.
+ */
+#include "autoconf.h"
+
+#include <sys/socket.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "health.h"
+#include "http1.h"
+#include "log.h"
+#include "util.h"
+
+#define HEALTH_MAGIC	0x484c5448u	/* "HLTH" */
+
+enum health_state {
+	HS_READING,		/* waiting for a request head */
+	HS_WRITING,		/* a response is (partly) unsent */
+};
+
+struct health_conn {
+	uint32_t		 magic;
+	struct worker_conn	 wc;
+	struct worker		*wk;
+	int			 fd;
+	enum health_state	 state;
+	ev_io			 io;
+	ev_timer		 timer;
+	struct http1_parser	 parser;
+	char			 buf[HEALTH_BUF];
+	size_t			 len;
+	const char		*out;
+	size_t			 outlen;
+	bool			 close_after;
+	bool			 draining;
+};
+
+static void	health_read_cb(struct ev_loop *, ev_io *, int);
+static void	health_write_cb(struct ev_loop *, ev_io *, int);
+static void	health_process(struct health_conn *);
+
+static struct health_conn *
+conn_of(void *data)
+{
+	struct health_conn *c = data;
+
+	if (c == NULL || c->magic != HEALTH_MAGIC)
+		fatalx("health: corrupt connection");
+	return c;
+}
+
+static void
+health_close(struct health_conn *c, const char *reason)
+{
+	struct ev_loop *loop = worker_loop(c->wk);
+
+	log_debug("health: closing connection: %s", reason);
+	ev_io_stop(loop, &c->io);
+	ev_timer_stop(loop, &c->timer);
+	close(c->fd);
+	c->magic = 0;
+	worker_conn_del(c->wk, &c->wc);
+	free(c);
+}
+
+static void
+set_state(struct health_conn *c, enum health_state s)
+{
+	struct ev_loop *loop = worker_loop(c->wk);
+
+	c->state = s;
+	ev_io_stop(loop, &c->io);
+	if (s == HS_READING)
+		ev_io_init(&c->io, health_read_cb, c->fd, EV_READ);
+	else
+		ev_io_init(&c->io, health_write_cb, c->fd, EV_WRITE);
+	c->io.data = c;
+	ev_io_start(loop, &c->io);
+}
+
+/* Send what is pending; 0 when all is out, 1 if it must wait, -1 on error. */
+static int
+health_flush(struct health_conn *c)
+{
+	ssize_t n;
+
+	while (c->outlen > 0) {
+		n = send(c->fd, c->out, c->outlen, MSG_NOSIGNAL);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno == EAGAIN)
+			return 1;
+		if (n <= 0)
+			return -1;
+		c->out += n;
+		c->outlen -= (size_t)n;
+	}
+	return 0;
+}
+
+static void
+health_after_write(struct health_conn *c)
+{
+	if (c->close_after || c->draining) {
+		health_close(c, "response sent");
+		return;
+	}
+	/* Keep-alive: the next request may already be in the buffer. */
+	ev_timer_stop(worker_loop(c->wk), &c->timer);
+	ev_timer_set(&c->timer, HEALTH_TIMEOUT, 0.);
+	ev_timer_start(worker_loop(c->wk), &c->timer);
+	set_state(c, HS_READING);
+	health_process(c);
+}
+
+static void
+health_respond(struct health_conn *c, const char *resp, bool close_after)
+{
+	c->out = resp;
+	c->outlen = strlen(resp);
+	c->close_after = close_after;
+	switch (health_flush(c)) {
+	case 0:
+		health_after_write(c);
+		break;
+	case 1:
+		set_state(c, HS_WRITING);
+		break;
+	default:
+		health_close(c, "write error");
+	}
+}
+
+static const char *
+error_response(int status)
+{
+	switch (status) {
+	case 414:
+		return "HTTP/1.1 414 URI Too Long\r\nContent-Length: 0\r\n"
+		    "Connection: close\r\n\r\n";
+	case 417:
+		return "HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0"
+		    "\r\nConnection: close\r\n\r\n";
+	case 431:
+		return "HTTP/1.1 431 Request Header Fields Too Large\r\n"
+		    "Content-Length: 0\r\nConnection: close\r\n\r\n";
+	case 505:
+		return "HTTP/1.1 505 HTTP Version Not Supported\r\n"
+		    "Content-Length: 0\r\nConnection: close\r\n\r\n";
+	default:
+		return "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
+		    "Connection: close\r\n\r\n";
+	}
+}
+
+/* The answer to a well-formed request, and whether to close after it. */
+static const char *
+health_answer(const struct http1_request *req, bool draining,
+    bool *close_after)
+{
+	static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
+	    "Cache-Control: no-store\r\n\r\n";
+	static const char ok_close[] = "HTTP/1.1 200 OK\r\nContent-Length: 0"
+	    "\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n";
+	static const char not_found[] = "HTTP/1.1 404 Not Found\r\n"
+	    "Content-Length: 0\r\nConnection: close\r\n\r\n";
+	static const char bad_method[] = "HTTP/1.1 405 Method Not Allowed\r\n"
+	    "Allow: GET, HEAD\r\nContent-Length: 0\r\nConnection: close\r\n"
+	    "\r\n";
+	static const char has_body[] = "HTTP/1.1 413 Content Too Large\r\n"
+	    "Content-Length: 0\r\nConnection: close\r\n\r\n";
+
+	*close_after = true;
+	/* A body would have to be read and thrown away: refuse it. */
+	if (req->body == HTTP1_BODY_CHUNKED ||
+	    (req->body == HTTP1_BODY_LENGTH && req->content_length > 0))
+		return has_body;
+	if (req->path.len != 7 || memcmp(req->path.p, "/health", 7) != 0)
+		return not_found;
+	if (req->method != HTTP1_METHOD_GET && req->method != HTTP1_METHOD_HEAD)
+		return bad_method;
+	/* Draining: tell the client this connection ends here. */
+	*close_after = !req->keep_alive || draining;
+	return *close_after ? ok_close : ok;
+}
+
+/* Parse what is buffered and answer one request if it is complete. */
+static void
+health_process(struct health_conn *c)
+{
+	struct http1_limits lim;
+	struct http1_request req;
+	const char *resp;
+	bool close_after;
+	int rc;
+
+	if (c->len == 0)
+		return;
+	http1_limits_default(&lim);
+	lim.max_request_line = HEALTH_BUF / 2;
+	lim.max_head = sizeof(c->buf);
+	rc = http1_parse_request(&c->parser, c->buf, c->len, &lim, &req);
+	if (rc == HTTP1_INCOMPLETE) {
+		if (c->len == sizeof(c->buf))
+			health_respond(c, error_response(431), true);
+		return;
+	}
+	if (rc < 0) {
+		log_debug("health: bad request: %s", http1_strerror(rc));
+		health_respond(c, error_response(http1_error_status(rc)), true);
+		return;
+	}
+	resp = health_answer(&req, c->draining, &close_after);
+	/* Pipelining: keep the bytes after this head for the next request. */
+	memmove(c->buf, c->buf + req.head_len, c->len - req.head_len);
+	c->len -= req.head_len;
+	http1_parser_init(&c->parser);
+	health_respond(c, resp, close_after);
+}
+
+static void
+health_read_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents UNUSED)
+{
+	struct health_conn *c = conn_of(w->data);
+	ssize_t n;
+
+	n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		health_close(c, n == 0 ? "client closed" : "read error");
+		return;
+	}
+	c->len += (size_t)n;
+	health_process(c);
+}
+
+static void
+health_write_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents UNUSED)
+{
+	struct health_conn *c = conn_of(w->data);
+
+	switch (health_flush(c)) {
+	case 0:
+		health_after_write(c);
+		break;
+	case 1:
+		break;
+	default:
+		health_close(c, "write error");
+	}
+}
+
+static void
+health_timeout_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
+{
+	health_close(conn_of(w->data), "timeout");
+}
+
+static struct health_conn *
+conn_of_wc(struct worker_conn *wc)
+{
+	return conn_of((char *)wc - offsetof(struct health_conn, wc));
+}
+
+static void
+health_drain(struct worker_conn *wc)
+{
+	struct health_conn *c = conn_of_wc(wc);
+
+	c->draining = true;
+	if (c->state == HS_READING && c->len == 0)
+		health_close(c, "draining");
+}
+
+static void
+health_abort(struct worker_conn *wc)
+{
+	health_close(conn_of_wc(wc), "shutdown");
+}
+
+void
+health_accept(struct worker *wk, int fd)
+{
+	struct health_conn *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		log_warnx("health: out of memory");
+		close(fd);
+		return;
+	}
+	c->magic = HEALTH_MAGIC;
+	c->wk = wk;
+	c->fd = fd;
+	c->wc.nfds = 1;
+	c->wc.drain = health_drain;
+	c->wc.abort = health_abort;
+	http1_parser_init(&c->parser);
+	worker_conn_add(wk, &c->wc);
+	ev_timer_init(&c->timer, health_timeout_cb, HEALTH_TIMEOUT, 0.);
+	c->timer.data = c;
+	ev_timer_start(worker_loop(wk), &c->timer);
+	set_state(c, HS_READING);
+}

@@ -1,0 +1,416 @@
+/*
+ * image.c - the flat config image (see image.h).
+ *
+ * Layout: a sequence of little fields in host byte order (the image never
+ * leaves the machine), strings and blobs as a u32 length and the bytes:
+ *
+ *   magic version generation
+ *   workers max-connections shutdown-timeout health-port level format
+ *   rate-rps(bits) rate-burst body-limit
+ *   nlisteners { family addr[16] https-port http-port bind cert key
+ *                nsites { host wildcard upstream addrlen addr
+ *                         connect-timeout request-timeout cert key } }
+ *   magic
+ */
+#include "autoconf.h"
+
+#include <arpa/inet.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "image.h"
+#include "util.h"
+
+#define IMAGE_MAX	(256u * 1024 * 1024)
+#define STR_MAX		1024
+/* The fewest bytes a listener / a site can take: bounds counts early. */
+#define LISTENER_MIN	(1 + 16 + 2 + 2 + 4 + 4 + 4 + 4)
+#define SITE_MIN	(4 + 1 + 4 + 4 + 4 + 4 + 4 + 4)
+
+/* Writes into a buffer of fixed size; with p NULL it only counts. */
+struct wbuf {
+	unsigned char	*p;
+	size_t		 len;
+	size_t		 cap;
+	bool		 err;
+};
+
+struct rbuf {
+	const unsigned char *p;
+	size_t		 len;
+	size_t		 off;
+	bool		 err;
+};
+
+static void
+put(struct wbuf *w, const void *d, size_t n)
+{
+	if (w->err)
+		return;
+	if (n > IMAGE_MAX - w->len) {
+		w->err = true;
+		return;
+	}
+	if (w->p != NULL) {
+		if (n > w->cap - w->len) {
+			w->err = true;
+			return;
+		}
+		memcpy(w->p + w->len, d, n);
+	}
+	w->len += n;
+}
+
+static void put_u8(struct wbuf *w, uint8_t v) { put(w, &v, sizeof(v)); }
+static void put_u16(struct wbuf *w, uint16_t v) { put(w, &v, sizeof(v)); }
+static void put_u32(struct wbuf *w, uint32_t v) { put(w, &v, sizeof(v)); }
+static void put_u64(struct wbuf *w, uint64_t v) { put(w, &v, sizeof(v)); }
+
+static void
+put_bytes(struct wbuf *w, const void *d, size_t n)
+{
+	if (n > UINT32_MAX) {
+		w->err = true;
+		return;
+	}
+	put_u32(w, (uint32_t)n);
+	if (n > 0)
+		put(w, d, n);
+}
+
+static void
+put_str(struct wbuf *w, const char *s)
+{
+	put_bytes(w, s, s != NULL ? strlen(s) : 0);
+}
+
+static void
+put_site(struct wbuf *w, const struct config_site *s)
+{
+	put_str(w, s->host);
+	put_u8(w, s->wildcard);
+	put_str(w, s->upstream);
+	put_bytes(w, &s->upstream_addr, s->upstream_addrlen);
+	put_u32(w, s->connect_timeout);
+	put_u32(w, s->request_timeout);
+	put_bytes(w, s->tls.cert.data, s->tls.cert.len);
+	put_bytes(w, s->tls.key.data, s->tls.key.len);
+}
+
+static void
+put_listener(struct wbuf *w, const struct config_listener *l)
+{
+	unsigned char addr[16];
+	size_t i;
+
+	memset(addr, 0, sizeof(addr));
+	memcpy(addr, &l->addr, l->family == AF_INET ? 4 : 16);
+	put_u8(w, (uint8_t)l->family);
+	put(w, addr, sizeof(addr));
+	put_u16(w, l->https_port);
+	put_u16(w, l->http_port);
+	put_str(w, l->bind);
+	put_bytes(w, l->tls.cert.data, l->tls.cert.len);
+	put_bytes(w, l->tls.key.data, l->tls.key.len);
+	put_u32(w, (uint32_t)l->nsites);
+	for (i = 0; i < l->nsites; i++)
+		put_site(w, &l->sites[i]);
+}
+
+int
+image_encode(const struct config *cfg, uint64_t gen, unsigned char **out,
+    size_t *outlen)
+{
+	struct wbuf w = { 0 };
+	uint64_t rps;
+	size_t i;
+
+	/*
+	 * A first pass counts, the second writes into a buffer of exactly
+	 * that size: no realloc ever leaves a stray copy of a private key
+	 * in freed memory.
+	 */
+	for (int pass = 0; pass < 2; pass++) {
+		w.len = 0;
+		put_u32(&w, IMAGE_MAGIC);
+		put_u32(&w, IMAGE_VERSION);
+		put_u64(&w, gen);
+		put_u32(&w, cfg->workers);
+		put_u32(&w, cfg->max_connections);
+		put_u32(&w, cfg->shutdown_timeout);
+		put_u16(&w, cfg->health_port);
+		put_u8(&w, (uint8_t)cfg->log_level);
+		put_u8(&w, (uint8_t)cfg->log_format);
+		memcpy(&rps, &cfg->rate_rps, sizeof(rps));
+		put_u64(&w, rps);
+		put_u32(&w, cfg->rate_burst);
+		put_u64(&w, cfg->body_limit);
+		put_u32(&w, (uint32_t)cfg->nlisteners);
+		for (i = 0; i < cfg->nlisteners; i++)
+			put_listener(&w, &cfg->listeners[i]);
+		put_u32(&w, IMAGE_MAGIC);
+		if (w.err)
+			break;
+		if (pass == 0) {
+			if ((w.p = malloc(w.len)) == NULL)
+				return -1;
+			w.cap = w.len;
+		}
+	}
+	if (w.err || w.len != w.cap) {
+		if (w.p != NULL)
+			explicit_bzero(w.p, w.cap);
+		free(w.p);
+		return -1;
+	}
+	*out = w.p;
+	*outlen = w.len;
+	return 0;
+}
+
+static const unsigned char *
+get(struct rbuf *r, size_t n)
+{
+	const unsigned char *p;
+
+	if (r->err || n > r->len - r->off) {
+		r->err = true;
+		return NULL;
+	}
+	p = r->p + r->off;
+	r->off += n;
+	return p;
+}
+
+#define GETTER(name, type)						\
+static type								\
+name(struct rbuf *r)							\
+{									\
+	const unsigned char *p = get(r, sizeof(type));			\
+	type v = 0;							\
+									\
+	if (p != NULL)							\
+		memcpy(&v, p, sizeof(v));				\
+	return v;							\
+}
+GETTER(get_u8, uint8_t)
+GETTER(get_u16, uint16_t)
+GETTER(get_u32, uint32_t)
+GETTER(get_u64, uint64_t)
+
+/* A length-prefixed byte string, copied and NUL-terminated. */
+static int
+get_blob(struct rbuf *r, size_t max, struct config_blob *b)
+{
+	uint32_t n = get_u32(r);
+	const unsigned char *p;
+
+	if (r->err || n > max || (p = get(r, n)) == NULL) {
+		r->err = true;
+		return -1;
+	}
+	if ((b->data = malloc((size_t)n + 1)) == NULL) {
+		r->err = true;
+		return -1;
+	}
+	memcpy(b->data, p, n);
+	b->data[n] = '\0';
+	b->len = n;
+	return 0;
+}
+
+/* A printable ASCII string of 1..max bytes (0..max if it may be empty). */
+static char *
+get_str(struct rbuf *r, size_t max, bool may_be_empty)
+{
+	struct config_blob b = { NULL, 0 };
+	size_t i;
+
+	if (get_blob(r, max, &b) == -1)
+		return NULL;
+	for (i = 0; i < b.len; i++)
+		if (b.data[i] < 0x21 || b.data[i] > 0x7e)
+			r->err = true;
+	if (b.len == 0 && !may_be_empty)
+		r->err = true;
+	if (r->err) {
+		free(b.data);
+		return NULL;
+	}
+	return (char *)b.data;
+}
+
+static void
+get_tls(struct rbuf *r, struct config_tls *t, bool required)
+{
+	if (get_blob(r, CONFIG_PEM_MAX, &t->cert) == -1 ||
+	    get_blob(r, CONFIG_PEM_MAX, &t->key) == -1)
+		return;
+	/* Both or neither; a listener must have them. */
+	if ((t->cert.len == 0) != (t->key.len == 0) ||
+	    (required && t->cert.len == 0))
+		r->err = true;
+}
+
+static bool
+host_ok(const char *h, bool wildcard)
+{
+	size_t i, len = strlen(h);
+
+	for (i = 0; i < len; i++)
+		if (h[i] >= 'A' && h[i] <= 'Z')
+			return false;
+	if (wildcard != (len > 2 && h[0] == '*' && h[1] == '.'))
+		return false;
+	return config_check_hostname(h, len, wildcard) == 0 &&
+	    h[len - 1] != '.';
+}
+
+static bool
+sockaddr_ok(const struct config_site *s)
+{
+	sa_family_t fam = s->upstream_addr.ss_family;
+
+	if (fam == AF_INET)
+		return s->upstream_addrlen == sizeof(struct sockaddr_in);
+	if (fam == AF_INET6)
+		return s->upstream_addrlen == sizeof(struct sockaddr_in6);
+	return false;
+}
+
+static void
+get_site(struct rbuf *r, struct config_site *s)
+{
+	uint32_t alen;
+	const unsigned char *a;
+
+	uint8_t wild;
+
+	if ((s->host = get_str(r, CONFIG_HOST_MAX, false)) == NULL)
+		return;
+	/* Only canonical encodings: encode(decode(x)) must give back x. */
+	if ((wild = get_u8(r)) > 1)
+		r->err = true;
+	s->wildcard = wild == 1;
+	if (!host_ok(s->host, s->wildcard))
+		r->err = true;
+	if ((s->upstream = get_str(r, STR_MAX, false)) == NULL)
+		return;
+	alen = get_u32(r);
+	if (alen > sizeof(s->upstream_addr) || (a = get(r, alen)) == NULL) {
+		r->err = true;
+		return;
+	}
+	memcpy(&s->upstream_addr, a, alen);
+	s->upstream_addrlen = alen;
+	if (!sockaddr_ok(s))
+		r->err = true;
+	s->connect_timeout = get_u32(r);
+	s->request_timeout = get_u32(r);
+	if (s->connect_timeout < 1 || s->connect_timeout > 3600 ||
+	    s->request_timeout < 1 || s->request_timeout > 86400)
+		r->err = true;
+	get_tls(r, &s->tls, false);
+}
+
+static void
+get_listener(struct rbuf *r, struct config_listener *l)
+{
+	static const unsigned char zeros[12];
+	const unsigned char *addr;
+	uint32_t n, i;
+
+	l->family = get_u8(r);
+	if ((addr = get(r, 16)) == NULL)
+		return;
+	if (l->family != AF_INET && l->family != AF_INET6) {
+		r->err = true;
+		return;
+	}
+	memcpy(&l->addr, addr, l->family == AF_INET ? 4 : 16);
+	/* An IPv4 address is followed by zeros, as encoded. */
+	if (l->family == AF_INET && memcmp(addr + 4, zeros, 12) != 0)
+		r->err = true;
+	l->https_port = get_u16(r);
+	l->http_port = get_u16(r);
+	if (l->https_port == 0 || l->https_port == l->http_port)
+		r->err = true;
+	if ((l->bind = get_str(r, INET6_ADDRSTRLEN + 2, false)) == NULL)
+		return;
+	get_tls(r, &l->tls, true);
+	n = get_u32(r);
+	if (r->err || n == 0 || n > CONFIG_MAX_SITES ||
+	    n > (r->len - r->off) / SITE_MIN) {
+		r->err = true;
+		return;
+	}
+	if ((l->sites = calloc(n, sizeof(*l->sites))) == NULL) {
+		r->err = true;
+		return;
+	}
+	l->nsites = n;
+	for (i = 0; i < n && !r->err; i++)
+		get_site(r, &l->sites[i]);
+}
+
+static void
+get_globals(struct rbuf *r, struct config *cfg)
+{
+	uint64_t rps;
+	uint8_t lvl, fmt;
+
+	cfg->workers = get_u32(r);
+	cfg->max_connections = get_u32(r);
+	cfg->shutdown_timeout = get_u32(r);
+	cfg->health_port = get_u16(r);
+	lvl = get_u8(r);
+	fmt = get_u8(r);
+	rps = get_u64(r);
+	memcpy(&cfg->rate_rps, &rps, sizeof(rps));
+	cfg->rate_burst = get_u32(r);
+	cfg->body_limit = get_u64(r);
+	if (cfg->workers > CONFIG_MAX_WORKERS ||
+	    cfg->max_connections < 16 || cfg->max_connections > 1000000 ||
+	    cfg->shutdown_timeout > 3600 || lvl > LOG_LEVEL_DEBUG ||
+	    fmt > LOG_FORMAT_JSON || !isfinite(cfg->rate_rps) ||
+	    !(cfg->rate_rps > 0 && cfg->rate_rps <= 1e6) ||
+	    cfg->rate_burst < 1 || cfg->rate_burst > 1000000 ||
+	    cfg->body_limit > ((uint64_t)1 << 50))
+		r->err = true;
+	cfg->log_level = (enum log_level)lvl;
+	cfg->log_format = (enum log_format)fmt;
+}
+
+int
+image_decode(const unsigned char *buf, size_t len, struct config **out,
+    uint64_t *gen)
+{
+	struct rbuf r = { buf, len, 0, false };
+	struct config *cfg;
+	uint32_t n, i;
+
+	*out = NULL;
+	if (get_u32(&r) != IMAGE_MAGIC || get_u32(&r) != IMAGE_VERSION)
+		return -1;
+	*gen = get_u64(&r);
+	if ((cfg = calloc(1, sizeof(*cfg))) == NULL)
+		return -1;
+	get_globals(&r, cfg);
+	n = get_u32(&r);
+	if (r.err || n == 0 || n > CONFIG_MAX_LISTENERS ||
+	    n > (r.len - r.off) / LISTENER_MIN)
+		goto fail;
+	if ((cfg->listeners = calloc(n, sizeof(*cfg->listeners))) == NULL)
+		goto fail;
+	cfg->nlisteners = n;
+	for (i = 0; i < n && !r.err; i++)
+		get_listener(&r, &cfg->listeners[i]);
+	if (get_u32(&r) != IMAGE_MAGIC || r.err || r.off != r.len)
+		goto fail;
+	*out = cfg;
+	return 0;
+fail:
+	config_free(cfg);
+	return -1;
+}

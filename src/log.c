@@ -1,0 +1,374 @@
+/*
+ * log.c - the one logging API (see log.h).
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* Room kept free for the terminator and the truncation marker. */
+#define LOG_RESERVE	32
+
+static const char	*log_proc = "portcullis";
+static int		 log_worker = -1;
+static enum log_level	 log_level = LOG_LEVEL_INFO;
+static enum log_format	 log_format = LOG_FORMAT_TEXT;
+
+static const char *const level_names[] = { "error", "warn", "info", "debug" };
+static const char *const level_tags[] = { "ERROR", "WARN", "INFO", "DEBUG" };
+
+void
+log_init(const char *proc, int worker_id)
+{
+	log_proc = proc;
+	log_worker = worker_id;
+}
+
+void
+log_configure(enum log_level level, enum log_format format)
+{
+	log_level = level;
+	log_format = format;
+}
+
+bool
+log_enabled(enum log_level level)
+{
+	return level <= log_level;
+}
+
+int
+log_level_parse(const char *s, enum log_level *out)
+{
+	size_t i;
+
+	for (i = 0; i < nitems(level_names); i++) {
+		if (strcmp(s, level_names[i]) == 0) {
+			*out = (enum log_level)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int
+log_format_parse(const char *s, enum log_format *out)
+{
+	if (strcmp(s, "text") == 0)
+		*out = LOG_FORMAT_TEXT;
+	else if (strcmp(s, "json") == 0)
+		*out = LOG_FORMAT_JSON;
+	else
+		return -1;
+	return 0;
+}
+
+static int
+text_plain(unsigned char c)
+{
+	return c > 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
+/*
+ * The escape sequence for one byte inside a quoted value: the same short
+ * escapes for both formats; other bytes outside 0x20-0x7e become \xHH in
+ * text and \u00HH in JSON.
+ */
+static size_t
+escape_byte(unsigned char c, char *out, bool json)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+
+	switch (c) {
+	case '"': case '\\':
+		out[0] = '\\'; out[1] = (char)c; return 2;
+	case '\n':
+		out[0] = '\\'; out[1] = 'n'; return 2;
+	case '\r':
+		out[0] = '\\'; out[1] = 'r'; return 2;
+	case '\t':
+		out[0] = '\\'; out[1] = 't'; return 2;
+	}
+	if (c >= 0x20 && c < 0x7f) {
+		out[0] = (char)c;
+		return 1;
+	}
+	out[n++] = '\\';
+	if (json) {
+		memcpy(out + n, "u00", 3);
+		n += 3;
+	} else
+		out[n++] = 'x';
+	out[n++] = hex[c >> 4];
+	out[n++] = hex[c & 15];
+	return n;
+}
+
+/* Quote and escape src into dst, always closing the quote. */
+static size_t
+escape_quoted(const char *src, size_t len, char *dst, size_t dstsz, bool *cut,
+    bool json)
+{
+	size_t i, pos = 0, limit = dstsz - 1;
+	char seq[6];
+
+	*cut = false;
+	dst[pos++] = '"';
+	for (i = 0; i < len; i++) {
+		size_t n = escape_byte((unsigned char)src[i], seq, json);
+
+		if (pos + n > limit) {
+			*cut = true;
+			break;
+		}
+		memcpy(dst + pos, seq, n);
+		pos += n;
+	}
+	dst[pos++] = '"';
+	return pos;
+}
+
+size_t
+log_escape_text(const char *src, size_t len, char *dst, size_t dstsz, bool *cut)
+{
+	size_t i, n;
+	bool plain = len > 0;
+
+	for (i = 0; i < len && plain; i++)
+		plain = text_plain((unsigned char)src[i]);
+	if (!plain)
+		return escape_quoted(src, len, dst, dstsz, cut, false);
+	n = MINIMUM(len, dstsz);
+	memcpy(dst, src, n);
+	*cut = n < len;
+	return n;
+}
+
+size_t
+log_escape_json(const char *src, size_t len, char *dst, size_t dstsz, bool *cut)
+{
+	return escape_quoted(src, len, dst, dstsz, cut, true);
+}
+
+static size_t
+log_timestamp(char *buf, size_t sz)
+{
+	struct timespec ts;
+	struct tm tm;
+	size_t n;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	n = strftime(buf, sz, "%Y-%m-%dT%H:%M:%S", &tm);
+	n += (size_t)snprintf(buf + n, sz - n, ".%03ldZ", ts.tv_nsec / 1000000);
+	return n;
+}
+
+/* Append raw bytes if they fit in the space before the reserve. */
+static bool
+ev_append(struct log_event *ev, const char *s, size_t n)
+{
+	if (ev->len + n > LOG_LINE_MAX - LOG_RESERVE) {
+		ev->truncated = true;
+		return false;
+	}
+	memcpy(ev->buf + ev->len, s, n);
+	ev->len += n;
+	return true;
+}
+
+static void
+ev_begin(struct log_event *ev, const char *jsonkey, const char *jsonval,
+    const char *texttag)
+{
+	char ts[40];
+	size_t tslen = log_timestamp(ts, sizeof(ts));
+
+	ev->len = 0;
+	ev->truncated = false;
+	ev->json = log_format == LOG_FORMAT_JSON;
+	if (ev->json) {
+		ev_append(ev, "{\"time\":\"", 9);
+		ev_append(ev, ts, tslen);
+		ev_append(ev, "\",\"", 3);
+		ev_append(ev, jsonkey, strlen(jsonkey));
+		ev_append(ev, "\":\"", 3);
+		ev_append(ev, jsonval, strlen(jsonval));
+		ev_append(ev, "\"", 1);
+	} else {
+		ev_append(ev, ts, tslen);
+		ev_append(ev, " ", 1);
+		ev_append(ev, texttag, strlen(texttag));
+	}
+}
+
+void
+log_event_begin(struct log_event *ev, const char *event)
+{
+	char lower[64];
+	size_t i;
+
+	for (i = 0; event[i] != '\0' && i < sizeof(lower) - 1; i++)
+		lower[i] = util_lower(event[i]);
+	lower[i] = '\0';
+	ev_begin(ev, "event", lower, event);
+}
+
+/*
+ * Start a field if its key and at least vmin bytes of value fit; otherwise
+ * leave it out and mark the event truncated.  Returns the room left for
+ * the value (at least vmin), or 0.
+ */
+static size_t
+ev_key(struct log_event *ev, const char *key, size_t vmin)
+{
+	size_t klen = strlen(key);
+	size_t need = klen + (ev->json ? 4 : 2) + vmin;
+
+	if (ev->len + need > LOG_LINE_MAX - LOG_RESERVE) {
+		ev->truncated = true;
+		return 0;
+	}
+	if (ev->json) {
+		ev_append(ev, ",\"", 2);
+		ev_append(ev, key, klen);
+		ev_append(ev, "\":", 2);
+	} else {
+		ev_append(ev, " ", 1);
+		ev_append(ev, key, klen);
+		ev_append(ev, "=", 1);
+	}
+	return LOG_LINE_MAX - LOG_RESERVE - ev->len;
+}
+
+void
+log_event_str(struct log_event *ev, const char *key, const char *val,
+    size_t len)
+{
+	size_t room, n;
+	bool cut;
+
+	/* Room for at least an empty quoted value, "". */
+	if ((room = ev_key(ev, key, 2)) == 0)
+		return;
+	if (ev->json)
+		n = log_escape_json(val, len, ev->buf + ev->len, room, &cut);
+	else
+		n = log_escape_text(val, len, ev->buf + ev->len, room, &cut);
+	ev->len += n;
+	if (cut)
+		ev->truncated = true;
+}
+
+void
+log_event_cstr(struct log_event *ev, const char *key, const char *val)
+{
+	log_event_str(ev, key, val, strlen(val));
+}
+
+void
+log_event_uint(struct log_event *ev, const char *key, uint64_t val)
+{
+	char num[24];
+	int n = snprintf(num, sizeof(num), "%llu", (unsigned long long)val);
+
+	if (ev_key(ev, key, (size_t)n) > 0)
+		ev_append(ev, num, (size_t)n);
+}
+
+void
+log_event_end(struct log_event *ev)
+{
+	int saved = errno;
+	const char *tail;
+
+	/* The reserve guarantees room for the marker and the terminator. */
+	if (ev->truncated) {
+		tail = ev->json ? ",\"truncated\":true" : " truncated=1";
+		memcpy(ev->buf + ev->len, tail, strlen(tail));
+		ev->len += strlen(tail);
+	}
+	if (ev->json)
+		ev->buf[ev->len++] = '}';
+	ev->buf[ev->len++] = '\n';
+	(void)util_write_all(STDERR_FILENO, ev->buf, ev->len);
+	errno = saved;
+}
+
+static void
+log_vmsg(enum log_level level, int errnum, const char *fmt, va_list ap)
+{
+	struct log_event ev;
+	char msg[LOG_LINE_MAX / 2];
+	int n;
+
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof(msg))
+		n = (int)sizeof(msg) - 1;
+	if (errnum != 0)
+		n += snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s",
+		    strerror(errnum));
+	if ((size_t)n >= sizeof(msg))
+		n = (int)sizeof(msg) - 1;
+
+	ev_begin(&ev, "level", level_names[level], level_tags[level]);
+	log_event_cstr(&ev, "proc", log_proc);
+	if (log_worker >= 0)
+		log_event_uint(&ev, "worker", (uint64_t)log_worker);
+	log_event_uint(&ev, "pid", (uint64_t)getpid());
+	log_event_str(&ev, "msg", msg, (size_t)n);
+	log_event_end(&ev);
+}
+
+#define LOG_FN(name, level, with_errno)					\
+void									\
+name(const char *fmt, ...)						\
+{									\
+	int saved = errno;						\
+	va_list ap;							\
+									\
+	if (!log_enabled(level))					\
+		return;							\
+	va_start(ap, fmt);						\
+	log_vmsg(level, (with_errno) ? saved : 0, fmt, ap);		\
+	va_end(ap);							\
+	errno = saved;							\
+}
+
+LOG_FN(log_warn, LOG_LEVEL_WARN, 1)
+LOG_FN(log_warnx, LOG_LEVEL_WARN, 0)
+LOG_FN(log_errorx, LOG_LEVEL_ERROR, 0)
+LOG_FN(log_info, LOG_LEVEL_INFO, 0)
+LOG_FN(log_debug, LOG_LEVEL_DEBUG, 0)
+
+void
+fatal(const char *fmt, ...)
+{
+	int saved = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vmsg(LOG_LEVEL_ERROR, saved, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vmsg(LOG_LEVEL_ERROR, 0, fmt, ap);
+	va_end(ap);
+	exit(1);
+}

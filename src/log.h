@@ -1,0 +1,95 @@
+/*
+ * log.h - the one logging API.
+ *
+ * Every line goes to file descriptor 2 with a single write(2), so lines from
+ * the master and all workers never interleave inside a line.  When
+ * logging.file is set the master opens it and makes it fd 2 of every process
+ * (log_reopen); otherwise fd 2 is whatever stderr the master was started with.
+ *
+ * Text format: "2026-11-22T10:00:00.123Z LEVEL key=value ...", timestamp
+ * (ISO-8601 UTC) first.  JSON format: one object per line.  Every value that
+ * may come from a client is escaped (log_escape_text / log_escape_json), so
+ * one event can never become two lines or forge another field.
+ *
+ * errno is preserved across every call.
+ */
+#ifndef PORTCULLIS_LOG_H
+#define PORTCULLIS_LOG_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+enum log_level {
+	LOG_LEVEL_ERROR = 0,
+	LOG_LEVEL_WARN,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_DEBUG,
+};
+
+enum log_format {
+	LOG_FORMAT_TEXT = 0,
+	LOG_FORMAT_JSON,
+};
+
+/* One line, at most; must stay <= PIPE_BUF so a write to a pipe is atomic. */
+#define LOG_LINE_MAX	4096
+
+/* Who is logging: "master" or "worker" (with its index), and how. */
+void	 log_init(const char *proc, int worker_id);
+void	 log_configure(enum log_level level, enum log_format format);
+bool	 log_enabled(enum log_level level);
+
+int	 log_level_parse(const char *s, enum log_level *out);
+int	 log_format_parse(const char *s, enum log_format *out);
+
+/* Messages.  log_warn and fatal append strerror(errno). */
+void	 log_warn(const char *fmt, ...) PRINTFLIKE(1, 2);
+void	 log_warnx(const char *fmt, ...) PRINTFLIKE(1, 2);
+void	 log_errorx(const char *fmt, ...) PRINTFLIKE(1, 2);
+void	 log_info(const char *fmt, ...) PRINTFLIKE(1, 2);
+void	 log_debug(const char *fmt, ...) PRINTFLIKE(1, 2);
+void	 fatal(const char *fmt, ...) PRINTFLIKE(1, 2) NORETURN;
+void	 fatalx(const char *fmt, ...) PRINTFLIKE(1, 2) NORETURN;
+
+/*
+ * Structured events (access lines, RATE_LIMIT ...).  Always written,
+ * whatever the level.  A field that does not fit is cut and the event gets
+ * "truncated=1"; the line stays one line.
+ */
+struct log_event {
+	char	 buf[LOG_LINE_MAX];
+	size_t	 len;
+	bool	 truncated;
+	bool	 json;
+};
+
+void	 log_event_begin(struct log_event *ev, const char *event);
+void	 log_event_str(struct log_event *ev, const char *key, const char *val,
+	    size_t len);
+void	 log_event_cstr(struct log_event *ev, const char *key, const char *val);
+void	 log_event_uint(struct log_event *ev, const char *key, uint64_t val);
+void	 log_event_end(struct log_event *ev);
+
+/*
+ * Escape src[0..len) as one text-format value into dst (size dstsz, which
+ * must be at least 3).  A value of printable ASCII without '"' or '\\' is
+ * copied as is; anything else is quoted, with \" \\ \n \r \t and \xHH for
+ * every other byte outside 0x20-0x7E.  Returns the bytes written (not
+ * NUL-terminated) and sets *cut when the value had to be shortened; the
+ * result is always a complete token (a cut never splits an escape).
+ */
+size_t	 log_escape_text(const char *src, size_t len, char *dst, size_t dstsz,
+	    bool *cut);
+
+/*
+ * The same as a JSON string including its quotes: \" \\ \n \r \t, and
+ * \u00XX for other control bytes and every byte >= 0x7F.
+ */
+size_t	 log_escape_json(const char *src, size_t len, char *dst, size_t dstsz,
+	    bool *cut);
+
+#endif /* PORTCULLIS_LOG_H */

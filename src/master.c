@@ -1,0 +1,816 @@
+/*
+ * master.c - the privileged master process (see master.h).
+ */
+#include "autoconf.h"
+
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ev.h>
+#include <systemd/sd-daemon.h>
+
+#include "admin.h"
+#include "control.h"
+#include "image.h"
+#include "listen.h"
+#include "log.h"
+#include "master.h"
+#include "privs.h"
+#include "shm.h"
+#include "util.h"
+#include "worker.h"
+
+extern char **environ;
+
+struct master;
+
+struct mworker {
+	struct master	*m;
+	unsigned	 id;
+	pid_t		 pid;		/* 0: not running */
+	int		 ctl;		/* -1: not running */
+	ev_io		 ctl_w;
+	ev_timer	 respawn_w;
+	bool		 ready;
+	uint64_t	 acked;		/* newest generation it applied */
+	double		 started;
+	double		 backoff;	/* delay of the next respawn */
+};
+
+struct master {
+	struct ev_loop		*loop;
+	struct config_opts	 opts;
+	struct config		*cfg;
+	struct privs_user	 user;
+	struct shm		 shm;
+	int			 cfg_ro_fd;	/* config part, read-only */
+	int			 exe_fd;	/* our own binary */
+	struct listen_sock	 socks[LISTEN_MAX];
+	size_t			 nsocks;
+	struct admin		*admin;
+	struct mworker		*w;
+	unsigned		 nw;
+	uint64_t		 gen;
+	double			 start;
+	bool			 ready_sent;
+	bool			 stopping;
+
+	/* A reload waits for every running worker to ack gen. */
+	bool			 reloading;
+	bool			 reload_again;
+	struct admin_client	*waiting[ADMIN_MAX_CLIENTS];
+	size_t			 nwaiting;
+	struct admin_client	*queued[ADMIN_MAX_CLIENTS];
+	size_t			 nqueued;
+	ev_timer		 reload_w;
+
+	ev_signal		 sig_w[4];
+	ev_child		 child_w;
+	ev_timer		 stop_w;
+};
+
+static void	spawn(struct master *, struct mworker *);
+static void	reload_start(struct master *);
+
+static void PRINTFLIKE(1, 2)
+notify(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	(void)sd_notify(0, buf);
+}
+
+static unsigned
+running_workers(const struct master *m, bool ready_only)
+{
+	unsigned i, n = 0;
+
+	for (i = 0; i < m->nw; i++)
+		if (m->w[i].pid != 0 && (!ready_only || m->w[i].ready))
+			n++;
+	return n;
+}
+
+static void
+notify_status(struct master *m, const char *extra)
+{
+	notify("STATUS=%u workers serving generation %llu%s",
+	    running_workers(m, true), (unsigned long long)m->gen, extra);
+}
+
+/* ---- the worker's side of fork: arrange descriptors and exec ---- */
+
+static void NORETURN
+child_fail(const char *what)
+{
+	char buf[256];
+	int n;
+
+	n = snprintf(buf, sizeof(buf), "portcullis: worker start: %s: %s\n",
+	    what, strerror(errno));
+	if (n > 0)
+		(void)util_write_all(STDERR_FILENO, buf, (size_t)n);
+	_exit(127);
+}
+
+static void NORETURN
+child_exec(struct master *m, struct mworker *w, int ctl)
+{
+	int src[3 + LISTEN_MAX + 1], tmp[3 + LISTEN_MAX + 1];
+	char *argv[] = { (char *)"portcullis-worker", NULL };
+	char idbuf[16];
+	sigset_t none;
+	size_t i, n = 0;
+	int exe;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	src[n++] = ctl;
+	src[n++] = m->cfg_ro_fd;
+	src[n++] = m->shm.state_fd;
+	for (i = 0; i < m->nsocks; i++)
+		src[n++] = m->socks[i].fd;
+	src[n++] = m->exe_fd;
+	/* Lift every source above the target range, then lay them out. */
+	for (i = 0; i < n; i++)
+		if ((tmp[i] = fcntl(src[i], F_DUPFD_CLOEXEC,
+		    WORKER_FD_CONTROL + (int)n)) == -1)
+			child_fail("dup");
+	for (i = 0; i < n; i++)
+		if (dup2(tmp[i], WORKER_FD_CONTROL + (int)i) == -1)
+			child_fail("dup2");
+	exe = WORKER_FD_CONTROL + (int)n - 1;
+	if (util_set_cloexec(exe, true) == -1)
+		child_fail("cloexec");
+	close_range((unsigned)exe + 1, ~0U, 0);
+
+	if (privs_switch_user(&m->user) == -1)
+		child_fail("switch user");
+	snprintf(idbuf, sizeof(idbuf), "%u", w->id);
+	if (unsetenv("NOTIFY_SOCKET") == -1 ||
+	    setenv(WORKER_ENV, idbuf, 1) == -1)
+		child_fail("environment");
+	fexecve(exe, argv, environ);
+	child_fail("exec");
+}
+
+/* ---- supervision ---- */
+
+static struct mworker *
+mworker_of(void *data)
+{
+	struct mworker *w = data;
+
+	if (w == NULL || w->m == NULL)
+		fatalx("master: corrupt worker");
+	return w;
+}
+
+static void
+reply_waiting(struct master *m, const char *json)
+{
+	size_t i;
+
+	for (i = 0; i < m->nwaiting; i++)
+		admin_reply(m->waiting[i], json);
+	m->nwaiting = 0;
+}
+
+/* Back to READY; then run the reload that was asked meanwhile, if any. */
+static void
+reload_next(struct master *m)
+{
+	m->reloading = false;
+	notify("READY=1");
+	if (!m->reload_again)
+		return;
+	m->reload_again = false;
+	memcpy(m->waiting, m->queued, m->nqueued * sizeof(m->queued[0]));
+	m->nwaiting = m->nqueued;
+	m->nqueued = 0;
+	reload_start(m);
+}
+
+static void
+reload_done(struct master *m)
+{
+	char json[256];
+	unsigned i, n = 0;
+
+	for (i = 0; i < m->nw; i++)
+		if (m->w[i].pid != 0 && m->w[i].acked >= m->gen)
+			n++;
+	snprintf(json, sizeof(json), "{\"status\":\"ok\",\"generation\":%llu,"
+	    "\"workers\":%u}", (unsigned long long)m->gen, n);
+	log_info("generation %llu is live on %u workers",
+	    (unsigned long long)m->gen, n);
+	reply_waiting(m, json);
+	ev_timer_stop(m->loop, &m->reload_w);
+	notify_status(m, "");
+	reload_next(m);
+}
+
+/* A reload is done when no running worker still has to ack it. */
+static void
+reload_check(struct master *m)
+{
+	unsigned i;
+
+	if (!m->reloading)
+		return;
+	for (i = 0; i < m->nw; i++)
+		if (m->w[i].pid != 0 && m->w[i].acked < m->gen)
+			return;
+	reload_done(m);
+}
+
+static void
+ready_check(struct master *m)
+{
+	if (m->ready_sent || m->stopping || running_workers(m, true) < m->nw)
+		return;
+	m->ready_sent = true;
+	log_info("ready: %u workers serving generation %llu", m->nw,
+	    (unsigned long long)m->gen);
+	notify("READY=1");
+	notify_status(m, "");
+}
+
+static void
+kill_worker(struct mworker *w, const char *why)
+{
+	log_warnx("worker %u (pid %d): %s; killing it", w->id, (int)w->pid,
+	    why);
+	if (w->pid != 0 && kill(w->pid, SIGKILL) == -1)
+		log_warn("kill worker %u", w->id);
+}
+
+static void
+handle_worker_msg(struct master *m, struct mworker *w, const struct ctl_msg *msg)
+{
+	char why[CTL_TEXT_MAX + 64];
+
+	switch (msg->type) {
+	case CTL_READY:
+		w->ready = true;
+		w->acked = msg->gen;
+		log_debug("worker %u (pid %u) ready at generation %llu", w->id,
+		    msg->pid, (unsigned long long)msg->gen);
+		/* Started before the latest publish: bring it up to date. */
+		if (msg->gen < m->gen)
+			(void)control_send_gen(w->ctl, CTL_CONFIG, m->gen);
+		ready_check(m);
+		notify_status(m, "");
+		break;
+	case CTL_ACK:
+		if (msg->gen > w->acked)
+			w->acked = msg->gen;
+		break;
+	case CTL_NACK:
+		snprintf(why, sizeof(why), "rejected generation %llu (%s)",
+		    (unsigned long long)msg->gen, msg->text);
+		kill_worker(w, why);
+		break;
+	default:
+		kill_worker(w, "sent an unexpected control message");
+	}
+	reload_check(m);
+}
+
+static void
+worker_ctl_cb(struct ev_loop *loop, ev_io *iow, int revents UNUSED)
+{
+	struct mworker *w = mworker_of(iow->data);
+	struct ctl_msg msg;
+	int rc;
+
+	while ((rc = control_recv(w->ctl, &msg)) == 1) {
+		if (msg.fd != -1)
+			close(msg.fd);
+		handle_worker_msg(w->m, w, &msg);
+	}
+	if (rc == 0 || (rc == -1 && errno != EAGAIN)) {
+		/* Exiting, or broken: SIGCHLD does the rest. */
+		ev_io_stop(loop, iow);
+		if (rc == -1 && errno == EPROTO)
+			kill_worker(w, "control protocol violation");
+	}
+}
+
+static void
+respawn_cb(struct ev_loop *loop UNUSED, ev_timer *t, int revents UNUSED)
+{
+	struct mworker *w = mworker_of(t->data);
+
+	if (!w->m->stopping && w->pid == 0)
+		spawn(w->m, w);
+}
+
+static void
+spawn(struct master *m, struct mworker *w)
+{
+	int sv[2];
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
+		log_warn("worker %u: socketpair", w->id);
+		goto retry;
+	}
+	if ((pid = fork()) == -1) {
+		log_warn("worker %u: fork", w->id);
+		close(sv[0]);
+		close(sv[1]);
+		goto retry;
+	}
+	if (pid == 0)
+		child_exec(m, w, sv[1]);
+	close(sv[1]);
+	(void)util_set_nonblock(sv[0]);
+	w->pid = pid;
+	w->ctl = sv[0];
+	w->ready = false;
+	w->acked = 0;
+	w->started = ev_now(m->loop);
+	ev_io_init(&w->ctl_w, worker_ctl_cb, w->ctl, EV_READ);
+	w->ctl_w.data = w;
+	ev_io_start(m->loop, &w->ctl_w);
+	/* A reload in flight includes it; READY tells which gen it took. */
+	log_info("worker %u started (pid %d)", w->id, (int)pid);
+	return;
+retry:
+	w->backoff = MINIMUM(MAXIMUM(w->backoff * 2, MASTER_BACKOFF_MIN),
+	    MASTER_BACKOFF_MAX);
+	ev_timer_set(&w->respawn_w, w->backoff, 0.);
+	ev_timer_start(m->loop, &w->respawn_w);
+}
+
+static void
+log_exit(const struct mworker *w, pid_t pid, int status, bool expected)
+{
+	if (WIFSIGNALED(status))
+		log_warnx("worker %u (pid %d) killed by signal %d (%s)%s",
+		    w->id, (int)pid, WTERMSIG(status),
+		    strsignal(WTERMSIG(status)),
+		    WCOREDUMP(status) ? ", core dumped" : "");
+	else if (WEXITSTATUS(status) != 0 || !expected)
+		log_warnx("worker %u (pid %d) exited with status %d", w->id,
+		    (int)pid, WEXITSTATUS(status));
+	else
+		log_info("worker %u (pid %d) exited", w->id, (int)pid);
+}
+
+/*
+ * Respawn at once after a long, healthy life; otherwise wait, doubling the
+ * wait each time, so that a crash loop cannot spin.
+ */
+static void
+schedule_respawn(struct master *m, struct mworker *w)
+{
+	double lived = ev_now(m->loop) - w->started;
+
+	if (lived >= MASTER_HEALTHY_SECS)
+		w->backoff = 0;
+	else
+		w->backoff = MINIMUM(MAXIMUM(w->backoff * 2,
+		    MASTER_BACKOFF_MIN), MASTER_BACKOFF_MAX);
+	if (w->backoff > 0)
+		log_warnx("worker %u lived %.1fs; respawning it in %.1fs",
+		    w->id, lived, w->backoff);
+	ev_timer_set(&w->respawn_w, w->backoff, 0.);
+	ev_timer_start(m->loop, &w->respawn_w);
+}
+
+static void
+child_cb(struct ev_loop *loop, ev_child *c, int revents UNUSED)
+{
+	struct master *m = c->data;
+	struct mworker *w = NULL;
+	unsigned i;
+
+	for (i = 0; i < m->nw; i++)
+		if (m->w[i].pid == c->rpid)
+			w = &m->w[i];
+	if (w == NULL)
+		return;
+	log_exit(w, c->rpid, c->rstatus, m->stopping);
+	ev_io_stop(loop, &w->ctl_w);
+	close(w->ctl);
+	w->ctl = -1;
+	w->pid = 0;
+	w->ready = false;
+	if (m->stopping) {
+		if (running_workers(m, false) == 0)
+			ev_break(loop, EVBREAK_ALL);
+		return;
+	}
+	notify_status(m, "");
+	schedule_respawn(m, w);
+	reload_check(m);
+}
+
+/* ---- reload ---- */
+
+static void
+reload_fail(struct master *m, const char *msg)
+{
+	struct admin_client *c;
+	size_t i;
+
+	log_warnx("reload failed, generation %llu stays live: %s",
+	    (unsigned long long)m->gen, msg);
+	for (i = 0; i < m->nwaiting; i++) {
+		c = m->waiting[i];
+		admin_reply_error(c, msg);
+	}
+	m->nwaiting = 0;
+	notify_status(m, " (last reload failed)");
+	reload_next(m);
+}
+
+/* Validate the file, publish it and tell the workers. */
+static int
+reload_publish(struct master *m, char *err, size_t errsz)
+{
+	struct config_errors errs = { NULL, NULL, 0 };
+	struct config *ncfg;
+	unsigned char *img;
+	const char *what;
+	char buf[128], *joined;
+	size_t len;
+	unsigned i;
+	int rc;
+
+	if (config_load(m->cfg->path, &m->opts, &ncfg, &errs) == -1) {
+		joined = config_errors_join(&errs);
+		snprintf(err, errsz, "%s", joined ? joined : "out of memory");
+		free(joined);
+		config_errors_free(&errs);
+		return -1;
+	}
+	config_errors_free(&errs);
+	if ((what = config_static_change(m->cfg, ncfg, buf, sizeof(buf)))) {
+		snprintf(err, errsz, "%s: '%s' changed, which needs a restart; "
+		    "nothing was applied", ncfg->path, what);
+		config_free(ncfg);
+		return -1;
+	}
+	if (image_encode(ncfg, m->gen + 1, &img, &len) == -1) {
+		snprintf(err, errsz, "%s: cannot build the config image",
+		    ncfg->path);
+		config_free(ncfg);
+		return -1;
+	}
+	rc = shm_publish(&m->shm, img, len, m->gen + 1);
+	explicit_bzero(img, len);
+	free(img);
+	if (rc == -1) {
+		snprintf(err, errsz, "%s: the configuration (%zu bytes) does "
+		    "not fit the shared slot; restart to apply it",
+		    ncfg->path, len);
+		config_free(ncfg);
+		return -1;
+	}
+	config_free(m->cfg);
+	m->cfg = ncfg;
+	m->gen++;
+	for (i = 0; i < m->nw; i++)
+		if (m->w[i].pid != 0)
+			(void)control_send_gen(m->w[i].ctl, CTL_CONFIG, m->gen);
+	return 0;
+}
+
+static void
+reload_start(struct master *m)
+{
+	struct timespec ts;
+	char err[4096];
+
+	m->reloading = true;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	notify("RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)
+	    ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+	log_info("reloading %s", m->cfg->path);
+	if (reload_publish(m, err, sizeof(err)) == -1) {
+		reload_fail(m, err);
+		return;
+	}
+	ev_timer_set(&m->reload_w, MASTER_ACK_TIMEOUT, 0.);
+	ev_timer_start(m->loop, &m->reload_w);
+	reload_check(m);
+}
+
+/* A reload asked while one is in flight runs right after it. */
+static void
+reload_request(struct master *m, struct admin_client *c)
+{
+	if (m->stopping) {
+		if (c != NULL)
+			admin_reply_error(c, "shutting down");
+		return;
+	}
+	if (m->reloading) {
+		m->reload_again = true;
+		if (c != NULL)
+			m->queued[m->nqueued++] = c;
+		return;
+	}
+	if (c != NULL)
+		m->waiting[m->nwaiting++] = c;
+	reload_start(m);
+}
+
+static void
+reload_timeout_cb(struct ev_loop *loop UNUSED, ev_timer *t, int revents UNUSED)
+{
+	struct master *m = t->data;
+	char why[128];
+	unsigned i;
+
+	snprintf(why, sizeof(why), "did not apply generation %llu within "
+	    "%.0fs", (unsigned long long)m->gen, MASTER_ACK_TIMEOUT);
+	/* Its replacement starts with the new generation. */
+	for (i = 0; i < m->nw; i++)
+		if (m->w[i].pid != 0 && m->w[i].acked < m->gen)
+			kill_worker(&m->w[i], why);
+}
+
+/* ---- admin, signals, shutdown ---- */
+
+static void
+admin_cb(void *arg, struct admin_client *c, enum admin_cmd cmd)
+{
+	struct master *m = arg;
+	char json[256];
+
+	if (cmd == ADMIN_CMD_RELOAD) {
+		reload_request(m, c);
+		return;
+	}
+	snprintf(json, sizeof(json), "{\"status\":\"ok\",\"uptime_secs\":%llu,"
+	    "\"sites\":%zu,\"generation\":%llu,\"workers\":%u}",
+	    (unsigned long long)(ev_now(m->loop) - m->start),
+	    config_site_count(m->cfg), (unsigned long long)m->gen,
+	    running_workers(m, true));
+	admin_reply(c, json);
+}
+
+static void
+reopen_log(struct master *m)
+{
+	struct ctl_msg msg;
+	unsigned i;
+	int fd;
+
+	if (m->cfg->log_file == NULL) {
+		log_info("SIGUSR1: logging to stderr, nothing to reopen");
+		return;
+	}
+	fd = open(m->cfg->log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
+	    O_NOCTTY, 0640);
+	if (fd == -1) {
+		log_warn("reopen %s", m->cfg->log_file);
+		return;
+	}
+	if (dup2(fd, STDERR_FILENO) == -1)
+		log_warn("reopen log");
+	memset(&msg, 0, sizeof(msg));
+	msg.type = CTL_REOPEN_LOG;
+	msg.fd = fd;
+	for (i = 0; i < m->nw; i++)
+		if (m->w[i].pid != 0 && control_send(m->w[i].ctl, &msg) == -1)
+			log_warn("reopen log: worker %u", m->w[i].id);
+	close(fd);
+	log_info("log file %s reopened", m->cfg->log_file);
+}
+
+static void
+stop_timeout_cb(struct ev_loop *loop UNUSED, ev_timer *t, int revents UNUSED)
+{
+	struct master *m = t->data;
+	unsigned i;
+
+	for (i = 0; i < m->nw; i++)
+		if (m->w[i].pid != 0)
+			kill_worker(&m->w[i], "still running after the "
+			    "shutdown timeout");
+}
+
+static void
+shutdown_begin(struct master *m, const char *why)
+{
+	size_t i;
+
+	if (m->stopping) {
+		log_warnx("%s again: stopping now", why);
+		stop_timeout_cb(m->loop, &m->stop_w, 0);
+		return;
+	}
+	m->stopping = true;
+	notify("STOPPING=1");
+	log_info("shutting down (%s): draining for up to %us", why,
+	    m->cfg->shutdown_timeout);
+	for (i = 0; i < m->nsocks; i++)
+		close(m->socks[i].fd);
+	m->nsocks = 0;
+	reply_waiting(m, "{\"status\":\"error\",\"message\":\"shutting "
+	    "down\"}");
+	for (i = 0; i < m->nqueued; i++)
+		admin_reply_error(m->queued[i], "shutting down");
+	m->nqueued = 0;
+	admin_close(m->admin);
+	m->admin = NULL;
+	for (i = 0; i < m->nw; i++) {
+		ev_timer_stop(m->loop, &m->w[i].respawn_w);
+		if (m->w[i].pid != 0)
+			(void)control_send_gen(m->w[i].ctl, CTL_DRAIN, 0);
+	}
+	ev_timer_set(&m->stop_w, (double)m->cfg->shutdown_timeout + 2., 0.);
+	ev_timer_start(m->loop, &m->stop_w);
+	if (running_workers(m, false) == 0)
+		ev_break(m->loop, EVBREAK_ALL);
+}
+
+static void
+signal_cb(struct ev_loop *loop UNUSED, ev_signal *s, int revents UNUSED)
+{
+	struct master *m = s->data;
+
+	switch (s->signum) {
+	case SIGHUP:
+		reload_request(m, NULL);
+		break;
+	case SIGUSR1:
+		reopen_log(m);
+		break;
+	default:
+		shutdown_begin(m, s->signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	}
+}
+
+/* ---- start-up ---- */
+
+static void
+setup_stdio(const struct config *cfg)
+{
+	int fd;
+
+	if ((fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) != -1) {
+		(void)dup2(fd, STDIN_FILENO);
+		close(fd);
+	}
+	if (cfg->log_file == NULL)
+		return;
+	fd = open(cfg->log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
+	    O_NOCTTY, 0640);
+	if (fd == -1)
+		fatal("cannot open log file %s", cfg->log_file);
+	if (dup2(fd, STDERR_FILENO) == -1)
+		fatal("dup2");
+	close(fd);
+}
+
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static void
+setup_shm(struct master *m)
+{
+	unsigned char *img;
+	size_t len, slot;
+
+	if (image_encode(m->cfg, 1, &img, &len) == -1)
+		fatalx("cannot build the config image");
+	slot = MAXIMUM((size_t)MASTER_SLOT_MIN, len * 4);
+	if (shm_create(&m->shm, slot, MASTER_RATELIMIT_SIZE) == -1)
+		fatal("shared segment");
+	if (shm_publish(&m->shm, img, len, 1) == -1)
+		fatal("shared segment: publish");
+	explicit_bzero(img, len);
+	free(img);
+	m->gen = 1;
+	if ((m->cfg_ro_fd = shm_config_fd_readonly(&m->shm)) == -1)
+		fatal("shared segment: read-only descriptor");
+}
+
+static void
+setup_processes(struct master *m)
+{
+	long ncpu;
+	unsigned i;
+
+	m->nw = m->cfg->workers;
+	if (m->nw == 0) {
+		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		m->nw = ncpu < 1 ? 1 : (unsigned)MINIMUM(ncpu,
+		    (long)SHM_MAX_WORKERS);
+	}
+	if ((m->w = calloc(m->nw, sizeof(*m->w))) == NULL)
+		fatal("calloc");
+	for (i = 0; i < m->nw; i++) {
+		m->w[i].m = m;
+		m->w[i].id = i;
+		m->w[i].ctl = -1;
+		ev_timer_init(&m->w[i].respawn_w, respawn_cb, 0., 0.);
+		m->w[i].respawn_w.data = &m->w[i];
+	}
+}
+
+static void
+setup_loop(struct master *m)
+{
+	static const int sigs[] = { SIGHUP, SIGTERM, SIGINT, SIGUSR1 };
+	size_t i;
+
+	signal(SIGPIPE, SIG_IGN);
+	if ((m->loop = ev_default_loop(EVBACKEND_EPOLL)) == NULL)
+		fatalx("cannot start the event loop");
+	for (i = 0; i < nitems(sigs); i++) {
+		ev_signal_init(&m->sig_w[i], signal_cb, sigs[i]);
+		m->sig_w[i].data = m;
+		ev_signal_start(m->loop, &m->sig_w[i]);
+	}
+	ev_child_init(&m->child_w, child_cb, 0, 0);
+	m->child_w.data = m;
+	ev_child_start(m->loop, &m->child_w);
+	ev_timer_init(&m->reload_w, reload_timeout_cb, MASTER_ACK_TIMEOUT, 0.);
+	m->reload_w.data = m;
+	ev_timer_init(&m->stop_w, stop_timeout_cb, 1., 0.);
+	m->stop_w.data = m;
+	if (m->admin != NULL)
+		admin_start(m->admin, m->loop, admin_cb, m);
+	m->start = ev_now(m->loop);
+}
+
+int
+master_main(struct config *cfg, const struct config_opts *opts)
+{
+	struct master m;
+	unsigned i;
+
+	memset(&m, 0, sizeof(m));
+	m.cfg = cfg;
+	m.opts = *opts;
+	m.exe_fd = m.cfg_ro_fd = -1;
+	log_init("master", -1);
+	log_configure(cfg->log_level, cfg->log_format);
+	setup_stdio(cfg);
+	raise_fd_limit();
+	/* Hold no directory busy; dumps (if any) cannot land in one. */
+	if (chdir("/") == -1)
+		fatal("chdir /");
+	if (privs_lookup_user(cfg->user, &m.user) == -1)
+		fatal("user %s", cfg->user);
+	if (listen_bind_all(cfg, m.socks, &m.nsocks) == -1)
+		fatalx("cannot bind the listeners");
+	if (cfg->admin_socket != NULL &&
+	    (m.admin = admin_open(cfg->admin_socket)) == NULL)
+		fatal("admin socket %s", cfg->admin_socket);
+	setup_shm(&m);
+	if ((m.exe_fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC)) == -1)
+		fatal("/proc/self/exe");
+	if (privs_master_restrict(m.user.switch_user) == -1)
+		fatal("cannot restrict the master's privileges");
+	setup_processes(&m);
+	setup_loop(&m);
+	notify("STATUS=starting %u workers", m.nw);
+	log_info("portcullis %s starting %u workers (%s)", PACKAGE_VERSION,
+	    m.nw, m.user.switch_user ? cfg->user : "same user");
+	for (i = 0; i < m.nw; i++)
+		spawn(&m, &m.w[i]);
+
+	ev_run(m.loop, 0);
+
+	log_info("exiting");
+	admin_close(m.admin);
+	for (i = 0; i < m.nsocks; i++)
+		close(m.socks[i].fd);
+	shm_close(&m.shm);
+	close(m.cfg_ro_fd);
+	close(m.exe_fd);
+	free(m.w);
+	config_free(m.cfg);
+	ev_loop_destroy(m.loop);
+	return 0;
+}

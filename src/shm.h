@@ -1,0 +1,111 @@
+/*
+ * shm.h - the shared-memory segment.
+ *
+ * The segment is two memfds, created by the master before the first fork
+ * and sealed against resizing:
+ *
+ *   config part   header (magic, layout version, generation, TLS ticket key)
+ *                 and two config slots (double buffer).  Only the master can
+ *                 write it: workers get a read-only descriptor, so even a
+ *                 compromised worker cannot change what the others route by.
+ *   state part    per-worker counters and the rate-limit table, written by
+ *                 every worker with atomics.
+ *
+ * Publishing: the master writes the image into the slot the live generation
+ * is not in, then bumps the generation (release).  A worker copies the
+ * slot of the generation it was told about into private memory and checks
+ * that the slot still holds that generation after the copy.  The master
+ * reuses a slot only once every live worker has acknowledged a newer one.
+ */
+#ifndef PORTCULLIS_SHM_H
+#define PORTCULLIS_SHM_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SHM_MAGIC		0x4d485350u	/* "PSHM" */
+#define SHM_LAYOUT_VERSION	1u
+#define SHM_TICKET_KEY_MAX	128
+#define SHM_MAX_WORKERS		256
+
+struct shm_slot {
+	_Atomic uint64_t generation;	/* 0: empty */
+	uint64_t	 len;
+};
+
+struct shm_config_hdr {
+	uint32_t	 magic;
+	uint32_t	 version;
+	uint64_t	 size;		/* of the whole config part */
+	uint64_t	 slot_size;
+	uint64_t	 slot_off[2];
+	_Atomic uint64_t generation;	/* the latest published */
+	struct shm_slot	 slot[2];
+	uint32_t	 ticket_key_len;
+	unsigned char	 ticket_key[SHM_TICKET_KEY_MAX];
+};
+
+/* One cache line per worker, so counters do not share lines. */
+struct shm_counters {
+	_Atomic uint64_t requests;
+	_Atomic uint64_t rate_limited;
+	_Atomic uint64_t active_connections;
+	_Atomic uint64_t bytes_in;
+	_Atomic uint64_t bytes_out;
+	_Atomic uint64_t errors;
+	_Atomic uint64_t pid;
+	uint64_t	 pad;
+};
+
+struct shm_state_hdr {
+	uint32_t	 magic;
+	uint32_t	 version;
+	uint64_t	 size;
+	uint64_t	 counters_off;
+	uint32_t	 max_workers;
+	uint32_t	 pad;
+	uint64_t	 ratelimit_off;	/* reserved for the rate limiter */
+	uint64_t	 ratelimit_size;
+};
+
+struct shm {
+	int		 cfg_fd;
+	int		 state_fd;
+	struct shm_config_hdr *cfg;	/* mapped read-only in workers */
+	size_t		 cfg_size;
+	struct shm_state_hdr *state;
+	size_t		 state_size;
+};
+
+/* Master: create both parts.  slot_size bytes per config slot. */
+int	 shm_create(struct shm *s, size_t slot_size, size_t ratelimit_size);
+
+/* Master: a read-only descriptor of the config part, for a worker. */
+int	 shm_config_fd_readonly(const struct shm *s);
+
+/*
+ * Master: publish image as generation gen.  Returns 0, or -1 if it does
+ * not fit in a slot (errno EFBIG).
+ */
+int	 shm_publish(struct shm *s, const void *image, size_t len, uint64_t gen);
+
+/* The latest published generation. */
+uint64_t shm_generation(const struct shm *s);
+
+/* Worker: map both parts from inherited descriptors and check them. */
+int	 shm_attach(struct shm *s, int cfg_fd, int state_fd);
+
+/*
+ * Worker: copy the image of generation gen (0: the latest) into a new
+ * malloc'd buffer.  Returns 0, or -1 if that generation is not (or no
+ * longer) in its slot.
+ */
+int	 shm_copy_image(const struct shm *s, uint64_t gen, unsigned char **out,
+	    size_t *len, uint64_t *got_gen);
+
+struct shm_counters *shm_counters(const struct shm *s, unsigned worker);
+
+void	 shm_close(struct shm *s);
+
+#endif /* PORTCULLIS_SHM_H */

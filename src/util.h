@@ -1,0 +1,54 @@
+/*
+ * util.h - small helpers shared by every module.
+ */
+#ifndef PORTCULLIS_UTIL_H
+#define PORTCULLIS_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define UNUSED		__attribute__((unused))
+#define NORETURN	__attribute__((noreturn))
+#define PRINTFLIKE(f, a) __attribute__((format(printf, f, a)))
+
+#define nitems(a)	(sizeof(a) / sizeof((a)[0]))
+#define MINIMUM(a, b)	((a) < (b) ? (a) : (b))
+#define MAXIMUM(a, b)	((a) > (b) ? (a) : (b))
+
+/* Sanitizer builds: some hardening steps (PR_SET_DUMPABLE 0) stop LSan. */
+#if defined(__SANITIZE_ADDRESS__)
+#define PORTCULLIS_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PORTCULLIS_ASAN 1
+#endif
+#endif
+
+/*
+ * Strict decimal: all of s[0..len) must be digits, no sign, no space, and
+ * the value must lie in [min, max].  Returns 0 or -1.
+ */
+int	 util_parse_u64(const char *s, size_t len, uint64_t min, uint64_t max,
+	    uint64_t *out);
+
+/* ASCII-only helpers: never locale dependent. */
+static inline char
+util_lower(char c)
+{
+	return (c >= 'A' && c <= 'Z') ? (char)(c + ('a' - 'A')) : c;
+}
+
+bool	 util_strcaseeq(const char *a, size_t alen, const char *b, size_t blen);
+
+/* Monotonic seconds since an arbitrary point. */
+double	 util_now(void);
+
+/* Write all of buf to fd, retrying on EINTR/short writes.  0 or -1. */
+int	 util_write_all(int fd, const void *buf, size_t len);
+
+/* Set O_NONBLOCK / FD_CLOEXEC.  0 or -1. */
+int	 util_set_nonblock(int fd);
+int	 util_set_cloexec(int fd, bool on);
+
+#endif /* PORTCULLIS_UTIL_H */

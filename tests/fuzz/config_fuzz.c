@@ -1,0 +1,256 @@
+/*
+ * config_fuzz.c - libFuzzer target for the configuration parser
+ * (src/config.c) and, through it, the config image (src/image.c).
+ *
+ * The input is a configuration file, parsed in pure mode (no file reads,
+ * user look-ups or DNS).  Either way the result must be consistent:
+ * messages prefixed "fuzz.conf:LINE: " in line order, or a config whose
+ * every field is within the limits the rest of the proxy relies on.  An
+ * accepted config must also survive the trip a worker sees: with PEM
+ * bytes filled in for every certificate path (what config_load reads),
+ * image_encode must succeed, and when every upstream is an address (pure
+ * mode resolves no names) image_decode must give back the same config
+ * and image_encode the same bytes.  Any violation abort()s.
+ *
+ * No main(): tests/fuzz/standalone.c replays files through this function
+ * when libFuzzer is not available.
+ */
+#include "autoconf.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "image.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+
+#define NAME	"fuzz.conf"
+
+#define CHECK(cond) do {						\
+	if (!(cond)) {							\
+		fprintf(stderr, "%s:%d: invariant failed: %s\n",	\
+		    __FILE__, __LINE__, #cond);				\
+		abort();						\
+	}								\
+} while (0)
+
+static void
+check_errors(const struct config_errors *e)
+{
+	size_t	i, total = 0;
+	char	*joined;
+
+	CHECK(e->n >= 1 && e->n <= 100);
+	for (i = 0; i < e->n; i++) {
+		const char *m = e->msgs[i], *p;
+
+		CHECK(strncmp(m, NAME ":", strlen(NAME ":")) == 0);
+		p = m + strlen(NAME ":");
+		CHECK(*p >= '0' && *p <= '9');
+		while (*p >= '0' && *p <= '9')
+			p++;
+		CHECK(p[0] == ':' && p[1] == ' ' && p[2] != '\0');
+		CHECK(e->lines[i] >= 0);
+		CHECK(strtol(m + strlen(NAME ":"), NULL, 10) == e->lines[i]);
+		if (i > 0)
+			CHECK(e->lines[i - 1] <= e->lines[i]);
+		total += strlen(m) + 2;
+	}
+	joined = config_errors_join(e);
+	CHECK(joined != NULL);
+	CHECK(strlen(joined) == total - 2);
+	free(joined);
+}
+
+static bool
+lower_case(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (*s >= 'A' && *s <= 'Z')
+			return false;
+	return true;
+}
+
+/* What the rest of the proxy relies on in an accepted config. */
+static void
+check_config(const struct config *c)
+{
+	char	buf[64];
+	size_t	i, j, sites = 0;
+
+	CHECK(c->workers <= CONFIG_MAX_WORKERS);
+	CHECK(c->max_connections >= 16 && c->max_connections <= 1000000);
+	CHECK(c->shutdown_timeout <= 3600);
+	CHECK(c->log_level <= LOG_LEVEL_DEBUG);
+	CHECK(c->log_format <= LOG_FORMAT_JSON);
+	CHECK(c->rate_rps > 0 && c->rate_rps <= 1e6);
+	CHECK(c->rate_burst >= 1 && c->rate_burst <= 1000000);
+	CHECK(c->body_limit <= ((uint64_t)1 << 50));
+	CHECK(c->user != NULL);
+	CHECK(c->log_file == NULL || c->log_file[0] == '/');
+	CHECK(c->admin_socket == NULL || (c->admin_socket[0] == '/' &&
+	    strlen(c->admin_socket) < 108));
+	CHECK(c->nlisteners >= 1 && c->nlisteners <= CONFIG_MAX_LISTENERS);
+	for (i = 0; i < c->nlisteners; i++) {
+		const struct config_listener *l = &c->listeners[i];
+
+		CHECK(l->family == AF_INET || l->family == AF_INET6);
+		CHECK(l->bind != NULL);
+		CHECK(l->https_port != 0 && l->https_port != l->http_port);
+		CHECK(l->tls.cert_path != NULL && l->tls.key_path != NULL);
+		CHECK(l->nsites >= 1 && l->nsites <= CONFIG_MAX_SITES);
+		sites += l->nsites;
+		if (!c->allow_wildcard_bind)
+			CHECK(l->family == AF_INET ? l->addr.v4.s_addr != 0 :
+			    !IN6_IS_ADDR_UNSPECIFIED(&l->addr.v6));
+		for (j = 0; j < l->nsites; j++) {
+			const struct config_site *s = &l->sites[j];
+			size_t hl = strlen(s->host);
+
+			CHECK(config_check_hostname(s->host, hl, s->wildcard)
+			    == 0);
+			CHECK(hl <= CONFIG_HOST_MAX);
+			CHECK(lower_case(s->host) && s->host[hl - 1] != '.');
+			CHECK(s->wildcard == (s->host[0] == '*'));
+			CHECK(s->upstream != NULL);
+			CHECK(s->connect_timeout >= 1 &&
+			    s->connect_timeout <= 3600);
+			CHECK(s->request_timeout >= 1 &&
+			    s->request_timeout <= 86400);
+			CHECK((s->tls.cert_path == NULL) ==
+			    (s->tls.key_path == NULL));
+		}
+	}
+	CHECK(config_site_count(c) == sites);
+	CHECK(config_static_change(c, c, buf, sizeof(buf)) == NULL);
+}
+
+static void
+blob_fill(struct config_blob *b, const char *s)
+{
+	b->len = strlen(s);
+	b->data = (unsigned char *)strdup(s);
+	CHECK(b->data != NULL);
+}
+
+static void
+check_blob(const struct config_blob *a, const struct config_blob *b)
+{
+	CHECK(a->len == b->len);
+	CHECK(a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
+}
+
+static void
+check_same(const struct config *a, const struct config *b)
+{
+	size_t	i, j;
+
+	CHECK(a->workers == b->workers);
+	CHECK(a->max_connections == b->max_connections);
+	CHECK(a->shutdown_timeout == b->shutdown_timeout);
+	CHECK(a->health_port == b->health_port);
+	CHECK(a->log_level == b->log_level && a->log_format == b->log_format);
+	CHECK(memcmp(&a->rate_rps, &b->rate_rps, sizeof(double)) == 0);
+	CHECK(a->rate_burst == b->rate_burst);
+	CHECK(a->body_limit == b->body_limit);
+	CHECK(a->nlisteners == b->nlisteners);
+	for (i = 0; i < a->nlisteners; i++) {
+		const struct config_listener *la = &a->listeners[i];
+		const struct config_listener *lb = &b->listeners[i];
+
+		CHECK(la->family == lb->family);
+		CHECK(memcmp(&la->addr, &lb->addr, la->family == AF_INET ? 4 :
+		    16) == 0);
+		CHECK(la->https_port == lb->https_port);
+		CHECK(la->http_port == lb->http_port);
+		CHECK(strcmp(la->bind, lb->bind) == 0);
+		check_blob(&la->tls.cert, &lb->tls.cert);
+		check_blob(&la->tls.key, &lb->tls.key);
+		CHECK(la->nsites == lb->nsites);
+		for (j = 0; j < la->nsites; j++) {
+			const struct config_site *sa = &la->sites[j];
+			const struct config_site *sb = &lb->sites[j];
+
+			CHECK(strcmp(sa->host, sb->host) == 0);
+			CHECK(sa->wildcard == sb->wildcard);
+			CHECK(strcmp(sa->upstream, sb->upstream) == 0);
+			CHECK(sa->upstream_addrlen == sb->upstream_addrlen);
+			CHECK(memcmp(&sa->upstream_addr, &sb->upstream_addr,
+			    sa->upstream_addrlen) == 0);
+			CHECK(sa->connect_timeout == sb->connect_timeout);
+			CHECK(sa->request_timeout == sb->request_timeout);
+			check_blob(&sa->tls.cert, &sb->tls.cert);
+			check_blob(&sa->tls.key, &sb->tls.key);
+		}
+	}
+}
+
+/* The config as a worker receives it. */
+static void
+check_image(struct config *c)
+{
+	struct config	*dec;
+	unsigned char	*img, *again;
+	size_t		 len, len2, i, j;
+	uint64_t	 gen;
+	bool		 resolved = true;
+
+	for (i = 0; i < c->nlisteners; i++) {
+		struct config_listener *l = &c->listeners[i];
+
+		blob_fill(&l->tls.cert, "-----BEGIN CERTIFICATE-----\n");
+		blob_fill(&l->tls.key, "-----BEGIN PRIVATE KEY-----\n");
+		for (j = 0; j < l->nsites; j++) {
+			if (l->sites[j].tls.cert_path != NULL) {
+				blob_fill(&l->sites[j].tls.cert, "C");
+				blob_fill(&l->sites[j].tls.key, "K");
+			}
+			if (l->sites[j].upstream_addrlen == 0)
+				resolved = false;
+		}
+	}
+	CHECK(image_encode(c, 42, &img, &len) == 0);
+	if (resolved) {
+		CHECK(image_decode(img, len, &dec, &gen) == 0);
+		CHECK(gen == 42);
+		check_same(c, dec);
+		CHECK(image_encode(dec, gen, &again, &len2) == 0);
+		CHECK(len2 == len && memcmp(again, img, len) == 0);
+		free(again);
+		config_free(dec);
+	}
+	free(img);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const struct config_opts opts = { .allow_wildcard_bind = false,
+	    .pure = true };
+	struct config_errors	 errs;
+	struct config		*cfg = NULL;
+	int			 rc;
+
+	if (size > CONFIG_FILE_MAX)
+		return 0;		/* config_load refuses these */
+	memset(&errs, 0, sizeof(errs));
+	rc = config_parse_buffer(NAME, (const char *)data, size, &opts, &cfg,
+	    &errs);
+	CHECK(rc == 0 || rc == -1);
+	if (rc == -1) {
+		CHECK(cfg == NULL);
+		check_errors(&errs);
+	} else {
+		CHECK(cfg != NULL && errs.n == 0);
+		check_config(cfg);
+		check_image(cfg);
+	}
+	config_free(cfg);
+	config_errors_free(&errs);
+	return 0;
+}

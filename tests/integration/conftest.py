@@ -1,0 +1,416 @@
+"""Integration-test harness: drives the real portcullis binary.
+
+Every test gets its own temporary directory, its own ports (bound to port 0
+and read back) and its own systemd notify socket, on which the harness waits
+for READY=1, so no test sleeps to guess when the proxy is up.  When a test
+fails, the proxy's log is printed.  A sanitizer report anywhere in a proxy's
+log fails the test that produced it.
+"""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+SRCDIR = Path(__file__).resolve().parents[2]
+BUILDDIR = Path(os.environ.get("PORTCULLIS_BUILDDIR", SRCDIR))
+BINARY = Path(os.environ.get("PORTCULLIS_BIN", BUILDDIR / "portcullis"))
+
+SANITIZER_PATTERNS = re.compile(
+    r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|"
+    r"UndefinedBehaviorSanitizer|AddressSanitizer:DEADLYSIGNAL")
+
+
+def free_port(family=socket.AF_INET, host="127.0.0.1"):
+    """A TCP port nobody listens on right now."""
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, timeout=10.0, interval=0.02, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def proc_status(pid):
+    """The fields of /proc/PID/status as a dict of strings."""
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            fields[key] = value.strip()
+    return fields
+
+
+def children_of(pid):
+    kids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # The command may contain spaces and parentheses: split after ')'.
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            kids.append(int(entry))
+    return sorted(kids)
+
+
+def pid_alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+class NotifySocket:
+    """A real sd_notify datagram socket, read continuously as systemd does
+    (a full queue would block the sender)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        # A master started as an unprivileged user must be able to send.
+        os.chmod(self.path, 0o777)
+        self.sock.settimeout(0.2)
+        self.messages = []
+        self.lock = threading.Lock()
+        self.running = True
+        self.thread = threading.Thread(target=self._reader, daemon=True)
+        self.thread.start()
+
+    def _reader(self):
+        while self.running:
+            try:
+                data = self.sock.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.messages.append(data.decode("utf-8", "replace"))
+
+    def assignments(self):
+        """Every KEY=VALUE line received so far, in order."""
+        with self.lock:
+            msgs = list(self.messages)
+        out = []
+        for msg in msgs:
+            out.extend(line for line in msg.split("\n") if line)
+        return out
+
+    def wait_for(self, line, timeout=15.0, start=0):
+        def seen():
+            lines = self.assignments()
+            return line in lines[start:]
+        wait_until(seen, timeout, what=f"notify {line!r}")
+
+    def close(self):
+        self.running = False
+        self.thread.join(2)
+        self.sock.close()
+
+
+class Certs:
+    """Self-signed ECDSA certificates made once per test session."""
+
+    def __init__(self, directory):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._made = {}
+
+    def get(self, name, sans=None):
+        if name in self._made:
+            return self._made[name]
+        sans = sans or [name]
+        cert = self.dir / f"{name}.crt"
+        key = self.dir / f"{name}.key"
+        alt = ",".join(f"DNS:{s}" for s in sans)
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+             "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key),
+             "-out", str(cert), "-days", "30", "-subj", f"/CN={sans[0]}",
+             "-addext", f"subjectAltName={alt}"],
+            check=True, capture_output=True)
+        os.chmod(key, 0o600)
+        self._made[name] = (cert, key)
+        return cert, key
+
+
+def render_config(settings):
+    """Render a dict as portcullis.conf text.  Values: str, int, bool,
+    float, dict (section) or a list of (title or None, dict) for repeated
+    sections (key is the section name)."""
+    lines = []
+
+    def emit(d, indent):
+        pad = "  " * indent
+        for key, value in d.items():
+            if isinstance(value, bool):
+                lines.append(f"{pad}{key} = {'true' if value else 'false'}")
+            elif isinstance(value, (int, float)):
+                lines.append(f"{pad}{key} = {value}")
+            elif isinstance(value, str):
+                lines.append(f'{pad}{key} = "{value}"')
+            elif isinstance(value, dict):
+                lines.append(f"{pad}{key} {{")
+                emit(value, indent + 1)
+                lines.append(f"{pad}}}")
+            elif isinstance(value, list):
+                for title, body in value:
+                    head = f'{key} "{title}"' if title is not None else key
+                    lines.append(f"{pad}{head} {{")
+                    emit(body, indent + 1)
+                    lines.append(f"{pad}}}")
+            else:
+                raise TypeError(f"cannot render {key}={value!r}")
+
+    emit(settings, 0)
+    return "\n".join(lines) + "\n"
+
+
+class Proxy:
+    """One portcullis master (and its workers) under test."""
+
+    def __init__(self, tmp_path, certs, **overrides):
+        self.dir = Path(tmp_path)
+        self.certs = certs
+        self.log_path = self.dir / "portcullis.log"
+        self.conf_path = self.dir / "portcullis.conf"
+        self.admin_path = self.dir / "admin.sock"
+        self.https_port = free_port()
+        self.http_port = free_port()
+        self.health_port = free_port()
+        self.proc = None
+        self.notify = None
+        self.stderr_path = self.dir / "stderr.log"
+        cert, key = certs.get("localhost", ["localhost", "*.example.test"])
+        self.settings = {
+            "user": "nobody",
+            "workers": 2,
+            "health-check-port": self.health_port,
+            "admin-socket": str(self.admin_path),
+            "shutdown-timeout": 10,
+            "logging": {"level": "debug", "format": "text",
+                        "file": str(self.log_path)},
+            "listener": [(None, {
+                "bind": "127.0.0.1",
+                "https-port": self.https_port,
+                "http-port": self.http_port,
+                "tls": {"mode": "manual", "cert": str(cert), "key": str(key)},
+                "site": [("localhost", {"upstream": "127.0.0.1:9"}),
+                         ("*.example.test", {"upstream": "127.0.0.1:9"})],
+            })],
+        }
+        self.settings.update(overrides)
+        self.write_config()
+
+    # -- configuration --------------------------------------------------
+    def write_config(self, text=None):
+        if text is None:
+            text = render_config(self.settings)
+        self.conf_path.write_text(text)
+
+    @property
+    def listener(self):
+        return self.settings["listener"][0][1]
+
+    # -- process control ------------------------------------------------
+    def start(self, wait=True, extra_args=(), env=None, preexec=None,
+              user_cmd=()):
+        self.notify = NotifySocket(self.dir / "notify.sock")
+        environ = dict(os.environ)
+        environ["NOTIFY_SOCKET"] = self.notify.path
+        if env:
+            environ.update(env)
+        self.stderr = open(self.stderr_path, "ab")
+        cmd = list(user_cmd) + [str(BINARY), "-c", str(self.conf_path),
+                                *extra_args]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                     stdout=self.stderr, stderr=self.stderr,
+                                     env=environ, preexec_fn=preexec)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=15.0):
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"portcullis exited with {self.proc.returncode} before "
+                    f"READY=1\n{self.all_logs()}")
+            return "READY=1" in self.notify.assignments()
+        wait_until(ready, timeout, what="READY=1")
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def workers(self):
+        return children_of(self.pid)
+
+    def wait_workers(self, n, timeout=10.0):
+        return wait_until(lambda: (w := self.workers()) and len(w) == n and w,
+                          timeout, what=f"{n} workers")
+
+    def send_signal(self, sig):
+        os.kill(self.pid, sig)
+
+    def stop(self, sig=signal.SIGTERM, timeout=30.0):
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill_all()
+            raise AssertionError(f"portcullis did not exit within {timeout}s")
+
+    def kill_all(self):
+        if self.proc is None:
+            return
+        pids = [self.pid] + self.workers() if self.proc.poll() is None else []
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+
+    # -- admin socket ---------------------------------------------------
+    def ctl(self, command, timeout=60):
+        r = subprocess.run([str(BINARY), "ctl", "--socket",
+                            str(self.admin_path), command],
+                           capture_output=True, text=True, timeout=timeout)
+        reply = None
+        if r.stdout.strip():
+            reply = json.loads(r.stdout)
+        return r.returncode, reply
+
+    def admin_raw(self, data, timeout=10.0):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(str(self.admin_path))
+            s.sendall(data)
+            chunks = []
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            return b"".join(chunks)
+
+    # -- logs -----------------------------------------------------------
+    def log(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def all_logs(self):
+        out = []
+        for p in (self.stderr_path, self.log_path):
+            if p.exists():
+                out.append(f"--- {p.name} ---\n" + p.read_text(errors="replace"))
+        return "\n".join(out)
+
+    def wait_log(self, pattern, timeout=10.0, count=1):
+        rx = re.compile(pattern)
+        return wait_until(lambda: len(rx.findall(self.log())) >= count,
+                          timeout, what=f"log {pattern!r} x{count}")
+
+
+def http_get(port, path="/health", host="127.0.0.1", raw=None, timeout=5.0):
+    """Send one request (or raw bytes) and return the whole reply."""
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        if raw is None:
+            raw = (f"GET {path} HTTP/1.1\r\nHost: localhost\r\n"
+                   f"Connection: close\r\n\r\n").encode()
+        s.sendall(raw)
+        chunks = []
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def status_of(reply):
+    m = re.match(rb"HTTP/1\.[01] (\d{3}) ", reply)
+    return int(m.group(1)) if m else None
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    return Certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+@pytest.fixture
+def make_proxy(request, tmp_path, certs):
+    """Factory: make_proxy(**settings) -> Proxy (not started)."""
+    made = []
+
+    def factory(subdir=None, base=None, **overrides):
+        d = Path(base) if base else tmp_path / (subdir or f"p{len(made)}")
+        d.mkdir(exist_ok=True)
+        os.chmod(d, 0o755)
+        p = Proxy(d, certs, **overrides)
+        made.append(p)
+        return p
+
+    yield factory
+    failed = getattr(request.node, "rep_call", None)
+    failed = failed is not None and failed.failed
+    problems = []
+    for p in made:
+        p.kill_all()
+        if p.notify:
+            p.notify.close()
+        logs = p.all_logs()
+        if SANITIZER_PATTERNS.search(logs):
+            problems.append(logs)
+        if failed:
+            sys.stdout.write(f"\n===== portcullis log ({p.dir}) =====\n{logs}\n")
+    if problems:
+        pytest.fail("sanitizer report in the proxy log:\n" + "\n".join(problems))
+
+
+@pytest.fixture
+def proxy(make_proxy):
+    """A started proxy with the default test configuration."""
+    return make_proxy().start()

@@ -1,0 +1,2149 @@
+/*
+ * config_test.c - the configuration file: syntax and every rule, each
+ * message with its exact "FILE:LINE: " prefix, defaults, host names,
+ * listening endpoints, what needs a restart, and (with real files made by
+ * openssl at start) certificates, keys and users.
+ *
+ * Most cases use config_parse_buffer in pure mode (no file reads, user
+ * look-ups or DNS).  The config_load cases need the openssl command; they
+ * are skipped, and say so, when it is missing.
+ */
+
+#include "autoconf.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <sys/stat.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+#define NAME		"t.conf"
+
+/* The pieces of most configurations below, one per line. */
+#define TLS		"  tls { cert = \"/c.pem\" key = \"/k.pem\" }\n"
+#define SITE(h)		"  site \"" h "\" { upstream = \"127.0.0.1:8080\" }\n"
+/* Five lines: listener, bind, tls, one site, closing brace. */
+#define LISTENER(bind)	"listener {\n  bind = \"" bind "\"\n" TLS \
+			SITE("a.example") "}\n"
+#define VALID		LISTENER("127.0.0.1")
+
+static const struct config_opts pure = { .allow_wildcard_bind = false,
+    .pure = true };
+static const struct config_opts pure_wild = { .allow_wildcard_bind = true,
+    .pure = true };
+
+/*
+ * Helpers.
+ */
+
+static void
+dump_errors(const struct config_errors *e)
+{
+	size_t	i;
+
+	for (i = 0; i < e->n; i++)
+		print_message("  [%zu] %s\n", i, e->msgs[i]);
+}
+
+/*
+ * Parse from a heap copy of exactly len bytes plus the terminator
+ * config_load() always adds (config_parse_buffer strndup()s its input,
+ * which ASan's strict_string_checks reports on an unterminated buffer).
+ */
+static int
+parse_opts(const char *text, size_t len, const struct config_opts *opts,
+    struct config **cfg, struct config_errors *errs)
+{
+	char	*copy = malloc(len + 1);
+	int	 rc;
+	size_t	 i;
+
+	assert_non_null(copy);
+	memcpy(copy, text, len);
+	copy[len] = '\0';
+	memset(errs, 0, sizeof(*errs));
+	rc = config_parse_buffer(NAME, copy, len, opts, cfg, errs);
+	free(copy);
+	assert_true(rc == 0 || rc == -1);
+	if (rc == 0) {
+		assert_non_null(*cfg);
+		assert_int_equal(errs->n, 0);
+	} else {
+		assert_null(*cfg);
+		assert_true(errs->n >= 1);
+	}
+	/* Every message carries its prefix and the lines are sorted. */
+	for (i = 0; i < errs->n; i++) {
+		char prefix[32];
+
+		snprintf(prefix, sizeof(prefix), NAME ":%d: ", errs->lines[i]);
+		assert_memory_equal(errs->msgs[i], prefix, strlen(prefix));
+		if (i > 0)
+			assert_true(errs->lines[i - 1] <= errs->lines[i]);
+	}
+	return rc;
+}
+
+static struct config *
+parse_ok_opts(const char *text, const struct config_opts *opts)
+{
+	struct config_errors	 errs;
+	struct config		*cfg;
+
+	if (parse_opts(text, strlen(text), opts, &cfg, &errs) != 0) {
+		dump_errors(&errs);
+		config_errors_free(&errs);
+		fail_msg("rejected:\n%s", text);
+	}
+	config_errors_free(&errs);
+	return cfg;
+}
+
+static struct config *
+parse_ok(const char *text)
+{
+	return parse_ok_opts(text, &pure);
+}
+
+/* Exactly these messages, in this order (NULL-terminated list). */
+static void
+vexpect(const char *text, size_t len, const struct config_opts *opts,
+    va_list ap)
+{
+	struct config_errors	 errs;
+	struct config		*cfg;
+	const char		*want;
+	size_t			 i = 0;
+
+	if (parse_opts(text, len, opts, &cfg, &errs) == 0) {
+		config_free(cfg);
+		fail_msg("accepted:\n%s", text);
+	}
+	while ((want = va_arg(ap, const char *)) != NULL) {
+		if (i >= errs.n || strcmp(errs.msgs[i], want) != 0) {
+			dump_errors(&errs);
+			config_errors_free(&errs);
+			fail_msg("message %zu: want \"%s\"", i, want);
+		}
+		i++;
+	}
+	if (i != errs.n) {
+		dump_errors(&errs);
+		config_errors_free(&errs);
+		fail_msg("%zu messages, want %zu", errs.n, i);
+	}
+	config_errors_free(&errs);
+}
+
+static void
+expect_errors(const char *text, ...)
+{
+	va_list	ap;
+
+	va_start(ap, text);
+	vexpect(text, strlen(text), &pure, ap);
+	va_end(ap);
+}
+
+static void
+expect_errors_opts(const struct config_opts *opts, const char *text, ...)
+{
+	va_list	ap;
+
+	va_start(ap, text);
+	vexpect(text, strlen(text), opts, ap);
+	va_end(ap);
+}
+
+static void
+expect_errors_len(const char *text, size_t len, ...)
+{
+	va_list	ap;
+
+	va_start(ap, len);
+	vexpect(text, len, &pure, ap);
+	va_end(ap);
+}
+
+/*
+ * For libconfuse's own messages: the first one is on line `line` and
+ * contains `part`.
+ */
+static void
+expect_first_error(const char *text, int line, const char *part)
+{
+	struct config_errors	 errs;
+	struct config		*cfg;
+	char			 prefix[32];
+
+	if (parse_opts(text, strlen(text), &pure, &cfg, &errs) == 0) {
+		config_free(cfg);
+		fail_msg("accepted:\n%s", text);
+	}
+	snprintf(prefix, sizeof(prefix), NAME ":%d: ", line);
+	if (strncmp(errs.msgs[0], prefix, strlen(prefix)) != 0 ||
+	    strstr(errs.msgs[0], part) == NULL) {
+		dump_errors(&errs);
+		config_errors_free(&errs);
+		fail_msg("want \"%s...%s...\"", prefix, part);
+	}
+	config_errors_free(&errs);
+}
+
+static void
+expect_ok(const char *text)
+{
+	config_free(parse_ok(text));
+}
+
+static char *
+cat(const char *a, const char *b)
+{
+	size_t	la = strlen(a), lb = strlen(b);
+	char	*s = malloc(la + lb + 1);
+
+	assert_non_null(s);
+	memcpy(s, a, la);
+	memcpy(s + la, b, lb + 1);
+	return s;
+}
+
+/* A growing text buffer (no sprintf: banned project-wide). */
+struct sbuf {
+	char	*p;
+	size_t	 len;
+	size_t	 cap;
+};
+
+static void
+sb_add(struct sbuf *b, const char *s)
+{
+	size_t	n = strlen(s);
+
+	if (b->len + n + 1 > b->cap) {
+		b->cap = (b->len + n + 1) * 2;
+		b->p = realloc(b->p, b->cap);
+		assert_non_null(b->p);
+	}
+	memcpy(b->p + b->len, s, n + 1);
+	b->len += n;
+}
+
+static void
+sb_fmt(struct sbuf *b, const char *fmt, ...) PRINTFLIKE(2, 3);
+
+static void
+sb_fmt(struct sbuf *b, const char *fmt, ...)
+{
+	char	tmp[1024];
+	va_list	ap;
+	int	n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	assert_true(n >= 0 && (size_t)n < sizeof(tmp));
+	sb_add(b, tmp);
+}
+
+/*
+ * Defaults and values.
+ */
+
+static void
+test_defaults(void **state)
+{
+	struct config		*cfg;
+	struct config_listener	*l;
+	struct config_site	*s;
+	struct sockaddr_in	*sin;
+
+	(void)state;
+	cfg = parse_ok(VALID);
+	assert_string_equal(cfg->path, NAME);
+	assert_string_equal(cfg->user, "portcullis");
+	assert_int_equal(cfg->workers, 0);
+	assert_false(cfg->allow_wildcard_bind);
+	assert_int_equal(cfg->health_port, 9900);
+	assert_string_equal(cfg->admin_socket, "/run/portcullis/admin.sock");
+	assert_int_equal(cfg->shutdown_timeout, 30);
+	assert_int_equal(cfg->max_connections, 4096);
+	assert_int_equal(cfg->log_level, LOG_LEVEL_INFO);
+	assert_int_equal(cfg->log_format, LOG_FORMAT_TEXT);
+	assert_null(cfg->log_file);
+	assert_true(cfg->rate_rps == 10.0);
+	assert_int_equal(cfg->rate_burst, 20);
+	assert_true(cfg->body_limit == 104857600);
+	assert_int_equal(cfg->nlisteners, 1);
+	assert_int_equal(config_site_count(cfg), 1);
+
+	l = &cfg->listeners[0];
+	assert_string_equal(l->bind, "127.0.0.1");
+	assert_int_equal(l->family, AF_INET);
+	assert_int_equal(l->addr.v4.s_addr, htonl(INADDR_LOOPBACK));
+	assert_int_equal(l->https_port, 443);
+	assert_int_equal(l->http_port, 80);
+	assert_int_equal(l->line, 2);
+	assert_string_equal(l->tls.cert_path, "/c.pem");
+	assert_string_equal(l->tls.key_path, "/k.pem");
+	assert_null(l->tls.cert.data);		/* pure: nothing read */
+	assert_null(l->tls.key.data);
+	assert_int_equal(l->nsites, 1);
+
+	s = &l->sites[0];
+	assert_string_equal(s->host, "a.example");
+	assert_false(s->wildcard);
+	assert_string_equal(s->upstream, "127.0.0.1:8080");
+	assert_int_equal(s->connect_timeout, 5);
+	assert_int_equal(s->request_timeout, 60);
+	assert_null(s->tls.cert_path);
+	assert_null(s->tls.key_path);
+	assert_int_equal(s->line, 4);
+	/* An IP literal is resolved even in pure mode. */
+	assert_int_equal(s->upstream_addrlen, sizeof(struct sockaddr_in));
+	sin = (struct sockaddr_in *)&s->upstream_addr;
+	assert_int_equal(sin->sin_family, AF_INET);
+	assert_int_equal(ntohs(sin->sin_port), 8080);
+	assert_int_equal(sin->sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+	config_free(cfg);
+}
+
+static const char full_config[] =
+    "user = \"www-data\"\n"					/* 1 */
+    "workers = 4\n"
+    "allow-wildcard-bind = true\n"
+    "health-check-port = 0\n"
+    "admin-socket = \"\"\n"					/* 5 */
+    "shutdown-timeout = 0\n"
+    "max-connections = 16\n"
+    "logging {\n"
+    "  level = \"debug\"\n"
+    "  format = \"json\"\n"					/* 10 */
+    "  file = \"/var/log/portcullis.log\"\n"
+    "}\n"
+    "rate-limit {\n"
+    "  requests-per-second = 0.25\n"
+    "  burst = 1000000\n"					/* 15 */
+    "}\n"
+    "body { limit-bytes = 0 }\n"
+    "listener {\n"
+    "  bind = \"[::1]\"\n"
+    "  https-port = 8443\n"					/* 20 */
+    "  http-port = 0\n"
+    "  tls { mode = \"manual\" cert = \"/c.pem\" key = \"/k.pem\" }\n"
+    "  site \"WWW.Example.COM.\" {\n"
+    "    upstream = \"[2001:db8::1]:65535\"\n"
+    "    upstream-scheme = \"http\"\n"				/* 25 */
+    "    connect-timeout = 3600\n"
+    "    request-timeout = 86400\n"
+    "    cert = \"/s.pem\"\n"
+    "    key = \"/s.key\"\n"
+    "  }\n"							/* 30 */
+    "  site \"*.Apps.Example.com\" { upstream = \"backend.internal:1\" "
+    "connect-timeout = 1 request-timeout = 1 }\n"
+    "}\n"
+    "listener {\n"
+    "  bind = \"0.0.0.0\"\n"
+    "  https-port = 8443\n"					/* 35 */
+    "  http-port = 8080\n"
+    "  tls { cert = \"/d.pem\" key = \"/d.key\" }\n"
+    "  site \"www.example.com\" { upstream = \"10.0.0.1:80\" }\n"
+    "}\n";
+
+static void
+test_every_option(void **state)
+{
+	struct config		*cfg;
+	struct config_listener	*l;
+	struct config_site	*s;
+	struct sockaddr_in6	*sin6;
+	struct in6_addr		 want6;
+
+	(void)state;
+	cfg = parse_ok(full_config);
+	assert_string_equal(cfg->user, "www-data");
+	assert_int_equal(cfg->workers, 4);
+	assert_true(cfg->allow_wildcard_bind);
+	assert_int_equal(cfg->health_port, 0);
+	assert_null(cfg->admin_socket);
+	assert_int_equal(cfg->shutdown_timeout, 0);
+	assert_int_equal(cfg->max_connections, 16);
+	assert_int_equal(cfg->log_level, LOG_LEVEL_DEBUG);
+	assert_int_equal(cfg->log_format, LOG_FORMAT_JSON);
+	assert_string_equal(cfg->log_file, "/var/log/portcullis.log");
+	assert_true(cfg->rate_rps == 0.25);
+	assert_int_equal(cfg->rate_burst, 1000000);
+	assert_true(cfg->body_limit == 0);
+	assert_int_equal(cfg->nlisteners, 2);
+	assert_int_equal(config_site_count(cfg), 3);
+
+	l = &cfg->listeners[0];
+	assert_string_equal(l->bind, "[::1]");		/* as written */
+	assert_int_equal(l->family, AF_INET6);
+	assert_memory_equal(&l->addr.v6, &in6addr_loopback, 16);
+	assert_int_equal(l->https_port, 8443);
+	assert_int_equal(l->http_port, 0);
+	assert_int_equal(l->https_line, 20);
+	assert_int_equal(l->http_line, 21);
+	assert_int_equal(l->nsites, 2);
+
+	s = &l->sites[0];
+	assert_string_equal(s->host, "www.example.com");	/* normalised */
+	assert_false(s->wildcard);
+	assert_int_equal(s->line, 24);
+	assert_int_equal(s->connect_timeout, 3600);
+	assert_int_equal(s->request_timeout, 86400);
+	assert_string_equal(s->tls.cert_path, "/s.pem");
+	assert_string_equal(s->tls.key_path, "/s.key");
+	assert_int_equal(s->upstream_addrlen, sizeof(struct sockaddr_in6));
+	sin6 = (struct sockaddr_in6 *)&s->upstream_addr;
+	assert_int_equal(sin6->sin6_family, AF_INET6);
+	assert_int_equal(ntohs(sin6->sin6_port), 65535);
+	assert_int_equal(inet_pton(AF_INET6, "2001:db8::1", &want6), 1);
+	assert_memory_equal(&sin6->sin6_addr, &want6, 16);
+
+	s = &l->sites[1];
+	assert_string_equal(s->host, "*.apps.example.com");
+	assert_true(s->wildcard);
+	assert_string_equal(s->upstream, "backend.internal:1");
+	/* Pure mode resolves no names. */
+	assert_int_equal(s->upstream_addrlen, 0);
+	assert_int_equal(s->connect_timeout, 1);
+	assert_int_equal(s->request_timeout, 1);
+
+	l = &cfg->listeners[1];
+	assert_string_equal(l->bind, "0.0.0.0");
+	assert_int_equal(l->family, AF_INET);
+	assert_int_equal(l->addr.v4.s_addr, htonl(INADDR_ANY));
+	assert_int_equal(l->http_port, 8080);
+	assert_int_equal(l->line, 34);
+	assert_string_equal(l->tls.cert_path, "/d.pem");
+	config_free(cfg);
+}
+
+/*
+ * Ranges, each at both edges.
+ */
+
+struct range_case {
+	const char	*text;		/* on line 1, then VALID */
+	const char	*msg;		/* NULL: accepted */
+};
+
+static void
+run_ranges(const struct range_case *rc, size_t n)
+{
+	size_t	i;
+	char	*text;
+
+	for (i = 0; i < n; i++) {
+		text = cat(rc[i].text, VALID);
+		if (rc[i].msg == NULL)
+			expect_ok(text);
+		else
+			expect_errors(text, rc[i].msg, NULL);
+		free(text);
+	}
+}
+
+static void
+test_global_ranges(void **state)
+{
+	static const struct range_case rc[] = {
+		{ "workers = 0\n", NULL },
+		{ "workers = 256\n", NULL },
+		{ "workers = 257\n", NAME ":1: 'workers' must be between 0 "
+		    "and 256, not 257" },
+		{ "workers = -1\n", NAME ":1: 'workers' must be between 0 "
+		    "and 256, not -1" },
+		{ "health-check-port = 0\n", NULL },
+		{ "health-check-port = 65535\n", NULL },
+		{ "health-check-port = 65536\n", NAME ":1: 'health-check-port'"
+		    " must be between 0 and 65535, not 65536" },
+		{ "health-check-port = -1\n", NAME ":1: 'health-check-port' "
+		    "must be between 0 and 65535, not -1" },
+		{ "shutdown-timeout = 0\n", NULL },
+		{ "shutdown-timeout = 3600\n", NULL },
+		{ "shutdown-timeout = 3601\n", NAME ":1: 'shutdown-timeout' "
+		    "must be between 0 and 3600, not 3601" },
+		{ "max-connections = 16\n", NULL },
+		{ "max-connections = 1000000\n", NULL },
+		{ "max-connections = 15\n", NAME ":1: 'max-connections' must "
+		    "be between 16 and 1000000, not 15" },
+		{ "max-connections = 1000001\n", NAME ":1: 'max-connections' "
+		    "must be between 16 and 1000000, not 1000001" },
+		{ "rate-limit { burst = 1 }\n", NULL },
+		{ "rate-limit { burst = 1000000 }\n", NULL },
+		{ "rate-limit { burst = 0 }\n", NAME ":1: 'burst' must be "
+		    "between 1 and 1000000, not 0" },
+		{ "rate-limit { burst = 1000001 }\n", NAME ":1: 'burst' must "
+		    "be between 1 and 1000000, not 1000001" },
+		{ "body { limit-bytes = 0 }\n", NULL },
+		{ "body { limit-bytes = 1125899906842624 }\n", NULL },
+		{ "body { limit-bytes = 1125899906842625 }\n", NAME ":1: "
+		    "'limit-bytes' must be between 0 and 1125899906842624, not "
+		    "1125899906842625" },
+		{ "body { limit-bytes = -1 }\n", NAME ":1: 'limit-bytes' must "
+		    "be between 0 and 1125899906842624, not -1" },
+	};
+
+	(void)state;
+	run_ranges(rc, nitems(rc));
+}
+
+static void
+test_rate(void **state)
+{
+#define RPS_MSG	NAME ":1: requests-per-second must be more than 0 and at " \
+		"most 1000000"
+	static const struct range_case rc[] = {
+		{ "rate-limit { requests-per-second = 0.001 }\n", NULL },
+		{ "rate-limit { requests-per-second = 1000000 }\n", NULL },
+		{ "rate-limit { requests-per-second = 7 }\n", NULL },
+		{ "rate-limit { requests-per-second = 0 }\n", RPS_MSG },
+		{ "rate-limit { requests-per-second = -1 }\n", RPS_MSG },
+		{ "rate-limit { requests-per-second = 1000000.5 }\n", RPS_MSG },
+		{ "rate-limit { requests-per-second = 1e7 }\n", RPS_MSG },
+		{ "rate-limit { requests-per-second = nan }\n", RPS_MSG },
+		{ "rate-limit { requests-per-second = inf }\n", RPS_MSG },
+		{ "rate-limit { requests-per-second = -inf }\n", RPS_MSG },
+	};
+	struct config	*cfg;
+
+	(void)state;
+	run_ranges(rc, nitems(rc));
+	cfg = parse_ok("rate-limit {\n requests-per-second = 0.001\n}\n"
+	    VALID);
+	assert_true(cfg->rate_rps == 0.001);
+	config_free(cfg);
+#undef RPS_MSG
+}
+
+static void
+test_listener_ranges(void **state)
+{
+	static const struct range_case rc[] = {
+		{ "https-port = 1\n  http-port = 0\n", NULL },
+		{ "https-port = 65535\n", NULL },
+		{ "http-port = 65535\n", NULL },
+		{ "https-port = 0\n", NAME ":2: 'https-port' must be between 1 "
+		    "and 65535, not 0" },
+		{ "https-port = 65536\n", NAME ":2: 'https-port' must be "
+		    "between 1 and 65535, not 65536" },
+		{ "http-port = -1\n", NAME ":2: 'http-port' must be between 0 "
+		    "and 65535, not -1" },
+		{ "http-port = 65536\n", NAME ":2: 'http-port' must be between "
+		    "0 and 65535, not 65536" },
+	};
+	size_t	i;
+	char	*text;
+
+	(void)state;
+	for (i = 0; i < nitems(rc); i++) {
+		struct sbuf b = { 0 };
+
+		sb_add(&b, "listener {\n  ");
+		sb_add(&b, rc[i].text);
+		sb_add(&b, "  bind = \"127.0.0.1\"\n" TLS SITE("a.example")
+		    "}\n");
+		text = b.p;
+		if (rc[i].msg == NULL)
+			expect_ok(text);
+		else
+			expect_errors(text, rc[i].msg, NULL);
+		free(text);
+	}
+}
+
+static void
+test_site_ranges(void **state)
+{
+	static const struct range_case rc[] = {
+		{ "connect-timeout = 1", NULL },
+		{ "connect-timeout = 3600", NULL },
+		{ "request-timeout = 1", NULL },
+		{ "request-timeout = 86400", NULL },
+		{ "connect-timeout = 0", NAME ":4: 'connect-timeout' must be "
+		    "between 1 and 3600, not 0" },
+		{ "connect-timeout = 3601", NAME ":4: 'connect-timeout' must "
+		    "be between 1 and 3600, not 3601" },
+		{ "request-timeout = 0", NAME ":4: 'request-timeout' must be "
+		    "between 1 and 86400, not 0" },
+		{ "request-timeout = 86401", NAME ":4: 'request-timeout' must "
+		    "be between 1 and 86400, not 86401" },
+	};
+	size_t	i;
+
+	(void)state;
+	for (i = 0; i < nitems(rc); i++) {
+		struct sbuf b = { 0 };
+
+		sb_add(&b, "listener {\n  bind = \"127.0.0.1\"\n" TLS
+		    "  site \"a.example\" { upstream = \"127.0.0.1:1\" ");
+		sb_add(&b, rc[i].text);
+		sb_add(&b, " }\n}\n");
+		if (rc[i].msg == NULL)
+			expect_ok(b.p);
+		else
+			expect_errors(b.p, rc[i].msg, NULL);
+		free(b.p);
+	}
+}
+
+static void
+test_logging(void **state)
+{
+	static const struct range_case rc[] = {
+		{ "logging { level = \"error\" }\n", NULL },
+		{ "logging { level = \"warn\" }\n", NULL },
+		{ "logging { file = \"/x\" }\n", NULL },
+		{ "logging { file = \"\" }\n", NULL },
+		{ "logging { level = \"INFO\" }\n", NAME ":1: logging level "
+		    "must be error, warn, info or debug" },
+		{ "logging { level = \"warning\" }\n", NAME ":1: logging level "
+		    "must be error, warn, info or debug" },
+		{ "logging { format = \"xml\" }\n", NAME ":1: logging format "
+		    "must be text or json" },
+		{ "logging { format = \"JSON\" }\n", NAME ":1: logging format "
+		    "must be text or json" },
+		{ "logging { file = \"log/p.log\" }\n", NAME ":1: logging file "
+		    "must be an absolute path" },
+		{ "logging { file = \"~/p.log\" }\n", NAME ":1: logging file "
+		    "must be an absolute path" },
+	};
+	struct config	*cfg;
+
+	(void)state;
+	run_ranges(rc, nitems(rc));
+	cfg = parse_ok("logging { file = \"\" }\n" VALID);
+	assert_null(cfg->log_file);
+	config_free(cfg);
+	/* Three problems on three lines, three messages. */
+	expect_errors("logging {\n level = \"x\"\n format = \"y\"\n"
+	    " file = \"z\"\n}\n" VALID,
+	    NAME ":2: logging level must be error, warn, info or debug",
+	    NAME ":3: logging format must be text or json",
+	    NAME ":4: logging file must be an absolute path", NULL);
+}
+
+static void
+test_admin_socket(void **state)
+{
+	char		 text[512], path[128];
+	struct config	*cfg;
+
+	(void)state;
+	expect_errors("admin-socket = \"admin.sock\"\n" VALID, NAME ":1: "
+	    "admin-socket must be an absolute path shorter than 108 bytes",
+	    NULL);
+	/* sun_path holds 108 bytes with the terminator. */
+	memset(path, 'a', sizeof(path));
+	path[0] = '/';
+	path[107] = '\0';
+	snprintf(text, sizeof(text), "admin-socket = \"%s\"\n" VALID, path);
+	cfg = parse_ok(text);
+	assert_string_equal(cfg->admin_socket, path);
+	config_free(cfg);
+	path[107] = 'a';
+	path[108] = '\0';
+	snprintf(text, sizeof(text), "admin-socket = \"%s\"\n" VALID, path);
+	expect_errors(text, NAME ":1: admin-socket must be an absolute path "
+	    "shorter than 108 bytes", NULL);
+}
+
+/*
+ * Syntax, reported by libconfuse (its wording; our line and prefix).
+ */
+
+static void
+test_syntax_errors(void **state)
+{
+	(void)state;
+	expect_first_error("workers = 1\nfoo = 1\n" VALID, 2,
+	    "no such option 'foo'");
+	expect_first_error(VALID "listener {\n  bogus = 1\n}\n", 7,
+	    "no such option 'bogus'");
+	expect_first_error("workers = abc\n" VALID, 1,
+	    "invalid integer value for option 'workers'");
+	expect_first_error("workers = 1.5\n" VALID, 1, "'workers'");
+	expect_first_error("allow-wildcard-bind = maybe\n" VALID, 1,
+	    "invalid boolean value for option 'allow-wildcard-bind'");
+	expect_first_error("listener {\n  bind = \"127.0.0.1\"\n" TLS
+	    "  site { upstream = \"1.2.3.4:80\" }\n}\n", 4,
+	    "missing title for section 'site'");
+	expect_first_error(VALID "}\n", 6, "unexpected closing brace");
+	expect_first_error("include(\"/etc/passwd\")\n" VALID, 1,
+	    "include");
+}
+
+/* An option set twice in one section is an error, wherever it is. */
+static void
+test_set_twice(void **state)
+{
+	(void)state;
+	expect_errors("workers = 1\nworkers = 2\n" VALID,
+	    NAME ":2: 'workers' set twice (first on line 1)", NULL);
+	expect_errors("logging {\n level = \"info\"\n level = \"debug\"\n}\n"
+	    VALID, NAME ":3: 'level' set twice (first on line 2)", NULL);
+	expect_errors("listener {\n  bind = \"127.0.0.1\"\n"
+	    "  bind = \"127.0.0.2\"\n" TLS SITE("a.example") "}\n",
+	    NAME ":3: 'bind' set twice (first on line 2)", NULL);
+	expect_errors("listener {\n  bind = \"127.0.0.1\"\n"
+	    "  tls {\n cert = \"/a\"\n key = \"/b\"\n cert = \"/c\"\n }\n"
+	    SITE("a.example") "}\n",
+	    NAME ":6: 'cert' set twice (first on line 4)", NULL);
+	expect_errors("listener {\n  bind = \"127.0.0.1\"\n" TLS
+	    "  site \"a.example\" {\n upstream = \"1.2.3.4:80\"\n"
+	    "  upstream = \"1.2.3.4:81\"\n }\n}\n",
+	    NAME ":6: 'upstream' set twice (first on line 5)", NULL);
+	/* The same name in two sections is not "twice". */
+	expect_ok("workers = 1\n" VALID "listener {\n  bind = \"127.0.0.2\"\n"
+	    TLS SITE("a.example") "}\n");
+}
+
+/*
+ * Listeners.
+ */
+
+static void
+test_no_listener(void **state)
+{
+	(void)state;
+	expect_errors("", NAME ":1: at least one listener { } section is "
+	    "required", NULL);
+	expect_errors("\n\n\n", NAME ":3: at least one listener { } section "
+	    "is required", NULL);
+	expect_errors("workers = 1\nuser = \"x\"\n", NAME ":2: at least one "
+	    "listener { } section is required", NULL);
+	expect_errors("# nothing\n", NAME ":1: at least one listener { } "
+	    "section is required", NULL);
+}
+
+static void
+test_listener_parts_required(void **state)
+{
+	(void)state;
+	/* A listener with no option of its own is known by its brace. */
+	expect_errors("listener {\n" TLS SITE("a.example") "}\n",
+	    NAME ":4: listener: 'bind' is required", NULL);
+	expect_errors("listener {\n  bind = \"127.0.0.1\"\n"
+	    SITE("a.example") "}\n",
+	    NAME ":2: listener 127.0.0.1: a tls { cert key } section is "
+	    "required", NULL);
+	expect_errors("listener {\n  bind = \"127.0.0.1\"\n  tls { }\n"
+	    SITE("a.example") "}\n",
+	    NAME ":2: listener 127.0.0.1: a tls { cert key } section is "
+	    "required", NULL);
+	expect_errors("listener {\n  bind = \"127.0.0.1\"\n"
+	    "  tls { mode = \"manual\" }\n" SITE("a.example") "}\n",
+	    NAME ":3: tls: 'cert' and 'key' are required", NULL);
+	expect_errors("listener {\n  bind = \"127.0.0.1\"\n"
+	    "  tls { cert = \"/c\" }\n" SITE("a.example") "}\n",
+	    NAME ":3: tls: 'cert' and 'key' go together", NULL);
+	expect_errors("listener {\n  bind = \"127.0.0.1\"\n"
+	    "  tls {\n\n key = \"/k\" }\n" SITE("a.example") "}\n",
+	    NAME ":5: tls: 'cert' and 'key' go together", NULL);
+	expect_errors("listener {\n  bind = \"127.0.0.1\"\n"
+	    "  tls {\n mode = \"acme\"\n cert = \"/c\"\n key = \"/k\" }\n"
+	    SITE("a.example") "}\n",
+	    NAME ":4: tls mode must be \"manual\"", NULL);
+	expect_errors("listener {\n  bind = \"127.0.0.1\"\n" TLS "}\n",
+	    NAME ":2: listener 127.0.0.1: at least one site is required",
+	    NULL);
+}
+
+static void
+test_bind_forms(void **state)
+{
+	static const char *const bad[] = {
+		"localhost", "1.2.3", "1.2.3.4.5", "256.0.0.1", "[::1",
+		"::1]", "[[::1]]", "", "1.2.3.4:443", "[::1]:443", "::1%lo",
+		" 127.0.0.1", "127.0.0.1 ", "::g", "[]", "0x7f.1",
+	};
+	char		 text[256], msg[256];
+	struct config	*cfg;
+	struct in6_addr	 a6;
+	size_t		 i;
+
+	(void)state;
+	cfg = parse_ok(LISTENER("::1"));
+	assert_int_equal(cfg->listeners[0].family, AF_INET6);
+	assert_memory_equal(&cfg->listeners[0].addr.v6, &in6addr_loopback,
+	    16);
+	assert_string_equal(cfg->listeners[0].bind, "::1");
+	config_free(cfg);
+	cfg = parse_ok(LISTENER("[2001:db8::7]"));
+	assert_int_equal(cfg->listeners[0].family, AF_INET6);
+	assert_int_equal(inet_pton(AF_INET6, "2001:db8::7", &a6), 1);
+	assert_memory_equal(&cfg->listeners[0].addr.v6, &a6, 16);
+	assert_string_equal(cfg->listeners[0].bind, "[2001:db8::7]");
+	config_free(cfg);
+	cfg = parse_ok(LISTENER("::ffff:127.0.0.1"));
+	assert_int_equal(cfg->listeners[0].family, AF_INET6);
+	config_free(cfg);
+	cfg = parse_ok(LISTENER("[0000:0000:0000:0000:0000:ffff:"
+	    "255.255.255.254]"));
+	assert_int_equal(cfg->listeners[0].family, AF_INET6);
+	config_free(cfg);
+	for (i = 0; i < nitems(bad); i++) {
+		snprintf(text, sizeof(text), LISTENER("%s"), bad[i]);
+		snprintf(msg, sizeof(msg), NAME ":2: bind \"%s\" is not an "
+		    "IPv4 or IPv6 address (host names are not resolved)",
+		    bad[i]);
+		expect_errors(text, msg, NULL);
+	}
+}
+
+static void
+test_wildcard_bind(void **state)
+{
+	static const char *const wild[] = { "0.0.0.0", "::", "[::]",
+	    "0:0:0:0:0:0:0:0", "0000::0000" };
+	char		 text[256], msg[256];
+	struct config	*cfg;
+	size_t		 i;
+
+	(void)state;
+	for (i = 0; i < nitems(wild); i++) {
+		snprintf(text, sizeof(text), LISTENER("%s"), wild[i]);
+		snprintf(msg, sizeof(msg), NAME ":2: bind \"%s\" listens on "
+		    "every address; set allow-wildcard-bind = true or pass "
+		    "--allow-wildcard-bind", wild[i]);
+		expect_errors(text, msg, NULL);
+		/* Allowed by the command line ... */
+		cfg = parse_ok_opts(text, &pure_wild);
+		assert_false(cfg->allow_wildcard_bind);
+		config_free(cfg);
+		/* ... or by the file. */
+		snprintf(text, sizeof(text), "allow-wildcard-bind = true\n"
+		    LISTENER("%s"), wild[i]);
+		cfg = parse_ok(text);
+		assert_true(cfg->allow_wildcard_bind);
+		config_free(cfg);
+	}
+	/* Not a wildcard: any other address, loopback included. */
+	expect_ok(LISTENER("0.0.0.1"));
+	expect_ok(LISTENER("::2"));
+}
+
+/*
+ * Sites.
+ */
+
+static void
+test_site_names(void **state)
+{
+	static const char *const bad[] = {
+		"", ".", "..", "-a.example", "a-.example", "a..example",
+		".a.example", "a_b.example", "a b.example", "a.example/x",
+		"1.2.3.4", "example.123", "*.com", "*", "*.", "**.a.example",
+		"a.*.example", "*a.example", "\\303\\244.example",
+	};
+	char		 text[512], msg[256], label[64];
+	struct config	*cfg;
+	size_t		 i;
+
+	(void)state;
+	for (i = 0; i < nitems(bad); i++) {
+		snprintf(text, sizeof(text), "listener {\n  bind = \"127.0.0.1"
+		    "\"\n" TLS "  site \"%s\" { upstream = \"1.2.3.4:80\" }\n"
+		    "}\n", bad[i]);
+		cfg = NULL;
+		{
+			struct config_errors e;
+
+			assert_int_equal(parse_opts(text, strlen(text), &pure,
+			    &cfg, &e), -1);
+			snprintf(msg, sizeof(msg), ":4: site \"");
+			if (strstr(e.msgs[0], msg) == NULL ||
+			    strstr(e.msgs[0], "\": not a valid DNS name (or "
+			    "*.domain wildcard)") == NULL) {
+				dump_errors(&e);
+				config_errors_free(&e);
+				fail_msg("site \"%s\"", bad[i]);
+			}
+			config_errors_free(&e);
+		}
+	}
+	/* Labels up to 63, not 64. */
+	memset(label, 'x', 63);
+	label[63] = '\0';
+	snprintf(text, sizeof(text), LISTENER("127.0.0.1") "listener {\n"
+	    "  bind = \"127.0.0.2\"\n" TLS "  site \"%s.example\" { upstream = "
+	    "\"1.2.3.4:80\" }\n}\n", label);
+	expect_ok(text);
+	snprintf(text, sizeof(text), "listener {\n  bind = \"127.0.0.1\"\n" TLS
+	    "  site \"%sx.example\" { upstream = \"1.2.3.4:80\" }\n}\n", label);
+	snprintf(msg, sizeof(msg), NAME ":4: site \"%sx.example\": not a valid "
+	    "DNS name (or *.domain wildcard)", label);
+	expect_errors(text, msg, NULL);
+
+	/* Normalised: lower case, no trailing dot. */
+	cfg = parse_ok("listener {\n  bind = \"127.0.0.1\"\n" TLS
+	    SITE("WWW.Example.COM.") SITE("*.APPS.example.com")
+	    SITE("xn--BCHER-kva.Example") "}\n");
+	assert_string_equal(cfg->listeners[0].sites[0].host,
+	    "www.example.com");
+	assert_false(cfg->listeners[0].sites[0].wildcard);
+	assert_string_equal(cfg->listeners[0].sites[1].host,
+	    "*.apps.example.com");
+	assert_true(cfg->listeners[0].sites[1].wildcard);
+	assert_string_equal(cfg->listeners[0].sites[2].host,
+	    "xn--bcher-kva.example");
+	config_free(cfg);
+}
+
+static void
+test_site_parts(void **state)
+{
+	(void)state;
+	expect_errors("listener {\n  bind = \"127.0.0.1\"\n" TLS
+	    "  site \"a.example\" {\n  }\n}\n",
+	    NAME ":5: site \"a.example\": 'upstream' is required", NULL);
+	expect_errors("listener {\n  bind = \"127.0.0.1\"\n" TLS
+	    "  site \"a.example\" {\n    upstream = \"1.2.3.4:80\"\n"
+	    "    upstream-scheme = \"https\"\n  }\n}\n",
+	    NAME ":6: site \"a.example\": upstream-scheme must be \"http\"",
+	    NULL);
+	expect_errors("listener {\n  bind = \"127.0.0.1\"\n" TLS
+	    "  site \"a.example\" {\n    upstream = \"1.2.3.4:80\"\n"
+	    "    cert = \"/c\"\n  }\n}\n",
+	    NAME ":6: site \"a.example\": 'cert' and 'key' go together", NULL);
+	expect_errors("listener {\n  bind = \"127.0.0.1\"\n" TLS
+	    "  site \"a.example\" {\n    upstream = \"1.2.3.4:80\"\n"
+	    "    key = \"/k\"\n  }\n}\n",
+	    NAME ":6: site \"a.example\": 'cert' and 'key' go together", NULL);
+	/* Every problem of one site, in line order. */
+	expect_errors("listener {\n  bind = \"127.0.0.1\"\n" TLS
+	    "  site \"-bad\" {\n"
+	    "    upstream = \"nope\"\n"
+	    "    upstream-scheme = \"ftp\"\n"
+	    "    connect-timeout = 0\n"
+	    "    request-timeout = 0\n"
+	    "    key = \"/k\"\n"
+	    "  }\n}\n",
+	    NAME ":5: site \"-bad\": not a valid DNS name (or *.domain "
+	    "wildcard)",
+	    NAME ":5: upstream \"nope\" is not host:port (a DNS name, an IPv4 "
+	    "address or a bracketed IPv6 address, and a port 1-65535)",
+	    NAME ":6: site \"-bad\": upstream-scheme must be \"http\"",
+	    NAME ":7: 'connect-timeout' must be between 1 and 3600, not 0",
+	    NAME ":8: 'request-timeout' must be between 1 and 86400, not 0",
+	    NAME ":9: site \"-bad\": 'cert' and 'key' go together", NULL);
+}
+
+static void
+test_upstreams(void **state)
+{
+	static const char *const good[] = {
+		"1.2.3.4:80", "1.2.3.4:1", "1.2.3.4:65535", "[::1]:80",
+		"[2001:db8::1]:8080", "[::ffff:1.2.3.4]:80", "backend:80",
+		"a.b.example:443", "BACKEND.example.:80", "1.2.3.4:080",
+	};
+	static const char *const bad[] = {
+		"1.2.3.4", "1.2.3.4:", ":80", "1.2.3.4:0", "1.2.3.4:65536",
+		"1.2.3.4:-1", "1.2.3.4:+80", "1.2.3.4: 80", "1.2.3.4:80 ",
+		"1.2.3.4:0x50", "1.2.3.4:8a", "[::1]", "[::1]:", "[::1]80",
+		"[]:80", "[1.2.3.4]:80", "[::1:80", "[fe80::1%eth0]:80",
+		"256.1.1.1:80", "-a.example:80", "a_b:80", "a b:80",
+		"a.example:80/x", "1.2.3.4:99999999999",
+		"1.2.3.4:18446744073709551696", "a..b:80", "123:80",
+	};
+	static const char *const v6bare[] = { "::1:80", "2001:db8::1:8080",
+	    "1.2.3.4:80:90" };
+	char	text[512], msg[512];
+	size_t	i;
+
+	(void)state;
+	for (i = 0; i < nitems(good); i++) {
+		snprintf(text, sizeof(text), "listener {\n  bind = \"127.0.0.1"
+		    "\"\n" TLS "  site \"a.example\" { upstream = \"%s\" }\n}\n",
+		    good[i]);
+		expect_ok(text);
+	}
+	for (i = 0; i < nitems(bad); i++) {
+		snprintf(text, sizeof(text), "listener {\n  bind = \"127.0.0.1"
+		    "\"\n" TLS "  site \"a.example\" { upstream = \"%s\" }\n}\n",
+		    bad[i]);
+		snprintf(msg, sizeof(msg), NAME ":4: upstream \"%s\" is not "
+		    "host:port (a DNS name, an IPv4 address or a bracketed "
+		    "IPv6 address, and a port 1-65535)", bad[i]);
+		expect_errors(text, msg, NULL);
+	}
+	for (i = 0; i < nitems(v6bare); i++) {
+		snprintf(text, sizeof(text), "listener {\n  bind = \"127.0.0.1"
+		    "\"\n" TLS "  site \"a.example\" { upstream = \"%s\" }\n}\n",
+		    v6bare[i]);
+		snprintf(msg, sizeof(msg), NAME ":4: upstream \"%s\": an IPv6 "
+		    "address goes in brackets, as in \"[::1]:8080\"",
+		    v6bare[i]);
+		expect_errors(text, msg, NULL);
+	}
+	/* A URL is refused too (whatever the wording). */
+	expect_first_error("listener {\n  bind = \"127.0.0.1\"\n" TLS
+	    "  site \"a.example\" { upstream = \"http://a.example:80\" }\n"
+	    "}\n", 4, "http://a.example:80");
+}
+
+static void
+test_duplicate_sites(void **state)
+{
+	struct config	*cfg;
+
+	(void)state;
+	/* Without case, without a trailing dot. */
+	expect_errors("listener {\n  bind = \"127.0.0.1\"\n" TLS
+	    SITE("a.example") SITE("A.Example") SITE("a.example.")
+	    SITE("*.w.example") SITE("*.W.EXAMPLE.") "}\n",
+	    NAME ":5: duplicate site \"a.example\" (first on line 4)",
+	    NAME ":6: duplicate site \"a.example\" (first on line 4)",
+	    NAME ":8: duplicate site \"*.w.example\" (first on line 7)", NULL);
+	/* A wildcard and a name it matches are different sites ... */
+	cfg = parse_ok("listener {\n  bind = \"127.0.0.1\"\n" TLS
+	    SITE("*.a.example") SITE("b.a.example") SITE("a.example") "}\n");
+	assert_int_equal(cfg->listeners[0].nsites, 3);
+	config_free(cfg);
+	/* ... and so is one name on two listeners. */
+	cfg = parse_ok(LISTENER("127.0.0.1") LISTENER("127.0.0.2"));
+	assert_int_equal(config_site_count(cfg), 2);
+	config_free(cfg);
+}
+
+/*
+ * Two site sections with the very same title are an error, not a merge.
+ * (libconfuse, without CFGF_NO_TITLE_DUPES, lets the second silently
+ * replace the first.)  portcullis.conf(5): "A name may appear once per
+ * listener."
+ */
+static void
+test_duplicate_site_same_spelling(void **state)
+{
+	struct config_errors	 e;
+	struct config		*cfg;
+	static const char	 text[] =
+	    "listener {\n  bind = \"127.0.0.1\"\n" TLS
+	    "  site \"a.example\" { upstream = \"10.0.0.1:80\" }\n"
+	    "  site \"a.example\" { upstream = \"10.0.0.2:80\" }\n"
+	    "}\n";
+
+	(void)state;
+	if (parse_opts(text, strlen(text), &pure, &cfg, &e) == 0) {
+		print_message("  accepted, %zu site(s), upstream %s\n",
+		    cfg->listeners[0].nsites, cfg->listeners[0].sites[0].upstream);
+		config_free(cfg);
+		fail_msg("a site defined twice under one spelling was accepted");
+	}
+	assert_non_null(strstr(e.msgs[0], "a.example"));
+	assert_memory_equal(e.msgs[0], NAME ":5: ", 9);
+	config_errors_free(&e);
+}
+
+/*
+ * Listening endpoints: no two sockets on one address and port.
+ */
+
+static void
+test_endpoint_clashes(void **state)
+{
+	(void)state;
+	/* Two listeners on one address. */
+	expect_errors(LISTENER("127.0.0.1") LISTENER("127.0.0.1"),
+	    NAME ":7: https-port 127.0.0.1:443 clashes with https-port "
+	    "127.0.0.1:443 (line 2)",
+	    NAME ":7: http-port 127.0.0.1:80 clashes with http-port "
+	    "127.0.0.1:80 (line 2)", NULL);
+	/* One listener's two ports. */
+	expect_errors("listener {\n  bind = \"127.0.0.1\"\n"
+	    "  https-port = 8443\n  http-port = 8443\n" TLS SITE("a.example")
+	    "}\n", NAME ":4: http-port 127.0.0.1:8443 clashes with https-port "
+	    "127.0.0.1:8443 (line 3)", NULL);
+	/* https of one against http of another. */
+	expect_errors("listener {\n  bind = \"127.0.0.1\"\n  http-port = 0\n"
+	    TLS SITE("a.example") "}\n"
+	    "listener {\n  bind = \"127.0.0.1\"\n  https-port = 8443\n"
+	    "  http-port = 443\n" TLS SITE("a.example") "}\n",
+	    NAME ":10: http-port 127.0.0.1:443 clashes with https-port "
+	    "127.0.0.1:443 (line 2)", NULL);
+	/* One IPv6 address written three ways. */
+	expect_errors("listener {\n  bind = \"::1\"\n  http-port = 0\n" TLS
+	    SITE("a.example") "}\n"
+	    "listener {\n  bind = \"[0:0:0:0:0:0:0:1]\"\n  http-port = 0\n" TLS
+	    SITE("a.example") "}\n",
+	    NAME ":8: https-port [0:0:0:0:0:0:0:1]:443 clashes with https-port "
+	    "::1:443 (line 2)", NULL);
+	/* A wildcard takes the port on every address, in either order. */
+	expect_errors_opts(&pure_wild, "listener {\n  bind = \"0.0.0.0\"\n"
+	    "  http-port = 0\n" TLS SITE("a.example") "}\n"
+	    "listener {\n  bind = \"192.0.2.1\"\n  http-port = 0\n" TLS
+	    SITE("a.example") "}\n",
+	    NAME ":8: https-port 192.0.2.1:443 clashes with https-port "
+	    "0.0.0.0:443 (line 2)", NULL);
+	expect_errors_opts(&pure_wild, "listener {\n  bind = \"192.0.2.1\"\n"
+	    "  http-port = 0\n" TLS SITE("a.example") "}\n"
+	    "listener {\n  bind = \"[::]\"\n  http-port = 0\n" TLS
+	    SITE("a.example") "}\n"
+	    "listener {\n  bind = \"::2\"\n  http-port = 0\n" TLS
+	    SITE("a.example") "}\n"
+	    "listener {\n  bind = \"0.0.0.0\"\n  http-port = 0\n" TLS
+	    SITE("a.example") "}\n",
+	    NAME ":14: https-port ::2:443 clashes with https-port [::]:443 "
+	    "(line 8)",
+	    NAME ":20: https-port 0.0.0.0:443 clashes with https-port "
+	    "192.0.2.1:443 (line 2)", NULL);
+}
+
+static void
+test_endpoints_that_do_not_clash(void **state)
+{
+	(void)state;
+	/* Different addresses, different families, different ports. */
+	expect_ok(LISTENER("127.0.0.1") LISTENER("127.0.0.2"));
+	expect_ok(LISTENER("127.0.0.1") LISTENER("::1"));
+	expect_ok(LISTENER("127.0.0.1") "listener {\n  bind = \"127.0.0.1\"\n"
+	    "  https-port = 8443\n  http-port = 8080\n" TLS SITE("a.example")
+	    "}\n");
+	/* http-port 0 is no socket at all. */
+	expect_ok("listener {\n  bind = \"127.0.0.1\"\n  http-port = 0\n" TLS
+	    SITE("a.example") "}\n" "listener {\n  bind = \"127.0.0.1\"\n"
+	    "  https-port = 8443\n  http-port = 0\n" TLS SITE("a.example")
+	    "}\n");
+}
+
+static void
+test_health_port_clashes(void **state)
+{
+	(void)state;
+	/* The health endpoint is 127.0.0.1. */
+	expect_errors("health-check-port = 443\n" VALID,
+	    NAME ":1: health-check-port 127.0.0.1:443 clashes with https-port "
+	    "127.0.0.1:443 (line 3)", NULL);
+	expect_errors("health-check-port = 80\n" VALID,
+	    NAME ":1: health-check-port 127.0.0.1:80 clashes with http-port "
+	    "127.0.0.1:80 (line 3)", NULL);
+	expect_errors_opts(&pure_wild, "health-check-port = 443\n"
+	    LISTENER("0.0.0.0"),
+	    NAME ":1: health-check-port 127.0.0.1:443 clashes with https-port "
+	    "0.0.0.0:443 (line 3)", NULL);
+	/* Another address, another family, or no health port at all. */
+	expect_ok("health-check-port = 443\n" LISTENER("127.0.0.2"));
+	expect_ok("health-check-port = 443\n" LISTENER("::1"));
+	expect_ok("health-check-port = 0\n" "listener {\n  bind = "
+	    "\"127.0.0.1\"\n  https-port = 9900\n" TLS SITE("a.example") "}\n");
+}
+
+/*
+ * A clash with the default health port (9900, not written in the file)
+ * is blamed on a line the file has.  (The root section's cfg->line is one
+ * past the last line once libconfuse is done.)
+ */
+static void
+test_default_health_clash_line(void **state)
+{
+	struct config_errors	 e;
+	struct config		*cfg;
+	static const char	 text[] =
+	    "listener {\n  bind = \"127.0.0.1\"\n  https-port = 9900\n" TLS
+	    SITE("a.example") "}\n";	/* six lines */
+
+	(void)state;
+	assert_int_equal(parse_opts(text, strlen(text), &pure, &cfg, &e), -1);
+	assert_int_equal(e.n, 1);
+	assert_non_null(strstr(e.msgs[0], ": health-check-port 127.0.0.1:9900 "
+	    "clashes with https-port 127.0.0.1:9900 (line 3)"));
+	if (e.lines[0] < 1 || e.lines[0] > 6) {
+		print_message("  %s\n", e.msgs[0]);
+		config_errors_free(&e);
+		fail_msg("a message on a line the 6-line file does not have");
+	}
+	config_errors_free(&e);
+}
+
+/*
+ * Messages: order, limits, lines.
+ */
+
+static void
+test_messages_sorted_by_line(void **state)
+{
+	(void)state;
+	/*
+	 * The clash (found last, reported on line 1) comes first, the site
+	 * errors (found before it) after; two on one line keep the order
+	 * they were found in.
+	 */
+	expect_errors("health-check-port = 443\n"
+	    "listener {\n  bind = \"127.0.0.1\"\n" TLS
+	    "  site \"-x\" { upstream = \"nope\" }\n}\n"
+	    "workers = 999\n",
+	    NAME ":1: health-check-port 127.0.0.1:443 clashes with https-port "
+	    "127.0.0.1:443 (line 3)",
+	    NAME ":5: site \"-x\": not a valid DNS name (or *.domain wildcard)",
+	    NAME ":5: upstream \"nope\" is not host:port (a DNS name, an IPv4 "
+	    "address or a bracketed IPv6 address, and a port 1-65535)",
+	    NAME ":7: 'workers' must be between 0 and 256, not 999", NULL);
+}
+
+static void
+test_at_most_100_messages(void **state)
+{
+	struct config_errors	 e;
+	struct config		*cfg;
+	struct sbuf		 b = { 0 };
+	int			 i;
+
+	(void)state;
+	sb_add(&b, "listener {\n  bind = \"127.0.0.1\"\n" TLS);
+	for (i = 0; i < 150; i++)
+		sb_fmt(&b, "  site \"s%d.example\" { upstream = \"1.2.3.4:80\" "
+		    "connect-timeout = 0 }\n", i);
+	sb_add(&b, "}\n");
+	assert_int_equal(parse_opts(b.p, b.len, &pure, &cfg, &e), -1);
+	assert_int_equal(e.n, 100);
+	assert_string_equal(e.msgs[0], NAME ":4: 'connect-timeout' must be "
+	    "between 1 and 3600, not 0");
+	assert_string_equal(e.msgs[99], NAME ":103: 'connect-timeout' must be "
+	    "between 1 and 3600, not 0");
+	config_errors_free(&e);
+	free(b.p);
+}
+
+static void
+test_listener_and_site_limits(void **state)
+{
+	struct config	*cfg;
+	struct sbuf	 b = { 0 };
+	char		 msg[128];
+	int		 i;
+
+	(void)state;
+	for (i = 0; i < CONFIG_MAX_LISTENERS; i++)
+		sb_fmt(&b, "listener {\n  bind = \"127.0.0.1\"\n  https-port = "
+		    "%d\n  http-port = 0\n" TLS SITE("a.example") "}\n",
+		    10000 + i);
+	cfg = parse_ok(b.p);
+	assert_int_equal(cfg->nlisteners, CONFIG_MAX_LISTENERS);
+	config_free(cfg);
+	sb_add(&b, "listener {\n  bind = \"127.0.0.2\"\n" TLS
+	    SITE("a.example") "}\n");
+	snprintf(msg, sizeof(msg), NAME ":%d: more than 64 listeners",
+	    (CONFIG_MAX_LISTENERS + 1) * 7 - 2);
+	expect_errors(b.p, msg, NULL);
+	free(b.p);
+
+	memset(&b, 0, sizeof(b));
+	sb_add(&b, "listener {\n  bind = \"127.0.0.1\"\n" TLS);
+	for (i = 0; i < CONFIG_MAX_SITES; i++)
+		sb_fmt(&b, "  site \"s%d.example\" { upstream = \"1.2.3.4:80\" "
+		    "}\n", i);
+	{
+		char	*whole = cat(b.p, "}\n");
+
+		cfg = parse_ok(whole);
+		free(whole);
+	}
+	assert_int_equal(config_site_count(cfg), CONFIG_MAX_SITES);
+	config_free(cfg);
+	sb_add(&b, "  site \"one-more.example\" { upstream = \"1.2.3.4:80\" "
+	    "}\n}\n");
+	expect_errors(b.p, NAME ":2: listener: more than 4096 sites", NULL);
+	free(b.p);
+}
+
+static void
+test_nul_byte(void **state)
+{
+	static const char a[] = "workers = 1\0\n";
+	static const char b[] = "a\nb\nc\0";
+	static const char c[] = "\0";
+
+	(void)state;
+	expect_errors_len(a, sizeof(a) - 1, NAME ":1: NUL byte in the "
+	    "configuration", NULL);
+	expect_errors_len(b, sizeof(b) - 1, NAME ":3: NUL byte in the "
+	    "configuration", NULL);
+	expect_errors_len(c, sizeof(c) - 1, NAME ":1: NUL byte in the "
+	    "configuration", NULL);
+	/* A NUL after a whole valid file still counts, on the next line. */
+	{
+		char	text[] = VALID "\0";
+
+		expect_errors_len(text, sizeof(text) - 1, NAME ":6: NUL byte "
+		    "in the configuration", NULL);
+	}
+}
+
+/*
+ * A NUL that starts a line is on that line, not the one before: a
+ * newline just before it counts (unlike for "the last line of a file").
+ */
+static void
+test_nul_byte_at_start_of_line(void **state)
+{
+	static const char a[] = "a\n\0b";
+	static const char b[] = "workers = 1\nworkers = 2\n\0";
+
+	(void)state;
+	expect_errors_len(a, sizeof(a) - 1, NAME ":2: NUL byte in the "
+	    "configuration", NULL);
+	expect_errors_len(b, sizeof(b) - 1, NAME ":3: NUL byte in the "
+	    "configuration", NULL);
+}
+
+/*
+ * Comments do not shift the line numbers after them.  (libconfuse 3.3
+ * counts the newline ending a '#' or '//' comment twice and adds one for
+ * every closing '*' '/'; deploy/portcullis.conf.example has 30 comments.)
+ */
+static void
+test_line_numbers_after_comments(void **state)
+{
+	(void)state;
+	expect_errors("# a comment\nworkers = 999\n" VALID,
+	    NAME ":2: 'workers' must be between 0 and 256, not 999", NULL);
+	expect_errors("// a comment\n\nworkers = 999\n" VALID,
+	    NAME ":3: 'workers' must be between 0 and 256, not 999", NULL);
+	expect_errors("/* one */\nworkers = 999\n" VALID,
+	    NAME ":2: 'workers' must be between 0 and 256, not 999", NULL);
+	expect_errors("workers = 1 # trailing\nworkers = 2\n" VALID,
+	    NAME ":2: 'workers' set twice (first on line 1)", NULL);
+}
+
+/*
+ * A file that ends inside a section is an error, reported on its last
+ * line.  (libconfuse 3.3 takes the end of the file as closing every open
+ * section, so a file cut short would otherwise load without a word.)
+ * Braces in comments and strings do not count.
+ */
+static void
+test_unterminated_section(void **state)
+{
+	struct config_errors	 e;
+	struct config		*cfg;
+	static const struct {
+		const char	*text;
+		int		 last;
+	} cut[] = {
+		{ "listener {\n  bind = \"127.0.0.1\"\n" TLS SITE("a.example"),
+		    4 },
+		{ "listener {\n  bind = \"127.0.0.1\"\n" TLS
+		    "  site \"a.example\" { upstream = \"1.2.3.4:80\"\n", 4 },
+		{ VALID "listener {\n", 6 },
+		{ VALID "# }\nlistener { # }\n", 7 },
+		{ VALID "listener { /* } */\n", 6 },
+	};
+	size_t			 i;
+
+	(void)state;
+	for (i = 0; i < nitems(cut); i++) {
+		if (parse_opts(cut[i].text, strlen(cut[i].text), &pure, &cfg,
+		    &e) == 0) {
+			config_free(cfg);
+			fail_msg("accepted a file that ends inside a section:"
+			    "\n%s", cut[i].text);
+		}
+		if (e.lines[e.n - 1] != cut[i].last) {
+			dump_errors(&e);
+			config_errors_free(&e);
+			fail_msg("case %zu: want a message on line %d", i,
+			    cut[i].last);
+		}
+		config_errors_free(&e);
+	}
+	/* Braces inside strings and comments are not sections. */
+	expect_ok("# {\n/* { { */\n// }\n" VALID);
+	expect_ok("admin-socket = \"/run/{x\"\nuser = '}'\n" VALID);
+}
+
+static void
+test_errors_join(void **state)
+{
+	struct config_errors	 e;
+	struct config		*cfg;
+	char			*s;
+	static const char	 text[] = "workers = 999\nshutdown-timeout = "
+	    "-5\n" VALID;
+
+	(void)state;
+	memset(&e, 0, sizeof(e));
+	s = config_errors_join(&e);
+	assert_string_equal(s, "");
+	free(s);
+	assert_int_equal(parse_opts(text, strlen(text), &pure, &cfg, &e), -1);
+	assert_int_equal(e.n, 2);
+	s = config_errors_join(&e);
+	assert_string_equal(s, NAME ":1: 'workers' must be between 0 and 256, "
+	    "not 999; " NAME ":2: 'shutdown-timeout' must be between 0 and "
+	    "3600, not -5");
+	free(s);
+	e.n = 1;			/* one message: no separator */
+	s = config_errors_join(&e);
+	assert_string_equal(s, NAME ":1: 'workers' must be between 0 and 256, "
+	    "not 999");
+	free(s);
+	e.n = 2;
+	config_errors_free(&e);
+	assert_int_equal(e.n, 0);
+	assert_null(e.msgs);
+	assert_null(e.lines);
+	config_errors_free(&e);		/* twice is harmless */
+	config_free(NULL);
+}
+
+/*
+ * Messages accumulate over calls until the caller frees them, and earlier
+ * messages do not fail a later, valid parse.
+ */
+static void
+test_errors_accumulate(void **state)
+{
+	struct config_errors	 e;
+	struct config		*cfg;
+	static const char	 text[] = "workers = 999\n" VALID;
+
+	(void)state;
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(config_parse_buffer("a", text, strlen(text), &pure,
+	    &cfg, &e), -1);
+	assert_int_equal(config_parse_buffer("b", text, strlen(text), &pure,
+	    &cfg, &e), -1);
+	assert_int_equal(e.n, 2);
+	assert_memory_equal(e.msgs[0], "a:1: ", 5);
+	assert_memory_equal(e.msgs[1], "b:1: ", 5);
+	assert_int_equal(config_parse_buffer("c", VALID, strlen(VALID), &pure,
+	    &cfg, &e), 0);
+	assert_non_null(cfg);
+	assert_int_equal(e.n, 2);
+	config_free(cfg);
+	config_errors_free(&e);
+}
+
+/*
+ * config_check_hostname
+ */
+
+static int
+hostname(const char *s, bool wildcard)
+{
+	size_t	 len = strlen(s);
+	char	*copy = malloc(len > 0 ? len : 1);	/* no terminator */
+	int	 rc;
+
+	assert_non_null(copy);
+	memcpy(copy, s, len);
+	rc = config_check_hostname(copy, len, wildcard);
+	free(copy);
+	assert_true(rc == 0 || rc == -1);
+	return rc;
+}
+
+static char *
+repeat(char c, size_t n)
+{
+	char	*s = malloc(n + 1);
+
+	assert_non_null(s);
+	memset(s, c, n);
+	s[n] = '\0';
+	return s;
+}
+
+/* A name of exactly total bytes: labels of 63 joined by dots. */
+static char *
+name_of_length(size_t total)
+{
+	char	*s = repeat('a', total);
+	size_t	 i;
+
+	for (i = 63; i < total; i += 64)
+		s[i] = '.';
+	if (s[total - 1] == '.')
+		s[total - 2] = '.', s[total - 1] = 'b';
+	return s;
+}
+
+static void
+test_hostname_valid(void **state)
+{
+	static const char *const good[] = {
+		"a", "example", "example.com", "EXAMPLE.COM", "a-b.c",
+		"a--b.example", "xn--bcher-kva.example", "1a.example",
+		"123.example", "a.b2", "a.2b", "a.b.c.d.e.f.g", "example.com.",
+		"0-0.example", "A.",
+	};
+	size_t	i;
+
+	(void)state;
+	for (i = 0; i < nitems(good); i++) {
+		if (hostname(good[i], false) != 0)
+			fail_msg("rejected %s", good[i]);
+		if (hostname(good[i], true) != 0)
+			fail_msg("rejected %s (wildcards allowed)", good[i]);
+	}
+	assert_int_equal(hostname("*.a.b", true), 0);
+	assert_int_equal(hostname("*.a.b.", true), 0);
+	assert_int_equal(hostname("*.apps.example.com", true), 0);
+	/* Only len bytes are looked at. */
+	assert_int_equal(config_check_hostname("example.com!!", 11, false), 0);
+	assert_int_equal(config_check_hostname("a.b-", 3, false), 0);
+}
+
+static void
+test_hostname_invalid(void **state)
+{
+	static const char *const bad[] = {
+		"", ".", "..", ".a", "a..b", "-a", "a-", "a.-b", "a.b-",
+		"a_b", "a b", "a/b", "a:b", "a@b", "a.com/", "1.2.3.4",
+		"example.123", "123", "1", "a.0", "*", "*.", "*.com",
+		"*.a.b", "**.a.b", "*a.b.c", "a.*.b", "a.b.*",
+		"ex\xc3\xa4mple.com", "a\tb", "a\nb", "a.b..", "a.b. ",
+	};
+	size_t	i;
+
+	(void)state;
+	for (i = 0; i < nitems(bad); i++)
+		if (hostname(bad[i], false) != -1)
+			fail_msg("accepted \"%s\"", bad[i]);
+	/* With wildcards allowed, only real *.domain wildcards pass. */
+	for (i = 0; i < nitems(bad); i++)
+		if (strcmp(bad[i], "*.a.b") != 0 && hostname(bad[i], true) != -1)
+			fail_msg("accepted \"%s\" (wildcards allowed)", bad[i]);
+	assert_int_equal(config_check_hostname("a\0b", 3, false), -1);
+	assert_int_equal(config_check_hostname("*.a\0.b", 6, true), -1);
+}
+
+static void
+test_hostname_lengths(void **state)
+{
+	char	*s, *t;
+
+	(void)state;
+	/* Labels: 63 yes, 64 no, anywhere in the name. */
+	s = repeat('x', 63);
+	assert_int_equal(hostname(s, false), 0);
+	t = cat(s, ".example");
+	assert_int_equal(hostname(t, false), 0);
+	free(t);
+	free(s);
+	s = repeat('x', 64);
+	assert_int_equal(hostname(s, false), -1);
+	t = cat("a.", s);
+	assert_int_equal(hostname(t, false), -1);
+	free(t);
+	t = cat(s, ".example");
+	assert_int_equal(hostname(t, false), -1);
+	free(t);
+	free(s);
+	/* The whole name: 253 yes, 254 no; a trailing dot is not counted. */
+	s = name_of_length(253);
+	assert_int_equal(strlen(s), 253);
+	assert_int_equal(hostname(s, false), 0);
+	t = cat(s, ".");
+	assert_int_equal(hostname(t, false), 0);
+	free(t);
+	free(s);
+	s = name_of_length(254);
+	assert_int_equal(hostname(s, false), -1);
+	t = cat(s, ".");
+	assert_int_equal(hostname(t, false), -1);
+	free(t);
+	free(s);
+	/* A wildcard of 253 in all is fine. */
+	s = name_of_length(251);
+	t = cat("*.", s);
+	assert_int_equal(strlen(t), 253);
+	assert_int_equal(hostname(t, true), 0);
+	free(t);
+	free(s);
+}
+
+/*
+ * The 253-byte limit counts the "*." of a wildcard: portcullis.conf(5)
+ * says "at most 253 in all", and image_decode() holds every host to
+ * CONFIG_HOST_MAX (see test_every_accepted_config_decodes in image_test.c).
+ */
+static void
+test_hostname_wildcard_total_length(void **state)
+{
+	char	*s, *t;
+	int	 rc254, rc255;
+
+	(void)state;
+
+	s = name_of_length(252);
+	t = cat("*.", s);
+	assert_int_equal(strlen(t), 254);
+	rc254 = hostname(t, true);
+	free(t);
+	free(s);
+	s = name_of_length(253);
+	t = cat("*.", s);
+	rc255 = hostname(t, true);
+	free(t);
+	free(s);
+	if (rc254 != -1 || rc255 != -1)
+		fail_msg("accepted a wildcard of %s bytes", rc254 != -1 ?
+		    "254" : "255");
+}
+
+/*
+ * "*.com." is "*.com", a wildcard for a whole top-level domain: refused.
+ * (The trailing dot must be stripped before looking for a second dot.)
+ */
+static void
+test_hostname_wildcard_tld_trailing_dot(void **state)
+{
+	(void)state;
+	assert_int_equal(hostname("*.com", true), -1);
+	if (hostname("*.com.", true) != -1)
+		fail_msg("accepted \"*.com.\", a wildcard for all of .com");
+	expect_errors("listener {\n  bind = \"127.0.0.1\"\n" TLS
+	    SITE("*.com.") "}\n", NAME ":4: site \"*.com.\": not a valid DNS "
+	    "name (or *.domain wildcard)", NULL);
+}
+
+/*
+ * config_static_change
+ */
+
+struct knobs {
+	const char	*user, *workers, *wild, *health, *admin, *shutdown;
+	const char	*maxconn, *level, *format, *file, *rps, *burst, *body;
+	const char	*bind, *https, *http, *bind2, *https2, *http2;
+	const char	*site, *upstream, *ctimeout, *cert;
+	bool		 one_listener;
+};
+
+static const struct knobs base_knobs = {
+	"nobody", "2", "false", "9900", "/run/p/admin.sock", "30", "4096",
+	"info", "text", "/var/log/p.log", "10", "20", "1000",
+	"127.0.0.1", "443", "80", "::1", "8443", "8080",
+	"a.example", "127.0.0.1:8080", "5", "/c.pem", false,
+};
+
+static struct config *
+parse_knobs(const struct knobs *k)
+{
+	struct config	*cfg;
+	struct sbuf	 b = { 0 };
+
+	sb_fmt(&b, "user = \"%s\"\nworkers = %s\nallow-wildcard-bind = %s\n"
+	    "health-check-port = %s\nadmin-socket = \"%s\"\n"
+	    "shutdown-timeout = %s\nmax-connections = %s\n", k->user,
+	    k->workers, k->wild, k->health, k->admin, k->shutdown, k->maxconn);
+	sb_fmt(&b, "logging { level = \"%s\" format = \"%s\" file = \"%s\" }\n"
+	    "rate-limit { requests-per-second = %s burst = %s }\n"
+	    "body { limit-bytes = %s }\n", k->level, k->format, k->file,
+	    k->rps, k->burst, k->body);
+	sb_fmt(&b, "listener {\n bind = \"%s\"\n https-port = %s\n"
+	    " http-port = %s\n tls { cert = \"%s\" key = \"/k.pem\" }\n"
+	    " site \"%s\" { upstream = \"%s\" connect-timeout = %s }\n}\n",
+	    k->bind, k->https, k->http, k->cert, k->site, k->upstream,
+	    k->ctimeout);
+	if (!k->one_listener)
+		sb_fmt(&b, "listener {\n bind = \"%s\"\n https-port = %s\n"
+		    " http-port = %s\n" TLS SITE("b.example") "}\n", k->bind2,
+		    k->https2, k->http2);
+	cfg = parse_ok_opts(b.p, &pure_wild);
+	free(b.p);
+	return cfg;
+}
+
+static void
+expect_change(const struct knobs *k, const char *want)
+{
+	struct config	*a = parse_knobs(&base_knobs), *b = parse_knobs(k);
+	char		 buf[64];
+	const char	*got;
+
+	memset(buf, 0x7e, sizeof(buf));
+	got = config_static_change(a, b, buf, sizeof(buf));
+	if (want == NULL && got != NULL)
+		fail_msg("\"%s\" needs no restart", got);
+	if (want != NULL && (got == NULL || strcmp(got, want) != 0))
+		fail_msg("got \"%s\", want \"%s\"", got ? got : "(null)", want);
+	/* It does not depend on the direction. */
+	got = config_static_change(b, a, buf, sizeof(buf));
+	assert_true((got == NULL) == (want == NULL));
+	if (want != NULL)
+		assert_string_equal(got, want);
+	config_free(a);
+	config_free(b);
+}
+
+static void
+test_static_change(void **state)
+{
+	struct knobs	k;
+
+	(void)state;
+	expect_change(&base_knobs, NULL);
+#define CHANGE(field, value, want) do {					\
+	k = base_knobs;							\
+	k.field = (value);						\
+	expect_change(&k, (want));					\
+} while (0)
+	CHANGE(user, "daemon", "user");
+	CHANGE(workers, "3", "workers");
+	CHANGE(workers, "0", "workers");
+	CHANGE(wild, "true", "allow-wildcard-bind");
+	CHANGE(health, "9901", "health-check-port");
+	CHANGE(health, "0", "health-check-port");
+	CHANGE(admin, "/run/p/other.sock", "admin-socket");
+	CHANGE(admin, "", "admin-socket");
+	CHANGE(shutdown, "31", "shutdown-timeout");
+	CHANGE(maxconn, "4097", "max-connections");
+	CHANGE(level, "debug", "logging");
+	CHANGE(format, "json", "logging");
+	CHANGE(file, "/var/log/q.log", "logging");
+	CHANGE(file, "", "logging");
+	CHANGE(one_listener, true, "the number of listeners");
+	CHANGE(bind, "127.0.0.2", "listener 1 bind");
+	CHANGE(bind, "::ffff:127.0.0.1", "listener 1 bind");
+	CHANGE(https, "444", "listener 1 https-port");
+	CHANGE(http, "0", "listener 1 http-port");
+	CHANGE(bind2, "::2", "listener 2 bind");
+	CHANGE(bind2, "127.0.0.1", "listener 2 bind");
+	CHANGE(https2, "8444", "listener 2 https-port");
+	CHANGE(http2, "8081", "listener 2 http-port");
+	/* The same address written differently is no change. */
+	CHANGE(bind2, "[::1]", NULL);
+	CHANGE(bind2, "0:0:0:0:0:0:0:1", NULL);
+	/* Everything else reloads. */
+	CHANGE(rps, "0.5", NULL);
+	CHANGE(burst, "3", NULL);
+	CHANGE(body, "0", NULL);
+	CHANGE(site, "c.example", NULL);
+	CHANGE(upstream, "[::1]:9", NULL);
+	CHANGE(ctimeout, "9", NULL);
+	CHANGE(cert, "/other.pem", NULL);
+#undef CHANGE
+}
+
+/* The first difference is named, in the documented order. */
+static void
+test_static_change_first(void **state)
+{
+	struct knobs	 k = base_knobs;
+	struct config	*a, *b;
+	char		 buf[64], small[8];
+
+	(void)state;
+	k.workers = "9";
+	k.https = "1443";
+	k.http2 = "1080";
+	a = parse_knobs(&base_knobs);
+	b = parse_knobs(&k);
+	assert_string_equal(config_static_change(a, b, buf, sizeof(buf)),
+	    "workers");
+	config_free(b);
+	k.workers = base_knobs.workers;
+	b = parse_knobs(&k);
+	assert_string_equal(config_static_change(a, b, buf, sizeof(buf)),
+	    "listener 1 https-port");
+	/* A small buffer gets a cut, terminated name. */
+	memset(small, 'Z', sizeof(small));
+	assert_string_equal(config_static_change(a, b, small, sizeof(small)),
+	    "listene");
+	config_free(b);
+	config_free(a);
+}
+
+/*
+ * config_load: real files.
+ */
+
+struct files {
+	bool	 ok;
+	char	 dir[64];
+	char	 cert[128], key[128], other_key[128], big[128], garbage[128];
+	char	 conf[128], subdir[128];
+};
+
+static struct files files;
+
+static void
+write_file(const char *path, const char *data, size_t len)
+{
+	int	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	close(fd);
+}
+
+static int
+setup_files(void **state)
+{
+	char	cmd[1024];
+	char	*big;
+
+	(void)state;
+	snprintf(files.dir, sizeof(files.dir), "/tmp/portcullis-config-test."
+	    "XXXXXX");
+	if (mkdtemp(files.dir) == NULL)
+		return -1;
+#define PATH(f, name) snprintf(files.f, sizeof(files.f), "%s/" name, files.dir)
+	PATH(cert, "cert.pem");
+	PATH(key, "key.pem");
+	PATH(other_key, "other.key");
+	PATH(big, "big.pem");
+	PATH(garbage, "garbage.pem");
+	PATH(conf, "portcullis.conf");
+	PATH(subdir, "subdir");
+#undef PATH
+	snprintf(cmd, sizeof(cmd), "openssl req -x509 -newkey ec -pkeyopt "
+	    "ec_paramgen_curve:prime256v1 -nodes -keyout %s -out %s -days 2 "
+	    "-subj /CN=a.example >/dev/null 2>&1 && openssl genpkey "
+	    "-algorithm EC -pkeyopt ec_paramgen_curve:prime256v1 -out %s "
+	    ">/dev/null 2>&1", files.key, files.cert, files.other_key);
+	files.ok = system(cmd) == 0;
+	if (!files.ok)
+		print_message("openssl failed: config_load tests skipped\n");
+	big = malloc(CONFIG_PEM_MAX + 1);
+	if (big == NULL)
+		return -1;
+	memset(big, 'A', CONFIG_PEM_MAX + 1);
+	write_file(files.big, big, CONFIG_PEM_MAX + 1);
+	free(big);
+	write_file(files.garbage, "not a certificate\n", 18);
+	if (mkdir(files.subdir, 0700) == -1)
+		return -1;
+	return 0;
+}
+
+static int
+teardown_files(void **state)
+{
+	char	cmd[256];
+
+	(void)state;
+	if (files.dir[0] == '\0')
+		return 0;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", files.dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static char *
+slurp(const char *path, size_t *len)
+{
+	struct stat	 st;
+	char		*p;
+	int		 fd = open(path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	p = malloc((size_t)st.st_size + 1);
+	assert_non_null(p);
+	assert_int_equal(read(fd, p, (size_t)st.st_size), st.st_size);
+	close(fd);
+	*len = (size_t)st.st_size;
+	return p;
+}
+
+/* Write a config whose listener uses cert/key, then load it. */
+static int
+load_with(const char *user, const char *cert, const char *key,
+    const char *extra_site, const struct config_opts *opts,
+    struct config **cfg, struct config_errors *e)
+{
+	struct sbuf	b = { 0 };
+	int		rc;
+
+	sb_fmt(&b, "user = \"%s\"\n", user);			/* 1 */
+	sb_add(&b, "listener {\n  bind = \"127.0.0.1\"\n  tls {\n");
+	sb_fmt(&b, "    cert = \"%s\"\n", cert);			/* 5 */
+	sb_fmt(&b, "    key = \"%s\"\n  }\n", key);		/* 6 */
+	sb_add(&b, "  site \"a.example\" { upstream = \"127.0.0.1:8080\" }\n");
+	if (extra_site != NULL)
+		sb_add(&b, extra_site);				/* 9 */
+	sb_add(&b, "}\n");
+	write_file(files.conf, b.p, b.len);
+	free(b.p);
+	memset(e, 0, sizeof(*e));
+	rc = config_load(files.conf, opts, cfg, e);
+	assert_true(rc == 0 || rc == -1);
+	assert_true((rc == 0) == (*cfg != NULL));
+	assert_true((rc == 0) == (e->n == 0));
+	return rc;
+}
+
+static const struct config_opts real = { .allow_wildcard_bind = false,
+    .pure = false };
+
+static void
+expect_load_error(const char *user, const char *cert, const char *key,
+    int line, const char *msg)
+{
+	struct config_errors	 e;
+	struct config		*cfg;
+	char			 want[1024];
+
+	assert_int_equal(load_with(user, cert, key, NULL, &real, &cfg, &e),
+	    -1);
+	snprintf(want, sizeof(want), "%s:%d: %s", files.conf, line, msg);
+	if (e.n != 1 || strcmp(e.msgs[0], want) != 0) {
+		dump_errors(&e);
+		config_errors_free(&e);
+		fail_msg("want \"%s\"", want);
+	}
+	config_errors_free(&e);
+}
+
+static void
+test_load_ok(void **state)
+{
+	struct config_errors	 e;
+	struct config		*cfg;
+	struct config_site	*s;
+	char			 site[512], *c, *k;
+	size_t			 clen, klen;
+
+	(void)state;
+	if (!files.ok)
+		skip();
+	snprintf(site, sizeof(site), "  site \"b.example\" {\n"
+	    "    upstream = \"[::1]:9\"\n    cert = \"%s\"\n    key = \"%s\"\n"
+	    "  }\n", files.cert, files.key);
+	if (load_with("nobody", files.cert, files.key, site, &real, &cfg,
+	    &e) != 0) {
+		dump_errors(&e);
+		config_errors_free(&e);
+		fail_msg("a good configuration was refused");
+	}
+	c = slurp(files.cert, &clen);
+	k = slurp(files.key, &klen);
+	assert_string_equal(cfg->path, files.conf);
+	assert_string_equal(cfg->user, "nobody");
+	assert_int_equal(cfg->listeners[0].tls.cert.len, clen);
+	assert_memory_equal(cfg->listeners[0].tls.cert.data, c, clen);
+	assert_int_equal(cfg->listeners[0].tls.cert.data[clen], '\0');
+	assert_int_equal(cfg->listeners[0].tls.key.len, klen);
+	assert_memory_equal(cfg->listeners[0].tls.key.data, k, klen);
+	assert_int_equal(cfg->listeners[0].tls.key.data[klen], '\0');
+	s = &cfg->listeners[0].sites[1];
+	assert_int_equal(s->tls.cert.len, clen);
+	assert_int_equal(s->tls.key.len, klen);
+	assert_int_equal(s->upstream_addrlen, sizeof(struct sockaddr_in6));
+	assert_null(cfg->listeners[0].sites[0].tls.cert.data);
+	free(c);
+	free(k);
+	config_free(cfg);
+}
+
+static void
+test_load_key_mismatch(void **state)
+{
+	char	msg[512];
+
+	(void)state;
+	if (!files.ok)
+		skip();
+	snprintf(msg, sizeof(msg), "%s with %s: private key does not match "
+	    "the certificate", files.other_key, files.cert);
+	expect_load_error("nobody", files.cert, files.other_key, 6, msg);
+}
+
+static void
+test_load_unreadable(void **state)
+{
+	struct config_errors	 e;
+	struct config		*cfg;
+	char			 msg[512], missing[160];
+
+	(void)state;
+	if (!files.ok)
+		skip();
+	snprintf(missing, sizeof(missing), "%s/missing.pem", files.dir);
+	snprintf(msg, sizeof(msg), "cannot read certificate %s: No such file "
+	    "or directory", missing);
+	expect_load_error("nobody", missing, files.key, 5, msg);
+	snprintf(msg, sizeof(msg), "cannot read key %s: No such file or "
+	    "directory", missing);
+	expect_load_error("nobody", files.cert, missing, 6, msg);
+	snprintf(msg, sizeof(msg), "cannot read certificate %s: not a regular "
+	    "file", files.subdir);
+	expect_load_error("nobody", files.subdir, files.key, 5, msg);
+	snprintf(msg, sizeof(msg), "cannot read key /dev/null: not a regular "
+	    "file");
+	expect_load_error("nobody", files.cert, "/dev/null", 6, msg);
+	snprintf(msg, sizeof(msg), "cannot read certificate %s: larger than "
+	    "1048576 bytes", files.big);
+	expect_load_error("nobody", files.big, files.key, 5, msg);
+	/* Both broken: both reported, in line order. */
+	assert_int_equal(load_with("nobody", missing, files.subdir, NULL,
+	    &real, &cfg, &e), -1);
+	assert_int_equal(e.n, 2);
+	assert_int_equal(e.lines[0], 5);
+	assert_int_equal(e.lines[1], 6);
+	config_errors_free(&e);
+}
+
+static void
+test_load_garbage_pem(void **state)
+{
+	struct config_errors	 e;
+	struct config		*cfg;
+	char			 prefix[512];
+
+	(void)state;
+	if (!files.ok)
+		skip();
+	assert_int_equal(load_with("nobody", files.garbage, files.key, NULL,
+	    &real, &cfg, &e), -1);
+	snprintf(prefix, sizeof(prefix), "%s:6: %s with %s: ", files.conf,
+	    files.key, files.garbage);
+	assert_int_equal(e.n, 1);
+	assert_memory_equal(e.msgs[0], prefix, strlen(prefix));
+	config_errors_free(&e);
+	/* A certificate where the key should be. */
+	assert_int_equal(load_with("nobody", files.cert, files.cert, NULL,
+	    &real, &cfg, &e), -1);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(e.lines[0], 6);
+	config_errors_free(&e);
+}
+
+static void
+test_load_users(void **state)
+{
+	(void)state;
+	if (!files.ok)
+		skip();
+	expect_load_error("root", files.cert, files.key, 1, "user \"root\" is "
+	    "root: workers must run as an unprivileged user");
+	expect_load_error("no-such-user-portcullis", files.cert, files.key, 1,
+	    "user \"no-such-user-portcullis\" does not exist");
+}
+
+/* Pure mode reads no file and looks up no user. */
+static void
+test_load_pure_reads_nothing(void **state)
+{
+	struct config_errors	 e;
+	struct config		*cfg;
+	const struct config_opts opts = { .pure = true };
+
+	(void)state;
+	if (!files.ok)
+		skip();
+	assert_int_equal(load_with("root", files.cert, "/nonexistent/key",
+	    NULL, &opts, &cfg, &e), 0);
+	assert_null(cfg->listeners[0].tls.cert.data);
+	assert_null(cfg->listeners[0].tls.key.data);
+	assert_string_equal(cfg->listeners[0].tls.key_path,
+	    "/nonexistent/key");
+	config_free(cfg);
+}
+
+static void
+test_load_config_file_problems(void **state)
+{
+	struct config_errors	 e;
+	struct config		*cfg = (struct config *)&e;
+	char			 path[160], want[512];
+	char			*big;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/none.conf", files.dir);
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(config_load(path, &pure, &cfg, &e), -1);
+	assert_null(cfg);
+	assert_int_equal(e.n, 1);
+	snprintf(want, sizeof(want), "%s:0: cannot read configuration: No such "
+	    "file or directory", path);
+	assert_string_equal(e.msgs[0], want);
+	config_errors_free(&e);
+
+	assert_int_equal(config_load(files.subdir, &pure, &cfg, &e), -1);
+	snprintf(want, sizeof(want), "%s:0: cannot read configuration: not a "
+	    "regular file", files.subdir);
+	assert_string_equal(e.msgs[0], want);
+	config_errors_free(&e);
+
+	big = malloc(CONFIG_FILE_MAX + 1);
+	assert_non_null(big);
+	memset(big, '\n', CONFIG_FILE_MAX + 1);
+	write_file(files.conf, big, CONFIG_FILE_MAX + 1);
+	free(big);
+	assert_int_equal(config_load(files.conf, &pure, &cfg, &e), -1);
+	snprintf(want, sizeof(want), "%s:0: cannot read configuration: larger "
+	    "than 1048576 bytes", files.conf);
+	assert_string_equal(e.msgs[0], want);
+	config_errors_free(&e);
+
+	/* Empty: a file with nothing in it, on line 1. */
+	write_file(files.conf, "", 0);
+	assert_int_equal(config_load(files.conf, &pure, &cfg, &e), -1);
+	snprintf(want, sizeof(want), "%s:1: at least one listener { } section "
+	    "is required", files.conf);
+	assert_string_equal(e.msgs[0], want);
+	config_errors_free(&e);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_every_option),
+		cmocka_unit_test(test_global_ranges),
+		cmocka_unit_test(test_rate),
+		cmocka_unit_test(test_listener_ranges),
+		cmocka_unit_test(test_site_ranges),
+		cmocka_unit_test(test_logging),
+		cmocka_unit_test(test_admin_socket),
+		cmocka_unit_test(test_syntax_errors),
+		cmocka_unit_test(test_set_twice),
+		cmocka_unit_test(test_no_listener),
+		cmocka_unit_test(test_listener_parts_required),
+		cmocka_unit_test(test_bind_forms),
+		cmocka_unit_test(test_wildcard_bind),
+		cmocka_unit_test(test_site_names),
+		cmocka_unit_test(test_site_parts),
+		cmocka_unit_test(test_upstreams),
+		cmocka_unit_test(test_duplicate_sites),
+		cmocka_unit_test(test_duplicate_site_same_spelling),
+		cmocka_unit_test(test_endpoint_clashes),
+		cmocka_unit_test(test_endpoints_that_do_not_clash),
+		cmocka_unit_test(test_health_port_clashes),
+		cmocka_unit_test(test_default_health_clash_line),
+		cmocka_unit_test(test_messages_sorted_by_line),
+		cmocka_unit_test(test_at_most_100_messages),
+		cmocka_unit_test(test_listener_and_site_limits),
+		cmocka_unit_test(test_nul_byte),
+		cmocka_unit_test(test_nul_byte_at_start_of_line),
+		cmocka_unit_test(test_line_numbers_after_comments),
+		cmocka_unit_test(test_unterminated_section),
+		cmocka_unit_test(test_errors_join),
+		cmocka_unit_test(test_errors_accumulate),
+		cmocka_unit_test(test_hostname_valid),
+		cmocka_unit_test(test_hostname_invalid),
+		cmocka_unit_test(test_hostname_lengths),
+		cmocka_unit_test(test_hostname_wildcard_total_length),
+		cmocka_unit_test(test_hostname_wildcard_tld_trailing_dot),
+		cmocka_unit_test(test_static_change),
+		cmocka_unit_test(test_static_change_first),
+		cmocka_unit_test(test_load_ok),
+		cmocka_unit_test(test_load_key_mismatch),
+		cmocka_unit_test(test_load_unreadable),
+		cmocka_unit_test(test_load_garbage_pem),
+		cmocka_unit_test(test_load_users),
+		cmocka_unit_test(test_load_pure_reads_nothing),
+		cmocka_unit_test(test_load_config_file_problems),
+	};
+
+	return cmocka_run_group_tests(tests, setup_files, teardown_files);
+}

@@ -1,0 +1,1032 @@
+/*
+ * image_test.c - the flat config image: round trips both ways, and a
+ * decoder that trusts nothing: every truncation, every flipped byte,
+ * every field out of range, counts that promise more than the buffer
+ * holds (without allocating for them), magic, version, trailing bytes.
+ *
+ * Configurations come from config_parse_buffer in pure mode (IP-literal
+ * upstreams are resolved, nothing is read), with PEM blobs filled in by
+ * hand.  Hostile images come from a small writer that follows the layout
+ * in image.c field by field.
+ */
+
+#include "autoconf.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "image.h"
+
+/*
+ * Allocation sizes, where ASan lets us watch them: a hostile count must
+ * not make the decoder allocate for it.
+ */
+#ifdef PORTCULLIS_ASAN
+int __sanitizer_install_malloc_and_free_hooks(
+    void (*)(const volatile void *, size_t), void (*)(const volatile void *));
+
+static size_t	biggest_alloc;
+
+static void
+on_malloc(const volatile void *p, size_t n)
+{
+	(void)p;
+	if (n > biggest_alloc)
+		biggest_alloc = n;
+}
+
+static void
+on_free(const volatile void *p)
+{
+	(void)p;
+}
+#endif
+
+static int
+setup_hooks(void **state)
+{
+	(void)state;
+#ifdef PORTCULLIS_ASAN
+	__sanitizer_install_malloc_and_free_hooks(on_malloc, on_free);
+#endif
+	return 0;
+}
+
+/*
+ * Decoding, always from an exact-size heap copy so that ASan sees any
+ * read past the end.  Returns the decoder's result; *biggest (if ASan
+ * can tell) is the largest single allocation it made.
+ */
+static int
+decode(const unsigned char *img, size_t len, struct config **cfg,
+    uint64_t *gen, size_t *biggest)
+{
+	unsigned char	*copy = malloc(len > 0 ? len : 1);
+	int		 rc;
+
+	assert_non_null(copy);
+	if (len > 0)
+		memcpy(copy, img, len);
+	*cfg = (struct config *)&rc;	/* must be overwritten */
+#ifdef PORTCULLIS_ASAN
+	biggest_alloc = 0;
+#endif
+	rc = image_decode(copy, len, cfg, gen);
+#ifdef PORTCULLIS_ASAN
+	if (biggest != NULL)
+		*biggest = biggest_alloc;
+#else
+	if (biggest != NULL)
+		*biggest = 0;
+#endif
+	free(copy);
+	assert_true(rc == 0 || rc == -1);
+	if (rc == -1)
+		assert_null(*cfg);
+	else
+		assert_non_null(*cfg);
+	return rc;
+}
+
+static void
+expect_decode_fails(const unsigned char *img, size_t len, const char *what)
+{
+	struct config	*cfg;
+	uint64_t	 gen;
+	size_t		 biggest;
+
+	if (decode(img, len, &cfg, &gen, &biggest) != -1) {
+		config_free(cfg);
+		fail_msg("decoded a bad image: %s", what);
+	}
+	/* Nothing in proportion to a count or length it was lied to. */
+	if (biggest > 16 * len + 4096)
+		fail_msg("%s: allocated %zu bytes for a %zu-byte image", what,
+		    biggest, len);
+}
+
+/*
+ * Configurations.
+ */
+
+static void
+blob_set(struct config_blob *b, const char *s)
+{
+	b->len = strlen(s);
+	b->data = (unsigned char *)strdup(s);
+	assert_non_null(b->data);
+}
+
+/* What config_load would have read: PEM bytes for every cert/key path. */
+static void
+fill_blobs(struct config *cfg)
+{
+	size_t	i, j;
+
+	for (i = 0; i < cfg->nlisteners; i++) {
+		struct config_listener *l = &cfg->listeners[i];
+
+		blob_set(&l->tls.cert, "-----BEGIN CERTIFICATE-----\nlistener"
+		    "\n-----END CERTIFICATE-----\n");
+		blob_set(&l->tls.key, "-----BEGIN PRIVATE KEY-----\nsecret\n"
+		    "-----END PRIVATE KEY-----\n");
+		for (j = 0; j < l->nsites; j++) {
+			if (l->sites[j].tls.cert_path == NULL)
+				continue;
+			blob_set(&l->sites[j].tls.cert, l->sites[j].host);
+			/* Binary, with a NUL inside, terminated as read. */
+			l->sites[j].tls.key.data = malloc(5);
+			assert_non_null(l->sites[j].tls.key.data);
+			memcpy(l->sites[j].tls.key.data, "\x01\x02\x00\xff", 5);
+			l->sites[j].tls.key.len = 4;
+		}
+	}
+}
+
+static struct config *
+make_config(const char *text)
+{
+	const struct config_opts opts = { .pure = true,
+	    .allow_wildcard_bind = true };
+	struct config_errors	 e = { 0 };
+	struct config		*cfg;
+	size_t			 i;
+
+	if (config_parse_buffer("image.conf", text, strlen(text), &opts, &cfg,
+	    &e) != 0) {
+		for (i = 0; i < e.n; i++)
+			print_message("  %s\n", e.msgs[i]);
+		config_errors_free(&e);
+		fail_msg("test configuration refused");
+	}
+	fill_blobs(cfg);
+	return cfg;
+}
+
+static const char rich_config[] =
+    "workers = 7\n"
+    "max-connections = 1000000\n"
+    "shutdown-timeout = 3600\n"
+    "health-check-port = 0\n"
+    "logging { level = \"debug\" format = \"json\" }\n"
+    "rate-limit { requests-per-second = 0.125 burst = 1 }\n"
+    "body { limit-bytes = 1125899906842624 }\n"
+    "listener {\n"
+    "  bind = \"192.0.2.10\"\n"
+    "  https-port = 65535\n"
+    "  http-port = 0\n"
+    "  tls { cert = \"/c\" key = \"/k\" }\n"
+    "  site \"www.example.com\" { upstream = \"127.0.0.1:3000\" }\n"
+    "  site \"*.apps.example.com\" { upstream = \"[2001:db8::1]:8080\" "
+    "connect-timeout = 3600 request-timeout = 86400 }\n"
+    "  site \"own.example\" { upstream = \"10.1.2.3:1\" cert = \"/s\" "
+    "key = \"/t\" connect-timeout = 1 request-timeout = 1 }\n"
+    "}\n"
+    "listener {\n"
+    "  bind = \"[::]\"\n"
+    "  https-port = 1\n"
+    "  http-port = 2\n"
+    "  tls { cert = \"/c6\" key = \"/k6\" }\n"
+    "  site \"v6.example\" { upstream = \"[::1]:65535\" }\n"
+    "}\n";
+
+static const char small_config[] =
+    "listener {\n"
+    "  bind = \"127.0.0.1\"\n"
+    "  tls { cert = \"/c\" key = \"/k\" }\n"
+    "  site \"a.example\" { upstream = \"127.0.0.1:8080\" }\n"
+    "}\n";
+
+static void
+assert_blob_equal(const struct config_blob *a, const struct config_blob *b)
+{
+	assert_int_equal(a->len, b->len);
+	if (a->len > 0)
+		assert_memory_equal(a->data, b->data, a->len);
+	/* The decoder always terminates: GnuTLS reads PEM as a string. */
+	if (b->data != NULL)
+		assert_int_equal(b->data[b->len], '\0');
+}
+
+/* Every field the image carries, compared. */
+static void
+assert_image_fields_equal(const struct config *a, const struct config *b)
+{
+	size_t	i, j;
+
+	assert_int_equal(a->workers, b->workers);
+	assert_int_equal(a->max_connections, b->max_connections);
+	assert_int_equal(a->shutdown_timeout, b->shutdown_timeout);
+	assert_int_equal(a->health_port, b->health_port);
+	assert_int_equal(a->log_level, b->log_level);
+	assert_int_equal(a->log_format, b->log_format);
+	assert_memory_equal(&a->rate_rps, &b->rate_rps, sizeof(double));
+	assert_int_equal(a->rate_burst, b->rate_burst);
+	assert_true(a->body_limit == b->body_limit);
+	assert_int_equal(a->nlisteners, b->nlisteners);
+	for (i = 0; i < a->nlisteners; i++) {
+		const struct config_listener *la = &a->listeners[i];
+		const struct config_listener *lb = &b->listeners[i];
+
+		assert_int_equal(la->family, lb->family);
+		assert_memory_equal(&la->addr, &lb->addr, la->family == AF_INET
+		    ? 4 : 16);
+		assert_int_equal(la->https_port, lb->https_port);
+		assert_int_equal(la->http_port, lb->http_port);
+		assert_string_equal(la->bind, lb->bind);
+		assert_blob_equal(&la->tls.cert, &lb->tls.cert);
+		assert_blob_equal(&la->tls.key, &lb->tls.key);
+		assert_int_equal(la->nsites, lb->nsites);
+		for (j = 0; j < la->nsites; j++) {
+			const struct config_site *sa = &la->sites[j];
+			const struct config_site *sb = &lb->sites[j];
+
+			assert_string_equal(sa->host, sb->host);
+			assert_int_equal(sa->wildcard, sb->wildcard);
+			assert_string_equal(sa->upstream, sb->upstream);
+			assert_int_equal(sa->upstream_addrlen,
+			    sb->upstream_addrlen);
+			assert_memory_equal(&sa->upstream_addr,
+			    &sb->upstream_addr, sa->upstream_addrlen);
+			assert_int_equal(sa->connect_timeout,
+			    sb->connect_timeout);
+			assert_int_equal(sa->request_timeout,
+			    sb->request_timeout);
+			assert_blob_equal(&sa->tls.cert, &sb->tls.cert);
+			assert_blob_equal(&sa->tls.key, &sb->tls.key);
+		}
+	}
+}
+
+static void
+encode(const struct config *cfg, uint64_t gen, unsigned char **img,
+    size_t *len)
+{
+	*img = NULL;
+	*len = 0;
+	assert_int_equal(image_encode(cfg, gen, img, len), 0);
+	assert_non_null(*img);
+	assert_true(*len > 0);
+}
+
+static void
+round_trip(const char *text, uint64_t gen)
+{
+	struct config	*cfg = make_config(text), *dec;
+	unsigned char	*img, *again;
+	size_t		 len, len2;
+	uint64_t	 got;
+
+	encode(cfg, gen, &img, &len);
+	assert_int_equal(decode(img, len, &dec, &got, NULL), 0);
+	assert_true(got == gen);
+	assert_image_fields_equal(cfg, dec);
+	encode(dec, gen, &again, &len2);
+	assert_int_equal(len2, len);
+	assert_memory_equal(again, img, len);
+	free(again);
+	free(img);
+	config_free(dec);
+	config_free(cfg);
+}
+
+static void
+test_round_trip(void **state)
+{
+	(void)state;
+	round_trip(small_config, 1);
+	round_trip(rich_config, 0x0123456789abcdefULL);
+	round_trip(rich_config, UINT64_MAX);
+	round_trip(rich_config, 0);
+}
+
+/* A worker gets no path: it never opens a config or key file. */
+static void
+test_decoded_has_no_paths(void **state)
+{
+	struct config	*cfg = make_config(rich_config), *dec;
+	unsigned char	*img;
+	size_t		 len, i, j;
+	uint64_t	 gen;
+
+	(void)state;
+	encode(cfg, 5, &img, &len);
+	assert_int_equal(decode(img, len, &dec, &gen, NULL), 0);
+	assert_null(dec->path);
+	assert_null(dec->user);
+	assert_null(dec->admin_socket);
+	assert_null(dec->log_file);
+	for (i = 0; i < dec->nlisteners; i++) {
+		assert_null(dec->listeners[i].tls.cert_path);
+		assert_null(dec->listeners[i].tls.key_path);
+		for (j = 0; j < dec->listeners[i].nsites; j++) {
+			assert_null(dec->listeners[i].sites[j].tls.cert_path);
+			assert_null(dec->listeners[i].sites[j].tls.key_path);
+		}
+	}
+	/* ... and the private key bytes are in the image, nothing else. */
+	assert_non_null(memmem(img, len, "secret", 6));
+	assert_null(memmem(img, len, "/k", 2));
+	assert_null(memmem(img, len, "image.conf", 10));
+	free(img);
+	config_free(dec);
+	config_free(cfg);
+}
+
+static void
+test_frame(void **state)
+{
+	struct config	*cfg = make_config(small_config);
+	unsigned char	*img;
+	uint32_t	 v32;
+	uint64_t	 v64;
+	size_t		 len;
+
+	(void)state;
+	encode(cfg, 42, &img, &len);
+	memcpy(&v32, img, 4);
+	assert_int_equal(v32, IMAGE_MAGIC);
+	memcpy(&v32, img + 4, 4);
+	assert_int_equal(v32, IMAGE_VERSION);
+	memcpy(&v64, img + 8, 8);
+	assert_true(v64 == 42);
+	memcpy(&v32, img + len - 4, 4);
+	assert_int_equal(v32, IMAGE_MAGIC);
+	free(img);
+	config_free(cfg);
+}
+
+/*
+ * Whole-image hostility.
+ */
+
+static void
+test_every_truncation(void **state)
+{
+	struct config	*cfg = make_config(rich_config);
+	unsigned char	*img;
+	size_t		 len, n;
+	char		 what[64];
+
+	(void)state;
+	encode(cfg, 9, &img, &len);
+	for (n = 0; n < len; n++) {
+		snprintf(what, sizeof(what), "cut to %zu of %zu bytes", n, len);
+		expect_decode_fails(img, n, what);
+	}
+	free(img);
+	config_free(cfg);
+}
+
+static void
+test_trailing_garbage(void **state)
+{
+	struct config	*cfg = make_config(small_config);
+	unsigned char	*img, *more;
+	size_t		 len, extra;
+	uint32_t	 magic = IMAGE_MAGIC;
+
+	(void)state;
+	encode(cfg, 1, &img, &len);
+	more = malloc(len + 64);
+	assert_non_null(more);
+	memcpy(more, img, len);
+	memset(more + len, 0, 64);
+	for (extra = 1; extra <= 64; extra *= 2)
+		expect_decode_fails(more, len + extra, "trailing zeros");
+	memcpy(more + len, &magic, 4);
+	expect_decode_fails(more, len + 4, "a second end magic");
+	memcpy(more + len, img, len < 64 ? len : 64);
+	expect_decode_fails(more, len + 64, "two images back to back");
+	free(more);
+	free(img);
+	config_free(cfg);
+}
+
+static void
+test_magic_and_version(void **state)
+{
+	struct config	*cfg = make_config(small_config);
+	unsigned char	*img, *bad;
+	uint32_t	 v;
+	size_t		 len, i;
+	static const uint32_t versions[] = { 0, IMAGE_VERSION + 1, UINT32_MAX,
+	    IMAGE_MAGIC };
+
+	(void)state;
+	encode(cfg, 1, &img, &len);
+	bad = malloc(len);
+	assert_non_null(bad);
+	for (i = 0; i < 4; i++) {
+		memcpy(bad, img, len);
+		bad[i] ^= 0x20;
+		expect_decode_fails(bad, len, "start magic");
+		memcpy(bad, img, len);
+		bad[len - 4 + i] ^= 0x01;
+		expect_decode_fails(bad, len, "end magic");
+	}
+	for (i = 0; i < nitems(versions); i++) {
+		memcpy(bad, img, len);
+		v = versions[i];
+		memcpy(bad + 4, &v, 4);
+		expect_decode_fails(bad, len, "version");
+	}
+	/* Byte-swapped: an image from a machine of the other endianness. */
+	memcpy(bad, img, len);
+	v = __builtin_bswap32(IMAGE_MAGIC);
+	memcpy(bad, &v, 4);
+	expect_decode_fails(bad, len, "swapped magic");
+	expect_decode_fails((const unsigned char *)"PCIM", 4, "magic only");
+	free(bad);
+	free(img);
+	config_free(cfg);
+}
+
+/* What every decoded config must satisfy, whatever bytes it came from. */
+static void
+check_decoded_sane(const struct config *c)
+{
+	size_t	i, j;
+
+	assert_true(c->workers <= CONFIG_MAX_WORKERS);
+	assert_true(c->max_connections >= 16 && c->max_connections <= 1000000);
+	assert_true(c->shutdown_timeout <= 3600);
+	assert_true(c->log_level <= LOG_LEVEL_DEBUG);
+	assert_true(c->log_format <= LOG_FORMAT_JSON);
+	assert_true(isfinite(c->rate_rps) && c->rate_rps > 0 &&
+	    c->rate_rps <= 1e6);
+	assert_true(c->rate_burst >= 1 && c->rate_burst <= 1000000);
+	assert_true(c->body_limit <= ((uint64_t)1 << 50));
+	assert_true(c->nlisteners >= 1 && c->nlisteners <= CONFIG_MAX_LISTENERS);
+	for (i = 0; i < c->nlisteners; i++) {
+		const struct config_listener *l = &c->listeners[i];
+
+		assert_true(l->family == AF_INET || l->family == AF_INET6);
+		assert_true(l->https_port != 0 && l->https_port != l->http_port);
+		assert_non_null(l->bind);
+		assert_true(strlen(l->bind) >= 1);
+		assert_true(l->tls.cert.len > 0 && l->tls.key.len > 0);
+		assert_true(l->nsites >= 1 && l->nsites <= CONFIG_MAX_SITES);
+		for (j = 0; j < l->nsites; j++) {
+			const struct config_site *s = &l->sites[j];
+			const struct sockaddr *sa =
+			    (const struct sockaddr *)&s->upstream_addr;
+			size_t hl = strlen(s->host);
+
+			assert_true(hl >= 1 && hl <= CONFIG_HOST_MAX);
+			assert_int_equal(config_check_hostname(s->host, hl,
+			    s->wildcard), 0);
+			assert_int_equal(s->wildcard, s->host[0] == '*');
+			assert_non_null(s->upstream);
+			assert_true(s->upstream_addrlen == (sa->sa_family ==
+			    AF_INET ? sizeof(struct sockaddr_in) :
+			    sizeof(struct sockaddr_in6)));
+			assert_true(sa->sa_family == AF_INET ||
+			    sa->sa_family == AF_INET6);
+			assert_true(s->connect_timeout >= 1 &&
+			    s->connect_timeout <= 3600);
+			assert_true(s->request_timeout >= 1 &&
+			    s->request_timeout <= 86400);
+			assert_true((s->tls.cert.len == 0) ==
+			    (s->tls.key.len == 0));
+		}
+	}
+}
+
+/* Every byte flipped three ways: an error, or a sane config. */
+static void
+test_flipped_bytes(void **state)
+{
+	static const unsigned char masks[] = { 0x01, 0x80, 0xff };
+	struct config	*cfg = make_config(rich_config), *dec;
+	unsigned char	*img, *bad, *again;
+	size_t		 len, len2, i, m, accepted = 0;
+	uint64_t	 gen;
+
+	(void)state;
+	encode(cfg, 3, &img, &len);
+	bad = malloc(len);
+	assert_non_null(bad);
+	for (i = 0; i < len; i++) {
+		for (m = 0; m < sizeof(masks); m++) {
+			memcpy(bad, img, len);
+			bad[i] ^= masks[m];
+			if (decode(bad, len, &dec, &gen, NULL) == -1)
+				continue;
+			accepted++;
+			check_decoded_sane(dec);
+			assert_int_equal(image_encode(dec, gen, &again, &len2),
+			    0);
+			assert_int_equal(len2, len);
+			free(again);
+			config_free(dec);
+		}
+	}
+	/* Some flips (a port, a timeout, a PEM byte) are legitimately fine. */
+	assert_true(accepted > 0);
+	free(bad);
+	free(img);
+	config_free(cfg);
+}
+
+/*
+ * Field by field, with a writer that follows image.c.
+ */
+
+struct wb {
+	unsigned char	 buf[8192];
+	size_t		 len;
+};
+
+static void
+w_put(struct wb *w, const void *p, size_t n)
+{
+	assert_true(w->len + n <= sizeof(w->buf));
+	if (n > 0)
+		memcpy(w->buf + w->len, p, n);
+	w->len += n;
+}
+
+static void w_u8(struct wb *w, uint8_t v) { w_put(w, &v, 1); }
+static void w_u16(struct wb *w, uint16_t v) { w_put(w, &v, 2); }
+static void w_u32(struct wb *w, uint32_t v) { w_put(w, &v, 4); }
+static void w_u64(struct wb *w, uint64_t v) { w_put(w, &v, 8); }
+
+/* A length-prefixed field; wire >= 0 lies about its length. */
+struct field {
+	const void	*p;
+	size_t		 n;
+	int64_t		 wire;
+};
+
+#define F(s)		{ (s), sizeof(s) - 1, -1 }
+#define FNONE		{ NULL, 0, -1 }
+
+static void
+w_field(struct wb *w, const struct field *f)
+{
+	w_u32(w, f->wire >= 0 ? (uint32_t)f->wire : (uint32_t)f->n);
+	w_put(w, f->p, f->n);
+}
+
+struct spec {
+	uint32_t	 magic, version;
+	uint64_t	 gen;
+	uint32_t	 workers, maxconn, shutdown;
+	uint16_t	 health;
+	uint8_t		 level, format;
+	double		 rps;
+	uint32_t	 burst;
+	uint64_t	 body;
+	uint32_t	 nlisteners;	/* as written; one is present */
+	uint8_t		 family;
+	unsigned char	 addr[16];
+	uint16_t	 https, http;
+	struct field	 bind, cert, key;
+	uint32_t	 nsites;	/* as written; one is present */
+	struct field	 host;
+	uint8_t		 wildcard;
+	struct field	 upstream;
+	uint32_t	 alen;		/* as written */
+	unsigned char	 sa[sizeof(struct sockaddr_storage) + 16];
+	size_t		 sa_n;		/* bytes present */
+	uint32_t	 ct, rt;
+	struct field	 scert, skey;
+	uint32_t	 endmagic;
+};
+
+static struct spec
+good_spec(void)
+{
+	struct spec		s;
+	struct sockaddr_in	sin;
+
+	memset(&s, 0, sizeof(s));
+	s.magic = s.endmagic = IMAGE_MAGIC;
+	s.version = IMAGE_VERSION;
+	s.gen = 77;
+	s.workers = 2;
+	s.maxconn = 4096;
+	s.shutdown = 30;
+	s.health = 9900;
+	s.level = LOG_LEVEL_INFO;
+	s.format = LOG_FORMAT_TEXT;
+	s.rps = 10.0;
+	s.burst = 20;
+	s.body = 1000;
+	s.nlisteners = 1;
+	s.family = AF_INET;
+	s.addr[0] = 127;
+	s.addr[3] = 1;
+	s.https = 443;
+	s.http = 80;
+	s.bind = (struct field)F("127.0.0.1");
+	s.cert = (struct field)F("CERT");
+	s.key = (struct field)F("KEY");
+	s.nsites = 1;
+	s.host = (struct field)F("a.example");
+	s.wildcard = 0;
+	s.upstream = (struct field)F("127.0.0.1:8080");
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(8080);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	memcpy(s.sa, &sin, sizeof(sin));
+	s.alen = sizeof(sin);
+	s.sa_n = sizeof(sin);
+	s.ct = 5;
+	s.rt = 60;
+	s.scert = (struct field)FNONE;
+	s.skey = (struct field)FNONE;
+	return s;
+}
+
+static size_t
+build(const struct spec *s, unsigned char *out, size_t outsz)
+{
+	struct wb	*w = calloc(1, sizeof(*w));
+	uint64_t	 rps;
+	size_t		 len;
+
+	assert_non_null(w);
+	w_u32(w, s->magic);
+	w_u32(w, s->version);
+	w_u64(w, s->gen);
+	w_u32(w, s->workers);
+	w_u32(w, s->maxconn);
+	w_u32(w, s->shutdown);
+	w_u16(w, s->health);
+	w_u8(w, s->level);
+	w_u8(w, s->format);
+	memcpy(&rps, &s->rps, 8);
+	w_u64(w, rps);
+	w_u32(w, s->burst);
+	w_u64(w, s->body);
+	w_u32(w, s->nlisteners);
+	w_u8(w, s->family);
+	w_put(w, s->addr, 16);
+	w_u16(w, s->https);
+	w_u16(w, s->http);
+	w_field(w, &s->bind);
+	w_field(w, &s->cert);
+	w_field(w, &s->key);
+	w_u32(w, s->nsites);
+	w_field(w, &s->host);
+	w_u8(w, s->wildcard);
+	w_field(w, &s->upstream);
+	w_u32(w, s->alen);
+	w_put(w, s->sa, s->sa_n);
+	w_u32(w, s->ct);
+	w_u32(w, s->rt);
+	w_field(w, &s->scert);
+	w_field(w, &s->skey);
+	w_u32(w, s->endmagic);
+	assert_true(w->len <= outsz);
+	memcpy(out, w->buf, w->len);
+	len = w->len;
+	free(w);
+	return len;
+}
+
+static bool
+spec_decodes(const struct spec *s)
+{
+	unsigned char	 img[8192];
+	struct config	*cfg;
+	uint64_t	 gen;
+	size_t		 len = build(s, img, sizeof(img)), biggest;
+	int		 rc = decode(img, len, &cfg, &gen, &biggest);
+
+	if (rc == 0) {
+		check_decoded_sane(cfg);
+		config_free(cfg);
+	}
+	if (biggest > 16 * len + 4096)
+		fail_msg("allocated %zu bytes for a %zu-byte image", biggest,
+		    len);
+	return rc == 0;
+}
+
+/* The writer agrees with the encoder, byte for byte. */
+static void
+test_writer_matches_encoder(void **state)
+{
+	struct spec	 s = good_spec();
+	unsigned char	 img[8192], *again;
+	struct config	*cfg;
+	uint64_t	 gen;
+	size_t		 len, len2, biggest;
+
+	(void)state;
+	len = build(&s, img, sizeof(img));
+	assert_int_equal(decode(img, len, &cfg, &gen, &biggest), 0);
+#ifdef PORTCULLIS_ASAN
+	/* The allocation watch works (so its limits above can fail). */
+	assert_true(biggest >= sizeof(struct config));
+#endif
+	assert_true(gen == 77);
+	assert_string_equal(cfg->listeners[0].sites[0].host, "a.example");
+	assert_int_equal(image_encode(cfg, gen, &again, &len2), 0);
+	assert_int_equal(len2, len);
+	assert_memory_equal(again, img, len);
+	free(again);
+	config_free(cfg);
+}
+
+/* Apply a mutation (statements) to a good image; expect the outcome. */
+#define EXPECT(cond, ...) do {						\
+	struct spec s = good_spec();					\
+	__VA_ARGS__;							\
+	if (spec_decodes(&s) != (cond))					\
+		fail_msg("%s: %s", (cond) ? "refused" : "accepted",	\
+		    #__VA_ARGS__);					\
+} while (0)
+#define ACCEPT(...)	EXPECT(true, __VA_ARGS__)
+#define REJECT(...)	EXPECT(false, __VA_ARGS__)
+
+static void
+test_globals(void **state)
+{
+	(void)state;
+	ACCEPT(s.workers = CONFIG_MAX_WORKERS);
+	REJECT(s.workers = CONFIG_MAX_WORKERS + 1);
+	REJECT(s.workers = UINT32_MAX);
+	ACCEPT(s.maxconn = 16);
+	ACCEPT(s.maxconn = 1000000);
+	REJECT(s.maxconn = 15);
+	REJECT(s.maxconn = 1000001);
+	ACCEPT(s.shutdown = 3600);
+	REJECT(s.shutdown = 3601);
+	ACCEPT(s.health = 0);
+	ACCEPT(s.level = LOG_LEVEL_DEBUG);
+	REJECT(s.level = LOG_LEVEL_DEBUG + 1);
+	REJECT(s.level = 255);
+	ACCEPT(s.format = LOG_FORMAT_JSON);
+	REJECT(s.format = LOG_FORMAT_JSON + 1);
+	ACCEPT(s.rps = 1e6);
+	ACCEPT(s.rps = 1e-300);
+	REJECT(s.rps = 0);
+	REJECT(s.rps = -0.0);
+	REJECT(s.rps = -1);
+	REJECT(s.rps = 1e6 + 1);
+	REJECT(s.rps = NAN);
+	REJECT(s.rps = -NAN);
+	REJECT(s.rps = INFINITY);
+	REJECT(s.rps = -INFINITY);
+	ACCEPT(s.burst = 1);
+	ACCEPT(s.burst = 1000000);
+	REJECT(s.burst = 0);
+	REJECT(s.burst = 1000001);
+	ACCEPT(s.body = 0);
+	ACCEPT(s.body = (uint64_t)1 << 50);
+	REJECT(s.body = ((uint64_t)1 << 50) + 1);
+	REJECT(s.body = UINT64_MAX);
+}
+
+static void
+test_listener_fields(void **state)
+{
+	(void)state;
+	REJECT(s.nlisteners = 0);
+	REJECT(s.nlisteners = 2);		/* only one is there */
+	REJECT(s.nlisteners = CONFIG_MAX_LISTENERS);
+	REJECT(s.nlisteners = CONFIG_MAX_LISTENERS + 1);
+	REJECT(s.nlisteners = UINT32_MAX);
+	REJECT(s.family = 0);
+	REJECT(s.family = AF_UNIX);
+	REJECT(s.family = 255);
+	ACCEPT(s.family = AF_INET6; s.bind = (struct field)F("::1"));
+	REJECT(s.https = 0);
+	REJECT(s.http = 443);			/* == https */
+	ACCEPT(s.http = 0);
+	ACCEPT(s.https = 65535);
+	REJECT(s.bind = (struct field)F(""));
+	REJECT(s.bind = (struct field)F("127.0.0.1 "));
+	REJECT(s.bind = (struct field)F("127.0.0\n1"));
+	REJECT(s.bind = (struct field)F("127.0.0\x7f"));
+	REJECT(s.bind = (struct field)F("127.0.0.\xb9"));
+	ACCEPT(s.bind = (struct field)F("[0000:0000:0000:0000:0000:ffff:"
+	    "255.255.255.255]"));
+	REJECT(s.bind = (struct field)F("[0000:0000:0000:0000:0000:ffff:"
+	    "255.255.255.255]xy"));		/* 49 > INET6_ADDRSTRLEN + 2 */
+	/* A listener needs its certificate and key. */
+	REJECT(s.cert = (struct field)FNONE);
+	REJECT(s.key = (struct field)FNONE);
+	REJECT(s.cert = (struct field)FNONE; s.key = (struct field)FNONE);
+	/* Lengths that promise more than there is. */
+	REJECT(s.bind.wire = 1000);
+	REJECT(s.bind.wire = UINT32_MAX);
+	REJECT(s.cert.wire = CONFIG_PEM_MAX);
+	REJECT(s.cert.wire = CONFIG_PEM_MAX + 1);
+	REJECT(s.key.wire = UINT32_MAX);
+	REJECT(s.nsites = 0);
+	REJECT(s.nsites = 2);
+	REJECT(s.nsites = CONFIG_MAX_SITES);
+	REJECT(s.nsites = CONFIG_MAX_SITES + 1);
+	REJECT(s.nsites = UINT32_MAX);
+}
+
+static void
+test_site_fields(void **state)
+{
+	struct sockaddr_in6	sin6;
+
+	(void)state;
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+	sin6.sin6_port = htons(1);
+	ACCEPT(s.host = (struct field)F("*.a.example"); s.wildcard = 1);
+	REJECT(s.host = (struct field)F("*.a.example"); s.wildcard = 0);
+	REJECT(s.wildcard = 1);
+	REJECT(s.host = (struct field)F(""));
+	REJECT(s.host = (struct field)F("A.example"));	/* not normalised */
+	REJECT(s.host = (struct field)F("a.example."));
+	REJECT(s.host = (struct field)F("-a.example"));
+	REJECT(s.host = (struct field)F("a..example"));
+	REJECT(s.host = (struct field)F("1.2.3.4"));
+	REJECT(s.host = (struct field)F("*.com"); s.wildcard = 1);
+	REJECT(s.host = (struct field)F("*"); s.wildcard = 1);
+	REJECT(s.host = (struct field)F("a example"));
+	REJECT(s.host.wire = CONFIG_HOST_MAX + 1);
+	REJECT(s.host.wire = UINT32_MAX);
+	REJECT(s.upstream = (struct field)F(""));
+	REJECT(s.upstream = (struct field)F("a b:80"));
+	REJECT(s.upstream.wire = 1025);
+	REJECT(s.upstream.wire = UINT32_MAX);
+	/* The upstream address. */
+	REJECT(s.alen = 0; s.sa_n = 0);
+	REJECT(s.alen = 15; s.sa_n = 15);
+	REJECT(s.alen = 17; s.sa_n = 17);
+	REJECT(s.alen = sizeof(struct sockaddr_storage) + 1;
+	    s.sa_n = sizeof(struct sockaddr_storage) + 1);
+	REJECT(s.alen = UINT32_MAX);
+	REJECT(((struct sockaddr *)s.sa)->sa_family = AF_INET6);
+	REJECT(((struct sockaddr *)s.sa)->sa_family = AF_UNIX);
+	ACCEPT(memcpy(s.sa, &sin6, sizeof(sin6)); s.alen = sizeof(sin6);
+	    s.sa_n = sizeof(sin6));
+	REJECT(memcpy(s.sa, &sin6, sizeof(sin6)); s.alen = 16; s.sa_n = 16);
+	/* Timeouts. */
+	ACCEPT(s.ct = 1; s.rt = 1);
+	ACCEPT(s.ct = 3600; s.rt = 86400);
+	REJECT(s.ct = 0);
+	REJECT(s.ct = 3601);
+	REJECT(s.rt = 0);
+	REJECT(s.rt = 86401);
+	REJECT(s.ct = UINT32_MAX);
+	/* A site certificate is optional, but never half of one. */
+	ACCEPT(s.scert = (struct field)F("C"); s.skey = (struct field)F("K"));
+	REJECT(s.scert = (struct field)F("C"));
+	REJECT(s.skey = (struct field)F("K"));
+	REJECT(s.scert = (struct field)F("C"); s.skey = (struct field)F("K");
+	    s.skey.wire = CONFIG_PEM_MAX + 1);
+	/* The end. */
+	REJECT(s.endmagic = 0);
+}
+
+/*
+ * image_decode() accepts only what image_encode() writes, so that
+ * decode-then-encode gives the same bytes back: no wildcard flag other
+ * than 0 or 1, and only zeros after an IPv4 listener address (encode
+ * zero-fills 12 of its 16 address bytes).  A corrupt image must not pass
+ * as a good one.
+ */
+static void
+test_decode_canonical_wildcard(void **state)
+{
+	struct spec	 s = good_spec();
+	unsigned char	 img[8192], *again;
+	struct config	*cfg;
+	uint64_t	 gen;
+	size_t		 len, len2;
+
+	(void)state;
+	s.host = (struct field)F("*.a.example");
+	s.wildcard = 2;
+	len = build(&s, img, sizeof(img));
+	if (decode(img, len, &cfg, &gen, NULL) == -1)
+		return;
+	assert_int_equal(image_encode(cfg, gen, &again, &len2), 0);
+	config_free(cfg);
+	assert_int_equal(len2, len);
+	if (memcmp(again, img, len) != 0) {
+		free(again);
+		fail_msg("wildcard byte 2 accepted; re-encoded as 1");
+	}
+	free(again);
+}
+
+static void
+test_decode_canonical_ipv4_address(void **state)
+{
+	struct spec	 s = good_spec();
+	unsigned char	 img[8192], *again;
+	struct config	*cfg;
+	uint64_t	 gen;
+	size_t		 len, len2;
+
+	(void)state;
+	memset(s.addr + 4, 0xee, 12);
+	len = build(&s, img, sizeof(img));
+	if (decode(img, len, &cfg, &gen, NULL) == -1)
+		return;
+	assert_int_equal(image_encode(cfg, gen, &again, &len2), 0);
+	config_free(cfg);
+	assert_int_equal(len2, len);
+	if (memcmp(again, img, len) != 0) {
+		free(again);
+		fail_msg("garbage after an IPv4 listener address accepted and "
+		    "dropped");
+	}
+	free(again);
+}
+
+/*
+ * Every configuration config_parse_buffer accepts (with every upstream
+ * resolved) survives image_encode/image_decode: the parser must not
+ * accept a site name no worker will decode ("*.com.", 254-byte wildcards
+ * once did).
+ */
+static void
+test_every_accepted_config_decodes(void **state)
+{
+	char		 long_wild[300], text[1024];
+	const char	*names[4];
+	struct config	*cfg, *dec;
+	unsigned char	*img;
+	char		 failed[256] = "";
+	uint64_t	 gen;
+	size_t		 len, i;
+
+	(void)state;
+	/* "*." and 252 more bytes: 254 in all. */
+	memcpy(long_wild, "*.", 2);
+	memset(long_wild + 2, 'a', 252);
+	for (i = 2 + 63; i < 254; i += 64)
+		long_wild[i] = '.';
+	long_wild[254] = '\0';
+	names[0] = "a.example";
+	names[1] = "*.a.example";
+	names[2] = "*.com.";
+	names[3] = long_wild;
+	for (i = 0; i < nitems(names); i++) {
+		struct config_errors	 e = { 0 };
+		const struct config_opts opts = { .pure = true };
+
+		snprintf(text, sizeof(text), "listener {\n bind = \"127.0.0.1\"\n"
+		    " tls { cert = \"/c\" key = \"/k\" }\n site \"%s\" { "
+		    "upstream = \"127.0.0.1:1\" }\n}\n", names[i]);
+		if (config_parse_buffer("t", text, strlen(text), &opts, &cfg,
+		    &e) == -1) {
+			config_errors_free(&e);
+			continue;		/* refused: fine */
+		}
+		fill_blobs(cfg);
+		encode(cfg, 1, &img, &len);
+		if (decode(img, len, &dec, &gen, NULL) == 0)
+			config_free(dec);
+		else
+			snprintf(failed + strlen(failed), sizeof(failed) -
+			    strlen(failed), " \"%.12s%s\" (%zu bytes)",
+			    names[i], strlen(names[i]) > 12 ? "..." : "",
+			    strlen(names[i]));
+		free(img);
+		config_free(cfg);
+	}
+	if (failed[0] != '\0')
+		fail_msg("accepted by the parser, but no worker can decode "
+		    "their image: site%s", failed);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_decoded_has_no_paths),
+		cmocka_unit_test(test_frame),
+		cmocka_unit_test(test_every_truncation),
+		cmocka_unit_test(test_trailing_garbage),
+		cmocka_unit_test(test_magic_and_version),
+		cmocka_unit_test(test_flipped_bytes),
+		cmocka_unit_test(test_writer_matches_encoder),
+		cmocka_unit_test(test_globals),
+		cmocka_unit_test(test_listener_fields),
+		cmocka_unit_test(test_site_fields),
+		cmocka_unit_test(test_decode_canonical_wildcard),
+		cmocka_unit_test(test_decode_canonical_ipv4_address),
+		cmocka_unit_test(test_every_accepted_config_decodes),
+	};
+
+	return cmocka_run_group_tests(tests, setup_hooks, NULL);
+}
