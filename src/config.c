@@ -100,6 +100,18 @@ static cfg_opt_t body_opts[] = {
 	CFG_END()
 };
 
+static cfg_opt_t http_opts[] = {
+	CFG_INT("max-request-line", 8192, CFGF_NONE),
+	CFG_INT("max-header-size", 16384, CFGF_NONE),
+	CFG_INT("max-headers", 100, CFGF_NONE),
+	CFG_INT("handshake-timeout", 10, CFGF_NONE),
+	CFG_INT("header-timeout", 20, CFGF_NONE),
+	CFG_INT("idle-timeout", 60, CFGF_NONE),
+	CFG_INT("client-timeout", 60, CFGF_NONE),
+	CFG_INT("tunnel-idle-timeout", 300, CFGF_NONE),
+	CFG_END()
+};
+
 static cfg_opt_t root_opts[] = {
 	CFG_STR("user", "portcullis", CFGF_NONE),
 	CFG_INT("workers", 0, CFGF_NONE),
@@ -111,6 +123,7 @@ static cfg_opt_t root_opts[] = {
 	CFG_SEC("logging", logging_opts, CFGF_NONE),
 	CFG_SEC("rate-limit", ratelimit_opts, CFGF_NONE),
 	CFG_SEC("body", body_opts, CFGF_NONE),
+	CFG_SEC("http", http_opts, CFGF_NONE),
 	CFG_SEC("listener", listener_opts, CFGF_MULTI),
 	CFG_END()
 };
@@ -165,7 +178,7 @@ cerr(struct loader *ld, int line, const char *fmt, ...)
 	e->n++;
 }
 
-static void
+static void PRINTFLIKE(2, 0)
 confuse_error(cfg_t *cfg, const char *fmt, va_list ap)
 {
 	char msg[1024];
@@ -490,6 +503,11 @@ parse_upstream(struct loader *ld, int line, const char *s,
 	uint64_t port;
 	size_t hlen;
 
+	if (strstr(s, "://") != NULL) {
+		cerr(ld, line, "upstream \"%s\" is host:port, without a scheme "
+		    "(upstream-scheme says how to talk to it)", s);
+		return;
+	}
 	if (s[0] == '[') {
 		close = strchr(s, ']');
 		if (close == NULL || close[1] != ':')
@@ -583,8 +601,8 @@ load_sites(struct loader *ld, cfg_t *l, struct config_listener *lst)
 	size_t i, j, n = cfg_size(l, "site");
 
 	if (n == 0) {
-		cerr(ld, lst->line, "listener %s: at least one site is "
-		    "required", lst->bind ? lst->bind : "");
+		cerr(ld, lst->line, "listener%s%s: at least one site is "
+		    "required", lst->bind ? " " : "", lst->bind ? lst->bind : "");
 		return;
 	}
 	if (n > CONFIG_MAX_SITES) {
@@ -641,7 +659,8 @@ parse_bind(struct loader *ld, cfg_t *l, struct config_listener *lst,
 		buf[len - 2] = '\0';
 		s = buf;
 	}
-	if (inet_pton(AF_INET, s, &lst->addr.v4) == 1)
+	/* Brackets are for IPv6 only: "[127.0.0.1]" is not an address. */
+	if (s != buf && inet_pton(AF_INET, s, &lst->addr.v4) == 1)
 		lst->family = AF_INET;
 	else if (inet_pton(AF_INET6, s, &lst->addr.v6) == 1)
 		lst->family = AF_INET6;
@@ -672,8 +691,8 @@ load_listener(struct loader *ld, cfg_t *l, struct config_listener *lst,
 	mode = tls != NULL ? cfg_getstr(tls, "mode") : NULL;
 	if (tls == NULL || opt_line(ld, tls, "mode") + opt_line(ld, tls,
 	    "cert") + opt_line(ld, tls, "key") == 0) {
-		cerr(ld, lst->line, "listener %s: a tls { cert key } section "
-		    "is required", lst->bind ? lst->bind : "");
+		cerr(ld, lst->line, "listener%s%s: a tls { cert key } section "
+		    "is required", lst->bind ? " " : "", lst->bind ? lst->bind : "");
 	} else {
 		if (mode == NULL || strcmp(mode, "manual") != 0)
 			cerr(ld, line_of(ld, tls, "mode"), "tls mode must be "
@@ -806,6 +825,34 @@ load_limits(struct loader *ld, cfg_t *root, struct config *cfg)
 }
 
 static void
+load_http(struct loader *ld, cfg_t *root, struct config *cfg)
+{
+	cfg_t *h = cfg_getsec(root, "http");
+	struct config_http *c = &cfg->http;
+
+	c->max_request_line = (unsigned)get_int(ld, h, "max-request-line",
+	    256, 65536);
+	c->max_header_size = (unsigned)get_int(ld, h, "max-header-size",
+	    1024, 65536);
+	c->max_headers = (unsigned)get_int(ld, h, "max-headers", 8, 128);
+	c->handshake_timeout = (unsigned)get_int(ld, h, "handshake-timeout",
+	    1, 300);
+	c->header_timeout = (unsigned)get_int(ld, h, "header-timeout", 1, 300);
+	c->idle_timeout = (unsigned)get_int(ld, h, "idle-timeout", 1, 3600);
+	c->client_timeout = (unsigned)get_int(ld, h, "client-timeout", 1,
+	    3600);
+	c->tunnel_timeout = (unsigned)get_int(ld, h, "tunnel-idle-timeout", 1,
+	    86400);
+	/* Only when both are in range: one message per mistake. */
+	if (c->max_request_line > c->max_header_size &&
+	    cfg_getint(h, "max-request-line") == (long)c->max_request_line &&
+	    cfg_getint(h, "max-header-size") == (long)c->max_header_size)
+		cerr(ld, line_of(ld, h, "max-request-line"), "max-request-line "
+		    "(%u) is larger than max-header-size (%u)",
+		    c->max_request_line, c->max_header_size);
+}
+
+static void
 load_admin_socket(struct loader *ld, cfg_t *root, struct config *cfg)
 {
 	const char *s = cfg_getstr(root, "admin-socket");
@@ -839,6 +886,7 @@ load_root(struct loader *ld, cfg_t *root, struct config *cfg)
 	    16, 1000000);
 	load_logging(ld, root, cfg);
 	load_limits(ld, root, cfg);
+	load_http(ld, root, cfg);
 
 	wildcard_ok = cfg->allow_wildcard_bind || ld->opts->allow_wildcard_bind;
 	n = cfg_size(root, "listener");
@@ -976,12 +1024,14 @@ config_parse_buffer(const char *name, const char *buf, size_t len,
 		    "configuration");
 		goto done;
 	}
-	if ((text = strndup(buf, len)) == NULL ||
+	if ((text = malloc(len + 1)) == NULL ||
 	    (cfg = calloc(1, sizeof(*cfg))) == NULL ||
 	    (cfg->path = strdup(name)) == NULL) {
 		ld.oom = true;
 		goto done;
 	}
+	memcpy(text, buf, len);
+	text[len] = '\0';
 	prescan(&ld, text, len);
 	if (errs->n > nerr0)
 		goto done;

@@ -67,6 +67,18 @@ struct config_listener {
 	int			 line;
 };
 
+/* HTTP limits and client timeouts (seconds), all changeable on reload. */
+struct config_http {
+	unsigned		 max_request_line;	/* 414 beyond */
+	unsigned		 max_header_size;	/* whole head; 431 */
+	unsigned		 max_headers;		/* fields; 431 */
+	unsigned		 handshake_timeout;
+	unsigned		 header_timeout;	/* a head must arrive */
+	unsigned		 idle_timeout;		/* between requests */
+	unsigned		 client_timeout;	/* no progress to/from */
+	unsigned		 tunnel_timeout;	/* idle WebSocket */
+};
+
 struct config {
 	char			*path;		/* the file it came from */
 	char			*user;
@@ -82,6 +94,7 @@ struct config {
 	double			 rate_rps;
 	unsigned		 rate_burst;
 	uint64_t		 body_limit;	/* 0: unlimited */
+	struct config_http	 http;
 	struct config_listener	*listeners;
 	size_t			 nlisteners;
 };
@@ -119,7 +132,7 @@ char	*config_errors_join(const struct config_errors *errs);
 
 /*
  * The name of the first setting that needs a restart and differs between
- * old and new ("workers", "listener 127.0.0.1 https-port" ...), or NULL.
+ * old and new ("workers", "listener 1 https-port" ...), or NULL.
  */
 const char *config_static_change(const struct config *old,
 	    const struct config *new, char *buf, size_t bufsz);

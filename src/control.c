@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "log.h"
 
 /* Payload size of each type; NACK has a variable text part after gen. */
 static size_t
@@ -80,6 +81,9 @@ control_encode(const struct ctl_msg *m, unsigned char *buf)
 		memcpy(p + 8, m->text, tlen);
 		h.len = (uint32_t)(8 + tlen);
 	} else {
+		if (payload_size(m->type) == (size_t)-1)
+			fatalx("control: encoding an unknown message type %d",
+			    m->type);
 		h.len = (uint32_t)payload_size(m->type);
 		if (h.len >= 8)
 			memcpy(p, &m->gen, 8);

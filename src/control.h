@@ -55,7 +55,8 @@ size_t	 control_encode(const struct ctl_msg *m, unsigned char *buf);
 int	 control_send(int sock, const struct ctl_msg *m);
 
 /*
- * Receive one message.  Returns 1 with *m filled, 0 on EOF, -1 on error
+ * Receive one message.  Returns 1 with *m filled, 0 on EOF (or an empty
+ * record, which no sender produces: it is taken as EOF), -1 on error
  * (errno EAGAIN: nothing to read; EPROTO: a malformed message, whose
  * descriptors, if any, have been closed).
  */

@@ -40,13 +40,8 @@ ctl_connect(const char *path)
 	memcpy(sun.sun_path, path, strlen(path));
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
 		return -1;
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-		int saved = errno;
-
-		close(fd);
-		errno = saved;
-		return -1;
-	}
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1)
+		return util_close_fail(fd);
 	return fd;
 }
 

@@ -7,6 +7,8 @@
  *   magic version generation
  *   workers max-connections shutdown-timeout health-port level format
  *   rate-rps(bits) rate-burst body-limit
+ *   http: max-request-line max-header-size max-headers handshake-timeout
+ *         header-timeout idle-timeout client-timeout tunnel-timeout
  *   nlisteners { family addr[16] https-port http-port bind cert key
  *                nsites { host wildcard upstream addrlen addr
  *                         connect-timeout request-timeout cert key } }
@@ -118,6 +120,19 @@ put_listener(struct wbuf *w, const struct config_listener *l)
 		put_site(w, &l->sites[i]);
 }
 
+static void
+put_http(struct wbuf *w, const struct config_http *h)
+{
+	put_u32(w, h->max_request_line);
+	put_u32(w, h->max_header_size);
+	put_u32(w, h->max_headers);
+	put_u32(w, h->handshake_timeout);
+	put_u32(w, h->header_timeout);
+	put_u32(w, h->idle_timeout);
+	put_u32(w, h->client_timeout);
+	put_u32(w, h->tunnel_timeout);
+}
+
 int
 image_encode(const struct config *cfg, uint64_t gen, unsigned char **out,
     size_t *outlen)
@@ -146,6 +161,7 @@ image_encode(const struct config *cfg, uint64_t gen, unsigned char **out,
 		put_u64(&w, rps);
 		put_u32(&w, cfg->rate_burst);
 		put_u64(&w, cfg->body_limit);
+		put_http(&w, &cfg->http);
 		put_u32(&w, (uint32_t)cfg->nlisteners);
 		for (i = 0; i < cfg->nlisteners; i++)
 			put_listener(&w, &cfg->listeners[i]);
@@ -354,6 +370,30 @@ get_listener(struct rbuf *r, struct config_listener *l)
 		get_site(r, &l->sites[i]);
 }
 
+/* The ranges config.c enforces. */
+static void
+get_http(struct rbuf *r, struct config_http *h)
+{
+	h->max_request_line = get_u32(r);
+	h->max_header_size = get_u32(r);
+	h->max_headers = get_u32(r);
+	h->handshake_timeout = get_u32(r);
+	h->header_timeout = get_u32(r);
+	h->idle_timeout = get_u32(r);
+	h->client_timeout = get_u32(r);
+	h->tunnel_timeout = get_u32(r);
+	if (h->max_request_line < 256 || h->max_request_line > 65536 ||
+	    h->max_header_size < 1024 || h->max_header_size > 65536 ||
+	    h->max_request_line > h->max_header_size ||
+	    h->max_headers < 8 || h->max_headers > 128 ||
+	    h->handshake_timeout < 1 || h->handshake_timeout > 300 ||
+	    h->header_timeout < 1 || h->header_timeout > 300 ||
+	    h->idle_timeout < 1 || h->idle_timeout > 3600 ||
+	    h->client_timeout < 1 || h->client_timeout > 3600 ||
+	    h->tunnel_timeout < 1 || h->tunnel_timeout > 86400)
+		r->err = true;
+}
+
 static void
 get_globals(struct rbuf *r, struct config *cfg)
 {
@@ -370,6 +410,7 @@ get_globals(struct rbuf *r, struct config *cfg)
 	memcpy(&cfg->rate_rps, &rps, sizeof(rps));
 	cfg->rate_burst = get_u32(r);
 	cfg->body_limit = get_u64(r);
+	get_http(r, &cfg->http);
 	if (cfg->workers > CONFIG_MAX_WORKERS ||
 	    cfg->max_connections < 16 || cfg->max_connections > 1000000 ||
 	    cfg->shutdown_timeout > 3600 || lvl > LOG_LEVEL_DEBUG ||

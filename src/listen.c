@@ -86,13 +86,8 @@ bind_one(const struct config *cfg, const struct listen_sock *l)
 	    (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY,
 	    &on, sizeof(on)) == -1) ||
 	    bind(fd, (struct sockaddr *)&ss, len) == -1 ||
-	    listen(fd, LISTEN_BACKLOG) == -1) {
-		int saved = errno;
-
-		close(fd);
-		errno = saved;
-		return -1;
-	}
+	    listen(fd, LISTEN_BACKLOG) == -1)
+		return util_close_fail(fd);
 	return fd;
 }
 

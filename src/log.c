@@ -302,18 +302,21 @@ log_event_end(struct log_event *ev)
 	errno = saved;
 }
 
-static void
+static void PRINTFLIKE(3, 0)
 log_vmsg(enum log_level level, int errnum, const char *fmt, va_list ap)
 {
 	struct log_event ev;
 	char msg[LOG_LINE_MAX / 2];
+	bool cut = false;
 	int n;
 
 	n = vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (n < 0)
 		n = 0;
-	if ((size_t)n >= sizeof(msg))
+	if ((size_t)n >= sizeof(msg)) {
 		n = (int)sizeof(msg) - 1;
+		cut = true;
+	}
 	if (errnum != 0)
 		n += snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s",
 		    strerror(errnum));
@@ -326,6 +329,7 @@ log_vmsg(enum log_level level, int errnum, const char *fmt, va_list ap)
 		log_event_uint(&ev, "worker", (uint64_t)log_worker);
 	log_event_uint(&ev, "pid", (uint64_t)getpid());
 	log_event_str(&ev, "msg", msg, (size_t)n);
+	ev.truncated = ev.truncated || cut;
 	log_event_end(&ev);
 }
 

@@ -188,7 +188,9 @@ check_state_hdr(const struct shm_state_hdr *h, size_t size)
 {
 	if (h->magic != SHM_MAGIC || h->version != SHM_LAYOUT_VERSION ||
 	    h->size != size || h->max_workers > SHM_MAX_WORKERS ||
-	    h->counters_off > size || h->max_workers >
+	    h->counters_off > size ||
+	    h->counters_off % _Alignof(struct shm_counters) != 0 ||
+	    h->max_workers >
 	    (size - h->counters_off) / sizeof(struct shm_counters) ||
 	    h->ratelimit_off > size ||
 	    h->ratelimit_size > size - h->ratelimit_off)

@@ -93,7 +93,10 @@ int	 shm_publish(struct shm *s, const void *image, size_t len, uint64_t gen);
 /* The latest published generation. */
 uint64_t shm_generation(const struct shm *s);
 
-/* Worker: map both parts from inherited descriptors and check them. */
+/*
+ * Worker: map both parts from inherited descriptors and check them.  On
+ * failure what was mapped stays mapped: call shm_close().
+ */
 int	 shm_attach(struct shm *s, int cfg_fd, int state_fd);
 
 /*

@@ -1,15 +1,79 @@
 /*
- * tls.c - GnuTLS: certificate checks, credentials and sessions.
+ * tls.c - GnuTLS: certificate checks, credentials and sessions (see tls.h).
  */
 #include "autoconf.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <gnutls/abstract.h>
 
+#include "route.h"
 #include "tls.h"
+#include "util.h"
+
+#define TLS_CTX_MAGIC	0x544c5358u	/* "TLSX" */
+#define TLS_CONN_MAGIC	0x544c5343u	/* "TLSC" */
+#define MAX_CHAIN	16
+/* How often a non-fatal GnuTLS error is retried at once. */
+#define NONFATAL_RETRIES 8
+
+/*
+ * TLS 1.3 (its AEAD suites) and TLS 1.2 with ECDHE and an AEAD cipher
+ * only: no CBC, no static RSA, no finite-field DH, no compression, no
+ * SHA-1 signatures.  The server's order wins.
+ */
+#define TLS_PRIORITY							\
+	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:"			\
+	"-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:"	\
+	"-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:"		\
+	"-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:"	\
+	"-SIGN-ALL:+SIGN-ECDSA-SECP256R1-SHA256:"			\
+	"+SIGN-ECDSA-SECP384R1-SHA384:+SIGN-ECDSA-SECP521R1-SHA512:"	\
+	"+SIGN-EDDSA-ED25519:+SIGN-RSA-PSS-RSAE-SHA256:"		\
+	"+SIGN-RSA-PSS-RSAE-SHA384:+SIGN-RSA-PSS-RSAE-SHA512:"		\
+	"+SIGN-RSA-PSS-SHA256:+SIGN-RSA-PSS-SHA384:+SIGN-RSA-PSS-SHA512:" \
+	"+SIGN-RSA-SHA256:+SIGN-RSA-SHA384:+SIGN-RSA-SHA512:"		\
+	"-COMP-ALL:+COMP-NULL:%SERVER_PRECEDENCE:%SAFE_RENEGOTIATION"
+
+struct tls_cert {
+	gnutls_pcert_st		 pcert[MAX_CHAIN];
+	unsigned		 npcert;
+	gnutls_privkey_t	 key;
+	uint64_t		 id;
+};
+
+struct tls_listener {
+	struct tls_cert		*certs;		/* [0]: the listener's own */
+	size_t			 ncerts;
+	const struct config_site *sites;	/* the listener's, for indexing */
+	size_t			*site_cert;	/* per site: index in certs */
+	size_t			 nsites;
+};
+
+struct tls_ctx {
+	uint32_t		 magic;
+	gnutls_certificate_credentials_t cred;
+	gnutls_priority_t	 prio;
+	gnutls_datum_t		 ticket;
+	const struct route_table *rt;
+	struct tls_listener	*l;
+	size_t			 nl;
+};
+
+struct tls_conn {
+	uint32_t		 magic;
+	struct tls_ctx		*ctx;
+	size_t			 li;
+	gnutls_session_t	 s;
+	uint64_t		 cert_id;
+	size_t			 pending;	/* bytes of a write in flight */
+	const char		*error;
+};
 
 int
 tls_keypair_check(const struct config_blob *cert, const struct config_blob *key,
@@ -40,4 +104,393 @@ tls_keypair_check(const struct config_blob *cert, const struct config_blob *key,
 		return -1;
 	}
 	return 0;
+}
+
+/* FNV-1a: identifies a chain by its bytes, the same in every generation. */
+static uint64_t
+chain_id(const struct config_blob *b)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	size_t i;
+
+	for (i = 0; i < b->len; i++) {
+		h ^= b->data[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h == 0 ? 1 : h;
+}
+
+static void
+cert_free(struct tls_cert *c)
+{
+	unsigned i;
+
+	for (i = 0; i < c->npcert; i++)
+		gnutls_pcert_deinit(&c->pcert[i]);
+	c->npcert = 0;
+	if (c->key != NULL)
+		gnutls_privkey_deinit(c->key);
+	c->key = NULL;
+}
+
+static int
+cert_load(struct tls_cert *c, const struct config_tls *t, char *err,
+    size_t errsz)
+{
+	gnutls_datum_t pem;
+	int ret;
+
+	c->npcert = MAX_CHAIN;
+	pem.data = t->cert.data;
+	pem.size = (unsigned)t->cert.len;
+	ret = gnutls_pcert_list_import_x509_raw(c->pcert, &c->npcert, &pem,
+	    GNUTLS_X509_FMT_PEM, 0);
+	if (ret < 0) {
+		c->npcert = 0;
+		goto fail;
+	}
+	pem.data = t->key.data;
+	pem.size = (unsigned)t->key.len;
+	if ((ret = gnutls_privkey_init(&c->key)) < 0 ||
+	    (ret = gnutls_privkey_import_x509_raw(c->key, &pem,
+	    GNUTLS_X509_FMT_PEM, NULL, 0)) < 0)
+		goto fail;
+	c->id = chain_id(&t->cert);
+	return 0;
+fail:
+	snprintf(err, errsz, "certificate: %s", gnutls_strerror(ret));
+	cert_free(c);
+	return -1;
+}
+
+static int
+listener_load(struct tls_listener *tl, const struct config_listener *cl,
+    char *err, size_t errsz)
+{
+	size_t i;
+
+	tl->sites = cl->sites;
+	tl->nsites = cl->nsites;
+	tl->certs = calloc(cl->nsites + 1, sizeof(*tl->certs));
+	tl->site_cert = calloc(cl->nsites, sizeof(*tl->site_cert));
+	if (tl->certs == NULL || tl->site_cert == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	if (cert_load(&tl->certs[0], &cl->tls, err, errsz) == -1)
+		return -1;
+	tl->ncerts = 1;
+	for (i = 0; i < cl->nsites; i++) {
+		if (cl->sites[i].tls.cert.len == 0)
+			continue;
+		if (cert_load(&tl->certs[tl->ncerts], &cl->sites[i].tls, err,
+		    errsz) == -1)
+			return -1;
+		tl->site_cert[i] = tl->ncerts++;
+	}
+	return 0;
+}
+
+/* The certificate index a name gets on listener li: its site's, or 0. */
+static size_t
+select_cert(const struct tls_ctx *ctx, size_t li, const char *name,
+    size_t len)
+{
+	const struct tls_listener *tl = &ctx->l[li];
+	const struct config_site *site;
+	char norm[CONFIG_HOST_MAX + 1];
+	int n;
+
+	if ((n = route_normalize_host(name, len, norm, sizeof(norm))) <= 0 ||
+	    (site = route_lookup(ctx->rt, li, norm, (size_t)n)) == NULL)
+		return 0;
+	return tl->site_cert[site - tl->sites];
+}
+
+static size_t
+session_cert(struct tls_conn *c)
+{
+	char name[CONFIG_HOST_MAX + 2];
+	size_t len = sizeof(name) - 1;
+	unsigned type;
+
+	if (gnutls_server_name_get(c->s, name, &len, &type, 0) < 0 ||
+	    type != GNUTLS_NAME_DNS)
+		return 0;
+	return select_cert(c->ctx, c->li, name, len);
+}
+
+static int
+retrieve_cert(gnutls_session_t s, const gnutls_datum_t *req_ca UNUSED,
+    int nreq UNUSED, const gnutls_pk_algorithm_t *pk UNUSED, int npk UNUSED,
+    gnutls_pcert_st **pcert, unsigned int *npcert, gnutls_privkey_t *key)
+{
+	struct tls_conn *c = gnutls_session_get_ptr(s);
+	struct tls_cert *cert;
+
+	if (c == NULL || c->magic != TLS_CONN_MAGIC)
+		return -1;
+	cert = &c->ctx->l[c->li].certs[session_cert(c)];
+	/* Ours, not GnuTLS's: they live as long as the generation. */
+	*pcert = cert->pcert;
+	*npcert = cert->npcert;
+	*key = cert->key;
+	return 0;
+}
+
+struct tls_ctx *
+tls_ctx_new(const struct config *cfg, const struct route_table *rt,
+    const unsigned char *ticket_key, size_t ticket_len, char *err,
+    size_t errsz)
+{
+	struct tls_ctx *ctx;
+	const char *where;
+	size_t i;
+	int ret;
+
+	if ((ctx = calloc(1, sizeof(*ctx))) == NULL ||
+	    (ctx->l = calloc(cfg->nlisteners, sizeof(*ctx->l))) == NULL ||
+	    (ctx->ticket.data = gnutls_malloc(ticket_len)) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		goto fail;
+	}
+	ctx->magic = TLS_CTX_MAGIC;
+	ctx->rt = rt;
+	ctx->nl = cfg->nlisteners;
+	memcpy(ctx->ticket.data, ticket_key, ticket_len);
+	ctx->ticket.size = (unsigned)ticket_len;
+	if ((ret = gnutls_priority_init(&ctx->prio, TLS_PRIORITY, &where)) < 0 ||
+	    (ret = gnutls_certificate_allocate_credentials(&ctx->cred)) < 0) {
+		snprintf(err, errsz, "%s", gnutls_strerror(ret));
+		goto fail;
+	}
+	gnutls_certificate_set_retrieve_function2(ctx->cred, retrieve_cert);
+	for (i = 0; i < cfg->nlisteners; i++)
+		if (listener_load(&ctx->l[i], &cfg->listeners[i], err,
+		    errsz) == -1)
+			goto fail;
+	return ctx;
+fail:
+	tls_ctx_free(ctx);
+	return NULL;
+}
+
+void
+tls_ctx_free(struct tls_ctx *ctx)
+{
+	size_t i, j;
+
+	if (ctx == NULL)
+		return;
+	for (i = 0; ctx->l != NULL && i < ctx->nl; i++) {
+		for (j = 0; ctx->l[i].certs != NULL && j <= ctx->l[i].nsites;
+		    j++)
+			cert_free(&ctx->l[i].certs[j]);
+		free(ctx->l[i].certs);
+		free(ctx->l[i].site_cert);
+	}
+	free(ctx->l);
+	if (ctx->cred != NULL)
+		gnutls_certificate_free_credentials(ctx->cred);
+	if (ctx->prio != NULL)
+		gnutls_priority_deinit(ctx->prio);
+	if (ctx->ticket.data != NULL) {
+		gnutls_memset(ctx->ticket.data, 0, ctx->ticket.size);
+		gnutls_free(ctx->ticket.data);
+	}
+	ctx->magic = 0;
+	free(ctx);
+}
+
+uint64_t
+tls_ctx_cert_id(const struct tls_ctx *ctx, size_t li,
+    const struct config_site *site)
+{
+	const struct tls_listener *tl = &ctx->l[li];
+	size_t idx = 0;
+
+	if (site != NULL && site >= tl->sites && site < tl->sites + tl->nsites)
+		idx = tl->site_cert[site - tl->sites];
+	return tl->certs[idx].id;
+}
+
+struct tls_conn *
+tls_conn_new(struct tls_ctx *ctx, size_t li, int fd)
+{
+	static const gnutls_datum_t alpn = { (unsigned char *)"http/1.1", 8 };
+	struct tls_conn *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	c->magic = TLS_CONN_MAGIC;
+	c->ctx = ctx;
+	c->li = li;
+	if (gnutls_init(&c->s, GNUTLS_SERVER | GNUTLS_NONBLOCK |
+	    GNUTLS_NO_SIGNAL) < 0) {
+		free(c);
+		return NULL;
+	}
+	if (gnutls_priority_set(c->s, ctx->prio) < 0 ||
+	    gnutls_credentials_set(c->s, GNUTLS_CRD_CERTIFICATE, ctx->cred) < 0 ||
+	    gnutls_session_ticket_enable_server(c->s, &ctx->ticket) < 0 ||
+	    gnutls_alpn_set_protocols(c->s, &alpn, 1,
+	    GNUTLS_ALPN_SERVER_PRECEDENCE) < 0) {
+		tls_conn_free(c);
+		return NULL;
+	}
+	gnutls_session_set_ptr(c->s, c);
+	gnutls_transport_set_int(c->s, fd);
+	return c;
+}
+
+void
+tls_conn_free(struct tls_conn *c)
+{
+	if (c == NULL)
+		return;
+	gnutls_deinit(c->s);
+	c->magic = 0;
+	free(c);
+}
+
+static void
+set_error(struct tls_conn *c, int ret)
+{
+	c->error = gnutls_strerror(ret);
+}
+
+int
+tls_conn_handshake(struct tls_conn *c)
+{
+	int ret, tries;
+
+	for (tries = 0; tries < NONFATAL_RETRIES; tries++) {
+		ret = gnutls_handshake(c->s);
+		if (ret == GNUTLS_E_SUCCESS) {
+			/* Also right for a resumed session, where no
+			   certificate is sent: the name picks it. */
+			c->cert_id = c->ctx->l[c->li].certs[
+			    session_cert(c)].id;
+			return 1;
+		}
+		if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED)
+			return 0;
+		if (gnutls_error_is_fatal(ret))
+			break;
+	}
+	set_error(c, ret);
+	return -1;
+}
+
+ssize_t
+tls_conn_read(struct tls_conn *c, void *buf, size_t len)
+{
+	ssize_t n;
+	int tries;
+
+	for (tries = 0; tries < NONFATAL_RETRIES; tries++) {
+		n = gnutls_record_recv(c->s, buf, len);
+		if (n >= 0)
+			return n;
+		switch (n) {
+		case GNUTLS_E_AGAIN:
+		case GNUTLS_E_INTERRUPTED:
+			return TLS_AGAIN;
+		case GNUTLS_E_PREMATURE_TERMINATION:
+			return 0;	/* EOF without close_notify */
+		case GNUTLS_E_REHANDSHAKE:
+			c->error = "client renegotiation refused";
+			return -1;
+		}
+		if (gnutls_error_is_fatal((int)n)) {
+			set_error(c, (int)n);
+			return -1;
+		}
+	}
+	set_error(c, (int)n);
+	return -1;
+}
+
+ssize_t
+tls_conn_write(struct tls_conn *c, const void *buf, size_t len)
+{
+	ssize_t n;
+
+	/* A record already encrypted goes out first; GnuTLS keeps it. */
+	if (c->pending > 0) {
+		n = gnutls_record_send(c->s, NULL, 0);
+		if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+			return TLS_AGAIN;
+		if (n < 0) {
+			set_error(c, (int)n);
+			return -1;
+		}
+		n = (ssize_t)c->pending;
+		c->pending = 0;
+		return n;
+	}
+	len = MINIMUM(len, (size_t)16384);
+	n = gnutls_record_send(c->s, buf, len);
+	if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
+		c->pending = len;
+		return TLS_AGAIN;
+	}
+	if (n < 0) {
+		set_error(c, (int)n);
+		return -1;
+	}
+	return n;
+}
+
+bool
+tls_conn_pending(struct tls_conn *c)
+{
+	return gnutls_record_check_pending(c->s) > 0;
+}
+
+bool
+tls_conn_want_write(struct tls_conn *c)
+{
+	return gnutls_record_get_direction(c->s) == 1;
+}
+
+void
+tls_conn_bye(struct tls_conn *c)
+{
+	(void)gnutls_bye(c->s, GNUTLS_SHUT_WR);
+}
+
+uint64_t
+tls_conn_cert_id(const struct tls_conn *c)
+{
+	return c->cert_id;
+}
+
+const char *
+tls_conn_error(const struct tls_conn *c)
+{
+	return c->error != NULL ? c->error : "TLS error";
+}
+
+const char *
+tls_conn_version(struct tls_conn *c)
+{
+	const char *v = gnutls_protocol_get_name(
+	    gnutls_protocol_get_version(c->s));
+
+	return v != NULL ? v : "-";
+}
+
+const char *
+tls_conn_alpn(struct tls_conn *c)
+{
+	gnutls_datum_t p;
+
+	if (gnutls_alpn_get_selected_protocol(c->s, &p) < 0)
+		return "";
+	if (p.size == 2 && memcmp(p.data, "h2", 2) == 0)
+		return "h2";
+	if (p.size == 8 && memcmp(p.data, "http/1.1", 8) == 0)
+		return "http/1.1";
+	return "";
 }

@@ -1,12 +1,34 @@
 /*
  * tls.h - GnuTLS: certificate checks, credentials and sessions.
+ *
+ * GnuTLS stays inside tls.c.  A tls_ctx belongs to one configuration
+ * generation: the certificates and keys of every listener and site
+ * (private keys only as gnutls_privkey_t), the priorities, and the
+ * session-ticket key the master generated, so that a session resumes on
+ * whichever worker takes the next connection.  A tls_conn is one server
+ * connection over a non-blocking socket.
+ *
+ * Certificates are chosen by SNI among a listener's sites; every
+ * certificate has an id (a hash of its chain), equal across generations
+ * for the same bytes, so that a request's host can be checked against the
+ * certificate its connection was actually given (421 otherwise).
  */
 #ifndef PORTCULLIS_TLS_H
 #define PORTCULLIS_TLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "config.h"
+
+struct route_table;
+struct tls_ctx;
+struct tls_conn;
+
+/* tls_conn_read/write: nothing to do until the socket is ready again. */
+#define TLS_AGAIN	(-2)
 
 /*
  * Check that cert (a PEM chain) and key (a PEM private key) load and that
@@ -15,5 +37,45 @@
  */
 int	 tls_keypair_check(const struct config_blob *cert,
 	    const struct config_blob *key, char *err, size_t errsz);
+
+/* Credentials of a generation; rt is its routing table (kept, not owned). */
+struct tls_ctx *tls_ctx_new(const struct config *cfg,
+	    const struct route_table *rt, const unsigned char *ticket_key,
+	    size_t ticket_len, char *err, size_t errsz);
+void	 tls_ctx_free(struct tls_ctx *ctx);
+
+/* The id of the certificate site (on listener li) is served with. */
+uint64_t tls_ctx_cert_id(const struct tls_ctx *ctx, size_t li,
+	    const struct config_site *site);
+
+/* A server connection on fd for listener li.  NULL if out of memory. */
+struct tls_conn *tls_conn_new(struct tls_ctx *ctx, size_t li, int fd);
+void	 tls_conn_free(struct tls_conn *c);
+
+/* 1 when done, 0 to be called again when the socket is ready, -1 failed. */
+int	 tls_conn_handshake(struct tls_conn *c);
+
+/* >0 bytes, 0 at the end of the stream, TLS_AGAIN, or -1 on an error. */
+ssize_t	 tls_conn_read(struct tls_conn *c, void *buf, size_t len);
+
+/*
+ * Write from buf: >0 bytes taken, TLS_AGAIN or -1.  After TLS_AGAIN the
+ * same first bytes must be offered again (the buffer may have grown).
+ */
+ssize_t	 tls_conn_write(struct tls_conn *c, const void *buf, size_t len);
+
+/* Decrypted bytes are buffered inside the TLS layer. */
+bool	 tls_conn_pending(struct tls_conn *c);
+/* The last TLS_AGAIN (or handshake 0) waits for writability. */
+bool	 tls_conn_want_write(struct tls_conn *c);
+/* Send close_notify, without waiting. */
+void	 tls_conn_bye(struct tls_conn *c);
+
+uint64_t tls_conn_cert_id(const struct tls_conn *c);
+const char *tls_conn_error(const struct tls_conn *c);
+/* "TLS1.3" etc., for logs. */
+const char *tls_conn_version(struct tls_conn *c);
+/* The negotiated ALPN protocol ("http/1.1", "h2") or "" if none. */
+const char *tls_conn_alpn(struct tls_conn *c);
 
 #endif /* PORTCULLIS_TLS_H */

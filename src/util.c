@@ -77,6 +77,16 @@ util_write_all(int fd, const void *buf, size_t len)
 }
 
 int
+util_close_fail(int fd)
+{
+	int saved = errno;
+
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+int
 util_set_nonblock(int fd)
 {
 	int fl = fcntl(fd, F_GETFL);

@@ -47,6 +47,9 @@ double	 util_now(void);
 /* Write all of buf to fd, retrying on EINTR/short writes.  0 or -1. */
 int	 util_write_all(int fd, const void *buf, size_t len);
 
+/* Close fd on a failure path, keeping errno; returns -1. */
+int	 util_close_fail(int fd);
+
 /* Set O_NONBLOCK / FD_CLOEXEC.  0 or -1. */
 int	 util_set_nonblock(int fd);
 int	 util_set_cloexec(int fd, bool on);

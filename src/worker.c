@@ -21,13 +21,19 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+
 #include "control.h"
+#include "h1.h"
 #include "health.h"
 #include "image.h"
 #include "listen.h"
 #include "log.h"
 #include "privs.h"
+#include "route.h"
 #include "shm.h"
+#include "tls.h"
+#include "upstream.h"
 #include "util.h"
 #include "worker.h"
 
@@ -38,8 +44,9 @@
 struct worker {
 	unsigned		 id;
 	struct ev_loop		*loop;
-	struct config		*cfg;		/* the live generation */
-	uint64_t		 gen;
+	struct gen		*gen;		/* the live generation */
+	struct config		*cfg;		/* gen->cfg */
+	struct upstream_pool	*pool;
 	struct shm		 shm;
 	struct shm_counters	*counters;
 	struct listen_sock	 socks[LISTEN_MAX];
@@ -77,10 +84,66 @@ worker_loop(const struct worker *wk)
 	return wk->loop;
 }
 
-const struct config *
-worker_config(const struct worker *wk)
+struct upstream_pool *
+worker_pool(const struct worker *wk)
 {
-	return wk->cfg;
+	return wk->pool;
+}
+
+struct gen *
+worker_gen(const struct worker *wk)
+{
+	return wk->gen;
+}
+
+struct gen *
+gen_ref(struct gen *g)
+{
+	g->refs++;
+	return g;
+}
+
+void
+gen_unref(struct gen *g)
+{
+	if (g == NULL || --g->refs > 0)
+		return;
+	tls_ctx_free(g->tls);
+	route_free(g->routes);
+	config_free(g->cfg);
+	free(g);
+}
+
+void
+worker_fd_add(struct worker *wk, unsigned n)
+{
+	wk->fds_conns += n;
+}
+
+void
+worker_fd_del(struct worker *wk, unsigned n)
+{
+	wk->fds_conns -= n;
+}
+
+void
+worker_peer_name(int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t slen = sizeof(ss);
+	const void *addr;
+
+	snprintf(buf, len, "-");
+	if (getpeername(fd, (struct sockaddr *)&ss, &slen) == -1)
+		return;
+	if (ss.ss_family == AF_INET)
+		addr = &((struct sockaddr_in *)&ss)->sin_addr;
+	else if (ss.ss_family == AF_INET6)
+		addr = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+	else
+		return;
+	if (inet_ntop(ss.ss_family, addr, buf, (socklen_t)len) == NULL)
+		snprintf(buf, len, "-");
 }
 
 struct shm_counters *
@@ -117,8 +180,8 @@ accept_set(struct worker *wk, bool on)
 static bool
 fds_available(const struct worker *wk)
 {
-	return wk->fds_base + wk->fds_conns + 2 + WORKER_FD_RESERVE <=
-	    wk->fd_limit;
+	return wk->fds_base + wk->fds_conns + upstream_pool_size(wk->pool) +
+	    2 + WORKER_FD_RESERVE <= wk->fd_limit;
 }
 
 void
@@ -228,9 +291,12 @@ dispatch(struct worker *wk, const struct listen_sock *ls, int fd)
 	case LISTEN_HEALTH:
 		health_accept(wk, fd);
 		break;
-	default:
-		/* The TLS and redirect data paths are not built yet. */
-		close(fd);
+	case LISTEN_HTTPS:
+		h1_accept(wk, fd, ls->listener, true);
+		break;
+	case LISTEN_HTTP:
+		h1_accept(wk, fd, ls->listener, false);
+		break;
 	}
 }
 
@@ -294,6 +360,7 @@ worker_drain(struct worker *wk, const char *why)
 			wk->socks[i].fd = -1;
 		}
 	}
+	upstream_pool_flush(wk->pool);
 	for (c = TAILQ_FIRST(&wk->conns); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, entry);
 		c->drain(c);
@@ -308,12 +375,44 @@ worker_drain(struct worker *wk, const char *why)
 	ev_timer_start(wk->loop, &wk->drain_w);
 }
 
+/* Routing table and TLS credentials for a decoded config. */
+static struct gen *
+gen_build(struct worker *wk, struct config *cfg, uint64_t id,
+    const char **why)
+{
+	static char err[256];
+	struct gen *g;
+
+	if ((g = calloc(1, sizeof(*g))) == NULL) {
+		*why = "out of memory";
+		config_free(cfg);
+		return NULL;
+	}
+	g->refs = 1;
+	g->id = id;
+	g->cfg = cfg;
+	if ((g->routes = route_build(cfg)) == NULL) {
+		*why = "out of memory";
+		gen_unref(g);
+		return NULL;
+	}
+	g->tls = tls_ctx_new(cfg, g->routes, wk->shm.cfg->ticket_key,
+	    wk->shm.cfg->ticket_key_len, err, sizeof(err));
+	if (g->tls == NULL) {
+		*why = err;
+		gen_unref(g);
+		return NULL;
+	}
+	return g;
+}
+
 /* Copy, decode and switch to generation gen.  0, or -1 with why. */
 static int
 worker_load(struct worker *wk, uint64_t gen, const char **why)
 {
 	unsigned char *img;
 	struct config *cfg;
+	struct gen *g;
 	uint64_t got;
 	size_t len;
 	int rc;
@@ -329,9 +428,12 @@ worker_load(struct worker *wk, uint64_t gen, const char **why)
 		*why = "malformed config image";
 		return -1;
 	}
-	config_free(wk->cfg);
-	wk->cfg = cfg;
-	wk->gen = got;
+	if ((g = gen_build(wk, cfg, got, why)) == NULL)
+		return -1;
+	/* Open connections keep the generation they hold a reference to. */
+	gen_unref(wk->gen);
+	wk->gen = g;
+	wk->cfg = g->cfg;
 	return 0;
 }
 
@@ -341,7 +443,7 @@ handle_config(struct worker *wk, uint64_t gen)
 	struct ctl_msg m;
 	const char *why;
 
-	if (gen > wk->gen && worker_load(wk, gen, &why) == -1) {
+	if (gen > wk->gen->id && worker_load(wk, gen, &why) == -1) {
 		log_warnx("generation %llu rejected: %s",
 		    (unsigned long long)gen, why);
 		memset(&m, 0, sizeof(m));
@@ -352,8 +454,8 @@ handle_config(struct worker *wk, uint64_t gen)
 		(void)control_send(WORKER_FD_CONTROL, &m);
 		return;
 	}
-	log_debug("generation %llu live", (unsigned long long)wk->gen);
-	(void)control_send_gen(WORKER_FD_CONTROL, CTL_ACK, wk->gen);
+	log_debug("generation %llu live", (unsigned long long)wk->gen->id);
+	(void)control_send_gen(WORKER_FD_CONTROL, CTL_ACK, wk->gen->id);
 }
 
 static void
@@ -522,17 +624,19 @@ worker_start(struct worker *wk)
 	if ((wk->loop = ev_default_loop(EVBACKEND_EPOLL)) == NULL)
 		fatalx("cannot start the event loop");
 	ev_set_userdata(wk->loop, wk);
+	if ((wk->pool = upstream_pool_new(wk->loop)) == NULL)
+		fatalx("out of memory");
 	setup_limits(wk);
 	setup_watchers(wk);
 
 	memset(&m, 0, sizeof(m));
 	m.type = CTL_READY;
-	m.gen = wk->gen;
+	m.gen = wk->gen->id;
 	m.pid = (uint32_t)getpid();
 	m.fd = -1;
 	if (control_send(WORKER_FD_CONTROL, &m) == -1)
 		fatal("control: ready");
-	log_info("serving generation %llu", (unsigned long long)wk->gen);
+	log_info("serving generation %llu", (unsigned long long)wk->gen->id);
 }
 
 int
@@ -554,7 +658,8 @@ worker_main(void)
 	while ((c = TAILQ_FIRST(&wk.conns)) != NULL)
 		c->abort(c);
 	log_info("exiting");
-	config_free(wk.cfg);
+	upstream_pool_free(wk.pool);
+	gen_unref(wk.gen);
 	shm_close(&wk.shm);
 	ev_loop_destroy(wk.loop);
 	return 0;

@@ -22,6 +22,25 @@
 #define WORKER_FD_RESERVE	32
 
 struct worker;
+struct upstream_pool;
+
+/*
+ * A configuration generation as a worker uses it: the decoded config, its
+ * routing table and its TLS credentials.  Reference counted: the worker
+ * holds the current one, each connection holds the one its TLS session
+ * was made with, each request the one it is routed by.
+ */
+struct gen {
+	unsigned		 refs;
+	uint64_t		 id;
+	struct config		*cfg;
+	struct route_table	*routes;
+	struct tls_ctx		*tls;
+};
+
+struct gen	*worker_gen(const struct worker *wk);	/* current; no ref */
+struct gen	*gen_ref(struct gen *g);
+void		 gen_unref(struct gen *g);
 
 /*
  * Every connection a worker holds registers here, so that accepting can be
@@ -40,12 +59,19 @@ struct worker_conn {
 int	 worker_main(void);
 
 struct ev_loop	*worker_loop(const struct worker *wk);
-const struct config *worker_config(const struct worker *wk);
+struct upstream_pool *worker_pool(const struct worker *wk);
 struct shm_counters *worker_counters(const struct worker *wk);
 bool	 worker_draining(const struct worker *wk);
 
 void	 worker_conn_add(struct worker *wk, struct worker_conn *c);
 /* May end the process's drain or resume accepting. */
 void	 worker_conn_del(struct worker *wk, struct worker_conn *c);
+
+/* Descriptors opened and closed outside a connection's own (upstreams). */
+void	 worker_fd_add(struct worker *wk, unsigned n);
+void	 worker_fd_del(struct worker *wk, unsigned n);
+
+/* The client address of an accepted socket as text ("-" if unknown). */
+void	 worker_peer_name(int fd, char *buf, size_t len);
 
 #endif /* PORTCULLIS_WORKER_H */

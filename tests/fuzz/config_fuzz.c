@@ -91,6 +91,16 @@ check_config(const struct config *c)
 	CHECK(c->rate_rps > 0 && c->rate_rps <= 1e6);
 	CHECK(c->rate_burst >= 1 && c->rate_burst <= 1000000);
 	CHECK(c->body_limit <= ((uint64_t)1 << 50));
+	CHECK(c->http.max_request_line >= 256 &&
+	    c->http.max_request_line <= c->http.max_header_size);
+	CHECK(c->http.max_header_size <= 65536);
+	CHECK(c->http.max_headers >= 8 && c->http.max_headers <= 128);
+	CHECK(c->http.handshake_timeout >= 1 &&
+	    c->http.handshake_timeout <= 300);
+	CHECK(c->http.header_timeout >= 1 && c->http.header_timeout <= 300);
+	CHECK(c->http.idle_timeout >= 1 && c->http.idle_timeout <= 3600);
+	CHECK(c->http.client_timeout >= 1 && c->http.client_timeout <= 3600);
+	CHECK(c->http.tunnel_timeout >= 1 && c->http.tunnel_timeout <= 86400);
 	CHECK(c->user != NULL);
 	CHECK(c->log_file == NULL || c->log_file[0] == '/');
 	CHECK(c->admin_socket == NULL || (c->admin_socket[0] == '/' &&
@@ -158,6 +168,7 @@ check_same(const struct config *a, const struct config *b)
 	CHECK(memcmp(&a->rate_rps, &b->rate_rps, sizeof(double)) == 0);
 	CHECK(a->rate_burst == b->rate_burst);
 	CHECK(a->body_limit == b->body_limit);
+	CHECK(memcmp(&a->http, &b->http, sizeof(a->http)) == 0);
 	CHECK(a->nlisteners == b->nlisteners);
 	for (i = 0; i < a->nlisteners; i++) {
 		const struct config_listener *la = &a->listeners[i];

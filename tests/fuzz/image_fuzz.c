@@ -66,6 +66,16 @@ check_decoded(const struct config *c)
 	CHECK(isfinite(c->rate_rps) && c->rate_rps > 0 && c->rate_rps <= 1e6);
 	CHECK(c->rate_burst >= 1 && c->rate_burst <= 1000000);
 	CHECK(c->body_limit <= ((uint64_t)1 << 50));
+	CHECK(c->http.max_request_line >= 256 &&
+	    c->http.max_request_line <= c->http.max_header_size);
+	CHECK(c->http.max_header_size <= 65536);
+	CHECK(c->http.max_headers >= 8 && c->http.max_headers <= 128);
+	CHECK(c->http.handshake_timeout >= 1 &&
+	    c->http.handshake_timeout <= 300);
+	CHECK(c->http.header_timeout >= 1 && c->http.header_timeout <= 300);
+	CHECK(c->http.idle_timeout >= 1 && c->http.idle_timeout <= 3600);
+	CHECK(c->http.client_timeout >= 1 && c->http.client_timeout <= 3600);
+	CHECK(c->http.tunnel_timeout >= 1 && c->http.tunnel_timeout <= 86400);
 	CHECK(c->nlisteners >= 1 && c->nlisteners <= CONFIG_MAX_LISTENERS);
 	for (i = 0; i < c->nlisteners; i++) {
 		const struct config_listener *l = &c->listeners[i];
@@ -88,9 +98,10 @@ check_decoded(const struct config *c)
 			    s->wildcard) == 0);
 			CHECK(s->wildcard == (s->host[0] == '*'));
 			check_printable(s->upstream, 1, 1024);
-			CHECK((sa->sa_family == AF_INET && s->upstream_addrlen ==
-			    sizeof(struct sockaddr_in)) ||
-			    (sa->sa_family == AF_INET6 && s->upstream_addrlen ==
+			CHECK(sa->sa_family == AF_INET ||
+			    sa->sa_family == AF_INET6);
+			CHECK(s->upstream_addrlen == (sa->sa_family == AF_INET ?
+			    sizeof(struct sockaddr_in) :
 			    sizeof(struct sockaddr_in6)));
 			CHECK(s->connect_timeout >= 1 &&
 			    s->connect_timeout <= 3600);

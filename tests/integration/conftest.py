@@ -414,3 +414,114 @@ def make_proxy(request, tmp_path, certs):
 def proxy(make_proxy):
     """A started proxy with the default test configuration."""
     return make_proxy().start()
+
+
+# ---- the data path: real upstreams and raw TLS clients ----------------
+
+import ssl  # noqa: E402
+
+from upstream import Upstream  # noqa: E402
+
+
+@pytest.fixture
+def make_upstream():
+    made = []
+
+    def factory(*args, **kw):
+        u = Upstream(*args, **kw)
+        made.append(u)
+        return u
+
+    yield factory
+    for u in made:
+        u.stop()
+
+
+@pytest.fixture
+def upstream(make_upstream):
+    return make_upstream()
+
+
+def point_sites_at(proxy, upstream):
+    for _, site in proxy.listener["site"]:
+        site["upstream"] = upstream.addr
+    proxy.write_config()
+
+
+@pytest.fixture
+def proxied(make_proxy, upstream):
+    """A started proxy whose sites all go to one recording upstream."""
+    p = make_proxy()
+    point_sites_at(p, upstream)
+    p.start()
+    return p, upstream
+
+
+def tls_context(alpn=("http/1.1",)):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if alpn:
+        ctx.set_alpn_protocols(list(alpn))
+    return ctx
+
+
+def tls_connect(port, sni="localhost", host="127.0.0.1", timeout=10.0,
+                ctx=None):
+    raw = socket.create_connection((host, port), timeout=timeout)
+    return (ctx or tls_context()).wrap_socket(raw, server_hostname=sni)
+
+
+def read_all(s, limit=1 << 30):
+    chunks, total = [], 0
+    while total < limit:
+        try:
+            chunk = s.recv(65536)
+        except (ConnectionResetError, ssl.SSLError, socket.timeout):
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
+
+
+def tls_exchange(port, raw, sni="localhost", timeout=10.0):
+    """Send raw bytes over TLS and read until the server closes."""
+    with tls_connect(port, sni=sni, timeout=timeout) as s:
+        s.sendall(raw)
+        return read_all(s)
+
+
+def parse_response(data):
+    """(status, headers dict lower-cased, body, rest) of one response;
+    chunked bodies are decoded."""
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split(b" ")[1])
+    headers = {}
+    for line in lines[1:]:
+        n, _, v = line.decode("latin-1").partition(":")
+        headers.setdefault(n.strip().lower(), []).append(v.strip())
+    body = b""
+    if "transfer-encoding" in headers:
+        while True:
+            size_line, _, rest = rest.partition(b"\r\n")
+            size = int(size_line, 16)
+            if size == 0:
+                _, _, rest = rest.partition(b"\r\n")
+                break
+            body, rest = body + rest[:size], rest[size + 2:]
+    elif "content-length" in headers:
+        n = int(headers["content-length"][0])
+        body, rest = rest[:n], rest[n:]
+    else:
+        body, rest = rest, b""
+    return status, headers, body, rest
+
+
+def https_get(port, path="/", host="localhost", sni="localhost",
+              extra=b"", method="GET"):
+    raw = (f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n"
+           f"Connection: close\r\n").encode() + extra + b"\r\n"
+    return parse_response(tls_exchange(port, raw, sni=sni))

@@ -182,6 +182,9 @@ static const char rich_config[] =
     "logging { level = \"debug\" format = \"json\" }\n"
     "rate-limit { requests-per-second = 0.125 burst = 1 }\n"
     "body { limit-bytes = 1125899906842624 }\n"
+    "http { max-request-line = 256 max-header-size = 65536 max-headers = 128 "
+    "handshake-timeout = 300 header-timeout = 1 idle-timeout = 3600 "
+    "client-timeout = 1 tunnel-idle-timeout = 86400 }\n"
     "listener {\n"
     "  bind = \"192.0.2.10\"\n"
     "  https-port = 65535\n"
@@ -234,6 +237,14 @@ assert_image_fields_equal(const struct config *a, const struct config *b)
 	assert_memory_equal(&a->rate_rps, &b->rate_rps, sizeof(double));
 	assert_int_equal(a->rate_burst, b->rate_burst);
 	assert_true(a->body_limit == b->body_limit);
+	assert_int_equal(a->http.max_request_line, b->http.max_request_line);
+	assert_int_equal(a->http.max_header_size, b->http.max_header_size);
+	assert_int_equal(a->http.max_headers, b->http.max_headers);
+	assert_int_equal(a->http.handshake_timeout, b->http.handshake_timeout);
+	assert_int_equal(a->http.header_timeout, b->http.header_timeout);
+	assert_int_equal(a->http.idle_timeout, b->http.idle_timeout);
+	assert_int_equal(a->http.client_timeout, b->http.client_timeout);
+	assert_int_equal(a->http.tunnel_timeout, b->http.tunnel_timeout);
 	assert_int_equal(a->nlisteners, b->nlisteners);
 	for (i = 0; i < a->nlisteners; i++) {
 		const struct config_listener *la = &a->listeners[i];
@@ -421,8 +432,8 @@ test_magic_and_version(void **state)
 	unsigned char	*img, *bad;
 	uint32_t	 v;
 	size_t		 len, i;
-	static const uint32_t versions[] = { 0, IMAGE_VERSION + 1, UINT32_MAX,
-	    IMAGE_MAGIC };
+	static const uint32_t versions[] = { 0, IMAGE_VERSION - 1,
+	    IMAGE_VERSION + 1, UINT32_MAX, IMAGE_MAGIC };
 
 	(void)state;
 	encode(cfg, 1, &img, &len);
@@ -468,12 +479,27 @@ check_decoded_sane(const struct config *c)
 	    c->rate_rps <= 1e6);
 	assert_true(c->rate_burst >= 1 && c->rate_burst <= 1000000);
 	assert_true(c->body_limit <= ((uint64_t)1 << 50));
-	assert_true(c->nlisteners >= 1 && c->nlisteners <= CONFIG_MAX_LISTENERS);
+	assert_true(c->http.max_request_line >= 256 &&
+	    c->http.max_request_line <= c->http.max_header_size);
+	assert_true(c->http.max_header_size <= 65536);
+	assert_true(c->http.max_headers >= 8 && c->http.max_headers <= 128);
+	assert_true(c->http.handshake_timeout >= 1 &&
+	    c->http.handshake_timeout <= 300);
+	assert_true(c->http.header_timeout >= 1 &&
+	    c->http.header_timeout <= 300);
+	assert_true(c->http.idle_timeout >= 1 && c->http.idle_timeout <= 3600);
+	assert_true(c->http.client_timeout >= 1 &&
+	    c->http.client_timeout <= 3600);
+	assert_true(c->http.tunnel_timeout >= 1 &&
+	    c->http.tunnel_timeout <= 86400);
+	assert_true(c->nlisteners >= 1 &&
+	    c->nlisteners <= CONFIG_MAX_LISTENERS);
 	for (i = 0; i < c->nlisteners; i++) {
 		const struct config_listener *l = &c->listeners[i];
 
 		assert_true(l->family == AF_INET || l->family == AF_INET6);
-		assert_true(l->https_port != 0 && l->https_port != l->http_port);
+		assert_true(l->https_port != 0 &&
+		    l->https_port != l->http_port);
 		assert_non_null(l->bind);
 		assert_true(strlen(l->bind) >= 1);
 		assert_true(l->tls.cert.len > 0 && l->tls.key.len > 0);
@@ -589,6 +615,7 @@ struct spec {
 	double		 rps;
 	uint32_t	 burst;
 	uint64_t	 body;
+	uint32_t	 hc[8];		/* config_http, in order */
 	uint32_t	 nlisteners;	/* as written; one is present */
 	uint8_t		 family;
 	unsigned char	 addr[16];
@@ -625,6 +652,14 @@ good_spec(void)
 	s.rps = 10.0;
 	s.burst = 20;
 	s.body = 1000;
+	s.hc[0] = 8192;		/* max-request-line */
+	s.hc[1] = 16384;		/* max-header-size */
+	s.hc[2] = 100;		/* max-headers */
+	s.hc[3] = 10;			/* handshake-timeout */
+	s.hc[4] = 20;			/* header-timeout */
+	s.hc[5] = 60;			/* idle-timeout */
+	s.hc[6] = 60;			/* client-timeout */
+	s.hc[7] = 300;		/* tunnel-idle-timeout */
 	s.nlisteners = 1;
 	s.family = AF_INET;
 	s.addr[0] = 127;
@@ -657,7 +692,7 @@ build(const struct spec *s, unsigned char *out, size_t outsz)
 {
 	struct wb	*w = calloc(1, sizeof(*w));
 	uint64_t	 rps;
-	size_t		 len;
+	size_t		 len, i;
 
 	assert_non_null(w);
 	w_u32(w, s->magic);
@@ -673,6 +708,8 @@ build(const struct spec *s, unsigned char *out, size_t outsz)
 	w_u64(w, rps);
 	w_u32(w, s->burst);
 	w_u64(w, s->body);
+	for (i = 0; i < nitems(s->hc); i++)
+		w_u32(w, s->hc[i]);
 	w_u32(w, s->nlisteners);
 	w_u8(w, s->family);
 	w_put(w, s->addr, 16);
@@ -795,6 +832,46 @@ test_globals(void **state)
 }
 
 static void
+test_http_fields(void **state)
+{
+	(void)state;
+	ACCEPT(s.hc[0] = 256);
+	REJECT(s.hc[0] = 255);
+	ACCEPT(s.hc[0] = 16384);		/* == max-header-size */
+	REJECT(s.hc[0] = 16385);		/* > max-header-size */
+	ACCEPT(s.hc[0] = 65536; s.hc[1] = 65536);
+	REJECT(s.hc[0] = 65537; s.hc[1] = 65536);
+	ACCEPT(s.hc[0] = 1024; s.hc[1] = 1024);
+	REJECT(s.hc[0] = 256; s.hc[1] = 1023);
+	REJECT(s.hc[1] = 65537);
+	ACCEPT(s.hc[2] = 8);
+	ACCEPT(s.hc[2] = 128);
+	REJECT(s.hc[2] = 7);
+	REJECT(s.hc[2] = 129);
+	ACCEPT(s.hc[3] = 1);
+	ACCEPT(s.hc[3] = 300);
+	REJECT(s.hc[3] = 0);
+	REJECT(s.hc[3] = 301);
+	ACCEPT(s.hc[4] = 1);
+	ACCEPT(s.hc[4] = 300);
+	REJECT(s.hc[4] = 0);
+	REJECT(s.hc[4] = 301);
+	ACCEPT(s.hc[5] = 1);
+	ACCEPT(s.hc[5] = 3600);
+	REJECT(s.hc[5] = 0);
+	REJECT(s.hc[5] = 3601);
+	ACCEPT(s.hc[6] = 1);
+	ACCEPT(s.hc[6] = 3600);
+	REJECT(s.hc[6] = 0);
+	REJECT(s.hc[6] = 3601);
+	ACCEPT(s.hc[7] = 1);
+	ACCEPT(s.hc[7] = 86400);
+	REJECT(s.hc[7] = 0);
+	REJECT(s.hc[7] = 86401);
+	REJECT(s.hc[7] = UINT32_MAX);
+}
+
+static void
 test_listener_fields(void **state)
 {
 	(void)state;
@@ -904,26 +981,39 @@ test_site_fields(void **state)
 static void
 test_decode_canonical_wildcard(void **state)
 {
-	struct spec	 s = good_spec();
+	static const struct {
+		const char	*host;
+		uint8_t		 flag;
+	} cases[] = {
+		{ "*.a.example", 2 }, { "*.a.example", 0xff },
+		{ "a.example", 2 }, { "a.example", 0x80 },
+	};
 	unsigned char	 img[8192], *again;
 	struct config	*cfg;
 	uint64_t	 gen;
-	size_t		 len, len2;
+	size_t		 len, len2, i;
 
 	(void)state;
-	s.host = (struct field)F("*.a.example");
-	s.wildcard = 2;
-	len = build(&s, img, sizeof(img));
-	if (decode(img, len, &cfg, &gen, NULL) == -1)
-		return;
-	assert_int_equal(image_encode(cfg, gen, &again, &len2), 0);
-	config_free(cfg);
-	assert_int_equal(len2, len);
-	if (memcmp(again, img, len) != 0) {
+	for (i = 0; i < nitems(cases); i++) {
+		struct spec s = good_spec();
+
+		s.host.p = cases[i].host;
+		s.host.n = strlen(cases[i].host);
+		s.wildcard = cases[i].flag;
+		len = build(&s, img, sizeof(img));
+		if (decode(img, len, &cfg, &gen, NULL) == -1)
+			continue;
+		assert_int_equal(image_encode(cfg, gen, &again, &len2), 0);
+		config_free(cfg);
+		assert_int_equal(len2, len);
+		if (memcmp(again, img, len) != 0) {
+			free(again);
+			fail_msg("wildcard byte 0x%02x (host %s) accepted and "
+			    "re-encoded differently", cases[i].flag,
+			    cases[i].host);
+		}
 		free(again);
-		fail_msg("wildcard byte 2 accepted; re-encoded as 1");
 	}
-	free(again);
 }
 
 static void
@@ -983,7 +1073,8 @@ test_every_accepted_config_decodes(void **state)
 		struct config_errors	 e = { 0 };
 		const struct config_opts opts = { .pure = true };
 
-		snprintf(text, sizeof(text), "listener {\n bind = \"127.0.0.1\"\n"
+		snprintf(text, sizeof(text), "listener {\n"
+		    " bind = \"127.0.0.1\"\n"
 		    " tls { cert = \"/c\" key = \"/k\" }\n site \"%s\" { "
 		    "upstream = \"127.0.0.1:1\" }\n}\n", names[i]);
 		if (config_parse_buffer("t", text, strlen(text), &opts, &cfg,
@@ -1021,6 +1112,7 @@ main(void)
 		cmocka_unit_test(test_flipped_bytes),
 		cmocka_unit_test(test_writer_matches_encoder),
 		cmocka_unit_test(test_globals),
+		cmocka_unit_test(test_http_fields),
 		cmocka_unit_test(test_listener_fields),
 		cmocka_unit_test(test_site_fields),
 		cmocka_unit_test(test_decode_canonical_wildcard),

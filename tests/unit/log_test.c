@@ -1035,8 +1035,8 @@ test_worker_field(void **state)
 	log_info("x");
 	n = cap_end(buf, sizeof(buf));
 	check_one_line(buf, n);
-	snprintf(want, sizeof(want), " INFO proc=worker worker=3 pid=%s msg=x\n",
-	    mypid());
+	snprintf(want, sizeof(want), " INFO proc=worker worker=3 pid=%s "
+	    "msg=x\n", mypid());
 	assert_string_equal(buf + TS_LEN, want);
 	/* Worker 0 is a worker too. */
 	log_init("worker", 0);
@@ -1045,8 +1045,8 @@ test_worker_field(void **state)
 	n = cap_end(buf, sizeof(buf));
 	log_init("test", -1);
 	check_one_line(buf, n);
-	snprintf(want, sizeof(want), " INFO proc=worker worker=0 pid=%s msg=x\n",
-	    mypid());
+	snprintf(want, sizeof(want), " INFO proc=worker worker=0 pid=%s "
+	    "msg=x\n", mypid());
 	assert_string_equal(buf + TS_LEN, want);
 }
 
@@ -1156,7 +1156,8 @@ test_event_text(void **state)
 	log_configure(LOG_LEVEL_DEBUG, LOG_FORMAT_TEXT);
 	check_one_line(buf, n);
 	check_timestamp(buf, before, after);
-	assert_string_equal(buf + TS_LEN, " ACCESS method=GET path=\"/a b\\\"c\""
+	assert_string_equal(buf + TS_LEN, " ACCESS method=GET "
+	    "path=\"/a b\\\"c\""
 	    " host=example.com status=200 zero=0 big=18446744073709551615"
 	    " empty=\"\"\n");
 }

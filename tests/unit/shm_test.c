@@ -525,8 +525,8 @@ test_readonly_cannot_be_reopened_writable(void **state)
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
 	if (WEXITSTATUS(status) == 1)
-		fail_msg("a worker reopened %s O_RDWR and rewrote the published "
-		    "image: slot now starts with '%c'", path,
+		fail_msg("a worker reopened %s O_RDWR and rewrote the "
+		    "published image: slot now starts with '%c'", path,
 		    ((char *)f->s.cfg)[f->s.cfg->slot_off[1]]);
 	assert_int_equal(WEXITSTATUS(status), 0);
 	expect_copy(&f->s, 1, a, sizeof(a), 1);

@@ -158,7 +158,7 @@ test_parse_u64_hostile(void **state)
 		{ S("1e3") }, { S("1.0") }, { S("1,000") }, { S("1_000") },
 		{ S("1\0") }, { S("\0001") }, { S("12\0003") }, { S("\0") },
 		{ S("a") }, { S("/") }, { S(":") },	/* '0' - 1, '9' + 1 */
-		{ S("\xb9") },				/* Latin-1 superscript 1 */
+		{ S("\xb9") },			/* Latin-1 superscript 1 */
 		{ S("\xd9\xa1") },			/* Arabic-Indic one */
 		{ S("\xef\xbc\x91") },			/* fullwidth one */
 		{ S("\x80" "1") }, { S("1\xff") },

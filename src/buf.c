@@ -1,0 +1,154 @@
+/*
+ * buf.c - a byte buffer with a hard capacity (see buf.h).
+ */
+#include "autoconf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+
+struct buf {
+	size_t	 cap;
+	size_t	 off;		/* first unread byte */
+	size_t	 len;		/* unread bytes */
+	char	 data[];
+};
+
+struct buf *
+buf_new(size_t cap)
+{
+	struct buf *b;
+
+	if (cap == 0 || cap > ((size_t)1 << 30))
+		return NULL;
+	if ((b = malloc(sizeof(*b) + cap)) == NULL)
+		return NULL;
+	b->cap = cap;
+	b->off = b->len = 0;
+	return b;
+}
+
+void
+buf_free(struct buf *b)
+{
+	free(b);
+}
+
+size_t
+buf_cap(const struct buf *b)
+{
+	return b->cap;
+}
+
+size_t
+buf_len(const struct buf *b)
+{
+	return b->len;
+}
+
+const char *
+buf_data(const struct buf *b)
+{
+	return b->data + b->off;
+}
+
+bool
+buf_empty(const struct buf *b)
+{
+	return b->len == 0;
+}
+
+size_t
+buf_space(struct buf *b)
+{
+	/* Move the unread bytes down when little room is left behind them. */
+	if (b->len == 0)
+		b->off = 0;
+	else if (b->off > 0 && b->cap - b->off - b->len < b->cap / 4) {
+		memmove(b->data, b->data + b->off, b->len);
+		b->off = 0;
+	}
+	return b->cap - b->off - b->len;
+}
+
+char *
+buf_tail(struct buf *b)
+{
+	return b->data + b->off + b->len;
+}
+
+void
+buf_produce(struct buf *b, size_t n)
+{
+	if (n > b->cap - b->off - b->len)
+		abort();	/* a caller wrote past buf_space() */
+	b->len += n;
+}
+
+void
+buf_consume(struct buf *b, size_t n)
+{
+	if (n > b->len)
+		abort();
+	b->off += n;
+	b->len -= n;
+	if (b->len == 0)
+		b->off = 0;
+}
+
+void
+buf_reset(struct buf *b)
+{
+	b->off = b->len = 0;
+}
+
+static bool
+make_room(struct buf *b, size_t n)
+{
+	if (n > b->cap - b->len)
+		return false;
+	if (n > b->cap - b->off - b->len) {
+		memmove(b->data, b->data + b->off, b->len);
+		b->off = 0;
+	}
+	return true;
+}
+
+int
+buf_add(struct buf *b, const void *data, size_t n)
+{
+	if (!make_room(b, n))
+		return -1;
+	memcpy(b->data + b->off + b->len, data, n);
+	b->len += n;
+	return 0;
+}
+
+int
+buf_addstr(struct buf *b, const char *s)
+{
+	return buf_add(b, s, strlen(s));
+}
+
+int
+buf_printf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	size_t room;
+	int n;
+
+	/* Compact first so that all free space is at the end. */
+	if (b->off > 0 && !make_room(b, b->cap - b->len))
+		return -1;
+	room = b->cap - b->off - b->len;
+	va_start(ap, fmt);
+	n = vsnprintf(b->data + b->off + b->len, room, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= room)
+		return -1;
+	b->len += (size_t)n;
+	return 0;
+}

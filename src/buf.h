@@ -1,0 +1,40 @@
+/*
+ * buf.h - a byte buffer with a hard capacity fixed when it is made.
+ *
+ * Bytes are appended at the end and consumed from the front; space freed
+ * at the front is reclaimed by moving the unread bytes down when more room
+ * is needed.  Nothing a peer sends can grow a buffer past its capacity: a
+ * write that does not fit fails.
+ */
+#ifndef PORTCULLIS_BUF_H
+#define PORTCULLIS_BUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util.h"
+
+struct buf;
+
+/* One allocation of cap bytes (plus the header).  NULL if out of memory. */
+struct buf	*buf_new(size_t cap);
+void		 buf_free(struct buf *b);
+
+size_t		 buf_cap(const struct buf *b);
+size_t		 buf_len(const struct buf *b);		/* unread bytes */
+const char	*buf_data(const struct buf *b);		/* first unread */
+bool		 buf_empty(const struct buf *b);
+
+/* Room to write at the end, after compacting if that makes room. */
+size_t		 buf_space(struct buf *b);
+char		*buf_tail(struct buf *b);	/* where to write; see buf_space */
+void		 buf_produce(struct buf *b, size_t n);	/* n bytes written */
+void		 buf_consume(struct buf *b, size_t n);	/* n bytes used */
+void		 buf_reset(struct buf *b);
+
+/* Append; -1 (and nothing written) if it does not fit. */
+int		 buf_add(struct buf *b, const void *data, size_t n);
+int		 buf_addstr(struct buf *b, const char *s);
+int		 buf_printf(struct buf *b, const char *fmt, ...) PRINTFLIKE(2, 3);
+
+#endif /* PORTCULLIS_BUF_H */

@@ -1,0 +1,1339 @@
+/*
+ * h1.c - HTTP/1.x client connections (see h1.h).
+ *
+ * One state per connection, changed only by h1_set_state():
+ *
+ *   HANDSHAKE -> IDLE <-> HEAD -> EXCHANGE -> IDLE (keep-alive) ...
+ *                                    |  \-> RESPOND (an error after all)
+ *                                    \----> TUNNEL (WebSocket)
+ *   any -> CLOSING (flush) -> LINGER (drain the client, briefly) -> gone
+ *
+ * Entry points from the event loop (h1_io_cb, h1_timer_cb, h1_up_cb) are
+ * the only places a connection is freed: everything else marks it dead and
+ * they free it on the way out.  The exchange calls back into us (head,
+ * body, done ...); those callbacks only fill buffers and set flags, then
+ * h1_defer() has the connection's own handler carry on.
+ */
+#include "autoconf.h"
+
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "buf.h"
+#include "h1.h"
+#include "headers.h"
+#include "http1.h"
+#include "log.h"
+#include "proxy.h"
+#include "route.h"
+#include "tls.h"
+#include "util.h"
+#include "worker.h"
+
+#define H1_MAGIC	0x48314331u	/* "H1C1" */
+#define H1_OUT		(2 * PROXY_BUF)	/* a response head and some body */
+#define LINGER_SECS	2.0
+/* Room kept in `out` for a chunk's framing and the last chunk. */
+#define CHUNK_ROOM	32
+
+enum h1_state {
+	H1_HANDSHAKE,	/* TLS handshake */
+	H1_IDLE,	/* between requests */
+	H1_HEAD,	/* a request head is arriving */
+	H1_EXCHANGE,	/* forwarding: the body in, the response out */
+	H1_RESPOND,	/* a response of our own is going out */
+	H1_TUNNEL,	/* WebSocket: bytes both ways */
+	H1_CLOSING,	/* the last bytes go out */
+	H1_LINGER,	/* the client's last bytes are read and dropped */
+};
+
+/* What the access log says of a request. */
+struct h1_log {
+	char		 method[32];
+	char		 host[256];
+	char		 path[1024];
+	const char	*proto;
+	int		 status;
+	uint64_t	 bytes_in;
+	uint64_t	 bytes_out;
+	double		 start;
+	char		 upstream[64];
+};
+
+struct h1_conn {
+	uint32_t		 magic;
+	struct worker_conn	 wc;
+	struct worker		*wk;
+	struct gen		*gen;		/* the TLS session's credentials */
+	size_t			 li;
+	int			 fd;
+	struct tls_conn		*tls;		/* NULL on a plain listener */
+	char			 client_ip[INET6_ADDRSTRLEN];
+	enum h1_state		 state;
+	ev_io			 io;
+	int			 events;
+	ev_timer		 timer;
+	bool			 dead;		/* closed; freed on the way out */
+	bool			 first;		/* no request yet */
+
+	struct buf		*in;
+	struct buf		*out;
+	struct http1_parser	 parser;
+	struct http1_request	 req;
+	enum http1_method	 method;
+	int			 minor;
+	struct gen		*req_gen;	/* the request's routing */
+	struct exchange		*ex;
+
+	/* The request body, as it goes to the exchange. */
+	enum http1_body		 body;
+	uint64_t		 body_left;	/* LENGTH */
+	struct http1_chunked	 chunked;
+	size_t			 body_pend;	/* decoded, at in's front */
+	uint64_t		 body_seen;
+	bool			 body_done;
+	bool			 body_wait;	/* the exchange is full */
+
+	/* The response. */
+	enum headers_framing	 resp;
+	bool			 resp_started;
+	bool			 resp_done;	/* all of it is in out */
+	bool			 resp_wait;	/* the exchange is paused */
+	bool			 last_chunk;	/* "0\r\n\r\n" still to add */
+	bool			 broken;	/* cut: close after what is out */
+	bool			 close_after;
+	bool			 client_eof;
+	bool			 draining;
+	bool			 logging;	/* a request awaits its log line */
+
+	/* WebSocket tunnel. */
+	int			 up_fd;
+	ev_io			 up_io;
+	int			 up_events;
+
+	struct h1_log		 log;
+};
+
+static void	h1_io_cb(struct ev_loop *, ev_io *, int);
+static void	log_access(struct h1_conn *);
+static void	count_request(struct h1_conn *);
+static void	h1_up_cb(struct ev_loop *, ev_io *, int);
+static void	h1_advance(struct h1_conn *);
+static void	h1_update(struct h1_conn *);
+
+static const struct proxy_ops h1_proxy_ops;
+
+static struct h1_conn *
+conn_of(void *data)
+{
+	struct h1_conn *c = data;
+
+	if (c == NULL || c->magic != H1_MAGIC)
+		fatalx("h1: corrupt connection");
+	return c;
+}
+
+static struct ev_loop *
+loop_of(const struct h1_conn *c)
+{
+	return worker_loop(c->wk);
+}
+
+static const struct config_http *
+http_cfg(const struct h1_conn *c)
+{
+	return &worker_gen(c->wk)->cfg->http;
+}
+
+static void
+h1_timer(struct h1_conn *c, double secs)
+{
+	c->timer.repeat = secs;
+	ev_timer_again(loop_of(c), &c->timer);
+}
+
+static void
+h1_set_state(struct h1_conn *c, enum h1_state s)
+{
+	const struct config_http *h = http_cfg(c);
+
+	c->state = s;
+	switch (s) {
+	case H1_IDLE:
+		/* A new connection must send its first request promptly. */
+		h1_timer(c, c->first ? h->header_timeout : h->idle_timeout);
+		break;
+	case H1_HEAD:
+		h1_timer(c, h->header_timeout);
+		break;
+	case H1_TUNNEL:
+		h1_timer(c, h->tunnel_timeout);
+		break;
+	case H1_LINGER:
+		h1_timer(c, LINGER_SECS);
+		break;
+	case H1_RESPOND:
+	case H1_CLOSING:
+		h1_timer(c, h->client_timeout);
+		break;
+	default:
+		/* EXCHANGE: h1_update() runs the clock while we wait on the
+		   client; HANDSHAKE: set at accept. */
+		break;
+	}
+}
+
+/* Carry on from the connection's own handler, in this loop iteration. */
+static void
+h1_defer(struct h1_conn *c)
+{
+	if (!c->dead)
+		ev_feed_event(loop_of(c), &c->io, EV_CUSTOM);
+}
+
+static void
+end_request_state(struct h1_conn *c)
+{
+	if (c->ex != NULL) {
+		proxy_abort(c->ex);
+		c->ex = NULL;
+	}
+	gen_unref(c->req_gen);
+	c->req_gen = NULL;
+}
+
+/* Everything but the memory itself; h1_leave() frees that. */
+static void
+h1_close(struct h1_conn *c, const char *reason)
+{
+	struct ev_loop *loop = loop_of(c);
+
+	if (c->dead)
+		return;
+	log_debug("%s: connection closed: %s", c->client_ip, reason);
+	if (c->logging) {
+		c->broken = c->broken || c->state != H1_TUNNEL;
+		log_access(c);
+		count_request(c);
+	}
+	c->dead = true;
+	end_request_state(c);
+	ev_io_stop(loop, &c->io);
+	ev_io_stop(loop, &c->up_io);
+	ev_timer_stop(loop, &c->timer);
+	ev_clear_pending(loop, &c->io);
+	ev_clear_pending(loop, &c->up_io);
+	ev_clear_pending(loop, &c->timer);
+	if (c->up_fd != -1) {
+		close(c->up_fd);
+		worker_fd_del(c->wk, 1);
+		c->up_fd = -1;
+	}
+	if (c->tls != NULL)
+		tls_conn_free(c->tls);
+	c->tls = NULL;
+	close(c->fd);
+	buf_free(c->in);
+	buf_free(c->out);
+	c->in = c->out = NULL;
+	gen_unref(c->gen);
+	c->gen = NULL;
+	worker_conn_del(c->wk, &c->wc);
+}
+
+static void
+h1_free(struct h1_conn *c)
+{
+	c->magic = 0;
+	free(c);
+}
+
+static void
+h1_leave(struct h1_conn *c)
+{
+	if (c->dead)
+		h1_free(c);
+	else
+		h1_update(c);
+}
+
+static struct buf *
+in_buf(struct h1_conn *c)
+{
+	const struct config_http *h = http_cfg(c);
+
+	/* Larger than the head limit, so the parser says 431 first. */
+	if (c->in == NULL)
+		c->in = buf_new(MAXIMUM((size_t)PROXY_BUF,
+		    (size_t)h->max_header_size + 1024));
+	return c->in;
+}
+
+static struct buf *
+out_buf(struct h1_conn *c)
+{
+	if (c->out == NULL)
+		c->out = buf_new(H1_OUT);
+	return c->out;
+}
+
+/* Idle connections hold no buffers. */
+static void
+release_buffers(struct h1_conn *c)
+{
+	if (c->in != NULL && buf_empty(c->in)) {
+		buf_free(c->in);
+		c->in = NULL;
+	}
+	if (c->out != NULL && buf_empty(c->out)) {
+		buf_free(c->out);
+		c->out = NULL;
+	}
+}
+
+/* ---- client I/O ---- */
+
+static void
+client_progress(struct h1_conn *c)
+{
+	if (ev_is_active(&c->timer) && c->state != H1_HEAD &&
+	    c->state != H1_IDLE && c->state != H1_LINGER)
+		ev_timer_again(loop_of(c), &c->timer);
+}
+
+/* Read into `in`: >0 bytes, 0 end of stream, TLS_AGAIN, -1 error. */
+static ssize_t
+h1_recv(struct h1_conn *c)
+{
+	struct buf *in = in_buf(c);
+	size_t room;
+	ssize_t n;
+
+	if (in == NULL)
+		return -1;
+	if ((room = buf_space(in)) == 0)
+		return TLS_AGAIN;
+	if (c->tls != NULL)
+		n = tls_conn_read(c->tls, buf_tail(in), room);
+	else {
+		n = recv(c->fd, buf_tail(in), room, 0);
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			n = TLS_AGAIN;
+	}
+	if (n > 0) {
+		buf_produce(in, (size_t)n);
+		client_progress(c);
+	}
+	return n;
+}
+
+/* Write out `out`.  0, or -1 if the client is gone. */
+static int
+h1_send(struct h1_conn *c)
+{
+	ssize_t n;
+
+	while (c->out != NULL && !buf_empty(c->out)) {
+		if (c->tls != NULL)
+			n = tls_conn_write(c->tls, buf_data(c->out),
+			    buf_len(c->out));
+		else {
+			n = send(c->fd, buf_data(c->out), buf_len(c->out),
+			    MSG_NOSIGNAL);
+			if (n == -1 && (errno == EAGAIN || errno == EINTR))
+				n = TLS_AGAIN;
+		}
+		if (n == TLS_AGAIN)
+			break;
+		if (n <= 0)
+			return -1;
+		buf_consume(c->out, (size_t)n);
+		c->log.bytes_out += (uint64_t)n;
+		client_progress(c);
+	}
+	/* Room again: let the exchange go on (it resumes from the loop). */
+	if (c->resp_wait && c->ex != NULL &&
+	    buf_space(c->out) > buf_cap(c->out) / 4) {
+		c->resp_wait = false;
+		proxy_resume(c->ex);
+	}
+	return 0;
+}
+
+/* ---- responses of our own ---- */
+
+/* Request bytes are counted as they are used, not as they arrive. */
+static void
+in_consume(struct h1_conn *c, size_t n)
+{
+	buf_consume(c->in, n);
+	c->log.bytes_in += n;
+}
+
+static void
+log_access(struct h1_conn *c)
+{
+	struct log_event ev;
+	double ms = (ev_now(loop_of(c)) - c->log.start) * 1000.;
+
+	if (!c->logging)
+		return;
+	c->logging = false;
+	/* Never answered: the client went away first (as nginx logs it). */
+	if (c->log.status == 0)
+		c->log.status = 499;
+
+	log_event_begin(&ev, "ACCESS");
+	log_event_cstr(&ev, "client_ip", c->client_ip);
+	log_event_cstr(&ev, "method", c->log.method);
+	log_event_cstr(&ev, "host", c->log.host);
+	log_event_cstr(&ev, "path", c->log.path);
+	log_event_cstr(&ev, "protocol", c->log.proto);
+	log_event_uint(&ev, "status", (uint64_t)c->log.status);
+	log_event_uint(&ev, "bytes_in", c->log.bytes_in);
+	log_event_uint(&ev, "bytes_out", c->log.bytes_out);
+	log_event_uint(&ev, "duration_ms", ms > 0 ? (uint64_t)ms : 0);
+	log_event_cstr(&ev, "upstream", c->log.upstream);
+	log_event_end(&ev);
+}
+
+/*
+ * A short plain-text response.  The request's body, if any, is not read:
+ * the connection closes after it (nothing else would find the next
+ * request).  Nothing internal goes into it.
+ */
+static void
+h1_respond(struct h1_conn *c, int status, const char *extra, bool close)
+{
+	const char *reason = headers_reason(status);
+	char body[64];
+	int blen;
+	struct buf *out = out_buf(c);
+
+	blen = snprintf(body, sizeof(body), "%d %s\n", status, reason);
+	if (!c->body_done)
+		close = true;
+	c->close_after = c->close_after || close;
+	c->log.status = status;
+	if (out == NULL || buf_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: "
+	    "text/plain; charset=utf-8\r\nContent-Length: %d\r\n%s%s\r\n",
+	    status, reason, blen, extra != NULL ? extra : "",
+	    c->close_after ? "Connection: close\r\n" : "") == -1 ||
+	    (c->method != HTTP1_METHOD_HEAD &&
+	    buf_add(out, body, (size_t)blen) == -1)) {
+		h1_close(c, "response does not fit");
+		return;
+	}
+	c->resp_started = true;
+	c->resp_done = true;
+	h1_set_state(c, H1_RESPOND);
+}
+
+/* A malformed request: its status, and the connection ends. */
+static void
+h1_reject(struct h1_conn *c, int status, const char *why)
+{
+	log_debug("%s: bad request: %s", c->client_ip, why);
+	c->body_done = false;	/* nothing after this head can be trusted */
+	h1_respond(c, status, NULL, true);
+}
+
+/* ---- a request ---- */
+
+static void
+copy_slice(char *dst, size_t dstsz, struct http1_slice s)
+{
+	size_t n = MINIMUM(s.len, dstsz - 1);
+
+	memcpy(dst, s.p, n);
+	dst[n] = '\0';
+}
+
+static void
+begin_log(struct h1_conn *c)
+{
+	memset(&c->log, 0, sizeof(c->log));
+	c->log.start = ev_now(loop_of(c));
+	c->log.proto = "-";
+	snprintf(c->log.method, sizeof(c->log.method), "-");
+	snprintf(c->log.host, sizeof(c->log.host), "-");
+	snprintf(c->log.path, sizeof(c->log.path), "-");
+	snprintf(c->log.upstream, sizeof(c->log.upstream), "-");
+}
+
+/* Set up for the body the request announced. */
+static void
+body_setup(struct h1_conn *c)
+{
+	c->body = c->req.body;
+	c->body_left = c->req.content_length;
+	c->body_seen = 0;
+	c->body_pend = 0;
+	c->body_wait = false;
+	http1_chunked_init(&c->chunked);
+	c->body_done = c->body == HTTP1_BODY_NONE ||
+	    (c->body == HTTP1_BODY_LENGTH && c->body_left == 0);
+}
+
+static void
+h1_redirect(struct h1_conn *c, const char *host, size_t hlen)
+{
+	const struct gen *g = worker_gen(c->wk);
+	const struct config_listener *l = &g->cfg->listeners[c->li];
+	char loc[CONFIG_HOST_MAX + 2048], port[8] = "";
+	struct http1_slice path = c->req.path;
+
+	/* Only a host we serve, never whatever the client wrote. */
+	if (route_lookup(g->routes, c->li, host, hlen) == NULL) {
+		h1_respond(c, 404, NULL, false);
+		return;
+	}
+	if (l->https_port != 443)
+		snprintf(port, sizeof(port), ":%u", l->https_port);
+	if (c->req.target_form != HTTP1_TARGET_ORIGIN &&
+	    c->req.target_form != HTTP1_TARGET_ABSOLUTE)
+		path = (struct http1_slice){ "/", 1 };
+	if (path.len > 1900) {
+		h1_respond(c, 414, NULL, true);
+		return;
+	}
+	snprintf(loc, sizeof(loc), "Location: https://%.*s%s%.*s\r\n",
+	    (int)hlen, host, port, (int)path.len, path.p);
+	h1_respond(c, 301, loc, false);
+}
+
+static void
+fill_proxy_request(struct h1_conn *c, struct proxy_request *pr)
+{
+	memset(pr, 0, sizeof(*pr));
+	pr->method_id = c->req.method;
+	pr->method = c->req.method_str;
+	pr->path = c->req.path;
+	pr->host = c->req.host;
+	pr->fields = c->req.headers;
+	pr->nfields = c->req.nheaders;
+	pr->websocket = c->req.upgrade_websocket;
+	pr->client_ip = c->client_ip;
+	pr->tls = true;
+	switch (c->req.body) {
+	case HTTP1_BODY_LENGTH:
+		pr->framing = HEADERS_FRAME_LENGTH;
+		pr->content_length = c->req.content_length;
+		break;
+	case HTTP1_BODY_CHUNKED:
+		pr->framing = HEADERS_FRAME_CHUNKED;
+		break;
+	default:
+		pr->framing = HEADERS_FRAME_NONE;
+	}
+}
+
+/* Route, check and forward a parsed request (TLS listener). */
+static void
+h1_forward(struct h1_conn *c, const char *host, size_t hlen)
+{
+	const struct config_site *site;
+	struct proxy_request pr;
+	uint64_t limit;
+
+	c->req_gen = gen_ref(worker_gen(c->wk));
+	limit = c->req_gen->cfg->body_limit;
+	site = route_lookup(c->req_gen->routes, c->li, host, hlen);
+	if (site == NULL) {
+		h1_respond(c, 404, NULL, false);
+		return;
+	}
+	/* Another certificate than the one this connection got (fronting). */
+	if (tls_conn_cert_id(c->tls) != tls_ctx_cert_id(c->req_gen->tls,
+	    c->li, site)) {
+		h1_respond(c, 421, NULL, false);
+		return;
+	}
+	if (c->req.method == HTTP1_METHOD_CONNECT) {
+		h1_respond(c, 405, "Allow: GET, HEAD, POST, PUT, DELETE, "
+		    "OPTIONS, PATCH\r\n", false);
+		return;
+	}
+	if (limit > 0 && c->req.body == HTTP1_BODY_LENGTH &&
+	    c->req.content_length > limit) {
+		h1_respond(c, 413, NULL, true);
+		return;
+	}
+	fill_proxy_request(c, &pr);
+	if ((c->ex = proxy_start(c->wk, site, &pr, &h1_proxy_ops, c)) == NULL) {
+		h1_respond(c, 503, NULL, true);
+		return;
+	}
+	/* Expect: 100-continue is answered here, once the request passed. */
+	if (c->req.expect_continue && !c->body_done && buf_len(c->in) ==
+	    c->req.head_len && buf_addstr(out_buf(c),
+	    "HTTP/1.1 100 Continue\r\n\r\n") == -1) {
+		h1_close(c, "out of memory");
+		return;
+	}
+	h1_set_state(c, H1_EXCHANGE);
+}
+
+/* A complete, well-formed head in c->req. */
+static void
+h1_request(struct h1_conn *c)
+{
+	char host[CONFIG_HOST_MAX + 1];
+	int hlen = -1;
+
+	c->first = false;
+	c->logging = true;
+	ev_timer_stop(loop_of(c), &c->timer);
+	c->method = c->req.method;
+	c->minor = c->req.minor_version;
+	c->log.proto = c->minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
+	copy_slice(c->log.method, sizeof(c->log.method), c->req.method_str);
+	copy_slice(c->log.host, sizeof(c->log.host), c->req.host);
+	copy_slice(c->log.path, sizeof(c->log.path), c->req.target);
+	c->close_after = !c->req.keep_alive || c->minor == 0 || c->draining;
+	body_setup(c);
+	if (c->req.host.len > 0)
+		hlen = route_normalize_host(c->req.host.p, c->req.host.len,
+		    host, sizeof(host));
+	if (hlen <= 0)
+		h1_respond(c, 400, NULL, true);
+	else if (c->tls == NULL)
+		h1_redirect(c, host, (size_t)hlen);
+	else
+		h1_forward(c, host, (size_t)hlen);
+	/* The exchange copied what it needs; the head goes. */
+	if (!c->dead && c->in != NULL)
+		in_consume(c, c->req.head_len);
+}
+
+static void
+h1_parse(struct h1_conn *c)
+{
+	const struct config_http *h = http_cfg(c);
+	struct http1_limits lim;
+	int rc;
+
+	if (c->in == NULL || buf_empty(c->in)) {
+		if (c->client_eof)
+			h1_close(c, "client closed");
+		return;
+	}
+	if (c->state == H1_IDLE) {
+		c->log.start = ev_now(loop_of(c));
+		h1_set_state(c, H1_HEAD);
+	}
+	lim.max_request_line = h->max_request_line;
+	lim.max_head = h->max_header_size;
+	lim.max_headers = h->max_headers;
+	rc = http1_parse_request(&c->parser, buf_data(c->in), buf_len(c->in),
+	    &lim, &c->req);
+	if (rc == HTTP1_INCOMPLETE) {
+		if (buf_space(c->in) == 0)
+			h1_reject(c, 431, "head fills the buffer");
+		else if (c->client_eof)
+			h1_close(c, "client closed in a request head");
+		return;
+	}
+	if (rc < 0) {
+		h1_reject(c, http1_error_status(rc), http1_strerror(rc));
+		return;
+	}
+	h1_request(c);
+}
+
+/* ---- the request body ---- */
+
+/* Past the limit: 413 if nothing went back yet, else the end. */
+static bool
+body_over_limit(struct h1_conn *c, uint64_t more)
+{
+	uint64_t limit = c->req_gen != NULL ? c->req_gen->cfg->body_limit : 0;
+
+	if (limit == 0 || c->body_seen + more <= limit)
+		return false;
+	log_debug("%s: request body over the %llu-byte limit", c->client_ip,
+	    (unsigned long long)limit);
+	if (c->ex != NULL) {
+		proxy_abort(c->ex);
+		c->ex = NULL;
+	}
+	c->body_done = false;
+	if (c->resp_started)
+		h1_close(c, "request body over the limit");
+	else
+		h1_respond(c, 413, NULL, true);
+	return true;
+}
+
+/* Give the exchange up to len decoded bytes at the front of `in`. */
+static bool
+push_body(struct h1_conn *c, size_t len)
+{
+	size_t taken = proxy_body(c->ex, buf_data(c->in), len);
+
+	in_consume(c, taken);
+	c->body_seen += taken;
+	if (taken < len) {
+		c->body_wait = true;
+		return false;
+	}
+	return true;
+}
+
+static void
+body_end(struct h1_conn *c)
+{
+	c->body_done = true;
+	proxy_body_end(c->ex);
+}
+
+static void
+feed_chunked(struct h1_conn *c)
+{
+	const char *data;
+	size_t consumed, dlen;
+	int rc;
+
+	while (!c->dead && c->ex != NULL && !c->body_done &&
+	    !buf_empty(c->in)) {
+		if (c->body_pend > 0) {
+			size_t before = buf_len(c->in);
+
+			push_body(c, c->body_pend);
+			c->body_pend -= before - buf_len(c->in);
+			if (c->body_pend > 0)
+				return;
+			continue;
+		}
+		rc = http1_chunked_decode(&c->chunked, buf_data(c->in),
+		    buf_len(c->in), &consumed, &data, &dlen);
+		if (rc < 0) {
+			h1_reject(c, 400, http1_strerror(rc));
+			return;
+		}
+		if (rc == HTTP1_CHUNK_DATA) {
+			in_consume(c, (size_t)(data - buf_data(c->in)));
+			if (body_over_limit(c, dlen))
+				return;
+			c->body_pend = dlen;
+			continue;
+		}
+		in_consume(c, consumed);
+		if (rc == HTTP1_CHUNK_END)
+			body_end(c);
+	}
+}
+
+static void
+feed_body(struct h1_conn *c)
+{
+	size_t n;
+
+	if (c->ex == NULL || c->body_done || c->body_wait || c->in == NULL)
+		return;
+	if (c->body == HTTP1_BODY_CHUNKED) {
+		feed_chunked(c);
+		return;
+	}
+	n = (size_t)MINIMUM((uint64_t)buf_len(c->in), c->body_left);
+	if (n > 0 && body_over_limit(c, n))
+		return;
+	if (n > 0) {
+		size_t before = buf_len(c->in);
+
+		push_body(c, n);
+		c->body_left -= before - buf_len(c->in);
+	}
+	if (c->body_left == 0)
+		body_end(c);
+}
+
+/* ---- the response, from the exchange ---- */
+
+static enum headers_framing
+response_framing(struct h1_conn *c, const struct proxy_response *r)
+{
+	if (r->websocket)
+		return HEADERS_FRAME_NONE;
+	if (c->method == HTTP1_METHOD_HEAD || r->status == 304)
+		return HEADERS_FRAME_PASS;
+	switch (r->body) {
+	case HTTP1_BODY_LENGTH:
+		return HEADERS_FRAME_LENGTH;
+	case HTTP1_BODY_CHUNKED:
+	case HTTP1_BODY_CLOSE:
+		/* An HTTP/1.0 client cannot read chunks: it gets a close. */
+		return c->minor == 1 ? HEADERS_FRAME_CHUNKED :
+		    HEADERS_FRAME_CLOSE;
+	default:
+		return HEADERS_FRAME_NONE;
+	}
+}
+
+static int
+h1_ex_head(void *fe, const struct proxy_response *r)
+{
+	struct h1_conn *c = conn_of(fe);
+	struct headers_response hr;
+	struct buf *out = out_buf(c);
+
+	memset(&hr, 0, sizeof(hr));
+	hr.status = r->status;
+	hr.reason = r->reason;
+	hr.fields = r->fields;
+	hr.nfields = r->nfields;
+	hr.framing = response_framing(c, r);
+	hr.content_length = r->content_length;
+	hr.websocket = r->websocket;
+	if (hr.framing == HEADERS_FRAME_CLOSE)
+		c->close_after = true;
+	hr.close = c->close_after;
+	if (out == NULL || headers_response_head(out, &hr) == -1) {
+		log_warnx("%s: response head from %s does not fit %d bytes",
+		    c->client_ip, c->log.host, H1_OUT);
+		return -1;
+	}
+	c->resp = hr.framing;
+	c->resp_started = true;
+	c->log.status = r->status;
+	h1_defer(c);
+	return 0;
+}
+
+static size_t
+h1_ex_body(void *fe, const char *data, size_t len)
+{
+	struct h1_conn *c = conn_of(fe);
+	size_t room = buf_space(c->out), n;
+
+	if (c->resp == HEADERS_FRAME_CHUNKED) {
+		n = room > CHUNK_ROOM ? MINIMUM(len, room - CHUNK_ROOM) : 0;
+		if (n > 0 && (buf_printf(c->out, "%zx\r\n", n) == -1 ||
+		    buf_add(c->out, data, n) == -1 ||
+		    buf_add(c->out, "\r\n", 2) == -1))
+			fatalx("h1: chunk did not fit its reserved room");
+	} else {
+		n = MINIMUM(len, room);
+		if (n > 0 && buf_add(c->out, data, n) == -1)
+			n = 0;
+	}
+	if (n < len)
+		c->resp_wait = true;
+	h1_defer(c);
+	return n;
+}
+
+static void
+h1_ex_done(void *fe, enum proxy_result res)
+{
+	struct h1_conn *c = conn_of(fe);
+
+	snprintf(c->log.upstream, sizeof(c->log.upstream), "%s",
+	    proxy_upstream_name(c->ex));
+	if (!proxy_request_sent(c->ex) || !c->body_done) {
+		/* The rest of its body would be read as the next request. */
+		c->close_after = true;
+		c->body_done = true;
+	}
+	c->ex = NULL;
+	c->resp_wait = false;
+	switch (res) {
+	case PROXY_OK:
+		c->resp_done = true;
+		c->last_chunk = c->resp == HEADERS_FRAME_CHUNKED;
+		break;
+	case PROXY_BAD_GATEWAY:
+	case PROXY_TIMEOUT:
+		if (!c->resp_started) {
+			h1_respond(c, res == PROXY_TIMEOUT ? 504 : 502, NULL,
+			    false);
+			break;
+		}
+		/* FALLTHROUGH */
+	case PROXY_BROKEN:
+		c->broken = true;
+		break;
+	case PROXY_UPGRADED:
+		break;
+	}
+	h1_defer(c);
+}
+
+static void
+h1_ex_want_body(void *fe)
+{
+	struct h1_conn *c = conn_of(fe);
+
+	c->body_wait = false;
+	h1_defer(c);
+}
+
+static void
+h1_ex_upgrade(void *fe, int fd, const char *extra, size_t len)
+{
+	struct h1_conn *c = conn_of(fe);
+
+	worker_fd_add(c->wk, 1);
+	c->up_fd = fd;
+	c->up_events = 0;
+	ev_io_init(&c->up_io, h1_up_cb, fd, 0);
+	c->up_io.data = c;
+	if (len > 0 && buf_add(c->out, extra, len) == -1) {
+		c->broken = true;
+		h1_defer(c);
+		return;
+	}
+	c->body_done = true;
+	h1_set_state(c, H1_TUNNEL);
+	h1_defer(c);
+}
+
+static const struct proxy_ops h1_proxy_ops = {
+	.head = h1_ex_head,
+	.body = h1_ex_body,
+	.done = h1_ex_done,
+	.want_body = h1_ex_want_body,
+	.upgrade = h1_ex_upgrade,
+};
+
+/* ---- the end of a request ---- */
+
+static void
+count_request(struct h1_conn *c)
+{
+	struct shm_counters *k = worker_counters(c->wk);
+
+	atomic_fetch_add(&k->requests, 1);
+	atomic_fetch_add(&k->bytes_in, c->log.bytes_in);
+	atomic_fetch_add(&k->bytes_out, c->log.bytes_out);
+	if (c->log.status >= 500 || c->broken)
+		atomic_fetch_add(&k->errors, 1);
+}
+
+/* The response is out: log it, then the next request or the end. */
+static void
+h1_finish(struct h1_conn *c)
+{
+	log_access(c);
+	count_request(c);
+	end_request_state(c);
+	if (c->close_after || c->client_eof || c->broken) {
+		h1_set_state(c, H1_CLOSING);
+		return;
+	}
+	http1_parser_init(&c->parser);
+	c->resp_started = c->resp_done = c->last_chunk = false;
+	begin_log(c);
+	release_buffers(c);
+	h1_set_state(c, H1_IDLE);
+}
+
+static void
+h1_exchange_step(struct h1_conn *c)
+{
+	feed_body(c);
+	if (c->dead || c->state != H1_EXCHANGE)
+		return;
+	if (c->last_chunk && buf_add(c->out, "0\r\n\r\n", 5) == 0)
+		c->last_chunk = false;
+	if (c->broken && c->ex == NULL) {
+		log_access(c);
+		count_request(c);
+		end_request_state(c);
+		h1_set_state(c, H1_CLOSING);
+		return;
+	}
+	if (c->ex == NULL && c->resp_done && !c->last_chunk &&
+	    buf_empty(c->out))
+		h1_finish(c);
+}
+
+/* ---- WebSocket tunnel ---- */
+
+static void
+tunnel_update(struct h1_conn *c)
+{
+	int ev = 0;
+
+	if (c->in != NULL && !buf_empty(c->in))
+		ev |= EV_WRITE;
+	if (c->out != NULL && buf_space(c->out) > 0)
+		ev |= EV_READ;
+	if (ev != c->up_events || !ev_is_active(&c->up_io)) {
+		ev_io_stop(loop_of(c), &c->up_io);
+		ev_io_set(&c->up_io, c->up_fd, ev);
+		if (ev != 0)
+			ev_io_start(loop_of(c), &c->up_io);
+		c->up_events = ev;
+	}
+}
+
+/* Client bytes to the upstream. */
+static void
+tunnel_push(struct h1_conn *c)
+{
+	ssize_t n;
+
+	while (c->in != NULL && !buf_empty(c->in)) {
+		n = send(c->up_fd, buf_data(c->in), buf_len(c->in),
+		    MSG_NOSIGNAL);
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			h1_close(c, "tunnel: upstream write failed");
+			return;
+		}
+		buf_consume(c->in, (size_t)n);
+		client_progress(c);
+	}
+}
+
+/* Upstream bytes towards the client. */
+static void
+tunnel_pull(struct h1_conn *c)
+{
+	size_t room = buf_space(c->out);
+	ssize_t n;
+
+	if (room == 0)
+		return;
+	n = recv(c->up_fd, buf_tail(c->out), room, 0);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		/* Let what the upstream said last reach the client. */
+		c->close_after = true;
+		h1_set_state(c, H1_CLOSING);
+		return;
+	}
+	buf_produce(c->out, (size_t)n);
+	client_progress(c);
+}
+
+static void
+h1_up_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
+{
+	struct h1_conn *c = conn_of(w->data);
+
+	if (c->state == H1_TUNNEL) {
+		if (revents & EV_WRITE)
+			tunnel_push(c);
+		if (!c->dead && c->state == H1_TUNNEL && (revents & EV_READ))
+			tunnel_pull(c);
+		if (!c->dead && h1_send(c) == -1)
+			h1_close(c, "client write failed");
+	}
+	h1_leave(c);
+}
+
+/* ---- closing ---- */
+
+/*
+ * After the last response: stop sending, then read and drop what the
+ * client still sends for a moment, so that closing does not reset the
+ * connection before the client has read the response.
+ */
+static void
+h1_linger(struct h1_conn *c)
+{
+	if (c->broken || c->client_eof) {
+		h1_close(c, c->broken ? "response cut" : "done");
+		return;
+	}
+	if (c->tls != NULL)
+		tls_conn_bye(c->tls);
+	(void)shutdown(c->fd, SHUT_WR);
+	if (c->in != NULL)
+		buf_reset(c->in);
+	h1_set_state(c, H1_LINGER);
+}
+
+static void
+h1_drop_input(struct h1_conn *c)
+{
+	ssize_t n;
+
+	do {
+		if (c->in != NULL)
+			buf_reset(c->in);
+		n = h1_recv(c);
+	} while (n > 0);
+	if (n == 0 || n == -1)
+		h1_close(c, "done");
+}
+
+/* ---- the state machine ---- */
+
+static void
+h1_advance(struct h1_conn *c)
+{
+	enum h1_state before;
+
+	do {
+		before = c->state;
+		switch (c->state) {
+		case H1_IDLE:
+		case H1_HEAD:
+			h1_parse(c);
+			break;
+		case H1_EXCHANGE:
+			h1_exchange_step(c);
+			break;
+		case H1_RESPOND:
+			if (c->out == NULL || buf_empty(c->out))
+				h1_finish(c);
+			break;
+		case H1_TUNNEL:
+			tunnel_push(c);
+			break;
+		case H1_CLOSING:
+			if (c->out == NULL || buf_empty(c->out))
+				h1_linger(c);
+			break;
+		default:
+			break;
+		}
+	} while (!c->dead && c->state != before);
+}
+
+static bool
+want_read(const struct h1_conn *c)
+{
+	if (c->client_eof)
+		return false;
+	switch (c->state) {
+	case H1_IDLE:
+	case H1_HEAD:
+	case H1_EXCHANGE:
+	case H1_TUNNEL:
+	case H1_LINGER:
+		return c->in == NULL || buf_space(c->in) > 0;
+	default:
+		return false;
+	}
+}
+
+/* In an exchange the client's clock runs only while we wait on it. */
+static void
+exchange_clock(struct h1_conn *c)
+{
+	bool waiting = (c->out != NULL && !buf_empty(c->out)) ||
+	    (!c->body_done && !c->body_wait && c->ex != NULL);
+
+	if (waiting && !ev_is_active(&c->timer))
+		h1_timer(c, http_cfg(c)->client_timeout);
+	else if (!waiting)
+		ev_timer_stop(loop_of(c), &c->timer);
+}
+
+static void
+h1_update(struct h1_conn *c)
+{
+	int ev = 0;
+
+	if (c->dead)
+		return;
+	if (c->state == H1_HANDSHAKE)
+		ev = tls_conn_want_write(c->tls) ? EV_WRITE : EV_READ;
+	else {
+		if (c->out != NULL && !buf_empty(c->out))
+			ev |= EV_WRITE;
+		if (want_read(c))
+			ev |= EV_READ;
+	}
+	if (ev != c->events || !ev_is_active(&c->io)) {
+		ev_io_stop(loop_of(c), &c->io);
+		ev_io_set(&c->io, c->fd, ev);
+		if (ev != 0)
+			ev_io_start(loop_of(c), &c->io);
+		c->events = ev;
+	}
+	if (c->state == H1_EXCHANGE)
+		exchange_clock(c);
+	if (c->state == H1_TUNNEL)
+		tunnel_update(c);
+	/* Bytes GnuTLS already decrypted never make the socket readable. */
+	if ((ev & EV_READ) && c->tls != NULL && c->state != H1_HANDSHAKE &&
+	    tls_conn_pending(c->tls))
+		ev_feed_event(loop_of(c), &c->io, EV_READ);
+}
+
+static void
+h1_handshake(struct h1_conn *c)
+{
+	int rc = tls_conn_handshake(c->tls);
+
+	if (rc == 0)
+		return;
+	if (rc == -1) {
+		h1_close(c, tls_conn_error(c->tls));
+		return;
+	}
+	begin_log(c);
+	h1_set_state(c, H1_IDLE);
+}
+
+static void
+h1_read(struct h1_conn *c)
+{
+	ssize_t n;
+
+	if (c->state == H1_LINGER) {
+		h1_drop_input(c);
+		return;
+	}
+	while ((n = h1_recv(c)) > 0)
+		if (buf_space(c->in) == 0)
+			break;
+	if (n == 0)
+		c->client_eof = true;
+	else if (n == -1) {
+		c->client_eof = true;
+		c->broken = c->resp_started && !c->resp_done;
+		if (c->state == H1_TUNNEL || c->state == H1_IDLE)
+			h1_close(c, c->tls != NULL ? tls_conn_error(c->tls) :
+			    strerror(errno));
+	}
+}
+
+static void
+h1_io_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
+{
+	struct h1_conn *c = conn_of(w->data);
+
+	if (c->state == H1_HANDSHAKE) {
+		h1_handshake(c);
+		h1_leave(c);
+		return;
+	}
+	if ((revents & EV_WRITE) && h1_send(c) == -1)
+		h1_close(c, "client write failed");
+	if (!c->dead && (revents & EV_READ))
+		h1_read(c);
+	if (!c->dead) {
+		if (c->client_eof && c->state == H1_TUNNEL)
+			h1_close(c, "tunnel: client closed");
+		else
+			h1_advance(c);
+	}
+	/* Whatever became ready to send goes now, not a loop later. */
+	if (!c->dead && c->out != NULL && !buf_empty(c->out) &&
+	    h1_send(c) == -1)
+		h1_close(c, "client write failed");
+	if (!c->dead && c->state != H1_TUNNEL)
+		h1_advance(c);
+	h1_leave(c);
+}
+
+static void
+h1_timer_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
+{
+	struct h1_conn *c = conn_of(w->data);
+
+	switch (c->state) {
+	case H1_HEAD:
+		if (c->in != NULL && !buf_empty(c->in)) {
+			h1_reject(c, 408, "request head too slow");
+			break;
+		}
+		h1_close(c, "no request");
+		break;
+	case H1_EXCHANGE:
+		if (!c->resp_started && !c->body_done) {
+			end_request_state(c);
+			h1_reject(c, 408, "request body too slow");
+			break;
+		}
+		h1_close(c, "client too slow");
+		break;
+	case H1_IDLE:
+		h1_close(c, c->first ? "no request" : "idle");
+		break;
+	default:
+		h1_close(c, "timeout");
+	}
+	if (!c->dead && c->out != NULL && h1_send(c) == -1)
+		h1_close(c, "client write failed");
+	h1_leave(c);
+}
+
+/* ---- the worker's hooks ---- */
+
+static struct h1_conn *
+conn_of_wc(struct worker_conn *wc)
+{
+	return conn_of((char *)wc - offsetof(struct h1_conn, wc));
+}
+
+static void
+h1_drain(struct worker_conn *wc)
+{
+	struct h1_conn *c = conn_of_wc(wc);
+
+	c->draining = true;
+	c->close_after = true;
+	if (c->state == H1_IDLE && (c->in == NULL || buf_empty(c->in))) {
+		h1_close(c, "draining");
+		h1_free(c);
+	}
+}
+
+static void
+h1_abort(struct worker_conn *wc)
+{
+	struct h1_conn *c = conn_of_wc(wc);
+
+	h1_close(c, "shutdown");
+	h1_free(c);
+}
+
+void
+h1_accept(struct worker *wk, int fd, size_t li, bool tls)
+{
+	struct gen *g = worker_gen(wk);
+	struct h1_conn *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		close(fd);
+		return;
+	}
+	c->magic = H1_MAGIC;
+	c->wk = wk;
+	c->fd = fd;
+	c->li = li;
+	c->up_fd = -1;
+	c->first = true;
+	c->wc.nfds = 1;
+	c->wc.drain = h1_drain;
+	c->wc.abort = h1_abort;
+	worker_peer_name(fd, c->client_ip, sizeof(c->client_ip));
+	http1_parser_init(&c->parser);
+	ev_io_init(&c->io, h1_io_cb, fd, 0);
+	c->io.data = c;
+	ev_io_init(&c->up_io, h1_up_cb, -1, 0);
+	c->up_io.data = c;
+	ev_timer_init(&c->timer, h1_timer_cb, 0., 1.);
+	c->timer.data = c;
+	worker_conn_add(wk, &c->wc);
+	c->gen = gen_ref(g);
+	if (tls && (c->tls = tls_conn_new(g->tls, li, fd)) == NULL) {
+		h1_close(c, "out of memory");
+		h1_free(c);
+		return;
+	}
+	begin_log(c);
+	if (tls) {
+		c->state = H1_HANDSHAKE;
+		h1_timer(c, g->cfg->http.handshake_timeout);
+	} else
+		h1_set_state(c, H1_IDLE);
+	h1_update(c);
+}

@@ -1,0 +1,217 @@
+/*
+ * headers.c - the heads portcullis writes (see headers.h).
+ */
+#include "autoconf.h"
+
+#include <string.h>
+
+#include "headers.h"
+#include "util.h"
+
+static bool
+name_is(const char *name, size_t len, const char *lit)
+{
+	return util_strcaseeq(name, len, lit, strlen(lit));
+}
+
+/* Is token t listed in some Connection field? */
+static bool
+connection_lists(const struct http1_header *f, size_t n, const char *t,
+    size_t tlen)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		const char *p, *end;
+
+		if (!name_is(f[i].name.p, f[i].name.len, "connection"))
+			continue;
+		p = f[i].value.p;
+		end = p + f[i].value.len;
+		while (p < end) {
+			const char *s, *e;
+
+			while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+				p++;
+			s = p;
+			while (p < end && *p != ',')
+				p++;
+			e = p;
+			while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+				e--;
+			if (util_strcaseeq(s, (size_t)(e - s), t, tlen))
+				return true;
+		}
+	}
+	return false;
+}
+
+bool
+headers_hop_by_hop(const char *name, size_t len,
+    const struct http1_header *fields, size_t n)
+{
+	static const char *const hop[] = {
+		"connection", "keep-alive", "proxy-connection", "te",
+		"trailer", "transfer-encoding", "upgrade",
+	};
+	size_t i;
+
+	if (memchr(name, '_', len) != NULL)
+		return true;
+	for (i = 0; i < nitems(hop); i++)
+		if (name_is(name, len, hop[i]))
+			return true;
+	return connection_lists(fields, n, name, len);
+}
+
+/* Request fields the proxy sets itself or must never pass on. */
+static bool
+request_drops(const struct http1_header *h)
+{
+	static const char *const set_here[] = {
+		"host", "content-length", "expect", "x-forwarded-for",
+		"x-real-ip", "x-forwarded-proto", "x-forwarded-host",
+		"forwarded",
+	};
+	size_t i;
+
+	for (i = 0; i < nitems(set_here); i++)
+		if (name_is(h->name.p, h->name.len, set_here[i]))
+			return true;
+	return false;
+}
+
+static int
+add_field(struct buf *out, const struct http1_header *h)
+{
+	if (buf_add(out, h->name.p, h->name.len) == -1 ||
+	    buf_add(out, ": ", 2) == -1 ||
+	    buf_add(out, h->value.p, h->value.len) == -1 ||
+	    buf_add(out, "\r\n", 2) == -1)
+		return -1;
+	return 0;
+}
+
+static int
+add_framing(struct buf *out, enum headers_framing f, uint64_t len)
+{
+	switch (f) {
+	case HEADERS_FRAME_LENGTH:
+		return buf_printf(out, "Content-Length: %llu\r\n",
+		    (unsigned long long)len);
+	case HEADERS_FRAME_CHUNKED:
+		return buf_addstr(out, "Transfer-Encoding: chunked\r\n");
+	default:
+		return 0;
+	}
+}
+
+int
+headers_request_head(struct buf *out, const struct headers_request *r)
+{
+	const char *proto = r->tls ? "https" : "http";
+	size_t i;
+
+	if (buf_add(out, r->method.p, r->method.len) == -1 ||
+	    buf_add(out, " ", 1) == -1 ||
+	    buf_add(out, r->path.p, r->path.len) == -1 ||
+	    buf_addstr(out, " HTTP/1.1\r\nHost: ") == -1 ||
+	    buf_add(out, r->host.p, r->host.len) == -1 ||
+	    buf_add(out, "\r\n", 2) == -1)
+		return -1;
+	for (i = 0; i < r->nfields; i++) {
+		const struct http1_header *h = &r->fields[i];
+
+		if (request_drops(h) || headers_hop_by_hop(h->name.p,
+		    h->name.len, r->fields, r->nfields))
+			continue;
+		if (add_field(out, h) == -1)
+			return -1;
+	}
+	if (buf_printf(out, "X-Real-IP: %s\r\nX-Forwarded-For: %s\r\n"
+	    "X-Forwarded-Proto: %s\r\n", r->client_ip, r->client_ip,
+	    proto) == -1 || add_framing(out, r->framing,
+	    r->content_length) == -1)
+		return -1;
+	if (r->websocket && buf_addstr(out, "Connection: Upgrade\r\n"
+	    "Upgrade: websocket\r\n") == -1)
+		return -1;
+	return buf_add(out, "\r\n", 2);
+}
+
+/* Response fields the proxy regenerates. */
+static bool
+response_drops(const struct http1_header *h, enum headers_framing f)
+{
+	if (!name_is(h->name.p, h->name.len, "content-length"))
+		return false;
+	/* A HEAD or 304 answer keeps the length of what GET would send. */
+	return f != HEADERS_FRAME_PASS;
+}
+
+int
+headers_response_head(struct buf *out, const struct headers_response *r)
+{
+	size_t i;
+
+	if (buf_printf(out, "HTTP/1.1 %03d ", r->status) == -1)
+		return -1;
+	if (r->reason.len > 0) {
+		if (buf_add(out, r->reason.p, r->reason.len) == -1)
+			return -1;
+	} else if (buf_addstr(out, headers_reason(r->status)) == -1)
+		return -1;
+	if (buf_add(out, "\r\n", 2) == -1)
+		return -1;
+	for (i = 0; i < r->nfields; i++) {
+		const struct http1_header *h = &r->fields[i];
+
+		if (response_drops(h, r->framing) || headers_hop_by_hop(
+		    h->name.p, h->name.len, r->fields, r->nfields))
+			continue;
+		if (add_field(out, h) == -1)
+			return -1;
+	}
+	if (add_framing(out, r->framing, r->content_length) == -1)
+		return -1;
+	if (r->websocket) {
+		if (buf_addstr(out, "Connection: Upgrade\r\nUpgrade: "
+		    "websocket\r\n") == -1)
+			return -1;
+	} else if (r->close && buf_addstr(out, "Connection: close\r\n") == -1)
+		return -1;
+	return buf_add(out, "\r\n", 2);
+}
+
+const char *
+headers_reason(int status)
+{
+	static const struct {
+		int		 status;
+		const char	*reason;
+	} reasons[] = {
+		{ 100, "Continue" }, { 101, "Switching Protocols" },
+		{ 200, "OK" }, { 201, "Created" }, { 202, "Accepted" },
+		{ 204, "No Content" }, { 206, "Partial Content" },
+		{ 301, "Moved Permanently" }, { 302, "Found" },
+		{ 303, "See Other" }, { 304, "Not Modified" },
+		{ 307, "Temporary Redirect" }, { 308, "Permanent Redirect" },
+		{ 400, "Bad Request" }, { 401, "Unauthorized" },
+		{ 403, "Forbidden" }, { 404, "Not Found" },
+		{ 405, "Method Not Allowed" }, { 408, "Request Timeout" },
+		{ 411, "Length Required" }, { 413, "Content Too Large" },
+		{ 414, "URI Too Long" }, { 417, "Expectation Failed" },
+		{ 421, "Misdirected Request" }, { 429, "Too Many Requests" },
+		{ 431, "Request Header Fields Too Large" },
+		{ 500, "Internal Server Error" }, { 501, "Not Implemented" },
+		{ 502, "Bad Gateway" }, { 503, "Service Unavailable" },
+		{ 504, "Gateway Timeout" },
+		{ 505, "HTTP Version Not Supported" },
+	};
+	size_t i;
+
+	for (i = 0; i < nitems(reasons); i++)
+		if (reasons[i].status == status)
+			return reasons[i].reason;
+	return "";
+}

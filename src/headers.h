@@ -1,0 +1,72 @@
+/*
+ * headers.h - the heads portcullis writes: the request it sends upstream
+ * and the response it sends the client.
+ *
+ * Pure functions from parsed fields to bytes in a buffer.  The proxy frames
+ * every message itself: Content-Length and Transfer-Encoding are never
+ * copied, hop-by-hop fields (and every field the Connection header names)
+ * are dropped, and the forwarding fields are set from what the proxy
+ * knows, never from what the client claimed.
+ */
+#ifndef PORTCULLIS_HEADERS_H
+#define PORTCULLIS_HEADERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "http1.h"
+
+enum headers_framing {
+	HEADERS_FRAME_NONE,	/* no body, and no Content-Length sent */
+	HEADERS_FRAME_LENGTH,	/* Content-Length: content_length */
+	HEADERS_FRAME_CHUNKED,	/* Transfer-Encoding: chunked */
+	HEADERS_FRAME_CLOSE,	/* (responses) until the connection closes */
+	HEADERS_FRAME_PASS,	/* (responses to HEAD, 304) no body, but the
+				   upstream's Content-Length passes unchanged */
+};
+
+struct headers_request {
+	struct http1_slice	 method;
+	struct http1_slice	 path;		/* origin-form path and query */
+	struct http1_slice	 host;		/* host[:port]: becomes Host */
+	const struct http1_header *fields;
+	size_t			 nfields;
+	enum headers_framing	 framing;	/* NONE, LENGTH or CHUNKED */
+	uint64_t		 content_length;
+	bool			 websocket;	/* keep Upgrade: websocket */
+	const char		*client_ip;	/* X-Real-IP, X-Forwarded-For */
+	bool			 tls;		/* X-Forwarded-Proto https/http */
+};
+
+struct headers_response {
+	int			 status;
+	struct http1_slice	 reason;	/* empty: the standard phrase */
+	const struct http1_header *fields;
+	size_t			 nfields;
+	enum headers_framing	 framing;
+	uint64_t		 content_length;
+	bool			 close;		/* send Connection: close */
+	bool			 websocket;	/* 101 Switching Protocols */
+};
+
+/* The upstream request head; 0, or -1 if it does not fit in out. */
+int	 headers_request_head(struct buf *out, const struct headers_request *r);
+
+/* The client response head; 0, or -1 if it does not fit in out. */
+int	 headers_response_head(struct buf *out, const struct headers_response *r);
+
+/*
+ * Whether field `name` must not be forwarded: hop-by-hop (Connection,
+ * Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade),
+ * named by a Connection field among fields[0..n), or a name with an
+ * underscore (some servers read "X_Forwarded_For" as X-Forwarded-For).
+ */
+bool	 headers_hop_by_hop(const char *name, size_t len,
+	    const struct http1_header *fields, size_t n);
+
+/* The standard reason phrase of a status ("" if unknown). */
+const char *headers_reason(int status);
+
+#endif /* PORTCULLIS_HEADERS_H */

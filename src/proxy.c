@@ -1,0 +1,771 @@
+/*
+ * proxy.c - one exchange with an upstream (see proxy.h).
+ *
+ * States: connecting, then active (the request going out while the
+ * response comes in).  The request head is built once, into `out`; the
+ * body follows as the frontend supplies it, framed with Content-Length or
+ * re-chunked.  The response is parsed with the strict parser: a malformed
+ * head is a 502 and the connection is thrown away; body bytes are handed
+ * to the frontend as they arrive, and whatever it cannot take yet stays at
+ * the front of `in` (`pend` bytes of it are body already accounted for by
+ * the chunked decoder) until it calls proxy_resume().
+ */
+#include "autoconf.h"
+
+#include <sys/socket.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "buf.h"
+#include "log.h"
+#include "proxy.h"
+#include "upstream.h"
+#include "util.h"
+#include "worker.h"
+
+#define EX_MAGIC	0x45584348u	/* "EXCH" */
+/* Room kept in `out` for a chunk's framing and the last chunk. */
+#define CHUNK_OVERHEAD	32
+
+enum ex_state {
+	EX_CONNECTING,
+	EX_ACTIVE,
+};
+
+struct exchange {
+	uint32_t		 magic;
+	struct worker		*wk;
+	const struct proxy_ops	*ops;
+	void			*fe;
+	const struct config_site *site;
+	char			 name[64];	/* the upstream, for logs */
+	enum ex_state		 state;
+	int			 fd;
+	bool			 reused;
+	ev_io			 io;
+	ev_timer		 timer;		/* connect / inactivity */
+	ev_timer		 soon;		/* a failure to report later */
+	enum proxy_result	 soon_result;
+	int			 soon_errno;
+	struct buf		*out;
+	struct buf		*in;
+
+	/* The request. */
+	enum headers_framing	 req_framing;
+	uint64_t		 req_left;	/* LENGTH: bytes to come */
+	bool			 req_ended;	/* the frontend ended the body */
+	bool			 want_body;	/* the frontend waits for room */
+	unsigned char		*retry;		/* the head, to resend once */
+	size_t			 retry_len;
+	bool			 got_bytes;	/* any byte of a response */
+
+	/* The response. */
+	enum http1_method	 method;
+	bool			 websocket;
+	struct http1_parser	 parser;
+	struct http1_response	 resp;
+	bool			 got_head;
+	enum http1_body		 body;
+	uint64_t		 body_left;	/* LENGTH */
+	struct http1_chunked	 chunked;
+	size_t			 pend;		/* decoded body at in's front */
+	bool			 paused;
+	bool			 eof;		/* the upstream closed */
+
+	int			 events;	/* what io watches */
+	bool			 finished;	/* done() was called */
+	bool			 in_callback;
+};
+
+static void	ex_io_cb(struct ev_loop *, ev_io *, int);
+
+static struct exchange *
+ex_of(void *data)
+{
+	struct exchange *ex = data;
+
+	if (ex == NULL || ex->magic != EX_MAGIC)
+		fatalx("proxy: corrupt exchange");
+	return ex;
+}
+
+static struct ev_loop *
+loop_of(const struct exchange *ex)
+{
+	return worker_loop(ex->wk);
+}
+
+static void
+ex_stop(struct exchange *ex)
+{
+	struct ev_loop *loop = loop_of(ex);
+
+	ev_io_stop(loop, &ex->io);
+	ev_timer_stop(loop, &ex->timer);
+	ev_timer_stop(loop, &ex->soon);
+	/* A fed event must not reach a freed watcher. */
+	ev_clear_pending(loop, &ex->io);
+	ev_clear_pending(loop, &ex->timer);
+	ev_clear_pending(loop, &ex->soon);
+	if (ex->fd != -1) {
+		close(ex->fd);
+		worker_fd_del(ex->wk, 1);
+		ex->fd = -1;
+	}
+}
+
+static void
+ex_free(struct exchange *ex)
+{
+	ex_stop(ex);
+	buf_free(ex->out);
+	buf_free(ex->in);
+	free(ex->retry);
+	ex->magic = 0;
+	free(ex);
+}
+
+/*
+ * The end.  The exchange is only marked: whoever entered it from the
+ * event loop frees it on the way out, so no caller up the stack ever
+ * touches freed memory.
+ */
+static void
+ex_finish(struct exchange *ex, enum proxy_result result)
+{
+	ex_stop(ex);
+	ex->finished = true;
+	ex->in_callback = true;
+	ex->ops->done(ex->fe, result);
+	ex->in_callback = false;
+}
+
+/* Every entry from the event loop ends here. */
+static void
+ex_leave(struct exchange *ex)
+{
+	if (ex->finished)
+		ex_free(ex);
+}
+
+static void PRINTFLIKE(3, 4)
+ex_fail(struct exchange *ex, enum proxy_result result, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_warnx("upstream %s (site %s): %s", ex->name, ex->site->host, msg);
+	if (ex->got_head && result != PROXY_OK)
+		result = PROXY_BROKEN;
+	ex_finish(ex, result);
+}
+
+/* Watch for what the exchange can do next, and time what it waits for. */
+static void
+ex_update(struct exchange *ex)
+{
+	struct ev_loop *loop = loop_of(ex);
+	int events = 0;
+	bool waiting_upstream;
+
+	if (ex->state == EX_CONNECTING)
+		events = EV_WRITE;
+	else {
+		if (!buf_empty(ex->out))
+			events |= EV_WRITE;
+		if (!ex->paused && buf_space(ex->in) > 0)
+			events |= EV_READ;
+	}
+	if (ex->finished)
+		return;
+	if (ex->events != events || !ev_is_active(&ex->io)) {
+		ev_io_stop(loop, &ex->io);
+		ev_io_set(&ex->io, ex->fd, events);
+		if (events != 0)
+			ev_io_start(loop, &ex->io);
+		ex->events = events;
+	}
+	/* Waiting for the client (its body, or room for the response) is
+	   not the upstream's fault: its clock runs only when it owes us. */
+	waiting_upstream = ex->state == EX_CONNECTING || (!ex->paused &&
+	    (!buf_empty(ex->out) || ex->req_ended));
+	if (waiting_upstream && !ev_is_active(&ex->timer))
+		ev_timer_again(loop, &ex->timer);
+	else if (!waiting_upstream)
+		ev_timer_stop(loop, &ex->timer);
+}
+
+static void
+ex_progress(struct exchange *ex)
+{
+	ev_timer_again(loop_of(ex), &ex->timer);
+}
+
+static int
+ex_connect(struct exchange *ex)
+{
+	const struct config_site *s = ex->site;
+
+	ex->fd = upstream_connect((const struct sockaddr *)&s->upstream_addr,
+	    s->upstream_addrlen);
+	if (ex->fd == -1)
+		return -1;
+	worker_fd_add(ex->wk, 1);
+	ex->state = EX_CONNECTING;
+	ex->timer.repeat = (double)s->connect_timeout;
+	ev_timer_again(loop_of(ex), &ex->timer);
+	return 0;
+}
+
+/*
+ * A pooled connection the upstream closed just as we reused it: send the
+ * request again, once, on a new connection (only a request without a
+ * body, before any byte of an answer).
+ */
+static bool
+ex_retry(struct exchange *ex)
+{
+	if (!ex->reused || ex->got_bytes || ex->retry == NULL)
+		return false;
+	log_debug("upstream %s: reused connection closed, retrying", ex->name);
+	ev_io_stop(loop_of(ex), &ex->io);
+	close(ex->fd);
+	worker_fd_del(ex->wk, 1);
+	ex->fd = -1;
+	ex->reused = false;
+	buf_reset(ex->out);
+	if (buf_add(ex->out, ex->retry, ex->retry_len) == -1 ||
+	    ex_connect(ex) == -1)
+		return false;
+	ex_update(ex);
+	return true;
+}
+
+static void
+ex_flush(struct exchange *ex)
+{
+	ssize_t n;
+
+	while (!buf_empty(ex->out)) {
+		n = send(ex->fd, buf_data(ex->out), buf_len(ex->out),
+		    MSG_NOSIGNAL);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno == EAGAIN)
+			break;
+		if (n <= 0) {
+			if (ex_retry(ex))
+				return;
+			ex_fail(ex, PROXY_BAD_GATEWAY, "write: %s",
+			    strerror(errno));
+			return;
+		}
+		buf_consume(ex->out, (size_t)n);
+		ex_progress(ex);
+	}
+	if (ex->want_body && buf_space(ex->out) > buf_cap(ex->out) / 4) {
+		ex->want_body = false;
+		ex->in_callback = true;
+		ex->ops->want_body(ex->fe);
+		ex->in_callback = false;
+	}
+	ex_update(ex);
+}
+
+/* The response is complete: keep the connection only if it is clean. */
+static void
+ex_complete(struct exchange *ex)
+{
+	bool sent = ex->req_ended && buf_empty(ex->out);
+	bool clean = ex->resp.keep_alive && ex->body != HTTP1_BODY_CLOSE &&
+	    sent && buf_empty(ex->in) && ex->pend == 0;
+	int fd = ex->fd;
+
+	if (clean) {
+		ev_io_stop(loop_of(ex), &ex->io);
+		ev_clear_pending(loop_of(ex), &ex->io);
+		ex->fd = -1;
+		worker_fd_del(ex->wk, 1);
+		upstream_put(worker_pool(ex->wk), (const struct sockaddr *)
+		    &ex->site->upstream_addr, ex->site->upstream_addrlen, fd);
+	}
+	ex->req_ended = sent;	/* what proxy_request_sent() reports */
+	ex_finish(ex, PROXY_OK);
+}
+
+/* Hand the frontend up to len body bytes at the front of `in`. */
+static size_t
+ex_deliver(struct exchange *ex, size_t len)
+{
+	size_t taken;
+
+	if (len == 0)
+		return 0;
+	ex->in_callback = true;
+	taken = ex->ops->body(ex->fe, buf_data(ex->in), len);
+	ex->in_callback = false;
+	if (taken > len)
+		fatalx("proxy: frontend took more than offered");
+	buf_consume(ex->in, taken);
+	if (taken < len) {
+		ex->paused = true;
+		ev_timer_stop(loop_of(ex), &ex->timer);
+	}
+	return taken;
+}
+
+/* Decode and deliver what is buffered.  false: stop (paused or ended). */
+static bool
+ex_body_chunked(struct exchange *ex)
+{
+	const char *data;
+	size_t consumed, dlen, lead;
+	int rc;
+
+	rc = http1_chunked_decode(&ex->chunked, buf_data(ex->in),
+	    buf_len(ex->in), &consumed, &data, &dlen);
+	if (rc < 0) {
+		ex_fail(ex, PROXY_BROKEN, "bad chunked framing: %s",
+		    http1_strerror(rc));
+		return false;
+	}
+	if (rc == HTTP1_CHUNK_END) {
+		buf_consume(ex->in, consumed);
+		ex_complete(ex);
+		return false;
+	}
+	if (rc == HTTP1_CHUNK_MORE) {
+		buf_consume(ex->in, consumed);
+		return false;
+	}
+	/* Drop the framing before the data; the data is pending delivery. */
+	lead = (size_t)(data - buf_data(ex->in));
+	buf_consume(ex->in, lead);
+	ex->pend = dlen;
+	ex->pend -= ex_deliver(ex, dlen);
+	return ex->pend == 0;
+}
+
+static void
+ex_body(struct exchange *ex)
+{
+	size_t n;
+
+	if (ex->pend > 0) {
+		ex->pend -= ex_deliver(ex, ex->pend);
+		if (ex->pend > 0)
+			return;
+	}
+	switch (ex->body) {
+	case HTTP1_BODY_LENGTH:
+		n = (size_t)MINIMUM((uint64_t)buf_len(ex->in), ex->body_left);
+		ex->body_left -= ex_deliver(ex, n);
+		if (ex->body_left == 0)
+			ex_complete(ex);
+		break;
+	case HTTP1_BODY_CHUNKED:
+		while (!ex->finished && !ex->paused && !buf_empty(ex->in) &&
+		    ex_body_chunked(ex))
+			;
+		break;
+	case HTTP1_BODY_CLOSE:
+		ex_deliver(ex, buf_len(ex->in));
+		/* Delimited by the close: done once all of it went out. */
+		if (ex->eof && buf_empty(ex->in)) {
+			ex->resp.keep_alive = false;
+			ex_complete(ex);
+		}
+		break;
+	default:
+		ex_complete(ex);
+	}
+}
+
+static bool
+is_websocket_accept(const struct http1_response *r)
+{
+	const struct http1_header *u;
+
+	u = http1_find_header(r->headers, r->nheaders, "upgrade");
+	return u != NULL && util_strcaseeq(u->value.p, u->value.len,
+	    "websocket", 9);
+}
+
+static void
+ex_upgrade(struct exchange *ex)
+{
+	int fd = ex->fd;
+
+	/* The socket (and its descriptor count) now belong to the tunnel. */
+	ex->fd = -1;
+	worker_fd_del(ex->wk, 1);
+	ex_stop(ex);
+	ex->finished = true;
+	ex->in_callback = true;
+	ex->ops->upgrade(ex->fe, fd, buf_data(ex->in), buf_len(ex->in));
+	ex->ops->done(ex->fe, PROXY_UPGRADED);
+	ex->in_callback = false;
+}
+
+/* A complete response head in ex->resp. */
+static void
+ex_head(struct exchange *ex)
+{
+	struct proxy_response pr;
+	int rc;
+
+	if (ex->resp.status == 101 && (!ex->websocket ||
+	    !is_websocket_accept(&ex->resp))) {
+		ex_fail(ex, PROXY_BAD_GATEWAY, "unexpected 101");
+		return;
+	}
+	ex->got_head = true;
+	ex->body = ex->resp.body;
+	ex->body_left = ex->resp.content_length;
+	http1_chunked_init(&ex->chunked);
+	memset(&pr, 0, sizeof(pr));
+	pr.status = ex->resp.status;
+	pr.reason = ex->resp.reason;
+	pr.fields = ex->resp.headers;
+	pr.nfields = ex->resp.nheaders;
+	pr.body = ex->resp.body;
+	pr.content_length = ex->resp.content_length;
+	pr.websocket = ex->resp.status == 101;
+	ex->in_callback = true;
+	rc = ex->ops->head(ex->fe, &pr);
+	ex->in_callback = false;
+	if (rc == -1) {
+		ex->got_head = false;
+		ex_fail(ex, PROXY_BAD_GATEWAY, "response head refused");
+		return;
+	}
+	buf_consume(ex->in, ex->resp.head_len);
+	if (pr.websocket)
+		ex_upgrade(ex);
+	else
+		ex_body(ex);
+}
+
+static void
+ex_parse_head(struct exchange *ex)
+{
+	struct http1_limits lim;
+	int rc;
+
+	for (;;) {
+		http1_limits_default(&lim);
+		lim.max_head = buf_cap(ex->in);
+		rc = http1_parse_response(&ex->parser, buf_data(ex->in),
+		    buf_len(ex->in), &lim, ex->method, &ex->resp);
+		if (rc == HTTP1_INCOMPLETE) {
+			if (buf_len(ex->in) == buf_cap(ex->in))
+				ex_fail(ex, PROXY_BAD_GATEWAY, "response head "
+				    "larger than %zu bytes", buf_cap(ex->in));
+			return;
+		}
+		if (rc < 0) {
+			ex_fail(ex, PROXY_BAD_GATEWAY, "malformed response: "
+			    "%s", http1_strerror(rc));
+			return;
+		}
+		/* 1xx: we answered Expect ourselves; others are dropped. */
+		if (ex->resp.status >= 100 && ex->resp.status < 200 &&
+		    ex->resp.status != 101) {
+			buf_consume(ex->in, ex->resp.head_len);
+			http1_parser_init(&ex->parser);
+			continue;
+		}
+		ex_head(ex);
+		return;
+	}
+}
+
+static void
+ex_process(struct exchange *ex)
+{
+	if (!ex->got_head)
+		ex_parse_head(ex);
+	else
+		ex_body(ex);
+}
+
+static void
+ex_eof(struct exchange *ex, int err)
+{
+	if (!ex->got_head) {
+		if (ex_retry(ex))
+			return;
+		ex_fail(ex, PROXY_BAD_GATEWAY, "closed before a complete "
+		    "response head%s%s", err ? ": " : "",
+		    err ? strerror(err) : "");
+	} else if (ex->body == HTTP1_BODY_CLOSE && err == 0) {
+		ex->eof = true;
+		ex_body(ex);
+		ex_update(ex);
+	} else
+		ex_fail(ex, PROXY_BROKEN, "closed in the middle of the "
+		    "response body");
+}
+
+static void
+ex_read(struct exchange *ex)
+{
+	size_t room = buf_space(ex->in);
+	ssize_t n;
+
+	if (room == 0)
+		return;
+	n = recv(ex->fd, buf_tail(ex->in), room, 0);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		ex_eof(ex, n == 0 ? 0 : errno);
+		return;
+	}
+	buf_produce(ex->in, (size_t)n);
+	ex->got_bytes = true;
+	ex_progress(ex);
+	ex_process(ex);
+}
+
+/* Both steps may end the exchange; ex_leave() frees it after the last. */
+static void
+ex_io_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
+{
+	struct exchange *ex = ex_of(w->data);
+	int err;
+
+	if (ex->state == EX_CONNECTING && !(revents & EV_CUSTOM)) {
+		if ((err = upstream_connect_result(ex->fd)) != 0) {
+			if (!ex_retry(ex))
+				ex_fail(ex, err == ETIMEDOUT ? PROXY_TIMEOUT :
+				    PROXY_BAD_GATEWAY, "connect: %s",
+				    strerror(err));
+			ex_leave(ex);
+			return;
+		}
+		ex->state = EX_ACTIVE;
+		ex->timer.repeat = (double)ex->site->request_timeout;
+		ex_progress(ex);
+		revents = EV_WRITE;
+	}
+	/* Resumed by the frontend: first what is already here. */
+	if ((revents & EV_CUSTOM) && !ex->finished) {
+		ex_process(ex);
+		if (!ex->finished)
+			ex_update(ex);
+	}
+	if ((revents & EV_WRITE) && !ex->finished)
+		ex_flush(ex);
+	if ((revents & EV_READ) && !ex->finished && !ex->paused)
+		ex_read(ex);
+	ex_leave(ex);
+}
+
+static void
+ex_timer_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
+{
+	struct exchange *ex = ex_of(w->data);
+
+	if (ex->state == EX_CONNECTING)
+		ex_fail(ex, PROXY_TIMEOUT, "connect timed out after %us",
+		    ex->site->connect_timeout);
+	else
+		ex_fail(ex, PROXY_TIMEOUT, "no answer within %us",
+		    ex->site->request_timeout);
+	ex_leave(ex);
+}
+
+static void
+ex_soon_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
+{
+	struct exchange *ex = ex_of(w->data);
+
+	ex_fail(ex, ex->soon_result, "connect: %s", strerror(ex->soon_errno));
+	ex_leave(ex);
+}
+
+static int
+ex_build_head(struct exchange *ex, const struct proxy_request *req)
+{
+	struct headers_request hr;
+
+	memset(&hr, 0, sizeof(hr));
+	hr.method = req->method;
+	hr.path = req->path;
+	hr.host = req->host;
+	hr.fields = req->fields;
+	hr.nfields = req->nfields;
+	hr.framing = req->framing;
+	hr.content_length = req->content_length;
+	hr.websocket = req->websocket;
+	hr.client_ip = req->client_ip;
+	hr.tls = req->tls;
+	if (headers_request_head(ex->out, &hr) == -1)
+		return -1;
+	/* A request without a body can be sent again on a new connection. */
+	if (ex->reused && req->framing == HEADERS_FRAME_NONE) {
+		ex->retry_len = buf_len(ex->out);
+		if ((ex->retry = malloc(ex->retry_len)) == NULL)
+			return -1;
+		memcpy(ex->retry, buf_data(ex->out), ex->retry_len);
+	}
+	return 0;
+}
+
+static struct exchange *
+ex_new(struct worker *wk, const struct config_site *site,
+    const struct proxy_request *req, const struct proxy_ops *ops, void *fe)
+{
+	struct exchange *ex;
+
+	if ((ex = calloc(1, sizeof(*ex))) == NULL)
+		return NULL;
+	ex->magic = EX_MAGIC;
+	ex->wk = wk;
+	ex->ops = ops;
+	ex->fe = fe;
+	ex->site = site;
+	ex->fd = -1;
+	ex->method = req->method_id;
+	ex->websocket = req->websocket;
+	ex->req_framing = req->framing;
+	ex->req_left = req->framing == HEADERS_FRAME_LENGTH ?
+	    req->content_length : 0;
+	ex->req_ended = req->framing == HEADERS_FRAME_NONE;
+	upstream_describe((const struct sockaddr *)&site->upstream_addr,
+	    ex->name, sizeof(ex->name));
+	http1_parser_init(&ex->parser);
+	ev_io_init(&ex->io, ex_io_cb, -1, 0);
+	ex->io.data = ex;
+	ev_timer_init(&ex->timer, ex_timer_cb, 0., 1.);
+	ex->timer.data = ex;
+	ev_timer_init(&ex->soon, ex_soon_cb, 0., 0.);
+	ex->soon.data = ex;
+	/* Room for a head as large as the client's limit allows, and more. */
+	if ((ex->out = buf_new(2 * PROXY_BUF)) == NULL ||
+	    (ex->in = buf_new(PROXY_BUF)) == NULL) {
+		ex_free(ex);
+		return NULL;
+	}
+	return ex;
+}
+
+struct exchange *
+proxy_start(struct worker *wk, const struct config_site *site,
+    const struct proxy_request *req, const struct proxy_ops *ops, void *fe)
+{
+	struct exchange *ex;
+
+	if ((ex = ex_new(wk, site, req, ops, fe)) == NULL)
+		return NULL;
+	ex->fd = upstream_take(worker_pool(wk), (const struct sockaddr *)
+	    &site->upstream_addr, site->upstream_addrlen);
+	if (ex->fd != -1) {
+		ex->reused = true;
+		worker_fd_add(wk, 1);
+		ex->state = EX_ACTIVE;
+		ex->timer.repeat = (double)site->request_timeout;
+	}
+	if (ex_build_head(ex, req) == -1) {
+		ex_free(ex);
+		return NULL;
+	}
+	if (ex->fd == -1 && ex_connect(ex) == -1) {
+		/* Reported from the loop: done() never runs inside start. */
+		ex->soon_errno = errno;
+		ex->soon_result = errno == ETIMEDOUT ? PROXY_TIMEOUT :
+		    PROXY_BAD_GATEWAY;
+		ev_timer_start(worker_loop(wk), &ex->soon);
+		return ex;
+	}
+	ex_update(ex);
+	return ex;
+}
+
+size_t
+proxy_body(struct exchange *ex, const char *data, size_t len)
+{
+	size_t room, n;
+
+	ex_of(ex);
+	if (ex->req_ended)
+		return 0;
+	room = buf_space(ex->out);
+	if (ex->req_framing == HEADERS_FRAME_LENGTH) {
+		n = (size_t)MINIMUM((uint64_t)MINIMUM(len, room), ex->req_left);
+		if (n > 0 && buf_add(ex->out, data, n) == -1)
+			n = 0;
+		ex->req_left -= n;
+	} else {
+		n = room > CHUNK_OVERHEAD ? MINIMUM(len, room -
+		    CHUNK_OVERHEAD) : 0;
+		if (n > 0 && (buf_printf(ex->out, "%zx\r\n", n) == -1 ||
+		    buf_add(ex->out, data, n) == -1 ||
+		    buf_add(ex->out, "\r\n", 2) == -1))
+			fatalx("proxy: chunk did not fit its reserved room");
+	}
+	if (n < len)
+		ex->want_body = true;
+	if (ex->state == EX_ACTIVE && n > 0)
+		ex_update(ex);
+	return n;
+}
+
+void
+proxy_body_end(struct exchange *ex)
+{
+	ex_of(ex);
+	if (ex->req_ended)
+		return;
+	/* CHUNK_OVERHEAD keeps room for this. */
+	if (ex->req_framing == HEADERS_FRAME_CHUNKED &&
+	    buf_add(ex->out, "0\r\n\r\n", 5) == -1)
+		fatalx("proxy: last chunk did not fit its reserved room");
+	ex->req_ended = true;
+	if (ex->state == EX_ACTIVE)
+		ex_update(ex);
+}
+
+void
+proxy_resume(struct exchange *ex)
+{
+	ex_of(ex);
+	if (!ex->paused)
+		return;
+	ex->paused = false;
+	/* Deliver from the loop, not from inside the frontend's call. */
+	ev_feed_event(loop_of(ex), &ex->io, EV_CUSTOM);
+	ex_update(ex);
+}
+
+void
+proxy_abort(struct exchange *ex)
+{
+	ex_of(ex);
+	if (ex->in_callback)
+		fatalx("proxy: aborted from inside its own callback");
+	ex_free(ex);
+}
+
+const char *
+proxy_upstream_name(const struct exchange *ex)
+{
+	return ex->name;
+}
+
+bool
+proxy_request_sent(const struct exchange *ex)
+{
+	return ex->req_ended && buf_empty(ex->out);
+}

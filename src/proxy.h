@@ -1,0 +1,102 @@
+/*
+ * proxy.h - one exchange with an upstream: a request forwarded over
+ * HTTP/1.1 and its response read back, both streamed with backpressure.
+ *
+ * The client side (h1.c, later h2.c) is the "frontend": it starts the
+ * exchange with a parsed, validated request, pushes the request body
+ * (decoded) with proxy_body(), and receives the response through its
+ * proxy_ops callbacks.  The exchange parses the upstream's response as
+ * strictly as a request and never hands the frontend anything malformed.
+ *
+ * Callbacks are the only way back into the frontend.  A callback must not
+ * call proxy_*() on the exchange that called it; it signals through its
+ * return value instead.  After done() the exchange no longer exists.
+ */
+#ifndef PORTCULLIS_PROXY_H
+#define PORTCULLIS_PROXY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "headers.h"
+#include "http1.h"
+
+#define PROXY_BUF	16384	/* each direction; also the response head limit */
+
+struct exchange;
+struct worker;
+
+/* What the frontend knows about the request (valid during proxy_start). */
+struct proxy_request {
+	enum http1_method	 method_id;
+	struct http1_slice	 method;
+	struct http1_slice	 path;
+	struct http1_slice	 host;		/* host[:port]: becomes Host */
+	const struct http1_header *fields;
+	size_t			 nfields;
+	enum headers_framing	 framing;	/* NONE, LENGTH or CHUNKED */
+	uint64_t		 content_length;
+	bool			 websocket;
+	const char		*client_ip;
+	bool			 tls;
+};
+
+/* The response head, valid only during the head() callback. */
+struct proxy_response {
+	int			 status;
+	struct http1_slice	 reason;
+	const struct http1_header *fields;
+	size_t			 nfields;
+	enum http1_body		 body;		/* the upstream's framing */
+	uint64_t		 content_length;
+	bool			 websocket;	/* 101 for a WebSocket upgrade */
+};
+
+/* How an exchange ended, for done(). */
+enum proxy_result {
+	PROXY_OK = 0,		/* the whole response was delivered */
+	PROXY_BAD_GATEWAY,	/* 502, before any head: send an error */
+	PROXY_TIMEOUT,		/* 504, before any head: send an error */
+	PROXY_BROKEN,		/* after the head: the response is cut */
+	PROXY_UPGRADED,		/* the upstream socket went to upgrade() */
+};
+
+struct proxy_ops {
+	/* The response head.  Return -1 to refuse it (done() follows). */
+	int	(*head)(void *fe, const struct proxy_response *r);
+	/* Body bytes; return how many were taken.  Fewer: call proxy_resume()
+	   once more fit. */
+	size_t	(*body)(void *fe, const char *data, size_t len);
+	void	(*done)(void *fe, enum proxy_result result);
+	/* More request body fits now (after proxy_body() took less). */
+	void	(*want_body)(void *fe);
+	/* 101: the upstream socket, and bytes it sent after the head. */
+	void	(*upgrade)(void *fe, int fd, const char *extra, size_t len);
+};
+
+/*
+ * Start an exchange for site (whose generation the frontend keeps alive
+ * until done()).  NULL if out of memory.  Failures to connect arrive later,
+ * through done().
+ */
+struct exchange *proxy_start(struct worker *wk, const struct config_site *site,
+	    const struct proxy_request *req, const struct proxy_ops *ops,
+	    void *fe);
+
+/* Request body bytes, decoded; returns how many were taken. */
+size_t	 proxy_body(struct exchange *ex, const char *data, size_t len);
+/* The request body is complete. */
+void	 proxy_body_end(struct exchange *ex);
+/* The frontend can take response body again. */
+void	 proxy_resume(struct exchange *ex);
+/* The frontend is gone: end now, no callbacks; the upstream is closed. */
+void	 proxy_abort(struct exchange *ex);
+
+/* For the access log: "127.0.0.1:8080". */
+const char *proxy_upstream_name(const struct exchange *ex);
+/* Whether the request was fully sent (else the client must not go on). */
+bool	 proxy_request_sent(const struct exchange *ex);
+
+#endif /* PORTCULLIS_PROXY_H */

@@ -1,0 +1,55 @@
+/*
+ * upstream.h - connections to upstream servers: non-blocking connect, and
+ * a per-worker pool of idle keep-alive connections per upstream address.
+ *
+ * An idle connection is watched: if it becomes readable it was closed by
+ * the upstream (or sent bytes nobody asked for) and is dropped at once,
+ * so a connection taken from the pool has never misbehaved.  A connection
+ * goes back into the pool only after a complete, well-formed exchange.
+ */
+#ifndef PORTCULLIS_UPSTREAM_H
+#define PORTCULLIS_UPSTREAM_H
+
+#include <sys/socket.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <ev.h>
+
+#define UPSTREAM_IDLE_PER_ADDR	32	/* idle connections kept per address */
+#define UPSTREAM_IDLE_MAX	1024	/* and in all */
+#define UPSTREAM_IDLE_TIMEOUT	60.0	/* seconds an idle one is kept */
+
+struct upstream_pool;
+
+struct upstream_pool *upstream_pool_new(struct ev_loop *loop);
+void	 upstream_pool_free(struct upstream_pool *p);
+
+/* Idle connections held (they count against the descriptor budget). */
+size_t	 upstream_pool_size(const struct upstream_pool *p);
+
+/* An idle connection to addr, or -1 if there is none. */
+int	 upstream_take(struct upstream_pool *p, const struct sockaddr *addr,
+	    socklen_t len);
+
+/* Give back a connection that finished a clean exchange. */
+void	 upstream_put(struct upstream_pool *p, const struct sockaddr *addr,
+	    socklen_t len, int fd);
+
+/* Close every idle connection (a drain). */
+void	 upstream_pool_flush(struct upstream_pool *p);
+
+/*
+ * Start a non-blocking connection to addr.  Returns the socket (the
+ * connect may still be in progress: wait for writability, then
+ * upstream_connect_result) or -1 with errno set.
+ */
+int	 upstream_connect(const struct sockaddr *addr, socklen_t len);
+
+/* 0 if the connection on fd completed, else the error (SO_ERROR). */
+int	 upstream_connect_result(int fd);
+
+/* "127.0.0.1:8080" or "[::1]:8080". */
+void	 upstream_describe(const struct sockaddr *addr, char *buf, size_t len);
+
+#endif /* PORTCULLIS_UPSTREAM_H */

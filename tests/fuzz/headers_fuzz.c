@@ -1,0 +1,145 @@
+/*
+ * headers_fuzz.c - whatever request head our parser accepts, the head we
+ * send upstream for it must re-parse, with the same strict parser, as
+ * exactly one request: same method, path and host, our framing, none of
+ * the fields we promise to drop, and the forwarding fields we set.  The
+ * same holds for response heads we send clients.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "headers.h"
+#include "http1.h"
+#include "util.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static bool
+slice_eq(struct http1_slice a, struct http1_slice b)
+{
+	return a.len == b.len && memcmp(a.p, b.p, a.len) == 0;
+}
+
+static void
+check(bool ok)
+{
+	if (!ok)
+		abort();
+}
+
+static const struct http1_limits relaxed = {
+	.max_request_line = 65536,
+	.max_head = 1 << 20,
+	.max_headers = HTTP1_MAX_HEADERS,
+};
+
+static const char *const dropped[] = {
+	"connection", "keep-alive", "proxy-connection", "te", "trailer",
+	"transfer-encoding", "upgrade", "expect", "forwarded",
+	"x-forwarded-host",
+};
+
+static void
+check_request(const struct http1_request *in, struct buf *out)
+{
+	struct http1_parser p;
+	static struct http1_request re;
+	const struct http1_header *h;
+	size_t i, j;
+
+	/* The input met the default limits; we add a few fields to it. */
+	http1_parser_init(&p);
+	check(http1_parse_request(&p, buf_data(out), buf_len(out), &relaxed,
+	    &re) == HTTP1_DONE);
+	check(re.head_len == buf_len(out));
+	check(slice_eq(re.method_str, in->method_str));
+	check(slice_eq(re.path, in->path));
+	check(slice_eq(re.host, in->host));
+	check(re.minor_version == 1 && re.body == in->body);
+	if (in->body == HTTP1_BODY_LENGTH)
+		check(re.content_length == in->content_length);
+	for (i = 0; i < nitems(dropped); i++) {
+		if (in->upgrade_websocket && (strcmp(dropped[i], "upgrade") ==
+		    0 || strcmp(dropped[i], "connection") == 0))
+			continue;
+		/* Our own framing; the parser already refuses two of them. */
+		if (in->body == HTTP1_BODY_CHUNKED &&
+		    strcmp(dropped[i], "transfer-encoding") == 0)
+			continue;
+		check(http1_find_header(re.headers, re.nheaders, dropped[i]) ==
+		    NULL);
+	}
+	for (i = 0; i < re.nheaders; i++)
+		check(memchr(re.headers[i].name.p, '_',
+		    re.headers[i].name.len) == NULL);
+	h = http1_find_header(re.headers, re.nheaders, "x-forwarded-for");
+	check(h != NULL && h->value.len == 9 && memcmp(h->value.p, "192.0.2.1",
+	    9) == 0);
+	/* Exactly one X-Real-IP: the client's cannot survive beside ours. */
+	for (i = 0, j = 0; i < re.nheaders; i++)
+		j += util_strcaseeq(re.headers[i].name.p,
+		    re.headers[i].name.len, "x-real-ip", 9);
+	check(j == 1);
+}
+
+static void
+check_response(const struct http1_request *in, struct buf *out)
+{
+	struct http1_parser p;
+	static struct http1_response re;
+
+	http1_parser_init(&p);
+	check(http1_parse_response(&p, buf_data(out), buf_len(out), &relaxed,
+	    HTTP1_METHOD_GET, &re) == HTTP1_DONE);
+	check(re.head_len == buf_len(out) && re.status == 200);
+	check(re.body == HTTP1_BODY_CHUNKED);
+	(void)in;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct http1_request req;
+	struct http1_parser p;
+	struct headers_request hr;
+	struct headers_response rr;
+	struct buf *out;
+
+	http1_parser_init(&p);
+	if (http1_parse_request(&p, (const char *)data, size, NULL, &req) !=
+	    HTTP1_DONE || req.host.len == 0 ||
+	    (req.target_form != HTTP1_TARGET_ORIGIN &&
+	    req.target_form != HTTP1_TARGET_ABSOLUTE))
+		return 0;
+	if ((out = buf_new(4 * 65536)) == NULL)
+		return 0;
+	memset(&hr, 0, sizeof(hr));
+	hr.method = req.method_str;
+	hr.path = req.path;
+	hr.host = req.host;
+	hr.fields = req.headers;
+	hr.nfields = req.nheaders;
+	hr.framing = req.body == HTTP1_BODY_LENGTH ? HEADERS_FRAME_LENGTH :
+	    req.body == HTTP1_BODY_CHUNKED ? HEADERS_FRAME_CHUNKED :
+	    HEADERS_FRAME_NONE;
+	hr.content_length = req.content_length;
+	hr.websocket = req.upgrade_websocket;
+	hr.client_ip = "192.0.2.1";
+	hr.tls = true;
+	check(headers_request_head(out, &hr) == 0);
+	check_request(&req, out);
+
+	/* The client's fields read back as a response's. */
+	buf_reset(out);
+	memset(&rr, 0, sizeof(rr));
+	rr.status = 200;
+	rr.fields = req.headers;
+	rr.nfields = req.nheaders;
+	rr.framing = HEADERS_FRAME_CHUNKED;
+	check(headers_response_head(out, &rr) == 0);
+	check_response(&req, out);
+	buf_free(out);
+	return 0;
+}

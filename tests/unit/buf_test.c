@@ -1,0 +1,134 @@
+/*
+ * buf_test.c - the bounded buffer: capacity is a hard limit, space is
+ * reclaimed at the front, nothing is ever written past the end.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "buf.h"
+
+static void
+test_new_limits(void **state)
+{
+	(void)state;
+	assert_null(buf_new(0));
+	assert_null(buf_new(((size_t)1 << 30) + 1));
+	struct buf *b = buf_new(8);
+	assert_non_null(b);
+	assert_int_equal(buf_cap(b), 8);
+	assert_int_equal(buf_len(b), 0);
+	assert_true(buf_empty(b));
+	buf_free(b);
+	buf_free(NULL);
+}
+
+static void
+test_add_fits_exactly(void **state)
+{
+	struct buf *b = buf_new(8);
+
+	(void)state;
+	assert_int_equal(buf_add(b, "12345678", 8), 0);
+	assert_int_equal(buf_len(b), 8);
+	assert_int_equal(buf_space(b), 0);
+	/* One byte more does not fit, and nothing is written. */
+	assert_int_equal(buf_add(b, "9", 1), -1);
+	assert_int_equal(buf_len(b), 8);
+	assert_memory_equal(buf_data(b), "12345678", 8);
+	buf_free(b);
+}
+
+static void
+test_consume_then_reuse(void **state)
+{
+	struct buf *b = buf_new(8);
+
+	(void)state;
+	assert_int_equal(buf_add(b, "abcdefgh", 8), 0);
+	buf_consume(b, 6);
+	assert_int_equal(buf_len(b), 2);
+	assert_memory_equal(buf_data(b), "gh", 2);
+	/* The 6 consumed bytes are reclaimed by moving "gh" down. */
+	assert_int_equal(buf_add(b, "ijklmn", 6), 0);
+	assert_int_equal(buf_len(b), 8);
+	assert_memory_equal(buf_data(b), "ghijklmn", 8);
+	assert_int_equal(buf_add(b, "x", 1), -1);
+	buf_free(b);
+}
+
+static void
+test_space_and_produce(void **state)
+{
+	struct buf *b = buf_new(16);
+	size_t room;
+
+	(void)state;
+	room = buf_space(b);
+	assert_int_equal(room, 16);
+	memcpy(buf_tail(b), "hello", 5);
+	buf_produce(b, 5);
+	buf_consume(b, 4);
+	/* Little room left behind the data: it is moved to the front. */
+	memcpy(buf_tail(b), "0123456789", 10);
+	buf_produce(b, 10);
+	room = buf_space(b);
+	assert_int_equal(room, 16 - 11);
+	assert_memory_equal(buf_data(b), "o0123456789", 11);
+	buf_consume(b, 11);
+	assert_true(buf_empty(b));
+	assert_int_equal(buf_space(b), 16);
+	buf_free(b);
+}
+
+static void
+test_printf_bounds(void **state)
+{
+	struct buf *b = buf_new(10);
+
+	(void)state;
+	assert_int_equal(buf_printf(b, "%d", 12345), 0);
+	assert_int_equal(buf_len(b), 5);
+	/* vsnprintf needs a byte for its NUL: 5 more do not fit in 5. */
+	assert_int_equal(buf_printf(b, "%s", "abcde"), -1);
+	assert_int_equal(buf_len(b), 5);
+	assert_int_equal(buf_printf(b, "%s", "abcd"), 0);
+	assert_memory_equal(buf_data(b), "12345abcd", 9);
+	buf_consume(b, 9);
+	assert_int_equal(buf_printf(b, "%s", "123456789"), 0);
+	buf_free(b);
+}
+
+static void
+test_reset_and_addstr(void **state)
+{
+	struct buf *b = buf_new(4);
+
+	(void)state;
+	assert_int_equal(buf_addstr(b, "abc"), 0);
+	buf_reset(b);
+	assert_true(buf_empty(b));
+	assert_int_equal(buf_addstr(b, "abcd"), 0);
+	assert_int_equal(buf_addstr(b, ""), 0);
+	assert_int_equal(buf_addstr(b, "e"), -1);
+	buf_free(b);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_new_limits),
+		cmocka_unit_test(test_add_fits_exactly),
+		cmocka_unit_test(test_consume_then_reuse),
+		cmocka_unit_test(test_space_and_produce),
+		cmocka_unit_test(test_printf_bounds),
+		cmocka_unit_test(test_reset_and_addstr),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,229 @@
+/*
+ * headers_test.c - the heads the proxy writes: hop-by-hop and spoofable
+ * fields never pass, framing is ours, forwarding fields are ours.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "buf.h"
+#include "headers.h"
+#include "http1.h"
+
+#define S(lit)	{ lit, sizeof(lit) - 1 }
+#define H(n, v)	{ S(n), S(v) }
+
+static char *
+request_head(const struct http1_header *f, size_t n,
+    enum headers_framing framing, uint64_t cl, bool ws, struct buf *b)
+{
+	struct headers_request r;
+
+	memset(&r, 0, sizeof(r));
+	r.method = (struct http1_slice)S("POST");
+	r.path = (struct http1_slice)S("/p?q=1");
+	r.host = (struct http1_slice)S("Example.com:8443");
+	r.fields = f;
+	r.nfields = n;
+	r.framing = framing;
+	r.content_length = cl;
+	r.websocket = ws;
+	r.client_ip = "2001:db8::7";
+	r.tls = true;
+	buf_reset(b);
+	if (headers_request_head(b, &r) == -1)
+		return NULL;
+	buf_add(b, "", 1);
+	return (char *)buf_data(b);
+}
+
+static void
+test_request_exact_bytes(void **state)
+{
+	const struct http1_header f[] = {
+		H("Accept", "*/*"),
+		H("Connection", "keep-alive, X-Private"),
+		H("X-Private", "secret"),
+		H("Keep-Alive", "timeout=5"),
+		H("Proxy-Connection", "keep-alive"),
+		H("TE", "trailers"),
+		H("Trailer", "X-T"),
+		H("Transfer-Encoding", "chunked"),
+		H("Upgrade", "h2c"),
+		H("X-Forwarded-For", "6.6.6.6"),
+		H("X-Real-IP", "6.6.6.6"),
+		H("X-Forwarded-Proto", "http"),
+		H("X-Forwarded-Host", "evil"),
+		H("Forwarded", "for=6.6.6.6"),
+		H("X_Forwarded_For", "6.6.6.6"),
+		H("Host", "ignored"),
+		H("Content-Length", "99"),
+		H("Expect", "100-continue"),
+		H("Cookie", "a=b"),
+	};
+	struct buf *b = buf_new(4096);
+	char *head;
+
+	(void)state;
+	head = request_head(f, sizeof(f) / sizeof(f[0]),
+	    HEADERS_FRAME_CHUNKED, 0, false, b);
+	assert_non_null(head);
+	assert_string_equal(head,
+	    "POST /p?q=1 HTTP/1.1\r\n"
+	    "Host: Example.com:8443\r\n"
+	    "Accept: */*\r\n"
+	    "Cookie: a=b\r\n"
+	    "X-Real-IP: 2001:db8::7\r\n"
+	    "X-Forwarded-For: 2001:db8::7\r\n"
+	    "X-Forwarded-Proto: https\r\n"
+	    "Transfer-Encoding: chunked\r\n"
+	    "\r\n");
+	buf_free(b);
+}
+
+static void
+test_request_framing(void **state)
+{
+	struct buf *b = buf_new(4096);
+	char *head;
+
+	(void)state;
+	head = request_head(NULL, 0, HEADERS_FRAME_LENGTH, 12345, false, b);
+	assert_non_null(strstr(head, "\r\nContent-Length: 12345\r\n"));
+	assert_null(strstr(head, "Transfer-Encoding"));
+	head = request_head(NULL, 0, HEADERS_FRAME_NONE, 7, false, b);
+	assert_null(strstr(head, "Content-Length"));
+	assert_null(strstr(head, "Transfer-Encoding"));
+	buf_free(b);
+}
+
+static void
+test_request_websocket(void **state)
+{
+	const struct http1_header f[] = {
+		H("Upgrade", "websocket"),
+		H("Connection", "Upgrade"),
+		H("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+	};
+	struct buf *b = buf_new(4096);
+	char *head;
+
+	(void)state;
+	head = request_head(f, 3, HEADERS_FRAME_NONE, 0, true, b);
+	assert_non_null(strstr(head, "Sec-WebSocket-Key: dGhl"));
+	assert_non_null(strstr(head, "\r\nConnection: Upgrade\r\n"
+	    "Upgrade: websocket\r\n\r\n"));
+	/* The client's own copies are not forwarded as well. */
+	assert_ptr_equal(strstr(head, "Upgrade: websocket"),
+	    strstr(head, "Upgrade: websocket\r\n\r\n"));
+	buf_free(b);
+}
+
+static void
+test_request_does_not_fit(void **state)
+{
+	struct buf *b = buf_new(40);
+
+	(void)state;
+	assert_null(request_head(NULL, 0, HEADERS_FRAME_NONE, 0, false, b));
+	buf_free(b);
+}
+
+static void
+test_hop_by_hop(void **state)
+{
+	const struct http1_header f[] = {
+		H("Connection", " close ,  X-A,,x-b "),
+		H("connection", "X-C"),
+	};
+
+	(void)state;
+	assert_true(headers_hop_by_hop("X-A", 3, f, 2));
+	assert_true(headers_hop_by_hop("x-b", 3, f, 2));
+	assert_true(headers_hop_by_hop("X-C", 3, f, 2));
+	assert_true(headers_hop_by_hop("KEEP-ALIVE", 10, f, 2));
+	assert_true(headers_hop_by_hop("a_b", 3, NULL, 0));
+	assert_false(headers_hop_by_hop("X-AB", 4, f, 2));
+	assert_false(headers_hop_by_hop("Close", 5, NULL, 0));
+	assert_false(headers_hop_by_hop("Accept", 6, f, 2));
+}
+
+static char *
+response_head(const struct http1_header *f, size_t n, int status,
+    enum headers_framing framing, bool close, struct buf *b)
+{
+	struct headers_response r;
+
+	memset(&r, 0, sizeof(r));
+	r.status = status;
+	r.fields = f;
+	r.nfields = n;
+	r.framing = framing;
+	r.content_length = 42;
+	r.close = close;
+	buf_reset(b);
+	if (headers_response_head(b, &r) == -1)
+		return NULL;
+	buf_add(b, "", 1);
+	return (char *)buf_data(b);
+}
+
+static void
+test_response_framing(void **state)
+{
+	const struct http1_header f[] = {
+		H("Content-Type", "text/plain"),
+		H("Content-Length", "1000"),
+		H("Transfer-Encoding", "chunked"),
+		H("Connection", "keep-alive"),
+		H("Keep-Alive", "timeout=3"),
+	};
+	struct buf *b = buf_new(4096);
+
+	(void)state;
+	assert_string_equal(response_head(f, 5, 200, HEADERS_FRAME_CHUNKED,
+	    false, b), "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n");
+	assert_string_equal(response_head(f, 5, 200, HEADERS_FRAME_LENGTH,
+	    true, b), "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	    "Content-Length: 42\r\nConnection: close\r\n\r\n");
+	/* HEAD and 304 keep the upstream's length: it describes GET. */
+	assert_string_equal(response_head(f, 5, 304, HEADERS_FRAME_PASS,
+	    false, b), "HTTP/1.1 304 Not Modified\r\nContent-Type: "
+	    "text/plain\r\nContent-Length: 1000\r\n\r\n");
+	assert_string_equal(response_head(f, 1, 204, HEADERS_FRAME_NONE,
+	    false, b), "HTTP/1.1 204 No Content\r\nContent-Type: "
+	    "text/plain\r\n\r\n");
+	assert_string_equal(response_head(NULL, 0, 599, HEADERS_FRAME_CLOSE,
+	    true, b), "HTTP/1.1 599 \r\nConnection: close\r\n\r\n");
+	buf_free(b);
+}
+
+static void
+test_reasons(void **state)
+{
+	(void)state;
+	assert_string_equal(headers_reason(421), "Misdirected Request");
+	assert_string_equal(headers_reason(413), "Content Too Large");
+	assert_string_equal(headers_reason(299), "");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_request_exact_bytes),
+		cmocka_unit_test(test_request_framing),
+		cmocka_unit_test(test_request_websocket),
+		cmocka_unit_test(test_request_does_not_fit),
+		cmocka_unit_test(test_hop_by_hop),
+		cmocka_unit_test(test_response_framing),
+		cmocka_unit_test(test_reasons),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
