@@ -59,9 +59,10 @@ enum h1_state {
 struct h1_log {
 	char		 method[32];
 	char		 host[256];
-	char		 path[1024];
+	char		 path[2048];
 	const char	*proto;
 	int		 status;
+	bool		 cut;		/* a field was shortened */
 	uint64_t	 bytes_in;
 	uint64_t	 bytes_out;
 	double		 start;
@@ -402,6 +403,7 @@ log_access(struct h1_conn *c)
 	log_event_uint(&ev, "bytes_out", c->log.bytes_out);
 	log_event_uint(&ev, "duration_ms", ms > 0 ? (uint64_t)ms : 0);
 	log_event_cstr(&ev, "upstream", c->log.upstream);
+	ev.truncated = ev.truncated || c->log.cut;
 	log_event_end(&ev);
 }
 
@@ -442,19 +444,23 @@ static void
 h1_reject(struct h1_conn *c, int status, const char *why)
 {
 	log_debug("%s: bad request: %s", c->client_ip, why);
+	/* Logged too, with whatever of it could be read (often nothing). */
+	c->logging = true;
 	c->body_done = false;	/* nothing after this head can be trusted */
 	h1_respond(c, status, NULL, true);
 }
 
 /* ---- a request ---- */
 
-static void
+/* Copy for the log; true if it had to be shortened. */
+static bool
 copy_slice(char *dst, size_t dstsz, struct http1_slice s)
 {
 	size_t n = MINIMUM(s.len, dstsz - 1);
 
 	memcpy(dst, s.p, n);
 	dst[n] = '\0';
+	return n < s.len;
 }
 
 static void
@@ -517,6 +523,10 @@ fill_proxy_request(struct h1_conn *c, struct proxy_request *pr)
 	pr->method_id = c->req.method;
 	pr->method = c->req.method_str;
 	pr->path = c->req.path;
+	/* OPTIONS * is forwarded as it came: the parser allows it nowhere
+	   else, and CONNECT (authority-form) is refused before this. */
+	if (c->req.target_form == HTTP1_TARGET_ASTERISK)
+		pr->path = (struct http1_slice){ "*", 1 };
 	pr->host = c->req.host;
 	pr->fields = c->req.headers;
 	pr->nfields = c->req.nheaders;
@@ -536,6 +546,23 @@ fill_proxy_request(struct h1_conn *c, struct proxy_request *pr)
 	}
 }
 
+/*
+ * Would this host get another certificate than the one this connection
+ * got?  Asked of the connection's own generation: a reload that renews a
+ * certificate leaves established connections alone; new handshakes get
+ * the new one.  (A site the connection's generation does not know gets
+ * the listener's certificate there.)
+ */
+static bool
+misdirected(const struct h1_conn *c, const char *host, size_t hlen)
+{
+	const struct config_site *s;
+
+	s = route_lookup(c->gen->routes, c->li, host, hlen);
+	return tls_conn_cert_id(c->tls) != tls_ctx_cert_id(c->gen->tls, c->li,
+	    s);
+}
+
 /* Route, check and forward a parsed request (TLS listener). */
 static void
 h1_forward(struct h1_conn *c, const char *host, size_t hlen)
@@ -551,9 +578,7 @@ h1_forward(struct h1_conn *c, const char *host, size_t hlen)
 		h1_respond(c, 404, NULL, false);
 		return;
 	}
-	/* Another certificate than the one this connection got (fronting). */
-	if (tls_conn_cert_id(c->tls) != tls_ctx_cert_id(c->req_gen->tls,
-	    c->li, site)) {
+	if (misdirected(c, host, hlen)) {
 		h1_respond(c, 421, NULL, false);
 		return;
 	}
@@ -595,9 +620,10 @@ h1_request(struct h1_conn *c)
 	c->method = c->req.method;
 	c->minor = c->req.minor_version;
 	c->log.proto = c->minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
-	copy_slice(c->log.method, sizeof(c->log.method), c->req.method_str);
-	copy_slice(c->log.host, sizeof(c->log.host), c->req.host);
-	copy_slice(c->log.path, sizeof(c->log.path), c->req.target);
+	c->log.cut = copy_slice(c->log.method, sizeof(c->log.method),
+	    c->req.method_str) | copy_slice(c->log.host, sizeof(c->log.host),
+	    c->req.host) | copy_slice(c->log.path, sizeof(c->log.path),
+	    c->req.target);
 	c->close_after = !c->req.keep_alive || c->minor == 0 || c->draining;
 	body_setup(c);
 	if (c->req.host.len > 0)
@@ -967,11 +993,8 @@ tunnel_update(struct h1_conn *c)
 		ev |= EV_WRITE;
 	if (c->out != NULL && buf_space(c->out) > 0)
 		ev |= EV_READ;
-	if (ev != c->up_events || !ev_is_active(&c->up_io)) {
-		ev_io_stop(loop_of(c), &c->up_io);
-		ev_io_set(&c->up_io, c->up_fd, ev);
-		if (ev != 0)
-			ev_io_start(loop_of(c), &c->up_io);
+	if (ev != c->up_events || ev_is_active(&c->up_io) != (ev != 0)) {
+		util_watch(loop_of(c), &c->up_io, c->up_fd, ev);
 		c->up_events = ev;
 	}
 }
@@ -1031,6 +1054,9 @@ h1_up_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
 		if (!c->dead && h1_send(c) == -1)
 			h1_close(c, "client write failed");
 	}
+	/* The upstream may have ended the tunnel: carry on from there. */
+	if (!c->dead)
+		h1_advance(c);
 	h1_leave(c);
 }
 
@@ -1149,11 +1175,8 @@ h1_update(struct h1_conn *c)
 		if (want_read(c))
 			ev |= EV_READ;
 	}
-	if (ev != c->events || !ev_is_active(&c->io)) {
-		ev_io_stop(loop_of(c), &c->io);
-		ev_io_set(&c->io, c->fd, ev);
-		if (ev != 0)
-			ev_io_start(loop_of(c), &c->io);
+	if (ev != c->events || ev_is_active(&c->io) != (ev != 0)) {
+		util_watch(loop_of(c), &c->io, c->fd, ev);
 		c->events = ev;
 	}
 	if (c->state == H1_EXCHANGE)
@@ -1262,6 +1285,9 @@ h1_timer_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
 	}
 	if (!c->dead && c->out != NULL && h1_send(c) == -1)
 		h1_close(c, "client write failed");
+	/* A 408 that went out in full closes now, not a timeout later. */
+	if (!c->dead)
+		h1_advance(c);
 	h1_leave(c);
 }
 

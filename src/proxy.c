@@ -188,11 +188,8 @@ ex_update(struct exchange *ex)
 	}
 	if (ex->finished)
 		return;
-	if (ex->events != events || !ev_is_active(&ex->io)) {
-		ev_io_stop(loop, &ex->io);
-		ev_io_set(&ex->io, ex->fd, events);
-		if (events != 0)
-			ev_io_start(loop, &ex->io);
+	if (ex->events != events || ev_is_active(&ex->io) != (events != 0)) {
+		util_watch(loop, &ex->io, ex->fd, events);
 		ex->events = events;
 	}
 	/* Waiting for the client (its body, or room for the response) is
@@ -569,6 +566,9 @@ ex_io_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
 		ex_flush(ex);
 	if ((revents & EV_READ) && !ex->finished && !ex->paused)
 		ex_read(ex);
+	/* Paused, or out of room: stop watching what we will not read. */
+	if (!ex->finished)
+		ex_update(ex);
 	ex_leave(ex);
 }
 
@@ -744,9 +744,9 @@ proxy_resume(struct exchange *ex)
 	if (!ex->paused)
 		return;
 	ex->paused = false;
+	ex_update(ex);
 	/* Deliver from the loop, not from inside the frontend's call. */
 	ev_feed_event(loop_of(ex), &ex->io, EV_CUSTOM);
-	ex_update(ex);
 }
 
 void

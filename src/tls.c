@@ -25,7 +25,12 @@
 /*
  * TLS 1.3 (its AEAD suites) and TLS 1.2 with ECDHE and an AEAD cipher
  * only: no CBC, no static RSA, no finite-field DH, no compression, no
- * SHA-1 signatures.  The server's order wins.
+ * SHA-1 signatures (TLS 1.2 names ECDSA signatures without a curve,
+ * TLS 1.3 with one: both are listed).  The server's order wins.
+ * Renegotiation stays at
+ * GnuTLS's default (safe renegotiation offered, not demanded: TLS 1.3
+ * hellos need not carry it); a client's attempt to renegotiate ends the
+ * connection (tls_conn_read).
  */
 #define TLS_PRIORITY							\
 	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:"			\
@@ -33,12 +38,13 @@
 	"-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:"		\
 	"-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:"	\
 	"-SIGN-ALL:+SIGN-ECDSA-SECP256R1-SHA256:"			\
+	"+SIGN-ECDSA-SHA256:+SIGN-ECDSA-SHA384:+SIGN-ECDSA-SHA512:"	\
 	"+SIGN-ECDSA-SECP384R1-SHA384:+SIGN-ECDSA-SECP521R1-SHA512:"	\
 	"+SIGN-EDDSA-ED25519:+SIGN-RSA-PSS-RSAE-SHA256:"		\
 	"+SIGN-RSA-PSS-RSAE-SHA384:+SIGN-RSA-PSS-RSAE-SHA512:"		\
 	"+SIGN-RSA-PSS-SHA256:+SIGN-RSA-PSS-SHA384:+SIGN-RSA-PSS-SHA512:" \
 	"+SIGN-RSA-SHA256:+SIGN-RSA-SHA384:+SIGN-RSA-SHA512:"		\
-	"-COMP-ALL:+COMP-NULL:%SERVER_PRECEDENCE:%SAFE_RENEGOTIATION"
+	"-COMP-ALL:+COMP-NULL:%SERVER_PRECEDENCE"
 
 struct tls_cert {
 	gnutls_pcert_st		 pcert[MAX_CHAIN];

@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <ev.h>
+
 #include "util.h"
 
 int
@@ -74,6 +76,19 @@ util_write_all(int fd, const void *buf, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+void
+util_watch(struct ev_loop *loop, struct ev_io *w, int fd, int events)
+{
+	int pending = ev_clear_pending(loop, w);
+
+	ev_io_stop(loop, w);
+	ev_io_set(w, fd, events);
+	if (events != 0)
+		ev_io_start(loop, w);
+	if (pending != 0)
+		ev_feed_event(loop, w, pending);
 }
 
 int

@@ -47,6 +47,16 @@ double	 util_now(void);
 /* Write all of buf to fd, retrying on EINTR/short writes.  0 or -1. */
 int	 util_write_all(int fd, const void *buf, size_t len);
 
+struct ev_loop;
+struct ev_io;
+
+/*
+ * Point an io watcher at fd for events (none: stopped).  Unlike a bare
+ * ev_io_stop/ev_io_start, an event already pending for the watcher (one
+ * fed with ev_feed_event) is kept, not silently dropped.
+ */
+void	 util_watch(struct ev_loop *loop, struct ev_io *w, int fd, int events);
+
 /* Close fd on a failure path, keeping errno; returns -1. */
 int	 util_close_fail(int fd);
 

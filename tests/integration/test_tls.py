@@ -1,0 +1,490 @@
+"""TLS: protocol versions and cipher suites, compression, renegotiation,
+ALPN, certificates chosen by SNI (and whole chains), session resumption
+across workers, certificates re-read on reload, and a testssl scan.
+
+The proxy is meant to speak TLS 1.3 (all its suites) and TLS 1.2 with
+ECDHE and an AEAD cipher only, with either an ECDSA certificate (what the
+harness makes) or an RSA one.  test_testssl_scan runs for about a minute
+(PORTCULLIS_QUICK=1 skips it)."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import (https_get, parse_response, tls_connect, tls_context,
+                      wait_until)
+from proxyutil_ops import (ca_chain, client_hello, get_request,
+                           handshake_ok, hello_reply, pem_der, peer_cert,
+                           rsa_cert, s_client, s_client_cipher, slow,
+                           start_proxy)
+
+
+@pytest.fixture
+def ecdsa_proxy(make_proxy, upstream):
+    """The harness's own configuration: an ECDSA P-256 certificate."""
+    return start_proxy(make_proxy, upstream, workers=2)
+
+
+@pytest.fixture
+def rsa_proxy(make_proxy, upstream, tmp_path):
+    cert, key = rsa_cert(tmp_path / "rsa", "localhost",
+                         ["localhost", "*.example.test"])
+
+    def configure(p):
+        p.listener["tls"] = {"mode": "manual", "cert": str(cert),
+                             "key": str(key)}
+    return start_proxy(make_proxy, upstream, workers=2, configure=configure)
+
+
+@pytest.fixture(params=["ecdsa", "rsa"])
+def any_proxy(request):
+    return request.getfixturevalue(f"{request.param}_proxy")
+
+
+def assert_serves(out):
+    """s_client's output holds a proxied answer (the request was sent
+    with -ign_eof, so everything up to the close is there)."""
+    assert "HTTP/1.1 200 OK" in out, out[-3000:]
+
+
+# ---- protocol versions and cipher suites ------------------------------------
+
+def test_tls13_openssl(any_proxy):
+    rc, out = s_client(any_proxy.https_port, "-tls1_3", "-ign_eof",
+                       stdin=get_request())
+    assert s_client_cipher(out)[0] == "TLSv1.3", out
+    assert_serves(out)
+
+
+@pytest.mark.parametrize("suite", ["TLS_AES_128_GCM_SHA256",
+                                   "TLS_AES_256_GCM_SHA384",
+                                   "TLS_CHACHA20_POLY1305_SHA256"])
+def test_tls13_each_suite(ecdsa_proxy, suite):
+    rc, out = s_client(ecdsa_proxy.https_port, "-tls1_3", "-ciphersuites",
+                       suite, "-ign_eof", stdin=get_request())
+    assert s_client_cipher(out) == ("TLSv1.3", suite), out
+    assert_serves(out)
+
+
+def test_tls13_gnutls_cli(ecdsa_proxy):
+    r = subprocess.run(
+        ["gnutls-cli", "--insecure", "--priority",
+         "NORMAL:-VERS-ALL:+VERS-TLS1.3", "--sni-hostname", "localhost",
+         "-p", str(ecdsa_proxy.https_port), "127.0.0.1"],
+        input=get_request(), capture_output=True, timeout=15)
+    out = (r.stdout + r.stderr).decode("utf-8", "replace")
+    assert re.search(r"Description: \(TLS1\.3", out), out
+    assert "HTTP/1.1 200 OK" in out, out
+
+
+# OpenSSL names; each must work with a certificate of its kind.
+TLS12_GOOD = {
+    "ecdsa": ["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+              "ECDHE-ECDSA-CHACHA20-POLY1305"],
+    "rsa": ["ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384",
+            "ECDHE-RSA-CHACHA20-POLY1305"],
+}
+
+
+@pytest.mark.parametrize("kind,cipher", [(k, c) for k, cs in
+                                         TLS12_GOOD.items() for c in cs])
+def test_tls12_ecdhe_aead_accepted(request, kind, cipher):
+    p = request.getfixturevalue(f"{kind}_proxy")
+    rc, out = s_client(p.https_port, "-tls1_2", "-cipher", cipher,
+                       "-ign_eof", stdin=get_request())
+    assert s_client_cipher(out) == ("TLSv1.2", cipher), \
+        out + "\n" + p.log()[-2000:]
+    assert_serves(out)
+
+
+# CBC (with SHA-1 or SHA-2), static RSA key exchange, finite-field DHE,
+# and anonymous / NULL suites must all be refused.
+TLS12_BAD = {
+    "ecdsa": ["ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA384",
+              "ECDHE-ECDSA-AES128-SHA256", "ECDHE-ECDSA-NULL-SHA"],
+    "rsa": ["ECDHE-RSA-AES128-SHA", "ECDHE-RSA-AES256-SHA384",
+            "AES128-SHA", "AES128-GCM-SHA256", "AES256-GCM-SHA384",
+            "DHE-RSA-AES128-GCM-SHA256", "DHE-RSA-CHACHA20-POLY1305",
+            "DES-CBC3-SHA", "ADH-AES128-GCM-SHA256"],
+}
+
+
+@pytest.mark.parametrize("kind,cipher", [(k, c) for k, cs in
+                                         TLS12_BAD.items() for c in cs])
+def test_tls12_weak_suites_refused(request, kind, cipher):
+    p = request.getfixturevalue(f"{kind}_proxy")
+    # SECLEVEL=0 so that our own client does offer the weak suite.
+    rc, out = s_client(p.https_port, "-tls1_2", "-cipher",
+                       f"{cipher}:@SECLEVEL=0", stdin=b"")
+    assert not handshake_ok(out), out
+    assert "Cipher is (NONE)" in out or "alert" in out or "error" in out
+
+
+# ECDHE-ECDSA and ECDHE-RSA with AES-GCM, for a hand-made TLS 1.2 hello.
+TLS12_SUITES = (0xc02b, 0xc02c, 0xc02f, 0xc030)
+
+
+@pytest.mark.parametrize("version", ["-tls1", "-tls1_1"])
+def test_old_protocols_refused(any_proxy, version):
+    before = any_proxy.log().count("connection closed")
+    rc, out = s_client(any_proxy.https_port, version, "-cipher",
+                       "DEFAULT:@SECLEVEL=0", stdin=b"")
+    assert not handshake_ok(out), out
+    # The hello did reach the proxy, which turned it down.
+    wait_until(lambda: any_proxy.log().count("connection closed") > before,
+               5, what="the proxy to close the connection")
+
+
+def test_tls10_tls11_hellos_refused_by_the_server(any_proxy):
+    """Hellos that offer only TLS 1.0 / 1.1 (no supported_versions):
+    no ServerHello comes back."""
+    for legacy in (0x0301, 0x0302):
+        hello = bytearray(client_hello(versions=(),
+                                       suites=TLS12_SUITES + (0xc013,)))
+        hello[9:11] = legacy.to_bytes(2, "big")     # client_version
+        kind, _ = hello_reply(any_proxy.https_port, bytes(hello))
+        assert kind in ("alert", "closed"), (hex(legacy), kind)
+
+
+def test_no_compression(any_proxy):
+    """A TLS 1.2 hello offering DEFLATE before NULL gets NULL."""
+    hello = client_hello(versions=(), suites=TLS12_SUITES,
+                         compression=(1, 0))
+    kind, fields = hello_reply(any_proxy.https_port, hello)
+    assert kind == "server_hello", (kind, fields)
+    assert fields["compression"] == 0
+    # Offering only DEFLATE: no handshake at all.
+    hello = client_hello(versions=(), suites=TLS12_SUITES, compression=(1,))
+    kind, _ = hello_reply(any_proxy.https_port, hello)
+    assert kind != "server_hello"
+    rc, out = s_client(any_proxy.https_port, "-tls1_2", stdin=b"")
+    assert "Compression: NONE" in out
+
+
+def test_tls13_hello_without_renegotiation_info(ecdsa_proxy):
+    """RFC 8446 clients that speak only TLS 1.3 need not send the
+    renegotiation_info extension (a TLS 1.2 mechanism); the proxy must
+    still answer them (testssl's own TLS 1.3 probe is such a client)."""
+    with_ri = client_hello(renegotiation_info=True)
+    kind, fields = hello_reply(ecdsa_proxy.https_port, with_ri)
+    assert kind == "server_hello", kind            # the control
+    without = client_hello(renegotiation_info=False)
+    kind, fields = hello_reply(ecdsa_proxy.https_port, without)
+    assert kind == "server_hello", \
+        (kind, fields, ecdsa_proxy.log()[-1500:])
+    assert fields["suite"] == 0x1301
+
+
+def test_client_renegotiation_refused(any_proxy):
+    """openssl s_client's "R" starts a renegotiation (TLS 1.2): the
+    connection must end rather than renegotiate."""
+    proc = subprocess.Popen(
+        ["openssl", "s_client", "-connect",
+         f"127.0.0.1:{any_proxy.https_port}", "-servername", "localhost",
+         "-tls1_2"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT)
+    try:
+        # The connection works before...
+        proc.stdin.write(get_request(close=False))
+        proc.stdin.flush()
+        out = b""
+        deadline = time.monotonic() + 10
+        os.set_blocking(proc.stdout.fileno(), False)
+        while b"\r\n\r\n{" not in out and time.monotonic() < deadline:
+            chunk = proc.stdout.read()
+            if chunk:
+                out += chunk
+            time.sleep(0.05)
+        assert b"HTTP/1.1 200 OK" in out, out
+        # ...and a renegotiation ends it.
+        proc.stdin.write(b"R\n")
+        proc.stdin.flush()
+        try:
+            proc.wait(8)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the connection survived a client-"
+                                 "initiated renegotiation")
+        rest = proc.stdout.read() or b""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out += rest
+    assert b"RENEGOTIATING" in out, out
+    # Exactly one handshake happened.
+    assert out.count(b"Verify return code") == 1, out
+    assert "client renegotiation refused" in any_proxy.log()
+
+
+# ---- ALPN -------------------------------------------------------------------
+
+def test_alpn_http11(ecdsa_proxy):
+    rc, out = s_client(ecdsa_proxy.https_port, "-alpn", "http/1.1",
+                       "-ign_eof", stdin=get_request())
+    assert "ALPN protocol: http/1.1" in out, out
+    assert_serves(out)
+
+
+def test_alpn_h2_only_falls_back_to_http11(ecdsa_proxy):
+    rc, out = s_client(ecdsa_proxy.https_port, "-alpn", "h2", "-ign_eof",
+                       stdin=get_request())
+    assert "No ALPN negotiated" in out, out
+    assert "ALPN protocol" not in out
+    assert_serves(out)
+
+
+def test_alpn_preference_and_none(ecdsa_proxy):
+    with tls_connect(ecdsa_proxy.https_port,
+                     ctx=tls_context(("spdy/3", "http/1.1"))) as s:
+        assert s.selected_alpn_protocol() == "http/1.1"
+    with tls_connect(ecdsa_proxy.https_port, ctx=tls_context(None)) as s:
+        assert s.selected_alpn_protocol() is None
+        s.sendall(get_request())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    assert parse_response(data)[0] == 200
+
+
+# ---- certificates -----------------------------------------------------------
+
+def test_certificate_by_sni(make_proxy, upstream, certs):
+    own_cert, own_key = certs.get("own.test", ["own.test", "www.own.test"])
+    wild_cert, wild_key = certs.get("wild.test", ["*.wild.test"])
+
+    def configure(p):
+        p.listener["site"].append(("own.test", {
+            "upstream": "127.0.0.1:9", "cert": str(own_cert),
+            "key": str(own_key)}))
+        p.listener["site"].append(("*.wild.test", {
+            "upstream": "127.0.0.1:9", "cert": str(wild_cert),
+            "key": str(wild_key)}))
+        p.listener["site"].append(("plain.test",
+                                   {"upstream": "127.0.0.1:9"}))
+    p = start_proxy(make_proxy, upstream, configure=configure)
+    listener_der = pem_der(p.listener["tls"]["cert"])
+    own_der = pem_der(own_cert)
+    assert listener_der != own_der
+    wild_der = pem_der(wild_cert)
+    assert peer_cert(p.https_port, "own.test") == own_der
+    assert peer_cert(p.https_port, "OWN.test") == own_der
+    assert peer_cert(p.https_port, "own.test.") == own_der
+    assert peer_cert(p.https_port, "a.wild.test") == wild_der
+    for sni in ("localhost", "a.example.test", "plain.test",
+                "unknown.invalid", "www.own.test", "wild.test",
+                "a.b.wild.test", None):
+        assert peer_cert(p.https_port, sni) == listener_der, sni
+    # The site with its own certificate is served on it.
+    status, _, _, _ = https_get(p.https_port, host="own.test",
+                                sni="own.test")
+    assert status == 200
+    assert upstream.requests[-1].one("Host") == "own.test"
+
+
+def showcerts(out):
+    """The certificates s_client -showcerts printed: [(subject, issuer)]."""
+    return re.findall(r"^\s*\d+ s:(.*)\n\s+i:(.*)$", out, re.M)
+
+
+def test_full_chain_is_sent(make_proxy, upstream, tmp_path):
+    chain, key, ca = ca_chain(tmp_path / "pki", "localhost",
+                              ["localhost", "*.example.test"])
+    site_chain, site_key, site_ca = ca_chain(tmp_path / "pki2", "own.test",
+                                             ca_name="Other Test CA")
+
+    def configure(p):
+        p.listener["tls"] = {"mode": "manual", "cert": str(chain),
+                             "key": str(key)}
+        p.listener["site"].append(("own.test", {
+            "upstream": "127.0.0.1:9", "cert": str(site_chain),
+            "key": str(site_key)}))
+    p = start_proxy(make_proxy, upstream, configure=configure)
+    for sni, leaf, issuer in (("localhost", "localhost",
+                               "Portcullis Test CA"),
+                              ("own.test", "own.test", "Other Test CA")):
+        rc, out = s_client(p.https_port, "-showcerts", "-CAfile",
+                           str(ca if sni == "localhost" else site_ca),
+                           "-verify_hostname", sni, "-ign_eof",
+                           stdin=get_request(sni), sni=sni)
+        certs_sent = showcerts(out)
+        assert len(certs_sent) == 2, out
+        assert f"CN = {leaf}" in certs_sent[0][0]
+        assert f"CN = {issuer}" in certs_sent[0][1]
+        assert f"CN = {issuer}" in certs_sent[1][0]
+        # The chain verifies against the CA alone.
+        assert "Verify return code: 0 (ok)" in out, out
+        assert_serves(out)
+
+
+# ---- session resumption across workers --------------------------------------
+
+def _kill_all_workers(p):
+    old = p.wait_workers(2)
+    for w in old:
+        os.kill(w, signal.SIGKILL)
+    wait_until(lambda: len(p.workers()) == 2 and
+               not set(p.workers()) & set(old) and
+               p.ctl("status")[1]["workers"] == 2, 15,
+               what="two new workers")
+    # Both new workers serve (the master says so once they are ready).
+    p.wait_log(r"worker \d \(pid \d+\) ready at generation", count=4)
+    return old
+
+
+@pytest.mark.parametrize("version,kind", [("-tls1_3", "ecdsa"),
+                                          ("-tls1_2", "ecdsa"),
+                                          ("-tls1_3", "rsa"),
+                                          ("-tls1_2", "rsa")])
+def test_session_resumes_on_new_workers(request, make_proxy, upstream,
+                                        tmp_path, version, kind):
+    """The ticket key is shared: a session made with workers that no longer
+    exist resumes on brand-new worker processes."""
+    p = request.getfixturevalue(f"{kind}_proxy")
+    sess = tmp_path / "session.pem"
+    rc, out = s_client(p.https_port, version, "-sess_out", str(sess),
+                       "-ign_eof", stdin=get_request())
+    assert re.search(r"^New, ", out, re.M), out
+    assert_serves(out)
+    assert sess.exists() and sess.stat().st_size > 0
+    _kill_all_workers(p)
+    rc, out = s_client(p.https_port, version, "-sess_in", str(sess),
+                       "-ign_eof", stdin=get_request())
+    assert re.search(r"^Reused, TLSv1\.[23]", out, re.M), \
+        out + p.log()[-2000:]
+    assert_serves(out)
+    # The control: another proxy (another ticket key) does not resume it.
+    other = start_proxy(make_proxy, upstream, workers=1,
+                        configure=lambda q: q.listener.update(
+                            tls=dict(p.listener["tls"])))
+    rc, out = s_client(other.https_port, version, "-sess_in", str(sess),
+                       "-ign_eof", stdin=get_request())
+    assert re.search(r"^New, ", out, re.M), out
+    assert_serves(out)
+
+
+# ---- reload re-reads the certificate ----------------------------------------
+
+def test_reload_rereads_certificate(make_proxy, upstream, certs):
+    a_cert, a_key = certs.get("rot-a", ["localhost", "*.example.test"])
+    b_cert, b_key = certs.get("rot-b", ["localhost", "*.example.test"])
+    live_cert, live_key = None, None
+
+    def configure(p):
+        nonlocal live_cert, live_key
+        live_cert, live_key = p.dir / "live.crt", p.dir / "live.key"
+        shutil.copy(a_cert, live_cert)
+        shutil.copy(a_key, live_key)
+        p.listener["tls"] = {"mode": "manual", "cert": str(live_cert),
+                             "key": str(live_key)}
+    p = start_proxy(make_proxy, upstream, workers=2, configure=configure)
+    a_der, b_der = pem_der(a_cert), pem_der(b_cert)
+    assert peer_cert(p.https_port) == a_der
+
+    # A keep-alive connection made with certificate A.
+    old = tls_connect(p.https_port)
+    try:
+        old.sendall(get_request(close=False))
+        status, _, _, rest = parse_response(_read_one(old))
+        assert status == 200 and rest == b""
+
+        # The files change: reload takes certificate B.
+        shutil.copy(b_cert, live_cert)
+        shutil.copy(b_key, live_key)
+        rc, reply = p.ctl("reload")
+        assert rc == 0 and reply["status"] == "ok", reply
+        for _ in range(4):          # whichever worker takes it
+            assert peer_cert(p.https_port) == b_der
+        assert old.getpeercert(binary_form=True) == a_der
+
+        # The established connection keeps working.
+        old.sendall(get_request(close=False))
+        status, _, body, _ = parse_response(_read_one(old))
+        assert status == 200, (status, body, p.log()[-2000:])
+    finally:
+        old.close()
+
+    # A broken certificate is refused, and B stays in use.
+    live_cert.write_text("-----BEGIN CERTIFICATE-----\nbroken\n"
+                         "-----END CERTIFICATE-----\n")
+    rc, reply = p.ctl("reload")
+    assert rc == 1 and reply["status"] == "error", reply
+    assert str(live_cert) in reply["message"]
+    # A certificate that does not match the key, too.
+    shutil.copy(a_cert, live_cert)
+    rc, reply = p.ctl("reload")
+    assert rc == 1 and reply["status"] == "error", reply
+    for _ in range(4):
+        assert peer_cert(p.https_port) == b_der
+    status, _, _, _ = https_get(p.https_port)
+    assert status == 200
+
+
+def _read_one(s):
+    """Read one response with a Content-Length body from a keep-alive
+    connection."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        assert chunk, f"closed before a response: {data!r}"
+        data += chunk
+    m = re.search(rb"\r\ncontent-length: *(\d+)", data, re.I)
+    assert m, data
+    want = data.index(b"\r\n\r\n") + 4 + int(m.group(1))
+    while len(data) < want:
+        chunk = s.recv(65536)
+        assert chunk, "closed in a response body"
+        data += chunk
+    return data
+
+
+# ---- testssl ----------------------------------------------------------------
+
+# Findings about the test certificate itself: it is self-signed, made for
+# 30 days, and has no CRL/OCSP URI, by design.  These are all that may be
+# reported at MEDIUM or above.
+CERT_FINDINGS = {
+    "cert_chain_of_trust",      # self-signed
+    "cert_trust",               # name match is on "localhost" only
+    "cert_expirationStatus",    # "expires < 30 days": made for 30 days
+    "cert_notAfter",            # the same, for the date
+    "cert_revocation",          # no CRL or OCSP URI in a test cert
+    "cert_ocspURL", "cert_crlDistributionPoints", "OCSP_stapling",
+    "cert_mustStapleExtension", "DNS_CAArecord",
+}
+# Not about TLS: testssl also grades the HTTP security headers of the
+# answer it gets (HSTS, CSP ...), which are the application's.
+HTTP_FINDINGS = {"security_headers", "HSTS"}
+# Warnings about testssl's own environment, not the server.
+ENV_WARNINGS = {"engine_problem"}
+
+
+@slow
+def test_testssl_scan(ecdsa_proxy, tmp_path):
+    """testssl (about a minute): nothing at MEDIUM or above but the
+    certificate-trust findings a self-signed test certificate must
+    produce, and no warning that a protocol could not be tested."""
+    jf = tmp_path / "testssl.json"
+    r = subprocess.run(
+        ["testssl", "--quiet", "--color", "0", "--warnings", "off",
+         "--severity", "MEDIUM", "--jsonfile", str(jf),
+         "--ip", "127.0.0.1", "--connect-timeout", "10",
+         "--openssl-timeout", "10", f"localhost:{ecdsa_proxy.https_port}"],
+        capture_output=True, text=True, timeout=600,
+        stdin=subprocess.DEVNULL, cwd=tmp_path)
+    assert jf.exists(), r.stdout + r.stderr
+    findings = json.loads(jf.read_text())
+    assert findings, r.stdout
+    bad = [f for f in findings
+           if (f["severity"] in ("MEDIUM", "HIGH", "CRITICAL")
+               and f["id"] not in CERT_FINDINGS | HTTP_FINDINGS)
+           or (f["severity"] == "WARN" and f["id"] not in ENV_WARNINGS)]
+    assert bad == [], json.dumps(bad, indent=1) + "\n" + r.stdout[-6000:]
+    assert "scanTime" not in {f["id"] for f in findings
+                              if f["severity"] == "WARN"}
