@@ -109,6 +109,8 @@ static cfg_opt_t http_opts[] = {
 	CFG_INT("idle-timeout", 60, CFGF_NONE),
 	CFG_INT("client-timeout", 60, CFGF_NONE),
 	CFG_INT("tunnel-idle-timeout", 300, CFGF_NONE),
+	CFG_BOOL("http2", cfg_true, CFGF_NONE),
+	CFG_INT("http2-max-concurrent-streams", 100, CFGF_NONE),
 	CFG_END()
 };
 
@@ -843,6 +845,9 @@ load_http(struct loader *ld, cfg_t *root, struct config *cfg)
 	    3600);
 	c->tunnel_timeout = (unsigned)get_int(ld, h, "tunnel-idle-timeout", 1,
 	    86400);
+	c->h2 = cfg_getbool(h, "http2");
+	c->h2_max_streams = (unsigned)get_int(ld, h,
+	    "http2-max-concurrent-streams", 1, 1000);
 	/* Only when both are in range: one message per mistake. */
 	if (c->max_request_line > c->max_header_size &&
 	    cfg_getint(h, "max-request-line") == (long)c->max_request_line &&

@@ -77,6 +77,8 @@ struct config_http {
 	unsigned		 idle_timeout;		/* between requests */
 	unsigned		 client_timeout;	/* no progress to/from */
 	unsigned		 tunnel_timeout;	/* idle WebSocket */
+	bool			 h2;			/* offer HTTP/2 (ALPN) */
+	unsigned		 h2_max_streams;	/* concurrent, per connection */
 };
 
 struct config {

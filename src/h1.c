@@ -28,7 +28,9 @@
 #include <ev.h>
 
 #include "buf.h"
+#include "front.h"
 #include "h1.h"
+#include "h2.h"
 #include "headers.h"
 #include "http1.h"
 #include "log.h"
@@ -53,20 +55,6 @@ enum h1_state {
 	H1_TUNNEL,	/* WebSocket: bytes both ways */
 	H1_CLOSING,	/* the last bytes go out */
 	H1_LINGER,	/* the client's last bytes are read and dropped */
-};
-
-/* What the access log says of a request. */
-struct h1_log {
-	char		 method[32];
-	char		 host[256];
-	char		 path[2048];
-	const char	*proto;
-	int		 status;
-	bool		 cut;		/* a field was shortened */
-	uint64_t	 bytes_in;
-	uint64_t	 bytes_out;
-	double		 start;
-	char		 upstream[64];
 };
 
 struct h1_conn {
@@ -120,7 +108,7 @@ struct h1_conn {
 	ev_io			 up_io;
 	int			 up_events;
 
-	struct h1_log		 log;
+	struct front_log	 log;
 };
 
 static void	h1_io_cb(struct ev_loop *, ev_io *, int);
@@ -382,29 +370,10 @@ in_consume(struct h1_conn *c, size_t n)
 static void
 log_access(struct h1_conn *c)
 {
-	struct log_event ev;
-	double ms = (ev_now(loop_of(c)) - c->log.start) * 1000.;
-
 	if (!c->logging)
 		return;
 	c->logging = false;
-	/* Never answered: the client went away first (as nginx logs it). */
-	if (c->log.status == 0)
-		c->log.status = 499;
-
-	log_event_begin(&ev, "ACCESS");
-	log_event_cstr(&ev, "client_ip", c->client_ip);
-	log_event_cstr(&ev, "method", c->log.method);
-	log_event_cstr(&ev, "host", c->log.host);
-	log_event_cstr(&ev, "path", c->log.path);
-	log_event_cstr(&ev, "protocol", c->log.proto);
-	log_event_uint(&ev, "status", (uint64_t)c->log.status);
-	log_event_uint(&ev, "bytes_in", c->log.bytes_in);
-	log_event_uint(&ev, "bytes_out", c->log.bytes_out);
-	log_event_uint(&ev, "duration_ms", ms > 0 ? (uint64_t)ms : 0);
-	log_event_cstr(&ev, "upstream", c->log.upstream);
-	ev.truncated = ev.truncated || c->log.cut;
-	log_event_end(&ev);
+	front_log_emit(&c->log, c->client_ip, ev_now(loop_of(c)));
 }
 
 /*
@@ -452,27 +421,10 @@ h1_reject(struct h1_conn *c, int status, const char *why)
 
 /* ---- a request ---- */
 
-/* Copy for the log; true if it had to be shortened. */
-static bool
-copy_slice(char *dst, size_t dstsz, struct http1_slice s)
-{
-	size_t n = MINIMUM(s.len, dstsz - 1);
-
-	memcpy(dst, s.p, n);
-	dst[n] = '\0';
-	return n < s.len;
-}
-
 static void
 begin_log(struct h1_conn *c)
 {
-	memset(&c->log, 0, sizeof(c->log));
-	c->log.start = ev_now(loop_of(c));
-	c->log.proto = "-";
-	snprintf(c->log.method, sizeof(c->log.method), "-");
-	snprintf(c->log.host, sizeof(c->log.host), "-");
-	snprintf(c->log.path, sizeof(c->log.path), "-");
-	snprintf(c->log.upstream, sizeof(c->log.upstream), "-");
+	front_log_begin(&c->log, ev_now(loop_of(c)));
 }
 
 /* Set up for the body the request announced. */
@@ -546,23 +498,6 @@ fill_proxy_request(struct h1_conn *c, struct proxy_request *pr)
 	}
 }
 
-/*
- * Would this host get another certificate than the one this connection
- * got?  Asked of the connection's own generation: a reload that renews a
- * certificate leaves established connections alone; new handshakes get
- * the new one.  (A site the connection's generation does not know gets
- * the listener's certificate there.)
- */
-static bool
-misdirected(const struct h1_conn *c, const char *host, size_t hlen)
-{
-	const struct config_site *s;
-
-	s = route_lookup(c->gen->routes, c->li, host, hlen);
-	return tls_conn_cert_id(c->tls) != tls_ctx_cert_id(c->gen->tls, c->li,
-	    s);
-}
-
 /* Route, check and forward a parsed request (TLS listener). */
 static void
 h1_forward(struct h1_conn *c, const char *host, size_t hlen)
@@ -578,7 +513,7 @@ h1_forward(struct h1_conn *c, const char *host, size_t hlen)
 		h1_respond(c, 404, NULL, false);
 		return;
 	}
-	if (misdirected(c, host, hlen)) {
+	if (front_misdirected(c->gen, c->tls, c->li, host, hlen)) {
 		h1_respond(c, 421, NULL, false);
 		return;
 	}
@@ -620,9 +555,7 @@ h1_request(struct h1_conn *c)
 	c->method = c->req.method;
 	c->minor = c->req.minor_version;
 	c->log.proto = c->minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
-	c->log.cut = copy_slice(c->log.method, sizeof(c->log.method),
-	    c->req.method_str) | copy_slice(c->log.host, sizeof(c->log.host),
-	    c->req.host) | copy_slice(c->log.path, sizeof(c->log.path),
+	front_log_request(&c->log, c->req.method_str, c->req.host,
 	    c->req.target);
 	c->close_after = !c->req.keep_alive || c->minor == 0 || c->draining;
 	body_setup(c);
@@ -935,13 +868,7 @@ static const struct proxy_ops h1_proxy_ops = {
 static void
 count_request(struct h1_conn *c)
 {
-	struct shm_counters *k = worker_counters(c->wk);
-
-	atomic_fetch_add(&k->requests, 1);
-	atomic_fetch_add(&k->bytes_in, c->log.bytes_in);
-	atomic_fetch_add(&k->bytes_out, c->log.bytes_out);
-	if (c->log.status >= 500 || c->broken)
-		atomic_fetch_add(&k->errors, 1);
+	front_count(c->wk, &c->log, c->broken);
 }
 
 /* The response is out: log it, then the next request or the end. */
@@ -1189,6 +1116,29 @@ h1_update(struct h1_conn *c)
 		ev_feed_event(loop_of(c), &c->io, EV_READ);
 }
 
+/* ALPN chose h2: the socket, the TLS session and gen go to h2.c. */
+static void
+h1_to_h2(struct h1_conn *c)
+{
+	struct ev_loop *loop = loop_of(c);
+	struct tls_conn *tls = c->tls;
+	struct gen *g = c->gen;
+
+	c->dead = true;
+	ev_io_stop(loop, &c->io);
+	ev_timer_stop(loop, &c->timer);
+	ev_clear_pending(loop, &c->io);
+	ev_clear_pending(loop, &c->timer);
+	buf_free(c->in);
+	buf_free(c->out);
+	c->in = c->out = NULL;
+	c->tls = NULL;
+	c->gen = NULL;
+	/* Registered there before it leaves here: a drain never sees 0. */
+	h2_accept(c->wk, c->fd, c->li, tls, g, c->client_ip);
+	worker_conn_del(c->wk, &c->wc);
+}
+
 static void
 h1_handshake(struct h1_conn *c)
 {
@@ -1198,6 +1148,10 @@ h1_handshake(struct h1_conn *c)
 		return;
 	if (rc == -1) {
 		h1_close(c, tls_conn_error(c->tls));
+		return;
+	}
+	if (strcmp(tls_conn_alpn(c->tls), "h2") == 0) {
+		h1_to_h2(c);
 		return;
 	}
 	begin_log(c);

@@ -81,6 +81,14 @@ request_drops(const struct http1_header *h)
 	return false;
 }
 
+bool
+headers_request_forwards(const struct http1_header *h,
+    const struct http1_header *fields, size_t n)
+{
+	return !request_drops(h) && !headers_hop_by_hop(h->name.p,
+	    h->name.len, fields, n);
+}
+
 static int
 add_field(struct buf *out, const struct http1_header *h)
 {
@@ -122,8 +130,7 @@ headers_request_head(struct buf *out, const struct headers_request *r)
 	for (i = 0; i < r->nfields; i++) {
 		const struct http1_header *h = &r->fields[i];
 
-		if (request_drops(h) || headers_hop_by_hop(h->name.p,
-		    h->name.len, r->fields, r->nfields))
+		if (!headers_request_forwards(h, r->fields, r->nfields))
 			continue;
 		if (add_field(out, h) == -1)
 			return -1;

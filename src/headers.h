@@ -66,6 +66,13 @@ int	 headers_response_head(struct buf *out, const struct headers_response *r);
 bool	 headers_hop_by_hop(const char *name, size_t len,
 	    const struct http1_header *fields, size_t n);
 
+/*
+ * Whether request field h goes upstream as it is: not hop-by-hop, and not
+ * one the proxy sets itself (Host, framing, the forwarding fields).
+ */
+bool	 headers_request_forwards(const struct http1_header *h,
+	    const struct http1_header *fields, size_t n);
+
 /* The standard reason phrase of a status ("" if unknown). */
 const char *headers_reason(int status);
 

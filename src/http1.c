@@ -258,12 +258,37 @@ valid_host(const char *s, size_t n, bool need_port)
 	    &port);
 }
 
+bool
+http1_is_token(const char *s, size_t n)
+{
+	return all_tchar(s, n);
+}
+
+bool
+http1_is_field_value(const char *s, size_t n)
+{
+	size_t	i;
+
+	if (n > 0 && (is_ows(s[0]) || is_ows(s[n - 1])))
+		return false;
+	for (i = 0; i < n; i++)
+		if (!is_field_char(s[i]))
+			return false;
+	return true;
+}
+
+bool
+http1_is_host(const char *s, size_t n)
+{
+	return valid_host(s, n, false);
+}
+
 /*
  * Start lines.
  */
 
-static enum http1_method
-method_lookup(const char *s, size_t n)
+enum http1_method
+http1_method_lookup(const char *s, size_t n)
 {
 	static const struct {
 		const char		*name;
@@ -403,7 +428,7 @@ parse_request_line(const char *line, size_t n, struct reqline *rl)
 		return HTTP1_E_METHOD;
 	rl->method_str.p = line;
 	rl->method_str.len = sp1 - line;
-	rl->method = method_lookup(line, sp1 - line);
+	rl->method = http1_method_lookup(line, sp1 - line);
 	rl->target.p = sp1 + 1;
 	rl->target.len = sp2 - sp1 - 1;
 	return parse_target(rl);

@@ -189,6 +189,21 @@ int http1_parse_response(struct http1_parser *p, const char *buf, size_t len,
 const struct http1_header *http1_find_header(const struct http1_header *h,
     size_t n, const char *name);
 
+/* A method name as parsed requests carry it (case-sensitive). */
+enum http1_method http1_method_lookup(const char *s, size_t n);
+
+/* A non-empty token (RFC 9110 5.6.2), as field names and methods are. */
+bool http1_is_token(const char *s, size_t n);
+
+/*
+ * A field value the parser would pass through unchanged: field-content
+ * octets (VCHAR, obs-text, SP, HTAB), no leading or trailing whitespace.
+ */
+bool http1_is_field_value(const char *s, size_t n);
+
+/* host [":" port], as a Host field or an authority must be. */
+bool http1_is_host(const char *s, size_t n);
+
 /* Incremental decoder for a chunked body (RFC 9112 section 7.1). */
 struct http1_chunked {
 	int state;

@@ -9,6 +9,7 @@
  *   rate-rps(bits) rate-burst body-limit
  *   http: max-request-line max-header-size max-headers handshake-timeout
  *         header-timeout idle-timeout client-timeout tunnel-timeout
+ *         h2 h2-max-streams
  *   nlisteners { family addr[16] https-port http-port bind cert key
  *                nsites { host wildcard upstream addrlen addr
  *                         connect-timeout request-timeout cert key } }
@@ -131,6 +132,8 @@ put_http(struct wbuf *w, const struct config_http *h)
 	put_u32(w, h->idle_timeout);
 	put_u32(w, h->client_timeout);
 	put_u32(w, h->tunnel_timeout);
+	put_u32(w, h->h2);
+	put_u32(w, h->h2_max_streams);
 }
 
 int
@@ -382,6 +385,8 @@ get_http(struct rbuf *r, struct config_http *h)
 	h->idle_timeout = get_u32(r);
 	h->client_timeout = get_u32(r);
 	h->tunnel_timeout = get_u32(r);
+	h->h2 = get_u32(r) != 0;
+	h->h2_max_streams = get_u32(r);
 	if (h->max_request_line < 256 || h->max_request_line > 65536 ||
 	    h->max_header_size < 1024 || h->max_header_size > 65536 ||
 	    h->max_request_line > h->max_header_size ||
@@ -390,7 +395,8 @@ get_http(struct rbuf *r, struct config_http *h)
 	    h->header_timeout < 1 || h->header_timeout > 300 ||
 	    h->idle_timeout < 1 || h->idle_timeout > 3600 ||
 	    h->client_timeout < 1 || h->client_timeout > 3600 ||
-	    h->tunnel_timeout < 1 || h->tunnel_timeout > 86400)
+	    h->tunnel_timeout < 1 || h->tunnel_timeout > 86400 ||
+	    h->h2_max_streams < 1 || h->h2_max_streams > 1000)
 		r->err = true;
 }
 

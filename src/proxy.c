@@ -595,8 +595,8 @@ ex_soon_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
 	ex_leave(ex);
 }
 
-static int
-ex_build_head(struct exchange *ex, const struct proxy_request *req)
+int
+proxy_request_head(struct buf *out, const struct proxy_request *req)
 {
 	struct headers_request hr;
 
@@ -611,7 +611,13 @@ ex_build_head(struct exchange *ex, const struct proxy_request *req)
 	hr.websocket = req->websocket;
 	hr.client_ip = req->client_ip;
 	hr.tls = req->tls;
-	if (headers_request_head(ex->out, &hr) == -1)
+	return headers_request_head(out, &hr);
+}
+
+static int
+ex_build_head(struct exchange *ex, const struct proxy_request *req)
+{
+	if (proxy_request_head(ex->out, req) == -1)
 		return -1;
 	/* A request without a body can be sent again on a new connection. */
 	if (ex->reused && req->framing == HEADERS_FRAME_NONE) {

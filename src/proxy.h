@@ -94,6 +94,9 @@ void	 proxy_resume(struct exchange *ex);
 /* The frontend is gone: end now, no callbacks; the upstream is closed. */
 void	 proxy_abort(struct exchange *ex);
 
+/* The HTTP/1.1 head an exchange sends upstream for req, into out. */
+int	 proxy_request_head(struct buf *out, const struct proxy_request *req);
+
 /* For the access log: "127.0.0.1:8080". */
 const char *proxy_upstream_name(const struct exchange *ex);
 /* Whether the request was fully sent (else the client must not go on). */

@@ -69,6 +69,7 @@ struct tls_ctx {
 	const struct route_table *rt;
 	struct tls_listener	*l;
 	size_t			 nl;
+	bool			 h2;	/* ALPN offers h2 */
 };
 
 struct tls_conn {
@@ -263,6 +264,7 @@ tls_ctx_new(const struct config *cfg, const struct route_table *rt,
 	ctx->magic = TLS_CTX_MAGIC;
 	ctx->rt = rt;
 	ctx->nl = cfg->nlisteners;
+	ctx->h2 = cfg->http.h2;
 	memcpy(ctx->ticket.data, ticket_key, ticket_len);
 	ctx->ticket.size = (unsigned)ticket_len;
 	if ((ret = gnutls_priority_init(&ctx->prio, TLS_PRIORITY, &where)) < 0 ||
@@ -323,7 +325,11 @@ tls_ctx_cert_id(const struct tls_ctx *ctx, size_t li,
 struct tls_conn *
 tls_conn_new(struct tls_ctx *ctx, size_t li, int fd)
 {
-	static const gnutls_datum_t alpn = { (unsigned char *)"http/1.1", 8 };
+	/* h2 first: the server's order wins. */
+	static const gnutls_datum_t alpn[] = {
+		{ (unsigned char *)"h2", 2 },
+		{ (unsigned char *)"http/1.1", 8 },
+	};
 	struct tls_conn *c;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
@@ -339,8 +345,8 @@ tls_conn_new(struct tls_ctx *ctx, size_t li, int fd)
 	if (gnutls_priority_set(c->s, ctx->prio) < 0 ||
 	    gnutls_credentials_set(c->s, GNUTLS_CRD_CERTIFICATE, ctx->cred) < 0 ||
 	    gnutls_session_ticket_enable_server(c->s, &ctx->ticket) < 0 ||
-	    gnutls_alpn_set_protocols(c->s, &alpn, 1,
-	    GNUTLS_ALPN_SERVER_PRECEDENCE) < 0) {
+	    gnutls_alpn_set_protocols(c->s, ctx->h2 ? alpn : alpn + 1,
+	    ctx->h2 ? 2 : 1, GNUTLS_ALPN_SERVER_PRECEDENCE) < 0) {
 		tls_conn_free(c);
 		return NULL;
 	}

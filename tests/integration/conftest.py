@@ -24,16 +24,29 @@ SRCDIR = Path(__file__).resolve().parents[2]
 BUILDDIR = Path(os.environ.get("PORTCULLIS_BUILDDIR", SRCDIR))
 BINARY = Path(os.environ.get("PORTCULLIS_BIN", BUILDDIR / "portcullis"))
 
+# Under AddressSanitizer everything is several times slower: deadlines
+# that say "at once" are multiplied by this.
+SLOWDOWN = 4 if os.environ.get("ASAN_OPTIONS") else 1
+
 SANITIZER_PATTERNS = re.compile(
     r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|"
     r"UndefinedBehaviorSanitizer|AddressSanitizer:DEADLYSIGNAL")
 
 
+_ports_given = set()
+
+
 def free_port(family=socket.AF_INET, host="127.0.0.1"):
-    """A TCP port nobody listens on right now."""
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A TCP port nobody listens on right now, and never handed out before
+    in this run: the kernel may offer the same free port twice in a row,
+    and one config must not get it for two listeners."""
+    while True:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
 
 
 def wait_until(pred, timeout=10.0, interval=0.02, what="condition"):

@@ -232,8 +232,15 @@ def test_alpn_http11(ecdsa_proxy):
     assert_serves(out)
 
 
-def test_alpn_h2_only_falls_back_to_http11(ecdsa_proxy):
-    rc, out = s_client(ecdsa_proxy.https_port, "-alpn", "h2", "-ign_eof",
+def test_alpn_h2_only(ecdsa_proxy):
+    rc, out = s_client(ecdsa_proxy.https_port, "-alpn", "h2",
+                       stdin=b"")
+    assert "ALPN protocol: h2" in out, out
+
+
+def test_alpn_h2_only_falls_back_when_http2_is_off(make_proxy, upstream):
+    p = start_proxy(make_proxy, upstream, http={"http2": False})
+    rc, out = s_client(p.https_port, "-alpn", "h2", "-ign_eof",
                        stdin=get_request())
     assert "No ALPN negotiated" in out, out
     assert "ALPN protocol" not in out

@@ -134,7 +134,8 @@ def test_sigterm_lets_inflight_requests_finish(make_proxy, make_upstream):
     time.sleep(0.3)
     start = time.monotonic()
     p.send_signal(signal.SIGTERM)
-    p.wait_log(r"draining")
+    # Every worker has closed its listeners once it says so.
+    p.wait_log(r"draining \(master asked\)", count=2)
     # No new connections while the old ones drain.
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", p.https_port), timeout=2)

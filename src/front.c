@@ -1,0 +1,95 @@
+/*
+ * front.c - shared by the HTTP/1.1 and HTTP/2 frontends (see front.h).
+ */
+#include "autoconf.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "front.h"
+#include "log.h"
+#include "route.h"
+#include "shm.h"
+#include "tls.h"
+#include "util.h"
+#include "worker.h"
+
+void
+front_log_begin(struct front_log *l, double now)
+{
+	memset(l, 0, sizeof(*l));
+	l->start = now;
+	l->proto = "-";
+	snprintf(l->method, sizeof(l->method), "-");
+	snprintf(l->host, sizeof(l->host), "-");
+	snprintf(l->path, sizeof(l->path), "-");
+	snprintf(l->upstream, sizeof(l->upstream), "-");
+}
+
+/* Copy for the log; true if it had to be shortened. */
+static bool
+copy_slice(char *dst, size_t dstsz, struct http1_slice s)
+{
+	size_t n = MINIMUM(s.len, dstsz - 1);
+
+	if (s.len == 0)
+		return false;	/* stays "-" */
+	memcpy(dst, s.p, n);
+	dst[n] = '\0';
+	return n < s.len;
+}
+
+void
+front_log_request(struct front_log *l, struct http1_slice method,
+    struct http1_slice host, struct http1_slice target)
+{
+	l->cut = copy_slice(l->method, sizeof(l->method), method) |
+	    copy_slice(l->host, sizeof(l->host), host) |
+	    copy_slice(l->path, sizeof(l->path), target);
+}
+
+void
+front_log_emit(struct front_log *l, const char *client_ip, double now)
+{
+	struct log_event ev;
+	double ms = (now - l->start) * 1000.;
+
+	if (l->status == 0)
+		l->status = 499;
+	log_event_begin(&ev, "ACCESS");
+	log_event_cstr(&ev, "client_ip", client_ip);
+	log_event_cstr(&ev, "method", l->method);
+	log_event_cstr(&ev, "host", l->host);
+	log_event_cstr(&ev, "path", l->path);
+	log_event_cstr(&ev, "protocol", l->proto);
+	log_event_uint(&ev, "status", (uint64_t)l->status);
+	log_event_uint(&ev, "bytes_in", l->bytes_in);
+	log_event_uint(&ev, "bytes_out", l->bytes_out);
+	log_event_uint(&ev, "duration_ms", ms > 0 ? (uint64_t)ms : 0);
+	log_event_cstr(&ev, "upstream", l->upstream);
+	ev.truncated = ev.truncated || l->cut;
+	log_event_end(&ev);
+}
+
+void
+front_count(struct worker *wk, const struct front_log *l, bool broken)
+{
+	struct shm_counters *k = worker_counters(wk);
+
+	atomic_fetch_add(&k->requests, 1);
+	atomic_fetch_add(&k->bytes_in, l->bytes_in);
+	atomic_fetch_add(&k->bytes_out, l->bytes_out);
+	if (l->status >= 500 || broken)
+		atomic_fetch_add(&k->errors, 1);
+}
+
+bool
+front_misdirected(const struct gen *conn_gen, struct tls_conn *tls,
+    size_t li, const char *host, size_t hlen)
+{
+	const struct config_site *s;
+
+	s = route_lookup(conn_gen->routes, li, host, hlen);
+	return tls_conn_cert_id(tls) != tls_ctx_cert_id(conn_gen->tls, li, s);
+}

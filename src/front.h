@@ -1,0 +1,54 @@
+/*
+ * front.h - what the HTTP/1.1 and HTTP/2 frontends share: the access log
+ * line of a request, the worker's counters, and the certificate check
+ * behind 421 Misdirected Request.
+ */
+#ifndef PORTCULLIS_FRONT_H
+#define PORTCULLIS_FRONT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http1.h"
+
+struct gen;
+struct tls_conn;
+struct worker;
+
+/* What the access log says of a request. */
+struct front_log {
+	char		 method[32];
+	char		 host[256];
+	char		 path[2048];
+	const char	*proto;
+	int		 status;
+	bool		 cut;		/* a field was shortened */
+	uint64_t	 bytes_in;
+	uint64_t	 bytes_out;
+	double		 start;
+	char		 upstream[64];
+};
+
+/* Empty fields ("-"), the clock started at now. */
+void	 front_log_begin(struct front_log *l, double now);
+/* The request's method, host and target, shortened if need be. */
+void	 front_log_request(struct front_log *l, struct http1_slice method,
+	    struct http1_slice host, struct http1_slice target);
+/* The ACCESS line (status 0 is logged as 499: the client left first). */
+void	 front_log_emit(struct front_log *l, const char *client_ip,
+	    double now);
+/* The worker's shared counters for one finished request. */
+void	 front_count(struct worker *wk, const struct front_log *l,
+	    bool broken);
+
+/*
+ * Would host (normalised) get another certificate on listener li than the
+ * one this TLS connection was given?  Asked of the connection's own
+ * generation, so that a reload that renews a certificate leaves
+ * established connections alone.
+ */
+bool	 front_misdirected(const struct gen *conn_gen, struct tls_conn *tls,
+	    size_t li, const char *host, size_t hlen);
+
+#endif /* PORTCULLIS_FRONT_H */

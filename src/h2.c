@@ -1,0 +1,1362 @@
+/*
+ * h2.c - HTTP/2 client connections (see h2.h).
+ *
+ * One nghttp2 server session per connection, driven through its
+ * in-memory API: bytes read from TLS go to nghttp2_session_mem_recv(),
+ * frames from nghttp2_session_mem_send() are gathered in `out` and
+ * written in as few TLS records as they fit.
+ *
+ * Streams.  A request's HEADERS are collected by h2req.c; a complete
+ * request waits on the `ready` list and is started (routed, checked,
+ * proxy_start()) only after the whole read it arrived in was processed,
+ * so that a HEADERS + RST_STREAM pair in one read never reaches an
+ * upstream.  Request bodies are read only as fast as the exchange takes
+ * them: window updates are manual (nghttp2_session_consume() for what the
+ * exchange took), so a stream buffers at most its window.  Response
+ * bodies wait in a small buffer per stream and leave as the client's
+ * window allows; a full buffer pauses the exchange.
+ *
+ * Callbacks from nghttp2 and from the exchanges only change state; the
+ * connection is freed only from its own event handlers (h2_io_cb,
+ * h2_timer_cb) on their way out, as in h1.c.
+ *
+ * Abuse.  nghttp2 limits what it knows (RST_STREAM rate, CONTINUATION
+ * count, queued ACKs, SETTINGS entries).  On top of that each connection
+ * has an anomaly budget: a token bucket that SETTINGS, PING, PRIORITY,
+ * RST_STREAM, empty DATA, invalid frames and refused requests draw from;
+ * when it runs dry the connection ends with GOAWAY(ENHANCE_YOUR_CALM).
+ * Timers never count control frames as progress: a client that only
+ * PINGs is idle, and one that holds its window shut is too slow.
+ */
+#include "autoconf.h"
+
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ev.h>
+#include <nghttp2/nghttp2.h>
+
+#include "buf.h"
+#include "front.h"
+#include "h2.h"
+#include "h2req.h"
+#include "headers.h"
+#include "log.h"
+#include "proxy.h"
+#include "route.h"
+#include "tls.h"
+#include "util.h"
+#include "worker.h"
+
+#define H2_MAGIC	0x48324332u	/* "H2C2" */
+#define ST_MAGIC	0x48325354u	/* "H2ST" */
+#define H2_IN		16384
+#define H2_OUT		(64 * 1024)	/* frames gathered for TLS */
+#define STREAM_WINDOW	65535		/* what a stream may buffer */
+#define CONN_WINDOW	(1 << 20)
+#define READS_PER_EVENT	8
+#define LINGER_SECS	2.0
+
+/* The anomaly budget: a burst, refilled at a rate per second. */
+#define BUDGET_BURST	200.0
+#define BUDGET_RATE	20.0
+
+struct h2_conn;
+
+struct h2_stream {
+	uint32_t		 magic;
+	struct h2_conn		*c;
+	int32_t			 id;
+	TAILQ_ENTRY(h2_stream)	 entry;
+	TAILQ_ENTRY(h2_stream)	 ready_entry;
+	bool			 ready;		/* on c->ready */
+
+	struct h2req		*req;		/* until the exchange starts */
+	struct gen		*gen;		/* the request's routing */
+	struct exchange		*ex;
+	enum http1_method	 method;
+	bool			 logging;	/* a request awaits its log */
+	struct front_log	 log;
+
+	/* The request body. */
+	struct buf		*body;		/* received, not yet taken */
+	uint64_t		 body_seen;
+	bool			 body_wait;	/* the exchange is full */
+	bool			 end_stream;	/* the client is done sending */
+	bool			 body_ended;	/* proxy_body_end() was called */
+
+	/* The response. */
+	bool			 submitted;	/* HEADERS submitted */
+	bool			 sent;		/* our END_STREAM went out */
+	struct buf		*resp;		/* body for nghttp2 */
+	bool			 resp_eof;	/* nothing more after resp */
+	bool			 deferred;	/* the data source said DEFERRED */
+	bool			 resp_wait;	/* the exchange is paused */
+	bool			 broken;
+};
+
+struct h2_conn {
+	uint32_t		 magic;
+	struct worker_conn	 wc;
+	struct worker		*wk;
+	struct gen		*gen;		/* the TLS session's credentials */
+	size_t			 li;
+	int			 fd;
+	struct tls_conn		*tls;
+	char			 client_ip[INET6_ADDRSTRLEN];
+	nghttp2_session		*s;
+	ev_io			 io;
+	int			 events;
+	ev_timer		 timer;
+	bool			 dead;
+	bool			 closing;	/* GOAWAY out: flush, then close */
+	bool			 draining;
+	bool			 resume;	/* some exchange may go on */
+	bool			 served;	/* a request came */
+	bool			 lingering;	/* all sent: drop what comes */
+
+	struct buf		*out;		/* NULL when empty (idle) */
+	const uint8_t		*pend;		/* from mem_send, not yet in out */
+	size_t			 pendlen;
+
+	TAILQ_HEAD(, h2_stream)	 streams;
+	TAILQ_HEAD(, h2_stream)	 ready;
+	unsigned		 nstreams;
+
+	double			 budget;
+	double			 budget_at;
+	double			 idle_since;	/* no stream since */
+	double			 progress;	/* stream bytes last moved */
+};
+
+static const struct proxy_ops h2_proxy_ops;
+static nghttp2_session_callbacks *callbacks;
+/* A worker is one thread: what is used within one call is shared. */
+static char rbuf[H2_IN];
+static struct buf *scratch;		/* the re-parse check */
+
+static void	h2_update(struct h2_conn *);
+static void	st_push_body(struct h2_stream *);
+
+static struct h2_conn *
+conn_of(void *data)
+{
+	struct h2_conn *c = data;
+
+	if (c == NULL || c->magic != H2_MAGIC)
+		fatalx("h2: corrupt connection");
+	return c;
+}
+
+static struct h2_stream *
+stream_of(void *data)
+{
+	struct h2_stream *st = data;
+
+	if (st == NULL || st->magic != ST_MAGIC)
+		fatalx("h2: corrupt stream");
+	return st;
+}
+
+static struct ev_loop *
+loop_of(const struct h2_conn *c)
+{
+	return worker_loop(c->wk);
+}
+
+static double
+now_of(const struct h2_conn *c)
+{
+	return ev_now(loop_of(c));
+}
+
+static const struct config_http *
+http_cfg(const struct h2_conn *c)
+{
+	return &worker_gen(c->wk)->cfg->http;
+}
+
+/* Carry on from the connection's own handler. */
+static void
+h2_defer(struct h2_conn *c)
+{
+	if (!c->dead)
+		ev_feed_event(loop_of(c), &c->io, EV_CUSTOM);
+}
+
+/* ---- the anomaly budget ---- */
+
+static void
+anomaly(struct h2_conn *c, const char *what)
+{
+	double now = now_of(c);
+
+	c->budget = MINIMUM(BUDGET_BURST, c->budget + (now - c->budget_at) *
+	    BUDGET_RATE);
+	c->budget_at = now;
+	c->budget -= 1.0;
+	if (c->budget >= 0.0 || c->closing)
+		return;
+	log_warnx("%s: h2: anomaly budget spent (last: %s): GOAWAY",
+	    c->client_ip, what);
+	nghttp2_session_terminate_session(c->s, NGHTTP2_ENHANCE_YOUR_CALM);
+	c->closing = true;
+}
+
+/* ---- the connection timer ---- */
+
+/* When the connection's clock runs out, as things stand. */
+static double
+deadline(const struct h2_conn *c)
+{
+	const struct config_http *h = http_cfg(c);
+
+	if (c->closing)
+		return c->progress + h->client_timeout;
+	if (c->nstreams == 0)
+		return c->idle_since + (c->served ? h->idle_timeout :
+		    h->header_timeout);
+	return c->progress + h->client_timeout;
+}
+
+static void
+h2_timer_arm(struct h2_conn *c)
+{
+	double left = deadline(c) - now_of(c);
+
+	c->timer.repeat = MAXIMUM(left, 0.001);
+	ev_timer_again(loop_of(c), &c->timer);
+}
+
+static void
+progress(struct h2_conn *c)
+{
+	c->progress = now_of(c);
+}
+
+/* ---- streams ---- */
+
+static void
+st_log(struct h2_stream *st)
+{
+	struct h2_conn *c = st->c;
+
+	if (!st->logging)
+		return;
+	st->logging = false;
+	front_log_emit(&st->log, c->client_ip, now_of(c));
+	front_count(c->wk, &st->log, st->broken);
+}
+
+static void
+st_free(struct h2_stream *st)
+{
+	struct h2_conn *c = st->c;
+
+	if (st->ex != NULL) {
+		proxy_abort(st->ex);
+		st->ex = NULL;
+		st->broken = st->broken || st->submitted;
+	}
+	st_log(st);
+	if (st->ready)
+		TAILQ_REMOVE(&c->ready, st, ready_entry);
+	TAILQ_REMOVE(&c->streams, st, entry);
+	c->nstreams--;
+	if (c->nstreams == 0 && !c->dead) {
+		c->idle_since = now_of(c);
+		h2_timer_arm(c);
+	}
+	if (st->req != NULL) {
+		h2req_free(st->req);
+		free(st->req);
+	}
+	buf_free(st->body);
+	buf_free(st->resp);
+	gen_unref(st->gen);
+	st->magic = 0;
+	free(st);
+}
+
+static struct h2_stream *
+st_new(struct h2_conn *c, int32_t id)
+{
+	const struct config_http *h = http_cfg(c);
+	struct h2_stream *st;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return NULL;
+	if ((st->req = malloc(sizeof(*st->req))) == NULL) {
+		free(st);
+		return NULL;
+	}
+	h2req_init(st->req, h->max_header_size, h->max_headers);
+	st->magic = ST_MAGIC;
+	st->c = c;
+	st->id = id;
+	front_log_begin(&st->log, now_of(c));
+	st->log.proto = "h2";
+	TAILQ_INSERT_TAIL(&c->streams, st, entry);
+	c->served = true;
+	if (c->nstreams++ == 0) {
+		progress(c);
+		h2_timer_arm(c);
+	}
+	return st;
+}
+
+static struct h2_stream *
+st_get(struct h2_conn *c, int32_t id)
+{
+	void *p = nghttp2_session_get_stream_user_data(c->s, id);
+
+	return p != NULL ? stream_of(p) : NULL;
+}
+
+/* ---- responses ---- */
+
+static ssize_t
+st_read_cb(nghttp2_session *s UNUSED, int32_t id UNUSED, uint8_t *dst,
+    size_t len, uint32_t *flags, nghttp2_data_source *src, void *ud UNUSED)
+{
+	struct h2_stream *st = stream_of(src->ptr);
+	size_t n = st->resp != NULL ? MINIMUM(len, buf_len(st->resp)) : 0;
+
+	if (n == 0 && !st->resp_eof) {
+		st->deferred = true;
+		return NGHTTP2_ERR_DEFERRED;
+	}
+	if (n > 0) {
+		memcpy(dst, buf_data(st->resp), n);
+		buf_consume(st->resp, n);
+		st->log.bytes_out += n;
+		if (st->resp_wait && buf_space(st->resp) > buf_cap(st->resp) /
+		    4)
+			st->c->resume = true;
+	}
+	if (st->resp_eof && (st->resp == NULL || buf_empty(st->resp)))
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+	return (ssize_t)n;
+}
+
+static void
+st_resume_data(struct h2_stream *st)
+{
+	if (st->deferred) {
+		st->deferred = false;
+		nghttp2_session_resume_data(st->c->s, st->id);
+	}
+}
+
+static void
+lower_copy(char *dst, const char *src, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		dst[i] = (src[i] >= 'A' && src[i] <= 'Z') ? src[i] + 32 :
+		    src[i];
+}
+
+/* The nv list of a response; names lower-cased into names[]. */
+static size_t
+response_nv(nghttp2_nv *nv, size_t max, char *names, size_t namesz,
+    const char *status, const struct http1_header *f, size_t nf,
+    bool keep_length)
+{
+	size_t i, n = 0, used = 0;
+
+	nv[n++] = (nghttp2_nv){ (uint8_t *)":status", (uint8_t *)status, 7,
+	    3, NGHTTP2_NV_FLAG_NONE };
+	for (i = 0; i < nf && n < max; i++) {
+		if (headers_hop_by_hop(f[i].name.p, f[i].name.len, f, nf) ||
+		    (!keep_length && util_strcaseeq(f[i].name.p,
+		    f[i].name.len, "content-length", 14)))
+			continue;
+		if (used + f[i].name.len > namesz)
+			break;
+		lower_copy(names + used, f[i].name.p, f[i].name.len);
+		nv[n++] = (nghttp2_nv){ (uint8_t *)names + used,
+		    (uint8_t *)f[i].value.p, f[i].name.len, f[i].value.len,
+		    NGHTTP2_NV_FLAG_NONE };
+		used += f[i].name.len;
+	}
+	return n;
+}
+
+static int
+st_submit(struct h2_stream *st, int status, const struct http1_header *f,
+    size_t nf, bool body, bool keep_length)
+{
+	nghttp2_nv nv[HTTP1_MAX_HEADERS + 1];
+	nghttp2_data_provider dp;
+	char names[16384], code[4];
+	size_t n;
+
+	snprintf(code, sizeof(code), "%03d", status);
+	n = response_nv(nv, nitems(nv), names, sizeof(names), code, f, nf,
+	    keep_length);
+	dp.source.ptr = st;
+	dp.read_callback = st_read_cb;
+	if (nghttp2_submit_response(st->c->s, st->id, nv, n,
+	    body ? &dp : NULL) != 0)
+		return -1;
+	st->submitted = true;
+	st->log.status = status;
+	if (!body)
+		st->resp_eof = true;
+	return 0;
+}
+
+/* A short plain-text response of our own. */
+static void
+st_respond(struct h2_stream *st, int status)
+{
+	char len[24], text[64];
+	struct http1_header f[2];
+	int n;
+
+	n = snprintf(text, sizeof(text), "%d %s\n", status,
+	    headers_reason(status));
+	snprintf(len, sizeof(len), "%d", n);
+	f[0] = (struct http1_header){ { "content-type", 12 },
+	    { "text/plain; charset=utf-8", 25 } };
+	f[1] = (struct http1_header){ { "content-length", 14 },
+	    { len, strlen(len) } };
+	if (st->method != HTTP1_METHOD_HEAD) {
+		if (st->resp == NULL && (st->resp = buf_new(PROXY_BUF)) ==
+		    NULL) {
+			nghttp2_submit_rst_stream(st->c->s, NGHTTP2_FLAG_NONE,
+			    st->id, NGHTTP2_INTERNAL_ERROR);
+			return;
+		}
+		buf_reset(st->resp);
+		buf_add(st->resp, text, (size_t)n);
+	}
+	st->resp_eof = true;
+	if (st_submit(st, status, f, 2, st->method != HTTP1_METHOD_HEAD,
+	    true) == -1)
+		nghttp2_submit_rst_stream(st->c->s, NGHTTP2_FLAG_NONE, st->id,
+		    NGHTTP2_INTERNAL_ERROR);
+	/* Log it now: the ACCESS line says what we answered. */
+}
+
+/* The request is refused before any exchange: answer, drop its body. */
+static void
+st_refuse(struct h2_stream *st, int status)
+{
+	if (st->body != NULL && !buf_empty(st->body)) {
+		nghttp2_session_consume(st->c->s, st->id, buf_len(st->body));
+		buf_reset(st->body);
+	}
+	st_respond(st, status);
+}
+
+/* ---- the exchange's callbacks ---- */
+
+static int
+st_ex_head(void *fe, const struct proxy_response *r)
+{
+	struct h2_stream *st = stream_of(fe);
+	bool body, keep;
+
+	/* HEAD and 304 keep the upstream's Content-Length, with no body. */
+	body = st->method != HTTP1_METHOD_HEAD && r->status != 304 &&
+	    r->status != 204 && r->body != HTTP1_BODY_NONE;
+	keep = r->body == HTTP1_BODY_LENGTH || !body;
+	if (body && st->resp == NULL && (st->resp = buf_new(PROXY_BUF)) ==
+	    NULL)
+		return -1;
+	if (st_submit(st, r->status, r->fields, r->nfields, body, keep) ==
+	    -1) {
+		log_warnx("%s: h2: response head from %s refused by nghttp2",
+		    st->c->client_ip, st->log.host);
+		return -1;
+	}
+	progress(st->c);
+	h2_defer(st->c);
+	return 0;
+}
+
+static size_t
+st_ex_body(void *fe, const char *data, size_t len)
+{
+	struct h2_stream *st = stream_of(fe);
+	size_t n;
+
+	if (st->resp == NULL)
+		return len;	/* a body we do not send (HEAD ...) */
+	n = MINIMUM(len, buf_space(st->resp));
+	if (n > 0 && buf_add(st->resp, data, n) == -1)
+		n = 0;
+	if (n < len)
+		st->resp_wait = true;
+	st_resume_data(st);
+	h2_defer(st->c);
+	return n;
+}
+
+static void
+st_ex_done(void *fe, enum proxy_result res)
+{
+	struct h2_stream *st = stream_of(fe);
+	struct h2_conn *c = st->c;
+
+	snprintf(st->log.upstream, sizeof(st->log.upstream), "%s",
+	    proxy_upstream_name(st->ex));
+	st->ex = NULL;
+	st->resp_wait = false;
+	/* Whatever of the body is left is read and dropped. */
+	if (st->body != NULL && !buf_empty(st->body)) {
+		nghttp2_session_consume(c->s, st->id, buf_len(st->body));
+		buf_reset(st->body);
+	}
+	switch (res) {
+	case PROXY_OK:
+		st->resp_eof = true;
+		st_resume_data(st);
+		break;
+	case PROXY_BAD_GATEWAY:
+	case PROXY_TIMEOUT:
+		if (!st->submitted) {
+			st_respond(st, res == PROXY_TIMEOUT ? 504 : 502);
+			break;
+		}
+		/* FALLTHROUGH */
+	default:
+		st->broken = true;
+		nghttp2_submit_rst_stream(c->s, NGHTTP2_FLAG_NONE, st->id,
+		    NGHTTP2_INTERNAL_ERROR);
+		break;
+	}
+	h2_defer(c);
+}
+
+static void
+st_ex_want_body(void *fe)
+{
+	struct h2_stream *st = stream_of(fe);
+
+	st->body_wait = false;
+	st->c->resume = true;
+	h2_defer(st->c);
+}
+
+static void
+st_ex_upgrade(void *fe, int fd, const char *extra UNUSED, size_t len UNUSED)
+{
+	struct h2_stream *st = stream_of(fe);
+
+	/* Never asked for: HTTP/2 requests are not WebSocket upgrades. */
+	close(fd);
+	worker_fd_del(st->c->wk, 1);
+	st->broken = true;
+	nghttp2_submit_rst_stream(st->c->s, NGHTTP2_FLAG_NONE, st->id,
+	    NGHTTP2_INTERNAL_ERROR);
+	h2_defer(st->c);
+}
+
+static const struct proxy_ops h2_proxy_ops = {
+	.head = st_ex_head,
+	.body = st_ex_body,
+	.done = st_ex_done,
+	.want_body = st_ex_want_body,
+	.upgrade = st_ex_upgrade,
+};
+
+/* ---- starting a request ---- */
+
+static void
+st_start(struct h2_stream *st)
+{
+	struct h2_conn *c = st->c;
+	char host[CONFIG_HOST_MAX + 1];
+	const struct config_site *site;
+	struct proxy_request pr;
+	uint64_t limit;
+	int rc, hlen;
+
+	rc = h2req_finish(st->req, st->end_stream && (st->body == NULL ||
+	    buf_empty(st->body)) && st->body_seen == 0, &pr);
+	st->method = pr.method_id;
+	front_log_request(&st->log, pr.method, pr.host, pr.path);
+	st->logging = true;
+	if (rc != 0) {
+		anomaly(c, "malformed request");
+		st_refuse(st, rc);
+		return;
+	}
+	hlen = route_normalize_host(pr.host.p, pr.host.len, host,
+	    sizeof(host));
+	if (hlen <= 0) {
+		st_refuse(st, 400);
+		return;
+	}
+	st->gen = gen_ref(worker_gen(c->wk));
+	limit = st->gen->cfg->body_limit;
+	if ((site = route_lookup(st->gen->routes, c->li, host,
+	    (size_t)hlen)) == NULL) {
+		st_refuse(st, 404);
+		return;
+	}
+	if (front_misdirected(c->gen, c->tls, c->li, host, (size_t)hlen)) {
+		st_refuse(st, 421);
+		return;
+	}
+	if (pr.method_id == HTTP1_METHOD_CONNECT) {
+		st_refuse(st, 405);
+		return;
+	}
+	if (limit > 0 && ((pr.framing == HEADERS_FRAME_LENGTH &&
+	    pr.content_length > limit) || st->body_seen > limit)) {
+		st_refuse(st, 413);
+		return;
+	}
+	pr.client_ip = c->client_ip;
+	pr.tls = true;
+	if ((scratch == NULL && (scratch = buf_new(2 * PROXY_BUF)) == NULL) ||
+	    h2req_check(&pr, scratch) == -1) {
+		log_warnx("%s: h2: request for %s does not re-parse as "
+		    "HTTP/1.1; refused", c->client_ip, st->log.host);
+		st_refuse(st, 400);
+		return;
+	}
+	if ((st->ex = proxy_start(c->wk, site, &pr, &h2_proxy_ops, st)) ==
+	    NULL) {
+		st_refuse(st, 503);
+		return;
+	}
+	h2req_free(st->req);
+	free(st->req);
+	st->req = NULL;
+	st_push_body(st);
+}
+
+/* Requests complete in the last read, unless reset meanwhile. */
+static void
+start_ready(struct h2_conn *c)
+{
+	struct h2_stream *st;
+
+	while ((st = TAILQ_FIRST(&c->ready)) != NULL) {
+		TAILQ_REMOVE(&c->ready, st, ready_entry);
+		st->ready = false;
+		if (c->draining || c->closing) {
+			nghttp2_submit_rst_stream(c->s, NGHTTP2_FLAG_NONE,
+			    st->id, NGHTTP2_REFUSED_STREAM);
+			continue;
+		}
+		st_start(st);
+	}
+}
+
+/* ---- request bodies ---- */
+
+static void
+st_push_body(struct h2_stream *st)
+{
+	struct h2_conn *c = st->c;
+	size_t taken;
+
+	while (st->ex != NULL && !st->body_wait && st->body != NULL &&
+	    !buf_empty(st->body)) {
+		taken = proxy_body(st->ex, buf_data(st->body),
+		    buf_len(st->body));
+		if (taken == 0) {
+			st->body_wait = true;
+			break;
+		}
+		buf_consume(st->body, taken);
+		nghttp2_session_consume(c->s, st->id, taken);
+	}
+	if (st->ex != NULL && st->end_stream && !st->body_ended &&
+	    (st->body == NULL || buf_empty(st->body))) {
+		st->body_ended = true;
+		proxy_body_end(st->ex);
+	}
+}
+
+static bool
+body_over_limit(struct h2_stream *st)
+{
+	uint64_t limit = st->gen != NULL ? st->gen->cfg->body_limit : 0;
+
+	if (limit == 0 || st->body_seen <= limit)
+		return false;
+	log_debug("%s: h2: request body over the %llu-byte limit",
+	    st->c->client_ip, (unsigned long long)limit);
+	if (st->ex != NULL) {
+		proxy_abort(st->ex);
+		st->ex = NULL;
+	}
+	if (!st->submitted)
+		st_refuse(st, 413);
+	else {
+		st->broken = true;
+		nghttp2_submit_rst_stream(st->c->s, NGHTTP2_FLAG_NONE, st->id,
+		    NGHTTP2_CANCEL);
+	}
+	return true;
+}
+
+static int
+on_data_chunk_recv(nghttp2_session *s, uint8_t flags UNUSED, int32_t id,
+    const uint8_t *data, size_t len, void *ud)
+{
+	struct h2_conn *c = conn_of(ud);
+	struct h2_stream *st = st_get(c, id);
+	size_t taken = 0;
+
+	if (st == NULL || (st->ex == NULL && !st->ready)) {
+		/* Nobody wants it (answered, refused, gone). */
+		nghttp2_session_consume(s, id, len);
+		if (st != NULL)
+			st->log.bytes_in += len;
+		return 0;
+	}
+	st->log.bytes_in += len;
+	st->body_seen += len;
+	progress(c);
+	if (st->ex != NULL && body_over_limit(st)) {
+		nghttp2_session_consume(s, id, len);
+		return 0;
+	}
+	if (st->ex != NULL && !st->body_wait && (st->body == NULL ||
+	    buf_empty(st->body))) {
+		taken = proxy_body(st->ex, (const char *)data, len);
+		if (taken > 0)
+			nghttp2_session_consume(s, id, taken);
+		if (taken < len)
+			st->body_wait = true;
+	}
+	if (taken == len)
+		return 0;
+	if (st->body == NULL && (st->body = buf_new(STREAM_WINDOW)) == NULL)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	if (buf_add(st->body, data + taken, len - taken) == -1) {
+		/* More than the window we gave: nghttp2 should have said. */
+		nghttp2_session_consume(s, id, len - taken);
+		nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, id,
+		    NGHTTP2_FLOW_CONTROL_ERROR);
+	}
+	return 0;
+}
+
+/* ---- nghttp2's callbacks ---- */
+
+static int
+on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+	struct h2_conn *c = conn_of(ud);
+	struct h2_stream *st;
+
+	if (f->hd.type != NGHTTP2_HEADERS ||
+	    f->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;
+	if ((st = st_new(c, f->hd.stream_id)) == NULL)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	nghttp2_session_set_stream_user_data(s, f->hd.stream_id, st);
+	return 0;
+}
+
+static int
+on_header(nghttp2_session *s UNUSED, const nghttp2_frame *f,
+    const uint8_t *name, size_t nlen, const uint8_t *value, size_t vlen,
+    uint8_t flags UNUSED, void *ud)
+{
+	struct h2_conn *c = conn_of(ud);
+	struct h2_stream *st;
+
+	if (f->hd.type != NGHTTP2_HEADERS ||
+	    f->headers.cat != NGHTTP2_HCAT_REQUEST ||
+	    (st = st_get(c, f->hd.stream_id)) == NULL || st->req == NULL)
+		return 0;	/* trailers are read and dropped */
+	(void)h2req_field(st->req, (const char *)name, nlen,
+	    (const char *)value, vlen);
+	return 0;
+}
+
+static void
+end_stream(struct h2_stream *st)
+{
+	st->end_stream = true;
+	st_push_body(st);
+}
+
+static int
+on_frame_recv(nghttp2_session *s UNUSED, const nghttp2_frame *f, void *ud)
+{
+	struct h2_conn *c = conn_of(ud);
+	struct h2_stream *st = NULL;
+	bool es = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+
+	switch (f->hd.type) {
+	case NGHTTP2_HEADERS:
+		if ((st = st_get(c, f->hd.stream_id)) == NULL)
+			break;
+		progress(c);
+		if (f->headers.cat == NGHTTP2_HCAT_REQUEST && st->req != NULL &&
+		    !st->ready && st->ex == NULL && !st->submitted) {
+			st->end_stream = es;
+			st->ready = true;
+			TAILQ_INSERT_TAIL(&c->ready, st, ready_entry);
+		} else if (es)
+			end_stream(st);
+		break;
+	case NGHTTP2_DATA:
+		if (f->hd.length == 0 && !es)
+			anomaly(c, "empty DATA");
+		if (es && (st = st_get(c, f->hd.stream_id)) != NULL)
+			end_stream(st);
+		break;
+	case NGHTTP2_SETTINGS:
+		if (!(f->hd.flags & NGHTTP2_FLAG_ACK))
+			anomaly(c, "SETTINGS");
+		break;
+	case NGHTTP2_PING:
+		if (!(f->hd.flags & NGHTTP2_FLAG_ACK))
+			anomaly(c, "PING");
+		break;
+	case NGHTTP2_PRIORITY:
+		anomaly(c, "PRIORITY");
+		break;
+	case NGHTTP2_RST_STREAM:
+		anomaly(c, "RST_STREAM");
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static int
+on_invalid_frame_recv(nghttp2_session *s UNUSED, const nghttp2_frame *f UNUSED,
+    int err, void *ud)
+{
+	struct h2_conn *c = conn_of(ud);
+
+	anomaly(c, nghttp2_strerror(err));
+	return 0;
+}
+
+static int
+on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+	struct h2_conn *c = conn_of(ud);
+	struct h2_stream *st;
+
+	if (f->hd.type != NGHTTP2_DATA && f->hd.type != NGHTTP2_HEADERS)
+		return 0;
+	progress(c);
+	if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
+	    (st = st_get(c, f->hd.stream_id)) == NULL)
+		return 0;
+	st->sent = true;
+	/* A complete response to a request still being sent: stop it
+	   without error (RFC 9113 8.1). */
+	if (!st->end_stream)
+		nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, st->id,
+		    NGHTTP2_NO_ERROR);
+	return 0;
+}
+
+static int
+on_stream_close(nghttp2_session *s UNUSED, int32_t id, uint32_t err,
+    void *ud)
+{
+	struct h2_conn *c = conn_of(ud);
+	struct h2_stream *st = st_get(c, id);
+
+	if (st == NULL || c->dead)
+		return 0;
+	/* A stream that ends before its response did is cut. */
+	if (!st->sent && st->logging) {
+		st->broken = st->broken || st->submitted;
+		if (err != NGHTTP2_NO_ERROR)
+			log_debug("%s: h2: stream %d closed: %s", c->client_ip,
+			    id, nghttp2_http2_strerror(err));
+	}
+	if (st->body != NULL && !buf_empty(st->body))
+		nghttp2_session_consume_connection(c->s, buf_len(st->body));
+	nghttp2_session_set_stream_user_data(c->s, id, NULL);
+	st_free(st);
+	return 0;
+}
+
+static int
+make_callbacks(void)
+{
+	nghttp2_session_callbacks *cb;
+
+	if (callbacks != NULL)
+		return 0;
+	if (nghttp2_session_callbacks_new(&cb) != 0)
+		return -1;
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cb,
+	    on_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cb,
+	    on_frame_recv);
+	nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cb,
+	    on_invalid_frame_recv);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb,
+	    on_data_chunk_recv);
+	nghttp2_session_callbacks_set_on_frame_send_callback(cb,
+	    on_frame_send);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cb,
+	    on_stream_close);
+	callbacks = cb;
+	return 0;
+}
+
+/* ---- connection I/O ---- */
+
+static void
+h2_close(struct h2_conn *c, const char *reason)
+{
+	struct ev_loop *loop = loop_of(c);
+	struct h2_stream *st;
+
+	if (c->dead)
+		return;
+	log_debug("%s: h2: connection closed: %s", c->client_ip, reason);
+	c->dead = true;
+	while ((st = TAILQ_FIRST(&c->streams)) != NULL) {
+		st->broken = st->broken || (st->submitted && !st->sent);
+		st_free(st);
+	}
+	ev_io_stop(loop, &c->io);
+	ev_timer_stop(loop, &c->timer);
+	ev_clear_pending(loop, &c->io);
+	ev_clear_pending(loop, &c->timer);
+	nghttp2_session_del(c->s);
+	c->s = NULL;
+	tls_conn_free(c->tls);
+	c->tls = NULL;
+	close(c->fd);
+	buf_free(c->out);
+	c->out = NULL;
+	gen_unref(c->gen);
+	c->gen = NULL;
+	worker_conn_del(c->wk, &c->wc);
+}
+
+static void
+h2_free(struct h2_conn *c)
+{
+	c->magic = 0;
+	free(c);
+}
+
+static void
+h2_leave(struct h2_conn *c)
+{
+	if (c->dead)
+		h2_free(c);
+	else
+		h2_update(c);
+}
+
+/* Write `out` to the client: 0, or -1 if it is gone. */
+static int
+flush_out(struct h2_conn *c)
+{
+	ssize_t n;
+
+	while (c->out != NULL && !buf_empty(c->out)) {
+		n = tls_conn_write(c->tls, buf_data(c->out), buf_len(c->out));
+		if (n == TLS_AGAIN)
+			return 0;
+		if (n <= 0)
+			return -1;
+		buf_consume(c->out, (size_t)n);
+	}
+	/* Idle connections hold no buffer. */
+	if (c->out != NULL && c->pendlen == 0 && c->nstreams == 0) {
+		buf_free(c->out);
+		c->out = NULL;
+	}
+	return 0;
+}
+
+static size_t
+out_len(const struct h2_conn *c)
+{
+	return c->out != NULL ? buf_len(c->out) : 0;
+}
+
+/* Frames from nghttp2 into `out`, and out to the client. */
+static int
+h2_write(struct h2_conn *c)
+{
+	ssize_t n;
+
+	for (;;) {
+		if (c->pendlen > 0) {
+			if (c->out == NULL &&
+			    (c->out = buf_new(H2_OUT)) == NULL)
+				return -1;
+			if (buf_space(c->out) < c->pendlen) {
+				if (flush_out(c) == -1)
+					return -1;
+				if (buf_space(c->out) < c->pendlen)
+					return 0;	/* the client is slow */
+			}
+			buf_add(c->out, c->pend, c->pendlen);
+			c->pendlen = 0;
+		}
+		n = nghttp2_session_mem_send(c->s, &c->pend);
+		if (n < 0) {
+			log_debug("%s: h2: %s", c->client_ip,
+			    nghttp2_strerror((int)n));
+			return -1;
+		}
+		if (n == 0)
+			break;
+		c->pendlen = (size_t)n;
+	}
+	return flush_out(c);
+}
+
+/* Exchanges that can go on: more body for them, or room for theirs. */
+static void
+h2_resume(struct h2_conn *c)
+{
+	struct h2_stream *st;
+
+	if (!c->resume)
+		return;
+	c->resume = false;
+	TAILQ_FOREACH(st, &c->streams, entry) {
+		if (st->ex == NULL)
+			continue;
+		if (st->resp_wait && st->resp != NULL &&
+		    buf_space(st->resp) > buf_cap(st->resp) / 4) {
+			st->resp_wait = false;
+			proxy_resume(st->ex);
+		}
+		if (!st->body_wait)
+			st_push_body(st);
+	}
+}
+
+static bool
+waiting_on_client(struct h2_conn *c)
+{
+	struct h2_stream *st;
+
+	if (out_len(c) > 0 || c->pendlen > 0)
+		return true;
+	TAILQ_FOREACH(st, &c->streams, entry) {
+		if (st->submitted && !st->sent && st->resp != NULL &&
+		    (!buf_empty(st->resp) || st->resp_eof))
+			return true;	/* its window is shut */
+		if (st->ex != NULL && !st->end_stream && !st->body_wait)
+			return true;	/* its body does not come */
+	}
+	return false;
+}
+
+/* Read and process what the client sent. */
+static void
+h2_read(struct h2_conn *c)
+{
+	ssize_t n, rv;
+	int i;
+
+	for (i = 0; i < READS_PER_EVENT && !c->dead; i++) {
+		/* Frames the client does not read: read no more of it. */
+		if (out_len(c) > H2_OUT / 2 || c->pendlen > 0)
+			break;
+		n = tls_conn_read(c->tls, rbuf, sizeof(rbuf));
+		if (n == TLS_AGAIN)
+			break;
+		if (n <= 0) {
+			h2_close(c, n == 0 ? "client closed" :
+			    tls_conn_error(c->tls));
+			return;
+		}
+		rv = nghttp2_session_mem_recv(c->s, (const uint8_t *)rbuf,
+		    (size_t)n);
+		if (rv < 0) {
+			log_warnx("%s: h2: %s: GOAWAY", c->client_ip,
+			    nghttp2_strerror((int)rv));
+			nghttp2_session_terminate_session(c->s,
+			    rv == NGHTTP2_ERR_FLOODED ||
+			    rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS ?
+			    NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
+			c->closing = true;
+			break;
+		}
+		start_ready(c);
+		if (c->closing)
+			break;
+	}
+}
+
+/*
+ * All is said: stop sending, then read and drop what the client still
+ * sends for a moment, so that closing does not reset the connection
+ * before the client has read our GOAWAY.
+ */
+static void
+h2_linger(struct h2_conn *c)
+{
+	struct h2_stream *st;
+
+	/* Streams GOAWAY left behind end here, with their exchanges. */
+	while ((st = TAILQ_FIRST(&c->streams)) != NULL) {
+		st->broken = st->broken || (st->submitted && !st->sent);
+		nghttp2_session_set_stream_user_data(c->s, st->id, NULL);
+		st_free(st);
+	}
+	tls_conn_bye(c->tls);
+	(void)shutdown(c->fd, SHUT_WR);
+	c->lingering = true;
+	ev_timer_stop(loop_of(c), &c->timer);
+	c->timer.repeat = LINGER_SECS;
+	ev_timer_again(loop_of(c), &c->timer);
+}
+
+static void
+h2_drop_input(struct h2_conn *c)
+{
+	char junk[16384];
+	ssize_t n;
+
+	while ((n = recv(c->fd, junk, sizeof(junk), 0)) > 0)
+		;
+	if (n == 0 || (errno != EAGAIN && errno != EINTR))
+		h2_close(c, "done");
+}
+
+/* Everything that can happen without the socket. */
+static void
+h2_run(struct h2_conn *c)
+{
+	int rounds;
+
+	if (c->lingering)
+		return;
+	for (rounds = 0; rounds < 4 && !c->dead; rounds++) {
+		h2_resume(c);
+		if (h2_write(c) == -1) {
+			h2_close(c, "client write failed");
+			return;
+		}
+		if (!c->resume)
+			break;
+	}
+	if (out_len(c) > 0 || c->pendlen > 0 ||
+	    nghttp2_session_want_write(c->s))
+		return;
+	if (c->closing || !nghttp2_session_want_read(c->s))
+		h2_linger(c);
+}
+
+static void
+h2_update(struct h2_conn *c)
+{
+	int ev = 0;
+
+	if (c->dead)
+		return;
+	if (c->lingering)
+		ev = EV_READ;
+	else if (out_len(c) > 0 || c->pendlen > 0)
+		ev |= EV_WRITE;
+	if (!c->closing && !c->lingering && out_len(c) <= H2_OUT / 2 &&
+	    c->pendlen == 0)
+		ev |= EV_READ;
+	if (ev != c->events || ev_is_active(&c->io) != (ev != 0)) {
+		util_watch(loop_of(c), &c->io, c->fd, ev);
+		c->events = ev;
+	}
+	if ((ev & EV_READ) && !c->lingering && tls_conn_pending(c->tls))
+		ev_feed_event(loop_of(c), &c->io, EV_READ);
+}
+
+static void
+h2_io_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
+{
+	struct h2_conn *c = conn_of(w->data);
+
+	if (c->lingering) {
+		h2_drop_input(c);
+		h2_leave(c);
+		return;
+	}
+	if ((revents & EV_WRITE) && flush_out(c) == -1)
+		h2_close(c, "client write failed");
+	if (!c->dead && (revents & EV_READ) && !c->closing)
+		h2_read(c);
+	if (!c->dead)
+		h2_run(c);
+	h2_leave(c);
+}
+
+static void
+h2_timer_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
+{
+	struct h2_conn *c = conn_of(w->data);
+
+	if (c->lingering) {
+		h2_close(c, c->closing ? "GOAWAY sent" : "done");
+		h2_leave(c);
+		return;
+	}
+	if (now_of(c) < deadline(c)) {
+		h2_timer_arm(c);
+		return;
+	}
+	if (c->closing)
+		h2_close(c, "GOAWAY not read");
+	else if (c->nstreams == 0) {
+		nghttp2_submit_goaway(c->s, NGHTTP2_FLAG_NONE,
+		    nghttp2_session_get_last_proc_stream_id(c->s),
+		    NGHTTP2_NO_ERROR, NULL, 0);
+		c->closing = true;
+		progress(c);
+		h2_timer_arm(c);
+	} else if (waiting_on_client(c)) {
+		log_debug("%s: h2: client too slow", c->client_ip);
+		nghttp2_session_terminate_session(c->s, NGHTTP2_NO_ERROR);
+		c->closing = true;
+		progress(c);
+		h2_timer_arm(c);
+	} else {
+		/* Every stream waits on its upstream, which has its own
+		   request timeout. */
+		progress(c);
+		h2_timer_arm(c);
+	}
+	if (!c->dead)
+		h2_run(c);
+	h2_leave(c);
+}
+
+/* ---- the worker's hooks ---- */
+
+static struct h2_conn *
+conn_of_wc(struct worker_conn *wc)
+{
+	return conn_of((char *)wc - offsetof(struct h2_conn, wc));
+}
+
+static void
+h2_drain(struct worker_conn *wc)
+{
+	struct h2_conn *c = conn_of_wc(wc);
+
+	if (c->draining || c->dead)
+		return;
+	c->draining = true;
+	/* In-flight streams finish; new ones are refused. */
+	nghttp2_submit_goaway(c->s, NGHTTP2_FLAG_NONE,
+	    nghttp2_session_get_last_proc_stream_id(c->s), NGHTTP2_NO_ERROR,
+	    NULL, 0);
+	if (c->nstreams == 0)
+		c->closing = true;
+	h2_defer(c);
+}
+
+static void
+h2_abort(struct worker_conn *wc)
+{
+	struct h2_conn *c = conn_of_wc(wc);
+
+	h2_close(c, "shutdown");
+	h2_free(c);
+}
+
+static int
+h2_settings(struct h2_conn *c)
+{
+	const struct config *cfg = worker_gen(c->wk)->cfg;
+	nghttp2_settings_entry iv[] = {
+		{ NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
+		    cfg->http.h2_max_streams },
+		{ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW },
+		{ NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
+		    cfg->http.max_header_size },
+		{ NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
+	};
+
+	if (nghttp2_submit_settings(c->s, NGHTTP2_FLAG_NONE, iv,
+	    nitems(iv)) != 0 || nghttp2_session_set_local_window_size(c->s,
+	    NGHTTP2_FLAG_NONE, 0, CONN_WINDOW) != 0)
+		return -1;
+	return 0;
+}
+
+static nghttp2_session *
+h2_session(struct h2_conn *c)
+{
+	nghttp2_session *s = NULL;
+	nghttp2_option *opt;
+
+	if (make_callbacks() == -1 || nghttp2_option_new(&opt) != 0)
+		return NULL;
+	nghttp2_option_set_no_auto_window_update(opt, 1);
+	nghttp2_option_set_stream_reset_rate_limit(opt,
+	    (uint64_t)BUDGET_BURST, (uint64_t)BUDGET_RATE);
+	nghttp2_option_set_max_continuations(opt, 8);
+	if (nghttp2_session_server_new2(&s, callbacks, c, opt) != 0)
+		s = NULL;
+	nghttp2_option_del(opt);
+	return s;
+}
+
+void
+h2_accept(struct worker *wk, int fd, size_t li, struct tls_conn *tls,
+    struct gen *gen, const char *client_ip)
+{
+	struct h2_conn *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		tls_conn_free(tls);
+		close(fd);
+		gen_unref(gen);
+		return;
+	}
+	c->magic = H2_MAGIC;
+	c->wk = wk;
+	c->fd = fd;
+	c->li = li;
+	c->tls = tls;
+	c->gen = gen;
+	snprintf(c->client_ip, sizeof(c->client_ip), "%s", client_ip);
+	TAILQ_INIT(&c->streams);
+	TAILQ_INIT(&c->ready);
+	c->wc.nfds = 1;
+	c->wc.drain = h2_drain;
+	c->wc.abort = h2_abort;
+	ev_io_init(&c->io, h2_io_cb, fd, 0);
+	c->io.data = c;
+	ev_timer_init(&c->timer, h2_timer_cb, 0., 1.);
+	c->timer.data = c;
+	worker_conn_add(wk, &c->wc);
+	c->budget = BUDGET_BURST;
+	c->budget_at = c->idle_since = c->progress = now_of(c);
+	if ((c->s = h2_session(c)) == NULL || h2_settings(c) == -1) {
+		h2_close(c, "out of memory");
+		h2_free(c);
+		return;
+	}
+	c->draining = worker_draining(wk);
+	if (c->draining) {
+		nghttp2_submit_goaway(c->s, NGHTTP2_FLAG_NONE, 0,
+		    NGHTTP2_NO_ERROR, NULL, 0);
+		c->closing = true;
+	}
+	h2_timer_arm(c);
+	h2_run(c);
+	h2_leave(c);
+}
