@@ -44,6 +44,14 @@ def loopback_prefix():
         ip("del", "local", PREFIX, "dev", "lo")
 
 
+def sanitized(pid):
+    """Whether the worker runs under ASan, whose quarantine holds freed
+    memory for a while: there the bound is loose, the plain build checks
+    the real figure (as the streaming tests do)."""
+    with open(f"/proc/{pid}/maps") as f:
+        return "libasan" in f.read()
+
+
 def flood(port, count, first=0, threads=8):
     r = subprocess.run([str(FLOOD), "::1", str(port), str(count),
                         str(threads), "flood.invalid", str(first)],
@@ -89,7 +97,8 @@ def test_many_clients_leave_memory_flat(make_proxy, upstream, loopback_prefix):
     assert result["statuses"] == {"404": CLIENTS}, result
     # Nothing grows with the number of clients (a 16-byte entry for each
     # of them would be 1.5 MiB at 100,000; the table itself is 16 KiB).
-    assert rss.peak_growth() < 512 * 1024, rss.describe()
+    bound = 32 << 20 if sanitized(p.workers()[0]) else 512 << 10
+    assert rss.peak_growth() < bound, rss.describe()
     # The normal client's bucket was taken over by newcomers long ago: it
     # starts full again, and the limit holds as before.
     assert normal_client(port, 7) == [200] * 5 + [429, 429]
