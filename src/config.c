@@ -26,6 +26,7 @@
 #include <confuse.h>
 
 #include "config.h"
+#include "ratelimit.h"
 #include "tls.h"
 #include "util.h"
 
@@ -47,6 +48,7 @@ struct loader {
 	size_t			 caplines;
 	int			 last_line;	/* last line of the file */
 	const cfg_t		*root;
+	const struct config	*cfg;		/* its global settings first */
 	bool			 oom;
 };
 
@@ -54,11 +56,19 @@ struct loader {
 static struct loader *cur_loader;
 
 static int	 record_line(cfg_t *, cfg_opt_t *);
+static void	 load_site_limit(struct loader *, cfg_t *, struct config_site *);
 
 static cfg_opt_t tls_opts[] = {
 	CFG_STR("mode", "manual", CFGF_NONE),
 	CFG_STR("cert", NULL, CFGF_NODEFAULT),
 	CFG_STR("key", NULL, CFGF_NODEFAULT),
+	CFG_END()
+};
+
+/* A site's own limit; what it leaves out comes from the global one. */
+static cfg_opt_t site_ratelimit_opts[] = {
+	CFG_FLOAT("requests-per-second", 10, CFGF_NONE),
+	CFG_INT("burst", 20, CFGF_NONE),
 	CFG_END()
 };
 
@@ -69,6 +79,7 @@ static cfg_opt_t site_opts[] = {
 	CFG_INT("request-timeout", 60, CFGF_NONE),
 	CFG_STR("cert", NULL, CFGF_NODEFAULT),
 	CFG_STR("key", NULL, CFGF_NODEFAULT),
+	CFG_SEC("rate-limit", site_ratelimit_opts, CFGF_NONE),
 	CFG_END()
 };
 
@@ -92,6 +103,7 @@ static cfg_opt_t logging_opts[] = {
 static cfg_opt_t ratelimit_opts[] = {
 	CFG_FLOAT("requests-per-second", 10, CFGF_NONE),
 	CFG_INT("burst", 20, CFGF_NONE),
+	CFG_INT("table-size", RATELIMIT_TABLE_DEFAULT, CFGF_NONE),
 	CFG_END()
 };
 
@@ -595,6 +607,7 @@ load_site(struct loader *ld, cfg_t *s, struct config_site *site)
 	site->request_timeout = (unsigned)get_int(ld, s, "request-timeout",
 	    1, 86400);
 	load_tls_pair(ld, s, &site->tls, false, what);
+	load_site_limit(ld, s, site);
 }
 
 static void
@@ -807,23 +820,58 @@ load_logging(struct loader *ld, cfg_t *root, struct config *cfg)
 	}
 }
 
+/* requests-per-second of section rl: 0 and a message if out of range. */
+static double
+get_rate(struct loader *ld, cfg_t *rl)
+{
+	double rps = cfg_getfloat(rl, "requests-per-second");
+
+	/* The negation also catches NaN. */
+	if (!(rps > 0.0 && rps <= 1e6)) {
+		cerr(ld, line_of(ld, rl, "requests-per-second"),
+		    "requests-per-second must be more than 0 and at most "
+		    "1000000");
+		return 0;
+	}
+	return rps;
+}
+
 static void
 load_limits(struct loader *ld, cfg_t *root, struct config *cfg)
 {
 	cfg_t *rl = cfg_getsec(root, "rate-limit");
 	cfg_t *body = cfg_getsec(root, "body");
-	double rps = cfg_getfloat(rl, "requests-per-second");
 
-	/* The negation also catches NaN. */
-	if (!(rps > 0.0 && rps <= 1e6))
-		cerr(ld, line_of(ld, rl, "requests-per-second"),
-		    "requests-per-second must be more than 0 and at most "
-		    "1000000");
-	else
-		cfg->rate_rps = rps;
+	cfg->rate_rps = get_rate(ld, rl);
 	cfg->rate_burst = (unsigned)get_int(ld, rl, "burst", 1, 1000000);
+	cfg->rate_table_size = (unsigned)get_int(ld, rl, "table-size",
+	    RATELIMIT_TABLE_MIN, RATELIMIT_TABLE_MAX);
 	cfg->body_limit = (uint64_t)get_int(ld, body, "limit-bytes", 0,
 	    (long)1 << 50);
+}
+
+/*
+ * A site's rate-limit { } section, if it has one; what it does not set
+ * comes from the global section (loaded before any listener).
+ */
+static void
+load_site_limit(struct loader *ld, cfg_t *s, struct config_site *site)
+{
+	cfg_t *rl = cfg_getsec(s, "rate-limit");
+
+	if (rl == NULL)
+		return;
+	site->rate_own = opt_line(ld, rl, "requests-per-second") != 0 ||
+	    opt_line(ld, rl, "burst") != 0;
+	if (!site->rate_own)
+		return;
+	site->rate_rps = ld->cfg->rate_rps;
+	site->rate_burst = ld->cfg->rate_burst;
+	if (opt_line(ld, rl, "requests-per-second") != 0)
+		site->rate_rps = get_rate(ld, rl);
+	if (opt_line(ld, rl, "burst") != 0)
+		site->rate_burst = (unsigned)get_int(ld, rl, "burst", 1,
+		    1000000);
 }
 
 static void
@@ -892,6 +940,7 @@ load_root(struct loader *ld, cfg_t *root, struct config *cfg)
 	load_logging(ld, root, cfg);
 	load_limits(ld, root, cfg);
 	load_http(ld, root, cfg);
+	ld->cfg = cfg;
 
 	wildcard_ok = cfg->allow_wildcard_bind || ld->opts->allow_wildcard_bind;
 	n = cfg_size(root, "listener");
@@ -1196,6 +1245,8 @@ config_static_change(const struct config *o, const struct config *n,
 		return "shutdown-timeout";
 	if (o->max_connections != n->max_connections)
 		return "max-connections";
+	if (o->rate_table_size != n->rate_table_size)
+		return "rate-limit table-size";
 	if (o->log_level != n->log_level || o->log_format != n->log_format ||
 	    str_differs(o->log_file, n->log_file))
 		return "logging";

@@ -47,6 +47,10 @@ struct config_site {
 	unsigned		 connect_timeout;	/* seconds */
 	unsigned		 request_timeout;	/* seconds */
 	struct config_tls	 tls;		/* optional, chosen by SNI */
+	/* Its own rate-limit { } section: buckets of its own at this rate. */
+	bool			 rate_own;
+	double			 rate_rps;
+	unsigned		 rate_burst;
 	int			 line;
 };
 
@@ -95,6 +99,7 @@ struct config {
 	char			*log_file;	/* NULL: stderr */
 	double			 rate_rps;
 	unsigned		 rate_burst;
+	unsigned		 rate_table_size;	/* entries; static */
 	uint64_t		 body_limit;	/* 0: unlimited */
 	struct config_http	 http;
 	struct config_listener	*listeners;

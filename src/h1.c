@@ -35,6 +35,7 @@
 #include "http1.h"
 #include "log.h"
 #include "proxy.h"
+#include "ratelimit.h"
 #include "route.h"
 #include "tls.h"
 #include "util.h"
@@ -65,6 +66,7 @@ struct h1_conn {
 	size_t			 li;
 	int			 fd;
 	struct tls_conn		*tls;		/* NULL on a plain listener */
+	struct sockaddr_storage	 peer;		/* AF_UNSPEC if unknown */
 	char			 client_ip[INET6_ADDRSTRLEN];
 	enum h1_state		 state;
 	ev_io			 io;
@@ -498,6 +500,24 @@ fill_proxy_request(struct h1_conn *c, struct proxy_request *pr)
 	}
 }
 
+/* The rate limit, for every routed request (unknown hosts too). */
+static bool
+h1_admit(struct h1_conn *c, const struct config_site *site, const char *host,
+    size_t hlen)
+{
+	struct ratelimit_req rq = { (struct sockaddr *)&c->peer, c->client_ip,
+	    host, hlen, c->req.target.p, c->req.target.len };
+	char extra[48];
+	unsigned retry;
+
+	if (ratelimit_admit(worker_ratelimit(c->wk), c->req_gen->cfg, site,
+	    &rq, &retry))
+		return true;
+	snprintf(extra, sizeof(extra), "Retry-After: %u\r\n", retry);
+	h1_respond(c, 429, extra, false);
+	return false;
+}
+
 /* Route, check and forward a parsed request (TLS listener). */
 static void
 h1_forward(struct h1_conn *c, const char *host, size_t hlen)
@@ -509,6 +529,8 @@ h1_forward(struct h1_conn *c, const char *host, size_t hlen)
 	c->req_gen = gen_ref(worker_gen(c->wk));
 	limit = c->req_gen->cfg->body_limit;
 	site = route_lookup(c->req_gen->routes, c->li, host, hlen);
+	if (!h1_admit(c, site, host, hlen))
+		return;
 	if (site == NULL) {
 		h1_respond(c, 404, NULL, false);
 		return;
@@ -1135,7 +1157,7 @@ h1_to_h2(struct h1_conn *c)
 	c->tls = NULL;
 	c->gen = NULL;
 	/* Registered there before it leaves here: a drain never sees 0. */
-	h2_accept(c->wk, c->fd, c->li, tls, g, c->client_ip);
+	h2_accept(c->wk, c->fd, c->li, tls, g, &c->peer, c->client_ip);
 	worker_conn_del(c->wk, &c->wc);
 }
 
@@ -1280,6 +1302,7 @@ h1_accept(struct worker *wk, int fd, size_t li, bool tls)
 {
 	struct gen *g = worker_gen(wk);
 	struct h1_conn *c;
+	socklen_t slen;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		close(fd);
@@ -1295,6 +1318,9 @@ h1_accept(struct worker *wk, int fd, size_t li, bool tls)
 	c->wc.drain = h1_drain;
 	c->wc.abort = h1_abort;
 	worker_peer_name(fd, c->client_ip, sizeof(c->client_ip));
+	slen = sizeof(c->peer);
+	if (getpeername(fd, (struct sockaddr *)&c->peer, &slen) == -1)
+		c->peer.ss_family = AF_UNSPEC;
 	http1_parser_init(&c->parser);
 	ev_io_init(&c->io, h1_io_cb, fd, 0);
 	c->io.data = c;

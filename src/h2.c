@@ -50,6 +50,7 @@
 #include "headers.h"
 #include "log.h"
 #include "proxy.h"
+#include "ratelimit.h"
 #include "route.h"
 #include "tls.h"
 #include "util.h"
@@ -110,6 +111,7 @@ struct h2_conn {
 	size_t			 li;
 	int			 fd;
 	struct tls_conn		*tls;
+	struct sockaddr_storage	 peer;		/* the rate limit's key */
 	char			 client_ip[INET6_ADDRSTRLEN];
 	nghttp2_session		*s;
 	ev_io			 io;
@@ -415,12 +417,14 @@ st_submit(struct h2_stream *st, int status, const struct http1_header *f,
 	return 0;
 }
 
-/* A short plain-text response of our own. */
+/* A short plain-text response of our own, with one more field if any. */
 static void
-st_respond(struct h2_stream *st, int status)
+st_respond_with(struct h2_stream *st, int status, const char *name,
+    const char *value)
 {
 	char len[24], text[64];
-	struct http1_header f[2];
+	struct http1_header f[3];
+	size_t nf = 2;
 	int n;
 
 	n = snprintf(text, sizeof(text), "%d %s\n", status,
@@ -430,6 +434,9 @@ st_respond(struct h2_stream *st, int status)
 	    { "text/plain; charset=utf-8", 25 } };
 	f[1] = (struct http1_header){ { "content-length", 14 },
 	    { len, strlen(len) } };
+	if (name != NULL)
+		f[nf++] = (struct http1_header){ { name, strlen(name) },
+		    { value, strlen(value) } };
 	if (st->method != HTTP1_METHOD_HEAD) {
 		if (st->resp == NULL && (st->resp = buf_new(PROXY_BUF)) ==
 		    NULL) {
@@ -441,11 +448,16 @@ st_respond(struct h2_stream *st, int status)
 		buf_add(st->resp, text, (size_t)n);
 	}
 	st->resp_eof = true;
-	if (st_submit(st, status, f, 2, st->method != HTTP1_METHOD_HEAD,
+	if (st_submit(st, status, f, nf, st->method != HTTP1_METHOD_HEAD,
 	    true) == -1)
 		nghttp2_submit_rst_stream(st->c->s, NGHTTP2_FLAG_NONE, st->id,
 		    NGHTTP2_INTERNAL_ERROR);
-	/* Log it now: the ACCESS line says what we answered. */
+}
+
+static void
+st_respond(struct h2_stream *st, int status)
+{
+	st_respond_with(st, status, NULL, NULL);
 }
 
 /* The request is refused before any exchange: answer, drop its body. */
@@ -573,6 +585,29 @@ static const struct proxy_ops h2_proxy_ops = {
 
 /* ---- starting a request ---- */
 
+/* The rate limit, for every routed stream (unknown hosts too). */
+static bool
+st_admit(struct h2_stream *st, const struct config_site *site,
+    const char *host, size_t hlen, struct http1_slice path)
+{
+	struct h2_conn *c = st->c;
+	struct ratelimit_req rq = { (struct sockaddr *)&c->peer, c->client_ip,
+	    host, hlen, path.p, path.len };
+	char retry[16];
+	unsigned secs;
+
+	if (ratelimit_admit(worker_ratelimit(c->wk), st->gen->cfg, site, &rq,
+	    &secs))
+		return true;
+	snprintf(retry, sizeof(retry), "%u", secs);
+	if (st->body != NULL && !buf_empty(st->body)) {
+		nghttp2_session_consume(c->s, st->id, buf_len(st->body));
+		buf_reset(st->body);
+	}
+	st_respond_with(st, 429, "retry-after", retry);
+	return false;
+}
+
 static void
 st_start(struct h2_stream *st)
 {
@@ -601,8 +636,10 @@ st_start(struct h2_stream *st)
 	}
 	st->gen = gen_ref(worker_gen(c->wk));
 	limit = st->gen->cfg->body_limit;
-	if ((site = route_lookup(st->gen->routes, c->li, host,
-	    (size_t)hlen)) == NULL) {
+	site = route_lookup(st->gen->routes, c->li, host, (size_t)hlen);
+	if (!st_admit(st, site, host, (size_t)hlen, pr.path))
+		return;
+	if (site == NULL) {
 		st_refuse(st, 404);
 		return;
 	}
@@ -1316,7 +1353,8 @@ h2_session(struct h2_conn *c)
 
 void
 h2_accept(struct worker *wk, int fd, size_t li, struct tls_conn *tls,
-    struct gen *gen, const char *client_ip)
+    struct gen *gen, const struct sockaddr_storage *peer,
+    const char *client_ip)
 {
 	struct h2_conn *c;
 
@@ -1332,6 +1370,7 @@ h2_accept(struct worker *wk, int fd, size_t li, struct tls_conn *tls,
 	c->li = li;
 	c->tls = tls;
 	c->gen = gen;
+	c->peer = *peer;
 	snprintf(c->client_ip, sizeof(c->client_ip), "%s", client_ip);
 	TAILQ_INIT(&c->streams);
 	TAILQ_INIT(&c->ready);

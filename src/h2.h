@@ -12,6 +12,7 @@
 #define PORTCULLIS_H2_H
 
 #include <stddef.h>
+#include <sys/socket.h>
 
 struct gen;
 struct tls_conn;
@@ -23,6 +24,7 @@ struct worker;
  * On failure everything is closed and released.
  */
 void	 h2_accept(struct worker *wk, int fd, size_t li, struct tls_conn *tls,
-	    struct gen *gen, const char *client_ip);
+	    struct gen *gen, const struct sockaddr_storage *peer,
+	    const char *client_ip);
 
 #endif /* PORTCULLIS_H2_H */

@@ -6,13 +6,14 @@
  *
  *   magic version generation
  *   workers max-connections shutdown-timeout health-port level format
- *   rate-rps(bits) rate-burst body-limit
+ *   rate-rps(bits) rate-burst rate-table-size body-limit
  *   http: max-request-line max-header-size max-headers handshake-timeout
  *         header-timeout idle-timeout client-timeout tunnel-timeout
  *         h2 h2-max-streams
  *   nlisteners { family addr[16] https-port http-port bind cert key
  *                nsites { host wildcard upstream addrlen addr
- *                         connect-timeout request-timeout cert key } }
+ *                         connect-timeout request-timeout cert key
+ *                         rate-own [rate-rps(bits) rate-burst] } }
  *   magic
  */
 #include "autoconf.h"
@@ -23,13 +24,14 @@
 #include <string.h>
 
 #include "image.h"
+#include "ratelimit.h"
 #include "util.h"
 
 #define IMAGE_MAX	(256u * 1024 * 1024)
 #define STR_MAX		1024
 /* The fewest bytes a listener / a site can take: bounds counts early. */
 #define LISTENER_MIN	(1 + 16 + 2 + 2 + 4 + 4 + 4 + 4)
-#define SITE_MIN	(4 + 1 + 4 + 4 + 4 + 4 + 4 + 4)
+#define SITE_MIN	(4 + 1 + 4 + 4 + 4 + 4 + 4 + 4 + 1)
 
 /* Writes into a buffer of fixed size; with p NULL it only counts. */
 struct wbuf {
@@ -89,6 +91,15 @@ put_str(struct wbuf *w, const char *s)
 }
 
 static void
+put_rate(struct wbuf *w, double rps)
+{
+	uint64_t bits;
+
+	memcpy(&bits, &rps, sizeof(bits));
+	put_u64(w, bits);
+}
+
+static void
 put_site(struct wbuf *w, const struct config_site *s)
 {
 	put_str(w, s->host);
@@ -99,6 +110,11 @@ put_site(struct wbuf *w, const struct config_site *s)
 	put_u32(w, s->request_timeout);
 	put_bytes(w, s->tls.cert.data, s->tls.cert.len);
 	put_bytes(w, s->tls.key.data, s->tls.key.len);
+	put_u8(w, s->rate_own);
+	if (s->rate_own) {
+		put_rate(w, s->rate_rps);
+		put_u32(w, s->rate_burst);
+	}
 }
 
 static void
@@ -141,7 +157,6 @@ image_encode(const struct config *cfg, uint64_t gen, unsigned char **out,
     size_t *outlen)
 {
 	struct wbuf w = { 0 };
-	uint64_t rps;
 	size_t i;
 
 	/*
@@ -160,9 +175,9 @@ image_encode(const struct config *cfg, uint64_t gen, unsigned char **out,
 		put_u16(&w, cfg->health_port);
 		put_u8(&w, (uint8_t)cfg->log_level);
 		put_u8(&w, (uint8_t)cfg->log_format);
-		memcpy(&rps, &cfg->rate_rps, sizeof(rps));
-		put_u64(&w, rps);
+		put_rate(&w, cfg->rate_rps);
 		put_u32(&w, cfg->rate_burst);
+		put_u32(&w, cfg->rate_table_size);
 		put_u64(&w, cfg->body_limit);
 		put_http(&w, &cfg->http);
 		put_u32(&w, (uint32_t)cfg->nlisteners);
@@ -298,6 +313,42 @@ sockaddr_ok(const struct config_site *s)
 	return false;
 }
 
+/* The ranges config.c enforces. */
+static bool
+rate_ok(double rps, unsigned burst)
+{
+	return isfinite(rps) && rps > 0 && rps <= 1e6 && burst >= 1 &&
+	    burst <= 1000000;
+}
+
+static double
+get_rate(struct rbuf *r)
+{
+	uint64_t bits = get_u64(r);
+	double rps;
+
+	memcpy(&rps, &bits, sizeof(rps));
+	return rps;
+}
+
+static void
+get_site_limit(struct rbuf *r, struct config_site *s)
+{
+	uint8_t own = get_u8(r);
+
+	if (own > 1) {
+		r->err = true;
+		return;
+	}
+	s->rate_own = own == 1;
+	if (!s->rate_own)
+		return;
+	s->rate_rps = get_rate(r);
+	s->rate_burst = get_u32(r);
+	if (!rate_ok(s->rate_rps, s->rate_burst))
+		r->err = true;
+}
+
 static void
 get_site(struct rbuf *r, struct config_site *s)
 {
@@ -331,6 +382,7 @@ get_site(struct rbuf *r, struct config_site *s)
 	    s->request_timeout < 1 || s->request_timeout > 86400)
 		r->err = true;
 	get_tls(r, &s->tls, false);
+	get_site_limit(r, s);
 }
 
 static void
@@ -403,7 +455,6 @@ get_http(struct rbuf *r, struct config_http *h)
 static void
 get_globals(struct rbuf *r, struct config *cfg)
 {
-	uint64_t rps;
 	uint8_t lvl, fmt;
 
 	cfg->workers = get_u32(r);
@@ -412,17 +463,17 @@ get_globals(struct rbuf *r, struct config *cfg)
 	cfg->health_port = get_u16(r);
 	lvl = get_u8(r);
 	fmt = get_u8(r);
-	rps = get_u64(r);
-	memcpy(&cfg->rate_rps, &rps, sizeof(rps));
+	cfg->rate_rps = get_rate(r);
 	cfg->rate_burst = get_u32(r);
+	cfg->rate_table_size = get_u32(r);
 	cfg->body_limit = get_u64(r);
 	get_http(r, &cfg->http);
 	if (cfg->workers > CONFIG_MAX_WORKERS ||
 	    cfg->max_connections < 16 || cfg->max_connections > 1000000 ||
 	    cfg->shutdown_timeout > 3600 || lvl > LOG_LEVEL_DEBUG ||
-	    fmt > LOG_FORMAT_JSON || !isfinite(cfg->rate_rps) ||
-	    !(cfg->rate_rps > 0 && cfg->rate_rps <= 1e6) ||
-	    cfg->rate_burst < 1 || cfg->rate_burst > 1000000 ||
+	    fmt > LOG_FORMAT_JSON || !rate_ok(cfg->rate_rps, cfg->rate_burst) ||
+	    cfg->rate_table_size < RATELIMIT_TABLE_MIN ||
+	    cfg->rate_table_size > RATELIMIT_TABLE_MAX ||
 	    cfg->body_limit > ((uint64_t)1 << 50))
 		r->err = true;
 	cfg->log_level = (enum log_level)lvl;

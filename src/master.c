@@ -26,6 +26,7 @@
 #include "log.h"
 #include "master.h"
 #include "privs.h"
+#include "ratelimit.h"
 #include "shm.h"
 #include "util.h"
 #include "worker.h"
@@ -554,18 +555,26 @@ static void
 admin_cb(void *arg, struct admin_client *c, enum admin_cmd cmd)
 {
 	struct master *m = arg;
-	char json[256];
+	char *json, *counters;
 
 	if (cmd == ADMIN_CMD_RELOAD) {
 		reload_request(m, c);
 		return;
 	}
-	snprintf(json, sizeof(json), "{\"status\":\"ok\",\"uptime_secs\":%llu,"
-	    "\"sites\":%zu,\"generation\":%llu,\"workers\":%u}",
+	counters = shm_counters_json(&m->shm, m->nw);
+	if (counters == NULL ||
+	    asprintf(&json, "{\"status\":\"ok\",\"uptime_secs\":%llu,"
+	    "\"sites\":%zu,\"generation\":%llu,\"workers\":%u,%s}",
 	    (unsigned long long)(ev_now(m->loop) - m->start),
 	    config_site_count(m->cfg), (unsigned long long)m->gen,
-	    running_workers(m, true));
+	    running_workers(m, true), counters) == -1) {
+		free(counters);
+		admin_reply_error(c, "out of memory");
+		return;
+	}
 	admin_reply(c, json);
+	free(json);
+	free(counters);
 }
 
 static void
@@ -698,13 +707,18 @@ static void
 setup_shm(struct master *m)
 {
 	unsigned char *img;
-	size_t len, slot;
+	size_t len, slot, rlsize;
+	void *rl;
 
 	if (image_encode(m->cfg, 1, &img, &len) == -1)
 		fatalx("cannot build the config image");
 	slot = MAXIMUM((size_t)MASTER_SLOT_MIN, len * 4);
-	if (shm_create(&m->shm, slot, MASTER_RATELIMIT_SIZE) == -1)
+	if (shm_create(&m->shm, slot,
+	    ratelimit_table_bytes(m->cfg->rate_table_size)) == -1)
 		fatal("shared segment");
+	rl = shm_ratelimit(&m->shm, &rlsize);
+	if (ratelimit_init(rl, rlsize, m->cfg->rate_table_size) == -1)
+		fatal("shared segment: rate-limit table");
 	if (shm_publish(&m->shm, img, len, 1) == -1)
 		fatal("shared segment: publish");
 	explicit_bzero(img, len);

@@ -21,8 +21,6 @@
 #define MASTER_BACKOFF_MAX	30.0
 /* The least space reserved for each config slot. */
 #define MASTER_SLOT_MIN		(16u * 1024 * 1024)
-/* Reserved for the rate-limit table: 2^18 buckets of 16 bytes. */
-#define MASTER_RATELIMIT_SIZE	((size_t)1 << 22)
 
 /* Takes ownership of cfg.  Returns the process exit status. */
 int	 master_main(struct config *cfg, const struct config_opts *opts);

@@ -15,6 +15,7 @@
 #include <gnutls/gnutls.h>
 
 #include "shm.h"
+#include "util.h"
 
 #define PAGE_ROUND(n)	(((n) + 4095) & ~(size_t)4095)
 
@@ -269,6 +270,92 @@ shm_counters(const struct shm *s, unsigned worker)
 		return NULL;
 	return (struct shm_counters *)((unsigned char *)s->state +
 	    s->state->counters_off) + worker;
+}
+
+void *
+shm_ratelimit(const struct shm *s, size_t *size)
+{
+	*size = s->state->ratelimit_size;
+	return (unsigned char *)s->state + s->state->ratelimit_off;
+}
+
+/* The fields of one set of counters, in the order status reports them. */
+#define COUNTER_FIELDS(X)						\
+	X(requests) X(rate_limited) X(active_connections) X(bytes_in)	\
+	X(bytes_out) X(errors)
+
+struct counter_sums {
+#define SUM_FIELD(f)	uint64_t f;
+	COUNTER_FIELDS(SUM_FIELD)
+#undef SUM_FIELD
+};
+
+static int
+counters_add(char *buf, size_t sz, size_t *off, const struct counter_sums *c)
+{
+	int n;
+
+	n = snprintf(buf + *off, sz - *off, "\"requests\":%llu,"
+	    "\"rate_limited\":%llu,\"active_connections\":%llu,"
+	    "\"bytes_in\":%llu,\"bytes_out\":%llu,\"errors\":%llu",
+	    (unsigned long long)c->requests,
+	    (unsigned long long)c->rate_limited,
+	    (unsigned long long)c->active_connections,
+	    (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
+	    (unsigned long long)c->errors);
+	if (n < 0 || (size_t)n >= sz - *off)
+		return -1;
+	*off += (size_t)n;
+	return 0;
+}
+
+static int
+json_add(char *buf, size_t sz, size_t *off, const char *text)
+{
+	size_t n = strlen(text);
+
+	if (n >= sz - *off)
+		return -1;
+	memcpy(buf + *off, text, n + 1);
+	*off += n;
+	return 0;
+}
+
+char *
+shm_counters_json(const struct shm *s, unsigned nworkers)
+{
+	struct counter_sums total, one;
+	struct shm_counters *k;
+	size_t sz, off = 0;
+	char *buf, head[64];
+	unsigned i;
+	int rc = 0;
+
+	nworkers = MINIMUM(nworkers, s->state->max_workers);
+	sz = 256 + (size_t)nworkers * 256;
+	if ((buf = malloc(sz)) == NULL)
+		return NULL;
+	memset(&total, 0, sizeof(total));
+	rc |= json_add(buf, sz, &off, "\"worker_counters\":[");
+	for (i = 0; i < nworkers; i++) {
+		k = shm_counters(s, i);
+#define READ_FIELD(f)	one.f = atomic_load(&k->f); total.f += one.f;
+		COUNTER_FIELDS(READ_FIELD)
+#undef READ_FIELD
+		snprintf(head, sizeof(head), "%s{\"worker\":%u,\"pid\":%llu,",
+		    i > 0 ? "," : "", i, (unsigned long long)atomic_load(&k->pid));
+		rc |= json_add(buf, sz, &off, head);
+		rc |= counters_add(buf, sz, &off, &one);
+		rc |= json_add(buf, sz, &off, "}");
+	}
+	rc |= json_add(buf, sz, &off, "],\"counters\":{");
+	rc |= counters_add(buf, sz, &off, &total);
+	rc |= json_add(buf, sz, &off, "}");
+	if (rc != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
 }
 
 void

@@ -65,7 +65,7 @@ struct shm_state_hdr {
 	uint64_t	 counters_off;
 	uint32_t	 max_workers;
 	uint32_t	 pad;
-	uint64_t	 ratelimit_off;	/* reserved for the rate limiter */
+	uint64_t	 ratelimit_off;	/* the rate-limit table (ratelimit.h) */
 	uint64_t	 ratelimit_size;
 };
 
@@ -108,6 +108,18 @@ int	 shm_copy_image(const struct shm *s, uint64_t gen, unsigned char **out,
 	    size_t *len, uint64_t *got_gen);
 
 struct shm_counters *shm_counters(const struct shm *s, unsigned worker);
+
+/* The region reserved for the rate-limit table, and its size. */
+void	*shm_ratelimit(const struct shm *s, size_t *size);
+
+/*
+ * The counters of workers 0..nworkers-1 as two JSON members (no braces
+ * around them), in a malloc'd string, NULL if out of memory:
+ *   "worker_counters":[{"worker":0,"pid":P,"requests":N,...},...],
+ *   "counters":{"requests":N,"rate_limited":N,"active_connections":N,
+ *               "bytes_in":N,"bytes_out":N,"errors":N}   (the sums)
+ */
+char	*shm_counters_json(const struct shm *s, unsigned nworkers);
 
 void	 shm_close(struct shm *s);
 

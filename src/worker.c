@@ -30,6 +30,7 @@
 #include "listen.h"
 #include "log.h"
 #include "privs.h"
+#include "ratelimit.h"
 #include "route.h"
 #include "shm.h"
 #include "tls.h"
@@ -49,6 +50,7 @@ struct worker {
 	struct upstream_pool	*pool;
 	struct shm		 shm;
 	struct shm_counters	*counters;
+	struct ratelimit	*rl;
 	struct listen_sock	 socks[LISTEN_MAX];
 	ev_io			 accept_w[LISTEN_MAX];
 	size_t			 nsocks;
@@ -150,6 +152,12 @@ struct shm_counters *
 worker_counters(const struct worker *wk)
 {
 	return wk->counters;
+}
+
+struct ratelimit *
+worker_ratelimit(const struct worker *wk)
+{
+	return wk->rl;
 }
 
 bool
@@ -604,6 +612,8 @@ worker_start(struct worker *wk)
 {
 	const char *why;
 	struct ctl_msg m;
+	size_t rlsize;
+	void *rl;
 
 	check_control_fd();
 	if (privs_worker_drop(true) == -1)
@@ -614,6 +624,9 @@ worker_start(struct worker *wk)
 		fatalx("worker index %u out of range", wk->id);
 	atomic_store(&wk->counters->pid, (uint64_t)getpid());
 	atomic_store(&wk->counters->active_connections, 0);
+	rl = shm_ratelimit(&wk->shm, &rlsize);
+	if ((wk->rl = ratelimit_attach(rl, rlsize, wk->counters)) == NULL)
+		fatalx("shared segment: no valid rate-limit table");
 	if (worker_load(wk, 0, &why) == -1)
 		fatalx("cannot load the configuration: %s", why);
 	log_configure(wk->cfg->log_level, wk->cfg->log_format);
@@ -659,6 +672,7 @@ worker_main(void)
 		c->abort(c);
 	log_info("exiting");
 	upstream_pool_free(wk.pool);
+	ratelimit_detach(wk.rl);
 	gen_unref(wk.gen);
 	shm_close(&wk.shm);
 	ev_loop_destroy(wk.loop);

@@ -61,6 +61,7 @@ int	 worker_main(void);
 struct ev_loop	*worker_loop(const struct worker *wk);
 struct upstream_pool *worker_pool(const struct worker *wk);
 struct shm_counters *worker_counters(const struct worker *wk);
+struct ratelimit *worker_ratelimit(const struct worker *wk);
 bool	 worker_draining(const struct worker *wk);
 
 void	 worker_conn_add(struct worker *wk, struct worker_conn *c);

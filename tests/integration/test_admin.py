@@ -16,7 +16,7 @@ def test_status_reply(proxy):
     rc, st = proxy.ctl("status")
     assert rc == 0
     assert set(st) == {"status", "uptime_secs", "sites", "generation",
-                       "workers"}
+                       "workers", "counters", "worker_counters"}
     assert st["status"] == "ok" and st["sites"] == 2
     assert st["generation"] == 1 and st["workers"] == 2
     assert isinstance(st["uptime_secs"], int) and st["uptime_secs"] >= 0

@@ -423,3 +423,21 @@ def test_sigterm_sends_goaway_and_lets_streams_finish(make_proxy,
     # New connections are refused once draining.
     with pytest.raises(OSError):
         H2Client(p.https_port, timeout=2)
+
+
+def test_every_stream_counts_against_the_rate_limit(make_proxy, upstream):
+    p = start_proxy(make_proxy, upstream, **{
+        "rate-limit": {"requests-per-second": 0.1, "burst": 5}})
+    with H2Client(p.https_port) as c:
+        sids = [c.request("GET", f"/rl{i}") for i in range(8)]
+        rs = [c.response(s) for s in sids]
+        statuses = sorted(r.status for r in rs)
+        assert statuses == [200] * 5 + [429] * 3, statuses
+        limited = [r for r in rs if r.status == 429]
+        for r in limited:
+            assert int(r.header("retry-after")[0]) >= 1
+        # The connection stays usable (and limited).
+        assert c.response(c.request("GET", "/more")).status == 429
+    p.wait_log(r"RATE_LIMIT client_ip=127\.0\.0\.1 host=localhost "
+               r"path=/\S+ status=429", count=4)
+    assert len([q for q in upstream.requests]) == 5

@@ -288,6 +288,8 @@ test_defaults(void **state)
 	assert_null(cfg->log_file);
 	assert_true(cfg->rate_rps == 10.0);
 	assert_int_equal(cfg->rate_burst, 20);
+	assert_int_equal(cfg->rate_table_size, 262144);
+	assert_false(cfg->listeners[0].sites[0].rate_own);
 	assert_true(cfg->body_limit == 104857600);
 	assert_int_equal(cfg->http.max_request_line, 8192);
 	assert_int_equal(cfg->http.max_header_size, 16384);
@@ -518,6 +520,15 @@ test_global_ranges(void **state)
 		    "between 1 and 1000000, not 0" },
 		{ "rate-limit { burst = 1000001 }\n", NAME ":1: 'burst' must "
 		    "be between 1 and 1000000, not 1000001" },
+		{ "rate-limit { table-size = 1024 }\n", NULL },
+		{ "rate-limit { table-size = 16777216 }\n", NULL },
+		{ "rate-limit { table-size = 1023 }\n", NAME ":1: 'table-size' "
+		    "must be between 1024 and 16777216, not 1023" },
+		{ "rate-limit { table-size = 16777217 }\n", NAME ":1: "
+		    "'table-size' must be between 1024 and 16777216, not "
+		    "16777217" },
+		{ "rate-limit { table-size = -1 }\n", NAME ":1: 'table-size' "
+		    "must be between 1024 and 16777216, not -1" },
 		{ "body { limit-bytes = 0 }\n", NULL },
 		{ "body { limit-bytes = 1125899906842624 }\n", NULL },
 		{ "body { limit-bytes = 1125899906842625 }\n", NAME ":1: "
@@ -639,6 +650,51 @@ test_rate(void **state)
 	assert_true(cfg->rate_rps == 0.001);
 	config_free(cfg);
 #undef RPS_MSG
+}
+
+/* A site's own rate-limit { }: what it leaves out comes from the global. */
+static void
+test_site_rate(void **state)
+{
+#define SITE_RL(body) "rate-limit { requests-per-second = 4 burst = 9 }\n" \
+	"listener {\n  bind = \"127.0.0.1\"\n" TLS \
+	"  site \"a.example\" {\n    upstream = \"127.0.0.1:1\"\n" \
+	"    rate-limit {\n" body "    }\n  }\n" SITE("b.example") "}\n"
+	struct config	*cfg;
+	struct config_site *a, *b;
+
+	(void)state;
+	cfg = parse_ok(SITE_RL("requests-per-second = 0.5\nburst = 5\n"));
+	a = &cfg->listeners[0].sites[0];
+	b = &cfg->listeners[0].sites[1];
+	assert_true(a->rate_own && a->rate_rps == 0.5 && a->rate_burst == 5);
+	assert_false(b->rate_own);
+	config_free(cfg);
+	cfg = parse_ok(SITE_RL("burst = 2\n"));
+	a = &cfg->listeners[0].sites[0];
+	assert_true(a->rate_own && a->rate_rps == 4 && a->rate_burst == 2);
+	config_free(cfg);
+	cfg = parse_ok(SITE_RL("requests-per-second = 100\n"));
+	a = &cfg->listeners[0].sites[0];
+	assert_true(a->rate_own && a->rate_rps == 100 && a->rate_burst == 9);
+	config_free(cfg);
+	/* An empty section changes nothing. */
+	cfg = parse_ok(SITE_RL(""));
+	assert_false(cfg->listeners[0].sites[0].rate_own);
+	config_free(cfg);
+	/* Each mistake on its own line. */
+	expect_errors(SITE_RL("requests-per-second = 0\nburst = 0\n"),
+	    NAME ":8: requests-per-second must be more than 0 and at most "
+	    "1000000", NAME ":9: 'burst' must be between 1 and 1000000, not 0",
+	    NULL);
+	expect_errors(SITE_RL("requests-per-second = nan\n"),
+	    NAME ":8: requests-per-second must be more than 0 and at most "
+	    "1000000", NULL);
+	expect_errors(SITE_RL("burst = 1000001\n"), NAME ":8: 'burst' must be "
+	    "between 1 and 1000000, not 1000001", NULL);
+	/* table-size is global only. */
+	expect_first_error(SITE_RL("table-size = 2048\n"), 8, "table-size");
+#undef SITE_RL
 }
 
 static void
@@ -1735,6 +1791,7 @@ test_hostname_wildcard_tld_trailing_dot(void **state)
 struct knobs {
 	const char	*user, *workers, *wild, *health, *admin, *shutdown;
 	const char	*maxconn, *level, *format, *file, *rps, *burst, *body;
+	const char	*tsize, *srate;
 	const char	*bind, *https, *http, *bind2, *https2, *http2;
 	const char	*site, *upstream, *ctimeout, *cert;
 	const char	*extra;		/* more root-level text */
@@ -1743,7 +1800,7 @@ struct knobs {
 
 static const struct knobs base_knobs = {
 	"nobody", "2", "false", "9900", "/run/p/admin.sock", "30", "4096",
-	"info", "text", "/var/log/p.log", "10", "20", "1000",
+	"info", "text", "/var/log/p.log", "10", "20", "1000", "262144", "",
 	"127.0.0.1", "443", "80", "::1", "8443", "8080",
 	"a.example", "127.0.0.1:8080", "5", "/c.pem", "", false,
 };
@@ -1759,14 +1816,14 @@ parse_knobs(const struct knobs *k)
 	    "shutdown-timeout = %s\nmax-connections = %s\n", k->user,
 	    k->workers, k->wild, k->health, k->admin, k->shutdown, k->maxconn);
 	sb_fmt(&b, "logging { level = \"%s\" format = \"%s\" file = \"%s\" }\n"
-	    "rate-limit { requests-per-second = %s burst = %s }\n"
-	    "body { limit-bytes = %s }\n%s", k->level, k->format, k->file,
-	    k->rps, k->burst, k->body, k->extra);
+	    "rate-limit { requests-per-second = %s burst = %s table-size = %s "
+	    "}\nbody { limit-bytes = %s }\n%s", k->level, k->format, k->file,
+	    k->rps, k->burst, k->tsize, k->body, k->extra);
 	sb_fmt(&b, "listener {\n bind = \"%s\"\n https-port = %s\n"
 	    " http-port = %s\n tls { cert = \"%s\" key = \"/k.pem\" }\n"
-	    " site \"%s\" { upstream = \"%s\" connect-timeout = %s }\n}\n",
+	    " site \"%s\" { upstream = \"%s\" connect-timeout = %s %s }\n}\n",
 	    k->bind, k->https, k->http, k->cert, k->site, k->upstream,
-	    k->ctimeout);
+	    k->ctimeout, k->srate);
 	if (!k->one_listener)
 		sb_fmt(&b, "listener {\n bind = \"%s\"\n https-port = %s\n"
 		    " http-port = %s\n" TLS SITE("b.example") "}\n", k->bind2,
@@ -1820,6 +1877,7 @@ test_static_change(void **state)
 	CHANGE(admin, "", "admin-socket");
 	CHANGE(shutdown, "31", "shutdown-timeout");
 	CHANGE(maxconn, "4097", "max-connections");
+	CHANGE(tsize, "1024", "rate-limit table-size");
 	CHANGE(level, "debug", "logging");
 	CHANGE(format, "json", "logging");
 	CHANGE(file, "/var/log/q.log", "logging");
@@ -1839,6 +1897,8 @@ test_static_change(void **state)
 	/* Everything else reloads. */
 	CHANGE(rps, "0.5", NULL);
 	CHANGE(burst, "3", NULL);
+	CHANGE(srate, "rate-limit { requests-per-second = 1 burst = 5 }",
+	    NULL);
 	CHANGE(body, "0", NULL);
 	CHANGE(site, "c.example", NULL);
 	CHANGE(upstream, "[::1]:9", NULL);
@@ -2223,6 +2283,7 @@ main(void)
 		cmocka_unit_test(test_http_ranges),
 		cmocka_unit_test(test_http_one_message_per_mistake),
 		cmocka_unit_test(test_rate),
+		cmocka_unit_test(test_site_rate),
 		cmocka_unit_test(test_listener_ranges),
 		cmocka_unit_test(test_site_ranges),
 		cmocka_unit_test(test_logging),

@@ -180,7 +180,7 @@ static const char rich_config[] =
     "shutdown-timeout = 3600\n"
     "health-check-port = 0\n"
     "logging { level = \"debug\" format = \"json\" }\n"
-    "rate-limit { requests-per-second = 0.125 burst = 1 }\n"
+    "rate-limit { requests-per-second = 0.125 burst = 1 table-size = 1024 }\n"
     "body { limit-bytes = 1125899906842624 }\n"
     "http { max-request-line = 256 max-header-size = 65536 max-headers = 128 "
     "handshake-timeout = 300 header-timeout = 1 idle-timeout = 3600 "
@@ -194,7 +194,8 @@ static const char rich_config[] =
     "  site \"*.apps.example.com\" { upstream = \"[2001:db8::1]:8080\" "
     "connect-timeout = 3600 request-timeout = 86400 }\n"
     "  site \"own.example\" { upstream = \"10.1.2.3:1\" cert = \"/s\" "
-    "key = \"/t\" connect-timeout = 1 request-timeout = 1 }\n"
+    "key = \"/t\" connect-timeout = 1 request-timeout = 1 "
+    "rate-limit { requests-per-second = 0.5 burst = 7 } }\n"
     "}\n"
     "listener {\n"
     "  bind = \"[::]\"\n"
@@ -236,6 +237,7 @@ assert_image_fields_equal(const struct config *a, const struct config *b)
 	assert_int_equal(a->log_format, b->log_format);
 	assert_memory_equal(&a->rate_rps, &b->rate_rps, sizeof(double));
 	assert_int_equal(a->rate_burst, b->rate_burst);
+	assert_int_equal(a->rate_table_size, b->rate_table_size);
 	assert_true(a->body_limit == b->body_limit);
 	assert_int_equal(a->http.max_request_line, b->http.max_request_line);
 	assert_int_equal(a->http.max_header_size, b->http.max_header_size);
@@ -276,6 +278,10 @@ assert_image_fields_equal(const struct config *a, const struct config *b)
 			    sb->request_timeout);
 			assert_blob_equal(&sa->tls.cert, &sb->tls.cert);
 			assert_blob_equal(&sa->tls.key, &sb->tls.key);
+			assert_int_equal(sa->rate_own, sb->rate_own);
+			assert_memory_equal(&sa->rate_rps, &sb->rate_rps,
+			    sizeof(double));
+			assert_int_equal(sa->rate_burst, sb->rate_burst);
 		}
 	}
 }
@@ -478,6 +484,8 @@ check_decoded_sane(const struct config *c)
 	assert_true(isfinite(c->rate_rps) && c->rate_rps > 0 &&
 	    c->rate_rps <= 1e6);
 	assert_true(c->rate_burst >= 1 && c->rate_burst <= 1000000);
+	assert_true(c->rate_table_size >= 1024 &&
+	    c->rate_table_size <= 16777216);
 	assert_true(c->body_limit <= ((uint64_t)1 << 50));
 	assert_true(c->http.max_request_line >= 256 &&
 	    c->http.max_request_line <= c->http.max_header_size);
@@ -614,6 +622,7 @@ struct spec {
 	uint8_t		 level, format;
 	double		 rps;
 	uint32_t	 burst;
+	uint32_t	 table;		/* rate-limit table-size */
 	uint64_t	 body;
 	uint32_t	 hc[8];		/* config_http, in order */
 	uint32_t	 nlisteners;	/* as written; one is present */
@@ -630,6 +639,9 @@ struct spec {
 	size_t		 sa_n;		/* bytes present */
 	uint32_t	 ct, rt;
 	struct field	 scert, skey;
+	uint8_t		 rate_own;	/* 1: srps and sburst follow */
+	double		 srps;
+	uint32_t	 sburst;
 	uint32_t	 endmagic;
 };
 
@@ -651,6 +663,7 @@ good_spec(void)
 	s.format = LOG_FORMAT_TEXT;
 	s.rps = 10.0;
 	s.burst = 20;
+	s.table = 262144;
 	s.body = 1000;
 	s.hc[0] = 8192;		/* max-request-line */
 	s.hc[1] = 16384;		/* max-header-size */
@@ -707,6 +720,7 @@ build(const struct spec *s, unsigned char *out, size_t outsz)
 	memcpy(&rps, &s->rps, 8);
 	w_u64(w, rps);
 	w_u32(w, s->burst);
+	w_u32(w, s->table);
 	w_u64(w, s->body);
 	for (i = 0; i < nitems(s->hc); i++)
 		w_u32(w, s->hc[i]);
@@ -728,6 +742,12 @@ build(const struct spec *s, unsigned char *out, size_t outsz)
 	w_u32(w, s->rt);
 	w_field(w, &s->scert);
 	w_field(w, &s->skey);
+	w_u8(w, s->rate_own);
+	if (s->rate_own == 1) {
+		memcpy(&rps, &s->srps, 8);
+		w_u64(w, rps);
+		w_u32(w, s->sburst);
+	}
 	w_u32(w, s->endmagic);
 	assert_true(w->len <= outsz);
 	memcpy(out, w->buf, w->len);
@@ -825,6 +845,11 @@ test_globals(void **state)
 	ACCEPT(s.burst = 1000000);
 	REJECT(s.burst = 0);
 	REJECT(s.burst = 1000001);
+	ACCEPT(s.table = 1024);
+	ACCEPT(s.table = 16777216);
+	REJECT(s.table = 1023);
+	REJECT(s.table = 16777217);
+	REJECT(s.table = 0);
 	ACCEPT(s.body = 0);
 	ACCEPT(s.body = (uint64_t)1 << 50);
 	REJECT(s.body = ((uint64_t)1 << 50) + 1);
@@ -967,6 +992,17 @@ test_site_fields(void **state)
 	REJECT(s.skey = (struct field)F("K"));
 	REJECT(s.scert = (struct field)F("C"); s.skey = (struct field)F("K");
 	    s.skey.wire = CONFIG_PEM_MAX + 1);
+	/* A limit of its own, in the ranges of the global one. */
+	ACCEPT(s.rate_own = 1; s.srps = 0.5; s.sburst = 1);
+	ACCEPT(s.rate_own = 1; s.srps = 1e6; s.sburst = 1000000);
+	REJECT(s.rate_own = 2);
+	REJECT(s.rate_own = 255);
+	REJECT(s.rate_own = 1; s.srps = 0; s.sburst = 5);
+	REJECT(s.rate_own = 1; s.srps = NAN; s.sburst = 5);
+	REJECT(s.rate_own = 1; s.srps = INFINITY; s.sburst = 5);
+	REJECT(s.rate_own = 1; s.srps = 1e6 + 1; s.sburst = 5);
+	REJECT(s.rate_own = 1; s.srps = 1; s.sburst = 0);
+	REJECT(s.rate_own = 1; s.srps = 1; s.sburst = 1000001);
 	/* The end. */
 	REJECT(s.endmagic = 0);
 }
