@@ -50,8 +50,8 @@ TITLES = {
     "s1": "1. HTTPS HTTP/1.1 keep-alive, 50 conns, small response (wrk)",
     "s2": "2. HTTP/2, 50 conns x 10 streams (h2load)",
     "s3": "3. New TLS connection per request (wrk, Connection: close)",
-    "s4": "4. Idle TLS connections held open",
-    "s5": "5. 1 GiB download and upload (curl)",
+    "s4": "4. {idle} idle TLS connections held open",
+    "s5": "5. {mib} MiB download and upload (curl)",
     "s6": "6. Instructions per request of scenario 1",
     "w1": "2 workers: scenario 1",
     "w2": "2 workers: scenario 2",
@@ -658,6 +658,8 @@ def write_markdown(path, meta, summary):
     for sc, title in TITLES.items():
         if sc not in summary:
             continue
+        title = title.format(idle=meta["idle_conns"],
+                             mib=meta["transfer_mib"])
         L += [f"## {title}", ""]
         show_haproxy_ratio = sc in ("s2", "w2")
         head = ["figure"] + list(PROXIES) + ["portcullis/nginx"]
