@@ -147,15 +147,21 @@ def tree(root):
     return pids
 
 
-def cpu_seconds(pids):
-    total = 0
+def cpu_split(pids):
+    """(utime, stime) in seconds, summed over pids."""
+    user = system = 0
     for p in pids:
         try:
             f = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(f[11]) + int(f[12])     # utime, stime (fields 14, 15)
-    return total / TICK
+        user += int(f[11])                   # utime (field 14)
+        system += int(f[12])                 # stime (field 15)
+    return user / TICK, system / TICK
+
+
+def cpu_seconds(pids):
+    return sum(cpu_split(pids))
 
 
 def status_kib(pids, field):
@@ -341,13 +347,16 @@ def parse_h2load(out):
 
 
 def sample(pids):
-    return time.monotonic(), cpu_seconds(pids)
+    return time.monotonic(), cpu_split(pids)
 
 
 def with_cpu(pids, before, result):
-    t1, c1 = sample(pids)
-    t0, c0 = before
+    t1, (u1, s1) = sample(pids)
+    t0, (u0, s0) = before
+    c1, c0 = u1 + s1, u0 + s0
     result["proxy_cpu_s"] = c1 - c0
+    # Where the time goes: callgrind (scenario 6) sees user space only.
+    result["proxy_sys_share"] = (s1 - s0) / (c1 - c0) if c1 > c0 else 0.0
     result["proxy_cpu_util"] = (c1 - c0) / (t1 - t0)
     if result.get("requests"):
         result["cpu_us_per_req"] = (c1 - c0) / result["requests"] * 1e6
@@ -572,7 +581,8 @@ FIGURES = {
     "s1": [("cpu_us_per_req", "CPU µs/req", "{:.1f}"),
            ("rps", "req/s", "{:.0f}"), ("p50_ms", "p50 ms", "{:.2f}"),
            ("p99_ms", "p99 ms", "{:.2f}"), ("proxy_cpu_util", "proxy CPU",
-                                            "{:.0%}")],
+                                            "{:.0%}"),
+           ("proxy_sys_share", "of which kernel", "{:.0%}")],
     "s2": [("cpu_us_per_req", "CPU µs/req", "{:.1f}"),
            ("rps", "req/s", "{:.0f}"), ("proxy_cpu_util", "proxy CPU",
                                         "{:.0%}")],
