@@ -1,0 +1,930 @@
+#!/usr/bin/python3
+"""Benchmark portcullis against nginx and HAProxy (issue 6).
+
+Run through bench/run, which installs the tools, builds portcullis and
+makes the certificate first.  This script starts the upstreams and, for
+every measurement, a fresh proxy; it alternates the proxies (A B C A B C)
+and writes the medians to bench/results/latest.{md,json} and PNG charts.
+
+The primary figure is the proxy's own CPU time per request: utime+stime of
+all its processes (from /proc/PID/stat, before and after the load), divided
+by the requests completed.  See bench/README.md for the details.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+TOP = HERE.parent
+CONF = HERE / "conf"
+PROXIES = ("portcullis", "nginx", "haproxy")
+PROXY_CPUS = "0"
+LOAD_CPUS = "1"
+TICK = os.sysconf("SC_CLK_TCK")
+BODY = "x" * 99 + "\\n"      # 100-byte response body (nginx string escape)
+
+# Targets of issue 6: (metric, comparison proxy, bound, "max" or "min").
+TARGETS = {
+    "s1": [("cpu_us_per_req", "nginx", 0.67, "max"),
+           ("p99_ms", "nginx", 1.0, "max")],
+    "s2": [("cpu_us_per_req", "haproxy", 0.8, "max")],
+    "s3": [("cpu_us_per_req", "nginx", 1.0, "max")],
+    "s4": [("rss_kib_per_conn", "nginx", 0.5, "max")],
+    "s5": [("download_mbps", "nginx", 1.0, "min"),
+           ("upload_mbps", "nginx", 1.0, "min"),
+           ("peak_rss_mib", None, 64, "max")],
+    "s6": [("instr_per_req", "nginx", 0.7, "max")],
+}
+
+TITLES = {
+    "s1": "1. HTTPS HTTP/1.1 keep-alive, 50 conns, small response (wrk)",
+    "s2": "2. HTTP/2, 50 conns x 10 streams (h2load)",
+    "s3": "3. New TLS connection per request (wrk, Connection: close)",
+    "s4": "4. {idle} idle TLS connections held open",
+    "s5": "5. {mib} MiB download and upload (curl)",
+    "s6": "6. Instructions per request of scenario 1",
+    "w1": "2 workers: scenario 1",
+    "w2": "2 workers: scenario 2",
+}
+
+# --------------------------------------------------------------------------
+# processes
+
+
+class Procs:
+    """Every process this script starts, each in its own process group, so
+    that cleanup ends exactly those (by id), on success and failure."""
+
+    def __init__(self):
+        self.live = []
+
+    def start(self, argv, log=None, cpus=None, **kw):
+        if cpus is not None:
+            argv = ["taskset", "-c", cpus] + list(argv)
+        out = open(log, "ab") if log else subprocess.DEVNULL
+        kw.setdefault("stdout", out)
+        kw.setdefault("stderr", out)
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        p = subprocess.Popen(argv, start_new_session=True,
+                             preexec_fn=raise_nofile, **kw)
+        if log:
+            out.close()
+        self.live.append(p)
+        return p
+
+    def stop(self, p, sig=signal.SIGTERM, timeout=15):
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                p.wait()
+        if p in self.live:
+            self.live.remove(p)
+
+    def stop_all(self):
+        for p in reversed(list(self.live)):
+            self.stop(p, timeout=5)
+
+
+def raise_nofile():
+    import resource
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, timeout=60):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"exited with {proc.returncode} before listening")
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"port {port} not listening after {timeout}s")
+
+
+def tree(root):
+    """root and all its descendants (from /proc/*/stat)."""
+    parent = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                st = Path(f"/proc/{d}/stat").read_text()
+            except OSError:
+                continue
+            parent[int(d)] = int(st.rsplit(")", 1)[1].split()[1])
+    pids, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        pids.append(p)
+        todo.extend(c for c, pp in parent.items() if pp == p)
+    return pids
+
+
+def cpu_split(pids):
+    """(utime, stime) in seconds, summed over pids."""
+    user = system = 0
+    for p in pids:
+        try:
+            f = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        user += int(f[11])                   # utime (field 14)
+        system += int(f[12])                 # stime (field 15)
+    return user / TICK, system / TICK
+
+
+def cpu_seconds(pids):
+    return sum(cpu_split(pids))
+
+
+def status_kib(pids, field):
+    total = 0
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith(field + ":"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
+def run_cmd(argv, timeout, cpus=None):
+    if cpus is not None:
+        argv = ["taskset", "-c", cpus] + list(argv)
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       stdin=subprocess.DEVNULL, timeout=timeout,
+                       preexec_fn=raise_nofile, start_new_session=True)
+    return r.returncode, r.stdout.decode(errors="replace")
+
+
+# --------------------------------------------------------------------------
+# the environment: upstreams, proxies
+
+
+def fill(template, values):
+    text = (CONF / template).read_text()
+    for k, v in values.items():
+        text = text.replace(f"@{k}@", str(v))
+    left = re.findall(r"@[A-Z]+@", text)
+    if left:
+        raise RuntimeError(f"{template}: unfilled {left}")
+    return text
+
+
+class Bench:
+    def __init__(self, args, procs):
+        self.a = args
+        self.procs = procs
+        self.dir = Path(tempfile.mkdtemp(prefix="portcullis-bench.",
+                                         dir="/dev/shm"))
+        os.chmod(self.dir, 0o755)
+        self.cert = self.dir / "cert.pem"
+        self.key = self.dir / "key.pem"
+        shutil.copy(args.cert, self.cert)
+        shutil.copy(args.key, self.key)
+        os.chmod(self.key, 0o644)    # a throwaway key the workers must read
+        self.pem = self.dir / "cert+key.pem"
+        self.pem.write_text(self.cert.read_text() + self.key.read_text())
+        self.upstream = free_port()
+        self.sink = free_port()
+        (self.dir / "www").mkdir(mode=0o755)
+        self.big = self.dir / "www" / "big"
+        with open(self.big, "wb") as f:   # sparse: costs no memory on tmpfs
+            f.truncate(args.transfer_mib << 20)
+        self.h2_ok = {}
+
+    def log(self, name):
+        return self.dir / f"{name}.out"
+
+    def start_upstreams(self):
+        conf = self.dir / "nginx-upstream.conf"
+        conf.write_text(fill("nginx-upstream.conf.in", {
+            "DIR": self.dir, "UPSTREAM": self.upstream, "BODY": BODY}))
+        p = self.procs.start(["nginx", "-p", str(self.dir), "-c", str(conf)],
+                             log=self.log("nginx-upstream"), cpus=LOAD_CPUS)
+        wait_port(self.upstream, p)
+        s = self.procs.start([sys.executable, str(HERE / "sink.py"),
+                              str(self.sink)], log=self.log("sink"),
+                             cpus=LOAD_CPUS)
+        wait_port(self.sink, s)
+
+    def proxy_argv(self, name, port, workers, valgrind=None):
+        v = {"DIR": self.dir, "PORT": port, "UPSTREAM": self.upstream,
+             "SINK": self.sink, "WORKERS": workers, "CERT": self.cert,
+             "KEY": self.key, "PEM": self.pem,
+             "MASTER": "master_process off;" if valgrind else ""}
+        if name == "portcullis":
+            conf = self.dir / "portcullis.conf"
+            conf.write_text(fill("portcullis.conf.in", v))
+            argv = [str(self.a.portcullis), "-c", str(conf)]
+        elif name == "nginx":
+            conf = self.dir / "nginx-proxy.conf"
+            conf.write_text(fill("nginx-proxy.conf.in", v))
+            argv = ["nginx", "-p", str(self.dir), "-c", str(conf)]
+        else:
+            conf = self.dir / "haproxy.cfg"
+            conf.write_text(fill("haproxy.cfg.in", v))
+            argv = ["haproxy", "-db", "-f", str(conf)]
+        if valgrind:
+            argv = ["valgrind", "--tool=callgrind", "--trace-children=yes",
+                    "--vgdb=no",
+                    f"--callgrind-out-file={valgrind}/callgrind.out.%p",
+                    "--dump-instr=no", "--collect-jumps=no"] + argv
+        return argv
+
+    def start_proxy(self, name, workers=1, valgrind=None):
+        port = free_port()
+        cpus = PROXY_CPUS if workers == 1 else "0,1"
+        log = self.log(name)
+        mark = log.stat().st_size if log.exists() else 0
+        p = self.procs.start(self.proxy_argv(name, port, workers, valgrind),
+                             log=log, cpus=cpus)
+        try:
+            self.wait_ready(name, p, port, 120 if valgrind else 30)
+        except Exception as e:
+            self.procs.stop(p)
+            with open(log, "rb") as f:
+                f.seek(mark)
+                tail = f.read().decode(errors="replace")
+            raise RuntimeError(f"{e}; log: {tail[-600:]}") from None
+        return p, port
+
+    def wait_ready(self, name, p, port, timeout):
+        wait_port(port, p, timeout)
+        # Ready means a request goes through to the upstream.
+        end = time.monotonic() + timeout
+        while True:
+            rc, out = run_cmd(["curl", "-ksS", "-o", "/dev/null", "-w",
+                               "%{http_code}", "--http1.1",
+                               f"https://localhost:{port}/"], 60)
+            if out.strip() == "200":
+                break
+            if time.monotonic() > end or p.poll() is not None:
+                raise RuntimeError(f"{name} not answering 200: {out!r}")
+            time.sleep(0.2)
+
+    def stop_proxy(self, p):
+        self.procs.stop(p, timeout=60)
+
+    def h2_offered(self, port):
+        rc, out = run_cmd(["curl", "-ksS", "-o", "/dev/null", "-w",
+                           "%{http_version}", "--http2",
+                           f"https://localhost:{port}/"], 30)
+        return out.strip() == "2"
+
+
+# --------------------------------------------------------------------------
+# load generators and their output
+
+UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def ms(text):
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    return float(m.group(1)) * UNIT[m.group(2)]
+
+
+def parse_wrk(out):
+    r = {}
+    m = re.search(r"(\d+) requests in ([\d.]+)(\w+),", out)
+    if not m:
+        raise RuntimeError("wrk output not understood:\n" + out)
+    r["requests"] = int(m.group(1))
+    r["rps"] = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    for pct, key in (("50", "p50_ms"), ("99", "p99_ms")):
+        m = re.search(rf"^\s+{pct}(?:\.000)?%\s+(\S+)", out, re.M)
+        if m:
+            r[key] = ms(m.group(1))
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    r["non2xx"] = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), "
+                  r"timeout (\d+)", out)
+    r["socket_errors"] = sum(map(int, m.groups())) if m else 0
+    return r
+
+
+def parse_h2load(out):
+    r = {}
+    m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, "
+                  r"(\d+) succeeded, (\d+) failed, (\d+) errored", out)
+    if not m:
+        raise RuntimeError("h2load output not understood:\n" + out)
+    r["requests"] = int(m.group(4))
+    r["failed"] = int(m.group(5)) + int(m.group(6))
+    r["rps"] = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s",
+                               out).group(1))
+    m = re.search(r"Application protocol: (\S+)", out)
+    r["protocol"] = m.group(1) if m else None
+    return r
+
+
+def sample(pids):
+    return time.monotonic(), cpu_split(pids)
+
+
+def with_cpu(pids, before, result):
+    t1, (u1, s1) = sample(pids)
+    t0, (u0, s0) = before
+    c1, c0 = u1 + s1, u0 + s0
+    result["proxy_cpu_s"] = c1 - c0
+    # Where the time goes: callgrind (scenario 6) sees user space only.
+    result["proxy_sys_share"] = (s1 - s0) / (c1 - c0) if c1 > c0 else 0.0
+    result["proxy_cpu_util"] = (c1 - c0) / (t1 - t0)
+    if result.get("requests"):
+        result["cpu_us_per_req"] = (c1 - c0) / result["requests"] * 1e6
+    return result
+
+
+# --------------------------------------------------------------------------
+# scenarios: each takes (bench, proxy name) and returns a dict of figures
+
+
+def wrk_argv(port, conns, threads, secs, extra=()):
+    return ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{secs}s",
+            "--latency", *extra, f"https://localhost:{port}/"]
+
+
+def scenario_wrk(b, name, workers=1, close=False):
+    p, port = b.start_proxy(name, workers)
+    try:
+        extra = ("-H", "Connection: close") if close else ()
+        threads = 1 if workers == 1 else 2
+        cpus = LOAD_CPUS if workers == 1 else None
+        run_cmd(wrk_argv(port, 50, threads, b.a.warmup, extra), 120, cpus)
+        pids = tree(p.pid)
+        before = sample(pids)
+        rc, out = run_cmd(wrk_argv(port, 50, threads, b.a.duration, extra),
+                          b.a.duration + 120, cpus)
+        r = with_cpu(pids, before, parse_wrk(out))
+        if r["non2xx"]:
+            raise RuntimeError(f"{r['non2xx']} non-2xx responses:\n{out}")
+        return r
+    finally:
+        b.stop_proxy(p)
+
+
+def scenario_h2(b, name, workers=1):
+    p, port = b.start_proxy(name, workers)
+    try:
+        if not b.h2_offered(port):
+            return {"na": "ALPN h2 not offered"}
+        threads = 1 if workers == 1 else 2
+        cpus = LOAD_CPUS if workers == 1 else None
+        argv = ["h2load", "-c", "50", "-m", "10", "-t", str(threads)]
+        run_cmd(argv + ["-D", str(b.a.warmup), f"https://localhost:{port}/"],
+                120, cpus)
+        pids = tree(p.pid)
+        before = sample(pids)
+        rc, out = run_cmd(argv + ["-D", str(b.a.duration),
+                                  f"https://localhost:{port}/"],
+                          b.a.duration + 120, cpus)
+        r = with_cpu(pids, before, parse_h2load(out))
+        if r["protocol"] != "h2":
+            return {"na": f"negotiated {r['protocol']}"}
+        if r["failed"]:
+            raise RuntimeError(f"{r['failed']} failed requests:\n{out}")
+        return r
+    finally:
+        b.stop_proxy(p)
+
+
+def scenario_idle(b, name):
+    p, port = b.start_proxy(name)
+    client = None
+    try:
+        time.sleep(0.5)
+        pids = tree(p.pid)
+        before = status_kib(pids, "VmRSS")
+        client = b.procs.start([sys.executable, str(HERE / "idle.py"),
+                                str(port), str(b.a.idle)],
+                               cpus=LOAD_CPUS, stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+        line = client.stdout.readline().decode().strip()
+        if not line.startswith("ready"):
+            rest = client.stdout.read(4000).decode(errors="replace") \
+                if client.poll() is not None else ""
+            raise RuntimeError(f"idle client: {line} {rest}")
+        time.sleep(2)                    # let the proxy settle
+        pids = tree(p.pid)
+        after = status_kib(pids, "VmRSS")
+        return {"conns": b.a.idle, "rss_before_kib": before,
+                "rss_after_kib": after,
+                "rss_kib_per_conn": (after - before) / b.a.idle}
+    finally:
+        if client is not None:
+            try:
+                client.stdin.close()
+            except OSError:
+                pass
+            b.procs.stop(client, timeout=30)
+        b.stop_proxy(p)
+
+
+def curl_transfer(port, kind, upload):
+    """One transfer with curl (pinned with the load generator): downloads
+    /big from the nginx upstream, uploads to the sink (site "sink.test")."""
+    argv = ["curl", "-ksS", "--http1.1", "-o", "/dev/null", "-w",
+            "%{http_code} %{size_download} %{size_upload} %{time_total}"]
+    if kind == "download":
+        url = f"https://localhost:{port}/big"
+    else:
+        argv += ["--resolve", f"sink.test:{port}:127.0.0.1", "-T", str(upload)]
+        url = f"https://sink.test:{port}/upload"
+    return run_cmd(argv + [url], 900, LOAD_CPUS)
+
+
+def scenario_transfer(b, name):
+    p, port = b.start_proxy(name)
+    try:
+        pids = tree(p.pid)
+        size = b.a.transfer_mib << 20
+        r = {"bytes": size}
+        for kind in ("download", "upload"):
+            c0 = cpu_seconds(pids)
+            rc, out = curl_transfer(port, kind, b.big)
+            c1 = cpu_seconds(pids)
+            f = out.split()[-4:]
+            ok = rc == 0 and len(f) == 4 and f[0] == "200"
+            if ok:
+                moved = int(f[1]) if kind == "download" else int(f[2])
+                ok = moved == size
+            if not ok:
+                raise RuntimeError(f"{kind}: curl rc {rc}: {out}")
+            r[f"{kind}_mbps"] = size / float(f[3]) / 1e6
+            r[f"{kind}_cpu_s"] = c1 - c0
+        r["peak_rss_mib"] = status_kib(tree(p.pid), "VmHWM") / 1024
+        return r
+    finally:
+        b.stop_proxy(p)
+
+
+def perf_works():
+    try:
+        rc, out = run_cmd(["perf", "stat", "-x,", "-e", "instructions",
+                           "true"], 30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return rc == 0 and re.search(r"^\d+,", out, re.M) is not None
+
+
+def scenario_instr(b, name):
+    if b.perf:
+        return instr_perf(b, name)
+    return instr_callgrind(b, name)
+
+
+def instr_perf(b, name):
+    """perf stat on the proxy's processes while wrk runs scenario 1."""
+    p, port = b.start_proxy(name)
+    try:
+        run_cmd(wrk_argv(port, 50, 1, b.a.warmup), 120, LOAD_CPUS)
+        pids = ",".join(map(str, tree(p.pid)))
+        perf = subprocess.Popen(["perf", "stat", "-x,", "-e", "instructions",
+                                 "-p", pids], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, start_new_session=True)
+        b.procs.live.append(perf)
+        time.sleep(0.5)
+        rc, out = run_cmd(wrk_argv(port, 50, 1, b.a.duration),
+                          b.a.duration + 120, LOAD_CPUS)
+        os.killpg(perf.pid, signal.SIGINT)
+        err = perf.communicate(timeout=30)[1].decode()
+        b.procs.live.remove(perf)
+        r = parse_wrk(out)
+        instr = int(re.search(r"^(\d+),", err, re.M).group(1))
+        return {"method": "perf stat -e instructions", "instructions": instr,
+                "requests": r["requests"],
+                "instr_per_req": instr / r["requests"]}
+    finally:
+        b.stop_proxy(p)
+
+
+def callgrind_total(outdir):
+    total = 0
+    for f in Path(outdir).glob("callgrind.out.*"):
+        for line in f.read_text(errors="replace").splitlines():
+            if line.startswith(("totals:", "summary:")):
+                total += int(line.split()[1])
+                break
+    return total
+
+
+def instr_callgrind(b, name):
+    """The proxy under callgrind, twice: n1 then n2 keep-alive requests
+    (h2load --h1, 50 connections, so the count is exact); the difference
+    of the instruction totals over n2 - n1 cancels start-up and shutdown."""
+    n1, n2 = b.a.cg_requests
+    totals = []
+    for n in (n1, n2):
+        outdir = b.dir / f"callgrind-{name}-{n}"
+        outdir.mkdir()
+        os.chmod(outdir, 0o1777)     # portcullis workers write as nobody
+        p, port = b.start_proxy(name, valgrind=outdir)
+        try:
+            rc, out = run_cmd(["h2load", "--h1", "-c", "50", "-t", "1",
+                               "-n", str(n), f"https://localhost:{port}/"],
+                              1800, LOAD_CPUS)
+            r = parse_h2load(out)
+            if r["requests"] != n:
+                raise RuntimeError(f"h2load: {r['requests']} of {n}:\n{out}")
+        finally:
+            b.stop_proxy(p)
+        totals.append(callgrind_total(outdir))
+        if not totals[-1]:
+            raise RuntimeError(f"no callgrind output in {outdir}")
+    return {"method": "callgrind (difference of two runs)",
+            "instructions": totals[1] - totals[0], "requests": n2 - n1,
+            "instr_per_req": (totals[1] - totals[0]) / (n2 - n1)}
+
+
+SCENARIOS = {
+    "s1": lambda b, n: scenario_wrk(b, n),
+    "s2": lambda b, n: scenario_h2(b, n),
+    "s3": lambda b, n: scenario_wrk(b, n, close=True),
+    "s4": scenario_idle,
+    "s5": scenario_transfer,
+    "s6": scenario_instr,
+    "w1": lambda b, n: scenario_wrk(b, n, workers=2),
+    "w2": lambda b, n: scenario_h2(b, n, workers=2),
+}
+
+# Figures shown per scenario: (key, label, format).
+FIGURES = {
+    "s1": [("cpu_us_per_req", "CPU µs/req", "{:.1f}"),
+           ("rps", "req/s", "{:.0f}"), ("p50_ms", "p50 ms", "{:.2f}"),
+           ("p99_ms", "p99 ms", "{:.2f}"), ("proxy_cpu_util", "proxy CPU",
+                                            "{:.0%}"),
+           ("proxy_sys_share", "of which kernel", "{:.0%}")],
+    "s2": [("cpu_us_per_req", "CPU µs/req", "{:.1f}"),
+           ("rps", "req/s", "{:.0f}"), ("proxy_cpu_util", "proxy CPU",
+                                        "{:.0%}")],
+    "s3": [("cpu_us_per_req", "CPU µs/handshake", "{:.1f}"),
+           ("rps", "handshakes/s", "{:.0f}"),
+           ("proxy_cpu_util", "proxy CPU", "{:.0%}")],
+    "s4": [("rss_kib_per_conn", "RSS KiB/conn", "{:.2f}"),
+           ("rss_after_kib", "RSS KiB total", "{:.0f}")],
+    "s5": [("download_mbps", "download MB/s", "{:.0f}"),
+           ("upload_mbps", "upload MB/s", "{:.0f}"),
+           ("download_cpu_s", "download CPU s", "{:.2f}"),
+           ("upload_cpu_s", "upload CPU s", "{:.2f}"),
+           ("peak_rss_mib", "peak RSS MiB", "{:.1f}")],
+    "s6": [("instr_per_req", "instructions/req", "{:.0f}")],
+    "w1": [("cpu_us_per_req", "CPU µs/req", "{:.1f}"),
+           ("rps", "req/s", "{:.0f}"), ("p99_ms", "p99 ms", "{:.2f}"),
+           ("proxy_cpu_util", "proxy CPU", "{:.0%}")],
+    "w2": [("cpu_us_per_req", "CPU µs/req", "{:.1f}"),
+           ("rps", "req/s", "{:.0f}"), ("proxy_cpu_util", "proxy CPU",
+                                        "{:.0%}")],
+}
+
+
+# --------------------------------------------------------------------------
+# summary, table, charts
+
+
+def summarize(raw):
+    """Median of every numeric figure over the runs that produced one."""
+    out = {}
+    for sc, per in raw.items():
+        out[sc] = {}
+        for proxy, runs in per.items():
+            ok = [r for r in runs if "error" not in r and "na" not in r]
+            if not ok:
+                bad = runs[0] if runs else {}
+                out[sc][proxy] = {"na": bad.get("na") or bad.get("error",
+                                                                 "no run")}
+                continue
+            keys = {k for r in ok for k, v in r.items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            out[sc][proxy] = {k: statistics.median(r[k] for r in ok if k in r)
+                              for k in sorted(keys)}
+            out[sc][proxy]["runs"] = len(ok)
+            meth = {r.get("method") for r in ok} - {None}
+            if meth:
+                out[sc][proxy]["method"] = meth.pop()
+    return out
+
+
+def verdicts(summary):
+    res = {}
+    for sc, targets in TARGETS.items():
+        if sc not in summary:
+            continue
+        pc = summary[sc].get("portcullis", {})
+        for metric, ref, bound, kind in targets:
+            mine = pc.get(metric)
+            other = summary[sc].get(ref, {}).get(metric) if ref else 1.0
+            if mine is None or not other:
+                res[(sc, metric)] = (None, "n/a")
+                continue
+            value = mine / other
+            good = value <= bound if kind == "max" else value >= bound
+            res[(sc, metric)] = (value, "PASS" if good else "MISS")
+    return res
+
+
+def fmt(spec, v):
+    return "n/a" if v is None else spec.format(v)
+
+
+def write_markdown(path, meta, summary):
+    v = verdicts(summary)
+    L = ["# portcullis benchmark", "",
+         f"{meta['date']} · {meta['host']} · portcullis {meta['commit']} · "
+         f"{meta['runs']} run(s) each, median · "
+         f"{'quick' if meta['quick'] else 'full'} mode", "",
+         "Proxy on CPU 0, load generator and upstream on CPU 1 (2-worker "
+         "runs: proxy on CPUs 0-1, load generator unpinned). "
+         "CPU figures are the proxy's own utime+stime (all its processes) "
+         "per completed request.", ""]
+    for sc, title in TITLES.items():
+        if sc not in summary:
+            continue
+        title = title.format(idle=meta["idle_conns"],
+                             mib=meta["transfer_mib"])
+        L += [f"## {title}", ""]
+        show_haproxy_ratio = sc in ("s2", "w2")
+        head = ["figure"] + list(PROXIES) + ["portcullis/nginx"]
+        if show_haproxy_ratio:
+            head.append("portcullis/haproxy")
+        head += ["target", "result"]
+        L.append("| " + " | ".join(head) + " |")
+        L.append("|" + "---|" * len(head))
+        for key, label, spec in FIGURES[sc]:
+            vals = [summary[sc].get(px, {}).get(key) for px in PROXIES]
+            row = [label] + [fmt(spec, x) for x in vals]
+            for ref in (["nginx", "haproxy"] if show_haproxy_ratio
+                        else ["nginx"]):
+                a, o = vals[0], summary[sc].get(ref, {}).get(key)
+                row.append(f"{a / o:.2f}" if a is not None and o else "n/a")
+            target = [t for t in TARGETS.get(sc, []) if t[0] == key]
+            if target:
+                _, ref, bound, kind = target[0]
+                op = "≤" if kind == "max" else "≥"
+                row.append(f"{op} {bound} × {ref}" if ref else
+                           f"{op} {bound}")
+                row.append(v[(sc, key)][1])
+            else:
+                row += ["", ""]
+            L.append("| " + " | ".join(row) + " |")
+        notes = [f"{px}: " + " ".join(summary[sc][px]["na"].split())[:300]
+                 for px in PROXIES if "na" in summary[sc].get(px, {})]
+        meth = {summary[sc][px].get("method") for px in PROXIES
+                if px in summary[sc]} - {None}
+        if meth:
+            notes.append("method: " + ", ".join(sorted(meth)))
+        if notes:
+            L += [""] + [f"- {n}" for n in notes]
+        L.append("")
+    L += ["## Notes", ""] + [f"- {n}" for n in meta["notes"]] + [""]
+    path.write_text("\n".join(L))
+
+
+def charts(outdir, summary):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return ["matplotlib missing: no charts"]
+    made = []
+    panels = [("cpu", "proxy CPU µs per request (lower is better)",
+               [("s1", "cpu_us_per_req"), ("s2", "cpu_us_per_req"),
+                ("s3", "cpu_us_per_req"), ("w1", "cpu_us_per_req"),
+                ("w2", "cpu_us_per_req")]),
+              ("rps", "requests/s (higher is better)",
+               [("s1", "rps"), ("s2", "rps"), ("s3", "rps"), ("w1", "rps"),
+                ("w2", "rps")]),
+              ("memory", "KiB per idle connection / peak RSS MiB",
+               [("s4", "rss_kib_per_conn"), ("s5", "peak_rss_mib")]),
+              ("transfer", "MB/s through the proxy (higher is better)",
+               [("s5", "download_mbps"), ("s5", "upload_mbps")]),
+              ("instructions", "instructions per request (lower is better)",
+               [("s6", "instr_per_req")])]
+    colors = {"portcullis": "#1f77b4", "nginx": "#2ca02c",
+              "haproxy": "#d62728"}
+    for fname, title, series in panels:
+        series = [(sc, k) for sc, k in series if sc in summary]
+        if not series:
+            continue
+        fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(series), 4))
+        w = 0.8 / len(PROXIES)
+        for i, px in enumerate(PROXIES):
+            ys = [summary[sc].get(px, {}).get(k) or 0 for sc, k in series]
+            ax.bar([x + i * w for x in range(len(series))], ys, w, label=px,
+                   color=colors[px])
+        ax.set_xticks([x + w for x in range(len(series))])
+        ax.set_xticklabels([f"{sc}\n{k}" for sc, k in series], fontsize=7)
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(outdir / f"{fname}.png", dpi=100)
+        plt.close(fig)
+        made.append(f"{fname}.png")
+    return made
+
+
+# --------------------------------------------------------------------------
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(prog="bench/run", description=__doc__,
+                                 formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke test: short runs, 1 run each, 1,000 idle "
+                    "connections, 256 MiB transfers")
+    ap.add_argument("--runs", type=int, help="runs per proxy (default 3)")
+    ap.add_argument("--duration", type=int, help="seconds per load run "
+                    "(default 10)")
+    ap.add_argument("--idle", type=int, help="idle connections (default "
+                    "10000)")
+    ap.add_argument("--transfer-mib", type=int, help="transfer size "
+                    "(default 1024)")
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS),
+                    help="comma-separated subset of " + ",".join(SCENARIOS))
+    ap.add_argument("--proxies", default=",".join(PROXIES))
+    ap.add_argument("--portcullis", type=Path, required=True)
+    ap.add_argument("--cert", type=Path, required=True)
+    ap.add_argument("--key", type=Path, required=True)
+    ap.add_argument("--results", type=Path, default=HERE / "results")
+    a = ap.parse_args(argv)
+    q = a.quick
+    a.runs = a.runs or (1 if q else 3)
+    a.duration = a.duration or (3 if q else 10)
+    a.warmup = 1 if q else 2
+    a.idle = a.idle or (1000 if q else 10000)
+    a.transfer_mib = a.transfer_mib or (256 if q else 1024)
+    a.cg_requests = (500, 2500) if q else (2000, 12000)
+    a.scenarios = [s for s in a.scenarios.split(",") if s]
+    a.proxies = [p for p in a.proxies.split(",") if p]
+    for s in a.scenarios:
+        if s not in SCENARIOS:
+            ap.error(f"unknown scenario {s}")
+    for p in a.proxies:
+        if p not in PROXIES:
+            ap.error(f"unknown proxy {p}")
+    return a
+
+
+def commit():
+    try:
+        return subprocess.run(["git", "-C", str(TOP), "describe", "--always",
+                               "--dirty"], capture_output=True,
+                              text=True).stdout.strip()
+    except OSError:
+        return "?"
+
+
+def main(argv):
+    a = parse_args(argv)
+    procs = Procs()
+
+    def on_signal(sig, frame):
+        raise KeyboardInterrupt(f"signal {sig}")
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+
+    b = Bench(a, procs)
+    raw = {sc: {px: [] for px in a.proxies} for sc in a.scenarios}
+    notes = [
+        "portcullis cannot turn its access log off (access lines are "
+        "structured events written whatever the level); it writes them to a "
+        "file on tmpfs, a handicap nginx and HAProxy (access logs off) do "
+        "not carry.",
+        "Every measurement starts a fresh proxy, warms it up "
+        f"({a.warmup}s) and then measures {a.duration}s; proxies alternate "
+        "(A B C A B C ...).",
+        "Scenario 3 uses wrk with 'Connection: close' (one request per TLS "
+        "connection, full handshakes: wrk does not resume sessions).",
+        f"Scenario 4 holds {a.idle} connections, each after one keep-alive "
+        "request; figure = (sum of VmRSS of the proxy's processes after - "
+        "before) / connections.",
+        f"Scenario 5 moves {a.transfer_mib} MiB each way with curl over "
+        "HTTP/1.1; the download comes from the nginx upstream (file on "
+        "tmpfs, sendfile), the upload goes to bench/sink.py (reads the body, "
+        "then answers 200). Peak RSS is the sum of VmHWM over the proxy's "
+        "processes (a fresh proxy per run, so it covers start-up too). "
+        "MB = 10^6 bytes.",
+    ]
+    b.perf = "s6" in a.scenarios and perf_works()
+    if "s6" in a.scenarios:
+        notes.append(
+            "Scenario 6: perf stat -e instructions on the proxy's processes "
+            "during scenario 1." if b.perf else
+            "Scenario 6: hardware counters are not available here (perf "
+            "stat -e instructions: <not supported>), so callgrind is used: "
+            f"the proxy under valgrind, {a.cg_requests[0]} then "
+            f"{a.cg_requests[1]} keep-alive requests (h2load --h1 -c 50), "
+            "instructions per request = difference of totals / difference "
+            "of requests. nginx runs with master_process off under it.")
+    t0 = time.time()
+    try:
+        b.start_upstreams()
+        for sc in a.scenarios:
+            for run in range(a.runs):
+                for px in a.proxies:
+                    label = f"[{sc} run {run + 1}/{a.runs}] {px}"
+                    print(label, "...", end=" ", flush=True)
+                    try:
+                        r = SCENARIOS[sc](b, px)
+                    except KeyboardInterrupt:
+                        raise
+                    except Exception as e:     # one failure must not end all
+                        r = {"error": f"{type(e).__name__}: {e}"[:2000]}
+                    raw[sc][px].append(r)
+                    shown = {k: (round(v, 2) if isinstance(v, float) else v)
+                             for k, v in r.items()}
+                    print(json.dumps(shown), flush=True)
+    except KeyboardInterrupt as e:
+        print(f"\ninterrupted ({e}); cleaning up", file=sys.stderr)
+        procs.stop_all()
+        keep_logs(b, a.results)
+        shutil.rmtree(b.dir, ignore_errors=True)
+        return 130
+    finally:
+        procs.stop_all()
+
+    summary = summarize(raw)
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "host": os.uname().nodename, "commit": commit(),
+            "cpus": os.cpu_count(), "runs": a.runs, "quick": a.quick,
+            "duration_s": a.duration, "idle_conns": a.idle,
+            "transfer_mib": a.transfer_mib,
+            "elapsed_s": round(time.time() - t0), "notes": notes,
+            "versions": versions(a)}
+    a.results.mkdir(parents=True, exist_ok=True)
+    (a.results / "latest.json").write_text(json.dumps(
+        {"meta": meta, "summary": summary, "raw": raw,
+         "verdicts": {f"{sc}.{m}": {"ratio": r, "result": res}
+                      for (sc, m), (r, res) in verdicts(summary).items()}},
+        indent=1, sort_keys=True) + "\n")
+    made = charts(a.results, summary)
+    if made:
+        notes.append("Charts: " + ", ".join(made))
+    write_markdown(a.results / "latest.md", meta, summary)
+    keep_logs(b, a.results)
+    shutil.rmtree(b.dir, ignore_errors=True)
+    print((a.results / "latest.md").read_text())
+    errors = sum(1 for per in raw.values() for runs in per.values()
+                 for r in runs if "error" in r)
+    if errors:
+        print(f"{errors} measurement(s) failed; see latest.json and logs/",
+              file=sys.stderr)
+    return 1 if errors else 0
+
+
+def versions(a):
+    out = {}
+    for name, argv in (("nginx", ["nginx", "-v"]),
+                       ("haproxy", ["haproxy", "-v"]),
+                       ("wrk", ["wrk", "-v"]),
+                       ("h2load", ["h2load", "--version"]),
+                       ("portcullis", [str(a.portcullis), "--version"])):
+        try:
+            r = subprocess.run(argv, capture_output=True, text=True,
+                               timeout=10)
+            out[name] = (r.stdout + r.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            out[name] = "?"
+    return out
+
+
+def keep_logs(b, results):
+    logs = results / "logs"
+    shutil.rmtree(logs, ignore_errors=True)
+    logs.mkdir(parents=True, exist_ok=True)
+    for f in list(b.dir.glob("*.out")) + list(b.dir.glob("*.log")):
+        if f.stat().st_size <= 4 << 20:
+            shutil.copy(f, logs / f.name)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
