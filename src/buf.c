@@ -17,13 +17,47 @@ struct buf {
 	char	 data[];
 };
 
+/*
+ * Freed buffers of the few sizes the proxy uses are kept for the next
+ * buf_new() of the same size: a request takes and returns several, and
+ * malloc/free of 16-64 KiB blocks made the heap grow and shrink (brk and
+ * a TLB flush) on every request.  Bounded: CACHE_DEPTH per size.  A
+ * process is one thread (master, worker), so no lock.
+ */
+#define CACHE_SIZES	8
+/* Under AddressSanitizer freed buffers must really be freed, or a use
+   after free would go unseen. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CACHE_DEPTH	0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CACHE_DEPTH	0
+#endif
+#endif
+#ifndef CACHE_DEPTH
+#define CACHE_DEPTH	32
+#endif
+
+static struct {
+	size_t		 cap;
+	unsigned	 n;
+	struct buf	*free[CACHE_DEPTH + 1];
+} cache[CACHE_SIZES];
+
 struct buf *
 buf_new(size_t cap)
 {
 	struct buf *b;
+	size_t i;
 
 	if (cap == 0 || cap > ((size_t)1 << 30))
 		return NULL;
+	for (i = 0; i < CACHE_SIZES; i++)
+		if (cache[i].cap == cap && cache[i].n > 0) {
+			b = cache[i].free[--cache[i].n];
+			b->off = b->len = 0;
+			return b;
+		}
 	if ((b = malloc(sizeof(*b) + cap)) == NULL)
 		return NULL;
 	b->cap = cap;
@@ -34,6 +68,21 @@ buf_new(size_t cap)
 void
 buf_free(struct buf *b)
 {
+	size_t i;
+
+	if (b == NULL)
+		return;
+	for (i = 0; i < CACHE_SIZES; i++) {
+		if (cache[i].cap == 0)
+			cache[i].cap = b->cap;	/* a size not seen yet */
+		if (cache[i].cap != b->cap)
+			continue;
+		if (cache[i].n < CACHE_DEPTH) {
+			cache[i].free[cache[i].n++] = b;
+			return;
+		}
+		break;
+	}
 	free(b);
 }
 

@@ -184,6 +184,11 @@ ev_append(struct log_event *ev, const char *s, size_t n)
 	return true;
 }
 
+/* Lines waiting for log_flush() (see log_batching()). */
+static bool batching;
+static char batch_buf[64 * 1024];
+static size_t batch_len;
+
 static void
 ev_begin(struct log_event *ev, const char *jsonkey, const char *jsonval,
     const char *texttag)
@@ -193,6 +198,7 @@ ev_begin(struct log_event *ev, const char *jsonkey, const char *jsonval,
 
 	ev->len = 0;
 	ev->truncated = false;
+	ev->batch = false;
 	ev->json = log_format == LOG_FORMAT_JSON;
 	if (ev->json) {
 		ev_append(ev, "{\"time\":\"", 9);
@@ -219,6 +225,8 @@ log_event_begin(struct log_event *ev, const char *event)
 		lower[i] = util_lower(event[i]);
 	lower[i] = '\0';
 	ev_begin(ev, "event", lower, event);
+	ev->batch = strcmp(event, "ACCESS") == 0 ||
+	    strcmp(event, "RATE_LIMIT") == 0;
 }
 
 /*
@@ -298,7 +306,33 @@ log_event_end(struct log_event *ev)
 	if (ev->json)
 		ev->buf[ev->len++] = '}';
 	ev->buf[ev->len++] = '\n';
-	(void)util_write_all(STDERR_FILENO, ev->buf, ev->len);
+	if (batching && ev->batch) {
+		if (batch_len + ev->len > sizeof(batch_buf))
+			log_flush();
+		memcpy(batch_buf + batch_len, ev->buf, ev->len);
+		batch_len += ev->len;
+	} else {
+		log_flush();
+		(void)util_write_all(STDERR_FILENO, ev->buf, ev->len);
+	}
+	errno = saved;
+}
+
+void
+log_batching(bool on)
+{
+	log_flush();
+	batching = on;
+}
+
+void
+log_flush(void)
+{
+	int saved = errno;
+
+	if (batch_len > 0)
+		(void)util_write_all(STDERR_FILENO, batch_buf, batch_len);
+	batch_len = 0;
 	errno = saved;
 }
 

@@ -65,9 +65,19 @@ struct log_event {
 	size_t	 len;
 	bool	 truncated;
 	bool	 json;
+	bool	 batch;	/* ACCESS, RATE_LIMIT: may wait for log_flush() */
 };
 
 void	 log_event_begin(struct log_event *ev, const char *event);
+
+/*
+ * Batching (workers): ACCESS and RATE_LIMIT lines are gathered and
+ * written by log_flush(), which the worker calls once per event-loop
+ * iteration, before it waits; any other line flushes them and itself at
+ * once, so the order of lines is kept.
+ */
+void	 log_batching(bool on);
+void	 log_flush(void);
 void	 log_event_str(struct log_event *ev, const char *key, const char *val,
 	    size_t len);
 void	 log_event_cstr(struct log_event *ev, const char *key, const char *val);

@@ -595,6 +595,18 @@ ex_soon_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
 	ex_leave(ex);
 }
 
+static void
+ex_send_now(struct exchange *ex)
+{
+	ssize_t n;
+
+	n = send(ex->fd, buf_data(ex->out), buf_len(ex->out), MSG_NOSIGNAL);
+	if (n > 0) {
+		buf_consume(ex->out, (size_t)n);
+		ex_progress(ex);
+	}
+}
+
 int
 proxy_request_head(struct buf *out, const struct proxy_request *req)
 {
@@ -687,6 +699,12 @@ proxy_start(struct worker *wk, const struct config_site *site,
 		ex_free(ex);
 		return NULL;
 	}
+	/* A pooled connection is almost always writable: send the head now
+	   rather than watch for writability (two epoll_ctl calls) first.
+	   Errors are left for the loop to find, as done() must not run
+	   inside start. */
+	if (ex->fd != -1)
+		ex_send_now(ex);
 	if (ex->fd == -1 && ex_connect(ex) == -1) {
 		/* Reported from the loop: done() never runs inside start. */
 		ex->soon_errno = errno;

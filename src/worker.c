@@ -58,6 +58,7 @@ struct worker {
 	ev_signal		 sigterm_w;
 	ev_signal		 sigint_w;
 	ev_timer		 drain_w;
+	ev_prepare		 flush_w;	/* batched log lines */
 
 	TAILQ_HEAD(, worker_conn) conns;
 	unsigned		 nconns;
@@ -482,6 +483,7 @@ ctl_cb(struct ev_loop *loop, ev_io *w, int revents UNUSED)
 			worker_drain(wk, "master asked");
 			break;
 		case CTL_REOPEN_LOG:
+			log_flush();
 			if (dup2(m.fd, STDERR_FILENO) == -1)
 				log_warn("reopen log");
 			close(m.fd);
@@ -608,6 +610,13 @@ worker_id_from_env(void)
 }
 
 static void
+flush_cb(struct ev_loop *loop UNUSED, ev_prepare *w UNUSED,
+    int revents UNUSED)
+{
+	log_flush();
+}
+
+static void
 worker_start(struct worker *wk)
 {
 	const char *why;
@@ -637,6 +646,11 @@ worker_start(struct worker *wk)
 	if ((wk->loop = ev_default_loop(EVBACKEND_EPOLL)) == NULL)
 		fatalx("cannot start the event loop");
 	ev_set_userdata(wk->loop, wk);
+	/* Access lines go out once per loop iteration, not one write each. */
+	ev_prepare_init(&wk->flush_w, flush_cb);
+	ev_prepare_start(wk->loop, &wk->flush_w);
+	ev_unref(wk->loop);
+	log_batching(true);
 	if ((wk->pool = upstream_pool_new(wk->loop)) == NULL)
 		fatalx("out of memory");
 	setup_limits(wk);
@@ -670,6 +684,7 @@ worker_main(void)
 	wk.draining = true;
 	while ((c = TAILQ_FIRST(&wk.conns)) != NULL)
 		c->abort(c);
+	log_batching(false);
 	log_info("exiting");
 	upstream_pool_free(wk.pool);
 	ratelimit_detach(wk.rl);
