@@ -227,6 +227,7 @@ h1_close(struct h1_conn *c, const char *reason)
 		close(c->up_fd);
 		worker_fd_del(c->wk, 1);
 		c->up_fd = -1;
+		ev_io_set(&c->up_io, -1, 0);	/* see util_watch() */
 	}
 	if (c->tls != NULL)
 		tls_conn_free(c->tls);

@@ -118,6 +118,9 @@ ex_stop(struct exchange *ex)
 		close(ex->fd);
 		worker_fd_del(ex->wk, 1);
 		ex->fd = -1;
+		/* The next descriptor may get the same number: util_watch()
+		   must see it as new. */
+		ev_io_set(&ex->io, -1, 0);
 	}
 }
 
@@ -239,6 +242,7 @@ ex_retry(struct exchange *ex)
 	close(ex->fd);
 	worker_fd_del(ex->wk, 1);
 	ex->fd = -1;
+	ev_io_set(&ex->io, -1, 0);	/* see ex_stop() */
 	ex->reused = false;
 	buf_reset(ex->out);
 	if (buf_add(ex->out, ex->retry, ex->retry_len) == -1 ||
@@ -690,6 +694,10 @@ proxy_start(struct worker *wk, const struct config_site *site,
 	ex->fd = upstream_take(worker_pool(wk), (const struct sockaddr *)
 	    &site->upstream_addr, site->upstream_addrlen);
 	if (ex->fd != -1) {
+		/* Open and watched all along (by the pool): libev need not
+		   register it again. */
+		ev_io_set(&ex->io, ex->fd, 0);
+		ex->io.events &= ~EV__IOFDSET;
 		ex->reused = true;
 		worker_fd_add(wk, 1);
 		ex->state = EX_ACTIVE;

@@ -19,23 +19,38 @@
 #include "util.h"
 
 #define IDLE_MAGIC	0x49444c45u	/* "IDLE" */
+#define SWEEP_SECS	5.0		/* how often the expired are closed */
+
+struct peer;
 
 struct idle {
 	uint32_t		 magic;
 	struct upstream_pool	*pool;
-	struct sockaddr_storage	 addr;
-	socklen_t		 addrlen;
+	struct peer		*peer;
 	int			 fd;
 	ev_io			 io;
-	ev_timer		 timer;
-	TAILQ_ENTRY(idle)	 all;		/* oldest first */
+	double			 since;		/* pooled at */
+	TAILQ_ENTRY(idle)	 entry;		/* oldest first */
+};
+
+/* One upstream address and its idle connections (few per worker). */
+struct peer {
+	struct sockaddr_storage	 addr;
+	socklen_t		 addrlen;
+	TAILQ_HEAD(idle_head, idle) idle;
+	size_t			 n;
 };
 
 struct upstream_pool {
 	struct ev_loop		*loop;
-	TAILQ_HEAD(idle_head, idle) idle;
-	size_t			 n;
+	struct peer		**peers;
+	size_t			 npeers;
+	size_t			 n;		/* idle, all peers */
+	ev_timer		 sweep;
+	struct idle		*spare;		/* freed, for reuse */
 };
+
+static void	sweep_cb(struct ev_loop *, ev_timer *, int);
 
 struct upstream_pool *
 upstream_pool_new(struct ev_loop *loop)
@@ -45,7 +60,8 @@ upstream_pool_new(struct ev_loop *loop)
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return NULL;
 	p->loop = loop;
-	TAILQ_INIT(&p->idle);
+	ev_timer_init(&p->sweep, sweep_cb, SWEEP_SECS, SWEEP_SECS);
+	p->sweep.data = p;
 	return p;
 }
 
@@ -56,18 +72,24 @@ upstream_pool_size(const struct upstream_pool *p)
 }
 
 static void
-idle_remove(struct idle *i, bool close_fd)
+idle_remove(struct upstream_pool *p, struct idle *i, bool close_fd)
 {
-	struct upstream_pool *p = i->pool;
+	struct peer *pe = i->peer;
 
 	ev_io_stop(p->loop, &i->io);
-	ev_timer_stop(p->loop, &i->timer);
-	TAILQ_REMOVE(&p->idle, i, all);
+	TAILQ_REMOVE(&pe->idle, i, entry);
+	pe->n--;
 	p->n--;
 	if (close_fd)
 		close(i->fd);
 	i->magic = 0;
-	free(i);
+	/* One spare: a put usually follows a take. */
+	if (p->spare == NULL)
+		p->spare = i;
+	else
+		free(i);
+	if (p->n == 0)
+		ev_timer_stop(p->loop, &p->sweep);
 }
 
 static struct idle *
@@ -84,71 +106,119 @@ idle_of(void *data)
 static void
 idle_read_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents UNUSED)
 {
-	idle_remove(idle_of(w->data), true);
+	struct idle *i = idle_of(w->data);
+
+	idle_remove(i->pool, i, true);
 }
 
+/* Idle connections past UPSTREAM_IDLE_TIMEOUT are closed. */
 static void
-idle_timeout_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
+sweep_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
 {
-	idle_remove(idle_of(w->data), true);
+	struct upstream_pool *p = w->data;
+	double old = ev_now(p->loop) - UPSTREAM_IDLE_TIMEOUT;
+	struct idle *i;
+	size_t k;
+
+	for (k = 0; k < p->npeers; k++)
+		while ((i = TAILQ_FIRST(&p->peers[k]->idle)) != NULL &&
+		    i->since <= old)
+			idle_remove(p, i, true);
 }
 
-static bool
-same_addr(const struct idle *i, const struct sockaddr *a, socklen_t len)
+static struct peer *
+peer_of(struct upstream_pool *p, const struct sockaddr *a, socklen_t len,
+    bool create)
 {
-	return i->addrlen == len && memcmp(&i->addr, a, len) == 0;
+	struct peer *pe, **n;
+	size_t k;
+
+	for (k = 0; k < p->npeers; k++)
+		if (p->peers[k]->addrlen == len &&
+		    memcmp(&p->peers[k]->addr, a, len) == 0)
+			return p->peers[k];
+	if (!create || len > sizeof(pe->addr) ||
+	    (pe = calloc(1, sizeof(*pe))) == NULL)
+		return NULL;
+	if ((n = reallocarray(p->peers, p->npeers + 1, sizeof(*n))) == NULL) {
+		free(pe);
+		return NULL;
+	}
+	memcpy(&pe->addr, a, len);
+	pe->addrlen = len;
+	TAILQ_INIT(&pe->idle);
+	p->peers = n;
+	p->peers[p->npeers++] = pe;
+	return pe;
 }
 
 int
 upstream_take(struct upstream_pool *p, const struct sockaddr *addr,
     socklen_t len)
 {
+	struct peer *pe = peer_of(p, addr, len, false);
 	struct idle *i;
 	int fd;
 
 	/* The most recently used is the least likely to be timing out. */
-	TAILQ_FOREACH_REVERSE(i, &p->idle, idle_head, all) {
-		if (!same_addr(i, addr, len))
-			continue;
-		fd = i->fd;
-		idle_remove(i, false);
-		return fd;
-	}
-	return -1;
+	if (pe == NULL || (i = TAILQ_LAST(&pe->idle, idle_head)) == NULL)
+		return -1;
+	fd = i->fd;
+	idle_remove(p, i, false);
+	return fd;
+}
+
+/* The connection idle longest, whatever its peer. */
+static struct idle *
+oldest(struct upstream_pool *p)
+{
+	struct idle *i, *best = NULL;
+	size_t k;
+
+	for (k = 0; k < p->npeers; k++)
+		if ((i = TAILQ_FIRST(&p->peers[k]->idle)) != NULL &&
+		    (best == NULL || i->since < best->since))
+			best = i;
+	return best;
 }
 
 void
 upstream_put(struct upstream_pool *p, const struct sockaddr *addr,
     socklen_t len, int fd)
 {
-	struct idle *i, *old = NULL;
-	size_t same = 0;
+	struct peer *pe = peer_of(p, addr, len, true);
+	struct idle *i;
 
-	TAILQ_FOREACH(i, &p->idle, all) {
-		if (same_addr(i, addr, len) && same++ == 0)
-			old = i;
-	}
-	if (same >= UPSTREAM_IDLE_PER_ADDR)
-		idle_remove(old, true);
-	else if (p->n >= UPSTREAM_IDLE_MAX)
-		idle_remove(TAILQ_FIRST(&p->idle), true);
-	if (len > sizeof(i->addr) || (i = calloc(1, sizeof(*i))) == NULL) {
+	if (pe == NULL) {
 		close(fd);
 		return;
 	}
+	if (pe->n >= UPSTREAM_IDLE_PER_ADDR)
+		idle_remove(p, TAILQ_FIRST(&pe->idle), true);
+	else if (p->n >= UPSTREAM_IDLE_MAX)
+		idle_remove(p, oldest(p), true);
+	if ((i = p->spare) != NULL)
+		p->spare = NULL;
+	else if ((i = malloc(sizeof(*i))) == NULL) {
+		close(fd);
+		return;
+	}
+	memset(i, 0, sizeof(*i));
 	i->magic = IDLE_MAGIC;
 	i->pool = p;
-	memcpy(&i->addr, addr, len);
-	i->addrlen = len;
+	i->peer = pe;
 	i->fd = fd;
+	i->since = ev_now(p->loop);
 	ev_io_init(&i->io, idle_read_cb, fd, EV_READ);
+	/* The descriptor stayed open and watched since the exchange had it:
+	   libev need not re-register it (a failing EPOLL_CTL_ADD each). */
+	i->io.events &= ~EV__IOFDSET;
 	i->io.data = i;
-	ev_timer_init(&i->timer, idle_timeout_cb, UPSTREAM_IDLE_TIMEOUT, 0.);
-	i->timer.data = i;
 	ev_io_start(p->loop, &i->io);
-	ev_timer_start(p->loop, &i->timer);
-	TAILQ_INSERT_TAIL(&p->idle, i, all);
-	p->n++;
+	TAILQ_INSERT_TAIL(&pe->idle, i, entry);
+	pe->n++;
+	if (p->n++ == 0)
+		ev_timer_again(p->loop, &p->sweep);
 }
 
 void
@@ -156,16 +226,22 @@ upstream_pool_flush(struct upstream_pool *p)
 {
 	struct idle *i;
 
-	while ((i = TAILQ_FIRST(&p->idle)) != NULL)
-		idle_remove(i, true);
+	while ((i = oldest(p)) != NULL)
+		idle_remove(p, i, true);
 }
 
 void
 upstream_pool_free(struct upstream_pool *p)
 {
+	size_t k;
+
 	if (p == NULL)
 		return;
 	upstream_pool_flush(p);
+	for (k = 0; k < p->npeers; k++)
+		free(p->peers[k]);
+	free(p->peers);
+	free(p->spare);
 	free(p);
 }
 

@@ -16,7 +16,7 @@
 
 #include <ev.h>
 
-#define UPSTREAM_IDLE_PER_ADDR	32	/* idle connections kept per address */
+#define UPSTREAM_IDLE_PER_ADDR	256	/* idle connections kept per address */
 #define UPSTREAM_IDLE_MAX	1024	/* and in all */
 #define UPSTREAM_IDLE_TIMEOUT	60.0	/* seconds an idle one is kept */
 

@@ -84,7 +84,12 @@ util_watch(struct ev_loop *loop, struct ev_io *w, int fd, int events)
 	int pending = ev_clear_pending(loop, w);
 
 	ev_io_stop(loop, w);
-	ev_io_set(w, fd, events);
+	/* Same descriptor: only the events change, and libev then skips
+	   the epoll_ctl a new descriptor needs. */
+	if (w->fd == fd)
+		ev_io_modify(w, events);
+	else
+		ev_io_set(w, fd, events);
 	if (events != 0)
 		ev_io_start(loop, w);
 	if (pending != 0)

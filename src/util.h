@@ -53,7 +53,11 @@ struct ev_io;
 /*
  * Point an io watcher at fd for events (none: stopped).  Unlike a bare
  * ev_io_stop/ev_io_start, an event already pending for the watcher (one
- * fed with ev_feed_event) is kept, not silently dropped.
+ * fed with ev_feed_event) is kept, not silently dropped.  For the same fd
+ * as before only the events change (no epoll_ctl when they did not):
+ * whoever closes a watched descriptor must point its watcher at -1 with
+ * ev_io_set(), so that a new descriptor with the same number is
+ * registered anew.
  */
 void	 util_watch(struct ev_loop *loop, struct ev_io *w, int fd, int events);
 
