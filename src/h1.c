@@ -1209,6 +1209,8 @@ h1_io_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
 {
 	struct h1_conn *c = conn_of(w->data);
 
+	if (revents & EV_READ)
+		tls_conn_readable(c->tls);
 	if (c->state == H1_HANDSHAKE) {
 		h1_handshake(c);
 		h1_leave(c);

@@ -1230,6 +1230,8 @@ h2_io_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
 		h2_leave(c);
 		return;
 	}
+	if (revents & EV_READ)
+		tls_conn_readable(c->tls);
 	if ((revents & EV_WRITE) && flush_out(c) == -1)
 		h2_close(c, "client write failed");
 	if (!c->dead && (revents & EV_READ) && !c->closing)

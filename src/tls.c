@@ -3,7 +3,10 @@
  */
 #include "autoconf.h"
 
+#include <sys/socket.h>
 #include <errno.h>
+#include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +15,7 @@
 #include <gnutls/x509.h>
 #include <gnutls/abstract.h>
 
+#include "buf.h"
 #include "route.h"
 #include "tls.h"
 #include "util.h"
@@ -80,7 +84,15 @@ struct tls_conn {
 	uint64_t		 cert_id;
 	size_t			 pending;	/* bytes of a write in flight */
 	const char		*error;
+	int			 fd;
+	/* Read-ahead: one recv() for a record's header and body (GnuTLS
+	   asks for them apart), held only while bytes are left over. */
+	struct buf		*ra;
+	bool			 drained;	/* the last recv() was short */
 };
+
+/* A whole record and the next one's header. */
+#define TLS_READAHEAD	(16384 + 2048)
 
 int
 tls_keypair_check(const struct config_blob *cert, const struct config_blob *key,
@@ -322,6 +334,78 @@ tls_ctx_cert_id(const struct tls_ctx *ctx, size_t li,
 	return tl->certs[idx].id;
 }
 
+/*
+ * GnuTLS's pull function.  A short recv() means the socket is drained:
+ * until the event loop says it is readable again (tls_conn_readable()),
+ * the next pull answers EAGAIN without a system call.  The loop is
+ * level-triggered, so nothing that arrives meanwhile is missed.
+ */
+static ssize_t
+tls_pull(gnutls_transport_ptr_t p, void *dst, size_t len)
+{
+	struct tls_conn *c = p;
+	size_t room, n;
+	ssize_t got;
+
+	if (c->ra == NULL || buf_empty(c->ra)) {
+		if (c->drained) {
+			gnutls_transport_set_errno(c->s, EAGAIN);
+			return -1;
+		}
+		if (c->ra == NULL && (c->ra = buf_new(TLS_READAHEAD)) ==
+		    NULL) {
+			gnutls_transport_set_errno(c->s, ENOMEM);
+			return -1;
+		}
+		buf_reset(c->ra);
+		room = buf_space(c->ra);
+		got = recv(c->fd, buf_tail(c->ra), room, 0);
+		if (got == -1) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				c->drained = true;
+			gnutls_transport_set_errno(c->s, errno);
+			return -1;
+		}
+		if (got == 0)
+			return 0;
+		if ((size_t)got < room)
+			c->drained = true;
+		buf_produce(c->ra, (size_t)got);
+	}
+	n = MINIMUM(len, buf_len(c->ra));
+	memcpy(dst, buf_data(c->ra), n);
+	buf_consume(c->ra, n);
+	return (ssize_t)n;
+}
+
+static int
+tls_pull_timeout(gnutls_transport_ptr_t p, unsigned int ms)
+{
+	struct tls_conn *c = p;
+	struct pollfd pfd = { c->fd, POLLIN, 0 };
+
+	if (c->ra != NULL && !buf_empty(c->ra))
+		return 1;
+	return poll(&pfd, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int)ms);
+}
+
+/* Nothing left over: the read-ahead goes back to the buffer cache. */
+static void
+ra_release(struct tls_conn *c)
+{
+	if (c->ra != NULL && buf_empty(c->ra)) {
+		buf_free(c->ra);
+		c->ra = NULL;
+	}
+}
+
+void
+tls_conn_readable(struct tls_conn *c)
+{
+	if (c != NULL)
+		c->drained = false;
+}
+
 struct tls_conn *
 tls_conn_new(struct tls_ctx *ctx, size_t li, int fd)
 {
@@ -351,7 +435,12 @@ tls_conn_new(struct tls_ctx *ctx, size_t li, int fd)
 		return NULL;
 	}
 	gnutls_session_set_ptr(c->s, c);
-	gnutls_transport_set_int(c->s, fd);
+	/* Reads through our read-ahead; writes straight to the socket. */
+	c->fd = fd;
+	gnutls_transport_set_ptr2(c->s, c,
+	    (gnutls_transport_ptr_t)(intptr_t)fd);
+	gnutls_transport_set_pull_function(c->s, tls_pull);
+	gnutls_transport_set_pull_timeout_function(c->s, tls_pull_timeout);
 	return c;
 }
 
@@ -361,6 +450,7 @@ tls_conn_free(struct tls_conn *c)
 	if (c == NULL)
 		return;
 	gnutls_deinit(c->s);
+	buf_free(c->ra);
 	c->magic = 0;
 	free(c);
 }
@@ -378,6 +468,7 @@ tls_conn_handshake(struct tls_conn *c)
 
 	for (tries = 0; tries < NONFATAL_RETRIES; tries++) {
 		ret = gnutls_handshake(c->s);
+		ra_release(c);
 		if (ret == GNUTLS_E_SUCCESS) {
 			/* Also right for a resumed session, where no
 			   certificate is sent: the name picks it. */
@@ -402,6 +493,7 @@ tls_conn_read(struct tls_conn *c, void *buf, size_t len)
 
 	for (tries = 0; tries < NONFATAL_RETRIES; tries++) {
 		n = gnutls_record_recv(c->s, buf, len);
+		ra_release(c);
 		if (n >= 0)
 			return n;
 		switch (n) {
@@ -457,7 +549,8 @@ tls_conn_write(struct tls_conn *c, const void *buf, size_t len)
 bool
 tls_conn_pending(struct tls_conn *c)
 {
-	return gnutls_record_check_pending(c->s) > 0;
+	return gnutls_record_check_pending(c->s) > 0 ||
+	    (c->ra != NULL && !buf_empty(c->ra));
 }
 
 bool

@@ -64,7 +64,14 @@ ssize_t	 tls_conn_read(struct tls_conn *c, void *buf, size_t len);
  */
 ssize_t	 tls_conn_write(struct tls_conn *c, const void *buf, size_t len);
 
-/* Decrypted bytes are buffered inside the TLS layer. */
+/*
+ * The event loop saw the socket readable: the next read may call recv()
+ * again (after a short one, reads answer TLS_AGAIN without a system call
+ * until this is called).
+ */
+void	 tls_conn_readable(struct tls_conn *c);
+
+/* Bytes are buffered inside the TLS layer (decrypted or read ahead). */
 bool	 tls_conn_pending(struct tls_conn *c);
 /* The last TLS_AGAIN (or handshake 0) waits for writability. */
 bool	 tls_conn_want_write(struct tls_conn *c);
