@@ -245,6 +245,43 @@ progress(struct h2_conn *c)
 
 /* ---- streams ---- */
 
+/*
+ * Request translations (7 KiB each, with their storage) are reused: a few
+ * are kept for the next streams instead of a malloc and free per stream.
+ */
+#define REQ_SPARES	8
+static struct h2req *req_spare[REQ_SPARES];
+static size_t nreq_spare;
+
+static struct h2req *
+req_get(size_t max_bytes, size_t max_fields)
+{
+	struct h2req *r;
+
+	if (nreq_spare > 0) {
+		r = req_spare[--nreq_spare];
+		h2req_reuse(r, max_bytes, max_fields);
+		return r;
+	}
+	if ((r = malloc(sizeof(*r))) == NULL)
+		return NULL;
+	h2req_init(r, max_bytes, max_fields);
+	return r;
+}
+
+static void
+req_put(struct h2req *r)
+{
+	if (r == NULL)
+		return;
+	if (nreq_spare < REQ_SPARES && r->cap <= 16384) {
+		req_spare[nreq_spare++] = r;
+		return;
+	}
+	h2req_free(r);
+	free(r);
+}
+
 static void
 st_log(struct h2_stream *st)
 {
@@ -276,10 +313,7 @@ st_free(struct h2_stream *st)
 		c->idle_since = now_of(c);
 		h2_timer_arm(c);
 	}
-	if (st->req != NULL) {
-		h2req_free(st->req);
-		free(st->req);
-	}
+	req_put(st->req);
 	buf_free(st->body);
 	buf_free(st->resp);
 	gen_unref(st->gen);
@@ -295,11 +329,10 @@ st_new(struct h2_conn *c, int32_t id)
 
 	if ((st = calloc(1, sizeof(*st))) == NULL)
 		return NULL;
-	if ((st->req = malloc(sizeof(*st->req))) == NULL) {
+	if ((st->req = req_get(h->max_header_size, h->max_headers)) == NULL) {
 		free(st);
 		return NULL;
 	}
-	h2req_init(st->req, h->max_header_size, h->max_headers);
 	st->magic = ST_MAGIC;
 	st->c = c;
 	st->id = id;
@@ -670,8 +703,7 @@ st_start(struct h2_stream *st)
 		st_refuse(st, 503);
 		return;
 	}
-	h2req_free(st->req);
-	free(st->req);
+	req_put(st->req);
 	st->req = NULL;
 	st_push_body(st);
 }

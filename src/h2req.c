@@ -3,6 +3,7 @@
  */
 #include "autoconf.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,9 +17,22 @@
 void
 h2req_init(struct h2req *r, size_t max_bytes, size_t max_fields)
 {
-	memset(r, 0, sizeof(*r));
+	/* The field arrays are written before they are read: only the
+	   rest is cleared (they are most of the structure). */
+	memset(r, 0, offsetof(struct h2req, f));
 	r->max_bytes = max_bytes;
 	r->max_fields = MINIMUM(max_fields, (size_t)H2REQ_MAX_FIELDS);
+}
+
+void
+h2req_reuse(struct h2req *r, size_t max_bytes, size_t max_fields)
+{
+	char *store = r->store;
+	size_t cap = r->cap;
+
+	h2req_init(r, max_bytes, max_fields);
+	r->store = store;
+	r->cap = cap;
 }
 
 void

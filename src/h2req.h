@@ -51,7 +51,6 @@ struct h2req {
 	char			*store;		/* every name and value */
 	size_t			 used, cap;
 	size_t			 bytes;		/* counted against max_bytes */
-	struct h2req_field	 f[H2REQ_MAX_FIELDS + 1];
 	size_t			 nf;
 	size_t			 ncookies;
 
@@ -61,6 +60,9 @@ struct h2req {
 	struct h2req_span	 method, path, authority, host;
 	uint64_t		 content_length;
 
+	/* Last: the arrays are written before they are read, and
+	   h2req_init() clears only what comes before them. */
+	struct h2req_field	 f[H2REQ_MAX_FIELDS + 1];
 	/* The result, after h2req_finish(). */
 	struct http1_header	 out[H2REQ_MAX_FIELDS + 1];
 };
@@ -68,6 +70,8 @@ struct h2req {
 /* max_bytes, max_fields: the HTTP/1.1 limits (max-header-size ...). */
 void	 h2req_init(struct h2req *r, size_t max_bytes, size_t max_fields);
 void	 h2req_free(struct h2req *r);
+/* Like h2req_init() on a used one, keeping its storage for the next. */
+void	 h2req_reuse(struct h2req *r, size_t max_bytes, size_t max_fields);
 
 /*
  * One decoded field.  Returns 0, or the status to answer the request with

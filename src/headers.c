@@ -135,10 +135,14 @@ headers_request_head(struct buf *out, const struct headers_request *r)
 		if (add_field(out, h) == -1)
 			return -1;
 	}
-	if (buf_printf(out, "X-Real-IP: %s\r\nX-Forwarded-For: %s\r\n"
-	    "X-Forwarded-Proto: %s\r\n", r->client_ip, r->client_ip,
-	    proto) == -1 || add_framing(out, r->framing,
-	    r->content_length) == -1)
+	/* No printf on the hot path. */
+	if (buf_addstr(out, "X-Real-IP: ") == -1 ||
+	    buf_addstr(out, r->client_ip) == -1 ||
+	    buf_addstr(out, "\r\nX-Forwarded-For: ") == -1 ||
+	    buf_addstr(out, r->client_ip) == -1 ||
+	    buf_addstr(out, "\r\nX-Forwarded-Proto: ") == -1 ||
+	    buf_addstr(out, proto) == -1 || buf_add(out, "\r\n", 2) == -1 ||
+	    add_framing(out, r->framing, r->content_length) == -1)
 		return -1;
 	if (r->websocket && buf_addstr(out, "Connection: Upgrade\r\n"
 	    "Upgrade: websocket\r\n") == -1)

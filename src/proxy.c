@@ -62,8 +62,7 @@ struct exchange {
 	uint64_t		 req_left;	/* LENGTH: bytes to come */
 	bool			 req_ended;	/* the frontend ended the body */
 	bool			 want_body;	/* the frontend waits for room */
-	unsigned char		*retry;		/* the head, to resend once */
-	size_t			 retry_len;
+	struct buf		*retry;		/* the head, to resend once */
 	bool			 got_bytes;	/* any byte of a response */
 
 	/* The response. */
@@ -130,7 +129,7 @@ ex_free(struct exchange *ex)
 	ex_stop(ex);
 	buf_free(ex->out);
 	buf_free(ex->in);
-	free(ex->retry);
+	buf_free(ex->retry);
 	ex->magic = 0;
 	free(ex);
 }
@@ -235,7 +234,8 @@ ex_connect(struct exchange *ex)
 static bool
 ex_retry(struct exchange *ex)
 {
-	if (!ex->reused || ex->got_bytes || ex->retry == NULL)
+	if (!ex->reused || ex->got_bytes || ex->retry == NULL ||
+	    buf_empty(ex->retry))
 		return false;
 	log_debug("upstream %s: reused connection closed, retrying", ex->name);
 	ev_io_stop(loop_of(ex), &ex->io);
@@ -245,7 +245,7 @@ ex_retry(struct exchange *ex)
 	ev_io_set(&ex->io, -1, 0);	/* see ex_stop() */
 	ex->reused = false;
 	buf_reset(ex->out);
-	if (buf_add(ex->out, ex->retry, ex->retry_len) == -1 ||
+	if (buf_add(ex->out, buf_data(ex->retry), buf_len(ex->retry)) == -1 ||
 	    ex_connect(ex) == -1)
 		return false;
 	ex_update(ex);
@@ -637,10 +637,11 @@ ex_build_head(struct exchange *ex, const struct proxy_request *req)
 		return -1;
 	/* A request without a body can be sent again on a new connection. */
 	if (ex->reused && req->framing == HEADERS_FRAME_NONE) {
-		ex->retry_len = buf_len(ex->out);
-		if ((ex->retry = malloc(ex->retry_len)) == NULL)
+		/* Same size as out: from the buffer cache, no malloc. */
+		if ((ex->retry = buf_new(buf_cap(ex->out))) == NULL ||
+		    buf_add(ex->retry, buf_data(ex->out),
+		    buf_len(ex->out)) == -1)
 			return -1;
-		memcpy(ex->retry, buf_data(ex->out), ex->retry_len);
 	}
 	return 0;
 }

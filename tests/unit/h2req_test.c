@@ -376,6 +376,33 @@ test_limits(void **state)
 	h2req_free(&r);
 }
 
+/* A reused translation starts clean: nothing of the last request
+   (an error, a pseudo-field seen, cookies) carries over. */
+static void
+test_reuse(void **state)
+{
+	static const struct nv bad[] = { BASE, { "cookie", "a=1" },
+	    { "cookie", "b=2" }, { "x-a", " bad" }, END };
+	static const struct nv good[] = { BASE, { "x-b", "2" }, END };
+	struct h2req r;
+	struct proxy_request pr;
+	const struct nv *f;
+
+	(void)state;
+	assert_int_equal(run(&r, bad, true, &pr), 400);
+	h2req_reuse(&r, 16384, 100);
+	for (f = good; f->n != NULL; f++)
+		assert_int_equal(h2req_field(&r, f->n, strlen(f->n), f->v,
+		    strlen(f->v)), 0);
+	assert_int_equal(h2req_finish(&r, true, &pr), 0);
+	pr.client_ip = "192.0.2.7";
+	pr.tls = true;
+	assert_int_equal(pr.nfields, 1);
+	assert_true(slice_is(pr.fields[0].name, "x-b"));
+	assert_int_equal(h2req_check(&pr, scratch), 0);
+	h2req_free(&r);
+}
+
 /* The check itself: a request that would not re-parse is caught. */
 static void
 test_check_catches_mismatch(void **state)
@@ -416,6 +443,7 @@ main(void)
 		cmocka_unit_test(test_options_and_connect),
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_reuse),
 		cmocka_unit_test(test_check_catches_mismatch),
 	};
 
