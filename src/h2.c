@@ -31,6 +31,7 @@
 #include "autoconf.h"
 
 #include <sys/queue.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <arpa/inet.h>
 #include <errno.h>
@@ -101,6 +102,15 @@ struct h2_stream {
 	bool			 deferred;	/* the data source said DEFERRED */
 	bool			 resp_wait;	/* the exchange is paused */
 	bool			 broken;
+
+	/* WebSocket (RFC 8441): after the upstream's 101, DATA both ways
+	   is the tunnel's; body and resp carry it. */
+	bool			 tunnel;
+	int			 up_fd;
+	ev_io			 up_io;
+	int			 up_events;
+	bool			 up_shut;	/* the client's END_STREAM sent on */
+	double			 tunnel_at;	/* bytes last moved */
 };
 
 struct h2_conn {
@@ -219,13 +229,19 @@ static double
 deadline(const struct h2_conn *c)
 {
 	const struct config_http *h = http_cfg(c);
+	const struct h2_stream *st;
+	double d;
 
 	if (c->closing)
 		return c->progress + h->client_timeout;
 	if (c->nstreams == 0)
 		return c->idle_since + (c->served ? h->idle_timeout :
 		    h->header_timeout);
-	return c->progress + h->client_timeout;
+	d = c->progress + h->client_timeout;
+	TAILQ_FOREACH(st, &c->streams, entry)
+		if (st->tunnel)
+			d = MINIMUM(d, st->tunnel_at + h->tunnel_timeout);
+	return d;
 }
 
 static void
@@ -314,6 +330,12 @@ st_free(struct h2_stream *st)
 		h2_timer_arm(c);
 	}
 	req_put(st->req);
+	if (st->up_fd != -1) {
+		ev_io_stop(loop_of(c), &st->up_io);
+		ev_clear_pending(loop_of(c), &st->up_io);
+		close(st->up_fd);
+		worker_fd_del(c->wk, 1);
+	}
 	buf_free(st->body);
 	buf_free(st->resp);
 	gen_unref(st->gen);
@@ -336,6 +358,7 @@ st_new(struct h2_conn *c, int32_t id)
 	st->magic = ST_MAGIC;
 	st->c = c;
 	st->id = id;
+	st->up_fd = -1;
 	front_log_begin(&st->log, now_of(c));
 	st->log.proto = "h2";
 	TAILQ_INSERT_TAIL(&c->streams, st, entry);
@@ -372,8 +395,8 @@ st_read_cb(nghttp2_session *s UNUSED, int32_t id UNUSED, uint8_t *dst,
 		memcpy(dst, buf_data(st->resp), n);
 		buf_consume(st->resp, n);
 		st->log.bytes_out += n;
-		if (st->resp_wait && buf_space(st->resp) > buf_cap(st->resp) /
-		    4)
+		if ((st->resp_wait || st->tunnel) &&
+		    buf_space(st->resp) > buf_cap(st->resp) / 4)
 			st->c->resume = true;
 	}
 	if (st->resp_eof && (st->resp == NULL || buf_empty(st->resp)))
@@ -504,6 +527,109 @@ st_refuse(struct h2_stream *st, int status)
 	st_respond(st, status);
 }
 
+/* ---- WebSocket tunnels (RFC 8441) ---- */
+
+static void
+tunnel_update(struct h2_stream *st)
+{
+	int ev = 0;
+
+	if (st->up_fd == -1)
+		return;
+	if (st->body != NULL && !buf_empty(st->body))
+		ev |= EV_WRITE;
+	if (!st->resp_eof && buf_space(st->resp) > 0)
+		ev |= EV_READ;
+	if (ev != st->up_events || ev_is_active(&st->up_io) != (ev != 0)) {
+		util_watch(loop_of(st->c), &st->up_io, st->up_fd, ev);
+		st->up_events = ev;
+	}
+}
+
+/* Client bytes to the upstream; what went is consumed (window). */
+static void
+tunnel_push(struct h2_stream *st)
+{
+	struct h2_conn *c = st->c;
+	ssize_t n;
+
+	while (st->body != NULL && !buf_empty(st->body)) {
+		n = send(st->up_fd, buf_data(st->body), buf_len(st->body),
+		    MSG_NOSIGNAL);
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			break;
+		if (n <= 0) {
+			nghttp2_submit_rst_stream(c->s, NGHTTP2_FLAG_NONE,
+			    st->id, NGHTTP2_CANCEL);
+			return;
+		}
+		nghttp2_session_consume(c->s, st->id, (size_t)n);
+		buf_consume(st->body, (size_t)n);
+		st->tunnel_at = now_of(c);
+		progress(c);
+	}
+	if (st->end_stream && !st->up_shut && (st->body == NULL ||
+	    buf_empty(st->body))) {
+		st->up_shut = true;
+		(void)shutdown(st->up_fd, SHUT_WR);
+	}
+}
+
+/* Upstream bytes towards the client, as DATA. */
+static void
+tunnel_pull(struct h2_stream *st)
+{
+	struct h2_conn *c = st->c;
+	size_t room = buf_space(st->resp);
+	ssize_t n;
+
+	if (room == 0 || st->resp_eof)
+		return;
+	n = recv(st->up_fd, buf_tail(st->resp), room, 0);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n > 0) {
+		buf_produce(st->resp, (size_t)n);
+		st->tunnel_at = now_of(c);
+	} else
+		st->resp_eof = true;	/* the upstream is done: END_STREAM */
+	st_resume_data(st);
+}
+
+static void
+st_up_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
+{
+	struct h2_stream *st = stream_of(w->data);
+	struct h2_conn *c = st->c;
+
+	if (revents & EV_WRITE)
+		tunnel_push(st);
+	if (revents & EV_READ)
+		tunnel_pull(st);
+	tunnel_update(st);
+	h2_defer(c);
+}
+
+/* The 101 becomes 200 (RFC 8441 5); Sec-WebSocket-Accept has no place. */
+static int
+st_ex_head_tunnel(struct h2_stream *st, const struct proxy_response *r)
+{
+	struct http1_header f[HTTP1_MAX_HEADERS];
+	size_t i, n = 0;
+
+	for (i = 0; i < r->nfields && n < nitems(f); i++)
+		if (!util_strcaseeq(r->fields[i].name.p, r->fields[i].name.len,
+		    "sec-websocket-accept", 20))
+			f[n++] = r->fields[i];
+	if (st->resp == NULL && (st->resp = buf_new(PROXY_BUF)) == NULL)
+		return -1;
+	if (st_submit(st, 200, f, n, true, false) == -1)
+		return -1;
+	progress(st->c);
+	h2_defer(st->c);
+	return 0;
+}
+
 /* ---- the exchange's callbacks ---- */
 
 static int
@@ -512,6 +638,8 @@ st_ex_head(void *fe, const struct proxy_response *r)
 	struct h2_stream *st = stream_of(fe);
 	bool body, keep;
 
+	if (r->websocket)
+		return st_ex_head_tunnel(st, r);
 	/* HEAD and 304 keep the upstream's Content-Length, with no body. */
 	body = st->method != HTTP1_METHOD_HEAD && r->status != 304 &&
 	    r->status != 204 && r->body != HTTP1_BODY_NONE;
@@ -568,6 +696,8 @@ st_ex_done(void *fe, enum proxy_result res)
 		st->resp_eof = true;
 		st_resume_data(st);
 		break;
+	case PROXY_UPGRADED:
+		break;		/* the tunnel goes on (st_ex_upgrade) */
 	case PROXY_BAD_GATEWAY:
 	case PROXY_TIMEOUT:
 		if (!st->submitted) {
@@ -595,17 +725,27 @@ st_ex_want_body(void *fe)
 }
 
 static void
-st_ex_upgrade(void *fe, int fd, const char *extra UNUSED, size_t len UNUSED)
+st_ex_upgrade(void *fe, int fd, const char *extra, size_t len)
 {
 	struct h2_stream *st = stream_of(fe);
+	struct h2_conn *c = st->c;
 
-	/* Never asked for: HTTP/2 requests are not WebSocket upgrades. */
-	close(fd);
-	worker_fd_del(st->c->wk, 1);
-	st->broken = true;
-	nghttp2_submit_rst_stream(st->c->s, NGHTTP2_FLAG_NONE, st->id,
-	    NGHTTP2_INTERNAL_ERROR);
-	h2_defer(st->c);
+	worker_fd_add(c->wk, 1);
+	st->up_fd = fd;
+	st->tunnel = true;
+	st->tunnel_at = now_of(c);
+	ev_io_init(&st->up_io, st_up_cb, fd, 0);
+	st->up_io.data = st;
+	st->up_events = 0;
+	h2_timer_arm(c);	/* tunnel-idle-timeout counts now */
+	if (len > 0 && buf_add(st->resp, extra, len) == -1) {
+		st->broken = true;
+		nghttp2_submit_rst_stream(c->s, NGHTTP2_FLAG_NONE, st->id,
+		    NGHTTP2_INTERNAL_ERROR);
+	} else
+		st_resume_data(st);
+	c->resume = true;
+	h2_defer(c);
 }
 
 static const struct proxy_ops h2_proxy_ops = {
@@ -617,6 +757,32 @@ static const struct proxy_ops h2_proxy_ops = {
 };
 
 /* ---- starting a request ---- */
+
+/* A fresh Sec-WebSocket-Key (RFC 6455 4.1: 16 random bytes, base64). */
+static void
+websocket_key(struct h2req *r)
+{
+	static const char b64[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	unsigned char raw[18] = { 0 };
+	char key[25];
+	size_t i, k = 0;
+
+	if (getrandom(raw, 16, GRND_NONBLOCK) != 16)
+		return;		/* no key: the request is refused */
+	for (i = 0; i < 18; i += 3) {
+		uint32_t v = (uint32_t)raw[i] << 16 | (uint32_t)raw[i + 1] << 8 |
+		    raw[i + 2];
+
+		key[k++] = b64[v >> 18 & 63];
+		key[k++] = b64[v >> 12 & 63];
+		key[k++] = b64[v >> 6 & 63];
+		key[k++] = b64[v & 63];
+	}
+	key[22] = key[23] = '=';	/* 16 bytes: two pad characters */
+	key[24] = '\0';
+	h2req_set_key(r, key);
+}
 
 /* The rate limit, for every routed stream (unknown hosts too). */
 static bool
@@ -651,10 +817,15 @@ st_start(struct h2_stream *st)
 	uint64_t limit;
 	int rc, hlen;
 
+	if (h2req_wants_key(st->req))
+		websocket_key(st->req);
 	rc = h2req_finish(st->req, st->end_stream && (st->body == NULL ||
 	    buf_empty(st->body)) && st->body_seen == 0, &pr);
 	st->method = pr.method_id;
-	front_log_request(&st->log, pr.method, pr.host, pr.path);
+	/* The log says what the client sent: CONNECT for a WebSocket. */
+	front_log_request(&st->log, pr.websocket ?
+	    (struct http1_slice){ "CONNECT", 7 } : pr.method, pr.host,
+	    pr.path);
 	st->logging = true;
 	if (rc != 0) {
 		anomaly(c, "malformed request");
@@ -734,6 +905,11 @@ st_push_body(struct h2_stream *st)
 	struct h2_conn *c = st->c;
 	size_t taken;
 
+	if (st->tunnel) {
+		tunnel_push(st);
+		tunnel_update(st);
+		return;
+	}
 	while (st->ex != NULL && !st->body_wait && st->body != NULL &&
 	    !buf_empty(st->body)) {
 		taken = proxy_body(st->ex, buf_data(st->body),
@@ -783,6 +959,22 @@ on_data_chunk_recv(nghttp2_session *s, uint8_t flags UNUSED, int32_t id,
 	struct h2_stream *st = st_get(c, id);
 	size_t taken = 0;
 
+	if (st != NULL && st->tunnel && !st->up_shut) {
+		/* Tunnel bytes: window given back as the upstream takes
+		   them (tunnel_push). */
+		st->log.bytes_in += len;
+		if (st->body == NULL &&
+		    (st->body = buf_new(STREAM_WINDOW)) == NULL)
+			return NGHTTP2_ERR_CALLBACK_FAILURE;
+		if (buf_add(st->body, data, len) == -1) {
+			nghttp2_session_consume(s, id, len);
+			nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, id,
+			    NGHTTP2_FLOW_CONTROL_ERROR);
+			return 0;
+		}
+		c->resume = true;
+		return 0;
+	}
 	if (st == NULL || (st->ex == NULL && !st->ready)) {
 		/* Nobody wants it (answered, refused, gone). */
 		nghttp2_session_consume(s, id, len);
@@ -1104,6 +1296,10 @@ h2_resume(struct h2_conn *c)
 		return;
 	c->resume = false;
 	TAILQ_FOREACH(st, &c->streams, entry) {
+		if (st->tunnel) {
+			st_push_body(st);
+			continue;
+		}
 		if (st->ex == NULL)
 			continue;
 		if (st->resp_wait && st->resp != NULL &&
@@ -1273,6 +1469,22 @@ h2_io_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
 	h2_leave(c);
 }
 
+/* WebSocket streams with no byte either way for tunnel-idle-timeout. */
+static void
+expire_tunnels(struct h2_conn *c)
+{
+	double old = now_of(c) - http_cfg(c)->tunnel_timeout;
+	struct h2_stream *st;
+
+	TAILQ_FOREACH(st, &c->streams, entry)
+		if (st->tunnel && st->tunnel_at <= old) {
+			st->tunnel_at = now_of(c);	/* once */
+			log_debug("%s: h2: tunnel idle, closed", c->client_ip);
+			nghttp2_submit_rst_stream(c->s, NGHTTP2_FLAG_NONE,
+			    st->id, NGHTTP2_CANCEL);
+		}
+}
+
 static void
 h2_timer_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
 {
@@ -1283,8 +1495,11 @@ h2_timer_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
 		h2_leave(c);
 		return;
 	}
+	expire_tunnels(c);
 	if (now_of(c) < deadline(c)) {
 		h2_timer_arm(c);
+		h2_run(c);
+		h2_leave(c);
 		return;
 	}
 	if (c->closing)
@@ -1358,6 +1573,8 @@ h2_settings(struct h2_conn *c)
 		{ NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
 		    cfg->http.max_header_size },
 		{ NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
+		/* WebSocket over HTTP/2 (RFC 8441). */
+		{ NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1 },
 	};
 
 	if (nghttp2_submit_settings(c->s, NGHTTP2_FLAG_NONE, iv,

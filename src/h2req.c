@@ -4,6 +4,7 @@
 #include "autoconf.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -161,13 +162,19 @@ pseudo(struct h2req *r, const char *name, size_t nlen, const char *value,
 		seen = &r->has_authority;
 		if (!http1_is_host(value, vlen))
 			return fail(r, 400);
+	} else if (is(name, nlen, ":protocol")) {
+		/* Extended CONNECT: WebSocket only. */
+		if (r->has_protocol || !is(value, vlen, "websocket"))
+			return fail(r, 400);
+		r->has_protocol = true;
+		return 0;
 	} else if (is(name, nlen, ":scheme")) {
 		if (r->has_scheme || !is(value, vlen, "https"))
 			return fail(r, 400);
 		r->has_scheme = true;
 		return 0;
 	} else
-		return fail(r, 400);	/* :protocol, :status, unknown */
+		return fail(r, 400);	/* :status, unknown */
 	if (*seen)
 		return fail(r, 400);
 	*seen = true;
@@ -197,7 +204,8 @@ h2req_field(struct h2req *r, const char *name, size_t nlen,
 	if (is(name, nlen, "connection") || is(name, nlen, "keep-alive") ||
 	    is(name, nlen, "proxy-connection") ||
 	    is(name, nlen, "transfer-encoding") || is(name, nlen, "upgrade") ||
-	    (is(name, nlen, "te") && !is(value, vlen, "trailers")))
+	    (is(name, nlen, "te") && !is(value, vlen, "trailers")) ||
+	    is(name, nlen, "sec-websocket-key"))	/* ours, for WebSocket */
 		return fail(r, 400);
 	if (is(name, nlen, "content-length")) {
 		if (r->has_cl || !parse_length(value, vlen,
@@ -279,6 +287,18 @@ join_cookies(struct h2req *r)
 	return 0;
 }
 
+bool
+h2req_wants_key(const struct h2req *r)
+{
+	return r->has_protocol;
+}
+
+void
+h2req_set_key(struct h2req *r, const char *key24)
+{
+	snprintf(r->ws_key, sizeof(r->ws_key), "%s", key24);
+}
+
 int
 h2req_finish(struct h2req *r, bool end_stream, struct proxy_request *pr)
 {
@@ -297,7 +317,14 @@ h2req_finish(struct h2req *r, bool end_stream, struct proxy_request *pr)
 		pr->host = slice(r, r->host);
 	else
 		return fail(r, 400);
-	if (pr->method_id == HTTP1_METHOD_CONNECT) {
+	if (r->has_protocol) {
+		/* Extended CONNECT (RFC 8441 4): all four pseudo-fields. */
+		if (pr->method_id != HTTP1_METHOD_CONNECT || !r->has_path ||
+		    !r->has_scheme || !r->has_authority ||
+		    r->ws_key[0] == '\0' || is(r->store + r->path.off,
+		    r->path.len, "*"))
+			return fail(r, 400);
+	} else if (pr->method_id == HTTP1_METHOD_CONNECT) {
 		/* Plain CONNECT: only :method and :authority (RFC 9113 8.5). */
 		if (r->has_path || r->has_scheme || !r->has_authority)
 			return fail(r, 400);
@@ -322,6 +349,21 @@ h2req_finish(struct h2req *r, bool end_stream, struct proxy_request *pr)
 	}
 	pr->fields = r->out;
 	pr->nfields = r->nf;
+	if (r->has_protocol) {
+		/* Bytes after it are the tunnel's, not a body. */
+		if (r->has_cl)
+			return fail(r, 400);
+		pr->method = (struct http1_slice){ "GET", 3 };
+		pr->method_id = HTTP1_METHOD_GET;
+		pr->websocket = true;
+		pr->framing = HEADERS_FRAME_NONE;
+		r->out[r->nf].name = (struct http1_slice){
+		    "sec-websocket-key", 17 };
+		r->out[r->nf].value = (struct http1_slice){ r->ws_key,
+		    strlen(r->ws_key) };
+		pr->nfields++;
+		return 0;
+	}
 	if (r->has_cl) {
 		if (end_stream && r->content_length > 0)
 			return fail(r, 400);

@@ -56,7 +56,8 @@ struct h2req {
 
 	bool			 regular;	/* a regular field was seen */
 	bool			 has_method, has_scheme, has_path, has_authority;
-	bool			 has_host, has_cl;
+	bool			 has_host, has_cl, has_protocol;
+	char			 ws_key[25];	/* Sec-WebSocket-Key to send */
 	struct h2req_span	 method, path, authority, host;
 	uint64_t		 content_length;
 
@@ -80,6 +81,15 @@ void	 h2req_reuse(struct h2req *r, size_t max_bytes, size_t max_fields);
  */
 int	 h2req_field(struct h2req *r, const char *name, size_t nlen,
 	    const char *value, size_t vlen);
+
+/*
+ * Extended CONNECT (RFC 8441, :protocol websocket) becomes a GET with
+ * Upgrade: websocket; HTTP/1.1 needs a Sec-WebSocket-Key the HTTP/2
+ * client does not send: key24 is one (24 base64 characters of 16 random
+ * bytes), to be given before h2req_finish().
+ */
+bool	 h2req_wants_key(const struct h2req *r);
+void	 h2req_set_key(struct h2req *r, const char *key24);
 
 /*
  * The block is complete; end_stream: no DATA follows.  Returns 0 with pr

@@ -116,6 +116,8 @@ on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 	    f->headers.cat != NGHTTP2_HCAT_REQUEST ||
 	    (r = req_of(z, f->hd.stream_id)) == NULL)
 		return 0;
+	if (h2req_wants_key(r))
+		h2req_set_key(r, "dGhlIHNhbXBsZSBub25jZQ==");
 	if (h2req_finish(r, (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0,
 	    &pr) != 0 || pr.method_id == HTTP1_METHOD_CONNECT)
 		return 0;
@@ -169,7 +171,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	nghttp2_option_new(&opt);
 	nghttp2_option_set_no_auto_window_update(opt, 1);
 	nghttp2_session_server_new2(&s, cb, &z, opt);
-	nghttp2_submit_settings(s, NGHTTP2_FLAG_NONE, NULL, 0);
+	{
+		nghttp2_settings_entry iv = {
+		    NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1 };
+
+		nghttp2_submit_settings(s, NGHTTP2_FLAG_NONE, &iv, 1);
+	}
 	if (nghttp2_session_mem_recv(s, (const uint8_t *)preface,
 	    sizeof(preface) - 1) >= 0 &&
 	    nghttp2_session_mem_recv(s, data, size) >= 0)

@@ -441,3 +441,130 @@ def test_every_stream_counts_against_the_rate_limit(make_proxy, upstream):
     p.wait_log(r"RATE_LIMIT client_ip=127\.0\.0\.1 host=localhost "
                r"path=/\S+ status=429", count=4)
     assert len([q for q in upstream.requests]) == 5
+
+
+# ---- WebSocket over HTTP/2 (RFC 8441) -----------------------------------
+
+def websocket_echo(req, conn):
+    """An HTTP/1.1 WebSocket upstream: 101, then echoes bytes ("echo:")
+    until the proxy closes its side."""
+    import base64
+    import hashlib
+    if req.header("Upgrade") != ["websocket"]:
+        conn.respond(400, [], b"not a websocket request")
+        return
+    key = req.one("Sec-WebSocket-Key")
+    assert len(base64.b64decode(key, validate=True)) == 16, key
+    accept = base64.b64encode(hashlib.sha1(
+        (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+    conn.send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+              b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept +
+              b"\r\nSec-WebSocket-Protocol: chat\r\n\r\n")
+    while True:
+        data = conn.sock.recv(65536)
+        if not data:
+            break
+        conn.send(b"echo:" + data)
+    conn.close()
+
+
+def ws_connect(c, path="/ws"):
+    sid = c.conn.get_next_available_stream_id()
+    c.streams[sid] = __import__("h2util").StreamResult(sid)
+    c.conn.send_headers(sid, [
+        (":method", "CONNECT"), (":protocol", "websocket"),
+        (":scheme", "https"), (":path", path), (":authority", "localhost"),
+        ("sec-websocket-version", "13"),
+        ("sec-websocket-protocol", "chat")], end_stream=False)
+    c.flush()
+    return sid
+
+
+def read_until(c, sid, pred, timeout=10):
+    import time
+    deadline = time.monotonic() + timeout
+    st = c.streams[sid]
+    while not pred(st) and not c.closed:
+        left = deadline - time.monotonic()
+        assert left > 0, (st.headers, bytes(st.data), st.reset)
+        c.read_some(timeout=left)
+    return st
+
+
+def test_websocket_over_h2(make_proxy, make_upstream):
+    up = make_upstream(handler=websocket_echo)
+    p = start_proxy(make_proxy, up)
+    with H2Client(p.https_port, validate=False) as c:
+        sid = ws_connect(c)
+        st = read_until(c, sid, lambda st: st.headers is not None)
+        assert st.status == 200, st.headers
+        assert st.header("sec-websocket-protocol") == ["chat"]
+        assert st.header("sec-websocket-accept") == []
+        # The server said it takes extended CONNECT (RFC 8441 3).
+        assert c.conn.remote_settings.get(0x8) == 1
+        c.send_body(sid, b"hello", end=False)
+        st = read_until(c, sid, lambda st: bytes(st.data) == b"echo:hello")
+        # More than a window each way: flow control on the tunnel.
+        c.send_body(sid, b"x" * 200000, end=False)
+        st = read_until(c, sid, lambda st: len(
+            bytes(st.data).replace(b"echo:", b"")) >= 5 + 200000)
+        assert bytes(st.data).replace(b"echo:", b"") == \
+            b"hello" + b"x" * 200000
+        # A normal request on the same connection meanwhile.
+        assert c.response(c.request("GET", "/plain")).status == 400
+        # The client's END_STREAM reaches the upstream as EOF; its close
+        # ends the stream.
+        c.conn.end_stream(sid)
+        c.flush()
+        st = read_until(c, sid, lambda st: st.ended or st.reset is not None)
+        assert st.ended and st.reset is None
+    req = [q for q in up.requests if q.target == "/ws"][0]
+    assert req.method == "GET"
+    assert req.header("Upgrade") == ["websocket"]
+    assert req.header("Connection") == ["Upgrade"]
+    assert req.header("sec-websocket-version") == ["13"]
+    p.wait_log(r"method=CONNECT host=localhost path=/ws protocol=h2 "
+               r"status=200")
+
+
+def test_websocket_over_h2_refused_by_upstream(make_proxy, upstream):
+    p = start_proxy(make_proxy, upstream)
+    with H2Client(p.https_port, validate=False) as c:
+        sid = ws_connect(c)
+        st = read_until(c, sid, lambda st: st.ended or st.reset is not None)
+        # The default upstream answers 200 with a body, not 101: the
+        # client gets that answer, and no tunnel.
+        assert st.status == 200
+        assert b'"method": "GET"' in st.body
+
+
+def test_extended_connect_only_for_websocket(h2proxy):
+    p, up = h2proxy
+    with H2Client(p.https_port, validate=False) as c:
+        sid = c.conn.get_next_available_stream_id()
+        c.streams[sid] = __import__("h2util").StreamResult(sid)
+        c.conn.send_headers(sid, [
+            (":method", "CONNECT"), (":protocol", "h3-tunnel"),
+            (":scheme", "https"), (":path", "/"),
+            (":authority", "localhost")], end_stream=True)
+        c.flush()
+        r = c.response(sid)
+        assert r.status == 400 or r.reset is not None
+    assert not up.requests
+
+
+def test_idle_websocket_over_h2_is_closed(make_proxy, make_upstream):
+    import time
+    up = make_upstream(handler=websocket_echo)
+    p = start_proxy(make_proxy, up, http={"tunnel-idle-timeout": 2})
+    with H2Client(p.https_port, validate=False) as c:
+        sid = ws_connect(c)
+        st = read_until(c, sid, lambda st: st.headers is not None)
+        assert st.status == 200
+        t0 = time.monotonic()
+        st = read_until(c, sid, lambda st: st.reset is not None, timeout=10)
+        took = time.monotonic() - t0
+        assert 1.5 < took < 6, took
+        # Only that stream: the connection goes on.
+        assert c.response(c.request("GET", "/after")).status == 400
+    p.wait_log(r"h2: tunnel idle, closed")

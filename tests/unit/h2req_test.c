@@ -376,6 +376,68 @@ test_limits(void **state)
 	h2req_free(&r);
 }
 
+/* RFC 8441: extended CONNECT for WebSocket becomes an Upgrade GET. */
+static void
+test_websocket(void **state)
+{
+	static const struct nv ws[] = { { ":method", "CONNECT" },
+	    { ":protocol", "websocket" }, { ":scheme", "https" },
+	    { ":path", "/chat?x=1" }, { ":authority", "e.com" },
+	    { "sec-websocket-version", "13" }, END };
+	static const struct nv not_connect[] = { BASE,
+	    { ":protocol", "websocket" }, END };
+	static const struct nv other[] = { { ":method", "CONNECT" },
+	    { ":protocol", "h3" }, { ":scheme", "https" }, { ":path", "/" },
+	    { ":authority", "e.com" }, END };
+	static const struct nv no_path[] = { { ":method", "CONNECT" },
+	    { ":protocol", "websocket" }, { ":scheme", "https" },
+	    { ":authority", "e.com" }, END };
+	static const struct nv with_key[] = { BASE,
+	    { "sec-websocket-key", "AAAAAAAAAAAAAAAAAAAAAA==" }, END };
+	struct h2req r;
+	struct proxy_request pr;
+	const struct nv *f;
+
+	(void)state;
+	h2req_init(&r, 16384, 100);
+	for (f = ws; f->n != NULL; f++)
+		assert_int_equal(h2req_field(&r, f->n, strlen(f->n), f->v,
+		    strlen(f->v)), 0);
+	assert_true(h2req_wants_key(&r));
+	/* Without a key it cannot go upstream. */
+	assert_int_equal(h2req_finish(&r, false, &pr), 400);
+	h2req_reuse(&r, 16384, 100);
+	for (f = ws; f->n != NULL; f++)
+		h2req_field(&r, f->n, strlen(f->n), f->v, strlen(f->v));
+	h2req_set_key(&r, "dGhlIHNhbXBsZSBub25jZQ==");
+	assert_int_equal(h2req_finish(&r, false, &pr), 0);
+	pr.client_ip = "192.0.2.7";
+	pr.tls = true;
+	assert_true(pr.websocket);
+	assert_int_equal(pr.method_id, HTTP1_METHOD_GET);
+	assert_true(slice_is(pr.method, "GET"));
+	assert_true(slice_is(pr.path, "/chat?x=1"));
+	assert_int_equal(pr.framing, HEADERS_FRAME_NONE);
+	assert_int_equal(pr.nfields, 2);
+	assert_true(slice_is(pr.fields[1].name, "sec-websocket-key"));
+	assert_true(slice_is(pr.fields[1].value,
+	    "dGhlIHNhbXBsZSBub25jZQ=="));
+	assert_int_equal(h2req_check(&pr, scratch), 0);
+	buf_add(scratch, "", 1);
+	assert_non_null(strstr(buf_data(scratch), "Connection: Upgrade\r\n"
+	    "Upgrade: websocket\r\n"));
+	h2req_free(&r);
+	assert_int_equal(run(&r, not_connect, false, &pr), 400);
+	h2req_free(&r);
+	assert_int_equal(run(&r, other, false, &pr), 400);
+	h2req_free(&r);
+	assert_int_equal(run(&r, no_path, false, &pr), 400);
+	h2req_free(&r);
+	/* The key is ours to make, never the client's. */
+	assert_int_equal(run(&r, with_key, true, &pr), 400);
+	h2req_free(&r);
+}
+
 /* A reused translation starts clean: nothing of the last request
    (an error, a pseudo-field seen, cookies) carries over. */
 static void
@@ -443,6 +505,7 @@ main(void)
 		cmocka_unit_test(test_options_and_connect),
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_websocket),
 		cmocka_unit_test(test_reuse),
 		cmocka_unit_test(test_check_catches_mismatch),
 	};
