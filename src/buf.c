@@ -38,11 +38,13 @@ struct buf {
 #define CACHE_DEPTH	32
 #endif
 
+#if CACHE_DEPTH > 0
 static struct {
 	size_t		 cap;
 	unsigned	 n;
 	struct buf	*free[CACHE_DEPTH + 1];
 } cache[CACHE_SIZES];
+#endif
 
 struct buf *
 buf_new(size_t cap)
@@ -52,12 +54,16 @@ buf_new(size_t cap)
 
 	if (cap == 0 || cap > ((size_t)1 << 30))
 		return NULL;
+#if CACHE_DEPTH > 0
 	for (i = 0; i < CACHE_SIZES; i++)
 		if (cache[i].cap == cap && cache[i].n > 0) {
 			b = cache[i].free[--cache[i].n];
 			b->off = b->len = 0;
 			return b;
 		}
+#else
+	(void)i;
+#endif
 	if ((b = malloc(sizeof(*b) + cap)) == NULL)
 		return NULL;
 	b->cap = cap;
@@ -72,6 +78,7 @@ buf_free(struct buf *b)
 
 	if (b == NULL)
 		return;
+#if CACHE_DEPTH > 0
 	for (i = 0; i < CACHE_SIZES; i++) {
 		if (cache[i].cap == 0)
 			cache[i].cap = b->cap;	/* a size not seen yet */
@@ -83,6 +90,9 @@ buf_free(struct buf *b)
 		}
 		break;
 	}
+#else
+	(void)i;
+#endif
 	free(b);
 }
 

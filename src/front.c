@@ -44,9 +44,13 @@ void
 front_log_request(struct front_log *l, struct http1_slice method,
     struct http1_slice host, struct http1_slice target)
 {
-	l->cut = copy_slice(l->method, sizeof(l->method), method) |
-	    copy_slice(l->host, sizeof(l->host), host) |
-	    copy_slice(l->path, sizeof(l->path), target);
+	l->cut = false;
+	if (copy_slice(l->method, sizeof(l->method), method))
+		l->cut = true;
+	if (copy_slice(l->host, sizeof(l->host), host))
+		l->cut = true;
+	if (copy_slice(l->path, sizeof(l->path), target))
+		l->cut = true;
 }
 
 void
