@@ -568,3 +568,38 @@ def test_idle_websocket_over_h2_is_closed(make_proxy, make_upstream):
         # Only that stream: the connection goes on.
         assert c.response(c.request("GET", "/after")).status == 400
     p.wait_log(r"h2: tunnel idle, closed")
+
+
+def test_reload_keeps_h2_connections_and_their_streams(make_proxy,
+                                                       make_upstream):
+    """A reload does not end HTTP/2 connections: a stream in flight
+    finishes, and the next stream on the same connection is routed by
+    the new configuration."""
+    import threading
+    import time
+    got = threading.Event()
+
+    def handler(req, conn):
+        if req.target == "/slow":
+            got.set()
+            time.sleep(1.5)
+        conn.respond(200, [], req.target.encode())
+    up = make_upstream(handler=handler)
+    p = start_proxy(make_proxy, up)
+    with H2Client(p.https_port) as c:
+        assert c.response(c.request(
+            "GET", "/", authority="new.example.org")).status == 404
+        slow = c.request("GET", "/slow")
+        assert got.wait(5)
+        p.listener["site"].append(("new.example.org",
+                                   {"upstream": up.addr}))
+        p.write_config()
+        rc, reply = p.ctl("reload")
+        assert rc == 0, reply
+        r = c.response(slow)
+        assert r.status == 200 and r.body == b"/slow"
+        # The new site has no certificate of its own: it is served with
+        # the listener's, the one this connection has, so no 421.
+        r = c.response(c.request("GET", "/n", authority="new.example.org"))
+        assert r.status == 200 and r.body == b"/n"
+        assert c.goaway is None
