@@ -815,10 +815,8 @@ def main(argv):
     b = Bench(a, procs)
     raw = {sc: {px: [] for px in a.proxies} for sc in a.scenarios}
     notes = [
-        "portcullis cannot turn its access log off (access lines are "
-        "structured events written whatever the level); it writes them to a "
-        "file on tmpfs, a handicap nginx and HAProxy (access logs off) do "
-        "not carry.",
+        "Access logs are off for all three (portcullis: logging { access "
+        "= false }); portcullis logs warnings to a file on tmpfs.",
         "Every measurement starts a fresh proxy, warms it up "
         f"({a.warmup}s) and then measures {a.duration}s; proxies alternate "
         "(A B C A B C ...).",

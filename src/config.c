@@ -96,6 +96,7 @@ static cfg_opt_t listener_opts[] = {
 static cfg_opt_t logging_opts[] = {
 	CFG_STR("level", "info", CFGF_NONE),
 	CFG_STR("format", "text", CFGF_NONE),
+	CFG_BOOL("access", cfg_true, CFGF_NONE),
 	CFG_STR("file", NULL, CFGF_NODEFAULT),
 	CFG_END()
 };
@@ -811,6 +812,7 @@ load_logging(struct loader *ld, cfg_t *root, struct config *cfg)
 	if (log_format_parse(cfg_getstr(lg, "format"), &cfg->log_format) == -1)
 		cerr(ld, line_of(ld, lg, "format"), "logging format must be "
 		    "text or json");
+	cfg->log_access = cfg_getbool(lg, "access");
 	file = cfg_size(lg, "file") > 0 ? cfg_getstr(lg, "file") : NULL;
 	if (file != NULL && file[0] != '\0') {
 		if (file[0] != '/')
@@ -1248,6 +1250,7 @@ config_static_change(const struct config *o, const struct config *n,
 	if (o->rate_table_size != n->rate_table_size)
 		return "rate-limit table-size";
 	if (o->log_level != n->log_level || o->log_format != n->log_format ||
+	    o->log_access != n->log_access ||
 	    str_differs(o->log_file, n->log_file))
 		return "logging";
 	if (o->nlisteners != n->nlisteners)

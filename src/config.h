@@ -96,6 +96,7 @@ struct config {
 	unsigned		 max_connections;	/* per worker */
 	enum log_level		 log_level;
 	enum log_format		 log_format;
+	bool			 log_access;	/* ACCESS lines (nginx access_log) */
 	char			*log_file;	/* NULL: stderr */
 	double			 rate_rps;
 	unsigned		 rate_burst;

@@ -61,6 +61,8 @@ front_log_emit(struct front_log *l, const char *client_ip, double now)
 
 	if (l->status == 0)
 		l->status = 499;
+	if (!log_access_enabled())
+		return;
 	log_event_begin(&ev, "ACCESS");
 	log_event_cstr(&ev, "client_ip", client_ip);
 	log_event_cstr(&ev, "method", l->method);

@@ -6,6 +6,7 @@
  *
  *   magic version generation
  *   workers max-connections shutdown-timeout health-port level format
+ *   access-log
  *   rate-rps(bits) rate-burst rate-table-size body-limit
  *   http: max-request-line max-header-size max-headers handshake-timeout
  *         header-timeout idle-timeout client-timeout tunnel-timeout
@@ -175,6 +176,7 @@ image_encode(const struct config *cfg, uint64_t gen, unsigned char **out,
 		put_u16(&w, cfg->health_port);
 		put_u8(&w, (uint8_t)cfg->log_level);
 		put_u8(&w, (uint8_t)cfg->log_format);
+		put_u8(&w, cfg->log_access ? 1 : 0);
 		put_rate(&w, cfg->rate_rps);
 		put_u32(&w, cfg->rate_burst);
 		put_u32(&w, cfg->rate_table_size);
@@ -429,6 +431,8 @@ get_listener(struct rbuf *r, struct config_listener *l)
 static void
 get_http(struct rbuf *r, struct config_http *h)
 {
+	uint32_t h2;
+
 	h->max_request_line = get_u32(r);
 	h->max_header_size = get_u32(r);
 	h->max_headers = get_u32(r);
@@ -437,7 +441,8 @@ get_http(struct rbuf *r, struct config_http *h)
 	h->idle_timeout = get_u32(r);
 	h->client_timeout = get_u32(r);
 	h->tunnel_timeout = get_u32(r);
-	h->h2 = get_u32(r) != 0;
+	h2 = get_u32(r);
+	h->h2 = h2 == 1;
 	h->h2_max_streams = get_u32(r);
 	if (h->max_request_line < 256 || h->max_request_line > 65536 ||
 	    h->max_header_size < 1024 || h->max_header_size > 65536 ||
@@ -448,14 +453,14 @@ get_http(struct rbuf *r, struct config_http *h)
 	    h->idle_timeout < 1 || h->idle_timeout > 3600 ||
 	    h->client_timeout < 1 || h->client_timeout > 3600 ||
 	    h->tunnel_timeout < 1 || h->tunnel_timeout > 86400 ||
-	    h->h2_max_streams < 1 || h->h2_max_streams > 1000)
+	    h2 > 1 || h->h2_max_streams < 1 || h->h2_max_streams > 1000)
 		r->err = true;
 }
 
 static void
 get_globals(struct rbuf *r, struct config *cfg)
 {
-	uint8_t lvl, fmt;
+	uint8_t lvl, fmt, acc;
 
 	cfg->workers = get_u32(r);
 	cfg->max_connections = get_u32(r);
@@ -463,6 +468,7 @@ get_globals(struct rbuf *r, struct config *cfg)
 	cfg->health_port = get_u16(r);
 	lvl = get_u8(r);
 	fmt = get_u8(r);
+	acc = get_u8(r);
 	cfg->rate_rps = get_rate(r);
 	cfg->rate_burst = get_u32(r);
 	cfg->rate_table_size = get_u32(r);
@@ -471,13 +477,14 @@ get_globals(struct rbuf *r, struct config *cfg)
 	if (cfg->workers > CONFIG_MAX_WORKERS ||
 	    cfg->max_connections < 16 || cfg->max_connections > 1000000 ||
 	    cfg->shutdown_timeout > 3600 || lvl > LOG_LEVEL_DEBUG ||
-	    fmt > LOG_FORMAT_JSON || !rate_ok(cfg->rate_rps, cfg->rate_burst) ||
+	    fmt > LOG_FORMAT_JSON || acc > 1 || !rate_ok(cfg->rate_rps, cfg->rate_burst) ||
 	    cfg->rate_table_size < RATELIMIT_TABLE_MIN ||
 	    cfg->rate_table_size > RATELIMIT_TABLE_MAX ||
 	    cfg->body_limit > ((uint64_t)1 << 50))
 		r->err = true;
 	cfg->log_level = (enum log_level)lvl;
 	cfg->log_format = (enum log_format)fmt;
+	cfg->log_access = acc == 1;
 }
 
 int

@@ -30,6 +30,20 @@ log_init(const char *proc, int worker_id)
 	log_worker = worker_id;
 }
 
+static bool access_lines = true;
+
+void
+log_set_access(bool on)
+{
+	access_lines = on;
+}
+
+bool
+log_access_enabled(void)
+{
+	return access_lines;
+}
+
 void
 log_configure(enum log_level level, enum log_format format)
 {

@@ -41,6 +41,9 @@ enum log_format {
 /* Who is logging: "master" or "worker" (with its index), and how. */
 void	 log_init(const char *proc, int worker_id);
 void	 log_configure(enum log_level level, enum log_format format);
+/* ACCESS lines on or off (logging { access }); RATE_LIMIT lines stay. */
+void	 log_set_access(bool on);
+bool	 log_access_enabled(void);
 bool	 log_enabled(enum log_level level);
 
 int	 log_level_parse(const char *s, enum log_level *out);

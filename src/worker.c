@@ -639,6 +639,7 @@ worker_start(struct worker *wk)
 	if (worker_load(wk, 0, &why) == -1)
 		fatalx("cannot load the configuration: %s", why);
 	log_configure(wk->cfg->log_level, wk->cfg->log_format);
+	log_set_access(wk->cfg->log_access);
 	check_listeners(wk);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);

@@ -89,3 +89,26 @@ def test_unwritable_log_file_fails_start(make_proxy):
                        capture_output=True, text=True, timeout=10)
     assert r.returncode == 1
     assert "cannot open log file" in r.stderr
+
+
+def test_access_lines_can_be_turned_off(make_proxy, upstream):
+    """logging { access = false } drops ACCESS lines (nginx's
+    access_log off); RATE_LIMIT lines, which fail2ban needs, stay."""
+    from conftest import https_get, point_sites_at
+    p = make_proxy(workers=1, **{"rate-limit": {
+        "requests-per-second": 0.1, "burst": 2}})
+    p.settings["logging"]["access"] = False
+    point_sites_at(p, upstream)
+    p.start()
+    statuses = [https_get(p.https_port, f"/a{i}")[0] for i in range(3)]
+    assert statuses == [200, 200, 429], statuses
+    p.wait_log(r"RATE_LIMIT client_ip=127\.0\.0\.1 host=localhost "
+               r"path=/a2 status=429")
+    assert " ACCESS " not in p.log()
+    # And on by default.
+    q = make_proxy(workers=1)
+    point_sites_at(q, upstream)
+    q.start()
+    https_get(q.https_port, "/b")
+    q.wait_log(r"ACCESS client_ip=127\.0\.0\.1 method=GET host=localhost "
+               r"path=/b ")

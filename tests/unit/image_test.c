@@ -235,6 +235,7 @@ assert_image_fields_equal(const struct config *a, const struct config *b)
 	assert_int_equal(a->health_port, b->health_port);
 	assert_int_equal(a->log_level, b->log_level);
 	assert_int_equal(a->log_format, b->log_format);
+	assert_int_equal(a->log_access, b->log_access);
 	assert_memory_equal(&a->rate_rps, &b->rate_rps, sizeof(double));
 	assert_int_equal(a->rate_burst, b->rate_burst);
 	assert_int_equal(a->rate_table_size, b->rate_table_size);
@@ -247,6 +248,8 @@ assert_image_fields_equal(const struct config *a, const struct config *b)
 	assert_int_equal(a->http.idle_timeout, b->http.idle_timeout);
 	assert_int_equal(a->http.client_timeout, b->http.client_timeout);
 	assert_int_equal(a->http.tunnel_timeout, b->http.tunnel_timeout);
+	assert_int_equal(a->http.h2, b->http.h2);
+	assert_int_equal(a->http.h2_max_streams, b->http.h2_max_streams);
 	assert_int_equal(a->nlisteners, b->nlisteners);
 	for (i = 0; i < a->nlisteners; i++) {
 		const struct config_listener *la = &a->listeners[i];
@@ -619,12 +622,12 @@ struct spec {
 	uint64_t	 gen;
 	uint32_t	 workers, maxconn, shutdown;
 	uint16_t	 health;
-	uint8_t		 level, format;
+	uint8_t		 level, format, access;
 	double		 rps;
 	uint32_t	 burst;
 	uint32_t	 table;		/* rate-limit table-size */
 	uint64_t	 body;
-	uint32_t	 hc[8];		/* config_http, in order */
+	uint32_t	 hc[10];		/* config_http, in order */
 	uint32_t	 nlisteners;	/* as written; one is present */
 	uint8_t		 family;
 	unsigned char	 addr[16];
@@ -661,6 +664,7 @@ good_spec(void)
 	s.health = 9900;
 	s.level = LOG_LEVEL_INFO;
 	s.format = LOG_FORMAT_TEXT;
+	s.access = 1;
 	s.rps = 10.0;
 	s.burst = 20;
 	s.table = 262144;
@@ -673,6 +677,8 @@ good_spec(void)
 	s.hc[5] = 60;			/* idle-timeout */
 	s.hc[6] = 60;			/* client-timeout */
 	s.hc[7] = 300;		/* tunnel-idle-timeout */
+	s.hc[8] = 1;			/* http2 */
+	s.hc[9] = 100;		/* http2-max-concurrent-streams */
 	s.nlisteners = 1;
 	s.family = AF_INET;
 	s.addr[0] = 127;
@@ -717,6 +723,7 @@ build(const struct spec *s, unsigned char *out, size_t outsz)
 	w_u16(w, s->health);
 	w_u8(w, s->level);
 	w_u8(w, s->format);
+	w_u8(w, s->access);
 	memcpy(&rps, &s->rps, 8);
 	w_u64(w, rps);
 	w_u32(w, s->burst);
@@ -831,6 +838,8 @@ test_globals(void **state)
 	REJECT(s.level = 255);
 	ACCEPT(s.format = LOG_FORMAT_JSON);
 	REJECT(s.format = LOG_FORMAT_JSON + 1);
+	ACCEPT(s.access = 0);
+	REJECT(s.access = 2);
 	ACCEPT(s.rps = 1e6);
 	ACCEPT(s.rps = 1e-300);
 	REJECT(s.rps = 0);
@@ -893,6 +902,12 @@ test_http_fields(void **state)
 	ACCEPT(s.hc[7] = 86400);
 	REJECT(s.hc[7] = 0);
 	REJECT(s.hc[7] = 86401);
+	ACCEPT(s.hc[8] = 0);
+	REJECT(s.hc[8] = 2);		/* a bool: 0 or 1 only */
+	ACCEPT(s.hc[9] = 1);
+	ACCEPT(s.hc[9] = 1000);
+	REJECT(s.hc[9] = 0);
+	REJECT(s.hc[9] = 1001);
 	REJECT(s.hc[7] = UINT32_MAX);
 }
 
