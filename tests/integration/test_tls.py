@@ -17,8 +17,8 @@ import time
 
 import pytest
 
-from conftest import (https_get, parse_response, tls_connect, tls_context,
-                      wait_until)
+from conftest import (SLOWDOWN, https_get, parse_response, tls_connect,
+                      tls_context, wait_until)
 from proxyutil_ops import (ca_chain, client_hello, get_request,
                            handshake_ok, hello_reply, pem_der, peer_cert,
                            rsa_cert, s_client, s_client_cipher, slow,
@@ -481,8 +481,9 @@ def test_testssl_scan(ecdsa_proxy, tmp_path):
     r = subprocess.run(
         ["testssl", "--quiet", "--color", "0", "--warnings", "off",
          "--severity", "MEDIUM", "--jsonfile", str(jf),
-         "--ip", "127.0.0.1", "--connect-timeout", "10",
-         "--openssl-timeout", "10", f"localhost:{ecdsa_proxy.https_port}"],
+         "--ip", "127.0.0.1", "--connect-timeout", str(10 * SLOWDOWN),
+         "--openssl-timeout", str(10 * SLOWDOWN),
+         f"localhost:{ecdsa_proxy.https_port}"],
         capture_output=True, text=True, timeout=600,
         stdin=subprocess.DEVNULL, cwd=tmp_path)
     assert jf.exists(), r.stdout + r.stderr
