@@ -30,7 +30,11 @@
  * TLS 1.3 (its AEAD suites) and TLS 1.2 with ECDHE and an AEAD cipher
  * only: no CBC, no static RSA, no finite-field DH, no compression, no
  * SHA-1 signatures (TLS 1.2 names ECDSA signatures without a curve,
- * TLS 1.3 with one: both are listed).  The server's order wins.
+ * TLS 1.3 with one: both are listed).  The server's order wins, and it
+ * puts AES-128-GCM first, as Mozilla's server guidelines do: 128-bit
+ * keys are ample, AES-128 has 10 rounds to AES-256's 14, and its TLS 1.3
+ * suite hashes with SHA-256 (SHA-NI on current x86) where AES-256's uses
+ * SHA-384; the key schedule's SHA-384 was 9% of a handshake's CPU.
  * Renegotiation stays at
  * GnuTLS's default (safe renegotiation offered, not demanded: TLS 1.3
  * hellos need not carry it); a client's attempt to renegotiate ends the
@@ -38,7 +42,7 @@
  */
 #define TLS_PRIORITY							\
 	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:"			\
-	"-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:"	\
+	"-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:"	\
 	"-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:"		\
 	"-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:"	\
 	"-SIGN-ALL:+SIGN-ECDSA-SECP256R1-SHA256:"			\

@@ -72,6 +72,26 @@ def test_tls13_each_suite(ecdsa_proxy, suite):
     assert_serves(out)
 
 
+def test_server_order_prefers_aes128(ecdsa_proxy):
+    """The server's order wins, and it puts AES-128-GCM first: an OpenSSL
+    client lists AES-256-GCM first (SHA-384 in the TLS 1.3 key schedule,
+    14 AES rounds) and still gets AES-128-GCM, in TLS 1.3 and 1.2."""
+    order = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:" \
+            "TLS_AES_128_GCM_SHA256"
+    rc, out = s_client(ecdsa_proxy.https_port, "-tls1_3", "-ciphersuites",
+                       order, "-ign_eof", stdin=get_request())
+    assert s_client_cipher(out) == ("TLSv1.3", "TLS_AES_128_GCM_SHA256"), out
+    assert_serves(out)
+    rc, out = s_client(ecdsa_proxy.https_port, "-tls1_2", "-cipher",
+                       "ECDHE-ECDSA-AES256-GCM-SHA384:"
+                       "ECDHE-ECDSA-CHACHA20-POLY1305:"
+                       "ECDHE-ECDSA-AES128-GCM-SHA256",
+                       "-ign_eof", stdin=get_request())
+    assert s_client_cipher(out) == \
+        ("TLSv1.2", "ECDHE-ECDSA-AES128-GCM-SHA256"), out
+    assert_serves(out)
+
+
 def test_tls13_gnutls_cli(ecdsa_proxy):
     r = subprocess.run(
         ["gnutls-cli", "--insecure", "--priority",
