@@ -5,6 +5,7 @@
 
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "front.h"
@@ -25,6 +26,54 @@ front_log_begin(struct front_log *l, double now)
 	snprintf(l->host, sizeof(l->host), "-");
 	snprintf(l->path, sizeof(l->path), "-");
 	snprintf(l->upstream, sizeof(l->upstream), "-");
+}
+
+/* Under AddressSanitizer freed logs are really freed (see buf.c). */
+#if defined(__SANITIZE_ADDRESS__)
+#define LOG_CACHE	0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LOG_CACHE	0
+#endif
+#endif
+#ifndef LOG_CACHE
+#define LOG_CACHE	64
+#endif
+
+#if LOG_CACHE > 0
+/* One thread per process: no lock. */
+static struct front_log	*log_cache[LOG_CACHE];
+static size_t		 log_cached;
+#endif
+
+struct front_log *
+front_log_new(double now)
+{
+	struct front_log *l;
+
+#if LOG_CACHE > 0
+	if (log_cached > 0)
+		l = log_cache[--log_cached];
+	else
+#endif
+	if ((l = malloc(sizeof(*l))) == NULL)
+		return NULL;
+	front_log_begin(l, now);
+	return l;
+}
+
+void
+front_log_free(struct front_log *l)
+{
+	if (l == NULL)
+		return;
+#if LOG_CACHE > 0
+	if (log_cached < LOG_CACHE) {
+		log_cache[log_cached++] = l;
+		return;
+	}
+#endif
+	free(l);
 }
 
 /* Copy for the log; true if it had to be shortened. */

@@ -32,6 +32,13 @@ struct front_log {
 
 /* Empty fields ("-"), the clock started at now. */
 void	 front_log_begin(struct front_log *l, double now);
+/*
+ * A log held only while a request is in flight (an idle HTTP/1.1
+ * connection holds none: 2.4 KiB less each), begun at now; NULL when out
+ * of memory.  Freed logs are kept for the next request.
+ */
+struct front_log *front_log_new(double now);
+void	 front_log_free(struct front_log *l);
 /* The request's method, host and target, shortened if need be. */
 void	 front_log_request(struct front_log *l, struct http1_slice method,
 	    struct http1_slice host, struct http1_slice target);

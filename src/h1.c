@@ -112,12 +112,14 @@ struct h1_conn {
 	ev_io			 up_io;
 	int			 up_events;
 
-	struct front_log	 log;
+	/* The request's log line: held from its first byte to its end. */
+	struct front_log	*log;
 };
 
 static void	h1_io_cb(struct ev_loop *, ev_io *, int);
 static void	log_access(struct h1_conn *);
 static void	count_request(struct h1_conn *);
+static void	begin_log(struct h1_conn *);
 static void	h1_up_cb(struct ev_loop *, ev_io *, int);
 static void	h1_advance(struct h1_conn *);
 static void	h1_update(struct h1_conn *);
@@ -139,6 +141,24 @@ static struct ev_loop *
 loop_of(const struct h1_conn *c)
 {
 	return worker_loop(c->wk);
+}
+
+/*
+ * The request's log, begun now if it has none yet.  Out of memory, the
+ * worker's spare stands in: the line may mix up fields of the requests
+ * that share it, but nothing is lost or overrun.
+ */
+static struct front_log	spare_log;
+
+static struct front_log *
+log_of(struct h1_conn *c)
+{
+	if (c->log == NULL &&
+	    (c->log = front_log_new(ev_now(loop_of(c)))) == NULL) {
+		front_log_begin(&spare_log, ev_now(loop_of(c)));
+		c->log = &spare_log;
+	}
+	return c->log;
 }
 
 static const struct config_http *
@@ -247,6 +267,7 @@ h1_close(struct h1_conn *c, const char *reason)
 static void
 h1_free(struct h1_conn *c)
 {
+	begin_log(c);
 	c->magic = 0;
 	free(c);
 }
@@ -351,7 +372,8 @@ h1_send(struct h1_conn *c)
 		if (n <= 0)
 			return -1;
 		buf_consume(c->out, (size_t)n);
-		c->log.bytes_out += (uint64_t)n;
+		if (c->log != NULL)
+			c->log->bytes_out += (uint64_t)n;
 		client_progress(c);
 	}
 	/* Room again: let the exchange go on (it resumes from the loop). */
@@ -370,7 +392,8 @@ static void
 in_consume(struct h1_conn *c, size_t n)
 {
 	buf_consume(c->in, n);
-	c->log.bytes_in += n;
+	if (c->log != NULL)
+		c->log->bytes_in += n;
 }
 
 static void
@@ -379,7 +402,7 @@ log_access(struct h1_conn *c)
 	if (!c->logging)
 		return;
 	c->logging = false;
-	front_log_emit(&c->log, c->client_ip, ev_now(loop_of(c)));
+	front_log_emit(log_of(c), c->client_ip, ev_now(loop_of(c)));
 }
 
 /*
@@ -399,7 +422,7 @@ h1_respond(struct h1_conn *c, int status, const char *extra, bool close)
 	if (!c->body_done)
 		close = true;
 	c->close_after = c->close_after || close;
-	c->log.status = status;
+	log_of(c)->status = status;
 	if (out == NULL || buf_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: "
 	    "text/plain; charset=utf-8\r\nContent-Length: %d\r\n%s%s\r\n",
 	    status, reason, blen, extra != NULL ? extra : "",
@@ -427,10 +450,13 @@ h1_reject(struct h1_conn *c, int status, const char *why)
 
 /* ---- a request ---- */
 
+/* The next request's log starts afresh, when its first byte comes. */
 static void
 begin_log(struct h1_conn *c)
 {
-	front_log_begin(&c->log, ev_now(loop_of(c)));
+	if (c->log != &spare_log)
+		front_log_free(c->log);
+	c->log = NULL;
 }
 
 /* Set up for the body the request announced. */
@@ -580,8 +606,8 @@ h1_request(struct h1_conn *c)
 	ev_timer_stop(loop_of(c), &c->timer);
 	c->method = c->req->method;
 	c->minor = c->req->minor_version;
-	c->log.proto = c->minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
-	front_log_request(&c->log, c->req->method_str, c->req->host,
+	log_of(c)->proto = c->minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
+	front_log_request(log_of(c), c->req->method_str, c->req->host,
 	    c->req->target);
 	c->close_after = !c->req->keep_alive || c->minor == 0 || c->draining;
 	body_setup(c);
@@ -612,7 +638,7 @@ h1_parse(struct h1_conn *c)
 		return;
 	}
 	if (c->state == H1_IDLE) {
-		c->log.start = ev_now(loop_of(c));
+		log_of(c)->start = ev_now(loop_of(c));
 		h1_set_state(c, H1_HEAD);
 	}
 	lim.max_request_line = h->max_request_line;
@@ -783,12 +809,12 @@ h1_ex_head(void *fe, const struct proxy_response *r)
 	hr.close = c->close_after;
 	if (out == NULL || headers_response_head(out, &hr) == -1) {
 		log_warnx("%s: response head from %s does not fit %d bytes",
-		    c->client_ip, c->log.host, H1_OUT);
+		    c->client_ip, log_of(c)->host, H1_OUT);
 		return -1;
 	}
 	c->resp = hr.framing;
 	c->resp_started = true;
-	c->log.status = r->status;
+	log_of(c)->status = r->status;
 	h1_defer(c);
 	return 0;
 }
@@ -821,7 +847,7 @@ h1_ex_done(void *fe, enum proxy_result res)
 {
 	struct h1_conn *c = conn_of(fe);
 
-	snprintf(c->log.upstream, sizeof(c->log.upstream), "%s",
+	snprintf(log_of(c)->upstream, sizeof(log_of(c)->upstream), "%s",
 	    proxy_upstream_name(c->ex));
 	if (!proxy_request_sent(c->ex) || !c->body_done) {
 		/* The rest of its body would be read as the next request. */
@@ -894,7 +920,7 @@ static const struct proxy_ops h1_proxy_ops = {
 static void
 count_request(struct h1_conn *c)
 {
-	front_count(c->wk, &c->log, c->broken);
+	front_count(c->wk, log_of(c), c->broken);
 }
 
 /* The response is out: log it, then the next request or the end. */

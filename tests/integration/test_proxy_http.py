@@ -993,6 +993,25 @@ def test_access_line_per_request(px):
     assert int(one["bytes_out"]) + int(two["bytes_out"]) == len(reply.data)
 
 
+def test_access_line_fresh_per_request(px):
+    """Each request's line starts empty: a malformed second request on a
+    keep-alive connection carries nothing of the first's (the log is
+    taken at a request's first byte and given back at its end)."""
+    p, up = px
+    raw = head(target=b"/first/" + b"a" * 1500) + b"NOT A REQUEST\r\n\r\n"
+    reply = talk(p.https_port, raw)
+    assert [r.status for r in reply.responses()] == [200, 400]
+    events = events_up_to_sentinel(p)
+    assert len(events) == 2, p.log()
+    one, two = events
+    assert one["path"] == "/first/" + "a" * 1500
+    assert one["upstream"] == up.addr
+    assert (two["method"], two["host"], two["path"], two["upstream"]) == \
+        ("-", "-", "-", "-"), two["_line"]
+    assert two["status"] == "400"
+    assert int(two["bytes_out"]) == len(reply.data) - int(one["bytes_out"])
+
+
 def test_access_line_for_http10(px):
     p, up = px
     talk(p.https_port, head(version=b"HTTP/1.0"))
