@@ -19,6 +19,8 @@ struct buf;
 /* One allocation of cap bytes (plus the header).  NULL if out of memory. */
 struct buf	*buf_new(size_t cap);
 void		 buf_free(struct buf *b);
+/* Bytes of freed buffers kept for reuse (0 under AddressSanitizer). */
+size_t		 buf_cache_bytes(void);
 
 size_t		 buf_cap(const struct buf *b);
 size_t		 buf_len(const struct buf *b);		/* unread bytes */

@@ -275,8 +275,26 @@ upstream_connect_result(int fd)
 void
 upstream_describe(const struct sockaddr *addr, char *buf, size_t len)
 {
+	/* Asked for every exchange, nearly always of the same address: the
+	   last answer is kept (one thread per process). */
+	static struct sockaddr_storage last;
+	static char last_name[INET6_ADDRSTRLEN + 16];
+	size_t alen = addr->sa_family == AF_INET ?
+	    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
 	char ip[INET6_ADDRSTRLEN];
 
+	if ((addr->sa_family == AF_INET || addr->sa_family == AF_INET6) &&
+	    last.ss_family == addr->sa_family &&
+	    memcmp(&last, addr, alen) == 0) {
+		size_t n = strlen(last_name);
+
+		if (len == 0)
+			return;
+		n = MINIMUM(n, len - 1);
+		memcpy(buf, last_name, n);
+		buf[n] = '\0';
+		return;
+	}
 	if (addr->sa_family == AF_INET) {
 		const struct sockaddr_in *s = (const struct sockaddr_in *)
 		    (const void *)addr;
@@ -289,6 +307,12 @@ upstream_describe(const struct sockaddr *addr, char *buf, size_t len)
 
 		inet_ntop(AF_INET6, &s->sin6_addr, ip, sizeof(ip));
 		snprintf(buf, len, "[%s]:%u", ip, ntohs(s->sin6_port));
-	} else
+	} else {
 		snprintf(buf, len, "-");
+		return;
+	}
+	if (strlen(buf) + 1 < len && strlen(buf) < sizeof(last_name)) {
+		memcpy(&last, addr, alen);
+		memcpy(last_name, buf, strlen(buf) + 1);
+	}
 }

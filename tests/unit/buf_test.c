@@ -117,11 +117,75 @@ test_reset_and_addstr(void **state)
 	assert_int_equal(buf_addstr(b, "e"), -1);
 	buf_free(b);
 }
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN	1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN	1
+#endif
+#endif
+
+/*
+ * The cache of freed buffers: reused last in, first out; at most 256 per
+ * size and 8 MiB in all; what stays unused for 1,024 frees goes back to
+ * malloc.  Under AddressSanitizer nothing is kept (a use after free must
+ * be seen).
+ */
+static void
+test_cache_bounds_and_trim(void **state)
+{
+	struct buf *many[300], *b, *again;
+	size_t before = buf_cache_bytes(), i;
+
+	(void)state;
+	b = buf_new(1000);
+	assert_non_null(b);
+	buf_free(b);
+#ifdef UNDER_ASAN
+	for (i = 0; i < 300; i++)
+		assert_non_null(many[i] = buf_new(1000));
+	for (i = 0; i < 300; i++)
+		buf_free(many[i]);
+	assert_int_equal(buf_cache_bytes(), 0);
+	(void)again;
+	return;
+#endif
+	again = buf_new(1000);
+	assert_ptr_equal(again, b);		/* reused */
+	buf_free(again);
+	before = buf_cache_bytes() - 1000;
+
+	/* A burst of 300: 256 kept. */
+	for (i = 0; i < 300; i++)
+		assert_non_null(many[i] = buf_new(1000));
+	assert_int_equal(buf_cache_bytes(), before);
+	for (i = 0; i < 300; i++)
+		buf_free(many[i]);
+	assert_int_equal(buf_cache_bytes(), before + 256 * 1000);
+
+	/* Then one at a time: the 255 never used again go back. */
+	for (i = 0; i < 3 * 1024; i++) {
+		assert_non_null(b = buf_new(1000));
+		buf_free(b);
+	}
+	assert_true(buf_cache_bytes() <= before + 2 * 1000);
+
+	/* 64 KiB buffers: the 8 MiB cap holds before the 256 do. */
+	before = buf_cache_bytes();
+	for (i = 0; i < 300; i++)
+		assert_non_null(many[i] = buf_new(65536));
+	for (i = 0; i < 300; i++)
+		buf_free(many[i]);
+	assert_true(buf_cache_bytes() <= ((size_t)8 << 20));
+	assert_true(buf_cache_bytes() >= before + 64 * 65536);
+}
+
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_cache_bounds_and_trim),
 		cmocka_unit_test(test_new_limits),
 		cmocka_unit_test(test_add_fits_exactly),
 		cmocka_unit_test(test_consume_then_reuse),

@@ -1,0 +1,117 @@
+/*
+ * upstream_test.c - how an upstream address is named in logs: IPv4 and
+ * bracketed IPv6 with the port, shortened to the buffer, and the name
+ * kept from the last call never given for another address.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "upstream.h"
+
+static struct sockaddr_storage
+v4(const char *ip, unsigned port)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *s = (struct sockaddr_in *)(void *)&ss;
+
+	memset(&ss, 0, sizeof(ss));
+	s->sin_family = AF_INET;
+	s->sin_port = htons((uint16_t)port);
+	assert_int_equal(inet_pton(AF_INET, ip, &s->sin_addr), 1);
+	return ss;
+}
+
+static struct sockaddr_storage
+v6(const char *ip, unsigned port)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in6 *s = (struct sockaddr_in6 *)(void *)&ss;
+
+	memset(&ss, 0, sizeof(ss));
+	s->sin6_family = AF_INET6;
+	s->sin6_port = htons((uint16_t)port);
+	assert_int_equal(inet_pton(AF_INET6, ip, &s->sin6_addr), 1);
+	return ss;
+}
+
+/* buf has 64 bytes, all set to 'x' first; len of them are offered. */
+static const char *
+name(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	memset(buf, 'x', 64);
+	upstream_describe((const struct sockaddr *)ss, buf, len);
+	return buf;
+}
+
+static void
+test_names(void **state)
+{
+	struct sockaddr_storage a = v4("127.0.0.1", 8080);
+	struct sockaddr_storage b = v4("127.0.0.1", 8081);
+	struct sockaddr_storage c = v6("::1", 8080);
+	struct sockaddr_storage d = v6("2001:db8::17", 443);
+	struct sockaddr_storage u;
+	char buf[64];
+	int round;
+
+	(void)state;
+	/* Twice over, alternating: the kept name must follow the address. */
+	for (round = 0; round < 2; round++) {
+		assert_string_equal(name(&a, buf, sizeof(buf)),
+		    "127.0.0.1:8080");
+		assert_string_equal(name(&a, buf, sizeof(buf)),
+		    "127.0.0.1:8080");
+		assert_string_equal(name(&b, buf, sizeof(buf)),
+		    "127.0.0.1:8081");
+		assert_string_equal(name(&c, buf, sizeof(buf)), "[::1]:8080");
+		assert_string_equal(name(&c, buf, sizeof(buf)), "[::1]:8080");
+		assert_string_equal(name(&d, buf, sizeof(buf)),
+		    "[2001:db8::17]:443");
+		assert_string_equal(name(&a, buf, sizeof(buf)),
+		    "127.0.0.1:8080");
+	}
+	memset(&u, 0, sizeof(u));
+	u.ss_family = AF_UNIX;
+	assert_string_equal(name(&u, buf, sizeof(buf)), "-");
+	assert_string_equal(name(&a, buf, sizeof(buf)), "127.0.0.1:8080");
+}
+
+static void
+test_short_buffers(void **state)
+{
+	struct sockaddr_storage a = v4("192.168.100.200", 65535);
+	char buf[64];
+
+	(void)state;
+	/* Shortened, NUL-terminated, never past len; first and kept. */
+	assert_string_equal(name(&a, buf, 8), "192.168");
+	assert_int_equal(buf[8], 'x');
+	assert_string_equal(name(&a, buf, sizeof(buf)),
+	    "192.168.100.200:65535");
+	assert_string_equal(name(&a, buf, 8), "192.168");
+	assert_int_equal(buf[8], 'x');
+	assert_string_equal(name(&a, buf, 1), "");
+	assert_int_equal(buf[1], 'x');
+	buf[0] = 'y';
+	upstream_describe((const struct sockaddr *)&a, buf, 0);
+	assert_int_equal(buf[0], 'y');
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_short_buffers),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
