@@ -4,6 +4,8 @@
 #include "autoconf.h"
 
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdint.h>
@@ -465,13 +467,47 @@ set_error(struct tls_conn *c, int ret)
 	c->error = gnutls_strerror(ret);
 }
 
+/*
+ * While corked, the kernel holds what GnuTLS writes; uncorking sends it
+ * at once.  Not a TCP socket: nothing to do, and no harm done.
+ */
+static void
+set_cork(int fd, int on)
+{
+#ifdef TCP_CORK
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on));
+#else
+	(void)fd;
+	(void)on;
+#endif
+}
+
+/*
+ * One step of the handshake leaves as one burst.  GnuTLS writes a TLS 1.3
+ * server's ServerHello, its EncryptedExtensions to Finished and then the
+ * session tickets in three writes; sent as they come, the tickets trail
+ * the Finished by however long the worker is kept from running.  A client
+ * that closes once its handshake is done (openssl s_client -sess_out
+ * </dev/null, as testssl uses it) then leaves without a session.
+ */
+static int
+handshake_step(struct tls_conn *c)
+{
+	int ret;
+
+	set_cork(c->fd, 1);
+	ret = gnutls_handshake(c->s);
+	set_cork(c->fd, 0);
+	return ret;
+}
+
 int
 tls_conn_handshake(struct tls_conn *c)
 {
 	int ret, tries;
 
 	for (tries = 0; tries < NONFATAL_RETRIES; tries++) {
-		ret = gnutls_handshake(c->s);
+		ret = handshake_step(c);
 		ra_release(c);
 		if (ret == GNUTLS_E_SUCCESS) {
 			/* Also right for a resumed session, where no

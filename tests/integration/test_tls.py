@@ -12,6 +12,8 @@ import os
 import re
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import time
 
@@ -394,6 +396,50 @@ def test_session_resumes_on_new_workers(request, make_proxy, upstream,
                        "-ign_eof", stdin=get_request())
     assert re.search(r"^New, ", out, re.M), out
     assert_serves(out)
+
+
+def _records(data):
+    """(type, length) of each whole TLS record in data."""
+    out = []
+    while len(data) >= 5:
+        ctype, _, length = struct.unpack("!BHH", data[:5])
+        if len(data) < 5 + length:
+            break
+        out.append((ctype, length))
+        data = data[5 + length:]
+    return out
+
+
+def test_tls13_tickets_leave_with_the_finished(ecdsa_proxy):
+    """The server's TLS 1.3 flight (ServerHello to Finished) and the
+    session tickets it sends right after leave in one piece.  A client
+    that closes as soon as its handshake is done (openssl s_client
+    -sess_out </dev/null, which testssl's ticket check uses) only keeps a
+    session if the tickets are there by then; sent in a write of their
+    own they could trail the Finished by a scheduling delay, and
+    testssl's check failed now and then ("connect problem")."""
+    for _ in range(5):
+        with socket.create_connection(
+                ("127.0.0.1", ecdsa_proxy.https_port),
+                timeout=5 * SLOWDOWN) as s:
+            s.sendall(client_hello())
+            first = s.recv(65536)       # whatever has arrived by now
+            # Anything still to come before the client speaks again.
+            s.settimeout(0.5 * SLOWDOWN)
+            rest = b""
+            try:
+                while chunk := s.recv(65536):
+                    rest += chunk
+            except socket.timeout:
+                pass
+        recs = _records(first + rest)
+        assert recs and recs[0][0] == 22, recs      # the ServerHello
+        # ServerHello, ChangeCipherSpec, then encrypted records: four
+        # handshake messages (EncryptedExtensions to Finished) and the
+        # tickets after them.
+        assert len(recs) >= 2 + 4 + 1, recs
+        assert rest == b"", \
+            (f"first read {_records(first)}, then {_records(rest)}")
 
 
 # ---- reload re-reads the certificate ----------------------------------------
