@@ -42,7 +42,7 @@
 #include "worker.h"
 
 #define H1_MAGIC	0x48314331u	/* "H1C1" */
-#define H1_OUT		(2 * PROXY_BUF)	/* a response head and some body */
+#define H1_OUT		(4 * PROXY_BUF)	/* a response head and some body */
 #define LINGER_SECS	2.0
 /* Room kept in `out` for a chunk's framing and the last chunk. */
 #define CHUNK_ROOM	32

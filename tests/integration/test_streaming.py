@@ -113,6 +113,33 @@ def test_download_resumes_after_the_client_pauses(make_proxy,
                       f"{time.monotonic() - start:.1f}s", p.log()[-1500:])
 
 
+def test_download_intact_for_a_stop_and_go_client(make_proxy, make_upstream):
+    """A client with a small receive buffer that reads in bursts and
+    pauses: the proxy's writes (several TLS records gathered into one
+    send) are taken by the socket in part, again and again, and every
+    byte still arrives once and in order (a lost or repeated piece of a
+    record would fail the TLS layer or the hash)."""
+    n = 8 * MiB
+    up = make_upstream(handler=big_handler)
+    p = start_proxy(make_proxy, up, workers=1)
+    pauses = []
+
+    def pace(got):
+        if got // (512 * 1024) > len(pauses):
+            pauses.append(got)
+            time.sleep(0.02)
+
+    with tls_connect_small(p.https_port, rcvbuf=8192) as s:
+        s.sendall(b"GET /big/%d HTTP/1.1\r\nHost: localhost\r\n\r\n" % n)
+        status, _, first = read_head(s)
+        assert status == 200
+        h = hashlib.sha256()
+        got, early_eof = drain_body(s, first, n, hasher=h, pace=pace)
+    assert (got, early_eof) == (n, False), p.log()[-1500:]
+    assert h.hexdigest() == pattern_digest(n, seed=1)
+    assert len(pauses) >= 10
+
+
 def test_worker_sleeps_while_the_client_does_not_read(make_proxy,
                                                       make_upstream):
     """While a response waits for a client that does not read, the worker
