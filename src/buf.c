@@ -239,6 +239,19 @@ buf_addstr(struct buf *b, const char *s)
 }
 
 int
+buf_adddec(struct buf *b, uint64_t v)
+{
+	char d[20];
+	size_t i = sizeof(d);
+
+	do {
+		d[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	return buf_add(b, d + i, sizeof(d) - i);
+}
+
+int
 buf_printf(struct buf *b, const char *fmt, ...)
 {
 	va_list ap;

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util.h"
 
@@ -37,6 +38,8 @@ void		 buf_reset(struct buf *b);
 /* Append; -1 (and nothing written) if it does not fit. */
 int		 buf_add(struct buf *b, const void *data, size_t n);
 int		 buf_addstr(struct buf *b, const char *s);
+/* v in decimal (no printf on the hot path). */
+int		 buf_adddec(struct buf *b, uint64_t v);
 int		 buf_printf(struct buf *b, const char *fmt, ...) PRINTFLIKE(2, 3);
 
 #endif /* PORTCULLIS_BUF_H */

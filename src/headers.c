@@ -11,7 +11,7 @@
 static bool
 name_is(const char *name, size_t len, const char *lit)
 {
-	return util_strcaseeq(name, len, lit, strlen(lit));
+	return util_span_is(name, len, lit);
 }
 
 /* Is token t listed in some Connection field? */
@@ -105,8 +105,10 @@ add_framing(struct buf *out, enum headers_framing f, uint64_t len)
 {
 	switch (f) {
 	case HEADERS_FRAME_LENGTH:
-		return buf_printf(out, "Content-Length: %llu\r\n",
-		    (unsigned long long)len);
+		if (buf_addstr(out, "Content-Length: ") == -1 ||
+		    buf_adddec(out, len) == -1)
+			return -1;
+		return buf_add(out, "\r\n", 2);
 	case HEADERS_FRAME_CHUNKED:
 		return buf_addstr(out, "Transfer-Encoding: chunked\r\n");
 	default:
@@ -163,9 +165,16 @@ response_drops(const struct http1_header *h, enum headers_framing f)
 int
 headers_response_head(struct buf *out, const struct headers_response *r)
 {
+	char code[4];
 	size_t i;
 
-	if (buf_printf(out, "HTTP/1.1 %03d ", r->status) == -1)
+	if (r->status < 0 || r->status > 999)
+		return -1;
+	code[0] = (char)('0' + r->status / 100);
+	code[1] = (char)('0' + r->status / 10 % 10);
+	code[2] = (char)('0' + r->status % 10);
+	code[3] = ' ';
+	if (buf_add(out, "HTTP/1.1 ", 9) == -1 || buf_add(out, code, 4) == -1)
 		return -1;
 	if (r->reason.len > 0) {
 		if (buf_add(out, r->reason.p, r->reason.len) == -1)

@@ -161,11 +161,18 @@ caseeq(const char *a, const char *b, size_t n)
 	return true;
 }
 
-/* Does the span equal the NUL-terminated lit, ignoring ASCII case? */
+/* Does the span equal the NUL-terminated lit, ignoring ASCII case?  Most
+   names differ at the first byte: no strlen() first. */
 static bool
 span_is(const char *s, size_t n, const char *lit)
 {
-	return strlen(lit) == n && caseeq(s, lit, n);
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		if (lit[i] == '\0' || ascii_lower((unsigned char)s[i]) !=
+		    ascii_lower((unsigned char)lit[i]))
+			return false;
+	return lit[n] == '\0';
 }
 
 static bool

@@ -50,6 +50,18 @@ util_strcaseeq(const char *a, size_t alen, const char *b, size_t blen)
 	return true;
 }
 
+bool
+util_span_is(const char *s, size_t n, const char *lit)
+{
+	size_t i;
+
+	/* Most names differ at the first byte: no strlen() first. */
+	for (i = 0; i < n; i++)
+		if (lit[i] == '\0' || util_lower(s[i]) != util_lower(lit[i]))
+			return false;
+	return lit[n] == '\0';
+}
+
 double
 util_now(void)
 {

@@ -40,6 +40,8 @@ util_lower(char c)
 }
 
 bool	 util_strcaseeq(const char *a, size_t alen, const char *b, size_t blen);
+/* Does the span equal the NUL-terminated lit, ignoring ASCII case? */
+bool	 util_span_is(const char *s, size_t n, const char *lit);
 
 /* Monotonic seconds since an arbitrary point. */
 double	 util_now(void);

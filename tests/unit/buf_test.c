@@ -86,6 +86,29 @@ test_space_and_produce(void **state)
 }
 
 static void
+test_adddec(void **state)
+{
+	struct buf *b = buf_new(64);
+
+	(void)state;
+	assert_int_equal(buf_adddec(b, 0), 0);
+	assert_int_equal(buf_add(b, " ", 1), 0);
+	assert_int_equal(buf_adddec(b, 42), 0);
+	assert_int_equal(buf_add(b, " ", 1), 0);
+	assert_int_equal(buf_adddec(b, UINT64_MAX), 0);
+	assert_int_equal(buf_len(b), 1 + 1 + 2 + 1 + 20);
+	assert_memory_equal(buf_data(b), "0 42 18446744073709551615", 25);
+	buf_free(b);
+	/* All or nothing: 5 digits do not fit in 4 bytes. */
+	b = buf_new(4);
+	assert_int_equal(buf_adddec(b, 12345), -1);
+	assert_int_equal(buf_len(b), 0);
+	assert_int_equal(buf_adddec(b, 1234), 0);
+	assert_memory_equal(buf_data(b), "1234", 4);
+	buf_free(b);
+}
+
+static void
 test_printf_bounds(void **state)
 {
 	struct buf *b = buf_new(10);
@@ -187,6 +210,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cache_bounds_and_trim),
 		cmocka_unit_test(test_new_limits),
+		cmocka_unit_test(test_adddec),
 		cmocka_unit_test(test_add_fits_exactly),
 		cmocka_unit_test(test_consume_then_reuse),
 		cmocka_unit_test(test_space_and_produce),

@@ -198,6 +198,15 @@ test_response_framing(void **state)
 	assert_string_equal(response_head(f, 1, 204, HEADERS_FRAME_NONE,
 	    false, b), "HTTP/1.1 204 No Content\r\nContent-Type: "
 	    "text/plain\r\n\r\n");
+	/* Status digits and lengths without printf: the edges. */
+	assert_string_equal(response_head(f, 0, 999, HEADERS_FRAME_LENGTH,
+	    false, b), "HTTP/1.1 999 \r\nContent-Length: 42\r\n\r\n");
+	assert_string_equal(response_head(f, 0, 100, HEADERS_FRAME_NONE,
+	    false, b), "HTTP/1.1 100 Continue\r\n\r\n");
+	assert_string_equal(response_head(f, 0, 7, HEADERS_FRAME_NONE,
+	    false, b), "HTTP/1.1 007 \r\n\r\n");
+	assert_null(response_head(f, 0, 1000, HEADERS_FRAME_NONE, false, b));
+	assert_null(response_head(f, 0, -1, HEADERS_FRAME_NONE, false, b));
 	assert_string_equal(response_head(NULL, 0, 599, HEADERS_FRAME_CLOSE,
 	    true, b), "HTTP/1.1 599 \r\nConnection: close\r\n\r\n");
 	buf_free(b);

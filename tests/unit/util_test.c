@@ -185,6 +185,28 @@ test_lower(void **state)
 }
 
 static void
+test_span_is(void **state)
+{
+	(void)state;
+	assert_true(util_span_is(S("Content-Length"), "content-length"));
+	assert_true(util_span_is(S("HOST"), "host"));
+	assert_true(util_span_is(S("host"), "HoSt"));
+	assert_true(util_span_is("", 0, ""));
+	assert_true(util_span_is("xyz", 0, ""));
+	/* Length: the span shorter, longer, or ending inside the literal. */
+	assert_false(util_span_is(S("hos"), "host"));
+	assert_false(util_span_is(S("hosts"), "host"));
+	assert_false(util_span_is(S("host"), ""));
+	assert_false(util_span_is("", 0, "host"));
+	/* A NUL inside the span never matches the literal's end. */
+	assert_false(util_span_is(S("ho\0t"), "ho"));
+	assert_false(util_span_is(S("ho\0"), "ho"));
+	assert_false(util_span_is(S("hust"), "host"));
+	assert_false(util_span_is(S("@"), "`"));
+	assert_false(util_span_is(S("\xc3\xa9"), "\xc3\x89"));
+}
+
+static void
 test_strcaseeq(void **state)
 {
 	(void)state;
@@ -459,6 +481,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_span_is),
 		cmocka_unit_test(test_parse_u64_valid),
 		cmocka_unit_test(test_parse_u64_max_and_overflow),
 		cmocka_unit_test(test_parse_u64_length),
