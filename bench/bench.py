@@ -544,8 +544,9 @@ def instr_callgrind(b, name):
     n1, n2 = b.a.cg_requests
     totals = []
     for n in (n1, n2):
-        outdir = b.dir / f"callgrind-{name}-{n}"
-        outdir.mkdir()
+        # A fresh directory per measurement (the scenario runs 3 times).
+        outdir = Path(tempfile.mkdtemp(prefix=f"callgrind-{name}-{n}-",
+                                       dir=b.dir))
         os.chmod(outdir, 0o1777)     # portcullis workers write as nobody
         p, port = b.start_proxy(name, valgrind=outdir)
         try:
