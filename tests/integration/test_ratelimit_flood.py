@@ -86,17 +86,26 @@ def test_many_clients_leave_memory_flat(make_proxy, upstream, loopback_prefix):
     assert warm["statuses"] == {"404": 4 * TABLE}, warm
     assert normal_client(port, 6) == [200] * 5 + [429]
 
+    # The first half of the clients brings every bounded cache (buffers
+    # and logs kept for reuse) to the size this load keeps, in whichever
+    # worker; the second half is measured: what grows per client grows
+    # there as much as anywhere.
+    half = CLIENTS // 2
+    before = flood(port, half)
     rss = RssSampler(p)
-    result = flood(port, CLIENTS)
+    result = flood(port, CLIENTS - half, first=half)
     rss.stop()
-    print(f"\n{CLIENTS} clients in {result['seconds']:.1f} s "
-          f"({result['resumed']} resumed); worker RSS growth "
+    print(f"\n{CLIENTS} clients in "
+          f"{before['seconds'] + result['seconds']:.1f} s "
+          f"({before['resumed'] + result['resumed']} resumed); worker RSS "
+          f"growth over the last {CLIENTS - half}: "
           f"{rss.peak_growth() / 1024:.0f} KiB: {rss.describe()}")
     # Every newcomer got a fresh bucket: nobody was refused, nothing failed.
-    assert result["errors"] == 0, result
-    assert result["statuses"] == {"404": CLIENTS}, result
+    for r, n in ((before, half), (result, CLIENTS - half)):
+        assert r["errors"] == 0, r
+        assert r["statuses"] == {"404": n}, r
     # Nothing grows with the number of clients (a 16-byte entry for each
-    # of them would be 1.5 MiB at 100,000; the table itself is 16 KiB).
+    # of the last 50,000 would be 800 KiB; the table itself is 16 KiB).
     bound = 32 << 20 if sanitized(p.workers()[0]) else 512 << 10
     assert rss.peak_growth() < bound, rss.describe()
     # The normal client's bucket was taken over by newcomers long ago: it
