@@ -119,7 +119,7 @@ struct h1_conn {
 static void	h1_io_cb(struct ev_loop *, ev_io *, int);
 static void	log_access(struct h1_conn *);
 static void	count_request(struct h1_conn *);
-static void	begin_log(struct h1_conn *);
+static void	drop_log(struct h1_conn *);
 static void	h1_up_cb(struct ev_loop *, ev_io *, int);
 static void	h1_advance(struct h1_conn *);
 static void	h1_update(struct h1_conn *);
@@ -267,7 +267,7 @@ h1_close(struct h1_conn *c, const char *reason)
 static void
 h1_free(struct h1_conn *c)
 {
-	begin_log(c);
+	drop_log(c);
 	c->magic = 0;
 	free(c);
 }
@@ -450,9 +450,9 @@ h1_reject(struct h1_conn *c, int status, const char *why)
 
 /* ---- a request ---- */
 
-/* The next request's log starts afresh, when its first byte comes. */
+/* The log goes back; the next request takes a fresh one at its first byte. */
 static void
-begin_log(struct h1_conn *c)
+drop_log(struct h1_conn *c)
 {
 	if (c->log != &spare_log)
 		front_log_free(c->log);
@@ -936,7 +936,7 @@ h1_finish(struct h1_conn *c)
 	}
 	http1_parser_init(&c->parser);
 	c->resp_started = c->resp_done = c->last_chunk = false;
-	begin_log(c);
+	drop_log(c);
 	release_buffers(c);
 	h1_set_state(c, H1_IDLE);
 }
@@ -1206,7 +1206,7 @@ h1_handshake(struct h1_conn *c)
 		h1_to_h2(c);
 		return;
 	}
-	begin_log(c);
+	drop_log(c);
 	h1_set_state(c, H1_IDLE);
 }
 
@@ -1368,7 +1368,7 @@ h1_accept(struct worker *wk, int fd, size_t li, bool tls)
 		h1_free(c);
 		return;
 	}
-	begin_log(c);
+	drop_log(c);
 	if (tls) {
 		c->state = H1_HANDSHAKE;
 		h1_timer(c, g->cfg->http.handshake_timeout);
