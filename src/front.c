@@ -19,13 +19,24 @@
 void
 front_log_begin(struct front_log *l, double now)
 {
-	memset(l, 0, sizeof(*l));
-	l->start = now;
+	/* Field by field: a memset of the 2.4 KiB and four snprintf() were
+	   2% of the instructions per request. */
+	l->method[0] = l->host[0] = l->path[0] = l->upstream[0] = '-';
+	l->method[1] = l->host[1] = l->path[1] = l->upstream[1] = '\0';
 	l->proto = "-";
-	snprintf(l->method, sizeof(l->method), "-");
-	snprintf(l->host, sizeof(l->host), "-");
-	snprintf(l->path, sizeof(l->path), "-");
-	snprintf(l->upstream, sizeof(l->upstream), "-");
+	l->status = 0;
+	l->cut = false;
+	l->bytes_in = l->bytes_out = 0;
+	l->start = now;
+}
+
+void
+front_log_upstream(struct front_log *l, const char *name)
+{
+	size_t n = strnlen(name, sizeof(l->upstream) - 1);
+
+	memcpy(l->upstream, name, n);
+	l->upstream[n] = '\0';
 }
 
 /* Under AddressSanitizer freed logs are really freed (see buf.c). */

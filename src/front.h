@@ -42,6 +42,8 @@ void	 front_log_free(struct front_log *l);
 /* The request's method, host and target, shortened if need be. */
 void	 front_log_request(struct front_log *l, struct http1_slice method,
 	    struct http1_slice host, struct http1_slice target);
+/* The upstream that answered, shortened if need be. */
+void	 front_log_upstream(struct front_log *l, const char *name);
 /* The ACCESS line (status 0 is logged as 499: the client left first). */
 void	 front_log_emit(struct front_log *l, const char *client_ip,
 	    double now);

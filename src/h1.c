@@ -847,8 +847,7 @@ h1_ex_done(void *fe, enum proxy_result res)
 {
 	struct h1_conn *c = conn_of(fe);
 
-	snprintf(log_of(c)->upstream, sizeof(log_of(c)->upstream), "%s",
-	    proxy_upstream_name(c->ex));
+	front_log_upstream(log_of(c), proxy_upstream_name(c->ex));
 	if (!proxy_request_sent(c->ex) || !c->body_done) {
 		/* The rest of its body would be read as the next request. */
 		c->close_after = true;

@@ -682,8 +682,7 @@ st_ex_done(void *fe, enum proxy_result res)
 	struct h2_stream *st = stream_of(fe);
 	struct h2_conn *c = st->c;
 
-	snprintf(st->log.upstream, sizeof(st->log.upstream), "%s",
-	    proxy_upstream_name(st->ex));
+	front_log_upstream(&st->log, proxy_upstream_name(st->ex));
 	st->ex = NULL;
 	st->resp_wait = false;
 	/* Whatever of the body is left is read and dropped. */

@@ -8,10 +8,22 @@
 #include "headers.h"
 #include "util.h"
 
+/* A name with its length: most comparisons end at the length. */
+struct name {
+	const char	*s;
+	size_t		 len;
+};
+#define NAME(lit)	{ "" lit "", sizeof(lit) - 1 }
+
 static bool
-name_is(const char *name, size_t len, const char *lit)
+name_in(const char *name, size_t len, const struct name *tab, size_t n)
 {
-	return util_span_is(name, len, lit);
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (util_strcaseeq(name, len, tab[i].s, tab[i].len))
+			return true;
+	return false;
 }
 
 /* Is token t listed in some Connection field? */
@@ -24,7 +36,7 @@ connection_lists(const struct http1_header *f, size_t n, const char *t,
 	for (i = 0; i < n; i++) {
 		const char *p, *end;
 
-		if (!name_is(f[i].name.p, f[i].name.len, "connection"))
+		if (!UTIL_LIT_IS(f[i].name.p, f[i].name.len, "connection"))
 			continue;
 		p = f[i].value.p;
 		end = p + f[i].value.len;
@@ -50,17 +62,16 @@ bool
 headers_hop_by_hop(const char *name, size_t len,
     const struct http1_header *fields, size_t n)
 {
-	static const char *const hop[] = {
-		"connection", "keep-alive", "proxy-connection", "te",
-		"trailer", "transfer-encoding", "upgrade",
+	static const struct name hop[] = {
+		NAME("connection"), NAME("keep-alive"),
+		NAME("proxy-connection"), NAME("te"), NAME("trailer"),
+		NAME("transfer-encoding"), NAME("upgrade"),
 	};
-	size_t i;
 
 	if (memchr(name, '_', len) != NULL)
 		return true;
-	for (i = 0; i < nitems(hop); i++)
-		if (name_is(name, len, hop[i]))
-			return true;
+	if (name_in(name, len, hop, nitems(hop)))
+		return true;
 	return connection_lists(fields, n, name, len);
 }
 
@@ -68,17 +79,14 @@ headers_hop_by_hop(const char *name, size_t len,
 static bool
 request_drops(const struct http1_header *h)
 {
-	static const char *const set_here[] = {
-		"host", "content-length", "expect", "x-forwarded-for",
-		"x-real-ip", "x-forwarded-proto", "x-forwarded-host",
-		"forwarded",
+	static const struct name set_here[] = {
+		NAME("host"), NAME("content-length"), NAME("expect"),
+		NAME("x-forwarded-for"), NAME("x-real-ip"),
+		NAME("x-forwarded-proto"), NAME("x-forwarded-host"),
+		NAME("forwarded"),
 	};
-	size_t i;
 
-	for (i = 0; i < nitems(set_here); i++)
-		if (name_is(h->name.p, h->name.len, set_here[i]))
-			return true;
-	return false;
+	return name_in(h->name.p, h->name.len, set_here, nitems(set_here));
 }
 
 bool
@@ -156,7 +164,7 @@ headers_request_head(struct buf *out, const struct headers_request *r)
 static bool
 response_drops(const struct http1_header *h, enum headers_framing f)
 {
-	if (!name_is(h->name.p, h->name.len, "content-length"))
+	if (!UTIL_LIT_IS(h->name.p, h->name.len, "content-length"))
 		return false;
 	/* A HEAD or 304 answer keeps the length of what GET would send. */
 	return f != HEADERS_FRAME_PASS;

@@ -4,10 +4,11 @@
  * A head is read in two passes.  scan_head() runs as bytes arrive: it looks
  * at each byte once, enforces CRLF discipline and the size limits, and
  * checks every line as soon as its CRLF arrives, so hostile input fails
- * early.  Once the empty line is seen, the head is parsed again from the
- * start (bounded by max_head, so still O(n)) to fill in the result and to
- * apply the rules that need the whole field section: Host, framing,
- * Connection, Expect.
+ * early.  Once the empty line is seen, the rules that need the whole field
+ * section are applied: Host, framing, Connection, Expect.  A head that came
+ * in one piece keeps the start line and fields the scan parsed; one that
+ * came in several is parsed again from the start (bounded by max_head, so
+ * still O(n)), as the caller's buffer may have moved in between.
  *
  * Every byte class is tested with ASCII-only helpers: the locale must never
  * change what a proxy thinks a message says.
@@ -54,14 +55,6 @@
 static const char slash[] = "/";
 static const char nothing[] = "";
 
-/* What scan_head() needs besides the parser state. */
-struct scan {
-	const char		*buf;
-	struct http1_limits	 lim;
-	size_t			 max_fields;
-	bool			 request;
-};
-
 /* A parsed request line, before it is copied into the caller's request. */
 struct reqline {
 	enum http1_method	 method;
@@ -80,19 +73,82 @@ struct statusline {
 };
 
 /*
- * ASCII character classes.
+ * What scan_head() needs besides the parser state, and what it found.  A
+ * head that arrives whole (the usual case: scanned from byte 0 in one
+ * call) is not parsed a second time: its start line and fields, checked
+ * during the scan, are kept.  Those from earlier calls are not, as the
+ * caller's buffer may have moved since.
+ */
+struct scan {
+	const char		*buf;
+	struct http1_limits	 lim;
+	size_t			 max_fields;
+	bool			 request;
+	bool			 whole;		/* scanned from 0 in this call */
+	struct http1_header	*fields;	/* room for max_fields */
+	struct reqline		 rl;		/* when whole and request */
+	struct statusline	 sl;		/* when whole and !request */
+};
+
+/*
+ * ASCII character classes, one table lookup each.  The table is built by
+ * the compiler from the definitions in CLASS_OF, so it cannot drift from
+ * them; the per-byte loops of the parser are most of its cost.
  */
 
-static bool
+#define C_DIGIT		0x01
+#define C_ALPHA		0x02
+#define C_TCHAR		0x04	/* RFC 9110 5.6.2 tchar */
+#define C_FIELD		0x08	/* field-content octets: VCHAR, obs-text, SP, HTAB */
+#define C_HOST		0x10	/* the reg-name subset we accept (RFC 3986 allows
+				   more; nobody needs it) */
+
+#define IS_DIGIT(c)	((c) >= '0' && (c) <= '9')
+#define IS_ALPHA(c)	(((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z'))
+#define IS_TSYM(c)	((c) == '!' || (c) == '#' || (c) == '$' || (c) == '%' || \
+			 (c) == '&' || (c) == '\'' || (c) == '*' || (c) == '+' || \
+			 (c) == '-' || (c) == '.' || (c) == '^' || (c) == '_' || \
+			 (c) == '`' || (c) == '|' || (c) == '~')
+#define CLASS_OF(c)							\
+	((IS_DIGIT(c) ? C_DIGIT : 0) |					\
+	 (IS_ALPHA(c) ? C_ALPHA : 0) |					\
+	 (IS_ALPHA(c) || IS_DIGIT(c) || IS_TSYM(c) ? C_TCHAR : 0) |	\
+	 ((c) == '\t' || ((c) >= 0x20 && (c) != 0x7f) ? C_FIELD : 0) |	\
+	 (IS_ALPHA(c) || IS_DIGIT(c) || (c) == '-' || (c) == '.' ||	\
+	  (c) == '_' ? C_HOST : 0))
+#define CLASS4(c)	CLASS_OF(c), CLASS_OF((c) + 1), CLASS_OF((c) + 2), \
+			CLASS_OF((c) + 3)
+#define CLASS16(c)	CLASS4(c), CLASS4((c) + 4), CLASS4((c) + 8), \
+			CLASS4((c) + 12)
+#define CLASS64(c)	CLASS16(c), CLASS16((c) + 16), CLASS16((c) + 32), \
+			CLASS16((c) + 48)
+
+static const unsigned char char_class[256] = {
+	CLASS64(0), CLASS64(64), CLASS64(128), CLASS64(192)
+};
+
+static inline bool
 is_digit(unsigned char c)
 {
-	return c >= '0' && c <= '9';
+	return (char_class[c] & C_DIGIT) != 0;
 }
 
-static bool
-is_alpha(unsigned char c)
+static inline bool
+is_tchar(unsigned char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+	return (char_class[c] & C_TCHAR) != 0;
+}
+
+static inline bool
+is_field_char(unsigned char c)
+{
+	return (char_class[c] & C_FIELD) != 0;
+}
+
+static inline bool
+is_host_char(unsigned char c)
+{
+	return (char_class[c] & C_HOST) != 0;
 }
 
 static int
@@ -107,41 +163,10 @@ hex_value(unsigned char c)
 	return -1;
 }
 
-/* RFC 9110 5.6.2 tchar. */
-static bool
-is_tchar(unsigned char c)
-{
-	if (is_alpha(c) || is_digit(c))
-		return true;
-	switch (c) {
-	case '!': case '#': case '$': case '%': case '&': case '\'':
-	case '*': case '+': case '-': case '.': case '^': case '_':
-	case '`': case '|': case '~':
-		return true;
-	default:
-		return false;
-	}
-}
-
-/* field-content octets (VCHAR, obs-text) plus SP and HTAB. */
-static bool
-is_field_char(unsigned char c)
-{
-	return c == '\t' || (c >= 0x20 && c != 0x7f);
-}
-
 static bool
 is_ows(unsigned char c)
 {
 	return c == ' ' || c == '\t';
-}
-
-/* The reg-name subset we accept; RFC 3986 allows more, nobody needs it. */
-static bool
-is_host_char(unsigned char c)
-{
-	return is_alpha(c) || is_digit(c) || c == '-' || c == '.' ||
-	    c == '_';
 }
 
 static unsigned char
@@ -175,10 +200,23 @@ span_is(const char *s, size_t n, const char *lit)
 	return lit[n] == '\0';
 }
 
+/*
+ * Is the span the lower-case literal lit, ignoring the span's case?  The
+ * length settles most comparisons before a byte is looked at.
+ */
+#define LIT_IS(s, n, lit)						\
+	((n) == sizeof(lit) - 1 && lower_eq((s), (lit), sizeof(lit) - 1))
+#define NAME_IS(h, lit)	LIT_IS((h)->name.p, (h)->name.len, lit)
+
 static bool
-name_is(const struct http1_header *h, const char *name)
+lower_eq(const char *s, const char *lower, size_t n)
 {
-	return span_is(h->name.p, h->name.len, name);
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		if (ascii_lower((unsigned char)s[i]) != (unsigned char)lower[i])
+			return false;
+	return true;
 }
 
 static bool
@@ -525,7 +563,7 @@ parse_field(const char *line, size_t n, struct http1_header *h)
 
 static void
 scan_setup(struct scan *s, const char *buf, const struct http1_limits *lim,
-    bool request)
+    bool request, const struct http1_parser *p, struct http1_header *fields)
 {
 	s->buf = buf;
 	if (lim != NULL)
@@ -535,23 +573,25 @@ scan_setup(struct scan *s, const char *buf, const struct http1_limits *lim,
 	s->max_fields = s->lim.max_headers < HTTP1_MAX_HEADERS ?
 	    s->lim.max_headers : HTTP1_MAX_HEADERS;
 	s->request = request;
+	s->whole = p->scanned == 0;
+	s->fields = fields;
 }
 
 /* A start line is checked as soon as it is complete: 505 needs no fields. */
 static int
-check_start_line(const struct scan *s, const char *line, size_t n)
+check_start_line(struct scan *s, const char *line, size_t n)
 {
 	struct reqline		rl;
 	struct statusline	sl;
 
 	if (s->request)
-		return parse_request_line(line, n, &rl);
-	return parse_status_line(line, n, &sl);
+		return parse_request_line(line, n, s->whole ? &s->rl : &rl);
+	return parse_status_line(line, n, s->whole ? &s->sl : &sl);
 }
 
 /* A complete line [line_start, cr): 0 to go on, HTTP1_DONE or an error. */
 static int
-end_line(struct http1_parser *p, const struct scan *s, size_t cr)
+end_line(struct http1_parser *p, struct scan *s, size_t cr)
 {
 	struct http1_header	 h;
 	const char		*line = s->buf + p->line_start;
@@ -577,6 +617,8 @@ end_line(struct http1_parser *p, const struct scan *s, size_t cr)
 		return HTTP1_E_TOO_MANY_HEADERS;
 	if ((rv = parse_field(line, n, &h)) != 0)
 		return rv;
+	if (s->whole)
+		s->fields[p->nfields] = h;
 	p->nfields++;
 	return 0;
 }
@@ -618,6 +660,71 @@ scan_method(struct http1_parser *p, const struct scan *s, unsigned char c)
 	return 0;
 }
 
+/* Byte i of the start line (or of a leading empty line). */
+static int
+scan_byte(struct http1_parser *p, struct scan *s, size_t i)
+{
+	const char	*buf = s->buf;
+	unsigned char	 c = buf[i];
+	int		 rv;
+
+	if ((rv = scan_limits(p, s, i, c)) != 0 ||
+	    (rv = scan_method(p, s, c)) != 0)
+		return rv;
+	if (i > 0 && buf[i - 1] == '\r' && c != '\n')
+		return HTTP1_E_BARE_CR;
+	if (c != '\n')
+		return 0;
+	if (i == 0 || buf[i - 1] != '\r')
+		return HTTP1_E_BARE_LF;
+	if ((rv = end_line(p, s, i - 1)) != 0)
+		return rv;
+	p->line_start = i + 1;
+	return 0;
+}
+
+/*
+ * From *ip (after the start line) to the end of that field line, with
+ * memchr() instead of a byte at a time, and the same verdict at the same
+ * byte as scan_byte() would give: a CR not followed by LF fails at the
+ * byte after it, a byte at max_head fails as too large, an LF without
+ * its CR fails where it is.  *ip is left at the byte that decided, or at
+ * the next line's start.
+ */
+static int
+scan_field_line(struct http1_parser *p, struct scan *s, size_t len,
+    size_t *ip)
+{
+	const char	*buf = s->buf, *lf, *cr;
+	size_t		 i = *ip, end, stop, from;
+	int		 rv;
+
+	end = len < s->lim.max_head ? len : s->lim.max_head;
+	if (i >= end)
+		return HTTP1_E_HEAD_TOO_LARGE;	/* i < len: i >= max_head */
+	lf = memchr(buf + i, '\n', end - i);
+	stop = lf != NULL ? (size_t)(lf - buf) : end;
+	/* A CR at j < stop - 1 has a byte other than LF after it. */
+	from = i > 0 ? i - 1 : 0;
+	if (stop > from + 1 &&
+	    (cr = memchr(buf + from, '\r', stop - 1 - from)) != NULL) {
+		*ip = cr - buf + 1;
+		return HTTP1_E_BARE_CR;
+	}
+	if (lf == NULL) {
+		*ip = end;
+		return end < len ? HTTP1_E_HEAD_TOO_LARGE : HTTP1_INCOMPLETE;
+	}
+	*ip = stop;
+	if (stop == 0 || buf[stop - 1] != '\r')
+		return HTTP1_E_BARE_LF;
+	if ((rv = end_line(p, s, stop - 1)) != 0)
+		return rv;
+	p->line_start = stop + 1;
+	*ip = stop + 1;
+	return 0;
+}
+
 /*
  * Look at buf[p->scanned..len) once.  The buffer always starts at the
  * message's first byte, so the byte before i is there to check CR/LF
@@ -627,32 +734,20 @@ scan_method(struct http1_parser *p, const struct scan *s, unsigned char c)
  * the next request) as fields.
  */
 static int
-scan_head(struct http1_parser *p, const struct scan *s, size_t len)
+scan_head(struct http1_parser *p, struct scan *s, size_t len)
 {
-	const char	*buf = s->buf;
-	unsigned char	 c;
-	size_t		 i;
-	int		 rv = HTTP1_INCOMPLETE;
+	size_t	i = p->scanned;
+	int	rv = HTTP1_INCOMPLETE;
 
-	for (i = p->scanned; i < len; i++) {
-		c = buf[i];
-		if ((rv = scan_limits(p, s, i, c)) != 0)
-			break;
-		if ((rv = scan_method(p, s, c)) != 0)
-			break;
-		if (i > 0 && buf[i - 1] == '\r' && c != '\n') {
-			rv = HTTP1_E_BARE_CR;
-			break;
+	while (i < len) {
+		if (p->first_line_done) {
+			if ((rv = scan_field_line(p, s, len, &i)) != 0)
+				break;
+		} else {
+			if ((rv = scan_byte(p, s, i)) != 0)
+				break;
+			i++;
 		}
-		if (c != '\n')
-			continue;
-		if (i == 0 || buf[i - 1] != '\r') {
-			rv = HTTP1_E_BARE_LF;
-			break;
-		}
-		if ((rv = end_line(p, s, i - 1)) != 0)
-			break;
-		p->line_start = i + 1;
 	}
 	p->scanned = i;
 	return rv;
@@ -700,6 +795,33 @@ collect_fields(const char *buf, size_t off, size_t head_len,
 }
 
 /*
+ * Zero a result but for its field array, which is 4 KiB of the 4.2 and
+ * which nobody reads past nheaders.
+ */
+_Static_assert(offsetof(struct http1_request, nheaders) ==
+    offsetof(struct http1_request, headers) +
+    sizeof(((struct http1_request *)0)->headers), "headers, then nheaders");
+_Static_assert(offsetof(struct http1_response, nheaders) ==
+    offsetof(struct http1_response, headers) +
+    sizeof(((struct http1_response *)0)->headers), "headers, then nheaders");
+
+static void
+clear_request(struct http1_request *req)
+{
+	memset(req, 0, offsetof(struct http1_request, headers));
+	memset(&req->nheaders, 0, sizeof(*req) -
+	    offsetof(struct http1_request, nheaders));
+}
+
+static void
+clear_response(struct http1_response *resp)
+{
+	memset(resp, 0, offsetof(struct http1_response, headers));
+	memset(&resp->nheaders, 0, sizeof(*resp) -
+	    offsetof(struct http1_response, nheaders));
+}
+
+/*
  * Next element of a comma-separated list (RFC 9110 5.6.1), OWS trimmed.
  * Empty elements are returned as such; callers skip them.
  */
@@ -723,20 +845,25 @@ list_next(const char **pp, const char *end, struct http1_slice *elem)
 }
 
 /* Does any field called name list token (case-insensitive)? */
+#define LIST_HAS(h, n, name, token)					\
+	list_has((h), (n), (name), sizeof(name) - 1, (token), sizeof(token) - 1)
+
 static bool
 list_has(const struct http1_header *h, size_t n, const char *name,
-    const char *token)
+    size_t namelen, const char *token, size_t toklen)
 {
 	struct http1_slice	 elem;
 	const char		*p;
 	size_t			 i;
 
 	for (i = 0; i < n; i++) {
-		if (!name_is(&h[i], name))
+		if (h[i].name.len != namelen ||
+		    !lower_eq(h[i].name.p, name, namelen))
 			continue;
 		p = h[i].value.p;
 		while (list_next(&p, h[i].value.p + h[i].value.len, &elem))
-			if (span_is(elem.p, elem.len, token))
+			if (elem.len == toklen &&
+			    lower_eq(elem.p, token, toklen))
 				return true;
 	}
 	return false;
@@ -755,10 +882,10 @@ check_framing(const struct http1_header *h, size_t n, int minor,
 	size_t				 i, ncl = 0, nte = 0;
 
 	for (i = 0; i < n; i++) {
-		if (name_is(&h[i], "content-length")) {
+		if (NAME_IS(&h[i], "content-length")) {
 			cl = &h[i];
 			ncl++;
-		} else if (name_is(&h[i], "transfer-encoding")) {
+		} else if (NAME_IS(&h[i], "transfer-encoding")) {
 			te = &h[i];
 			nte++;
 		}
@@ -780,7 +907,7 @@ check_framing(const struct http1_header *h, size_t n, int minor,
 	/* An HTTP/1.0 recipient would not know TE: faulty framing (6.1). */
 	if (minor == 0)
 		return HTTP1_E_TE_HTTP10;
-	if (nte > 1 || !span_is(te->value.p, te->value.len, "chunked"))
+	if (nte > 1 || !LIT_IS(te->value.p, te->value.len, "chunked"))
 		return HTTP1_E_TE_UNSUPPORTED;
 	*body = HTTP1_BODY_CHUNKED;
 	return 0;
@@ -797,7 +924,7 @@ request_host(struct http1_request *req, const struct reqline *rl)
 	size_t				 i, n = 0;
 
 	for (i = 0; i < req->nheaders; i++) {
-		if (name_is(&req->headers[i], "host")) {
+		if (NAME_IS(&req->headers[i], "host")) {
 			host = &req->headers[i];
 			n++;
 		}
@@ -830,9 +957,9 @@ request_expect(struct http1_request *req)
 
 	for (i = 0; i < req->nheaders; i++) {
 		h = &req->headers[i];
-		if (!name_is(h, "expect"))
+		if (!NAME_IS(h, "expect"))
 			continue;
-		if (!span_is(h->value.p, h->value.len, "100-continue"))
+		if (!LIT_IS(h->value.p, h->value.len, "100-continue"))
 			return HTTP1_E_EXPECT;
 		cont = true;
 	}
@@ -846,42 +973,48 @@ request_connection(struct http1_request *req)
 	const struct http1_header	*h = req->headers;
 	size_t				 n = req->nheaders;
 
-	if (list_has(h, n, "connection", "close"))
+	if (LIST_HAS(h, n, "connection", "close"))
 		req->keep_alive = false;
 	else if (req->minor_version == 1)
 		req->keep_alive = true;
 	else
-		req->keep_alive = list_has(h, n, "connection", "keep-alive");
+		req->keep_alive = LIST_HAS(h, n, "connection", "keep-alive");
 	req->upgrade_websocket = req->method == HTTP1_METHOD_GET &&
 	    req->minor_version == 1 &&
-	    list_has(h, n, "upgrade", "websocket") &&
-	    list_has(h, n, "connection", "upgrade");
+	    LIST_HAS(h, n, "upgrade", "websocket") &&
+	    LIST_HAS(h, n, "connection", "upgrade");
 }
 
 static int
 finish_request(const char *buf, size_t off, size_t head_len,
-    struct http1_request *req)
+    const struct scan *s, size_t nfields, struct http1_request *req)
 {
 	struct http1_slice	line;
 	struct reqline		rl;
+	const struct reqline	*r = &s->rl;
 	int			rv;
 
-	memset(req, 0, sizeof(*req));
-	off = next_line(buf, off, head_len, &line);
-	if ((rv = parse_request_line(line.p, line.len, &rl)) != 0)
-		return rv;
-	req->method = rl.method;
-	req->method_str = rl.method_str;
-	req->target_form = rl.form;
-	req->target = rl.target;
-	req->path = rl.path;
-	req->minor_version = rl.minor;
-	if ((rv = collect_fields(buf, off, head_len, req->headers,
-	    &req->nheaders)) != 0)
-		return rv;
+	clear_request(req);
+	if (s->whole)
+		req->nheaders = nfields;
+	else {
+		off = next_line(buf, off, head_len, &line);
+		if ((rv = parse_request_line(line.p, line.len, &rl)) != 0)
+			return rv;
+		r = &rl;
+		if ((rv = collect_fields(buf, off, head_len, req->headers,
+		    &req->nheaders)) != 0)
+			return rv;
+	}
+	req->method = r->method;
+	req->method_str = r->method_str;
+	req->target_form = r->form;
+	req->target = r->target;
+	req->path = r->path;
+	req->minor_version = r->minor;
 	req->head_len = head_len;
-	if ((rv = request_host(req, &rl)) != 0 ||
-	    (rv = check_framing(req->headers, req->nheaders, rl.minor,
+	if ((rv = request_host(req, r)) != 0 ||
+	    (rv = check_framing(req->headers, req->nheaders, r->minor,
 	    &req->body, &req->content_length)) != 0 ||
 	    (rv = request_expect(req)) != 0)
 		return rv;
@@ -896,11 +1029,12 @@ http1_parse_request(struct http1_parser *p, const char *buf, size_t len,
 	struct scan	s;
 	int		rv;
 
-	scan_setup(&s, buf, lim, true);
+	scan_setup(&s, buf, lim, true, p, req->headers);
 	if ((rv = scan_head(p, &s, len)) != HTTP1_DONE)
 		return rv;
 	/* each skipped empty line is one CRLF */
-	return finish_request(buf, p->skip * 2, p->scanned + 1, req);
+	return finish_request(buf, p->skip * 2, p->scanned + 1, &s,
+	    p->nfields, req);
 }
 
 /*
@@ -922,12 +1056,12 @@ response_connection(struct http1_response *resp, enum http1_method method)
 	const struct http1_header	*h = resp->headers;
 	size_t				 n = resp->nheaders;
 
-	if (list_has(h, n, "connection", "close"))
+	if (LIST_HAS(h, n, "connection", "close"))
 		resp->keep_alive = false;
 	else if (resp->minor_version == 1)
 		resp->keep_alive = true;
 	else
-		resp->keep_alive = list_has(h, n, "connection", "keep-alive");
+		resp->keep_alive = LIST_HAS(h, n, "connection", "keep-alive");
 	/* After these the connection no longer carries HTTP/1.1 messages. */
 	if (resp->body == HTTP1_BODY_CLOSE || resp->status == 101 ||
 	    (method == HTTP1_METHOD_CONNECT && resp->status / 100 == 2))
@@ -936,29 +1070,35 @@ response_connection(struct http1_response *resp, enum http1_method method)
 
 static int
 finish_response(const char *buf, size_t head_len, enum http1_method method,
-    struct http1_response *resp)
+    const struct scan *s, size_t nfields, struct http1_response *resp)
 {
-	struct http1_slice	line;
-	struct statusline	sl;
-	size_t			off;
-	int			rv;
+	struct http1_slice	 line;
+	struct statusline	 sl;
+	const struct statusline	*r = &s->sl;
+	size_t			 off;
+	int			 rv;
 
-	memset(resp, 0, sizeof(*resp));
-	off = next_line(buf, 0, head_len, &line);
-	if ((rv = parse_status_line(line.p, line.len, &sl)) != 0)
-		return rv;
-	resp->minor_version = sl.minor;
-	resp->status = sl.status;
-	resp->reason = sl.reason;
-	if ((rv = collect_fields(buf, off, head_len, resp->headers,
-	    &resp->nheaders)) != 0)
-		return rv;
+	clear_response(resp);
+	if (s->whole)
+		resp->nheaders = nfields;
+	else {
+		off = next_line(buf, 0, head_len, &line);
+		if ((rv = parse_status_line(line.p, line.len, &sl)) != 0)
+			return rv;
+		r = &sl;
+		if ((rv = collect_fields(buf, off, head_len, resp->headers,
+		    &resp->nheaders)) != 0)
+			return rv;
+	}
+	resp->minor_version = r->minor;
+	resp->status = r->status;
+	resp->reason = r->reason;
 	resp->head_len = head_len;
 	/* Framing fields are checked even where they do not frame. */
-	if ((rv = check_framing(resp->headers, resp->nheaders, sl.minor,
+	if ((rv = check_framing(resp->headers, resp->nheaders, r->minor,
 	    &resp->body, &resp->content_length)) != 0)
 		return rv;
-	if (response_has_no_body(method, sl.status)) {
+	if (response_has_no_body(method, r->status)) {
 		resp->body = HTTP1_BODY_NONE;
 		resp->content_length = 0;
 	} else if (resp->body == HTTP1_BODY_NONE)
@@ -975,10 +1115,11 @@ http1_parse_response(struct http1_parser *p, const char *buf, size_t len,
 	struct scan	s;
 	int		rv;
 
-	scan_setup(&s, buf, lim, false);
+	scan_setup(&s, buf, lim, false, p, resp->headers);
 	if ((rv = scan_head(p, &s, len)) != HTTP1_DONE)
 		return rv;
-	return finish_response(buf, p->scanned + 1, request_method, resp);
+	return finish_response(buf, p->scanned + 1, request_method, &s,
+	    p->nfields, resp);
 }
 
 /*
@@ -1005,7 +1146,7 @@ http1_find_header(const struct http1_header *h, size_t n, const char *name)
 	size_t	i;
 
 	for (i = 0; i < n; i++)
-		if (name_is(&h[i], name))
+		if (span_is(h[i].name.p, h[i].name.len, name))
 			return &h[i];
 	return NULL;
 }

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -659,8 +660,14 @@ ex_new(struct worker *wk, const struct config_site *site,
 {
 	struct exchange *ex;
 
-	if ((ex = calloc(1, sizeof(*ex))) == NULL)
+	/* Zeroed but for the response's field array, 4 KiB of the 4.5 that
+	   the parser fills and nobody reads past nheaders: the memset of a
+	   calloc() was 11% of the instructions per request. */
+	if ((ex = malloc(sizeof(*ex))) == NULL)
 		return NULL;
+	memset(ex, 0, offsetof(struct exchange, resp.headers));
+	memset(&ex->resp.nheaders, 0, sizeof(*ex) -
+	    offsetof(struct exchange, resp.nheaders));
 	ex->magic = EX_MAGIC;
 	ex->wk = wk;
 	ex->ops = ops;

@@ -38,28 +38,14 @@ util_parse_u64(const char *s, size_t len, uint64_t min, uint64_t max,
 }
 
 bool
-util_strcaseeq(const char *a, size_t alen, const char *b, size_t blen)
+util_caseeq(const char *a, const char *b, size_t n)
 {
 	size_t i;
 
-	if (alen != blen)
-		return false;
-	for (i = 0; i < alen; i++)
+	for (i = 0; i < n; i++)
 		if (util_lower(a[i]) != util_lower(b[i]))
 			return false;
 	return true;
-}
-
-bool
-util_span_is(const char *s, size_t n, const char *lit)
-{
-	size_t i;
-
-	/* Most names differ at the first byte: no strlen() first. */
-	for (i = 0; i < n; i++)
-		if (lit[i] == '\0' || util_lower(s[i]) != util_lower(lit[i]))
-			return false;
-	return lit[n] == '\0';
 }
 
 double

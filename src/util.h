@@ -39,9 +39,19 @@ util_lower(char c)
 	return (c >= 'A' && c <= 'Z') ? (char)(c + ('a' - 'A')) : c;
 }
 
-bool	 util_strcaseeq(const char *a, size_t alen, const char *b, size_t blen);
-/* Does the span equal the NUL-terminated lit, ignoring ASCII case? */
-bool	 util_span_is(const char *s, size_t n, const char *lit);
+/* n bytes equal, ignoring ASCII case. */
+bool	 util_caseeq(const char *a, const char *b, size_t n);
+
+/* Equal spans, ignoring ASCII case; the lengths decide most at no cost. */
+static inline bool
+util_strcaseeq(const char *a, size_t alen, const char *b, size_t blen)
+{
+	return alen == blen && util_caseeq(a, b, alen);
+}
+
+/* Does the span equal the string literal lit, ignoring ASCII case? */
+#define UTIL_LIT_IS(s, n, lit)						\
+	util_strcaseeq((s), (n), "" lit "", sizeof(lit) - 1)
 
 /* Monotonic seconds since an arbitrary point. */
 double	 util_now(void);

@@ -184,26 +184,29 @@ test_lower(void **state)
 	}
 }
 
+/* UTIL_LIT_IS on a literal span with its length, NULs included. */
+#define SPAN_IS(span, lit)	UTIL_LIT_IS((span), sizeof(span) - 1, lit)
+
 static void
-test_span_is(void **state)
+test_lit_is(void **state)
 {
 	(void)state;
-	assert_true(util_span_is(S("Content-Length"), "content-length"));
-	assert_true(util_span_is(S("HOST"), "host"));
-	assert_true(util_span_is(S("host"), "HoSt"));
-	assert_true(util_span_is("", 0, ""));
-	assert_true(util_span_is("xyz", 0, ""));
+	assert_true(SPAN_IS("Content-Length", "content-length"));
+	assert_true(SPAN_IS("HOST", "host"));
+	assert_true(SPAN_IS("host", "HoSt"));
+	assert_true(UTIL_LIT_IS("", 0, ""));
+	assert_true(UTIL_LIT_IS("xyz", 0, ""));
 	/* Length: the span shorter, longer, or ending inside the literal. */
-	assert_false(util_span_is(S("hos"), "host"));
-	assert_false(util_span_is(S("hosts"), "host"));
-	assert_false(util_span_is(S("host"), ""));
-	assert_false(util_span_is("", 0, "host"));
+	assert_false(SPAN_IS("hos", "host"));
+	assert_false(SPAN_IS("hosts", "host"));
+	assert_false(SPAN_IS("host", ""));
+	assert_false(UTIL_LIT_IS("", 0, "host"));
 	/* A NUL inside the span never matches the literal's end. */
-	assert_false(util_span_is(S("ho\0t"), "ho"));
-	assert_false(util_span_is(S("ho\0"), "ho"));
-	assert_false(util_span_is(S("hust"), "host"));
-	assert_false(util_span_is(S("@"), "`"));
-	assert_false(util_span_is(S("\xc3\xa9"), "\xc3\x89"));
+	assert_false(SPAN_IS("ho\0t", "ho"));
+	assert_false(SPAN_IS("ho\0", "ho"));
+	assert_false(SPAN_IS("hust", "host"));
+	assert_false(SPAN_IS("@", "`"));
+	assert_false(SPAN_IS("\xc3\xa9", "\xc3\x89"));
 }
 
 static void
@@ -481,7 +484,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_span_is),
+		cmocka_unit_test(test_lit_is),
 		cmocka_unit_test(test_parse_u64_valid),
 		cmocka_unit_test(test_parse_u64_max_and_overflow),
 		cmocka_unit_test(test_parse_u64_length),
