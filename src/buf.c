@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "util.h"
 
 struct buf {
 	size_t	 cap;
@@ -35,14 +36,9 @@ struct buf {
 #define CACHE_BYTES	((size_t)8 << 20)
 /* Under AddressSanitizer freed buffers must really be freed, or a use
    after free would go unseen. */
-#if defined(__SANITIZE_ADDRESS__)
+#if UTIL_ASAN
 #define CACHE_DEPTH	0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CACHE_DEPTH	0
-#endif
-#endif
-#ifndef CACHE_DEPTH
+#else
 #define CACHE_DEPTH	256
 #endif
 
@@ -230,6 +226,14 @@ buf_add(struct buf *b, const void *data, size_t n)
 	memcpy(b->data + b->off + b->len, data, n);
 	b->len += n;
 	return 0;
+}
+
+char *
+buf_reserve(struct buf *b, size_t n)
+{
+	if (!make_room(b, n))
+		return NULL;
+	return b->data + b->off + b->len;
 }
 
 int

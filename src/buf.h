@@ -37,7 +37,12 @@ void		 buf_reset(struct buf *b);
 
 /* Append; -1 (and nothing written) if it does not fit. */
 int		 buf_add(struct buf *b, const void *data, size_t n);
+/* Room for exactly n more bytes (compacting if need be): where to write
+   them before buf_produce(b, n); NULL if they do not fit. */
+char		*buf_reserve(struct buf *b, size_t n);
 int		 buf_addstr(struct buf *b, const char *s);
+/* A string literal, its length known at compile time. */
+#define buf_addlit(b, lit)	buf_add((b), "" lit "", sizeof(lit) - 1)
 /* v in decimal (no printf on the hot path). */
 int		 buf_adddec(struct buf *b, uint64_t v);
 int		 buf_printf(struct buf *b, const char *fmt, ...) PRINTFLIKE(2, 3);

@@ -39,35 +39,15 @@ front_log_upstream(struct front_log *l, const char *name)
 	l->upstream[n] = '\0';
 }
 
-/* Under AddressSanitizer freed logs are really freed (see buf.c). */
-#if defined(__SANITIZE_ADDRESS__)
-#define LOG_CACHE	0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define LOG_CACHE	0
-#endif
-#endif
-#ifndef LOG_CACHE
-#define LOG_CACHE	64
-#endif
-
-#if LOG_CACHE > 0
-/* One thread per process: no lock. */
-static struct front_log	*log_cache[LOG_CACHE];
-static size_t		 log_cached;
-#endif
+static struct util_cache log_cache;
 
 struct front_log *
 front_log_new(double now)
 {
 	struct front_log *l;
 
-#if LOG_CACHE > 0
-	if (log_cached > 0)
-		l = log_cache[--log_cached];
-	else
-#endif
-	if ((l = malloc(sizeof(*l))) == NULL)
+	if ((l = util_cache_get(&log_cache)) == NULL &&
+	    (l = malloc(sizeof(*l))) == NULL)
 		return NULL;
 	front_log_begin(l, now);
 	return l;
@@ -76,15 +56,7 @@ front_log_new(double now)
 void
 front_log_free(struct front_log *l)
 {
-	if (l == NULL)
-		return;
-#if LOG_CACHE > 0
-	if (log_cached < LOG_CACHE) {
-		log_cache[log_cached++] = l;
-		return;
-	}
-#endif
-	free(l);
+	util_cache_put(&log_cache, l);
 }
 
 /* Copy for the log; true if it had to be shortened. */

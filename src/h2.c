@@ -35,6 +35,7 @@
 #include <sys/socket.h>
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,7 +86,6 @@ struct h2_stream {
 	struct exchange		*ex;
 	enum http1_method	 method;
 	bool			 logging;	/* a request awaits its log */
-	struct front_log	 log;
 
 	/* The request body. */
 	struct buf		*body;		/* received, not yet taken */
@@ -111,6 +111,9 @@ struct h2_stream {
 	int			 up_events;
 	bool			 up_shut;	/* the client's END_STREAM sent on */
 	double			 tunnel_at;	/* bytes last moved */
+
+	/* Last: st_new() zeroes what comes before it (2.4 KiB less). */
+	struct front_log	 log;
 };
 
 struct h2_conn {
@@ -310,6 +313,9 @@ st_log(struct h2_stream *st)
 	front_count(c->wk, &st->log, st->broken);
 }
 
+/* Freed streams, for the next request. */
+static struct util_cache st_cache;
+
 static void
 st_free(struct h2_stream *st)
 {
@@ -340,7 +346,7 @@ st_free(struct h2_stream *st)
 	buf_free(st->resp);
 	gen_unref(st->gen);
 	st->magic = 0;
-	free(st);
+	util_cache_put(&st_cache, st);
 }
 
 static struct h2_stream *
@@ -349,10 +355,14 @@ st_new(struct h2_conn *c, int32_t id)
 	const struct config_http *h = http_cfg(c);
 	struct h2_stream *st;
 
-	if ((st = calloc(1, sizeof(*st))) == NULL)
+	/* A calloc() here cleared 2.6 KiB a request (6% of the scenario 2
+	   instructions); front_log_begin() sets the log field by field. */
+	if ((st = util_cache_get(&st_cache)) == NULL &&
+	    (st = malloc(sizeof(*st))) == NULL)
 		return NULL;
+	memset(st, 0, offsetof(struct h2_stream, log));
 	if ((st->req = req_get(h->max_header_size, h->max_headers)) == NULL) {
-		free(st);
+		util_cache_put(&st_cache, st);
 		return NULL;
 	}
 	st->magic = ST_MAGIC;
@@ -429,12 +439,13 @@ response_nv(nghttp2_nv *nv, size_t max, char *names, size_t namesz,
     const char *status, const struct http1_header *f, size_t nf,
     bool keep_length)
 {
-	size_t i, n = 0, used = 0;
+	size_t i, n = 0, used = 0, k = headers_first_connection(f, nf);
 
 	nv[n++] = (nghttp2_nv){ (uint8_t *)":status", (uint8_t *)status, 7,
 	    3, NGHTTP2_NV_FLAG_NONE };
 	for (i = 0; i < nf && n < max; i++) {
-		if (headers_hop_by_hop(f[i].name.p, f[i].name.len, f, nf) ||
+		if (headers_hop_by_hop(f[i].name.p, f[i].name.len, f + k,
+		    nf - k) ||
 		    (!keep_length && util_strcaseeq(f[i].name.p,
 		    f[i].name.len, "content-length", 14)))
 			continue;
@@ -458,7 +469,12 @@ st_submit(struct h2_stream *st, int status, const struct http1_header *f,
 	char names[16384], code[4];
 	size_t n;
 
-	snprintf(code, sizeof(code), "%03d", status);
+	if (status < 100 || status > 999)
+		return -1;
+	code[0] = (char)('0' + status / 100);
+	code[1] = (char)('0' + status / 10 % 10);
+	code[2] = (char)('0' + status % 10);
+	code[3] = '\0';
 	n = response_nv(nv, nitems(nv), names, sizeof(names), code, f, nf,
 	    keep_length);
 	dp.source.ptr = st;
@@ -868,6 +884,7 @@ st_start(struct h2_stream *st)
 		st_refuse(st, 400);
 		return;
 	}
+	pr.head = scratch;	/* checked: no need to build it again */
 	if ((st->ex = proxy_start(c->wk, site, &pr, &h2_proxy_ops, st)) ==
 	    NULL) {
 		st_refuse(st, 503);

@@ -381,12 +381,10 @@ same(struct http1_slice a, struct http1_slice b)
 	return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
 }
 
-static bool
-field_is(const struct http1_header *h, const char *name, const char *value)
-{
-	return util_strcaseeq(h->name.p, h->name.len, name, strlen(name)) &&
-	    (value == NULL || is(h->value.p, h->value.len, value));
-}
+/* Is h the field called lit, with the value v (unless NULL)? */
+#define field_is(h, lit, v)						\
+	(UTIL_LIT_IS((h)->name.p, (h)->name.len, lit) &&		\
+	    ((v) == NULL || is((h)->value.p, (h)->value.len, (v))))
 
 int
 h2req_check(const struct proxy_request *pr, struct buf *scratch)

@@ -58,9 +58,21 @@ connection_lists(const struct http1_header *f, size_t n, const char *t,
 	return false;
 }
 
-bool
-headers_hop_by_hop(const char *name, size_t len,
-    const struct http1_header *fields, size_t n)
+size_t
+headers_first_connection(const struct http1_header *f, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (UTIL_LIT_IS(f[i].name.p, f[i].name.len, "connection"))
+			break;
+	return i;
+}
+
+/* headers_hop_by_hop(), the first Connection field found once a head. */
+static bool
+hop_by_hop(const char *name, size_t len, const struct http1_header *fields,
+    size_t n, size_t conn)
 {
 	static const struct name hop[] = {
 		NAME("connection"), NAME("keep-alive"),
@@ -72,7 +84,15 @@ headers_hop_by_hop(const char *name, size_t len,
 		return true;
 	if (name_in(name, len, hop, nitems(hop)))
 		return true;
-	return connection_lists(fields, n, name, len);
+	return connection_lists(fields + conn, n - conn, name, len);
+}
+
+bool
+headers_hop_by_hop(const char *name, size_t len,
+    const struct http1_header *fields, size_t n)
+{
+	return hop_by_hop(name, len, fields, n,
+	    headers_first_connection(fields, n));
 }
 
 /* Request fields the proxy sets itself or must never pass on. */
@@ -89,22 +109,40 @@ request_drops(const struct http1_header *h)
 	return name_in(h->name.p, h->name.len, set_here, nitems(set_here));
 }
 
+static bool
+request_forwards(const struct http1_header *h,
+    const struct http1_header *fields, size_t n, size_t conn)
+{
+	return !request_drops(h) && !hop_by_hop(h->name.p, h->name.len,
+	    fields, n, conn);
+}
+
 bool
 headers_request_forwards(const struct http1_header *h,
     const struct http1_header *fields, size_t n)
 {
-	return !request_drops(h) && !headers_hop_by_hop(h->name.p,
-	    h->name.len, fields, n);
+	return request_forwards(h, fields, n,
+	    headers_first_connection(fields, n));
 }
 
+/* One room check for the four parts: this runs for every field. */
 static int
 add_field(struct buf *out, const struct http1_header *h)
 {
-	if (buf_add(out, h->name.p, h->name.len) == -1 ||
-	    buf_add(out, ": ", 2) == -1 ||
-	    buf_add(out, h->value.p, h->value.len) == -1 ||
-	    buf_add(out, "\r\n", 2) == -1)
+	size_t n = h->name.len + h->value.len + 4;
+	char *p;
+
+	if ((p = buf_reserve(out, n)) == NULL)
 		return -1;
+	memcpy(p, h->name.p, h->name.len);
+	p += h->name.len;
+	*p++ = ':';
+	*p++ = ' ';
+	memcpy(p, h->value.p, h->value.len);
+	p += h->value.len;
+	*p++ = '\r';
+	*p = '\n';
+	buf_produce(out, n);
 	return 0;
 }
 
@@ -113,12 +151,12 @@ add_framing(struct buf *out, enum headers_framing f, uint64_t len)
 {
 	switch (f) {
 	case HEADERS_FRAME_LENGTH:
-		if (buf_addstr(out, "Content-Length: ") == -1 ||
+		if (buf_addlit(out, "Content-Length: ") == -1 ||
 		    buf_adddec(out, len) == -1)
 			return -1;
 		return buf_add(out, "\r\n", 2);
 	case HEADERS_FRAME_CHUNKED:
-		return buf_addstr(out, "Transfer-Encoding: chunked\r\n");
+		return buf_addlit(out, "Transfer-Encoding: chunked\r\n");
 	default:
 		return 0;
 	}
@@ -128,33 +166,33 @@ int
 headers_request_head(struct buf *out, const struct headers_request *r)
 {
 	const char *proto = r->tls ? "https" : "http";
-	size_t i;
+	size_t i, conn = headers_first_connection(r->fields, r->nfields);
 
 	if (buf_add(out, r->method.p, r->method.len) == -1 ||
 	    buf_add(out, " ", 1) == -1 ||
 	    buf_add(out, r->path.p, r->path.len) == -1 ||
-	    buf_addstr(out, " HTTP/1.1\r\nHost: ") == -1 ||
+	    buf_addlit(out, " HTTP/1.1\r\nHost: ") == -1 ||
 	    buf_add(out, r->host.p, r->host.len) == -1 ||
 	    buf_add(out, "\r\n", 2) == -1)
 		return -1;
 	for (i = 0; i < r->nfields; i++) {
 		const struct http1_header *h = &r->fields[i];
 
-		if (!headers_request_forwards(h, r->fields, r->nfields))
+		if (!request_forwards(h, r->fields, r->nfields, conn))
 			continue;
 		if (add_field(out, h) == -1)
 			return -1;
 	}
 	/* No printf on the hot path. */
-	if (buf_addstr(out, "X-Real-IP: ") == -1 ||
+	if (buf_addlit(out, "X-Real-IP: ") == -1 ||
 	    buf_addstr(out, r->client_ip) == -1 ||
-	    buf_addstr(out, "\r\nX-Forwarded-For: ") == -1 ||
+	    buf_addlit(out, "\r\nX-Forwarded-For: ") == -1 ||
 	    buf_addstr(out, r->client_ip) == -1 ||
-	    buf_addstr(out, "\r\nX-Forwarded-Proto: ") == -1 ||
+	    buf_addlit(out, "\r\nX-Forwarded-Proto: ") == -1 ||
 	    buf_addstr(out, proto) == -1 || buf_add(out, "\r\n", 2) == -1 ||
 	    add_framing(out, r->framing, r->content_length) == -1)
 		return -1;
-	if (r->websocket && buf_addstr(out, "Connection: Upgrade\r\n"
+	if (r->websocket && buf_addlit(out, "Connection: Upgrade\r\n"
 	    "Upgrade: websocket\r\n") == -1)
 		return -1;
 	return buf_add(out, "\r\n", 2);
@@ -174,7 +212,7 @@ int
 headers_response_head(struct buf *out, const struct headers_response *r)
 {
 	char code[4];
-	size_t i;
+	size_t i, conn = headers_first_connection(r->fields, r->nfields);
 
 	if (r->status < 0 || r->status > 999)
 		return -1;
@@ -194,8 +232,8 @@ headers_response_head(struct buf *out, const struct headers_response *r)
 	for (i = 0; i < r->nfields; i++) {
 		const struct http1_header *h = &r->fields[i];
 
-		if (response_drops(h, r->framing) || headers_hop_by_hop(
-		    h->name.p, h->name.len, r->fields, r->nfields))
+		if (response_drops(h, r->framing) || hop_by_hop(h->name.p,
+		    h->name.len, r->fields, r->nfields, conn))
 			continue;
 		if (add_field(out, h) == -1)
 			return -1;
@@ -203,10 +241,10 @@ headers_response_head(struct buf *out, const struct headers_response *r)
 	if (add_framing(out, r->framing, r->content_length) == -1)
 		return -1;
 	if (r->websocket) {
-		if (buf_addstr(out, "Connection: Upgrade\r\nUpgrade: "
+		if (buf_addlit(out, "Connection: Upgrade\r\nUpgrade: "
 		    "websocket\r\n") == -1)
 			return -1;
-	} else if (r->close && buf_addstr(out, "Connection: close\r\n") == -1)
+	} else if (r->close && buf_addlit(out, "Connection: close\r\n") == -1)
 		return -1;
 	return buf_add(out, "\r\n", 2);
 }

@@ -65,6 +65,14 @@ int	 headers_response_head(struct buf *out, const struct headers_response *r);
  */
 bool	 headers_hop_by_hop(const char *name, size_t len,
 	    const struct http1_header *fields, size_t n);
+/*
+ * The index of the first Connection field among fields[0..n), n if none.
+ * Only Connection fields matter to the above: with k from here, asking
+ * about fields + k, n - k gives the same answers without a scan for them
+ * each time.
+ */
+size_t	 headers_first_connection(const struct http1_header *fields,
+	    size_t n);
 
 /*
  * Whether request field h goes upstream as it is: not hop-by-hop, and not

@@ -660,6 +660,20 @@ scan_method(struct http1_parser *p, const struct scan *s, unsigned char c)
 	return 0;
 }
 
+/* The LF at lf ends a line: its CR must precede it. */
+static int
+at_lf(struct http1_parser *p, struct scan *s, size_t lf)
+{
+	int	rv;
+
+	if (lf == 0 || s->buf[lf - 1] != '\r')
+		return HTTP1_E_BARE_LF;
+	if ((rv = end_line(p, s, lf - 1)) != 0)
+		return rv;
+	p->line_start = lf + 1;
+	return 0;
+}
+
 /* Byte i of the start line (or of a leading empty line). */
 static int
 scan_byte(struct http1_parser *p, struct scan *s, size_t i)
@@ -675,12 +689,52 @@ scan_byte(struct http1_parser *p, struct scan *s, size_t i)
 		return HTTP1_E_BARE_CR;
 	if (c != '\n')
 		return 0;
-	if (i == 0 || buf[i - 1] != '\r')
-		return HTTP1_E_BARE_LF;
-	if ((rv = end_line(p, s, i - 1)) != 0)
-		return rv;
-	p->line_start = i + 1;
-	return 0;
+	return at_lf(p, s, i);
+}
+
+/*
+ * Is there a CR in [from, to - 1), that is one with a byte other than LF
+ * after it?  to is the first LF after from, or the end of what may be
+ * looked at: a CR just before it is judged by the caller.
+ */
+static const char *
+bare_cr(const char *buf, size_t from, size_t to)
+{
+	if (to <= from + 1)
+		return NULL;
+	return memchr(buf + from, '\r', to - 1 - from);
+}
+
+/*
+ * The start line from i, when scan_byte() would pass every byte of it up
+ * to its CRLF: then the line is taken at once (the usual case); else
+ * scan_byte() goes through it a byte at a time to find the byte that
+ * fails.  Returns the offset of its LF, or 0 for "not at once".
+ */
+static size_t
+start_line_at_once(struct http1_parser *p, const struct scan *s,
+    size_t len, size_t i)
+{
+	const char	*buf = s->buf, *lf;
+	size_t		 end, stop, j;
+
+	end = len < s->lim.max_head ? len : s->lim.max_head;
+	if (i >= end || (lf = memchr(buf + i, '\n', end - i)) == NULL)
+		return 0;
+	stop = lf - buf;
+	/* the longest need scan_limits() counts is the one at the LF */
+	if (stop == 0 || buf[stop - 1] != '\r' ||
+	    stop - p->line_start + 1 > s->lim.max_request_line ||
+	    bare_cr(buf, i > 0 ? i - 1 : 0, stop) != NULL)
+		return 0;
+	if (s->request && !p->method_done) {
+		for (j = i; j < stop && buf[j] != ' '; j++)
+			if (buf[j] != '\r' && !is_tchar(buf[j]))
+				return 0;
+		if (j < stop)
+			p->method_done = true;
+	}
+	return stop;
 }
 
 /*
@@ -696,7 +750,7 @@ scan_field_line(struct http1_parser *p, struct scan *s, size_t len,
     size_t *ip)
 {
 	const char	*buf = s->buf, *lf, *cr;
-	size_t		 i = *ip, end, stop, from;
+	size_t		 i = *ip, end, stop;
 	int		 rv;
 
 	end = len < s->lim.max_head ? len : s->lim.max_head;
@@ -704,10 +758,7 @@ scan_field_line(struct http1_parser *p, struct scan *s, size_t len,
 		return HTTP1_E_HEAD_TOO_LARGE;	/* i < len: i >= max_head */
 	lf = memchr(buf + i, '\n', end - i);
 	stop = lf != NULL ? (size_t)(lf - buf) : end;
-	/* A CR at j < stop - 1 has a byte other than LF after it. */
-	from = i > 0 ? i - 1 : 0;
-	if (stop > from + 1 &&
-	    (cr = memchr(buf + from, '\r', stop - 1 - from)) != NULL) {
+	if ((cr = bare_cr(buf, i > 0 ? i - 1 : 0, stop)) != NULL) {
 		*ip = cr - buf + 1;
 		return HTTP1_E_BARE_CR;
 	}
@@ -716,11 +767,8 @@ scan_field_line(struct http1_parser *p, struct scan *s, size_t len,
 		return end < len ? HTTP1_E_HEAD_TOO_LARGE : HTTP1_INCOMPLETE;
 	}
 	*ip = stop;
-	if (stop == 0 || buf[stop - 1] != '\r')
-		return HTTP1_E_BARE_LF;
-	if ((rv = end_line(p, s, stop - 1)) != 0)
+	if ((rv = at_lf(p, s, stop)) != 0)
 		return rv;
-	p->line_start = stop + 1;
 	*ip = stop + 1;
 	return 0;
 }
@@ -736,13 +784,18 @@ scan_field_line(struct http1_parser *p, struct scan *s, size_t len,
 static int
 scan_head(struct http1_parser *p, struct scan *s, size_t len)
 {
-	size_t	i = p->scanned;
+	size_t	i = p->scanned, lf;
 	int	rv = HTTP1_INCOMPLETE;
 
 	while (i < len) {
 		if (p->first_line_done) {
 			if ((rv = scan_field_line(p, s, len, &i)) != 0)
 				break;
+		} else if ((lf = start_line_at_once(p, s, len, i)) != 0) {
+			i = lf;
+			if ((rv = at_lf(p, s, lf)) != 0)
+				break;
+			i++;
 		} else {
 			if ((rv = scan_byte(p, s, i)) != 0)
 				break;

@@ -41,6 +41,9 @@ struct proxy_request {
 	bool			 websocket;
 	const char		*client_ip;
 	bool			 tls;
+	/* The head proxy_request_head() makes of the above, when the
+	   caller has it already (h2 checks it), or NULL. */
+	const struct buf	*head;
 };
 
 /* The response head, valid only during the head() callback. */

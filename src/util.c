@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,6 +47,30 @@ util_caseeq(const char *a, const char *b, size_t n)
 		if (util_lower(a[i]) != util_lower(b[i]))
 			return false;
 	return true;
+}
+
+void *
+util_cache_get(struct util_cache *c)
+{
+	return c->n > 0 ? c->obj[--c->n] : NULL;
+}
+
+void
+util_cache_put(struct util_cache *c, void *p)
+{
+	if (p == NULL)
+		return;
+	if (!UTIL_ASAN && c->n < UTIL_CACHE_DEPTH)
+		c->obj[c->n++] = p;
+	else
+		free(p);
+}
+
+void
+util_cache_clear(struct util_cache *c)
+{
+	while (c->n > 0)
+		free(c->obj[--c->n]);
 }
 
 double

@@ -46,7 +46,9 @@ bool	 util_caseeq(const char *a, const char *b, size_t n);
 static inline bool
 util_strcaseeq(const char *a, size_t alen, const char *b, size_t blen)
 {
-	return alen == blen && util_caseeq(a, b, alen);
+	/* the first byte here too: most names of a length differ there */
+	return alen == blen && (alen == 0 || (util_lower(a[0]) ==
+	    util_lower(b[0]) && util_caseeq(a + 1, b + 1, alen - 1)));
 }
 
 /* Does the span equal the string literal lit, ignoring ASCII case? */
@@ -79,5 +81,35 @@ int	 util_close_fail(int fd);
 /* Set O_NONBLOCK / FD_CLOEXEC.  0 or -1. */
 int	 util_set_nonblock(int fd);
 int	 util_set_cloexec(int fd, bool on);
+
+/*
+ * Under AddressSanitizer freed objects are really freed, never kept for
+ * reuse, or a use after free would go unseen.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define UTIL_ASAN	1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UTIL_ASAN	1
+#endif
+#endif
+#ifndef UTIL_ASAN
+#define UTIL_ASAN	0
+#endif
+
+/*
+ * Up to UTIL_CACHE_DEPTH freed objects of one kind, kept for the next
+ * allocation (one thread per process: no lock).  get: a kept object or
+ * NULL; put: keeps p, or frees it when full (always under ASan).
+ */
+#define UTIL_CACHE_DEPTH	256
+struct util_cache {
+	void	*obj[UTIL_CACHE_DEPTH];
+	size_t	 n;
+};
+void	*util_cache_get(struct util_cache *c);
+void	 util_cache_put(struct util_cache *c, void *p);
+/* Free every kept object. */
+void	 util_cache_clear(struct util_cache *c);
 
 #endif /* PORTCULLIS_UTIL_H */

@@ -44,6 +44,28 @@ test_add_fits_exactly(void **state)
 }
 
 static void
+test_reserve(void **state)
+{
+	struct buf *b = buf_new(8);
+	char *p;
+
+	(void)state;
+	assert_int_equal(buf_add(b, "abcdef", 6), 0);
+	buf_consume(b, 4);
+	/* 6 bytes fit only once "ef" moves down; then they follow it. */
+	assert_non_null(p = buf_reserve(b, 6));
+	memcpy(p, "ghijkl", 6);
+	buf_produce(b, 6);
+	assert_int_equal(buf_len(b), 8);
+	assert_memory_equal(buf_data(b), "efghijkl", 8);
+	/* Full: nothing more, not even one byte; zero bytes always fit. */
+	assert_null(buf_reserve(b, 1));
+	assert_non_null(buf_reserve(b, 0));
+	assert_int_equal(buf_len(b), 8);
+	buf_free(b);
+}
+
+static void
 test_consume_then_reuse(void **state)
 {
 	struct buf *b = buf_new(8);
@@ -212,6 +234,7 @@ main(void)
 		cmocka_unit_test(test_new_limits),
 		cmocka_unit_test(test_adddec),
 		cmocka_unit_test(test_add_fits_exactly),
+		cmocka_unit_test(test_reserve),
 		cmocka_unit_test(test_consume_then_reuse),
 		cmocka_unit_test(test_space_and_produce),
 		cmocka_unit_test(test_printf_bounds),

@@ -152,6 +152,34 @@ test_hop_by_hop(void **state)
 	assert_false(headers_hop_by_hop("Accept", 6, f, 2));
 }
 
+static void
+test_first_connection(void **state)
+{
+	const struct http1_header f[] = {
+		H("Accept", "*/*"),
+		H("X-A", "1"),
+		H("CONNECTION", "x-a"),
+		H("X-B", "2"),
+		H("Connection", "x-b"),
+	};
+	const char *ask[] = { "x-a", "X-B", "accept", "x-c", "te" };
+	size_t i, k;
+
+	(void)state;
+	assert_int_equal(headers_first_connection(f, 5), 2);
+	assert_int_equal(headers_first_connection(f, 2), 2);
+	assert_int_equal(headers_first_connection(NULL, 0), 0);
+	/* From the first Connection field on, the answers are the same. */
+	k = headers_first_connection(f, 5);
+	for (i = 0; i < sizeof(ask) / sizeof(ask[0]); i++)
+		assert_int_equal(headers_hop_by_hop(ask[i], strlen(ask[i]),
+		    f, 5), headers_hop_by_hop(ask[i], strlen(ask[i]), f + k,
+		    5 - k));
+	assert_true(headers_hop_by_hop("X-A", 3, f + k, 5 - k));
+	assert_true(headers_hop_by_hop("x-b", 3, f + k, 5 - k));
+	assert_false(headers_hop_by_hop("Accept", 6, f + k, 5 - k));
+}
+
 static char *
 response_head(const struct http1_header *f, size_t n, int status,
     enum headers_framing framing, bool close, struct buf *b)
@@ -230,6 +258,7 @@ main(void)
 		cmocka_unit_test(test_request_websocket),
 		cmocka_unit_test(test_request_does_not_fit),
 		cmocka_unit_test(test_hop_by_hop),
+		cmocka_unit_test(test_first_connection),
 		cmocka_unit_test(test_response_framing),
 		cmocka_unit_test(test_reasons),
 	};

@@ -184,6 +184,40 @@ test_lower(void **state)
 	}
 }
 
+static void
+test_cache(void **state)
+{
+	struct util_cache c;
+	void *p[UTIL_CACHE_DEPTH + 1];
+	size_t i;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	assert_null(util_cache_get(&c));
+	for (i = 0; i < nitems(p); i++) {
+		assert_non_null(p[i] = malloc(16));
+		util_cache_put(&c, p[i]);	/* the last one is freed */
+	}
+	util_cache_put(&c, NULL);		/* ignored */
+	if (UTIL_ASAN) {
+		/* nothing kept: a use after free stays visible */
+		assert_int_equal(c.n, 0);
+		assert_null(util_cache_get(&c));
+		return;
+	}
+	assert_int_equal(c.n, UTIL_CACHE_DEPTH);
+	/* last in, first out; clear frees what is left (LeakSanitizer) */
+	for (i = UTIL_CACHE_DEPTH; i > UTIL_CACHE_DEPTH / 2; i--) {
+		void *q = util_cache_get(&c);
+
+		assert_ptr_equal(q, p[i - 1]);
+		free(q);
+	}
+	util_cache_clear(&c);
+	assert_int_equal(c.n, 0);
+	assert_null(util_cache_get(&c));
+}
+
 /* UTIL_LIT_IS on a literal span with its length, NULs included. */
 #define SPAN_IS(span, lit)	UTIL_LIT_IS((span), sizeof(span) - 1, lit)
 
@@ -485,6 +519,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lit_is),
+		cmocka_unit_test(test_cache),
 		cmocka_unit_test(test_parse_u64_valid),
 		cmocka_unit_test(test_parse_u64_max_and_overflow),
 		cmocka_unit_test(test_parse_u64_length),
