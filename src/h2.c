@@ -1646,6 +1646,11 @@ h2_accept(struct worker *wk, int fd, size_t li, struct tls_conn *tls,
 	c->wc.abort = h2_abort;
 	ev_io_init(&c->io, h2_io_cb, fd, 0);
 	c->io.data = c;
+	/* Last in each loop iteration: h2_defer() after an upstream's
+	   answer then runs once the other upstreams ready in the same
+	   iteration have answered too, and their responses leave in one
+	   write instead of one each. */
+	ev_set_priority(&c->io, EV_MINPRI);
 	ev_timer_init(&c->timer, h2_timer_cb, 0., 1.);
 	c->timer.data = c;
 	worker_conn_add(wk, &c->wc);
