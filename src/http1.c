@@ -784,19 +784,23 @@ scan_field_line(struct http1_parser *p, struct scan *s, size_t len,
 static int
 scan_head(struct http1_parser *p, struct scan *s, size_t len)
 {
-	size_t	i = p->scanned, lf;
+	size_t	i = p->scanned, lf, slow = SIZE_MAX;
 	int	rv = HTTP1_INCOMPLETE;
 
 	while (i < len) {
 		if (p->first_line_done) {
 			if ((rv = scan_field_line(p, s, len, &i)) != 0)
 				break;
-		} else if ((lf = start_line_at_once(p, s, len, i)) != 0) {
+		} else if (p->line_start != slow &&
+		    (lf = start_line_at_once(p, s, len, i)) != 0) {
 			i = lf;
 			if ((rv = at_lf(p, s, lf)) != 0)
 				break;
 			i++;
 		} else {
+			/* Not at once: this line goes byte by byte to its end
+			   (trying again at each byte would be quadratic). */
+			slow = p->line_start;
 			if ((rv = scan_byte(p, s, i)) != 0)
 				break;
 			i++;
