@@ -46,8 +46,7 @@ front_log_new(double now)
 {
 	struct front_log *l;
 
-	if ((l = util_cache_get(&log_cache)) == NULL &&
-	    (l = malloc(sizeof(*l))) == NULL)
+	if ((l = util_cache_take(&log_cache, sizeof(*l))) == NULL)
 		return NULL;
 	front_log_begin(l, now);
 	return l;

@@ -357,8 +357,7 @@ st_new(struct h2_conn *c, int32_t id)
 
 	/* A calloc() here cleared 2.6 KiB a request (6% of the scenario 2
 	   instructions); front_log_begin() sets the log field by field. */
-	if ((st = util_cache_get(&st_cache)) == NULL &&
-	    (st = malloc(sizeof(*st))) == NULL)
+	if ((st = util_cache_take(&st_cache, sizeof(*st))) == NULL)
 		return NULL;
 	memset(st, 0, offsetof(struct h2_stream, log));
 	if ((st->req = req_get(h->max_header_size, h->max_headers)) == NULL) {
@@ -471,9 +470,7 @@ st_submit(struct h2_stream *st, int status, const struct http1_header *f,
 
 	if (status < 100 || status > 999)
 		return -1;
-	code[0] = (char)('0' + status / 100);
-	code[1] = (char)('0' + status / 10 % 10);
-	code[2] = (char)('0' + status % 10);
+	headers_status_digits(code, status);
 	code[3] = '\0';
 	n = response_nv(nv, nitems(nv), names, sizeof(names), code, f, nf,
 	    keep_length);

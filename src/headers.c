@@ -216,9 +216,7 @@ headers_response_head(struct buf *out, const struct headers_response *r)
 
 	if (r->status < 0 || r->status > 999)
 		return -1;
-	code[0] = (char)('0' + r->status / 100);
-	code[1] = (char)('0' + r->status / 10 % 10);
-	code[2] = (char)('0' + r->status % 10);
+	headers_status_digits(code, r->status);
 	code[3] = ' ';
 	if (buf_add(out, "HTTP/1.1 ", 9) == -1 || buf_add(out, code, 4) == -1)
 		return -1;
@@ -247,6 +245,14 @@ headers_response_head(struct buf *out, const struct headers_response *r)
 	} else if (r->close && buf_addlit(out, "Connection: close\r\n") == -1)
 		return -1;
 	return buf_add(out, "\r\n", 2);
+}
+
+void
+headers_status_digits(char out[3], int status)
+{
+	out[0] = (char)('0' + status / 100);
+	out[1] = (char)('0' + status / 10 % 10);
+	out[2] = (char)('0' + status % 10);
 }
 
 const char *

@@ -81,6 +81,9 @@ size_t	 headers_first_connection(const struct http1_header *fields,
 bool	 headers_request_forwards(const struct http1_header *h,
 	    const struct http1_header *fields, size_t n);
 
+/* The three digits of a status in 0..999 (no printf on the hot path). */
+void	 headers_status_digits(char out[3], int status);
+
 /* The standard reason phrase of a status ("" if unknown). */
 const char *headers_reason(int status);
 

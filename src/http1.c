@@ -97,7 +97,6 @@ struct scan {
  */
 
 #define C_DIGIT		0x01
-#define C_ALPHA		0x02
 #define C_TCHAR		0x04	/* RFC 9110 5.6.2 tchar */
 #define C_FIELD		0x08	/* field-content octets: VCHAR, obs-text, SP, HTAB */
 #define C_HOST		0x10	/* the reg-name subset we accept (RFC 3986 allows
@@ -111,7 +110,6 @@ struct scan {
 			 (c) == '`' || (c) == '|' || (c) == '~')
 #define CLASS_OF(c)							\
 	((IS_DIGIT(c) ? C_DIGIT : 0) |					\
-	 (IS_ALPHA(c) ? C_ALPHA : 0) |					\
 	 (IS_ALPHA(c) || IS_DIGIT(c) || IS_TSYM(c) ? C_TCHAR : 0) |	\
 	 ((c) == '\t' || ((c) >= 0x20 && (c) != 0x7f) ? C_FIELD : 0) |	\
 	 (IS_ALPHA(c) || IS_DIGIT(c) || (c) == '-' || (c) == '.' ||	\

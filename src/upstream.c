@@ -194,8 +194,7 @@ upstream_put(struct upstream_pool *p, const struct sockaddr *addr,
 		idle_remove(p, TAILQ_FIRST(&pe->idle), true);
 	else if (p->n >= UPSTREAM_IDLE_MAX)
 		idle_remove(p, oldest(p), true);
-	if ((i = util_cache_get(&p->spare)) == NULL &&
-	    (i = malloc(sizeof(*i))) == NULL) {
+	if ((i = util_cache_take(&p->spare, sizeof(*i))) == NULL) {
 		close(fd);
 		return;
 	}

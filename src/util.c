@@ -55,6 +55,14 @@ util_cache_get(struct util_cache *c)
 	return c->n > 0 ? c->obj[--c->n] : NULL;
 }
 
+void *
+util_cache_take(struct util_cache *c, size_t size)
+{
+	void *p = util_cache_get(c);
+
+	return p != NULL ? p : malloc(size);
+}
+
 void
 util_cache_put(struct util_cache *c, void *p)
 {

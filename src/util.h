@@ -108,6 +108,8 @@ struct util_cache {
 	size_t	 n;
 };
 void	*util_cache_get(struct util_cache *c);
+/* A kept object, else malloc(size); NULL when out of memory. */
+void	*util_cache_take(struct util_cache *c, size_t size);
 void	 util_cache_put(struct util_cache *c, void *p);
 /* Free every kept object. */
 void	 util_cache_clear(struct util_cache *c);
