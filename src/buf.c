@@ -138,6 +138,19 @@ buf_free(struct buf *b)
 	free(b);
 }
 
+struct buf *
+buf_resize(struct buf *b, size_t cap)
+{
+	struct buf *nb;
+
+	if (cap < b->len || (nb = buf_new(cap)) == NULL)
+		return NULL;
+	memcpy(nb->data, b->data + b->off, b->len);
+	nb->len = b->len;
+	buf_free(b);
+	return nb;
+}
+
 size_t
 buf_cap(const struct buf *b)
 {

@@ -20,6 +20,9 @@ struct buf;
 /* One allocation of cap bytes (plus the header).  NULL if out of memory. */
 struct buf	*buf_new(size_t cap);
 void		 buf_free(struct buf *b);
+/* b's unread bytes moved to a new buffer of cap bytes, b freed; NULL (and
+   b untouched) if out of memory or cap is below what b holds. */
+struct buf	*buf_resize(struct buf *b, size_t cap);
 /* Bytes of freed buffers kept for reuse (0 under AddressSanitizer). */
 size_t		 buf_cache_bytes(void);
 

@@ -63,6 +63,7 @@
 #define H2_IN		16384
 #define H2_OUT		(64 * 1024)	/* frames gathered for TLS */
 #define STREAM_WINDOW	65535		/* what a stream may buffer */
+#define RESP_SMALL	4096		/* a response body known to fit */
 #define CONN_WINDOW	(1 << 20)
 #define READS_PER_EVENT	8
 #define LINGER_SECS	2.0
@@ -507,7 +508,7 @@ st_respond_with(struct h2_stream *st, int status, const char *name,
 		f[nf++] = (struct http1_header){ { name, strlen(name) },
 		    { value, strlen(value) } };
 	if (st->method != HTTP1_METHOD_HEAD) {
-		if (st->resp == NULL && (st->resp = buf_new(PROXY_BUF)) ==
+		if (st->resp == NULL && (st->resp = buf_new(RESP_SMALL)) ==
 		    NULL) {
 			nghttp2_submit_rst_stream(st->c->s, NGHTTP2_FLAG_NONE,
 			    st->id, NGHTTP2_INTERNAL_ERROR);
@@ -657,8 +658,11 @@ st_ex_head(void *fe, const struct proxy_response *r)
 	body = st->method != HTTP1_METHOD_HEAD && r->status != 304 &&
 	    r->status != 204 && r->body != HTTP1_BODY_NONE;
 	keep = r->body == HTTP1_BODY_LENGTH || !body;
-	if (body && st->resp == NULL && (st->resp = buf_new(PROXY_BUF)) ==
-	    NULL)
+	/* A body known to be small gets a small buffer (most answers: 500
+	   streams in flight no longer hold 16 KiB each). */
+	if (body && st->resp == NULL && (st->resp = buf_new(r->body ==
+	    HTTP1_BODY_LENGTH && r->content_length <= RESP_SMALL ?
+	    RESP_SMALL : PROXY_BUF)) == NULL)
 		return -1;
 	if (st_submit(st, r->status, r->fields, r->nfields, body, keep) ==
 	    -1) {
@@ -874,7 +878,7 @@ st_start(struct h2_stream *st)
 	}
 	pr.client_ip = c->client_ip;
 	pr.tls = true;
-	if ((scratch == NULL && (scratch = buf_new(2 * PROXY_BUF)) == NULL) ||
+	if ((scratch == NULL && (scratch = buf_new(PROXY_HEAD_MAX)) == NULL) ||
 	    h2req_check(&pr, scratch) == -1) {
 		log_warnx("%s: h2: request for %s does not re-parse as "
 		    "HTTP/1.1; refused", c->client_ip, st->log.host);

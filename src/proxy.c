@@ -34,7 +34,11 @@
 #define EX_MAGIC	0x45584348u	/* "EXCH" */
 /* Room kept in `out` for a chunk's framing and the last chunk. */
 #define CHUNK_OVERHEAD	32
-/* The upstream side's read buffer (see ex_new). */
+/* What goes to the upstream (see ex_build_head). */
+#define EX_OUT_SMALL	4096
+#define EX_OUT_BODY	(2 * PROXY_BUF)
+/* The upstream side's read buffer, first and grown (see ex_grow_in). */
+#define EX_IN_SMALL	PROXY_BUF
 #define EX_IN_BUF	(4 * PROXY_BUF)
 
 enum ex_state {
@@ -65,7 +69,8 @@ struct exchange {
 	uint64_t		 req_left;	/* LENGTH: bytes to come */
 	bool			 req_ended;	/* the frontend ended the body */
 	bool			 want_body;	/* the frontend waits for room */
-	struct buf		*retry;		/* the head, to resend once */
+	char			*retry;		/* the head, to resend once */
+	size_t			 retry_len;
 	bool			 got_bytes;	/* any byte of a response */
 
 	/* The response. */
@@ -135,7 +140,7 @@ ex_free(struct exchange *ex)
 	ex_stop(ex);
 	buf_free(ex->out);
 	buf_free(ex->in);
-	buf_free(ex->retry);
+	free(ex->retry);
 	ex->magic = 0;
 	util_cache_put(&ex_cache, ex);
 }
@@ -240,8 +245,7 @@ ex_connect(struct exchange *ex)
 static bool
 ex_retry(struct exchange *ex)
 {
-	if (!ex->reused || ex->got_bytes || ex->retry == NULL ||
-	    buf_empty(ex->retry))
+	if (!ex->reused || ex->got_bytes || ex->retry == NULL)
 		return false;
 	log_debug("upstream %s: reused connection closed, retrying", ex->name);
 	ev_io_stop(loop_of(ex), &ex->io);
@@ -251,7 +255,7 @@ ex_retry(struct exchange *ex)
 	ev_io_set(&ex->io, -1, 0);	/* see ex_stop() */
 	ex->reused = false;
 	buf_reset(ex->out);
-	if (buf_add(ex->out, buf_data(ex->retry), buf_len(ex->retry)) == -1 ||
+	if (buf_add(ex->out, ex->retry, ex->retry_len) == -1 ||
 	    ex_connect(ex) == -1)
 		return false;
 	ex_update(ex);
@@ -529,6 +533,25 @@ ex_eof(struct exchange *ex, int err)
 		    "response body");
 }
 
+/*
+ * `in` starts at EX_IN_SMALL, room for the largest response head, and
+ * grows to EX_IN_BUF once a read of the body fills it: a small answer
+ * never needs more, a streamed body moves 64 KiB a recv() (where 16 KiB
+ * took four: a 256 MiB download, 8% less CPU).  Only after the head:
+ * while it is parsed, the parser's fields point into the buffer.
+ */
+static void
+ex_grow_in(struct exchange *ex)
+{
+	struct buf *b;
+
+	if (buf_cap(ex->in) >= EX_IN_BUF)
+		return;
+	/* Out of memory: stream through the small buffer. */
+	if ((b = buf_resize(ex->in, EX_IN_BUF)) != NULL)
+		ex->in = b;
+}
+
 static void
 ex_read(struct exchange *ex)
 {
@@ -546,6 +569,8 @@ ex_read(struct exchange *ex)
 	}
 	buf_produce(ex->in, (size_t)n);
 	ex->got_bytes = true;
+	if ((size_t)n == room && ex->got_head)
+		ex_grow_in(ex);
 	ex_progress(ex);
 	ex_process(ex);
 }
@@ -641,22 +666,44 @@ proxy_request_head(struct buf *out, const struct proxy_request *req)
 	return headers_request_head(out, &hr);
 }
 
+/*
+ * `out` holds the head, then streams the body: 2 * PROXY_BUF for a request
+ * with a body, EX_OUT_SMALL for one without (nearly every head fits; a
+ * 32 KiB buffer for each of 500 HTTP/2 streams in flight cost the
+ * allocator's time and 9 MiB of peak RSS).  A head too large for its
+ * buffer is built again in the next size up, PROXY_HEAD_MAX at most.
+ */
 static int
 ex_build_head(struct exchange *ex, const struct proxy_request *req)
 {
-	if (req->head != NULL) {
-		if (buf_add(ex->out, buf_data(req->head),
-		    buf_len(req->head)) == -1)
+	size_t cap = req->framing == HEADERS_FRAME_NONE ? EX_OUT_SMALL :
+	    EX_OUT_BODY;
+	int rc;
+
+	for (;;) {
+		if ((ex->out = buf_new(cap)) == NULL)
 			return -1;
-	} else if (proxy_request_head(ex->out, req) == -1)
-		return -1;
+		if (req->head != NULL)
+			rc = buf_add(ex->out, buf_data(req->head),
+			    buf_len(req->head));
+		else
+			rc = proxy_request_head(ex->out, req);
+		if (rc == 0)
+			break;
+		buf_free(ex->out);
+		ex->out = NULL;
+		if (cap >= PROXY_HEAD_MAX)
+			return -1;
+		cap = cap < EX_OUT_BODY ? EX_OUT_BODY : PROXY_HEAD_MAX;
+	}
 	/* A request without a body can be sent again on a new connection. */
 	if (ex->reused && req->framing == HEADERS_FRAME_NONE) {
-		/* Same size as out: from the buffer cache, no malloc. */
-		if ((ex->retry = buf_new(buf_cap(ex->out))) == NULL ||
-		    buf_add(ex->retry, buf_data(ex->out),
-		    buf_len(ex->out)) == -1)
+		/* The head alone (a few hundred bytes, from malloc's
+		   thread cache), not a buffer the size of out. */
+		ex->retry_len = buf_len(ex->out);
+		if ((ex->retry = malloc(ex->retry_len)) == NULL)
 			return -1;
+		memcpy(ex->retry, buf_data(ex->out), ex->retry_len);
 	}
 	return 0;
 }
@@ -696,12 +743,8 @@ ex_new(struct worker *wk, const struct config_site *site,
 	ex->timer.data = ex;
 	ev_timer_init(&ex->soon, ex_soon_cb, 0., 0.);
 	ex->soon.data = ex;
-	/* Out: room for a head as large as the client's limit allows, and
-	   more.  In: a response head may have PROXY_BUF bytes, but a body
-	   streams through 64 KiB at a time: one recv() where 16 KiB took
-	   four (a 256 MiB download: 8% less CPU, 8% faster). */
-	if ((ex->out = buf_new(2 * PROXY_BUF)) == NULL ||
-	    (ex->in = buf_new(EX_IN_BUF)) == NULL) {
+	/* Out: see ex_build_head().  In: see ex_grow_in(). */
+	if ((ex->in = buf_new(EX_IN_SMALL)) == NULL) {
 		ex_free(ex);
 		return NULL;
 	}

@@ -24,6 +24,9 @@
 #include "http1.h"
 
 #define PROXY_BUF	16384	/* each direction; also the response head limit */
+/* Room for any request head proxy_request_head() builds: the largest
+   max-header-size (64 KiB) and the fields the proxy adds. */
+#define PROXY_HEAD_MAX	(128 * 1024)
 
 struct exchange;
 struct worker;

@@ -102,6 +102,32 @@ def test_post_body_with_and_without_length(h2proxy):
         assert req.body == body
 
 
+def test_large_heads_up_to_the_limit(make_proxy, upstream):
+    """A 60 KiB field under max-header-size = 65536 reaches the upstream,
+    with and without a body: the re-parse check and the upstream buffer
+    hold any head the limit lets in."""
+    p = start_proxy(make_proxy, upstream,
+                    http={"max-header-size": 65536,
+                          "max-request-line": 65536})
+    big = "x" * 60000
+    body = bytes(range(256)) * 300
+    with H2Client(p.https_port) as c:
+        sid = c.request("GET", "/big", headers=[("x-big", big)])
+        r = c.response(sid)
+        assert r.status == 200
+        assert up_last(upstream).header("x-big") == [big]
+        sid = c.request("POST", "/big", headers=[
+            ("x-big", big), ("content-length", str(len(body)))], body=body)
+        r = c.response(sid)
+        assert r.status == 200
+        req = up_last(upstream)
+        assert req.header("x-big") == [big] and req.body == body
+
+
+def up_last(upstream):
+    return upstream.requests[-1]
+
+
 def test_many_streams_on_one_connection(h2proxy):
     p, up = h2proxy
     with H2Client(p.https_port) as c:

@@ -295,6 +295,34 @@ def test_field_limits_are_configurable(make_proxy, upstream):
                     upstream)
 
 
+def test_heads_up_to_the_largest_limit_reach_the_upstream(make_proxy,
+                                                          upstream):
+    """max-header-size allows 64 KiB: a head that large is forwarded
+    whole, with and without a body (the upstream side's buffer is sized
+    to the head)."""
+    p = start_proxy(make_proxy, upstream,
+                    http={"max-header-size": 65536,
+                          "max-request-line": 65536})
+    big = b"x" * 60000
+    reply = talk(p.https_port, head(b"X-Big: " + big, b"Connection: close"))
+    assert reply.status == 200, reply
+    req = upstream.requests[-1]
+    assert req.header("X-Big") == [big.decode()]
+    body = bytes(range(256)) * 300
+    reply = talk(p.https_port, head(b"X-Big: " + big,
+                                    b"Content-Length: %d" % len(body),
+                                    b"Connection: close",
+                                    method=b"POST") + body)
+    assert reply.status == 200, reply
+    req = upstream.requests[-1]
+    assert req.header("X-Big") == [big.decode()] and req.body == body
+    target = b"/" + b"t" * 50000
+    reply = talk(p.https_port, head(b"X-Big: " + b"y" * 10000,
+                                    b"Connection: close", target=target))
+    assert reply.status == 200, reply
+    assert upstream.requests[-1].target == target.decode()
+
+
 def test_limits_follow_a_reload(px):
     p, up = px
     many = head(*fields(15), b"Connection: close")

@@ -84,6 +84,43 @@ test_consume_then_reuse(void **state)
 }
 
 static void
+test_resize(void **state)
+{
+	struct buf *b = buf_new(8), *g;
+
+	(void)state;
+	assert_int_equal(buf_add(b, "abcdefgh", 8), 0);
+	buf_consume(b, 3);
+	/* Smaller than what it holds: refused, b untouched. */
+	assert_null(buf_resize(b, 4));
+	assert_int_equal(buf_len(b), 5);
+	assert_memory_equal(buf_data(b), "defgh", 5);
+	/* Grown: the unread bytes at the front, the rest free. */
+	g = buf_resize(b, 32);
+	assert_non_null(g);
+	assert_int_equal(buf_cap(g), 32);
+	assert_int_equal(buf_len(g), 5);
+	assert_memory_equal(buf_data(g), "defgh", 5);
+	assert_int_equal(buf_space(g), 27);
+	assert_int_equal(buf_add(g, "0123456789012345678901234567", 28), -1);
+	assert_int_equal(buf_add(g, "012345678901234567890123456", 27), 0);
+	assert_int_equal(buf_len(g), 32);
+	/* Exactly what it holds: fits. */
+	b = buf_resize(g, 32);
+	assert_non_null(b);
+	assert_memory_equal(buf_data(b), "defgh0123", 9);
+	assert_null(buf_resize(b, 31));
+	buf_free(b);
+	/* Empty: any size. */
+	b = buf_new(8);
+	g = buf_resize(b, 1);
+	assert_non_null(g);
+	assert_true(buf_empty(g));
+	assert_null(buf_resize(g, 0));
+	buf_free(g);
+}
+
+static void
 test_space_and_produce(void **state)
 {
 	struct buf *b = buf_new(16);
@@ -236,6 +273,7 @@ main(void)
 		cmocka_unit_test(test_add_fits_exactly),
 		cmocka_unit_test(test_reserve),
 		cmocka_unit_test(test_consume_then_reuse),
+		cmocka_unit_test(test_resize),
 		cmocka_unit_test(test_space_and_produce),
 		cmocka_unit_test(test_printf_bounds),
 		cmocka_unit_test(test_reset_and_addstr),
