@@ -77,6 +77,8 @@ static cfg_opt_t site_opts[] = {
 	CFG_STR("upstream-scheme", "http", CFGF_NONE),
 	CFG_INT("connect-timeout", 5, CFGF_NONE),
 	CFG_INT("request-timeout", 60, CFGF_NONE),
+	CFG_INT("upstream-keepalive", 256, CFGF_NONE),
+	CFG_INT("upstream-keepalive-timeout", 60, CFGF_NONE),
 	CFG_STR("cert", NULL, CFGF_NODEFAULT),
 	CFG_STR("key", NULL, CFGF_NODEFAULT),
 	CFG_SEC("rate-limit", site_ratelimit_opts, CFGF_NONE),
@@ -607,6 +609,10 @@ load_site(struct loader *ld, cfg_t *s, struct config_site *site)
 	    1, 3600);
 	site->request_timeout = (unsigned)get_int(ld, s, "request-timeout",
 	    1, 86400);
+	site->keepalive = (unsigned)get_int(ld, s, "upstream-keepalive", 0,
+	    CONFIG_KEEPALIVE_MAX);
+	site->keepalive_timeout = (unsigned)get_int(ld, s,
+	    "upstream-keepalive-timeout", 1, 3600);
 	load_tls_pair(ld, s, &site->tls, false, what);
 	load_site_limit(ld, s, site);
 }

@@ -22,6 +22,8 @@
 #define CONFIG_PEM_MAX		(1024 * 1024)	/* cert or key file limit */
 #define CONFIG_MAX_LISTENERS	64
 #define CONFIG_MAX_SITES	4096		/* per listener */
+/* The largest site upstream-keepalive (upstream.h: UPSTREAM_IDLE_MAX). */
+#define CONFIG_KEEPALIVE_MAX	1024
 #define CONFIG_MAX_WORKERS	256
 #define CONFIG_HOST_MAX		253		/* DNS name length */
 
@@ -46,6 +48,8 @@ struct config_site {
 	socklen_t		 upstream_addrlen;
 	unsigned		 connect_timeout;	/* seconds */
 	unsigned		 request_timeout;	/* seconds */
+	unsigned		 keepalive;	/* idle upstream conns per worker */
+	unsigned		 keepalive_timeout;	/* seconds */
 	struct config_tls	 tls;		/* optional, chosen by SNI */
 	/* Its own rate-limit { } section: buckets of its own at this rate. */
 	bool			 rate_own;

@@ -109,6 +109,8 @@ put_site(struct wbuf *w, const struct config_site *s)
 	put_bytes(w, &s->upstream_addr, s->upstream_addrlen);
 	put_u32(w, s->connect_timeout);
 	put_u32(w, s->request_timeout);
+	put_u32(w, s->keepalive);
+	put_u32(w, s->keepalive_timeout);
 	put_bytes(w, s->tls.cert.data, s->tls.cert.len);
 	put_bytes(w, s->tls.key.data, s->tls.key.len);
 	put_u8(w, s->rate_own);
@@ -380,8 +382,12 @@ get_site(struct rbuf *r, struct config_site *s)
 		r->err = true;
 	s->connect_timeout = get_u32(r);
 	s->request_timeout = get_u32(r);
+	s->keepalive = get_u32(r);
+	s->keepalive_timeout = get_u32(r);
 	if (s->connect_timeout < 1 || s->connect_timeout > 3600 ||
-	    s->request_timeout < 1 || s->request_timeout > 86400)
+	    s->request_timeout < 1 || s->request_timeout > 86400 ||
+	    s->keepalive > CONFIG_KEEPALIVE_MAX ||
+	    s->keepalive_timeout < 1 || s->keepalive_timeout > 3600)
 		r->err = true;
 	get_tls(r, &s->tls, false);
 	get_site_limit(r, s);

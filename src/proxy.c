@@ -308,7 +308,8 @@ ex_complete(struct exchange *ex)
 		ex->fd = -1;
 		worker_fd_del(ex->wk, 1);
 		upstream_put(worker_pool(ex->wk), (const struct sockaddr *)
-		    &ex->site->upstream_addr, ex->site->upstream_addrlen, fd);
+		    &ex->site->upstream_addr, ex->site->upstream_addrlen, fd,
+		    ex->site->keepalive, ex->site->keepalive_timeout);
 	}
 	ex->req_ended = sent;	/* what proxy_request_sent() reports */
 	ex_finish(ex, PROXY_OK);

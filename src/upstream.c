@@ -39,6 +39,7 @@ struct peer {
 	socklen_t		 addrlen;
 	TAILQ_HEAD(idle_head, idle) idle;
 	size_t			 n;
+	double			 timeout;	/* the last put's */
 };
 
 struct upstream_pool {
@@ -108,19 +109,25 @@ idle_read_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents UNUSED)
 	idle_remove(i->pool, i, true);
 }
 
-/* Idle connections past UPSTREAM_IDLE_TIMEOUT are closed. */
+/* Close a peer's connections idle past its timeout (oldest first). */
+static void
+expire(struct upstream_pool *p, struct peer *pe)
+{
+	double old = ev_now(p->loop) - pe->timeout;
+	struct idle *i;
+
+	while ((i = TAILQ_FIRST(&pe->idle)) != NULL && i->since <= old)
+		idle_remove(p, i, true);
+}
+
 static void
 sweep_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
 {
 	struct upstream_pool *p = w->data;
-	double old = ev_now(p->loop) - UPSTREAM_IDLE_TIMEOUT;
-	struct idle *i;
 	size_t k;
 
-	for (k = 0; k < p->npeers; k++)
-		while ((i = TAILQ_FIRST(&p->peers[k]->idle)) != NULL &&
-		    i->since <= old)
-			idle_remove(p, i, true);
+	for (k = 0; k < p->npeers && p->n > 0; k++)
+		expire(p, p->peers[k]);
 }
 
 static struct peer *
@@ -157,8 +164,14 @@ upstream_take(struct upstream_pool *p, const struct sockaddr *addr,
 	struct idle *i;
 	int fd;
 
+	if (pe == NULL)
+		return -1;
+	/* The sweep runs every SWEEP_SECS: none kept past its time. */
+	if ((i = TAILQ_FIRST(&pe->idle)) != NULL &&
+	    i->since <= ev_now(p->loop) - pe->timeout)
+		expire(p, pe);
 	/* The most recently used is the least likely to be timing out. */
-	if (pe == NULL || (i = TAILQ_LAST(&pe->idle, idle_head)) == NULL)
+	if ((i = TAILQ_LAST(&pe->idle, idle_head)) == NULL)
 		return -1;
 	fd = i->fd;
 	idle_remove(p, i, false);
@@ -181,18 +194,20 @@ oldest(struct upstream_pool *p)
 
 void
 upstream_put(struct upstream_pool *p, const struct sockaddr *addr,
-    socklen_t len, int fd)
+    socklen_t len, int fd, unsigned keep, unsigned timeout)
 {
-	struct peer *pe = peer_of(p, addr, len, true);
+	struct peer *pe;
 	struct idle *i;
 
-	if (pe == NULL) {
+	if (keep == 0 || (pe = peer_of(p, addr, len, true)) == NULL) {
 		close(fd);
 		return;
 	}
-	if (pe->n >= UPSTREAM_IDLE_PER_ADDR)
+	pe->timeout = (double)timeout;
+	/* A reload may have lowered keep: more than one may go. */
+	while (pe->n >= keep)
 		idle_remove(p, TAILQ_FIRST(&pe->idle), true);
-	else if (p->n >= UPSTREAM_IDLE_MAX)
+	if (p->n >= UPSTREAM_IDLE_MAX)
 		idle_remove(p, oldest(p), true);
 	if ((i = util_cache_take(&p->spare, sizeof(*i))) == NULL) {
 		close(fd);

@@ -16,9 +16,12 @@
 
 #include <ev.h>
 
-#define UPSTREAM_IDLE_PER_ADDR	256	/* idle connections kept per address */
-#define UPSTREAM_IDLE_MAX	1024	/* and in all */
-#define UPSTREAM_IDLE_TIMEOUT	60.0	/* seconds an idle one is kept */
+#include "config.h"
+
+/* Idle connections a worker keeps in all, whatever the sites allow (they
+   count against its descriptor budget); also the largest per-site
+   upstream-keepalive. */
+#define UPSTREAM_IDLE_MAX	CONFIG_KEEPALIVE_MAX
 
 struct upstream_pool;
 
@@ -28,13 +31,19 @@ void	 upstream_pool_free(struct upstream_pool *p);
 /* Idle connections held (they count against the descriptor budget). */
 size_t	 upstream_pool_size(const struct upstream_pool *p);
 
-/* An idle connection to addr, or -1 if there is none. */
+/* An idle connection to addr, or -1 if there is none (those idle past
+   their timeout are closed first). */
 int	 upstream_take(struct upstream_pool *p, const struct sockaddr *addr,
 	    socklen_t len);
 
-/* Give back a connection that finished a clean exchange. */
+/*
+ * Give back a connection that finished a clean exchange, to be kept idle
+ * for at most timeout seconds among at most keep for addr (the longest
+ * idle goes first); keep 0 closes it.  Sites sharing an address share
+ * its connections; each gives back under its own limits.
+ */
 void	 upstream_put(struct upstream_pool *p, const struct sockaddr *addr,
-	    socklen_t len, int fd);
+	    socklen_t len, int fd, unsigned keep, unsigned timeout);
 
 /* Close every idle connection (a drain). */
 void	 upstream_pool_flush(struct upstream_pool *p);

@@ -6,7 +6,9 @@ nothing about the proxy's internals."""
 import errno
 import os
 import socket
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -222,6 +224,55 @@ def test_keepalive_reuses_one_upstream_connection(make_proxy, upstream):
             assert read_response(s)[0] == 200
     assert len(upstream.requests) == 6
     assert upstream.connections == 1
+
+
+def test_upstream_keepalive_0_opens_a_connection_per_request(make_proxy,
+                                                              upstream):
+    p = start_proxy(make_proxy, upstream, workers=1,
+                    configure=site_settings(**{"upstream-keepalive": 0}))
+    for _ in range(3):
+        assert https_get(p.https_port)[0] == 200
+    assert len(upstream.requests) == 3 and upstream.connections == 3
+
+
+def test_upstream_keepalive_bounds_the_idle_pool(make_proxy, make_upstream):
+    """upstream-keepalive = 2: four requests at once need four upstream
+    connections; two stay idle after them, so the next four at once open
+    two more (the fixed pool of 256 kept all four: 4 in all)."""
+    barrier = threading.Barrier(4, timeout=10 * SLOWDOWN)
+
+    def handler(req, conn):
+        barrier.wait()          # all four in flight at once
+        conn.respond(200, [], b"ok")
+    up = make_upstream(handler=handler)
+    p = start_proxy(make_proxy, up, workers=1,
+                    configure=site_settings(**{"upstream-keepalive": 2}))
+
+    def four_at_once():
+        with ThreadPoolExecutor(4) as ex:
+            got = list(ex.map(lambda _: https_get(p.https_port)[0],
+                              range(4)))
+        assert got == [200] * 4
+    four_at_once()
+    assert up.connections == 4
+    four_at_once()
+    assert up.connections == 6
+    assert len(up.requests) == 8
+
+
+def test_upstream_keepalive_timeout(make_proxy, upstream):
+    """An idle upstream connection is not reused past
+    upstream-keepalive-timeout (checked when one is taken, not only by
+    the sweep every few seconds)."""
+    p = start_proxy(make_proxy, upstream, workers=1,
+                    configure=site_settings(
+                        **{"upstream-keepalive-timeout": 1}))
+    assert https_get(p.https_port)[0] == 200
+    assert https_get(p.https_port)[0] == 200
+    assert upstream.connections == 1
+    time.sleep(1.5)
+    assert https_get(p.https_port)[0] == 200
+    assert upstream.connections == 2
 
 
 @pytest.mark.parametrize("answer", [

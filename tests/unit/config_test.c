@@ -321,6 +321,8 @@ test_defaults(void **state)
 	assert_string_equal(s->upstream, "127.0.0.1:8080");
 	assert_int_equal(s->connect_timeout, 5);
 	assert_int_equal(s->request_timeout, 60);
+	assert_int_equal(s->keepalive, 256);
+	assert_int_equal(s->keepalive_timeout, 60);
 	assert_null(s->tls.cert_path);
 	assert_null(s->tls.key_path);
 	assert_int_equal(s->line, 4);
@@ -749,6 +751,20 @@ test_site_ranges(void **state)
 		    "between 1 and 86400, not 0" },
 		{ "request-timeout = 86401", NAME ":4: 'request-timeout' must "
 		    "be between 1 and 86400, not 86401" },
+		{ "upstream-keepalive = 0", NULL },
+		{ "upstream-keepalive = 1024", NULL },
+		{ "upstream-keepalive-timeout = 1", NULL },
+		{ "upstream-keepalive-timeout = 3600", NULL },
+		{ "upstream-keepalive = -1", NAME ":4: 'upstream-keepalive' "
+		    "must be between 0 and 1024, not -1" },
+		{ "upstream-keepalive = 1025", NAME ":4: 'upstream-keepalive' "
+		    "must be between 0 and 1024, not 1025" },
+		{ "upstream-keepalive-timeout = 0", NAME ":4: "
+		    "'upstream-keepalive-timeout' must be between 1 and 3600, "
+		    "not 0" },
+		{ "upstream-keepalive-timeout = 3601", NAME ":4: "
+		    "'upstream-keepalive-timeout' must be between 1 and 3600, "
+		    "not 3601" },
 	};
 	size_t	i;
 

@@ -192,9 +192,11 @@ static const char rich_config[] =
     "  tls { cert = \"/c\" key = \"/k\" }\n"
     "  site \"www.example.com\" { upstream = \"127.0.0.1:3000\" }\n"
     "  site \"*.apps.example.com\" { upstream = \"[2001:db8::1]:8080\" "
-    "connect-timeout = 3600 request-timeout = 86400 }\n"
+    "connect-timeout = 3600 request-timeout = 86400 "
+    "upstream-keepalive = 1024 upstream-keepalive-timeout = 3600 }\n"
     "  site \"own.example\" { upstream = \"10.1.2.3:1\" cert = \"/s\" "
     "key = \"/t\" connect-timeout = 1 request-timeout = 1 "
+    "upstream-keepalive = 0 upstream-keepalive-timeout = 1 "
     "rate-limit { requests-per-second = 0.5 burst = 7 } }\n"
     "}\n"
     "listener {\n"
@@ -279,6 +281,9 @@ assert_image_fields_equal(const struct config *a, const struct config *b)
 			    sb->connect_timeout);
 			assert_int_equal(sa->request_timeout,
 			    sb->request_timeout);
+			assert_int_equal(sa->keepalive, sb->keepalive);
+			assert_int_equal(sa->keepalive_timeout,
+			    sb->keepalive_timeout);
 			assert_blob_equal(&sa->tls.cert, &sb->tls.cert);
 			assert_blob_equal(&sa->tls.key, &sb->tls.key);
 			assert_int_equal(sa->rate_own, sb->rate_own);
@@ -535,6 +540,9 @@ check_decoded_sane(const struct config *c)
 			    s->connect_timeout <= 3600);
 			assert_true(s->request_timeout >= 1 &&
 			    s->request_timeout <= 86400);
+			assert_true(s->keepalive <= CONFIG_KEEPALIVE_MAX);
+			assert_true(s->keepalive_timeout >= 1 &&
+			    s->keepalive_timeout <= 3600);
 			assert_true((s->tls.cert.len == 0) ==
 			    (s->tls.key.len == 0));
 		}
@@ -641,6 +649,7 @@ struct spec {
 	unsigned char	 sa[sizeof(struct sockaddr_storage) + 16];
 	size_t		 sa_n;		/* bytes present */
 	uint32_t	 ct, rt;
+	uint32_t	 ka, kt;	/* upstream-keepalive(-timeout) */
 	struct field	 scert, skey;
 	uint8_t		 rate_own;	/* 1: srps and sburst follow */
 	double		 srps;
@@ -701,6 +710,8 @@ good_spec(void)
 	s.sa_n = sizeof(sin);
 	s.ct = 5;
 	s.rt = 60;
+	s.ka = 256;
+	s.kt = 60;
 	s.scert = (struct field)FNONE;
 	s.skey = (struct field)FNONE;
 	return s;
@@ -747,6 +758,8 @@ build(const struct spec *s, unsigned char *out, size_t outsz)
 	w_put(w, s->sa, s->sa_n);
 	w_u32(w, s->ct);
 	w_u32(w, s->rt);
+	w_u32(w, s->ka);
+	w_u32(w, s->kt);
 	w_field(w, &s->scert);
 	w_field(w, &s->skey);
 	w_u8(w, s->rate_own);
@@ -1001,6 +1014,13 @@ test_site_fields(void **state)
 	REJECT(s.rt = 0);
 	REJECT(s.rt = 86401);
 	REJECT(s.ct = UINT32_MAX);
+	/* The upstream pool's limits. */
+	ACCEPT(s.ka = 0; s.kt = 1);
+	ACCEPT(s.ka = CONFIG_KEEPALIVE_MAX; s.kt = 3600);
+	REJECT(s.ka = CONFIG_KEEPALIVE_MAX + 1);
+	REJECT(s.ka = UINT32_MAX);
+	REJECT(s.kt = 0);
+	REJECT(s.kt = 3601);
 	/* A site certificate is optional, but never half of one. */
 	ACCEPT(s.scert = (struct field)F("C"); s.skey = (struct field)F("K"));
 	REJECT(s.scert = (struct field)F("C"));
