@@ -804,7 +804,11 @@ h1_ex_head(void *fe, const struct proxy_response *r)
 	hr.framing = response_framing(c, r);
 	hr.content_length = r->content_length;
 	hr.websocket = r->websocket;
-	if (hr.framing == HEADERS_FRAME_CLOSE)
+	/* An answer before the whole request body: what is left of the
+	   body may never be read, and then the connection cannot carry
+	   another request.  Say so now (RFC 9112 9.6), not only by
+	   closing. */
+	if (hr.framing == HEADERS_FRAME_CLOSE || !c->body_done)
 		c->close_after = true;
 	hr.close = c->close_after;
 	if (out == NULL || headers_response_head(out, &hr) == -1) {

@@ -464,6 +464,8 @@ def test_early_answer_during_an_upload(make_proxy):
                       b"Content-Length: %d\r\n\r\n" % n + b"x" * 65536)
             status, headers, body = read_response(s)
             assert status == 403 and body == b"denied"
+            # Announced, as the connection will not carry another request.
+            assert headers.get("connection") == ["close"], headers
             # Whatever the client still sends, the connection ends.
             start = time.monotonic()
             closed = False
