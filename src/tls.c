@@ -567,6 +567,11 @@ tls_conn_handshake(struct tls_conn *c)
 			break;
 	}
 	set_error(c, ret);
+	/* Tell the client why (handshake_failure, protocol_version ...):
+	   it then reports the alert, not a connection closed mid-handshake.
+	   Best effort; GnuTLS sends nothing for an error that has no alert
+	   (the client's own alert, a reset connection). */
+	(void)gnutls_alert_send_appropriate(c->s, ret);
 	return -1;
 }
 
