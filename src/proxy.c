@@ -672,7 +672,8 @@ proxy_request_head(struct buf *out, const struct proxy_request *req)
  * with a body, EX_OUT_SMALL for one without (nearly every head fits; a
  * 32 KiB buffer for each of 500 HTTP/2 streams in flight cost the
  * allocator's time and 9 MiB of peak RSS).  A head too large for its
- * buffer is built again in the next size up, PROXY_HEAD_MAX at most.
+ * buffer, or one that leaves no room for a chunked body's framing, is
+ * built again in the next size up, PROXY_HEAD_MAX at most.
  */
 static int
 ex_build_head(struct exchange *ex, const struct proxy_request *req)
@@ -689,7 +690,10 @@ ex_build_head(struct exchange *ex, const struct proxy_request *req)
 			    buf_len(req->head));
 		else
 			rc = proxy_request_head(ex->out, req);
-		if (rc == 0)
+		/* A chunked body needs room for at least its last chunk
+		   (proxy_body_end() relies on it). */
+		if (rc == 0 && (req->framing != HEADERS_FRAME_CHUNKED ||
+		    buf_space(ex->out) >= CHUNK_OVERHEAD))
 			break;
 		buf_free(ex->out);
 		ex->out = NULL;
@@ -761,7 +765,7 @@ proxy_start(struct worker *wk, const struct config_site *site,
 	if ((ex = ex_new(wk, site, req, ops, fe)) == NULL)
 		return NULL;
 	ex->fd = upstream_take(worker_pool(wk), (const struct sockaddr *)
-	    &site->upstream_addr, site->upstream_addrlen);
+	    &site->upstream_addr, site->upstream_addrlen, site->keepalive);
 	if (ex->fd != -1) {
 		/* Open and watched all along (by the pool): libev need not
 		   register it again. */

@@ -569,8 +569,9 @@ tls_conn_handshake(struct tls_conn *c)
 	set_error(c, ret);
 	/* Tell the client why (handshake_failure, protocol_version ...):
 	   it then reports the alert, not a connection closed mid-handshake.
-	   Best effort; GnuTLS sends nothing for an error that has no alert
-	   (the client's own alert, a reset connection). */
+	   Best effort, never blocking (the socket is non-blocking); GnuTLS
+	   sends nothing after the client's own alert, and an internal_error
+	   after a transport error, which a reset socket just drops. */
 	(void)gnutls_alert_send_appropriate(c->s, ret);
 	return -1;
 }

@@ -30,6 +30,7 @@ struct idle {
 	int			 fd;
 	ev_io			 io;
 	double			 since;		/* pooled at */
+	double			 until;		/* then closed (its site's timeout) */
 	TAILQ_ENTRY(idle)	 entry;		/* oldest first */
 };
 
@@ -39,7 +40,6 @@ struct peer {
 	socklen_t		 addrlen;
 	TAILQ_HEAD(idle_head, idle) idle;
 	size_t			 n;
-	double			 timeout;	/* the last put's */
 };
 
 struct upstream_pool {
@@ -109,15 +109,19 @@ idle_read_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents UNUSED)
 	idle_remove(i->pool, i, true);
 }
 
-/* Close a peer's connections idle past its timeout (oldest first). */
+/* Close a peer's connections idle past their time.  Sites sharing the
+   address may have different timeouts: the whole list is looked at. */
 static void
 expire(struct upstream_pool *p, struct peer *pe)
 {
-	double old = ev_now(p->loop) - pe->timeout;
-	struct idle *i;
+	double now = ev_now(p->loop);
+	struct idle *i, *next;
 
-	while ((i = TAILQ_FIRST(&pe->idle)) != NULL && i->since <= old)
-		idle_remove(p, i, true);
+	for (i = TAILQ_FIRST(&pe->idle); i != NULL; i = next) {
+		next = TAILQ_NEXT(i, entry);
+		if (i->until <= now)
+			idle_remove(p, i, true);
+	}
 }
 
 static void
@@ -158,7 +162,7 @@ peer_of(struct upstream_pool *p, const struct sockaddr *a, socklen_t len,
 
 int
 upstream_take(struct upstream_pool *p, const struct sockaddr *addr,
-    socklen_t len)
+    socklen_t len, unsigned keep)
 {
 	struct peer *pe = peer_of(p, addr, len, false);
 	struct idle *i;
@@ -166,12 +170,21 @@ upstream_take(struct upstream_pool *p, const struct sockaddr *addr,
 
 	if (pe == NULL)
 		return -1;
-	/* The sweep runs every SWEEP_SECS: none kept past its time. */
-	if ((i = TAILQ_FIRST(&pe->idle)) != NULL &&
-	    i->since <= ev_now(p->loop) - pe->timeout)
-		expire(p, pe);
-	/* The most recently used is the least likely to be timing out. */
-	if ((i = TAILQ_LAST(&pe->idle, idle_head)) == NULL)
+	/* Pooled before a reload turned keep-alive off: not used. */
+	if (keep == 0) {
+		while ((i = TAILQ_FIRST(&pe->idle)) != NULL)
+			idle_remove(p, i, true);
+		return -1;
+	}
+	/*
+	 * The most recently used is the least likely to be timing out.  The
+	 * sweep runs every SWEEP_SECS: one past its time is closed here, and
+	 * as connections are taken from the end, none ever is taken late.
+	 */
+	while ((i = TAILQ_LAST(&pe->idle, idle_head)) != NULL &&
+	    i->until <= ev_now(p->loop))
+		idle_remove(p, i, true);
+	if (i == NULL)
 		return -1;
 	fd = i->fd;
 	idle_remove(p, i, false);
@@ -203,7 +216,6 @@ upstream_put(struct upstream_pool *p, const struct sockaddr *addr,
 		close(fd);
 		return;
 	}
-	pe->timeout = (double)timeout;
 	/* A reload may have lowered keep: more than one may go. */
 	while (pe->n >= keep)
 		idle_remove(p, TAILQ_FIRST(&pe->idle), true);
@@ -219,6 +231,7 @@ upstream_put(struct upstream_pool *p, const struct sockaddr *addr,
 	i->peer = pe;
 	i->fd = fd;
 	i->since = ev_now(p->loop);
+	i->until = i->since + (double)timeout;
 	ev_io_init(&i->io, idle_read_cb, fd, EV_READ);
 	/* The descriptor stayed open and watched since the exchange had it:
 	   libev need not re-register it (a failing EPOLL_CTL_ADD each). */

@@ -32,15 +32,17 @@ void	 upstream_pool_free(struct upstream_pool *p);
 size_t	 upstream_pool_size(const struct upstream_pool *p);
 
 /* An idle connection to addr, or -1 if there is none (those idle past
-   their timeout are closed first). */
+   their time are closed first); keep is the asking site's limit, and 0
+   closes what is idle. */
 int	 upstream_take(struct upstream_pool *p, const struct sockaddr *addr,
-	    socklen_t len);
+	    socklen_t len, unsigned keep);
 
 /*
  * Give back a connection that finished a clean exchange, to be kept idle
  * for at most timeout seconds among at most keep for addr (the longest
  * idle goes first); keep 0 closes it.  Sites sharing an address share
- * its connections; each gives back under its own limits.
+ * its connections; each gives back under its own limits (a connection
+ * is kept for the timeout of the site that gave it back).
  */
 void	 upstream_put(struct upstream_pool *p, const struct sockaddr *addr,
 	    socklen_t len, int fd, unsigned keep, unsigned timeout);

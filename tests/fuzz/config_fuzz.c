@@ -195,6 +195,8 @@ check_same(const struct config *a, const struct config *b)
 			    sa->upstream_addrlen) == 0);
 			CHECK(sa->connect_timeout == sb->connect_timeout);
 			CHECK(sa->request_timeout == sb->request_timeout);
+			CHECK(sa->keepalive == sb->keepalive);
+			CHECK(sa->keepalive_timeout == sb->keepalive_timeout);
 			check_blob(&sa->tls.cert, &sb->tls.cert);
 			check_blob(&sa->tls.key, &sb->tls.key);
 		}

@@ -107,6 +107,9 @@ check_decoded(const struct config *c)
 			    s->connect_timeout <= 3600);
 			CHECK(s->request_timeout >= 1 &&
 			    s->request_timeout <= 86400);
+			CHECK(s->keepalive <= CONFIG_KEEPALIVE_MAX);
+			CHECK(s->keepalive_timeout >= 1 &&
+			    s->keepalive_timeout <= 3600);
 			check_blob(&s->tls.cert, CONFIG_PEM_MAX);
 			check_blob(&s->tls.key, CONFIG_PEM_MAX);
 			CHECK((s->tls.cert.len == 0) == (s->tls.key.len == 0));

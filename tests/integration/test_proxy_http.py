@@ -11,6 +11,7 @@ import json
 import pytest
 
 from conftest import free_port, wait_until
+from proxyutil_ops import site_settings
 from proxyutil_http import (ACCESS_KEYS, access_events,
                             assert_nothing_upstream, assert_rejected, connect,
                             finals, forget, parse_responses, raw_upstream,
@@ -321,6 +322,34 @@ def test_heads_up_to_the_largest_limit_reach_the_upstream(make_proxy,
                                     b"Connection: close", target=target))
     assert reply.status == 200, reply
     assert upstream.requests[-1].target == target.decode()
+
+
+def test_chunked_request_whose_head_nearly_fills_a_buffer(make_proxy,
+                                                          upstream):
+    """Rebuilt heads of 32,740 to 32,780 bytes with an empty chunked
+    body: each gets its answer (a head that left fewer than 5 bytes of a 32 KiB
+    buffer made the last chunk not fit, and the worker exit).  A new
+    upstream connection each time: the head waits for the connect, and
+    the last chunk comes in the same read."""
+    p = start_proxy(make_proxy, upstream,
+                    http={"max-header-size": 65536,
+                          "max-request-line": 65536},
+                    configure=site_settings(**{"upstream-keepalive": 0}))
+
+    def chunked(pad):
+        return head(b"X-Pad: " + b"p" * pad, b"Transfer-Encoding: chunked",
+                    b"Connection: close", method=b"POST") + b"0\r\n\r\n"
+    reply = talk(p.https_port, chunked(30000))
+    assert reply.status == 200, reply
+    raw = upstream.requests[-1].raw
+    base = raw.index(b"\r\n\r\n") + 4 - 30000   # head size minus pad
+    for size in range(32740, 32781):
+        reply = talk(p.https_port, chunked(size - base))
+        assert reply.status == 200, (size, reply)
+        req = upstream.requests[-1]
+        assert req.raw.index(b"\r\n\r\n") + 4 == size and \
+            req.body == b"", size
+    assert p.log().count("worker 0 started") == 1, "a worker restarted"
 
 
 def test_limits_follow_a_reload(px):

@@ -275,6 +275,57 @@ def test_upstream_keepalive_timeout(make_proxy, upstream):
     assert upstream.connections == 2
 
 
+def test_shared_upstream_keeps_each_connection_by_its_sites_timeout(
+        make_proxy, make_upstream):
+    """Two sites on one upstream address: a connection is kept for the
+    timeout of the site that gave it back, whatever the other site gave
+    back since (the last put's timeout used to apply to all)."""
+    pair = threading.Barrier(2, timeout=10 * SLOWDOWN)
+
+    def handler(req, conn):
+        if req.target == "/pair":
+            pair.wait()         # two in flight at once
+        conn.respond(200, [], b"ok")
+    up = make_upstream(handler=handler)
+
+    def configure(p):
+        for name, site in p.listener["site"]:
+            site["upstream-keepalive-timeout"] = \
+                1 if name == "localhost" else 3600
+    p = start_proxy(make_proxy, up, workers=1, configure=configure)
+
+    def get(path, host):
+        return https_get(p.https_port, path, host=host)[0]
+
+    def two_at_once(host):
+        with ThreadPoolExecutor(2) as ex:
+            assert list(ex.map(lambda _: get("/pair", host), range(2))) \
+                == [200, 200]
+    two_at_once("localhost")            # two idle, 1 s each
+    assert up.connections == 2
+    assert get("/", "a.example.test") == 200    # one back for 3600 s
+    assert up.connections == 2
+    time.sleep(1.5)
+    two_at_once("a.example.test")       # the 1 s one is gone: one new
+    assert up.connections == 3
+
+
+def test_keepalive_turned_off_by_a_reload_drops_the_pool(make_proxy,
+                                                         upstream):
+    p = start_proxy(make_proxy, upstream, workers=1)
+    assert https_get(p.https_port)[0] == 200
+    assert https_get(p.https_port)[0] == 200
+    assert upstream.connections == 1
+    for _, site in p.listener["site"]:
+        site["upstream-keepalive"] = 0
+    p.write_config()
+    rc, reply = p.ctl("reload")
+    assert rc == 0, reply
+    for i in range(2):
+        assert https_get(p.https_port)[0] == 200
+        assert upstream.connections == 2 + i
+
+
 @pytest.mark.parametrize("answer", [
     b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
     b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
