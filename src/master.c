@@ -106,10 +106,14 @@ running_workers(const struct master *m, bool ready_only)
 	return n;
 }
 
+/*
+ * STATUS= after `pre` in one datagram, so that a reader never sees the
+ * READY=1 that `pre` may carry without the status that goes with it.
+ */
 static void
-notify_status(struct master *m, const char *extra)
+notify_status(struct master *m, const char *pre, const char *extra)
 {
-	notify("STATUS=%u workers serving generation %llu%s",
+	notify("%sSTATUS=%u workers serving generation %llu%s", pre,
 	    running_workers(m, true), (unsigned long long)m->gen, extra);
 }
 
@@ -221,7 +225,7 @@ reload_done(struct master *m)
 	    (unsigned long long)m->gen, n);
 	reply_waiting(m, json);
 	ev_timer_stop(m->loop, &m->reload_w);
-	notify_status(m, "");
+	notify_status(m, "", "");
 	reload_next(m);
 }
 
@@ -247,8 +251,7 @@ ready_check(struct master *m)
 	m->ready_sent = true;
 	log_info("ready: %u workers serving generation %llu", m->nw,
 	    (unsigned long long)m->gen);
-	notify("READY=1");
-	notify_status(m, "");
+	notify_status(m, "READY=1\n", "");
 }
 
 static void
@@ -275,7 +278,7 @@ handle_worker_msg(struct master *m, struct mworker *w, const struct ctl_msg *msg
 		if (msg->gen < m->gen)
 			(void)control_send_gen(w->ctl, CTL_CONFIG, m->gen);
 		ready_check(m);
-		notify_status(m, "");
+		notify_status(m, "", "");
 		break;
 	case CTL_ACK:
 		if (msg->gen > w->acked)
@@ -418,7 +421,7 @@ child_cb(struct ev_loop *loop, ev_child *c, int revents UNUSED)
 			ev_break(loop, EVBREAK_ALL);
 		return;
 	}
-	notify_status(m, "");
+	notify_status(m, "", "");
 	schedule_respawn(m, w);
 	reload_check(m);
 }
@@ -438,7 +441,7 @@ reload_fail(struct master *m, const char *msg)
 		admin_reply_error(c, msg);
 	}
 	m->nwaiting = 0;
-	notify_status(m, " (last reload failed)");
+	notify_status(m, "", " (last reload failed)");
 	reload_next(m);
 }
 

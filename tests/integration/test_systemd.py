@@ -21,6 +21,11 @@ def test_ready_only_after_every_worker_serves(make_proxy):
     assert p.log().count("ready at generation 1") == 3
     assert any(l.startswith("STATUS=starting 3 workers") for l in lines[:ready])
     assert "STATUS=3 workers serving generation 1" in lines[ready:]
+    # ... in the same datagram: whoever sees READY=1 sees the status too.
+    with p.notify.lock:
+        msgs = list(p.notify.messages)
+    assert any(m.split("\n")[:2] == ["READY=1",
+               "STATUS=3 workers serving generation 1"] for m in msgs), msgs
     # READY came from the master itself (MAINPID semantics).
     assert p.ctl("status")[1]["workers"] == 3
 
