@@ -508,8 +508,14 @@ fill_proxy_request(struct h1_conn *c, struct proxy_request *pr)
 	pr->method = c->req->method_str;
 	pr->path = c->req->path;
 	/* OPTIONS * is forwarded as it came: the parser allows it nowhere
-	   else, and CONNECT (authority-form) is refused before this. */
-	if (c->req->target_form == HTTP1_TARGET_ASTERISK)
+	   else, and CONNECT (authority-form) is refused before this.  An
+	   absolute-form OPTIONS with an empty path ("/" from the parser,
+	   while the target does not end in one) asks about the server as a
+	   whole: the last proxy sends it as "*" (RFC 9112 3.2.4). */
+	if (c->req->target_form == HTTP1_TARGET_ASTERISK ||
+	    (c->req->target_form == HTTP1_TARGET_ABSOLUTE &&
+	    c->req->method == HTTP1_METHOD_OPTIONS && c->req->path.len == 1 &&
+	    c->req->target.p[c->req->target.len - 1] != '/'))
 		pr->path = (struct http1_slice){ "*", 1 };
 	pr->host = c->req->host;
 	pr->fields = c->req->headers;

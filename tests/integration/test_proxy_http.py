@@ -744,6 +744,21 @@ def test_options_asterisk_is_forwarded_as_asterisk(px):
     assert up.raw().startswith(b"OPTIONS * HTTP/1.1\r\n"), up.raw()[:80]
 
 
+def test_options_absolute_form_with_empty_path_becomes_asterisk(px):
+    """RFC 9112 3.2.4: OPTIONS http://host (no path) reaches the origin as
+    "*"; with a path, or another method, the path is kept ("/" for GET)."""
+    p, up = px
+    raw = (head(method=b"OPTIONS", target=b"http://localhost") +
+           head(method=b"OPTIONS", target=b"https://localhost:443/") +
+           head(method=b"OPTIONS", target=b"http://localhost/a") +
+           head(b"Connection: close", target=b"http://localhost"))
+    reply = talk(p.https_port, raw)
+    assert [r.status for r in reply.responses()] == [200] * 4, reply
+    lines = [q.raw.split(b"\r\n", 1)[0] for q in up.requests]
+    assert lines == [b"OPTIONS * HTTP/1.1", b"OPTIONS / HTTP/1.1",
+                     b"OPTIONS /a HTTP/1.1", b"GET / HTTP/1.1"], lines
+
+
 def test_websocket_upgrade_keeps_upgrade(make_proxy, make_upstream):
     def ws(req, conn):
         conn.send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket"
