@@ -243,15 +243,17 @@ reload_check(struct master *m)
 	reload_done(m);
 }
 
-static void
+/* READY=1 once every worker serves: whether it was sent now. */
+static bool
 ready_check(struct master *m)
 {
 	if (m->ready_sent || m->stopping || running_workers(m, true) < m->nw)
-		return;
+		return false;
 	m->ready_sent = true;
 	log_info("ready: %u workers serving generation %llu", m->nw,
 	    (unsigned long long)m->gen);
 	notify_status(m, "READY=1\n", "");
+	return true;
 }
 
 static void
@@ -277,8 +279,8 @@ handle_worker_msg(struct master *m, struct mworker *w, const struct ctl_msg *msg
 		/* Started before the latest publish: bring it up to date. */
 		if (msg->gen < m->gen)
 			(void)control_send_gen(w->ctl, CTL_CONFIG, m->gen);
-		ready_check(m);
-		notify_status(m, "", "");
+		if (!ready_check(m))
+			notify_status(m, "", "");
 		break;
 	case CTL_ACK:
 		if (msg->gen > w->acked)

@@ -4,6 +4,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -28,6 +29,16 @@ def test_ready_only_after_every_worker_serves(make_proxy):
                "STATUS=3 workers serving generation 1"] for m in msgs), msgs
     # READY came from the master itself (MAINPID semantics).
     assert p.ctl("status")[1]["workers"] == 3
+    # Nothing after it repeats the status unasked: the master sent all it
+    # had to say about the start before it answered the status request,
+    # so a datagram of ours sent now arrives after all of it.
+    mark = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    mark.sendto(b"X-TEST-MARK=1", p.notify.path)
+    mark.close()
+    p.notify.wait_for("X-TEST-MARK=1")
+    lines = p.notify.assignments()
+    after = lines[lines.index("READY=1"):lines.index("X-TEST-MARK=1")]
+    assert after.count("STATUS=3 workers serving generation 1") == 1, after
 
 
 def test_reloading_then_ready(proxy):
