@@ -17,7 +17,39 @@
 #include "shm.h"
 #include "util.h"
 
-#define PAGE_ROUND(n)	(((n) + 4095) & ~(size_t)4095)
+#define PAGE		4096
+#define PAGE_ROUND(n)	(((n) + (PAGE - 1)) & ~(size_t)(PAGE - 1))
+#define CFG_HDR_SIZE	PAGE_ROUND(sizeof(struct shm_config_hdr))
+#define STATE_HDR_SIZE	PAGE_ROUND(sizeof(struct shm_state_hdr))
+#define COUNTERS_SIZE	PAGE_ROUND(SHM_MAX_WORKERS * sizeof(struct shm_counters))
+
+/*
+ * The layout follows from the sizes of the two parts alone, so that the
+ * master and a worker compute it alike and neither needs the headers for
+ * it.  -1 for a size no shm_create() makes.
+ */
+static int
+config_layout(size_t size, struct shm_layout *l)
+{
+	if (size < CFG_HDR_SIZE || (size - CFG_HDR_SIZE) % (2 * PAGE) != 0)
+		return -1;
+	l->slot_size = (size - CFG_HDR_SIZE) / 2;
+	l->slot_off[0] = CFG_HDR_SIZE;
+	l->slot_off[1] = CFG_HDR_SIZE + l->slot_size;
+	return 0;
+}
+
+static int
+state_layout(size_t size, struct shm_layout *l)
+{
+	if (size < STATE_HDR_SIZE + COUNTERS_SIZE || size % PAGE != 0)
+		return -1;
+	l->counters_off = STATE_HDR_SIZE;
+	l->max_workers = SHM_MAX_WORKERS;
+	l->ratelimit_off = STATE_HDR_SIZE + COUNTERS_SIZE;
+	l->ratelimit_size = size - l->ratelimit_off;
+	return 0;
+}
 
 static int
 memfd_sized(const char *name, size_t size)
@@ -58,11 +90,15 @@ make_ticket_key(struct shm_config_hdr *h)
 static int
 create_config_part(struct shm *s, size_t slot_size)
 {
-	size_t hdr = PAGE_ROUND(sizeof(struct shm_config_hdr));
 	struct shm_config_hdr *h;
 
-	slot_size = PAGE_ROUND(slot_size);
-	s->cfg_size = hdr + 2 * slot_size;
+	if (slot_size > (SIZE_MAX - 2 * PAGE - CFG_HDR_SIZE) / 2) {
+		errno = EFBIG;
+		return -1;
+	}
+	s->cfg_size = CFG_HDR_SIZE + 2 * PAGE_ROUND(slot_size);
+	if (config_layout(s->cfg_size, &s->lay) == -1)
+		return -1;
 	if ((s->cfg_fd = memfd_sized("portcullis-config", s->cfg_size)) == -1)
 		return -1;
 	h = mmap(NULL, s->cfg_size, PROT_READ | PROT_WRITE, MAP_SHARED,
@@ -81,9 +117,9 @@ create_config_part(struct shm *s, size_t slot_size)
 	h->magic = SHM_MAGIC;
 	h->version = SHM_LAYOUT_VERSION;
 	h->size = s->cfg_size;
-	h->slot_size = slot_size;
-	h->slot_off[0] = hdr;
-	h->slot_off[1] = hdr + slot_size;
+	h->slot_size = s->lay.slot_size;
+	h->slot_off[0] = s->lay.slot_off[0];
+	h->slot_off[1] = s->lay.slot_off[1];
 	return make_ticket_key(h);
 }
 
@@ -93,15 +129,33 @@ seal_seals(int fd)
 	return fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL);
 }
 
+/* The state header as shm_create() writes it, from our own layout. */
+static void
+state_hdr_of(const struct shm *s, struct shm_state_hdr *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->magic = SHM_MAGIC;
+	h->version = SHM_LAYOUT_VERSION;
+	h->size = s->state_size;
+	h->counters_off = s->lay.counters_off;
+	h->max_workers = s->lay.max_workers;
+	h->ratelimit_off = s->lay.ratelimit_off;
+	h->ratelimit_size = s->lay.ratelimit_size;
+}
+
 static int
 create_state_part(struct shm *s, size_t ratelimit_size)
 {
-	size_t hdr = PAGE_ROUND(sizeof(struct shm_state_hdr));
-	size_t counters = PAGE_ROUND(SHM_MAX_WORKERS *
-	    sizeof(struct shm_counters));
 	struct shm_state_hdr *h;
 
-	s->state_size = hdr + counters + PAGE_ROUND(ratelimit_size);
+	if (ratelimit_size > SIZE_MAX - PAGE - STATE_HDR_SIZE - COUNTERS_SIZE) {
+		errno = EFBIG;
+		return -1;
+	}
+	s->state_size = STATE_HDR_SIZE + COUNTERS_SIZE +
+	    PAGE_ROUND(ratelimit_size);
+	if (state_layout(s->state_size, &s->lay) == -1)
+		return -1;
 	if ((s->state_fd = memfd_sized("portcullis-state", s->state_size))
 	    == -1)
 		return -1;
@@ -110,13 +164,7 @@ create_state_part(struct shm *s, size_t ratelimit_size)
 	if (h == MAP_FAILED)
 		return -1;
 	s->state = h;
-	h->magic = SHM_MAGIC;
-	h->version = SHM_LAYOUT_VERSION;
-	h->size = s->state_size;
-	h->counters_off = hdr;
-	h->max_workers = SHM_MAX_WORKERS;
-	h->ratelimit_off = hdr + counters;
-	h->ratelimit_size = PAGE_ROUND(ratelimit_size);
+	state_hdr_of(s, h);
 	return 0;
 }
 
@@ -151,13 +199,13 @@ shm_publish(struct shm *s, const void *image, size_t len, uint64_t gen)
 	unsigned idx = (unsigned)(gen & 1);
 	struct shm_slot *slot = &h->slot[idx];
 
-	if (len > h->slot_size) {
+	if (len > s->lay.slot_size) {
 		errno = EFBIG;
 		return -1;
 	}
 	/* Empty the slot first, so a reader that raced us sees a mismatch. */
 	atomic_store_explicit(&slot->generation, 0, memory_order_release);
-	memcpy((unsigned char *)h + h->slot_off[idx], image, len);
+	memcpy((unsigned char *)h + s->lay.slot_off[idx], image, len);
 	slot->len = len;
 	atomic_store_explicit(&slot->generation, gen, memory_order_release);
 	atomic_store_explicit(&h->generation, gen, memory_order_release);
@@ -170,33 +218,27 @@ shm_generation(const struct shm *s)
 	return atomic_load_explicit(&s->cfg->generation, memory_order_acquire);
 }
 
+/* The headers must say what the sizes imply: anything else is not ours. */
 static int
-check_config_hdr(const struct shm_config_hdr *h, size_t size)
+check_config_hdr(const struct shm_config_hdr *h, size_t size,
+    const struct shm_layout *l)
 {
-	size_t hdr = PAGE_ROUND(sizeof(*h));
-
 	if (h->magic != SHM_MAGIC || h->version != SHM_LAYOUT_VERSION ||
-	    h->size != size || h->slot_off[0] != hdr ||
-	    h->slot_size > (size - hdr) / 2 ||
-	    h->slot_off[1] != hdr + h->slot_size ||
+	    h->size != size || h->slot_size != l->slot_size ||
+	    h->slot_off[0] != l->slot_off[0] ||
+	    h->slot_off[1] != l->slot_off[1] ||
 	    h->ticket_key_len > sizeof(h->ticket_key))
 		return -1;
 	return 0;
 }
 
 static int
-check_state_hdr(const struct shm_state_hdr *h, size_t size)
+state_hdr_matches(const struct shm *s)
 {
-	if (h->magic != SHM_MAGIC || h->version != SHM_LAYOUT_VERSION ||
-	    h->size != size || h->max_workers > SHM_MAX_WORKERS ||
-	    h->counters_off > size ||
-	    h->counters_off % _Alignof(struct shm_counters) != 0 ||
-	    h->max_workers >
-	    (size - h->counters_off) / sizeof(struct shm_counters) ||
-	    h->ratelimit_off > size ||
-	    h->ratelimit_size > size - h->ratelimit_off)
-		return -1;
-	return 0;
+	struct shm_state_hdr want;
+
+	state_hdr_of(s, &want);
+	return memcmp(s->state, &want, sizeof(want)) == 0;
 }
 
 static void *
@@ -221,8 +263,10 @@ shm_attach(struct shm *s, int cfg_fd, int state_fd)
 	s->cfg = map_fd(cfg_fd, PROT_READ, &s->cfg_size);
 	s->state = map_fd(state_fd, PROT_READ | PROT_WRITE, &s->state_size);
 	if (s->cfg == NULL || s->state == NULL ||
-	    check_config_hdr(s->cfg, s->cfg_size) == -1 ||
-	    check_state_hdr(s->state, s->state_size) == -1) {
+	    config_layout(s->cfg_size, &s->lay) == -1 ||
+	    state_layout(s->state_size, &s->lay) == -1 ||
+	    check_config_hdr(s->cfg, s->cfg_size, &s->lay) == -1 ||
+	    !state_hdr_matches(s)) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -247,9 +291,9 @@ shm_copy_image(const struct shm *s, uint64_t gen, unsigned char **out,
 	    != gen)
 		return -1;
 	n = slot->len;
-	if (n == 0 || n > h->slot_size || (buf = malloc(n)) == NULL)
+	if (n == 0 || n > s->lay.slot_size || (buf = malloc(n)) == NULL)
 		return -1;
-	memcpy(buf, (const unsigned char *)h + h->slot_off[gen & 1], n);
+	memcpy(buf, (const unsigned char *)h + s->lay.slot_off[gen & 1], n);
 	/* The master rewrote the slot meanwhile: the copy may be torn. */
 	if (atomic_load_explicit(&slot->generation, memory_order_acquire)
 	    != gen) {
@@ -266,17 +310,26 @@ shm_copy_image(const struct shm *s, uint64_t gen, unsigned char **out,
 struct shm_counters *
 shm_counters(const struct shm *s, unsigned worker)
 {
-	if (worker >= s->state->max_workers)
+	if (worker >= s->lay.max_workers)
 		return NULL;
 	return (struct shm_counters *)((unsigned char *)s->state +
-	    s->state->counters_off) + worker;
+	    s->lay.counters_off) + worker;
 }
 
 void *
 shm_ratelimit(const struct shm *s, size_t *size)
 {
-	*size = s->state->ratelimit_size;
-	return (unsigned char *)s->state + s->state->ratelimit_off;
+	*size = s->lay.ratelimit_size;
+	return (unsigned char *)s->state + s->lay.ratelimit_off;
+}
+
+int
+shm_state_repair(struct shm *s)
+{
+	if (state_hdr_matches(s))
+		return 0;
+	state_hdr_of(s, s->state);
+	return 1;
 }
 
 /* The fields of one set of counters, in the order status reports them. */
@@ -289,6 +342,13 @@ struct counter_sums {
 	COUNTER_FIELDS(SUM_FIELD)
 #undef SUM_FIELD
 };
+
+/* Workers write the counters: a sum that would wrap stays at the top. */
+static uint64_t
+sat_add(uint64_t a, uint64_t b)
+{
+	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
 
 static int
 counters_add(char *buf, size_t sz, size_t *off, const struct counter_sums *c)
@@ -331,7 +391,7 @@ shm_counters_json(const struct shm *s, unsigned nworkers)
 	unsigned i;
 	int rc = 0;
 
-	nworkers = MINIMUM(nworkers, s->state->max_workers);
+	nworkers = MINIMUM(nworkers, s->lay.max_workers);
 	sz = 256 + (size_t)nworkers * 256;
 	if ((buf = malloc(sz)) == NULL)
 		return NULL;
@@ -339,7 +399,8 @@ shm_counters_json(const struct shm *s, unsigned nworkers)
 	rc |= json_add(buf, sz, &off, "\"worker_counters\":[");
 	for (i = 0; i < nworkers; i++) {
 		k = shm_counters(s, i);
-#define READ_FIELD(f)	one.f = atomic_load(&k->f); total.f += one.f;
+#define READ_FIELD(f)	one.f = atomic_load(&k->f);			\
+		total.f = sat_add(total.f, one.f);
 		COUNTER_FIELDS(READ_FIELD)
 #undef READ_FIELD
 		snprintf(head, sizeof(head), "%s{\"worker\":%u,\"pid\":%llu,",

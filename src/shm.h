@@ -9,7 +9,10 @@
  *                 write it: workers get a read-only descriptor, so even a
  *                 compromised worker cannot change what the others route by.
  *   state part    per-worker counters and the rate-limit table, written by
- *                 every worker with atomics.
+ *                 every worker with atomics.  Its header is informative
+ *                 only: each process keeps its own layout (struct
+ *                 shm_layout), as anything there may have been rewritten
+ *                 by a compromised worker.
  *
  * Publishing: the master writes the image into the slot the live generation
  * is not in, then bumps the generation (release).  A worker copies the
@@ -69,6 +72,22 @@ struct shm_state_hdr {
 	uint64_t	 ratelimit_size;
 };
 
+/*
+ * Where things are in the two parts: this process's own copy.  The master
+ * makes it in shm_create(); a worker derives it from the sizes of the
+ * parts in shm_attach() and checks that the headers agree.  Nothing reads
+ * an offset, a size or a count from the segment after that: every worker
+ * can write the state part, and the master must not be steered by it.
+ */
+struct shm_layout {
+	size_t		 slot_size;
+	size_t		 slot_off[2];
+	size_t		 counters_off;
+	unsigned	 max_workers;
+	size_t		 ratelimit_off;
+	size_t		 ratelimit_size;
+};
+
 struct shm {
 	int		 cfg_fd;
 	int		 state_fd;
@@ -76,6 +95,7 @@ struct shm {
 	size_t		 cfg_size;
 	struct shm_state_hdr *state;
 	size_t		 state_size;
+	struct shm_layout lay;
 };
 
 /* Master: create both parts.  slot_size bytes per config slot. */
@@ -107,10 +127,18 @@ int	 shm_attach(struct shm *s, int cfg_fd, int state_fd);
 int	 shm_copy_image(const struct shm *s, uint64_t gen, unsigned char **out,
 	    size_t *len, uint64_t *got_gen);
 
+/* The counters of a worker, NULL if worker is out of range. */
 struct shm_counters *shm_counters(const struct shm *s, unsigned worker);
 
 /* The region reserved for the rate-limit table, and its size. */
 void	*shm_ratelimit(const struct shm *s, size_t *size);
+
+/*
+ * Master: put back the state header from our own layout if it is not
+ * what shm_create() wrote (a worker can write it).  Returns 1 if it had
+ * been changed, 0 if not.  Only a worker started later reads it.
+ */
+int	 shm_state_repair(struct shm *s);
 
 /*
  * The counters of workers 0..nworkers-1 as two JSON members (no braces
@@ -118,6 +146,8 @@ void	*shm_ratelimit(const struct shm *s, size_t *size);
  *   "worker_counters":[{"worker":0,"pid":P,"requests":N,...},...],
  *   "counters":{"requests":N,"rate_limited":N,"active_connections":N,
  *               "bytes_in":N,"bytes_out":N,"errors":N}   (the sums)
+ * Workers write the counters: they are numbers only, any value is valid
+ * JSON, and a sum that would overflow stays at UINT64_MAX.
  */
 char	*shm_counters_json(const struct shm *s, unsigned nworkers);
 

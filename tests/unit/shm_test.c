@@ -267,6 +267,166 @@ test_counters(void **state)
 }
 
 /*
+ * Every worker can write the state part.  Whatever its header then says,
+ * the master's (and an attached worker's) own layout decides where the
+ * counters and the rate-limit table are: an offset there is never
+ * followed.
+ */
+static void
+corrupt_state_hdr(struct shm_state_hdr *h, int how)
+{
+	switch (how) {
+	case 0: h->counters_off = UINT64_C(0x100000000000); break;
+	case 1: h->counters_off = h->size; break;
+	case 2: h->counters_off = h->size - 64; h->max_workers = UINT32_MAX;
+		break;
+	case 3: h->counters_off = 1; break;
+	case 4: h->max_workers = 0; break;
+	case 5: h->ratelimit_off = UINT64_MAX; h->ratelimit_size = UINT64_MAX;
+		break;
+	default: memset(h, 0xff, sizeof(*h)); break;
+	}
+}
+
+#define CORRUPTIONS	7
+
+static void
+test_layout_is_our_own(void **state)
+{
+	struct fixture		*f = *state;
+	struct shm_state_hdr	 good;
+	struct shm_counters	*c0, *last;
+	struct shm		 w;
+	void			*rl;
+	size_t			 rlsize, size;
+	char			*json, want[64];
+	int			 how;
+
+	c0 = shm_counters(&f->s, 0);
+	last = shm_counters(&f->s, SHM_MAX_WORKERS - 1);
+	rl = shm_ratelimit(&f->s, &rlsize);
+	memcpy(&good, f->s.state, sizeof(good));
+	/* A worker attached before the damage keeps its layout too. */
+	assert_int_equal(shm_attach(&w, shm_config_fd_readonly(&f->s),
+	    dup(f->s.state_fd)), 0);
+	atomic_store(&c0->pid, 4242);
+	atomic_store(&c0->requests, 5);
+	for (how = 0; how < CORRUPTIONS; how++) {
+		corrupt_state_hdr(f->s.state, how);
+		assert_ptr_equal(shm_counters(&f->s, 0), c0);
+		assert_ptr_equal(shm_counters(&f->s, SHM_MAX_WORKERS - 1),
+		    last);
+		assert_null(shm_counters(&f->s, SHM_MAX_WORKERS));
+		assert_ptr_equal(shm_ratelimit(&f->s, &size), rl);
+		assert_int_equal(size, rlsize);
+		assert_ptr_equal((unsigned char *)shm_counters(&w, 0) -
+		    (unsigned char *)w.state, (unsigned char *)c0 -
+		    (unsigned char *)f->s.state);
+		assert_ptr_equal((unsigned char *)shm_ratelimit(&w, &size) -
+		    (unsigned char *)w.state, (unsigned char *)rl -
+		    (unsigned char *)f->s.state);
+		json = shm_counters_json(&f->s, 2);
+		assert_non_null(json);
+		assert_non_null(strstr(json, "{\"worker\":0,\"pid\":4242,"
+		    "\"requests\":5,"));
+		assert_non_null(strstr(json, "{\"worker\":1,"));
+		free(json);
+		/* Put back, once, and then it holds. */
+		assert_int_equal(shm_state_repair(&f->s), 1);
+		assert_memory_equal(f->s.state, &good, sizeof(good));
+		assert_int_equal(shm_state_repair(&f->s), 0);
+	}
+	/* Asking for more workers than there are slots gives the slots. */
+	json = shm_counters_json(&f->s, UINT32_MAX);
+	assert_non_null(json);
+	snprintf(want, sizeof(want), "{\"worker\":%u,", SHM_MAX_WORKERS - 1);
+	assert_non_null(strstr(json, want));
+	snprintf(want, sizeof(want), "{\"worker\":%u,", SHM_MAX_WORKERS);
+	assert_null(strstr(json, want));
+	free(json);
+	shm_close(&w);
+}
+
+/* Counters are numbers a worker wrote: sums stay at the top, never wrap. */
+static void
+test_counters_json_saturates(void **state)
+{
+	struct fixture		*f = *state;
+	struct shm_counters	*c0 = shm_counters(&f->s, 0);
+	struct shm_counters	*c1 = shm_counters(&f->s, 1);
+	char			*json;
+
+	atomic_store(&c0->requests, 3);
+	atomic_store(&c1->requests, 4);
+	atomic_store(&c0->bytes_in, UINT64_MAX);
+	atomic_store(&c1->bytes_in, 1);
+	atomic_store(&c0->errors, UINT64_MAX);
+	atomic_store(&c1->errors, UINT64_MAX);
+	atomic_store(&c0->pid, UINT64_MAX);
+	json = shm_counters_json(&f->s, 2);
+	assert_non_null(json);
+	assert_string_equal(json, "\"worker_counters\":["
+	    "{\"worker\":0,\"pid\":18446744073709551615,\"requests\":3,"
+	    "\"rate_limited\":0,\"active_connections\":0,"
+	    "\"bytes_in\":18446744073709551615,\"bytes_out\":0,"
+	    "\"errors\":18446744073709551615},"
+	    "{\"worker\":1,\"pid\":0,\"requests\":4,"
+	    "\"rate_limited\":0,\"active_connections\":0,"
+	    "\"bytes_in\":1,\"bytes_out\":0,"
+	    "\"errors\":18446744073709551615}],"
+	    "\"counters\":{\"requests\":7,\"rate_limited\":0,"
+	    "\"active_connections\":0,\"bytes_in\":18446744073709551615,"
+	    "\"bytes_out\":0,\"errors\":18446744073709551615}");
+	free(json);
+}
+
+/*
+ * Every field at its largest, in every slot: the reply still fits the
+ * buffer (it is sized for 20 digits a number), and stays valid.
+ */
+static void
+test_counters_json_all_max(void **state)
+{
+	struct fixture	*f = *state;
+	char		*json;
+	unsigned	 i;
+
+	for (i = 0; i < SHM_MAX_WORKERS; i++)
+		memset(shm_counters(&f->s, i), 0xff,
+		    sizeof(struct shm_counters));
+	json = shm_counters_json(&f->s, SHM_MAX_WORKERS);
+	assert_non_null(json);
+	assert_non_null(strstr(json, "\"counters\":{\"requests\":"
+	    "18446744073709551615,"));
+	assert_true(json[strlen(json) - 1] == '}');
+	free(json);
+}
+
+/*
+ * The master publishes by its own slot layout: the config header is its
+ * own to write, but only as a record of what it made.
+ */
+static void
+test_publish_by_own_layout(void **state)
+{
+	struct fixture	*f = *state;
+	static unsigned char big[SLOT_SIZE + 1];
+	unsigned char	 a[64];
+
+	image_of(a, sizeof(a), 7);
+	f->s.cfg->slot_size = UINT64_MAX;
+	f->s.cfg->slot_off[0] = UINT64_C(1) << 40;
+	f->s.cfg->slot_off[1] = UINT64_C(1) << 41;
+	errno = 0;
+	assert_int_equal(shm_publish(&f->s, big, sizeof(big), 1), -1);
+	assert_int_equal(errno, EFBIG);
+	assert_int_equal(shm_publish(&f->s, a, sizeof(a), 1), 0);
+	expect_copy(&f->s, 1, a, sizeof(a), 1);
+	assert_memory_equal((unsigned char *)f->s.cfg + PAGE + SLOT_SIZE, a,
+	    sizeof(a));
+}
+
+/*
  * The worker's view.
  */
 
@@ -661,6 +821,10 @@ main(void)
 		T(test_publish_alternates),
 		T(test_publish_too_large),
 		T(test_counters),
+		T(test_layout_is_our_own),
+		T(test_counters_json_saturates),
+		T(test_counters_json_all_max),
+		T(test_publish_by_own_layout),
 		T(test_readonly_descriptor),
 		T(test_seals),
 		T(test_config_part_write_sealed),
