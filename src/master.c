@@ -54,6 +54,7 @@ struct master {
 	struct config		*cfg;
 	struct privs_user	 user;
 	struct shm		 shm;
+	struct ratelimit	*rl;		/* only to repair its header */
 	int			 cfg_ro_fd;	/* config part, read-only */
 	int			 exe_fd;	/* our own binary */
 	struct listen_sock	 socks[LISTEN_MAX];
@@ -326,12 +327,30 @@ respawn_cb(struct ev_loop *loop UNUSED, ev_timer *t, int revents UNUSED)
 		spawn(w->m, w);
 }
 
+/*
+ * The headers of the state part are read by a worker only when it starts
+ * and by the master never; our copies are what counts.  A change means a
+ * worker wrote where none should: put them back, so that the next worker
+ * starts, and say so.
+ */
+static void
+state_hdr_check(struct master *m)
+{
+	if (shm_state_repair(&m->shm))
+		log_warnx("the header of the shared state was overwritten, by "
+		    "a worker: restored (a worker may be compromised)");
+	if (ratelimit_repair(m->rl))
+		log_warnx("the header of the rate-limit table was overwritten, "
+		    "by a worker: restored (a worker may be compromised)");
+}
+
 static void
 spawn(struct master *m, struct mworker *w)
 {
 	int sv[2];
 	pid_t pid;
 
+	state_hdr_check(m);
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
 		log_warn("worker %u: socketpair", w->id);
 		goto retry;
@@ -562,6 +581,7 @@ admin_cb(void *arg, struct admin_client *c, enum admin_cmd cmd)
 	struct master *m = arg;
 	char *json, *counters;
 
+	state_hdr_check(m);
 	if (cmd == ADMIN_CMD_RELOAD) {
 		reload_request(m, c);
 		return;
@@ -722,7 +742,8 @@ setup_shm(struct master *m)
 	    ratelimit_table_bytes(m->cfg->rate_table_size)) == -1)
 		fatal("shared segment");
 	rl = shm_ratelimit(&m->shm, &rlsize);
-	if (ratelimit_init(rl, rlsize, m->cfg->rate_table_size) == -1)
+	if (ratelimit_init(rl, rlsize, m->cfg->rate_table_size) == -1 ||
+	    (m->rl = ratelimit_attach(rl, rlsize, NULL)) == NULL)
 		fatal("shared segment: rate-limit table");
 	if (shm_publish(&m->shm, img, len, 1) == -1)
 		fatal("shared segment: publish");
@@ -825,6 +846,7 @@ master_main(struct config *cfg, const struct config_opts *opts)
 	admin_close(m.admin);
 	for (i = 0; i < m.nsocks; i++)
 		close(m.socks[i].fd);
+	ratelimit_detach(m.rl);
 	shm_close(&m.shm);
 	close(m.cfg_ro_fd);
 	close(m.exe_fd);

@@ -249,6 +249,22 @@ ratelimit_attach(void *mem, size_t size, struct shm_counters *counters)
 	return rl;
 }
 
+int
+ratelimit_repair(const struct ratelimit *rl)
+{
+	struct rl_hdr *h = (struct rl_hdr *)(void *)rl->tab - 1;
+
+	if (h->magic == RL_MAGIC && h->version == RL_VERSION &&
+	    h->entries == rl->n &&
+	    memcmp(h->secret, rl->secret, sizeof(h->secret)) == 0)
+		return 0;
+	h->magic = RL_MAGIC;
+	h->version = RL_VERSION;
+	h->entries = rl->n;
+	memcpy(h->secret, rl->secret, sizeof(h->secret));
+	return 1;
+}
+
 void
 ratelimit_detach(struct ratelimit *rl)
 {

@@ -106,6 +106,14 @@ struct ratelimit *ratelimit_attach(void *mem, size_t size,
 	    struct shm_counters *counters);
 void	 ratelimit_detach(struct ratelimit *rl);
 
+/*
+ * Master: put the table's header back from the handle's own copy (the
+ * master attaches right after ratelimit_init()) if a worker changed it,
+ * so that workers started later can attach.  Returns 1 if it had been
+ * changed, 0 if not.  The buckets are data and stay as they are.
+ */
+int	 ratelimit_repair(const struct ratelimit *rl);
+
 /* Milliseconds of CLOCK_MONOTONIC, the clock every bucket runs on. */
 uint64_t ratelimit_now_ms(void);
 

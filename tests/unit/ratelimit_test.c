@@ -27,6 +27,7 @@
 #include "config.h"
 #include "ratelimit.h"
 #include "shm.h"
+#include "util.h"
 
 #define T0		UINT64_C(5000000)	/* an arbitrary clock reading */
 #define TOKEN		RATELIMIT_TOKEN
@@ -407,6 +408,43 @@ test_attach_checks(void **state)
 	table_free(&t);
 }
 
+/*
+ * A worker can rewrite the table's header; the master puts it back from
+ * its own handle, so that a worker started later attaches to the same
+ * table with the same secret.
+ */
+static void
+test_repair_header(void **state)
+{
+	/* magic, version, entries, secret, and all of them. */
+	static const struct { size_t off, len; } bad[] = {
+		{ 0, 4 }, { 4, 4 }, { 8, 8 }, { 16, 16 }, { 0, 32 },
+	};
+	struct sockaddr_in a4 = v4("203.0.113.50");
+	struct ratelimit *again;
+	struct table t;
+	uint64_t k, k2;
+	size_t i;
+
+	(void)state;
+	table_make(&t, RATELIMIT_TABLE_MIN);
+	k = key_of(&t, &a4, NULL);
+	assert_int_equal(ratelimit_repair(t.rl), 0);
+	for (i = 0; i < nitems(bad); i++) {
+		memset((unsigned char *)t.mem + bad[i].off, 0xa5, bad[i].len);
+		assert_int_equal(ratelimit_repair(t.rl), 1);
+		assert_int_equal(ratelimit_repair(t.rl), 0);
+		again = ratelimit_attach(t.mem, t.size, NULL);
+		assert_non_null(again);
+		k2 = 0;
+		assert_true(ratelimit_key(again, (struct sockaddr *)&a4, NULL,
+		    &k2));
+		assert_true(k2 == k);
+		ratelimit_detach(again);
+	}
+	table_free(&t);
+}
+
 static bool
 take(struct table *t, uint64_t key, uint64_t now, double rate,
     unsigned burst)
@@ -556,6 +594,7 @@ main(void)
 		cmocka_unit_test(test_siphash),
 		cmocka_unit_test(test_keys),
 		cmocka_unit_test(test_attach_checks),
+		cmocka_unit_test(test_repair_header),
 		cmocka_unit_test(test_million_keys),
 		cmocka_unit_test(test_concurrent_exact),
 		cmocka_unit_test(test_killed_midway),
