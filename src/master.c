@@ -266,11 +266,37 @@ kill_worker(struct mworker *w, const char *why)
 		log_warn("kill worker %u", w->id);
 }
 
+/*
+ * A worker can only have applied a generation we published: one it makes
+ * up (say UINT64_MAX, to look up to date for every later reload) is a
+ * protocol violation, not a number to keep.
+ */
+static bool
+gen_claim_ok(const struct master *m, struct mworker *w,
+    const struct ctl_msg *msg)
+{
+	char why[128];
+
+	if (msg->type != CTL_READY && msg->type != CTL_ACK &&
+	    msg->type != CTL_NACK)
+		return true;
+	if (msg->gen >= 1 && msg->gen <= m->gen)
+		return true;
+	snprintf(why, sizeof(why), "named generation %llu, but the newest is "
+	    "%llu", (unsigned long long)msg->gen, (unsigned long long)m->gen);
+	kill_worker(w, why);
+	return false;
+}
+
 static void
 handle_worker_msg(struct master *m, struct mworker *w, const struct ctl_msg *msg)
 {
 	char why[CTL_TEXT_MAX + 64];
 
+	if (!gen_claim_ok(m, w, msg)) {
+		reload_check(m);
+		return;
+	}
 	switch (msg->type) {
 	case CTL_READY:
 		w->ready = true;
@@ -303,13 +329,23 @@ worker_ctl_cb(struct ev_loop *loop, ev_io *iow, int revents UNUSED)
 {
 	struct mworker *w = mworker_of(iow->data);
 	struct ctl_msg msg;
+	unsigned n;
 	int rc;
 
-	while ((rc = control_recv(w->ctl, &msg)) == 1) {
+	/*
+	 * A few at a time: a worker that never stops sending must not keep
+	 * the master from everything else (the socket stays readable, so
+	 * the loop comes back to it).
+	 */
+	for (n = 0; n < MASTER_CTL_BATCH; n++) {
+		if ((rc = control_recv(w->ctl, &msg)) != 1)
+			break;
 		if (msg.fd != -1)
 			close(msg.fd);
 		handle_worker_msg(w->m, w, &msg);
 	}
+	if (n == MASTER_CTL_BATCH)
+		return;
 	if (rc == 0 || (rc == -1 && errno != EAGAIN)) {
 		/* Exiting, or broken: SIGCHLD does the rest. */
 		ev_io_stop(loop, iow);
