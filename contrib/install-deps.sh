@@ -10,7 +10,7 @@ libnghttp2-dev libconfuse-dev libsystemd-dev libcap-dev libev-dev
 libseccomp-dev libcmocka-dev"
 demo="$build python3 curl openssl procps"
 test="$demo clang libclang-rt-14-dev python3-pytest python3-h2 gnutls-bin
-nghttp2-client socat util-linux systemd wrk testssl.sh fail2ban iproute2"
+nghttp2-client socat util-linux systemd wrk testssl.sh fail2ban iproute2 nginx"
 
 case "${1:-build}" in
 build) want=$build ;;
