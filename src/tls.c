@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include <gnutls/gnutls.h>
+#include <gnutls/crypto.h>
 #include <gnutls/x509.h>
 #include <gnutls/abstract.h>
 
@@ -25,6 +26,9 @@
 #define TLS_CTX_MAGIC	0x544c5358u	/* "TLSX" */
 #define TLS_CONN_MAGIC	0x544c5343u	/* "TLSC" */
 #define MAX_CHAIN	16
+/* A session-ticket key as GnuTLS takes it (name, cipher and MAC keys):
+   the size gnutls_session_ticket_key_generate() makes, and SHA-512's. */
+#define TICKET_KEY_SIZE	64
 /* How often a non-fatal GnuTLS error is retried at once. */
 #define NONFATAL_RETRIES 8
 
@@ -61,6 +65,7 @@ struct tls_cert {
 	unsigned		 npcert;
 	gnutls_privkey_t	 key;
 	uint64_t		 id;
+	unsigned char		 ticket[TICKET_KEY_SIZE];	/* its own */
 };
 
 struct tls_listener {
@@ -75,7 +80,6 @@ struct tls_ctx {
 	uint32_t		 magic;
 	gnutls_certificate_credentials_t cred;
 	gnutls_priority_t	 prio;
-	gnutls_datum_t		 ticket;
 	const struct route_table *rt;
 	struct tls_listener	*l;
 	size_t			 nl;
@@ -87,6 +91,8 @@ struct tls_conn {
 	struct tls_ctx		*ctx;
 	size_t			 li;
 	gnutls_session_t	 s;
+	size_t			 cert;		/* index in the listener's */
+	bool			 hello_seen;
 	uint64_t		 cert_id;
 	size_t			 pending;	/* bytes of a write in flight */
 	const char		*error;
@@ -154,6 +160,33 @@ chain_id(const struct config_blob *b)
 	return h == 0 ? 1 : h;
 }
 
+/*
+ * A certificate's session-ticket key: HMAC-SHA-512 of its chain under the
+ * master's key.  A ticket is made under the key of the certificate its
+ * session was given, and no other certificate has that key: it resumes
+ * only where the ClientHello's name selects the same chain (in this
+ * generation or a later one, on any worker), never under a certificate
+ * the client has not seen.
+ */
+static int
+cert_ticket_key(struct tls_cert *c, const struct config_blob *chain,
+    const unsigned char *master, size_t mlen)
+{
+	static const char label[] = "portcullis session-ticket key 1";
+	gnutls_hmac_hd_t h;
+
+	if (gnutls_hmac_get_len(GNUTLS_MAC_SHA512) != sizeof(c->ticket) ||
+	    gnutls_hmac_init(&h, GNUTLS_MAC_SHA512, master, mlen) < 0)
+		return -1;
+	if (gnutls_hmac(h, label, sizeof(label)) < 0 ||
+	    gnutls_hmac(h, chain->data, chain->len) < 0) {
+		gnutls_hmac_deinit(h, NULL);
+		return -1;
+	}
+	gnutls_hmac_deinit(h, c->ticket);
+	return 0;
+}
+
 static void
 cert_free(struct tls_cert *c)
 {
@@ -165,11 +198,12 @@ cert_free(struct tls_cert *c)
 	if (c->key != NULL)
 		gnutls_privkey_deinit(c->key);
 	c->key = NULL;
+	gnutls_memset(c->ticket, 0, sizeof(c->ticket));
 }
 
 static int
-cert_load(struct tls_cert *c, const struct config_tls *t, char *err,
-    size_t errsz)
+cert_load(struct tls_cert *c, const struct config_tls *t,
+    const unsigned char *master, size_t mlen, char *err, size_t errsz)
 {
 	gnutls_datum_t pem;
 	int ret;
@@ -190,6 +224,11 @@ cert_load(struct tls_cert *c, const struct config_tls *t, char *err,
 	    GNUTLS_X509_FMT_PEM, NULL, 0)) < 0)
 		goto fail;
 	c->id = chain_id(&t->cert);
+	if (cert_ticket_key(c, &t->cert, master, mlen) == -1) {
+		snprintf(err, errsz, "certificate: no session-ticket key");
+		cert_free(c);
+		return -1;
+	}
 	return 0;
 fail:
 	snprintf(err, errsz, "certificate: %s", gnutls_strerror(ret));
@@ -199,7 +238,7 @@ fail:
 
 static int
 listener_load(struct tls_listener *tl, const struct config_listener *cl,
-    char *err, size_t errsz)
+    const unsigned char *master, size_t mlen, char *err, size_t errsz)
 {
 	size_t i;
 
@@ -211,14 +250,14 @@ listener_load(struct tls_listener *tl, const struct config_listener *cl,
 		snprintf(err, errsz, "out of memory");
 		return -1;
 	}
-	if (cert_load(&tl->certs[0], &cl->tls, err, errsz) == -1)
+	if (cert_load(&tl->certs[0], &cl->tls, master, mlen, err, errsz) == -1)
 		return -1;
 	tl->ncerts = 1;
 	for (i = 0; i < cl->nsites; i++) {
 		if (cl->sites[i].tls.cert.len == 0)
 			continue;
-		if (cert_load(&tl->certs[tl->ncerts], &cl->sites[i].tls, err,
-		    errsz) == -1)
+		if (cert_load(&tl->certs[tl->ncerts], &cl->sites[i].tls,
+		    master, mlen, err, errsz) == -1)
 			return -1;
 		tl->site_cert[i] = tl->ncerts++;
 	}
@@ -254,6 +293,40 @@ session_cert(struct tls_conn *c)
 	return select_cert(c->ctx, c->li, name, len);
 }
 
+/*
+ * Called once the ClientHello's SNI is read and before its session ticket
+ * (TLS 1.2) or PSK (TLS 1.3) is: the connection's certificate is chosen
+ * here, and that certificate's ticket key replaces the listener's
+ * (tls_conn_new), so that only a ticket made under the same certificate
+ * resumes; any other is ignored and the handshake is a full one with this
+ * certificate.  A second ClientHello (after a HelloRetryRequest) must
+ * select the certificate of the first: tickets may have been tried
+ * under its key.
+ */
+static int
+client_hello(gnutls_session_t s)
+{
+	struct tls_conn *c = gnutls_session_get_ptr(s);
+	gnutls_datum_t key;
+	size_t idx;
+	int ret;
+
+	if (c == NULL || c->magic != TLS_CONN_MAGIC)
+		return GNUTLS_E_INTERNAL_ERROR;
+	idx = session_cert(c);
+	if (idx != c->cert) {
+		if (c->hello_seen)
+			return GNUTLS_E_RECEIVED_ILLEGAL_PARAMETER;
+		key.data = c->ctx->l[c->li].certs[idx].ticket;
+		key.size = TICKET_KEY_SIZE;
+		if ((ret = gnutls_session_ticket_enable_server(s, &key)) < 0)
+			return ret;
+		c->cert = idx;
+	}
+	c->hello_seen = true;
+	return 0;
+}
+
 static int
 retrieve_cert(gnutls_session_t s, const gnutls_datum_t *req_ca UNUSED,
     int nreq UNUSED, const gnutls_pk_algorithm_t *pk UNUSED, int npk UNUSED,
@@ -264,7 +337,7 @@ retrieve_cert(gnutls_session_t s, const gnutls_datum_t *req_ca UNUSED,
 
 	if (c == NULL || c->magic != TLS_CONN_MAGIC)
 		return -1;
-	cert = &c->ctx->l[c->li].certs[session_cert(c)];
+	cert = &c->ctx->l[c->li].certs[c->cert];
 	/* Ours, not GnuTLS's: they live as long as the generation. */
 	*pcert = cert->pcert;
 	*npcert = cert->npcert;
@@ -282,9 +355,13 @@ tls_ctx_new(const struct config *cfg, const struct route_table *rt,
 	size_t i;
 	int ret;
 
+	if (ticket_len != TICKET_KEY_SIZE) {
+		snprintf(err, errsz, "session-ticket key of %zu bytes, not %d",
+		    ticket_len, TICKET_KEY_SIZE);
+		return NULL;
+	}
 	if ((ctx = calloc(1, sizeof(*ctx))) == NULL ||
-	    (ctx->l = calloc(cfg->nlisteners, sizeof(*ctx->l))) == NULL ||
-	    (ctx->ticket.data = gnutls_malloc(ticket_len)) == NULL) {
+	    (ctx->l = calloc(cfg->nlisteners, sizeof(*ctx->l))) == NULL) {
 		snprintf(err, errsz, "out of memory");
 		goto fail;
 	}
@@ -292,8 +369,6 @@ tls_ctx_new(const struct config *cfg, const struct route_table *rt,
 	ctx->rt = rt;
 	ctx->nl = cfg->nlisteners;
 	ctx->h2 = cfg->http.h2;
-	memcpy(ctx->ticket.data, ticket_key, ticket_len);
-	ctx->ticket.size = (unsigned)ticket_len;
 	if ((ret = gnutls_priority_init(&ctx->prio, TLS_PRIORITY, &where)) < 0 ||
 	    (ret = gnutls_certificate_allocate_credentials(&ctx->cred)) < 0) {
 		snprintf(err, errsz, "%s", gnutls_strerror(ret));
@@ -301,8 +376,8 @@ tls_ctx_new(const struct config *cfg, const struct route_table *rt,
 	}
 	gnutls_certificate_set_retrieve_function2(ctx->cred, retrieve_cert);
 	for (i = 0; i < cfg->nlisteners; i++)
-		if (listener_load(&ctx->l[i], &cfg->listeners[i], err,
-		    errsz) == -1)
+		if (listener_load(&ctx->l[i], &cfg->listeners[i], ticket_key,
+		    ticket_len, err, errsz) == -1)
 			goto fail;
 	return ctx;
 fail:
@@ -329,10 +404,6 @@ tls_ctx_free(struct tls_ctx *ctx)
 		gnutls_certificate_free_credentials(ctx->cred);
 	if (ctx->prio != NULL)
 		gnutls_priority_deinit(ctx->prio);
-	if (ctx->ticket.data != NULL) {
-		gnutls_memset(ctx->ticket.data, 0, ctx->ticket.size);
-		gnutls_free(ctx->ticket.data);
-	}
 	ctx->magic = 0;
 	free(ctx);
 }
@@ -464,12 +535,16 @@ tls_conn_new(struct tls_ctx *ctx, size_t li, int fd)
 		{ (unsigned char *)"http/1.1", 8 },
 	};
 	struct tls_conn *c;
+	gnutls_datum_t ticket;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
 	c->magic = TLS_CONN_MAGIC;
 	c->ctx = ctx;
 	c->li = li;
+	c->cert = 0;	/* the listener's, until the ClientHello says */
+	ticket.data = ctx->l[li].certs[0].ticket;
+	ticket.size = TICKET_KEY_SIZE;
 	if (gnutls_init(&c->s, GNUTLS_SERVER | GNUTLS_NONBLOCK |
 	    GNUTLS_NO_SIGNAL) < 0) {
 		free(c);
@@ -477,13 +552,14 @@ tls_conn_new(struct tls_ctx *ctx, size_t li, int fd)
 	}
 	if (gnutls_priority_set(c->s, ctx->prio) < 0 ||
 	    gnutls_credentials_set(c->s, GNUTLS_CRD_CERTIFICATE, ctx->cred) < 0 ||
-	    gnutls_session_ticket_enable_server(c->s, &ctx->ticket) < 0 ||
+	    gnutls_session_ticket_enable_server(c->s, &ticket) < 0 ||
 	    gnutls_alpn_set_protocols(c->s, ctx->h2 ? alpn : alpn + 1,
 	    ctx->h2 ? 2 : 1, GNUTLS_ALPN_SERVER_PRECEDENCE) < 0) {
 		tls_conn_free(c);
 		return NULL;
 	}
 	gnutls_session_set_ptr(c->s, c);
+	gnutls_handshake_set_post_client_hello_function(c->s, client_hello);
 	/* Reads through our read-ahead; writes straight to the socket, or
 	   gathered (tls_conn_write). */
 	c->fd = fd;
@@ -556,9 +632,9 @@ tls_conn_handshake(struct tls_conn *c)
 		ra_release(c);
 		if (ret == GNUTLS_E_SUCCESS) {
 			/* Also right for a resumed session, where no
-			   certificate is sent: the name picks it. */
-			c->cert_id = c->ctx->l[c->li].certs[
-			    session_cert(c)].id;
+			   certificate is sent: its ticket was made under
+			   this certificate's key (client_hello). */
+			c->cert_id = c->ctx->l[c->li].certs[c->cert].id;
 			return 1;
 		}
 		if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED)

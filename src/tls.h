@@ -11,7 +11,10 @@
  * Certificates are chosen by SNI among a listener's sites; every
  * certificate has an id (a hash of its chain), equal across generations
  * for the same bytes, so that a request's host can be checked against the
- * certificate its connection was actually given (421 otherwise).
+ * certificate its connection was actually given (421 otherwise).  Each
+ * certificate encrypts its session tickets under a key of its own,
+ * derived from the master's: a session resumes only where the ClientHello
+ * selects the certificate it was made with (doc/architecture.md).
  */
 #ifndef PORTCULLIS_TLS_H
 #define PORTCULLIS_TLS_H
@@ -38,7 +41,11 @@ struct tls_conn;
 int	 tls_keypair_check(const struct config_blob *cert,
 	    const struct config_blob *key, char *err, size_t errsz);
 
-/* Credentials of a generation; rt is its routing table (kept, not owned). */
+/*
+ * Credentials of a generation; rt is its routing table (kept, not owned).
+ * ticket_key is the master's session-ticket key (64 bytes, as
+ * gnutls_session_ticket_key_generate() makes it; other sizes are refused).
+ */
 struct tls_ctx *tls_ctx_new(const struct config *cfg,
 	    const struct route_table *rt, const unsigned char *ticket_key,
 	    size_t ticket_len, char *err, size_t errsz);

@@ -45,10 +45,13 @@ class StreamResult:
 
 class H2Client:
     def __init__(self, port, sni="localhost", host="127.0.0.1", timeout=10.0,
-                 settings=None, auto_window=True, validate=True):
+                 settings=None, auto_window=True, validate=True, ctx=None,
+                 session=None):
+        """ctx: an ssl context offering h2 (a session resumes only with
+        the context it was made with)."""
         raw = socket.create_connection((host, port), timeout=timeout)
-        self.sock = tls_context(alpn=("h2",)).wrap_socket(
-            raw, server_hostname=sni)
+        self.sock = (ctx or tls_context(alpn=("h2",))).wrap_socket(
+            raw, server_hostname=sni, session=session)
         assert self.sock.selected_alpn_protocol() == "h2", \
             self.sock.selected_alpn_protocol()
         cfg = h2.config.H2Configuration(

@@ -155,11 +155,14 @@ def _v8(b):
 
 
 def client_hello(versions=(0x0304,), suites=(0x1301,), compression=(0,),
-                 sni="localhost", renegotiation_info=True):
+                 sni="localhost", renegotiation_info=True, p256_share=False,
+                 session_id=None):
     """The bytes of one TLS record with a ClientHello, so that tests can
     offer what no TLS library offers any more (compression) or leave out
     what they always send (renegotiation_info).  TLS 1.3 in versions adds
-    supported_versions and an X25519 key share."""
+    supported_versions and an X25519 key share (a P-256 one instead with
+    p256_share, which the server, preferring X25519, answers with a
+    HelloRetryRequest)."""
     exts = b""
     if sni:
         exts += _ext(0, _v16(b"\x00" + _v16(sni.encode())))
@@ -170,19 +173,25 @@ def client_hello(versions=(0x0304,), suites=(0x1301,), compression=(0,),
     if 0x0304 in versions:
         exts += _ext(43, _v8(b"".join(struct.pack("!H", v)
                                       for v in versions)))
-        # Any 32 bytes are an X25519 public key.
-        exts += _ext(51, _v16(struct.pack("!HH", 0x001d, 32)
-                              + os.urandom(32)))
+        if p256_share:
+            # The point is never looked at: the group is not the one
+            # the server takes.
+            share = struct.pack("!HH", 0x0017, 65) + b"\x04" + \
+                os.urandom(64)
+        else:
+            # Any 32 bytes are an X25519 public key.
+            share = struct.pack("!HH", 0x001d, 32) + os.urandom(32)
+        exts += _ext(51, _v16(share))
     if renegotiation_info:
         exts += _ext(0xff01, b"\x00")
-    body = b"\x03\x03" + os.urandom(32) + _v8(os.urandom(32))
+    body = b"\x03\x03" + os.urandom(32) + _v8(session_id or os.urandom(32))
     body += _v16(b"".join(struct.pack("!H", s) for s in suites))
     body += _v8(bytes(compression)) + _v16(exts)
     hs = b"\x01" + struct.pack("!I", len(body))[1:] + body
     return b"\x16\x03\x01" + _v16(hs)
 
 
-def _recv_exact(s, n):
+def recv_exact(s, n):
     data = b""
     while len(data) < n:
         chunk = s.recv(n - len(data))
@@ -199,13 +208,13 @@ def hello_reply(port, hello, timeout=5.0):
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(hello)
         try:
-            head = _recv_exact(s, 5)
+            head = recv_exact(s, 5)
         except (ConnectionResetError, socket.timeout):
             return "closed", None
         if len(head) < 5:
             return "closed", None
         ctype, _, length = struct.unpack("!BHH", head)
-        rec = _recv_exact(s, length)
+        rec = recv_exact(s, length)
         if ctype == 21:
             return "alert", (rec[0], rec[1])
         if ctype != 22 or rec[0] != 2:

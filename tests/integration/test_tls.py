@@ -1,6 +1,7 @@
 """TLS: protocol versions and cipher suites, compression, renegotiation,
 ALPN, certificates chosen by SNI (and whole chains), session resumption
-across workers, certificates re-read on reload, and a testssl scan.
+across workers and only under the certificate the session was made with,
+certificates re-read on reload, and a testssl scan.
 
 The proxy is meant to speak TLS 1.3 (all its suites) and TLS 1.2 with
 ECDHE and an AEAD cipher only, with either an ECDSA certificate (what the
@@ -13,18 +14,20 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import time
 
 import pytest
 
-from conftest import (SLOWDOWN, https_get, parse_response, tls_connect,
-                      tls_context, wait_until)
+from conftest import (SLOWDOWN, https_get, parse_response, read_all,
+                      tls_connect, tls_context, wait_until)
+from h2util import H2Client
 from proxyutil_ops import (ca_chain, client_hello, get_request,
                            handshake_ok, hello_reply, pem_der, peer_cert,
-                           rsa_cert, s_client, s_client_cipher, slow,
-                           start_proxy)
+                           recv_exact, rsa_cert, s_client, s_client_cipher,
+                           slow, start_proxy)
 
 
 @pytest.fixture
@@ -408,6 +411,209 @@ def test_session_resumes_on_new_workers(request, make_proxy, upstream,
                        "-ign_eof", stdin=get_request())
     assert re.search(r"^New, ", out, re.M), out
     assert_serves(out)
+
+
+# ---- a session resumes only under its own certificate -----------------------
+
+VERSIONS = [pytest.param(ssl.TLSVersion.TLSv1_3, id="tls13"),
+            pytest.param(ssl.TLSVersion.TLSv1_2, id="tls12")]
+
+
+def _client_ctx(version, alpn):
+    """One context per client: a session resumes only with the context it
+    was made with."""
+    ctx = tls_context(alpn=(alpn,))
+    ctx.minimum_version = ctx.maximum_version = version
+    return ctx
+
+
+def _ask_h1(port, ctx, sni, host, session=None):
+    """GET / for host on a new connection with this SNI, offering session:
+    (status, resumed?, the certificate the client holds, the session)."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    with ctx.wrap_socket(raw, server_hostname=sni, session=session) as s:
+        s.sendall(get_request(host))
+        status = parse_response(read_all(s))[0]
+        return (status, s.session_reused, s.getpeercert(binary_form=True),
+                s.session)
+
+
+def _ask_h2(port, ctx, sni, host, session=None):
+    with H2Client(port, sni=sni, ctx=ctx, session=session) as c:
+        r = c.response(c.request("GET", "/", authority=host))
+        return (r.status, c.sock.session_reused,
+                c.sock.getpeercert(binary_form=True), c.sock.session)
+
+
+def _resume_certs(certs):
+    """a.test and b.test share a certificate, c.test has its own."""
+    return {"a": certs.get("resume-a", ["a.test", "b.test"]),
+            "c": certs.get("resume-c", ["c.test"]),
+            "d": certs.get("resume-d", ["d.test"])}
+
+
+def _own_cert_site(upstream, pair):
+    return {"upstream": upstream.addr, "cert": str(pair[0]),
+            "key": str(pair[1])}
+
+
+@pytest.fixture
+def resume_proxy(make_proxy, upstream, certs):
+    """localhost on the listener's certificate, a.test and b.test on one
+    of their own, c.test on another."""
+    pairs = _resume_certs(certs)
+
+    def configure(p):
+        for name, which in (("a.test", "a"), ("b.test", "a"),
+                            ("c.test", "c")):
+            p.listener["site"].append(
+                (name, _own_cert_site(upstream, pairs[which])))
+    p = start_proxy(make_proxy, upstream, workers=1, configure=configure)
+    ders = {k: pem_der(v[0]) for k, v in pairs.items()}
+    ders["listener"] = pem_der(p.listener["tls"]["cert"])
+    return p, ders
+
+
+@pytest.mark.parametrize("alpn", ["http/1.1", "h2"])
+@pytest.mark.parametrize("version", VERSIONS)
+def test_resumption_only_under_the_sessions_certificate(resume_proxy,
+                                                         version, alpn):
+    """A session made with a.test's certificate does not resume for a name
+    served by another certificate: the handshake is a full one and shows
+    that name's certificate (before, a TLS 1.3 session made with SNI
+    a.test resumed with SNI c.test and served c.test, whose certificate
+    the connection never saw)."""
+    p, ders = resume_proxy
+    ask = _ask_h2 if alpn == "h2" else _ask_h1
+    ctx = _client_ctx(version, alpn)
+    status, reused, cert, sess = ask(p.https_port, ctx, "a.test", "a.test")
+    assert (status, reused, cert) == (200, False, ders["a"])
+    assert sess is not None and sess.has_ticket
+    # The control: the same name resumes, so a refusal below is the
+    # server's, not a client that did not offer the session.
+    status, reused, _, _ = ask(p.https_port, ctx, "a.test", "a.test", sess)
+    assert (status, reused) == (200, True), p.log()[-3000:]
+    # On the resumed session a host of another certificate is misdirected.
+    status, reused, _, _ = ask(p.https_port, ctx, "a.test", "c.test", sess)
+    assert (status, reused) == (421, True)
+    # Names of other certificates: full handshakes, with their own.
+    for sni, host, want in (("c.test", "c.test", "c"),
+                            ("localhost", "localhost", "listener"),
+                            (None, "localhost", "listener")):
+        status, reused, cert, _ = ask(p.https_port, ctx, sni, host, sess)
+        assert (status, reused, cert == ders[want]) == (200, False, True), \
+            (sni, status, reused)
+    if version == ssl.TLSVersion.TLSv1_3:
+        # b.test shares a.test's certificate: the session resumes for it.
+        # (TLS 1.2 resumption wants the very same SNI: GnuTLS's rule.)
+        status, reused, _, _ = ask(p.https_port, ctx, "b.test", "b.test",
+                                   sess)
+        assert (status, reused) == (200, True)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_resumption_across_reloads_follows_the_certificates(
+        make_proxy, upstream, certs, version):
+    """A session stays bound to the bytes of its certificate, not to a
+    position in the configuration: after a reload that reorders the
+    certificates it still resumes (and still answers 421 for other
+    certificates' hosts); after one that takes a.test's certificate away,
+    a.test gets a full handshake with the certificate now in use."""
+    pairs = _resume_certs(certs)
+
+    def sites(names):
+        return [(name, _own_cert_site(upstream, pairs[which]))
+                for name, which in names]
+
+    def configure(p):
+        p.listener["site"] += sites([("a.test", "a"), ("c.test", "c")])
+    p = start_proxy(make_proxy, upstream, workers=1, configure=configure)
+    listener_der = pem_der(p.listener["tls"]["cert"])
+    ctx = _client_ctx(version, "http/1.1")
+    port = p.https_port
+    sa = _ask_h1(port, ctx, "a.test", "a.test")[3]
+    sc = _ask_h1(port, ctx, "c.test", "c.test")[3]
+
+    def reload(new_sites):
+        p.listener["site"] = [s for s in p.listener["site"]
+                              if s[0] in ("localhost", "*.example.test")]
+        p.listener["site"] = new_sites + p.listener["site"]
+        p.write_config()
+        rc, reply = p.ctl("reload")
+        assert rc == 0 and reply["status"] == "ok", reply
+
+    # Another certificate first, c.test's before a.test's.
+    reload(sites([("d.test", "d"), ("c.test", "c"), ("a.test", "a")]))
+    assert _ask_h1(port, ctx, "a.test", "a.test", sa)[:2] == (200, True)
+    assert _ask_h1(port, ctx, "a.test", "c.test", sa)[:2] == (421, True)
+    assert _ask_h1(port, ctx, "c.test", "c.test", sc)[:2] == (200, True)
+    status, reused, cert, _ = _ask_h1(port, ctx, "d.test", "d.test", sa)
+    assert (status, reused, cert) == (200, False, pem_der(pairs["d"][0]))
+
+    # a.test loses its certificate: the listener's serves it now.
+    reload([("a.test", {"upstream": upstream.addr})] +
+           sites([("c.test", "c")]))
+    status, reused, cert, _ = _ask_h1(port, ctx, "a.test", "a.test", sa)
+    assert (status, reused, cert) == (200, False, listener_der)
+    assert _ask_h1(port, ctx, "c.test", "c.test", sc)[:2] == (200, True)
+
+
+def test_tls13_resumption_after_hello_retry(resume_proxy, tmp_path):
+    """A resuming client whose key share the server does not take (P-256
+    first, X25519 preferred) gets a HelloRetryRequest and still resumes:
+    the second ClientHello selects the certificate of the first."""
+    p, _ = resume_proxy
+    sess = tmp_path / "a.sess"
+    rc, out = s_client(p.https_port, "-tls1_3", "-sess_out", str(sess),
+                       "-ign_eof", stdin=get_request("a.test"), sni="a.test")
+    assert re.search(r"^New, ", out, re.M), out
+    rc, out = s_client(p.https_port, "-tls1_3", "-groups", "P-256:X25519",
+                       "-msg", "-sess_in", str(sess), "-ign_eof",
+                       stdin=get_request("a.test"), sni="a.test")
+    # -msg names the HelloRetryRequest a ServerHello (it is one, with a
+    # special random): two of them.
+    assert len(re.findall(r"^<<< TLS 1\.3, Handshake \[length [0-9a-f]+\], "
+                          r"ServerHello$", out, re.M)) == 2, out
+    assert re.search(r"^Reused, TLSv1\.3", out, re.M), out
+    assert_serves(out)
+
+
+def _next_record(s):
+    """(type, body) of the next record other than a ChangeCipherSpec."""
+    while True:
+        head = recv_exact(s, 5)
+        assert len(head) == 5, f"closed: {head!r}"
+        ctype, _, length = struct.unpack("!BHH", head)
+        body = recv_exact(s, length)
+        if ctype != 20:
+            return ctype, body
+
+
+@pytest.mark.parametrize("second_sni,want", [("a.test", "server_hello"),
+                                              ("c.test", "alert")])
+def test_second_client_hello_keeps_the_certificate(resume_proxy, second_sni,
+                                                   want):
+    """After a HelloRetryRequest the second ClientHello must select the
+    certificate of the first (whose ticket key may have been tried on its
+    tickets): one naming another certificate ends the handshake with an
+    illegal_parameter alert."""
+    p, _ = resume_proxy
+    sid = os.urandom(32)
+    with socket.create_connection(("127.0.0.1", p.https_port),
+                                  timeout=5 * SLOWDOWN) as s:
+        s.sendall(client_hello(sni="a.test", p256_share=True,
+                               session_id=sid))
+        ctype, body = _next_record(s)
+        # A HelloRetryRequest is a ServerHello with a fixed random.
+        assert (ctype, body[0]) == (22, 2), (ctype, body[:8])
+        assert body[6:38] == bytes.fromhex(
+            "cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
+        s.sendall(client_hello(sni=second_sni, session_id=sid))
+        ctype, body = _next_record(s)
+    if want == "alert":
+        assert (ctype, body[1]) == (21, 47), (ctype, body[:8])
+    else:
+        assert (ctype, body[0]) == (22, 2), (ctype, body[:8])
 
 
 def _records(data):
