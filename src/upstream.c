@@ -109,6 +109,23 @@ idle_read_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents UNUSED)
 	idle_remove(i->pool, i, true);
 }
 
+/*
+ * Whether an idle connection holds nothing: no byte and no EOF or error
+ * waiting.  Its watcher closes it when it turns readable, but only from
+ * the loop: a connection given back and taken again in one loop iteration
+ * (a pipelined request, another HTTP/2 stream), or taken before a pending
+ * event is handled, has not been looked at.  Whatever it holds is no
+ * answer to the next request and must never be read as one.
+ */
+static bool
+idle_clean(int fd)
+{
+	char c;
+
+	return recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == -1 &&
+	    (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 /* Close a peer's connections idle past their time.  Sites sharing the
    address may have different timeouts: the whole list is looked at. */
 static void
@@ -180,9 +197,10 @@ upstream_take(struct upstream_pool *p, const struct sockaddr *addr,
 	 * The most recently used is the least likely to be timing out.  The
 	 * sweep runs every SWEEP_SECS: one past its time is closed here, and
 	 * as connections are taken from the end, none ever is taken late.
+	 * One that holds anything is closed too (idle_clean).
 	 */
 	while ((i = TAILQ_LAST(&pe->idle, idle_head)) != NULL &&
-	    i->until <= ev_now(p->loop))
+	    (i->until <= ev_now(p->loop) || !idle_clean(i->fd)))
 		idle_remove(p, i, true);
 	if (i == NULL)
 		return -1;
