@@ -356,6 +356,21 @@ http1_method_lookup(const char *s, size_t n)
 	return HTTP1_METHOD_OTHER;
 }
 
+bool
+http1_replayable(enum http1_method method, bool has_body)
+{
+	if (has_body)
+		return false;
+	switch (method) {
+	case HTTP1_METHOD_GET:
+	case HTTP1_METHOD_HEAD:
+	case HTTP1_METHOD_OPTIONS:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* "HTTP/1.0" or "HTTP/1.1"; another well-formed version is a 505. */
 static int
 parse_version(const char *v, size_t n, int *minor)

@@ -192,6 +192,17 @@ const struct http1_header *http1_find_header(const struct http1_header *h,
 /* A method name as parsed requests carry it (case-sensitive). */
 enum http1_method http1_method_lookup(const char *s, size_t n);
 
+/*
+ * Whether a request may be sent again, unasked, after the connection it
+ * went out on closed before any byte of an answer: only GET, HEAD and
+ * OPTIONS (safe, RFC 9110 9.2.1), and only without a body (has_body: a
+ * Content-Length, even 0, or Transfer-Encoding).  PUT and DELETE are
+ * idempotent (9.2.2) but change state, and an upstream may not honour
+ * that; POST, PATCH, CONNECT, TRACE and methods we do not know are never
+ * sent twice (nginx stopped that in 1.9.13).
+ */
+bool http1_replayable(enum http1_method method, bool has_body);
+
 /* A non-empty token (RFC 9110 5.6.2), as field names and methods are. */
 bool http1_is_token(const char *s, size_t n);
 

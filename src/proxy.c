@@ -239,14 +239,22 @@ ex_connect(struct exchange *ex)
 
 /*
  * A pooled connection the upstream closed just as we reused it: send the
- * request again, once, on a new connection (only a request without a
- * body, before any byte of an answer).
+ * request again, once, on a new connection, before any byte of an answer
+ * and only if http1_replayable() (ex_build_head kept a copy).  Anything
+ * else may have been acted on already: the client gets a 502.
  */
 static bool
 ex_retry(struct exchange *ex)
 {
-	if (!ex->reused || ex->got_bytes || ex->retry == NULL)
+	if (!ex->reused || ex->got_bytes)
 		return false;
+	if (ex->retry == NULL) {
+		log_warnx("upstream %s (site %s): reused connection closed "
+		    "before answering; the request is not replayable (a "
+		    "method other than GET, HEAD, OPTIONS, or a body), not "
+		    "sent again", ex->name, ex->site->host);
+		return false;
+	}
 	log_debug("upstream %s: reused connection closed, retrying", ex->name);
 	ev_io_stop(loop_of(ex), &ex->io);
 	close(ex->fd);
@@ -701,8 +709,9 @@ ex_build_head(struct exchange *ex, const struct proxy_request *req)
 			return -1;
 		cap = cap < EX_OUT_BODY ? EX_OUT_BODY : PROXY_HEAD_MAX;
 	}
-	/* A request without a body can be sent again on a new connection. */
-	if (ex->reused && req->framing == HEADERS_FRAME_NONE) {
+	/* Only these may be sent again on a new connection (ex_retry). */
+	if (ex->reused && http1_replayable(req->method_id,
+	    req->framing != HEADERS_FRAME_NONE)) {
 		/* The head alone (a few hundred bytes, from malloc's
 		   thread cache), not a buffer the size of out. */
 		ex->retry_len = buf_len(ex->out);

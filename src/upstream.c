@@ -31,6 +31,7 @@ struct idle {
 	ev_io			 io;
 	double			 since;		/* pooled at */
 	double			 until;		/* then closed (its site's timeout) */
+	unsigned		 iter;		/* ev_iteration() when pooled */
 	TAILQ_ENTRY(idle)	 entry;		/* oldest first */
 };
 
@@ -109,6 +110,31 @@ idle_read_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents UNUSED)
 	idle_remove(i->pool, i, true);
 }
 
+/*
+ * Whether an idle connection holds nothing: no byte and no EOF or error
+ * waiting.  Its watcher closes it when it turns readable, but only from
+ * the loop: a connection given back and taken again in one loop iteration
+ * (a pipelined request, another HTTP/2 stream), or taken before a pending
+ * event is handled, has not been looked at.  Whatever it holds is no
+ * answer to the next request and must never be read as one.
+ *
+ * A connection pooled before this iteration's poll was watched by it
+ * (level-triggered): anything that had arrived by then left its watcher
+ * pending, so only then, or when it was pooled in this iteration, does
+ * the socket need asking (one recv; the steady state under load takes
+ * connections pooled in an earlier iteration and makes no system call).
+ */
+static bool
+idle_clean(struct upstream_pool *p, const struct idle *i)
+{
+	char c;
+
+	if (i->iter != ev_iteration(p->loop) && !ev_is_pending(&i->io))
+		return true;
+	return recv(i->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == -1 &&
+	    (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 /* Close a peer's connections idle past their time.  Sites sharing the
    address may have different timeouts: the whole list is looked at. */
 static void
@@ -180,9 +206,10 @@ upstream_take(struct upstream_pool *p, const struct sockaddr *addr,
 	 * The most recently used is the least likely to be timing out.  The
 	 * sweep runs every SWEEP_SECS: one past its time is closed here, and
 	 * as connections are taken from the end, none ever is taken late.
+	 * One that holds anything is closed too (idle_clean).
 	 */
 	while ((i = TAILQ_LAST(&pe->idle, idle_head)) != NULL &&
-	    i->until <= ev_now(p->loop))
+	    (i->until <= ev_now(p->loop) || !idle_clean(p, i)))
 		idle_remove(p, i, true);
 	if (i == NULL)
 		return -1;
@@ -232,6 +259,7 @@ upstream_put(struct upstream_pool *p, const struct sockaddr *addr,
 	i->fd = fd;
 	i->since = ev_now(p->loop);
 	i->until = i->since + (double)timeout;
+	i->iter = ev_iteration(p->loop);
 	ev_io_init(&i->io, idle_read_cb, fd, EV_READ);
 	/* The descriptor stayed open and watched since the exchange had it:
 	   libev need not re-register it (a failing EPOLL_CTL_ADD each). */

@@ -3,9 +3,11 @@
  * a per-worker pool of idle keep-alive connections per upstream address.
  *
  * An idle connection is watched: if it becomes readable it was closed by
- * the upstream (or sent bytes nobody asked for) and is dropped at once,
- * so a connection taken from the pool has never misbehaved.  A connection
- * goes back into the pool only after a complete, well-formed exchange.
+ * the upstream (or sent bytes nobody asked for) and is dropped at once;
+ * the same is checked again when it is taken (it may be given back and
+ * taken within one loop iteration), so a connection taken from the pool
+ * holds no byte it was sent before.  A connection goes back into the
+ * pool only after a complete, well-formed exchange.
  */
 #ifndef PORTCULLIS_UPSTREAM_H
 #define PORTCULLIS_UPSTREAM_H
@@ -32,8 +34,8 @@ void	 upstream_pool_free(struct upstream_pool *p);
 size_t	 upstream_pool_size(const struct upstream_pool *p);
 
 /* An idle connection to addr, or -1 if there is none (those idle past
-   their time are closed first); keep is the asking site's limit, and 0
-   closes what is idle. */
+   their time, or holding any byte or an EOF, are closed first); keep is
+   the asking site's limit, and 0 closes what is idle. */
 int	 upstream_take(struct upstream_pool *p, const struct sockaddr *addr,
 	    socklen_t len, unsigned keep);
 

@@ -573,6 +573,69 @@ test_methods(void **state)
 	}
 }
 
+/*
+ * What may be sent again after a reused upstream connection closed
+ * unanswered: GET, HEAD and OPTIONS without a body, nothing else.  Each
+ * head is parsed, so "a body" is what the parser says of Content-Length
+ * (0 too) and Transfer-Encoding, as the proxy sees it.
+ */
+static void
+test_replayable(void **state)
+{
+	static const struct {
+		const char	*head;
+		bool		 replay;
+	} tc[] = {
+		{ "GET / HTTP/1.1\r\n",				true },
+		{ "HEAD / HTTP/1.1\r\n",				true },
+		{ "OPTIONS / HTTP/1.1\r\n",				true },
+		{ "OPTIONS * HTTP/1.1\r\n",				true },
+		{ "GET / HTTP/1.0\r\n",				true },
+		{ "POST / HTTP/1.1\r\n",				false },
+		{ "PATCH / HTTP/1.1\r\n",				false },
+		{ "PUT / HTTP/1.1\r\n",				false },
+		{ "DELETE / HTTP/1.1\r\n",				false },
+		{ "TRACE / HTTP/1.1\r\n",				false },
+		{ "CONNECT h:443 HTTP/1.1\r\n",			false },
+		{ "PROPFIND / HTTP/1.1\r\n",			false },
+		{ "LOCK / HTTP/1.1\r\n",				false },
+		{ "get / HTTP/1.1\r\n",				false },
+		{ "GET / HTTP/1.1\r\nContent-Length: 0\r\n",		false },
+		{ "GET / HTTP/1.1\r\nContent-Length: 5\r\n",		false },
+		{ "GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n",	false },
+		{ "HEAD / HTTP/1.1\r\nContent-Length: 0\r\n",		false },
+		{ "OPTIONS / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n",
+									false },
+		{ "POST / HTTP/1.1\r\nContent-Length: 0\r\n",		false },
+		{ "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n",	false },
+		{ "DELETE / HTTP/1.1\r\nContent-Length: 0\r\n",		false },
+	};
+	static struct http1_request	req;
+	struct sbuf			b;
+	enum http1_method		m;
+	size_t				i;
+
+	(void)state;
+	for (i = 0; i < NCASES(tc); i++) {
+		sb_init(&b, 256);
+		sb_str(&b, tc[i].head);
+		sb_str(&b, "Host: h\r\n\r\n");
+		assert_int_equal(req_parse(b.p, b.len, &req), HTTP1_DONE);
+		if (http1_replayable(req.method, req.body != HTTP1_BODY_NONE) !=
+		    tc[i].replay)
+			fail_msg("%s: replayable should be %d", tc[i].head,
+			    tc[i].replay);
+		free(b.p);
+	}
+	/* Every method, with and without a body, against the list. */
+	for (m = HTTP1_METHOD_OTHER; m <= HTTP1_METHOD_PATCH; m++) {
+		assert_false(http1_replayable(m, true));
+		assert_int_equal(http1_replayable(m, false),
+		    m == HTTP1_METHOD_GET || m == HTTP1_METHOD_HEAD ||
+		    m == HTTP1_METHOD_OPTIONS);
+	}
+}
+
 /* n fields named X-0 .. X-(n-1) after a Host field, i.e. n + 1 fields. */
 static void
 build_fields(struct sbuf *b, size_t n)
@@ -1815,6 +1878,7 @@ main(void)
 		cmocka_unit_test(test_absolute_form_bad),
 		cmocka_unit_test(test_connect_options),
 		cmocka_unit_test(test_methods),
+		cmocka_unit_test(test_replayable),
 		cmocka_unit_test(test_many_headers),
 		cmocka_unit_test(test_pipelined),
 		cmocka_unit_test(test_leading_crlf),

@@ -1,7 +1,9 @@
 /*
  * upstream_test.c - how an upstream address is named in logs: IPv4 and
  * bracketed IPv6 with the port, shortened to the buffer, and the name
- * kept from the last call never given for another address.
+ * kept from the last call never given for another address; and the
+ * pool never hands out a connection that holds a byte or an EOF, even
+ * one given back within the same loop iteration (its watcher has not run).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,8 +13,13 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
+
+#include <ev.h>
 
 #include "upstream.h"
 
@@ -105,12 +112,84 @@ test_short_buffers(void **state)
 	assert_int_equal(buf[0], 'y');
 }
 
+/* A connected pair: [0] goes into the pool, [1] plays the upstream. */
+static void
+pair(int sv[2])
+{
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0, sv), 0);
+}
+
+static bool
+is_open(int fd)
+{
+	return fcntl(fd, F_GETFD) != -1 || errno != EBADF;
+}
+
+/*
+ * Given back and taken again without the loop running in between (as a
+ * pipelined request does): a connection holding late bytes (a body after
+ * a HEAD answer, a second response nobody asked for) or an EOF is closed,
+ * never taken; a clean one behind it still is.
+ */
+static void
+test_pool_takes_only_clean(void **state)
+{
+	struct sockaddr_storage a = v4("127.0.0.1", 8080);
+	const struct sockaddr *sa = (const struct sockaddr *)&a;
+	socklen_t len = sizeof(struct sockaddr_in);
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct upstream_pool *p;
+	int clean[2], late[2], eof[2];
+
+	(void)state;
+	assert_non_null(loop);
+	assert_non_null(p = upstream_pool_new(loop));
+
+	pair(clean);
+	upstream_put(p, sa, len, clean[0], 4, 60);
+	assert_int_equal(upstream_take(p, sa, len, 4), clean[0]);
+	assert_int_equal(upstream_pool_size(p), 0);
+
+	/* Late bytes: the newest is tried first and thrown away. */
+	upstream_put(p, sa, len, clean[0], 4, 60);
+	pair(late);
+	upstream_put(p, sa, len, late[0], 4, 60);
+	assert_int_equal(write(late[1], "HTTP/1.1 200 OK\r\n", 17), 17);
+	assert_int_equal(upstream_take(p, sa, len, 4), clean[0]);
+	assert_false(is_open(late[0]));
+	assert_int_equal(upstream_pool_size(p), 0);
+
+	/* The upstream closed it. */
+	pair(eof);
+	upstream_put(p, sa, len, eof[0], 4, 60);
+	close(eof[1]);
+	assert_int_equal(upstream_take(p, sa, len, 4), -1);
+	assert_false(is_open(eof[0]));
+
+	/* One byte is enough, and nothing is left to take. */
+	close(late[1]);
+	pair(late);
+	upstream_put(p, sa, len, late[0], 4, 60);
+	assert_int_equal(write(late[1], "x", 1), 1);
+	assert_int_equal(upstream_take(p, sa, len, 4), -1);
+	assert_false(is_open(late[0]));
+	assert_int_equal(upstream_pool_size(p), 0);
+
+	close(clean[0]);
+	close(clean[1]);
+	close(late[1]);
+	upstream_pool_free(p);
+	ev_loop_destroy(loop);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_short_buffers),
+		cmocka_unit_test(test_pool_takes_only_clean),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
