@@ -496,7 +496,10 @@ def test_probe_filter_on_access_lines(make_proxy, upstream):
         plan = {"/": 200, "/private": 403, "/token": 401, "/.env": 404,
                 "/wp-login.php": 404, "/u/repo.git/config": 404,
                 "/.env-is-fine-here": 200, "/x?client_ip=1.2.3.4": 404,
-                "/.git/config": 404}
+                "/.git/config": 404,
+                # A quote makes the logged path a quoted value: still
+                # the same probe.
+                '/.env?x="': 404, '/x?"/.env': 404}
         for path, want in plan.items():
             assert c.get(path)[0] == want, path
         c.close()
@@ -504,5 +507,5 @@ def test_probe_filter_on_access_lines(make_proxy, upstream):
     finally:
         up.stop()
     ips, summary = fail2ban_ips(p.log_path, PROBE_FILTER)
-    # /private, /token, /.env, /wp-login.php, /.git/config
-    assert ips == ["127.0.0.1"] * 5, (ips, summary, p.log())
+    # /private, /token, /.env, /wp-login.php, /.git/config, /.env?x="
+    assert ips == ["127.0.0.1"] * 6, (ips, summary, p.log())
