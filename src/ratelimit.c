@@ -328,10 +328,7 @@ ratelimit_net_name(const struct sockaddr *peer, char *buf, size_t len)
 	memcpy(net.s6_addr, sin6->sin6_addr.s6_addr, V6_NET_BYTES);
 	if (inet_ntop(AF_INET6, &net, addr, sizeof(addr)) == NULL)
 		return false;
-	/* The zero network is "0::", not "::": fail2ban's address
-	   expression wants a digit before "::" (as ::1's /64 shows). */
-	n = snprintf(buf, len, "%s%s/%d", addr[0] == ':' ? "0" : "", addr,
-	    RATELIMIT_V6_PREFIX);
+	n = snprintf(buf, len, "%s/%d", addr, RATELIMIT_V6_PREFIX);
 	if (n < 0 || (size_t)n >= len) {
 		if (len > 0)
 			buf[0] = '\0';

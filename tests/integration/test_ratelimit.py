@@ -435,7 +435,7 @@ def test_fail2ban_bans_the_ipv6_network(make_proxy, upstream, certs,
     p.stop()
     [line] = rate_limit_lines(p.log())
     assert re.fullmatch(rf"{TS} RATE_LIMIT client_ip=::1 host=localhost "
-                        r"client_net=0::/64 path=/login status=429", line)
+                        r"client_net=::/64 path=/login status=429", line)
     ips, summary = fail2ban_ips(p.log_path)
     assert ips == ["::/64"], (ips, summary)
 
@@ -446,7 +446,7 @@ def test_fail2ban_bans_the_ipv6_network(make_proxy, upstream, certs,
         ts = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
         return f"{ts} " + body.replace(
             "client_ip=::1 ", f"client_ip=2001:db8:1:2::{i:x} ").replace(
-            "client_net=0::/64 ", "client_net=2001:db8:1:2::/64 ")
+            "client_net=::/64 ", "client_net=2001:db8:1:2::/64 ")
     jail = dict(re.findall(r"^(\w+)\s*=\s*(.*?)\s*$", JAIL.read_text().split(
         "[portcullis-ratelimit]")[1].split("\n[")[0], re.M))
     maxretry = int(jail["maxretry"])
