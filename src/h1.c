@@ -523,6 +523,7 @@ fill_proxy_request(struct h1_conn *c, struct proxy_request *pr)
 	pr->websocket = c->req->upgrade_websocket;
 	pr->client_ip = c->client_ip;
 	pr->tls = true;
+	pr->port = c->req_gen->cfg->listeners[c->li].https_port;
 	switch (c->req->body) {
 	case HTTP1_BODY_LENGTH:
 		pr->framing = HEADERS_FRAME_LENGTH;

@@ -878,6 +878,7 @@ st_start(struct h2_stream *st)
 	}
 	pr.client_ip = c->client_ip;
 	pr.tls = true;
+	pr.port = st->gen->cfg->listeners[c->li].https_port;
 	if ((scratch == NULL && (scratch = buf_new(PROXY_HEAD_MAX)) == NULL) ||
 	    h2req_check(&pr, scratch) == -1) {
 		log_warnx("%s: h2: request for %s does not re-parse as "

@@ -439,13 +439,16 @@ h2req_check(const struct proxy_request *pr, struct buf *scratch)
 			return -1;
 		k++;
 	}
-	if (k + 3 > req.nheaders ||
+	if (k + 5 > req.nheaders ||
 	    !field_is(&req.headers[k], "x-real-ip", pr->client_ip) ||
 	    !field_is(&req.headers[k + 1], "x-forwarded-for", pr->client_ip) ||
 	    !field_is(&req.headers[k + 2], "x-forwarded-proto",
-	    pr->tls ? "https" : "http"))
+	    pr->tls ? "https" : "http") ||
+	    !field_is(&req.headers[k + 3], "x-forwarded-host", NULL) ||
+	    !same(req.headers[k + 3].value, pr->host) ||
+	    !field_is(&req.headers[k + 4], "x-forwarded-port", NULL))
 		return -1;
-	k += 3;
+	k += 5;
 	if (pr->framing == HEADERS_FRAME_LENGTH || pr->framing ==
 	    HEADERS_FRAME_CHUNKED)
 		k++;

@@ -95,18 +95,52 @@ headers_hop_by_hop(const char *name, size_t len,
 	    headers_first_connection(fields, n));
 }
 
-/* Request fields the proxy sets itself or must never pass on. */
+/* Does name start with one of the prefixes in tab? */
+static bool
+prefix_in(const char *name, size_t len, const struct name *tab, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (len >= tab[i].len && util_strcaseeq(name, tab[i].len,
+		    tab[i].s, tab[i].len))
+			return true;
+	return false;
+}
+
+/*
+ * Request fields the proxy sets itself or a client must never set.  An
+ * application behind a proxy believes what the proxy tells it of the
+ * client: its address, the scheme, host, port and path prefix it asked
+ * for, the URL before a rewrite, its TLS client certificate.  As the edge
+ * we say that ourselves or nobody does: every X-Forwarded-*, X-Original-*,
+ * X-Real-* and X-SSL-* field and Forwarded, and the names below, which
+ * frameworks, CDNs and load balancers use for the same (Werkzeug
+ * ProxyFix, Symfony's X-Original-URL and X-Rewrite-URL, Rack's
+ * X-Forwarded-Ssl and X-Url-Scheme, PHP's Client-IP, Akamai's and
+ * Cloudflare's True-Client-IP and CF-Connecting-IP ...).  Keep the list
+ * in doc/portcullis.8 in step.
+ */
 static bool
 request_drops(const struct http1_header *h)
 {
-	static const struct name set_here[] = {
+	static const struct name exact[] = {
 		NAME("host"), NAME("content-length"), NAME("expect"),
-		NAME("x-forwarded-for"), NAME("x-real-ip"),
-		NAME("x-forwarded-proto"), NAME("x-forwarded-host"),
-		NAME("forwarded"),
+		NAME("forwarded"), NAME("front-end-https"),
+		NAME("x-url-scheme"), NAME("x-rewrite-url"),
+		NAME("true-client-ip"), NAME("x-client-ip"), NAME("client-ip"),
+		NAME("x-cluster-client-ip"), NAME("cf-connecting-ip"),
+		NAME("fastly-client-ip"), NAME("x-proxyuser-ip"),
+		NAME("x-client-cert"), NAME("ssl-client-cert"),
+		NAME("x-arr-ssl"), NAME("x-arr-clientcert"),
+	};
+	static const struct name prefix[] = {
+		NAME("x-forwarded-"), NAME("x-original-"), NAME("x-real-"),
+		NAME("x-ssl-"),
 	};
 
-	return name_in(h->name.p, h->name.len, set_here, nitems(set_here));
+	return name_in(h->name.p, h->name.len, exact, nitems(exact)) ||
+	    prefix_in(h->name.p, h->name.len, prefix, nitems(prefix));
 }
 
 static bool
@@ -189,7 +223,11 @@ headers_request_head(struct buf *out, const struct headers_request *r)
 	    buf_addlit(out, "\r\nX-Forwarded-For: ") == -1 ||
 	    buf_addstr(out, r->client_ip) == -1 ||
 	    buf_addlit(out, "\r\nX-Forwarded-Proto: ") == -1 ||
-	    buf_addstr(out, proto) == -1 || buf_add(out, "\r\n", 2) == -1 ||
+	    buf_addstr(out, proto) == -1 ||
+	    buf_addlit(out, "\r\nX-Forwarded-Host: ") == -1 ||
+	    buf_add(out, r->host.p, r->host.len) == -1 ||
+	    buf_addlit(out, "\r\nX-Forwarded-Port: ") == -1 ||
+	    buf_adddec(out, r->port) == -1 || buf_add(out, "\r\n", 2) == -1 ||
 	    add_framing(out, r->framing, r->content_length) == -1)
 		return -1;
 	if (r->websocket && buf_addlit(out, "Connection: Upgrade\r\n"

@@ -38,6 +38,8 @@ struct headers_request {
 	bool			 websocket;	/* keep Upgrade: websocket */
 	const char		*client_ip;	/* X-Real-IP, X-Forwarded-For */
 	bool			 tls;		/* X-Forwarded-Proto https/http */
+	uint16_t		 port;		/* X-Forwarded-Port: the
+						   listener's */
 };
 
 struct headers_response {
@@ -75,8 +77,12 @@ size_t	 headers_first_connection(const struct http1_header *fields,
 	    size_t n);
 
 /*
- * Whether request field h goes upstream as it is: not hop-by-hop, and not
- * one the proxy sets itself (Host, framing, the forwarding fields).
+ * Whether request field h goes upstream as it is: not hop-by-hop, not one
+ * the proxy sets itself (Host, framing, X-Real-IP, X-Forwarded-For,
+ * -Proto, -Host and -Port, in that order after the forwarded fields), and
+ * not one an upstream would take for a proxy's word (every X-Forwarded-*,
+ * X-Original-*, X-Real-*, X-SSL-* field, Forwarded, True-Client-IP,
+ * Client-IP ...: the list is in headers.c and doc/portcullis.8).
  */
 bool	 headers_request_forwards(const struct http1_header *h,
 	    const struct http1_header *fields, size_t n);

@@ -672,6 +672,7 @@ proxy_request_head(struct buf *out, const struct proxy_request *req)
 	hr.websocket = req->websocket;
 	hr.client_ip = req->client_ip;
 	hr.tls = req->tls;
+	hr.port = req->port;
 	return headers_request_head(out, &hr);
 }
 

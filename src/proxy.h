@@ -44,6 +44,7 @@ struct proxy_request {
 	bool			 websocket;
 	const char		*client_ip;
 	bool			 tls;
+	uint16_t		 port;		/* the listener's (https) */
 	/* The head proxy_request_head() makes of the above, when the
 	   caller has it already (h2 checks it), or NULL. */
 	const struct buf	*head;

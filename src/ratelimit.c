@@ -5,9 +5,11 @@
 #include "autoconf.h"
 
 #include <sys/random.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,8 @@
 #define TOKEN_MAX	((uint32_t)TOKEN_MASK)
 /* Compare-and-swap rounds on one bucket before giving up (and admitting). */
 #define CAS_TRIES	64
+/* An IPv6 client is its /64: the bytes of the address in its key. */
+#define V6_NET_BYTES	(RATELIMIT_V6_PREFIX / 8)
 /* The longest wait ever announced (a week). */
 #define RETRY_MAX_MS	(7u * 86400 * 1000)
 
@@ -304,9 +308,10 @@ ratelimit_key(const struct ratelimit *rl, const struct sockaddr *peer,
 			memcpy(buf + len, sin6->sin6_addr.s6_addr + 12, 4);
 			len += 4;
 		} else {
-			buf[len++] = 6;		/* the /64 */
-			memcpy(buf + len, sin6->sin6_addr.s6_addr, 8);
-			len += 8;
+			buf[len++] = 6;
+			memcpy(buf + len, sin6->sin6_addr.s6_addr,
+			    V6_NET_BYTES);
+			len += V6_NET_BYTES;
 		}
 	} else
 		return false;
@@ -319,6 +324,32 @@ ratelimit_key(const struct ratelimit *rl, const struct sockaddr *peer,
 	*key = ratelimit_siphash(rl->secret, buf, len);
 	if (*key == 0)
 		*key = 1;		/* 0 marks a free entry */
+	return true;
+}
+
+bool
+ratelimit_net_name(const struct sockaddr *peer, char *buf, size_t len)
+{
+	const struct sockaddr_in6 *sin6 = (const void *)peer;
+	struct in6_addr net;
+	char addr[INET6_ADDRSTRLEN];
+	int n;
+
+	if (len > 0)
+		buf[0] = '\0';
+	if (peer->sa_family != AF_INET6 ||
+	    IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
+		return false;
+	memset(&net, 0, sizeof(net));
+	memcpy(net.s6_addr, sin6->sin6_addr.s6_addr, V6_NET_BYTES);
+	if (inet_ntop(AF_INET6, &net, addr, sizeof(addr)) == NULL)
+		return false;
+	n = snprintf(buf, len, "%s/%d", addr, RATELIMIT_V6_PREFIX);
+	if (n < 0 || (size_t)n >= len) {
+		if (len > 0)
+			buf[0] = '\0';
+		return false;
+	}
 	return true;
 }
 
@@ -440,14 +471,25 @@ ratelimit_table_take(struct ratelimit *rl, uint64_t key, uint64_t now_ms,
 	return true;
 }
 
+/*
+ * client_net, the network the bucket belongs to, follows host: filters
+ * written for the older line (anchored on "client_ip=<ADDR> host=") keep
+ * matching every line, and it still comes before the one long value a
+ * client controls (host is normalised, at most CONFIG_HOST_MAX bytes, so
+ * it can never push client_net off the line).  An IPv4 client's key is
+ * its address: its line has no client_net and is what it always was.
+ */
 static void
 log_refusal(const struct ratelimit_req *req)
 {
 	struct log_event ev;
+	char net[RATELIMIT_NET_NAME_MAX];
 
 	log_event_begin(&ev, "RATE_LIMIT");
 	log_event_cstr(&ev, "client_ip", req->client_ip);
 	log_event_str(&ev, "host", req->host, req->host_len);
+	if (ratelimit_net_name(req->peer, net, sizeof(net)))
+		log_event_cstr(&ev, "client_net", net);
 	log_event_str(&ev, "path", req->path, req->path_len);
 	log_event_uint(&ev, "status", 429);
 	log_event_end(&ev);

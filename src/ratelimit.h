@@ -117,6 +117,20 @@ int	 ratelimit_repair(const struct ratelimit *rl);
 /* Milliseconds of CLOCK_MONOTONIC, the clock every bucket runs on. */
 uint64_t ratelimit_now_ms(void);
 
+/* An IPv6 client's bucket is its network of this prefix length. */
+#define RATELIMIT_V6_PREFIX	64
+/* "ffff:ffff:ffff:ffff::/64" and its NUL, with room to spare. */
+#define RATELIMIT_NET_NAME_MAX	48
+
+/*
+ * The network a peer's bucket stands for when it is wider than the
+ * address: an IPv6 peer's /64 as text ("2001:db8:1:2::/64"; the zero
+ * network, ::1's, as "0::/64"), the client_net of its RATE_LIMIT line.  false (and buf "") for a peer whose
+ * key is its address (IPv4, IPv4-mapped IPv6) or any other family.  Pure.
+ */
+bool	 ratelimit_net_name(const struct sockaddr *peer, char *buf,
+	    size_t len);
+
 /*
  * The key of a peer for a site's buckets (site_host NULL: the global
  * ones).  Returns false for an address that is not IPv4 or IPv6.

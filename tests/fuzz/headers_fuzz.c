@@ -2,8 +2,9 @@
  * headers_fuzz.c - whatever request head our parser accepts, the head we
  * send upstream for it must re-parse, with the same strict parser, as
  * exactly one request: same method, path and host, our framing, none of
- * the fields we promise to drop, and the forwarding fields we set.  The
- * same holds for response heads we send clients.
+ * the fields we promise to drop (hop-by-hop, proxy-trust), and the
+ * forwarding fields we set, once each.  The same holds for response
+ * heads we send clients.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -38,7 +39,17 @@ static const struct http1_limits relaxed = {
 static const char *const dropped[] = {
 	"connection", "keep-alive", "proxy-connection", "te", "trailer",
 	"transfer-encoding", "upgrade", "expect", "forwarded",
-	"x-forwarded-host",
+	"x-forwarded-prefix", "x-forwarded-scheme", "x-forwarded-ssl",
+	"x-forwarded-server", "x-forwarded-uri", "front-end-https",
+	"x-original-url", "x-rewrite-url", "x-original-host",
+	"true-client-ip", "x-client-ip", "client-ip", "x-cluster-client-ip",
+	"x-real-port", "x-url-scheme",
+};
+
+/* Set by the proxy: exactly one each, whatever the client sent. */
+static const char *const ours[] = {
+	"x-real-ip", "x-forwarded-for", "x-forwarded-proto",
+	"x-forwarded-host", "x-forwarded-port",
 };
 
 static void
@@ -47,7 +58,7 @@ check_request(const struct http1_request *in, struct buf *out)
 	struct http1_parser p;
 	static struct http1_request re;
 	const struct http1_header *h;
-	size_t i, j;
+	size_t i, j, k;
 
 	/* The input met the default limits; we add a few fields to it. */
 	http1_parser_init(&p);
@@ -77,11 +88,18 @@ check_request(const struct http1_request *in, struct buf *out)
 	h = http1_find_header(re.headers, re.nheaders, "x-forwarded-for");
 	check(h != NULL && h->value.len == 9 && memcmp(h->value.p, "192.0.2.1",
 	    9) == 0);
-	/* Exactly one X-Real-IP: the client's cannot survive beside ours. */
-	for (i = 0, j = 0; i < re.nheaders; i++)
-		j += util_strcaseeq(re.headers[i].name.p,
-		    re.headers[i].name.len, "x-real-ip", 9);
-	check(j == 1);
+	h = http1_find_header(re.headers, re.nheaders, "x-forwarded-port");
+	check(h != NULL && h->value.len == 4 && memcmp(h->value.p, "8443",
+	    4) == 0);
+	h = http1_find_header(re.headers, re.nheaders, "x-forwarded-host");
+	check(h != NULL && slice_eq(h->value, in->host));
+	/* Exactly one of each: the client's cannot survive beside ours. */
+	for (k = 0; k < nitems(ours); k++) {
+		for (i = 0, j = 0; i < re.nheaders; i++)
+			j += util_strcaseeq(re.headers[i].name.p,
+			    re.headers[i].name.len, ours[k], strlen(ours[k]));
+		check(j == 1);
+	}
 }
 
 static void
@@ -128,6 +146,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	hr.websocket = req.upgrade_websocket;
 	hr.client_ip = "192.0.2.1";
 	hr.tls = true;
+	hr.port = 8443;
 	check(headers_request_head(out, &hr) == 0);
 	check_request(&req, out);
 

@@ -7,6 +7,7 @@ request must get its status, the connection must close after it, and not
 one byte may reach the upstream."""
 
 import json
+import subprocess
 
 import pytest
 
@@ -654,14 +655,73 @@ def test_hop_by_hop_and_client_forwarding_fields_are_replaced(px):
     names = [n.lower() for n, _ in req.headers]
     for gone in ("connection", "x-hop-a", "x-hop-b", "keep-alive",
                  "proxy-connection", "te", "trailer", "upgrade",
-                 "x-forwarded-host", "forwarded", "x_forwarded_for"):
+                 "forwarded", "x_forwarded_for"):
         assert gone not in names, (gone, req.raw)
+    assert req.header("X-Forwarded-Host") == ["localhost"]
     assert req.header("X-Real-IP") == ["127.0.0.1"]
     assert req.header("X-Forwarded-For") == ["127.0.0.1"]
     assert req.header("X-Forwarded-Proto") == ["https"]
     assert req.header("X-Keep") == ["kept"]
     for evil in (b"6.6.6.6", b"7.7.7.7", b"8.8.8.8", b"evil.test"):
         assert evil not in up.raw(), evil
+
+
+# Fields an upstream takes for the word of a proxy (its framework's
+# ProxyFix, Symfony, Rack, PHP, a CDN's client address ...): a client's
+# never get through, whatever the case, however many.  The list is
+# doc/portcullis.8's.
+PROXY_TRUST = [
+    "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Scheme",
+    "X-Forwarded-Ssl", "X-Forwarded-Server", "X-Forwarded-Uri",
+    "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-For",
+    "X-Forwarded-User", "Forwarded", "Front-End-Https", "X-Original-URL",
+    "X-Original-Host", "X-Rewrite-URL", "True-Client-IP", "X-Client-IP",
+    "Client-IP", "X-Cluster-Client-IP", "X-Real-IP", "X-Real-Port",
+    "X-Url-Scheme", "CF-Connecting-IP", "Fastly-Client-IP",
+    "X-SSL-Client-Cert", "X-Client-Cert", "X-ARR-ClientCert",
+]
+SET_BY_PROXY = ["X-Real-IP", "X-Forwarded-For", "X-Forwarded-Proto",
+                "X-Forwarded-Host", "X-Forwarded-Port"]
+
+
+@pytest.mark.parametrize("http", ["--http1.1", "--http2"])
+def test_proxy_trust_fields_are_dropped_or_ours(px, http):
+    """curl over HTTP/1.1 and HTTP/2 sends every proxy-trust field three
+    times (as written, lower case, odd case) with values that name
+    nothing the proxy knows; the upstream gets none of them, and gets
+    X-Forwarded-Port (the listener's port, not the one in Host) and
+    X-Forwarded-Host (the request's host as sent) from the proxy."""
+    p, up = px
+    args = []
+    for name in PROXY_TRUST:
+        odd = "".join(c.upper() if i % 2 else c.lower()
+                      for i, c in enumerate(name))
+        for n, v in ((name, "evil.test"), (name.lower(), "6.6.6.6"),
+                     (odd, "/evil-prefix")):
+            args += ["-H", f"{n}: {v}"]
+    out = subprocess.run(
+        ["curl", "-sS", "-k", http, "-o", "/dev/null", "-w",
+         "%{http_version} %{http_code}",
+         "--resolve", f"localhost:{p.https_port}:127.0.0.1",
+         "-H", "Host: localhost:9", "-H", "X-Keep: kept", *args,
+         f"https://localhost:{p.https_port}/trust"],
+        capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == ("1.1 200" if http == "--http1.1" else "2 200"), \
+        out.stdout
+    req = up.requests[-1]
+    for name in PROXY_TRUST:
+        want = 1 if name in SET_BY_PROXY else 0
+        assert len(req.header(name)) == want, (name, req.raw)
+    for evil in (b"evil", b"6.6.6.6"):
+        assert evil not in up.raw(), (evil, req.raw)
+    assert req.header("X-Forwarded-Port") == [str(p.https_port)]
+    assert req.header("X-Forwarded-Host") == ["localhost:9"]
+    assert req.header("Host") == ["localhost:9"]
+    assert req.header("X-Forwarded-For") == ["127.0.0.1"]
+    assert req.header("X-Real-IP") == ["127.0.0.1"]
+    assert req.header("X-Forwarded-Proto") == ["https"]
+    assert req.header("X-Keep") == ["kept"]
 
 
 @pytest.mark.parametrize("name", [b"X_Custom", b"x_real_ip", b"_", b"A_"],
@@ -692,7 +752,8 @@ def test_field_order_and_bytes_are_preserved(px):
     req = up.requests[0]
     got = [(n, v) for n, v in req.headers
            if n.lower() not in ("host", "x-real-ip", "x-forwarded-for",
-                                "x-forwarded-proto")]
+                                "x-forwarded-proto", "x-forwarded-host",
+                                "x-forwarded-port")]
     assert got == [("X-First", "1"),
                    ("x-MiXeD-case", 'Some  Value;q="a,b"'),
                    ("Accept", "*/*"), ("X-Empty", ""),

@@ -5,6 +5,7 @@ buckets, the counters in "status", and the fail2ban filter run with the
 real fail2ban-regex over a log the proxy wrote."""
 
 import json
+import os
 import re
 import subprocess
 import threading
@@ -327,7 +328,8 @@ def test_fail2ban_filter_matches_every_rate_limit_line(make_proxy, upstream,
     s.close()
     c4.close()
     c6.close()
-    limited = [ip for ip, st in sent if st == 429]
+    # What fail2ban counts: the IPv4 address, the IPv6 client's /64.
+    limited = [{"::1": "::/64"}.get(ip, ip) for ip, st in sent if st == 429]
     # The first request of each address passes, every later one is refused.
     assert [st for _, st in sent[:2]] == [200, 200]
     assert len(limited) == 2 * len(INJECTIONS)
@@ -341,6 +343,126 @@ def test_fail2ban_filter_matches_every_rate_limit_line(make_proxy, upstream,
     n_lines = len(log.splitlines())
     assert summary.startswith(f"Lines: {n_lines} lines, 0 ignored, "
                               f"{len(limited)} matched"), summary
+
+
+class Fail2ban:
+    """A real fail2ban server in its own directory, with the shipped filter
+    and jail; only logpath, backend and the action are the test's: an
+    action that records every address or network it is asked to ban."""
+
+    def __init__(self, d):
+        self.d = d
+        conf = d / "conf"
+        for sub in ("filter.d", "jail.d", "action.d"):
+            (conf / sub).mkdir(parents=True)
+        (conf / "filter.d/portcullis.conf").write_text(FILTER.read_text())
+        (conf / "filter.d/portcullis-probe.conf").write_text(
+            PROBE_FILTER.read_text())
+        (conf / "jail.d/portcullis.conf").write_text(JAIL.read_text())
+        self.log = d / "access.log"
+        self.log.touch()
+        self.bans = d / "bans"
+        (conf / "fail2ban.conf").write_text(
+            f"[Definition]\nloglevel = INFO\nlogtarget = {d}/fail2ban.log\n"
+            f"socket = {d}/sock\npidfile = {d}/pid\ndbfile = :memory:\n")
+        (conf / "jail.conf").write_text(
+            "[DEFAULT]\nignoreself = false\nignoreip =\n")
+        (conf / "jail.d/zz-test.local").write_text(
+            f"[portcullis-ratelimit]\nlogpath = {self.log}\n"
+            "backend = polling\naction = record\n")
+        (conf / "action.d/record.conf").write_text(
+            "[Definition]\nactionstart =\nactionstop =\nactioncheck =\n"
+            f"actionban = printf '%%s\\n' '<ip>' >> {self.bans}\n"
+            "actionunban =\n")
+        self.args = ["fail2ban-client", "-c", str(conf), "-s", str(d / "sock"),
+                     "-p", str(d / "pid")]
+        env = dict(os.environ, TZ="UTC")    # the log's times are UTC
+        self.proc = subprocess.Popen(self.args + ["-f", "start"],
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, env=env)
+        wait_until(lambda: self.client("ping")[0] == 0,
+                   what="fail2ban-server up")
+
+    def client(self, *cmd):
+        r = subprocess.run(self.args + list(cmd), capture_output=True,
+                           text=True, timeout=30)
+        return r.returncode, r.stdout
+
+    def status(self):
+        rc, out = self.client("status", "portcullis-ratelimit")
+        assert rc == 0, out
+        return {k.strip(): v.strip() for k, v in
+                re.findall(r"^[|`\s-]*([A-Za-z ]+):\t?(.*)$", out, re.M)}
+
+    def append(self, lines):
+        with open(self.log, "a") as f:
+            f.write("".join(l + "\n" for l in lines))
+
+    def banned(self):
+        return (self.bans.read_text().split() if self.bans.exists()
+                else [])
+
+    def stop(self):
+        try:
+            self.client("stop")
+            self.proc.wait(timeout=30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+
+    def text(self):
+        p = self.d / "fail2ban.log"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+
+def test_fail2ban_bans_the_ipv6_network(make_proxy, upstream, certs,
+                                        tmp_path):
+    """A client rotating through its /64 is one client for the jail too:
+    the RATE_LIMIT line names the /64 the bucket stands for (client_net),
+    and the shipped filter and jail ban that network after maxretry lines,
+    whatever address each came from."""
+    p = make_proxy(workers=1, **{"rate-limit": {"requests-per-second": 0.1,
+                                                "burst": 1}})
+    point_sites_at(p, upstream)
+    port6 = v6_listener(p, certs)
+    p.write_config()
+    p.start()
+    c = Client(port6, host="::1")
+    assert statuses(c, 2, "/login") == [200, 429]
+    c.close()
+    p.wait_log(r"RATE_LIMIT ")
+    p.stop()
+    [line] = rate_limit_lines(p.log())
+    assert re.fullmatch(rf"{TS} RATE_LIMIT client_ip=::1 host=localhost "
+                        r"client_net=::/64 path=/login status=429", line)
+    ips, summary = fail2ban_ips(p.log_path)
+    assert ips == ["::/64"], (ips, summary)
+
+    # The same line from ten addresses of one /64, as a client that
+    # changes address for each request writes it.
+    body = line.split(" ", 1)[1]
+    def line_from(i):
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+        return f"{ts} " + body.replace(
+            "client_ip=::1 ", f"client_ip=2001:db8:1:2::{i:x} ").replace(
+            "client_net=::/64 ", "client_net=2001:db8:1:2::/64 ")
+    jail = dict(re.findall(r"^(\w+)\s*=\s*(.*?)\s*$", JAIL.read_text().split(
+        "[portcullis-ratelimit]")[1].split("\n[")[0], re.M))
+    maxretry = int(jail["maxretry"])
+    f2b = Fail2ban(tmp_path / "f2b")
+    try:
+        f2b.append([line_from(i) for i in range(1, maxretry)])
+        wait_until(lambda: f2b.status()["Total failed"] == str(maxretry - 1),
+                   what="fail2ban read the lines")
+        st = f2b.status()
+        assert st["Currently banned"] == "0" and f2b.banned() == [], st
+        f2b.append([line_from(maxretry)])
+        wait_until(f2b.banned, what="a ban")
+        assert f2b.banned() == ["2001:db8:1:2::/64"], f2b.text()
+        assert f2b.status()["Banned IP list"] == "2001:db8:1:2::/64"
+    finally:
+        f2b.stop()
 
 
 def test_fail2ban_jail_is_what_the_docs_say():
@@ -374,7 +496,10 @@ def test_probe_filter_on_access_lines(make_proxy, upstream):
         plan = {"/": 200, "/private": 403, "/token": 401, "/.env": 404,
                 "/wp-login.php": 404, "/u/repo.git/config": 404,
                 "/.env-is-fine-here": 200, "/x?client_ip=1.2.3.4": 404,
-                "/.git/config": 404}
+                "/.git/config": 404,
+                # A quote makes the logged path a quoted value: still
+                # the same probe.
+                '/.env?x="': 404, '/x?"/.env': 404}
         for path, want in plan.items():
             assert c.get(path)[0] == want, path
         c.close()
@@ -382,5 +507,5 @@ def test_probe_filter_on_access_lines(make_proxy, upstream):
     finally:
         up.stop()
     ips, summary = fail2ban_ips(p.log_path, PROBE_FILTER)
-    # /private, /token, /.env, /wp-login.php, /.git/config
-    assert ips == ["127.0.0.1"] * 5, (ips, summary, p.log())
+    # /private, /token, /.env, /wp-login.php, /.git/config, /.env?x="
+    assert ips == ["127.0.0.1"] * 6, (ips, summary, p.log())

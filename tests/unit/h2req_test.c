@@ -57,6 +57,7 @@ run(struct h2req *r, const struct nv *f, bool end_stream,
 	if (rc == 0) {
 		pr->client_ip = "192.0.2.7";
 		pr->tls = true;
+		pr->port = 443;
 	}
 	return rc;
 }
@@ -91,7 +92,39 @@ test_simple_get(void **state)
 	assert_string_equal(buf_data(scratch),
 	    "GET /a?b=c HTTP/1.1\r\nHost: example.com\r\naccept: */*\r\n"
 	    "X-Real-IP: 192.0.2.7\r\nX-Forwarded-For: 192.0.2.7\r\n"
-	    "X-Forwarded-Proto: https\r\n\r\n");
+	    "X-Forwarded-Proto: https\r\nX-Forwarded-Host: example.com\r\n"
+	    "X-Forwarded-Port: 443\r\n\r\n");
+	h2req_free(&r);
+}
+
+/*
+ * A client's proxy-trust fields go no further over HTTP/2 either: the
+ * head is the one of the same request without them.
+ */
+static void
+test_proxy_trust_fields(void **state)
+{
+	static const struct nv plain[] = { BASE, { "accept", "*/*" }, END };
+	static const struct nv f[] = { BASE, { "x-forwarded-port", "1" },
+	    { "x-original-url", "/admin" }, { "true-client-ip", "6.6.6.6" },
+	    { "x-forwarded-host", "evil" }, { "x-forwarded-prefix", "/x" },
+	    { "accept", "*/*" }, { "client-ip", "6.6.6.6" }, END };
+	struct h2req r;
+	struct proxy_request pr;
+	char want[512];
+
+	(void)state;
+	assert_int_equal(run(&r, plain, true, &pr), 0);
+	assert_int_equal(h2req_check(&pr, scratch), 0);
+	assert_true(buf_len(scratch) < sizeof(want));
+	memcpy(want, buf_data(scratch), buf_len(scratch));
+	want[buf_len(scratch)] = '\0';
+	h2req_free(&r);
+	assert_int_equal(run(&r, f, true, &pr), 0);
+	assert_int_equal(h2req_check(&pr, scratch), 0);
+	buf_add(scratch, "", 1);
+	assert_string_equal(buf_data(scratch), want);
+	assert_non_null(strstr(want, "\r\nX-Forwarded-Port: 443\r\n"));
 	h2req_free(&r);
 }
 
@@ -498,6 +531,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_simple_get),
+		cmocka_unit_test(test_proxy_trust_fields),
 		cmocka_unit_test(test_framing),
 		cmocka_unit_test(test_cookies_joined),
 		cmocka_unit_test(test_cookies_joined_store_grows),

@@ -3,7 +3,8 @@
  * fractional rates, retry times, a clock that goes backwards, very long
  * idle times, rounding), SipHash against its reference vectors, keys, and
  * the shared table: reclaiming under a million keys, exact counts under
- * concurrent processes, and no harm from a process killed mid-update.
+ * concurrent processes, and no harm from a process killed mid-update;
+ * the RATE_LIMIT line, which names the network an IPv6 bucket stands for.
  */
 
 #include "autoconf.h"
@@ -25,6 +26,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "log.h"
 #include "ratelimit.h"
 #include "shm.h"
 #include "util.h"
@@ -389,6 +391,147 @@ test_keys(void **state)
 }
 
 static void
+net_is(const void *sa, const char *want)
+{
+	char buf[RATELIMIT_NET_NAME_MAX];
+
+	assert_true(ratelimit_net_name(sa, buf, sizeof(buf)));
+	assert_string_equal(buf, want);
+}
+
+/* The network an IPv6 key stands for, as the log names it. */
+static void
+test_net_name(void **state)
+{
+	struct sockaddr_in a4 = v4("203.0.113.50");
+	struct sockaddr_in6 m = v6("::ffff:203.0.113.50");
+	struct sockaddr_in6 a6 = v6("2001:db8:1:2:aaaa:bbbb:cccc:dddd");
+	struct sockaddr_in6 full = v6("ffff:ffff:ffff:ffff:ffff:ffff:ffff:1");
+	struct sockaddr_un { sa_family_t f; char p[8]; } un = { AF_UNIX, "" };
+	char buf[RATELIMIT_NET_NAME_MAX], small[20];
+
+	(void)state;
+	net_is(&a6, "2001:db8:1:2::/64");
+	net_is(&full, "ffff:ffff:ffff:ffff::/64");
+	/* inet_ntop's form, also for the zero network (the filter reads
+	   it with a group of its own, fail2ban's <SUBNET> would not). */
+	net_is((struct sockaddr_in6[]){ v6("::1") }, "::/64");
+	net_is((struct sockaddr_in6[]){ v6("0:0:1:2::1") }, "0:0:1:2::/64");
+	net_is((struct sockaddr_in6[]){ v6("fe80::1:2") }, "fe80::/64");
+	net_is((struct sockaddr_in6[]){ v6("2001:db8::5") }, "2001:db8::/64");
+	/* Whose key is the address: no network of its own. */
+	buf[0] = 'x';
+	buf[1] = '\0';
+	assert_false(ratelimit_net_name((void *)&a4, buf, sizeof(buf)));
+	assert_string_equal(buf, "");
+	assert_false(ratelimit_net_name((void *)&m, buf, sizeof(buf)));
+	assert_false(ratelimit_net_name((void *)&un, buf, sizeof(buf)));
+	/* Too small a buffer: nothing half-written. */
+	assert_false(ratelimit_net_name((void *)&full, small, sizeof(small)));
+	assert_string_equal(small, "");
+}
+
+/* What one refused request writes to fd 2, without its timestamp. */
+static void
+refusal_line(const void *peer, const char *client_ip, const char *host,
+    const char *path, char *line, size_t linesz)
+{
+	struct ratelimit_req rq = { peer, client_ip, host, strlen(host), path,
+	    strlen(path) };
+	struct config cfg;
+	struct table t;
+	unsigned retry;
+	int fd, saved;
+	ssize_t n;
+	char *sp;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.rate_rps = 0.001;
+	cfg.rate_burst = 1;
+	table_make(&t, RATELIMIT_TABLE_MIN);
+	assert_true(ratelimit_admit(t.rl, &cfg, NULL, &rq, &retry));
+	fd = memfd_create("ratelimit_test", MFD_CLOEXEC);
+	assert_true(fd >= 0);
+	saved = dup(STDERR_FILENO);
+	assert_true(saved >= 0);
+	assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+	assert_false(ratelimit_admit(t.rl, &cfg, NULL, &rq, &retry));
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	table_free(&t);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	n = read(fd, line, linesz - 1);
+	close(fd);
+	assert_true(n > 0 && line[n - 1] == '\n');
+	line[n - 1] = '\0';
+	assert_null(strchr(line, '\n'));	/* one line */
+	/* The timestamp (text) or the time member (JSON) goes. */
+	if (line[0] == '{') {
+		assert_true(strncmp(line, "{\"time\":\"", 9) == 0);
+		sp = strchr(line + 9, '"') + 1;
+	} else
+		sp = strchr(line, ' ') + 1;
+	memmove(line, sp, strlen(sp) + 1);
+}
+
+/*
+ * The RATE_LIMIT line names what was limited: an IPv6 client's /64 as
+ * client_net, after host (old filters anchored on "client_ip=<ADDR>
+ * host=" still match) and before path, where no client value can push
+ * it off the line.  IPv4 lines are what they always were.
+ */
+static void
+test_refusal_line(void **state)
+{
+	struct sockaddr_in a4 = v4("203.0.113.50");
+	struct sockaddr_in6 m = v6("::ffff:203.0.113.50");
+	struct sockaddr_in6 a6 = v6("2001:db8:1:2:aaaa::5");
+	char line[LOG_LINE_MAX + 1], host[CONFIG_HOST_MAX + 1];
+	char path[LOG_LINE_MAX];
+
+	(void)state;
+	log_init("test", 0);
+	log_configure(LOG_LEVEL_INFO, LOG_FORMAT_TEXT);
+	refusal_line(&a6, "2001:db8:1:2:aaaa::5", "git.example.com", "/login",
+	    line, sizeof(line));
+	assert_string_equal(line, "RATE_LIMIT client_ip=2001:db8:1:2:aaaa::5 "
+	    "host=git.example.com client_net=2001:db8:1:2::/64 path=/login "
+	    "status=429");
+	refusal_line(&a4, "203.0.113.50", "git.example.com", "/login", line,
+	    sizeof(line));
+	assert_string_equal(line, "RATE_LIMIT client_ip=203.0.113.50 "
+	    "host=git.example.com path=/login status=429");
+	refusal_line(&m, "::ffff:203.0.113.50", "h", "/", line, sizeof(line));
+	assert_string_equal(line, "RATE_LIMIT client_ip=::ffff:203.0.113.50 "
+	    "host=h path=/ status=429");
+	/* The longest host, every byte escaped 4-fold, and a path that
+	   fills the line: client_net is still there, the path is cut. */
+	memset(host, 1, CONFIG_HOST_MAX);
+	host[CONFIG_HOST_MAX] = '\0';
+	memset(path, 'p', sizeof(path) - 1);
+	path[sizeof(path) - 1] = '\0';
+	refusal_line(&a6, "2001:db8:1:2:aaaa::5", host, path, line,
+	    sizeof(line));
+	assert_non_null(strstr(line, "\" client_net=2001:db8:1:2::/64 "
+	    "path=pppp"));
+	assert_non_null(strstr(line, " truncated=1"));
+
+	log_configure(LOG_LEVEL_INFO, LOG_FORMAT_JSON);
+	refusal_line(&a6, "2001:db8:1:2:aaaa::5", "git.example.com", "/login",
+	    line, sizeof(line));
+	assert_string_equal(line, ",\"event\":\"rate_limit\","
+	    "\"client_ip\":\"2001:db8:1:2:aaaa::5\","
+	    "\"host\":\"git.example.com\","
+	    "\"client_net\":\"2001:db8:1:2::/64\",\"path\":\"/login\","
+	    "\"status\":429}");
+	refusal_line(&a4, "203.0.113.50", "h", "/", line, sizeof(line));
+	assert_string_equal(line, ",\"event\":\"rate_limit\","
+	    "\"client_ip\":\"203.0.113.50\",\"host\":\"h\","
+	    "\"path\":\"/\",\"status\":429}");
+	log_configure(LOG_LEVEL_INFO, LOG_FORMAT_TEXT);
+}
+
+static void
 test_attach_checks(void **state)
 {
 	struct table t;
@@ -593,6 +736,8 @@ main(void)
 		cmocka_unit_test(test_retry_bounds),
 		cmocka_unit_test(test_siphash),
 		cmocka_unit_test(test_keys),
+		cmocka_unit_test(test_net_name),
+		cmocka_unit_test(test_refusal_line),
 		cmocka_unit_test(test_attach_checks),
 		cmocka_unit_test(test_repair_header),
 		cmocka_unit_test(test_million_keys),
