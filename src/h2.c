@@ -48,6 +48,7 @@
 #include "buf.h"
 #include "front.h"
 #include "h2.h"
+#include "h2guard.h"
 #include "h2req.h"
 #include "headers.h"
 #include "log.h"
@@ -128,6 +129,7 @@ struct h2_conn {
 	struct sockaddr_storage	 peer;		/* the rate limit's key */
 	char			 client_ip[INET6_ADDRSTRLEN];
 	nghttp2_session		*s;
+	struct h2guard		 guard;		/* what nghttp2 lets through */
 	ev_io			 io;
 	int			 events;
 	ev_timer		 timer;
@@ -1351,7 +1353,9 @@ waiting_on_client(struct h2_conn *c)
 static void
 h2_read(struct h2_conn *c)
 {
+	enum h2guard_verdict verdict;
 	ssize_t n, rv;
+	size_t ok;
 	int i;
 
 	for (i = 0; i < READS_PER_EVENT && !c->dead; i++) {
@@ -1366,8 +1370,16 @@ h2_read(struct h2_conn *c)
 			    tls_conn_error(c->tls));
 			return;
 		}
-		rv = nghttp2_session_mem_recv(c->s, (const uint8_t *)rbuf,
-		    (size_t)n);
+		verdict = h2guard_scan(&c->guard, (const uint8_t *)rbuf,
+		    (size_t)n, &ok);
+		rv = nghttp2_session_mem_recv(c->s, (const uint8_t *)rbuf, ok);
+		if (rv >= 0 && verdict != H2GUARD_OK) {
+			log_warnx("%s: h2: %s (stream %u): GOAWAY", c->client_ip,
+			    c->guard.why, c->guard.why_id);
+			nghttp2_session_terminate_session(c->s, verdict);
+			c->closing = true;
+			break;
+		}
 		if (rv < 0) {
 			log_warnx("%s: h2: %s: GOAWAY", c->client_ip,
 			    nghttp2_strerror((int)rv));
@@ -1656,6 +1668,7 @@ h2_accept(struct worker *wk, int fd, size_t li, struct tls_conn *tls,
 	ev_timer_init(&c->timer, h2_timer_cb, 0., 1.);
 	c->timer.data = c;
 	worker_conn_add(wk, &c->wc);
+	h2guard_init(&c->guard);
 	c->budget = BUDGET_BURST;
 	c->budget_at = c->idle_since = c->progress = now_of(c);
 	if ((c->s = h2_session(c)) == NULL || h2_settings(c) == -1) {
