@@ -98,6 +98,7 @@ struct h2_stream {
 	/* The response. */
 	bool			 submitted;	/* HEADERS submitted */
 	bool			 sent;		/* our END_STREAM went out */
+	bool			 stop;		/* reset it once that is out */
 	struct buf		*resp;		/* body for nghttp2 */
 	bool			 resp_eof;	/* nothing more after resp */
 	bool			 deferred;	/* the data source said DEFERRED */
@@ -137,6 +138,7 @@ struct h2_conn {
 	bool			 resume;	/* some exchange may go on */
 	bool			 served;	/* a request came */
 	bool			 lingering;	/* all sent: drop what comes */
+	bool			 stops;		/* some stream's stop is due */
 
 	struct buf		*out;		/* NULL when empty (idle) */
 	const uint8_t		*pend;		/* from mem_send, not yet in out */
@@ -1125,7 +1127,7 @@ on_invalid_frame_recv(nghttp2_session *s UNUSED, const nghttp2_frame *f UNUSED,
 }
 
 static int
-on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+on_frame_send(nghttp2_session *s UNUSED, const nghttp2_frame *f, void *ud)
 {
 	struct h2_conn *c = conn_of(ud);
 	struct h2_stream *st;
@@ -1138,10 +1140,9 @@ on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 		return 0;
 	st->sent = true;
 	/* A complete response to a request still being sent: stop it
-	   without error (RFC 9113 8.1). */
+	   (stop_uploads). */
 	if (!st->end_stream)
-		nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, st->id,
-		    NGHTTP2_NO_ERROR);
+		st->stop = c->stops = true;
 	return 0;
 }
 
@@ -1270,6 +1271,32 @@ out_len(const struct h2_conn *c)
 	return c->out != NULL ? buf_len(c->out) : 0;
 }
 
+/*
+ * A complete response to a request still being sent: the rest of the
+ * request is stopped without error (RFC 9113 8.1), but only once the
+ * response has left, so that the RST_STREAM comes in a TLS record of its
+ * own, after it.  curl 7.88 takes a record at a time and throws away a
+ * response that arrives in the same record as its stream's reset: the
+ * client got no answer at all.  (nginx, too, resets a stream only once
+ * its frames are out.)
+ */
+static bool
+stop_uploads(struct h2_conn *c)
+{
+	struct h2_stream *st;
+
+	if (!c->stops || out_len(c) > 0 || c->pendlen > 0)
+		return false;
+	c->stops = false;
+	TAILQ_FOREACH(st, &c->streams, entry)
+		if (st->stop) {
+			st->stop = false;
+			nghttp2_submit_rst_stream(c->s, NGHTTP2_FLAG_NONE,
+			    st->id, NGHTTP2_NO_ERROR);
+		}
+	return true;
+}
+
 /* Frames from nghttp2 into `out`, and out to the client. */
 static int
 h2_write(struct h2_conn *c)
@@ -1300,7 +1327,10 @@ h2_write(struct h2_conn *c)
 			break;
 		c->pendlen = (size_t)n;
 	}
-	return flush_out(c);
+	if (flush_out(c) == -1)
+		return -1;
+	/* Once: the resets themselves end no stream's response. */
+	return stop_uploads(c) ? h2_write(c) : 0;
 }
 
 /* Exchanges that can go on: more body for them, or room for theirs. */

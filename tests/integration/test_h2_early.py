@@ -1,0 +1,114 @@
+"""Early answers and early bytes: what the proxy does with an answer that
+is ready before the client has finished its request (413, 429, an
+upstream that refuses an upload), and with the bytes a client sends on a
+WebSocket before the upstream has accepted it.  HTTP/2 mostly, with
+HTTP/1.1 alongside, as the reference.
+
+The early answers are checked with curl itself, the most common client:
+curl 7.88 takes the TLS records one at a time, and throws away a response
+whose stream is reset in the same record (it then reports no status at
+all, "(92) Stream error in the HTTP/2 framing layer")."""
+
+import subprocess
+
+import pytest
+
+from proxyutil_http import start_proxy
+from upstream import Conn, Upstream
+
+RUNS = 20                   # curl runs per case: each one must get the answer
+SIZES = [1001, 5000, 100 * 1024, 1 << 20]
+
+
+def curl_upload(port, body, http="--http2", length=True, path="/up"):
+    """POST body with curl (Content-Length, or none: read from stdin as it
+    goes); returns (exit status, "<http_version> <http_code>", stderr)."""
+    args = ["curl", "-sS", "-k", http, "-o", "/dev/null",
+            "-w", "%{http_version} %{http_code}",
+            "--resolve", f"localhost:{port}:127.0.0.1"]
+    if length:
+        args += ["--data-binary", "@-"]
+    else:
+        args += ["-X", "POST", "-T", "-"]
+    out = subprocess.run(args + [f"https://localhost:{port}{path}"],
+                         input=body, capture_output=True, timeout=60)
+    return out.returncode, out.stdout.decode(), out.stderr.decode().strip()
+
+
+def assert_every_run(port, body, want, **kw):
+    """RUNS uploads in a row, each one answered `want`."""
+    got = [curl_upload(port, body, **kw) for _ in range(RUNS)]
+    bad = [g for g in got if g[:2] != (0, want)]
+    assert not bad, f"{len(bad)} of {RUNS} runs: {bad[:3]}"
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_curl_gets_413_for_an_upload_over_the_limit(make_proxy, upstream,
+                                                    size):
+    p = start_proxy(make_proxy, upstream, body={"limit-bytes": 1000})
+    body = b"x" * size
+    # Content-Length over the limit: refused before the body.
+    assert_every_run(p.https_port, body, "2 413")
+    # No length: refused once the body grows past the limit.
+    assert_every_run(p.https_port, body, "2 413", length=False)
+    # HTTP/1.1, for comparison.
+    assert_every_run(p.https_port, body, "1.1 413", http="--http1.1")
+    assert_every_run(p.https_port, body, "1.1 413", http="--http1.1",
+                     length=False)
+    assert upstream.requests == [], upstream.requests
+    p.wait_log(r"ACCESS .*path=/up protocol=h2 status=413", count=2 * RUNS)
+
+
+def test_curl_gets_429_while_uploading(make_proxy, upstream):
+    """Another answer of the proxy's own before the body: the rate
+    limit's."""
+    p = start_proxy(make_proxy, upstream, **{
+        "rate-limit": {"requests-per-second": 0.001, "burst": 1}})
+    body = b"y" * (100 * 1024)
+    assert curl_upload(p.https_port, body)[:2] == (0, "2 200")
+    assert_every_run(p.https_port, body, "2 429")
+    assert_every_run(p.https_port, body, "2 429", length=False)
+    assert len(upstream.requests) == 1
+
+
+class EarlyAnswer(Upstream):
+    """An upstream that refuses uploads: 403 as soon as it has a request
+    head, then it reads and drops the body until the proxy closes."""
+
+    ANSWER = (b"HTTP/1.1 403 Forbidden\r\nContent-Length: 6\r\n"
+              b"Connection: close\r\n\r\nnope.\n")
+
+    def __init__(self):
+        super().__init__()
+        self.heads = 0
+
+    def _serve(self, s):
+        conn = Conn(s, self)
+        try:
+            s.settimeout(30)
+            conn.read_until(b"\r\n\r\n")
+            with self.lock:
+                self.heads += 1
+            conn.send(self.ANSWER)
+            while True:
+                conn.recv_more()
+        except EOFError:
+            pass                # the proxy closed: what it should do
+        except OSError as e:
+            self.errors.append(repr(e))
+        finally:
+            s.close()
+
+
+def test_curl_gets_an_upstream_answer_that_comes_before_the_body(
+        make_proxy):
+    up = EarlyAnswer()
+    try:
+        p = start_proxy(make_proxy, up)
+        body = b"z" * (1 << 20)
+        assert_every_run(p.https_port, body, "2 403")
+        assert_every_run(p.https_port, body, "2 403", length=False)
+        assert_every_run(p.https_port, body, "1.1 403", http="--http1.1")
+    finally:
+        up.stop()
+    assert up.heads == 3 * RUNS and up.errors == [], up.errors
