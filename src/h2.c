@@ -87,6 +87,7 @@ struct h2_stream {
 	struct exchange		*ex;
 	enum http1_method	 method;
 	bool			 logging;	/* a request awaits its log */
+	bool			 websocket;	/* DATA is for the tunnel */
 
 	/* The request body. */
 	struct buf		*body;		/* received, not yet taken */
@@ -704,8 +705,10 @@ st_ex_done(void *fe, enum proxy_result res)
 	front_log_upstream(&st->log, proxy_upstream_name(st->ex));
 	st->ex = NULL;
 	st->resp_wait = false;
-	/* Whatever of the body is left is read and dropped. */
-	if (st->body != NULL && !buf_empty(st->body)) {
+	/* Whatever of the body is left is read and dropped; but what a
+	   client sent before the 101 is the tunnel's first bytes. */
+	if (res != PROXY_UPGRADED && st->body != NULL &&
+	    !buf_empty(st->body)) {
 		nghttp2_session_consume(c->s, st->id, buf_len(st->body));
 		buf_reset(st->body);
 	}
@@ -840,6 +843,7 @@ st_start(struct h2_stream *st)
 	rc = h2req_finish(st->req, st->end_stream && (st->body == NULL ||
 	    buf_empty(st->body)) && st->body_seen == 0, &pr);
 	st->method = pr.method_id;
+	st->websocket = pr.websocket;
 	/* The log says what the client sent: CONNECT for a WebSocket. */
 	front_log_request(&st->log, pr.websocket ?
 	    (struct http1_slice){ "CONNECT", 7 } : pr.method, pr.host,
@@ -873,8 +877,9 @@ st_start(struct h2_stream *st)
 		st_refuse(st, 405);
 		return;
 	}
-	if (limit > 0 && ((pr.framing == HEADERS_FRAME_LENGTH &&
-	    pr.content_length > limit) || st->body_seen > limit)) {
+	if (limit > 0 && !pr.websocket && ((pr.framing ==
+	    HEADERS_FRAME_LENGTH && pr.content_length > limit) ||
+	    st->body_seen > limit)) {
 		st_refuse(st, 413);
 		return;
 	}
@@ -952,7 +957,8 @@ body_over_limit(struct h2_stream *st)
 {
 	uint64_t limit = st->gen != NULL ? st->gen->cfg->body_limit : 0;
 
-	if (limit == 0 || st->body_seen <= limit)
+	/* Early tunnel bytes are no body: the window bounds them. */
+	if (limit == 0 || st->websocket || st->body_seen <= limit)
 		return false;
 	log_debug("%s: h2: request body over the %llu-byte limit",
 	    st->c->client_ip, (unsigned long long)limit);

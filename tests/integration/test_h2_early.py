@@ -10,10 +10,14 @@ whose stream is reset in the same record (it then reports no status at
 all, "(92) Stream error in the HTTP/2 framing layer")."""
 
 import subprocess
+import threading
 
+import h2.events
 import pytest
 
+from h2util import H2Client
 from proxyutil_http import start_proxy
+from test_h2 import read_until, ws_connect
 from upstream import Conn, Upstream
 
 RUNS = 20                   # curl runs per case: each one must get the answer
@@ -112,3 +116,100 @@ def test_curl_gets_an_upstream_answer_that_comes_before_the_body(
     finally:
         up.stop()
     assert up.heads == 3 * RUNS and up.errors == [], up.errors
+
+
+# ---- WebSocket: bytes before the upstream's 101 -------------------------
+
+class HeldWebSocket:
+    """A WebSocket upstream that holds its answer until the test releases
+    it: 101 (then it records what comes through the tunnel until EOF) or
+    403 for paths under /refuse."""
+
+    def __init__(self):
+        self.got_head = threading.Event()
+        self.release = threading.Event()
+        self.done = threading.Event()
+        self.tunnel = bytearray()
+
+    def __call__(self, req, conn):
+        self.got_head.set()
+        assert self.release.wait(20), "never released"
+        if req.target.startswith("/refuse"):
+            conn.respond(403, [], b"no tunnel\n", reason="Forbidden")
+            return
+        assert req.header("Upgrade") == ["websocket"], req.headers
+        conn.send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket"
+                  b"\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n"
+                  b"\r\n")
+        while True:
+            self.tunnel += conn.buf
+            conn.buf = b""
+            try:
+                conn.recv_more()        # recorded in up.raw() too
+            except EOFError:
+                break
+        self.done.set()
+        conn.close()
+
+    def next(self):
+        self.got_head.clear()
+        self.release.clear()
+
+
+def ping_acked(c, payload):
+    """PING, then read until its ACK: the proxy has processed every frame
+    sent before it."""
+    c.conn.ping(payload)
+    c.flush()
+    for _ in range(100):
+        if any(isinstance(e, h2.events.PingAckReceived) and
+               e.ping_data == payload for e in c.events):
+            return
+        assert c.read_some(timeout=10), "closed before the PING's ACK"
+    raise AssertionError("no PING ACK")
+
+
+def early_data(c, ws, sid, data):
+    """DATA on a WebSocket stream whose upstream has the request but has
+    not answered; then let it answer."""
+    assert ws.got_head.wait(10)
+    c.conn.send_data(sid, data)
+    c.flush()
+    ping_acked(c, b"early%03d" % sid)
+    ws.release.set()
+
+
+@pytest.mark.parametrize("limit", [None, 100], ids=["no-limit", "limit-100"])
+def test_h2_websocket_bytes_before_the_200_reach_the_tunnel(
+        make_proxy, make_upstream, limit):
+    ws = HeldWebSocket()
+    up = make_upstream(handler=ws)
+    kw = {"body": {"limit-bytes": limit}} if limit else {}
+    p = start_proxy(make_proxy, up, **kw)
+    refused = b"\x81\x88" + b"M" * 12
+    early = b"\x81\xfe\x01\xf4" + b"E" * 504     # more than the body limit
+    with H2Client(p.https_port, validate=False) as c:
+        # Refused by the upstream: the stream gets the answer, and its
+        # early bytes go nowhere (not upstream, not to another tunnel).
+        sid = ws_connect(c, "/refuse")
+        early_data(c, ws, sid, refused)
+        st = read_until(c, sid, lambda st: st.ended or st.reset is not None)
+        assert st.status == 403 and st.body == b"no tunnel\n", \
+            (st.headers, st.body, st.reset)
+        # Accepted: the early bytes are the tunnel's first.
+        ws.next()
+        sid = ws_connect(c, "/ws")
+        early_data(c, ws, sid, early)
+        st = read_until(c, sid, lambda st: st.headers is not None)
+        assert st.status == 200, st.headers
+        c.send_body(sid, b"later", end=True)
+        st = read_until(c, sid, lambda st: st.ended or st.reset is not None)
+        assert st.ended and st.reset is None
+    assert ws.done.wait(10)
+    assert bytes(ws.tunnel) == early + b"later"
+    assert [q.target for q in up.requests] == ["/refuse", "/ws"]
+    # Nothing but the two requests reached the upstream outside the tunnel.
+    assert up.raw() == b"".join(q.raw for q in up.requests) + early + \
+        b"later"
+    assert up.errors == []
+
