@@ -15,8 +15,10 @@ import threading
 import h2.events
 import pytest
 
+from conftest import wait_until
 from h2util import H2Client
-from proxyutil_http import start_proxy
+from proxyutil_http import connect, parse_responses, read_until_close, \
+    start_proxy
 from test_h2 import read_until, ws_connect
 from upstream import Conn, Upstream
 
@@ -212,4 +214,40 @@ def test_h2_websocket_bytes_before_the_200_reach_the_tunnel(
     assert up.raw() == b"".join(q.raw for q in up.requests) + early + \
         b"later"
     assert up.errors == []
+
+
+def ws_head(target):
+    return (b"GET " + target + b" HTTP/1.1\r\nHost: localhost\r\n"
+            b"Connection: Upgrade\r\nUpgrade: websocket\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n")
+
+
+def test_h1_websocket_bytes_before_the_101(make_proxy, make_upstream):
+    """HTTP/1.1, head and early bytes in one TLS record: they reach the
+    tunnel; if the upstream refuses, they are not read as a request."""
+    ws = HeldWebSocket()
+    up = make_upstream(handler=ws)
+    p = start_proxy(make_proxy, up)
+    frame = b"\x81\x85" + b"\x01\x02\x03\x04" + b"hello"
+    ws.release.set()
+    with connect(p.https_port) as s:
+        s.sendall(ws_head(b"/refuse") + frame)
+        data, closed = read_until_close(s, timeout=10)
+    rs = parse_responses(data)
+    assert [r.status for r in rs] == [403] and closed, data
+    assert rs[0].one("Connection").lower() == "close"
+    with connect(p.https_port) as s:
+        s.sendall(ws_head(b"/ws") + frame)
+        data, _ = read_until_close(s, want=lambda d: b"\r\n\r\n" in d)
+        assert data.startswith(b"HTTP/1.1 101 "), data
+        s.sendall(b"later")
+        # Closed once all of it is through.
+        wait_until(lambda: len(ws.tunnel) >= len(frame) + 5,
+                   what="the tunnel's bytes upstream")
+    assert ws.done.wait(10)
+    assert bytes(ws.tunnel) == frame + b"later"
+    assert [q.target for q in up.requests] == ["/refuse", "/ws"]
+    assert up.errors == []
+
 
