@@ -1376,7 +1376,8 @@ waiting_on_client(struct h2_conn *c)
 		if (st->submitted && !st->sent && st->resp != NULL &&
 		    (!buf_empty(st->resp) || st->resp_eof))
 			return true;	/* its window is shut */
-		if (st->ex != NULL && !st->end_stream && !st->body_wait)
+		if (st->ex != NULL && !st->end_stream && !st->body_wait &&
+		    !st->websocket)
 			return true;	/* its body does not come */
 	}
 	return false;

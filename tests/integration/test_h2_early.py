@@ -11,6 +11,7 @@ all, "(92) Stream error in the HTTP/2 framing layer")."""
 
 import subprocess
 import threading
+import time
 
 import h2.events
 import pytest
@@ -251,3 +252,25 @@ def test_h1_websocket_bytes_before_the_101(make_proxy, make_upstream):
     assert up.errors == []
 
 
+
+def test_h2_websocket_upstream_slower_than_client_timeout(make_proxy,
+                                                          make_upstream):
+    """While the upstream has not accepted a WebSocket, the proxy waits
+    on the upstream (its request-timeout), not on the client: the client
+    has nothing to send yet, as over HTTP/1.1."""
+    ws = HeldWebSocket()
+    up = make_upstream(handler=ws)
+    p = start_proxy(make_proxy, up, http={"client-timeout": 1})
+    with H2Client(p.https_port, validate=False) as c:
+        sid = ws_connect(c, "/ws")
+        assert ws.got_head.wait(10)
+        time.sleep(3)           # client-timeout runs out, three times over
+        ws.release.set()
+        st = read_until(c, sid, lambda st: st.headers is not None or
+                        st.reset is not None)
+        assert st.status == 200 and c.goaway is None, (st.headers, c.goaway)
+        c.send_body(sid, b"late", end=True)
+        st = read_until(c, sid, lambda st: st.ended or st.reset is not None)
+        assert st.ended and st.reset is None
+    assert ws.done.wait(10)
+    assert bytes(ws.tunnel) == b"late"
