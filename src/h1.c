@@ -616,7 +616,11 @@ h1_request(struct h1_conn *c)
 	log_of(c)->proto = c->minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
 	front_log_request(log_of(c), c->req->method_str, c->req->host,
 	    c->req->target);
-	c->close_after = !c->req->keep_alive || c->minor == 0 || c->draining;
+	/* A WebSocket not accepted ends the connection: what the client may
+	   have sent after its head was meant for the tunnel, and must not
+	   be read as the next request. */
+	c->close_after = !c->req->keep_alive || c->minor == 0 || c->draining ||
+	    c->req->upgrade_websocket;
 	body_setup(c);
 	if (c->req->host.len > 0)
 		hlen = route_normalize_host(c->req->host.p, c->req->host.len,

@@ -88,6 +88,7 @@ struct h2_stream {
 	struct exchange		*ex;
 	enum http1_method	 method;
 	bool			 logging;	/* a request awaits its log */
+	bool			 websocket;	/* DATA is for the tunnel */
 
 	/* The request body. */
 	struct buf		*body;		/* received, not yet taken */
@@ -99,6 +100,7 @@ struct h2_stream {
 	/* The response. */
 	bool			 submitted;	/* HEADERS submitted */
 	bool			 sent;		/* our END_STREAM went out */
+	bool			 stop;		/* reset it once that is out */
 	struct buf		*resp;		/* body for nghttp2 */
 	bool			 resp_eof;	/* nothing more after resp */
 	bool			 deferred;	/* the data source said DEFERRED */
@@ -139,6 +141,7 @@ struct h2_conn {
 	bool			 resume;	/* some exchange may go on */
 	bool			 served;	/* a request came */
 	bool			 lingering;	/* all sent: drop what comes */
+	bool			 stops;		/* some stream's stop is due */
 
 	struct buf		*out;		/* NULL when empty (idle) */
 	const uint8_t		*pend;		/* from mem_send, not yet in out */
@@ -704,8 +707,10 @@ st_ex_done(void *fe, enum proxy_result res)
 	front_log_upstream(&st->log, proxy_upstream_name(st->ex));
 	st->ex = NULL;
 	st->resp_wait = false;
-	/* Whatever of the body is left is read and dropped. */
-	if (st->body != NULL && !buf_empty(st->body)) {
+	/* Whatever of the body is left is read and dropped; but what a
+	   client sent before the 101 is the tunnel's first bytes. */
+	if (res != PROXY_UPGRADED && st->body != NULL &&
+	    !buf_empty(st->body)) {
 		nghttp2_session_consume(c->s, st->id, buf_len(st->body));
 		buf_reset(st->body);
 	}
@@ -840,6 +845,7 @@ st_start(struct h2_stream *st)
 	rc = h2req_finish(st->req, st->end_stream && (st->body == NULL ||
 	    buf_empty(st->body)) && st->body_seen == 0, &pr);
 	st->method = pr.method_id;
+	st->websocket = pr.websocket;
 	/* The log says what the client sent: CONNECT for a WebSocket. */
 	front_log_request(&st->log, pr.websocket ?
 	    (struct http1_slice){ "CONNECT", 7 } : pr.method, pr.host,
@@ -873,8 +879,9 @@ st_start(struct h2_stream *st)
 		st_refuse(st, 405);
 		return;
 	}
-	if (limit > 0 && ((pr.framing == HEADERS_FRAME_LENGTH &&
-	    pr.content_length > limit) || st->body_seen > limit)) {
+	if (limit > 0 && !pr.websocket && ((pr.framing ==
+	    HEADERS_FRAME_LENGTH && pr.content_length > limit) ||
+	    st->body_seen > limit)) {
 		st_refuse(st, 413);
 		return;
 	}
@@ -953,7 +960,8 @@ body_over_limit(struct h2_stream *st)
 {
 	uint64_t limit = st->gen != NULL ? st->gen->cfg->body_limit : 0;
 
-	if (limit == 0 || st->body_seen <= limit)
+	/* Early tunnel bytes are no body: the window bounds them. */
+	if (limit == 0 || st->websocket || st->body_seen <= limit)
 		return false;
 	log_debug("%s: h2: request body over the %llu-byte limit",
 	    st->c->client_ip, (unsigned long long)limit);
@@ -1128,7 +1136,7 @@ on_invalid_frame_recv(nghttp2_session *s UNUSED, const nghttp2_frame *f UNUSED,
 }
 
 static int
-on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+on_frame_send(nghttp2_session *s UNUSED, const nghttp2_frame *f, void *ud)
 {
 	struct h2_conn *c = conn_of(ud);
 	struct h2_stream *st;
@@ -1141,10 +1149,9 @@ on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 		return 0;
 	st->sent = true;
 	/* A complete response to a request still being sent: stop it
-	   without error (RFC 9113 8.1). */
+	   (stop_uploads). */
 	if (!st->end_stream)
-		nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, st->id,
-		    NGHTTP2_NO_ERROR);
+		st->stop = c->stops = true;
 	return 0;
 }
 
@@ -1273,6 +1280,32 @@ out_len(const struct h2_conn *c)
 	return c->out != NULL ? buf_len(c->out) : 0;
 }
 
+/*
+ * A complete response to a request still being sent: the rest of the
+ * request is stopped without error (RFC 9113 8.1), but only once the
+ * response has left, so that the RST_STREAM comes in a TLS record of its
+ * own, after it.  curl 7.88 takes a record at a time and throws away a
+ * response that arrives in the same record as its stream's reset: the
+ * client got no answer at all.  (nginx, too, resets a stream only once
+ * its frames are out.)
+ */
+static bool
+stop_uploads(struct h2_conn *c)
+{
+	struct h2_stream *st;
+
+	if (!c->stops || out_len(c) > 0 || c->pendlen > 0)
+		return false;
+	c->stops = false;
+	TAILQ_FOREACH(st, &c->streams, entry)
+		if (st->stop) {
+			st->stop = false;
+			nghttp2_submit_rst_stream(c->s, NGHTTP2_FLAG_NONE,
+			    st->id, NGHTTP2_NO_ERROR);
+		}
+	return true;
+}
+
 /* Frames from nghttp2 into `out`, and out to the client. */
 static int
 h2_write(struct h2_conn *c)
@@ -1303,7 +1336,10 @@ h2_write(struct h2_conn *c)
 			break;
 		c->pendlen = (size_t)n;
 	}
-	return flush_out(c);
+	if (flush_out(c) == -1)
+		return -1;
+	/* Once: the resets themselves end no stream's response. */
+	return stop_uploads(c) ? h2_write(c) : 0;
 }
 
 /* Exchanges that can go on: more body for them, or room for theirs. */
@@ -1343,7 +1379,8 @@ waiting_on_client(struct h2_conn *c)
 		if (st->submitted && !st->sent && st->resp != NULL &&
 		    (!buf_empty(st->resp) || st->resp_eof))
 			return true;	/* its window is shut */
-		if (st->ex != NULL && !st->end_stream && !st->body_wait)
+		if (st->ex != NULL && !st->end_stream && !st->body_wait &&
+		    !st->websocket)
 			return true;	/* its body does not come */
 	}
 	return false;
