@@ -117,7 +117,8 @@ prefix_in(const char *name, size_t len, const struct name *tab, size_t n)
  * X-Real-* and X-SSL-* field and Forwarded, and the names below, which
  * frameworks, CDNs and load balancers use for the same (Werkzeug
  * ProxyFix, Symfony's X-Original-URL and X-Rewrite-URL, Rack's
- * X-Forwarded-Ssl and X-Url-Scheme, PHP's Client-IP, Akamai's and
+ * X-Forwarded-Ssl and X-Url-Scheme, Tornado's X-Scheme (it outranks
+ * X-Forwarded-Proto there), PHP's Client-IP, Akamai's and
  * Cloudflare's True-Client-IP and CF-Connecting-IP ...).  Keep the list
  * in doc/portcullis.8 in step.
  */
@@ -127,7 +128,7 @@ request_drops(const struct http1_header *h)
 	static const struct name exact[] = {
 		NAME("host"), NAME("content-length"), NAME("expect"),
 		NAME("forwarded"), NAME("front-end-https"),
-		NAME("x-url-scheme"), NAME("x-rewrite-url"),
+		NAME("x-url-scheme"), NAME("x-scheme"), NAME("x-rewrite-url"),
 		NAME("true-client-ip"), NAME("x-client-ip"), NAME("client-ip"),
 		NAME("x-cluster-client-ip"), NAME("cf-connecting-ip"),
 		NAME("fastly-client-ip"), NAME("x-proxyuser-ip"),

@@ -31,7 +31,6 @@ struct idle {
 	ev_io			 io;
 	double			 since;		/* pooled at */
 	double			 until;		/* then closed (its site's timeout) */
-	unsigned		 iter;		/* ev_iteration() when pooled */
 	TAILQ_ENTRY(idle)	 entry;		/* oldest first */
 };
 
@@ -118,19 +117,16 @@ idle_read_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents UNUSED)
  * event is handled, has not been looked at.  Whatever it holds is no
  * answer to the next request and must never be read as one.
  *
- * A connection pooled before this iteration's poll was watched by it
- * (level-triggered): anything that had arrived by then left its watcher
- * pending, so only then, or when it was pooled in this iteration, does
- * the socket need asking (one recv; the steady state under load takes
- * connections pooled in an earlier iteration and makes no system call).
+ * The socket is asked every time (one recv): that the loop polled it
+ * since it was pooled proves nothing, as a poll does not report every
+ * ready descriptor (libev's epoll backend takes at most as many events
+ * as its array holds and the kernel keeps the rest for the next call).
  */
 static bool
-idle_clean(struct upstream_pool *p, const struct idle *i)
+idle_clean(const struct idle *i)
 {
 	char c;
 
-	if (i->iter != ev_iteration(p->loop) && !ev_is_pending(&i->io))
-		return true;
 	return recv(i->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == -1 &&
 	    (errno == EAGAIN || errno == EWOULDBLOCK);
 }
@@ -209,7 +205,7 @@ upstream_take(struct upstream_pool *p, const struct sockaddr *addr,
 	 * One that holds anything is closed too (idle_clean).
 	 */
 	while ((i = TAILQ_LAST(&pe->idle, idle_head)) != NULL &&
-	    (i->until <= ev_now(p->loop) || !idle_clean(p, i)))
+	    (i->until <= ev_now(p->loop) || !idle_clean(i)))
 		idle_remove(p, i, true);
 	if (i == NULL)
 		return -1;
@@ -259,7 +255,6 @@ upstream_put(struct upstream_pool *p, const struct sockaddr *addr,
 	i->fd = fd;
 	i->since = ev_now(p->loop);
 	i->until = i->since + (double)timeout;
-	i->iter = ev_iteration(p->loop);
 	ev_io_init(&i->io, idle_read_cb, fd, EV_READ);
 	/* The descriptor stayed open and watched since the exchange had it:
 	   libev need not re-register it (a failing EPOLL_CTL_ADD each). */

@@ -677,7 +677,7 @@ PROXY_TRUST = [
     "X-Forwarded-User", "Forwarded", "Front-End-Https", "X-Original-URL",
     "X-Original-Host", "X-Rewrite-URL", "True-Client-IP", "X-Client-IP",
     "Client-IP", "X-Cluster-Client-IP", "X-Real-IP", "X-Real-Port",
-    "X-Url-Scheme", "CF-Connecting-IP", "Fastly-Client-IP",
+    "X-Url-Scheme", "X-Scheme", "CF-Connecting-IP", "Fastly-Client-IP",
     "X-SSL-Client-Cert", "X-Client-Cert", "X-ARR-ClientCert",
 ]
 SET_BY_PROXY = ["X-Real-IP", "X-Forwarded-For", "X-Forwarded-Proto",

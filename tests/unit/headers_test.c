@@ -147,7 +147,7 @@ test_request_drops_proxy_trust(void **state)
 		"X-Original-URL", "X-Original-URI", "X-Original-Host",
 		"X-Original-Forwarded-For", "X-Rewrite-URL", "True-Client-IP",
 		"X-Client-IP", "Client-IP", "X-Cluster-Client-IP",
-		"X-Real-Port", "X-Real-Scheme", "X-Url-Scheme",
+		"X-Real-Port", "X-Real-Scheme", "X-Url-Scheme", "X-Scheme",
 		"CF-Connecting-IP", "Fastly-Client-IP", "X-ProxyUser-IP",
 		"X-SSL-Client-Cert", "X-SSL-Client-Verify", "X-SSL-Cert",
 		"X-Client-Cert", "SSL-Client-Cert", "X-ARR-SSL",
