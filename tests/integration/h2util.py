@@ -7,8 +7,10 @@ frame access for the abuse tests: it never hides what the server sent.
     c.close()
 """
 
+import re
 import socket
 import ssl
+import subprocess
 import time
 
 import h2.config
@@ -199,3 +201,17 @@ def h2_get(port, path="/", authority="localhost", sni="localhost",
     with H2Client(port, sni=sni, validate=validate) as c:
         return c.response(c.request("GET", path, authority=authority,
                                     headers=headers))
+
+
+def h2load(*args):
+    """Run h2load (which must exit 0); its output and its request counts:
+    total, done, succeeded, failed (h2load counts a 4xx or 5xx there),
+    errored."""
+    out = subprocess.run(["h2load", *args], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    m = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, "
+                  r"(\d+) succeeded, (\d+) failed, (\d+) errored",
+                  out.stdout)
+    assert m, out.stdout
+    return out, tuple(map(int, m.groups()))
