@@ -11,8 +11,12 @@ The tests play the compromised worker from outside, as root: through
 
 import ctypes
 import os
+import signal
 import socket
 import struct
+import subprocess
+
+import pytest
 
 from conftest import https_get, wait_until
 
@@ -207,3 +211,63 @@ def test_a_made_up_generation_is_a_protocol_violation(proxied):
     assert sorted(w["pid"] for w in
                   status_ok(p, "after")["worker_counters"]) == sorted(new)
     assert serves(p)
+
+
+def _lingering_socket():
+    """A TCP socket whose close(2) waits: its send queue is full, the peer
+    (a listener that never accepts) reads nothing, and SO_LINGER asks
+    close to wait an hour for the queue to drain.  Returns it and the
+    listener, which must stay open."""
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(1)
+    s = socket.create_connection(lst.getsockname())
+    s.setblocking(False)
+    try:
+        while True:
+            s.send(b"x" * 65536)
+    except BlockingIOError:
+        pass
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                 struct.pack("ii", 1, 3600))
+    return s, lst
+
+
+@pytest.mark.xfail(strict=True, reason="review1: the master installs and "
+                   "closes descriptors a worker sends (SCM_RIGHTS); not "
+                   "fixed yet: refuse them (SO_PASSRIGHTS=0 on the master's "
+                   "end, or a packet-mode pipe for worker->master)")
+def test_a_descriptor_from_a_worker_does_not_hold_the_master(proxied):
+    """A worker can attach descriptors (SCM_RIGHTS) to anything it sends
+    on its control channel.  The close of the last reference to a
+    lingering socket blocks until its queue drains, which the worker
+    controls: the master must never hold that last reference, so it must
+    not take descriptors from a worker at all.  The master is stopped
+    while the message is sent and our copy is dropped, so that its copy,
+    if it takes one, is the last whatever the timing."""
+    p, _ = proxied
+    pids = p.wait_workers(2)
+    s, lst = _lingering_socket()
+    os.kill(p.pid, signal.SIGSTOP)
+    try:
+        with socket.socket(fileno=steal_fd(pids[0], CONTROL_FD)) as ctl:
+            try:
+                ctl.sendmsg([struct.pack("<IIQ", CTL_ACK, 8, 1)],
+                            [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                              struct.pack("i", s.fileno()))])
+            except PermissionError:
+                # Refused by the master's socket: ours is the only copy,
+                # drop it without waiting.
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                             struct.pack("ii", 1, 0))
+        s.close()
+    finally:
+        os.kill(p.pid, signal.SIGCONT)
+    try:
+        try:
+            rc, st = p.ctl("status", timeout=20)
+        except subprocess.TimeoutExpired:
+            rc, st = None, "no answer: the master is stuck in close(2)"
+        assert rc == 0 and st is not None and st["status"] == "ok", st
+    finally:
+        lst.close()     # releases a master stuck in close(2)
