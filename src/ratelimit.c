@@ -239,15 +239,22 @@ ratelimit_attach(void *mem, size_t size, struct shm_counters *counters)
 {
 	const struct rl_hdr *h = mem;
 	struct ratelimit *rl;
+	uint64_t n;
 
-	if (mem == NULL || size < sizeof(*h) || h->magic != RL_MAGIC ||
-	    h->version != RL_VERSION || h->entries < RATELIMIT_TABLE_MIN ||
-	    h->entries > RATELIMIT_TABLE_MAX ||
-	    ratelimit_table_bytes((unsigned)h->entries) > size ||
+	if (mem == NULL || size < sizeof(*h))
+		return NULL;
+	/*
+	 * Read once: every worker can write the header, and a count checked
+	 * here but read again after calloc() could be another one.
+	 */
+	n = __atomic_load_n(&h->entries, __ATOMIC_RELAXED);
+	if (h->magic != RL_MAGIC || h->version != RL_VERSION ||
+	    n < RATELIMIT_TABLE_MIN || n > RATELIMIT_TABLE_MAX ||
+	    ratelimit_table_bytes((unsigned)n) > size ||
 	    (rl = calloc(1, sizeof(*rl))) == NULL)
 		return NULL;
 	rl->tab = (struct rl_entry *)(h + 1);
-	rl->n = h->entries;
+	rl->n = n;
 	memcpy(rl->secret, h->secret, sizeof(rl->secret));
 	rl->counters = counters;
 	return rl;
