@@ -338,7 +338,8 @@ class MemH2:
         return sid
 
 
-@pytest.mark.parametrize("end_stream", [True], ids=["END_STREAM"])
+@pytest.mark.parametrize("end_stream", [True, False],
+                         ids=["END_STREAM", "no-END_STREAM"])
 def test_h2_last_bytes_and_close_notify_in_one_read(make_proxy,
                                                     make_upstream,
                                                     end_stream):
