@@ -111,6 +111,7 @@ struct h1_conn {
 	int			 up_fd;
 	ev_io			 up_io;
 	int			 up_events;
+	bool			 up_shut;	/* the client's EOF is passed on */
 
 	/* The request's log line: held from its first byte to its end. */
 	struct front_log	*log;
@@ -234,7 +235,10 @@ h1_close(struct h1_conn *c, const char *reason)
 		return;
 	log_debug("%s: connection closed: %s", c->client_ip, reason);
 	if (c->logging) {
-		c->broken = c->broken || c->state != H1_TUNNEL;
+		/* A tunnel (up_fd) has no length to cut short: either side
+		   may end it, in whatever state (CLOSING after the
+		   upstream's end). */
+		c->broken = c->broken || c->up_fd == -1;
 		log_access(c);
 		count_request(c);
 	}
@@ -982,9 +986,11 @@ tunnel_update(struct h1_conn *c)
 {
 	int ev = 0;
 
-	if (c->in != NULL && !buf_empty(c->in))
+	/* Past the tunnel (the upstream ended it), no event: an upstream
+	   at EOF stays readable. */
+	if (c->state == H1_TUNNEL && c->in != NULL && !buf_empty(c->in))
 		ev |= EV_WRITE;
-	if (c->out != NULL && buf_space(c->out) > 0)
+	if (c->state == H1_TUNNEL && c->out != NULL && buf_space(c->out) > 0)
 		ev |= EV_READ;
 	if (ev != c->up_events || ev_is_active(&c->up_io) != (ev != 0)) {
 		util_watch(loop_of(c), &c->up_io, c->up_fd, ev);
@@ -992,7 +998,12 @@ tunnel_update(struct h1_conn *c)
 	}
 }
 
-/* Client bytes to the upstream. */
+/*
+ * Client bytes to the upstream.  Once the client has ended its side and
+ * all of them are out, the upstream gets the EOF (a half-close, as
+ * h2.c's tunnel_push does on END_STREAM); its answer still comes back
+ * until it closes too.
+ */
 static void
 tunnel_push(struct h1_conn *c)
 {
@@ -1009,6 +1020,10 @@ tunnel_push(struct h1_conn *c)
 		}
 		buf_consume(c->in, (size_t)n);
 		client_progress(c);
+	}
+	if (c->client_eof && !c->up_shut) {
+		c->up_shut = true;
+		(void)shutdown(c->up_fd, SHUT_WR);
 	}
 }
 
@@ -1064,6 +1079,11 @@ static void
 h1_linger(struct h1_conn *c)
 {
 	if (c->broken || c->client_eof) {
+		/* A client that only half-closed still reads: our end is
+		   marked, so that it is no truncation (a tunnel's upstream
+		   answering after the client's EOF, say). */
+		if (!c->broken && c->tls != NULL)
+			tls_conn_bye(c->tls);
 		h1_close(c, c->broken ? "response cut" : "done");
 		return;
 	}
@@ -1174,7 +1194,7 @@ h1_update(struct h1_conn *c)
 	}
 	if (c->state == H1_EXCHANGE)
 		exchange_clock(c);
-	if (c->state == H1_TUNNEL)
+	if (c->up_fd != -1)
 		tunnel_update(c);
 	/* Bytes GnuTLS already decrypted never make the socket readable. */
 	if ((ev & EV_READ) && c->tls != NULL && c->state != H1_HANDSHAKE &&
@@ -1263,12 +1283,8 @@ h1_io_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
 		h1_close(c, "client write failed");
 	if (!c->dead && (revents & EV_READ))
 		h1_read(c);
-	if (!c->dead) {
-		if (c->client_eof && c->state == H1_TUNNEL)
-			h1_close(c, "tunnel: client closed");
-		else
-			h1_advance(c);
-	}
+	if (!c->dead)
+		h1_advance(c);
 	/* Whatever became ready to send goes now, not a loop later. */
 	if (!c->dead && c->out != NULL && !buf_empty(c->out) &&
 	    h1_send(c) == -1)

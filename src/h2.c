@@ -615,6 +615,23 @@ tunnel_pull(struct h2_stream *st)
 	st_resume_data(st);
 }
 
+/*
+ * The client ended the connection without ending its tunnels' streams:
+ * the bytes it sent on them still go, before their upstreams see the end
+ * (the connection closes right after, so that is as far as they go).
+ */
+static void
+tunnels_end(struct h2_conn *c)
+{
+	struct h2_stream *st;
+
+	TAILQ_FOREACH(st, &c->streams, entry)
+		if (st->tunnel && st->up_fd != -1) {
+			st->end_stream = true;
+			tunnel_push(st);
+		}
+}
+
 static void
 st_up_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
 {
@@ -1402,6 +1419,8 @@ h2_read(struct h2_conn *c)
 		n = tls_conn_read(c->tls, rbuf, sizeof(rbuf));
 		if (n == TLS_AGAIN)
 			break;
+		if (n == 0)
+			tunnels_end(c);
 		if (n <= 0) {
 			h2_close(c, n == 0 ? "client closed" :
 			    tls_conn_error(c->tls));
