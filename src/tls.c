@@ -120,13 +120,28 @@ tls_keypair_check(const struct config_blob *cert, const struct config_blob *key,
     char *err, size_t errsz)
 {
 	gnutls_certificate_credentials_t cred = NULL;
+	gnutls_x509_crt_t *list;
 	gnutls_datum_t c, k;
+	unsigned i, n;
 	int ret;
 
 	c.data = cert->data;
 	c.size = (unsigned)cert->len;
 	k.data = key->data;
 	k.size = (unsigned)key->len;
+	/*
+	 * The chain is parsed on its own first: GnuTLS 3.7.9's
+	 * gnutls_certificate_set_x509_key_mem2() leaks a certificate it
+	 * began on when the PEM is malformed (9.7 KiB a failed reload).
+	 */
+	if ((ret = gnutls_x509_crt_list_import2(&list, &n, &c,
+	    GNUTLS_X509_FMT_PEM, 0)) < 0) {
+		snprintf(err, errsz, "%s", gnutls_strerror(ret));
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		gnutls_x509_crt_deinit(list[i]);
+	gnutls_free(list);
 	if ((ret = gnutls_certificate_allocate_credentials(&cred)) < 0) {
 		snprintf(err, errsz, "%s", gnutls_strerror(ret));
 		return -1;
