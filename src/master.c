@@ -264,11 +264,16 @@ ready_check(struct master *m)
 	return true;
 }
 
+/*
+ * Whatever a worker being killed still has queued is not read: one bad
+ * batch gives one line, and an ACK behind a violation does not count.
+ */
 static void
 kill_worker(struct mworker *w, const char *why)
 {
 	log_warnx("worker %u (pid %d): %s; killing it", w->id, (int)w->pid,
 	    why);
+	ev_io_stop(w->m->loop, &w->report_w);
 	if (w->pid != 0 && kill(w->pid, SIGKILL) == -1)
 		log_warn("kill worker %u", w->id);
 }
@@ -306,6 +311,10 @@ handle_worker_msg(struct master *m, struct mworker *w, const struct ctl_msg *msg
 	}
 	switch (msg->type) {
 	case CTL_READY:
+		if (w->ready) {
+			kill_worker(w, "said READY twice");
+			break;
+		}
 		w->ready = true;
 		w->acked = msg->gen;
 		log_debug("worker %u (pid %u) ready at generation %llu", w->id,
@@ -342,12 +351,14 @@ worker_ctl_cb(struct ev_loop *loop, ev_io *iow, int revents UNUSED)
 	/*
 	 * A few at a time: a worker that never stops sending must not keep
 	 * the master from everything else (the pipe stays readable, so the
-	 * loop comes back to it).
+	 * loop comes back to it).  A kill stops the watcher: read no more.
 	 */
 	for (n = 0; n < MASTER_CTL_BATCH; n++) {
 		if ((rc = control_read(w->report, &msg)) != 1)
 			break;
 		handle_worker_msg(w->m, w, &msg);
+		if (!ev_is_active(iow))
+			return;
 	}
 	if (n == MASTER_CTL_BATCH)
 		return;

@@ -13,14 +13,18 @@ play the compromised worker from outside, as root: through
 
 import ctypes
 import errno
+import json
 import os
+import signal
 import socket
 import stat
 import struct
+import subprocess
 
 import pytest
 
-from conftest import https_get, offer_lingering_socket, wait_until
+from conftest import (BINARY, https_get, offer_lingering_socket,
+                      wait_until)
 
 # struct shm_state_hdr (src/shm.h): magic u32, version u32, size u64,
 # counters_off u64, max_workers u32, pad u32, ratelimit_off u64,
@@ -34,7 +38,7 @@ U64_MAX = 2**64 - 1
 STATE_FD = 5
 CONTROL_FD = 3
 REPORT_FD = 6
-CTL_ACK = 3
+CTL_READY, CTL_ACK = 1, 3
 
 
 def q(v):
@@ -235,6 +239,63 @@ def test_a_made_up_generation_is_a_protocol_violation(proxied):
     assert sorted(w["pid"] for w in
                   status_ok(p, "after")["worker_counters"]) == sorted(new)
     assert serves(p)
+
+
+def test_ready_twice_is_a_protocol_violation(proxied):
+    """A worker says READY once, when it starts serving: a second one is
+    not a state change to believe but a worker that is not ours any more."""
+    p, _ = proxied
+    pids = p.wait_workers(2)
+    started = p.log().count("serving generation")
+    report(pids[0], struct.pack("<IIQI", CTL_READY, 12, 1, pids[0]))
+    p.wait_log(rf"worker \d \(pid {pids[0]}\): said READY twice; "
+               r"killing it", timeout=15)
+    new = wait_until(lambda: (w := p.workers()) and len(w) == 2 and
+                     pids[0] not in w and w, what="the worker replaced")
+    p.wait_log(r"serving generation", count=started + 1, timeout=15)
+    assert pids[1] in new
+    assert status_ok(p, "after")["workers"] == 2
+    assert serves(p)
+
+
+def test_one_bad_batch_one_kill(proxied):
+    """Messages queued behind a protocol violation are not read: two bad
+    messages give one kill, and an ACK behind them does not count towards
+    the reload in flight.  Ordering is forced: worker 0 is stopped so only
+    worker 1 acks generation 2 by itself, and the master is stopped while
+    the batch is written, so it finds all three in one read."""
+    p, _ = proxied
+    pids = p.wait_workers(2)
+    os.kill(pids[0], signal.SIGSTOP)
+    reload = subprocess.Popen([str(BINARY), "ctl", "--socket",
+                               str(p.admin_path), "reload"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        p.wait_log(rf"pid={pids[1]} msg=\"generation 2 live\"")
+        os.kill(p.pid, signal.SIGSTOP)
+        try:
+            report(pids[0], ack(U64_MAX), ack(U64_MAX - 1), ack(2))
+        finally:
+            os.kill(p.pid, signal.SIGCONT)
+        out, _ = reload.communicate(timeout=30)
+    finally:
+        if reload.poll() is None:
+            reload.kill()
+            reload.wait()
+    # The master logged the kills before it answered the reload.
+    kills = [l for l in p.log().splitlines()
+             if f"(pid {pids[0]})" in l and "killing it" in l]
+    assert len(kills) == 1, kills
+    assert "named generation 18446744073709551615" in kills[0]
+    # Generation 2 is live on worker 1 only: worker 0's ACK came after
+    # its violation and was never read.
+    assert json.loads(out) == {"status": "ok", "generation": 2,
+                               "workers": 1}, out
+    new = p.wait_workers(2)
+    assert pids[0] not in new and pids[1] in new
+    rc, reply = p.ctl("reload", timeout=30)
+    assert rc == 0 and reply == {"status": "ok", "generation": 3,
+                                 "workers": 2}, reply
 
 
 def test_the_control_socket_is_one_way(proxied):
