@@ -254,6 +254,13 @@ admin_open(const char *path)
 	a->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (a->fd == -1 || (a->path = strdup(path)) == NULL)
 		goto fail;
+	/*
+	 * No descriptor from a client: its close in the master could block
+	 * (a lingering socket).  Only where the kernel can refuse them
+	 * (Linux 6.16); a worker running as the master's user can connect.
+	 */
+	if (util_refuse_fds(a->fd) == -1)
+		goto fail;
 	old = umask(0177);
 	if (bind(a->fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
 		umask(old);

@@ -5,11 +5,17 @@
 
 #include <sys/socket.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "control.h"
 #include "log.h"
+#include "util.h"
+
+/* A report is written whole or not at all (pipe(7)). */
+_Static_assert(CTL_MSG_MAX <= PIPE_BUF, "a report must fit PIPE_BUF");
 
 /* Payload size of each type; NACK has a variable text part after gen. */
 static size_t
@@ -94,6 +100,43 @@ control_encode(const struct ctl_msg *m, unsigned char *buf)
 	return sizeof(h) + h.len;
 }
 
+/*
+ * Nothing a worker writes on the socket may reach the master: shut for
+ * reading, the master's end makes the worker's send fail (EPIPE) before
+ * anything is queued, so no descriptor a worker attaches is ever held by
+ * the master (its close could block: a lingering socket whose queue never
+ * drains).  SO_PASSRIGHTS=0 says the same where the kernel knows it.
+ */
+static int
+master_end_deaf(int sock)
+{
+	if (util_refuse_fds(sock) == -1)
+		return -1;
+	return shutdown(sock, SHUT_RD);
+}
+
+int
+control_open(int sock[2], int report[2])
+{
+	int saved;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0, sock) == -1)
+		return -1;
+	if (master_end_deaf(sock[0]) == -1)
+		goto fail;
+	/* O_DIRECT: packet mode, one read(2) returns one write(2). */
+	if (pipe2(report, O_DIRECT | O_CLOEXEC | O_NONBLOCK) == -1)
+		goto fail;
+	return 0;
+fail:
+	saved = errno;
+	close(sock[0]);
+	close(sock[1]);
+	errno = saved;
+	return -1;
+}
+
 int
 control_send(int sock, const struct ctl_msg *m)
 {
@@ -126,15 +169,21 @@ control_send(int sock, const struct ctl_msg *m)
 	return n == (ssize_t)iov.iov_len ? 0 : -1;
 }
 
+static void
+msg_gen(struct ctl_msg *m, enum ctl_type type, uint64_t gen)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = type;
+	m->gen = gen;
+	m->fd = -1;
+}
+
 int
 control_send_gen(int sock, enum ctl_type type, uint64_t gen)
 {
 	struct ctl_msg m;
 
-	memset(&m, 0, sizeof(m));
-	m.type = type;
-	m.gen = gen;
-	m.fd = -1;
+	msg_gen(&m, type, gen);
 	return control_send(sock, &m);
 }
 
@@ -195,5 +244,57 @@ control_recv(int sock, struct ctl_msg *m)
 		return -1;
 	}
 	m->fd = fd;
+	return 1;
+}
+
+int
+control_report(int pipefd, const struct ctl_msg *m)
+{
+	unsigned char buf[CTL_MSG_MAX];
+	size_t len;
+	ssize_t n;
+
+	if (m->type == CTL_REOPEN_LOG) {
+		errno = EINVAL;
+		return -1;
+	}
+	len = control_encode(m, buf);
+	/* At most PIPE_BUF bytes: written whole or not at all. */
+	do
+		n = write(pipefd, buf, len);
+	while (n == -1 && errno == EINTR);
+	return n == (ssize_t)len ? 0 : -1;
+}
+
+int
+control_report_gen(int pipefd, enum ctl_type type, uint64_t gen)
+{
+	struct ctl_msg m;
+
+	msg_gen(&m, type, gen);
+	return control_report(pipefd, &m);
+}
+
+int
+control_read(int pipefd, struct ctl_msg *m)
+{
+	unsigned char buf[CTL_MSG_MAX + 1];
+	ssize_t n;
+
+	/*
+	 * One packet (the rest of a longer one is discarded).  A worker that
+	 * turns packet mode off on its end only garbles its own framing:
+	 * whatever one read returns is parsed as one message, or refused.
+	 */
+	do
+		n = read(pipefd, buf, sizeof(buf));
+	while (n == -1 && errno == EINTR);
+	if (n <= 0)
+		return (int)n;
+	if ((size_t)n > CTL_MSG_MAX || control_parse(buf, (size_t)n, m) == -1 ||
+	    m->type == CTL_REOPEN_LOG) {
+		errno = EPROTO;
+		return -1;
+	}
 	return 1;
 }

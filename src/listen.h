@@ -14,11 +14,15 @@
 
 #include "config.h"
 
-/* Descriptors of a worker: control channel, config part, state part. */
+/*
+ * Descriptors of a worker: control channel (master -> worker), config
+ * part, state part, report pipe (worker -> master; see control.h).
+ */
 #define WORKER_FD_CONTROL	3
 #define WORKER_FD_CONFIG	4
 #define WORKER_FD_STATE		5
-#define LISTEN_FD_BASE		6
+#define WORKER_FD_REPORT	6
+#define LISTEN_FD_BASE		7
 
 #define LISTEN_MAX	(2 * CONFIG_MAX_LISTENERS + 1)
 

@@ -4,7 +4,6 @@
 #include "autoconf.h"
 
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -39,8 +38,9 @@ struct mworker {
 	struct master	*m;
 	unsigned	 id;
 	pid_t		 pid;		/* 0: not running */
-	int		 ctl;		/* -1: not running */
-	ev_io		 ctl_w;
+	int		 ctl;		/* to it; -1: not running */
+	int		 report;	/* from it (pipe); -1: not running */
+	ev_io		 report_w;
 	ev_timer	 respawn_w;
 	bool		 ready;
 	uint64_t	 acked;		/* newest generation it applied */
@@ -120,6 +120,11 @@ notify_status(struct master *m, const char *pre, const char *extra)
 
 /* ---- the worker's side of fork: arrange descriptors and exec ---- */
 
+_Static_assert(WORKER_FD_CONFIG == WORKER_FD_CONTROL + 1 &&
+    WORKER_FD_STATE == WORKER_FD_CONTROL + 2 &&
+    WORKER_FD_REPORT == WORKER_FD_CONTROL + 3 &&
+    LISTEN_FD_BASE == WORKER_FD_CONTROL + 4, "child_exec's layout");
+
 static void NORETURN
 child_fail(const char *what)
 {
@@ -134,9 +139,9 @@ child_fail(const char *what)
 }
 
 static void NORETURN
-child_exec(struct master *m, struct mworker *w, int ctl)
+child_exec(struct master *m, struct mworker *w, int ctl, int report)
 {
-	int src[3 + LISTEN_MAX + 1], tmp[3 + LISTEN_MAX + 1];
+	int src[4 + LISTEN_MAX + 1], tmp[4 + LISTEN_MAX + 1];
 	char *argv[] = { (char *)"portcullis-worker", NULL };
 	char idbuf[16];
 	sigset_t none;
@@ -145,9 +150,11 @@ child_exec(struct master *m, struct mworker *w, int ctl)
 
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* In descriptor order, from WORKER_FD_CONTROL up (listen.h). */
 	src[n++] = ctl;
 	src[n++] = m->cfg_ro_fd;
 	src[n++] = m->shm.state_fd;
+	src[n++] = report;
 	for (i = 0; i < m->nsocks; i++)
 		src[n++] = m->socks[i].fd;
 	src[n++] = m->exe_fd;
@@ -257,11 +264,16 @@ ready_check(struct master *m)
 	return true;
 }
 
+/*
+ * Whatever a worker being killed still has queued is not read: one bad
+ * batch gives one line, and an ACK behind a violation does not count.
+ */
 static void
 kill_worker(struct mworker *w, const char *why)
 {
 	log_warnx("worker %u (pid %d): %s; killing it", w->id, (int)w->pid,
 	    why);
+	ev_io_stop(w->m->loop, &w->report_w);
 	if (w->pid != 0 && kill(w->pid, SIGKILL) == -1)
 		log_warn("kill worker %u", w->id);
 }
@@ -299,6 +311,10 @@ handle_worker_msg(struct master *m, struct mworker *w, const struct ctl_msg *msg
 	}
 	switch (msg->type) {
 	case CTL_READY:
+		if (w->ready) {
+			kill_worker(w, "said READY twice");
+			break;
+		}
 		w->ready = true;
 		w->acked = msg->gen;
 		log_debug("worker %u (pid %u) ready at generation %llu", w->id,
@@ -334,15 +350,15 @@ worker_ctl_cb(struct ev_loop *loop, ev_io *iow, int revents UNUSED)
 
 	/*
 	 * A few at a time: a worker that never stops sending must not keep
-	 * the master from everything else (the socket stays readable, so
-	 * the loop comes back to it).
+	 * the master from everything else (the pipe stays readable, so the
+	 * loop comes back to it).  A kill stops the watcher: read no more.
 	 */
 	for (n = 0; n < MASTER_CTL_BATCH; n++) {
-		if ((rc = control_recv(w->ctl, &msg)) != 1)
+		if ((rc = control_read(w->report, &msg)) != 1)
 			break;
-		if (msg.fd != -1)
-			close(msg.fd);
 		handle_worker_msg(w->m, w, &msg);
+		if (!ev_is_active(iow))
+			return;
 	}
 	if (n == MASTER_CTL_BATCH)
 		return;
@@ -383,32 +399,36 @@ state_hdr_check(struct master *m)
 static void
 spawn(struct master *m, struct mworker *w)
 {
-	int sv[2];
+	int sv[2], rp[2];
 	pid_t pid;
 
 	state_hdr_check(m);
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
-		log_warn("worker %u: socketpair", w->id);
+	if (control_open(sv, rp) == -1) {
+		log_warn("worker %u: control channel", w->id);
 		goto retry;
 	}
 	if ((pid = fork()) == -1) {
 		log_warn("worker %u: fork", w->id);
 		close(sv[0]);
 		close(sv[1]);
+		close(rp[0]);
+		close(rp[1]);
 		goto retry;
 	}
 	if (pid == 0)
-		child_exec(m, w, sv[1]);
+		child_exec(m, w, sv[1], rp[1]);
+	/* Ours closed, the pipe reads EOF once the worker's end is gone. */
 	close(sv[1]);
-	(void)util_set_nonblock(sv[0]);
+	close(rp[1]);
 	w->pid = pid;
 	w->ctl = sv[0];
+	w->report = rp[0];
 	w->ready = false;
 	w->acked = 0;
 	w->started = ev_now(m->loop);
-	ev_io_init(&w->ctl_w, worker_ctl_cb, w->ctl, EV_READ);
-	w->ctl_w.data = w;
-	ev_io_start(m->loop, &w->ctl_w);
+	ev_io_init(&w->report_w, worker_ctl_cb, w->report, EV_READ);
+	w->report_w.data = w;
+	ev_io_start(m->loop, &w->report_w);
 	/* A reload in flight includes it; READY tells which gen it took. */
 	log_info("worker %u started (pid %d)", w->id, (int)pid);
 	return;
@@ -468,9 +488,10 @@ child_cb(struct ev_loop *loop, ev_child *c, int revents UNUSED)
 	if (w == NULL)
 		return;
 	log_exit(w, c->rpid, c->rstatus, m->stopping);
-	ev_io_stop(loop, &w->ctl_w);
+	ev_io_stop(loop, &w->report_w);
 	close(w->ctl);
-	w->ctl = -1;
+	close(w->report);
+	w->ctl = w->report = -1;
 	w->pid = 0;
 	w->ready = false;
 	if (m->stopping) {
@@ -807,7 +828,7 @@ setup_processes(struct master *m)
 	for (i = 0; i < m->nw; i++) {
 		m->w[i].m = m;
 		m->w[i].id = i;
-		m->w[i].ctl = -1;
+		m->w[i].ctl = m->w[i].report = -1;
 		ev_timer_init(&m->w[i].respawn_w, respawn_cb, 0., 0.);
 		m->w[i].respawn_w.data = &m->w[i];
 	}

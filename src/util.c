@@ -3,6 +3,7 @@
  */
 #include "autoconf.h"
 
+#include <sys/socket.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -12,6 +13,11 @@
 #include <ev.h>
 
 #include "util.h"
+
+/* Its number differs on parisc and sparc. */
+#if !defined(SO_PASSRIGHTS) && !defined(__hppa__) && !defined(__sparc__)
+#define SO_PASSRIGHTS	83
+#endif
 
 int
 util_parse_u64(const char *s, size_t len, uint64_t min, uint64_t max,
@@ -156,4 +162,19 @@ util_set_cloexec(int fd, bool on)
 		return -1;
 	fl = on ? (fl | FD_CLOEXEC) : (fl & ~FD_CLOEXEC);
 	return fcntl(fd, F_SETFD, fl) == -1 ? -1 : 0;
+}
+
+int
+util_refuse_fds(int sock)
+{
+#ifdef SO_PASSRIGHTS
+	int zero = 0;
+
+	if (setsockopt(sock, SOL_SOCKET, SO_PASSRIGHTS, &zero,
+	    sizeof(zero)) == -1 && errno != ENOPROTOOPT)
+		return -1;
+#else
+	(void)sock;
+#endif
+	return 0;
 }

@@ -83,6 +83,13 @@ int	 util_set_nonblock(int fd);
 int	 util_set_cloexec(int fd, bool on);
 
 /*
+ * Unix socket: refuse descriptors (SCM_RIGHTS) sent to it, where the
+ * kernel can (SO_PASSRIGHTS, Linux 6.16; a no-op before).  Set on a
+ * listener, it holds for the connections it accepts.  0 or -1.
+ */
+int	 util_refuse_fds(int sock);
+
+/*
  * Under AddressSanitizer freed objects are really freed, never kept for
  * reuse, or a use after free would go unseen.
  */

@@ -13,6 +13,7 @@
 
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -460,11 +461,11 @@ handle_config(struct worker *wk, uint64_t gen)
 		m.gen = gen;
 		m.fd = -1;
 		snprintf(m.text, sizeof(m.text), "%s", why);
-		(void)control_send(WORKER_FD_CONTROL, &m);
+		(void)control_report(WORKER_FD_REPORT, &m);
 		return;
 	}
 	log_debug("generation %llu live", (unsigned long long)wk->gen->id);
-	(void)control_send_gen(WORKER_FD_CONTROL, CTL_ACK, wk->gen->id);
+	(void)control_report_gen(WORKER_FD_REPORT, CTL_ACK, wk->gen->id);
 }
 
 static void
@@ -514,12 +515,18 @@ check_control_fd(void)
 {
 	int type = 0;
 	socklen_t len = sizeof(type);
+	struct stat st;
 
 	if (getsockopt(WORKER_FD_CONTROL, SOL_SOCKET, SO_TYPE, &type, &len)
 	    == -1 || type != SOCK_SEQPACKET)
 		fatalx("fd %d is not a control channel: %s is internal",
 		    WORKER_FD_CONTROL, WORKER_ENV);
-	if (util_set_nonblock(WORKER_FD_CONTROL) == -1)
+	if (fstat(WORKER_FD_REPORT, &st) == -1 || !S_ISFIFO(st.st_mode))
+		fatalx("fd %d is not a report pipe: %s is internal",
+		    WORKER_FD_REPORT, WORKER_ENV);
+	/* Never wait on the master: a report that does not fit fails. */
+	if (util_set_nonblock(WORKER_FD_CONTROL) == -1 ||
+	    util_set_nonblock(WORKER_FD_REPORT) == -1)
 		fatal("control channel");
 }
 
@@ -548,7 +555,7 @@ count_open_fds(void)
 	unsigned n = 0;
 	int fd;
 
-	/* Small: 0-2, the control channel, shm, listeners and libev's. */
+	/* Small: 0-2, both control channels, shm, listeners, libev's. */
 	for (fd = 0; fd < 1024; fd++)
 		if (fcntl(fd, F_GETFD) != -1)
 			n++;
@@ -662,7 +669,7 @@ worker_start(struct worker *wk)
 	m.gen = wk->gen->id;
 	m.pid = (uint32_t)getpid();
 	m.fd = -1;
-	if (control_send(WORKER_FD_CONTROL, &m) == -1)
+	if (control_report(WORKER_FD_REPORT, &m) == -1)
 		fatal("control: ready");
 	log_info("serving generation %llu", (unsigned long long)wk->gen->id);
 }

@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -355,6 +356,59 @@ class Proxy:
         rx = re.compile(pattern)
         return wait_until(lambda: len(rx.findall(self.log())) >= count,
                           timeout, what=f"log {pattern!r} x{count}")
+
+
+def lingering_socket():
+    """A TCP socket whose close(2) waits: its send queue is full, the peer
+    (a listener that never accepts) reads nothing, and SO_LINGER asks
+    close to wait an hour for the queue to drain.  Returns it and the
+    listener, which must stay open (closing it releases a stuck close)."""
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(1)
+    s = socket.create_connection(lst.getsockname())
+    s.setblocking(False)
+    try:
+        while True:
+            s.send(b"x" * 65536)
+    except BlockingIOError:
+        pass
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                 struct.pack("ii", 1, 3600))
+    return s, lst
+
+
+def offer_lingering_socket(proxy, chan, data):
+    """Send data on chan (a Unix socket to the master) with a lingering
+    socket attached, and check that status still answers.  The master is
+    stopped while the message is sent and our copy is dropped, so that its
+    copy, if it takes one, is the last whatever the timing: its close then
+    blocks the master's loop until the listener behind it is closed, which
+    this does last.  Returns the OSError that refused the send, or None."""
+    s, lst = lingering_socket()
+    refused = None
+    os.kill(proxy.pid, signal.SIGSTOP)
+    try:
+        try:
+            chan.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                   struct.pack("i", s.fileno()))])
+        except OSError as e:
+            # Refused: ours is the only copy, drop it without waiting.
+            refused = e
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                         struct.pack("ii", 1, 0))
+        s.close()
+    finally:
+        os.kill(proxy.pid, signal.SIGCONT)
+    try:
+        try:
+            rc, st = proxy.ctl("status", timeout=20)
+        except subprocess.TimeoutExpired:
+            rc, st = None, "no answer: the master is stuck in close(2)"
+        assert rc == 0 and st is not None and st["status"] == "ok", st
+    finally:
+        lst.close()
+    return refused
 
 
 def http_get(port, path="/health", host="127.0.0.1", raw=None, timeout=5.0):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import BINARY, wait_until
+from conftest import BINARY, offer_lingering_socket, wait_until
 
 
 def test_status_reply(proxy):
@@ -156,3 +156,23 @@ def test_disabled_admin_socket(make_proxy):
     p = make_proxy(**{"admin-socket": ""}).start()
     assert not p.admin_path.exists()
     assert p.stop() == 0
+
+
+def kernel_at_least(major, minor):
+    got = tuple(int(x) for x in
+                os.uname().release.split("-")[0].split(".")[:2])
+    return got >= (major, minor)
+
+
+def test_a_client_cannot_hand_the_master_a_descriptor(proxy):
+    """An admin client (a worker running as the master's user can be one)
+    could attach a descriptor to its command; the master would hold and
+    close it, and the close of a lingering socket's last reference blocks.
+    Where the kernel can refuse descriptors (SO_PASSRIGHTS, Linux 6.16),
+    the admin socket does."""
+    if not kernel_at_least(6, 16):
+        pytest.skip("SO_PASSRIGHTS needs Linux 6.16")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+        c.connect(str(proxy.admin_path))
+        refused = offer_lingering_socket(proxy, c, b"status\n")
+    assert isinstance(refused, PermissionError), refused

@@ -1,24 +1,30 @@
 """The privilege boundary between the master and its workers.
 
 Every worker maps the state part of the shared segment read-write (its
-descriptor 5) and holds one end of a control channel.  A compromised
-worker can write anything there; the master, which keeps root and its
-capabilities, must not be steered by it: it keeps its own layout, reads
-counters as numbers only and checks every generation a worker names.
-The tests play the compromised worker from outside, as root: through
-/proc/<worker>/fd/5 for the segment and pidfd_getfd(2) for the socket.
+descriptor 5) and holds one end of each control channel: a socket the
+master talks to it on (descriptor 3) and a pipe it reports on
+(descriptor 6).  A compromised worker can write anything there; the
+master, which keeps root and its capabilities, must not be steered by
+it: it keeps its own layout, reads counters as numbers only, checks every
+generation a worker names and takes no descriptor from it.  The tests
+play the compromised worker from outside, as root: through
+/proc/<worker>/fd/5 for the segment and pidfd_getfd(2) for the channels.
 """
 
 import ctypes
+import errno
+import json
 import os
 import signal
 import socket
+import stat
 import struct
 import subprocess
 
 import pytest
 
-from conftest import https_get, wait_until
+from conftest import (BINARY, https_get, offer_lingering_socket,
+                      wait_until)
 
 # struct shm_state_hdr (src/shm.h): magic u32, version u32, size u64,
 # counters_off u64, max_workers u32, pad u32, ratelimit_off u64,
@@ -31,7 +37,8 @@ COUNTER_NAMES = ("requests", "rate_limited", "active_connections",
 U64_MAX = 2**64 - 1
 STATE_FD = 5
 CONTROL_FD = 3
-CTL_ACK = 3
+REPORT_FD = 6
+CTL_READY, CTL_ACK = 1, 3
 
 
 def q(v):
@@ -191,14 +198,35 @@ def steal_fd(pid, fd):
         os.close(pidfd)
 
 
+def report(pid, *msgs):
+    """Send messages to the master as worker pid would: on its report pipe,
+    one write each.  (Before the pipe existed, 0050547, workers reported
+    on the control socket, descriptor 3: fall back to it, so that these
+    tests say what that build does.)"""
+    fd = steal_fd(pid, REPORT_FD)
+    try:
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):
+            for m in msgs:
+                assert os.write(fd, m) == len(m)
+            return
+    finally:
+        os.close(fd)
+    with socket.socket(fileno=steal_fd(pid, CONTROL_FD)) as s:
+        for m in msgs:
+            s.send(m)
+
+
+def ack(gen):
+    return struct.pack("<IIQ", CTL_ACK, 8, gen)
+
+
 def test_a_made_up_generation_is_a_protocol_violation(proxied):
     """A worker acking a generation the master never published would
     count as up to date for every later reload: it is killed instead."""
     p, _ = proxied
     pids = p.wait_workers(2)
     started = p.log().count("serving generation")
-    with socket.socket(fileno=steal_fd(pids[0], CONTROL_FD)) as s:
-        s.send(struct.pack("<IIQ", CTL_ACK, 8, U64_MAX))
+    report(pids[0], ack(U64_MAX))
     new = wait_until(lambda: (w := p.workers()) and len(w) == 2 and
                      pids[0] not in w and w, what="the worker replaced")
     assert "named generation 18446744073709551615, but the newest is 1; " \
@@ -213,61 +241,102 @@ def test_a_made_up_generation_is_a_protocol_violation(proxied):
     assert serves(p)
 
 
-def _lingering_socket():
-    """A TCP socket whose close(2) waits: its send queue is full, the peer
-    (a listener that never accepts) reads nothing, and SO_LINGER asks
-    close to wait an hour for the queue to drain.  Returns it and the
-    listener, which must stay open."""
-    lst = socket.socket()
-    lst.bind(("127.0.0.1", 0))
-    lst.listen(1)
-    s = socket.create_connection(lst.getsockname())
-    s.setblocking(False)
-    try:
-        while True:
-            s.send(b"x" * 65536)
-    except BlockingIOError:
-        pass
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                 struct.pack("ii", 1, 3600))
-    return s, lst
-
-
-@pytest.mark.xfail(strict=True, reason="review1: the master installs and "
-                   "closes descriptors a worker sends (SCM_RIGHTS); not "
-                   "fixed yet: refuse them (SO_PASSRIGHTS=0 on the master's "
-                   "end, or a packet-mode pipe for worker->master)")
-def test_a_descriptor_from_a_worker_does_not_hold_the_master(proxied):
-    """A worker can attach descriptors (SCM_RIGHTS) to anything it sends
-    on its control channel.  The close of the last reference to a
-    lingering socket blocks until its queue drains, which the worker
-    controls: the master must never hold that last reference, so it must
-    not take descriptors from a worker at all.  The master is stopped
-    while the message is sent and our copy is dropped, so that its copy,
-    if it takes one, is the last whatever the timing."""
+def test_ready_twice_is_a_protocol_violation(proxied):
+    """A worker says READY once, when it starts serving: a second one is
+    not a state change to believe but a worker that is not ours any more."""
     p, _ = proxied
     pids = p.wait_workers(2)
-    s, lst = _lingering_socket()
-    os.kill(p.pid, signal.SIGSTOP)
+    started = p.log().count("serving generation")
+    report(pids[0], struct.pack("<IIQI", CTL_READY, 12, 1, pids[0]))
+    p.wait_log(rf"worker \d \(pid {pids[0]}\): said READY twice; "
+               r"killing it", timeout=15)
+    new = wait_until(lambda: (w := p.workers()) and len(w) == 2 and
+                     pids[0] not in w and w, what="the worker replaced")
+    p.wait_log(r"serving generation", count=started + 1, timeout=15)
+    assert pids[1] in new
+    assert status_ok(p, "after")["workers"] == 2
+    assert serves(p)
+
+
+def test_one_bad_batch_one_kill(proxied):
+    """Messages queued behind a protocol violation are not read: two bad
+    messages give one kill, and an ACK behind them does not count towards
+    the reload in flight.  Ordering is forced: worker 0 is stopped so only
+    worker 1 acks generation 2 by itself, and the master is stopped while
+    the batch is written, so it finds all three in one read."""
+    p, _ = proxied
+    pids = p.wait_workers(2)
+    os.kill(pids[0], signal.SIGSTOP)
+    reload = subprocess.Popen([str(BINARY), "ctl", "--socket",
+                               str(p.admin_path), "reload"],
+                              stdout=subprocess.PIPE, text=True)
     try:
-        with socket.socket(fileno=steal_fd(pids[0], CONTROL_FD)) as ctl:
-            try:
-                ctl.sendmsg([struct.pack("<IIQ", CTL_ACK, 8, 1)],
-                            [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
-                              struct.pack("i", s.fileno()))])
-            except PermissionError:
-                # Refused by the master's socket: ours is the only copy,
-                # drop it without waiting.
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                             struct.pack("ii", 1, 0))
-        s.close()
-    finally:
-        os.kill(p.pid, signal.SIGCONT)
-    try:
+        p.wait_log(rf"pid={pids[1]} msg=\"generation 2 live\"")
+        os.kill(p.pid, signal.SIGSTOP)
         try:
-            rc, st = p.ctl("status", timeout=20)
-        except subprocess.TimeoutExpired:
-            rc, st = None, "no answer: the master is stuck in close(2)"
-        assert rc == 0 and st is not None and st["status"] == "ok", st
+            report(pids[0], ack(U64_MAX), ack(U64_MAX - 1), ack(2))
+        finally:
+            os.kill(p.pid, signal.SIGCONT)
+        out, _ = reload.communicate(timeout=30)
     finally:
-        lst.close()     # releases a master stuck in close(2)
+        if reload.poll() is None:
+            reload.kill()
+            reload.wait()
+    # The master logged the kills before it answered the reload.
+    kills = [l for l in p.log().splitlines()
+             if f"(pid {pids[0]})" in l and "killing it" in l]
+    assert len(kills) == 1, kills
+    assert "named generation 18446744073709551615" in kills[0]
+    # Generation 2 is live on worker 1 only: worker 0's ACK came after
+    # its violation and was never read.
+    assert json.loads(out) == {"status": "ok", "generation": 2,
+                               "workers": 1}, out
+    new = p.wait_workers(2)
+    assert pids[0] not in new and pids[1] in new
+    rc, reply = p.ctl("reload", timeout=30)
+    assert rc == 0 and reply == {"status": "ok", "generation": 3,
+                                 "workers": 2}, reply
+
+
+def test_the_control_socket_is_one_way(proxied):
+    """The socket carries the master's messages to the worker; what a
+    worker sends on it is refused by the kernel (the master's end is shut
+    for reading), so nothing, no descriptor either, is queued there."""
+    p, _ = proxied
+    pids = p.wait_workers(2)
+    with socket.socket(fileno=steal_fd(pids[0], CONTROL_FD)) as ctl:
+        with pytest.raises(BrokenPipeError):
+            ctl.send(ack(1))
+        with pytest.raises(BrokenPipeError):
+            ctl.sendmsg([ack(1)], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                    struct.pack("i", ctl.fileno()))])
+    assert "killing it" not in p.log()
+    assert status_ok(p, "after")["workers"] == 2
+    assert p.workers() == pids
+
+
+def test_a_descriptor_from_a_worker_does_not_hold_the_master(proxied):
+    """A worker could attach descriptors (SCM_RIGHTS) to what it sends.
+    The close of the last reference to a lingering socket blocks until
+    its queue drains, which the worker controls: the master must never
+    hold that last reference, so it must not take descriptors from a
+    worker at all.  Both of a worker's channels are tried: the control
+    socket refuses anything a worker sends, and the report pipe cannot
+    carry a descriptor."""
+    p, _ = proxied
+    pids = p.wait_workers(2)
+    with socket.socket(fileno=steal_fd(pids[0], CONTROL_FD)) as ctl:
+        refused = offer_lingering_socket(p, ctl, ack(1))
+    assert isinstance(refused, BrokenPipeError), refused
+    # The report pipe: sendmsg(2), the only way to pass a descriptor,
+    # needs a socket.
+    fd = steal_fd(pids[0], REPORT_FD)
+    try:
+        assert stat.S_ISFIFO(os.fstat(fd).st_mode)
+        with pytest.raises(OSError) as e:
+            socket.socket(fileno=fd).detach()
+        assert e.value.errno == errno.ENOTSOCK
+    finally:
+        os.close(fd)
+    assert "killing it" not in p.log()
+    assert p.workers() == pids

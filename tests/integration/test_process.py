@@ -75,8 +75,9 @@ def test_privileges_as_root(make_proxy):
 
 
 def test_worker_descriptors(make_proxy):
-    """A worker holds its control channel, the two shm parts, the
-    listeners and libev's own descriptors: nothing else leaks in."""
+    """A worker holds its control socket, the two shm parts, its report
+    pipe, the listeners and libev's own descriptors: nothing else leaks
+    in."""
     p = make_proxy(workers=1).start()
     (w,) = p.wait_workers(1)
     fds = {int(fd): os.readlink(f"/proc/{w}/fd/{fd}")
@@ -84,21 +85,35 @@ def test_worker_descriptors(make_proxy):
     assert fds[0] == "/dev/null"
     assert "portcullis-config" in fds[4] and "portcullis-state" in fds[5]
     assert fds[3].startswith("socket:")
-    listeners = [fd for fd in range(6, 9)]
+    # The report pipe: the write end, in packet mode.
+    assert fds[6].startswith("pipe:")
+    assert fdinfo_flags(w, 6) & os.O_ACCMODE == os.O_WRONLY
+    assert fdinfo_flags(w, 6) & os.O_DIRECT
+    # The master holds its read end and no copy of the write end, so it
+    # reads EOF when the worker is gone.
+    master = {fd: os.readlink(f"/proc/{p.pid}/fd/{fd}")
+              for fd in os.listdir(f"/proc/{p.pid}/fd")}
+    ends = [fd for fd, t in master.items() if t == fds[6]]
+    assert len(ends) == 1, (fds[6], master)
+    assert fdinfo_flags(p.pid, ends[0]) & os.O_ACCMODE == os.O_RDONLY
+    listeners = [fd for fd in range(7, 10)]
     for fd in listeners:
         assert fds[fd].startswith("socket:")
     # The config part is read-only in the worker.
-    with open(f"/proc/{w}/fdinfo/4") as f:
-        flags = int(re.search(r"flags:\s+(\d+)", f.read()).group(1), 8)
-    assert flags & os.O_ACCMODE == os.O_RDONLY
+    assert fdinfo_flags(w, 4) & os.O_ACCMODE == os.O_RDONLY
     maps = open(f"/proc/{w}/maps").read()
     cfg_maps = [l for l in maps.splitlines() if "portcullis-config" in l]
     assert cfg_maps and all(l.split()[1] == "r--s" for l in cfg_maps)
-    others = {fd: t for fd, t in fds.items() if fd > 8}
+    others = {fd: t for fd, t in fds.items() if fd > 9}
     # epoll + eventfd/signalfd/pipes of libev only.
     for fd, target in others.items():
         assert target.startswith("anon_inode:") or target.startswith("pipe:"), \
             (fd, target)
+
+
+def fdinfo_flags(pid, fd):
+    with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+        return int(re.search(r"flags:\s+(\d+)", f.read()).group(1), 8)
 
 
 def test_non_root_start_drops_capabilities(make_proxy, tmp_path):

@@ -1,7 +1,9 @@
 /*
  * control_test.c - the master/worker control channel: the pure
- * parser/encoder for every type, and send/recv over a real
- * SOCK_SEQPACKET socketpair, descriptor passing included.
+ * parser/encoder for every type, send/recv over a real SOCK_SEQPACKET
+ * socketpair (master -> worker, descriptor passing included), and
+ * report/read over the packet-mode pipe (worker -> master), made by
+ * control_open() as the master makes them.
  */
 
 #include "autoconf.h"
@@ -14,6 +16,7 @@
 
 #include <sys/socket.h>
 #include <dirent.h>
+#include <signal.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -647,6 +650,244 @@ test_send_to_closed_peer(void **state)
 	assert_int_equal(control_send_gen(sv[0], CTL_ACK, 1), -1);
 }
 
+/*
+ * The channels control_open() makes.
+ */
+
+static int
+fd_flags(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	assert_true(fl != -1);
+	return fl;
+}
+
+static void
+test_open_ends(void **state)
+{
+	int	sock[2], rep[2], i;
+	int	all[4];
+
+	(void)state;
+	assert_int_equal(control_open(sock, rep), 0);
+	all[0] = sock[0], all[1] = sock[1], all[2] = rep[0], all[3] = rep[1];
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(fcntl(all[i], F_GETFD) & FD_CLOEXEC,
+		    FD_CLOEXEC);
+		assert_true(fd_flags(all[i]) & O_NONBLOCK);
+	}
+	assert_int_equal(fd_flags(rep[0]) & O_ACCMODE, O_RDONLY);
+	assert_int_equal(fd_flags(rep[1]) & O_ACCMODE, O_WRONLY);
+	/* Packet mode is the writer's: each write(2) one packet. */
+	assert_true(fd_flags(rep[1]) & O_DIRECT);
+	for (i = 0; i < 4; i++)
+		close(all[i]);
+}
+
+static void
+test_report_read_every_type(void **state)
+{
+	struct ctl_msg	*m, out;
+	size_t		 i, n;
+	int		 sock[2], rep[2];
+
+	(void)state;
+	assert_int_equal(control_open(sock, rep), 0);
+	m = sample_msgs(&n);
+	for (i = 0; i < n; i++) {
+		if (m[i].type == CTL_REOPEN_LOG) {
+			/* The one type with a descriptor is not reported. */
+			errno = 0;
+			assert_int_equal(control_report(rep[1], &m[i]), -1);
+			assert_int_equal(errno, EINVAL);
+			continue;
+		}
+		assert_int_equal(control_report(rep[1], &m[i]), 0);
+		memset(&out, 0x5a, sizeof(out));
+		assert_int_equal(control_read(rep[0], &out), 1);
+		assert_msg_equal(&m[i], &out);
+		assert_int_equal(out.fd, -1);
+	}
+	/* Boundaries and order kept with several queued. */
+	for (i = 1; i <= 12; i++)
+		assert_int_equal(control_report_gen(rep[1], CTL_ACK, i), 0);
+	for (i = 1; i <= 12; i++) {
+		assert_int_equal(control_read(rep[0], &out), 1);
+		assert_int_equal(out.type, CTL_ACK);
+		assert_true(out.gen == i);
+	}
+	close(sock[0]);
+	close(sock[1]);
+	close(rep[0]);
+	close(rep[1]);
+}
+
+/*
+ * The master's end of the socket takes nothing from the worker: a send
+ * fails before anything is queued, descriptors included, while the
+ * master's messages (REOPEN_LOG's descriptor too) still reach the worker.
+ */
+static void
+test_open_socket_is_one_way(void **state)
+{
+	unsigned char	buf[CTL_MSG_MAX];
+	struct ctl_msg	m = msg_of(CTL_ACK, 1, 0, NULL), out;
+	union {
+		struct cmsghdr	 hdr;
+		unsigned char	 buf[CMSG_SPACE(sizeof(int))];
+	} cm;
+	struct iovec	iov = { buf, 0 };
+	struct msghdr	msg;
+	int		sock[2], rep[2], p[2];
+
+	(void)state;
+	assert_int_equal(control_open(sock, rep), 0);
+	errno = 0;
+	assert_int_equal(control_send(sock[1], &m), -1);
+	assert_int_equal(errno, EPIPE);
+	assert_int_equal(pipe(p), 0);
+	iov.iov_len = control_encode(&m, buf);
+	memset(&msg, 0, sizeof(msg));
+	memset(&cm, 0, sizeof(cm));
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = cm.buf;
+	msg.msg_controllen = sizeof(cm.buf);
+	cm.hdr.cmsg_len = CMSG_LEN(sizeof(int));
+	cm.hdr.cmsg_level = SOL_SOCKET;
+	cm.hdr.cmsg_type = SCM_RIGHTS;
+	memcpy(CMSG_DATA(&cm.hdr), &p[1], sizeof(int));
+	errno = 0;
+	assert_int_equal(sendmsg(sock[1], &msg, MSG_NOSIGNAL), -1);
+	assert_int_equal(errno, EPIPE);
+	close(p[1]);
+	/* No copy of the descriptor is held anywhere. */
+	assert_true(writers_gone(p[0]));
+	close(p[0]);
+	errno = 0;
+	assert_int_equal(recv(sock[0], buf, sizeof(buf), 0), 0);
+
+	/* Master -> worker is untouched. */
+	assert_int_equal(pipe(p), 0);
+	m = msg_of(CTL_REOPEN_LOG, 0, 0, NULL);
+	m.fd = p[1];
+	assert_int_equal(control_send(sock[0], &m), 0);
+	close(p[1]);
+	assert_int_equal(control_recv(sock[1], &out), 1);
+	assert_int_equal(out.type, CTL_REOPEN_LOG);
+	assert_true(out.fd >= 0);
+	close(out.fd);
+	assert_true(writers_gone(p[0]));
+	close(p[0]);
+	assert_int_equal(control_send_gen(sock[0], CTL_CONFIG, 4), 0);
+	assert_int_equal(control_recv(sock[1], &out), 1);
+	assert_true(out.gen == 4);
+	/* The worker still sees EOF when the master is gone. */
+	close(sock[0]);
+	assert_int_equal(control_recv(sock[1], &out), 0);
+	close(sock[1]);
+	close(rep[0]);
+	close(rep[1]);
+}
+
+static void
+write_raw(int fd, const void *buf, size_t len)
+{
+	assert_int_equal(write(fd, buf, len), (ssize_t)len);
+}
+
+static void
+test_read_malformed(void **state)
+{
+	unsigned char	buf[8192], zero[CTL_MSG_MAX + 64] = { 0 };
+	struct ctl_msg	out;
+	size_t		len;
+	int		sock[2], rep[2];
+
+	(void)state;
+	assert_int_equal(control_open(sock, rep), 0);
+	/* Unknown type. */
+	write_raw(rep[1], buf, raw(buf, 0, 8, zero, 8));
+	errno = 0;
+	assert_int_equal(control_read(rep[0], &out), -1);
+	assert_int_equal(errno, EPROTO);
+	/* Well formed, but the type that carries a descriptor. */
+	write_raw(rep[1], buf, raw(buf, CTL_REOPEN_LOG, 0, NULL, 0));
+	errno = 0;
+	assert_int_equal(control_read(rep[0], &out), -1);
+	assert_int_equal(errno, EPROTO);
+	/* One byte more than the largest message. */
+	len = raw(buf, CTL_NACK, CTL_TEXT_MAX + 13, zero, CTL_TEXT_MAX + 13);
+	memset(buf + HDR + 8, 'a', CTL_TEXT_MAX + 5);
+	assert_int_equal(len, CTL_MSG_MAX + 1);
+	write_raw(rep[1], buf, len);
+	errno = 0;
+	assert_int_equal(control_read(rep[0], &out), -1);
+	assert_int_equal(errno, EPROTO);
+	/*
+	 * A write of two pages becomes two packets: each is refused, and
+	 * what follows is read whole (the rest of a packet is discarded).
+	 */
+	memset(buf, 'x', sizeof(buf));
+	write_raw(rep[1], buf, sizeof(buf));
+	assert_int_equal(control_report_gen(rep[1], CTL_ACK, 77), 0);
+	for (len = 0; len < 2; len++) {
+		errno = 0;
+		assert_int_equal(control_read(rep[0], &out), -1);
+		assert_int_equal(errno, EPROTO);
+	}
+	assert_int_equal(control_read(rep[0], &out), 1);
+	assert_int_equal(out.type, CTL_ACK);
+	assert_true(out.gen == 77);
+	close(sock[0]);
+	close(sock[1]);
+	close(rep[0]);
+	close(rep[1]);
+}
+
+static void
+test_read_eof_and_eagain(void **state)
+{
+	struct ctl_msg	out;
+	int		sock[2], rep[2];
+
+	(void)state;
+	assert_int_equal(control_open(sock, rep), 0);
+	errno = 0;
+	assert_int_equal(control_read(rep[0], &out), -1);
+	assert_int_equal(errno, EAGAIN);
+	/* A queued report is still delivered before EOF. */
+	assert_int_equal(control_report_gen(rep[1], CTL_ACK, 3), 0);
+	close(rep[1]);
+	assert_int_equal(control_read(rep[0], &out), 1);
+	assert_true(out.gen == 3);
+	assert_int_equal(control_read(rep[0], &out), 0);
+	assert_int_equal(control_read(rep[0], &out), 0);
+	close(rep[0]);
+	close(sock[0]);
+	close(sock[1]);
+}
+
+/* The master is gone: a report fails (EPIPE; SIGPIPE is ignored). */
+static void
+test_report_to_closed_master(void **state)
+{
+	struct ctl_msg	m = msg_of(CTL_READY, 1, 2, NULL);
+	int		sock[2], rep[2];
+
+	(void)state;
+	assert_true(signal(SIGPIPE, SIG_IGN) != SIG_ERR);
+	assert_int_equal(control_open(sock, rep), 0);
+	close(rep[0]);
+	errno = 0;
+	assert_int_equal(control_report(rep[1], &m), -1);
+	assert_int_equal(errno, EPIPE);
+	close(rep[1]);
+	close(sock[0]);
+	close(sock[1]);
+}
+
 int
 main(void)
 {
@@ -667,6 +908,12 @@ main(void)
 		cmocka_unit_test(test_recv_malformed),
 		cmocka_unit_test(test_recv_eof_and_eagain),
 		cmocka_unit_test(test_send_to_closed_peer),
+		cmocka_unit_test(test_open_ends),
+		cmocka_unit_test(test_report_read_every_type),
+		cmocka_unit_test(test_open_socket_is_one_way),
+		cmocka_unit_test(test_read_malformed),
+		cmocka_unit_test(test_read_eof_and_eagain),
+		cmocka_unit_test(test_report_to_closed_master),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
