@@ -447,6 +447,19 @@ def pytest_runtest_makereport(item, call):
     setattr(item, "rep_" + rep.when, rep)
 
 
+@pytest.fixture(autouse=True)
+def upstream_checks():
+    """Fail a test whose test upstream saw a check fail in its threads
+    (an assertion in a handler, or a malformed request from the proxy)."""
+    from upstream import Upstream
+    Upstream.made.clear()
+    yield
+    made, Upstream.made[:] = list(Upstream.made), []
+    bad = [f"{u.addr}: {v}" for u in made for v in u.violations]
+    if bad:
+        pytest.fail("test upstream: " + "; ".join(bad))
+
+
 # How long a proxy a test left running gets to exit on SIGTERM when the
 # test is over (sanitizer builds only, see end_proxy).
 TEARDOWN_GRACE = 5.0

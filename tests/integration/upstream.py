@@ -134,6 +134,11 @@ def describe_handler(req, conn):
 
 
 class Upstream:
+    # Every upstream made, for conftest's check after each test: a check
+    # that fails in a handler thread (an AssertionError, or a ValueError
+    # from parsing what the proxy sent) must fail the test, not vanish.
+    made = []
+
     def __init__(self, handler=describe_handler, host="127.0.0.1",
                  drain_bodies=False):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -151,8 +156,10 @@ class Upstream:
         self.raw_chunks = []
         self.connections = 0
         self.errors = []
+        self.violations = []            # AssertionError, ValueError
         self.running = True
         self.threads = []
+        Upstream.made.append(self)
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
 
@@ -191,8 +198,13 @@ class Upstream:
                 with self.lock:
                     self.requests.append(req)
                 self.handler(req, conn)
-        except (OSError, AssertionError, ValueError) as e:
+        except OSError as e:
+            # A client or the proxy going away mid-exchange: tests that
+            # abort connections cause these, and check what they expect.
             self.errors.append(repr(e))
+        except (AssertionError, ValueError) as e:
+            self.errors.append(repr(e))
+            self.violations.append(repr(e))
         finally:
             try:
                 s.close()
