@@ -10,9 +10,7 @@
 
 #include "front.h"
 #include "log.h"
-#include "route.h"
 #include "shm.h"
-#include "tls.h"
 #include "util.h"
 #include "worker.h"
 
@@ -119,14 +117,4 @@ front_count(struct worker *wk, const struct front_log *l, bool broken)
 	atomic_fetch_add(&k->bytes_out, l->bytes_out);
 	if (l->status >= 500 || broken)
 		atomic_fetch_add(&k->errors, 1);
-}
-
-bool
-front_misdirected(const struct gen *conn_gen, struct tls_conn *tls,
-    size_t li, const char *host, size_t hlen)
-{
-	const struct config_site *s;
-
-	s = route_lookup(conn_gen->routes, li, host, hlen);
-	return tls_conn_cert_id(tls) != tls_ctx_cert_id(conn_gen->tls, li, s);
 }

@@ -1,7 +1,6 @@
 /*
- * front.h - what the HTTP/1.1 and HTTP/2 frontends share: the access log
- * line of a request, the worker's counters, and the certificate check
- * behind 421 Misdirected Request.
+ * front.h - what the HTTP/1.1 and HTTP/2 frontends share after a request:
+ * its access log line and the worker's counters.  (Before it: request.h.)
  */
 #ifndef PORTCULLIS_FRONT_H
 #define PORTCULLIS_FRONT_H
@@ -12,8 +11,6 @@
 
 #include "http1.h"
 
-struct gen;
-struct tls_conn;
 struct worker;
 
 /* What the access log says of a request. */
@@ -50,14 +47,5 @@ void	 front_log_emit(struct front_log *l, const char *client_ip,
 /* The worker's shared counters for one finished request. */
 void	 front_count(struct worker *wk, const struct front_log *l,
 	    bool broken);
-
-/*
- * Would host (normalised) get another certificate on listener li than the
- * one this TLS connection was given?  Asked of the connection's own
- * generation, so that a reload that renews a certificate leaves
- * established connections alone.
- */
-bool	 front_misdirected(const struct gen *conn_gen, struct tls_conn *tls,
-	    size_t li, const char *host, size_t hlen);
 
 #endif /* PORTCULLIS_FRONT_H */

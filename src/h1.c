@@ -3,7 +3,7 @@
  *
  * One state per connection, changed only by h1_set_state():
  *
- *   HANDSHAKE -> IDLE <-> HEAD -> EXCHANGE -> IDLE (keep-alive) ...
+ *   IDLE <-> HEAD -> EXCHANGE -> IDLE (keep-alive) ...
  *                                    |  \-> RESPOND (an error after all)
  *                                    \----> TUNNEL (WebSocket)
  *   any -> CLOSING (flush) -> LINGER (drain the client, briefly) -> gone
@@ -28,27 +28,25 @@
 #include <ev.h>
 
 #include "buf.h"
+#include "conn.h"
 #include "front.h"
 #include "h1.h"
-#include "h2.h"
 #include "headers.h"
 #include "http1.h"
 #include "log.h"
 #include "proxy.h"
-#include "ratelimit.h"
-#include "route.h"
+#include "request.h"
+#include "tunnel.h"
 #include "tls.h"
 #include "util.h"
 #include "worker.h"
 
 #define H1_MAGIC	0x48314331u	/* "H1C1" */
 #define H1_OUT		(4 * PROXY_BUF)	/* a response head and some body */
-#define LINGER_SECS	2.0
 /* Room kept in `out` for a chunk's framing and the last chunk. */
 #define CHUNK_ROOM	32
 
 enum h1_state {
-	H1_HANDSHAKE,	/* TLS handshake */
 	H1_IDLE,	/* between requests */
 	H1_HEAD,	/* a request head is arriving */
 	H1_EXCHANGE,	/* forwarding: the body in, the response out */
@@ -68,6 +66,7 @@ struct h1_conn {
 	struct tls_conn		*tls;		/* NULL on a plain listener */
 	struct sockaddr_storage	 peer;		/* AF_UNSPEC if unknown */
 	char			 client_ip[INET6_ADDRSTRLEN];
+	struct request_conn	 rc;		/* what admission asks of us */
 	enum h1_state		 state;
 	ev_io			 io;
 	int			 events;
@@ -107,11 +106,8 @@ struct h1_conn {
 	bool			 draining;
 	bool			 logging;	/* a request awaits its log line */
 
-	/* WebSocket tunnel. */
-	int			 up_fd;
-	ev_io			 up_io;
-	int			 up_events;
-	bool			 up_shut;	/* the client's EOF is passed on */
+	/* WebSocket: the upstream, once it said 101. */
+	struct tunnel		 up;
 
 	/* The request's log line: held from its first byte to its end. */
 	struct front_log	*log;
@@ -201,7 +197,7 @@ h1_set_state(struct h1_conn *c, enum h1_state s)
 		break;
 	default:
 		/* EXCHANGE: h1_update() runs the clock while we wait on the
-		   client; HANDSHAKE: set at accept. */
+		   client. */
 		break;
 	}
 }
@@ -235,27 +231,21 @@ h1_close(struct h1_conn *c, const char *reason)
 		return;
 	log_debug("%s: connection closed: %s", c->client_ip, reason);
 	if (c->logging) {
-		/* A tunnel (up_fd) has no length to cut short: either side
+		/* A tunnel (up.fd) has no length to cut short: either side
 		   may end it, in whatever state (CLOSING after the
 		   upstream's end). */
-		c->broken = c->broken || c->up_fd == -1;
+		c->broken = c->broken || c->up.fd == -1;
 		log_access(c);
 		count_request(c);
 	}
 	c->dead = true;
 	end_request_state(c);
 	ev_io_stop(loop, &c->io);
-	ev_io_stop(loop, &c->up_io);
 	ev_timer_stop(loop, &c->timer);
 	ev_clear_pending(loop, &c->io);
-	ev_clear_pending(loop, &c->up_io);
 	ev_clear_pending(loop, &c->timer);
-	if (c->up_fd != -1) {
-		close(c->up_fd);
+	if (tunnel_close(&c->up, loop))
 		worker_fd_del(c->wk, 1);
-		c->up_fd = -1;
-		ev_io_set(&c->up_io, -1, 0);	/* see util_watch() */
-	}
 	if (c->tls != NULL)
 		tls_conn_free(c->tls);
 	c->tls = NULL;
@@ -477,33 +467,7 @@ body_setup(struct h1_conn *c)
 	    (c->body == HTTP1_BODY_LENGTH && c->body_left == 0);
 }
 
-static void
-h1_redirect(struct h1_conn *c, const char *host, size_t hlen)
-{
-	const struct gen *g = worker_gen(c->wk);
-	const struct config_listener *l = &g->cfg->listeners[c->li];
-	char loc[CONFIG_HOST_MAX + 2048], port[8] = "";
-	struct http1_slice path = c->req->path;
-
-	/* Only a host we serve, never whatever the client wrote. */
-	if (route_lookup(g->routes, c->li, host, hlen) == NULL) {
-		h1_respond(c, 404, NULL, false);
-		return;
-	}
-	if (l->https_port != 443)
-		snprintf(port, sizeof(port), ":%u", l->https_port);
-	if (c->req->target_form != HTTP1_TARGET_ORIGIN &&
-	    c->req->target_form != HTTP1_TARGET_ABSOLUTE)
-		path = (struct http1_slice){ "/", 1 };
-	if (path.len > 1900) {
-		h1_respond(c, 414, NULL, true);
-		return;
-	}
-	snprintf(loc, sizeof(loc), "Location: https://%.*s%s%.*s\r\n",
-	    (int)hlen, host, port, (int)path.len, path.p);
-	h1_respond(c, 301, loc, false);
-}
-
+/* The request in the form every protocol gives admission. */
 static void
 fill_proxy_request(struct h1_conn *c, struct proxy_request *pr)
 {
@@ -525,9 +489,6 @@ fill_proxy_request(struct h1_conn *c, struct proxy_request *pr)
 	pr->fields = c->req->headers;
 	pr->nfields = c->req->nheaders;
 	pr->websocket = c->req->upgrade_websocket;
-	pr->client_ip = c->client_ip;
-	pr->tls = true;
-	pr->port = c->req_gen->cfg->listeners[c->li].https_port;
 	switch (c->req->body) {
 	case HTTP1_BODY_LENGTH:
 		pr->framing = HEADERS_FRAME_LENGTH;
@@ -541,58 +502,35 @@ fill_proxy_request(struct h1_conn *c, struct proxy_request *pr)
 	}
 }
 
-/* The rate limit, for every routed request (unknown hosts too). */
-static bool
-h1_admit(struct h1_conn *c, const struct config_site *site, const char *host,
-    size_t hlen)
+/* What admission said to answer. */
+static void
+h1_answer(struct h1_conn *c, const struct request_answer *a)
 {
-	struct ratelimit_req rq = { (struct sockaddr *)&c->peer, c->client_ip,
-	    host, hlen, c->req->target.p, c->req->target.len };
-	char extra[48];
-	unsigned retry;
+	char extra[sizeof(a->value) + 32];
 
-	if (ratelimit_admit(worker_ratelimit(c->wk), c->req_gen->cfg, site,
-	    &rq, &retry))
-		return true;
-	snprintf(extra, sizeof(extra), "Retry-After: %u\r\n", retry);
-	h1_respond(c, 429, extra, false);
-	return false;
+	if (a->name != NULL)
+		snprintf(extra, sizeof(extra), "%s: %s\r\n", a->name,
+		    a->value);
+	h1_respond(c, a->status, a->name != NULL ? extra : NULL, a->close);
 }
 
-/* Route, check and forward a parsed request (TLS listener). */
+/* Admit, then forward a parsed request. */
 static void
-h1_forward(struct h1_conn *c, const char *host, size_t hlen)
+h1_forward(struct h1_conn *c)
 {
 	const struct config_site *site;
+	struct request_answer ans;
 	struct proxy_request pr;
-	uint64_t limit;
 
-	c->req_gen = gen_ref(worker_gen(c->wk));
-	limit = c->req_gen->cfg->body_limit;
-	site = route_lookup(c->req_gen->routes, c->li, host, hlen);
-	if (!h1_admit(c, site, host, hlen))
-		return;
-	if (site == NULL) {
-		h1_respond(c, 404, NULL, false);
-		return;
-	}
-	if (front_misdirected(c->gen, c->tls, c->li, host, hlen)) {
-		h1_respond(c, 421, NULL, false);
-		return;
-	}
-	if (c->req->method == HTTP1_METHOD_CONNECT) {
-		h1_respond(c, 405, "Allow: GET, HEAD, POST, PUT, DELETE, "
-		    "OPTIONS, PATCH\r\n", false);
-		return;
-	}
-	if (limit > 0 && c->req->body == HTTP1_BODY_LENGTH &&
-	    c->req->content_length > limit) {
-		h1_respond(c, 413, NULL, true);
-		return;
-	}
 	fill_proxy_request(c, &pr);
-	if ((c->ex = proxy_start(c->wk, site, &pr, &h1_proxy_ops, c)) == NULL) {
-		h1_respond(c, 503, NULL, true);
+	c->req_gen = gen_ref(worker_gen(c->wk));
+	c->rc.rl = worker_ratelimit(c->wk);
+	site = request_admit(&c->rc, c->req_gen, &pr, c->req->target, 0,
+	    &ans);
+	if (site == NULL ||
+	    (c->ex = request_start(c->wk, site, &pr, &h1_proxy_ops, c,
+	    &ans)) == NULL) {
+		h1_answer(c, &ans);
 		return;
 	}
 	/* Expect: 100-continue is answered here, once the request passed. */
@@ -609,9 +547,6 @@ h1_forward(struct h1_conn *c, const char *host, size_t hlen)
 static void
 h1_request(struct h1_conn *c)
 {
-	char host[CONFIG_HOST_MAX + 1];
-	int hlen = -1;
-
 	c->first = false;
 	c->logging = true;
 	ev_timer_stop(loop_of(c), &c->timer);
@@ -626,15 +561,7 @@ h1_request(struct h1_conn *c)
 	c->close_after = !c->req->keep_alive || c->minor == 0 || c->draining ||
 	    c->req->upgrade_websocket;
 	body_setup(c);
-	if (c->req->host.len > 0)
-		hlen = route_normalize_host(c->req->host.p, c->req->host.len,
-		    host, sizeof(host));
-	if (hlen <= 0)
-		h1_respond(c, 400, NULL, true);
-	else if (c->tls == NULL)
-		h1_redirect(c, host, (size_t)hlen);
-	else
-		h1_forward(c, host, (size_t)hlen);
+	h1_forward(c);
 	/* The exchange copied what it needs; the head goes. */
 	if (!c->dead && c->in != NULL)
 		in_consume(c, c->req->head_len);
@@ -681,12 +608,8 @@ h1_parse(struct h1_conn *c)
 static bool
 body_over_limit(struct h1_conn *c, uint64_t more)
 {
-	uint64_t limit = c->req_gen != NULL ? c->req_gen->cfg->body_limit : 0;
-
-	if (limit == 0 || c->body_seen + more <= limit)
+	if (!request_body_over(c->req_gen, c->body_seen + more, c->client_ip))
 		return false;
-	log_debug("%s: request body over the %llu-byte limit", c->client_ip,
-	    (unsigned long long)limit);
 	if (c->ex != NULL) {
 		proxy_abort(c->ex);
 		c->ex = NULL;
@@ -911,10 +834,7 @@ h1_ex_upgrade(void *fe, int fd, const char *extra, size_t len)
 	struct h1_conn *c = conn_of(fe);
 
 	worker_fd_add(c->wk, 1);
-	c->up_fd = fd;
-	c->up_events = 0;
-	ev_io_init(&c->up_io, h1_up_cb, fd, 0);
-	c->up_io.data = c;
+	tunnel_open(&c->up, fd);
 	if (len > 0 && buf_add(c->out, extra, len) == -1) {
 		c->broken = true;
 		h1_defer(c);
@@ -984,69 +904,37 @@ h1_exchange_step(struct h1_conn *c)
 static void
 tunnel_update(struct h1_conn *c)
 {
-	int ev = 0;
+	bool on = c->state == H1_TUNNEL;
 
 	/* Past the tunnel (the upstream ended it), no event: an upstream
 	   at EOF stays readable. */
-	if (c->state == H1_TUNNEL && c->in != NULL && !buf_empty(c->in))
-		ev |= EV_WRITE;
-	if (c->state == H1_TUNNEL && c->out != NULL && buf_space(c->out) > 0)
-		ev |= EV_READ;
-	if (ev != c->up_events || ev_is_active(&c->up_io) != (ev != 0)) {
-		util_watch(loop_of(c), &c->up_io, c->up_fd, ev);
-		c->up_events = ev;
-	}
+	tunnel_watch(&c->up, loop_of(c), on ? c->in : NULL, c->out, on);
 }
 
-/*
- * Client bytes to the upstream.  Once the client has ended its side and
- * all of them are out, the upstream gets the EOF (a half-close, as
- * h2.c's tunnel_push does on END_STREAM); its answer still comes back
- * until it closes too.
- */
+/* Client bytes to the upstream, and its EOF once they are all out. */
 static void
-tunnel_push(struct h1_conn *c)
+h1_tunnel_push(struct h1_conn *c)
 {
-	ssize_t n;
+	ssize_t n = tunnel_push(&c->up, c->in, c->client_eof);
 
-	while (c->in != NULL && !buf_empty(c->in)) {
-		n = send(c->up_fd, buf_data(c->in), buf_len(c->in),
-		    MSG_NOSIGNAL);
-		if (n == -1 && (errno == EAGAIN || errno == EINTR))
-			return;
-		if (n <= 0) {
-			h1_close(c, "tunnel: upstream write failed");
-			return;
-		}
-		buf_consume(c->in, (size_t)n);
+	if (n == -1)
+		h1_close(c, "tunnel: upstream write failed");
+	else if (n > 0)
 		client_progress(c);
-	}
-	if (c->client_eof && !c->up_shut) {
-		c->up_shut = true;
-		(void)shutdown(c->up_fd, SHUT_WR);
-	}
 }
 
 /* Upstream bytes towards the client. */
 static void
-tunnel_pull(struct h1_conn *c)
+h1_tunnel_pull(struct h1_conn *c)
 {
-	size_t room = buf_space(c->out);
-	ssize_t n;
+	ssize_t n = tunnel_pull(&c->up, c->out);
 
-	if (room == 0)
-		return;
-	n = recv(c->up_fd, buf_tail(c->out), room, 0);
-	if (n == -1 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
+	if (n == 0) {
 		/* Let what the upstream said last reach the client. */
 		c->close_after = true;
 		h1_set_state(c, H1_CLOSING);
-		return;
-	}
-	buf_produce(c->out, (size_t)n);
-	client_progress(c);
+	} else if (n > 0)
+		client_progress(c);
 }
 
 static void
@@ -1056,9 +944,9 @@ h1_up_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
 
 	if (c->state == H1_TUNNEL) {
 		if (revents & EV_WRITE)
-			tunnel_push(c);
+			h1_tunnel_push(c);
 		if (!c->dead && c->state == H1_TUNNEL && (revents & EV_READ))
-			tunnel_pull(c);
+			h1_tunnel_pull(c);
 		if (!c->dead && h1_send(c) == -1)
 			h1_close(c, "client write failed");
 	}
@@ -1087,26 +975,10 @@ h1_linger(struct h1_conn *c)
 		h1_close(c, c->broken ? "response cut" : "done");
 		return;
 	}
-	if (c->tls != NULL)
-		tls_conn_bye(c->tls);
-	(void)shutdown(c->fd, SHUT_WR);
+	conn_linger(c->fd, c->tls);
 	if (c->in != NULL)
 		buf_reset(c->in);
 	h1_set_state(c, H1_LINGER);
-}
-
-static void
-h1_drop_input(struct h1_conn *c)
-{
-	ssize_t n;
-
-	do {
-		if (c->in != NULL)
-			buf_reset(c->in);
-		n = h1_recv(c);
-	} while (n > 0);
-	if (n == 0 || n == -1)
-		h1_close(c, "done");
 }
 
 /* ---- the state machine ---- */
@@ -1131,7 +1003,7 @@ h1_advance(struct h1_conn *c)
 				h1_finish(c);
 			break;
 		case H1_TUNNEL:
-			tunnel_push(c);
+			h1_tunnel_push(c);
 			break;
 		case H1_CLOSING:
 			if (c->out == NULL || buf_empty(c->out))
@@ -1180,68 +1052,21 @@ h1_update(struct h1_conn *c)
 
 	if (c->dead)
 		return;
-	if (c->state == H1_HANDSHAKE)
-		ev = tls_conn_want_write(c->tls) ? EV_WRITE : EV_READ;
-	else {
-		if (c->out != NULL && !buf_empty(c->out))
-			ev |= EV_WRITE;
-		if (want_read(c))
-			ev |= EV_READ;
-	}
+	if (c->out != NULL && !buf_empty(c->out))
+		ev |= EV_WRITE;
+	if (want_read(c))
+		ev |= EV_READ;
 	if (ev != c->events || ev_is_active(&c->io) != (ev != 0)) {
 		util_watch(loop_of(c), &c->io, c->fd, ev);
 		c->events = ev;
 	}
 	if (c->state == H1_EXCHANGE)
 		exchange_clock(c);
-	if (c->up_fd != -1)
+	if (c->up.fd != -1)
 		tunnel_update(c);
 	/* Bytes GnuTLS already decrypted never make the socket readable. */
-	if ((ev & EV_READ) && c->tls != NULL && c->state != H1_HANDSHAKE &&
-	    tls_conn_pending(c->tls))
+	if ((ev & EV_READ) && c->tls != NULL && tls_conn_pending(c->tls))
 		ev_feed_event(loop_of(c), &c->io, EV_READ);
-}
-
-/* ALPN chose h2: the socket, the TLS session and gen go to h2.c. */
-static void
-h1_to_h2(struct h1_conn *c)
-{
-	struct ev_loop *loop = loop_of(c);
-	struct tls_conn *tls = c->tls;
-	struct gen *g = c->gen;
-
-	c->dead = true;
-	ev_io_stop(loop, &c->io);
-	ev_timer_stop(loop, &c->timer);
-	ev_clear_pending(loop, &c->io);
-	ev_clear_pending(loop, &c->timer);
-	buf_free(c->in);
-	buf_free(c->out);
-	c->in = c->out = NULL;
-	c->tls = NULL;
-	c->gen = NULL;
-	/* Registered there before it leaves here: a drain never sees 0. */
-	h2_accept(c->wk, c->fd, c->li, tls, g, &c->peer, c->client_ip);
-	worker_conn_del(c->wk, &c->wc);
-}
-
-static void
-h1_handshake(struct h1_conn *c)
-{
-	int rc = tls_conn_handshake(c->tls);
-
-	if (rc == 0)
-		return;
-	if (rc == -1) {
-		h1_close(c, tls_conn_error(c->tls));
-		return;
-	}
-	if (strcmp(tls_conn_alpn(c->tls), "h2") == 0) {
-		h1_to_h2(c);
-		return;
-	}
-	drop_log(c);
-	h1_set_state(c, H1_IDLE);
 }
 
 static void
@@ -1250,7 +1075,8 @@ h1_read(struct h1_conn *c)
 	ssize_t n;
 
 	if (c->state == H1_LINGER) {
-		h1_drop_input(c);
+		if (conn_drain(c->fd))
+			h1_close(c, "done");
 		return;
 	}
 	while ((n = h1_recv(c)) > 0)
@@ -1272,13 +1098,8 @@ h1_io_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
 {
 	struct h1_conn *c = conn_of(w->data);
 
-	if (revents & EV_READ)
+	if ((revents & EV_READ) && c->tls != NULL)
 		tls_conn_readable(c->tls);
-	if (c->state == H1_HANDSHAKE) {
-		h1_handshake(c);
-		h1_leave(c);
-		return;
-	}
 	if ((revents & EV_WRITE) && h1_send(c) == -1)
 		h1_close(c, "client write failed");
 	if (!c->dead && (revents & EV_READ))
@@ -1360,49 +1181,44 @@ h1_abort(struct worker_conn *wc)
 }
 
 void
-h1_accept(struct worker *wk, int fd, size_t li, bool tls)
+h1_start(struct worker *wk, int fd, size_t li, struct tls_conn *tls,
+    struct gen *gen, const struct sockaddr_storage *peer,
+    const char *client_ip)
 {
-	struct gen *g = worker_gen(wk);
 	struct h1_conn *c;
-	socklen_t slen;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		if (tls != NULL)
+			tls_conn_free(tls);
 		close(fd);
+		gen_unref(gen);
 		return;
 	}
 	c->magic = H1_MAGIC;
 	c->wk = wk;
 	c->fd = fd;
 	c->li = li;
-	c->up_fd = -1;
+	c->tls = tls;
+	c->gen = gen;
 	c->first = true;
+	c->draining = worker_draining(wk);
 	c->req = &h1_req;
 	c->wc.nfds = 1;
 	c->wc.drain = h1_drain;
 	c->wc.abort = h1_abort;
-	worker_peer_name(fd, c->client_ip, sizeof(c->client_ip));
-	slen = sizeof(c->peer);
-	if (getpeername(fd, (struct sockaddr *)&c->peer, &slen) == -1)
-		c->peer.ss_family = AF_UNSPEC;
+	c->peer = *peer;
+	snprintf(c->client_ip, sizeof(c->client_ip), "%s", client_ip);
+	c->rc = (struct request_conn){ .li = li, .tls = tls != NULL,
+	    .gen = gen, .cert_id = tls != NULL ? tls_conn_cert_id(tls) : 0,
+	    .peer = (struct sockaddr *)&c->peer, .client_ip = c->client_ip };
 	http1_parser_init(&c->parser);
 	ev_io_init(&c->io, h1_io_cb, fd, 0);
 	c->io.data = c;
-	ev_io_init(&c->up_io, h1_up_cb, -1, 0);
-	c->up_io.data = c;
+	tunnel_init(&c->up, h1_up_cb, c);
 	ev_timer_init(&c->timer, h1_timer_cb, 0., 1.);
 	c->timer.data = c;
 	worker_conn_add(wk, &c->wc);
-	c->gen = gen_ref(g);
-	if (tls && (c->tls = tls_conn_new(g->tls, li, fd)) == NULL) {
-		h1_close(c, "out of memory");
-		h1_free(c);
-		return;
-	}
 	drop_log(c);
-	if (tls) {
-		c->state = H1_HANDSHAKE;
-		h1_timer(c, g->cfg->http.handshake_timeout);
-	} else
-		h1_set_state(c, H1_IDLE);
+	h1_set_state(c, H1_IDLE);
 	h1_update(c);
 }

@@ -1,20 +1,29 @@
 /*
  * h1.h - HTTP/1.x client connections.
  *
- * On an HTTPS listener: the TLS handshake, then requests parsed with the
- * strict parser, routed by host to a site and forwarded with an exchange
- * (proxy.c), keep-alive and pipelining, WebSocket tunnels.  On a plain
- * listener: every request for a known host is redirected to HTTPS.
+ * Requests parsed with the strict parser (http1.c), admitted by
+ * request.c and forwarded with an exchange (proxy.c); keep-alive and
+ * pipelining, WebSocket tunnels.  On a plain listener admission answers
+ * every request itself (a redirect to HTTPS).  The TLS handshake happened
+ * before (conn.c).
  */
 #ifndef PORTCULLIS_H1_H
 #define PORTCULLIS_H1_H
 
-#include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
+struct gen;
+struct tls_conn;
 struct worker;
 
-/* Take over an accepted socket of listener li (TLS or plain). */
-void	 h1_accept(struct worker *wk, int fd, size_t li, bool tls);
+/*
+ * Take over a connection of listener li: its socket, its TLS session
+ * (NULL on a plain listener) and the reference to gen (the generation its
+ * handshake used).  On failure everything is closed and released.
+ */
+void	 h1_start(struct worker *wk, int fd, size_t li, struct tls_conn *tls,
+	    struct gen *gen, const struct sockaddr_storage *peer,
+	    const char *client_ip);
 
 #endif /* PORTCULLIS_H1_H */

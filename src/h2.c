@@ -46,6 +46,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "buf.h"
+#include "conn.h"
 #include "front.h"
 #include "h2.h"
 #include "h2guard.h"
@@ -53,9 +54,9 @@
 #include "headers.h"
 #include "log.h"
 #include "proxy.h"
-#include "ratelimit.h"
-#include "route.h"
+#include "request.h"
 #include "tls.h"
+#include "tunnel.h"
 #include "util.h"
 #include "worker.h"
 
@@ -67,7 +68,6 @@
 #define RESP_SMALL	4096		/* a response body known to fit */
 #define CONN_WINDOW	(1 << 20)
 #define READS_PER_EVENT	8
-#define LINGER_SECS	2.0
 
 /* The anomaly budget: a burst, refilled at a rate per second. */
 #define BUDGET_BURST	200.0
@@ -110,10 +110,7 @@ struct h2_stream {
 	/* WebSocket (RFC 8441): after the upstream's 101, DATA both ways
 	   is the tunnel's; body and resp carry it. */
 	bool			 tunnel;
-	int			 up_fd;
-	ev_io			 up_io;
-	int			 up_events;
-	bool			 up_shut;	/* the client's END_STREAM sent on */
+	struct tunnel		 up;		/* shut: END_STREAM sent on */
 	double			 tunnel_at;	/* bytes last moved */
 
 	/* Last: st_new() zeroes what comes before it (2.4 KiB less). */
@@ -130,6 +127,7 @@ struct h2_conn {
 	struct tls_conn		*tls;
 	struct sockaddr_storage	 peer;		/* the rate limit's key */
 	char			 client_ip[INET6_ADDRSTRLEN];
+	struct request_conn	 rc;		/* what admission asks of us */
 	nghttp2_session		*s;
 	struct h2guard		 guard;		/* what nghttp2 lets through */
 	ev_io			 io;
@@ -342,12 +340,8 @@ st_free(struct h2_stream *st)
 		h2_timer_arm(c);
 	}
 	req_put(st->req);
-	if (st->up_fd != -1) {
-		ev_io_stop(loop_of(c), &st->up_io);
-		ev_clear_pending(loop_of(c), &st->up_io);
-		close(st->up_fd);
+	if (st->up.fd != -1 && tunnel_close(&st->up, loop_of(c)))
 		worker_fd_del(c->wk, 1);
-	}
 	buf_free(st->body);
 	buf_free(st->resp);
 	gen_unref(st->gen);
@@ -373,7 +367,7 @@ st_new(struct h2_conn *c, int32_t id)
 	st->magic = ST_MAGIC;
 	st->c = c;
 	st->id = id;
-	st->up_fd = -1;
+	st->up.fd = -1;
 	front_log_begin(&st->log, now_of(c));
 	st->log.proto = "h2";
 	TAILQ_INSERT_TAIL(&c->streams, st, entry);
@@ -551,66 +545,41 @@ st_refuse(struct h2_stream *st, int status)
 static void
 tunnel_update(struct h2_stream *st)
 {
-	int ev = 0;
-
-	if (st->up_fd == -1)
-		return;
-	if (st->body != NULL && !buf_empty(st->body))
-		ev |= EV_WRITE;
-	if (!st->resp_eof && buf_space(st->resp) > 0)
-		ev |= EV_READ;
-	if (ev != st->up_events || ev_is_active(&st->up_io) != (ev != 0)) {
-		util_watch(loop_of(st->c), &st->up_io, st->up_fd, ev);
-		st->up_events = ev;
-	}
+	tunnel_watch(&st->up, loop_of(st->c), st->body, st->resp,
+	    !st->resp_eof);
 }
 
 /* Client bytes to the upstream; what went is consumed (window). */
 static void
-tunnel_push(struct h2_stream *st)
+st_tunnel_push(struct h2_stream *st)
 {
 	struct h2_conn *c = st->c;
-	ssize_t n;
+	ssize_t n = tunnel_push(&st->up, st->body, st->end_stream);
 
-	while (st->body != NULL && !buf_empty(st->body)) {
-		n = send(st->up_fd, buf_data(st->body), buf_len(st->body),
-		    MSG_NOSIGNAL);
-		if (n == -1 && (errno == EAGAIN || errno == EINTR))
-			break;
-		if (n <= 0) {
-			nghttp2_submit_rst_stream(c->s, NGHTTP2_FLAG_NONE,
-			    st->id, NGHTTP2_CANCEL);
-			return;
-		}
+	if (n == -1) {
+		nghttp2_submit_rst_stream(c->s, NGHTTP2_FLAG_NONE, st->id,
+		    NGHTTP2_CANCEL);
+		return;
+	}
+	if (n > 0) {
 		nghttp2_session_consume(c->s, st->id, (size_t)n);
-		buf_consume(st->body, (size_t)n);
 		st->tunnel_at = now_of(c);
 		progress(c);
-	}
-	if (st->end_stream && !st->up_shut && (st->body == NULL ||
-	    buf_empty(st->body))) {
-		st->up_shut = true;
-		(void)shutdown(st->up_fd, SHUT_WR);
 	}
 }
 
 /* Upstream bytes towards the client, as DATA. */
 static void
-tunnel_pull(struct h2_stream *st)
+st_tunnel_pull(struct h2_stream *st)
 {
-	struct h2_conn *c = st->c;
-	size_t room = buf_space(st->resp);
 	ssize_t n;
 
-	if (room == 0 || st->resp_eof)
+	if (st->resp_eof || (n = tunnel_pull(&st->up, st->resp)) ==
+	    TUNNEL_AGAIN)
 		return;
-	n = recv(st->up_fd, buf_tail(st->resp), room, 0);
-	if (n == -1 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n > 0) {
-		buf_produce(st->resp, (size_t)n);
-		st->tunnel_at = now_of(c);
-	} else
+	if (n > 0)
+		st->tunnel_at = now_of(st->c);
+	else
 		st->resp_eof = true;	/* the upstream is done: END_STREAM */
 	st_resume_data(st);
 }
@@ -626,9 +595,9 @@ tunnels_end(struct h2_conn *c)
 	struct h2_stream *st;
 
 	TAILQ_FOREACH(st, &c->streams, entry)
-		if (st->tunnel && st->up_fd != -1) {
+		if (st->tunnel && st->up.fd != -1) {
 			st->end_stream = true;
-			tunnel_push(st);
+			st_tunnel_push(st);
 		}
 }
 
@@ -639,9 +608,9 @@ st_up_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
 	struct h2_conn *c = st->c;
 
 	if (revents & EV_WRITE)
-		tunnel_push(st);
+		st_tunnel_push(st);
 	if (revents & EV_READ)
-		tunnel_pull(st);
+		st_tunnel_pull(st);
 	tunnel_update(st);
 	h2_defer(c);
 }
@@ -771,12 +740,10 @@ st_ex_upgrade(void *fe, int fd, const char *extra, size_t len)
 	struct h2_conn *c = st->c;
 
 	worker_fd_add(c->wk, 1);
-	st->up_fd = fd;
+	tunnel_init(&st->up, st_up_cb, st);
+	tunnel_open(&st->up, fd);
 	st->tunnel = true;
 	st->tunnel_at = now_of(c);
-	ev_io_init(&st->up_io, st_up_cb, fd, 0);
-	st->up_io.data = st;
-	st->up_events = 0;
 	h2_timer_arm(c);	/* tunnel-idle-timeout counts now */
 	if (len > 0 && buf_add(st->resp, extra, len) == -1) {
 		st->broken = true;
@@ -824,38 +791,35 @@ websocket_key(struct h2req *r)
 	h2req_set_key(r, key);
 }
 
-/* The rate limit, for every routed stream (unknown hosts too). */
-static bool
-st_admit(struct h2_stream *st, const struct config_site *site,
-    const char *host, size_t hlen, struct http1_slice path)
+/* What admission said to answer; the body, if any, is dropped. */
+static void
+st_answer(struct h2_stream *st, const struct request_answer *a)
 {
-	struct h2_conn *c = st->c;
-	struct ratelimit_req rq = { (struct sockaddr *)&c->peer, c->client_ip,
-	    host, hlen, path.p, path.len };
-	char retry[16];
-	unsigned secs;
+	char name[16];
+	size_t n;
 
-	if (ratelimit_admit(worker_ratelimit(c->wk), st->gen->cfg, site, &rq,
-	    &secs))
-		return true;
-	snprintf(retry, sizeof(retry), "%u", secs);
+	if (a->name == NULL) {
+		st_refuse(st, a->status);
+		return;
+	}
+	n = MINIMUM(strlen(a->name), sizeof(name) - 1);
+	lower_copy(name, a->name, n);
+	name[n] = '\0';
 	if (st->body != NULL && !buf_empty(st->body)) {
-		nghttp2_session_consume(c->s, st->id, buf_len(st->body));
+		nghttp2_session_consume(st->c->s, st->id, buf_len(st->body));
 		buf_reset(st->body);
 	}
-	st_respond_with(st, 429, "retry-after", retry);
-	return false;
+	st_respond_with(st, a->status, name, a->value);
 }
 
 static void
 st_start(struct h2_stream *st)
 {
 	struct h2_conn *c = st->c;
-	char host[CONFIG_HOST_MAX + 1];
 	const struct config_site *site;
+	struct request_answer ans;
 	struct proxy_request pr;
-	uint64_t limit;
-	int rc, hlen;
+	int rc;
 
 	if (h2req_wants_key(st->req))
 		websocket_key(st->req);
@@ -873,38 +837,13 @@ st_start(struct h2_stream *st)
 		st_refuse(st, rc);
 		return;
 	}
-	hlen = route_normalize_host(pr.host.p, pr.host.len, host,
-	    sizeof(host));
-	if (hlen <= 0) {
-		st_refuse(st, 400);
-		return;
-	}
 	st->gen = gen_ref(worker_gen(c->wk));
-	limit = st->gen->cfg->body_limit;
-	site = route_lookup(st->gen->routes, c->li, host, (size_t)hlen);
-	if (!st_admit(st, site, host, (size_t)hlen, pr.path))
-		return;
-	if (site == NULL) {
-		st_refuse(st, 404);
+	c->rc.rl = worker_ratelimit(c->wk);
+	if ((site = request_admit(&c->rc, st->gen, &pr, pr.path,
+	    st->body_seen, &ans)) == NULL) {
+		st_answer(st, &ans);
 		return;
 	}
-	if (front_misdirected(c->gen, c->tls, c->li, host, (size_t)hlen)) {
-		st_refuse(st, 421);
-		return;
-	}
-	if (pr.method_id == HTTP1_METHOD_CONNECT) {
-		st_refuse(st, 405);
-		return;
-	}
-	if (limit > 0 && !pr.websocket && ((pr.framing ==
-	    HEADERS_FRAME_LENGTH && pr.content_length > limit) ||
-	    st->body_seen > limit)) {
-		st_refuse(st, 413);
-		return;
-	}
-	pr.client_ip = c->client_ip;
-	pr.tls = true;
-	pr.port = st->gen->cfg->listeners[c->li].https_port;
 	if ((scratch == NULL && (scratch = buf_new(PROXY_HEAD_MAX)) == NULL) ||
 	    h2req_check(&pr, scratch) == -1) {
 		log_warnx("%s: h2: request for %s does not re-parse as "
@@ -913,9 +852,9 @@ st_start(struct h2_stream *st)
 		return;
 	}
 	pr.head = scratch;	/* checked: no need to build it again */
-	if ((st->ex = proxy_start(c->wk, site, &pr, &h2_proxy_ops, st)) ==
-	    NULL) {
-		st_refuse(st, 503);
+	if ((st->ex = request_start(c->wk, site, &pr, &h2_proxy_ops, st,
+	    &ans)) == NULL) {
+		st_answer(st, &ans);
 		return;
 	}
 	req_put(st->req);
@@ -950,7 +889,7 @@ st_push_body(struct h2_stream *st)
 	size_t taken;
 
 	if (st->tunnel) {
-		tunnel_push(st);
+		st_tunnel_push(st);
 		tunnel_update(st);
 		return;
 	}
@@ -975,13 +914,10 @@ st_push_body(struct h2_stream *st)
 static bool
 body_over_limit(struct h2_stream *st)
 {
-	uint64_t limit = st->gen != NULL ? st->gen->cfg->body_limit : 0;
-
 	/* Early tunnel bytes are no body: the window bounds them. */
-	if (limit == 0 || st->websocket || st->body_seen <= limit)
+	if (st->websocket ||
+	    !request_body_over(st->gen, st->body_seen, st->c->client_ip))
 		return false;
-	log_debug("%s: h2: request body over the %llu-byte limit",
-	    st->c->client_ip, (unsigned long long)limit);
 	if (st->ex != NULL) {
 		proxy_abort(st->ex);
 		st->ex = NULL;
@@ -1004,7 +940,7 @@ on_data_chunk_recv(nghttp2_session *s, uint8_t flags UNUSED, int32_t id,
 	struct h2_stream *st = st_get(c, id);
 	size_t taken = 0;
 
-	if (st != NULL && st->tunnel && !st->up_shut) {
+	if (st != NULL && st->tunnel && !st->up.shut) {
 		/* Tunnel bytes: window given back as the upstream takes
 		   them (tunnel_push). */
 		st->log.bytes_in += len;
@@ -1468,24 +1404,11 @@ h2_linger(struct h2_conn *c)
 		nghttp2_session_set_stream_user_data(c->s, st->id, NULL);
 		st_free(st);
 	}
-	tls_conn_bye(c->tls);
-	(void)shutdown(c->fd, SHUT_WR);
+	conn_linger(c->fd, c->tls);
 	c->lingering = true;
 	ev_timer_stop(loop_of(c), &c->timer);
 	c->timer.repeat = LINGER_SECS;
 	ev_timer_again(loop_of(c), &c->timer);
-}
-
-static void
-h2_drop_input(struct h2_conn *c)
-{
-	char junk[16384];
-	ssize_t n;
-
-	while ((n = recv(c->fd, junk, sizeof(junk), 0)) > 0)
-		;
-	if (n == 0 || (errno != EAGAIN && errno != EINTR))
-		h2_close(c, "done");
 }
 
 /* Everything that can happen without the socket. */
@@ -1540,7 +1463,8 @@ h2_io_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
 	struct h2_conn *c = conn_of(w->data);
 
 	if (c->lingering) {
-		h2_drop_input(c);
+		if (conn_drain(c->fd))
+			h2_close(c, "done");
 		h2_leave(c);
 		return;
 	}
@@ -1709,6 +1633,9 @@ h2_accept(struct worker *wk, int fd, size_t li, struct tls_conn *tls,
 	c->gen = gen;
 	c->peer = *peer;
 	snprintf(c->client_ip, sizeof(c->client_ip), "%s", client_ip);
+	c->rc = (struct request_conn){ .li = li, .tls = true, .gen = gen,
+	    .cert_id = tls_conn_cert_id(tls), .peer = (struct sockaddr *)
+	    &c->peer, .client_ip = c->client_ip };
 	TAILQ_INIT(&c->streams);
 	TAILQ_INIT(&c->ready);
 	c->wc.nfds = 1;

@@ -25,7 +25,7 @@
 #include <arpa/inet.h>
 
 #include "control.h"
-#include "h1.h"
+#include "conn.h"
 #include "health.h"
 #include "image.h"
 #include "listen.h"
@@ -302,10 +302,10 @@ dispatch(struct worker *wk, const struct listen_sock *ls, int fd)
 		health_accept(wk, fd);
 		break;
 	case LISTEN_HTTPS:
-		h1_accept(wk, fd, ls->listener, true);
+		conn_accept(wk, fd, ls->listener, true);
 		break;
 	case LISTEN_HTTP:
-		h1_accept(wk, fd, ls->listener, false);
+		conn_accept(wk, fd, ls->listener, false);
 		break;
 	}
 }

@@ -1,0 +1,148 @@
+/*
+ * request.c - admission of a request, for both protocols (see request.h).
+ */
+#include "autoconf.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "ratelimit.h"
+#include "request.h"
+#include "route.h"
+#include "tls.h"
+#include "worker.h"
+
+/* What a 405 says we do: everything but CONNECT (and TRACE). */
+#define ALLOWED_METHODS	"GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"
+
+/* The longest path a redirect repeats; longer gets 414. */
+#define REDIRECT_PATH_MAX	1900
+
+static const struct config_site *
+answer(struct request_answer *ans, int status, bool close)
+{
+	ans->status = status;
+	ans->close = close;
+	ans->name = NULL;
+	ans->value[0] = '\0';
+	return NULL;
+}
+
+/*
+ * The plain port serves nothing but a way to HTTPS, and only for a host we
+ * serve, never to whatever the client wrote.
+ */
+static const struct config_site *
+redirect(const struct request_conn *conn, const struct gen *g,
+    const struct proxy_request *pr, const char *host, size_t hlen,
+    struct request_answer *ans)
+{
+	const struct config_listener *l = &g->cfg->listeners[conn->li];
+	struct http1_slice path = pr->path;
+	char port[8] = "";
+
+	if (route_lookup(g->routes, conn->li, host, hlen) == NULL)
+		return answer(ans, 404, false);
+	/* OPTIONS * and CONNECT's authority name no path: the root. */
+	if (path.len == 0 || path.p[0] != '/')
+		path = (struct http1_slice){ "/", 1 };
+	if (path.len > REDIRECT_PATH_MAX)
+		return answer(ans, 414, true);
+	if (l->https_port != 443)
+		snprintf(port, sizeof(port), ":%u", l->https_port);
+	answer(ans, 301, false);
+	ans->name = "Location";
+	snprintf(ans->value, sizeof(ans->value), "https://%.*s%s%.*s",
+	    (int)hlen, host, port, (int)path.len, path.p);
+	return NULL;
+}
+
+/* The body limit, as far as the head tells. */
+static bool
+head_over_limit(uint64_t limit, const struct proxy_request *pr,
+    uint64_t body_seen)
+{
+	if (limit == 0)
+		return false;
+	if (pr->framing == HEADERS_FRAME_LENGTH && pr->content_length > limit)
+		return true;
+	/* What a WebSocket client sent early is the tunnel's, not a body:
+	   the stream's window bounds it. */
+	return !pr->websocket && body_seen > limit;
+}
+
+const struct config_site *
+request_admit(const struct request_conn *conn, const struct gen *g,
+    struct proxy_request *pr, struct http1_slice target, uint64_t body_seen,
+    struct request_answer *ans)
+{
+	char host[CONFIG_HOST_MAX + 1];
+	const struct config_site *site;
+	struct ratelimit_req rq;
+	unsigned retry;
+	int hlen = -1;
+
+	if (pr->host.len > 0)
+		hlen = route_normalize_host(pr->host.p, pr->host.len, host,
+		    sizeof(host));
+	if (hlen <= 0)
+		return answer(ans, 400, true);
+	if (!conn->tls)
+		return redirect(conn, g, pr, host, (size_t)hlen, ans);
+
+	site = route_lookup(g->routes, conn->li, host, (size_t)hlen);
+	/* Unknown hosts too: a scan of names is as much load as any. */
+	rq = (struct ratelimit_req){ conn->peer, conn->client_ip, host,
+	    (size_t)hlen, target.p, target.len };
+	if (!ratelimit_admit(conn->rl, g->cfg, site, &rq, &retry)) {
+		answer(ans, 429, false);
+		ans->name = "Retry-After";
+		snprintf(ans->value, sizeof(ans->value), "%u", retry);
+		return NULL;
+	}
+	if (site == NULL)
+		return answer(ans, 404, false);
+	/* Asked of the connection's own generation, so that a reload that
+	   renews a certificate leaves established connections alone. */
+	if (conn->cert_id != tls_ctx_cert_id(conn->gen->tls, conn->li,
+	    route_lookup(conn->gen->routes, conn->li, host, (size_t)hlen)))
+		return answer(ans, 421, false);
+	if (pr->method_id == HTTP1_METHOD_CONNECT) {
+		answer(ans, 405, false);
+		ans->name = "Allow";
+		memcpy(ans->value, ALLOWED_METHODS, sizeof(ALLOWED_METHODS));
+		return NULL;
+	}
+	if (head_over_limit(g->cfg->body_limit, pr, body_seen))
+		return answer(ans, 413, true);
+
+	pr->client_ip = conn->client_ip;
+	pr->tls = true;
+	pr->port = g->cfg->listeners[conn->li].https_port;
+	return site;
+}
+
+struct exchange *
+request_start(struct worker *wk, const struct config_site *site,
+    const struct proxy_request *pr, const struct proxy_ops *ops, void *fe,
+    struct request_answer *ans)
+{
+	struct exchange *ex;
+
+	if ((ex = proxy_start(wk, site, pr, ops, fe)) == NULL)
+		answer(ans, 503, true);
+	return ex;
+}
+
+bool
+request_body_over(const struct gen *g, uint64_t seen, const char *client_ip)
+{
+	uint64_t limit = g != NULL ? g->cfg->body_limit : 0;
+
+	if (limit == 0 || seen <= limit)
+		return false;
+	log_debug("%s: request body over the %llu-byte limit", client_ip,
+	    (unsigned long long)limit);
+	return true;
+}

@@ -1,0 +1,96 @@
+/*
+ * request.h - admission: what happens to a request between "its head
+ * arrived" and "it goes upstream", the same for HTTP/1.1 and HTTP/2.
+ *
+ * The protocols only parse and render.  Each turns what the client sent
+ * into a proxy_request (h1.c from the HTTP/1.1 parser's result, h2req.c
+ * from an HTTP/2 header block) and asks request_admit(), which decides in
+ * this order:
+ *
+ *   the host, normalised (400)
+ *   plain port: a site of ours (404), a Location that fits (414), 301
+ *   the route: the site of the listener serving the host
+ *   the rate limit, known hosts or not (429 + Retry-After)
+ *   no such site (404)
+ *   a host the connection's certificate is not for (421)
+ *   CONNECT, which we do not proxy (405 + Allow)
+ *   a body over the limit (413)
+ *
+ * and either fills in the rest of the upstream request and names the site,
+ * or says what to answer: a status, one extra field, and whether an
+ * HTTP/1.1 connection must close after it.  request_start() then starts
+ * the exchange (503 if it cannot).  Every policy between a parsed request
+ * and its upstream belongs here, once.
+ */
+#ifndef PORTCULLIS_REQUEST_H
+#define PORTCULLIS_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sys/socket.h>
+
+#include "config.h"
+#include "http1.h"
+#include "proxy.h"
+
+struct gen;
+struct ratelimit;
+
+/* What a connection knows, the same for each of its requests. */
+struct request_conn {
+	size_t			 li;		/* its listener */
+	bool			 tls;		/* false: the plain port */
+	const struct gen	*gen;		/* its TLS session's generation */
+	uint64_t		 cert_id;	/* the certificate it was given */
+	const struct sockaddr	*peer;		/* the rate limit's key */
+	const char		*client_ip;
+	struct ratelimit	*rl;		/* NULL: no rate limit */
+};
+
+/* Room for the value of the one extra field of an answer (a Location). */
+#define REQUEST_VALUE_MAX	(CONFIG_HOST_MAX + 2048)
+
+/* A response of our own. */
+struct request_answer {
+	int		 status;
+	bool		 close;		/* HTTP/1.1: the connection ends */
+	const char	*name;		/* "Retry-After", "Allow", "Location"
+					   or NULL */
+	char		 value[REQUEST_VALUE_MAX];
+};
+
+/*
+ * Decide about the request pr (its method, host, path, framing, length
+ * and websocket filled in by the protocol) on connection conn, routed by
+ * generation g.  target is the request target as sent (the rate limit's
+ * log line says it); body_seen the body bytes already received (HTTP/2
+ * may have some before the request is complete).
+ *
+ * Returns the site, with the rest of pr filled in (the client's address,
+ * the listener's port); or NULL, with ans saying what to answer.
+ */
+const struct config_site *request_admit(const struct request_conn *conn,
+	    const struct gen *g, struct proxy_request *pr,
+	    struct http1_slice target, uint64_t body_seen,
+	    struct request_answer *ans);
+
+/*
+ * Start the exchange for an admitted request: NULL (and ans says 503) if
+ * it cannot.  The caller keeps the generation the site belongs to alive
+ * until ops->done().
+ */
+struct exchange *request_start(struct worker *wk,
+	    const struct config_site *site, const struct proxy_request *pr,
+	    const struct proxy_ops *ops, void *fe, struct request_answer *ans);
+
+/*
+ * Whether a request body of seen bytes so far is over generation g's
+ * limit (logged once it is).  The caller answers 413 if nothing went back
+ * yet, else cuts the request short.
+ */
+bool	 request_body_over(const struct gen *g, uint64_t seen,
+	    const char *client_ip);
+
+#endif /* PORTCULLIS_REQUEST_H */

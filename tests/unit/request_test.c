@@ -1,0 +1,491 @@
+/*
+ * request_test.c - admission (request.c) without a socket: every answer
+ * it can give, in its order, and what it fills in when it lets a request
+ * through.  The configuration, routes, certificates and rate-limit table
+ * are the real ones, made from a configuration text and two certificates.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "ratelimit.h"
+#include "request.h"
+#include "route.h"
+#include "tls.h"
+#include "worker.h"
+
+/* Two self-signed P-256 certificates: a.test (*.a.test) and b.test. */
+static const char a_cert[] =
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIBljCCATygAwIBAgIUD+FdLfebSb3pTNSow7DnHcpIZwIwCgYIKoZIzj0EAwIw\n"
+    "ETEPMA0GA1UEAwwGYS50ZXN0MCAXDTI2MTIwMjIxMzczOFoYDzIxMjYxMTA4MjEz\n"
+    "NzM4WjARMQ8wDQYDVQQDDAZhLnRlc3QwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNC\n"
+    "AAS9U8iMhOMzmsA2ysraOffMyhfc7Y591EJU8NIlyRb+1VosmFlJNcu60/BckxgF\n"
+    "zAX8b8Y/eJBTlEjHU26AxCKLo3AwbjAdBgNVHQ4EFgQUfujtB81mAQaKRXSDCq7Y\n"
+    "eHluuW8wHwYDVR0jBBgwFoAUfujtB81mAQaKRXSDCq7YeHluuW8wDwYDVR0TAQH/\n"
+    "BAUwAwEB/zAbBgNVHREEFDASggZhLnRlc3SCCCouYS50ZXN0MAoGCCqGSM49BAMC\n"
+    "A0gAMEUCIQDRCJ1oI5W0svIJGaUbw5jp5rtT2SpYGnBp2Iqa6kXdsQIgLTPZLlKH\n"
+    "deh4Giw9PAN991t7vLKSKApKn6kSjwx4MAA=\n"
+    "-----END CERTIFICATE-----\n"
+    ;
+static const char a_key[] =
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQglbPnHcUBPufyjqsU\n"
+    "fPUVh/BPCWIIUexnASHt9dOStmChRANCAAS9U8iMhOMzmsA2ysraOffMyhfc7Y59\n"
+    "1EJU8NIlyRb+1VosmFlJNcu60/BckxgFzAX8b8Y/eJBTlEjHU26AxCKL\n"
+    "-----END PRIVATE KEY-----\n"
+    ;
+static const char b_cert[] =
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIBlTCCATygAwIBAgIUUxSP30TkdolX8GRTO/9BS/o0odwwCgYIKoZIzj0EAwIw\n"
+    "ETEPMA0GA1UEAwwGYi50ZXN0MCAXDTI2MTIwMjIxMzczOFoYDzIxMjYxMTA4MjEz\n"
+    "NzM4WjARMQ8wDQYDVQQDDAZiLnRlc3QwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNC\n"
+    "AASz3/2pOZsE9paGt8VEcDLT9bjtjMc6AIAXuPnYdhAIEqKh6i4e04xXQGVXjRTP\n"
+    "WjkAUjGMjiBO+drAjU05ziO/o3AwbjAdBgNVHQ4EFgQUexROkV8p3KP/+NAMdf2i\n"
+    "x4BOjcswHwYDVR0jBBgwFoAUexROkV8p3KP/+NAMdf2ix4BOjcswDwYDVR0TAQH/\n"
+    "BAUwAwEB/zAbBgNVHREEFDASggZiLnRlc3SCCCouYi50ZXN0MAoGCCqGSM49BAMC\n"
+    "A0cAMEQCIC+TrYEddYl/SiWmhUPf4nL8VDQkZNgPHkEQpz+JyUOxAiBB7HOW731X\n"
+    "devMLIyg+C3RDFni15wJdjFAxwinRWyEhw==\n"
+    "-----END CERTIFICATE-----\n"
+    ;
+static const char b_key[] =
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgr+4uUEgbWeB62UsO\n"
+    "fu1qofdYvjQYEvmLruf5ocUaLy+hRANCAASz3/2pOZsE9paGt8VEcDLT9bjtjMc6\n"
+    "AIAXuPnYdhAIEqKh6i4e04xXQGVXjRTPWjkAUjGMjiBO+drAjU05ziO/\n"
+    "-----END PRIVATE KEY-----\n"
+    ;
+
+static char dir[] = "/tmp/request_test.XXXXXX";
+static char a_crt[64], a_pem[64], b_crt[64], b_pem[64];
+
+static struct config *cfg;
+static struct gen gen;
+static void *rl_mem;
+static size_t rl_size;
+static struct ratelimit *rl;
+static struct sockaddr_in peer;
+
+/*
+ * Listener 0: HTTPS on 8443 (its certificate a.test), plain port too;
+ * a.test, *.a.test and b.test (with a certificate of its own) and a site
+ * with a rate limit of its own.  Listener 1: HTTPS on 443.
+ */
+static const char conf_fmt[] =
+    "user = \"nobody\"\n"
+    "body { limit-bytes = 1000 }\n"
+    "rate-limit { requests-per-second = 1000 burst = 1000 }\n"
+    "listener {\n"
+    "  bind = \"127.0.0.1\"\n"
+    "  https-port = 8443\n"
+    "  http-port = 8080\n"
+    "  tls { cert = \"%s\" key = \"%s\" }\n"
+    "  site \"a.test\" { upstream = \"127.0.0.1:1\" }\n"
+    "  site \"*.a.test\" { upstream = \"127.0.0.1:2\" }\n"
+    "  site \"b.test\" { upstream = \"127.0.0.1:3\"\n"
+    "    cert = \"%s\" key = \"%s\" }\n"
+    "  site \"slow.a.test\" { upstream = \"127.0.0.1:4\"\n"
+    "    rate-limit { requests-per-second = 0.001 burst = 1 } }\n"
+    "}\n"
+    "listener {\n"
+    "  bind = \"127.0.0.2\"\n"
+    "  tls { cert = \"%s\" key = \"%s\" }\n"
+    "  site \"a.test\" { upstream = \"127.0.0.1:5\" }\n"
+    "}\n";
+
+static int
+put(char *path, size_t sz, const char *name, const char *text)
+{
+	FILE *f;
+
+	snprintf(path, sz, "%s/%s", dir, name);
+	if ((f = fopen(path, "w")) == NULL)
+		return -1;
+	fputs(text, f);
+	return fclose(f);
+}
+
+static int
+setup(void **state)
+{
+	struct config_opts opts = { false, false };
+	struct config_errors errs = { NULL, NULL, 0 };
+	unsigned char ticket[64];
+	char conf[4096], err[256];
+	int n;
+
+	(void)state;
+	if (mkdtemp(dir) == NULL ||
+	    put(a_crt, sizeof(a_crt), "a.crt", a_cert) == -1 ||
+	    put(a_pem, sizeof(a_pem), "a.key", a_key) == -1 ||
+	    put(b_crt, sizeof(b_crt), "b.crt", b_cert) == -1 ||
+	    put(b_pem, sizeof(b_pem), "b.key", b_key) == -1)
+		return -1;
+	n = snprintf(conf, sizeof(conf), conf_fmt, a_crt, a_pem, b_crt, b_pem,
+	    a_crt, a_pem);
+	if (config_parse_buffer("t.conf", conf, (size_t)n, &opts, &cfg,
+	    &errs) == -1) {
+		for (n = 0; n < (int)errs.n; n++)
+			fprintf(stderr, "%s\n", errs.msgs[n]);
+		config_errors_free(&errs);
+		return -1;
+	}
+	memset(ticket, 7, sizeof(ticket));
+	gen.refs = 1;
+	gen.id = 1;
+	gen.cfg = cfg;
+	if ((gen.routes = route_build(cfg)) == NULL ||
+	    (gen.tls = tls_ctx_new(cfg, gen.routes, ticket, sizeof(ticket),
+	    err, sizeof(err))) == NULL) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	rl_size = ratelimit_table_bytes(RATELIMIT_TABLE_MIN);
+	if ((rl_mem = calloc(1, rl_size)) == NULL ||
+	    ratelimit_init(rl_mem, rl_size, RATELIMIT_TABLE_MIN) == -1 ||
+	    (rl = ratelimit_attach(rl_mem, rl_size, NULL)) == NULL)
+		return -1;
+	peer.sin_family = AF_INET;
+	peer.sin_addr.s_addr = htonl(0xc0000201);	/* 192.0.2.1 */
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char path[96];
+
+	(void)state;
+	ratelimit_detach(rl);
+	free(rl_mem);
+	tls_ctx_free(gen.tls);
+	route_free(gen.routes);
+	config_free(cfg);
+	unlink(a_crt);
+	unlink(a_pem);
+	unlink(b_crt);
+	unlink(b_pem);
+	snprintf(path, sizeof(path), "%s", dir);
+	rmdir(path);
+	return 0;
+}
+
+/* A connection of listener li that got the certificate for sni. */
+static struct request_conn
+conn(size_t li, bool tls, const char *sni)
+{
+	const struct config_site *s = NULL;
+
+	if (sni != NULL)
+		s = route_lookup(gen.routes, li, sni, strlen(sni));
+	return (struct request_conn){ .li = li, .tls = tls, .gen = &gen,
+	    .cert_id = tls_ctx_cert_id(gen.tls, li, s),
+	    .peer = (struct sockaddr *)&peer, .client_ip = "192.0.2.1",
+	    .rl = rl };
+}
+
+static struct http1_slice
+sl(const char *s)
+{
+	return (struct http1_slice){ s, strlen(s) };
+}
+
+static struct proxy_request
+get(const char *host, const char *path)
+{
+	struct proxy_request pr;
+
+	memset(&pr, 0, sizeof(pr));
+	pr.method_id = HTTP1_METHOD_GET;
+	pr.method = sl("GET");
+	pr.host = sl(host);
+	pr.path = sl(path);
+	pr.framing = HEADERS_FRAME_NONE;
+	return pr;
+}
+
+/* Admit pr on c; the site's upstream port digit, or 0 and *ans. */
+static int
+admit(const struct request_conn *c, struct proxy_request *pr,
+    uint64_t body_seen, struct request_answer *ans)
+{
+	const struct config_site *s;
+
+	memset(ans, 0, sizeof(*ans));
+	ans->status = -1;
+	s = request_admit(c, &gen, pr, pr->path, body_seen, ans);
+	if (s == NULL) {
+		assert_true(ans->status >= 300);
+		return 0;
+	}
+	assert_int_equal(ans->status, -1);	/* untouched */
+	return s->upstream[strlen(s->upstream) - 1] - '0';
+}
+
+static void
+test_bad_host_is_400_and_closes(void **state)
+{
+	struct request_conn c = conn(0, true, "a.test");
+	struct request_answer ans;
+	struct proxy_request pr = get("", "/");
+	char big[400];
+
+	(void)state;
+	assert_int_equal(admit(&c, &pr, 0, &ans), 0);
+	assert_int_equal(ans.status, 400);
+	assert_true(ans.close);
+	assert_null(ans.name);
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	pr = get(big, "/");
+	assert_int_equal(admit(&c, &pr, 0, &ans), 0);
+	assert_int_equal(ans.status, 400);
+	/* The plain port too, before anything else. */
+	c = conn(0, false, NULL);
+	pr = get("", "/");
+	assert_int_equal(admit(&c, &pr, 0, &ans), 0);
+	assert_int_equal(ans.status, 400);
+}
+
+static void
+test_plain_port_redirects_known_hosts(void **state)
+{
+	struct request_conn c = conn(0, false, NULL);
+	struct request_answer ans;
+	struct proxy_request pr = get("WWW.A.test.:8080", "/x?y=1");
+
+	(void)state;
+	assert_int_equal(admit(&c, &pr, 0, &ans), 0);
+	assert_int_equal(ans.status, 301);
+	assert_false(ans.close);
+	assert_string_equal(ans.name, "Location");
+	/* Normalised host, the listener's HTTPS port, the path as sent. */
+	assert_string_equal(ans.value, "https://www.a.test:8443/x?y=1");
+	/* OPTIONS * (and CONNECT's authority) name no path: the root. */
+	pr = get("a.test", "*");
+	assert_int_equal(admit(&c, &pr, 0, &ans), 0);
+	assert_string_equal(ans.value, "https://a.test:8443/");
+	pr = get("a.test", "");
+	assert_int_equal(admit(&c, &pr, 0, &ans), 0);
+	assert_string_equal(ans.value, "https://a.test:8443/");
+	/* Never a Location to a host we do not serve. */
+	pr = get("evil.example", "/");
+	assert_int_equal(admit(&c, &pr, 0, &ans), 0);
+	assert_int_equal(ans.status, 404);
+	assert_null(ans.name);
+}
+
+static void
+test_plain_port_443_and_long_paths(void **state)
+{
+	struct request_conn c = conn(1, false, NULL);
+	struct request_answer ans;
+	struct proxy_request pr = get("a.test", "/p");
+	char path[1902];
+
+	(void)state;
+	assert_int_equal(admit(&c, &pr, 0, &ans), 0);
+	assert_int_equal(ans.status, 301);
+	assert_string_equal(ans.value, "https://a.test/p");
+	memset(path, 'p', sizeof(path) - 1);
+	path[0] = '/';
+	path[sizeof(path) - 1] = '\0';
+	pr = get("a.test", path);		/* 1901 bytes */
+	assert_int_equal(admit(&c, &pr, 0, &ans), 0);
+	assert_int_equal(ans.status, 414);
+	assert_true(ans.close);
+	path[1900] = '\0';			/* 1900: still fits */
+	pr = get("a.test", path);
+	assert_int_equal(admit(&c, &pr, 0, &ans), 0);
+	assert_int_equal(ans.status, 301);
+}
+
+static void
+test_admitted_request_is_filled_in(void **state)
+{
+	struct request_conn c = conn(0, true, "a.test");
+	struct request_answer ans;
+	struct proxy_request pr = get("a.test", "/");
+
+	(void)state;
+	assert_int_equal(admit(&c, &pr, 0, &ans), 1);
+	assert_string_equal(pr.client_ip, "192.0.2.1");
+	assert_true(pr.tls);
+	assert_int_equal(pr.port, 8443);
+	/* The wildcard, under the same certificate. */
+	pr = get("api.a.test:8443", "/");
+	assert_int_equal(admit(&c, &pr, 0, &ans), 2);
+	c = conn(1, true, "a.test");
+	pr = get("a.test", "/");
+	assert_int_equal(admit(&c, &pr, 0, &ans), 5);
+	assert_int_equal(pr.port, 443);
+}
+
+static void
+test_unknown_host_is_404_after_the_rate_limit(void **state)
+{
+	struct request_conn c = conn(0, true, "a.test");
+	struct request_answer ans;
+	struct proxy_request pr = get("nowhere.test", "/");
+
+	struct sockaddr_in other = peer;
+	int i;
+
+	(void)state;
+	assert_int_equal(admit(&c, &pr, 0, &ans), 0);
+	assert_int_equal(ans.status, 404);
+	assert_false(ans.close);
+	assert_null(ans.name);
+	/* A scan of names costs the global limit like any request. */
+	other.sin_addr.s_addr = htonl(0xc0000209);
+	c.peer = (struct sockaddr *)&other;
+	for (i = 1; i < 1000; i++) {
+		pr = get("nowhere.test", "/");
+		assert_int_equal(admit(&c, &pr, 0, &ans), 0);
+		assert_int_equal(ans.status, 404);
+	}
+	pr = get("nowhere.test", "/");
+	assert_int_equal(admit(&c, &pr, 0, &ans), 0);
+	assert_int_equal(ans.status, 404);		/* the 1000th */
+	pr = get("nowhere.test", "/");
+	assert_int_equal(admit(&c, &pr, 0, &ans), 0);
+	assert_int_equal(ans.status, 429);
+}
+
+static void
+test_rate_limit_is_429_with_retry_after(void **state)
+{
+	struct request_conn c = conn(0, true, "a.test");
+	struct request_answer ans;
+	struct proxy_request pr = get("slow.a.test", "/");
+
+	(void)state;
+	assert_int_equal(admit(&c, &pr, 0, &ans), 4);	/* the burst */
+	pr = get("slow.a.test", "/");
+	assert_int_equal(admit(&c, &pr, 0, &ans), 0);
+	assert_int_equal(ans.status, 429);
+	assert_false(ans.close);
+	assert_string_equal(ans.name, "Retry-After");
+	assert_true(atoi(ans.value) >= 1);
+	/* Before 405: a limited CONNECT is still a 429. */
+	pr = get("slow.a.test", "/");
+	pr.method_id = HTTP1_METHOD_CONNECT;
+	assert_int_equal(admit(&c, &pr, 0, &ans), 0);
+	assert_int_equal(ans.status, 429);
+	/* Without a table, nothing is limited. */
+	c.rl = NULL;
+	pr = get("slow.a.test", "/");
+	assert_int_equal(admit(&c, &pr, 0, &ans), 4);
+}
+
+static void
+test_other_certificate_is_421(void **state)
+{
+	struct request_conn c = conn(0, true, "a.test");
+	struct request_answer ans;
+	struct proxy_request pr = get("b.test", "/");
+
+	(void)state;
+	assert_int_equal(admit(&c, &pr, 0, &ans), 0);
+	assert_int_equal(ans.status, 421);
+	assert_false(ans.close);
+	/* On a connection that got b.test's certificate: served. */
+	c = conn(0, true, "b.test");
+	pr = get("b.test", "/");
+	assert_int_equal(admit(&c, &pr, 0, &ans), 3);
+	/* ... and a.test is what is misdirected there. */
+	pr = get("a.test", "/");
+	assert_int_equal(admit(&c, &pr, 0, &ans), 0);
+	assert_int_equal(ans.status, 421);
+}
+
+static void
+test_connect_is_405_with_allow(void **state)
+{
+	struct request_conn c = conn(0, true, "a.test");
+	struct request_answer ans;
+	struct proxy_request pr = get("a.test", "");
+
+	(void)state;
+	pr.method_id = HTTP1_METHOD_CONNECT;
+	pr.method = sl("CONNECT");
+	assert_int_equal(admit(&c, &pr, 0, &ans), 0);
+	assert_int_equal(ans.status, 405);
+	assert_false(ans.close);
+	assert_string_equal(ans.name, "Allow");
+	assert_string_equal(ans.value,
+	    "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH");
+	/* After 421: another certificate's host is misdirected first. */
+	pr.host = sl("b.test");
+	assert_int_equal(admit(&c, &pr, 0, &ans), 0);
+	assert_int_equal(ans.status, 421);
+}
+
+static void
+test_body_over_the_limit_is_413(void **state)
+{
+	struct request_conn c = conn(0, true, "a.test");
+	struct request_answer ans;
+	struct proxy_request pr = get("a.test", "/");
+
+	(void)state;
+	pr.framing = HEADERS_FRAME_LENGTH;
+	pr.content_length = 1000;
+	assert_int_equal(admit(&c, &pr, 0, &ans), 1);	/* at the limit */
+	pr = get("a.test", "/");
+	pr.framing = HEADERS_FRAME_LENGTH;
+	pr.content_length = 1001;
+	assert_int_equal(admit(&c, &pr, 0, &ans), 0);
+	assert_int_equal(ans.status, 413);
+	assert_true(ans.close);
+	/* Chunked: only what already came counts (HTTP/2 reads ahead). */
+	pr = get("a.test", "/");
+	pr.framing = HEADERS_FRAME_CHUNKED;
+	assert_int_equal(admit(&c, &pr, 1000, &ans), 1);
+	pr = get("a.test", "/");
+	pr.framing = HEADERS_FRAME_CHUNKED;
+	assert_int_equal(admit(&c, &pr, 1001, &ans), 0);
+	assert_int_equal(ans.status, 413);
+	/* A WebSocket's early bytes are the tunnel's, not a body. */
+	pr = get("a.test", "/");
+	pr.websocket = true;
+	assert_int_equal(admit(&c, &pr, 5000, &ans), 1);
+}
+
+static void
+test_body_over(void **state)
+{
+	(void)state;
+	assert_false(request_body_over(&gen, 1000, "x"));
+	assert_true(request_body_over(&gen, 1001, "x"));
+	assert_false(request_body_over(NULL, 1 << 30, "x"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_bad_host_is_400_and_closes),
+		cmocka_unit_test(test_plain_port_redirects_known_hosts),
+		cmocka_unit_test(test_plain_port_443_and_long_paths),
+		cmocka_unit_test(test_admitted_request_is_filled_in),
+		cmocka_unit_test(test_unknown_host_is_404_after_the_rate_limit),
+		cmocka_unit_test(test_rate_limit_is_429_with_retry_after),
+		cmocka_unit_test(test_other_certificate_is_421),
+		cmocka_unit_test(test_connect_is_405_with_allow),
+		cmocka_unit_test(test_body_over_the_limit_is_413),
+		cmocka_unit_test(test_body_over),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
