@@ -124,12 +124,6 @@ hs_timer_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
 	hs_close(hs_of(w->data), "timeout");
 }
 
-static struct handshake *
-hs_of_wc(struct worker_conn *wc)
-{
-	return hs_of((char *)wc - offsetof(struct handshake, wc));
-}
-
 /* A drain lets a handshake finish: the connection it becomes drains. */
 static void
 hs_drain(struct worker_conn *wc UNUSED)
@@ -139,7 +133,7 @@ hs_drain(struct worker_conn *wc UNUSED)
 static void
 hs_abort(struct worker_conn *wc)
 {
-	hs_close(hs_of_wc(wc), "shutdown");
+	hs_close(hs_of(CONTAINER_OF(wc, struct handshake, wc)), "shutdown");
 }
 
 static void

@@ -1152,16 +1152,10 @@ h1_timer_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
 
 /* ---- the worker's hooks ---- */
 
-static struct h1_conn *
-conn_of_wc(struct worker_conn *wc)
-{
-	return conn_of((char *)wc - offsetof(struct h1_conn, wc));
-}
-
 static void
 h1_drain(struct worker_conn *wc)
 {
-	struct h1_conn *c = conn_of_wc(wc);
+	struct h1_conn *c = conn_of(CONTAINER_OF(wc, struct h1_conn, wc));
 
 	c->draining = true;
 	c->close_after = true;
@@ -1174,7 +1168,7 @@ h1_drain(struct worker_conn *wc)
 static void
 h1_abort(struct worker_conn *wc)
 {
-	struct h1_conn *c = conn_of_wc(wc);
+	struct h1_conn *c = conn_of(CONTAINER_OF(wc, struct h1_conn, wc));
 
 	h1_close(c, "shutdown");
 	h1_free(c);

@@ -1540,16 +1540,10 @@ h2_timer_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
 
 /* ---- the worker's hooks ---- */
 
-static struct h2_conn *
-conn_of_wc(struct worker_conn *wc)
-{
-	return conn_of((char *)wc - offsetof(struct h2_conn, wc));
-}
-
 static void
 h2_drain(struct worker_conn *wc)
 {
-	struct h2_conn *c = conn_of_wc(wc);
+	struct h2_conn *c = conn_of(CONTAINER_OF(wc, struct h2_conn, wc));
 
 	if (c->draining || c->dead)
 		return;
@@ -1566,7 +1560,7 @@ h2_drain(struct worker_conn *wc)
 static void
 h2_abort(struct worker_conn *wc)
 {
-	struct h2_conn *c = conn_of_wc(wc);
+	struct h2_conn *c = conn_of(CONTAINER_OF(wc, struct h2_conn, wc));
 
 	h2_close(c, "shutdown");
 	h2_free(c);

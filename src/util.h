@@ -13,6 +13,9 @@
 #define PRINTFLIKE(f, a) __attribute__((format(printf, f, a)))
 
 #define nitems(a)	(sizeof(a) / sizeof((a)[0]))
+/* The struct of type `type` whose member `member` p points to. */
+#define CONTAINER_OF(p, type, member) \
+	((type *)(void *)((char *)(p) - offsetof(type, member)))
 #define MINIMUM(a, b)	((a) < (b) ? (a) : (b))
 #define MAXIMUM(a, b)	((a) > (b) ? (a) : (b))
 
