@@ -508,9 +508,9 @@ static void
 fill_proxy_request(struct h1_conn *c, struct proxy_request *pr)
 {
 	memset(pr, 0, sizeof(*pr));
-	pr->method_id = c->req->method;
-	pr->method = c->req->method_str;
-	pr->path = c->req->path;
+	pr->h.method_id = c->req->method;
+	pr->h.method = c->req->method_str;
+	pr->h.path = c->req->path;
 	/* OPTIONS * is forwarded as it came: the parser allows it nowhere
 	   else, and CONNECT (authority-form) is refused before this.  An
 	   absolute-form OPTIONS with an empty path ("/" from the parser,
@@ -520,24 +520,24 @@ fill_proxy_request(struct h1_conn *c, struct proxy_request *pr)
 	    (c->req->target_form == HTTP1_TARGET_ABSOLUTE &&
 	    c->req->method == HTTP1_METHOD_OPTIONS && c->req->path.len == 1 &&
 	    c->req->target.p[c->req->target.len - 1] != '/'))
-		pr->path = (struct http1_slice){ "*", 1 };
-	pr->host = c->req->host;
-	pr->fields = c->req->headers;
-	pr->nfields = c->req->nheaders;
-	pr->websocket = c->req->upgrade_websocket;
-	pr->client_ip = c->client_ip;
-	pr->tls = true;
-	pr->port = c->req_gen->cfg->listeners[c->li].https_port;
+		pr->h.path = (struct http1_slice){ "*", 1 };
+	pr->h.host = c->req->host;
+	pr->h.fields = c->req->headers;
+	pr->h.nfields = c->req->nheaders;
+	pr->h.websocket = c->req->upgrade_websocket;
+	pr->h.client_ip = c->client_ip;
+	pr->h.tls = true;
+	pr->h.port = c->req_gen->cfg->listeners[c->li].https_port;
 	switch (c->req->body) {
 	case HTTP1_BODY_LENGTH:
-		pr->framing = HEADERS_FRAME_LENGTH;
-		pr->content_length = c->req->content_length;
+		pr->h.framing = HEADERS_FRAME_LENGTH;
+		pr->h.content_length = c->req->content_length;
 		break;
 	case HTTP1_BODY_CHUNKED:
-		pr->framing = HEADERS_FRAME_CHUNKED;
+		pr->h.framing = HEADERS_FRAME_CHUNKED;
 		break;
 	default:
-		pr->framing = HEADERS_FRAME_NONE;
+		pr->h.framing = HEADERS_FRAME_NONE;
 	}
 }
 

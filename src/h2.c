@@ -860,20 +860,20 @@ st_start(struct h2_stream *st)
 	if (h2req_wants_key(st->req))
 		websocket_key(st->req);
 	rc = h2req_finish(st->req, st->end_stream && (st->body == NULL ||
-	    buf_empty(st->body)) && st->body_seen == 0, &pr);
-	st->method = pr.method_id;
-	st->websocket = pr.websocket;
+	    buf_empty(st->body)) && st->body_seen == 0, &pr.h);
+	st->method = pr.h.method_id;
+	st->websocket = pr.h.websocket;
 	/* The log says what the client sent: CONNECT for a WebSocket. */
-	front_log_request(&st->log, pr.websocket ?
-	    (struct http1_slice){ "CONNECT", 7 } : pr.method, pr.host,
-	    pr.path);
+	front_log_request(&st->log, pr.h.websocket ?
+	    (struct http1_slice){ "CONNECT", 7 } : pr.h.method, pr.h.host,
+	    pr.h.path);
 	st->logging = true;
 	if (rc != 0) {
 		anomaly(c, "malformed request");
 		st_refuse(st, rc);
 		return;
 	}
-	hlen = route_normalize_host(pr.host.p, pr.host.len, host,
+	hlen = route_normalize_host(pr.h.host.p, pr.h.host.len, host,
 	    sizeof(host));
 	if (hlen <= 0) {
 		st_refuse(st, 400);
@@ -882,7 +882,7 @@ st_start(struct h2_stream *st)
 	st->gen = gen_ref(worker_gen(c->wk));
 	limit = st->gen->cfg->body_limit;
 	site = route_lookup(st->gen->routes, c->li, host, (size_t)hlen);
-	if (!st_admit(st, site, host, (size_t)hlen, pr.path))
+	if (!st_admit(st, site, host, (size_t)hlen, pr.h.path))
 		return;
 	if (site == NULL) {
 		st_refuse(st, 404);
@@ -892,21 +892,21 @@ st_start(struct h2_stream *st)
 		st_refuse(st, 421);
 		return;
 	}
-	if (pr.method_id == HTTP1_METHOD_CONNECT) {
+	if (pr.h.method_id == HTTP1_METHOD_CONNECT) {
 		st_refuse(st, 405);
 		return;
 	}
-	if (limit > 0 && !pr.websocket && ((pr.framing ==
-	    HEADERS_FRAME_LENGTH && pr.content_length > limit) ||
+	if (limit > 0 && !pr.h.websocket && ((pr.h.framing ==
+	    HEADERS_FRAME_LENGTH && pr.h.content_length > limit) ||
 	    st->body_seen > limit)) {
 		st_refuse(st, 413);
 		return;
 	}
-	pr.client_ip = c->client_ip;
-	pr.tls = true;
-	pr.port = st->gen->cfg->listeners[c->li].https_port;
+	pr.h.client_ip = c->client_ip;
+	pr.h.tls = true;
+	pr.h.port = st->gen->cfg->listeners[c->li].https_port;
 	if ((scratch == NULL && (scratch = buf_new(PROXY_HEAD_MAX)) == NULL) ||
-	    h2req_check(&pr, scratch) == -1) {
+	    h2req_check(&pr.h, scratch) == -1) {
 		log_warnx("%s: h2: request for %s does not re-parse as "
 		    "HTTP/1.1; refused", c->client_ip, st->log.host);
 		st_refuse(st, 400);

@@ -656,26 +656,6 @@ ex_send_now(struct exchange *ex)
 	}
 }
 
-int
-proxy_request_head(struct buf *out, const struct proxy_request *req)
-{
-	struct headers_request hr;
-
-	memset(&hr, 0, sizeof(hr));
-	hr.method = req->method;
-	hr.path = req->path;
-	hr.host = req->host;
-	hr.fields = req->fields;
-	hr.nfields = req->nfields;
-	hr.framing = req->framing;
-	hr.content_length = req->content_length;
-	hr.websocket = req->websocket;
-	hr.client_ip = req->client_ip;
-	hr.tls = req->tls;
-	hr.port = req->port;
-	return headers_request_head(out, &hr);
-}
-
 /*
  * `out` holds the head, then streams the body: 2 * PROXY_BUF for a request
  * with a body, EX_OUT_SMALL for one without (nearly every head fits; a
@@ -687,7 +667,7 @@ proxy_request_head(struct buf *out, const struct proxy_request *req)
 static int
 ex_build_head(struct exchange *ex, const struct proxy_request *req)
 {
-	size_t cap = req->framing == HEADERS_FRAME_NONE ? EX_OUT_SMALL :
+	size_t cap = req->h.framing == HEADERS_FRAME_NONE ? EX_OUT_SMALL :
 	    EX_OUT_BODY;
 	int rc;
 
@@ -698,10 +678,10 @@ ex_build_head(struct exchange *ex, const struct proxy_request *req)
 			rc = buf_add(ex->out, buf_data(req->head),
 			    buf_len(req->head));
 		else
-			rc = proxy_request_head(ex->out, req);
+			rc = headers_request_head(ex->out, &req->h);
 		/* A chunked body needs room for at least its last chunk
 		   (proxy_body_end() relies on it). */
-		if (rc == 0 && (req->framing != HEADERS_FRAME_CHUNKED ||
+		if (rc == 0 && (req->h.framing != HEADERS_FRAME_CHUNKED ||
 		    buf_space(ex->out) >= CHUNK_OVERHEAD))
 			break;
 		buf_free(ex->out);
@@ -711,8 +691,8 @@ ex_build_head(struct exchange *ex, const struct proxy_request *req)
 		cap = cap < EX_OUT_BODY ? EX_OUT_BODY : PROXY_HEAD_MAX;
 	}
 	/* Only these may be sent again on a new connection (ex_retry). */
-	if (ex->reused && http1_replayable(req->method_id,
-	    req->framing != HEADERS_FRAME_NONE)) {
+	if (ex->reused && http1_replayable(req->h.method_id,
+	    req->h.framing != HEADERS_FRAME_NONE)) {
 		/* The head alone (a few hundred bytes, from malloc's
 		   thread cache), not a buffer the size of out. */
 		ex->retry_len = buf_len(ex->out);
@@ -743,12 +723,12 @@ ex_new(struct worker *wk, const struct config_site *site,
 	ex->fe = fe;
 	ex->site = site;
 	ex->fd = -1;
-	ex->method = req->method_id;
-	ex->websocket = req->websocket;
-	ex->req_framing = req->framing;
-	ex->req_left = req->framing == HEADERS_FRAME_LENGTH ?
-	    req->content_length : 0;
-	ex->req_ended = req->framing == HEADERS_FRAME_NONE;
+	ex->method = req->h.method_id;
+	ex->websocket = req->h.websocket;
+	ex->req_framing = req->h.framing;
+	ex->req_left = req->h.framing == HEADERS_FRAME_LENGTH ?
+	    req->h.content_length : 0;
+	ex->req_ended = req->h.framing == HEADERS_FRAME_NONE;
 	upstream_describe((const struct sockaddr *)&site->upstream_addr,
 	    ex->name, sizeof(ex->name));
 	http1_parser_init(&ex->parser);
