@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "front.h"
+#include "gen.h"
 #include "log.h"
 #include "route.h"
 #include "shm.h"

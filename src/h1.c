@@ -29,6 +29,7 @@
 
 #include "buf.h"
 #include "front.h"
+#include "gen.h"
 #include "h1.h"
 #include "h2.h"
 #include "headers.h"

@@ -47,6 +47,7 @@
 
 #include "buf.h"
 #include "front.h"
+#include "gen.h"
 #include "h2.h"
 #include "h2guard.h"
 #include "h2req.h"

@@ -25,6 +25,7 @@
 #include <arpa/inet.h>
 
 #include "control.h"
+#include "gen.h"
 #include "h1.h"
 #include "health.h"
 #include "image.h"
@@ -32,9 +33,7 @@
 #include "log.h"
 #include "privs.h"
 #include "ratelimit.h"
-#include "route.h"
 #include "shm.h"
-#include "tls.h"
 #include "upstream.h"
 #include "util.h"
 #include "worker.h"
@@ -98,24 +97,6 @@ struct gen *
 worker_gen(const struct worker *wk)
 {
 	return wk->gen;
-}
-
-struct gen *
-gen_ref(struct gen *g)
-{
-	g->refs++;
-	return g;
-}
-
-void
-gen_unref(struct gen *g)
-{
-	if (g == NULL || --g->refs > 0)
-		return;
-	tls_ctx_free(g->tls);
-	route_free(g->routes);
-	config_free(g->cfg);
-	free(g);
 }
 
 void
@@ -385,37 +366,6 @@ worker_drain(struct worker *wk, const char *why)
 	ev_timer_start(wk->loop, &wk->drain_w);
 }
 
-/* Routing table and TLS credentials for a decoded config. */
-static struct gen *
-gen_build(struct worker *wk, struct config *cfg, uint64_t id,
-    const char **why)
-{
-	static char err[256];
-	struct gen *g;
-
-	if ((g = calloc(1, sizeof(*g))) == NULL) {
-		*why = "out of memory";
-		config_free(cfg);
-		return NULL;
-	}
-	g->refs = 1;
-	g->id = id;
-	g->cfg = cfg;
-	if ((g->routes = route_build(cfg)) == NULL) {
-		*why = "out of memory";
-		gen_unref(g);
-		return NULL;
-	}
-	g->tls = tls_ctx_new(cfg, g->routes, wk->shm.cfg->ticket_key,
-	    wk->shm.cfg->ticket_key_len, err, sizeof(err));
-	if (g->tls == NULL) {
-		*why = err;
-		gen_unref(g);
-		return NULL;
-	}
-	return g;
-}
-
 /* Copy, decode and switch to generation gen.  0, or -1 with why. */
 static int
 worker_load(struct worker *wk, uint64_t gen, const char **why)
@@ -438,7 +388,8 @@ worker_load(struct worker *wk, uint64_t gen, const char **why)
 		*why = "malformed config image";
 		return -1;
 	}
-	if ((g = gen_build(wk, cfg, got, why)) == NULL)
+	if ((g = gen_new(cfg, got, wk->shm.cfg->ticket_key,
+	    wk->shm.cfg->ticket_key_len, why)) == NULL)
 		return -1;
 	/* Open connections keep the generation they hold a reference to. */
 	gen_unref(wk->gen);

@@ -21,26 +21,12 @@
 /* Descriptors kept free for work on accepted connections. */
 #define WORKER_FD_RESERVE	32
 
+struct gen;
 struct worker;
 struct upstream_pool;
 
-/*
- * A configuration generation as a worker uses it: the decoded config, its
- * routing table and its TLS credentials.  Reference counted: the worker
- * holds the current one, each connection holds the one its TLS session
- * was made with, each request the one it is routed by.
- */
-struct gen {
-	unsigned		 refs;
-	uint64_t		 id;
-	struct config		*cfg;
-	struct route_table	*routes;
-	struct tls_ctx		*tls;
-};
-
-struct gen	*worker_gen(const struct worker *wk);	/* current; no ref */
-struct gen	*gen_ref(struct gen *g);
-void		 gen_unref(struct gen *g);
+/* The current generation (gen.h); no reference taken. */
+struct gen	*worker_gen(const struct worker *wk);
 
 /*
  * Every connection a worker holds registers here, so that accepting can be
