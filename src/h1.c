@@ -592,7 +592,8 @@ h1_forward(struct h1_conn *c, const char *host, size_t hlen)
 		return;
 	}
 	fill_proxy_request(c, &pr);
-	if ((c->ex = proxy_start(c->wk, site, &pr, &h1_proxy_ops, c)) == NULL) {
+	if ((c->ex = proxy_start(worker_proxy_ctx(c->wk), site, &pr,
+	    &h1_proxy_ops, c)) == NULL) {
 		h1_respond(c, 503, NULL, true);
 		return;
 	}
@@ -939,7 +940,7 @@ static const struct proxy_ops h1_proxy_ops = {
 static void
 count_request(struct h1_conn *c)
 {
-	front_count(c->wk, log_of(c), c->broken);
+	front_count(worker_counters(c->wk), log_of(c), c->broken);
 }
 
 /* The response is out: log it, then the next request or the end. */

@@ -317,7 +317,7 @@ st_log(struct h2_stream *st)
 		return;
 	st->logging = false;
 	front_log_emit(&st->log, c->client_ip, now_of(c));
-	front_count(c->wk, &st->log, st->broken);
+	front_count(worker_counters(c->wk), &st->log, st->broken);
 }
 
 /* Freed streams, for the next request. */
@@ -914,8 +914,8 @@ st_start(struct h2_stream *st)
 		return;
 	}
 	pr.head = scratch;	/* checked: no need to build it again */
-	if ((st->ex = proxy_start(c->wk, site, &pr, &h2_proxy_ops, st)) ==
-	    NULL) {
+	if ((st->ex = proxy_start(worker_proxy_ctx(c->wk), site, &pr,
+	    &h2_proxy_ops, st)) == NULL) {
 		st_refuse(st, 503);
 		return;
 	}

@@ -28,8 +28,21 @@
    max-header-size (64 KiB) and the fields the proxy adds. */
 #define PROXY_HEAD_MAX	(128 * 1024)
 
+struct ev_loop;
 struct exchange;
-struct worker;
+struct upstream_pool;
+
+/*
+ * What exchanges run with: the event loop, the pool of idle upstream
+ * connections, and the count of upstream sockets they hold open (the
+ * worker holds its descriptor reserve against it).  The worker owns one
+ * for all its connections; a test makes its own.
+ */
+struct proxy_ctx {
+	struct ev_loop		*loop;
+	struct upstream_pool	*pool;
+	unsigned		 nfds;
+};
 
 /* What the frontend knows about the request (valid during proxy_start). */
 struct proxy_request {
@@ -77,9 +90,9 @@ struct proxy_ops {
  * until done()).  NULL if out of memory.  Failures to connect arrive later,
  * through done().
  */
-struct exchange *proxy_start(struct worker *wk, const struct config_site *site,
-	    const struct proxy_request *req, const struct proxy_ops *ops,
-	    void *fe);
+struct exchange *proxy_start(struct proxy_ctx *ctx,
+	    const struct config_site *site, const struct proxy_request *req,
+	    const struct proxy_ops *ops, void *fe);
 
 /* Request body bytes, decoded; returns how many were taken. */
 size_t	 proxy_body(struct exchange *ex, const char *data, size_t len);

@@ -32,6 +32,7 @@
 #include "listen.h"
 #include "log.h"
 #include "privs.h"
+#include "proxy.h"
 #include "ratelimit.h"
 #include "shm.h"
 #include "upstream.h"
@@ -47,7 +48,7 @@ struct worker {
 	struct ev_loop		*loop;
 	struct gen		*gen;		/* the live generation */
 	struct config		*cfg;		/* gen->cfg */
-	struct upstream_pool	*pool;
+	struct proxy_ctx	 px;		/* loop, pool, upstream fds */
 	struct shm		 shm;
 	struct shm_counters	*counters;
 	struct ratelimit	*rl;
@@ -60,11 +61,9 @@ struct worker {
 	ev_timer		 drain_w;
 	ev_prepare		 flush_w;	/* batched log lines */
 
-	TAILQ_HEAD(, worker_conn) conns;
-	unsigned		 nconns;
+	struct conns		 conns;		/* and the fds they hold */
 	unsigned		 max_conns;
 	unsigned		 fds_base;	/* open before any connection */
-	unsigned		 fds_conns;	/* held by connections */
 	unsigned		 fd_limit;	/* RLIMIT_NOFILE */
 
 	/* Accepting pauses at the cap, or waits out descriptor pressure. */
@@ -87,10 +86,16 @@ worker_loop(const struct worker *wk)
 	return wk->loop;
 }
 
-struct upstream_pool *
-worker_pool(const struct worker *wk)
+struct proxy_ctx *
+worker_proxy_ctx(struct worker *wk)
 {
-	return wk->pool;
+	return &wk->px;
+}
+
+struct conns *
+worker_conns(struct worker *wk)
+{
+	return &wk->conns;
 }
 
 struct gen *
@@ -102,13 +107,13 @@ worker_gen(const struct worker *wk)
 void
 worker_fd_add(struct worker *wk, unsigned n)
 {
-	wk->fds_conns += n;
+	wk->conns.nfds += n;
 }
 
 void
 worker_fd_del(struct worker *wk, unsigned n)
 {
-	wk->fds_conns -= n;
+	wk->conns.nfds -= n;
 }
 
 void
@@ -171,28 +176,31 @@ accept_set(struct worker *wk, bool on)
 static bool
 fds_available(const struct worker *wk)
 {
-	return wk->fds_base + wk->fds_conns + upstream_pool_size(wk->pool) +
-	    2 + WORKER_FD_RESERVE <= wk->fd_limit;
+	return wk->fds_base + wk->conns.nfds + wk->px.nfds +
+	    upstream_pool_size(wk->px.pool) + 2 + WORKER_FD_RESERVE <=
+	    wk->fd_limit;
 }
 
 void
 worker_conn_add(struct worker *wk, struct worker_conn *c)
 {
-	TAILQ_INSERT_TAIL(&wk->conns, c, entry);
-	wk->nconns++;
-	wk->fds_conns += c->nfds;
-	atomic_fetch_add(&wk->counters->active_connections, 1);
+	conns_add(&wk->conns, c);
 }
 
 void
 worker_conn_del(struct worker *wk, struct worker_conn *c)
 {
-	TAILQ_REMOVE(&wk->conns, c, entry);
-	wk->nconns--;
-	wk->fds_conns -= c->nfds;
-	atomic_fetch_sub(&wk->counters->active_connections, 1);
+	conns_del(&wk->conns, c);
+}
+
+/* A connection went: may end the process's drain or resume accepting. */
+static void
+conn_released(struct conns *s UNUSED, void *arg)
+{
+	struct worker *wk = arg;
+
 	if (wk->draining) {
-		if (wk->nconns == 0)
+		if (wk->conns.n == 0)
 			ev_break(wk->loop, EVBREAK_ALL);
 		return;
 	}
@@ -201,7 +209,7 @@ worker_conn_del(struct worker *wk, struct worker_conn *c)
 		wk->fd_wait = false;
 		ev_timer_stop(wk->loop, &wk->backoff_w);
 	}
-	if (wk->at_cap && wk->nconns < wk->max_conns)
+	if (wk->at_cap && wk->conns.n < wk->max_conns)
 		wk->at_cap = false;
 	if (!wk->at_cap && !wk->fd_wait)
 		accept_set(wk, true);
@@ -221,7 +229,7 @@ pause_begin(struct worker *wk, const char *why)
 	wk->pause_start = ev_now(wk->loop);
 	wk->backoff = ACCEPT_BACKOFF_MIN / 2;
 	log_warnx("accept paused: %s (%u connections, fd limit %u)", why,
-	    wk->nconns, wk->fd_limit);
+	    wk->conns.n, wk->fd_limit);
 }
 
 static void
@@ -262,7 +270,7 @@ backoff_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
 static bool
 accept_allowed(struct worker *wk)
 {
-	if (wk->nconns >= wk->max_conns) {
+	if (wk->conns.n >= wk->max_conns) {
 		pause_begin(wk, "max-connections reached");
 		wk->at_cap = true;
 		accept_set(wk, false);
@@ -280,7 +288,7 @@ dispatch(struct worker *wk, const struct listen_sock *ls, int fd)
 {
 	switch (ls->kind) {
 	case LISTEN_HEALTH:
-		health_accept(wk, fd);
+		health_accept(wk->loop, &wk->conns, fd);
 		break;
 	case LISTEN_HTTPS:
 		h1_accept(wk, fd, ls->listener, true);
@@ -328,19 +336,18 @@ drain_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents UNUSED)
 {
 	struct worker *wk = w->data;
 
-	log_warnx("shutdown timeout: closing %u connections", wk->nconns);
+	log_warnx("shutdown timeout: closing %u connections", wk->conns.n);
 	ev_break(loop, EVBREAK_ALL);
 }
 
 static void
 worker_drain(struct worker *wk, const char *why)
 {
-	struct worker_conn *c, *next;
 	size_t i;
 
 	if (wk->draining)
 		return;
-	log_info("draining (%s): %u connections", why, wk->nconns);
+	log_info("draining (%s): %u connections", why, wk->conns.n);
 	accept_set(wk, false);
 	wk->draining = true;
 	ev_timer_stop(wk->loop, &wk->backoff_w);
@@ -351,12 +358,9 @@ worker_drain(struct worker *wk, const char *why)
 			wk->socks[i].fd = -1;
 		}
 	}
-	upstream_pool_flush(wk->pool);
-	for (c = TAILQ_FIRST(&wk->conns); c != NULL; c = next) {
-		next = TAILQ_NEXT(c, entry);
-		c->drain(c);
-	}
-	if (wk->nconns == 0) {
+	upstream_pool_flush(wk->px.pool);
+	conns_drain(&wk->conns);
+	if (wk->conns.n == 0) {
 		ev_break(wk->loop, EVBREAK_ALL);
 		return;
 	}
@@ -591,6 +595,8 @@ worker_start(struct worker *wk)
 		fatalx("worker index %u out of range", wk->id);
 	atomic_store(&wk->counters->pid, (uint64_t)getpid());
 	atomic_store(&wk->counters->active_connections, 0);
+	conns_init(&wk->conns, &wk->counters->active_connections,
+	    conn_released, wk);
 	rl = shm_ratelimit(&wk->shm, &rlsize);
 	if ((wk->rl = ratelimit_attach(rl, rlsize, wk->counters)) == NULL)
 		fatalx("shared segment: no valid rate-limit table");
@@ -610,7 +616,8 @@ worker_start(struct worker *wk)
 	ev_prepare_start(wk->loop, &wk->flush_w);
 	ev_unref(wk->loop);
 	log_batching(true);
-	if ((wk->pool = upstream_pool_new(wk->loop)) == NULL)
+	wk->px.loop = wk->loop;
+	if ((wk->px.pool = upstream_pool_new(wk->loop)) == NULL)
 		fatalx("out of memory");
 	setup_limits(wk);
 	setup_watchers(wk);
@@ -629,10 +636,8 @@ int
 worker_main(void)
 {
 	struct worker wk;
-	struct worker_conn *c;
 
 	memset(&wk, 0, sizeof(wk));
-	TAILQ_INIT(&wk.conns);
 	wk.id = worker_id_from_env();
 	log_init("worker", (int)wk.id);
 	worker_start(&wk);
@@ -641,11 +646,10 @@ worker_main(void)
 
 	/* Whatever is left after the drain deadline is cut. */
 	wk.draining = true;
-	while ((c = TAILQ_FIRST(&wk.conns)) != NULL)
-		c->abort(c);
+	conns_abort(&wk.conns);
 	log_batching(false);
 	log_info("exiting");
-	upstream_pool_free(wk.pool);
+	upstream_pool_free(wk.px.pool);
 	ratelimit_detach(wk.rl);
 	gen_unref(wk.gen);
 	shm_close(&wk.shm);

@@ -13,6 +13,7 @@
 #include <ev.h>
 
 #include "config.h"
+#include "conns.h"
 #include "shm.h"
 
 /* Set in the environment of an executed worker: its index. */
@@ -22,39 +23,30 @@
 #define WORKER_FD_RESERVE	32
 
 struct gen;
+struct proxy_ctx;
 struct worker;
-struct upstream_pool;
 
 /* The current generation (gen.h); no reference taken. */
 struct gen	*worker_gen(const struct worker *wk);
-
-/*
- * Every connection a worker holds registers here, so that accepting can be
- * capped and a drain can reach idle connections.
- */
-struct worker_conn {
-	TAILQ_ENTRY(worker_conn) entry;
-	unsigned	 nfds;		/* descriptors it holds */
-	/* Close now if idle, else once the exchange in progress ends. */
-	void		(*drain)(struct worker_conn *);
-	/* Close now, whatever it is doing (the drain deadline passed). */
-	void		(*abort)(struct worker_conn *);
-};
 
 /* Entry point of an executed worker; returns the exit status. */
 int	 worker_main(void);
 
 struct ev_loop	*worker_loop(const struct worker *wk);
-struct upstream_pool *worker_pool(const struct worker *wk);
+/* What the exchanges of this worker's connections run with (proxy.h). */
+struct proxy_ctx *worker_proxy_ctx(struct worker *wk);
+/* The worker's connections (conns.h). */
+struct conns	*worker_conns(struct worker *wk);
 struct shm_counters *worker_counters(const struct worker *wk);
 struct ratelimit *worker_ratelimit(const struct worker *wk);
 bool	 worker_draining(const struct worker *wk);
 
+/* conns_add() and conns_del() on worker_conns(wk). */
 void	 worker_conn_add(struct worker *wk, struct worker_conn *c);
-/* May end the process's drain or resume accepting. */
 void	 worker_conn_del(struct worker *wk, struct worker_conn *c);
 
-/* Descriptors opened and closed outside a connection's own (upstreams). */
+/* Descriptors opened and closed outside a connection's own (tunnels'
+   upstreams; an exchange's own are counted in its proxy_ctx). */
 void	 worker_fd_add(struct worker *wk, unsigned n);
 void	 worker_fd_del(struct worker *wk, unsigned n);
 
