@@ -26,8 +26,6 @@
 
 #include "control.h"
 #include "gen.h"
-#include "h1.h"
-#include "health.h"
 #include "image.h"
 #include "listen.h"
 #include "log.h"
@@ -53,6 +51,7 @@ struct worker {
 	struct shm_counters	*counters;
 	struct ratelimit	*rl;
 	struct listen_sock	 socks[LISTEN_MAX];
+	worker_accept_fn	*handler[LISTEN_MAX];	/* of socks[i] */
 	ev_io			 accept_w[LISTEN_MAX];
 	size_t			 nsocks;
 	ev_io			 ctl_w;
@@ -284,22 +283,6 @@ accept_allowed(struct worker *wk)
 }
 
 static void
-dispatch(struct worker *wk, const struct listen_sock *ls, int fd)
-{
-	switch (ls->kind) {
-	case LISTEN_HEALTH:
-		health_accept(wk->loop, &wk->conns, fd);
-		break;
-	case LISTEN_HTTPS:
-		h1_accept(wk, fd, ls->listener, true);
-		break;
-	case LISTEN_HTTP:
-		h1_accept(wk, fd, ls->listener, false);
-		break;
-	}
-}
-
-static void
 accept_cb(struct ev_loop *loop, ev_io *w, int revents UNUSED)
 {
 	struct worker *wk = ev_userdata(loop);
@@ -327,7 +310,7 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents UNUSED)
 				return;
 			}
 		}
-		dispatch(wk, ls, fd);
+		wk->handler[ls - wk->socks](wk, fd, ls);
 	}
 }
 
@@ -487,7 +470,7 @@ check_control_fd(void)
 
 /* The listeners must be what the master said they are. */
 static void
-check_listeners(struct worker *wk)
+check_listeners(struct worker *wk, const struct worker_handlers *h)
 {
 	int acc = 0;
 	socklen_t len;
@@ -501,6 +484,10 @@ check_listeners(struct worker *wk)
 		    &acc, &len) == -1 || acc != 1)
 			fatalx("fd %d is not a listening socket",
 			    wk->socks[i].fd);
+		if ((unsigned)wk->socks[i].kind >= LISTEN_KINDS ||
+		    (wk->handler[i] = h->accept[wk->socks[i].kind]) == NULL)
+			fatalx("no handler for listener kind %d",
+			    (int)wk->socks[i].kind);
 	}
 }
 
@@ -579,7 +566,7 @@ flush_cb(struct ev_loop *loop UNUSED, ev_prepare *w UNUSED,
 }
 
 static void
-worker_start(struct worker *wk)
+worker_start(struct worker *wk, const struct worker_handlers *h)
 {
 	const char *why;
 	struct ctl_msg m;
@@ -604,7 +591,7 @@ worker_start(struct worker *wk)
 		fatalx("cannot load the configuration: %s", why);
 	log_configure(wk->cfg->log_level, wk->cfg->log_format);
 	log_set_access(wk->cfg->log_access);
-	check_listeners(wk);
+	check_listeners(wk, h);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGUSR1, SIG_IGN);
@@ -633,14 +620,14 @@ worker_start(struct worker *wk)
 }
 
 int
-worker_main(void)
+worker_main(const struct worker_handlers *h)
 {
 	struct worker wk;
 
 	memset(&wk, 0, sizeof(wk));
 	wk.id = worker_id_from_env();
 	log_init("worker", (int)wk.id);
-	worker_start(&wk);
+	worker_start(&wk, h);
 
 	ev_run(wk.loop, 0);
 

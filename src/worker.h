@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "conns.h"
+#include "listen.h"
 #include "shm.h"
 
 /* Set in the environment of an executed worker: its index. */
@@ -29,8 +30,20 @@ struct worker;
 /* The current generation (gen.h); no reference taken. */
 struct gen	*worker_gen(const struct worker *wk);
 
+/*
+ * What takes over a socket accepted on a listener.  The worker core knows
+ * nothing of the protocols it serves: whoever starts it gives one handler
+ * per kind of listener (as nginx's ls->handler), and each listener is
+ * dispatched through its own.
+ */
+typedef void	 worker_accept_fn(struct worker *wk, int fd,
+		    const struct listen_sock *ls);
+struct worker_handlers {
+	worker_accept_fn *accept[LISTEN_KINDS];	/* by enum listen_kind */
+};
+
 /* Entry point of an executed worker; returns the exit status. */
-int	 worker_main(void);
+int	 worker_main(const struct worker_handlers *h);
 
 struct ev_loop	*worker_loop(const struct worker *wk);
 /* What the exchanges of this worker's connections run with (proxy.h). */
