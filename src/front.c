@@ -9,10 +9,10 @@
 #include <string.h>
 
 #include "front.h"
+#include "gen.h"
 #include "log.h"
 #include "shm.h"
 #include "util.h"
-#include "worker.h"
 
 void
 front_log_begin(struct front_log *l, double now)
@@ -108,10 +108,8 @@ front_log_emit(struct front_log *l, const char *client_ip, double now)
 }
 
 void
-front_count(struct worker *wk, const struct front_log *l, bool broken)
+front_count(struct shm_counters *k, const struct front_log *l, bool broken)
 {
-	struct shm_counters *k = worker_counters(wk);
-
 	atomic_fetch_add(&k->requests, 1);
 	atomic_fetch_add(&k->bytes_in, l->bytes_in);
 	atomic_fetch_add(&k->bytes_out, l->bytes_out);

@@ -11,7 +11,7 @@
 
 #include "http1.h"
 
-struct worker;
+struct shm_counters;
 
 /* What the access log says of a request. */
 struct front_log {
@@ -44,8 +44,8 @@ void	 front_log_upstream(struct front_log *l, const char *name);
 /* The ACCESS line (status 0 is logged as 499: the client left first). */
 void	 front_log_emit(struct front_log *l, const char *client_ip,
 	    double now);
-/* The worker's shared counters for one finished request. */
-void	 front_count(struct worker *wk, const struct front_log *l,
+/* A worker's shared counters (k), for one finished request. */
+void	 front_count(struct shm_counters *k, const struct front_log *l,
 	    bool broken);
 
 #endif /* PORTCULLIS_FRONT_H */

@@ -28,8 +28,9 @@
 #include <ev.h>
 
 #include "buf.h"
-#include "conn.h"
+#include "client.h"
 #include "front.h"
+#include "gen.h"
 #include "h1.h"
 #include "headers.h"
 #include "http1.h"
@@ -472,9 +473,9 @@ static void
 fill_proxy_request(struct h1_conn *c, struct proxy_request *pr)
 {
 	memset(pr, 0, sizeof(*pr));
-	pr->method_id = c->req->method;
-	pr->method = c->req->method_str;
-	pr->path = c->req->path;
+	pr->h.method_id = c->req->method;
+	pr->h.method = c->req->method_str;
+	pr->h.path = c->req->path;
 	/* OPTIONS * is forwarded as it came: the parser allows it nowhere
 	   else, and CONNECT (authority-form) is refused before this.  An
 	   absolute-form OPTIONS with an empty path ("/" from the parser,
@@ -484,21 +485,21 @@ fill_proxy_request(struct h1_conn *c, struct proxy_request *pr)
 	    (c->req->target_form == HTTP1_TARGET_ABSOLUTE &&
 	    c->req->method == HTTP1_METHOD_OPTIONS && c->req->path.len == 1 &&
 	    c->req->target.p[c->req->target.len - 1] != '/'))
-		pr->path = (struct http1_slice){ "*", 1 };
-	pr->host = c->req->host;
-	pr->fields = c->req->headers;
-	pr->nfields = c->req->nheaders;
-	pr->websocket = c->req->upgrade_websocket;
+		pr->h.path = (struct http1_slice){ "*", 1 };
+	pr->h.host = c->req->host;
+	pr->h.fields = c->req->headers;
+	pr->h.nfields = c->req->nheaders;
+	pr->h.websocket = c->req->upgrade_websocket;
 	switch (c->req->body) {
 	case HTTP1_BODY_LENGTH:
-		pr->framing = HEADERS_FRAME_LENGTH;
-		pr->content_length = c->req->content_length;
+		pr->h.framing = HEADERS_FRAME_LENGTH;
+		pr->h.content_length = c->req->content_length;
 		break;
 	case HTTP1_BODY_CHUNKED:
-		pr->framing = HEADERS_FRAME_CHUNKED;
+		pr->h.framing = HEADERS_FRAME_CHUNKED;
 		break;
 	default:
-		pr->framing = HEADERS_FRAME_NONE;
+		pr->h.framing = HEADERS_FRAME_NONE;
 	}
 }
 
@@ -528,7 +529,7 @@ h1_forward(struct h1_conn *c)
 	site = request_admit(&c->rc, c->req_gen, &pr, c->req->target, 0,
 	    &ans);
 	if (site == NULL ||
-	    (c->ex = request_start(c->wk, site, &pr, &h1_proxy_ops, c,
+	    (c->ex = request_start(worker_proxy_ctx(c->wk), site, &pr, &h1_proxy_ops, c,
 	    &ans)) == NULL) {
 		h1_answer(c, &ans);
 		return;
@@ -858,7 +859,7 @@ static const struct proxy_ops h1_proxy_ops = {
 static void
 count_request(struct h1_conn *c)
 {
-	front_count(c->wk, log_of(c), c->broken);
+	front_count(worker_counters(c->wk), log_of(c), c->broken);
 }
 
 /* The response is out: log it, then the next request or the end. */
@@ -975,7 +976,7 @@ h1_linger(struct h1_conn *c)
 		h1_close(c, c->broken ? "response cut" : "done");
 		return;
 	}
-	conn_linger(c->fd, c->tls);
+	client_linger(c->fd, c->tls);
 	if (c->in != NULL)
 		buf_reset(c->in);
 	h1_set_state(c, H1_LINGER);
@@ -1075,7 +1076,7 @@ h1_read(struct h1_conn *c)
 	ssize_t n;
 
 	if (c->state == H1_LINGER) {
-		if (conn_drain(c->fd))
+		if (client_drain(c->fd))
 			h1_close(c, "done");
 		return;
 	}
@@ -1215,4 +1216,14 @@ h1_start(struct worker *wk, int fd, size_t li, struct tls_conn *tls,
 	drop_log(c);
 	h1_set_state(c, H1_IDLE);
 	h1_update(c);
+}
+
+void
+h1_accept(struct worker *wk, int fd, size_t li)
+{
+	struct sockaddr_storage peer;
+	char ip[INET6_ADDRSTRLEN];
+
+	client_peer(fd, &peer, ip, sizeof(ip));
+	h1_start(wk, fd, li, NULL, gen_ref(worker_gen(wk)), &peer, ip);
 }

@@ -5,7 +5,7 @@
  * request.c and forwarded with an exchange (proxy.c); keep-alive and
  * pipelining, WebSocket tunnels.  On a plain listener admission answers
  * every request itself (a redirect to HTTPS).  The TLS handshake happened
- * before (conn.c).
+ * before (handshake.c).
  */
 #ifndef PORTCULLIS_H1_H
 #define PORTCULLIS_H1_H
@@ -25,5 +25,8 @@ struct worker;
 void	 h1_start(struct worker *wk, int fd, size_t li, struct tls_conn *tls,
 	    struct gen *gen, const struct sockaddr_storage *peer,
 	    const char *client_ip);
+
+/* Take over an accepted socket of plain listener li. */
+void	 h1_accept(struct worker *wk, int fd, size_t li);
 
 #endif /* PORTCULLIS_H1_H */

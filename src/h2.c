@@ -46,8 +46,9 @@
 #include <nghttp2/nghttp2.h>
 
 #include "buf.h"
-#include "conn.h"
+#include "client.h"
 #include "front.h"
+#include "gen.h"
 #include "h2.h"
 #include "h2guard.h"
 #include "h2req.h"
@@ -314,7 +315,7 @@ st_log(struct h2_stream *st)
 		return;
 	st->logging = false;
 	front_log_emit(&st->log, c->client_ip, now_of(c));
-	front_count(c->wk, &st->log, st->broken);
+	front_count(worker_counters(c->wk), &st->log, st->broken);
 }
 
 /* Freed streams, for the next request. */
@@ -824,13 +825,13 @@ st_start(struct h2_stream *st)
 	if (h2req_wants_key(st->req))
 		websocket_key(st->req);
 	rc = h2req_finish(st->req, st->end_stream && (st->body == NULL ||
-	    buf_empty(st->body)) && st->body_seen == 0, &pr);
-	st->method = pr.method_id;
-	st->websocket = pr.websocket;
+	    buf_empty(st->body)) && st->body_seen == 0, &pr.h);
+	st->method = pr.h.method_id;
+	st->websocket = pr.h.websocket;
 	/* The log says what the client sent: CONNECT for a WebSocket. */
-	front_log_request(&st->log, pr.websocket ?
-	    (struct http1_slice){ "CONNECT", 7 } : pr.method, pr.host,
-	    pr.path);
+	front_log_request(&st->log, pr.h.websocket ?
+	    (struct http1_slice){ "CONNECT", 7 } : pr.h.method, pr.h.host,
+	    pr.h.path);
 	st->logging = true;
 	if (rc != 0) {
 		anomaly(c, "malformed request");
@@ -839,21 +840,21 @@ st_start(struct h2_stream *st)
 	}
 	st->gen = gen_ref(worker_gen(c->wk));
 	c->rc.rl = worker_ratelimit(c->wk);
-	if ((site = request_admit(&c->rc, st->gen, &pr, pr.path,
+	if ((site = request_admit(&c->rc, st->gen, &pr, pr.h.path,
 	    st->body_seen, &ans)) == NULL) {
 		st_answer(st, &ans);
 		return;
 	}
 	if ((scratch == NULL && (scratch = buf_new(PROXY_HEAD_MAX)) == NULL) ||
-	    h2req_check(&pr, scratch) == -1) {
+	    h2req_check(&pr.h, scratch) == -1) {
 		log_warnx("%s: h2: request for %s does not re-parse as "
 		    "HTTP/1.1; refused", c->client_ip, st->log.host);
 		st_refuse(st, 400);
 		return;
 	}
 	pr.head = scratch;	/* checked: no need to build it again */
-	if ((st->ex = request_start(c->wk, site, &pr, &h2_proxy_ops, st,
-	    &ans)) == NULL) {
+	if ((st->ex = request_start(worker_proxy_ctx(c->wk), site, &pr,
+	    &h2_proxy_ops, st, &ans)) == NULL) {
 		st_answer(st, &ans);
 		return;
 	}
@@ -1404,7 +1405,7 @@ h2_linger(struct h2_conn *c)
 		nghttp2_session_set_stream_user_data(c->s, st->id, NULL);
 		st_free(st);
 	}
-	conn_linger(c->fd, c->tls);
+	client_linger(c->fd, c->tls);
 	c->lingering = true;
 	ev_timer_stop(loop_of(c), &c->timer);
 	c->timer.repeat = LINGER_SECS;
@@ -1463,7 +1464,7 @@ h2_io_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
 	struct h2_conn *c = conn_of(w->data);
 
 	if (c->lingering) {
-		if (conn_drain(c->fd))
+		if (client_drain(c->fd))
 			h2_close(c, "done");
 		h2_leave(c);
 		return;

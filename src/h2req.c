@@ -300,7 +300,7 @@ h2req_set_key(struct h2req *r, const char *key24)
 }
 
 int
-h2req_finish(struct h2req *r, bool end_stream, struct proxy_request *pr)
+h2req_finish(struct h2req *r, bool end_stream, struct headers_request *pr)
 {
 	size_t i;
 
@@ -387,7 +387,7 @@ same(struct http1_slice a, struct http1_slice b)
 	    ((v) == NULL || is((h)->value.p, (h)->value.len, (v))))
 
 int
-h2req_check(const struct proxy_request *pr, struct buf *scratch)
+h2req_check(const struct headers_request *pr, struct buf *scratch)
 {
 	struct http1_request req;
 	struct http1_parser p;
@@ -395,7 +395,7 @@ h2req_check(const struct proxy_request *pr, struct buf *scratch)
 	size_t i, k;
 
 	buf_reset(scratch);
-	if (proxy_request_head(scratch, pr) == -1)
+	if (headers_request_head(scratch, pr) == -1)
 		return -1;
 	http1_parser_init(&p);
 	lim.max_request_line = buf_len(scratch);

@@ -4,7 +4,7 @@
  *
  * Pure: fields go in one at a time as nghttp2 decodes them (nghttp2's own
  * HTTP messaging checks stay on; these are ours, on top), and the result
- * is a proxy_request pointing into the h2req's own storage.  The rules are
+ * is a headers_request pointing into the h2req's own storage.  The rules are
  * those of our HTTP/1.1 parser, so that nothing an HTTP/1.1 client could
  * not send gets through HTTP/2: lower-case token names, values without
  * CR, LF, NUL or other controls and without surrounding whitespace, no
@@ -24,8 +24,8 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "headers.h"
 #include "http1.h"
-#include "proxy.h"
 
 /* Fields the proxy adds to every forwarded request (Host, X-Real-IP,
    X-Forwarded-For, X-Forwarded-Proto, framing): kept free of the limit. */
@@ -99,12 +99,12 @@ void	 h2req_set_key(struct h2req *r, const char *key24);
  * refuse.
  */
 int	 h2req_finish(struct h2req *r, bool end_stream,
-	    struct proxy_request *pr);
+	    struct headers_request *pr);
 
 /*
  * Build the upstream head of pr into scratch (emptied first) and parse it
  * back.  0 if it is one request identical to pr, else -1.
  */
-int	 h2req_check(const struct proxy_request *pr, struct buf *scratch);
+int	 h2req_check(const struct headers_request *pr, struct buf *scratch);
 
 #endif /* PORTCULLIS_H2REQ_H */

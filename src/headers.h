@@ -27,7 +27,13 @@ enum headers_framing {
 				   upstream's Content-Length passes unchanged */
 };
 
+/*
+ * A request as the proxy forwards it: what the frontend parsed (HTTP/1.1)
+ * or translated (HTTP/2, h2req.c), and the three facts only the proxy
+ * knows (the client's address, TLS, the listener's port).
+ */
 struct headers_request {
+	enum http1_method	 method_id;	/* not written: method is */
 	struct http1_slice	 method;
 	struct http1_slice	 path;		/* origin-form path and query */
 	struct http1_slice	 host;		/* host[:port]: becomes Host */

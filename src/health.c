@@ -15,6 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <ev.h>
+
+#include "conns.h"
 #include "health.h"
 #include "http1.h"
 #include "log.h"
@@ -30,7 +33,8 @@ enum health_state {
 struct health_conn {
 	uint32_t		 magic;
 	struct worker_conn	 wc;
-	struct worker		*wk;
+	struct ev_loop		*loop;
+	struct conns		*conns;
 	int			 fd;
 	enum health_state	 state;
 	ev_io			 io;
@@ -61,21 +65,21 @@ conn_of(void *data)
 static void
 health_close(struct health_conn *c, const char *reason)
 {
-	struct ev_loop *loop = worker_loop(c->wk);
+	struct ev_loop *loop = c->loop;
 
 	log_debug("health: closing connection: %s", reason);
 	ev_io_stop(loop, &c->io);
 	ev_timer_stop(loop, &c->timer);
 	close(c->fd);
 	c->magic = 0;
-	worker_conn_del(c->wk, &c->wc);
+	conns_del(c->conns, &c->wc);
 	free(c);
 }
 
 static void
 set_state(struct health_conn *c, enum health_state s)
 {
-	struct ev_loop *loop = worker_loop(c->wk);
+	struct ev_loop *loop = c->loop;
 
 	c->state = s;
 	ev_io_stop(loop, &c->io);
@@ -115,9 +119,9 @@ health_after_write(struct health_conn *c)
 		return;
 	}
 	/* Keep-alive: the next request may already be in the buffer. */
-	ev_timer_stop(worker_loop(c->wk), &c->timer);
+	ev_timer_stop(c->loop, &c->timer);
 	ev_timer_set(&c->timer, HEALTH_TIMEOUT, 0.);
-	ev_timer_start(worker_loop(c->wk), &c->timer);
+	ev_timer_start(c->loop, &c->timer);
 	set_state(c, HS_READING);
 	health_process(c);
 }
@@ -289,7 +293,7 @@ health_abort(struct worker_conn *wc)
 }
 
 void
-health_accept(struct worker *wk, int fd)
+health_accept(struct ev_loop *loop, struct conns *conns, int fd)
 {
 	struct health_conn *c;
 
@@ -299,15 +303,16 @@ health_accept(struct worker *wk, int fd)
 		return;
 	}
 	c->magic = HEALTH_MAGIC;
-	c->wk = wk;
+	c->loop = loop;
+	c->conns = conns;
 	c->fd = fd;
 	c->wc.nfds = 1;
 	c->wc.drain = health_drain;
 	c->wc.abort = health_abort;
 	http1_parser_init(&c->parser);
-	worker_conn_add(wk, &c->wc);
+	conns_add(conns, &c->wc);
 	ev_timer_init(&c->timer, health_timeout_cb, HEALTH_TIMEOUT, 0.);
 	c->timer.data = c;
-	ev_timer_start(worker_loop(wk), &c->timer);
+	ev_timer_start(loop, &c->timer);
 	set_state(c, HS_READING);
 }

@@ -5,12 +5,13 @@
 #ifndef PORTCULLIS_HEALTH_H
 #define PORTCULLIS_HEALTH_H
 
-#include "worker.h"
+struct conns;
+struct ev_loop;
 
 #define HEALTH_TIMEOUT	10.0	/* seconds for a request to arrive */
 #define HEALTH_BUF	4096	/* a request head larger than this is 431 */
 
-/* Take over an accepted connection. */
-void	 health_accept(struct worker *wk, int fd);
+/* Take over an accepted connection, served on loop, registered in conns. */
+void	 health_accept(struct ev_loop *loop, struct conns *conns, int fd);
 
 #endif /* PORTCULLIS_HEALTH_H */

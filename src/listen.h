@@ -31,6 +31,7 @@ enum listen_kind {
 	LISTEN_HTTP,		/* plain HTTP, redirects to https */
 	LISTEN_HEALTH,		/* plain HTTP on 127.0.0.1, GET /health */
 };
+#define LISTEN_KINDS	(LISTEN_HEALTH + 1)
 
 struct listen_sock {
 	enum listen_kind kind;

@@ -5,7 +5,8 @@
  *              [-V|--version] [-h|--help]
  *   portcullis ctl [--socket PATH] reload|status
  *
- * A worker is this same binary executed by the master with WORKER_ENV set.
+ * A worker is this same binary executed by the master with WORKER_ENV set;
+ * what it serves on each kind of listener is chosen here.
  */
 #include "autoconf.h"
 
@@ -19,7 +20,12 @@
 
 #include "config.h"
 #include "ctl.h"
+#include "h1.h"
+#include "handshake.h"
+#include "health.h"
+#include "listen.h"
 #include "master.h"
+#include "util.h"
 #include "worker.h"
 
 #define DEFAULT_CONFIG	SYSCONFDIR "/portcullis/portcullis.conf"
@@ -36,6 +42,32 @@ absolute_path(const char *path)
 		return NULL;
 	return abs;
 }
+
+static void
+accept_https(struct worker *wk, int fd, const struct listen_sock *ls)
+{
+	handshake_start(wk, fd, ls->listener);
+}
+
+static void
+accept_http(struct worker *wk, int fd, const struct listen_sock *ls)
+{
+	h1_accept(wk, fd, ls->listener);
+}
+
+static void
+accept_health(struct worker *wk, int fd, const struct listen_sock *ls UNUSED)
+{
+	health_accept(worker_loop(wk), worker_conns(wk), fd);
+}
+
+static const struct worker_handlers handlers = {
+	.accept = {
+		[LISTEN_HTTPS] = accept_https,
+		[LISTEN_HTTP] = accept_http,
+		[LISTEN_HEALTH] = accept_health,
+	},
+};
 
 static void
 usage(FILE *f)
@@ -77,7 +109,7 @@ main(int argc, char **argv)
 	int ch;
 
 	if (getenv(WORKER_ENV) != NULL)
-		return worker_main();
+		return worker_main(&handlers);
 	if (argc >= 2 && strcmp(argv[1], "ctl") == 0)
 		return ctl_main(argc - 1, argv + 1);
 

@@ -29,7 +29,6 @@
 #include "proxy.h"
 #include "upstream.h"
 #include "util.h"
-#include "worker.h"
 
 #define EX_MAGIC	0x45584348u	/* "EXCH" */
 /* Room kept in `out` for a chunk's framing and the last chunk. */
@@ -48,7 +47,7 @@ enum ex_state {
 
 struct exchange {
 	uint32_t		 magic;
-	struct worker		*wk;
+	struct proxy_ctx	*ctx;
 	const struct proxy_ops	*ops;
 	void			*fe;
 	const struct config_site *site;
@@ -109,7 +108,7 @@ ex_of(void *data)
 static struct ev_loop *
 loop_of(const struct exchange *ex)
 {
-	return worker_loop(ex->wk);
+	return ex->ctx->loop;
 }
 
 static void
@@ -126,7 +125,7 @@ ex_stop(struct exchange *ex)
 	ev_clear_pending(loop, &ex->soon);
 	if (ex->fd != -1) {
 		close(ex->fd);
-		worker_fd_del(ex->wk, 1);
+		ex->ctx->nfds--;
 		ex->fd = -1;
 		/* The next descriptor may get the same number: util_watch()
 		   must see it as new. */
@@ -230,7 +229,7 @@ ex_connect(struct exchange *ex)
 	    s->upstream_addrlen);
 	if (ex->fd == -1)
 		return -1;
-	worker_fd_add(ex->wk, 1);
+	ex->ctx->nfds++;
 	ex->state = EX_CONNECTING;
 	ex->timer.repeat = (double)s->connect_timeout;
 	ev_timer_again(loop_of(ex), &ex->timer);
@@ -258,7 +257,7 @@ ex_retry(struct exchange *ex)
 	log_debug("upstream %s: reused connection closed, retrying", ex->name);
 	ev_io_stop(loop_of(ex), &ex->io);
 	close(ex->fd);
-	worker_fd_del(ex->wk, 1);
+	ex->ctx->nfds--;
 	ex->fd = -1;
 	ev_io_set(&ex->io, -1, 0);	/* see ex_stop() */
 	ex->reused = false;
@@ -314,8 +313,8 @@ ex_complete(struct exchange *ex)
 		ev_io_stop(loop_of(ex), &ex->io);
 		ev_clear_pending(loop_of(ex), &ex->io);
 		ex->fd = -1;
-		worker_fd_del(ex->wk, 1);
-		upstream_put(worker_pool(ex->wk), (const struct sockaddr *)
+		ex->ctx->nfds--;
+		upstream_put(ex->ctx->pool, (const struct sockaddr *)
 		    &ex->site->upstream_addr, ex->site->upstream_addrlen, fd,
 		    ex->site->keepalive, ex->site->keepalive_timeout);
 	}
@@ -428,7 +427,7 @@ ex_upgrade(struct exchange *ex)
 
 	/* The socket (and its descriptor count) now belong to the tunnel. */
 	ex->fd = -1;
-	worker_fd_del(ex->wk, 1);
+	ex->ctx->nfds--;
 	ex_stop(ex);
 	ex->finished = true;
 	ex->in_callback = true;
@@ -656,26 +655,6 @@ ex_send_now(struct exchange *ex)
 	}
 }
 
-int
-proxy_request_head(struct buf *out, const struct proxy_request *req)
-{
-	struct headers_request hr;
-
-	memset(&hr, 0, sizeof(hr));
-	hr.method = req->method;
-	hr.path = req->path;
-	hr.host = req->host;
-	hr.fields = req->fields;
-	hr.nfields = req->nfields;
-	hr.framing = req->framing;
-	hr.content_length = req->content_length;
-	hr.websocket = req->websocket;
-	hr.client_ip = req->client_ip;
-	hr.tls = req->tls;
-	hr.port = req->port;
-	return headers_request_head(out, &hr);
-}
-
 /*
  * `out` holds the head, then streams the body: 2 * PROXY_BUF for a request
  * with a body, EX_OUT_SMALL for one without (nearly every head fits; a
@@ -687,7 +666,7 @@ proxy_request_head(struct buf *out, const struct proxy_request *req)
 static int
 ex_build_head(struct exchange *ex, const struct proxy_request *req)
 {
-	size_t cap = req->framing == HEADERS_FRAME_NONE ? EX_OUT_SMALL :
+	size_t cap = req->h.framing == HEADERS_FRAME_NONE ? EX_OUT_SMALL :
 	    EX_OUT_BODY;
 	int rc;
 
@@ -698,10 +677,10 @@ ex_build_head(struct exchange *ex, const struct proxy_request *req)
 			rc = buf_add(ex->out, buf_data(req->head),
 			    buf_len(req->head));
 		else
-			rc = proxy_request_head(ex->out, req);
+			rc = headers_request_head(ex->out, &req->h);
 		/* A chunked body needs room for at least its last chunk
 		   (proxy_body_end() relies on it). */
-		if (rc == 0 && (req->framing != HEADERS_FRAME_CHUNKED ||
+		if (rc == 0 && (req->h.framing != HEADERS_FRAME_CHUNKED ||
 		    buf_space(ex->out) >= CHUNK_OVERHEAD))
 			break;
 		buf_free(ex->out);
@@ -711,8 +690,8 @@ ex_build_head(struct exchange *ex, const struct proxy_request *req)
 		cap = cap < EX_OUT_BODY ? EX_OUT_BODY : PROXY_HEAD_MAX;
 	}
 	/* Only these may be sent again on a new connection (ex_retry). */
-	if (ex->reused && http1_replayable(req->method_id,
-	    req->framing != HEADERS_FRAME_NONE)) {
+	if (ex->reused && http1_replayable(req->h.method_id,
+	    req->h.framing != HEADERS_FRAME_NONE)) {
 		/* The head alone (a few hundred bytes, from malloc's
 		   thread cache), not a buffer the size of out. */
 		ex->retry_len = buf_len(ex->out);
@@ -724,7 +703,7 @@ ex_build_head(struct exchange *ex, const struct proxy_request *req)
 }
 
 static struct exchange *
-ex_new(struct worker *wk, const struct config_site *site,
+ex_new(struct proxy_ctx *ctx, const struct config_site *site,
     const struct proxy_request *req, const struct proxy_ops *ops, void *fe)
 {
 	struct exchange *ex;
@@ -738,17 +717,17 @@ ex_new(struct worker *wk, const struct config_site *site,
 	memset(&ex->resp.nheaders, 0, sizeof(*ex) -
 	    offsetof(struct exchange, resp.nheaders));
 	ex->magic = EX_MAGIC;
-	ex->wk = wk;
+	ex->ctx = ctx;
 	ex->ops = ops;
 	ex->fe = fe;
 	ex->site = site;
 	ex->fd = -1;
-	ex->method = req->method_id;
-	ex->websocket = req->websocket;
-	ex->req_framing = req->framing;
-	ex->req_left = req->framing == HEADERS_FRAME_LENGTH ?
-	    req->content_length : 0;
-	ex->req_ended = req->framing == HEADERS_FRAME_NONE;
+	ex->method = req->h.method_id;
+	ex->websocket = req->h.websocket;
+	ex->req_framing = req->h.framing;
+	ex->req_left = req->h.framing == HEADERS_FRAME_LENGTH ?
+	    req->h.content_length : 0;
+	ex->req_ended = req->h.framing == HEADERS_FRAME_NONE;
 	upstream_describe((const struct sockaddr *)&site->upstream_addr,
 	    ex->name, sizeof(ex->name));
 	http1_parser_init(&ex->parser);
@@ -767,14 +746,14 @@ ex_new(struct worker *wk, const struct config_site *site,
 }
 
 struct exchange *
-proxy_start(struct worker *wk, const struct config_site *site,
+proxy_start(struct proxy_ctx *ctx, const struct config_site *site,
     const struct proxy_request *req, const struct proxy_ops *ops, void *fe)
 {
 	struct exchange *ex;
 
-	if ((ex = ex_new(wk, site, req, ops, fe)) == NULL)
+	if ((ex = ex_new(ctx, site, req, ops, fe)) == NULL)
 		return NULL;
-	ex->fd = upstream_take(worker_pool(wk), (const struct sockaddr *)
+	ex->fd = upstream_take(ctx->pool, (const struct sockaddr *)
 	    &site->upstream_addr, site->upstream_addrlen, site->keepalive);
 	if (ex->fd != -1) {
 		/* Open and watched all along (by the pool): libev need not
@@ -782,7 +761,7 @@ proxy_start(struct worker *wk, const struct config_site *site,
 		ev_io_set(&ex->io, ex->fd, 0);
 		ex->io.events &= ~EV__IOFDSET;
 		ex->reused = true;
-		worker_fd_add(wk, 1);
+		ctx->nfds++;
 		ex->state = EX_ACTIVE;
 		ex->timer.repeat = (double)site->request_timeout;
 	}
@@ -801,7 +780,7 @@ proxy_start(struct worker *wk, const struct config_site *site,
 		ex->soon_errno = errno;
 		ex->soon_result = errno == ETIMEDOUT ? PROXY_TIMEOUT :
 		    PROXY_BAD_GATEWAY;
-		ev_timer_start(worker_loop(wk), &ex->soon);
+		ev_timer_start(ctx->loop, &ex->soon);
 		return ex;
 	}
 	ex_update(ex);

@@ -24,29 +24,31 @@
 #include "http1.h"
 
 #define PROXY_BUF	16384	/* each direction; also the response head limit */
-/* Room for any request head proxy_request_head() builds: the largest
+/* Room for any request head headers_request_head() builds: the largest
    max-header-size (64 KiB) and the fields the proxy adds. */
 #define PROXY_HEAD_MAX	(128 * 1024)
 
+struct ev_loop;
 struct exchange;
-struct worker;
+struct upstream_pool;
+
+/*
+ * What exchanges run with: the event loop, the pool of idle upstream
+ * connections, and the count of upstream sockets they hold open (the
+ * worker holds its descriptor reserve against it).  The worker owns one
+ * for all its connections; a test makes its own.
+ */
+struct proxy_ctx {
+	struct ev_loop		*loop;
+	struct upstream_pool	*pool;
+	unsigned		 nfds;
+};
 
 /* What the frontend knows about the request (valid during proxy_start). */
 struct proxy_request {
-	enum http1_method	 method_id;
-	struct http1_slice	 method;
-	struct http1_slice	 path;
-	struct http1_slice	 host;		/* host[:port]: becomes Host */
-	const struct http1_header *fields;
-	size_t			 nfields;
-	enum headers_framing	 framing;	/* NONE, LENGTH or CHUNKED */
-	uint64_t		 content_length;
-	bool			 websocket;
-	const char		*client_ip;
-	bool			 tls;
-	uint16_t		 port;		/* the listener's (https) */
-	/* The head proxy_request_head() makes of the above, when the
-	   caller has it already (h2 checks it), or NULL. */
+	struct headers_request	 h;
+	/* The head headers_request_head() makes of h, when the caller has
+	   it already (h2 checks it), or NULL. */
 	const struct buf	*head;
 };
 
@@ -88,9 +90,9 @@ struct proxy_ops {
  * until done()).  NULL if out of memory.  Failures to connect arrive later,
  * through done().
  */
-struct exchange *proxy_start(struct worker *wk, const struct config_site *site,
-	    const struct proxy_request *req, const struct proxy_ops *ops,
-	    void *fe);
+struct exchange *proxy_start(struct proxy_ctx *ctx,
+	    const struct config_site *site, const struct proxy_request *req,
+	    const struct proxy_ops *ops, void *fe);
 
 /* Request body bytes, decoded; returns how many were taken. */
 size_t	 proxy_body(struct exchange *ex, const char *data, size_t len);
@@ -100,9 +102,6 @@ void	 proxy_body_end(struct exchange *ex);
 void	 proxy_resume(struct exchange *ex);
 /* The frontend is gone: end now, no callbacks; the upstream is closed. */
 void	 proxy_abort(struct exchange *ex);
-
-/* The HTTP/1.1 head an exchange sends upstream for req, into out. */
-int	 proxy_request_head(struct buf *out, const struct proxy_request *req);
 
 /* For the access log: "127.0.0.1:8080". */
 const char *proxy_upstream_name(const struct exchange *ex);

@@ -11,7 +11,7 @@
 #include "request.h"
 #include "route.h"
 #include "tls.h"
-#include "worker.h"
+#include "gen.h"
 
 /* What a 405 says we do: everything but CONNECT (and TRACE). */
 #define ALLOWED_METHODS	"GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"
@@ -39,7 +39,7 @@ redirect(const struct request_conn *conn, const struct gen *g,
     struct request_answer *ans)
 {
 	const struct config_listener *l = &g->cfg->listeners[conn->li];
-	struct http1_slice path = pr->path;
+	struct http1_slice path = pr->h.path;
 	char port[8] = "";
 
 	if (route_lookup(g->routes, conn->li, host, hlen) == NULL)
@@ -65,11 +65,11 @@ head_over_limit(uint64_t limit, const struct proxy_request *pr,
 {
 	if (limit == 0)
 		return false;
-	if (pr->framing == HEADERS_FRAME_LENGTH && pr->content_length > limit)
+	if (pr->h.framing == HEADERS_FRAME_LENGTH && pr->h.content_length > limit)
 		return true;
 	/* What a WebSocket client sent early is the tunnel's, not a body:
 	   the stream's window bounds it. */
-	return !pr->websocket && body_seen > limit;
+	return !pr->h.websocket && body_seen > limit;
 }
 
 const struct config_site *
@@ -83,8 +83,8 @@ request_admit(const struct request_conn *conn, const struct gen *g,
 	unsigned retry;
 	int hlen = -1;
 
-	if (pr->host.len > 0)
-		hlen = route_normalize_host(pr->host.p, pr->host.len, host,
+	if (pr->h.host.len > 0)
+		hlen = route_normalize_host(pr->h.host.p, pr->h.host.len, host,
 		    sizeof(host));
 	if (hlen <= 0)
 		return answer(ans, 400, true);
@@ -108,7 +108,7 @@ request_admit(const struct request_conn *conn, const struct gen *g,
 	if (conn->cert_id != tls_ctx_cert_id(conn->gen->tls, conn->li,
 	    route_lookup(conn->gen->routes, conn->li, host, (size_t)hlen)))
 		return answer(ans, 421, false);
-	if (pr->method_id == HTTP1_METHOD_CONNECT) {
+	if (pr->h.method_id == HTTP1_METHOD_CONNECT) {
 		answer(ans, 405, false);
 		ans->name = "Allow";
 		memcpy(ans->value, ALLOWED_METHODS, sizeof(ALLOWED_METHODS));
@@ -117,20 +117,20 @@ request_admit(const struct request_conn *conn, const struct gen *g,
 	if (head_over_limit(g->cfg->body_limit, pr, body_seen))
 		return answer(ans, 413, true);
 
-	pr->client_ip = conn->client_ip;
-	pr->tls = true;
-	pr->port = g->cfg->listeners[conn->li].https_port;
+	pr->h.client_ip = conn->client_ip;
+	pr->h.tls = true;
+	pr->h.port = g->cfg->listeners[conn->li].https_port;
 	return site;
 }
 
 struct exchange *
-request_start(struct worker *wk, const struct config_site *site,
+request_start(struct proxy_ctx *ctx, const struct config_site *site,
     const struct proxy_request *pr, const struct proxy_ops *ops, void *fe,
     struct request_answer *ans)
 {
 	struct exchange *ex;
 
-	if ((ex = proxy_start(wk, site, pr, ops, fe)) == NULL)
+	if ((ex = proxy_start(ctx, site, pr, ops, fe)) == NULL)
 		answer(ans, 503, true);
 	return ex;
 }

@@ -81,7 +81,7 @@ const struct config_site *request_admit(const struct request_conn *conn,
  * it cannot.  The caller keeps the generation the site belongs to alive
  * until ops->done().
  */
-struct exchange *request_start(struct worker *wk,
+struct exchange *request_start(struct proxy_ctx *ctx,
 	    const struct config_site *site, const struct proxy_request *pr,
 	    const struct proxy_ops *ops, void *fe, struct request_answer *ans);
 

@@ -25,16 +25,14 @@
 #include <arpa/inet.h>
 
 #include "control.h"
-#include "conn.h"
-#include "health.h"
+#include "gen.h"
 #include "image.h"
 #include "listen.h"
 #include "log.h"
 #include "privs.h"
+#include "proxy.h"
 #include "ratelimit.h"
-#include "route.h"
 #include "shm.h"
-#include "tls.h"
 #include "upstream.h"
 #include "util.h"
 #include "worker.h"
@@ -48,11 +46,12 @@ struct worker {
 	struct ev_loop		*loop;
 	struct gen		*gen;		/* the live generation */
 	struct config		*cfg;		/* gen->cfg */
-	struct upstream_pool	*pool;
+	struct proxy_ctx	 px;		/* loop, pool, upstream fds */
 	struct shm		 shm;
 	struct shm_counters	*counters;
 	struct ratelimit	*rl;
 	struct listen_sock	 socks[LISTEN_MAX];
+	worker_accept_fn	*handler[LISTEN_MAX];	/* of socks[i] */
 	ev_io			 accept_w[LISTEN_MAX];
 	size_t			 nsocks;
 	ev_io			 ctl_w;
@@ -61,11 +60,9 @@ struct worker {
 	ev_timer		 drain_w;
 	ev_prepare		 flush_w;	/* batched log lines */
 
-	TAILQ_HEAD(, worker_conn) conns;
-	unsigned		 nconns;
+	struct conns		 conns;		/* and the fds they hold */
 	unsigned		 max_conns;
 	unsigned		 fds_base;	/* open before any connection */
-	unsigned		 fds_conns;	/* held by connections */
 	unsigned		 fd_limit;	/* RLIMIT_NOFILE */
 
 	/* Accepting pauses at the cap, or waits out descriptor pressure. */
@@ -88,10 +85,16 @@ worker_loop(const struct worker *wk)
 	return wk->loop;
 }
 
-struct upstream_pool *
-worker_pool(const struct worker *wk)
+struct proxy_ctx *
+worker_proxy_ctx(struct worker *wk)
 {
-	return wk->pool;
+	return &wk->px;
+}
+
+struct conns *
+worker_conns(struct worker *wk)
+{
+	return &wk->conns;
 }
 
 struct gen *
@@ -100,54 +103,16 @@ worker_gen(const struct worker *wk)
 	return wk->gen;
 }
 
-struct gen *
-gen_ref(struct gen *g)
-{
-	g->refs++;
-	return g;
-}
-
-void
-gen_unref(struct gen *g)
-{
-	if (g == NULL || --g->refs > 0)
-		return;
-	tls_ctx_free(g->tls);
-	route_free(g->routes);
-	config_free(g->cfg);
-	free(g);
-}
-
 void
 worker_fd_add(struct worker *wk, unsigned n)
 {
-	wk->fds_conns += n;
+	wk->conns.nfds += n;
 }
 
 void
 worker_fd_del(struct worker *wk, unsigned n)
 {
-	wk->fds_conns -= n;
-}
-
-void
-worker_peer_name(int fd, char *buf, size_t len)
-{
-	struct sockaddr_storage ss;
-	socklen_t slen = sizeof(ss);
-	const void *addr;
-
-	snprintf(buf, len, "-");
-	if (getpeername(fd, (struct sockaddr *)&ss, &slen) == -1)
-		return;
-	if (ss.ss_family == AF_INET)
-		addr = &((struct sockaddr_in *)&ss)->sin_addr;
-	else if (ss.ss_family == AF_INET6)
-		addr = &((struct sockaddr_in6 *)&ss)->sin6_addr;
-	else
-		return;
-	if (inet_ntop(ss.ss_family, addr, buf, (socklen_t)len) == NULL)
-		snprintf(buf, len, "-");
+	wk->conns.nfds -= n;
 }
 
 struct shm_counters *
@@ -190,28 +155,31 @@ accept_set(struct worker *wk, bool on)
 static bool
 fds_available(const struct worker *wk)
 {
-	return wk->fds_base + wk->fds_conns + upstream_pool_size(wk->pool) +
-	    2 + WORKER_FD_RESERVE <= wk->fd_limit;
+	return wk->fds_base + wk->conns.nfds + wk->px.nfds +
+	    upstream_pool_size(wk->px.pool) + 2 + WORKER_FD_RESERVE <=
+	    wk->fd_limit;
 }
 
 void
 worker_conn_add(struct worker *wk, struct worker_conn *c)
 {
-	TAILQ_INSERT_TAIL(&wk->conns, c, entry);
-	wk->nconns++;
-	wk->fds_conns += c->nfds;
-	atomic_fetch_add(&wk->counters->active_connections, 1);
+	conns_add(&wk->conns, c);
 }
 
 void
 worker_conn_del(struct worker *wk, struct worker_conn *c)
 {
-	TAILQ_REMOVE(&wk->conns, c, entry);
-	wk->nconns--;
-	wk->fds_conns -= c->nfds;
-	atomic_fetch_sub(&wk->counters->active_connections, 1);
+	conns_del(&wk->conns, c);
+}
+
+/* A connection went: may end the process's drain or resume accepting. */
+static void
+conn_released(struct conns *s UNUSED, void *arg)
+{
+	struct worker *wk = arg;
+
 	if (wk->draining) {
-		if (wk->nconns == 0)
+		if (wk->conns.n == 0)
 			ev_break(wk->loop, EVBREAK_ALL);
 		return;
 	}
@@ -220,7 +188,7 @@ worker_conn_del(struct worker *wk, struct worker_conn *c)
 		wk->fd_wait = false;
 		ev_timer_stop(wk->loop, &wk->backoff_w);
 	}
-	if (wk->at_cap && wk->nconns < wk->max_conns)
+	if (wk->at_cap && wk->conns.n < wk->max_conns)
 		wk->at_cap = false;
 	if (!wk->at_cap && !wk->fd_wait)
 		accept_set(wk, true);
@@ -240,7 +208,7 @@ pause_begin(struct worker *wk, const char *why)
 	wk->pause_start = ev_now(wk->loop);
 	wk->backoff = ACCEPT_BACKOFF_MIN / 2;
 	log_warnx("accept paused: %s (%u connections, fd limit %u)", why,
-	    wk->nconns, wk->fd_limit);
+	    wk->conns.n, wk->fd_limit);
 }
 
 static void
@@ -281,7 +249,7 @@ backoff_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
 static bool
 accept_allowed(struct worker *wk)
 {
-	if (wk->nconns >= wk->max_conns) {
+	if (wk->conns.n >= wk->max_conns) {
 		pause_begin(wk, "max-connections reached");
 		wk->at_cap = true;
 		accept_set(wk, false);
@@ -292,22 +260,6 @@ accept_allowed(struct worker *wk)
 		return false;
 	}
 	return true;
-}
-
-static void
-dispatch(struct worker *wk, const struct listen_sock *ls, int fd)
-{
-	switch (ls->kind) {
-	case LISTEN_HEALTH:
-		health_accept(wk, fd);
-		break;
-	case LISTEN_HTTPS:
-		conn_accept(wk, fd, ls->listener, true);
-		break;
-	case LISTEN_HTTP:
-		conn_accept(wk, fd, ls->listener, false);
-		break;
-	}
 }
 
 static void
@@ -338,7 +290,7 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents UNUSED)
 				return;
 			}
 		}
-		dispatch(wk, ls, fd);
+		wk->handler[ls - wk->socks](wk, fd, ls);
 	}
 }
 
@@ -347,19 +299,18 @@ drain_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents UNUSED)
 {
 	struct worker *wk = w->data;
 
-	log_warnx("shutdown timeout: closing %u connections", wk->nconns);
+	log_warnx("shutdown timeout: closing %u connections", wk->conns.n);
 	ev_break(loop, EVBREAK_ALL);
 }
 
 static void
 worker_drain(struct worker *wk, const char *why)
 {
-	struct worker_conn *c, *next;
 	size_t i;
 
 	if (wk->draining)
 		return;
-	log_info("draining (%s): %u connections", why, wk->nconns);
+	log_info("draining (%s): %u connections", why, wk->conns.n);
 	accept_set(wk, false);
 	wk->draining = true;
 	ev_timer_stop(wk->loop, &wk->backoff_w);
@@ -370,12 +321,9 @@ worker_drain(struct worker *wk, const char *why)
 			wk->socks[i].fd = -1;
 		}
 	}
-	upstream_pool_flush(wk->pool);
-	for (c = TAILQ_FIRST(&wk->conns); c != NULL; c = next) {
-		next = TAILQ_NEXT(c, entry);
-		c->drain(c);
-	}
-	if (wk->nconns == 0) {
+	upstream_pool_flush(wk->px.pool);
+	conns_drain(&wk->conns);
+	if (wk->conns.n == 0) {
 		ev_break(wk->loop, EVBREAK_ALL);
 		return;
 	}
@@ -383,37 +331,6 @@ worker_drain(struct worker *wk, const char *why)
 	    (double)wk->cfg->shutdown_timeout, 0.);
 	wk->drain_w.data = wk;
 	ev_timer_start(wk->loop, &wk->drain_w);
-}
-
-/* Routing table and TLS credentials for a decoded config. */
-static struct gen *
-gen_build(struct worker *wk, struct config *cfg, uint64_t id,
-    const char **why)
-{
-	static char err[256];
-	struct gen *g;
-
-	if ((g = calloc(1, sizeof(*g))) == NULL) {
-		*why = "out of memory";
-		config_free(cfg);
-		return NULL;
-	}
-	g->refs = 1;
-	g->id = id;
-	g->cfg = cfg;
-	if ((g->routes = route_build(cfg)) == NULL) {
-		*why = "out of memory";
-		gen_unref(g);
-		return NULL;
-	}
-	g->tls = tls_ctx_new(cfg, g->routes, wk->shm.cfg->ticket_key,
-	    wk->shm.cfg->ticket_key_len, err, sizeof(err));
-	if (g->tls == NULL) {
-		*why = err;
-		gen_unref(g);
-		return NULL;
-	}
-	return g;
 }
 
 /* Copy, decode and switch to generation gen.  0, or -1 with why. */
@@ -438,7 +355,8 @@ worker_load(struct worker *wk, uint64_t gen, const char **why)
 		*why = "malformed config image";
 		return -1;
 	}
-	if ((g = gen_build(wk, cfg, got, why)) == NULL)
+	if ((g = gen_new(cfg, got, wk->shm.cfg->ticket_key,
+	    wk->shm.cfg->ticket_key_len, why)) == NULL)
 		return -1;
 	/* Open connections keep the generation they hold a reference to. */
 	gen_unref(wk->gen);
@@ -532,7 +450,7 @@ check_control_fd(void)
 
 /* The listeners must be what the master said they are. */
 static void
-check_listeners(struct worker *wk)
+check_listeners(struct worker *wk, const struct worker_handlers *h)
 {
 	int acc = 0;
 	socklen_t len;
@@ -546,6 +464,10 @@ check_listeners(struct worker *wk)
 		    &acc, &len) == -1 || acc != 1)
 			fatalx("fd %d is not a listening socket",
 			    wk->socks[i].fd);
+		if ((unsigned)wk->socks[i].kind >= LISTEN_KINDS ||
+		    (wk->handler[i] = h->accept[wk->socks[i].kind]) == NULL)
+			fatalx("no handler for listener kind %d",
+			    (int)wk->socks[i].kind);
 	}
 }
 
@@ -624,7 +546,7 @@ flush_cb(struct ev_loop *loop UNUSED, ev_prepare *w UNUSED,
 }
 
 static void
-worker_start(struct worker *wk)
+worker_start(struct worker *wk, const struct worker_handlers *h)
 {
 	const char *why;
 	struct ctl_msg m;
@@ -640,6 +562,8 @@ worker_start(struct worker *wk)
 		fatalx("worker index %u out of range", wk->id);
 	atomic_store(&wk->counters->pid, (uint64_t)getpid());
 	atomic_store(&wk->counters->active_connections, 0);
+	conns_init(&wk->conns, &wk->counters->active_connections,
+	    conn_released, wk);
 	rl = shm_ratelimit(&wk->shm, &rlsize);
 	if ((wk->rl = ratelimit_attach(rl, rlsize, wk->counters)) == NULL)
 		fatalx("shared segment: no valid rate-limit table");
@@ -647,7 +571,7 @@ worker_start(struct worker *wk)
 		fatalx("cannot load the configuration: %s", why);
 	log_configure(wk->cfg->log_level, wk->cfg->log_format);
 	log_set_access(wk->cfg->log_access);
-	check_listeners(wk);
+	check_listeners(wk, h);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGUSR1, SIG_IGN);
@@ -659,7 +583,8 @@ worker_start(struct worker *wk)
 	ev_prepare_start(wk->loop, &wk->flush_w);
 	ev_unref(wk->loop);
 	log_batching(true);
-	if ((wk->pool = upstream_pool_new(wk->loop)) == NULL)
+	wk->px.loop = wk->loop;
+	if ((wk->px.pool = upstream_pool_new(wk->loop)) == NULL)
 		fatalx("out of memory");
 	setup_limits(wk);
 	setup_watchers(wk);
@@ -675,26 +600,23 @@ worker_start(struct worker *wk)
 }
 
 int
-worker_main(void)
+worker_main(const struct worker_handlers *h)
 {
 	struct worker wk;
-	struct worker_conn *c;
 
 	memset(&wk, 0, sizeof(wk));
-	TAILQ_INIT(&wk.conns);
 	wk.id = worker_id_from_env();
 	log_init("worker", (int)wk.id);
-	worker_start(&wk);
+	worker_start(&wk, h);
 
 	ev_run(wk.loop, 0);
 
 	/* Whatever is left after the drain deadline is cut. */
 	wk.draining = true;
-	while ((c = TAILQ_FIRST(&wk.conns)) != NULL)
-		c->abort(c);
+	conns_abort(&wk.conns);
 	log_batching(false);
 	log_info("exiting");
-	upstream_pool_free(wk.pool);
+	upstream_pool_free(wk.px.pool);
 	ratelimit_detach(wk.rl);
 	gen_unref(wk.gen);
 	shm_close(&wk.shm);

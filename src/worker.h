@@ -13,6 +13,8 @@
 #include <ev.h>
 
 #include "config.h"
+#include "conns.h"
+#include "listen.h"
 #include "shm.h"
 
 /* Set in the environment of an executed worker: its index. */
@@ -21,58 +23,45 @@
 /* Descriptors kept free for work on accepted connections. */
 #define WORKER_FD_RESERVE	32
 
+struct gen;
+struct proxy_ctx;
 struct worker;
-struct upstream_pool;
+
+/* The current generation (gen.h); no reference taken. */
+struct gen	*worker_gen(const struct worker *wk);
 
 /*
- * A configuration generation as a worker uses it: the decoded config, its
- * routing table and its TLS credentials.  Reference counted: the worker
- * holds the current one, each connection holds the one its TLS session
- * was made with, each request the one it is routed by.
+ * What takes over a socket accepted on a listener.  The worker core knows
+ * nothing of the protocols it serves: whoever starts it gives one handler
+ * per kind of listener (as nginx's ls->handler), and each listener is
+ * dispatched through its own.
  */
-struct gen {
-	unsigned		 refs;
-	uint64_t		 id;
-	struct config		*cfg;
-	struct route_table	*routes;
-	struct tls_ctx		*tls;
-};
-
-struct gen	*worker_gen(const struct worker *wk);	/* current; no ref */
-struct gen	*gen_ref(struct gen *g);
-void		 gen_unref(struct gen *g);
-
-/*
- * Every connection a worker holds registers here, so that accepting can be
- * capped and a drain can reach idle connections.
- */
-struct worker_conn {
-	TAILQ_ENTRY(worker_conn) entry;
-	unsigned	 nfds;		/* descriptors it holds */
-	/* Close now if idle, else once the exchange in progress ends. */
-	void		(*drain)(struct worker_conn *);
-	/* Close now, whatever it is doing (the drain deadline passed). */
-	void		(*abort)(struct worker_conn *);
+typedef void	 worker_accept_fn(struct worker *wk, int fd,
+		    const struct listen_sock *ls);
+struct worker_handlers {
+	worker_accept_fn *accept[LISTEN_KINDS];	/* by enum listen_kind */
 };
 
 /* Entry point of an executed worker; returns the exit status. */
-int	 worker_main(void);
+int	 worker_main(const struct worker_handlers *h);
 
 struct ev_loop	*worker_loop(const struct worker *wk);
-struct upstream_pool *worker_pool(const struct worker *wk);
+/* What the exchanges of this worker's connections run with (proxy.h). */
+struct proxy_ctx *worker_proxy_ctx(struct worker *wk);
+/* The worker's connections (conns.h). */
+struct conns	*worker_conns(struct worker *wk);
 struct shm_counters *worker_counters(const struct worker *wk);
 struct ratelimit *worker_ratelimit(const struct worker *wk);
 bool	 worker_draining(const struct worker *wk);
 
+/* conns_add() and conns_del() on worker_conns(wk). */
 void	 worker_conn_add(struct worker *wk, struct worker_conn *c);
-/* May end the process's drain or resume accepting. */
 void	 worker_conn_del(struct worker *wk, struct worker_conn *c);
 
-/* Descriptors opened and closed outside a connection's own (upstreams). */
+/* Descriptors opened and closed outside a connection's own (tunnels'
+   upstreams; an exchange's own are counted in its proxy_ctx). */
 void	 worker_fd_add(struct worker *wk, unsigned n);
 void	 worker_fd_del(struct worker *wk, unsigned n);
 
-/* The client address of an accepted socket as text ("-" if unknown). */
-void	 worker_peer_name(int fd, char *buf, size_t len);
 
 #endif /* PORTCULLIS_WORKER_H */

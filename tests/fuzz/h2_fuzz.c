@@ -89,7 +89,7 @@ dump_slice(const char *what, struct http1_slice v)
 
 /* What failed the check, before the crash. */
 static void
-dump(const struct proxy_request *pr)
+dump(const struct headers_request *pr)
 {
 	size_t i;
 
@@ -108,7 +108,7 @@ static int
 on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 {
 	struct fz *z = ud;
-	struct proxy_request pr;
+	struct headers_request pr;
 	struct h2req *r;
 
 	(void)s;

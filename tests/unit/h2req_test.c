@@ -43,7 +43,7 @@ teardown(void **state)
 /* Feed fields; the status of the last call (or of finish). */
 static int
 run(struct h2req *r, const struct nv *f, bool end_stream,
-    struct proxy_request *pr)
+    struct headers_request *pr)
 {
 	int rc = 0;
 
@@ -77,7 +77,7 @@ test_simple_get(void **state)
 {
 	static const struct nv f[] = { BASE, { "accept", "*/*" }, END };
 	struct h2req r;
-	struct proxy_request pr;
+	struct headers_request pr;
 
 	(void)state;
 	assert_int_equal(run(&r, f, true, &pr), 0);
@@ -110,7 +110,7 @@ test_proxy_trust_fields(void **state)
 	    { "x-forwarded-host", "evil" }, { "x-forwarded-prefix", "/x" },
 	    { "accept", "*/*" }, { "client-ip", "6.6.6.6" }, END };
 	struct h2req r;
-	struct proxy_request pr;
+	struct headers_request pr;
 	char want[512];
 
 	(void)state;
@@ -137,7 +137,7 @@ test_framing(void **state)
 	static const struct nv zero_end[] = { BASE,
 	    { "content-length", "0" }, END };
 	struct h2req r;
-	struct proxy_request pr;
+	struct headers_request pr;
 
 	(void)state;
 	assert_int_equal(run(&r, len, false, &pr), 0);
@@ -170,7 +170,7 @@ test_cookies_joined(void **state)
 	static const struct nv all_empty[] = { BASE, { "cookie", "" },
 	    { "cookie", "" }, END };
 	struct h2req r;
-	struct proxy_request pr;
+	struct headers_request pr;
 
 	(void)state;
 	assert_int_equal(run(&r, f, true, &pr), 0);
@@ -200,7 +200,7 @@ static void
 test_cookies_joined_store_grows(void **state)
 {
 	struct h2req r;
-	struct proxy_request pr;
+	struct headers_request pr;
 	char crumb[301], want[3 * 300 + 4 + 1];
 
 	(void)state;
@@ -235,7 +235,7 @@ test_authority_and_host(void **state)
 	    { ":scheme", "https" }, { ":path", "/" }, { "host", "a" },
 	    { "host", "b" }, END };
 	struct h2req r;
-	struct proxy_request pr;
+	struct headers_request pr;
 
 	(void)state;
 	assert_int_equal(run(&r, both, true, &pr), 0);
@@ -266,7 +266,7 @@ test_options_and_connect(void **state)
 	static const struct nv connect_path[] = { { ":method", "CONNECT" },
 	    { ":authority", "e.com:443" }, { ":path", "/" }, END };
 	struct h2req r;
-	struct proxy_request pr;
+	struct headers_request pr;
 
 	(void)state;
 	assert_int_equal(run(&r, star, true, &pr), 0);
@@ -346,7 +346,7 @@ test_hostile(void **state)
 		    { "content-length", "99999999999999999999" }, END } },
 	};
 	struct h2req r;
-	struct proxy_request pr;
+	struct headers_request pr;
 	size_t i;
 
 	(void)state;
@@ -363,7 +363,7 @@ static void
 test_limits(void **state)
 {
 	struct h2req r;
-	struct proxy_request pr;
+	struct headers_request pr;
 	char name[16], big[8192];
 	int i, rc = 0;
 
@@ -428,7 +428,7 @@ test_websocket(void **state)
 	static const struct nv with_key[] = { BASE,
 	    { "sec-websocket-key", "AAAAAAAAAAAAAAAAAAAAAA==" }, END };
 	struct h2req r;
-	struct proxy_request pr;
+	struct headers_request pr;
 	const struct nv *f;
 
 	(void)state;
@@ -480,7 +480,7 @@ test_reuse(void **state)
 	    { "cookie", "b=2" }, { "x-a", " bad" }, END };
 	static const struct nv good[] = { BASE, { "x-b", "2" }, END };
 	struct h2req r;
-	struct proxy_request pr;
+	struct headers_request pr;
 	const struct nv *f;
 
 	(void)state;
@@ -504,7 +504,7 @@ test_check_catches_mismatch(void **state)
 {
 	static const struct nv f[] = { BASE, { "x-a", "1" }, END };
 	struct h2req r;
-	struct proxy_request pr;
+	struct headers_request pr;
 	struct http1_header bad;
 
 	(void)state;

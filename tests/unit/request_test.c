@@ -22,7 +22,7 @@
 #include "request.h"
 #include "route.h"
 #include "tls.h"
-#include "worker.h"
+#include "gen.h"
 
 /* Two self-signed P-256 certificates: a.test (*.a.test) and b.test. */
 static const char a_cert[] =
@@ -206,11 +206,11 @@ get(const char *host, const char *path)
 	struct proxy_request pr;
 
 	memset(&pr, 0, sizeof(pr));
-	pr.method_id = HTTP1_METHOD_GET;
-	pr.method = sl("GET");
-	pr.host = sl(host);
-	pr.path = sl(path);
-	pr.framing = HEADERS_FRAME_NONE;
+	pr.h.method_id = HTTP1_METHOD_GET;
+	pr.h.method = sl("GET");
+	pr.h.host = sl(host);
+	pr.h.path = sl(path);
+	pr.h.framing = HEADERS_FRAME_NONE;
 	return pr;
 }
 
@@ -223,7 +223,7 @@ admit(const struct request_conn *c, struct proxy_request *pr,
 
 	memset(ans, 0, sizeof(*ans));
 	ans->status = -1;
-	s = request_admit(c, &gen, pr, pr->path, body_seen, ans);
+	s = request_admit(c, &gen, pr, pr->h.path, body_seen, ans);
 	if (s == NULL) {
 		assert_true(ans->status >= 300);
 		return 0;
@@ -319,16 +319,16 @@ test_admitted_request_is_filled_in(void **state)
 
 	(void)state;
 	assert_int_equal(admit(&c, &pr, 0, &ans), 1);
-	assert_string_equal(pr.client_ip, "192.0.2.1");
-	assert_true(pr.tls);
-	assert_int_equal(pr.port, 8443);
+	assert_string_equal(pr.h.client_ip, "192.0.2.1");
+	assert_true(pr.h.tls);
+	assert_int_equal(pr.h.port, 8443);
 	/* The wildcard, under the same certificate. */
 	pr = get("api.a.test:8443", "/");
 	assert_int_equal(admit(&c, &pr, 0, &ans), 2);
 	c = conn(1, true, "a.test");
 	pr = get("a.test", "/");
 	assert_int_equal(admit(&c, &pr, 0, &ans), 5);
-	assert_int_equal(pr.port, 443);
+	assert_int_equal(pr.h.port, 443);
 }
 
 static void
@@ -379,7 +379,7 @@ test_rate_limit_is_429_with_retry_after(void **state)
 	assert_true(atoi(ans.value) >= 1);
 	/* Before 405: a limited CONNECT is still a 429. */
 	pr = get("slow.a.test", "/");
-	pr.method_id = HTTP1_METHOD_CONNECT;
+	pr.h.method_id = HTTP1_METHOD_CONNECT;
 	assert_int_equal(admit(&c, &pr, 0, &ans), 0);
 	assert_int_equal(ans.status, 429);
 	/* Without a table, nothing is limited. */
@@ -417,8 +417,8 @@ test_connect_is_405_with_allow(void **state)
 	struct proxy_request pr = get("a.test", "");
 
 	(void)state;
-	pr.method_id = HTTP1_METHOD_CONNECT;
-	pr.method = sl("CONNECT");
+	pr.h.method_id = HTTP1_METHOD_CONNECT;
+	pr.h.method = sl("CONNECT");
 	assert_int_equal(admit(&c, &pr, 0, &ans), 0);
 	assert_int_equal(ans.status, 405);
 	assert_false(ans.close);
@@ -426,7 +426,7 @@ test_connect_is_405_with_allow(void **state)
 	assert_string_equal(ans.value,
 	    "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH");
 	/* After 421: another certificate's host is misdirected first. */
-	pr.host = sl("b.test");
+	pr.h.host = sl("b.test");
 	assert_int_equal(admit(&c, &pr, 0, &ans), 0);
 	assert_int_equal(ans.status, 421);
 }
@@ -439,26 +439,26 @@ test_body_over_the_limit_is_413(void **state)
 	struct proxy_request pr = get("a.test", "/");
 
 	(void)state;
-	pr.framing = HEADERS_FRAME_LENGTH;
-	pr.content_length = 1000;
+	pr.h.framing = HEADERS_FRAME_LENGTH;
+	pr.h.content_length = 1000;
 	assert_int_equal(admit(&c, &pr, 0, &ans), 1);	/* at the limit */
 	pr = get("a.test", "/");
-	pr.framing = HEADERS_FRAME_LENGTH;
-	pr.content_length = 1001;
+	pr.h.framing = HEADERS_FRAME_LENGTH;
+	pr.h.content_length = 1001;
 	assert_int_equal(admit(&c, &pr, 0, &ans), 0);
 	assert_int_equal(ans.status, 413);
 	assert_true(ans.close);
 	/* Chunked: only what already came counts (HTTP/2 reads ahead). */
 	pr = get("a.test", "/");
-	pr.framing = HEADERS_FRAME_CHUNKED;
+	pr.h.framing = HEADERS_FRAME_CHUNKED;
 	assert_int_equal(admit(&c, &pr, 1000, &ans), 1);
 	pr = get("a.test", "/");
-	pr.framing = HEADERS_FRAME_CHUNKED;
+	pr.h.framing = HEADERS_FRAME_CHUNKED;
 	assert_int_equal(admit(&c, &pr, 1001, &ans), 0);
 	assert_int_equal(ans.status, 413);
 	/* A WebSocket's early bytes are the tunnel's, not a body. */
 	pr = get("a.test", "/");
-	pr.websocket = true;
+	pr.h.websocket = true;
 	assert_int_equal(admit(&c, &pr, 5000, &ans), 1);
 }
 

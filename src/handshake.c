@@ -1,11 +1,11 @@
 /*
- * conn.c - the start and the end of a client connection (see conn.h).
+ * handshake.c - the TLS handshake of an HTTPS client connection, then
+ * ALPN's choice (see handshake.h).
  */
 #include "autoconf.h"
 
 #include <sys/socket.h>
 #include <arpa/inet.h>
-#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,9 +13,11 @@
 
 #include <ev.h>
 
-#include "conn.h"
+#include "client.h"
+#include "gen.h"
 #include "h1.h"
 #include "h2.h"
+#include "handshake.h"
 #include "log.h"
 #include "tls.h"
 #include "util.h"
@@ -45,7 +47,7 @@ hs_of(void *data)
 	struct handshake *h = data;
 
 	if (h == NULL || h->magic != HS_MAGIC)
-		fatalx("conn: corrupt handshake");
+		fatalx("handshake: corrupt");
 	return h;
 }
 
@@ -136,29 +138,12 @@ hs_abort(struct worker_conn *wc)
 	hs_close(hs_of(CONTAINER_OF(wc, struct handshake, wc)), "shutdown");
 }
 
-static void
-peer_of(int fd, struct sockaddr_storage *peer, char *ip, size_t iplen)
-{
-	socklen_t slen = sizeof(*peer);
-
-	worker_peer_name(fd, ip, iplen);
-	if (getpeername(fd, (struct sockaddr *)peer, &slen) == -1)
-		peer->ss_family = AF_UNSPEC;
-}
-
 void
-conn_accept(struct worker *wk, int fd, size_t li, bool tls)
+handshake_start(struct worker *wk, int fd, size_t li)
 {
 	struct gen *g = worker_gen(wk);
-	struct sockaddr_storage peer;
-	char ip[INET6_ADDRSTRLEN];
 	struct handshake *h;
 
-	if (!tls) {
-		peer_of(fd, &peer, ip, sizeof(ip));
-		h1_start(wk, fd, li, NULL, gen_ref(g), &peer, ip);
-		return;
-	}
 	if ((h = calloc(1, sizeof(*h))) == NULL) {
 		close(fd);
 		return;
@@ -176,7 +161,7 @@ conn_accept(struct worker *wk, int fd, size_t li, bool tls)
 	h->wc.nfds = 1;
 	h->wc.drain = hs_drain;
 	h->wc.abort = hs_abort;
-	peer_of(fd, &h->peer, h->client_ip, sizeof(h->client_ip));
+	client_peer(fd, &h->peer, h->client_ip, sizeof(h->client_ip));
 	ev_io_init(&h->io, hs_io_cb, fd, 0);
 	h->io.data = h;
 	ev_timer_init(&h->timer, hs_timer_cb, g->cfg->http.handshake_timeout,
@@ -187,21 +172,3 @@ conn_accept(struct worker *wk, int fd, size_t li, bool tls)
 	hs_watch(h);
 }
 
-void
-conn_linger(int fd, struct tls_conn *tls)
-{
-	if (tls != NULL)
-		tls_conn_bye(tls);
-	(void)shutdown(fd, SHUT_WR);
-}
-
-bool
-conn_drain(int fd)
-{
-	char junk[16384];
-	ssize_t n;
-
-	while ((n = recv(fd, junk, sizeof(junk), 0)) > 0)
-		;
-	return n == 0 || (errno != EAGAIN && errno != EINTR);
-}

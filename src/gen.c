@@ -1,0 +1,59 @@
+/*
+ * gen.c - configuration generations (see gen.h).
+ */
+#include "autoconf.h"
+
+#include <stdlib.h>
+
+#include "config.h"
+#include "gen.h"
+#include "route.h"
+#include "tls.h"
+
+struct gen *
+gen_new(struct config *cfg, uint64_t id, const unsigned char *ticket_key,
+    size_t ticket_key_len, const char **why)
+{
+	static char err[256];
+	struct gen *g;
+
+	if ((g = calloc(1, sizeof(*g))) == NULL) {
+		*why = "out of memory";
+		config_free(cfg);
+		return NULL;
+	}
+	g->refs = 1;
+	g->id = id;
+	g->cfg = cfg;
+	if ((g->routes = route_build(cfg)) == NULL) {
+		*why = "out of memory";
+		gen_unref(g);
+		return NULL;
+	}
+	g->tls = tls_ctx_new(cfg, g->routes, ticket_key, ticket_key_len, err,
+	    sizeof(err));
+	if (g->tls == NULL) {
+		*why = err;
+		gen_unref(g);
+		return NULL;
+	}
+	return g;
+}
+
+struct gen *
+gen_ref(struct gen *g)
+{
+	g->refs++;
+	return g;
+}
+
+void
+gen_unref(struct gen *g)
+{
+	if (g == NULL || --g->refs > 0)
+		return;
+	tls_ctx_free(g->tls);
+	route_free(g->routes);
+	config_free(g->cfg);
+	free(g);
+}
