@@ -20,6 +20,7 @@
 #include "config.h"
 #include "ctl.h"
 #include "master.h"
+#include "tls.h"
 #include "worker.h"
 
 #define DEFAULT_CONFIG	SYSCONFDIR "/portcullis/portcullis.conf"
@@ -66,7 +67,7 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct config_opts opts = { false, false };
+	struct config_opts opts = { .keypair_check = tls_keypair_check };
 	struct config_errors errs = { NULL, NULL, 0 };
 	const char *path = DEFAULT_CONFIG;
 	struct config *cfg;
