@@ -132,7 +132,7 @@ static cfg_opt_t root_opts[] = {
 	CFG_INT("workers", 0, CFGF_NONE),
 	CFG_BOOL("allow-wildcard-bind", cfg_false, CFGF_NONE),
 	CFG_INT("health-check-port", 9900, CFGF_NONE),
-	CFG_STR("admin-socket", "/run/portcullis/admin.sock", CFGF_NONE),
+	CFG_STR("admin-socket", CONFIG_ADMIN_SOCKET, CFGF_NONE),
 	CFG_INT("shutdown-timeout", 30, CFGF_NONE),
 	CFG_INT("max-connections", 4096, CFGF_NONE),
 	CFG_SEC("logging", logging_opts, CFGF_NONE),

@@ -26,6 +26,8 @@
 #define CONFIG_KEEPALIVE_MAX	1024
 #define CONFIG_MAX_WORKERS	256
 #define CONFIG_HOST_MAX		253		/* DNS name length */
+/* admin-socket's default, and where "portcullis ctl" looks by default. */
+#define CONFIG_ADMIN_SOCKET	"/run/portcullis/admin.sock"
 /* rate-limit.table-size, in entries (ratelimit.h: 16 bytes each). */
 #define CONFIG_RATE_TABLE_MIN	1024u
 #define CONFIG_RATE_TABLE_MAX	(16u * 1024 * 1024)
