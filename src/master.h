@@ -21,7 +21,7 @@
 #define MASTER_BACKOFF_MAX	30.0
 /* The least space reserved for each config slot. */
 /* Control messages read from one worker per loop iteration. */
-#define MASTER_CTL_BATCH	32
+#define MASTER_REPORT_BATCH	32
 #define MASTER_SLOT_MIN		(16u * 1024 * 1024)
 
 /* Takes ownership of cfg.  Returns the process exit status. */
