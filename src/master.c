@@ -435,8 +435,7 @@ spawn(struct master *m, struct mworker *w)
 	log_info("worker %u started (pid %d)", w->id, (int)pid);
 	return;
 retry:
-	w->backoff = MINIMUM(MAXIMUM(w->backoff * 2, MASTER_BACKOFF_MIN),
-	    MASTER_BACKOFF_MAX);
+	w->backoff = master_backoff(w->backoff);
 	ev_timer_set(&w->respawn_w, w->backoff, 0.);
 	ev_timer_start(m->loop, &w->respawn_w);
 }
@@ -456,9 +455,16 @@ log_exit(const struct mworker *w, pid_t pid, int status, bool expected)
 		log_info("worker %u (pid %d) exited", w->id, (int)pid);
 }
 
+double
+master_backoff(double prev)
+{
+	return MINIMUM(MAXIMUM(prev * 2, MASTER_BACKOFF_MIN),
+	    MASTER_BACKOFF_MAX);
+}
+
 /*
  * Respawn at once after a long, healthy life; otherwise wait, doubling the
- * wait each time, so that a crash loop cannot spin.
+ * wait each time (master_backoff), so that a crash loop cannot spin.
  */
 static void
 schedule_respawn(struct master *m, struct mworker *w)
@@ -468,8 +474,7 @@ schedule_respawn(struct master *m, struct mworker *w)
 	if (lived >= MASTER_HEALTHY_SECS)
 		w->backoff = 0;
 	else
-		w->backoff = MINIMUM(MAXIMUM(w->backoff * 2,
-		    MASTER_BACKOFF_MIN), MASTER_BACKOFF_MAX);
+		w->backoff = master_backoff(w->backoff);
 	if (w->backoff > 0)
 		log_warnx("worker %u lived %.1fs; respawning it in %.1fs",
 		    w->id, lived, w->backoff);
