@@ -26,59 +26,38 @@ struct buf {
  * (_int_malloc and unlink_chunk were 9% of the HTTP/2 benchmark's CPU with
  * only 32 kept per size, fewer than 500 streams in flight use).
  *
- * Bounded: CACHE_DEPTH per size and CACHE_BYTES in all.  What load no
- * longer needs goes back: every TRIM_EVERY frees, as many buffers of each
- * size as stayed unused all along (its low-water mark) are freed.  A
- * process is one thread (master, worker), so no lock.
+ * One util_cache per size, the first CACHE_SIZES sizes freed (a size is
+ * given its cache the first time a buffer of it is freed, for the life of
+ * the process).  Bounded: UTIL_CACHE_DEPTH per size and CACHE_BYTES in
+ * all.  What load no longer needs goes back: every TRIM_EVERY frees, as
+ * many buffers of each size as stayed unused all along (its low-water
+ * mark) are freed.  A process is one thread (master, worker), so no lock.
+ * Under AddressSanitizer util_cache keeps nothing.
  */
 #define CACHE_SIZES	8
 #define TRIM_EVERY	1024
 #define CACHE_BYTES	((size_t)8 << 20)
-/* Under AddressSanitizer freed buffers must really be freed, or a use
-   after free would go unseen. */
-#if UTIL_ASAN
-#define CACHE_DEPTH	0
-#else
-#define CACHE_DEPTH	256
-#endif
 
-#if CACHE_DEPTH > 0
 static struct {
-	size_t		 cap;
-	unsigned	 n;
-	unsigned	 low;	/* fewest kept since the last trim */
-	struct buf	*free[CACHE_DEPTH];
+	size_t			 cap;	/* 0: not given to a size yet */
+	struct util_cache	 kept;
 } cache[CACHE_SIZES];
 static size_t	 cache_bytes;
 static unsigned	 frees;
 
-/* Free what went unused since the last trim, the longest kept first. */
 static void
 cache_trim(void)
 {
-	size_t i, k, drop;
+	size_t i;
 
-	for (i = 0; i < CACHE_SIZES; i++) {
-		drop = cache[i].low;
-		for (k = 0; k < drop; k++)
-			free(cache[i].free[k]);
-		memmove(cache[i].free, cache[i].free + drop,
-		    (cache[i].n - drop) * sizeof(cache[i].free[0]));
-		cache[i].n -= (unsigned)drop;
-		cache_bytes -= drop * cache[i].cap;
-		cache[i].low = cache[i].n;
-	}
+	for (i = 0; i < CACHE_SIZES; i++)
+		cache_bytes -= util_cache_trim(&cache[i].kept) * cache[i].cap;
 }
-#endif
 
 size_t
 buf_cache_bytes(void)
 {
-#if CACHE_DEPTH > 0
 	return cache_bytes;
-#else
-	return 0;
-#endif
 }
 
 struct buf *
@@ -89,19 +68,14 @@ buf_new(size_t cap)
 
 	if (cap == 0 || cap > ((size_t)1 << 30))
 		return NULL;
-#if CACHE_DEPTH > 0
 	for (i = 0; i < CACHE_SIZES; i++)
-		if (cache[i].cap == cap && cache[i].n > 0) {
-			b = cache[i].free[--cache[i].n];
-			if (cache[i].low > cache[i].n)
-				cache[i].low = cache[i].n;
+		if (cache[i].cap == cap) {
+			if ((b = util_cache_get(&cache[i].kept)) == NULL)
+				break;
 			cache_bytes -= cap;
 			b->off = b->len = 0;
 			return b;
 		}
-#else
-	(void)i;
-#endif
 	if ((b = malloc(sizeof(*b) + cap)) == NULL)
 		return NULL;
 	b->cap = cap;
@@ -116,7 +90,6 @@ buf_free(struct buf *b)
 
 	if (b == NULL)
 		return;
-#if CACHE_DEPTH > 0
 	if (++frees % TRIM_EVERY == 0)
 		cache_trim();
 	for (i = 0; i < CACHE_SIZES; i++) {
@@ -124,17 +97,12 @@ buf_free(struct buf *b)
 			cache[i].cap = b->cap;	/* a size not seen yet */
 		if (cache[i].cap != b->cap)
 			continue;
-		if (cache[i].n < CACHE_DEPTH &&
-		    cache_bytes + b->cap <= CACHE_BYTES) {
-			cache[i].free[cache[i].n++] = b;
+		if (cache_bytes + b->cap > CACHE_BYTES)
+			break;
+		if (util_cache_put(&cache[i].kept, b))
 			cache_bytes += b->cap;
-			return;
-		}
-		break;
+		return;			/* kept, or freed when full */
 	}
-#else
-	(void)i;
-#endif
 	free(b);
 }
 

@@ -26,8 +26,6 @@
 #include <confuse.h>
 
 #include "config.h"
-#include "ratelimit.h"
-#include "tls.h"
 #include "util.h"
 
 #define MAX_ERRORS	100
@@ -106,7 +104,7 @@ static cfg_opt_t logging_opts[] = {
 static cfg_opt_t ratelimit_opts[] = {
 	CFG_FLOAT("requests-per-second", 10, CFGF_NONE),
 	CFG_INT("burst", 20, CFGF_NONE),
-	CFG_INT("table-size", RATELIMIT_TABLE_DEFAULT, CFGF_NONE),
+	CFG_INT("table-size", CONFIG_RATE_TABLE_DEFAULT, CFGF_NONE),
 	CFG_END()
 };
 
@@ -134,7 +132,7 @@ static cfg_opt_t root_opts[] = {
 	CFG_INT("workers", 0, CFGF_NONE),
 	CFG_BOOL("allow-wildcard-bind", cfg_false, CFGF_NONE),
 	CFG_INT("health-check-port", 9900, CFGF_NONE),
-	CFG_STR("admin-socket", "/run/portcullis/admin.sock", CFGF_NONE),
+	CFG_STR("admin-socket", CONFIG_ADMIN_SOCKET, CFGF_NONE),
 	CFG_INT("shutdown-timeout", 30, CFGF_NONE),
 	CFG_INT("max-connections", 4096, CFGF_NONE),
 	CFG_SEC("logging", logging_opts, CFGF_NONE),
@@ -470,7 +468,7 @@ load_tls_pair(struct loader *ld, cfg_t *sec, struct config_tls *tls,
 		cerr(ld, kline, "cannot read key %s: %s", tls->key_path, err);
 		ok = false;
 	}
-	if (ok && tls_keypair_check(&tls->cert, &tls->key, err,
+	if (ok && ld->opts->keypair_check(&tls->cert, &tls->key, err,
 	    sizeof(err)) == -1)
 		cerr(ld, kline, "%s with %s: %s", tls->key_path,
 		    tls->cert_path, err);
@@ -853,7 +851,7 @@ load_limits(struct loader *ld, cfg_t *root, struct config *cfg)
 	cfg->rate_rps = get_rate(ld, rl);
 	cfg->rate_burst = (unsigned)get_int(ld, rl, "burst", 1, 1000000);
 	cfg->rate_table_size = (unsigned)get_int(ld, rl, "table-size",
-	    RATELIMIT_TABLE_MIN, RATELIMIT_TABLE_MAX);
+	    CONFIG_RATE_TABLE_MIN, CONFIG_RATE_TABLE_MAX);
 	cfg->body_limit = (uint64_t)get_int(ld, body, "limit-bytes", 0,
 	    (long)1 << 50);
 }
@@ -1075,6 +1073,9 @@ config_parse_buffer(const char *name, const char *buf, size_t len,
 	char *text = NULL;
 	size_t nerr0 = errs->n;		/* errs may hold earlier messages */
 
+	/* A load that reads keys must check them: never skip it silently. */
+	if (!opts->pure && opts->keypair_check == NULL)
+		abort();
 	*out = NULL;
 	memset(&ld, 0, sizeof(ld));
 	ld.name = name;

@@ -26,6 +26,12 @@
 #define CONFIG_KEEPALIVE_MAX	1024
 #define CONFIG_MAX_WORKERS	256
 #define CONFIG_HOST_MAX		253		/* DNS name length */
+/* admin-socket's default, and where "portcullis ctl" looks by default. */
+#define CONFIG_ADMIN_SOCKET	"/run/portcullis/admin.sock"
+/* rate-limit.table-size, in entries (ratelimit.h: 16 bytes each). */
+#define CONFIG_RATE_TABLE_MIN	1024u
+#define CONFIG_RATE_TABLE_MAX	(16u * 1024 * 1024)
+#define CONFIG_RATE_TABLE_DEFAULT 262144u		/* 4 MiB: 100k clients */
 
 struct config_blob {
 	unsigned char	*data;
@@ -111,10 +117,21 @@ struct config {
 	size_t			 nlisteners;
 };
 
+/*
+ * Checks that cert (a PEM chain) and key (a PEM private key) load and that
+ * the key belongs to the first certificate: 0, or -1 with a reason in err.
+ * The caller supplies it (tls_keypair_check) so that the parser does not
+ * depend on the TLS library.
+ */
+typedef int config_keypair_check_fn(const struct config_blob *cert,
+	    const struct config_blob *key, char *err, size_t errsz);
+
 /* Settings from the command line that validation depends on. */
 struct config_opts {
 	bool	 allow_wildcard_bind;	/* --allow-wildcard-bind */
 	bool	 pure;			/* no file, user or DNS look-ups (fuzzing) */
+	/* Required unless pure (config_load aborts without it). */
+	config_keypair_check_fn	*keypair_check;
 };
 
 /* Every problem found, each "FILE:LINE: reason". */

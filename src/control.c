@@ -15,20 +15,20 @@
 #include "util.h"
 
 /* A report is written whole or not at all (pipe(7)). */
-_Static_assert(CTL_MSG_MAX <= PIPE_BUF, "a report must fit PIPE_BUF");
+_Static_assert(CONTROL_MSG_MAX <= PIPE_BUF, "a report must fit PIPE_BUF");
 
 /* Payload size of each type; NACK has a variable text part after gen. */
 static size_t
 payload_size(uint32_t type)
 {
 	switch (type) {
-	case CTL_READY:
+	case CONTROL_READY:
 		return 8 + 4;
-	case CTL_CONFIG:
-	case CTL_ACK:
+	case CONTROL_CONFIG:
+	case CONTROL_ACK:
 		return 8;
-	case CTL_DRAIN:
-	case CTL_REOPEN_LOG:
+	case CONTROL_DRAIN:
+	case CONTROL_REOPEN_LOG:
 		return 0;
 	default:
 		return (size_t)-1;
@@ -36,9 +36,9 @@ payload_size(uint32_t type)
 }
 
 int
-control_parse(const unsigned char *buf, size_t len, struct ctl_msg *m)
+control_parse(const unsigned char *buf, size_t len, struct control_msg *m)
 {
-	struct ctl_hdr h;
+	struct control_hdr h;
 	const unsigned char *p = buf + sizeof(h);
 	size_t i, want;
 
@@ -49,8 +49,8 @@ control_parse(const unsigned char *buf, size_t len, struct ctl_msg *m)
 	memcpy(&h, buf, sizeof(h));
 	if (h.len != len - sizeof(h))
 		return -1;
-	if (h.type == CTL_NACK) {
-		if (h.len < 8 || h.len > 8 + CTL_TEXT_MAX)
+	if (h.type == CONTROL_NACK) {
+		if (h.len < 8 || h.len > 8 + CONTROL_TEXT_MAX)
 			return -1;
 		memcpy(&m->gen, p, 8);
 		for (i = 8; i < h.len; i++) {
@@ -59,13 +59,13 @@ control_parse(const unsigned char *buf, size_t len, struct ctl_msg *m)
 			m->text[i - 8] = (char)p[i];
 		}
 		m->text[h.len - 8] = '\0';
-		m->type = CTL_NACK;
+		m->type = CONTROL_NACK;
 		return 0;
 	}
 	want = payload_size(h.type);
 	if (want == (size_t)-1 || h.len != want)
 		return -1;
-	m->type = (enum ctl_type)h.type;
+	m->type = (enum control_type)h.type;
 	if (want >= 8)
 		memcpy(&m->gen, p, 8);
 	if (want == 12)
@@ -74,15 +74,15 @@ control_parse(const unsigned char *buf, size_t len, struct ctl_msg *m)
 }
 
 size_t
-control_encode(const struct ctl_msg *m, unsigned char *buf)
+control_encode(const struct control_msg *m, unsigned char *buf)
 {
-	struct ctl_hdr h;
+	struct control_hdr h;
 	unsigned char *p = buf + sizeof(h);
 	size_t tlen;
 
 	h.type = m->type;
-	if (m->type == CTL_NACK) {
-		tlen = strnlen(m->text, CTL_TEXT_MAX);
+	if (m->type == CONTROL_NACK) {
+		tlen = strnlen(m->text, CONTROL_TEXT_MAX);
 		memcpy(p, &m->gen, 8);
 		memcpy(p + 8, m->text, tlen);
 		h.len = (uint32_t)(8 + tlen);
@@ -138,9 +138,9 @@ fail:
 }
 
 int
-control_send(int sock, const struct ctl_msg *m)
+control_send(int sock, const struct control_msg *m)
 {
-	unsigned char buf[CTL_MSG_MAX];
+	unsigned char buf[CONTROL_MSG_MAX];
 	union {
 		struct cmsghdr	 hdr;
 		unsigned char	 buf[CMSG_SPACE(sizeof(int))];
@@ -154,7 +154,7 @@ control_send(int sock, const struct ctl_msg *m)
 	memset(&msg, 0, sizeof(msg));
 	msg.msg_iov = &iov;
 	msg.msg_iovlen = 1;
-	if (m->type == CTL_REOPEN_LOG && m->fd >= 0) {
+	if (m->type == CONTROL_REOPEN_LOG && m->fd >= 0) {
 		memset(&cm, 0, sizeof(cm));
 		msg.msg_control = cm.buf;
 		msg.msg_controllen = sizeof(cm.buf);
@@ -170,7 +170,7 @@ control_send(int sock, const struct ctl_msg *m)
 }
 
 static void
-msg_gen(struct ctl_msg *m, enum ctl_type type, uint64_t gen)
+msg_gen(struct control_msg *m, enum control_type type, uint64_t gen)
 {
 	memset(m, 0, sizeof(*m));
 	m->type = type;
@@ -179,9 +179,9 @@ msg_gen(struct ctl_msg *m, enum ctl_type type, uint64_t gen)
 }
 
 int
-control_send_gen(int sock, enum ctl_type type, uint64_t gen)
+control_send_gen(int sock, enum control_type type, uint64_t gen)
 {
-	struct ctl_msg m;
+	struct control_msg m;
 
 	msg_gen(&m, type, gen);
 	return control_send(sock, &m);
@@ -212,9 +212,9 @@ take_fds(struct msghdr *msg)
 }
 
 int
-control_recv(int sock, struct ctl_msg *m)
+control_recv(int sock, struct control_msg *m)
 {
-	unsigned char buf[CTL_MSG_MAX + 1];
+	unsigned char buf[CONTROL_MSG_MAX + 1];
 	union {
 		struct cmsghdr	 hdr;
 		unsigned char	 buf[CMSG_SPACE(4 * sizeof(int))];
@@ -237,7 +237,7 @@ control_recv(int sock, struct ctl_msg *m)
 	fd = take_fds(&msg);
 	if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
 	    control_parse(buf, (size_t)n, m) == -1 ||
-	    (fd != -1) != (m->type == CTL_REOPEN_LOG)) {
+	    (fd != -1) != (m->type == CONTROL_REOPEN_LOG)) {
 		if (fd != -1)
 			close(fd);
 		errno = EPROTO;
@@ -248,13 +248,13 @@ control_recv(int sock, struct ctl_msg *m)
 }
 
 int
-control_report(int pipefd, const struct ctl_msg *m)
+control_report(int pipefd, const struct control_msg *m)
 {
-	unsigned char buf[CTL_MSG_MAX];
+	unsigned char buf[CONTROL_MSG_MAX];
 	size_t len;
 	ssize_t n;
 
-	if (m->type == CTL_REOPEN_LOG) {
+	if (m->type == CONTROL_REOPEN_LOG) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -267,18 +267,18 @@ control_report(int pipefd, const struct ctl_msg *m)
 }
 
 int
-control_report_gen(int pipefd, enum ctl_type type, uint64_t gen)
+control_report_gen(int pipefd, enum control_type type, uint64_t gen)
 {
-	struct ctl_msg m;
+	struct control_msg m;
 
 	msg_gen(&m, type, gen);
 	return control_report(pipefd, &m);
 }
 
 int
-control_read(int pipefd, struct ctl_msg *m)
+control_read(int pipefd, struct control_msg *m)
 {
-	unsigned char buf[CTL_MSG_MAX + 1];
+	unsigned char buf[CONTROL_MSG_MAX + 1];
 	ssize_t n;
 
 	/*
@@ -291,8 +291,9 @@ control_read(int pipefd, struct ctl_msg *m)
 	while (n == -1 && errno == EINTR);
 	if (n <= 0)
 		return (int)n;
-	if ((size_t)n > CTL_MSG_MAX || control_parse(buf, (size_t)n, m) == -1 ||
-	    m->type == CTL_REOPEN_LOG) {
+	if ((size_t)n > CONTROL_MSG_MAX ||
+	    control_parse(buf, (size_t)n, m) == -1 ||
+	    m->type == CONTROL_REOPEN_LOG) {
 		errno = EPROTO;
 		return -1;
 	}

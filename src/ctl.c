@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "config.h"
 #include "ctl.h"
 #include "util.h"
 
@@ -84,7 +85,7 @@ ctl_main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char *path = CTL_DEFAULT_SOCKET, *cmd;
+	const char *path = CONFIG_ADMIN_SOCKET, *cmd;
 	char line[ADMIN_LINE_MAX + 2], reply[65536];
 	int ch, fd;
 

@@ -4,7 +4,6 @@
 #ifndef PORTCULLIS_CTL_H
 #define PORTCULLIS_CTL_H
 
-#define CTL_DEFAULT_SOCKET	"/run/portcullis/admin.sock"
 /* A reload waits for every worker: allow it time. */
 #define CTL_REPLY_TIMEOUT_MS	60000
 

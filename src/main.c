@@ -25,6 +25,7 @@
 #include "health.h"
 #include "listen.h"
 #include "master.h"
+#include "tls.h"
 #include "util.h"
 #include "worker.h"
 
@@ -98,7 +99,7 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct config_opts opts = { false, false };
+	struct config_opts opts = { .keypair_check = tls_keypair_check };
 	struct config_errors errs = { NULL, NULL, 0 };
 	const char *path = DEFAULT_CONFIG;
 	struct config *cfg;

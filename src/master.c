@@ -38,7 +38,7 @@ struct mworker {
 	struct master	*m;
 	unsigned	 id;
 	pid_t		 pid;		/* 0: not running */
-	int		 ctl;		/* to it; -1: not running */
+	int		 control;	/* to it; -1: not running */
 	int		 report;	/* from it (pipe); -1: not running */
 	ev_io		 report_w;
 	ev_timer	 respawn_w;
@@ -139,7 +139,7 @@ child_fail(const char *what)
 }
 
 static void NORETURN
-child_exec(struct master *m, struct mworker *w, int ctl, int report)
+child_exec(struct master *m, struct mworker *w, int control, int report)
 {
 	int src[4 + LISTEN_MAX + 1], tmp[4 + LISTEN_MAX + 1];
 	char *argv[] = { (char *)"portcullis-worker", NULL };
@@ -151,7 +151,7 @@ child_exec(struct master *m, struct mworker *w, int ctl, int report)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	/* In descriptor order, from WORKER_FD_CONTROL up (listen.h). */
-	src[n++] = ctl;
+	src[n++] = control;
 	src[n++] = m->cfg_ro_fd;
 	src[n++] = m->shm.state_fd;
 	src[n++] = report;
@@ -285,12 +285,12 @@ kill_worker(struct mworker *w, const char *why)
  */
 static bool
 gen_claim_ok(const struct master *m, struct mworker *w,
-    const struct ctl_msg *msg)
+    const struct control_msg *msg)
 {
 	char why[128];
 
-	if (msg->type != CTL_READY && msg->type != CTL_ACK &&
-	    msg->type != CTL_NACK)
+	if (msg->type != CONTROL_READY && msg->type != CONTROL_ACK &&
+	    msg->type != CONTROL_NACK)
 		return true;
 	if (msg->gen >= 1 && msg->gen <= m->gen)
 		return true;
@@ -301,16 +301,17 @@ gen_claim_ok(const struct master *m, struct mworker *w,
 }
 
 static void
-handle_worker_msg(struct master *m, struct mworker *w, const struct ctl_msg *msg)
+handle_worker_msg(struct master *m, struct mworker *w,
+    const struct control_msg *msg)
 {
-	char why[CTL_TEXT_MAX + 64];
+	char why[CONTROL_TEXT_MAX + 64];
 
 	if (!gen_claim_ok(m, w, msg)) {
 		reload_check(m);
 		return;
 	}
 	switch (msg->type) {
-	case CTL_READY:
+	case CONTROL_READY:
 		if (w->ready) {
 			kill_worker(w, "said READY twice");
 			break;
@@ -321,15 +322,16 @@ handle_worker_msg(struct master *m, struct mworker *w, const struct ctl_msg *msg
 		    msg->pid, (unsigned long long)msg->gen);
 		/* Started before the latest publish: bring it up to date. */
 		if (msg->gen < m->gen)
-			(void)control_send_gen(w->ctl, CTL_CONFIG, m->gen);
+			(void)control_send_gen(w->control, CONTROL_CONFIG,
+			    m->gen);
 		if (!ready_check(m))
 			notify_status(m, "", "");
 		break;
-	case CTL_ACK:
+	case CONTROL_ACK:
 		if (msg->gen > w->acked)
 			w->acked = msg->gen;
 		break;
-	case CTL_NACK:
+	case CONTROL_NACK:
 		snprintf(why, sizeof(why), "rejected generation %llu (%s)",
 		    (unsigned long long)msg->gen, msg->text);
 		kill_worker(w, why);
@@ -341,10 +343,10 @@ handle_worker_msg(struct master *m, struct mworker *w, const struct ctl_msg *msg
 }
 
 static void
-worker_ctl_cb(struct ev_loop *loop, ev_io *iow, int revents UNUSED)
+worker_report_cb(struct ev_loop *loop, ev_io *iow, int revents UNUSED)
 {
 	struct mworker *w = mworker_of(iow->data);
-	struct ctl_msg msg;
+	struct control_msg msg;
 	unsigned n;
 	int rc;
 
@@ -353,14 +355,14 @@ worker_ctl_cb(struct ev_loop *loop, ev_io *iow, int revents UNUSED)
 	 * the master from everything else (the pipe stays readable, so the
 	 * loop comes back to it).  A kill stops the watcher: read no more.
 	 */
-	for (n = 0; n < MASTER_CTL_BATCH; n++) {
+	for (n = 0; n < MASTER_REPORT_BATCH; n++) {
 		if ((rc = control_read(w->report, &msg)) != 1)
 			break;
 		handle_worker_msg(w->m, w, &msg);
 		if (!ev_is_active(iow))
 			return;
 	}
-	if (n == MASTER_CTL_BATCH)
+	if (n == MASTER_REPORT_BATCH)
 		return;
 	if (rc == 0 || (rc == -1 && errno != EAGAIN)) {
 		/* Exiting, or broken: SIGCHLD does the rest. */
@@ -421,20 +423,19 @@ spawn(struct master *m, struct mworker *w)
 	close(sv[1]);
 	close(rp[1]);
 	w->pid = pid;
-	w->ctl = sv[0];
+	w->control = sv[0];
 	w->report = rp[0];
 	w->ready = false;
 	w->acked = 0;
 	w->started = ev_now(m->loop);
-	ev_io_init(&w->report_w, worker_ctl_cb, w->report, EV_READ);
+	ev_io_init(&w->report_w, worker_report_cb, w->report, EV_READ);
 	w->report_w.data = w;
 	ev_io_start(m->loop, &w->report_w);
 	/* A reload in flight includes it; READY tells which gen it took. */
 	log_info("worker %u started (pid %d)", w->id, (int)pid);
 	return;
 retry:
-	w->backoff = MINIMUM(MAXIMUM(w->backoff * 2, MASTER_BACKOFF_MIN),
-	    MASTER_BACKOFF_MAX);
+	w->backoff = master_backoff(w->backoff);
 	ev_timer_set(&w->respawn_w, w->backoff, 0.);
 	ev_timer_start(m->loop, &w->respawn_w);
 }
@@ -454,9 +455,16 @@ log_exit(const struct mworker *w, pid_t pid, int status, bool expected)
 		log_info("worker %u (pid %d) exited", w->id, (int)pid);
 }
 
+double
+master_backoff(double prev)
+{
+	return MINIMUM(MAXIMUM(prev * 2, MASTER_BACKOFF_MIN),
+	    MASTER_BACKOFF_MAX);
+}
+
 /*
  * Respawn at once after a long, healthy life; otherwise wait, doubling the
- * wait each time, so that a crash loop cannot spin.
+ * wait each time (master_backoff), so that a crash loop cannot spin.
  */
 static void
 schedule_respawn(struct master *m, struct mworker *w)
@@ -466,8 +474,7 @@ schedule_respawn(struct master *m, struct mworker *w)
 	if (lived >= MASTER_HEALTHY_SECS)
 		w->backoff = 0;
 	else
-		w->backoff = MINIMUM(MAXIMUM(w->backoff * 2,
-		    MASTER_BACKOFF_MIN), MASTER_BACKOFF_MAX);
+		w->backoff = master_backoff(w->backoff);
 	if (w->backoff > 0)
 		log_warnx("worker %u lived %.1fs; respawning it in %.1fs",
 		    w->id, lived, w->backoff);
@@ -489,9 +496,9 @@ child_cb(struct ev_loop *loop, ev_child *c, int revents UNUSED)
 		return;
 	log_exit(w, c->rpid, c->rstatus, m->stopping);
 	ev_io_stop(loop, &w->report_w);
-	close(w->ctl);
+	close(w->control);
 	close(w->report);
-	w->ctl = w->report = -1;
+	w->control = w->report = -1;
 	w->pid = 0;
 	w->ready = false;
 	if (m->stopping) {
@@ -571,7 +578,8 @@ reload_publish(struct master *m, char *err, size_t errsz)
 	m->gen++;
 	for (i = 0; i < m->nw; i++)
 		if (m->w[i].pid != 0)
-			(void)control_send_gen(m->w[i].ctl, CTL_CONFIG, m->gen);
+			(void)control_send_gen(m->w[i].control,
+			    CONTROL_CONFIG, m->gen);
 	return 0;
 }
 
@@ -662,7 +670,7 @@ admin_cb(void *arg, struct admin_client *c, enum admin_cmd cmd)
 static void
 reopen_log(struct master *m)
 {
-	struct ctl_msg msg;
+	struct control_msg msg;
 	unsigned i;
 	int fd;
 
@@ -679,10 +687,11 @@ reopen_log(struct master *m)
 	if (dup2(fd, STDERR_FILENO) == -1)
 		log_warn("reopen log");
 	memset(&msg, 0, sizeof(msg));
-	msg.type = CTL_REOPEN_LOG;
+	msg.type = CONTROL_REOPEN_LOG;
 	msg.fd = fd;
 	for (i = 0; i < m->nw; i++)
-		if (m->w[i].pid != 0 && control_send(m->w[i].ctl, &msg) == -1)
+		if (m->w[i].pid != 0 &&
+		    control_send(m->w[i].control, &msg) == -1)
 			log_warn("reopen log: worker %u", m->w[i].id);
 	close(fd);
 	log_info("log file %s reopened", m->cfg->log_file);
@@ -727,7 +736,8 @@ shutdown_begin(struct master *m, const char *why)
 	for (i = 0; i < m->nw; i++) {
 		ev_timer_stop(m->loop, &m->w[i].respawn_w);
 		if (m->w[i].pid != 0)
-			(void)control_send_gen(m->w[i].ctl, CTL_DRAIN, 0);
+			(void)control_send_gen(m->w[i].control, CONTROL_DRAIN,
+			    0);
 	}
 	ev_timer_set(&m->stop_w, (double)m->cfg->shutdown_timeout + 2., 0.);
 	ev_timer_start(m->loop, &m->stop_w);
@@ -828,7 +838,7 @@ setup_processes(struct master *m)
 	for (i = 0; i < m->nw; i++) {
 		m->w[i].m = m;
 		m->w[i].id = i;
-		m->w[i].ctl = m->w[i].report = -1;
+		m->w[i].control = m->w[i].report = -1;
 		ev_timer_init(&m->w[i].respawn_w, respawn_cb, 0., 0.);
 		m->w[i].respawn_w.data = &m->w[i];
 	}

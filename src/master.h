@@ -19,12 +19,19 @@
 #define MASTER_HEALTHY_SECS	10.0
 #define MASTER_BACKOFF_MIN	0.1
 #define MASTER_BACKOFF_MAX	30.0
-/* The least space reserved for each config slot. */
 /* Control messages read from one worker per loop iteration. */
-#define MASTER_CTL_BATCH	32
+#define MASTER_REPORT_BATCH	32
+/* The least space reserved for each config slot. */
 #define MASTER_SLOT_MIN		(16u * 1024 * 1024)
 
 /* Takes ownership of cfg.  Returns the process exit status. */
 int	 master_main(struct config *cfg, const struct config_opts *opts);
+
+/*
+ * The wait before a worker's next respawn, in seconds, when the last one
+ * was prev (0: none): doubled, at least MASTER_BACKOFF_MIN, at most
+ * MASTER_BACKOFF_MAX, so that a crash loop cannot spin.  Pure.
+ */
+double	 master_backoff(double prev);
 
 #endif /* PORTCULLIS_MASTER_H */

@@ -92,7 +92,7 @@ harden_process(void)
 {
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
 		return -1;
-#ifndef PORTCULLIS_ASAN
+#if !UTIL_ASAN
 	/*
 	 * Not dumpable: no core with keys in it, no ptrace by other
 	 * processes of the same user.  (LeakSanitizer needs to ptrace its

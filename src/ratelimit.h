@@ -41,8 +41,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct config;
-struct config_site;
+#include "config.h"
+
 struct shm_counters;
 
 #define RATELIMIT_WINDOW	8		/* entries probed per key */
@@ -52,10 +52,9 @@ struct shm_counters;
 /* Another worker's clock may be this far behind ours (ms). */
 #define RATELIMIT_SKEW_MS	1000
 
-/* rate-limit.table-size: entries (16 bytes each). */
-#define RATELIMIT_TABLE_MIN	1024u
-#define RATELIMIT_TABLE_MAX	(16u * 1024 * 1024)
-#define RATELIMIT_TABLE_DEFAULT	262144u		/* 4 MiB: 100k clients */
+/* Entries (16 bytes each): the range rate-limit.table-size allows. */
+#define RATELIMIT_TABLE_MIN	CONFIG_RATE_TABLE_MIN
+#define RATELIMIT_TABLE_MAX	CONFIG_RATE_TABLE_MAX
 
 struct ratelimit;
 

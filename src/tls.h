@@ -36,7 +36,7 @@ struct tls_conn;
 /*
  * Check that cert (a PEM chain) and key (a PEM private key) load and that
  * the key belongs to the first certificate.  Returns 0, or -1 with a reason
- * in err.
+ * in err.  The config_opts.keypair_check of every load that reads keys.
  */
 int	 tls_keypair_check(const struct config_blob *cert,
 	    const struct config_blob *key, char *err, size_t errsz);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,12 +57,6 @@ util_caseeq(const char *a, const char *b, size_t n)
 }
 
 void *
-util_cache_get(struct util_cache *c)
-{
-	return c->n > 0 ? c->obj[--c->n] : NULL;
-}
-
-void *
 util_cache_take(struct util_cache *c, size_t size)
 {
 	void *p = util_cache_get(c);
@@ -69,15 +64,17 @@ util_cache_take(struct util_cache *c, size_t size)
 	return p != NULL ? p : malloc(size);
 }
 
-void
-util_cache_put(struct util_cache *c, void *p)
+size_t
+util_cache_trim(struct util_cache *c)
 {
-	if (p == NULL)
-		return;
-	if (!UTIL_ASAN && c->n < UTIL_CACHE_DEPTH)
-		c->obj[c->n++] = p;
-	else
-		free(p);
+	size_t k, drop = c->low;
+
+	for (k = 0; k < drop; k++)
+		free(c->obj[k]);
+	memmove(c->obj, c->obj + drop, (c->n - drop) * sizeof(c->obj[0]));
+	c->n -= drop;
+	c->low = c->n;
+	return drop;
 }
 
 void
@@ -85,6 +82,7 @@ util_cache_clear(struct util_cache *c)
 {
 	while (c->n > 0)
 		free(c->obj[--c->n]);
+	c->low = 0;
 }
 
 double

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #define UNUSED		__attribute__((unused))
 #define NORETURN	__attribute__((noreturn))
@@ -19,13 +20,21 @@
 #define MINIMUM(a, b)	((a) < (b) ? (a) : (b))
 #define MAXIMUM(a, b)	((a) > (b) ? (a) : (b))
 
-/* Sanitizer builds: some hardening steps (PR_SET_DUMPABLE 0) stop LSan. */
+/*
+ * 1 in an AddressSanitizer build, else 0 (for #if and for if ()): freed
+ * objects are then really freed, never kept for reuse, or a use after
+ * free would go unseen; and some hardening steps (PR_SET_DUMPABLE 0) stop
+ * LeakSanitizer.
+ */
 #if defined(__SANITIZE_ADDRESS__)
-#define PORTCULLIS_ASAN 1
+#define UTIL_ASAN	1
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
-#define PORTCULLIS_ASAN 1
+#define UTIL_ASAN	1
 #endif
+#endif
+#ifndef UTIL_ASAN
+#define UTIL_ASAN	0
 #endif
 
 /*
@@ -93,34 +102,50 @@ int	 util_set_cloexec(int fd, bool on);
 int	 util_refuse_fds(int sock);
 
 /*
- * Under AddressSanitizer freed objects are really freed, never kept for
- * reuse, or a use after free would go unseen.
- */
-#if defined(__SANITIZE_ADDRESS__)
-#define UTIL_ASAN	1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UTIL_ASAN	1
-#endif
-#endif
-#ifndef UTIL_ASAN
-#define UTIL_ASAN	0
-#endif
-
-/*
  * Up to UTIL_CACHE_DEPTH freed objects of one kind, kept for the next
  * allocation (one thread per process: no lock).  get: a kept object or
- * NULL; put: keeps p, or frees it when full (always under ASan).
+ * NULL (last in, first out); put: keeps p and returns true, or frees it
+ * and returns false when full (always under ASan).  A zeroed struct is an
+ * empty cache.
  */
 #define UTIL_CACHE_DEPTH	256
 struct util_cache {
-	void	*obj[UTIL_CACHE_DEPTH];
 	size_t	 n;
+	size_t	 low;		/* fewest kept since the last trim */
+	void	*obj[UTIL_CACHE_DEPTH];
 };
-void	*util_cache_get(struct util_cache *c);
+/* Inline: buf.c's buffers go through get and put on every request. */
+static inline void *
+util_cache_get(struct util_cache *c)
+{
+	if (c->n == 0)
+		return NULL;
+	if (c->low > --c->n)
+		c->low = c->n;
+	return c->obj[c->n];
+}
+
+static inline bool
+util_cache_put(struct util_cache *c, void *p)
+{
+	if (p == NULL)
+		return false;
+	if (!UTIL_ASAN && c->n < UTIL_CACHE_DEPTH) {
+		c->obj[c->n++] = p;
+		return true;
+	}
+	free(p);
+	return false;
+}
+
 /* A kept object, else malloc(size); NULL when out of memory. */
 void	*util_cache_take(struct util_cache *c, size_t size);
-void	 util_cache_put(struct util_cache *c, void *p);
+/*
+ * Free what no get needed since the last trim (the low-water mark of n),
+ * the longest kept first, so that a cache shrinks once load goes down.
+ * Returns how many were freed.  Only for a caller that trims now and then.
+ */
+size_t	 util_cache_trim(struct util_cache *c);
 /* Free every kept object. */
 void	 util_cache_clear(struct util_cache *c);
 

@@ -368,14 +368,14 @@ worker_load(struct worker *wk, uint64_t gen, const char **why)
 static void
 handle_config(struct worker *wk, uint64_t gen)
 {
-	struct ctl_msg m;
+	struct control_msg m;
 	const char *why;
 
 	if (gen > wk->gen->id && worker_load(wk, gen, &why) == -1) {
 		log_warnx("generation %llu rejected: %s",
 		    (unsigned long long)gen, why);
 		memset(&m, 0, sizeof(m));
-		m.type = CTL_NACK;
+		m.type = CONTROL_NACK;
 		m.gen = gen;
 		m.fd = -1;
 		snprintf(m.text, sizeof(m.text), "%s", why);
@@ -383,25 +383,25 @@ handle_config(struct worker *wk, uint64_t gen)
 		return;
 	}
 	log_debug("generation %llu live", (unsigned long long)wk->gen->id);
-	(void)control_report_gen(WORKER_FD_REPORT, CTL_ACK, wk->gen->id);
+	(void)control_report_gen(WORKER_FD_REPORT, CONTROL_ACK, wk->gen->id);
 }
 
 static void
 ctl_cb(struct ev_loop *loop, ev_io *w, int revents UNUSED)
 {
 	struct worker *wk = w->data;
-	struct ctl_msg m;
+	struct control_msg m;
 	int rc;
 
 	while ((rc = control_recv(WORKER_FD_CONTROL, &m)) == 1) {
 		switch (m.type) {
-		case CTL_CONFIG:
+		case CONTROL_CONFIG:
 			handle_config(wk, m.gen);
 			break;
-		case CTL_DRAIN:
+		case CONTROL_DRAIN:
 			worker_drain(wk, "master asked");
 			break;
-		case CTL_REOPEN_LOG:
+		case CONTROL_REOPEN_LOG:
 			log_flush();
 			if (dup2(m.fd, STDERR_FILENO) == -1)
 				log_warn("reopen log");
@@ -549,7 +549,7 @@ static void
 worker_start(struct worker *wk, const struct worker_handlers *h)
 {
 	const char *why;
-	struct ctl_msg m;
+	struct control_msg m;
 	size_t rlsize;
 	void *rl;
 
@@ -590,7 +590,7 @@ worker_start(struct worker *wk, const struct worker_handlers *h)
 	setup_watchers(wk);
 
 	memset(&m, 0, sizeof(m));
-	m.type = CTL_READY;
+	m.type = CONTROL_READY;
 	m.gen = wk->gen->id;
 	m.pid = (uint32_t)getpid();
 	m.fd = -1;

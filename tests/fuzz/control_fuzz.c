@@ -34,8 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	unsigned char	buf[CTL_MSG_MAX];
-	struct ctl_msg	m;
+	unsigned char	buf[CONTROL_MSG_MAX];
+	struct control_msg	m;
 	size_t		i, tlen;
 
 	memset(&m, 0x5a, sizeof(m));
@@ -43,13 +43,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(m.fd == -1);
 		return 0;
 	}
-	CHECK(size >= sizeof(struct ctl_hdr) && size <= CTL_MSG_MAX);
-	CHECK(m.type >= CTL_READY && m.type <= CTL_TYPE_MAX);
+	CHECK(size >= sizeof(struct control_hdr) && size <= CONTROL_MSG_MAX);
+	CHECK(m.type >= CONTROL_READY && m.type <= CONTROL_TYPE_MAX);
 	CHECK(m.fd == -1);
-	if (m.type == CTL_NACK) {
+	if (m.type == CONTROL_NACK) {
 		tlen = strnlen(m.text, sizeof(m.text));
-		CHECK(tlen <= CTL_TEXT_MAX);
-		CHECK(tlen == size - sizeof(struct ctl_hdr) - 8);
+		CHECK(tlen <= CONTROL_TEXT_MAX);
+		CHECK(tlen == size - sizeof(struct control_hdr) - 8);
 		for (i = 0; i < tlen; i++)
 			CHECK(m.text[i] >= 0x20 && m.text[i] <= 0x7e);
 	}

@@ -38,7 +38,7 @@ U64_MAX = 2**64 - 1
 STATE_FD = 5
 CONTROL_FD = 3
 REPORT_FD = 6
-CTL_READY, CTL_ACK = 1, 3
+CONTROL_READY, CONTROL_ACK = 1, 3
 
 
 def q(v):
@@ -217,7 +217,7 @@ def report(pid, *msgs):
 
 
 def ack(gen):
-    return struct.pack("<IIQ", CTL_ACK, 8, gen)
+    return struct.pack("<IIQ", CONTROL_ACK, 8, gen)
 
 
 def test_a_made_up_generation_is_a_protocol_violation(proxied):
@@ -247,7 +247,7 @@ def test_ready_twice_is_a_protocol_violation(proxied):
     p, _ = proxied
     pids = p.wait_workers(2)
     started = p.log().count("serving generation")
-    report(pids[0], struct.pack("<IIQI", CTL_READY, 12, 1, pids[0]))
+    report(pids[0], struct.pack("<IIQI", CONTROL_READY, 12, 1, pids[0]))
     p.wait_log(rf"worker \d \(pid {pids[0]}\): said READY twice; "
                r"killing it", timeout=15)
     new = wait_until(lambda: (w := p.workers()) and len(w) == 2 and

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "util.h"
 
 static void
 test_new_limits(void **state)
@@ -199,13 +200,46 @@ test_reset_and_addstr(void **state)
 	assert_int_equal(buf_addstr(b, "e"), -1);
 	buf_free(b);
 }
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN	1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN	1
-#endif
-#endif
+/*
+ * The caches are per size: the first 8 sizes freed in the process each
+ * get one, for good.  So this runs first, and gives two of its eight to
+ * the sizes test_cache_bounds_and_trim uses.
+ */
+static void
+test_cache_size_classes(void **state)
+{
+	static const size_t sizes[8] = { 1000, 65536, 3001, 3002, 3003, 3004,
+	    3005, 3006 };
+	struct buf *b[8], *other;
+	size_t before = buf_cache_bytes(), i;
+
+	(void)state;
+	assert_int_equal(before, 0);
+	for (i = 0; i < 8; i++)
+		assert_non_null(b[i] = buf_new(sizes[i]));
+	assert_non_null(other = buf_new(3007));
+	for (i = 0; i < 8; i++) {
+		buf_free(b[i]);
+		before += UTIL_ASAN ? 0 : sizes[i];
+		assert_int_equal(buf_cache_bytes(), before);
+	}
+	/* A ninth size has no cache: freed at once. */
+	buf_free(other);
+	assert_int_equal(buf_cache_bytes(), before);
+	/* A size takes from its own cache only, whatever else is kept. */
+	assert_non_null(other = buf_new(3007));
+	assert_int_equal(buf_cache_bytes(), before);
+	buf_free(other);
+	for (i = 0; i < 8; i++) {
+		assert_non_null(b[i] = buf_new(sizes[i]));
+		assert_int_equal(buf_cap(b[i]), sizes[i]);
+		assert_true(buf_empty(b[i]));
+		before -= UTIL_ASAN ? 0 : sizes[i];
+		assert_int_equal(buf_cache_bytes(), before);
+	}
+	for (i = 0; i < 8; i++)
+		buf_free(b[i]);
+}
 
 /*
  * The cache of freed buffers: reused last in, first out; at most 256 per
@@ -223,7 +257,7 @@ test_cache_bounds_and_trim(void **state)
 	b = buf_new(1000);
 	assert_non_null(b);
 	buf_free(b);
-#ifdef UNDER_ASAN
+#if UTIL_ASAN
 	for (i = 0; i < 300; i++)
 		assert_non_null(many[i] = buf_new(1000));
 	for (i = 0; i < 300; i++)
@@ -267,6 +301,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_cache_size_classes),
 		cmocka_unit_test(test_cache_bounds_and_trim),
 		cmocka_unit_test(test_new_limits),
 		cmocka_unit_test(test_adddec),

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "tls.h"
 
 #define NAME		"t.conf"
 
@@ -2077,7 +2078,7 @@ load_with(const char *user, const char *cert, const char *key,
 }
 
 static const struct config_opts real = { .allow_wildcard_bind = false,
-    .pure = false };
+    .pure = false, .keypair_check = tls_keypair_check };
 
 static void
 expect_load_error(const char *user, const char *cert, const char *key,

@@ -27,12 +27,12 @@
 #include "control.h"
 #include "util.h"
 
-#define HDR	sizeof(struct ctl_hdr)
+#define HDR	sizeof(struct control_hdr)
 
-static struct ctl_msg
-msg_of(enum ctl_type type, uint64_t gen, uint32_t pid, const char *text)
+static struct control_msg
+msg_of(enum control_type type, uint64_t gen, uint32_t pid, const char *text)
 {
-	struct ctl_msg m;
+	struct control_msg m;
 
 	memset(&m, 0, sizeof(m));
 	m.type = type;
@@ -49,7 +49,7 @@ static size_t
 raw(unsigned char *buf, uint32_t type, uint32_t len, const void *payload,
     size_t plen)
 {
-	struct ctl_hdr h = { type, len };
+	struct control_hdr h = { type, len };
 
 	memcpy(buf, &h, HDR);
 	if (plen > 0)
@@ -59,7 +59,7 @@ raw(unsigned char *buf, uint32_t type, uint32_t len, const void *payload,
 
 /* Parse from an exact-size heap copy, so ASan sees a read past len. */
 static int
-parse(const unsigned char *buf, size_t len, struct ctl_msg *m)
+parse(const unsigned char *buf, size_t len, struct control_msg *m)
 {
 	unsigned char	*copy = malloc(len > 0 ? len : 1);
 	int		 rc;
@@ -78,7 +78,7 @@ parse(const unsigned char *buf, size_t len, struct ctl_msg *m)
 static void
 expect_reject(const unsigned char *buf, size_t len, const char *what)
 {
-	struct ctl_msg m;
+	struct control_msg m;
 
 	if (parse(buf, len, &m) != -1)
 		fail_msg("accepted: %s", what);
@@ -86,18 +86,18 @@ expect_reject(const unsigned char *buf, size_t len, const char *what)
 
 /* The payload size each type must have on the wire. */
 static size_t
-wire_payload(const struct ctl_msg *m)
+wire_payload(const struct control_msg *m)
 {
 	switch (m->type) {
-	case CTL_READY:
+	case CONTROL_READY:
 		return 12;
-	case CTL_CONFIG:
-	case CTL_ACK:
+	case CONTROL_CONFIG:
+	case CONTROL_ACK:
 		return 8;
-	case CTL_NACK:
+	case CONTROL_NACK:
 		return 8 + strlen(m->text);
-	case CTL_DRAIN:
-	case CTL_REOPEN_LOG:
+	case CONTROL_DRAIN:
+	case CONTROL_REOPEN_LOG:
 		return 0;
 	}
 	fail_msg("bad type %d", (int)m->type);
@@ -105,37 +105,37 @@ wire_payload(const struct ctl_msg *m)
 }
 
 static void
-assert_msg_equal(const struct ctl_msg *a, const struct ctl_msg *b)
+assert_msg_equal(const struct control_msg *a, const struct control_msg *b)
 {
 	assert_int_equal(a->type, b->type);
-	if (a->type == CTL_DRAIN || a->type == CTL_REOPEN_LOG)
+	if (a->type == CONTROL_DRAIN || a->type == CONTROL_REOPEN_LOG)
 		return;
 	assert_true(a->gen == b->gen);
-	if (a->type == CTL_READY)
+	if (a->type == CONTROL_READY)
 		assert_int_equal(a->pid, b->pid);
-	if (a->type == CTL_NACK)
+	if (a->type == CONTROL_NACK)
 		assert_string_equal(a->text, b->text);
 }
 
-static struct ctl_msg *
+static struct control_msg *
 sample_msgs(size_t *n)
 {
-	static char	 longtext[CTL_TEXT_MAX + 1];
-	static struct ctl_msg m[10];
+	static char	 longtext[CONTROL_TEXT_MAX + 1];
+	static struct control_msg m[10];
 	size_t		 i = 0;
 
-	memset(longtext, '~', CTL_TEXT_MAX);
+	memset(longtext, '~', CONTROL_TEXT_MAX);
 	longtext[0] = ' ';
-	longtext[CTL_TEXT_MAX] = '\0';
-	m[i++] = msg_of(CTL_READY, 1, 12345, NULL);
-	m[i++] = msg_of(CTL_READY, UINT64_MAX, UINT32_MAX, NULL);
-	m[i++] = msg_of(CTL_CONFIG, 0x0102030405060708ULL, 0, NULL);
-	m[i++] = msg_of(CTL_ACK, 7, 0, NULL);
-	m[i++] = msg_of(CTL_NACK, 8, 0, "");
-	m[i++] = msg_of(CTL_NACK, 9, 0, "site \"a.com\": cannot load key");
-	m[i++] = msg_of(CTL_NACK, 10, 0, longtext);
-	m[i++] = msg_of(CTL_DRAIN, 0, 0, NULL);
-	m[i++] = msg_of(CTL_REOPEN_LOG, 0, 0, NULL);
+	longtext[CONTROL_TEXT_MAX] = '\0';
+	m[i++] = msg_of(CONTROL_READY, 1, 12345, NULL);
+	m[i++] = msg_of(CONTROL_READY, UINT64_MAX, UINT32_MAX, NULL);
+	m[i++] = msg_of(CONTROL_CONFIG, 0x0102030405060708ULL, 0, NULL);
+	m[i++] = msg_of(CONTROL_ACK, 7, 0, NULL);
+	m[i++] = msg_of(CONTROL_NACK, 8, 0, "");
+	m[i++] = msg_of(CONTROL_NACK, 9, 0, "site \"a.com\": cannot load key");
+	m[i++] = msg_of(CONTROL_NACK, 10, 0, longtext);
+	m[i++] = msg_of(CONTROL_DRAIN, 0, 0, NULL);
+	m[i++] = msg_of(CONTROL_REOPEN_LOG, 0, 0, NULL);
 	*n = i;
 	return m;
 }
@@ -143,9 +143,9 @@ sample_msgs(size_t *n)
 static void
 test_encode_parse_round_trip(void **state)
 {
-	unsigned char	 buf[CTL_MSG_MAX], again[CTL_MSG_MAX];
-	struct ctl_msg	*m, out;
-	struct ctl_hdr	 h;
+	unsigned char	 buf[CONTROL_MSG_MAX], again[CONTROL_MSG_MAX];
+	struct control_msg	*m, out;
+	struct control_hdr	 h;
 	size_t		 i, n, len;
 
 	(void)state;
@@ -153,7 +153,7 @@ test_encode_parse_round_trip(void **state)
 	for (i = 0; i < n; i++) {
 		len = control_encode(&m[i], buf);
 		assert_int_equal(len, HDR + wire_payload(&m[i]));
-		assert_true(len <= CTL_MSG_MAX);
+		assert_true(len <= CONTROL_MSG_MAX);
 		memcpy(&h, buf, HDR);
 		assert_int_equal(h.type, m[i].type);
 		assert_int_equal(h.len, len - HDR);
@@ -168,9 +168,9 @@ test_encode_parse_round_trip(void **state)
 static void
 test_wire_layout(void **state)
 {
-	unsigned char	buf[CTL_MSG_MAX];
-	struct ctl_msg	m = msg_of(CTL_READY, 0x1122334455667788ULL, 4242,
-			    NULL);
+	unsigned char	buf[CONTROL_MSG_MAX];
+	struct control_msg	m = msg_of(CONTROL_READY, 0x1122334455667788ULL,
+				    4242, NULL);
 	uint64_t	gen;
 	uint32_t	pid;
 
@@ -180,22 +180,23 @@ test_wire_layout(void **state)
 	memcpy(&pid, buf + HDR + 8, 4);
 	assert_true(gen == m.gen);
 	assert_int_equal(pid, 4242);
-	assert_int_equal(CTL_MSG_MAX, HDR + 8 + 4 + CTL_TEXT_MAX);
+	assert_int_equal(CONTROL_MSG_MAX, HDR + 8 + 4 + CONTROL_TEXT_MAX);
 }
 
 static void
 test_parse_wrong_lengths(void **state)
 {
-	static const uint32_t types[] = { CTL_READY, CTL_CONFIG, CTL_ACK,
-	    CTL_DRAIN, CTL_REOPEN_LOG };
-	unsigned char	buf[CTL_MSG_MAX + 16], zero[CTL_MSG_MAX] = { 0 };
-	struct ctl_msg	m, ok;
+	static const uint32_t types[] = { CONTROL_READY, CONTROL_CONFIG,
+	    CONTROL_ACK, CONTROL_DRAIN, CONTROL_REOPEN_LOG };
+	unsigned char	buf[CONTROL_MSG_MAX + 16];
+	unsigned char	zero[CONTROL_MSG_MAX] = { 0 };
+	struct control_msg	m, ok;
 	size_t		i, len, want;
 	uint32_t	plen;
 
 	(void)state;
 	for (i = 0; i < nitems(types); i++) {
-		ok = msg_of((enum ctl_type)types[i], 1, 1, NULL);
+		ok = msg_of((enum control_type)types[i], 1, 1, NULL);
 		want = wire_payload(&ok);
 		/* Consistent headers, wrong payload sizes. */
 		for (plen = 0; plen <= 16; plen++) {
@@ -220,19 +221,20 @@ test_parse_wrong_lengths(void **state)
 	memset(buf, 0, sizeof(buf));
 	for (len = 0; len < HDR; len++)
 		expect_reject(buf, len, "shorter than a header");
-	raw(buf, CTL_DRAIN, 0, NULL, 0);
+	raw(buf, CONTROL_DRAIN, 0, NULL, 0);
 	for (len = 0; len < HDR; len++)
 		expect_reject(buf, len, "truncated header");
 	assert_int_equal(parse(buf, HDR, &m), 0);
-	assert_int_equal(m.type, CTL_DRAIN);
+	assert_int_equal(m.type, CONTROL_DRAIN);
 }
 
 static void
 test_parse_unknown_types(void **state)
 {
-	static const uint32_t types[] = { 0, CTL_TYPE_MAX + 1, 7, 8, 255,
-	    256, 0x10000 | CTL_READY, 0x80000000u | CTL_ACK, UINT32_MAX };
-	unsigned char	buf[CTL_MSG_MAX], zero[16] = { 0 };
+	static const uint32_t types[] = { 0, CONTROL_TYPE_MAX + 1, 7, 8, 255,
+	    256, 0x10000 | CONTROL_READY, 0x80000000u | CONTROL_ACK,
+	    UINT32_MAX };
+	unsigned char	buf[CONTROL_MSG_MAX], zero[16] = { 0 };
 	size_t		i, plen;
 
 	(void)state;
@@ -245,8 +247,8 @@ test_parse_unknown_types(void **state)
 static void
 test_nack_text(void **state)
 {
-	unsigned char	buf[CTL_MSG_MAX + 16], payload[CTL_MSG_MAX];
-	struct ctl_msg	m;
+	unsigned char	buf[CONTROL_MSG_MAX + 16], payload[CONTROL_MSG_MAX];
+	struct control_msg	m;
 	size_t		len;
 	unsigned	c;
 
@@ -254,26 +256,27 @@ test_nack_text(void **state)
 	memset(payload, 0, 8);
 	/* A NACK needs its generation. */
 	for (len = 0; len < 8; len++)
-		expect_reject(buf, raw(buf, CTL_NACK, (uint32_t)len, payload,
-		    len), "NACK without gen");
-	/* Text length: 0 and CTL_TEXT_MAX are fine, one more is not. */
-	memset(payload + 8, 'x', CTL_TEXT_MAX + 1);
-	len = raw(buf, CTL_NACK, 8, payload, 8);
+		expect_reject(buf, raw(buf, CONTROL_NACK, (uint32_t)len,
+		    payload, len), "NACK without gen");
+	/* Text length: 0 and CONTROL_TEXT_MAX are fine, one more is not. */
+	memset(payload + 8, 'x', CONTROL_TEXT_MAX + 1);
+	len = raw(buf, CONTROL_NACK, 8, payload, 8);
 	assert_int_equal(parse(buf, len, &m), 0);
 	assert_string_equal(m.text, "");
-	len = raw(buf, CTL_NACK, 8 + CTL_TEXT_MAX, payload, 8 + CTL_TEXT_MAX);
+	len = raw(buf, CONTROL_NACK, 8 + CONTROL_TEXT_MAX, payload,
+	    8 + CONTROL_TEXT_MAX);
 	assert_int_equal(parse(buf, len, &m), 0);
-	assert_int_equal(strlen(m.text), CTL_TEXT_MAX);
-	assert_int_equal(m.text[CTL_TEXT_MAX], '\0');
-	len = raw(buf, CTL_NACK, 8 + CTL_TEXT_MAX + 1, payload,
-	    8 + CTL_TEXT_MAX + 1);
+	assert_int_equal(strlen(m.text), CONTROL_TEXT_MAX);
+	assert_int_equal(m.text[CONTROL_TEXT_MAX], '\0');
+	len = raw(buf, CONTROL_NACK, 8 + CONTROL_TEXT_MAX + 1, payload,
+	    8 + CONTROL_TEXT_MAX + 1);
 	expect_reject(buf, len, "NACK text one too long");
 
 	/* Every byte value in the middle of a text. */
 	memcpy(payload + 8, "abc?def", 7);
 	for (c = 0; c < 256; c++) {
 		payload[8 + 3] = (unsigned char)c;
-		len = raw(buf, CTL_NACK, 15, payload, 15);
+		len = raw(buf, CONTROL_NACK, 15, payload, 15);
 		if (c >= 0x20 && c <= 0x7e) {
 			assert_int_equal(parse(buf, len, &m), 0);
 			assert_int_equal((unsigned char)m.text[3], c);
@@ -283,22 +286,22 @@ test_nack_text(void **state)
 	}
 	/* A NUL at the very end, as a C string would have it. */
 	memcpy(payload + 8, "abc\0", 4);
-	expect_reject(buf, raw(buf, CTL_NACK, 12, payload, 12),
+	expect_reject(buf, raw(buf, CONTROL_NACK, 12, payload, 12),
 	    "NUL-terminated text");
 }
 
-/* The encoder never reads past CTL_TEXT_MAX, terminator or not. */
+/* The encoder never reads past CONTROL_TEXT_MAX, terminator or not. */
 static void
 test_nack_encode_bounds(void **state)
 {
-	unsigned char	buf[CTL_MSG_MAX];
-	struct ctl_msg	m = msg_of(CTL_NACK, 3, 0, NULL), out;
+	unsigned char	buf[CONTROL_MSG_MAX];
+	struct control_msg	m = msg_of(CONTROL_NACK, 3, 0, NULL), out;
 
 	(void)state;
 	memset(m.text, 'y', sizeof(m.text));	/* no terminator at all */
-	assert_int_equal(control_encode(&m, buf), HDR + 8 + CTL_TEXT_MAX);
-	assert_int_equal(parse(buf, HDR + 8 + CTL_TEXT_MAX, &out), 0);
-	assert_int_equal(strlen(out.text), CTL_TEXT_MAX);
+	assert_int_equal(control_encode(&m, buf), HDR + 8 + CONTROL_TEXT_MAX);
+	assert_int_equal(parse(buf, HDR + 8 + CONTROL_TEXT_MAX, &out), 0);
+	assert_int_equal(strlen(out.text), CONTROL_TEXT_MAX);
 }
 
 /*
@@ -371,7 +374,7 @@ writers_gone(int rfd)
 static void
 test_send_recv_every_type(void **state)
 {
-	struct ctl_msg	*m, out;
+	struct control_msg	*m, out;
 	size_t		 i, n;
 	int		 sv[2];
 
@@ -379,7 +382,7 @@ test_send_recv_every_type(void **state)
 	seqpacket_pair(sv);
 	m = sample_msgs(&n);
 	for (i = 0; i < n; i++) {
-		if (m[i].type == CTL_REOPEN_LOG)
+		if (m[i].type == CONTROL_REOPEN_LOG)
 			continue;		/* needs a descriptor */
 		assert_int_equal(control_send(sv[0], &m[i]), 0);
 		memset(&out, 0x5a, sizeof(out));
@@ -388,9 +391,9 @@ test_send_recv_every_type(void **state)
 		assert_int_equal(out.fd, -1);
 	}
 	/* Both directions, and the convenience constructor. */
-	assert_int_equal(control_send_gen(sv[1], CTL_ACK, 99), 0);
+	assert_int_equal(control_send_gen(sv[1], CONTROL_ACK, 99), 0);
 	assert_int_equal(control_recv(sv[0], &out), 1);
-	assert_int_equal(out.type, CTL_ACK);
+	assert_int_equal(out.type, CONTROL_ACK);
 	assert_true(out.gen == 99);
 	assert_int_equal(out.fd, -1);
 	close(sv[0]);
@@ -401,18 +404,19 @@ test_send_recv_every_type(void **state)
 static void
 test_message_boundaries(void **state)
 {
-	struct ctl_msg	out;
+	struct control_msg	out;
 	uint64_t	g;
 	int		sv[2];
 
 	(void)state;
 	seqpacket_pair(sv);
 	for (g = 1; g <= 20; g++)
-		assert_int_equal(control_send_gen(sv[0], g % 2 ? CTL_CONFIG :
-		    CTL_ACK, g), 0);
+		assert_int_equal(control_send_gen(sv[0],
+		    g % 2 ? CONTROL_CONFIG : CONTROL_ACK, g), 0);
 	for (g = 1; g <= 20; g++) {
 		assert_int_equal(control_recv(sv[1], &out), 1);
-		assert_int_equal(out.type, g % 2 ? CTL_CONFIG : CTL_ACK);
+		assert_int_equal(out.type,
+		    g % 2 ? CONTROL_CONFIG : CONTROL_ACK);
 		assert_true(out.gen == g);
 	}
 	close(sv[0]);
@@ -422,7 +426,8 @@ test_message_boundaries(void **state)
 static void
 test_reopen_log_passes_fd(void **state)
 {
-	struct ctl_msg	m = msg_of(CTL_REOPEN_LOG, 0, 0, NULL), out;
+	struct control_msg	m = msg_of(CONTROL_REOPEN_LOG, 0, 0, NULL);
+	struct control_msg	out;
 	char		buf[32];
 	int		sv[2], p[2], before;
 
@@ -434,7 +439,7 @@ test_reopen_log_passes_fd(void **state)
 	close(p[1]);			/* only the passed copy is left */
 	before = count_fds();
 	assert_int_equal(control_recv(sv[1], &out), 1);
-	assert_int_equal(out.type, CTL_REOPEN_LOG);
+	assert_int_equal(out.type, CONTROL_REOPEN_LOG);
 	assert_true(out.fd >= 0);
 	assert_int_equal(count_fds(), before + 1);
 	/* Close-on-exec: a worker re-executes itself. */
@@ -453,16 +458,16 @@ test_reopen_log_passes_fd(void **state)
 static void
 test_fd_on_wrong_type_is_closed(void **state)
 {
-	unsigned char	buf[CTL_MSG_MAX];
-	struct ctl_msg	m, out;
+	unsigned char	buf[CONTROL_MSG_MAX];
+	struct control_msg	m, out;
 	size_t		len, i, n;
 	int		sv[2], p[2], before;
-	struct ctl_msg	*all = sample_msgs(&n);
+	struct control_msg	*all = sample_msgs(&n);
 
 	(void)state;
 	seqpacket_pair(sv);
 	for (i = 0; i < n; i++) {
-		if (all[i].type == CTL_REOPEN_LOG)
+		if (all[i].type == CONTROL_REOPEN_LOG)
 			continue;
 		m = all[i];
 		len = control_encode(&m, buf);
@@ -478,7 +483,7 @@ test_fd_on_wrong_type_is_closed(void **state)
 		close(p[0]);
 	}
 	/* The channel is still usable after a bad message. */
-	assert_int_equal(control_send_gen(sv[0], CTL_CONFIG, 5), 0);
+	assert_int_equal(control_send_gen(sv[0], CONTROL_CONFIG, 5), 0);
 	assert_int_equal(control_recv(sv[1], &out), 1);
 	assert_true(out.gen == 5);
 	close(sv[0]);
@@ -488,8 +493,9 @@ test_fd_on_wrong_type_is_closed(void **state)
 static void
 test_reopen_log_without_fd(void **state)
 {
-	unsigned char	buf[CTL_MSG_MAX];
-	struct ctl_msg	m = msg_of(CTL_REOPEN_LOG, 0, 0, NULL), out;
+	unsigned char	buf[CONTROL_MSG_MAX];
+	struct control_msg	m = msg_of(CONTROL_REOPEN_LOG, 0, 0, NULL);
+	struct control_msg	out;
 	int		sv[2];
 
 	(void)state;
@@ -512,8 +518,9 @@ test_reopen_log_without_fd(void **state)
 static void
 test_reopen_log_extra_fds(void **state)
 {
-	unsigned char	buf[CTL_MSG_MAX];
-	struct ctl_msg	m = msg_of(CTL_REOPEN_LOG, 0, 0, NULL), out;
+	unsigned char	buf[CONTROL_MSG_MAX];
+	struct control_msg	m = msg_of(CONTROL_REOPEN_LOG, 0, 0, NULL);
+	struct control_msg	out;
 	int		sv[2], p[3][2], w[3], before, i, gone = 0;
 	char		c;
 
@@ -546,8 +553,9 @@ test_reopen_log_extra_fds(void **state)
 static void
 test_too_many_fds(void **state)
 {
-	unsigned char	buf[CTL_MSG_MAX];
-	struct ctl_msg	m = msg_of(CTL_REOPEN_LOG, 0, 0, NULL), out;
+	unsigned char	buf[CONTROL_MSG_MAX];
+	struct control_msg	m = msg_of(CONTROL_REOPEN_LOG, 0, 0, NULL);
+	struct control_msg	out;
 	int		sv[2], fds[8], before, i, rc;
 
 	(void)state;
@@ -573,8 +581,9 @@ test_too_many_fds(void **state)
 static void
 test_recv_malformed(void **state)
 {
-	unsigned char	buf[CTL_MSG_MAX + 64], zero[CTL_MSG_MAX + 64] = { 0 };
-	struct ctl_msg	out;
+	unsigned char	buf[CONTROL_MSG_MAX + 64];
+	unsigned char	zero[CONTROL_MSG_MAX + 64] = { 0 };
+	struct control_msg	out;
 	size_t		len;
 	int		sv[2];
 
@@ -586,24 +595,25 @@ test_recv_malformed(void **state)
 	assert_int_equal(control_recv(sv[1], &out), -1);
 	assert_int_equal(errno, EPROTO);
 	/* Larger than any message: truncated by the receiver. */
-	len = raw(buf, CTL_NACK, CTL_TEXT_MAX + 8 + 40, zero,
-	    CTL_TEXT_MAX + 8 + 40);
-	memset(buf + HDR + 8, 'a', CTL_TEXT_MAX + 40);
+	len = raw(buf, CONTROL_NACK, CONTROL_TEXT_MAX + 8 + 40, zero,
+	    CONTROL_TEXT_MAX + 8 + 40);
+	memset(buf + HDR + 8, 'a', CONTROL_TEXT_MAX + 40);
 	send_raw(sv[0], buf, len, NULL, 0);
 	errno = 0;
 	assert_int_equal(control_recv(sv[1], &out), -1);
 	assert_int_equal(errno, EPROTO);
 	/* One byte more than the largest message (a NACK with a text
-	 * CTL_TEXT_MAX + 5 long). */
-	len = raw(buf, CTL_NACK, CTL_TEXT_MAX + 13, zero, CTL_TEXT_MAX + 13);
-	memset(buf + HDR + 8, 'a', CTL_TEXT_MAX + 5);
-	assert_int_equal(len, CTL_MSG_MAX + 1);
+	 * CONTROL_TEXT_MAX + 5 long). */
+	len = raw(buf, CONTROL_NACK, CONTROL_TEXT_MAX + 13, zero,
+	    CONTROL_TEXT_MAX + 13);
+	memset(buf + HDR + 8, 'a', CONTROL_TEXT_MAX + 5);
+	assert_int_equal(len, CONTROL_MSG_MAX + 1);
 	send_raw(sv[0], buf, len, NULL, 0);
 	errno = 0;
 	assert_int_equal(control_recv(sv[1], &out), -1);
 	assert_int_equal(errno, EPROTO);
 	/* Still in sync afterwards. */
-	assert_int_equal(control_send_gen(sv[0], CTL_ACK, 77), 0);
+	assert_int_equal(control_send_gen(sv[0], CONTROL_ACK, 77), 0);
 	assert_int_equal(control_recv(sv[1], &out), 1);
 	assert_true(out.gen == 77);
 	close(sv[0]);
@@ -613,7 +623,7 @@ test_recv_malformed(void **state)
 static void
 test_recv_eof_and_eagain(void **state)
 {
-	struct ctl_msg	out;
+	struct control_msg	out;
 	int		sv[2];
 
 	(void)state;
@@ -623,7 +633,7 @@ test_recv_eof_and_eagain(void **state)
 	assert_int_equal(control_recv(sv[1], &out), -1);
 	assert_int_equal(errno, EAGAIN);
 	/* A queued message is still delivered before EOF. */
-	assert_int_equal(control_send_gen(sv[0], CTL_CONFIG, 3), 0);
+	assert_int_equal(control_send_gen(sv[0], CONTROL_CONFIG, 3), 0);
 	close(sv[0]);
 	assert_int_equal(control_recv(sv[1], &out), 1);
 	assert_true(out.gen == 3);
@@ -636,7 +646,7 @@ test_recv_eof_and_eagain(void **state)
 static void
 test_send_to_closed_peer(void **state)
 {
-	struct ctl_msg	m = msg_of(CTL_READY, 1, 2, NULL);
+	struct control_msg	m = msg_of(CONTROL_READY, 1, 2, NULL);
 	int		sv[2];
 
 	(void)state;
@@ -645,9 +655,9 @@ test_send_to_closed_peer(void **state)
 	errno = 0;
 	assert_int_equal(control_send(sv[0], &m), -1);
 	assert_int_equal(errno, EPIPE);
-	assert_int_equal(control_send_gen(sv[0], CTL_ACK, 1), -1);
+	assert_int_equal(control_send_gen(sv[0], CONTROL_ACK, 1), -1);
 	close(sv[0]);
-	assert_int_equal(control_send_gen(sv[0], CTL_ACK, 1), -1);
+	assert_int_equal(control_send_gen(sv[0], CONTROL_ACK, 1), -1);
 }
 
 /*
@@ -688,7 +698,7 @@ test_open_ends(void **state)
 static void
 test_report_read_every_type(void **state)
 {
-	struct ctl_msg	*m, out;
+	struct control_msg	*m, out;
 	size_t		 i, n;
 	int		 sock[2], rep[2];
 
@@ -696,7 +706,7 @@ test_report_read_every_type(void **state)
 	assert_int_equal(control_open(sock, rep), 0);
 	m = sample_msgs(&n);
 	for (i = 0; i < n; i++) {
-		if (m[i].type == CTL_REOPEN_LOG) {
+		if (m[i].type == CONTROL_REOPEN_LOG) {
 			/* The one type with a descriptor is not reported. */
 			errno = 0;
 			assert_int_equal(control_report(rep[1], &m[i]), -1);
@@ -711,10 +721,10 @@ test_report_read_every_type(void **state)
 	}
 	/* Boundaries and order kept with several queued. */
 	for (i = 1; i <= 12; i++)
-		assert_int_equal(control_report_gen(rep[1], CTL_ACK, i), 0);
+		assert_int_equal(control_report_gen(rep[1], CONTROL_ACK, i), 0);
 	for (i = 1; i <= 12; i++) {
 		assert_int_equal(control_read(rep[0], &out), 1);
-		assert_int_equal(out.type, CTL_ACK);
+		assert_int_equal(out.type, CONTROL_ACK);
 		assert_true(out.gen == i);
 	}
 	close(sock[0]);
@@ -731,8 +741,8 @@ test_report_read_every_type(void **state)
 static void
 test_open_socket_is_one_way(void **state)
 {
-	unsigned char	buf[CTL_MSG_MAX];
-	struct ctl_msg	m = msg_of(CTL_ACK, 1, 0, NULL), out;
+	unsigned char	buf[CONTROL_MSG_MAX];
+	struct control_msg	m = msg_of(CONTROL_ACK, 1, 0, NULL), out;
 	union {
 		struct cmsghdr	 hdr;
 		unsigned char	 buf[CMSG_SPACE(sizeof(int))];
@@ -770,17 +780,17 @@ test_open_socket_is_one_way(void **state)
 
 	/* Master -> worker is untouched. */
 	assert_int_equal(pipe(p), 0);
-	m = msg_of(CTL_REOPEN_LOG, 0, 0, NULL);
+	m = msg_of(CONTROL_REOPEN_LOG, 0, 0, NULL);
 	m.fd = p[1];
 	assert_int_equal(control_send(sock[0], &m), 0);
 	close(p[1]);
 	assert_int_equal(control_recv(sock[1], &out), 1);
-	assert_int_equal(out.type, CTL_REOPEN_LOG);
+	assert_int_equal(out.type, CONTROL_REOPEN_LOG);
 	assert_true(out.fd >= 0);
 	close(out.fd);
 	assert_true(writers_gone(p[0]));
 	close(p[0]);
-	assert_int_equal(control_send_gen(sock[0], CTL_CONFIG, 4), 0);
+	assert_int_equal(control_send_gen(sock[0], CONTROL_CONFIG, 4), 0);
 	assert_int_equal(control_recv(sock[1], &out), 1);
 	assert_true(out.gen == 4);
 	/* The worker still sees EOF when the master is gone. */
@@ -800,8 +810,8 @@ write_raw(int fd, const void *buf, size_t len)
 static void
 test_read_malformed(void **state)
 {
-	unsigned char	buf[8192], zero[CTL_MSG_MAX + 64] = { 0 };
-	struct ctl_msg	out;
+	unsigned char	buf[8192], zero[CONTROL_MSG_MAX + 64] = { 0 };
+	struct control_msg	out;
 	size_t		len;
 	int		sock[2], rep[2];
 
@@ -813,14 +823,15 @@ test_read_malformed(void **state)
 	assert_int_equal(control_read(rep[0], &out), -1);
 	assert_int_equal(errno, EPROTO);
 	/* Well formed, but the type that carries a descriptor. */
-	write_raw(rep[1], buf, raw(buf, CTL_REOPEN_LOG, 0, NULL, 0));
+	write_raw(rep[1], buf, raw(buf, CONTROL_REOPEN_LOG, 0, NULL, 0));
 	errno = 0;
 	assert_int_equal(control_read(rep[0], &out), -1);
 	assert_int_equal(errno, EPROTO);
 	/* One byte more than the largest message. */
-	len = raw(buf, CTL_NACK, CTL_TEXT_MAX + 13, zero, CTL_TEXT_MAX + 13);
-	memset(buf + HDR + 8, 'a', CTL_TEXT_MAX + 5);
-	assert_int_equal(len, CTL_MSG_MAX + 1);
+	len = raw(buf, CONTROL_NACK, CONTROL_TEXT_MAX + 13, zero,
+	    CONTROL_TEXT_MAX + 13);
+	memset(buf + HDR + 8, 'a', CONTROL_TEXT_MAX + 5);
+	assert_int_equal(len, CONTROL_MSG_MAX + 1);
 	write_raw(rep[1], buf, len);
 	errno = 0;
 	assert_int_equal(control_read(rep[0], &out), -1);
@@ -831,14 +842,14 @@ test_read_malformed(void **state)
 	 */
 	memset(buf, 'x', sizeof(buf));
 	write_raw(rep[1], buf, sizeof(buf));
-	assert_int_equal(control_report_gen(rep[1], CTL_ACK, 77), 0);
+	assert_int_equal(control_report_gen(rep[1], CONTROL_ACK, 77), 0);
 	for (len = 0; len < 2; len++) {
 		errno = 0;
 		assert_int_equal(control_read(rep[0], &out), -1);
 		assert_int_equal(errno, EPROTO);
 	}
 	assert_int_equal(control_read(rep[0], &out), 1);
-	assert_int_equal(out.type, CTL_ACK);
+	assert_int_equal(out.type, CONTROL_ACK);
 	assert_true(out.gen == 77);
 	close(sock[0]);
 	close(sock[1]);
@@ -849,7 +860,7 @@ test_read_malformed(void **state)
 static void
 test_read_eof_and_eagain(void **state)
 {
-	struct ctl_msg	out;
+	struct control_msg	out;
 	int		sock[2], rep[2];
 
 	(void)state;
@@ -858,7 +869,7 @@ test_read_eof_and_eagain(void **state)
 	assert_int_equal(control_read(rep[0], &out), -1);
 	assert_int_equal(errno, EAGAIN);
 	/* A queued report is still delivered before EOF. */
-	assert_int_equal(control_report_gen(rep[1], CTL_ACK, 3), 0);
+	assert_int_equal(control_report_gen(rep[1], CONTROL_ACK, 3), 0);
 	close(rep[1]);
 	assert_int_equal(control_read(rep[0], &out), 1);
 	assert_true(out.gen == 3);
@@ -873,7 +884,7 @@ test_read_eof_and_eagain(void **state)
 static void
 test_report_to_closed_master(void **state)
 {
-	struct ctl_msg	m = msg_of(CTL_READY, 1, 2, NULL);
+	struct control_msg	m = msg_of(CONTROL_READY, 1, 2, NULL);
 	int		sock[2], rep[2];
 
 	(void)state;

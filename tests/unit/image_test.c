@@ -27,12 +27,13 @@
 
 #include "config.h"
 #include "image.h"
+#include "util.h"
 
 /*
  * Allocation sizes, where ASan lets us watch them: a hostile count must
  * not make the decoder allocate for it.
  */
-#ifdef PORTCULLIS_ASAN
+#if UTIL_ASAN
 int __sanitizer_install_malloc_and_free_hooks(
     void (*)(const volatile void *, size_t), void (*)(const volatile void *));
 
@@ -57,7 +58,7 @@ static int
 setup_hooks(void **state)
 {
 	(void)state;
-#ifdef PORTCULLIS_ASAN
+#if UTIL_ASAN
 	__sanitizer_install_malloc_and_free_hooks(on_malloc, on_free);
 #endif
 	return 0;
@@ -79,11 +80,11 @@ decode(const unsigned char *img, size_t len, struct config **cfg,
 	if (len > 0)
 		memcpy(copy, img, len);
 	*cfg = (struct config *)&rc;	/* must be overwritten */
-#ifdef PORTCULLIS_ASAN
+#if UTIL_ASAN
 	biggest_alloc = 0;
 #endif
 	rc = image_decode(copy, len, cfg, gen);
-#ifdef PORTCULLIS_ASAN
+#if UTIL_ASAN
 	if (biggest != NULL)
 		*biggest = biggest_alloc;
 #else
@@ -808,7 +809,7 @@ test_writer_matches_encoder(void **state)
 	(void)state;
 	len = build(&s, img, sizeof(img));
 	assert_int_equal(decode(img, len, &cfg, &gen, &biggest), 0);
-#ifdef PORTCULLIS_ASAN
+#if UTIL_ASAN
 	/* The allocation watch works (so its limits above can fail). */
 	assert_true(biggest >= sizeof(struct config));
 #endif

@@ -118,7 +118,7 @@ put(char *path, size_t sz, const char *name, const char *text)
 static int
 setup(void **state)
 {
-	struct config_opts opts = { false, false };
+	struct config_opts opts = { .keypair_check = tls_keypair_check };
 	struct config_errors errs = { NULL, NULL, 0 };
 	unsigned char ticket[64];
 	char conf[4096], err[256];

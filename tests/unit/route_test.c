@@ -35,7 +35,7 @@ static struct route_table *rt;
 static int
 setup(void **state)
 {
-	struct config_opts opts = { false, true };
+	struct config_opts opts = { .pure = true };
 	struct config_errors errs = { NULL, NULL, 0 };
 
 	(void)state;

@@ -218,6 +218,55 @@ test_cache(void **state)
 	assert_null(util_cache_get(&c));
 }
 
+/*
+ * Trim frees what no get needed since the last trim (the low-water mark),
+ * oldest first, and keeps the rest in order; put says whether it kept.
+ */
+static void
+test_cache_trim(void **state)
+{
+	struct util_cache c;
+	void *p[5], *q[2];
+	size_t i;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	for (i = 0; i < nitems(p); i++) {
+		assert_non_null(p[i] = malloc(16));
+		assert_int_equal(util_cache_put(&c, p[i]), !UTIL_ASAN);
+	}
+	if (UTIL_ASAN) {
+		assert_int_equal(c.n, 0);
+		assert_int_equal(util_cache_trim(&c), 0);
+		return;
+	}
+	/* Nothing was got before: the first trim has no mark to go by. */
+	assert_int_equal(util_cache_trim(&c), 0);
+	assert_int_equal(c.n, 5);
+	/* Two taken, both put back: three stayed unused all along. */
+	q[0] = util_cache_get(&c);
+	q[1] = util_cache_get(&c);
+	assert_ptr_equal(q[0], p[4]);
+	assert_ptr_equal(q[1], p[3]);
+	assert_true(util_cache_put(&c, q[1]));
+	assert_true(util_cache_put(&c, q[0]));
+	assert_int_equal(util_cache_trim(&c), 3);	/* p[0..2] freed */
+	assert_int_equal(c.n, 2);
+	assert_ptr_equal(util_cache_get(&c), p[4]);
+	assert_ptr_equal(util_cache_get(&c), p[3]);
+	assert_true(util_cache_put(&c, p[3]));
+	assert_true(util_cache_put(&c, p[4]));
+	/* Since that trim the fewest kept was 0: nothing is dropped. */
+	assert_int_equal(util_cache_trim(&c), 0);
+	assert_int_equal(c.n, 2);
+	/* No get since: all of it goes. */
+	assert_int_equal(util_cache_trim(&c), 2);
+	assert_int_equal(c.n, 0);
+	assert_null(util_cache_get(&c));
+	assert_false(util_cache_put(&c, NULL));
+	util_cache_clear(&c);
+}
+
 /* UTIL_LIT_IS on a literal span with its length, NULs included. */
 #define SPAN_IS(span, lit)	UTIL_LIT_IS((span), sizeof(span) - 1, lit)
 
@@ -520,6 +569,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lit_is),
 		cmocka_unit_test(test_cache),
+		cmocka_unit_test(test_cache_trim),
 		cmocka_unit_test(test_parse_u64_valid),
 		cmocka_unit_test(test_parse_u64_max_and_overflow),
 		cmocka_unit_test(test_parse_u64_length),
