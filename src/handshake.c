@@ -15,8 +15,8 @@
 
 #include "client.h"
 #include "gen.h"
-#include "h1.h"
-#include "h2.h"
+#include "h1conn.h"
+#include "h2conn.h"
 #include "handshake.h"
 #include "log.h"
 #include "tls.h"

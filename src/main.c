@@ -20,7 +20,7 @@
 
 #include "config.h"
 #include "ctl.h"
-#include "h1.h"
+#include "h1conn.h"
 #include "handshake.h"
 #include "health.h"
 #include "listen.h"

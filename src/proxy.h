@@ -2,8 +2,8 @@
  * proxy.h - one exchange with an upstream: a request forwarded over
  * HTTP/1.1 and its response read back, both streamed with backpressure.
  *
- * The client side (h1.c, later h2.c) is the "frontend": it starts the
- * exchange with a parsed, validated request, pushes the request body
+ * The client side (h1conn.c or h2conn.c, through request.c) is the
+ * "frontend": it starts the exchange with a parsed, admitted request, pushes the request body
  * (decoded) with proxy_body(), and receives the response through its
  * proxy_ops callbacks.  The exchange parses the upstream's response as
  * strictly as a request and never hands the frontend anything malformed.

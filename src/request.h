@@ -3,7 +3,7 @@
  * arrived" and "it goes upstream", the same for HTTP/1.1 and HTTP/2.
  *
  * The protocols only parse and render.  Each turns what the client sent
- * into a proxy_request (h1.c from the HTTP/1.1 parser's result, h2req.c
+ * into a proxy_request (h1conn.c from the HTTP/1.1 parser's result, h2req.c
  * from an HTTP/2 header block) and asks request_admit(), which decides in
  * this order:
  *

@@ -1,7 +1,7 @@
 /*
  * h2_fuzz.c - raw bytes from an HTTP/2 client, after the connection
  * preface, into a real nghttp2 server session (HTTP messaging checks on,
- * as in h2.c) wired to the request translation (h2req.c).  Every request
+ * as in h2conn.c) wired to the request translation (h2req.c).  Every request
  * the translation accepts must re-parse with our strict HTTP/1.1 parser as
  * exactly one identical request: h2req_check() failing is a crash here.
  * The session also answers (SETTINGS ACK, RST_STREAM, GOAWAY ...), so the

@@ -1,5 +1,5 @@
 /*
- * h2.c - HTTP/2 client connections (see h2.h).
+ * h2conn.c - HTTP/2 client connections (see h2conn.h).
  *
  * One nghttp2 server session per connection, driven through its
  * in-memory API: bytes read from TLS go to nghttp2_session_mem_recv(),
@@ -18,7 +18,7 @@
  *
  * Callbacks from nghttp2 and from the exchanges only change state; the
  * connection is freed only from its own event handlers (h2_io_cb,
- * h2_timer_cb) on their way out, as in h1.c.
+ * h2_timer_cb) on their way out, as in h1conn.c.
  *
  * Abuse.  nghttp2 limits what it knows (RST_STREAM rate, CONTINUATION
  * count, queued ACKs, SETTINGS entries).  On top of that each connection
@@ -49,7 +49,7 @@
 #include "client.h"
 #include "front.h"
 #include "gen.h"
-#include "h2.h"
+#include "h2conn.h"
 #include "h2guard.h"
 #include "h2req.h"
 #include "headers.h"

@@ -1,5 +1,5 @@
 /*
- * h1.h - HTTP/1.x client connections.
+ * h1conn.h - HTTP/1.x client connections.
  *
  * Requests parsed with the strict parser (http1.c), admitted by
  * request.c and forwarded with an exchange (proxy.c); keep-alive and
@@ -7,8 +7,8 @@
  * every request itself (a redirect to HTTPS).  The TLS handshake happened
  * before (handshake.c).
  */
-#ifndef PORTCULLIS_H1_H
-#define PORTCULLIS_H1_H
+#ifndef PORTCULLIS_H1CONN_H
+#define PORTCULLIS_H1CONN_H
 
 #include <stddef.h>
 #include <sys/socket.h>
@@ -29,4 +29,4 @@ void	 h1_start(struct worker *wk, int fd, size_t li, struct tls_conn *tls,
 /* Take over an accepted socket of plain listener li. */
 void	 h1_accept(struct worker *wk, int fd, size_t li);
 
-#endif /* PORTCULLIS_H1_H */
+#endif /* PORTCULLIS_H1CONN_H */

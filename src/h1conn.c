@@ -1,5 +1,5 @@
 /*
- * h1.c - HTTP/1.x client connections (see h1.h).
+ * h1conn.c - HTTP/1.x client connections (see h1conn.h).
  *
  * One state per connection, changed only by h1_set_state():
  *
@@ -31,7 +31,7 @@
 #include "client.h"
 #include "front.h"
 #include "gen.h"
-#include "h1.h"
+#include "h1conn.h"
 #include "headers.h"
 #include "http1.h"
 #include "log.h"

@@ -1,5 +1,5 @@
 /*
- * h2.h - HTTP/2 client connections (nghttp2).
+ * h2conn.h - HTTP/2 client connections (nghttp2).
  *
  * A TLS connection whose ALPN chose "h2" is handed over after the
  * handshake.  Each stream becomes one exchange (proxy.c) on the same
@@ -8,8 +8,8 @@
  * them every request is translated by h2req.c and re-parsed by the strict
  * HTTP/1.1 parser before it goes anywhere.
  */
-#ifndef PORTCULLIS_H2_H
-#define PORTCULLIS_H2_H
+#ifndef PORTCULLIS_H2CONN_H
+#define PORTCULLIS_H2CONN_H
 
 #include <stddef.h>
 #include <sys/socket.h>
@@ -27,4 +27,4 @@ void	 h2_accept(struct worker *wk, int fd, size_t li, struct tls_conn *tls,
 	    struct gen *gen, const struct sockaddr_storage *peer,
 	    const char *client_ip);
 
-#endif /* PORTCULLIS_H2_H */
+#endif /* PORTCULLIS_H2CONN_H */
