@@ -67,7 +67,7 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	struct config_opts opts = { false, false };
-	struct config_errors errs = { NULL, NULL, 0 };
+	struct config_errors errs = { NULL, NULL, 0, 0 };
 	const char *path = DEFAULT_CONFIG;
 	struct config *cfg;
 	char *abspath;
