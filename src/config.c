@@ -154,20 +154,18 @@ install_line_recorders(cfg_opt_t *opts)
 	}
 }
 
-static void PRINTFLIKE(3, 4)
-cerr(struct loader *ld, int line, const char *fmt, ...)
+static void PRINTFLIKE(4, 0)
+add_msg(struct loader *ld, int line, bool warning, const char *fmt,
+    va_list ap)
 {
 	struct config_errors *e = ld->errs;
 	char msg[1024], **n;
 	int *nl;
-	va_list ap;
 	size_t i;
 
 	if (e->n >= MAX_ERRORS)
 		return;
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	if ((n = reallocarray(e->msgs, e->n + 1, sizeof(*n))) != NULL)
 		e->msgs = n;
 	if ((nl = reallocarray(e->lines, e->n + 1, sizeof(*nl))) != NULL)
@@ -181,7 +179,8 @@ cerr(struct loader *ld, int line, const char *fmt, ...)
 		e->msgs[i] = e->msgs[i - 1];
 		e->lines[i] = e->lines[i - 1];
 	}
-	if (asprintf(&e->msgs[i], "%s:%d: %s", ld->name, line, msg) < 0) {
+	if (asprintf(&e->msgs[i], "%s:%d: %s%s", ld->name, line,
+	    warning ? "warning: " : "", msg) < 0) {
 		memmove(&e->msgs[i], &e->msgs[i + 1], (e->n - i) *
 		    sizeof(*e->msgs));
 		memmove(&e->lines[i], &e->lines[i + 1], (e->n - i) *
@@ -191,6 +190,36 @@ cerr(struct loader *ld, int line, const char *fmt, ...)
 	}
 	e->lines[i] = line;
 	e->n++;
+	if (warning)
+		e->nwarn++;
+}
+
+/* An error: the load fails. */
+static void PRINTFLIKE(3, 4)
+cerr(struct loader *ld, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	add_msg(ld, line, false, fmt, ap);
+	va_end(ap);
+}
+
+/* A warning: said, and the load goes on. */
+static void PRINTFLIKE(3, 4)
+cwarn(struct loader *ld, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	add_msg(ld, line, true, fmt, ap);
+	va_end(ap);
+}
+
+static size_t
+nerrors(const struct config_errors *e)
+{
+	return e->n - e->nwarn;
 }
 
 static void PRINTFLIKE(2, 0)
@@ -797,8 +826,18 @@ load_user(struct loader *ld, cfg_t *root, struct config *cfg)
 	if (cfg->user == NULL || ld->opts->pure)
 		return;
 	errno = 0;
-	if ((pw = getpwnam(cfg->user)) == NULL)
+	/*
+	 * Only a master started as root runs its workers as user (privs.c);
+	 * started as anyone else, every process keeps that one's uid and the
+	 * name is never used: say so, but a config checked by an ordinary
+	 * user on a machine without the service user is not wrong.
+	 */
+	if ((pw = getpwnam(cfg->user)) == NULL && geteuid() == 0)
 		cerr(ld, line, "user \"%s\" does not exist", cfg->user);
+	else if (pw == NULL)
+		cwarn(ld, line, "user \"%s\" does not exist: a start as root "
+		    "would fail (started as this user, portcullis keeps its "
+		    "uid and does not need it)", cfg->user);
 	else if (pw->pw_uid == 0)
 		cerr(ld, line, "user \"%s\" is root: workers must run as an "
 		    "unprivileged user", cfg->user);
@@ -1071,7 +1110,7 @@ config_parse_buffer(const char *name, const char *buf, size_t len,
 	cfg_t *root = NULL;
 	const char *nul;
 	char *text = NULL;
-	size_t nerr0 = errs->n;		/* errs may hold earlier messages */
+	size_t nerr0 = nerrors(errs);	/* errs may hold earlier messages */
 
 	/* A load that reads keys must check them: never skip it silently. */
 	if (!opts->pure && opts->keypair_check == NULL)
@@ -1096,7 +1135,7 @@ config_parse_buffer(const char *name, const char *buf, size_t len,
 	memcpy(text, buf, len);
 	text[len] = '\0';
 	prescan(&ld, text, len);
-	if (errs->n > nerr0)
+	if (nerrors(errs) > nerr0)
 		goto done;
 	install_line_recorders(root_opts);
 	if ((root = cfg_init(root_opts, CFGF_NONE)) == NULL) {
@@ -1108,7 +1147,7 @@ config_parse_buffer(const char *name, const char *buf, size_t len,
 	cur_loader = &ld;
 	/* A syntax error leaves no tree to check; our own errors do. */
 	if (cfg_parse_buf(root, text) != CFG_SUCCESS) {
-		if (errs->n == nerr0)
+		if (nerrors(errs) == nerr0)
 			cerr(&ld, root->line, "syntax error");
 	} else
 		load_root(&ld, root, cfg);
@@ -1120,7 +1159,7 @@ done:
 		cfg_free(root);
 	free(ld.lines);
 	free(text);
-	if (errs->n > nerr0 || ld.oom) {
+	if (nerrors(errs) > nerr0 || ld.oom) {
 		config_free(cfg);
 		return -1;
 	}
@@ -1199,6 +1238,7 @@ config_errors_free(struct config_errors *errs)
 	errs->msgs = NULL;
 	errs->lines = NULL;
 	errs->n = 0;
+	errs->nwarn = 0;
 }
 
 char *

@@ -134,16 +134,22 @@ struct config_opts {
 	config_keypair_check_fn	*keypair_check;
 };
 
-/* Every problem found, each "FILE:LINE: reason". */
+/*
+ * Every problem found, each "FILE:LINE: reason", sorted by line.  A
+ * warning, "FILE:LINE: warning: reason", does not fail the load; nwarn
+ * counts them.
+ */
 struct config_errors {
 	char	**msgs;
 	int	 *lines;	/* the line of each message, for sorting */
 	size_t	  n;
+	size_t	  nwarn;	/* how many of the n are warnings */
 };
 
 /*
  * Load and validate path.  Returns 0 and a config in *out, or -1 with
- * at least one message in *errs (which the caller frees either way).
+ * at least one error in *errs (which the caller frees either way); *errs
+ * may hold warnings either way.
  */
 int	 config_load(const char *path, const struct config_opts *opts,
 	    struct config **out, struct config_errors *errs);

@@ -100,7 +100,7 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	struct config_opts opts = { .keypair_check = tls_keypair_check };
-	struct config_errors errs = { NULL, NULL, 0 };
+	struct config_errors errs = { NULL, NULL, 0, 0 };
 	const char *path = DEFAULT_CONFIG;
 	struct config *cfg;
 	char *abspath;

@@ -534,7 +534,7 @@ reload_fail(struct master *m, const char *msg)
 static int
 reload_publish(struct master *m, char *err, size_t errsz)
 {
-	struct config_errors errs = { NULL, NULL, 0 };
+	struct config_errors errs = { NULL, NULL, 0, 0 };
 	struct config *ncfg;
 	unsigned char *img;
 	const char *what;
@@ -550,6 +550,8 @@ reload_publish(struct master *m, char *err, size_t errsz)
 		config_errors_free(&errs);
 		return -1;
 	}
+	for (i = 0; i < errs.n; i++)
+		log_warnx("reload: %s", errs.msgs[i]);
 	config_errors_free(&errs);
 	if ((what = config_static_change(m->cfg, ncfg, buf, sizeof(buf)))) {
 		snprintf(err, errsz, "%s: '%s' changed, which needs a restart; "

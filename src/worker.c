@@ -3,10 +3,11 @@
  *
  * Started by the master with fork + exec, so every worker (a respawned one
  * too) gets a fresh address-space layout.  It inherits:
- *   fd 3  control channel (SOCK_SEQPACKET)
+ *   fd 3  control channel, master -> worker (SOCK_SEQPACKET)
  *   fd 4  config part of the shared segment, read-only
  *   fd 5  state part of the shared segment
- *   fd 6+ the listening sockets, in listen_plan() order
+ *   fd 6  report pipe, worker -> master
+ *   fd 7+ the listening sockets, in listen_plan() order (listen.h)
  * It drops every privilege before it reads a byte from anyone.
  */
 #include "autoconf.h"

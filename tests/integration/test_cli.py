@@ -246,3 +246,64 @@ def test_start_fails_when_port_taken(make_proxy):
     log = p.log() + r.stderr
     assert f"cannot listen on 127.0.0.1:{p.https_port}" in log
     assert "Address already in use" in log
+
+
+def missing_user_config(base, certs):
+    """A valid configuration everyone can read, for a user that does not
+    exist; the user is on line 1."""
+    import os
+    import shutil
+    os.chmod(base, 0o755)
+    c0, k0 = certs.get("localhost")
+    cert, key = base / "c.pem", base / "k.pem"
+    shutil.copy(c0, cert)
+    shutil.copy(k0, key)
+    os.chmod(key, 0o644)
+    conf = base / "a.conf"
+    conf.write_text(render_config({
+        "user": "no-such-user-here",
+        "listener": [(None, {
+            "bind": "127.0.0.1", "https-port": 8443, "http-port": 0,
+            "tls": {"cert": str(cert), "key": str(key)},
+            "site": [("a.test", {"upstream": "127.0.0.1:1"})]})]}))
+    os.chmod(conf, 0o644)
+    return conf
+
+
+def test_missing_user_only_warns_when_not_root(certs):
+    """Started by anyone but root, portcullis never switches user, so a
+    user missing on this machine is said, as a warning, and --validate
+    still succeeds."""
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+    base = Path(tempfile.mkdtemp(prefix="portcullis-cli-"))
+    try:
+        conf = missing_user_config(base, certs)
+        cmd = [str(BINARY), "--validate", "-c", str(conf)]
+        if os.geteuid() == 0:
+            cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup",
+                   "--clear-groups", *cmd]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "configuration OK\n"
+        assert r.stderr == (
+            f'{conf}:1: warning: user "no-such-user-here" does not exist: '
+            "a start as root would fail (started as this user, portcullis "
+            "keeps its uid and does not need it)\n")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_missing_user_is_an_error_as_root(tmp_path, certs):
+    """As root the workers would run as that user: an error, as before."""
+    import os
+    import pytest
+    if os.geteuid() != 0:
+        pytest.skip("needs root: as anyone else it is only a warning")
+    conf = missing_user_config(tmp_path, certs)
+    r = run("--validate", "-c", str(conf))
+    assert r.returncode == 1
+    assert r.stdout == ""
+    assert r.stderr == f'{conf}:1: user "no-such-user-here" does not exist\n'

@@ -77,8 +77,13 @@ def test_workers_do_not_inherit_notify_socket(make_proxy):
 UNIT = BUILDDIR / "deploy" / "portcullis.service"
 
 
+# What systemd-analyze security (systemd 252, Debian 12) rates the unit;
+# README.md and doc/decisions/0002 quote it.  A weaker unit scores higher.
+EXPOSURE = 1.5
+
+
 def test_unit_file_hardening_exposure():
-    """systemd-analyze security rates the unit 2.0 or better."""
+    """systemd-analyze security rates the unit EXPOSURE or better."""
     if not shutil.which("systemd-analyze"):
         pytest.skip("systemd-analyze missing")
     r = subprocess.run(["systemd-analyze", "security", "--offline=yes",
@@ -86,7 +91,7 @@ def test_unit_file_hardening_exposure():
                        capture_output=True, text=True, timeout=120)
     m = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", r.stdout)
     assert m, r.stdout + r.stderr
-    assert float(m.group(1)) <= 2.0, r.stdout
+    assert float(m.group(1)) <= EXPOSURE, r.stdout
 
 
 def test_unit_file_verifies(tmp_path):

@@ -84,7 +84,7 @@ static struct sockaddr_in peer;
 static const char conf_fmt[] =
     "user = \"nobody\"\n"
     "body { limit-bytes = 1000 }\n"
-    "rate-limit { requests-per-second = 1000 burst = 1000 }\n"
+    "rate-limit { requests-per-second = 0.001 burst = 1000 }\n"
     "listener {\n"
     "  bind = \"127.0.0.1\"\n"
     "  https-port = 8443\n"
@@ -119,7 +119,7 @@ static int
 setup(void **state)
 {
 	struct config_opts opts = { .keypair_check = tls_keypair_check };
-	struct config_errors errs = { NULL, NULL, 0 };
+	struct config_errors errs = { NULL, NULL, 0, 0 };
 	unsigned char ticket[64];
 	char conf[4096], err[256];
 	int n;

@@ -36,7 +36,7 @@ static int
 setup(void **state)
 {
 	struct config_opts opts = { .pure = true };
-	struct config_errors errs = { NULL, NULL, 0 };
+	struct config_errors errs = { NULL, NULL, 0, 0 };
 
 	(void)state;
 	if (config_parse_buffer("t.conf", conf, strlen(conf), &opts, &cfg,
