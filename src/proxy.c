@@ -1,8 +1,20 @@
 /*
  * proxy.c - one exchange with an upstream (see proxy.h).
  *
- * States: connecting, then active (the request going out while the
- * response comes in).  The request head is built once, into `out`; the
+ * States, in this order only (ex_retry() alone goes back, from HEAD to
+ * CONNECTING, before a byte of an answer):
+ *
+ *   CONNECTING  a new connection, not yet writable (a pooled one starts
+ *               at HEAD)
+ *   HEAD        the request goes out; the response head is awaited (1xx
+ *               are dropped)
+ *   BODY        the head went to the frontend; its body follows
+ *   DONE        done() was called: whoever entered from the loop frees
+ *               the exchange on the way out (ex_leave)
+ *
+ * The request side runs alongside from HEAD on (req_ended, want_body),
+ * and the response side can pause for the frontend (paused).  The request
+ * head is built once, into `out`; the
  * body follows as the frontend supplies it, framed with Content-Length or
  * re-chunked.  The response is parsed with the strict parser: a malformed
  * head is a 502 and the connection is thrown away; body bytes are handed
@@ -42,7 +54,9 @@
 
 enum ex_state {
 	EX_CONNECTING,
-	EX_ACTIVE,
+	EX_HEAD,
+	EX_BODY,
+	EX_DONE,
 };
 
 struct exchange {
@@ -77,7 +91,6 @@ struct exchange {
 	bool			 websocket;
 	struct http1_parser	 parser;
 	struct http1_response	 resp;
-	bool			 got_head;
 	enum http1_body		 body;
 	uint64_t		 body_left;	/* LENGTH */
 	struct http1_chunked	 chunked;
@@ -86,7 +99,6 @@ struct exchange {
 	bool			 eof;		/* the upstream closed */
 
 	int			 events;	/* what io watches */
-	bool			 finished;	/* done() was called */
 	bool			 in_callback;
 };
 
@@ -153,7 +165,7 @@ static void
 ex_finish(struct exchange *ex, enum proxy_result result)
 {
 	ex_stop(ex);
-	ex->finished = true;
+	ex->state = EX_DONE;
 	ex->in_callback = true;
 	ex->ops->done(ex->fe, result);
 	ex->in_callback = false;
@@ -163,7 +175,7 @@ ex_finish(struct exchange *ex, enum proxy_result result)
 static void
 ex_leave(struct exchange *ex)
 {
-	if (ex->finished)
+	if (ex->state == EX_DONE)
 		ex_free(ex);
 }
 
@@ -177,7 +189,7 @@ ex_fail(struct exchange *ex, enum proxy_result result, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	log_warnx("upstream %s (site %s): %s", ex->name, ex->site->host, msg);
-	if (ex->got_head && result != PROXY_OK)
+	if (ex->state == EX_BODY && result != PROXY_OK)
 		result = PROXY_BROKEN;
 	ex_finish(ex, result);
 }
@@ -198,7 +210,7 @@ ex_update(struct exchange *ex)
 		if (!ex->paused && buf_space(ex->in) > 0)
 			events |= EV_READ;
 	}
-	if (ex->finished)
+	if (ex->state == EX_DONE)
 		return;
 	if (ex->events != events || ev_is_active(&ex->io) != (events != 0)) {
 		util_watch(loop, &ex->io, ex->fd, events);
@@ -393,7 +405,8 @@ ex_body(struct exchange *ex)
 			ex_complete(ex);
 		break;
 	case HTTP1_BODY_CHUNKED:
-		while (!ex->finished && !ex->paused && !buf_empty(ex->in) &&
+		while (ex->state != EX_DONE && !ex->paused &&
+		    !buf_empty(ex->in) &&
 		    ex_body_chunked(ex))
 			;
 		break;
@@ -429,7 +442,7 @@ ex_upgrade(struct exchange *ex)
 	ex->fd = -1;
 	ex->ctx->nfds--;
 	ex_stop(ex);
-	ex->finished = true;
+	ex->state = EX_DONE;
 	ex->in_callback = true;
 	ex->ops->upgrade(ex->fe, fd, buf_data(ex->in), buf_len(ex->in));
 	ex->ops->done(ex->fe, PROXY_UPGRADED);
@@ -448,7 +461,7 @@ ex_head(struct exchange *ex)
 		ex_fail(ex, PROXY_BAD_GATEWAY, "unexpected 101");
 		return;
 	}
-	ex->got_head = true;
+	ex->state = EX_BODY;
 	ex->body = ex->resp.body;
 	ex->body_left = ex->resp.content_length;
 	http1_chunked_init(&ex->chunked);
@@ -464,7 +477,7 @@ ex_head(struct exchange *ex)
 	rc = ex->ops->head(ex->fe, &pr);
 	ex->in_callback = false;
 	if (rc == -1) {
-		ex->got_head = false;
+		ex->state = EX_HEAD;	/* a 502, not a cut response */
 		ex_fail(ex, PROXY_BAD_GATEWAY, "response head refused");
 		return;
 	}
@@ -517,7 +530,7 @@ ex_parse_head(struct exchange *ex)
 static void
 ex_process(struct exchange *ex)
 {
-	if (!ex->got_head)
+	if (ex->state == EX_HEAD)
 		ex_parse_head(ex);
 	else
 		ex_body(ex);
@@ -526,7 +539,7 @@ ex_process(struct exchange *ex)
 static void
 ex_eof(struct exchange *ex, int err)
 {
-	if (!ex->got_head) {
+	if (ex->state == EX_HEAD) {
 		if (ex_retry(ex))
 			return;
 		ex_fail(ex, PROXY_BAD_GATEWAY, "closed before a complete "
@@ -577,7 +590,7 @@ ex_read(struct exchange *ex)
 	}
 	buf_produce(ex->in, (size_t)n);
 	ex->got_bytes = true;
-	if ((size_t)n == room && ex->got_head)
+	if ((size_t)n == room && ex->state == EX_BODY)
 		ex_grow_in(ex);
 	ex_progress(ex);
 	ex_process(ex);
@@ -599,23 +612,23 @@ ex_io_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
 			ex_leave(ex);
 			return;
 		}
-		ex->state = EX_ACTIVE;
+		ex->state = EX_HEAD;
 		ex->timer.repeat = (double)ex->site->request_timeout;
 		ex_progress(ex);
 		revents = EV_WRITE;
 	}
 	/* Resumed by the frontend: first what is already here. */
-	if ((revents & EV_CUSTOM) && !ex->finished) {
+	if ((revents & EV_CUSTOM) && ex->state != EX_DONE) {
 		ex_process(ex);
-		if (!ex->finished)
+		if (ex->state != EX_DONE)
 			ex_update(ex);
 	}
-	if ((revents & EV_WRITE) && !ex->finished)
+	if ((revents & EV_WRITE) && ex->state != EX_DONE)
 		ex_flush(ex);
-	if ((revents & EV_READ) && !ex->finished && !ex->paused)
+	if ((revents & EV_READ) && ex->state != EX_DONE && !ex->paused)
 		ex_read(ex);
 	/* Paused, or out of room: stop watching what we will not read. */
-	if (!ex->finished)
+	if (ex->state != EX_DONE)
 		ex_update(ex);
 	ex_leave(ex);
 }
@@ -762,7 +775,7 @@ proxy_start(struct proxy_ctx *ctx, const struct config_site *site,
 		ex->io.events &= ~EV__IOFDSET;
 		ex->reused = true;
 		ctx->nfds++;
-		ex->state = EX_ACTIVE;
+		ex->state = EX_HEAD;
 		ex->timer.repeat = (double)site->request_timeout;
 	}
 	if (ex_build_head(ex, req) == -1) {
@@ -811,7 +824,7 @@ proxy_body(struct exchange *ex, const char *data, size_t len)
 	}
 	if (n < len)
 		ex->want_body = true;
-	if (ex->state == EX_ACTIVE && n > 0)
+	if (ex->state != EX_CONNECTING && n > 0)
 		ex_update(ex);
 	return n;
 }
@@ -827,7 +840,7 @@ proxy_body_end(struct exchange *ex)
 	    buf_add(ex->out, "0\r\n\r\n", 5) == -1)
 		fatalx("proxy: last chunk did not fit its reserved room");
 	ex->req_ended = true;
-	if (ex->state == EX_ACTIVE)
+	if (ex->state != EX_CONNECTING)
 		ex_update(ex);
 }
 

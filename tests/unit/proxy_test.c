@@ -208,15 +208,32 @@ spin(int n)
 	assert_true(ok_);						\
 } while (0)
 
-/* An idle connection in the pool, as if from an earlier exchange; the
-   upstream's end is returned. */
+static void
+unused_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+}
+
+/*
+ * An idle connection in the pool, as if from an earlier exchange; the
+ * upstream's end is returned.  The pool takes only descriptors an
+ * exchange watched (libev then need not register them again): a watcher
+ * started and stopped here tells libev this one is new, as
+ * upstream_connect()'s are, even if its number is one that just closed.
+ */
 static int
 pooled(void)
 {
+	ev_io w;
 	int sv[2];
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0, sv), 0);
+	ev_io_init(&w, unused_cb, sv[0], EV_READ);
+	ev_io_start(E.loop, &w);
+	ev_io_stop(E.loop, &w);
 	upstream_put(E.ctx.pool, (struct sockaddr *)&E.site.upstream_addr,
 	    E.site.upstream_addrlen, sv[0], E.site.keepalive,
 	    E.site.keepalive_timeout);
@@ -373,11 +390,54 @@ fe_free(struct fe *fe)
 	free(fe->body);
 }
 
-static const char *const head_ok_len =
-    "HTTP/1.1 200 OK\r\nContent-Length: 11\r\nX-A: b\r\n\r\nhello world";
-static const char *const head_ok_chunked =
-    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-    "5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nT: 1\r\n\r\n";
+/* A GET on a pooled connection, up to the upstream having read its head
+   (into head); the upstream's end. */
+static int
+get_pooled(struct fe *fe, char *head, size_t cap)
+{
+	int up = pooled();
+
+	start(fe, "GET", HEADERS_FRAME_NONE, 0);
+	up_read_head(up, head, cap);
+	return up;
+}
+
+/* get_pooled(), then the upstream answers resp: run until done(). */
+static int
+get_answered(struct fe *fe, char *head, size_t cap, const char *resp)
+{
+	int up = get_pooled(fe, head, cap);
+
+	up_write(up, resp, strlen(resp));
+	RUN_UNTIL(fe->done);
+	return up;
+}
+
+/* The end of every case: no upstream descriptor is left counted. */
+static void
+finish(struct fe *fe, int up)
+{
+	no_fd_left();
+	if (up != -1)
+		close(up);
+	fe_free(fe);
+}
+
+/* The same, once the upstream's end saw the exchange close it: the
+   connection was not kept. */
+static void
+finish_closed(struct fe *fe, int up)
+{
+	up_sees_close(up);
+	assert_int_equal(upstream_pool_size(E.ctx.pool), 0);
+	finish(fe, up);
+}
+
+#define OK_LEN \
+    "HTTP/1.1 200 OK\r\nContent-Length: 11\r\nX-A: b\r\n\r\nhello world"
+#define OK_CHUNKED \
+    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" \
+    "5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nT: 1\r\n\r\n"
 
 /*
  * The upstream sends everything one byte at a time: the head is taken
@@ -415,26 +475,25 @@ byte_by_byte(const char *resp)
 	fe_init(&fe);
 	start(&fe, "GET", HEADERS_FRAME_NONE, 0);
 	up_read_head(up, head, sizeof(head));
-	up_write(up, head_ok_len, strlen(head_ok_len));
+	up_write(up, OK_LEN, strlen(OK_LEN));
 	RUN_UNTIL(fe.done);
 	assert_int_equal(fe.result, PROXY_OK);
 	none_accepted();
-	close(up);
-	fe_free(&fe);
+	finish(&fe, up);
 }
 
 static void
 test_byte_by_byte_length(void **state)
 {
 	(void)state;
-	byte_by_byte(head_ok_len);
+	byte_by_byte(OK_LEN);
 }
 
 static void
 test_byte_by_byte_chunked(void **state)
 {
 	(void)state;
-	byte_by_byte(head_ok_chunked);
+	byte_by_byte(OK_CHUNKED);
 }
 
 /* Interim 1xx heads are dropped; the final one is what counts. */
@@ -450,18 +509,14 @@ test_interim_dropped(void **state)
 
 	(void)state;
 	fe_init(&fe);
-	up = pooled();
-	start(&fe, "GET", HEADERS_FRAME_NONE, 0);
-	up_read_head(up, head, sizeof(head));
+	up = get_pooled(&fe, head, sizeof(head));
 	up_trickle(up, resp, sizeof(resp) - 1);
 	RUN_UNTIL(fe.done);
 	assert_int_equal(fe.heads, 1);
 	assert_int_equal(fe.status, 204);
 	assert_int_equal(fe.result, PROXY_OK);
 	assert_int_equal(upstream_pool_size(E.ctx.pool), 1);
-	no_fd_left();
-	close(up);
-	fe_free(&fe);
+	finish(&fe, up);
 }
 
 /* A head cut short: 502, never a retry (a byte of it came). */
@@ -475,9 +530,7 @@ test_close_mid_head(void **state)
 
 	(void)state;
 	fe_init(&fe);
-	up = pooled();
-	start(&fe, "GET", HEADERS_FRAME_NONE, 0);
-	up_read_head(up, head, sizeof(head));
+	up = get_pooled(&fe, head, sizeof(head));
 	up_trickle(up, part, sizeof(part) - 1);
 	assert_false(fe.done);
 	close(up);
@@ -486,8 +539,7 @@ test_close_mid_head(void **state)
 	assert_int_equal(fe.result, PROXY_BAD_GATEWAY);
 	none_accepted();
 	assert_int_equal(upstream_pool_size(E.ctx.pool), 0);
-	no_fd_left();
-	fe_free(&fe);
+	finish(&fe, -1);
 }
 
 /* A body cut short, counted or chunked: the response is broken. */
@@ -511,8 +563,7 @@ close_mid_body(const char *resp, const char *want)
 	assert_memory_equal(fe.body, want, fe.blen);
 	none_accepted();
 	assert_int_equal(upstream_pool_size(E.ctx.pool), 0);
-	no_fd_left();
-	fe_free(&fe);
+	finish(&fe, -1);
 }
 
 static void
@@ -537,9 +588,7 @@ test_close_delimited(void **state)
 
 	(void)state;
 	fe_init(&fe);
-	up = pooled();
-	start(&fe, "GET", HEADERS_FRAME_NONE, 0);
-	up_read_head(up, head, sizeof(head));
+	up = get_pooled(&fe, head, sizeof(head));
 	up_write(up, resp, sizeof(resp) - 1);
 	RUN_UNTIL(fe.blen == 13);
 	assert_false(fe.done);
@@ -549,8 +598,7 @@ test_close_delimited(void **state)
 	assert_int_equal(fe.body_kind, HTTP1_BODY_CLOSE);
 	assert_memory_equal(fe.body, "until the end", 13);
 	assert_int_equal(upstream_pool_size(E.ctx.pool), 0);
-	no_fd_left();
-	fe_free(&fe);
+	finish(&fe, -1);
 }
 
 /*
@@ -567,22 +615,18 @@ test_retry_stale_get(void **state)
 
 	(void)state;
 	fe_init(&fe);
-	up = pooled();
-	start(&fe, "GET", HEADERS_FRAME_NONE, 0);
-	up_read_head(up, first, sizeof(first));
+	up = get_pooled(&fe, first, sizeof(first));
 	close(up);
 	fresh = accepted();
 	up_read_head(fresh, again, sizeof(again));
 	assert_string_equal(again, first);
-	up_write(fresh, head_ok_len, strlen(head_ok_len));
+	up_write(fresh, OK_LEN, strlen(OK_LEN));
 	RUN_UNTIL(fe.done);
 	assert_int_equal(fe.result, PROXY_OK);
 	assert_int_equal(fe.heads, 1);
 	assert_memory_equal(fe.body, "hello world", 11);
 	assert_int_equal(upstream_pool_size(E.ctx.pool), 1);
-	no_fd_left();
-	close(fresh);
-	fe_free(&fe);
+	finish(&fe, fresh);
 }
 
 /* The same, but the new connection fails too: 502, no third try. */
@@ -595,9 +639,7 @@ test_retry_once(void **state)
 
 	(void)state;
 	fe_init(&fe);
-	up = pooled();
-	start(&fe, "GET", HEADERS_FRAME_NONE, 0);
-	up_read_head(up, head, sizeof(head));
+	up = get_pooled(&fe, head, sizeof(head));
 	close(up);
 	fresh = accepted();
 	up_read_head(fresh, head, sizeof(head));
@@ -605,8 +647,7 @@ test_retry_once(void **state)
 	RUN_UNTIL(fe.done);
 	assert_int_equal(fe.result, PROXY_BAD_GATEWAY);
 	none_accepted();
-	no_fd_left();
-	fe_free(&fe);
+	finish(&fe, -1);
 }
 
 /* What may have been acted on is never sent twice: a POST, a GET with a
@@ -632,8 +673,7 @@ no_replay(const char *method, const char *body)
 	assert_int_equal(fe.result, PROXY_BAD_GATEWAY);
 	assert_int_equal(fe.heads, 0);
 	none_accepted();
-	no_fd_left();
-	fe_free(&fe);
+	finish(&fe, -1);
 }
 
 static void
@@ -690,9 +730,7 @@ backpressure(bool chunked)
 
 	fe_init(&fe);
 	fe.room = TAKE;
-	up = pooled();
-	start(&fe, "GET", HEADERS_FRAME_NONE, 0);
-	up_read_head(up, head, sizeof(head));
+	up = get_pooled(&fe, head, sizeof(head));
 	up_write(up, resp, len);
 	while (!fe.done) {
 		RUN_UNTIL(fe.done || fe.room == 0);
@@ -713,11 +751,9 @@ backpressure(bool chunked)
 	assert_true(resumes >= BIG / TAKE - 1);
 	assert_true(fe.short_calls > 0);
 	assert_int_equal(upstream_pool_size(E.ctx.pool), 1);
-	no_fd_left();
-	close(up);
+	finish(&fe, up);
 	free(pattern);
 	free(resp);
-	fe_free(&fe);
 }
 
 static void
@@ -822,11 +858,9 @@ slow_upstream(enum headers_framing framing)
 	assert_int_equal(fe.status, 201);
 	assert_true(fe.sent);
 	assert_int_equal(upstream_pool_size(E.ctx.pool), 1);
-	no_fd_left();
-	close(up);
+	finish(&fe, up);
 	free(pattern);
 	free(got);
-	fe_free(&fe);
 }
 
 static void
@@ -841,59 +875,6 @@ test_slow_upstream_chunked(void **state)
 {
 	(void)state;
 	slow_upstream(HEADERS_FRAME_CHUNKED);
-}
-
-/* The frontend refuses the head: 502 (not a cut response), and the
-   connection is not kept. */
-static void
-test_head_refused(void **state)
-{
-	struct fe fe;
-	char head[1024];
-	int up;
-
-	(void)state;
-	fe_init(&fe);
-	fe.refuse_head = true;
-	up = pooled();
-	start(&fe, "GET", HEADERS_FRAME_NONE, 0);
-	up_read_head(up, head, sizeof(head));
-	up_write(up, head_ok_len, strlen(head_ok_len));
-	RUN_UNTIL(fe.done);
-	assert_int_equal(fe.heads, 1);
-	assert_int_equal(fe.result, PROXY_BAD_GATEWAY);
-	assert_int_equal(fe.blen, 0);
-	up_sees_close(up);
-	assert_int_equal(upstream_pool_size(E.ctx.pool), 0);
-	no_fd_left();
-	close(up);
-	fe_free(&fe);
-}
-
-/* The upstream says it closes: the connection is not kept. */
-static void
-test_upstream_says_close(void **state)
-{
-	static const char resp[] = "HTTP/1.1 200 OK\r\nConnection: close\r\n"
-	    "Content-Length: 2\r\n\r\nok";
-	struct fe fe;
-	char head[1024];
-	int up;
-
-	(void)state;
-	fe_init(&fe);
-	up = pooled();
-	start(&fe, "GET", HEADERS_FRAME_NONE, 0);
-	up_read_head(up, head, sizeof(head));
-	up_write(up, resp, sizeof(resp) - 1);
-	RUN_UNTIL(fe.done);
-	assert_int_equal(fe.result, PROXY_OK);
-	assert_memory_equal(fe.body, "ok", 2);
-	up_sees_close(up);
-	assert_int_equal(upstream_pool_size(E.ctx.pool), 0);
-	no_fd_left();
-	close(up);
-	fe_free(&fe);
 }
 
 /*
@@ -912,12 +893,8 @@ test_upgrade(void **state)
 	(void)state;
 	fe_init(&fe);
 	fe.want_upgrade = true;
-	up = pooled();
-	start(&fe, "GET", HEADERS_FRAME_NONE, 0);
-	up_read_head(up, head, sizeof(head));
+	up = get_answered(&fe, head, sizeof(head), resp);
 	assert_non_null(strstr(head, "Upgrade: websocket\r\n"));
-	up_write(up, resp, sizeof(resp) - 1);
-	RUN_UNTIL(fe.done);
 	assert_int_equal(fe.result, PROXY_UPGRADED);
 	assert_int_equal(fe.status, 101);
 	assert_true(fe.up_fd >= 0);
@@ -929,33 +906,47 @@ test_upgrade(void **state)
 	RUN_UNTIL(read(up, &c, 1) == 1);
 	assert_int_equal(c, 'x');
 	close(fe.up_fd);
-	close(up);
-	fe_free(&fe);
+	finish(&fe, up);
 }
 
-/* A 101 nobody asked for is a malformed answer. */
+/*
+ * Answers after which the connection is closed, not kept: a head the
+ * frontend refuses (a 502, not a cut response), Connection: close, a 101
+ * nobody asked for (a malformed answer).
+ */
+static const struct {
+	const char		*what;
+	const char		*resp;
+	bool			 refuse_head;
+	int			 heads;
+	enum proxy_result	 result;
+} not_kept[] = {
+	{ "head refused", OK_LEN, true, 1, PROXY_BAD_GATEWAY },
+	{ "Connection: close", "HTTP/1.1 200 OK\r\nConnection: close\r\n"
+	    "Content-Length: 2\r\n\r\nok", false, 1, PROXY_OK },
+	{ "unasked 101", "HTTP/1.1 101 Switching Protocols\r\n"
+	    "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n", false, 0,
+	    PROXY_BAD_GATEWAY },
+};
+
 static void
-test_unasked_101(void **state)
+test_not_kept(void **state)
 {
-	static const char resp[] = "HTTP/1.1 101 Switching Protocols\r\n"
-	    "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
 	struct fe fe;
 	char head[1024];
+	size_t i;
 	int up;
 
 	(void)state;
-	fe_init(&fe);
-	up = pooled();
-	start(&fe, "GET", HEADERS_FRAME_NONE, 0);
-	up_read_head(up, head, sizeof(head));
-	up_write(up, resp, sizeof(resp) - 1);
-	RUN_UNTIL(fe.done);
-	assert_int_equal(fe.heads, 0);
-	assert_int_equal(fe.result, PROXY_BAD_GATEWAY);
-	up_sees_close(up);
-	no_fd_left();
-	close(up);
-	fe_free(&fe);
+	for (i = 0; i < sizeof(not_kept) / sizeof(not_kept[0]); i++) {
+		print_message("%s\n", not_kept[i].what);
+		fe_init(&fe);
+		fe.refuse_head = not_kept[i].refuse_head;
+		up = get_answered(&fe, head, sizeof(head), not_kept[i].resp);
+		assert_int_equal(fe.heads, not_kept[i].heads);
+		assert_int_equal(fe.result, not_kept[i].result);
+		finish_closed(&fe, up);
+	}
 }
 
 /* The frontend goes away mid-response: the upstream is closed, not kept. */
@@ -968,18 +959,12 @@ test_abort(void **state)
 
 	(void)state;
 	fe_init(&fe);
-	up = pooled();
-	start(&fe, "GET", HEADERS_FRAME_NONE, 0);
-	up_read_head(up, head, sizeof(head));
+	up = get_pooled(&fe, head, sizeof(head));
 	up_write(up, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab", 41);
 	RUN_UNTIL(fe.blen == 2);
 	proxy_abort(fe.ex);
 	assert_false(fe.done);
-	up_sees_close(up);
-	assert_int_equal(upstream_pool_size(E.ctx.pool), 0);
-	no_fd_left();
-	close(up);
-	fe_free(&fe);
+	finish_closed(&fe, up);
 }
 
 /* Nothing listens at the site's address: 502, reported from the loop. */
@@ -997,8 +982,7 @@ test_connect_refused(void **state)
 	RUN_UNTIL(fe.done);
 	assert_int_equal(fe.result, PROXY_BAD_GATEWAY);
 	assert_false(fe.sent);
-	no_fd_left();
-	fe_free(&fe);
+	finish(&fe, -1);
 }
 
 /* No answer within request-timeout: 504. */
@@ -1012,15 +996,10 @@ test_request_timeout(void **state)
 	(void)state;
 	E.site.request_timeout = 1;
 	fe_init(&fe);
-	up = pooled();
-	start(&fe, "GET", HEADERS_FRAME_NONE, 0);
-	up_read_head(up, head, sizeof(head));
+	up = get_pooled(&fe, head, sizeof(head));
 	RUN_UNTIL(fe.done);
 	assert_int_equal(fe.result, PROXY_TIMEOUT);
-	up_sees_close(up);
-	no_fd_left();
-	close(up);
-	fe_free(&fe);
+	finish_closed(&fe, up);
 }
 
 #define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1042,10 +1021,8 @@ main(void)
 		T(test_backpressure_chunked),
 		T(test_slow_upstream_length),
 		T(test_slow_upstream_chunked),
-		T(test_upstream_says_close),
+		T(test_not_kept),
 		T(test_upgrade),
-		T(test_head_refused),
-		T(test_unasked_101),
 		T(test_abort),
 		T(test_connect_refused),
 		T(test_request_timeout),
