@@ -8,9 +8,13 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "client.h"
+#include "gen.h"
 #include "tls.h"
+#include "worker.h"
 
 void
 client_peer(int fd, struct sockaddr_storage *peer, char *ip, size_t iplen)
@@ -50,4 +54,70 @@ client_drain(int fd)
 	while ((n = recv(fd, junk, sizeof(junk), 0)) > 0)
 		;
 	return n == 0 || (errno != EAGAIN && errno != EINTR);
+}
+
+void
+client_take(struct client *cl, const struct client_ops *ops, void *data,
+    const struct client *from)
+{
+	cl->wk = from->wk;
+	cl->gen = from->gen;
+	cl->li = from->li;
+	cl->fd = from->fd;
+	cl->tls = from->tls;
+	cl->peer = from->peer;
+	memcpy(cl->client_ip, from->client_ip, sizeof(cl->client_ip));
+	cl->client_ip[sizeof(cl->client_ip) - 1] = '\0';
+	cl->rc = (struct request_conn){ .li = cl->li, .tls = cl->tls != NULL,
+	    .gen = cl->gen, .cert_id = cl->tls != NULL ?
+	    tls_conn_cert_id(cl->tls) : 0, .peer = (struct sockaddr *)&cl->peer,
+	    .client_ip = cl->client_ip };
+	cl->wc.nfds = 1;
+	cl->wc.drain = ops->drain;
+	cl->wc.abort = ops->abort;
+	ev_io_init(&cl->io, ops->io, cl->fd, 0);
+	cl->io.data = data;
+	ev_timer_init(&cl->timer, ops->timer, 0., 1.);
+	cl->timer.data = data;
+	worker_conn_add(cl->wk, &cl->wc);
+}
+
+void
+client_drop(const struct client *from)
+{
+	if (from->tls != NULL)
+		tls_conn_free(from->tls);
+	close(from->fd);
+	gen_unref(from->gen);
+}
+
+static void
+unwatch(struct client *cl)
+{
+	struct ev_loop *loop = worker_loop(cl->wk);
+
+	ev_io_stop(loop, &cl->io);
+	ev_timer_stop(loop, &cl->timer);
+	ev_clear_pending(loop, &cl->io);
+	ev_clear_pending(loop, &cl->timer);
+}
+
+void
+client_leave(struct client *cl)
+{
+	unwatch(cl);
+	worker_conn_del(cl->wk, &cl->wc);
+}
+
+void
+client_close(struct client *cl)
+{
+	unwatch(cl);
+	if (cl->tls != NULL)
+		tls_conn_free(cl->tls);
+	cl->tls = NULL;
+	close(cl->fd);
+	gen_unref(cl->gen);
+	cl->gen = NULL;
+	worker_conn_del(cl->wk, &cl->wc);
 }

@@ -13,8 +13,61 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
+#include <arpa/inet.h>
 
+#include <ev.h>
+
+#include "conns.h"
+#include "request.h"
+
+struct gen;
 struct tls_conn;
+struct worker;
+
+/*
+ * What every client connection is, whatever it speaks: the first member
+ * of an h1_conn, an h2_conn and a handshake in progress.
+ */
+struct client {
+	struct worker_conn	 wc;		/* in the worker's set */
+	struct worker		*wk;
+	struct gen		*gen;		/* its TLS session's credentials */
+	size_t			 li;		/* its listener */
+	int			 fd;
+	struct tls_conn		*tls;		/* NULL on a plain listener */
+	struct sockaddr_storage	 peer;		/* AF_UNSPEC if unknown */
+	char			 client_ip[INET6_ADDRSTRLEN];
+	struct request_conn	 rc;		/* what admission asks of it */
+	ev_io			 io;		/* the socket */
+	ev_timer		 timer;
+};
+
+/* What a kind of connection does with its events and the worker's. */
+struct client_ops {
+	void	(*io)(struct ev_loop *, ev_io *, int);
+	void	(*timer)(struct ev_loop *, ev_timer *, int);
+	void	(*drain)(struct worker_conn *);
+	void	(*abort)(struct worker_conn *);
+};
+
+/*
+ * cl takes over what `from` names (wk, fd, li, tls or NULL, gen with its
+ * reference, peer, client_ip; nothing else of it is read): its watchers'
+ * data is `data` (the connection that embeds cl), and it is registered
+ * with the worker last.
+ */
+void	 client_take(struct client *cl, const struct client_ops *ops,
+	    void *data, const struct client *from);
+/* What `from` names is closed and released (a connection that could not
+   be made). */
+void	 client_drop(const struct client *from);
+/* Stop its watchers, end its TLS session, close its socket, let its
+   generation go and leave the worker's set. */
+void	 client_close(struct client *cl);
+/* Stop its watchers and leave the worker's set: the socket, the session
+   and the generation now belong to another (the hand-over after a TLS
+   handshake). */
+void	 client_leave(struct client *cl);
 
 /* After the last response: how long a client's last bytes are read. */
 #define LINGER_SECS	2.0

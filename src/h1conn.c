@@ -59,19 +59,9 @@ enum h1_state {
 
 struct h1_conn {
 	uint32_t		 magic;
-	struct worker_conn	 wc;
-	struct worker		*wk;
-	struct gen		*gen;		/* the TLS session's credentials */
-	size_t			 li;
-	int			 fd;
-	struct tls_conn		*tls;		/* NULL on a plain listener */
-	struct sockaddr_storage	 peer;		/* AF_UNSPEC if unknown */
-	char			 client_ip[INET6_ADDRSTRLEN];
-	struct request_conn	 rc;		/* what admission asks of us */
+	struct client		 cl;		/* socket, TLS, peer, watchers */
 	enum h1_state		 state;
-	ev_io			 io;
 	int			 events;
-	ev_timer		 timer;
 	bool			 dead;		/* closed; freed on the way out */
 	bool			 first;		/* no request yet */
 
@@ -138,7 +128,7 @@ conn_of(void *data)
 static struct ev_loop *
 loop_of(const struct h1_conn *c)
 {
-	return worker_loop(c->wk);
+	return worker_loop(c->cl.wk);
 }
 
 /*
@@ -162,14 +152,14 @@ log_of(struct h1_conn *c)
 static const struct config_http *
 http_cfg(const struct h1_conn *c)
 {
-	return &worker_gen(c->wk)->cfg->http;
+	return &worker_gen(c->cl.wk)->cfg->http;
 }
 
 static void
 h1_timer(struct h1_conn *c, double secs)
 {
-	c->timer.repeat = secs;
-	ev_timer_again(loop_of(c), &c->timer);
+	c->cl.timer.repeat = secs;
+	ev_timer_again(loop_of(c), &c->cl.timer);
 }
 
 static void
@@ -208,7 +198,7 @@ static void
 h1_defer(struct h1_conn *c)
 {
 	if (!c->dead)
-		ev_feed_event(loop_of(c), &c->io, EV_CUSTOM);
+		ev_feed_event(loop_of(c), &c->cl.io, EV_CUSTOM);
 }
 
 static void
@@ -226,11 +216,9 @@ end_request_state(struct h1_conn *c)
 static void
 h1_close(struct h1_conn *c, const char *reason)
 {
-	struct ev_loop *loop = loop_of(c);
-
 	if (c->dead)
 		return;
-	log_debug("%s: connection closed: %s", c->client_ip, reason);
+	log_debug("%s: connection closed: %s", c->cl.client_ip, reason);
 	if (c->logging) {
 		/* A tunnel (up.fd) has no length to cut short: either side
 		   may end it, in whatever state (CLOSING after the
@@ -241,22 +229,12 @@ h1_close(struct h1_conn *c, const char *reason)
 	}
 	c->dead = true;
 	end_request_state(c);
-	ev_io_stop(loop, &c->io);
-	ev_timer_stop(loop, &c->timer);
-	ev_clear_pending(loop, &c->io);
-	ev_clear_pending(loop, &c->timer);
-	if (tunnel_close(&c->up, loop))
-		worker_fd_del(c->wk, 1);
-	if (c->tls != NULL)
-		tls_conn_free(c->tls);
-	c->tls = NULL;
-	close(c->fd);
+	if (tunnel_close(&c->up, loop_of(c)))
+		worker_fd_del(c->cl.wk, 1);
 	buf_free(c->in);
 	buf_free(c->out);
 	c->in = c->out = NULL;
-	gen_unref(c->gen);
-	c->gen = NULL;
-	worker_conn_del(c->wk, &c->wc);
+	client_close(&c->cl);
 }
 
 static void
@@ -315,9 +293,9 @@ release_buffers(struct h1_conn *c)
 static void
 client_progress(struct h1_conn *c)
 {
-	if (ev_is_active(&c->timer) && c->state != H1_HEAD &&
+	if (ev_is_active(&c->cl.timer) && c->state != H1_HEAD &&
 	    c->state != H1_IDLE && c->state != H1_LINGER)
-		ev_timer_again(loop_of(c), &c->timer);
+		ev_timer_again(loop_of(c), &c->cl.timer);
 }
 
 /* Read into `in`: >0 bytes, 0 end of stream, TLS_AGAIN, -1 error. */
@@ -332,10 +310,10 @@ h1_recv(struct h1_conn *c)
 		return -1;
 	if ((room = buf_space(in)) == 0)
 		return TLS_AGAIN;
-	if (c->tls != NULL)
-		n = tls_conn_read(c->tls, buf_tail(in), room);
+	if (c->cl.tls != NULL)
+		n = tls_conn_read(c->cl.tls, buf_tail(in), room);
 	else {
-		n = recv(c->fd, buf_tail(in), room, 0);
+		n = recv(c->cl.fd, buf_tail(in), room, 0);
 		if (n == -1 && (errno == EAGAIN || errno == EINTR))
 			n = TLS_AGAIN;
 	}
@@ -353,11 +331,11 @@ h1_send(struct h1_conn *c)
 	ssize_t n;
 
 	while (c->out != NULL && !buf_empty(c->out)) {
-		if (c->tls != NULL)
-			n = tls_conn_write(c->tls, buf_data(c->out),
+		if (c->cl.tls != NULL)
+			n = tls_conn_write(c->cl.tls, buf_data(c->out),
 			    buf_len(c->out));
 		else {
-			n = send(c->fd, buf_data(c->out), buf_len(c->out),
+			n = send(c->cl.fd, buf_data(c->out), buf_len(c->out),
 			    MSG_NOSIGNAL);
 			if (n == -1 && (errno == EAGAIN || errno == EINTR))
 				n = TLS_AGAIN;
@@ -397,7 +375,7 @@ log_access(struct h1_conn *c)
 	if (!c->logging)
 		return;
 	c->logging = false;
-	front_log_emit(log_of(c), c->client_ip, ev_now(loop_of(c)));
+	front_log_emit(log_of(c), c->cl.client_ip, ev_now(loop_of(c)));
 }
 
 /*
@@ -436,7 +414,7 @@ h1_respond(struct h1_conn *c, int status, const char *extra, bool close)
 static void
 h1_reject(struct h1_conn *c, int status, const char *why)
 {
-	log_debug("%s: bad request: %s", c->client_ip, why);
+	log_debug("%s: bad request: %s", c->cl.client_ip, why);
 	/* Logged too, with whatever of it could be read (often nothing). */
 	c->logging = true;
 	c->body_done = false;	/* nothing after this head can be trusted */
@@ -524,12 +502,12 @@ h1_forward(struct h1_conn *c)
 	struct proxy_request pr;
 
 	fill_proxy_request(c, &pr);
-	c->req_gen = gen_ref(worker_gen(c->wk));
-	c->rc.rl = worker_ratelimit(c->wk);
-	site = request_admit(&c->rc, c->req_gen, &pr, c->req->target, 0,
+	c->req_gen = gen_ref(worker_gen(c->cl.wk));
+	c->cl.rc.rl = worker_ratelimit(c->cl.wk);
+	site = request_admit(&c->cl.rc, c->req_gen, &pr, c->req->target, 0,
 	    &ans);
 	if (site == NULL ||
-	    (c->ex = request_start(worker_proxy_ctx(c->wk), site, &pr, &h1_proxy_ops, c,
+	    (c->ex = request_start(worker_proxy_ctx(c->cl.wk), site, &pr, &h1_proxy_ops, c,
 	    &ans)) == NULL) {
 		h1_answer(c, &ans);
 		return;
@@ -550,7 +528,7 @@ h1_request(struct h1_conn *c)
 {
 	c->first = false;
 	c->logging = true;
-	ev_timer_stop(loop_of(c), &c->timer);
+	ev_timer_stop(loop_of(c), &c->cl.timer);
 	c->method = c->req->method;
 	c->minor = c->req->minor_version;
 	log_of(c)->proto = c->minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
@@ -609,7 +587,7 @@ h1_parse(struct h1_conn *c)
 static bool
 body_over_limit(struct h1_conn *c, uint64_t more)
 {
-	if (!request_body_over(c->req_gen, c->body_seen + more, c->client_ip))
+	if (!request_body_over(c->req_gen, c->body_seen + more, c->cl.client_ip))
 		return false;
 	if (c->ex != NULL) {
 		proxy_abort(c->ex);
@@ -752,7 +730,7 @@ h1_ex_head(void *fe, const struct proxy_response *r)
 	hr.close = c->close_after;
 	if (out == NULL || headers_response_head(out, &hr) == -1) {
 		log_warnx("%s: response head from %s does not fit %d bytes",
-		    c->client_ip, log_of(c)->host, H1_OUT);
+		    c->cl.client_ip, log_of(c)->host, H1_OUT);
 		return -1;
 	}
 	c->resp = hr.framing;
@@ -834,7 +812,7 @@ h1_ex_upgrade(void *fe, int fd, const char *extra, size_t len)
 {
 	struct h1_conn *c = conn_of(fe);
 
-	worker_fd_add(c->wk, 1);
+	worker_fd_add(c->cl.wk, 1);
 	tunnel_open(&c->up, fd);
 	if (len > 0 && buf_add(c->out, extra, len) == -1) {
 		c->broken = true;
@@ -859,7 +837,7 @@ static const struct proxy_ops h1_proxy_ops = {
 static void
 count_request(struct h1_conn *c)
 {
-	front_count(worker_counters(c->wk), log_of(c), c->broken);
+	front_count(worker_counters(c->cl.wk), log_of(c), c->broken);
 }
 
 /* The response is out: log it, then the next request or the end. */
@@ -971,12 +949,12 @@ h1_linger(struct h1_conn *c)
 		/* A client that only half-closed still reads: our end is
 		   marked, so that it is no truncation (a tunnel's upstream
 		   answering after the client's EOF, say). */
-		if (!c->broken && c->tls != NULL)
-			tls_conn_bye(c->tls);
+		if (!c->broken && c->cl.tls != NULL)
+			tls_conn_bye(c->cl.tls);
 		h1_close(c, c->broken ? "response cut" : "done");
 		return;
 	}
-	client_linger(c->fd, c->tls);
+	client_linger(c->cl.fd, c->cl.tls);
 	if (c->in != NULL)
 		buf_reset(c->in);
 	h1_set_state(c, H1_LINGER);
@@ -1040,10 +1018,10 @@ exchange_clock(struct h1_conn *c)
 	bool waiting = (c->out != NULL && !buf_empty(c->out)) ||
 	    (!c->body_done && !c->body_wait && c->ex != NULL);
 
-	if (waiting && !ev_is_active(&c->timer))
+	if (waiting && !ev_is_active(&c->cl.timer))
 		h1_timer(c, http_cfg(c)->client_timeout);
 	else if (!waiting)
-		ev_timer_stop(loop_of(c), &c->timer);
+		ev_timer_stop(loop_of(c), &c->cl.timer);
 }
 
 static void
@@ -1057,8 +1035,8 @@ h1_update(struct h1_conn *c)
 		ev |= EV_WRITE;
 	if (want_read(c))
 		ev |= EV_READ;
-	if (ev != c->events || ev_is_active(&c->io) != (ev != 0)) {
-		util_watch(loop_of(c), &c->io, c->fd, ev);
+	if (ev != c->events || ev_is_active(&c->cl.io) != (ev != 0)) {
+		util_watch(loop_of(c), &c->cl.io, c->cl.fd, ev);
 		c->events = ev;
 	}
 	if (c->state == H1_EXCHANGE)
@@ -1066,8 +1044,8 @@ h1_update(struct h1_conn *c)
 	if (c->up.fd != -1)
 		tunnel_update(c);
 	/* Bytes GnuTLS already decrypted never make the socket readable. */
-	if ((ev & EV_READ) && c->tls != NULL && tls_conn_pending(c->tls))
-		ev_feed_event(loop_of(c), &c->io, EV_READ);
+	if ((ev & EV_READ) && c->cl.tls != NULL && tls_conn_pending(c->cl.tls))
+		ev_feed_event(loop_of(c), &c->cl.io, EV_READ);
 }
 
 static void
@@ -1076,7 +1054,7 @@ h1_read(struct h1_conn *c)
 	ssize_t n;
 
 	if (c->state == H1_LINGER) {
-		if (client_drain(c->fd))
+		if (client_drain(c->cl.fd))
 			h1_close(c, "done");
 		return;
 	}
@@ -1089,7 +1067,7 @@ h1_read(struct h1_conn *c)
 		c->client_eof = true;
 		c->broken = c->resp_started && !c->resp_done;
 		if (c->state == H1_TUNNEL || c->state == H1_IDLE)
-			h1_close(c, c->tls != NULL ? tls_conn_error(c->tls) :
+			h1_close(c, c->cl.tls != NULL ? tls_conn_error(c->cl.tls) :
 			    strerror(errno));
 	}
 }
@@ -1099,8 +1077,8 @@ h1_io_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
 {
 	struct h1_conn *c = conn_of(w->data);
 
-	if ((revents & EV_READ) && c->tls != NULL)
-		tls_conn_readable(c->tls);
+	if ((revents & EV_READ) && c->cl.tls != NULL)
+		tls_conn_readable(c->cl.tls);
 	if ((revents & EV_WRITE) && h1_send(c) == -1)
 		h1_close(c, "client write failed");
 	if (!c->dead && (revents & EV_READ))
@@ -1156,7 +1134,7 @@ h1_timer_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
 static void
 h1_drain(struct worker_conn *wc)
 {
-	struct h1_conn *c = conn_of(CONTAINER_OF(wc, struct h1_conn, wc));
+	struct h1_conn *c = conn_of(CONTAINER_OF(wc, struct h1_conn, cl.wc));
 
 	c->draining = true;
 	c->close_after = true;
@@ -1169,50 +1147,35 @@ h1_drain(struct worker_conn *wc)
 static void
 h1_abort(struct worker_conn *wc)
 {
-	struct h1_conn *c = conn_of(CONTAINER_OF(wc, struct h1_conn, wc));
+	struct h1_conn *c = conn_of(CONTAINER_OF(wc, struct h1_conn, cl.wc));
 
 	h1_close(c, "shutdown");
 	h1_free(c);
 }
 
+static const struct client_ops h1_client_ops = {
+	.io = h1_io_cb,
+	.timer = h1_timer_cb,
+	.drain = h1_drain,
+	.abort = h1_abort,
+};
+
 void
-h1_start(struct worker *wk, int fd, size_t li, struct tls_conn *tls,
-    struct gen *gen, const struct sockaddr_storage *peer,
-    const char *client_ip)
+h1_start(const struct client *from)
 {
 	struct h1_conn *c;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		if (tls != NULL)
-			tls_conn_free(tls);
-		close(fd);
-		gen_unref(gen);
+		client_drop(from);
 		return;
 	}
 	c->magic = H1_MAGIC;
-	c->wk = wk;
-	c->fd = fd;
-	c->li = li;
-	c->tls = tls;
-	c->gen = gen;
 	c->first = true;
-	c->draining = worker_draining(wk);
+	c->draining = worker_draining(from->wk);
 	c->req = &h1_req;
-	c->wc.nfds = 1;
-	c->wc.drain = h1_drain;
-	c->wc.abort = h1_abort;
-	c->peer = *peer;
-	snprintf(c->client_ip, sizeof(c->client_ip), "%s", client_ip);
-	c->rc = (struct request_conn){ .li = li, .tls = tls != NULL,
-	    .gen = gen, .cert_id = tls != NULL ? tls_conn_cert_id(tls) : 0,
-	    .peer = (struct sockaddr *)&c->peer, .client_ip = c->client_ip };
 	http1_parser_init(&c->parser);
-	ev_io_init(&c->io, h1_io_cb, fd, 0);
-	c->io.data = c;
 	tunnel_init(&c->up, h1_up_cb, c);
-	ev_timer_init(&c->timer, h1_timer_cb, 0., 1.);
-	c->timer.data = c;
-	worker_conn_add(wk, &c->wc);
+	client_take(&c->cl, &h1_client_ops, c, from);
 	drop_log(c);
 	h1_set_state(c, H1_IDLE);
 	h1_update(c);
@@ -1221,9 +1184,9 @@ h1_start(struct worker *wk, int fd, size_t li, struct tls_conn *tls,
 void
 h1_accept(struct worker *wk, int fd, size_t li)
 {
-	struct sockaddr_storage peer;
-	char ip[INET6_ADDRSTRLEN];
+	struct client from = { .wk = wk, .fd = fd, .li = li,
+	    .gen = gen_ref(worker_gen(wk)) };
 
-	client_peer(fd, &peer, ip, sizeof(ip));
-	h1_start(wk, fd, li, NULL, gen_ref(worker_gen(wk)), &peer, ip);
+	client_peer(fd, &from.peer, from.client_ip, sizeof(from.client_ip));
+	h1_start(&from);
 }

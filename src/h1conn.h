@@ -11,20 +11,17 @@
 #define PORTCULLIS_H1CONN_H
 
 #include <stddef.h>
-#include <sys/socket.h>
 
-struct gen;
-struct tls_conn;
+struct client;
 struct worker;
 
 /*
- * Take over a connection of listener li: its socket, its TLS session
- * (NULL on a plain listener) and the reference to gen (the generation its
- * handshake used).  On failure everything is closed and released.
+ * Take over the connection `from` names (client.h): its socket, its TLS
+ * session (NULL on a plain listener) and the reference to its generation
+ * (the one its handshake used).  On failure everything is closed and
+ * released.
  */
-void	 h1_start(struct worker *wk, int fd, size_t li, struct tls_conn *tls,
-	    struct gen *gen, const struct sockaddr_storage *peer,
-	    const char *client_ip);
+void	 h1_start(const struct client *from);
 
 /* Take over an accepted socket of plain listener li. */
 void	 h1_accept(struct worker *wk, int fd, size_t li);

@@ -120,20 +120,10 @@ struct h2_stream {
 
 struct h2_conn {
 	uint32_t		 magic;
-	struct worker_conn	 wc;
-	struct worker		*wk;
-	struct gen		*gen;		/* the TLS session's credentials */
-	size_t			 li;
-	int			 fd;
-	struct tls_conn		*tls;
-	struct sockaddr_storage	 peer;		/* the rate limit's key */
-	char			 client_ip[INET6_ADDRSTRLEN];
-	struct request_conn	 rc;		/* what admission asks of us */
+	struct client		 cl;		/* socket, TLS, peer, watchers */
 	nghttp2_session		*s;
 	struct h2guard		 guard;		/* what nghttp2 lets through */
-	ev_io			 io;
 	int			 events;
-	ev_timer		 timer;
 	bool			 dead;
 	bool			 closing;	/* GOAWAY out: flush, then close */
 	bool			 draining;
@@ -188,7 +178,7 @@ stream_of(void *data)
 static struct ev_loop *
 loop_of(const struct h2_conn *c)
 {
-	return worker_loop(c->wk);
+	return worker_loop(c->cl.wk);
 }
 
 static double
@@ -200,7 +190,7 @@ now_of(const struct h2_conn *c)
 static const struct config_http *
 http_cfg(const struct h2_conn *c)
 {
-	return &worker_gen(c->wk)->cfg->http;
+	return &worker_gen(c->cl.wk)->cfg->http;
 }
 
 /* Carry on from the connection's own handler. */
@@ -208,7 +198,7 @@ static void
 h2_defer(struct h2_conn *c)
 {
 	if (!c->dead)
-		ev_feed_event(loop_of(c), &c->io, EV_CUSTOM);
+		ev_feed_event(loop_of(c), &c->cl.io, EV_CUSTOM);
 }
 
 /* ---- the anomaly budget ---- */
@@ -225,7 +215,7 @@ anomaly(struct h2_conn *c, const char *what)
 	if (c->budget >= 0.0 || c->closing)
 		return;
 	log_warnx("%s: h2: anomaly budget spent (last: %s): GOAWAY",
-	    c->client_ip, what);
+	    c->cl.client_ip, what);
 	nghttp2_session_terminate_session(c->s, NGHTTP2_ENHANCE_YOUR_CALM);
 	c->closing = true;
 }
@@ -257,8 +247,8 @@ h2_timer_arm(struct h2_conn *c)
 {
 	double left = deadline(c) - now_of(c);
 
-	c->timer.repeat = MAXIMUM(left, 0.001);
-	ev_timer_again(loop_of(c), &c->timer);
+	c->cl.timer.repeat = MAXIMUM(left, 0.001);
+	ev_timer_again(loop_of(c), &c->cl.timer);
 }
 
 static void
@@ -314,8 +304,8 @@ st_log(struct h2_stream *st)
 	if (!st->logging)
 		return;
 	st->logging = false;
-	front_log_emit(&st->log, c->client_ip, now_of(c));
-	front_count(worker_counters(c->wk), &st->log, st->broken);
+	front_log_emit(&st->log, c->cl.client_ip, now_of(c));
+	front_count(worker_counters(c->cl.wk), &st->log, st->broken);
 }
 
 /* Freed streams, for the next request. */
@@ -342,7 +332,7 @@ st_free(struct h2_stream *st)
 	}
 	req_put(st->req);
 	if (st->up.fd != -1 && tunnel_close(&st->up, loop_of(c)))
-		worker_fd_del(c->wk, 1);
+		worker_fd_del(c->cl.wk, 1);
 	buf_free(st->body);
 	buf_free(st->resp);
 	gen_unref(st->gen);
@@ -659,7 +649,7 @@ st_ex_head(void *fe, const struct proxy_response *r)
 	if (st_submit(st, r->status, r->fields, r->nfields, body, keep) ==
 	    -1) {
 		log_warnx("%s: h2: response head from %s refused by nghttp2",
-		    st->c->client_ip, st->log.host);
+		    st->c->cl.client_ip, st->log.host);
 		return -1;
 	}
 	progress(st->c);
@@ -740,7 +730,7 @@ st_ex_upgrade(void *fe, int fd, const char *extra, size_t len)
 	struct h2_stream *st = stream_of(fe);
 	struct h2_conn *c = st->c;
 
-	worker_fd_add(c->wk, 1);
+	worker_fd_add(c->cl.wk, 1);
 	tunnel_init(&st->up, st_up_cb, st);
 	tunnel_open(&st->up, fd);
 	st->tunnel = true;
@@ -838,9 +828,9 @@ st_start(struct h2_stream *st)
 		st_refuse(st, rc);
 		return;
 	}
-	st->gen = gen_ref(worker_gen(c->wk));
-	c->rc.rl = worker_ratelimit(c->wk);
-	if ((site = request_admit(&c->rc, st->gen, &pr, pr.h.path,
+	st->gen = gen_ref(worker_gen(c->cl.wk));
+	c->cl.rc.rl = worker_ratelimit(c->cl.wk);
+	if ((site = request_admit(&c->cl.rc, st->gen, &pr, pr.h.path,
 	    st->body_seen, &ans)) == NULL) {
 		st_answer(st, &ans);
 		return;
@@ -848,12 +838,12 @@ st_start(struct h2_stream *st)
 	if ((scratch == NULL && (scratch = buf_new(PROXY_HEAD_MAX)) == NULL) ||
 	    h2req_check(&pr.h, scratch) == -1) {
 		log_warnx("%s: h2: request for %s does not re-parse as "
-		    "HTTP/1.1; refused", c->client_ip, st->log.host);
+		    "HTTP/1.1; refused", c->cl.client_ip, st->log.host);
 		st_refuse(st, 400);
 		return;
 	}
 	pr.head = scratch;	/* checked: no need to build it again */
-	if ((st->ex = request_start(worker_proxy_ctx(c->wk), site, &pr,
+	if ((st->ex = request_start(worker_proxy_ctx(c->cl.wk), site, &pr,
 	    &h2_proxy_ops, st, &ans)) == NULL) {
 		st_answer(st, &ans);
 		return;
@@ -917,7 +907,7 @@ body_over_limit(struct h2_stream *st)
 {
 	/* Early tunnel bytes are no body: the window bounds them. */
 	if (st->websocket ||
-	    !request_body_over(st->gen, st->body_seen, st->c->client_ip))
+	    !request_body_over(st->gen, st->body_seen, st->c->cl.client_ip))
 		return false;
 	if (st->ex != NULL) {
 		proxy_abort(st->ex);
@@ -1122,7 +1112,7 @@ on_stream_close(nghttp2_session *s UNUSED, int32_t id, uint32_t err,
 	if (!st->sent && st->logging) {
 		st->broken = st->broken || st->submitted;
 		if (err != NGHTTP2_NO_ERROR)
-			log_debug("%s: h2: stream %d closed: %s", c->client_ip,
+			log_debug("%s: h2: stream %d closed: %s", c->cl.client_ip,
 			    id, nghttp2_http2_strerror(err));
 	}
 	if (st->body != NULL && !buf_empty(st->body))
@@ -1163,31 +1153,21 @@ make_callbacks(void)
 static void
 h2_close(struct h2_conn *c, const char *reason)
 {
-	struct ev_loop *loop = loop_of(c);
 	struct h2_stream *st;
 
 	if (c->dead)
 		return;
-	log_debug("%s: h2: connection closed: %s", c->client_ip, reason);
+	log_debug("%s: h2: connection closed: %s", c->cl.client_ip, reason);
 	c->dead = true;
 	while ((st = TAILQ_FIRST(&c->streams)) != NULL) {
 		st->broken = st->broken || (st->submitted && !st->sent);
 		st_free(st);
 	}
-	ev_io_stop(loop, &c->io);
-	ev_timer_stop(loop, &c->timer);
-	ev_clear_pending(loop, &c->io);
-	ev_clear_pending(loop, &c->timer);
 	nghttp2_session_del(c->s);
 	c->s = NULL;
-	tls_conn_free(c->tls);
-	c->tls = NULL;
-	close(c->fd);
 	buf_free(c->out);
 	c->out = NULL;
-	gen_unref(c->gen);
-	c->gen = NULL;
-	worker_conn_del(c->wk, &c->wc);
+	client_close(&c->cl);
 }
 
 static void
@@ -1213,7 +1193,7 @@ flush_out(struct h2_conn *c)
 	ssize_t n;
 
 	while (c->out != NULL && !buf_empty(c->out)) {
-		n = tls_conn_write(c->tls, buf_data(c->out), buf_len(c->out));
+		n = tls_conn_write(c->cl.tls, buf_data(c->out), buf_len(c->out));
 		if (n == TLS_AGAIN)
 			return 0;
 		if (n <= 0)
@@ -1282,7 +1262,7 @@ h2_write(struct h2_conn *c)
 		}
 		n = nghttp2_session_mem_send(c->s, &c->pend);
 		if (n < 0) {
-			log_debug("%s: h2: %s", c->client_ip,
+			log_debug("%s: h2: %s", c->cl.client_ip,
 			    nghttp2_strerror((int)n));
 			return -1;
 		}
@@ -1353,28 +1333,28 @@ h2_read(struct h2_conn *c)
 		/* Frames the client does not read: read no more of it. */
 		if (out_len(c) > H2_OUT / 2 || c->pendlen > 0)
 			break;
-		n = tls_conn_read(c->tls, rbuf, sizeof(rbuf));
+		n = tls_conn_read(c->cl.tls, rbuf, sizeof(rbuf));
 		if (n == TLS_AGAIN)
 			break;
 		if (n == 0)
 			tunnels_end(c);
 		if (n <= 0) {
 			h2_close(c, n == 0 ? "client closed" :
-			    tls_conn_error(c->tls));
+			    tls_conn_error(c->cl.tls));
 			return;
 		}
 		verdict = h2guard_scan(&c->guard, (const uint8_t *)rbuf,
 		    (size_t)n, &ok);
 		rv = nghttp2_session_mem_recv(c->s, (const uint8_t *)rbuf, ok);
 		if (rv >= 0 && verdict != H2GUARD_OK) {
-			log_warnx("%s: h2: %s (stream %u): GOAWAY", c->client_ip,
+			log_warnx("%s: h2: %s (stream %u): GOAWAY", c->cl.client_ip,
 			    c->guard.why, c->guard.why_id);
 			nghttp2_session_terminate_session(c->s, verdict);
 			c->closing = true;
 			break;
 		}
 		if (rv < 0) {
-			log_warnx("%s: h2: %s: GOAWAY", c->client_ip,
+			log_warnx("%s: h2: %s: GOAWAY", c->cl.client_ip,
 			    nghttp2_strerror((int)rv));
 			nghttp2_session_terminate_session(c->s,
 			    rv == NGHTTP2_ERR_FLOODED ||
@@ -1405,11 +1385,11 @@ h2_linger(struct h2_conn *c)
 		nghttp2_session_set_stream_user_data(c->s, st->id, NULL);
 		st_free(st);
 	}
-	client_linger(c->fd, c->tls);
+	client_linger(c->cl.fd, c->cl.tls);
 	c->lingering = true;
-	ev_timer_stop(loop_of(c), &c->timer);
-	c->timer.repeat = LINGER_SECS;
-	ev_timer_again(loop_of(c), &c->timer);
+	ev_timer_stop(loop_of(c), &c->cl.timer);
+	c->cl.timer.repeat = LINGER_SECS;
+	ev_timer_again(loop_of(c), &c->cl.timer);
 }
 
 /* Everything that can happen without the socket. */
@@ -1450,12 +1430,12 @@ h2_update(struct h2_conn *c)
 	if (!c->closing && !c->lingering && out_len(c) <= H2_OUT / 2 &&
 	    c->pendlen == 0)
 		ev |= EV_READ;
-	if (ev != c->events || ev_is_active(&c->io) != (ev != 0)) {
-		util_watch(loop_of(c), &c->io, c->fd, ev);
+	if (ev != c->events || ev_is_active(&c->cl.io) != (ev != 0)) {
+		util_watch(loop_of(c), &c->cl.io, c->cl.fd, ev);
 		c->events = ev;
 	}
-	if ((ev & EV_READ) && !c->lingering && tls_conn_pending(c->tls))
-		ev_feed_event(loop_of(c), &c->io, EV_READ);
+	if ((ev & EV_READ) && !c->lingering && tls_conn_pending(c->cl.tls))
+		ev_feed_event(loop_of(c), &c->cl.io, EV_READ);
 }
 
 static void
@@ -1464,13 +1444,13 @@ h2_io_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
 	struct h2_conn *c = conn_of(w->data);
 
 	if (c->lingering) {
-		if (client_drain(c->fd))
+		if (client_drain(c->cl.fd))
 			h2_close(c, "done");
 		h2_leave(c);
 		return;
 	}
 	if (revents & EV_READ)
-		tls_conn_readable(c->tls);
+		tls_conn_readable(c->cl.tls);
 	if ((revents & EV_WRITE) && flush_out(c) == -1)
 		h2_close(c, "client write failed");
 	if (!c->dead && (revents & EV_READ) && !c->closing)
@@ -1490,7 +1470,7 @@ expire_tunnels(struct h2_conn *c)
 	TAILQ_FOREACH(st, &c->streams, entry)
 		if (st->tunnel && st->tunnel_at <= old) {
 			st->tunnel_at = now_of(c);	/* once */
-			log_debug("%s: h2: tunnel idle, closed", c->client_ip);
+			log_debug("%s: h2: tunnel idle, closed", c->cl.client_ip);
 			nghttp2_submit_rst_stream(c->s, NGHTTP2_FLAG_NONE,
 			    st->id, NGHTTP2_CANCEL);
 		}
@@ -1523,7 +1503,7 @@ h2_timer_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
 		progress(c);
 		h2_timer_arm(c);
 	} else if (waiting_on_client(c)) {
-		log_debug("%s: h2: client too slow", c->client_ip);
+		log_debug("%s: h2: client too slow", c->cl.client_ip);
 		nghttp2_session_terminate_session(c->s, NGHTTP2_NO_ERROR);
 		c->closing = true;
 		progress(c);
@@ -1544,7 +1524,7 @@ h2_timer_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
 static void
 h2_drain(struct worker_conn *wc)
 {
-	struct h2_conn *c = conn_of(CONTAINER_OF(wc, struct h2_conn, wc));
+	struct h2_conn *c = conn_of(CONTAINER_OF(wc, struct h2_conn, cl.wc));
 
 	if (c->draining || c->dead)
 		return;
@@ -1561,7 +1541,7 @@ h2_drain(struct worker_conn *wc)
 static void
 h2_abort(struct worker_conn *wc)
 {
-	struct h2_conn *c = conn_of(CONTAINER_OF(wc, struct h2_conn, wc));
+	struct h2_conn *c = conn_of(CONTAINER_OF(wc, struct h2_conn, cl.wc));
 
 	h2_close(c, "shutdown");
 	h2_free(c);
@@ -1570,7 +1550,7 @@ h2_abort(struct worker_conn *wc)
 static int
 h2_settings(struct h2_conn *c)
 {
-	const struct config *cfg = worker_gen(c->wk)->cfg;
+	const struct config *cfg = worker_gen(c->cl.wk)->cfg;
 	nghttp2_settings_entry iv[] = {
 		{ NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
 		    cfg->http.h2_max_streams },
@@ -1607,45 +1587,32 @@ h2_session(struct h2_conn *c)
 	return s;
 }
 
+static const struct client_ops h2_client_ops = {
+	.io = h2_io_cb,
+	.timer = h2_timer_cb,
+	.drain = h2_drain,
+	.abort = h2_abort,
+};
+
 void
-h2_accept(struct worker *wk, int fd, size_t li, struct tls_conn *tls,
-    struct gen *gen, const struct sockaddr_storage *peer,
-    const char *client_ip)
+h2_start(const struct client *from)
 {
+	struct worker *wk = from->wk;
 	struct h2_conn *c;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		tls_conn_free(tls);
-		close(fd);
-		gen_unref(gen);
+		client_drop(from);
 		return;
 	}
 	c->magic = H2_MAGIC;
-	c->wk = wk;
-	c->fd = fd;
-	c->li = li;
-	c->tls = tls;
-	c->gen = gen;
-	c->peer = *peer;
-	snprintf(c->client_ip, sizeof(c->client_ip), "%s", client_ip);
-	c->rc = (struct request_conn){ .li = li, .tls = true, .gen = gen,
-	    .cert_id = tls_conn_cert_id(tls), .peer = (struct sockaddr *)
-	    &c->peer, .client_ip = c->client_ip };
 	TAILQ_INIT(&c->streams);
 	TAILQ_INIT(&c->ready);
-	c->wc.nfds = 1;
-	c->wc.drain = h2_drain;
-	c->wc.abort = h2_abort;
-	ev_io_init(&c->io, h2_io_cb, fd, 0);
-	c->io.data = c;
+	client_take(&c->cl, &h2_client_ops, c, from);
 	/* Last in each loop iteration: h2_defer() after an upstream's
 	   answer then runs once the other upstreams ready in the same
 	   iteration have answered too, and their responses leave in one
 	   write instead of one each. */
-	ev_set_priority(&c->io, EV_MINPRI);
-	ev_timer_init(&c->timer, h2_timer_cb, 0., 1.);
-	c->timer.data = c;
-	worker_conn_add(wk, &c->wc);
+	ev_set_priority(&c->cl.io, EV_MINPRI);
 	h2guard_init(&c->guard);
 	c->budget = BUDGET_BURST;
 	c->budget_at = c->idle_since = c->progress = now_of(c);

@@ -12,19 +12,15 @@
 #define PORTCULLIS_H2CONN_H
 
 #include <stddef.h>
-#include <sys/socket.h>
 
-struct gen;
-struct tls_conn;
+struct client;
 struct worker;
 
 /*
- * Take over a TLS connection that negotiated h2: its socket, its TLS
- * session and the reference to gen (the generation its handshake used).
- * On failure everything is closed and released.
+ * Take over the TLS connection `from` names (client.h), which negotiated
+ * h2: its socket, its TLS session and the reference to its generation (the
+ * one its handshake used).  On failure everything is closed and released.
  */
-void	 h2_accept(struct worker *wk, int fd, size_t li, struct tls_conn *tls,
-	    struct gen *gen, const struct sockaddr_storage *peer,
-	    const char *client_ip);
+void	 h2_start(const struct client *from);
 
 #endif /* PORTCULLIS_H2CONN_H */

@@ -28,17 +28,8 @@
 /* A TLS handshake in progress. */
 struct handshake {
 	uint32_t		 magic;
-	struct worker_conn	 wc;
-	struct worker		*wk;
-	struct gen		*gen;		/* the credentials it uses */
-	size_t			 li;
-	int			 fd;
-	struct tls_conn		*tls;
-	struct sockaddr_storage	 peer;		/* AF_UNSPEC if unknown */
-	char			 client_ip[INET6_ADDRSTRLEN];
-	ev_io			 io;
+	struct client		 cl;		/* socket, TLS, peer, watchers */
 	int			 events;
-	ev_timer		 timer;
 };
 
 static struct handshake *
@@ -51,28 +42,12 @@ hs_of(void *data)
 	return h;
 }
 
-/* The watchers stop; the socket and the session go on, or not. */
-static void
-hs_end(struct handshake *h)
-{
-	struct ev_loop *loop = worker_loop(h->wk);
-
-	ev_io_stop(loop, &h->io);
-	ev_timer_stop(loop, &h->timer);
-	ev_clear_pending(loop, &h->io);
-	ev_clear_pending(loop, &h->timer);
-	h->magic = 0;
-}
-
 static void
 hs_close(struct handshake *h, const char *reason)
 {
-	log_debug("%s: connection closed: %s", h->client_ip, reason);
-	hs_end(h);
-	tls_conn_free(h->tls);
-	close(h->fd);
-	gen_unref(h->gen);
-	worker_conn_del(h->wk, &h->wc);
+	log_debug("%s: connection closed: %s", h->cl.client_ip, reason);
+	client_close(&h->cl);
+	h->magic = 0;
 	free(h);
 }
 
@@ -80,25 +55,25 @@ hs_close(struct handshake *h, const char *reason)
 static void
 hs_hand_over(struct handshake *h)
 {
-	hs_end(h);
+	struct client *cl = &h->cl;
+
 	/* Registered there before it leaves here: a drain never sees 0. */
-	if (strcmp(tls_conn_alpn(h->tls), "h2") == 0)
-		h2_accept(h->wk, h->fd, h->li, h->tls, h->gen, &h->peer,
-		    h->client_ip);
+	if (strcmp(tls_conn_alpn(cl->tls), "h2") == 0)
+		h2_start(cl);
 	else
-		h1_start(h->wk, h->fd, h->li, h->tls, h->gen, &h->peer,
-		    h->client_ip);
-	worker_conn_del(h->wk, &h->wc);
+		h1_start(cl);
+	client_leave(cl);
+	h->magic = 0;
 	free(h);
 }
 
 static void
 hs_watch(struct handshake *h)
 {
-	int ev = tls_conn_want_write(h->tls) ? EV_WRITE : EV_READ;
+	int ev = tls_conn_want_write(h->cl.tls) ? EV_WRITE : EV_READ;
 
-	if (ev != h->events || !ev_is_active(&h->io)) {
-		util_watch(worker_loop(h->wk), &h->io, h->fd, ev);
+	if (ev != h->events || !ev_is_active(&h->cl.io)) {
+		util_watch(worker_loop(h->cl.wk), &h->cl.io, h->cl.fd, ev);
 		h->events = ev;
 	}
 }
@@ -110,10 +85,10 @@ hs_io_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
 	int rc;
 
 	if (revents & EV_READ)
-		tls_conn_readable(h->tls);
-	rc = tls_conn_handshake(h->tls);
+		tls_conn_readable(h->cl.tls);
+	rc = tls_conn_handshake(h->cl.tls);
 	if (rc == -1)
-		hs_close(h, tls_conn_error(h->tls));
+		hs_close(h, tls_conn_error(h->cl.tls));
 	else if (rc == 0)
 		hs_watch(h);
 	else
@@ -135,40 +110,38 @@ hs_drain(struct worker_conn *wc UNUSED)
 static void
 hs_abort(struct worker_conn *wc)
 {
-	hs_close(hs_of(CONTAINER_OF(wc, struct handshake, wc)), "shutdown");
+	hs_close(hs_of(CONTAINER_OF(wc, struct handshake, cl.wc)),
+	    "shutdown");
 }
+
+static const struct client_ops hs_client_ops = {
+	.io = hs_io_cb,
+	.timer = hs_timer_cb,
+	.drain = hs_drain,
+	.abort = hs_abort,
+};
 
 void
 handshake_start(struct worker *wk, int fd, size_t li)
 {
 	struct gen *g = worker_gen(wk);
+	struct client from = { .wk = wk, .fd = fd, .li = li };
 	struct handshake *h;
 
 	if ((h = calloc(1, sizeof(*h))) == NULL) {
 		close(fd);
 		return;
 	}
-	if ((h->tls = tls_conn_new(g->tls, li, fd)) == NULL) {
+	if ((from.tls = tls_conn_new(g->tls, li, fd)) == NULL) {
 		free(h);
 		close(fd);
 		return;
 	}
+	from.gen = gen_ref(g);
+	client_peer(fd, &from.peer, from.client_ip, sizeof(from.client_ip));
 	h->magic = HS_MAGIC;
-	h->wk = wk;
-	h->gen = gen_ref(g);
-	h->li = li;
-	h->fd = fd;
-	h->wc.nfds = 1;
-	h->wc.drain = hs_drain;
-	h->wc.abort = hs_abort;
-	client_peer(fd, &h->peer, h->client_ip, sizeof(h->client_ip));
-	ev_io_init(&h->io, hs_io_cb, fd, 0);
-	h->io.data = h;
-	ev_timer_init(&h->timer, hs_timer_cb, g->cfg->http.handshake_timeout,
-	    0.);
-	h->timer.data = h;
-	worker_conn_add(wk, &h->wc);
-	ev_timer_start(worker_loop(wk), &h->timer);
+	client_take(&h->cl, &hs_client_ops, h, &from);
+	h->cl.timer.repeat = g->cfg->http.handshake_timeout;
+	ev_timer_again(worker_loop(wk), &h->cl.timer);
 	hs_watch(h);
 }
-
