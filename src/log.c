@@ -3,7 +3,11 @@
  */
 #include "autoconf.h"
 
+#include <sys/stat.h>
+
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +18,15 @@
 
 /* Room kept free for the terminator and the truncation marker. */
 #define LOG_RESERVE	32
+
+/*
+ * The longest line is LOG_LINE_MAX - LOG_RESERVE bytes of fields, the
+ * marker, '}' and '\n' (4083 bytes): one write(2) of it to a pipe is
+ * atomic, and the reserve holds its end.
+ */
+_Static_assert(LOG_LINE_MAX <= PIPE_BUF, "a line fits one atomic pipe write");
+_Static_assert(sizeof(",\"truncated\":true}\n") - 1 <= LOG_RESERVE,
+    "the reserve holds the end of a line");
 
 static const char	*log_proc = "portcullis";
 static int		 log_worker = -1;
@@ -171,6 +184,9 @@ log_escape_json(const char *src, size_t len, char *dst, size_t dstsz, bool *cut)
 	return escape_quoted(src, len, dst, dstsz, cut, true);
 }
 
+/* The second of the last timestamp taken (see batch_ok()). */
+static time_t line_sec;
+
 static size_t
 log_timestamp(char *buf, size_t sz)
 {
@@ -179,6 +195,7 @@ log_timestamp(char *buf, size_t sz)
 	size_t n;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
+	line_sec = ts.tv_sec;
 	gmtime_r(&ts.tv_sec, &tm);
 	n = strftime(buf, sz, "%Y-%m-%dT%H:%M:%S", &tm);
 	n += (size_t)snprintf(buf + n, sz - n, ".%03ldZ", ts.tv_nsec / 1000000);
@@ -305,10 +322,10 @@ log_event_uint(struct log_event *ev, const char *key, uint64_t val)
 		ev_append(ev, num, (size_t)n);
 }
 
-void
-log_event_end(struct log_event *ev)
+/* Close the line: the truncation marker, the JSON brace, the newline. */
+static void
+ev_close(struct log_event *ev)
 {
-	int saved = errno;
 	const char *tail;
 
 	/* The reserve guarantees room for the marker and the terminator. */
@@ -320,7 +337,55 @@ log_event_end(struct log_event *ev)
 	if (ev->json)
 		ev->buf[ev->len++] = '}';
 	ev->buf[ev->len++] = '\n';
-	if (batching && ev->batch) {
+}
+
+/*
+ * Where the lines go: fd 2 is the file of logging.file (a regular file
+ * opened O_APPEND), or the stderr the master was started with: a
+ * terminal, a pipe (| logger, a container's stdout), a stream socket
+ * (journald).  A write(2) to an O_APPEND file puts all its bytes at the
+ * end of the file in one piece, so a batch of lines can share one write.
+ * A pipe is atomic only up to PIPE_BUF bytes: a longer write that finds it
+ * full goes in pieces, and another process's write gets in between, in
+ * the middle of a line; a stream socket promises nothing.  There every
+ * line is a write(2) of its own, and a line is never longer than PIPE_BUF.
+ *
+ * The kind is looked at (fstat, F_GETFL) when batching starts, and again
+ * when the clock shows another second than at the last look, only while
+ * lines are batched: two system calls a second at most.  SIGUSR1's reopen
+ * dup2()s a new file onto fd 2 without telling this module, so a
+ * destination that changes kind there is seen within the second.
+ */
+static time_t	 dest_sec = -1;		/* when the kind was looked at */
+static bool	 dest_append;		/* regular file, O_APPEND: batches */
+
+static void
+dest_probe(void)
+{
+	struct stat st;
+	int fl;
+
+	fl = fcntl(STDERR_FILENO, F_GETFL);
+	dest_append = fl != -1 && (fl & O_APPEND) &&
+	    fstat(STDERR_FILENO, &st) == 0 && S_ISREG(st.st_mode);
+	dest_sec = line_sec;
+}
+
+static bool
+batch_ok(void)
+{
+	if (dest_sec != line_sec)
+		dest_probe();
+	return dest_append;
+}
+
+void
+log_event_end(struct log_event *ev)
+{
+	int saved = errno;
+
+	ev_close(ev);
+	if (batching && ev->batch && batch_ok()) {
 		if (batch_len + ev->len > sizeof(batch_buf))
 			log_flush();
 		memcpy(batch_buf + batch_len, ev->buf, ev->len);
@@ -337,15 +402,28 @@ log_batching(bool on)
 {
 	log_flush();
 	batching = on;
+	dest_sec = -1;
 }
 
 void
 log_flush(void)
 {
 	int saved = errno;
+	const char *p, *nl, *end;
 
-	if (batch_len > 0)
+	if (batch_len == 0)
+		return;
+	if (dest_append)
 		(void)util_write_all(STDERR_FILENO, batch_buf, batch_len);
+	else {
+		/* The destination changed kind since these were batched. */
+		end = batch_buf + batch_len;
+		for (p = batch_buf; p < end; p = nl + 1) {
+			nl = memchr(p, '\n', (size_t)(end - p));
+			(void)util_write_all(STDERR_FILENO, p,
+			    (size_t)(nl - p) + 1);
+		}
+	}
 	batch_len = 0;
 	errno = saved;
 }
