@@ -379,6 +379,154 @@ batch_ok(void)
 	return dest_append;
 }
 
+/*
+ * Lines that could not be written (a full file system, a reader gone,
+ * a full non-blocking pipe) are counted, and said once by a LOG_LOST
+ * line after the first line that could be written again.
+ */
+static uint64_t	 lost_lines;
+static int	 lost_errno;		/* why the last of them was lost */
+static bool	 dangling;		/* fd 2 ends in a piece of a line */
+
+static size_t
+count_lines(const char *p, size_t len)
+{
+	const char *nl, *end = p + len;
+	size_t n = 0;
+
+	while ((nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		n++;
+		p = nl + 1;
+	}
+	return n;
+}
+
+/*
+ * Take back the last frag bytes written when fd 2 is a regular file that
+ * still ends where our write did: fstat's size equals the file offset,
+ * which O_APPEND set to the end of the last write made through this open
+ * file (the master and the workers share it).  True when no piece of a
+ * line of ours is left at the end of the file.
+ *
+ * A write that stopped short found the file system full (or the file at
+ * RLIMIT_FSIZE), and the other processes' writes fail as well until space
+ * is freed.  If space is freed, or a process allowed more of it (root, in
+ * the blocks ext4 reserves) appends, in the microseconds between our write
+ * and the fstat, the offset is the end of that write: its line loses its
+ * last frag bytes instead, newline included, and our piece, the rest of
+ * its line and the next line read as one broken line.  That takes a full
+ * disk and a race of microseconds; taking a lock around every write to
+ * close it would cost the common case.  A file that grew through another
+ * open file is left alone (our piece is followed by its bytes), as is one
+ * cut shorter than our piece by someone else; a cut that fails (an
+ * append-only inode) leaves the piece, which the next write ends (put()).
+ */
+static bool
+unwrite(size_t frag)
+{
+	struct stat st;
+	off_t end;
+
+	if (fstat(STDERR_FILENO, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    (end = lseek(STDERR_FILENO, 0, SEEK_CUR)) == -1)
+		return false;
+	if (st.st_size != end)
+		return st.st_size > end || st.st_size <= end - (off_t)frag;
+	if (end < (off_t)frag || ftruncate(STDERR_FILENO, end - (off_t)frag) ==
+	    -1)
+		return false;
+	/* A file without O_APPEND is written at the offset. */
+	(void)lseek(STDERR_FILENO, end - (off_t)frag, SEEK_SET);
+	return true;
+}
+
+/*
+ * Write whole lines to fd 2; returns how many of them did not make it.
+ * A line is written whole or not at all: a pipe or a socket that took part
+ * of one gets the rest (what it holds cannot be taken back); a regular
+ * file that took part of one had no room for more and is cut back to the
+ * last whole line.
+ */
+static size_t
+put(const char *buf, size_t len)
+{
+	struct stat st;
+	const char *nl;
+	size_t done = 0, whole;
+	ssize_t n;
+
+	if (dangling) {
+		/* End the piece a failed write left, so that the next line
+		   does not continue it: it stays one broken line. */
+		while ((n = write(STDERR_FILENO, "\n", 1)) == -1 &&
+		    errno == EINTR)
+			;
+		if (n != 1) {
+			lost_errno = n == -1 ? errno : EIO;
+			return count_lines(buf, len);
+		}
+		dangling = false;
+	}
+	while (done < len) {
+		n = write(STDERR_FILENO, buf + done, len - done);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			lost_errno = n == -1 ? errno : EIO;
+			break;
+		}
+		done += (size_t)n;
+		if (done < len && fstat(STDERR_FILENO, &st) == 0 &&
+		    S_ISREG(st.st_mode)) {
+			lost_errno = 0;
+			break;
+		}
+	}
+	if (done == len)
+		return 0;
+	nl = done > 0 ? memrchr(buf, '\n', done) : NULL;
+	whole = nl != NULL ? (size_t)(nl - buf) + 1 : 0;
+	if (done > whole && !unwrite(done - whole))
+		dangling = true;
+	return count_lines(buf + whole, len - whole);
+}
+
+static void
+report_lost(void)
+{
+	struct log_event ev;
+
+	log_event_begin(&ev, "LOG_LOST");
+	log_event_cstr(&ev, "proc", log_proc);
+	if (log_worker >= 0)
+		log_event_uint(&ev, "worker", (uint64_t)log_worker);
+	log_event_uint(&ev, "pid", (uint64_t)getpid());
+	log_event_uint(&ev, "lines", lost_lines);
+	log_event_cstr(&ev, "error", lost_errno != 0 ? strerror(lost_errno) :
+	    "short write");
+	ev_close(&ev);
+	if (put(ev.buf, ev.len) == 0)
+		lost_lines = 0;
+}
+
+/*
+ * Write whole lines; once one gets through after some were lost, say how
+ * many.  Not before: the short LOG_LOST line could fit where a line did
+ * not (in the room a cut-back piece left on a full file system), and be
+ * said again after every line lost.
+ */
+static void
+emit(const char *buf, size_t len)
+{
+	uint64_t before = lost_lines;
+	size_t missed;
+
+	missed = put(buf, len);
+	lost_lines += missed;
+	if (before > 0 && missed < count_lines(buf, len))
+		report_lost();
+}
+
 void
 log_event_end(struct log_event *ev)
 {
@@ -392,7 +540,7 @@ log_event_end(struct log_event *ev)
 		batch_len += ev->len;
 	} else {
 		log_flush();
-		(void)util_write_all(STDERR_FILENO, ev->buf, ev->len);
+		emit(ev->buf, ev->len);
 	}
 	errno = saved;
 }
@@ -414,14 +562,13 @@ log_flush(void)
 	if (batch_len == 0)
 		return;
 	if (dest_append)
-		(void)util_write_all(STDERR_FILENO, batch_buf, batch_len);
+		emit(batch_buf, batch_len);
 	else {
 		/* The destination changed kind since these were batched. */
 		end = batch_buf + batch_len;
 		for (p = batch_buf; p < end; p = nl + 1) {
 			nl = memchr(p, '\n', (size_t)(end - p));
-			(void)util_write_all(STDERR_FILENO, p,
-			    (size_t)(nl - p) + 1);
+			emit(p, (size_t)(nl - p) + 1);
 		}
 	}
 	batch_len = 0;

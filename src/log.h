@@ -10,6 +10,16 @@
  * else (a pipe, a socket, a terminal) gets one write(2) per line, and a line
  * is never longer than PIPE_BUF, so a write of one line to a pipe is atomic.
  *
+ * A write that does not complete never leaves the start of a line for the
+ * next one to continue: a regular file is cut back to its last whole line
+ * (ftruncate), and a piece that cannot be taken back (a pipe, a socket) is
+ * ended by a newline before the next line.  The lines lost are counted and
+ * said once, after the first line written again:
+ *   2026-11-22T10:00:00.123Z LOG_LOST proc=worker worker=0 pid=42 lines=17
+ *   error="No space left on device"
+ * (one line; error="short write" when write(2) took only part of the
+ * line and gave no reason).
+ *
  * Text format: "2026-11-22T10:00:00.123Z LEVEL key=value ...", timestamp
  * (ISO-8601 UTC) first.  JSON format: one object per line.  Every value that
  * may come from a client is escaped (log_escape_text / log_escape_json), so

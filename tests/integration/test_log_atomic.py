@@ -1,5 +1,7 @@
 """Log lines stay whole (issue 15 §3): lines of several workers never mix
-inside a line when stderr is a pipe.
+inside a line when stderr is a pipe, and a log file on a full file system
+never keeps the start of a line for the next one to continue; the lines
+lost there are said once, by a LOG_LOST line, when writing works again.
 
 A reader (fail2ban included) must be able to parse every line: the lines
 are checked with the parser the ACCESS-line tests use."""
@@ -8,6 +10,9 @@ import fcntl
 import os
 import threading
 import time
+from pathlib import Path
+
+import pytest
 
 from conftest import SLOWDOWN, point_sites_at, read_all
 from proxyutil_http import (NO_RATE_LIMIT, connect, parse_responses,
@@ -138,3 +143,99 @@ def test_pipe_lines_whole_across_workers(make_proxy, make_upstream):
     assert sorted(f["path"] for f in access) == sorted(sent)
     assert all(f["status"] == "200" for f in access)
     assert not [f for tag, f in lines if tag == "LOG_LOST"]
+
+
+# ---- a full file system under logging.file ------------------------------
+
+# A 64 KiB tmpfs, mounted in a mount namespace of the proxy's own (unshare
+# -m, so nothing is left mounted whatever happens); the test reaches it
+# through /proc/PID/root.
+MOUNT_SCRIPT = ('mount -t tmpfs -o size=64k,mode=0755 portcullis-test "$0" '
+                '&& exec "$@"')
+
+
+def fill(path):
+    """Fill the file system that holds path; returns the bytes written."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    total = 0
+    try:
+        while True:
+            try:
+                n = os.write(fd, b"f" * 4096)
+            except OSError as e:
+                assert e.errno == 28, e         # ENOSPC
+                return total
+            total += n
+    finally:
+        os.close(fd)
+
+
+def test_full_disk_no_piece_of_line(make_proxy, make_upstream):
+    if os.geteuid() != 0:
+        pytest.skip("needs root: mounts a tmpfs in a mount namespace")
+    up = make_upstream(handler=small_handler)
+    p = make_proxy(workers=1, **{"rate-limit": dict(NO_RATE_LIMIT)})
+    mnt = p.dir / "small"
+    mnt.mkdir()
+    # Only ACCESS lines while the test runs (and the master's, at start).
+    p.settings["logging"]["level"] = "info"
+    p.settings["logging"]["file"] = str(mnt / "portcullis.log")
+    point_sites_at(p, up)
+    p.start(user_cmd=["unshare", "-m", "--propagation", "private",
+                      "sh", "-c", MOUNT_SCRIPT, str(mnt)])
+    inside = Path(f"/proc/{p.pid}/root{mnt}")
+    p.log_path = inside / "portcullis.log"    # p.log(), wait_log() read it
+    assert os.statvfs(inside).f_blocks * os.statvfs(inside).f_frsize == \
+        64 * 1024
+    filler = inside / "filler"
+
+    def send(prefix, n):
+        # 1.5 KB lines: a page of the file holds two and a half.
+        paths = [f"/{prefix}/{i}/" + "y" * 1400 for i in range(n)]
+        assert pipelined(p.https_port, paths, 10 * SLOWDOWN) == [200] * n
+        return paths
+
+    send("warm", 3)
+    p.wait_log(r"path=/warm/2/", timeout=5)
+    assert fill(filler) > 0
+    during = send("full", 40)
+    # The worker writes (or fails to write) its batch of lines once per loop
+    # iteration, right after the responses went out; the pauses let it do
+    # that before space is freed (the checks below hold if it is late).
+    time.sleep(0.5)
+    during += send("full-last", 1)
+    time.sleep(0.5)
+    os.unlink(filler)
+    after = send("after", 5)
+    p.wait_log(r"path=/after/4/", timeout=5)
+    # The file outlives the namespace while it is open: read it whole once
+    # the proxy is gone, and keep a copy where the fixtures look (the log
+    # is shown if the test fails, and scanned for sanitizer reports).
+    with open(p.log_path, "rb") as f:
+        assert p.stop() == 0
+        data = f.read()
+    p.log_path = p.dir / "small.log"
+    p.log_path.write_bytes(data)
+
+    lines = parse_lines(data)
+    paths = [f["path"] for tag, f in lines if tag == "ACCESS"]
+    written = [q for q in during if q in paths]
+    lost = [f for tag, f in lines if tag == "LOG_LOST"]
+    assert len(lost) == 1, lost
+    assert lost[0]["proc"] == "worker" and lost[0]["worker"] == "0"
+    # Nothing else was logged while the disk was full: what is missing of
+    # the requests sent then is exactly what LOG_LOST counts.
+    assert len(written) < len(during)
+    assert int(lost[0]["lines"]) == len(during) - len(written)
+    assert lost[0]["error"] in ("No space left on device", "short write")
+    # Said once a line could be written again: right after the first write
+    # that went through (lines of /after/, or of /full/ if the worker was
+    # slower than the pauses above); the requests sent after the space came
+    # back are all there, in order, and nothing was lost among them.
+    i = next(k for k, (tag, _) in enumerate(lines) if tag == "LOG_LOST")
+    assert lines[i - 1][0] == "ACCESS", data.decode()
+    assert lines[i - 1][1]["path"] in during + after, data.decode()
+    assert all(f["path"] in after for tag, f in lines[i + 1:]
+               if tag == "ACCESS"), data.decode()
+    assert [f["path"] for tag, f in lines if tag == "ACCESS" and
+            f["path"] in after] == after

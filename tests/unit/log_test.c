@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <errno.h>
@@ -913,6 +914,15 @@ check_one_line(const char *buf, size_t n)
 	assert_int_equal(strlen(buf), n);	/* no NUL inside */
 }
 
+static size_t
+count_nl(const char *p, size_t n)
+{
+	size_t	i, k = 0;
+
+	for (i = 0; i < n; i++)
+		k += p[i] == '\n';
+	return k;
+}
 
 static char	pidbuf[24];
 
@@ -1335,6 +1345,9 @@ test_errno_preserved(void **state)
 {
 	struct log_event ev;
 	void		(*oldpipe)(int);
+	char		 buf[CAP_MAX], want[256];
+	const char	*p0;
+	size_t		 n;
 	int		 saved, ro, p[2], round;
 
 	(void)state;
@@ -1389,6 +1402,23 @@ test_errno_preserved(void **state)
 	signal(SIGPIPE, oldpipe);
 	log_configure(LOG_LEVEL_DEBUG, LOG_FORMAT_TEXT);
 
+	/* Six lines lost to EBADF, six to EPIPE: said once, after the
+	   first line that could be written again. */
+	cap_begin();
+	errno = ENOENT;
+	log_info("after");
+	assert_int_equal(errno, ENOENT);
+	log_info("again");
+	n = cap_end(buf, sizeof(buf));
+	assert_int_equal(count_nl(buf, n), 3);
+	p0 = strchr(buf, '\n') + 1;
+	assert_memory_equal(p0 - 10, "msg=after\n", 10);
+	snprintf(want, sizeof(want), " LOG_LOST proc=test pid=%s lines=12 "
+	    "error=\"%s\"\n", mypid(), strerror(EPIPE));
+	assert_memory_equal(p0 + TS_LEN, want, strlen(want));
+	p0 = strchr(p0, '\n') + 1;
+	assert_non_null(strstr(p0, " INFO proc=test "));
+	assert_non_null(strstr(p0, "msg=again\n"));
 }
 
 /*
@@ -1650,6 +1680,132 @@ test_new_destination_seen(void **state)
 	close(fd);
 }
 
+/*
+ * A regular file that takes only part of a batch (here RLIMIT_FSIZE, in
+ * the daemon a full file system): the whole lines stay, the piece of the
+ * next one is cut off, and the lines lost are said once, with the reason,
+ * when writing works again.
+ */
+static void
+test_short_write_cut_back(void **state)
+{
+	static char	 buf[CAP_MAX];
+	const char	*l;
+	struct rlimit	 old, rl;
+	void		(*oldxfsz)(int);
+	ssize_t		 r;
+	size_t		 before, one, two;
+	int		 fd, i;
+	char		 want[256];
+
+	(void)state;
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	oldxfsz = signal(SIGXFSZ, SIG_IGN);
+	fd = log_to_append_file();
+	log_info("before");
+	before = file_size(fd);
+	log_batching(true);
+	access_line(1000, 0);
+	log_flush();
+	one = file_size(fd) - before;
+	/* Five lines of `one` bytes; room for two and a half. */
+	for (i = 1; i <= 5; i++)
+		access_line(1000, (unsigned)i);
+	rl = old;
+	rl.rlim_cur = before + one + 2 * one + one / 2;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
+	log_flush();
+	two = file_size(fd);
+	/* No room at all now: the next line fails with EFBIG. */
+	rl.rlim_cur = two;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
+	log_info("during");
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	log_info("after");
+	log_batching(false);
+	dup2(test_stderr, STDERR_FILENO);
+	signal(SIGXFSZ, oldxfsz);
+
+	assert_int_equal(two, before + 3 * one);
+	r = pread(fd, buf, sizeof(buf) - 1, 0);
+	close(fd);
+	assert_true(r > 0);
+	buf[r] = '\0';
+	assert_int_equal(buf[r - 1], '\n');
+	assert_int_equal(text_lines_ok(buf, (size_t)r), 6);
+	assert_non_null(strstr(buf, "path=/2/aaa"));
+	assert_null(strstr(buf, "path=/3/"));
+	assert_null(strstr(buf, "during"));
+	/* "after", then LOG_LOST for 3, 4, 5 and "during". */
+	l = buf + two;
+	assert_non_null(strstr(l, "msg=after\n"));
+	l = strchr(l, '\n') + 1;
+	snprintf(want, sizeof(want), " LOG_LOST proc=test pid=%s lines=4 "
+	    "error=\"%s\"\n", mypid(), strerror(EFBIG));
+	assert_memory_equal(l + TS_LEN, want, strlen(want));
+	assert_int_equal(l + TS_LEN + strlen(want), buf + r);
+}
+
+/*
+ * A piece of a line that cannot be taken back (a pipe that took part of
+ * a write) is ended by a newline before the next line: it stays one
+ * broken line and does not swallow the next.  A pipe gets a batch only
+ * when it replaced an O_APPEND file within the second; this makes that
+ * happen, into a full non-blocking pipe.
+ */
+static void
+test_piece_ended(void **state)
+{
+	static char	 buf[CAP_MAX];
+	char		 want[256];
+	const char	*l2, *l3;
+	ssize_t		 r;
+	size_t		 n = 0;
+	time_t		 t0;
+	int		 fd, p[2];
+
+	(void)state;
+	assert_int_equal(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+	assert_int_equal(fcntl(p[1], F_SETPIPE_SZ, 4096), 4096);
+	t0 = next_second();
+	fd = log_to_append_file();
+	log_batching(true);
+	access_line(3000, 0);			/* looks: an O_APPEND file */
+	log_flush();
+	dup2(p[1], STDERR_FILENO);
+	access_line(3000, 1);
+	access_line(3000, 2);
+	access_line(3000, 3);
+	log_flush();		/* 4096 bytes go in, then EAGAIN */
+	assert_true(time(NULL) == t0);	/* all within the second */
+	while ((r = read(p[0], buf + n, sizeof(buf) - 1 - n)) > 0)
+		n += (size_t)r;
+	assert_int_equal(n, 4096);
+	log_info("next");
+	log_batching(false);
+	dup2(test_stderr, STDERR_FILENO);
+	close(p[1]);
+	while ((r = read(p[0], buf + n, sizeof(buf) - 1 - n)) > 0)
+		n += (size_t)r;
+	close(p[0]);
+	close(fd);
+	buf[n] = '\0';
+
+	/* Line 1 whole; the piece of line 2, ended; "next"; LOG_LOST. */
+	l2 = strchr(buf, '\n') + 1;
+	assert_int_equal(text_lines_ok(buf, (size_t)(l2 - buf)), 1);
+	assert_non_null(strstr(buf, "path=/1/aaa"));
+	l3 = strchr(l2, '\n') + 1;
+	assert_int_equal(l3 - buf, 4096 + 1);
+	assert_memory_equal(l2 + TS_LEN, " ACCESS ", 8);
+	assert_int_equal(text_lines_ok(l3, n - (size_t)(l3 - buf)), 2);
+	assert_non_null(strstr(l3, "msg=next\n"));
+	l3 = strchr(l3, '\n') + 1;
+	snprintf(want, sizeof(want), " LOG_LOST proc=test pid=%s lines=2 "
+	    "error=\"%s\"\n", mypid(), strerror(EAGAIN));
+	assert_memory_equal(l3 + TS_LEN, want, strlen(want));
+}
+
 static void
 test_level_parse(void **state)
 {
@@ -1824,6 +1980,10 @@ main(void)
 		cmocka_unit_test_teardown(test_append_file_batches,
 		    restore_stderr),
 		cmocka_unit_test_teardown(test_new_destination_seen,
+		    restore_stderr),
+		cmocka_unit_test_teardown(test_short_write_cut_back,
+		    restore_stderr),
+		cmocka_unit_test_teardown(test_piece_ended,
 		    restore_stderr),
 		cmocka_unit_test(test_level_parse),
 		cmocka_unit_test(test_format_parse),
