@@ -3,7 +3,11 @@
  */
 #include "autoconf.h"
 
+#include <sys/stat.h>
+
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +18,15 @@
 
 /* Room kept free for the terminator and the truncation marker. */
 #define LOG_RESERVE	32
+
+/*
+ * The longest line is LOG_LINE_MAX - LOG_RESERVE bytes of fields, the
+ * marker, '}' and '\n' (4083 bytes): one write(2) of it to a pipe is
+ * atomic, and the reserve holds its end.
+ */
+_Static_assert(LOG_LINE_MAX <= PIPE_BUF, "a line fits one atomic pipe write");
+_Static_assert(sizeof(",\"truncated\":true}\n") - 1 <= LOG_RESERVE,
+    "the reserve holds the end of a line");
 
 static const char	*log_proc = "portcullis";
 static int		 log_worker = -1;
@@ -171,6 +184,9 @@ log_escape_json(const char *src, size_t len, char *dst, size_t dstsz, bool *cut)
 	return escape_quoted(src, len, dst, dstsz, cut, true);
 }
 
+/* The second of the last timestamp taken (see batch_ok()). */
+static time_t line_sec;
+
 static size_t
 log_timestamp(char *buf, size_t sz)
 {
@@ -179,6 +195,7 @@ log_timestamp(char *buf, size_t sz)
 	size_t n;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
+	line_sec = ts.tv_sec;
 	gmtime_r(&ts.tv_sec, &tm);
 	n = strftime(buf, sz, "%Y-%m-%dT%H:%M:%S", &tm);
 	n += (size_t)snprintf(buf + n, sz - n, ".%03ldZ", ts.tv_nsec / 1000000);
@@ -305,10 +322,10 @@ log_event_uint(struct log_event *ev, const char *key, uint64_t val)
 		ev_append(ev, num, (size_t)n);
 }
 
-void
-log_event_end(struct log_event *ev)
+/* Close the line: the truncation marker, the JSON brace, the newline. */
+static void
+ev_close(struct log_event *ev)
 {
-	int saved = errno;
 	const char *tail;
 
 	/* The reserve guarantees room for the marker and the terminator. */
@@ -320,14 +337,210 @@ log_event_end(struct log_event *ev)
 	if (ev->json)
 		ev->buf[ev->len++] = '}';
 	ev->buf[ev->len++] = '\n';
-	if (batching && ev->batch) {
+}
+
+/*
+ * Where the lines go: fd 2 is the file of logging.file (a regular file
+ * opened O_APPEND), or the stderr the master was started with: a
+ * terminal, a pipe (| logger, a container's stdout), a stream socket
+ * (journald).  A write(2) to an O_APPEND file puts all its bytes at the
+ * end of the file in one piece, so a batch of lines can share one write.
+ * A pipe is atomic only up to PIPE_BUF bytes: a longer write that finds it
+ * full goes in pieces, and another process's write gets in between, in
+ * the middle of a line; a stream socket promises nothing.  There every
+ * line is a write(2) of its own, and a line is never longer than PIPE_BUF.
+ *
+ * The kind is looked at (fstat, F_GETFL) when batching starts, and again
+ * when the clock shows another second than at the last look, only while
+ * lines are batched: two system calls a second at most.  SIGUSR1's reopen
+ * dup2()s a new file onto fd 2 without telling this module, so a
+ * destination that changes kind there is seen within the second.
+ */
+static time_t	 dest_sec = -1;		/* when the kind was looked at */
+static bool	 dest_append;		/* regular file, O_APPEND: batches */
+
+static void
+dest_probe(void)
+{
+	struct stat st;
+	int fl;
+
+	fl = fcntl(STDERR_FILENO, F_GETFL);
+	dest_append = fl != -1 && (fl & O_APPEND) &&
+	    fstat(STDERR_FILENO, &st) == 0 && S_ISREG(st.st_mode);
+	dest_sec = line_sec;
+}
+
+static bool
+batch_ok(void)
+{
+	if (dest_sec != line_sec)
+		dest_probe();
+	return dest_append;
+}
+
+/*
+ * Lines that could not be written (a full file system, a reader gone,
+ * a full non-blocking pipe) are counted, and said once by a LOG_LOST
+ * line after the first line that could be written again.
+ */
+static uint64_t	 lost_lines;
+static int	 lost_errno;		/* why the last of them was lost */
+static bool	 dangling;		/* fd 2 ends in a piece of a line */
+
+static size_t
+count_lines(const char *p, size_t len)
+{
+	const char *nl, *end = p + len;
+	size_t n = 0;
+
+	while ((nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		n++;
+		p = nl + 1;
+	}
+	return n;
+}
+
+/*
+ * Take back the last frag bytes written when fd 2 is a regular file that
+ * still ends where our write did: fstat's size equals the file offset,
+ * which O_APPEND set to the end of the last write made through this open
+ * file (the master and the workers share it).  True when no piece of a
+ * line of ours is left at the end of the file.
+ *
+ * A write that stopped short found the file system full (or the file at
+ * RLIMIT_FSIZE), and the other processes' writes fail as well until space
+ * is freed.  If space is freed, or a process allowed more of it (root, in
+ * the blocks ext4 reserves) appends, in the microseconds between our write
+ * and the fstat, the offset is the end of that write: its line loses its
+ * last frag bytes instead, newline included, and our piece, the rest of
+ * its line and the next line read as one broken line.  That takes a full
+ * disk and a race of microseconds; taking a lock around every write to
+ * close it would cost the common case.  A file that grew through another
+ * open file is left alone (our piece is followed by its bytes), as is one
+ * cut shorter than our piece by someone else; a cut that fails (an
+ * append-only inode) leaves the piece, which the next write ends (put()).
+ */
+static bool
+unwrite(size_t frag)
+{
+	struct stat st;
+	off_t end;
+
+	if (fstat(STDERR_FILENO, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    (end = lseek(STDERR_FILENO, 0, SEEK_CUR)) == -1)
+		return false;
+	if (st.st_size != end)
+		return st.st_size > end || st.st_size <= end - (off_t)frag;
+	if (end < (off_t)frag || ftruncate(STDERR_FILENO, end - (off_t)frag) ==
+	    -1)
+		return false;
+	/* A file without O_APPEND is written at the offset. */
+	(void)lseek(STDERR_FILENO, end - (off_t)frag, SEEK_SET);
+	return true;
+}
+
+/*
+ * Write whole lines to fd 2; returns how many of them did not make it.
+ * A line is written whole or not at all: a pipe or a socket that took part
+ * of one gets the rest (what it holds cannot be taken back); a regular
+ * file that took part of one had no room for more and is cut back to the
+ * last whole line.
+ */
+static size_t
+put(const char *buf, size_t len)
+{
+	struct stat st;
+	const char *nl;
+	size_t done = 0, whole;
+	ssize_t n;
+
+	if (dangling) {
+		/* End the piece a failed write left, so that the next line
+		   does not continue it: it stays one broken line. */
+		while ((n = write(STDERR_FILENO, "\n", 1)) == -1 &&
+		    errno == EINTR)
+			;
+		if (n != 1) {
+			lost_errno = n == -1 ? errno : EIO;
+			return count_lines(buf, len);
+		}
+		dangling = false;
+	}
+	while (done < len) {
+		n = write(STDERR_FILENO, buf + done, len - done);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			lost_errno = n == -1 ? errno : EIO;
+			break;
+		}
+		done += (size_t)n;
+		if (done < len && fstat(STDERR_FILENO, &st) == 0 &&
+		    S_ISREG(st.st_mode)) {
+			lost_errno = 0;
+			break;
+		}
+	}
+	if (done == len)
+		return 0;
+	nl = done > 0 ? memrchr(buf, '\n', done) : NULL;
+	whole = nl != NULL ? (size_t)(nl - buf) + 1 : 0;
+	if (done > whole && !unwrite(done - whole))
+		dangling = true;
+	return count_lines(buf + whole, len - whole);
+}
+
+static void
+report_lost(void)
+{
+	struct log_event ev;
+
+	log_event_begin(&ev, "LOG_LOST");
+	log_event_cstr(&ev, "proc", log_proc);
+	if (log_worker >= 0)
+		log_event_uint(&ev, "worker", (uint64_t)log_worker);
+	log_event_uint(&ev, "pid", (uint64_t)getpid());
+	log_event_uint(&ev, "lines", lost_lines);
+	log_event_cstr(&ev, "error", lost_errno != 0 ? strerror(lost_errno) :
+	    "short write");
+	ev_close(&ev);
+	if (put(ev.buf, ev.len) == 0)
+		lost_lines = 0;
+}
+
+/*
+ * Write whole lines; once one gets through after some were lost, say how
+ * many.  Not before: the short LOG_LOST line could fit where a line did
+ * not (in the room a cut-back piece left on a full file system), and be
+ * said again after every line lost.
+ */
+static void
+emit(const char *buf, size_t len)
+{
+	uint64_t before = lost_lines;
+	size_t missed;
+
+	missed = put(buf, len);
+	lost_lines += missed;
+	if (before > 0 && missed < count_lines(buf, len))
+		report_lost();
+}
+
+void
+log_event_end(struct log_event *ev)
+{
+	int saved = errno;
+
+	ev_close(ev);
+	if (batching && ev->batch && batch_ok()) {
 		if (batch_len + ev->len > sizeof(batch_buf))
 			log_flush();
 		memcpy(batch_buf + batch_len, ev->buf, ev->len);
 		batch_len += ev->len;
 	} else {
 		log_flush();
-		(void)util_write_all(STDERR_FILENO, ev->buf, ev->len);
+		emit(ev->buf, ev->len);
 	}
 	errno = saved;
 }
@@ -337,15 +550,27 @@ log_batching(bool on)
 {
 	log_flush();
 	batching = on;
+	dest_sec = -1;
 }
 
 void
 log_flush(void)
 {
 	int saved = errno;
+	const char *p, *nl, *end;
 
-	if (batch_len > 0)
-		(void)util_write_all(STDERR_FILENO, batch_buf, batch_len);
+	if (batch_len == 0)
+		return;
+	if (dest_append)
+		emit(batch_buf, batch_len);
+	else {
+		/* The destination changed kind since these were batched. */
+		end = batch_buf + batch_len;
+		for (p = batch_buf; p < end; p = nl + 1) {
+			nl = memchr(p, '\n', (size_t)(end - p));
+			emit(p, (size_t)(nl - p) + 1);
+		}
+	}
 	batch_len = 0;
 	errno = saved;
 }

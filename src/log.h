@@ -1,10 +1,24 @@
 /*
  * log.h - the one logging API.
  *
- * Every line goes to file descriptor 2 with a single write(2), so lines from
- * the master and all workers never interleave inside a line.  When
- * logging.file is set the master opens it and makes it fd 2 of every process
- * (log_reopen); otherwise fd 2 is whatever stderr the master was started with.
+ * Every line goes to file descriptor 2, whole, so lines from the master and
+ * all workers never interleave inside a line.  When logging.file is set the
+ * master opens it (O_APPEND) and makes it fd 2 of every process, again on
+ * SIGUSR1; otherwise fd 2 is whatever stderr the master was started with.
+ * A regular file opened O_APPEND takes a worker's batch of lines in one
+ * write(2) (each write lands in one piece at the end of the file); anything
+ * else (a pipe, a socket, a terminal) gets one write(2) per line, and a line
+ * is never longer than PIPE_BUF, so a write of one line to a pipe is atomic.
+ *
+ * A write that does not complete never leaves the start of a line for the
+ * next one to continue: a regular file is cut back to its last whole line
+ * (ftruncate), and a piece that cannot be taken back (a pipe, a socket) is
+ * ended by a newline before the next line.  The lines lost are counted and
+ * said once, after the first line written again:
+ *   2026-11-22T10:00:00.123Z LOG_LOST proc=worker worker=0 pid=42 lines=17
+ *   error="No space left on device"
+ * (one line; error="short write" when write(2) took only part of the
+ * line and gave no reason).
  *
  * Text format: "2026-11-22T10:00:00.123Z LEVEL key=value ...", timestamp
  * (ISO-8601 UTC) first.  JSON format: one object per line.  Every value that
@@ -74,10 +88,12 @@ struct log_event {
 void	 log_event_begin(struct log_event *ev, const char *event);
 
 /*
- * Batching (workers): ACCESS and RATE_LIMIT lines are gathered and
- * written by log_flush(), which the worker calls once per event-loop
- * iteration, before it waits; any other line flushes them and itself at
- * once, so the order of lines is kept.
+ * Batching (workers): when fd 2 is a regular file opened O_APPEND, ACCESS
+ * and RATE_LIMIT lines are gathered and written by log_flush(), which the
+ * worker calls once per event-loop iteration, before it waits; any other
+ * line flushes them and itself at once, so the order of lines is kept.
+ * Elsewhere every line is written at once.  What fd 2 is gets looked at
+ * when batching starts and again within a second of a change (a reopen).
  */
 void	 log_batching(bool on);
 void	 log_flush(void);

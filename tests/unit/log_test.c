@@ -18,9 +18,12 @@
 #include <cmocka.h>
 
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -911,6 +914,16 @@ check_one_line(const char *buf, size_t n)
 	assert_int_equal(strlen(buf), n);	/* no NUL inside */
 }
 
+static size_t
+count_nl(const char *p, size_t n)
+{
+	size_t	i, k = 0;
+
+	for (i = 0; i < n; i++)
+		k += p[i] == '\n';
+	return k;
+}
+
 static char	pidbuf[24];
 
 static const char *
@@ -920,10 +933,16 @@ mypid(void)
 	return pidbuf;
 }
 
+/* The test's own stderr, for restore_stderr(). */
+static int	test_stderr = -1;
+
 static int
 setup_logging(void **state)
 {
 	(void)state;
+	test_stderr = dup(STDERR_FILENO);
+	if (test_stderr == -1)
+		return -1;
 	/* Not UTC, and not a whole hour off: local time would show. */
 	setenv("TZ", "XYZ-05:30", 1);
 	tzset();
@@ -1326,6 +1345,9 @@ test_errno_preserved(void **state)
 {
 	struct log_event ev;
 	void		(*oldpipe)(int);
+	char		 buf[CAP_MAX], want[256];
+	const char	*p0;
+	size_t		 n;
 	int		 saved, ro, p[2], round;
 
 	(void)state;
@@ -1379,6 +1401,409 @@ test_errno_preserved(void **state)
 	close(saved);
 	signal(SIGPIPE, oldpipe);
 	log_configure(LOG_LEVEL_DEBUG, LOG_FORMAT_TEXT);
+
+	/* Six lines lost to EBADF, six to EPIPE: said once, after the
+	   first line that could be written again. */
+	cap_begin();
+	errno = ENOENT;
+	log_info("after");
+	assert_int_equal(errno, ENOENT);
+	log_info("again");
+	n = cap_end(buf, sizeof(buf));
+	assert_int_equal(count_nl(buf, n), 3);
+	p0 = strchr(buf, '\n') + 1;
+	assert_memory_equal(p0 - 10, "msg=after\n", 10);
+	snprintf(want, sizeof(want), " LOG_LOST proc=test pid=%s lines=12 "
+	    "error=\"%s\"\n", mypid(), strerror(EPIPE));
+	assert_memory_equal(p0 + TS_LEN, want, strlen(want));
+	p0 = strchr(p0, '\n') + 1;
+	assert_non_null(strstr(p0, " INFO proc=test "));
+	assert_non_null(strstr(p0, "msg=again\n"));
+}
+
+/*
+ * Writing.  A regular file opened O_APPEND takes a worker's batch of
+ * lines in one write(2); a pipe or a socket gets one write per line (a
+ * pipe in packet mode, O_DIRECT, and a SOCK_SEQPACKET socket hand every
+ * write(2) to read(2) as one packet, which shows where writes began and
+ * ended).  A write that does not complete leaves no piece of a line for
+ * the next one to continue, and the lines lost are said once.
+ */
+
+/* After a test that points fd 2 elsewhere, even one that failed. */
+static int
+restore_stderr(void **state)
+{
+	(void)state;
+	log_batching(false);
+	dup2(test_stderr, STDERR_FILENO);
+	log_configure(LOG_LEVEL_DEBUG, LOG_FORMAT_TEXT);
+	return 0;
+}
+
+/* One ACCESS line of about len bytes, told apart by tag. */
+static void
+access_line(size_t len, unsigned tag)
+{
+	static char	 path[LOG_LINE_MAX];
+	struct log_event ev;
+	int		 k;
+
+	assert_true(len > 100 && len - 100 < sizeof(path));
+	memset(path, 'a', len - 100);
+	k = snprintf(path, sizeof(path), "/%u/", tag);
+	path[k] = 'a';
+	log_event_begin(&ev, "ACCESS");
+	log_event_cstr(&ev, "client_ip", "192.0.2.1");
+	log_event_str(&ev, "path", path, len - 100);
+	log_event_uint(&ev, "status", 200);
+	log_event_end(&ev);
+}
+
+/* Every line in buf[0..n) parses as a text line; returns how many. */
+static size_t
+text_lines_ok(const char *buf, size_t n)
+{
+	struct tfield	 t[16];
+	const char	*p = buf, *nl;
+	size_t		 k = 0;
+
+	while (p < buf + n) {
+		nl = memchr(p, '\n', (size_t)(buf + n - p));
+		assert_non_null(nl);
+		if (text_fields(p, (size_t)(nl - p), t, nitems(t)) < 1)
+			fail_msg("not a log line: %.*s", (int)(nl - p), p);
+		k++;
+		p = nl + 1;
+	}
+	return k;
+}
+
+/* Log to a regular file opened O_APPEND, as logging.file is. */
+static int
+log_to_append_file(void)
+{
+	int	fd = memfd_create("log_test", MFD_CLOEXEC);
+
+	assert_true(fd >= 0);
+	assert_int_equal(fcntl(fd, F_SETFL, O_APPEND), 0);
+	assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+	return fd;
+}
+
+static size_t
+file_size(int fd)
+{
+	off_t	end = lseek(fd, 0, SEEK_END);
+
+	assert_true(end >= 0);
+	return (size_t)end;
+}
+
+/* Wait for the next second of the clock, and return it. */
+static time_t
+next_second(void)
+{
+	struct timespec	ts;
+	time_t		t = time(NULL);
+
+	while (time(NULL) == t) {
+		ts.tv_sec = 0;
+		ts.tv_nsec = 10 * 1000 * 1000;
+		nanosleep(&ts, NULL);
+	}
+	return time(NULL);
+}
+
+/* The longest line any event can make fits one atomic pipe write. */
+static void
+test_longest_line_fits_pipe_buf(void **state)
+{
+	static char	 pad[LOG_LINE_MAX], big[3 * LOG_LINE_MAX];
+	struct log_event ev;
+	size_t		 p, longest = 0;
+	int		 fmt, fill, null;
+
+	(void)state;
+	memset(pad, 'p', sizeof(pad));
+	null = open("/dev/null", O_WRONLY);
+	assert_true(null >= 0);
+	dup2(null, STDERR_FILENO);
+	close(null);
+	for (fmt = LOG_FORMAT_TEXT; fmt <= LOG_FORMAT_JSON; fmt++) {
+		log_configure(LOG_LEVEL_DEBUG, (enum log_format)fmt);
+		for (fill = 0; fill < 3; fill++) {
+			memset(big, "a\"\x01"[fill], sizeof(big));
+			/* Every fill level near the end of a line. */
+			for (p = LOG_LINE_MAX - 200; p <= LOG_LINE_MAX; p++) {
+				log_event_begin(&ev, "ACCESS");
+				log_event_str(&ev, "pad", pad, p - 200);
+				log_event_str(&ev, "big", big, sizeof(big));
+				log_event_uint(&ev, "n", UINT64_MAX);
+				log_event_end(&ev);
+				assert_true(ev.truncated);
+				assert_true(ev.len <= PIPE_BUF);
+				if (ev.len > longest)
+					longest = ev.len;
+			}
+		}
+	}
+	dup2(test_stderr, STDERR_FILENO);
+	log_configure(LOG_LEVEL_DEBUG, LOG_FORMAT_TEXT);
+	/* The lines did reach the end of their room. */
+	assert_true(longest > LOG_LINE_MAX - 32);
+}
+
+/* A pipe or a socket: one write(2) per line, batching or not. */
+static void
+test_one_write_per_line(void **state)
+{
+	char	 pkt[CAP_MAX];
+	ssize_t	 r;
+	int	 fds[2], kind, i, got;
+
+	(void)state;
+	for (kind = 0; kind < 2; kind++) {
+		if (kind == 0)
+			assert_int_equal(pipe2(fds, O_DIRECT | O_CLOEXEC), 0);
+		else
+			assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET |
+			    SOCK_CLOEXEC, 0, fds), 0);
+		assert_int_equal(fcntl(fds[0], F_SETFL, O_NONBLOCK), 0);
+		dup2(fds[1], STDERR_FILENO);
+		log_batching(true);
+		/* 8 lines of 3000 bytes: a batch of 24 KB. */
+		for (i = 0; i < 8; i++)
+			access_line(3000, (unsigned)i);
+		log_info("not batched");
+		access_line(3000, 8);
+		log_flush();
+		log_batching(false);
+		dup2(test_stderr, STDERR_FILENO);
+		close(fds[1]);
+		for (got = 0; (r = read(fds[0], pkt, sizeof(pkt) - 1)) > 0;
+		    got++) {
+			pkt[r] = '\0';
+			check_one_line(pkt, (size_t)r);
+			assert_int_equal(text_lines_ok(pkt, (size_t)r), 1);
+			if (got == 8)
+				assert_non_null(strstr(pkt, "not batched"));
+			else
+				assert_non_null(strstr(pkt, " ACCESS "));
+		}
+		assert_int_equal(got, 10);
+		close(fds[0]);
+	}
+}
+
+/*
+ * A regular file opened O_APPEND: batched lines wait for log_flush() and
+ * go in one write; any other line flushes them first.  Without O_APPEND
+ * nothing waits.
+ */
+static void
+test_append_file_batches(void **state)
+{
+	char	 buf[CAP_MAX];
+	ssize_t	 r;
+	size_t	 after3;
+	int	 fd, i;
+
+	(void)state;
+	fd = log_to_append_file();
+	log_batching(true);
+	for (i = 0; i < 3; i++)
+		access_line(1000, (unsigned)i);
+	assert_int_equal(file_size(fd), 0);
+	log_flush();
+	after3 = file_size(fd);
+	assert_true(after3 > 3 * 900);
+	access_line(1000, 3);
+	assert_int_equal(file_size(fd), after3);
+	log_info("not batched");
+	log_batching(false);
+	dup2(test_stderr, STDERR_FILENO);
+	r = pread(fd, buf, sizeof(buf) - 1, 0);
+	assert_true(r > 0);
+	buf[r] = '\0';
+	assert_int_equal(text_lines_ok(buf, (size_t)r), 5);
+	assert_non_null(strstr(buf, "path=/3/aaa"));
+	assert_true(strstr(buf, "path=/3/aaa") < strstr(buf, "not batched"));
+	close(fd);
+
+	/* The same file without O_APPEND. */
+	fd = memfd_create("log_test", MFD_CLOEXEC);
+	assert_true(fd >= 0);
+	dup2(fd, STDERR_FILENO);
+	log_batching(true);
+	access_line(1000, 0);
+	assert_true(file_size(fd) > 900);
+	log_batching(false);
+	dup2(test_stderr, STDERR_FILENO);
+	close(fd);
+}
+
+/*
+ * fd 2 replaced behind the module's back (SIGUSR1's reopen dup2()s the
+ * new file onto it): the kind is looked at again within a second.
+ */
+static void
+test_new_destination_seen(void **state)
+{
+	char	 pkt[CAP_MAX];
+	ssize_t	 r;
+	int	 fd, p[2], i, got;
+
+	(void)state;
+	fd = log_to_append_file();
+	log_batching(true);
+	access_line(1000, 0);
+	assert_int_equal(file_size(fd), 0);	/* batched */
+	log_flush();
+	assert_int_equal(pipe2(p, O_DIRECT | O_CLOEXEC), 0);
+	assert_int_equal(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+	dup2(p[1], STDERR_FILENO);
+	close(p[1]);
+	next_second();
+	for (i = 1; i < 4; i++)
+		access_line(3000, (unsigned)i);
+	/* Written at once, one packet each, before any log_flush(). */
+	for (got = 0; (r = read(p[0], pkt, sizeof(pkt) - 1)) > 0; got++) {
+		pkt[r] = '\0';
+		check_one_line(pkt, (size_t)r);
+		assert_non_null(strstr(pkt, " ACCESS "));
+	}
+	assert_int_equal(got, 3);
+	log_batching(false);
+	dup2(test_stderr, STDERR_FILENO);
+	close(p[0]);
+	close(fd);
+}
+
+/*
+ * A regular file that takes only part of a batch (here RLIMIT_FSIZE, in
+ * the daemon a full file system): the whole lines stay, the piece of the
+ * next one is cut off, and the lines lost are said once, with the reason,
+ * when writing works again.
+ */
+static void
+test_short_write_cut_back(void **state)
+{
+	static char	 buf[CAP_MAX];
+	const char	*l;
+	struct rlimit	 old, rl;
+	void		(*oldxfsz)(int);
+	ssize_t		 r;
+	size_t		 before, one, two;
+	int		 fd, i;
+	char		 want[256];
+
+	(void)state;
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	oldxfsz = signal(SIGXFSZ, SIG_IGN);
+	fd = log_to_append_file();
+	log_info("before");
+	before = file_size(fd);
+	log_batching(true);
+	access_line(1000, 0);
+	log_flush();
+	one = file_size(fd) - before;
+	/* Five lines of `one` bytes; room for two and a half. */
+	for (i = 1; i <= 5; i++)
+		access_line(1000, (unsigned)i);
+	rl = old;
+	rl.rlim_cur = before + one + 2 * one + one / 2;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
+	log_flush();
+	two = file_size(fd);
+	/* No room at all now: the next line fails with EFBIG. */
+	rl.rlim_cur = two;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
+	log_info("during");
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	log_info("after");
+	log_batching(false);
+	dup2(test_stderr, STDERR_FILENO);
+	signal(SIGXFSZ, oldxfsz);
+
+	assert_int_equal(two, before + 3 * one);
+	r = pread(fd, buf, sizeof(buf) - 1, 0);
+	close(fd);
+	assert_true(r > 0);
+	buf[r] = '\0';
+	assert_int_equal(buf[r - 1], '\n');
+	assert_int_equal(text_lines_ok(buf, (size_t)r), 6);
+	assert_non_null(strstr(buf, "path=/2/aaa"));
+	assert_null(strstr(buf, "path=/3/"));
+	assert_null(strstr(buf, "during"));
+	/* "after", then LOG_LOST for 3, 4, 5 and "during". */
+	l = buf + two;
+	assert_non_null(strstr(l, "msg=after\n"));
+	l = strchr(l, '\n') + 1;
+	snprintf(want, sizeof(want), " LOG_LOST proc=test pid=%s lines=4 "
+	    "error=\"%s\"\n", mypid(), strerror(EFBIG));
+	assert_memory_equal(l + TS_LEN, want, strlen(want));
+	assert_int_equal(l + TS_LEN + strlen(want), buf + r);
+}
+
+/*
+ * A piece of a line that cannot be taken back (a pipe that took part of
+ * a write) is ended by a newline before the next line: it stays one
+ * broken line and does not swallow the next.  A pipe gets a batch only
+ * when it replaced an O_APPEND file within the second; this makes that
+ * happen, into a full non-blocking pipe.
+ */
+static void
+test_piece_ended(void **state)
+{
+	static char	 buf[CAP_MAX];
+	char		 want[256];
+	const char	*l2, *l3;
+	ssize_t		 r;
+	size_t		 n = 0;
+	time_t		 t0;
+	int		 fd, p[2];
+
+	(void)state;
+	assert_int_equal(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+	assert_int_equal(fcntl(p[1], F_SETPIPE_SZ, 4096), 4096);
+	t0 = next_second();
+	fd = log_to_append_file();
+	log_batching(true);
+	access_line(3000, 0);			/* looks: an O_APPEND file */
+	log_flush();
+	dup2(p[1], STDERR_FILENO);
+	access_line(3000, 1);
+	access_line(3000, 2);
+	access_line(3000, 3);
+	log_flush();		/* 4096 bytes go in, then EAGAIN */
+	assert_true(time(NULL) == t0);	/* all within the second */
+	while ((r = read(p[0], buf + n, sizeof(buf) - 1 - n)) > 0)
+		n += (size_t)r;
+	assert_int_equal(n, 4096);
+	log_info("next");
+	log_batching(false);
+	dup2(test_stderr, STDERR_FILENO);
+	close(p[1]);
+	while ((r = read(p[0], buf + n, sizeof(buf) - 1 - n)) > 0)
+		n += (size_t)r;
+	close(p[0]);
+	close(fd);
+	buf[n] = '\0';
+
+	/* Line 1 whole; the piece of line 2, ended; "next"; LOG_LOST. */
+	l2 = strchr(buf, '\n') + 1;
+	assert_int_equal(text_lines_ok(buf, (size_t)(l2 - buf)), 1);
+	assert_non_null(strstr(buf, "path=/1/aaa"));
+	l3 = strchr(l2, '\n') + 1;
+	assert_int_equal(l3 - buf, 4096 + 1);
+	assert_memory_equal(l2 + TS_LEN, " ACCESS ", 8);
+	assert_int_equal(text_lines_ok(l3, n - (size_t)(l3 - buf)), 2);
+	assert_non_null(strstr(l3, "msg=next\n"));
+	l3 = strchr(l3, '\n') + 1;
+	snprintf(want, sizeof(want), " LOG_LOST proc=test pid=%s lines=2 "
+	    "error=\"%s\"\n", mypid(), strerror(EAGAIN));
+	assert_memory_equal(l3 + TS_LEN, want, strlen(want));
 }
 
 static void
@@ -1548,6 +1973,18 @@ main(void)
 		cmocka_unit_test(test_event_cut_text_fields_whole),
 		cmocka_unit_test(test_event_cut_json_valid),
 		cmocka_unit_test(test_errno_preserved),
+		cmocka_unit_test_teardown(test_longest_line_fits_pipe_buf,
+		    restore_stderr),
+		cmocka_unit_test_teardown(test_one_write_per_line,
+		    restore_stderr),
+		cmocka_unit_test_teardown(test_append_file_batches,
+		    restore_stderr),
+		cmocka_unit_test_teardown(test_new_destination_seen,
+		    restore_stderr),
+		cmocka_unit_test_teardown(test_short_write_cut_back,
+		    restore_stderr),
+		cmocka_unit_test_teardown(test_piece_ended,
+		    restore_stderr),
 		cmocka_unit_test(test_level_parse),
 		cmocka_unit_test(test_format_parse),
 		cmocka_unit_test(test_fatal),
