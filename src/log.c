@@ -352,9 +352,8 @@ ev_close(struct log_event *ev)
  *
  * The kind is looked at (fstat, F_GETFL) when batching starts, and again
  * when the clock shows another second than at the last look, only while
- * lines are batched: two system calls a second at most.  SIGUSR1's reopen
- * dup2()s a new file onto fd 2 without telling this module, so a
- * destination that changes kind there is seen within the second.
+ * lines are batched: two system calls a second at most; and at once after
+ * SIGUSR1's reopen dup2()s another file onto fd 2 (log_reopened()).
  */
 static time_t	 dest_sec = -1;		/* when the kind was looked at */
 static bool	 dest_append;		/* regular file, O_APPEND: batches */
@@ -369,6 +368,15 @@ dest_probe(void)
 	dest_append = fl != -1 && (fl & O_APPEND) &&
 	    fstat(STDERR_FILENO, &st) == 0 && S_ISREG(st.st_mode);
 	dest_sec = line_sec;
+}
+
+static bool	 dangling;		/* fd 2 ends in a piece of a line */
+
+void
+log_reopened(void)
+{
+	dest_sec = -1;		/* look again before the next batch */
+	dangling = false;	/* a piece, if any, stays in the old file */
 }
 
 static bool
@@ -386,7 +394,6 @@ batch_ok(void)
  */
 static uint64_t	 lost_lines;
 static int	 lost_errno;		/* why the last of them was lost */
-static bool	 dangling;		/* fd 2 ends in a piece of a line */
 
 static size_t
 count_lines(const char *p, size_t len)

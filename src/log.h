@@ -93,9 +93,12 @@ void	 log_event_begin(struct log_event *ev, const char *event);
  * worker calls once per event-loop iteration, before it waits; any other
  * line flushes them and itself at once, so the order of lines is kept.
  * Elsewhere every line is written at once.  What fd 2 is gets looked at
- * when batching starts and again within a second of a change (a reopen).
+ * when batching starts, again each second, and at once after a reopen.
  */
 void	 log_batching(bool on);
+/* fd 2 was replaced (dup2() of a reopened log file): the next line looks
+   at what it is. */
+void	 log_reopened(void);
 void	 log_flush(void);
 void	 log_event_str(struct log_event *ev, const char *key, const char *val,
 	    size_t len);

@@ -688,6 +688,8 @@ reopen_log(struct master *m)
 	}
 	if (dup2(fd, STDERR_FILENO) == -1)
 		log_warn("reopen log");
+	else
+		log_reopened();
 	memset(&msg, 0, sizeof(msg));
 	msg.type = CONTROL_REOPEN_LOG;
 	msg.fd = fd;

@@ -406,6 +406,8 @@ ctl_cb(struct ev_loop *loop, ev_io *w, int revents UNUSED)
 			log_flush();
 			if (dup2(m.fd, STDERR_FILENO) == -1)
 				log_warn("reopen log");
+			else
+				log_reopened();
 			close(m.fd);
 			break;
 		default:
