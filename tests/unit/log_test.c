@@ -1681,6 +1681,42 @@ test_new_destination_seen(void **state)
 }
 
 /*
+ * log_reopened(), as the daemon calls it after SIGUSR1's dup2(): the new
+ * destination is looked at before the next line, in the same second.
+ */
+static void
+test_reopened_seen_at_once(void **state)
+{
+	char	 pkt[CAP_MAX];
+	ssize_t	 r;
+	int	 fd, p[2], got;
+
+	(void)state;
+	fd = log_to_append_file();
+	log_batching(true);
+	access_line(1000, 0);
+	assert_int_equal(file_size(fd), 0);	/* batched */
+	log_flush();
+	assert_int_equal(pipe2(p, O_DIRECT | O_CLOEXEC), 0);
+	assert_int_equal(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+	dup2(p[1], STDERR_FILENO);
+	close(p[1]);
+	log_reopened();
+	/* No next_second(): only log_reopened() makes it look again. */
+	access_line(1000, 1);
+	for (got = 0; (r = read(p[0], pkt, sizeof(pkt) - 1)) > 0; got++) {
+		pkt[r] = '\0';
+		check_one_line(pkt, (size_t)r);
+		assert_non_null(strstr(pkt, " ACCESS "));
+	}
+	assert_int_equal(got, 1);
+	log_batching(false);
+	dup2(test_stderr, STDERR_FILENO);
+	close(p[0]);
+	close(fd);
+}
+
+/*
  * A regular file that takes only part of a batch (here RLIMIT_FSIZE, in
  * the daemon a full file system): the whole lines stay, the piece of the
  * next one is cut off, and the lines lost are said once, with the reason,
@@ -1980,6 +2016,8 @@ main(void)
 		cmocka_unit_test_teardown(test_append_file_batches,
 		    restore_stderr),
 		cmocka_unit_test_teardown(test_new_destination_seen,
+		    restore_stderr),
+		cmocka_unit_test_teardown(test_reopened_seen_at_once,
 		    restore_stderr),
 		cmocka_unit_test_teardown(test_short_write_cut_back,
 		    restore_stderr),
