@@ -55,7 +55,7 @@ struct worker {
 	worker_accept_fn	*handler[LISTEN_MAX];	/* of socks[i] */
 	ev_io			 accept_w[LISTEN_MAX];
 	size_t			 nsocks;
-	ev_io			 ctl_w;
+	ev_io			 control_w;
 	ev_signal		 sigterm_w;
 	ev_signal		 sigint_w;
 	ev_timer		 drain_w;
@@ -388,7 +388,7 @@ handle_config(struct worker *wk, uint64_t gen)
 }
 
 static void
-ctl_cb(struct ev_loop *loop, ev_io *w, int revents UNUSED)
+control_cb(struct ev_loop *loop, ev_io *w, int revents UNUSED)
 {
 	struct worker *wk = w->data;
 	struct control_msg m;
@@ -514,9 +514,9 @@ setup_watchers(struct worker *wk)
 		    EV_READ);
 		wk->accept_w[i].data = &wk->socks[i];
 	}
-	ev_io_init(&wk->ctl_w, ctl_cb, WORKER_FD_CONTROL, EV_READ);
-	wk->ctl_w.data = wk;
-	ev_io_start(wk->loop, &wk->ctl_w);
+	ev_io_init(&wk->control_w, control_cb, WORKER_FD_CONTROL, EV_READ);
+	wk->control_w.data = wk;
+	ev_io_start(wk->loop, &wk->control_w);
 	ev_signal_init(&wk->sigterm_w, signal_cb, SIGTERM);
 	wk->sigterm_w.data = wk;
 	ev_signal_start(wk->loop, &wk->sigterm_w);
