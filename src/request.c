@@ -104,9 +104,11 @@ request_admit(const struct request_conn *conn, const struct gen *g,
 	if (site == NULL)
 		return answer(ans, 404, false);
 	/* Asked of the connection's own generation, so that a reload that
-	   renews a certificate leaves established connections alone. */
+	   renews a certificate leaves established connections alone (most
+	   often it is the request's: the same lookup). */
 	if (conn->cert_id != tls_ctx_cert_id(conn->gen->tls, conn->li,
-	    route_lookup(conn->gen->routes, conn->li, host, (size_t)hlen)))
+	    conn->gen == g ? site : route_lookup(conn->gen->routes, conn->li,
+	    host, (size_t)hlen)))
 		return answer(ans, 421, false);
 	if (pr->h.method_id == HTTP1_METHOD_CONNECT) {
 		answer(ans, 405, false);

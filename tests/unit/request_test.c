@@ -214,22 +214,31 @@ get(const char *host, const char *path)
 	return pr;
 }
 
-/* Admit pr on c; the site's upstream port digit, or 0 and *ans. */
+/* Admit pr on c, routed by g; the site's upstream port digit, or 0 and
+   *ans. */
 static int
-admit(const struct request_conn *c, struct proxy_request *pr,
-    uint64_t body_seen, struct request_answer *ans)
+admit_by(const struct gen *g, const struct request_conn *c,
+    struct proxy_request *pr, uint64_t body_seen,
+    struct request_answer *ans)
 {
 	const struct config_site *s;
 
 	memset(ans, 0, sizeof(*ans));
 	ans->status = -1;
-	s = request_admit(c, &gen, pr, pr->h.path, body_seen, ans);
+	s = request_admit(c, g, pr, pr->h.path, body_seen, ans);
 	if (s == NULL) {
 		assert_true(ans->status >= 300);
 		return 0;
 	}
 	assert_int_equal(ans->status, -1);	/* untouched */
 	return s->upstream[strlen(s->upstream) - 1] - '0';
+}
+
+static int
+admit(const struct request_conn *c, struct proxy_request *pr,
+    uint64_t body_seen, struct request_answer *ans)
+{
+	return admit_by(&gen, c, pr, body_seen, ans);
 }
 
 static void
@@ -409,6 +418,60 @@ test_other_certificate_is_421(void **state)
 	assert_int_equal(ans.status, 421);
 }
 
+/*
+ * After a reload in which b.test lost its own certificate (it is now
+ * served under the listener's, a.test's): a connection made before still
+ * answers by the certificates of its own generation, while the request is
+ * routed by the new one.
+ */
+static void
+test_421_asks_the_connections_generation(void **state)
+{
+	static const char fmt[] =
+	    "user = \"nobody\"\n"
+	    "listener {\n"
+	    "  bind = \"127.0.0.1\"\n"
+	    "  https-port = 8443\n"
+	    "  tls { cert = \"%s\" key = \"%s\" }\n"
+	    "  site \"a.test\" { upstream = \"127.0.0.1:6\" }\n"
+	    "  site \"b.test\" { upstream = \"127.0.0.1:7\" }\n"
+	    "}\n";
+	struct config_opts opts = { .keypair_check = tls_keypair_check };
+	struct config_errors errs = { NULL, NULL, 0, 0 };
+	struct request_conn c;
+	struct request_answer ans;
+	struct proxy_request pr;
+	unsigned char ticket[64];
+	char conf[1024], err[256];
+	struct gen g2;
+	int n;
+
+	(void)state;
+	n = snprintf(conf, sizeof(conf), fmt, a_crt, a_pem);
+	assert_int_equal(config_parse_buffer("t2.conf", conf, (size_t)n,
+	    &opts, &g2.cfg, &errs), 0);
+	memset(ticket, 7, sizeof(ticket));
+	g2.refs = 1;
+	g2.id = 2;
+	assert_non_null(g2.routes = route_build(g2.cfg));
+	assert_non_null(g2.tls = tls_ctx_new(g2.cfg, g2.routes, ticket,
+	    sizeof(ticket), err, sizeof(err)));
+	/* Made before the reload, with a.test's certificate. */
+	c = conn(0, true, "a.test");
+	pr = get("b.test", "/");
+	assert_int_equal(admit_by(&g2, &c, &pr, 0, &ans), 0);
+	assert_int_equal(ans.status, 421);
+	pr = get("a.test", "/");
+	assert_int_equal(admit_by(&g2, &c, &pr, 0, &ans), 6);
+	/* Made before, with b.test's own: b.test is still served there. */
+	c = conn(0, true, "b.test");
+	pr = get("b.test", "/");
+	assert_int_equal(admit_by(&g2, &c, &pr, 0, &ans), 7);
+	tls_ctx_free(g2.tls);
+	route_free(g2.routes);
+	config_free(g2.cfg);
+}
+
 static void
 test_connect_is_405_with_allow(void **state)
 {
@@ -482,6 +545,7 @@ main(void)
 		cmocka_unit_test(test_unknown_host_is_404_after_the_rate_limit),
 		cmocka_unit_test(test_rate_limit_is_429_with_retry_after),
 		cmocka_unit_test(test_other_certificate_is_421),
+		cmocka_unit_test(test_421_asks_the_connections_generation),
 		cmocka_unit_test(test_connect_is_405_with_allow),
 		cmocka_unit_test(test_body_over_the_limit_is_413),
 		cmocka_unit_test(test_body_over),
