@@ -447,17 +447,40 @@ def pytest_runtest_makereport(item, call):
     setattr(item, "rep_" + rep.when, rep)
 
 
+def pytest_configure(config):
+    # An exception that ends a thread of the tests' own (a client, a
+    # sampler, a server a test made by hand) fails the test, not only
+    # warns: a check that fails there must not vanish.
+    config.addinivalue_line(
+        "filterwarnings",
+        "error::pytest.PytestUnhandledThreadExceptionWarning")
+
+
+# How long the end of a test waits for the threads it started (handlers
+# of its upstreams among them) to finish, so that what fails in them
+# fails this test and not a later one.
+THREAD_GRACE = 10.0
+
+
 @pytest.fixture(autouse=True)
-def upstream_checks():
+def thread_checks():
     """Fail a test whose test upstream saw a check fail in its threads
-    (an assertion in a handler, or a malformed request from the proxy)."""
+    (an assertion in a handler, or a malformed request from the proxy),
+    once the threads the test started are done (autouse: this ends after
+    every other fixture of the test, the proxies already stopped)."""
     from upstream import Upstream
     Upstream.made.clear()
+    before = set(threading.enumerate())
     yield
     made, Upstream.made[:] = list(Upstream.made), []
+    for u in made:
+        u.stop()
+    deadline = time.monotonic() + THREAD_GRACE * SLOWDOWN
+    for t in set(threading.enumerate()) - before:
+        t.join(max(0.0, deadline - time.monotonic()))
     bad = [f"{u.addr}: {v}" for u in made for v in u.violations]
     if bad:
-        pytest.fail("test upstream: " + "; ".join(bad))
+        pytest.fail("test upstream:\n" + "\n".join(bad), pytrace=False)
 
 
 # How long a proxy a test left running gets to exit on SIGTERM when the
