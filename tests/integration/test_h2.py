@@ -10,9 +10,8 @@ import subprocess
 
 import pytest
 
-from conftest import tls_connect, tls_context
+from conftest import start_proxy, tls_connect, tls_context
 from h2util import H2Client, h2_get
-from proxyutil_http import start_proxy
 
 
 def curl(port, path="/", *args, host="localhost"):
@@ -334,36 +333,13 @@ def test_upload_is_read_only_as_fast_as_the_upstream_takes_it(
     release = threading.Event()
     got = {}
 
-    def stalled(req_unused, conn):
-        pass
-    # A raw upstream that reads the head, then nothing until released.
-    import socket
-    ls = socket.socket()
-    ls.bind(("127.0.0.1", 0))
-    ls.listen(4)
-
-    def serve():
-        s, _ = ls.accept()
-        data = b""
-        while b"\r\n\r\n" not in data:
-            data += s.recv(65536)
-        release.wait(20)
-        total = len(data.partition(b"\r\n\r\n")[2])
-        s.settimeout(10)
-        while total < 8 << 20:
-            chunk = s.recv(1 << 20)
-            if not chunk:
-                break
-            total += len(chunk)
-        got["total"] = total
-        s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-        s.close()
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-
-    class Addr:
-        addr = f"127.0.0.1:{ls.getsockname()[1]}"
-    p = start_proxy(make_proxy, Addr)
+    def stalled(req, conn):
+        # Has the head; reads nothing of the body until released.
+        assert release.wait(20), "never released"
+        got["total"] = conn.stream_body(req)
+        conn.respond(200, [], b"ok")
+    up = make_upstream(handler=stalled, read_body=False)
+    p = start_proxy(make_proxy, up)
     with H2Client(p.https_port) as c:
         sid = c.request("POST", "/up", headers=[
             ("content-length", str(8 << 20))], end=False)
@@ -388,7 +364,6 @@ def test_upload_is_read_only_as_fast_as_the_upstream_takes_it(
         c.send_body(sid, b"u" * ((8 << 20) - sent))
         r = c.response(sid, timeout=30)
         assert r.status == 200
-    t.join(10)
     assert got["total"] == 8 << 20
 
 

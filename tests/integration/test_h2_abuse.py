@@ -13,9 +13,9 @@ import h2.exceptions
 import hpack
 import pytest
 
+from conftest import start_proxy
 from h2util import H2Client, StreamResult, h2_get, h2load
 from nginx_upstream import NginxUpstream
-from proxyutil_http import start_proxy
 
 
 # ---- raw frames -------------------------------------------------------

@@ -11,12 +11,13 @@ import subprocess
 
 import pytest
 
-from conftest import free_port, wait_until
+from conftest import free_port, start_proxy, wait_until
+from h1util import parse_responses
 from proxyutil_ops import site_settings
 from proxyutil_http import (ACCESS_KEYS, access_events,
                             assert_nothing_upstream, assert_rejected, connect,
-                            finals, forget, parse_responses, raw_upstream,
-                            read_until_close, settle, start_proxy, talk)
+                            finals, forget, raw_upstream, read_until_close,
+                            settle, talk)
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from conftest import tls_connect
-from proxyutil_ops import (MiB, drain_body, read_head, read_response,
-                           site_settings, start_proxy, stream_pattern,
+from conftest import start_proxy, tls_connect
+from h1util import read_head, read_response
+from proxyutil_ops import (MiB, drain_body, site_settings, stream_pattern,
                            tls_connect_small)
 
 T = 2
