@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from h1util import STATUS_LINE, parse_one
+
 SRCDIR = Path(__file__).resolve().parents[2]
 BUILDDIR = Path(os.environ.get("PORTCULLIS_BUILDDIR", SRCDIR))
 BINARY = Path(os.environ.get("PORTCULLIS_BIN", BUILDDIR / "portcullis"))
@@ -431,8 +433,9 @@ def http_get(port, path="/health", host="127.0.0.1", raw=None, timeout=5.0):
 
 
 def status_of(reply):
-    m = re.match(rb"HTTP/1\.[01] (\d{3}) ", reply)
-    return int(m.group(1)) if m else None
+    """The status of the response in reply, None if it is none."""
+    m = STATUS_LINE.match(reply.split(b"\r\n", 1)[0])
+    return int(m.group(2)) if m else None
 
 
 @pytest.fixture(scope="session")
@@ -447,17 +450,40 @@ def pytest_runtest_makereport(item, call):
     setattr(item, "rep_" + rep.when, rep)
 
 
+def pytest_configure(config):
+    # An exception that ends a thread of the tests' own (a client, a
+    # sampler, a server a test made by hand) fails the test, not only
+    # warns: a check that fails there must not vanish.
+    config.addinivalue_line(
+        "filterwarnings",
+        "error::pytest.PytestUnhandledThreadExceptionWarning")
+
+
+# How long the end of a test waits for the threads it started (handlers
+# of its upstreams among them) to finish, so that what fails in them
+# fails this test and not a later one.
+THREAD_GRACE = 10.0
+
+
 @pytest.fixture(autouse=True)
-def upstream_checks():
+def thread_checks():
     """Fail a test whose test upstream saw a check fail in its threads
-    (an assertion in a handler, or a malformed request from the proxy)."""
+    (an assertion in a handler, or a malformed request from the proxy),
+    once the threads the test started are done (autouse: this ends after
+    every other fixture of the test, the proxies already stopped)."""
     from upstream import Upstream
     Upstream.made.clear()
+    before = set(threading.enumerate())
     yield
     made, Upstream.made[:] = list(Upstream.made), []
+    for u in made:
+        u.stop()
+    deadline = time.monotonic() + THREAD_GRACE * SLOWDOWN
+    for t in set(threading.enumerate()) - before:
+        t.join(max(0.0, deadline - time.monotonic()))
     bad = [f"{u.addr}: {v}" for u in made for v in u.violations]
     if bad:
-        pytest.fail("test upstream: " + "; ".join(bad))
+        pytest.fail("test upstream:\n" + "\n".join(bad), pytrace=False)
 
 
 # How long a proxy a test left running gets to exit on SIGTERM when the
@@ -557,6 +583,28 @@ def proxied(make_proxy, upstream):
     return p, upstream
 
 
+# So that no rate limit a test does not ask for gets in the way (the
+# largest burst the configuration takes).
+NO_RATE_LIMIT = {"requests-per-second": 1000000, "burst": 1000000}
+
+
+def start_proxy(make_proxy, upstream=None, workers=1, configure=None,
+                **overrides):
+    """A started proxy, without a rate limit unless overrides set one,
+    whose sites all go to upstream (anything with an .addr), if given;
+    configure(proxy), if given, may then change the settings (a site of
+    its own with another upstream, say)."""
+    overrides.setdefault("rate-limit", dict(NO_RATE_LIMIT))
+    p = make_proxy(workers=workers, **overrides)
+    if upstream is not None:
+        point_sites_at(p, upstream)
+    if configure is not None:
+        configure(p)
+    p.write_config()
+    p.start()
+    return p
+
+
 def tls_context(alpn=("http/1.1",)):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
@@ -593,35 +641,17 @@ def tls_exchange(port, raw, sni="localhost", timeout=10.0):
         return read_all(s)
 
 
-def parse_response(data):
-    """(status, headers dict lower-cased, body, rest) of one response;
-    chunked bodies are decoded."""
-    head, _, rest = data.partition(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    status = int(lines[0].split(b" ")[1])
-    headers = {}
-    for line in lines[1:]:
-        n, _, v = line.decode("latin-1").partition(":")
-        headers.setdefault(n.strip().lower(), []).append(v.strip())
-    body = b""
-    if "transfer-encoding" in headers:
-        while True:
-            size_line, _, rest = rest.partition(b"\r\n")
-            size = int(size_line, 16)
-            if size == 0:
-                _, _, rest = rest.partition(b"\r\n")
-                break
-            body, rest = body + rest[:size], rest[size + 2:]
-    elif "content-length" in headers:
-        n = int(headers["content-length"][0])
-        body, rest = rest[:n], rest[n:]
-    else:
-        body, rest = rest, b""
-    return status, headers, body, rest
+def parse_response(data, method="GET"):
+    """(status, fields, body, rest) of the response at the start of data
+    (h1util's parser; fields: lower-cased name -> [values]); chunked
+    bodies are decoded.  A response cut short fails the test."""
+    r, rest = parse_one(data, method)
+    assert r.complete, f"incomplete response: {data[:300]!r}"
+    return r.status, r.fields, r.body, rest
 
 
 def https_get(port, path="/", host="localhost", sni="localhost",
               extra=b"", method="GET"):
     raw = (f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n"
            f"Connection: close\r\n").encode() + extra + b"\r\n"
-    return parse_response(tls_exchange(port, raw, sni=sni))
+    return parse_response(tls_exchange(port, raw, sni=sni), method)

@@ -127,9 +127,11 @@ class H2Client:
             return False
         try:
             events = self.conn.receive_data(data)
-        except h2.exceptions.ProtocolError:
-            self.closed = True
-            return False
+        except h2.exceptions.ProtocolError as e:
+            # Not a close: the server sent what HTTP/2 forbids (or what
+            # a stream the test made behind the client's back cannot
+            # take), which must not pass for one.
+            raise AssertionError(f"HTTP/2 protocol error: {e!r}") from e
         self.events.extend(events)
         for ev in events:
             self._event(ev)

@@ -1,35 +1,18 @@
-"""Helpers for the HTTP/1.1 data-path tests (test_proxy_http.py,
-test_routing.py): raw TLS and TCP exchanges that also say whether the proxy
-closed the connection, a parser for a stream of responses, upstreams that
-answer with raw bytes, and a parser for ACCESS log lines."""
+"""Helpers for the HTTP/1.1 data-path tests: raw TLS and TCP exchanges
+that also say whether the proxy closed the connection, upstream handlers
+that answer with raw bytes, and a parser for ACCESS log lines."""
 
 import re
 import socket
 import ssl
 import time
 
-from conftest import point_sites_at, tls_context
-
-# So that no rate limit a test does not ask for gets in the way.
-NO_RATE_LIMIT = {"requests-per-second": 100000, "burst": 100000}
+from conftest import tls_context
+from h1util import parse_responses
 
 # How long a test waits for a close it expects; a keep-alive connection
 # stays open far longer (idle-timeout defaults to 60 s).
 CLOSE_WAIT = 3.0
-
-
-def start_proxy(make_proxy, upstream, workers=1, configure=None,
-                **overrides):
-    """A started proxy whose sites all go to upstream; configure(proxy),
-    if given, may change the settings first."""
-    overrides.setdefault("rate-limit", dict(NO_RATE_LIMIT))
-    p = make_proxy(workers=workers, **overrides)
-    point_sites_at(p, upstream)
-    if configure is not None:
-        configure(p)
-        p.write_config()
-    p.start()
-    return p
 
 
 class Reply:
@@ -93,105 +76,6 @@ def talk(port, raw, sni="localhost", tls=True, timeout=CLOSE_WAIT,
             pass
         data, closed = read_until_close(s, timeout)
         return Reply(data, closed)
-
-
-class Response:
-    def __init__(self, status, reason, version, head, headers, body):
-        self.status = status
-        self.reason = reason
-        self.version = version
-        self.head = head            # raw bytes up to and incl. CRLFCRLF
-        self.headers = headers      # [(name, value)] as sent
-        self.body = body            # decoded
-        self.chunked = False
-        self.complete = True
-
-    def header(self, name):
-        return [v for n, v in self.headers if n.lower() == name.lower()]
-
-    def has(self, name):
-        return bool(self.header(name))
-
-    def one(self, name):
-        values = self.header(name)
-        assert len(values) == 1, (name, values, self.head)
-        return values[0]
-
-    def __repr__(self):
-        return f"Response({self.status}, {self.head!r}, {self.body[:200]!r})"
-
-
-def _no_body(status, method):
-    return method == "HEAD" or 100 <= status < 200 or status in (204, 304)
-
-
-def parse_responses(data, methods=()):
-    """Every response in data, in order (interim 1xx ones too).  methods
-    gives the request method of each final response ("HEAD" responses
-    have no body); missing ones count as GET.  A response without framing
-    runs to the end of data.  An incomplete last response is returned with
-    complete=False."""
-    out = []
-    finals = 0
-    rest = data
-    while rest:
-        end = rest.find(b"\r\n\r\n")
-        if end < 0:
-            r = Response(None, "", "", rest, [], b"")
-            r.complete = False
-            out.append(r)
-            break
-        head, rest = rest[:end + 4], rest[end + 4:]
-        lines = head[:-4].split(b"\r\n")
-        m = re.match(rb"(HTTP/\d\.\d) (\d{3}) ?(.*)$", lines[0])
-        if not m:
-            raise AssertionError(
-                f"not a status line: {lines[0]!r} in {data!r}")
-        status = int(m.group(2))
-        headers = []
-        for line in lines[1:]:
-            name, _, value = line.decode("latin-1").partition(":")
-            headers.append((name, value.strip(" \t")))
-        r = Response(status, m.group(3).decode("latin-1"),
-                     m.group(1).decode(), head, headers, b"")
-        out.append(r)
-        if 100 <= status < 200:
-            continue
-        method = methods[finals] if finals < len(methods) else "GET"
-        finals += 1
-        if _no_body(status, method):
-            continue
-        if any(v.lower() == "chunked" for v in r.header("Transfer-Encoding")):
-            r.chunked = True
-            body = b""
-            while True:
-                size_line, sep, rest2 = rest.partition(b"\r\n")
-                if not sep:
-                    r.complete = False
-                    rest = b""
-                    break
-                size = int(size_line.split(b";")[0], 16)
-                if size == 0:
-                    # No trailers from the proxy: just the final CRLF.
-                    if not rest2.startswith(b"\r\n"):
-                        r.complete = False
-                    rest = rest2[2:]
-                    break
-                if len(rest2) < size + 2:
-                    r.complete = False
-                    rest = b""
-                    break
-                body += rest2[:size]
-                assert rest2[size:size + 2] == b"\r\n", rest2[:size + 2]
-                rest = rest2[size + 2:]
-            r.body = body
-        elif r.has("Content-Length"):
-            n = int(r.one("Content-Length"))
-            r.body, rest = rest[:n], rest[n:]
-            r.complete = len(r.body) == n
-        else:
-            r.body, rest = rest, b""
-    return out
 
 
 def finals(responses):

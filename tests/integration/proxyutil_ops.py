@@ -1,9 +1,7 @@
-"""Helpers for the TLS, streaming, upstream-error, timeout and under-load
-tests (test_tls.py, test_streaming.py, test_upstream_errors.py,
-test_timeouts.py, test_under_load.py): certificates of other kinds than
-the harness makes, openssl s_client runs, a hand-made TLS ClientHello,
-streaming clients and upstreams that never keep a body in memory, worker
-RSS sampling and wrk runs."""
+"""Helpers for the TLS, streaming, timeout and load tests: certificates
+of other kinds than the harness makes, openssl s_client runs, a
+hand-made TLS ClientHello, streaming clients that never keep a body in
+memory, worker RSS sampling and wrk runs."""
 
 import hashlib
 import os
@@ -18,10 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import point_sites_at, tls_connect
-
-# So that no rate limit a test does not ask for gets in the way.
-NO_RATE_LIMIT = {"requests-per-second": 1000000, "burst": 1000000}
+from conftest import tls_connect
 
 # Tests that take a minute or more (testssl, the 1 GiB bodies) carry this
 # mark; PORTCULLIS_QUICK=1 skips them.
@@ -29,21 +24,6 @@ slow = pytest.mark.skipif(os.environ.get("PORTCULLIS_QUICK") == "1",
                           reason="slow test; PORTCULLIS_QUICK=1 skips it")
 
 MiB = 1 << 20
-
-
-def start_proxy(make_proxy, upstream=None, workers=1, configure=None,
-                **overrides):
-    """A started proxy whose sites all go to upstream (if given);
-    configure(proxy), if given, may change the settings first."""
-    overrides.setdefault("rate-limit", dict(NO_RATE_LIMIT))
-    p = make_proxy(workers=workers, **overrides)
-    if configure is not None:
-        configure(p)
-    if upstream is not None:
-        point_sites_at(p, upstream)
-    p.write_config()
-    p.start()
-    return p
 
 
 # ---- certificates -----------------------------------------------------------
@@ -256,26 +236,6 @@ def pattern_digest(n, seed=0):
     return h.hexdigest()
 
 
-def read_head(s, limit=65536):
-    """Read a response head; (status, headers dict lower-cased, rest)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = s.recv(65536)
-        if not chunk:
-            raise EOFError(f"closed before a response head: {data!r}")
-        data += chunk
-        if len(data) > limit:
-            raise AssertionError("response head too large")
-    head, _, rest = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ")[1])
-    headers = {}
-    for line in lines[1:]:
-        n, _, v = line.partition(":")
-        headers.setdefault(n.strip().lower(), []).append(v.strip())
-    return status, headers, rest
-
-
 def drain_body(s, first, length, hasher=None, pace=None):
     """Read exactly `length` body bytes (the first of them already in
     `first`), keeping none: (bytes read, whether EOF came early).  pace,
@@ -300,76 +260,6 @@ def drain_body(s, first, length, hasher=None, pace=None):
         if pace:
             pace(got)
     return got, False
-
-
-class Sink:
-    """A minimal upstream that reads each request's Content-Length body
-    and keeps only its length and SHA-256 (upstream.Upstream keeps every
-    byte it receives, far too much for a 1 GiB upload), then answers 200
-    with "<length> <sha256>"."""
-
-    def __init__(self, delay=0.0):
-        self.delay = delay              # before reading each body
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.addr = f"127.0.0.1:{self.port}"
-        self.results = []
-        self.errors = []
-        self.running = True
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        self.sock.settimeout(0.2)
-        while self.running:
-            try:
-                c, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,),
-                             daemon=True).start()
-
-    def _serve(self, c):
-        buf = bytearray(MiB)
-        view = memoryview(buf)
-        try:
-            while True:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = c.recv(65536)
-                    if not chunk:
-                        return
-                    data += chunk
-                head, _, rest = data.partition(b"\r\n\r\n")
-                m = re.search(rb"\r\ncontent-length: *(\d+)", head, re.I)
-                left = int(m.group(1)) if m else 0
-                time.sleep(self.delay)
-                h = hashlib.sha256(rest[:left])
-                got = len(rest[:left])
-                left -= got
-                while left > 0:
-                    n = c.recv_into(view, min(len(buf), left))
-                    if n == 0:
-                        self.results.append((got, None))
-                        return
-                    h.update(view[:n])
-                    got += n
-                    left -= n
-                self.results.append((got, h.hexdigest()))
-                body = f"{got} {h.hexdigest()}".encode()
-                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n"
-                          % len(body) + body)
-        except OSError as e:
-            self.errors.append(repr(e))
-        finally:
-            c.close()
-
-    def stop(self):
-        self.running = False
-        self.sock.close()
 
 
 # ---- worker memory ----------------------------------------------------------
@@ -459,53 +349,6 @@ def wrk_result(proc, timeout=120):
     res["errors"] = (res["connect"] + res["read"] + res["write"]
                      + res["timeout"])
     return res
-
-
-def read_response(s, method="GET"):
-    """Read exactly one response from a keep-alive connection: (status,
-    headers, body), the body de-chunked; none for HEAD, 1xx, 204, 304."""
-    status, headers, data = read_head(s)
-    if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
-        assert data == b"", data
-        return status, headers, b""
-
-    def more():
-        chunk = s.recv(65536)
-        if not chunk:
-            raise EOFError("closed in a response body")
-        return chunk
-
-    if "transfer-encoding" in headers:
-        body = b""
-        while True:
-            while b"\r\n" not in data:
-                data += more()
-            line, _, data = data.partition(b"\r\n")
-            size = int(line.split(b";")[0], 16)
-            while len(data) < size + 2:
-                data += more()
-            if size == 0:
-                # No trailers expected: the CRLF that ends the message.
-                assert data[:2] == b"\r\n", data
-                data = data[2:]
-                break
-            body += data[:size]
-            data = data[size + 2:]
-    elif "content-length" in headers:
-        n = int(headers["content-length"][0])
-        while len(data) < n:
-            data += more()
-        body, data = data[:n], data[n:]
-    else:
-        body = data
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            body += chunk
-        data = b""
-    assert data == b"", f"bytes after the response: {data[:200]!r}"
-    return status, headers, body
 
 
 def tls_connect_small(port, rcvbuf=16384, sni="localhost", timeout=10.0):

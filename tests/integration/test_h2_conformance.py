@@ -24,9 +24,7 @@ from collections import namedtuple
 import hpack
 import pytest
 
-from conftest import tls_context
-from proxyutil_http import start_proxy
-from upstream import Upstream
+from conftest import start_proxy, tls_context
 
 DATA, HEADERS, PRIORITY, RST, SETTINGS, PING, GOAWAY, WINUP = \
     0, 1, 2, 3, 4, 6, 7, 8
@@ -166,40 +164,21 @@ def assert_error(c, f, codes, sid):
                              f"{c.describe()}")
 
 
-class HeadUpstream(Upstream):
-    """An HTTP/1.1 upstream that answers as soon as it has read a request's
-    head, without waiting for its body, and closes: the answer that wins
-    the race in h2spec's runs.  heads: the request lines it read."""
-
-    heads = ()
-
-    def _serve(self, s):
-        try:
-            s.settimeout(10)
-            head = b""
-            while b"\r\n\r\n" not in head:
-                data = s.recv(4096)
-                if not data:
-                    break
-                head += data
-            with self.lock:
-                self.heads = [*self.heads, head.split(b"\r\n", 1)[0]]
-            s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
-                      b"Connection: close\r\n\r\nok")
-        except OSError as e:
-            self.errors.append(repr(e))
-        finally:
-            s.close()
+def answer_at_head(req, conn):
+    """An HTTP/1.1 upstream's handler that answers as soon as it has read
+    a request's head, without waiting for its body, and closes: the
+    answer that wins the race in h2spec's runs (Upstream with
+    read_body=False)."""
+    conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+              b"Connection: close\r\n\r\nok")
+    conn.close()
 
 
 @pytest.fixture
-def early(make_proxy):
+def early(make_proxy, make_upstream):
     """A proxy whose upstream answers before the request body."""
-    up = HeadUpstream()
-    try:
-        yield start_proxy(make_proxy, up, workers=1), up
-    finally:
-        up.stop()
+    up = make_upstream(handler=answer_at_head, read_body=False)
+    yield start_proxy(make_proxy, up, workers=1), up
     assert not up.errors, up.errors
 
 
@@ -232,7 +211,8 @@ def test_lower_stream_id_is_a_connection_error(early, order):
         assert not [x for x in c.seen if x.sid == 3], c.describe()
     finally:
         c.close()
-    assert not [h for h in up.heads if b"/three" in h], up.heads
+    assert "/three" not in [r.target for r in up.requests], \
+        [r.target for r in up.requests]
     p.wait_log(r"h2: HEADERS below a stream already opened \(stream 3\): "
                r"GOAWAY")
 

@@ -16,12 +16,11 @@ import time
 import h2.events
 import pytest
 
-from conftest import wait_until
+from conftest import start_proxy, wait_until
+from h1util import parse_responses
 from h2util import H2Client
-from proxyutil_http import connect, parse_responses, read_until_close, \
-    start_proxy
+from proxyutil_http import connect, read_until_close
 from test_h2 import read_until, ws_connect
-from upstream import Conn, Upstream
 
 RUNS = 20                   # curl runs per case: each one must get the answer
 SIZES = [1001, 5000, 100 * 1024, 1 << 20]
@@ -78,47 +77,29 @@ def test_curl_gets_429_while_uploading(make_proxy, upstream):
     assert len(upstream.requests) == 1
 
 
-class EarlyAnswer(Upstream):
-    """An upstream that refuses uploads: 403 as soon as it has a request
-    head, then it reads and drops the body until the proxy closes."""
+EARLY_403 = (b"HTTP/1.1 403 Forbidden\r\nContent-Length: 6\r\n"
+             b"Connection: close\r\n\r\nnope.\n")
 
-    ANSWER = (b"HTTP/1.1 403 Forbidden\r\nContent-Length: 6\r\n"
-              b"Connection: close\r\n\r\nnope.\n")
 
-    def __init__(self):
-        super().__init__()
-        self.heads = 0
-
-    def _serve(self, s):
-        conn = Conn(s, self)
-        try:
-            s.settimeout(30)
-            conn.read_until(b"\r\n\r\n")
-            with self.lock:
-                self.heads += 1
-            conn.send(self.ANSWER)
-            while True:
-                conn.recv_more()
-        except EOFError:
-            pass                # the proxy closed: what it should do
-        except OSError as e:
-            self.errors.append(repr(e))
-        finally:
-            s.close()
+def refuse_uploads(req, conn):
+    """An upstream's handler that refuses uploads: 403 as soon as it has
+    a request head (Upstream with read_body=False), then it reads and
+    drops the body until the proxy closes."""
+    conn.sock.settimeout(30)
+    conn.send(EARLY_403)
+    conn.drain()
+    conn.close()
 
 
 def test_curl_gets_an_upstream_answer_that_comes_before_the_body(
-        make_proxy):
-    up = EarlyAnswer()
-    try:
-        p = start_proxy(make_proxy, up)
-        body = b"z" * (1 << 20)
-        assert_every_run(p.https_port, body, "2 403")
-        assert_every_run(p.https_port, body, "2 403", length=False)
-        assert_every_run(p.https_port, body, "1.1 403", http="--http1.1")
-    finally:
-        up.stop()
-    assert up.heads == 3 * RUNS and up.errors == [], up.errors
+        make_proxy, make_upstream):
+    up = make_upstream(handler=refuse_uploads, read_body=False)
+    p = start_proxy(make_proxy, up)
+    body = b"z" * (1 << 20)
+    assert_every_run(p.https_port, body, "2 403")
+    assert_every_run(p.https_port, body, "2 403", length=False)
+    assert_every_run(p.https_port, body, "1.1 403", http="--http1.1")
+    assert len(up.requests) == 3 * RUNS and up.errors == [], up.errors
 
 
 # ---- WebSocket: bytes before the upstream's 101 -------------------------

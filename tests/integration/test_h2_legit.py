@@ -14,9 +14,9 @@ import subprocess
 
 import pytest
 
+from conftest import start_proxy
 from h2util import h2load
 from nginx_upstream import NginxUpstream
-from proxyutil_http import start_proxy
 from test_h2_conformance import (DATA, EH, ES, GOAWAY, HEADERS, PADDED, PING,
                                  PRIORITY, RST, WINUP, RawH2, code_of, frame)
 

@@ -16,8 +16,8 @@ import pytest
 
 from conftest import (SRCDIR, free_port, point_sites_at, tls_connect,
                       wait_until)
+from h1util import read_response
 from proxyutil_http import TS, access_events, parse_text_event
-from proxyutil_ops import read_response
 
 FILTER = SRCDIR / "deploy/fail2ban/filter.d/portcullis.conf"
 PROBE_FILTER = SRCDIR / "deploy/fail2ban/filter.d/portcullis-probe.conf"

@@ -17,7 +17,8 @@ import subprocess
 import pytest
 
 from conftest import BUILDDIR, free_port, point_sites_at, tls_connect
-from proxyutil_ops import RssSampler, read_response
+from h1util import read_response
+from proxyutil_ops import RssSampler
 
 FLOOD = BUILDDIR / "tests/integration/rlflood"
 PREFIX = "2001:db8::/32"

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from conftest import http_get, status_of, wait_until
+from conftest import (http_get, https_get, parse_response, status_of,
+                      tls_exchange, wait_until)
 
 
 def test_admin_reload_publishes_a_new_generation(proxy):
@@ -115,12 +116,36 @@ def test_listener_change_is_refused(proxy):
     assert rc == 1 and "'logging' changed" in reply["message"]
 
 
-def test_dynamic_settings_reload(proxy):
-    proxy.settings["rate-limit"] = {"requests-per-second": 0.5, "burst": 3}
-    proxy.settings["body"] = {"limit-bytes": 1000}
-    proxy.write_config()
-    rc, reply = proxy.ctl("reload")
-    assert rc == 0, reply
+def post(port, n):
+    """POST n bytes; the status of the answer."""
+    raw = (b"POST /up HTTP/1.1\r\nHost: localhost\r\nConnection: close"
+           b"\r\nContent-Length: %d\r\n\r\n" % n) + b"x" * n
+    return parse_response(tls_exchange(port, raw))[0]
+
+
+def test_dynamic_settings_reload(proxied):
+    """The rate limit and the body limit a reload sets are the ones the
+    workers apply at once: the new burst is what answers 429 (with the
+    new rate's Retry-After), the new body limit what answers 413."""
+    p, up = proxied
+    # The defaults (burst 20, 100 MiB bodies) let all of these through.
+    assert [https_get(p.https_port)[0] for _ in range(4)] == [200] * 4
+    assert post(p.https_port, 2000) == 200
+    p.settings["rate-limit"] = {"requests-per-second": 0.1, "burst": 3}
+    p.settings["body"] = {"limit-bytes": 1000}
+    p.write_config()
+    rc, reply = p.ctl("reload")
+    assert rc == 0 and reply["generation"] == 2, reply
+    # Admission counts the request before it looks at its body: the 413
+    # takes one of the three tokens.
+    assert post(p.https_port, 2000) == 413
+    assert post(p.https_port, 1000) == 200
+    assert https_get(p.https_port)[0] == 200
+    status, fields, _, _ = https_get(p.https_port)
+    assert status == 429, status
+    # One token in 10 s; the old rate (10 a second) would say 1.
+    assert 2 <= int(fields["retry-after"][0]) <= 10, fields
+    assert len(up.requests) == 4 + 1 + 2, [q.target for q in up.requests]
 
 
 def test_certificate_reread_on_reload(proxy, certs):

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, wait_until
+from conftest import free_port, start_proxy, wait_until
+from h1util import parse_responses
 from proxyutil_http import (access_events, assert_nothing_upstream,
-                            assert_rejected, connect, parse_responses,
-                            read_until_close,
-                            start_proxy, talk)
+                            assert_rejected, connect, read_until_close, talk)
 
 
 def request(host, target=b"/", extra=b""):

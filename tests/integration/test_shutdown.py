@@ -39,7 +39,10 @@ def test_in_flight_request_completes(make_proxy):
     s.sendall(b"\r\n")
     reply = s.recv(4096)
     assert reply.startswith(b"HTTP/1.1 200 OK")
-    assert b"Connection: close" in reply or s.recv(10) == b""
+    # Draining: the answer says the connection ends, and it does.
+    assert b"\r\nConnection: close\r\n" in reply, reply
+    s.settimeout(5)
+    assert s.recv(10) == b""
     s.close()
     assert p.proc.wait(10) == 0
 

@@ -22,12 +22,11 @@ import time
 import pytest
 
 from conftest import (SLOWDOWN, https_get, parse_response, read_all,
-                      tls_connect, tls_context, wait_until)
+                      start_proxy, tls_connect, tls_context, wait_until)
 from h2util import H2Client
-from proxyutil_ops import (ca_chain, client_hello, get_request,
-                           handshake_ok, hello_reply, pem_der, peer_cert,
-                           recv_exact, rsa_cert, s_client, s_client_cipher,
-                           slow, start_proxy)
+from proxyutil_ops import (ca_chain, client_hello, get_request, handshake_ok,
+                           hello_reply, pem_der, peer_cert, recv_exact,
+                           rsa_cert, s_client, s_client_cipher, slow)
 
 
 @pytest.fixture
@@ -305,13 +304,13 @@ def test_certificate_by_sni(make_proxy, upstream, certs):
 
     def configure(p):
         p.listener["site"].append(("own.test", {
-            "upstream": "127.0.0.1:9", "cert": str(own_cert),
+            "upstream": upstream.addr, "cert": str(own_cert),
             "key": str(own_key)}))
         p.listener["site"].append(("*.wild.test", {
-            "upstream": "127.0.0.1:9", "cert": str(wild_cert),
+            "upstream": upstream.addr, "cert": str(wild_cert),
             "key": str(wild_key)}))
         p.listener["site"].append(("plain.test",
-                                   {"upstream": "127.0.0.1:9"}))
+                                   {"upstream": upstream.addr}))
     p = start_proxy(make_proxy, upstream, configure=configure)
     listener_der = pem_der(p.listener["tls"]["cert"])
     own_der = pem_der(own_cert)
@@ -347,7 +346,7 @@ def test_full_chain_is_sent(make_proxy, upstream, tmp_path):
         p.listener["tls"] = {"mode": "manual", "cert": str(chain),
                              "key": str(key)}
         p.listener["site"].append(("own.test", {
-            "upstream": "127.0.0.1:9", "cert": str(site_chain),
+            "upstream": upstream.addr, "cert": str(site_chain),
             "key": str(site_key)}))
     p = start_proxy(make_proxy, upstream, configure=configure)
     for sni, leaf, issuer in (("localhost", "localhost",

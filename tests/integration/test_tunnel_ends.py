@@ -20,8 +20,8 @@ import h2.connection
 import h2.events
 import pytest
 
-from conftest import tls_context, wait_until
-from proxyutil_ops import cpu_seconds, start_proxy
+from conftest import start_proxy, tls_context, wait_until
+from proxyutil_ops import cpu_seconds
 from test_streaming import ws_accept, ws_request
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="

@@ -11,10 +11,11 @@ import time
 
 import pytest
 
-from conftest import https_get, tls_connect, wait_until
+from conftest import https_get, start_proxy, tls_connect, wait_until
+from h1util import read_head, read_response
 from proxyutil_ops import (MiB, client_connections, drain_body,
-                           pattern_digest, read_head, read_response, run_wrk,
-                           start_proxy, stream_pattern, wrk_result)
+                           pattern_digest, run_wrk, stream_pattern,
+                           wrk_result)
 
 
 def fast_handler(req, conn):

@@ -15,10 +15,11 @@ import threading
 
 import pytest
 
-from conftest import SLOWDOWN, https_get, tls_connect, wait_until
+from conftest import (SLOWDOWN, https_get, start_proxy, tls_connect,
+                      wait_until)
+from h1util import read_response
 from h2util import H2Client
 from proxyutil_http import access_events
-from proxyutil_ops import read_response, start_proxy
 
 
 class Recorder:

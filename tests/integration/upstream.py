@@ -1,13 +1,14 @@
-"""A real HTTP/1.1 upstream server for the tests, which writes down exactly
-what it received.
+"""The test upstream: a real HTTP/1.1 server that writes down exactly what
+it received, and answers through a handler.
 
 It listens on 127.0.0.1 (or ::1), serves every connection in a thread,
-keeps the raw bytes of each connection and each request it parsed, and
-answers through a handler.  The default handler answers 200 with a JSON
-description of the request, so tests can check what the proxy forwarded.
+keeps the raw bytes of each connection and each request it parsed.  The
+default handler answers 200 with a JSON description of the request, so
+tests can check what the proxy forwarded.
 
     up = Upstream()                       # started, .port is set
     up = Upstream(handler=my_handler)     # my_handler(req, conn) -> None
+    up = Upstream(handler=h, read_body=False)   # h gets the head only
     up.requests      # [Request], in arrival order
     up.raw()         # every byte received, all connections
     up.connections   # number of accepted connections
@@ -16,21 +17,36 @@ description of the request, so tests can check what the proxy forwarded.
 A handler gets the parsed Request and a Conn with send(bytes),
 respond(status, headers, body), close(); it may keep the connection for
 more requests by returning normally (keep-alive), or close it.
+
+With read_body=False the handler is called as soon as the head is in
+(req.body is None): it answers before the body if it likes, and reads
+the body itself (conn.read_body, conn.stream_body, conn.drain) or closes.
+
+Checks cannot vanish in a handler thread: whatever a handler raises,
+other than a connection error (OSError, or EOFError: the proxy closed),
+is kept in .violations, and conftest fails the test that made the
+upstream.  A malformed request from the proxy is one of them.
 """
 
+import hashlib
 import json
 import socket
 import threading
 import time
+import traceback
+
+MiB = 1 << 20
 
 
 class Request:
-    def __init__(self, method, target, version, headers, body, raw):
+    def __init__(self, method, target, version, headers, raw):
         self.method = method
         self.target = target
         self.version = version
         self.headers = headers          # [(name, value)], as received
-        self.body = body                # bytes, decoded from chunked
+        # bytes, decoded from chunked; None while the handler of a
+        # read_body=False upstream has not read it.
+        self.body = None
         self.raw = raw                  # the bytes of this request
 
     def header(self, name):
@@ -42,11 +58,22 @@ class Request:
         assert len(values) == 1, (name, values)
         return values[0]
 
+    @property
+    def chunked(self):
+        return any(v.lower() == "chunked"
+                   for v in self.header("Transfer-Encoding"))
+
+    @property
+    def length(self):
+        """The Content-Length (0 without one), for a body not chunked."""
+        values = self.header("Content-Length")
+        return int(values[0]) if values else 0
+
     def describe(self):
         return {"method": self.method, "target": self.target,
                 "version": self.version,
                 "headers": [[n, v] for n, v in self.headers],
-                "body_len": len(self.body)}
+                "body_len": len(self.body or b"")}
 
 
 class Conn:
@@ -79,7 +106,8 @@ class Conn:
         out, self.buf = self.buf[:n], self.buf[n:]
         return out
 
-    def read_request(self):
+    def read_head(self):
+        """The next request's head; its body is still to be read."""
         start = len(self.raw) - len(self.buf)
         head = self.read_until(b"\r\n\r\n")
         lines = head[:-4].split(b"\r\n")
@@ -88,29 +116,65 @@ class Conn:
         for line in lines[1:]:
             name, _, value = line.decode("latin-1").partition(":")
             headers.append((name, value.strip()))
+        end = len(self.raw) - len(self.buf)
+        req = Request(method, target, version, headers, self.raw[start:end])
+        req._start = start
+        return req
+
+    def read_body(self, req):
+        """Read the request's body into req.body (and req.raw)."""
         body = b""
-        lower = {n.lower(): v for n, v in headers}
-        if "transfer-encoding" in lower:
+        if req.chunked:
             while True:
                 size_line = self.read_until(b"\r\n")
                 size = int(size_line.split(b";")[0], 16)
                 if size == 0:
-                    self.read_until(b"\r\n")     # no trailers expected
+                    # No trailers expected: the CRLF that ends the body.
+                    assert self.read_until(b"\r\n") == b"\r\n", \
+                        "trailers in a request from the proxy"
                     break
                 body += self.read_exact(size)
-                assert self.read_exact(2) == b"\r\n"
-        elif "content-length" in lower:
-            n = int(lower["content-length"])
-            if self.up.drain_bodies:
-                while n > 0:
-                    chunk = self.read_exact(min(n, 1 << 20))
-                    n -= len(chunk)
-                    self.up.body_bytes += len(chunk)
-            else:
-                body = self.read_exact(n)
-        end = len(self.raw) - len(self.buf)
-        return Request(method, target, version, headers, body,
-                       self.raw[start:end])
+                assert self.read_exact(2) == b"\r\n", \
+                    "chunk data not followed by CRLF"
+        else:
+            body = self.read_exact(req.length)
+        req.body = body
+        req.raw = self.raw[req._start:len(self.raw) - len(self.buf)]
+        return body
+
+    def stream_body(self, req, fn=None, piece=MiB):
+        """Read a Content-Length body keeping none of it (nor in .raw):
+        fn(bytes) gets each piece.  Returns how many bytes came, fewer
+        than the length if the proxy closed first."""
+        assert not req.chunked, "stream_body takes Content-Length bodies"
+        left = req.length
+        first, self.buf = self.buf[:left], self.buf[left:]
+        if first and fn:
+            fn(first)
+        got, left = len(first), left - len(first)
+        buf = bytearray(min(piece, max(left, 1)))
+        view = memoryview(buf)
+        while left > 0:
+            n = self.sock.recv_into(view, min(len(buf), left))
+            if n == 0:
+                break
+            if fn:
+                fn(view[:n])
+            got += n
+            left -= n
+        req.body = b""
+        return got
+
+    def drain(self):
+        """Read and drop everything until the proxy closes; how many
+        bytes that was (with what was already read and not parsed)."""
+        got = len(self.buf)
+        self.buf = b""
+        while True:
+            data = self.sock.recv(65536)
+            if not data:
+                return got
+            got += len(data)
 
     def send(self, data):
         self.sock.sendall(data)
@@ -133,14 +197,36 @@ def describe_handler(req, conn):
     conn.respond(200, [("Content-Type", "application/json")], body)
 
 
+class Sink:
+    """A handler for Upstream(read_body=False) that reads each request's
+    Content-Length body keeping only its length and SHA-256 (an upstream
+    that keeps every byte would hold a 1 GiB upload in memory), then
+    answers 200 with "<length> <sha256>".  .results: (length, sha256)
+    of each body, sha256 None for one cut short."""
+
+    def __init__(self, delay=0.0):
+        self.delay = delay              # before reading each body
+        self.results = []
+
+    def __call__(self, req, conn):
+        assert req.body is None, "Sink needs Upstream(read_body=False)"
+        time.sleep(self.delay)
+        h = hashlib.sha256()
+        got = conn.stream_body(req, h.update)
+        if got < req.length:
+            self.results.append((got, None))
+            conn.close()
+            return
+        self.results.append((got, h.hexdigest()))
+        conn.respond(200, [], f"{got} {h.hexdigest()}".encode())
+
+
 class Upstream:
-    # Every upstream made, for conftest's check after each test: a check
-    # that fails in a handler thread (an AssertionError, or a ValueError
-    # from parsing what the proxy sent) must fail the test, not vanish.
+    # Every upstream made, for conftest's check after each test.
     made = []
 
     def __init__(self, handler=describe_handler, host="127.0.0.1",
-                 drain_bodies=False):
+                 read_body=True):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -149,14 +235,13 @@ class Upstream:
         self.host = host
         self.port = self.sock.getsockname()[1]
         self.handler = handler
-        self.drain_bodies = drain_bodies
-        self.body_bytes = 0
+        self.read_body = read_body
         self.lock = threading.Lock()
         self.requests = []
         self.raw_chunks = []
         self.connections = 0
-        self.errors = []
-        self.violations = []            # AssertionError, ValueError
+        self.errors = []                # every error, connection ones too
+        self.violations = []            # what must fail the test
         self.running = True
         self.threads = []
         Upstream.made.append(self)
@@ -192,19 +277,27 @@ class Upstream:
         try:
             while self.running and not conn.closed:
                 try:
-                    req = conn.read_request()
+                    req = conn.read_head()
+                    if self.read_body:
+                        conn.read_body(req)
                 except EOFError:
-                    break
+                    break           # the proxy closed between requests
                 with self.lock:
                     self.requests.append(req)
                 self.handler(req, conn)
-        except OSError as e:
+                if req.body is None:
+                    # Unread, the body would be taken for the next request.
+                    conn.close()
+        except (OSError, EOFError) as e:
             # A client or the proxy going away mid-exchange: tests that
             # abort connections cause these, and check what they expect.
             self.errors.append(repr(e))
-        except (AssertionError, ValueError) as e:
+        except Exception as e:          # noqa: BLE001 - kept, and fails
+            # A check in a handler, or a request the proxy should not
+            # have sent (ValueError from parsing it, say).
             self.errors.append(repr(e))
-            self.violations.append(repr(e))
+            self.violations.append(
+                "".join(traceback.format_exception(e)[-3:]).strip())
         finally:
             try:
                 s.close()
