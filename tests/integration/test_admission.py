@@ -3,8 +3,10 @@
 asked of both, and both must give the same status and the same extra
 field (Allow, Retry-After), and nothing may reach the upstream."""
 
+from conftest import start_proxy
+from h1util import parse_responses
 from h2util import H2Client, StreamResult
-from proxyutil_http import parse_responses, start_proxy, talk
+from proxyutil_http import talk
 
 ALLOW = "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SLOWDOWN, point_sites_at, read_all
-from proxyutil_http import (NO_RATE_LIMIT, connect, parse_responses,
-                            parse_text_event)
+from conftest import NO_RATE_LIMIT, SLOWDOWN, point_sites_at, read_all
+from h1util import parse_responses
+from proxyutil_http import connect, parse_text_event
 
 
 def small_handler(req, conn):
