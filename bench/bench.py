@@ -465,6 +465,14 @@ def load_bound(fig):
             fig.get("proxy_cpu_util", 1) < SATURATED)
 
 
+def none_bound(fig):
+    """Neither CPU saturated: the load generator's concurrency set the pace
+    (or other processes of the machine took the CPUs in between)."""
+    return ("load_cpus_busy" in fig and
+            fig["load_cpus_busy"] < SATURATED and
+            fig.get("proxy_cpu_util", 1) < SATURATED)
+
+
 # --------------------------------------------------------------------------
 # scenarios: each takes (bench, proxy name) and returns a dict of figures
 
@@ -529,9 +537,9 @@ def handshake_probe(port):
                        timeout=30, start_new_session=True)
     err = r.stderr.decode(errors="replace")
     info = {}
-    for key, pat in (("protocol", r"^Protocol version: (\S+)"),
-                     ("suite", r"^Ciphersuite: (\S+)"),
-                     ("group", r"^(?:Server|Peer) Temp Key: ([^,\s]+)")):
+    for key, pat in (("tls_version", r"^Protocol version: (\S+)"),
+                     ("tls_suite", r"^Ciphersuite: (\S+)"),
+                     ("tls_group", r"^(?:Server|Peer) Temp Key: ([^,\s]+)")):
         m = re.search(pat, err, re.M)
         info[key] = m.group(1) if m else "?"
     head = r.stdout.split(b"\r\n", 1)[0].decode(errors="replace")
@@ -819,7 +827,7 @@ FIGURES = {
 # Shown with their range over the runs: median (lowest-highest).
 SPREAD = ("cpu_us_per_req", "rps")
 # Text figures carried into the summary (one value per proxy).
-TEXT = ("method", "protocol", "suite", "group")
+TEXT = ("method", "tls_version", "tls_suite", "tls_group")
 
 
 # --------------------------------------------------------------------------
@@ -849,7 +857,7 @@ def summarize(raw):
             out[sc][proxy]["runs"] = len(ok)
             bad = [r["error"] for r in runs if "error" in r]
             if bad:
-                out[sc][proxy]["failed"] = bad
+                out[sc][proxy]["not_counted"] = bad
             for k in TEXT:
                 vals = {r.get(k) for r in ok} - {None}
                 if vals:
@@ -930,17 +938,17 @@ def write_markdown(path, meta, summary):
                  for px in PROXIES if "na" in summary[sc].get(px, {})]
         for px in PROXIES:
             fig = summary[sc].get(px, {})
-            if "failed" in fig and "na" not in fig:
-                notes.append(f"{px}: {len(fig['failed'])} run(s) not "
+            if "not_counted" in fig and "na" not in fig:
+                notes.append(f"{px}: {len(fig['not_counted'])} run(s) not "
                              f"counted: " + " ".join(
-                                 fig["failed"][0].split())[:300])
+                                 fig["not_counted"][0].split())[:300])
         meth = {summary[sc][px].get("method") for px in PROXIES
                 if px in summary[sc]} - {None}
         if meth:
             notes.append("method: " + ", ".join(sorted(meth)))
-        tls = [f"{px} {fig['protocol']} {fig.get('suite', '?')} "
-               f"{fig.get('group', '?')}" for px in PROXIES
-               for fig in [summary[sc].get(px, {})] if "protocol" in fig]
+        tls = [f"{px} {fig['tls_version']} {fig.get('tls_suite', '?')} "
+               f"{fig.get('tls_group', '?')}" for px in PROXIES
+               for fig in [summary[sc].get(px, {})] if "tls_version" in fig]
         if tls:
             notes.append("negotiated: " + "; ".join(tls))
         bound = [px for px in PROXIES if load_bound(summary[sc].get(px, {}))]
@@ -951,6 +959,12 @@ def write_markdown(path, meta, summary):
                 f"generator and the upstream run, busy ≥ {SATURATED:.0%} "
                 f"while the proxy's CPU was below {SATURATED:.0%}); "
                 "CPU per request stays comparable, requests/s do not")
+        idle = [px for px in PROXIES if none_bound(summary[sc].get(px, {}))]
+        if idle:
+            notes.append(
+                "neither the proxy's CPU nor the load CPU saturated: " +
+                ", ".join(idle) + " (the load generator's concurrency set "
+                "the pace, or other processes took the CPUs in between)")
         if notes:
             L += [""] + [f"- {n}" for n in notes]
         L.append("")
@@ -1080,7 +1094,9 @@ def main(argv):
         "every proxy with session tickets and session caches off (nginx "
         "ssl_session_tickets off + ssl_session_cache off; HAProxy "
         "no-tls-tickets + tune.ssl.cachesize 0; portcullis has no switch "
-        "and still issues a ticket per handshake). Scenario 3r (s_time "
+        "and still issues its tickets; all three send two TLS 1.3 "
+        "NewSessionTickets a handshake, nginx's and HAProxy's then name "
+        "sessions that no cache keeps). Scenario 3r (s_time "
         "-reuse: every connection offers the last session) runs them with "
         "both on (nginx ssl_session_tickets on + ssl_session_cache "
         "shared:SSL:10m; HAProxy's defaults: tickets, tune.ssl.cachesize "
@@ -1092,7 +1108,8 @@ def main(argv):
         "connections x the answer's length). handshakes/s = connections / "
         "wall time of the measurement.",
         "Load side: 'load generator CPU' is the load generator's own CPU "
-        "(its utime+stime from wait4) over the wall time; 'upstream CPU' "
+        "(utime+stime of the ended load generator processes, from "
+        "getrusage(RUSAGE_CHILDREN)) over the wall time; 'upstream CPU' "
         "that of the nginx upstream and the sink; the CPU-busy row is "
         "/proc/stat for the load CPU, every process on it (other guests' "
         "steal included). Where that CPU is saturated and the proxy's is "
