@@ -8,12 +8,14 @@ and writes the medians to bench/results/latest.{md,json} and PNG charts.
 
 The primary figure is the proxy's own CPU time per request: utime+stime of
 all its processes (from /proc/PID/stat, before and after the load), divided
-by the requests completed.  See bench/README.md for the details.
+by the requests completed.  How each scenario is measured is in the Notes
+that end bench/results/latest.md.
 """
 import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -39,6 +41,7 @@ TARGETS = {
            ("p99_ms", "nginx", 1.0, "max")],
     "s2": [("cpu_us_per_req", "haproxy", 0.8, "max")],
     "s3": [("cpu_us_per_req", "nginx", 1.0, "max")],
+    # s3r: none (issue 6 set none for resumed handshakes).
     "s4": [("rss_kib_per_conn", "nginx", 0.5, "max")],
     "s5": [("download_mbps", "nginx", 1.0, "min"),
            ("upload_mbps", "nginx", 1.0, "min"),
@@ -46,10 +49,54 @@ TARGETS = {
     "s6": [("instr_per_req", "nginx", 0.7, "max")],
 }
 
+# Scenarios 3 and 3r: HS_CLIENTS openssl s_time processes at once, each
+# one connection at a time.  The request goes in through s_time's -www
+# path, which it formats as "GET %s HTTP/1.0\r\n\r\n": the path ends the
+# request line and adds the Host field s_time does not send; the trailing
+# " HTTP/1.0" becomes the value of a field of its own.  The client offers
+# one TLS 1.3 suite so that all three do the same key schedule
+# (portcullis prefers AES-128-GCM-SHA256, HAProxy AES-256-GCM-SHA384 and
+# nginx takes the client's first; SHA-384 costs more per handshake).
+HS_CLIENTS = 8
+HS_SUITE = "TLS_AES_128_GCM_SHA256"
+HS_PATH = "/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nX-Bench:"
+HS_REQUEST = f"GET {HS_PATH} HTTP/1.0\r\n\r\n"
+# The client verifies nothing (s_time's default), so it needs no CA store:
+# without these OpenSSL 3.0 reads the directory /etc/ssl/certs (CAstore)
+# on every connection, a quarter of the client's CPU per handshake (about
+# 2.5 ms with, 1.8 without, on the development VM).
+HS_NO_CA = ["-no-CAfile", "-no-CApath", "-no-CAstore"]
+# The share of resumed handshakes each scenario must show (client's count).
+HS_REUSE = {"s3": (0.0, 0.01), "s3r": (0.99, 1.0)}
+
+# Session resumption in each proxy, per state: "off" for scenario 3
+# (no tickets, no session cache), "on" for 3r (both), None for the others
+# (each proxy's defaults; they keep their connections open).  portcullis
+# has no switch: it always issues tickets, under per-certificate keys, and
+# keeps no session cache (src/tls.c); in "off" the client offers nothing
+# to resume (s_time -new starts every connection without a session).
+SESSIONS = {
+    "nginx": {
+        None: {"SESSIONS": "# (nginx's defaults)"},
+        "off": {"SESSIONS": "ssl_session_tickets off;\n"
+                "  ssl_session_cache off;"},
+        "on": {"SESSIONS": "ssl_session_tickets on;\n"
+               "  ssl_session_cache shared:SSL:10m;"},
+    },
+    "haproxy": {
+        None: {"SESSIONS": "# (HAProxy's defaults)", "TICKETS": ""},
+        "off": {"SESSIONS": "tune.ssl.cachesize 0",
+                "TICKETS": "no-tls-tickets"},
+        "on": {"SESSIONS": "tune.ssl.cachesize 20000", "TICKETS": ""},
+    },
+    "portcullis": {None: {}, "off": {}, "on": {}},
+}
+
 TITLES = {
     "s1": "1. HTTPS HTTP/1.1 keep-alive, 50 conns, small response (wrk)",
     "s2": "2. HTTP/2, 50 conns x 10 streams (h2load)",
-    "s3": "3. New TLS connection per request (wrk, Connection: close)",
+    "s3": "3. Full TLS handshake per request (openssl s_time -new)",
+    "s3r": "3r. Resumed TLS handshake per request (openssl s_time -reuse)",
     "s4": "4. {idle} idle TLS connections held open",
     "s5": "5. {mib} MiB download and upload (curl)",
     "s6": "6. Instructions per request of scenario 1",
@@ -105,7 +152,6 @@ class Procs:
 
 
 def raise_nofile():
-    import resource
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
@@ -225,22 +271,29 @@ class Bench:
         return self.dir / f"{name}.out"
 
     def start_upstreams(self):
+        self.upstream_procs = []
         conf = self.dir / "nginx-upstream.conf"
         conf.write_text(fill("nginx-upstream.conf.in", {
             "DIR": self.dir, "UPSTREAM": self.upstream, "BODY": BODY}))
         p = self.procs.start(["nginx", "-p", str(self.dir), "-c", str(conf)],
                              log=self.log("nginx-upstream"), cpus=LOAD_CPUS)
         wait_port(self.upstream, p)
+        self.upstream_procs.append(p)
         s = self.procs.start([sys.executable, str(HERE / "sink.py"),
                               str(self.sink)], log=self.log("sink"),
                              cpus=LOAD_CPUS)
         wait_port(self.sink, s)
+        self.upstream_procs.append(s)
 
-    def proxy_argv(self, name, port, workers, valgrind=None):
+    def upstream_pids(self):
+        return [pid for p in self.upstream_procs for pid in tree(p.pid)]
+
+    def proxy_argv(self, name, port, workers, valgrind=None, sessions=None):
         v = {"DIR": self.dir, "PORT": port, "UPSTREAM": self.upstream,
              "SINK": self.sink, "WORKERS": workers, "CERT": self.cert,
              "KEY": self.key, "PEM": self.pem,
-             "MASTER": "master_process off;" if valgrind else ""}
+             "MASTER": "master_process off;" if valgrind else "",
+             **SESSIONS[name][sessions]}
         if name == "portcullis":
             conf = self.dir / "portcullis.conf"
             conf.write_text(fill("portcullis.conf.in", v))
@@ -260,12 +313,13 @@ class Bench:
                     "--dump-instr=no", "--collect-jumps=no"] + argv
         return argv
 
-    def start_proxy(self, name, workers=1, valgrind=None):
+    def start_proxy(self, name, workers=1, valgrind=None, sessions=None):
         port = free_port()
         cpus = PROXY_CPUS if workers == 1 else "0,1"
         log = self.log(name)
         mark = log.stat().st_size if log.exists() else 0
-        p = self.procs.start(self.proxy_argv(name, port, workers, valgrind),
+        p = self.procs.start(self.proxy_argv(name, port, workers, valgrind,
+                                             sessions),
                              log=log, cpus=cpus)
         try:
             self.wait_ready(name, p, port, 120 if valgrind else 30)
@@ -346,21 +400,77 @@ def parse_h2load(out):
     return r
 
 
-def sample(pids):
-    return time.monotonic(), cpu_split(pids)
+def cpu_jiffies(cpus):
+    """(busy, total) jiffies of the CPUs in the list "cpus" (/proc/stat).
+    Steal counts as busy: the CPU was not ours (another guest had it)."""
+    want = {f"cpu{c}" for c in cpus.split(",")}
+    busy = total = 0
+    for line in Path("/proc/stat").read_text().splitlines():
+        f = line.split()
+        if f and f[0] in want:
+            n = list(map(int, f[1:9]))   # user nice system idle iowait
+            total += sum(n)              # irq softirq steal
+            busy += sum(n) - n[3] - n[4]
+    return busy, total
 
 
-def with_cpu(pids, before, result):
-    t1, (u1, s1) = sample(pids)
-    t0, (u0, s0) = before
+def children_cpu():
+    """CPU seconds of this script's ended (and reaped) children: the load
+    generators, which are the only children that end during a measurement."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def sample(pids, b=None):
+    s = {"t": time.monotonic(), "proxy": cpu_split(pids),
+         "load": children_cpu(), "cpu": cpu_jiffies(LOAD_CPUS)}
+    if b is not None:
+        s["upstream"] = cpu_seconds(b.upstream_pids())
+    return s
+
+
+def with_cpu(pids, before, result, b=None, pinned=True):
+    """The proxy's CPU over the measurement and, to tell which side limits
+    it, the load side's: the load generator's own CPU, the upstreams' and,
+    when the load generator is pinned, how busy its CPU was in all (other
+    processes of the machine included)."""
+    after = sample(pids, b)
+    dt = after["t"] - before["t"]
+    (u1, s1), (u0, s0) = after["proxy"], before["proxy"]
     c1, c0 = u1 + s1, u0 + s0
     result["proxy_cpu_s"] = c1 - c0
     # Where the time goes: callgrind (scenario 6) sees user space only.
     result["proxy_sys_share"] = (s1 - s0) / (c1 - c0) if c1 > c0 else 0.0
-    result["proxy_cpu_util"] = (c1 - c0) / (t1 - t0)
+    result["proxy_cpu_util"] = (c1 - c0) / dt
     if result.get("requests"):
         result["cpu_us_per_req"] = (c1 - c0) / result["requests"] * 1e6
+    result["load_cpu_util"] = (after["load"] - before["load"]) / dt
+    if b is not None:
+        result["upstream_cpu_util"] = (after["upstream"] -
+                                       before["upstream"]) / dt
+    if pinned:
+        busy = after["cpu"][0] - before["cpu"][0]
+        total = after["cpu"][1] - before["cpu"][1]
+        result["load_cpus_busy"] = busy / total if total else 0.0
     return result
+
+
+# The load side limits a measurement when its CPU is (nearly) all busy
+# while the proxy's is not.
+SATURATED = 0.9
+
+
+def load_bound(fig):
+    return (fig.get("load_cpus_busy", 0) >= SATURATED and
+            fig.get("proxy_cpu_util", 1) < SATURATED)
+
+
+def none_bound(fig):
+    """Neither CPU saturated: the load generator's concurrency set the pace
+    (or other processes of the machine took the CPUs in between)."""
+    return ("load_cpus_busy" in fig and
+            fig["load_cpus_busy"] < SATURATED and
+            fig.get("proxy_cpu_util", 1) < SATURATED)
 
 
 # --------------------------------------------------------------------------
@@ -372,18 +482,18 @@ def wrk_argv(port, conns, threads, secs, extra=()):
             "--latency", *extra, f"https://localhost:{port}/"]
 
 
-def scenario_wrk(b, name, workers=1, close=False):
+def scenario_wrk(b, name, workers=1):
     p, port = b.start_proxy(name, workers)
     try:
-        extra = ("-H", "Connection: close") if close else ()
+        extra = ()
         threads = 1 if workers == 1 else 2
         cpus = LOAD_CPUS if workers == 1 else None
         run_cmd(wrk_argv(port, 50, threads, b.a.warmup, extra), 120, cpus)
         pids = tree(p.pid)
-        before = sample(pids)
+        before = sample(pids, b)
         rc, out = run_cmd(wrk_argv(port, 50, threads, b.a.duration, extra),
                           b.a.duration + 120, cpus)
-        r = with_cpu(pids, before, parse_wrk(out))
+        r = with_cpu(pids, before, parse_wrk(out), b, cpus is not None)
         if r["non2xx"]:
             raise RuntimeError(f"{r['non2xx']} non-2xx responses:\n{out}")
         return r
@@ -402,15 +512,114 @@ def scenario_h2(b, name, workers=1):
         run_cmd(argv + ["-D", str(b.a.warmup), f"https://localhost:{port}/"],
                 120, cpus)
         pids = tree(p.pid)
-        before = sample(pids)
+        before = sample(pids, b)
         rc, out = run_cmd(argv + ["-D", str(b.a.duration),
                                   f"https://localhost:{port}/"],
                           b.a.duration + 120, cpus)
-        r = with_cpu(pids, before, parse_h2load(out))
+        r = with_cpu(pids, before, parse_h2load(out), b, cpus is not None)
         if r["protocol"] != "h2":
             return {"na": f"negotiated {r['protocol']}"}
         if r["failed"]:
             raise RuntimeError(f"{r['failed']} failed requests:\n{out}")
+        return r
+    finally:
+        b.stop_proxy(p)
+
+
+def handshake_probe(port):
+    """One connection as s_time makes them (no SNI, the same suite and
+    request), with openssl s_client: what was negotiated, and the answer,
+    whose length every s_time connection must then read."""
+    r = subprocess.run(["openssl", "s_client", "-brief", "-ign_eof",
+                        "-noservername", "-connect", f"127.0.0.1:{port}",
+                        "-ciphersuites", HS_SUITE, *HS_NO_CA],
+                       input=HS_REQUEST.encode(), capture_output=True,
+                       timeout=30, start_new_session=True)
+    err = r.stderr.decode(errors="replace")
+    info = {}
+    for key, pat in (("tls_version", r"^Protocol version: (\S+)"),
+                     ("tls_suite", r"^Ciphersuite: (\S+)"),
+                     ("tls_group", r"^(?:Server|Peer) Temp Key: ([^,\s]+)")):
+        m = re.search(pat, err, re.M)
+        info[key] = m.group(1) if m else "?"
+    head = r.stdout.split(b"\r\n", 1)[0].decode(errors="replace")
+    if not head.startswith("HTTP/1.1 200 "):
+        raise RuntimeError(f"probe: answer {head!r}; {err[-400:]}")
+    info["answer_bytes"] = len(r.stdout)
+    return info
+
+
+def stime_argv(port, resume, secs):
+    return ["openssl", "s_time", "-connect", f"127.0.0.1:{port}",
+            "-www", HS_PATH, "-reuse" if resume else "-new",
+            "-ciphersuites", HS_SUITE, *HS_NO_CA, "-time", str(secs)]
+
+
+def run_stime(b, port, resume, secs):
+    """HS_CLIENTS s_time processes at once on the load CPU; their outputs."""
+    ps = [b.procs.start(stime_argv(port, resume, secs), cpus=LOAD_CPUS,
+                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+          for _ in range(HS_CLIENTS)]
+    outs = []
+    try:
+        for p in ps:
+            out, _ = p.communicate(timeout=secs + 60)
+            outs.append((p.returncode, out.decode(errors="replace")))
+    finally:
+        for p in ps:
+            b.procs.stop(p, timeout=5)
+    return outs
+
+
+def parse_stime(rc, out, answer_bytes):
+    """(connections, resumed) of one s_time run.  It prints a mark per
+    connection, 'r' when the session was resumed (SSL_session_reused) and
+    '*' when not; and the bytes read in all, which must be the probe's
+    answer once per connection (a 200 each, read to the end)."""
+    m = re.search(r"^(\d+) connections in [\d.]+s; .*bytes read (\d+)$",
+                  out, re.M)
+    if rc != 0 or not m:
+        raise RuntimeError(f"s_time rc {rc}:\n{out[-1000:]}")
+    conns, got = int(m.group(1)), int(m.group(2))
+    marks = "".join(re.findall(r"^[*rt3]+$", out, re.M))
+    if len(marks) != conns:
+        raise RuntimeError(f"s_time: {len(marks)} marks, {conns} "
+                           f"connections:\n{out[-1000:]}")
+    if got != conns * answer_bytes:
+        raise RuntimeError(f"s_time: {got} bytes read in {conns} "
+                           f"connections, not {answer_bytes} each")
+    return conns, marks.count("r")
+
+
+def scenario_handshake(b, name, sc):
+    """A new TLS connection per request, with resumption off in every
+    peer (s3) or on (s3r); the share of resumed handshakes is counted by
+    the client and must be what the scenario claims."""
+    resume = sc == "s3r"
+    p, port = b.start_proxy(name, sessions="on" if resume else "off")
+    try:
+        r = handshake_probe(port)
+        run_stime(b, port, resume, b.a.warmup)
+        pids = tree(p.pid)
+        before = sample(pids, b)
+        outs = run_stime(b, port, resume, b.a.duration)
+        after_t = time.monotonic()
+        conns = resumed = 0
+        for rc, out in outs:
+            c, n = parse_stime(rc, out, r["answer_bytes"])
+            conns += c
+            resumed += n
+        r.update(requests=conns, resumed=resumed,
+                 reuse=resumed / conns if conns else 0.0,
+                 rps=conns / (after_t - before["t"]))
+        r = with_cpu(pids, before, r, b)
+        low, high = HS_REUSE[sc]
+        if not low <= r["reuse"] <= high:
+            # Not the scenario it claims: keep the figures for the record,
+            # but no median is taken from them.
+            r["error"] = (f"{resumed} of {conns} handshakes resumed "
+                          f"({r['reuse']:.1%}), must be {low:.0%}-"
+                          f"{high:.0%}")
         return r
     finally:
         b.stop_proxy(p)
@@ -569,7 +778,8 @@ def instr_callgrind(b, name):
 SCENARIOS = {
     "s1": lambda b, n: scenario_wrk(b, n),
     "s2": lambda b, n: scenario_h2(b, n),
-    "s3": lambda b, n: scenario_wrk(b, n, close=True),
+    "s3": lambda b, n: scenario_handshake(b, n, "s3"),
+    "s3r": lambda b, n: scenario_handshake(b, n, "s3r"),
     "s4": scenario_idle,
     "s5": scenario_transfer,
     "s6": scenario_instr,
@@ -578,18 +788,25 @@ SCENARIOS = {
 }
 
 # Figures shown per scenario: (key, label, format).
+LOAD_SIDE = [("load_cpu_util", "load generator CPU", "{:.0%}"),
+             ("upstream_cpu_util", "upstream CPU", "{:.0%}"),
+             ("load_cpus_busy", f"CPU {LOAD_CPUS} busy (all processes)",
+              "{:.0%}")]
+HANDSHAKE = [("cpu_us_per_req", "CPU µs/handshake", "{:.1f}"),
+             ("rps", "handshakes/s", "{:.0f}"),
+             ("proxy_cpu_util", "proxy CPU", "{:.0%}"),
+             ("reuse", "resumed (client's count)", "{:.1%}")] + LOAD_SIDE
 FIGURES = {
     "s1": [("cpu_us_per_req", "CPU µs/req", "{:.1f}"),
            ("rps", "req/s", "{:.0f}"), ("p50_ms", "p50 ms", "{:.2f}"),
            ("p99_ms", "p99 ms", "{:.2f}"), ("proxy_cpu_util", "proxy CPU",
                                             "{:.0%}"),
-           ("proxy_sys_share", "of which kernel", "{:.0%}")],
+           ("proxy_sys_share", "of which kernel", "{:.0%}")] + LOAD_SIDE,
     "s2": [("cpu_us_per_req", "CPU µs/req", "{:.1f}"),
            ("rps", "req/s", "{:.0f}"), ("proxy_cpu_util", "proxy CPU",
-                                        "{:.0%}")],
-    "s3": [("cpu_us_per_req", "CPU µs/handshake", "{:.1f}"),
-           ("rps", "handshakes/s", "{:.0f}"),
-           ("proxy_cpu_util", "proxy CPU", "{:.0%}")],
+                                        "{:.0%}")] + LOAD_SIDE,
+    "s3": HANDSHAKE,
+    "s3r": HANDSHAKE,
     "s4": [("rss_kib_per_conn", "RSS KiB/conn", "{:.2f}"),
            ("rss_after_kib", "RSS KiB total", "{:.0f}")],
     "s5": [("download_mbps", "download MB/s", "{:.0f}"),
@@ -600,11 +817,17 @@ FIGURES = {
     "s6": [("instr_per_req", "instructions/req", "{:.0f}")],
     "w1": [("cpu_us_per_req", "CPU µs/req", "{:.1f}"),
            ("rps", "req/s", "{:.0f}"), ("p99_ms", "p99 ms", "{:.2f}"),
-           ("proxy_cpu_util", "proxy CPU", "{:.0%}")],
+           ("proxy_cpu_util", "proxy CPU", "{:.0%}"),
+           ("load_cpu_util", "load generator CPU", "{:.0%}")],
     "w2": [("cpu_us_per_req", "CPU µs/req", "{:.1f}"),
            ("rps", "req/s", "{:.0f}"), ("proxy_cpu_util", "proxy CPU",
-                                        "{:.0%}")],
+                                        "{:.0%}"),
+           ("load_cpu_util", "load generator CPU", "{:.0%}")],
 }
+# Shown with their range over the runs: median (lowest-highest).
+SPREAD = ("cpu_us_per_req", "rps")
+# Text figures carried into the summary (one value per proxy).
+TEXT = ("method", "tls_version", "tls_suite", "tls_group")
 
 
 # --------------------------------------------------------------------------
@@ -627,10 +850,18 @@ def summarize(raw):
                     if isinstance(v, (int, float)) and not isinstance(v, bool)}
             out[sc][proxy] = {k: statistics.median(r[k] for r in ok if k in r)
                               for k in sorted(keys)}
+            for k in SPREAD:
+                vals = [r[k] for r in ok if k in r]
+                if vals:
+                    out[sc][proxy][k + "_range"] = [min(vals), max(vals)]
             out[sc][proxy]["runs"] = len(ok)
-            meth = {r.get("method") for r in ok} - {None}
-            if meth:
-                out[sc][proxy]["method"] = meth.pop()
+            bad = [r["error"] for r in runs if "error" in r]
+            if bad:
+                out[sc][proxy]["not_counted"] = bad
+            for k in TEXT:
+                vals = {r.get(k) for r in ok} - {None}
+                if vals:
+                    out[sc][proxy][k] = " / ".join(sorted(vals))
     return out
 
 
@@ -681,7 +912,14 @@ def write_markdown(path, meta, summary):
         L.append("|" + "---|" * len(head))
         for key, label, spec in FIGURES[sc]:
             vals = [summary[sc].get(px, {}).get(key) for px in PROXIES]
-            row = [label] + [fmt(spec, x) for x in vals]
+            row = [label]
+            for px, x in zip(PROXIES, vals):
+                cell = fmt(spec, x)
+                lo_hi = summary[sc].get(px, {}).get(key + "_range")
+                if lo_hi and summary[sc][px].get("runs", 0) > 1:
+                    cell += " ({}-{})".format(*(spec.format(y)
+                                                for y in lo_hi))
+                row.append(cell)
             for ref in (["nginx", "haproxy"] if show_haproxy_ratio
                         else ["nginx"]):
                 a, o = vals[0], summary[sc].get(ref, {}).get(key)
@@ -698,10 +936,35 @@ def write_markdown(path, meta, summary):
             L.append("| " + " | ".join(row) + " |")
         notes = [f"{px}: " + " ".join(summary[sc][px]["na"].split())[:300]
                  for px in PROXIES if "na" in summary[sc].get(px, {})]
+        for px in PROXIES:
+            fig = summary[sc].get(px, {})
+            if "not_counted" in fig and "na" not in fig:
+                notes.append(f"{px}: {len(fig['not_counted'])} run(s) not "
+                             f"counted: " + " ".join(
+                                 fig["not_counted"][0].split())[:300])
         meth = {summary[sc][px].get("method") for px in PROXIES
                 if px in summary[sc]} - {None}
         if meth:
             notes.append("method: " + ", ".join(sorted(meth)))
+        tls = [f"{px} {fig['tls_version']} {fig.get('tls_suite', '?')} "
+               f"{fig.get('tls_group', '?')}" for px in PROXIES
+               for fig in [summary[sc].get(px, {})] if "tls_version" in fig]
+        if tls:
+            notes.append("negotiated: " + "; ".join(tls))
+        bound = [px for px in PROXIES if load_bound(summary[sc].get(px, {}))]
+        if bound:
+            notes.append(
+                "limited by the load side, not the proxy: " +
+                ", ".join(bound) + f" (CPU {LOAD_CPUS}, where the load "
+                f"generator and the upstream run, busy ≥ {SATURATED:.0%} "
+                f"while the proxy's CPU was below {SATURATED:.0%}); "
+                "CPU per request stays comparable, requests/s do not")
+        idle = [px for px in PROXIES if none_bound(summary[sc].get(px, {}))]
+        if idle:
+            notes.append(
+                "neither the proxy's CPU nor the load CPU saturated: " +
+                ", ".join(idle) + " (the load generator's concurrency set "
+                "the pace, or other processes took the CPUs in between)")
         if notes:
             L += [""] + [f"- {n}" for n in notes]
         L.append("")
@@ -719,11 +982,11 @@ def charts(outdir, summary):
     made = []
     panels = [("cpu", "proxy CPU µs per request (lower is better)",
                [("s1", "cpu_us_per_req"), ("s2", "cpu_us_per_req"),
-                ("s3", "cpu_us_per_req"), ("w1", "cpu_us_per_req"),
-                ("w2", "cpu_us_per_req")]),
+                ("s3", "cpu_us_per_req"), ("s3r", "cpu_us_per_req"),
+                ("w1", "cpu_us_per_req"), ("w2", "cpu_us_per_req")]),
               ("rps", "requests/s (higher is better)",
-               [("s1", "rps"), ("s2", "rps"), ("s3", "rps"), ("w1", "rps"),
-                ("w2", "rps")]),
+               [("s1", "rps"), ("s2", "rps"), ("s3", "rps"), ("s3r", "rps"),
+                ("w1", "rps"), ("w2", "rps")]),
               ("memory", "KiB per idle connection / peak RSS MiB",
                [("s4", "rss_kib_per_conn"), ("s5", "peak_rss_mib")]),
               ("transfer", "MB/s through the proxy (higher is better)",
@@ -821,8 +1084,37 @@ def main(argv):
         "Every measurement starts a fresh proxy, warms it up "
         f"({a.warmup}s) and then measures {a.duration}s; proxies alternate "
         "(A B C A B C ...).",
-        "Scenario 3 uses wrk with 'Connection: close' (one request per TLS "
-        "connection, full handshakes: wrk does not resume sessions).",
+        "Scenarios 3 and 3r: one request per TLS connection, from "
+        f"{HS_CLIENTS} openssl s_time processes at once on CPU {LOAD_CPUS} "
+        "(each one connection at a time: connect, handshake, 'GET / "
+        "HTTP/1.1' with 'Connection: close', read to the end). All three "
+        "proxies offer TLS 1.2 and 1.3 and the client offers TLS 1.3 with "
+        f"one suite ({HS_SUITE}); the notes under each table say what was "
+        "negotiated. Scenario 3 (s_time -new: no session offered) runs "
+        "every proxy with session tickets and session caches off (nginx "
+        "ssl_session_tickets off + ssl_session_cache off; HAProxy "
+        "no-tls-tickets + tune.ssl.cachesize 0; portcullis has no switch "
+        "and still issues its tickets; all three send two TLS 1.3 "
+        "NewSessionTickets a handshake, nginx's and HAProxy's then name "
+        "sessions that no cache keeps). Scenario 3r (s_time "
+        "-reuse: every connection offers the last session) runs them with "
+        "both on (nginx ssl_session_tickets on + ssl_session_cache "
+        "shared:SSL:10m; HAProxy's defaults: tickets, tune.ssl.cachesize "
+        "20000; portcullis's tickets). The client counts the handshakes "
+        "that resumed (SSL_session_reused); a run counts only if that "
+        f"share is {HS_REUSE['s3'][0]:.0%}-{HS_REUSE['s3'][1]:.0%} (3) or "
+        f"{HS_REUSE['s3r'][0]:.0%}-{HS_REUSE['s3r'][1]:.0%} (3r), and only "
+        "if every connection read the whole 200 answer (bytes read = "
+        "connections x the answer's length). handshakes/s = connections / "
+        "wall time of the measurement.",
+        "Load side: 'load generator CPU' is the load generator's own CPU "
+        "(utime+stime of the ended load generator processes, from "
+        "getrusage(RUSAGE_CHILDREN)) over the wall time; 'upstream CPU' "
+        "that of the nginx upstream and the sink; the CPU-busy row is "
+        "/proc/stat for the load CPU, every process on it (other guests' "
+        "steal included). Where that CPU is saturated and the proxy's is "
+        "not, the load side limits the scenario: requests/s then measure "
+        "the client, CPU per request still measures the proxy.",
         f"Scenario 4 holds {a.idle} connections, each after one keep-alive "
         "request; figure = (sum of VmRSS of the proxy's processes after - "
         "before) / connections.",
