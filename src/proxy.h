@@ -3,9 +3,9 @@
  * HTTP/1.1 and its response read back, both streamed with backpressure.
  *
  * The client side (h1conn.c or h2conn.c, through request.c) is the
- * "frontend": it starts the exchange with a parsed, admitted request, pushes the request body
- * (decoded) with proxy_body(), and receives the response through its
- * proxy_ops callbacks.  The exchange parses the upstream's response as
+ * "frontend": it starts the exchange with a parsed, admitted request,
+ * pushes the request body (decoded) with proxy_body(), and receives the
+ * response through its proxy_ops callbacks.  The exchange parses the upstream's response as
  * strictly as a request and never hands the frontend anything malformed.
  *
  * Callbacks are the only way back into the frontend.  A callback must not

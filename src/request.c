@@ -65,7 +65,8 @@ head_over_limit(uint64_t limit, const struct proxy_request *pr,
 {
 	if (limit == 0)
 		return false;
-	if (pr->h.framing == HEADERS_FRAME_LENGTH && pr->h.content_length > limit)
+	if (pr->h.framing == HEADERS_FRAME_LENGTH &&
+	    pr->h.content_length > limit)
 		return true;
 	/* What a WebSocket client sent early is the tunnel's, not a body:
 	   the stream's window bounds it. */
