@@ -29,10 +29,53 @@ enum control_type {
 	CONTROL_NACK,		/* w->m: generation gen rejected, text: why */
 	CONTROL_DRAIN,		/* m->w: stop accepting, finish, exit */
 	CONTROL_REOPEN_LOG,	/* m->w: the attached fd is the new log */
-	CONTROL_TYPE_MAX = CONTROL_REOPEN_LOG
+	/* The ACME process ("a"): READY, DRAIN and REOPEN_LOG as a worker. */
+	CONTROL_ACME_CONFIG,	/* m->a: the attached fd is a sealed memfd
+				   holding the image of generation gen, EAB
+				   keys included */
+	CONTROL_ACME_CHALLENGE,	/* a->m: publish challenge acme.id for
+				   acme.listener: acme.type, name, token,
+				   keyauth (http-01) or digest (tls-alpn-01) */
+	CONTROL_ACME_PUBLISHED,	/* m->a: every worker serves acme.id now
+				   (acme.ok 0: it could not be published,
+				   text: why) */
+	CONTROL_ACME_WITHDRAW,	/* a->m: challenge acme.id is over */
+	CONTROL_ACME_ISSUED,	/* a->m: a new certificate for acme.name is
+				   in acme.listener's cache directory */
+	CONTROL_ACME_STATE,	/* a->m: acme.name: not_after, next (the
+				   next attempt or renewal), text: the last
+				   error ("" none) */
+	CONTROL_ACME_RENEW,	/* m->a: renew acme.name ("" every name of
+				   every listener) now; acme.id answers */
+	CONTROL_ACME_RENEWED,	/* a->m: renewal acme.id is over: acme.ok,
+				   text: what failed */
+	CONTROL_TYPE_MAX = CONTROL_ACME_RENEWED
 };
 
 #define CONTROL_TEXT_MAX	200
+#define CONTROL_NAME_MAX	253	/* a host name */
+#define CONTROL_TOKEN_MAX	256	/* an ACME challenge token */
+#define CONTROL_KEYAUTH_MAX	(CONTROL_TOKEN_MAX + 1 + 43)
+
+/*
+ * The payload of every CONTROL_ACME_* message but CONFIG (one layout, so
+ * one parser); the fields a type does not use are zero.  Strings are
+ * NUL-terminated and printable ASCII.  What the ACME process sends is
+ * checked by the master as coming from an adversary (a listener in ACME
+ * mode, a name among its domains, a token of base64url characters ...).
+ */
+struct control_acme {
+	uint32_t	 id;		/* challenge or renewal id */
+	uint32_t	 listener;	/* index in the configuration */
+	uint32_t	 type;		/* enum config_acme_challenge */
+	uint32_t	 ok;		/* PUBLISHED, RENEWED: 1 ok, 0 failed */
+	int64_t		 not_after;	/* STATE: 0 if no certificate */
+	int64_t		 next;		/* STATE: 0 if nothing planned */
+	char		 name[CONTROL_NAME_MAX + 1];
+	char		 token[CONTROL_TOKEN_MAX + 1];
+	char		 keyauth[CONTROL_KEYAUTH_MAX + 1];
+	unsigned char	 digest[32];
+};
 
 struct control_hdr {
 	uint32_t	 type;
@@ -43,13 +86,19 @@ struct control_msg {
 	enum control_type type;
 	uint64_t	 gen;		/* READY CONFIG ACK NACK */
 	uint32_t	 pid;		/* READY */
-	char		 text[CONTROL_TEXT_MAX + 1]; /* NACK, NUL-terminated */
-	int		 fd;		/* REOPEN_LOG; -1 otherwise */
+	char		 text[CONTROL_TEXT_MAX + 1]; /* NACK, ACME_STATE,
+					   ACME_RENEWED, ACME_PUBLISHED:
+					   NUL-terminated */
+	struct control_acme acme;	/* CONTROL_ACME_* but CONFIG */
+	int		 fd;		/* REOPEN_LOG, ACME_CONFIG; else -1 */
 };
 
 /* The largest message on the wire. */
+#define CONTROL_ACME_WIRE \
+	(4 * 4 + 2 * 8 + CONTROL_NAME_MAX + 1 + CONTROL_TOKEN_MAX + 1 + \
+	 CONTROL_KEYAUTH_MAX + 1 + 32)
 #define CONTROL_MSG_MAX \
-	(sizeof(struct control_hdr) + 8 + 4 + CONTROL_TEXT_MAX)
+	(sizeof(struct control_hdr) + 8 + CONTROL_ACME_WIRE + CONTROL_TEXT_MAX)
 
 /*
  * Validate and decode one message of len bytes (no descriptor: the caller

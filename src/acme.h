@@ -1,0 +1,34 @@
+/*
+ * acme.h - the ACME process: the only process that talks to an ACME CA
+ * and the only one that writes acme-cache-dir.
+ *
+ * Started and supervised by the master like a worker (forked, re-executed
+ * with PORTCULLIS_ACME=1, the service user, no capabilities).  Its
+ * descriptors: 0 /dev/null, 1 and 2 as a worker's, ACME_FD_CONTROL the
+ * master's SOCK_SEQPACKET (CONTROL_ACME_CONFIG, _PUBLISHED, _RENEW, DRAIN,
+ * REOPEN_LOG in), ACME_FD_REPORT the report pipe (READY and the
+ * CONTROL_ACME_* reports out).  Blocking HTTPS with libcurl, one step at
+ * a time; the control socket is read between steps.
+ *
+ * The cache directory (per listener, acme-cache-dir; acmecache.h):
+ *   account-<16 hex digits of SHA-256(directory URL)>/key.pem   0600
+ *   account-<...>/url                                           the kid
+ *   certs/<name>/key.pem                                        0600
+ *   certs/<name>/fullchain.pem                                  0644
+ * each written as a temporary file, fsync'd, renamed, directory fsync'd.
+ * The master reads certs/<name>/ (acme_cache_read) after ISSUED and at
+ * start, never following a symbolic link.
+ */
+#ifndef PORTCULLIS_ACME_H
+#define PORTCULLIS_ACME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ACME_FD_CONTROL	3
+#define ACME_FD_REPORT	6
+
+/* The ACME process's main(); never returns. */
+void	 acme_main(void) __attribute__((noreturn));
+
+#endif /* PORTCULLIS_ACME_H */
