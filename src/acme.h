@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define ACME_ENV	"PORTCULLIS_ACME"
 #define ACME_FD_CONTROL	3
 #define ACME_FD_REPORT	6
 

@@ -28,6 +28,13 @@ int	 image_encode(const struct config *cfg, uint64_t gen,
 	    unsigned char **out, size_t *outlen);
 
 /*
+ * The same with the EAB keys (config_acme.eab_hmac_key), which image_encode
+ * leaves out: the ACME process's copy, never the shared segment's.
+ */
+int	 image_encode_acme(const struct config *cfg, uint64_t gen,
+	    unsigned char **out, size_t *outlen);
+
+/*
  * Decode an image.  Returns 0 with a new config in *out (free with
  * config_free) and its generation in *gen, or -1 if the image is malformed
  * in any way.

@@ -77,7 +77,7 @@ usage(FILE *f)
 	    "usage: portcullis [-c|--config FILE] [--validate] "
 	    "[--allow-wildcard-bind]\n"
 	    "                  [-V|--version] [-h|--help]\n"
-	    "       portcullis ctl [--socket PATH] reload|status\n"
+	    "       portcullis ctl [--socket PATH] reload|status|renew [NAME]\n"
 	    "\n"
 	    "  -c, --config FILE       configuration file (default %s)\n"
 	    "      --validate          check the configuration and exit\n"

@@ -860,3 +860,23 @@ tls_conn_alpn(struct tls_conn *c)
 		return "http/1.1";
 	return "";
 }
+
+int64_t
+tls_cert_not_after(const struct config_blob *cert)
+{
+	gnutls_x509_crt_t crt;
+	gnutls_datum_t d;
+	time_t t;
+
+	if (cert->data == NULL || gnutls_x509_crt_init(&crt) < 0)
+		return 0;
+	d.data = cert->data;
+	d.size = (unsigned)cert->len;
+	if (gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_PEM) < 0) {
+		gnutls_x509_crt_deinit(crt);
+		return 0;
+	}
+	t = gnutls_x509_crt_get_expiration_time(crt);
+	gnutls_x509_crt_deinit(crt);
+	return t == (time_t)-1 ? 0 : (int64_t)t;
+}

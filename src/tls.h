@@ -42,6 +42,12 @@ int	 tls_keypair_check(const struct config_blob *cert,
 	    const struct config_blob *key, char *err, size_t errsz);
 
 /*
+ * The not-after of the first certificate of a PEM chain, in seconds since
+ * the epoch; 0 if it does not parse.  For the master's status.
+ */
+int64_t	 tls_cert_not_after(const struct config_blob *cert);
+
+/*
  * Credentials of a generation; rt is its routing table (kept, not owned).
  * ticket_key is the master's session-ticket key (64 bytes, as
  * gnutls_session_ticket_key_generate() makes it; other sizes are refused).
