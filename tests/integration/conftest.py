@@ -176,8 +176,9 @@ class Certs:
 
 def render_config(settings):
     """Render a dict as portcullis.conf text.  Values: str, int, bool,
-    float, dict (section) or a list of (title or None, dict) for repeated
-    sections (key is the section name)."""
+    float, a tuple of str (a list option), dict (section) or a list of
+    (title or None, dict) for repeated sections (key is the section
+    name)."""
     lines = []
 
     def emit(d, indent):
@@ -189,6 +190,9 @@ def render_config(settings):
                 lines.append(f"{pad}{key} = {value}")
             elif isinstance(value, str):
                 lines.append(f'{pad}{key} = "{value}"')
+            elif isinstance(value, tuple):      # a list of strings
+                items = ", ".join(f'"{v}"' for v in value)
+                lines.append(f"{pad}{key} = {{ {items} }}")
             elif isinstance(value, dict):
                 lines.append(f"{pad}{key} {{")
                 emit(value, indent + 1)
