@@ -35,13 +35,12 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import BINARY, SLOWDOWN, free_port, wait_until
+from conftest import BINARY, SLOWDOWN, call_failed, free_port, wait_until
 
 PEBBLE = shutil.which("pebble") or "/usr/bin/pebble"
 CHALLTESTSRV = shutil.which("pebble-challtestsrv") or \
@@ -351,8 +350,7 @@ def make_pebble(request, pebble_tls, acme_base):
         return pb
 
     yield factory
-    failed = getattr(request.node, "rep_call", None)
-    failed = failed is not None and failed.failed
+    failed = call_failed(request)
     crashed = []
     for pb in made:
         pb.close()
@@ -407,20 +405,17 @@ class AcmeEnv:
 
     def proxy(self, names, challenge="tls-alpn-01", http_port=True,
               eab=False, pebble_env=None, start_pebble=True,
-              manual_sites=(), pebble=None, **tls_extra):
+              manual_sites=(), **tls_extra):
         """A proxy (not started) whose one listener, on 127.0.0.1, gets
-        its certificates from a fresh pebble (or the one given, whose
-        ports it then takes) for its sites names, each going to the
-        test upstream; manual_sites: (name, cert, key) sites with their
+        its certificates from a fresh pebble for its sites names, each
+        going to the test upstream; manual_sites: (name, cert, key) sites with their
         own certificate.  Returns (proxy, pebble, cache_dir)."""
         base = self.base / f"p{self.n}"
         self.n += 1
         p = self.make_proxy(base=base, workers=2)
-        if pebble is not None:
-            p.https_port, p.http_port = pebble.https_port, pebble.http_port
-        elif not http_port:
+        if not http_port:
             p.http_port = 0
-        pb = pebble or self.make_pebble(
+        pb = self.make_pebble(
             (p.https_port, p.http_port or free_port()), eab=eab,
             env=pebble_env, start=start_pebble)
         cache = cache_dir_for(base)

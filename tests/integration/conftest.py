@@ -510,6 +510,12 @@ def end_proxy(p):
     p.kill_all()
 
 
+def call_failed(request):
+    """Whether the test itself (not a fixture) failed."""
+    rep = getattr(request.node, "rep_call", None)
+    return rep is not None and rep.failed
+
+
 @pytest.fixture
 def make_proxy(request, tmp_path, certs):
     """Factory: make_proxy(**settings) -> Proxy (not started)."""
@@ -524,8 +530,7 @@ def make_proxy(request, tmp_path, certs):
         return p
 
     yield factory
-    failed = getattr(request.node, "rep_call", None)
-    failed = failed is not None and failed.failed
+    failed = call_failed(request)
     problems = []
     for p in made:
         end_proxy(p)
