@@ -109,7 +109,7 @@ request_admit(const struct request_conn *conn, const struct gen *g,
 	   often it is the request's: the same lookup). */
 	if (conn->cert_id != tls_ctx_cert_id(conn->gen->tls, conn->li,
 	    conn->gen == g ? site : route_lookup(conn->gen->routes, conn->li,
-	    host, (size_t)hlen)))
+	    host, (size_t)hlen), host, (size_t)hlen))
 		return answer(ans, 421, false);
 	if (pr->h.method_id == HTTP1_METHOD_CONNECT) {
 		answer(ans, 405, false);

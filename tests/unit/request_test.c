@@ -189,7 +189,8 @@ conn(size_t li, bool tls, const char *sni)
 	if (sni != NULL)
 		s = route_lookup(gen.routes, li, sni, strlen(sni));
 	return (struct request_conn){ .li = li, .tls = tls, .gen = &gen,
-	    .cert_id = tls_ctx_cert_id(gen.tls, li, s),
+	    .cert_id = tls_ctx_cert_id(gen.tls, li, s, sni,
+	    sni != NULL ? strlen(sni) : 0),
 	    .peer = (struct sockaddr *)&peer, .client_ip = "192.0.2.1",
 	    .rl = rl };
 }
