@@ -323,7 +323,7 @@ text_add(struct text *t, const char *s, size_t n)
 		unsigned char c = (unsigned char)s[i];
 
 		if (c >= 0x80 && c < 0xc0)
-			continue;	/* a continuation: counted at its lead */
+			continue;	/* a continuation: its lead counted */
 		t->buf[t->len++] = (c >= 0x20 && c <= 0x7e) ? (char)c : '?';
 	}
 	t->buf[t->len] = '\0';

@@ -136,7 +136,8 @@ fuzz_time(const char *s, size_t len)
 	tt = (time_t)t;
 	check(gmtime_r(&tt, &tm) != NULL);
 	check(tm.tm_year + 1900 == num(s, 4) &&
-	    tm.tm_mon + 1 == num(s + 5, 2) && tm.tm_mday == num(s + 8, 2) && tm.tm_hour == num(s + 11, 2) &&
+	    tm.tm_mon + 1 == num(s + 5, 2) && tm.tm_mday == num(s + 8, 2) &&
+	    tm.tm_hour == num(s + 11, 2) &&
 	    tm.tm_min == num(s + 14, 2) && tm.tm_sec == num(s + 17, 2));
 }
 

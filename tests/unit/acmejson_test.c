@@ -375,7 +375,8 @@ test_directory_hostile(void **state)
 		"\"newOrder\":\"https://a/o\"}",
 		"{\"newNonce\":\"https://a/n\",\"newAccount\":\"https://a/a\","
 		"\"newOrder\":42}",
-		"{\"newNonce\":\"https://a/n\",\"newAccount\":[\"https://a/a\"],"
+		"{\"newNonce\":\"https://a/n\",\"newAccount\":"
+		"[\"https://a/a\"],"
 		"\"newOrder\":\"https://a/o\"}",
 		"{\"newNonce\":null,\"newAccount\":\"https://a/a\","
 		"\"newOrder\":\"https://a/o\"}",
@@ -747,8 +748,8 @@ test_order_counts(void **state)
 		sb_str(&b, "{\"status\":\"ready\",\"finalize\":\"https://c/f\","
 		    "\"authorizations\":[");
 		for (i = 0; i < n; i++) {
-			(void)snprintf(url, sizeof(url), "%s\"https://c/a/%zu\"",
-			    i > 0 ? "," : "", i);
+			(void)snprintf(url, sizeof(url),
+			    "%s\"https://c/a/%zu\"", i > 0 ? "," : "", i);
 			sb_str(&b, url);
 		}
 		sb_str(&b, "]}");
@@ -968,8 +969,8 @@ test_authz_bounds(void **state)
 		b.len = 0;
 		sb_str(&b, "{\"status\":\"pending\",\"challenges\":[],"
 		    "\"identifier\":{\"type\":\"dns\",\"value\":\"");
-		sb_rep(&b, "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwx.",
-		    4);
+		sb_rep(&b, "abcdefghijklmnopqrstuvwxyz"
+		    "abcdefghijklmnopqrstuvwx.", 4);
 		sb_rep(&b, "a", n - 4 * 51);
 		sb_str(&b, "\"}}");
 		if (n == 253) {
