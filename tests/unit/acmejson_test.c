@@ -269,6 +269,27 @@ sb_rep(struct sb *b, const char *s, size_t times)
 		sb_str(b, s);
 }
 
+/* Empty again. */
+static void
+sb_reset(struct sb *b)
+{
+	free(b->p);
+	b->p = NULL;
+	b->len = 0;
+}
+
+/* The three required URLs, and an ignored member "x" nested depth deep. */
+static void
+sb_nested_dir(struct sb *b, size_t depth)
+{
+	sb_reset(b);
+	sb_str(b, "{\"newNonce\":\"https://a/n\",\"newAccount\":"
+	    "\"https://a/a\",\"newOrder\":\"https://a/o\",\"x\":");
+	sb_rep(b, "[", depth);
+	sb_rep(b, "]", depth);
+	sb_str(b, "}");
+}
+
 /* "https://h/" and 'x' up to n bytes in all. */
 static void
 sb_url(struct sb *b, size_t n)
@@ -461,22 +482,18 @@ test_directory_bounds(void **state)
 	assert_int_equal(PARSE_S(acme_parse_directory, b.p, d), 0);
 	assert_int_equal(strlen(d.new_nonce), ACME_URL_MAX);
 	acme_directory_free(&d);
-	free(b.p);
 
 	/* ...one more is refused. */
-	b.p = NULL;
-	b.len = 0;
+	sb_reset(&b);
 	sb_str(&b, "{\"newAccount\":\"https://a/a\",\"newOrder\":"
 	    "\"https://a/o\",\"newNonce\":\"");
 	sb_url(&b, ACME_URL_MAX + 1);
 	sb_str(&b, "\"}");
 	ASSERT_FAILED(PARSE_S(acme_parse_directory, b.p, d), d);
 	assert_non_null(strstr(err, "newNonce"));
-	free(b.p);
 
 	/* A body of ACME_BODY_MAX is read; one byte more is not. */
-	b.p = NULL;
-	b.len = 0;
+	sb_reset(&b);
 	sb_str(&b, "{\"newNonce\":\"https://a/n\",\"newAccount\":"
 	    "\"https://a/a\",\"newOrder\":\"https://a/o\",\"pad\":\"");
 	sb_rep(&b, "x", ACME_BODY_MAX - b.len - 2);
@@ -486,36 +503,21 @@ test_directory_bounds(void **state)
 	acme_directory_free(&d);
 	sb_str(&b, " ");
 	ASSERT_FAILED(PARSE_S(acme_parse_directory, b.p, d), d);
-	free(b.p);
+	sb_reset(&b);
 
 	/* Nesting: modest depth in an ignored member is fine... */
-	b.p = NULL;
-	b.len = 0;
-	sb_str(&b, "{\"newNonce\":\"https://a/n\",\"newAccount\":"
-	    "\"https://a/a\",\"newOrder\":\"https://a/o\",\"x\":");
-	sb_rep(&b, "[", 100);
-	sb_rep(&b, "]", 100);
-	sb_str(&b, "}");
+	sb_nested_dir(&b, 100);
 	assert_int_equal(PARSE_S(acme_parse_directory, b.p, d), 0);
 	acme_directory_free(&d);
-	free(b.p);
 
 	/* ...deep nesting is refused, not recursed into. */
-	b.p = NULL;
-	b.len = 0;
-	sb_str(&b, "{\"newNonce\":\"https://a/n\",\"newAccount\":"
-	    "\"https://a/a\",\"newOrder\":\"https://a/o\",\"x\":");
-	sb_rep(&b, "[", 3000);
-	sb_rep(&b, "]", 3000);
-	sb_str(&b, "}");
+	sb_nested_dir(&b, 3000);
 	ASSERT_FAILED(PARSE_S(acme_parse_directory, b.p, d), d);
-	free(b.p);
-	b.p = NULL;
-	b.len = 0;
+	sb_reset(&b);
 	sb_str(&b, "{\"x\":");
 	sb_rep(&b, "{\"a\":[", 40000);
 	ASSERT_FAILED(PARSE_S(acme_parse_directory, b.p, d), d);
-	free(b.p);
+	sb_reset(&b);
 }
 
 /* Every strict prefix of every real document fails, and keeps nothing. */
@@ -737,14 +739,13 @@ static void
 test_order_counts(void **state)
 {
 	struct acme_order o;
-	struct sb b;
+	struct sb b = { NULL, 0 };
 	size_t n, i;
 	char url[64];
 
 	(void)state;
 	for (n = ACME_MAX_AUTHZ; n <= ACME_MAX_AUTHZ + 1; n++) {
-		b.p = NULL;
-		b.len = 0;
+		sb_reset(&b);
 		sb_str(&b, "{\"status\":\"ready\",\"finalize\":\"https://c/f\","
 		    "\"authorizations\":[");
 		for (i = 0; i < n; i++) {
@@ -760,18 +761,17 @@ test_order_counts(void **state)
 			acme_order_free(&o);
 		} else
 			ASSERT_FAILED(PARSE_S(acme_parse_order, b.p, o), o);
-		free(b.p);
+		sb_reset(&b);
 	}
 
 	/* A bad URL late in the list: what was copied before is freed. */
-	b.p = NULL;
-	b.len = 0;
+	sb_reset(&b);
 	sb_str(&b, "{\"status\":\"ready\",\"finalize\":\"https://c/f\","
 	    "\"authorizations\":[");
 	sb_rep(&b, "\"https://c/a\",", 50);
 	sb_str(&b, "\"https://c/\\u0000\"]}");
 	ASSERT_FAILED(PARSE_S(acme_parse_order, b.p, o), o);
-	free(b.p);
+	sb_reset(&b);
 }
 
 /* ---- authorization and challenge ---- */
@@ -925,13 +925,12 @@ static void
 test_authz_bounds(void **state)
 {
 	struct acme_authz a;
-	struct sb b;
+	struct sb b = { NULL, 0 };
 	size_t n;
 
 	(void)state;
 	for (n = ACME_MAX_CHALLENGES; n <= ACME_MAX_CHALLENGES + 1; n++) {
-		b.p = NULL;
-		b.len = 0;
+		sb_reset(&b);
 		sb_str(&b, "{\"status\":\"pending\",\"identifier\":{\"type\":"
 		    "\"dns\",\"value\":\"example.com\"},\"challenges\":[");
 		sb_rep(&b, CH ",", n - 1);
@@ -942,12 +941,11 @@ test_authz_bounds(void **state)
 			acme_authz_free(&a);
 		} else
 			ASSERT_FAILED(PARSE_S(acme_parse_authz, b.p, a), a);
-		free(b.p);
+		sb_reset(&b);
 	}
 
 	for (n = ACME_TOKEN_MAX; n <= ACME_TOKEN_MAX + 1; n++) {
-		b.p = NULL;
-		b.len = 0;
+		sb_reset(&b);
 		sb_str(&b, "{\"status\":\"pending\",\"identifier\":{\"type\":"
 		    "\"dns\",\"value\":\"example.com\"},\"challenges\":[{"
 		    "\"type\":\"http-01\",\"url\":\"https://c/1\",\"status\":"
@@ -960,13 +958,12 @@ test_authz_bounds(void **state)
 			acme_authz_free(&a);
 		} else
 			ASSERT_FAILED(PARSE_S(acme_parse_authz, b.p, a), a);
-		free(b.p);
+		sb_reset(&b);
 	}
 
 	/* A host name of 253 bytes, and of 254. */
 	for (n = 253; n <= 254; n++) {
-		b.p = NULL;
-		b.len = 0;
+		sb_reset(&b);
 		sb_str(&b, "{\"status\":\"pending\",\"challenges\":[],"
 		    "\"identifier\":{\"type\":\"dns\",\"value\":\"");
 		sb_rep(&b, "abcdefghijklmnopqrstuvwxyz"
@@ -979,7 +976,7 @@ test_authz_bounds(void **state)
 			acme_authz_free(&a);
 		} else
 			ASSERT_FAILED(PARSE_S(acme_parse_authz, b.p, a), a);
-		free(b.p);
+		sb_reset(&b);
 	}
 #undef CH
 }
@@ -1099,11 +1096,9 @@ test_problem_sanitized(void **state)
 	for (i = 0; i < ACME_TEXT_MAX; i++)
 		assert_int_equal(p.detail[i], '0' + (char)(i % 10));
 	acme_problem_free(&p);
-	free(b.p);
 
 	/* Many subproblems: still cut, still printable. */
-	b.p = NULL;
-	b.len = 0;
+	sb_reset(&b);
 	sb_str(&b, "{\"type\":\"urn:x\",\"subproblems\":[");
 	sb_rep(&b, "{\"detail\":\"\xc3\xa9t\xc3\xa9\",\"identifier\":"
 	    "{\"type\":\"dns\",\"value\":\"a.example\"}},", 500);
@@ -1113,7 +1108,7 @@ test_problem_sanitized(void **state)
 	assert_int_equal(strncmp(p.detail, "a.example: ?t?; a.example: ?t?",
 	    30), 0);
 	acme_problem_free(&p);
-	free(b.p);
+	sb_reset(&b);
 }
 
 static void
@@ -1151,7 +1146,7 @@ test_problem_hostile(void **state)
 	sb_rep(&b, "x", ACME_TEXT_MAX);
 	sb_str(&b, "\"}");
 	ASSERT_FAILED(PARSE_S(acme_parse_problem, b.p, p), p);
-	free(b.p);
+	sb_reset(&b);
 	/* jansson's message quotes the input: err stays printable. */
 	ASSERT_FAILED(PARSE(acme_parse_problem, "{\"type\":\x01\xff}", p), p);
 	for (i = 0; err[i] != '\0'; i++)
