@@ -25,6 +25,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Set by the master in the environment of the ACME process. */
+#define ACME_ENV	"PORTCULLIS_ACME"
+
 #define ACME_FD_CONTROL	3
 #define ACME_FD_REPORT	6
 
