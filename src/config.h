@@ -66,6 +66,8 @@ enum config_acme_challenge {
 #define CONFIG_ACME_RENEW_DAYS	30
 #define CONFIG_ACME_URL_MAX	2048
 #define CONFIG_ACME_EAB_MAX	512	/* acme-eab-kid, acme-eab-hmac-key */
+/* acme-cache-dir, acme-ca-file: at most this long (PATH_MAX - 1). */
+#define CONFIG_PATH_MAX		4095
 
 /*
  * A listener's tls { mode = "acme" ... } settings (all reloadable).  In
@@ -246,6 +248,16 @@ const char *config_static_change(const struct config *old,
 
 /* Host name rules shared with routing: 0 if valid, -1 if not. */
 int	 config_check_hostname(const char *name, size_t len, bool allow_wildcard);
+
+/*
+ * The rules of tls { } values, shared with the image decoder: an
+ * https:// URL (acme-directory), a "mailto:" address (acme-contact), and
+ * 1..max base64url characters with '=' padding at the end tolerated
+ * (acme-eab-hmac-key); all printable ASCII without spaces.
+ */
+bool	 config_acme_url_ok(const char *s);
+bool	 config_acme_contact_ok(const char *s);
+bool	 config_base64url_ok(const char *s, size_t max);
 
 /* Total number of sites over all listeners. */
 size_t	 config_site_count(const struct config *cfg);
