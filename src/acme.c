@@ -1270,8 +1270,31 @@ out:
 }
 
 /*
- * When to renew.
+ * When to renew, and when to try again.
  */
+
+int64_t
+acme_renew_at(int64_t not_before, int64_t not_after, unsigned renew_days)
+{
+	int64_t life, window;
+
+	if (renew_days != 0)
+		return not_after - (int64_t)renew_days * 86400;
+	life = not_before > 0 ? not_after - not_before : 0;
+	window = (int64_t)CONFIG_ACME_RENEW_DAYS * 86400;
+	if (life > 0 && life / 3 < window)
+		window = life / 3;
+	return not_after - window;
+}
+
+int64_t
+acme_backoff(bool unreachable, int64_t prev)
+{
+	int64_t min = unreachable ? NET_BACKOFF_MIN : CA_BACKOFF_MIN;
+	int64_t max = unreachable ? NET_BACKOFF_MAX : CA_BACKOFF_MAX;
+
+	return prev > 0 ? MINIMUM(MAXIMUM(prev * 2, min), max) : min;
+}
 
 /* Read the cached certificate: not_before, not_after, ari_id. */
 static int
@@ -1348,17 +1371,10 @@ static int64_t
 renew_at(struct acme *a, struct aname *n)
 {
 	const struct config_acme *c = a->lst[n->listener].conf;
-	int64_t life, window;
 
 	if (ari_window(a, n))
 		return n->ari_pick;
-	if (c->renew_days != 0)
-		return n->not_after - (int64_t)c->renew_days * 86400;
-	life = n->not_before > 0 ? n->not_after - n->not_before : 0;
-	window = (int64_t)CONFIG_ACME_RENEW_DAYS * 86400;
-	if (life > 0 && life / 3 < window)
-		window = life / 3;
-	return n->not_after - window;
+	return acme_renew_at(n->not_before, n->not_after, c->renew_days);
 }
 
 static int64_t
@@ -1484,7 +1500,7 @@ job(struct acme *a, struct aname *n)
 	struct failure f;
 	char err[256], at[32], in[32];
 	bool forced = n->forced;
-	int64_t when, delay, min, max;
+	int64_t when, delay;
 	int rc;
 
 	n->forced = false;
@@ -1515,10 +1531,8 @@ job(struct acme *a, struct aname *n)
 		return;
 	}
 	/* Failed: the old certificate (if any) keeps serving. */
-	min = f.kind == FAIL_NET ? NET_BACKOFF_MIN : CA_BACKOFF_MIN;
-	max = f.kind == FAIL_NET ? NET_BACKOFF_MAX : CA_BACKOFF_MAX;
-	delay = n->fail_kind == f.kind && n->delay > 0 ?
-	    MINIMUM(n->delay * 2, max) : min;
+	delay = acme_backoff(f.kind == FAIL_NET,
+	    n->fail_kind == f.kind ? n->delay : 0);
 	n->fail_kind = f.kind;
 	n->delay = delay;
 	if (f.retry_after > delay)
@@ -1867,8 +1881,8 @@ acme_main(void)
 	    (a->curl = curl_easy_init()) == NULL)
 		fatalx("libcurl: cannot start");
 	cv = curl_version_info(CURLVERSION_NOW);
-	/* libcurl's GnuTLS backend takes CURLOPT_CAINFO_BLOB since 8.8. */
-	a->ca_blob = cv->version_num >= 0x080800 ||
+	/* libcurl's GnuTLS backend takes CURLOPT_CAINFO_BLOB since 8.14. */
+	a->ca_blob = cv->version_num >= 0x080e00 ||
 	    strstr(cv->ssl_version, "GnuTLS") == NULL;
 	a->ca_fd = -1;
 
