@@ -4,7 +4,8 @@
  * = "acme" }.
  *
  * One thing at a time, blocking: libcurl's easy API (https only, no
- * redirects, 10 s to connect, 30 s a request, ACME_BODY_MAX a body),
+ * redirects, 10 s to connect, 30 s a request, ACME_BODY_MAX a body; its
+ * own parser for the response headers, whose values we only check),
  * jansson to build what we send, acmejson.h to read everything the CA
  * answers, acmecrypto.h for keys and signatures, acmecache.h for the
  * files.  The control socket is read between every step (poll with the
@@ -37,6 +38,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +47,7 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <curl/header.h>
 #include <jansson.h>
 
 #include "acme.h"
@@ -393,38 +396,35 @@ keep_header(char *dst, size_t size, const char *v, size_t len)
 	dst[len] = '\0';
 }
 
-static size_t
-header_cb(char *buf, size_t size, size_t nmemb, void *arg)
+/* The headers we use, as libcurl parsed them (the last of each). */
+static void
+take_headers(CURL *curl, struct http_resp *r)
 {
-	struct http_resp *r = arg;
-	size_t n = size * nmemb, klen, vlen;
-	const char *colon, *v;
+	static const struct {
+		const char	*name;
+		size_t		 off, size;
+	} want[] = {
+		{ "Replay-Nonce", offsetof(struct http_resp, nonce),
+		    sizeof(r->nonce) },
+		{ "Location", offsetof(struct http_resp, location),
+		    sizeof(r->location) },
+		{ "Retry-After", offsetof(struct http_resp, retry_after),
+		    sizeof(r->retry_after) },
+		{ "Content-Type", offsetof(struct http_resp, ctype),
+		    sizeof(r->ctype) },
+	};
+	struct curl_header *h;
+	size_t i;
 
-	/* A new status line (after a 100, say): forget what came before. */
-	if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
-		r->nonce[0] = r->location[0] = r->retry_after[0] =
-		    r->ctype[0] = '\0';
-		return n;
+	for (i = 0; i < nitems(want); i++) {
+		char *dst = (char *)r + want[i].off;
+
+		dst[0] = '\0';
+		if (curl_easy_header(curl, want[i].name, 0, CURLH_HEADER, -1,
+		    &h) == CURLHE_OK && h->value != NULL)
+			keep_header(dst, want[i].size, h->value,
+			    strlen(h->value));
 	}
-	if ((colon = memchr(buf, ':', n)) == NULL)
-		return n;
-	klen = (size_t)(colon - buf);
-	v = colon + 1;
-	vlen = n - klen - 1;
-	while (vlen > 0 && (*v == ' ' || *v == '\t'))
-		v++, vlen--;
-	while (vlen > 0 && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' ||
-	    v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
-		vlen--;
-	if (util_strcaseeq(buf, klen, "Replay-Nonce", 12))
-		keep_header(r->nonce, sizeof(r->nonce), v, vlen);
-	else if (util_strcaseeq(buf, klen, "Location", 8))
-		keep_header(r->location, sizeof(r->location), v, vlen);
-	else if (util_strcaseeq(buf, klen, "Retry-After", 11))
-		keep_header(r->retry_after, sizeof(r->retry_after), v, vlen);
-	else if (util_strcaseeq(buf, klen, "Content-Type", 12))
-		keep_header(r->ctype, sizeof(r->ctype), v, vlen);
-	return n;
 }
 
 static void
@@ -503,8 +503,6 @@ http(struct acme *a, const struct config_acme *c, const char *method,
 	SET(CURLOPT_ERRORBUFFER, errbuf);
 	SET(CURLOPT_WRITEFUNCTION, body_cb);
 	SET(CURLOPT_WRITEDATA, r);
-	SET(CURLOPT_HEADERFUNCTION, header_cb);
-	SET(CURLOPT_HEADERDATA, r);
 	SET(CURLOPT_USERAGENT, "portcullis/" PACKAGE_VERSION);
 	if (strcmp(method, "HEAD") == 0)
 		SET(CURLOPT_NOBODY, 1L);
@@ -547,6 +545,7 @@ http(struct acme *a, const struct config_acme *c, const char *method,
 		return -1;
 	}
 	curl_easy_getinfo(a->curl, CURLINFO_RESPONSE_CODE, &r->status);
+	take_headers(a->curl, r);
 	if (r->body == NULL && (r->body = strdup("")) == NULL)
 		fatalx("out of memory");
 	return 0;
@@ -770,7 +769,8 @@ new_account(struct acme *a, struct alistener *l, struct failure *f)
 		return -1;
 	}
 	if (l->account == NULL) {
-		if ((l->account = acme_key_generate(err, sizeof(err))) == NULL) {
+		l->account = acme_key_generate(err, sizeof(err));
+		if (l->account == NULL) {
 			fail_set(f, FAIL_CA, NULL, "account key: %s", err);
 			return -1;
 		}
@@ -1483,7 +1483,8 @@ renewals_begin(struct acme *a)
 			continue;
 		}
 		log_info("acme: renewal %u asked for %s (%zu certificate%s)",
-		    rw->id, m->acme.name[0] != '\0' ? m->acme.name : "every name",
+		    rw->id, m->acme.name[0] != '\0' ? m->acme.name :
+		    "every name",
 		    rw->nleft, rw->nleft == 1 ? "" : "s");
 		a->nrenewals++;
 	}

@@ -53,7 +53,8 @@ acme_fields(uint32_t type)
 {
 	switch (type) {
 	case CONTROL_ACME_CHALLENGE:
-		return FLD_ID | FLD_LISTENER | FLD_TYPE | FLD_NAME | FLD_NAME_SET;
+		return FLD_ID | FLD_LISTENER | FLD_TYPE | FLD_NAME |
+		    FLD_NAME_SET;
 	case CONTROL_ACME_PUBLISHED:
 	case CONTROL_ACME_RENEWED:
 		return FLD_ID | FLD_OK | FLD_TEXT;
@@ -62,7 +63,8 @@ acme_fields(uint32_t type)
 	case CONTROL_ACME_ISSUED:
 		return FLD_LISTENER | FLD_NAME | FLD_NAME_SET;
 	case CONTROL_ACME_STATE:
-		return FLD_LISTENER | FLD_TIMES | FLD_NAME | FLD_NAME_SET | FLD_TEXT;
+		return FLD_LISTENER | FLD_TIMES | FLD_NAME | FLD_NAME_SET |
+		    FLD_TEXT;
 	case CONTROL_ACME_RENEW:
 		return FLD_ID | FLD_NAME;
 	default:

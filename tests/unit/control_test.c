@@ -241,7 +241,8 @@ sample_msgs(size_t *n)
 		m[i].acme.digest[k] = (unsigned char)(k * 7 + 1);
 	i++;
 	m[i++] = acme_of(CONTROL_ACME_PUBLISHED, 7, 0, NULL, "");
-	m[i] = acme_of(CONTROL_ACME_PUBLISHED, 8, 0, NULL, "worker 2 timed out");
+	m[i] = acme_of(CONTROL_ACME_PUBLISHED, 8, 0, NULL,
+	    "worker 2 timed out");
 	m[i++].acme.ok = 0;
 	m[i] = acme_of(CONTROL_ACME_PUBLISHED, 9, 0, NULL, "");
 	m[i++].acme.ok = 1;
@@ -556,7 +557,8 @@ acme_reject_with(const struct control_msg *m, size_t off, const void *bytes,
 static void
 test_acme_parse_strict(void **state)
 {
-	unsigned char	buf[CONTROL_MSG_MAX + 8], field[CONTROL_KEYAUTH_MAX + 1];
+	unsigned char	buf[CONTROL_MSG_MAX + 8];
+	unsigned char	field[CONTROL_KEYAUTH_MAX + 1];
 	struct control_msg	http, alpn, m, out;
 	struct control_msg	*all;
 	const uint32_t	one = 1, two = 2;
