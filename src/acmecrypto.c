@@ -579,8 +579,8 @@ pubkey_of(gnutls_privkey_t pk, char *err, size_t errsz)
 #define SET_NAME(set_dn, set_san, obj, name, ret) do {			\
 	size_t n_ = strlen(name);					\
 									\
-	(ret) = n_ <= CN_MAX ? set_dn((obj), GNUTLS_OID_X520_COMMON_NAME,	\
-	    0, (name), (unsigned)n_) : 0;				\
+	(ret) = n_ <= CN_MAX ? set_dn((obj),				\
+	    GNUTLS_OID_X520_COMMON_NAME, 0, (name), (unsigned)n_) : 0;	\
 	if ((ret) >= 0)							\
 		(ret) = set_san((obj), GNUTLS_SAN_DNSNAME, (name),	\
 		    (unsigned)n_, GNUTLS_FSAN_SET);			\
