@@ -321,6 +321,18 @@ report_state(struct aname *n)
 	copy_str(n->rep_err, sizeof(n->rep_err), n->err);
 }
 
+/* ISSUED: a new certificate for n is in its cache directory. */
+static void
+report_issued(const struct aname *n)
+{
+	struct control_msg m;
+
+	msg_init(&m, CONTROL_ACME_ISSUED);
+	m.acme.listener = n->listener;
+	copy_str(m.acme.name, sizeof(m.acme.name), n->name);
+	report(&m);
+}
+
 /*
  * Wait for the control socket up to timeout_ms (-1: forever) and handle
  * every message there is.
@@ -1210,7 +1222,6 @@ issue(struct acme *a, struct aname *n, struct failure *f)
 	struct acme_order o;
 	struct http_resp r;
 	char err[256], *payload, *url = NULL;
-	struct control_msg m;
 	size_t i;
 	int rc = -1;
 
@@ -1258,10 +1269,7 @@ issue(struct acme *a, struct aname *n, struct failure *f)
 	}
 	if (finalize(a, n, url, &o, f) == -1)
 		goto out;
-	msg_init(&m, CONTROL_ACME_ISSUED);
-	m.acme.listener = n->listener;
-	copy_str(m.acme.name, sizeof(m.acme.name), n->name);
-	report(&m);
+	report_issued(n);
 	rc = 0;
 out:
 	free(url);
@@ -1501,7 +1509,7 @@ job(struct acme *a, struct aname *n)
 	struct failure f;
 	char err[256], at[32], in[32];
 	bool forced = n->forced;
-	int64_t when, delay;
+	int64_t when, delay, known = n->not_after;
 	int rc;
 
 	n->forced = false;
@@ -1510,6 +1518,9 @@ job(struct acme *a, struct aname *n)
 	if (rc == -1)
 		log_warnx("acme: %s: the cached certificate is unusable (%s): "
 		    "ordering a new one", n->name, err);
+	if (rc == 0 && n->not_after != known)
+		/* Another listener with this cache directory got it. */
+		report_issued(n);
 	if (rc == 0 && !forced && (when = renew_at(a, n)) > now_s()) {
 		/* Nothing to do yet. */
 		n->next = MINIMUM(when, next_check());
