@@ -22,12 +22,32 @@
 #ifndef PORTCULLIS_ACME_H
 #define PORTCULLIS_ACME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+/* Set by the master in the environment of the ACME process. */
 #define ACME_ENV	"PORTCULLIS_ACME"
+
 #define ACME_FD_CONTROL	3
 #define ACME_FD_REPORT	6
+
+/*
+ * When a certificate is due for renewal without ARI: renew_days before
+ * not_after when set, else min(30 days, a third of its lifetime) before.
+ * Pure.
+ */
+int64_t	 acme_renew_at(int64_t not_before, int64_t not_after,
+	    unsigned renew_days);
+
+/*
+ * The delay (seconds) before the next attempt after a failure, prev the
+ * last delay after a failure of the same kind (0: the first).  The CA
+ * unreachable (transport error, 5xx): 5 s doubling up to 10 min; an order
+ * or validation that failed: 2 min doubling up to 1 h.  A Retry-After the
+ * CA gave comes on top (the larger wins).  Pure.
+ */
+int64_t	 acme_backoff(bool unreachable, int64_t prev);
 
 /* The ACME process's main(); never returns. */
 void	 acme_main(void) __attribute__((noreturn));
