@@ -43,8 +43,9 @@ slice_is(struct http1_slice s, const char *str, size_t len)
 /*
  * HTTP-01 on the plain port of a listener whose acme-challenge is http-01:
  * GET or HEAD of the path of a pending challenge, for its very name, is
- * answered with the key authorization; anything else under the challenge
- * path is 404.  false: not under it (or not such a listener), nothing said.
+ * answered with the key authorization.  false: anything else, even under
+ * the challenge path, nothing said: it goes on as on any plain port (the
+ * redirect, or 404 for a host we do not serve).
  */
 static bool
 http01(const struct config_listener *l, const struct proxy_request *pr,
@@ -61,10 +62,9 @@ http01(const struct config_listener *l, const struct proxy_request *pr,
 		return false;
 	token = (struct http1_slice){ pr->h.path.p + plen,
 	    pr->h.path.len - plen };
-	answer(ans, 404, false);
 	if (token.len == 0 || (pr->h.method_id != HTTP1_METHOD_GET &&
 	    pr->h.method_id != HTTP1_METHOD_HEAD))
-		return true;
+		return false;
 	for (i = 0; i < l->nchallenges; i++) {
 		ch = &l->challenges[i];
 		if (ch->type == CONFIG_ACME_HTTP_01 && ch->token != NULL &&
@@ -72,13 +72,13 @@ http01(const struct config_listener *l, const struct proxy_request *pr,
 		    slice_is(token, ch->token, strlen(ch->token)) &&
 		    strlen(ch->name) == hlen &&
 		    memcmp(ch->name, host, hlen) == 0) {
-			ans->status = 200;
+			answer(ans, 200, false);
 			ans->body = ch->keyauth;
 			ans->body_len = strlen(ch->keyauth);
-			break;
+			return true;
 		}
 	}
-	return true;
+	return false;
 }
 
 /*

@@ -610,8 +610,10 @@ test_http01_answers_a_pending_token(void **state)
 	http01_free(&g);
 }
 
+/* What is not a pending token for its very name goes on as on any plain
+   port: the redirect for a host we serve, 404 for one we do not. */
 static void
-test_http01_other_tokens_are_404(void **state)
+test_http01_other_tokens_as_before(void **state)
 {
 	static const char *const paths[] = {
 		"/.well-known/acme-challenge/tok-A_2",	/* wrong token */
@@ -631,23 +633,28 @@ test_http01_other_tokens_are_404(void **state)
 	http01_gen(&g);
 	for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
 		pr = get("a.test", paths[i]);
-		assert_int_equal(plain(&g, 0, &pr, &ans), 404);
+		assert_int_equal(plain(&g, 0, &pr, &ans), 301);
 		assert_null(ans.body);
-		assert_null(ans.name);
+		assert_string_equal(ans.name, "Location");
+		assert_true(strncmp(ans.value, "https://a.test:8443/.well-known/"
+		    "acme-challenge/", 47) == 0);
 	}
 	/* The right token for another host, served or not. */
 	pr = get("b.test", "/.well-known/acme-challenge/tok-A_1");
-	assert_int_equal(plain(&g, 0, &pr, &ans), 404);
+	assert_int_equal(plain(&g, 0, &pr, &ans), 301);
+	assert_null(ans.body);
 	pr = get("evil.test", "/.well-known/acme-challenge/tok-A_1");
 	assert_int_equal(plain(&g, 0, &pr, &ans), 404);
+	assert_null(ans.body);
 	/* A tls-alpn-01 challenge has no token. */
 	pr = get("b.test", "/.well-known/acme-challenge/");
-	assert_int_equal(plain(&g, 0, &pr, &ans), 404);
+	assert_int_equal(plain(&g, 0, &pr, &ans), 301);
+	assert_null(ans.body);
 	/* Only GET and HEAD. */
 	pr = get("a.test", "/.well-known/acme-challenge/tok-A_1");
 	pr.h.method_id = HTTP1_METHOD_POST;
 	pr.h.method = sl("POST");
-	assert_int_equal(plain(&g, 0, &pr, &ans), 404);
+	assert_int_equal(plain(&g, 0, &pr, &ans), 301);
 	assert_null(ans.body);
 	/* Still a bad host first. */
 	pr = get("", "/.well-known/acme-challenge/tok-A_1");
@@ -798,7 +805,7 @@ main(void)
 		cmocka_unit_test(test_other_certificate_is_421),
 		cmocka_unit_test(test_421_asks_the_connections_generation),
 		cmocka_unit_test(test_http01_answers_a_pending_token),
-		cmocka_unit_test(test_http01_other_tokens_are_404),
+		cmocka_unit_test(test_http01_other_tokens_as_before),
 		cmocka_unit_test(test_http01_leaves_the_rest_alone),
 		cmocka_unit_test(test_acme_421_by_the_name),
 		cmocka_unit_test(test_connect_is_405_with_allow),
