@@ -262,18 +262,46 @@ ev_start(struct log_event *ev, const char *what, const struct aname *n)
 	}
 }
 
+/* The line ends with msg: the event in words, for people ("next attempt
+   for a.test in 5 s"); the fields before it are for programs. */
+static void
+ev_end(struct log_event *ev, const char *fmt, ...) PRINTFLIKE(2, 3);
+
+static void
+ev_end(struct log_event *ev, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_event_cstr(ev, "msg", msg);
+	log_event_end(ev);
+}
+
 static void
 log_acme(const char *what, const struct aname *n, const char *k1,
-    const char *v1, const char *k2, const char *v2)
+    const char *v1, const char *k2, const char *v2, const char *fmt, ...)
+    PRINTFLIKE(7, 8);
+
+static void
+log_acme(const char *what, const struct aname *n, const char *k1,
+    const char *v1, const char *k2, const char *v2, const char *fmt, ...)
 {
 	struct log_event ev;
+	char msg[512];
+	va_list ap;
 
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
 	ev_start(&ev, what, n);
 	if (k1 != NULL)
 		log_event_cstr(&ev, k1, v1);
 	if (k2 != NULL)
 		log_event_cstr(&ev, k2, v2);
-	log_event_end(&ev);
+	ev_end(&ev, "%s", msg);
 }
 
 /*
@@ -775,9 +803,12 @@ new_account(struct acme *a, struct alistener *l, struct failure *f)
 	size_t len;
 
 	if (l->dir.eab_required && c->eab_kid == NULL) {
-		fail_set(f, FAIL_CA, NULL, "the CA at %s requires External "
-		    "Account Binding: set acme-eab-kid and acme-eab-hmac-key",
-		    c->directory);
+		/* The problem type the CA would answer with (RFC 8555
+		   7.3.4), without asking: its directory said so. */
+		fail_set(f, FAIL_CA,
+		    "urn:ietf:params:acme:error:externalAccountRequired",
+		    "the CA at %s requires External Account Binding: set "
+		    "acme-eab-kid and acme-eab-hmac-key", c->directory);
 		return -1;
 	}
 	if (l->account == NULL) {
@@ -847,7 +878,8 @@ new_account(struct acme *a, struct alistener *l, struct failure *f)
 	if (acme_cache_write(c->cache_dir, rel, l->kid, strlen(l->kid), 0600,
 	    err, sizeof(err)) == -1)
 		log_warnx("acme: %s: %s", rel, err);
-	log_acme("account", NULL, "directory", c->directory, "account", l->kid);
+	log_acme("account", NULL, "directory", c->directory, "account", l->kid,
+	    "account ready");
 	return 0;
 }
 
@@ -984,7 +1016,8 @@ publish(struct acme *a, struct aname *n, const struct acme_challenge *ch,
 		return -1;
 	}
 	log_acme("challenge_ready", n, "type", challenge_name(c->challenge),
-	    NULL, NULL);
+	    NULL, NULL, "challenge ready for %s (%s)", n->name,
+	    challenge_name(c->challenge));
 	return 0;
 }
 
@@ -1088,7 +1121,8 @@ authorize(struct acme *a, struct aname *n, const char *url,
 			fail_challenge(f, n, &az, type);
 		goto out;
 	}
-	log_acme("validated", n, "type", type, NULL, NULL);
+	log_acme("validated", n, "type", type, NULL, NULL, "validated %s (%s)",
+	    n->name, type);
 	rc = 0;
 out:
 	if (id != 0)
@@ -1204,7 +1238,8 @@ finalize(struct acme *a, struct aname *n, const char *order_url,
 	copy_str(n->ari_id, sizeof(n->ari_id), info.ari_id);
 	n->ari_start = n->ari_end = n->ari_pick = 0;
 	iso8601(n->not_after, na, sizeof(na));
-	log_acme("issued", n, "not_after", na, NULL, NULL);
+	log_acme("issued", n, "not_after", na, NULL, NULL,
+	    "issued %s, not after %s", n->name, na);
 	rc = 0;
 out:
 	if (pem != NULL) {
@@ -1254,7 +1289,7 @@ issue(struct acme *a, struct aname *n, struct failure *f)
 	if ((url = strdup(r.location)) == NULL)
 		fatalx("out of memory");
 	resp_free(&r);
-	log_acme("ordered", n, "order", url, NULL, NULL);
+	log_acme("ordered", n, "order", url, NULL, NULL, "ordered %s", n->name);
 	for (i = 0; i < o.nauthz; i++)
 		if (authorize(a, n, o.authz[i], f) == -1)
 			goto out;
@@ -1558,11 +1593,12 @@ job(struct acme *a, struct aname *n)
 		if (f.problem[0] != '\0')
 			log_event_cstr(&ev, "problem", f.problem);
 		log_event_cstr(&ev, "error", f.text);
-		log_event_end(&ev);
+		ev_end(&ev, "failed %s", n->name);
 	}
 	iso8601(n->next, at, sizeof(at));
 	snprintf(in, sizeof(in), "%" PRId64, delay);
-	log_acme("next_attempt", n, "in", in, "at", at);
+	log_acme("next_attempt", n, "in", in, "at", at,
+	    "next attempt for %s in %s s", n->name, in);
 	report_state(n);
 	renewals_done(a, n, n->serial, false, f.text);
 }

@@ -593,7 +593,10 @@ acme_state_json(const struct acme_state *st, const struct config *cfg,
 				    not_after_of(&l->tls.cert));
 			else
 				continue;
-			jprintf(&b, "}");
+			/* Every entry has every field: manual ones renew
+			   by hand. */
+			jprintf(&b, ",\"next_renewal\":null,"
+			    "\"last_error\":null}");
 		}
 		for (j = 0; j < st->nnames; j++) {
 			n = &st->names[j];

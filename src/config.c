@@ -1103,18 +1103,21 @@ acme_domain(struct loader *ld, int line, const struct config_listener *lst,
 }
 
 /*
- * acme-domains, or every site name that is not a wildcard; after the
- * sites are loaded.
+ * acme-domains, or every site name that is neither a wildcard nor a site
+ * with a certificate of its own (which wins: ordering one would only use
+ * up the CA's rate limits); after the sites are loaded.
  */
 static void
 load_acme_domains(struct loader *ld, cfg_t *tls, struct config_listener *lst)
 {
 	struct config_acme *a = &lst->acme;
 	int line = line_of(ld, tls, "acme-domains");
-	size_t i, n;
+	size_t i, n, own = 0;
 	char *h;
 
-	a->domains_set = opt_line(ld, tls, "acme-domains") != 0;
+	/* An empty list is the default, as the man page says. */
+	a->domains_set = opt_line(ld, tls, "acme-domains") != 0 &&
+	    cfg_size(tls, "acme-domains") > 0;
 	n = a->domains_set ? cfg_size(tls, "acme-domains") : lst->nsites;
 	if (n > CONFIG_MAX_SITES) {
 		cerr(ld, line, "acme-domains: more than %d names",
@@ -1132,18 +1135,27 @@ load_acme_domains(struct loader *ld, cfg_t *tls, struct config_listener *lst)
 			h = acme_domain(ld, elem_line(ld, tls, "acme-domains",
 			    (unsigned)i), lst, cfg_getnstr(tls, "acme-domains",
 			    (unsigned)i));
-		else if (lst->sites[i].host != NULL && !lst->sites[i].wildcard)
+		else if (lst->sites[i].tls.cert_path != NULL) {
+			own++;
+			h = NULL;
+		} else if (lst->sites[i].host != NULL &&
+		    !lst->sites[i].wildcard)
 			h = xstrdup_or_null(ld, lst->sites[i].host);
 		else
 			h = NULL;
 		if (h != NULL)
 			a->domains[a->ndomains++] = h;
 	}
-	if (!a->domains_set && a->ndomains == 0)
+	if (!a->domains_set && a->ndomains == 0 && own == 0)
 		cerr(ld, a->line, "tls mode \"acme\": every site is a "
 		    "wildcard, and wildcard names need the DNS-01 challenge, "
 		    "which portcullis does not do: name the hosts in "
 		    "acme-domains");
+	else if (!a->domains_set && a->ndomains == 0)
+		cerr(ld, a->line, "tls mode \"acme\": no site needs a "
+		    "certificate from the CA (each has its own cert or is a "
+		    "wildcard, which needs DNS-01): name the hosts in "
+		    "acme-domains, or use mode \"manual\"");
 }
 
 static void

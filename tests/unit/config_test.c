@@ -1914,6 +1914,27 @@ test_acme_defaults(void **state)
 	assert_int_equal(a->line, 3);
 	config_free(cfg);
 
+	/* An empty list: the default. */
+	cfg = parse_ok(ACME("    acme-domains = { }\n"));
+	a = &cfg->listeners[0].acme;
+	assert_false(a->domains_set);
+	assert_int_equal(a->ndomains, 2);
+	assert_string_equal(a->domains[0], "a.example");
+	assert_string_equal(a->domains[1], "b.example");
+	config_free(cfg);
+
+	/* A site with its own certificate keeps it: no order for it. */
+	cfg = parse_ok("listener {\n  bind = \"127.0.0.1\"\n"
+	    "  tls { mode = \"acme\" }\n"
+	    "  site \"own.example\" { upstream = \"127.0.0.1:3\" "
+	    "cert = \"/o.pem\" key = \"/o.key\" }\n"
+	    SITE("a.example") "}\n");
+	a = &cfg->listeners[0].acme;
+	assert_false(a->domains_set);
+	assert_int_equal(a->ndomains, 1);
+	assert_string_equal(a->domains[0], "a.example");
+	config_free(cfg);
+
 	cfg = parse_ok(ACME("    acme-directory = \"staging\"\n"));
 	a = &cfg->listeners[0].acme;
 	assert_string_equal(a->directory, CONFIG_ACME_STAGING);
@@ -2121,6 +2142,16 @@ test_acme_no_domain(void **state)
 	    NAME ":4: tls mode \"acme\": every site is a wildcard, and "
 	    "wildcard names need the DNS-01 challenge, which portcullis does "
 	    "not do: name the hosts in acme-domains", NULL);
+	/* Every site has its own certificate (or is a wildcard). */
+	expect_errors("listener {\n  bind = \"127.0.0.1\"\n  tls {\n"
+	    "    mode = \"acme\"\n  }\n"
+	    "  site \"own.example\" { upstream = \"127.0.0.1:3\" "
+	    "cert = \"/o.pem\" key = \"/o.key\" }\n"
+	    SITE("*.b.example") "}\n",
+	    NAME ":4: tls mode \"acme\": no site needs a certificate from "
+	    "the CA (each has its own cert or is a wildcard, which needs "
+	    "DNS-01): name the hosts in acme-domains, or use mode "
+	    "\"manual\"", NULL);
 	/* No site at all: that is the one message. */
 	expect_errors("listener {\n  bind = \"127.0.0.1\"\n  tls {\n"
 	    "    mode = \"acme\"\n  }\n}\n",
