@@ -1321,9 +1321,16 @@ acme_renew_at(int64_t not_before, int64_t not_after, unsigned renew_days)
 {
 	int64_t life, window;
 
-	if (renew_days != 0)
-		return not_after - (int64_t)renew_days * 86400;
 	life = not_before > 0 ? not_after - not_before : 0;
+	if (renew_days != 0) {
+		window = (int64_t)renew_days * 86400;
+		/* A window as long as the lifetime would make every new
+		   certificate due at once: an order a minute, until the
+		   CA's rate limits refuse them. */
+		if (life <= 0 || window < life)
+			return not_after - window;
+		return not_after - life / 3;
+	}
 	window = (int64_t)CONFIG_ACME_RENEW_DAYS * 86400;
 	if (life > 0 && life / 3 < window)
 		window = life / 3;

@@ -34,7 +34,9 @@
 
 /*
  * When a certificate is due for renewal without ARI: renew_days before
- * not_after when set, else min(30 days, a third of its lifetime) before.
+ * not_after when set (but a third of its lifetime when renew_days is not
+ * shorter than the lifetime), else min(30 days, a third of its lifetime)
+ * before.
  * Pure.
  */
 int64_t	 acme_renew_at(int64_t not_before, int64_t not_after,

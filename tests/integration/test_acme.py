@@ -333,6 +333,33 @@ def test_ctl_renew(acme):
     assert "nope.test" in reply["message"]
 
 
+def test_renewal_when_due(acme):
+    """No command: a certificate that lives 90 s is due when a third of
+    its life is left (acme-renew-days not set), and the ACME process
+    renews it by itself (not sooner than a minute after the last order);
+    the status says when."""
+    p, pb, _ = acme.proxy(["a.test"], start_pebble=False)
+    pb.validity = 90
+    pb.start()
+    p.start()
+    a1 = wait_cert(p.https_port, "a.test", pb, proxy=p)
+    assert a1.not_after - a1.not_before <= 90, (a1.not_before, a1.not_after)
+    wait_acme(p, "issued", "a.test")
+    due = to_epoch(status_cert(p, "a.test")["next_renewal"])
+    # A third of 90 s before the end, or a minute after the order if that
+    # is later (a few seconds).
+    assert due is not None and time.time() < due <= a1.not_after - 20, \
+        (due, a1.not_after)
+    assert pb.new_orders() == 1
+    a2 = wait_cert(p.https_port, "a.test", pb, proxy=p, other_than=a1.serial,
+                   timeout=90 * SLOWDOWN)
+    check_acme_cert(a2, "a.test", pb)
+    assert a2.not_after > a1.not_after
+    assert pb.new_orders() == 2
+    assert len(wait_acme(p, "issued", "a.test", count=2)) == 2
+    assert not acme_lines(p.log(), "failed"), p.log()
+
+
 def test_ctl_status_lists_certificates(acme, certs):
     """ctl status lists every certificate: name, source, not-after, next
     renewal, last error."""

@@ -31,8 +31,13 @@ test_renew_at(void **state)
 	/* acme-renew-days wins, whatever the lifetime. */
 	assert_true(acme_renew_at(nb, nb + 6 * DAY, 1) == nb + 5 * DAY);
 	assert_true(acme_renew_at(nb, nb + 90 * DAY, 45) == nb + 45 * DAY);
-	/* More days than the lifetime: due at once (before not_before). */
-	assert_true(acme_renew_at(nb, nb + 10 * DAY, 30) < nb);
+	/* As many days as the lifetime or more would be due at once, for
+	   every new certificate: a third of the lifetime instead. */
+	assert_true(acme_renew_at(nb, nb + 9 * DAY, 30) == nb + 6 * DAY);
+	assert_true(acme_renew_at(nb, nb + 9 * DAY, 9) == nb + 6 * DAY);
+	assert_true(acme_renew_at(nb, nb + 9 * DAY, 8) == nb + 1 * DAY);
+	/* not_before unknown: the days as they are. */
+	assert_true(acme_renew_at(0, nb, 30) == nb - 30 * DAY);
 	/* not_before unknown: 30 days. */
 	assert_true(acme_renew_at(0, nb, 0) == nb - 30 * DAY);
 }
