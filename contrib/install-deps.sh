@@ -8,11 +8,11 @@ set -eu
 
 build="build-essential autoconf automake pkg-config libgnutls28-dev
 libnghttp2-dev libconfuse-dev libsystemd-dev libcap-dev libev-dev
-libseccomp-dev"
+libseccomp-dev libcurl4-gnutls-dev libjansson-dev"
 demo="$build python3 curl openssl procps"
 test="$demo libcmocka-dev clang libclang-rt-14-dev python3-pytest python3-h2
 gnutls-bin nghttp2-client socat util-linux systemd wrk testssl.sh fail2ban
-iproute2 nginx"
+iproute2 nginx pebble"
 
 case "${1:-build}" in
 build) want=$build ;;

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@ struct admin_client {
 	ev_timer		 timer;
 	char			 buf[ADMIN_LINE_MAX];
 	size_t			 len;
+	char			 arg[ADMIN_ARG_MAX + 1];
 	TAILQ_ENTRY(admin_client) entry;
 };
 
@@ -42,30 +44,66 @@ struct admin {
 	size_t			 nclients;
 };
 
+static bool
+admin_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
 enum admin_cmd
-admin_parse(const char *line, size_t len)
+admin_parse(const char *line, size_t len, const char **arg, size_t *arglen)
 {
 	static const struct {
 		const char	*word;
 		enum admin_cmd	 cmd;
+		bool		 takes_arg;
 	} cmds[] = {
-		{ "status", ADMIN_CMD_STATUS },
-		{ "reload", ADMIN_CMD_RELOAD },
+		{ "status", ADMIN_CMD_STATUS, false },
+		{ "reload", ADMIN_CMD_RELOAD, false },
+		{ "renew", ADMIN_CMD_RENEW, true },
 	};
-	size_t i;
+	size_t i, wlen, a, alen;
 
-	while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' ' ||
-	    line[len - 1] == '\t'))
+	if (arg != NULL) {
+		*arg = line;
+		*arglen = 0;
+	}
+	while (len > 0 && (line[len - 1] == '\r' || admin_blank(line[len - 1])))
 		len--;
-	while (len > 0 && (line[0] == ' ' || line[0] == '\t')) {
+	while (len > 0 && admin_blank(line[0])) {
 		line++;
 		len--;
 	}
-	for (i = 0; i < nitems(cmds); i++)
-		if (len == strlen(cmds[i].word) &&
-		    memcmp(line, cmds[i].word, len) == 0)
-			return cmds[i].cmd;
+	for (wlen = 0; wlen < len && !admin_blank(line[wlen]); wlen++)
+		;
+	/* The argument: after blanks, one word of printable bytes. */
+	for (a = wlen; a < len && admin_blank(line[a]); a++)
+		;
+	alen = len - a;
+	for (i = a; i < len; i++)
+		if (line[i] <= ' ' || line[i] > '~')
+			return ADMIN_CMD_INVALID;
+	if (alen > ADMIN_ARG_MAX)
+		return ADMIN_CMD_INVALID;
+	for (i = 0; i < nitems(cmds); i++) {
+		if (wlen != strlen(cmds[i].word) ||
+		    memcmp(line, cmds[i].word, wlen) != 0)
+			continue;
+		if (alen > 0 && !cmds[i].takes_arg)
+			return ADMIN_CMD_INVALID;
+		if (arg != NULL) {
+			*arg = line + a;
+			*arglen = alen;
+		}
+		return cmds[i].cmd;
+	}
 	return ADMIN_CMD_INVALID;
+}
+
+const char *
+admin_client_arg(const struct admin_client *c)
+{
+	return c->arg;
 }
 
 static struct admin_client *
@@ -140,6 +178,9 @@ static void
 client_read_cb(struct ev_loop *loop, ev_io *w, int revents UNUSED)
 {
 	struct admin_client *c = client_of(w->data);
+	enum admin_cmd cmd;
+	const char *arg;
+	size_t arglen;
 	char *nl;
 	ssize_t n;
 
@@ -162,16 +203,15 @@ client_read_cb(struct ev_loop *loop, ev_io *w, int revents UNUSED)
 	/* The command is complete: the client now waits for its reply. */
 	ev_io_stop(loop, &c->io);
 	ev_timer_stop(loop, &c->timer);
-	switch (admin_parse(c->buf, (size_t)(nl - c->buf))) {
-	case ADMIN_CMD_STATUS:
-		c->a->handler(c->a->arg, c, ADMIN_CMD_STATUS);
-		break;
-	case ADMIN_CMD_RELOAD:
-		c->a->handler(c->a->arg, c, ADMIN_CMD_RELOAD);
-		break;
-	default:
-		admin_reply_error(c, "unknown command (try status or reload)");
+	cmd = admin_parse(c->buf, (size_t)(nl - c->buf), &arg, &arglen);
+	if (cmd == ADMIN_CMD_INVALID) {
+		admin_reply_error(c, "unknown command (try status, reload or "
+		    "renew [NAME])");
+		return;
 	}
+	memcpy(c->arg, arg, arglen);
+	c->arg[arglen] = '\0';
+	c->a->handler(c->a->arg, c, cmd);
 }
 
 static void

@@ -2,7 +2,7 @@
  * admin.h - the admin socket, served by the master.
  *
  * A Unix stream socket (mode 0600).  A client sends one command line
- * ("status" or "reload", newline-terminated) and gets one line of JSON back,
+ * ("status", "reload" or "renew [NAME]", newline-terminated) and gets one line of JSON back,
  * then the connection is closed.  A line longer than ADMIN_LINE_MAX or a
  * client that sends nothing for ADMIN_TIMEOUT seconds is dropped; an unknown
  * command gets {"status":"error",...}.
@@ -22,6 +22,7 @@ enum admin_cmd {
 	ADMIN_CMD_INVALID = 0,
 	ADMIN_CMD_STATUS,
 	ADMIN_CMD_RELOAD,
+	ADMIN_CMD_RENEW,	/* "renew" or "renew NAME" */
 };
 
 struct admin;
@@ -33,9 +34,13 @@ typedef void (*admin_handler)(void *arg, struct admin_client *c,
 
 /*
  * The command in line[0..len) (no newline; a trailing CR and surrounding
- * blanks are ignored).  Pure.
+ * blanks are ignored).  Only "renew" takes an argument: one word of
+ * printable characters after blanks, at most ADMIN_ARG_MAX bytes; with
+ * arg non-NULL, *arg and *arglen give it (length 0: none).  Pure.
  */
-enum admin_cmd admin_parse(const char *line, size_t len);
+#define ADMIN_ARG_MAX		253
+enum admin_cmd admin_parse(const char *line, size_t len, const char **arg,
+	    size_t *arglen);
 
 /* Bind path (replacing a stale socket, never a live one).  NULL on error. */
 struct admin *admin_open(const char *path);
@@ -44,6 +49,8 @@ struct admin *admin_open(const char *path);
 void	 admin_start(struct admin *a, struct ev_loop *loop, admin_handler h,
 	    void *arg);
 
+/* The argument of the client's command, NUL-terminated ("" if none). */
+const char *admin_client_arg(const struct admin_client *c);
 /* Send one JSON line (without newline) and drop the client. */
 void	 admin_reply(struct admin_client *c, const char *json);
 

@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -34,6 +35,7 @@
 struct line_rec {
 	const cfg_t	*sec;
 	const char	*name;
+	unsigned	 idx;		/* a list's element; else 0 */
 	int		 line;
 };
 
@@ -47,6 +49,8 @@ struct loader {
 	int			 last_line;	/* last line of the file */
 	const cfg_t		*root;
 	const struct config	*cfg;		/* its global settings first */
+	const cfg_opt_t		*list;		/* the list being parsed */
+	unsigned		 list_n;	/* its elements so far */
 	bool			 oom;
 };
 
@@ -56,10 +60,20 @@ static struct loader *cur_loader;
 static int	 record_line(cfg_t *, cfg_opt_t *);
 static void	 load_site_limit(struct loader *, cfg_t *, struct config_site *);
 
+/* Every acme-* option needs mode = "acme" (refuse_acme_options). */
 static cfg_opt_t tls_opts[] = {
 	CFG_STR("mode", "manual", CFGF_NONE),
 	CFG_STR("cert", NULL, CFGF_NODEFAULT),
 	CFG_STR("key", NULL, CFGF_NODEFAULT),
+	CFG_STR_LIST("acme-domains", NULL, CFGF_NODEFAULT),
+	CFG_STR("acme-directory", "production", CFGF_NONE),
+	CFG_STR("acme-contact", NULL, CFGF_NODEFAULT),
+	CFG_STR("acme-challenge", "tls-alpn-01", CFGF_NONE),
+	CFG_STR("acme-cache-dir", CONFIG_ACME_CACHE_DIR, CFGF_NONE),
+	CFG_STR("acme-ca-file", NULL, CFGF_NODEFAULT),
+	CFG_INT("acme-renew-days", 0, CFGF_NONE),
+	CFG_STR("acme-eab-kid", NULL, CFGF_NODEFAULT),
+	CFG_STR("acme-eab-hmac-key", NULL, CFGF_NODEFAULT),
 	CFG_END()
 };
 
@@ -233,12 +247,46 @@ confuse_error(cfg_t *cfg, const char *fmt, va_list ap)
 	cerr(cur_loader, cfg != NULL ? cfg->line : 0, "%s", msg);
 }
 
+/*
+ * libconfuse calls a list's callback once per element (the list growing
+ * by one each time) and once more at its closing brace (no growth); a
+ * list in one string, l = "a", gets a single call.  Returns true for a
+ * call that is not the first of an assignment, with *idx the element to
+ * record (or UINT_MAX: nothing to record).
+ */
+static bool
+list_continues(struct loader *ld, const cfg_opt_t *opt, unsigned *idx)
+{
+	unsigned n = cfg_opt_size((cfg_opt_t *)opt);
+
+	*idx = 0;
+	if (!(opt->flags & CFGF_LIST)) {
+		ld->list = NULL;
+		return false;
+	}
+	if (ld->list == opt && n == ld->list_n) {
+		ld->list = NULL;		/* the closing brace */
+		*idx = UINT_MAX;
+		return true;
+	}
+	if (ld->list == opt && n == ld->list_n + 1) {
+		ld->list_n = n;
+		*idx = n - 1;
+		return true;
+	}
+	ld->list = opt;
+	ld->list_n = n;
+	*idx = n > 0 ? n - 1 : 0;
+	return false;
+}
+
 static int
 record_line(cfg_t *cfg, cfg_opt_t *opt)
 {
 	struct loader *ld = cur_loader;
 	const cfg_t *sec = cfg;
 	struct line_rec *n;
+	unsigned idx;
 	size_t i;
 
 	if (ld == NULL)
@@ -246,6 +294,11 @@ record_line(cfg_t *cfg, cfg_opt_t *opt)
 	/* A section records against itself: it is the last one of its kind. */
 	if (opt->type == CFGT_SEC)
 		return 0;
+	if (list_continues(ld, opt, &idx)) {
+		if (idx == UINT_MAX)
+			return 0;
+		goto add;
+	}
 	for (i = 0; i < ld->nlines; i++) {
 		if (ld->lines[i].sec == sec &&
 		    strcmp(ld->lines[i].name, opt->name) == 0) {
@@ -254,6 +307,7 @@ record_line(cfg_t *cfg, cfg_opt_t *opt)
 			return 0;
 		}
 	}
+add:
 	if (ld->nlines == ld->caplines) {
 		size_t cap = ld->caplines ? ld->caplines * 2 : 64;
 
@@ -266,6 +320,7 @@ record_line(cfg_t *cfg, cfg_opt_t *opt)
 	}
 	ld->lines[ld->nlines].sec = sec;
 	ld->lines[ld->nlines].name = opt->name;
+	ld->lines[ld->nlines].idx = idx;
 	ld->lines[ld->nlines].line = cfg->line;
 	ld->nlines++;
 	return 0;
@@ -282,6 +337,20 @@ opt_line(struct loader *ld, const cfg_t *sec, const char *name)
 		    strcmp(ld->lines[i].name, name) == 0)
 			return ld->lines[i].line;
 	return 0;
+}
+
+/* The line of element idx of a list option (else of the option). */
+static int
+elem_line(struct loader *ld, const cfg_t *sec, const char *name,
+    unsigned idx)
+{
+	size_t i;
+
+	for (i = 0; i < ld->nlines; i++)
+		if (ld->lines[i].sec == sec && ld->lines[i].idx == idx &&
+		    strcmp(ld->lines[i].name, name) == 0)
+			return ld->lines[i].line;
+	return opt_line(ld, sec, name);
 }
 
 /*
@@ -724,6 +793,371 @@ parse_bind(struct loader *ld, cfg_t *l, struct config_listener *lst,
 		    lst->bind);
 }
 
+/* Whether the section sets any option of its own. */
+static bool
+sec_is_set(struct loader *ld, const cfg_t *sec)
+{
+	size_t i;
+
+	for (i = 0; i < ld->nlines; i++)
+		if (ld->lines[i].sec == sec)
+			return true;
+	return false;
+}
+
+/* Mode "manual": every acme-* option set is a mistake. */
+static void
+refuse_acme_options(struct loader *ld, cfg_t *tls)
+{
+	const cfg_opt_t *o;
+	int line;
+
+	for (o = tls_opts; o->name != NULL; o++) {
+		if (strncmp(o->name, "acme-", 5) != 0 ||
+		    (line = opt_line(ld, tls, o->name)) == 0)
+			continue;
+		cerr(ld, line, "tls: '%s' needs mode = \"acme\"", o->name);
+	}
+}
+
+/* Mode "acme": the listener's own certificate is refused. */
+static void
+refuse_listener_pair(struct loader *ld, cfg_t *tls)
+{
+	static const char *const names[] = { "cert", "key" };
+	size_t i;
+	int line;
+
+	for (i = 0; i < nitems(names); i++)
+		if ((line = opt_line(ld, tls, names[i])) != 0)
+			cerr(ld, line, "tls: '%s' is for mode = \"manual\"; "
+			    "with mode = \"acme\", give cert and key to a site, "
+			    "where they win over ACME", names[i]);
+}
+
+/*
+ * 1..max bytes, none of them a control character, a space, a byte
+ * outside ASCII or one of bad.
+ */
+static bool
+token_ok(const char *s, size_t max, const char *bad)
+{
+	size_t i, len = strlen(s);
+
+	if (len == 0 || len > max)
+		return false;
+	for (i = 0; i < len; i++)
+		if (s[i] < 0x21 || s[i] > 0x7e || strchr(bad, s[i]) != NULL)
+			return false;
+	return true;
+}
+
+bool
+config_acme_url_ok(const char *s)
+{
+	return strncmp(s, "https://", 8) == 0 && s[8] != '\0' &&
+	    token_ok(s, CONFIG_ACME_URL_MAX, "");
+}
+
+bool
+config_acme_contact_ok(const char *s)
+{
+	const char *at = strchr(s, '@');
+
+	return strncmp(s, "mailto:", 7) == 0 && at != NULL && at > s + 7 &&
+	    at[1] != '\0' && token_ok(s, CONFIG_ACME_URL_MAX, ",");
+}
+
+/* acme-directory: a Let's Encrypt alias or an https:// URL. */
+static void
+load_acme_directory(struct loader *ld, cfg_t *tls, struct config_acme *a)
+{
+	const char *s = cfg_getstr(tls, "acme-directory");
+
+	if (s != NULL && strcmp(s, "production") == 0)
+		s = CONFIG_ACME_PRODUCTION;
+	else if (s != NULL && strcmp(s, "staging") == 0)
+		s = CONFIG_ACME_STAGING;
+	else if (s == NULL || !config_acme_url_ok(s)) {
+		cerr(ld, line_of(ld, tls, "acme-directory"), "acme-directory "
+		    "must be \"production\", \"staging\" or an https:// URL "
+		    "(at most %d characters, no spaces)", CONFIG_ACME_URL_MAX);
+		return;
+	}
+	a->directory = xstrdup_or_null(ld, s);
+}
+
+static void
+load_acme_contact(struct loader *ld, cfg_t *tls, struct config_acme *a)
+{
+	const char *s;
+
+	if (cfg_size(tls, "acme-contact") == 0)
+		return;
+	s = cfg_getstr(tls, "acme-contact");
+	if (s == NULL || !config_acme_contact_ok(s)) {
+		cerr(ld, line_of(ld, tls, "acme-contact"), "acme-contact must "
+		    "be \"mailto:\" and an e-mail address, as in "
+		    "\"mailto:admin@example.com\" (no spaces or commas)");
+		return;
+	}
+	a->contact = xstrdup_or_null(ld, s);
+}
+
+static void
+load_acme_challenge(struct loader *ld, cfg_t *tls,
+    struct config_listener *lst)
+{
+	const char *s = cfg_getstr(tls, "acme-challenge");
+	int line = line_of(ld, tls, "acme-challenge");
+
+	if (s != NULL && strcmp(s, "tls-alpn-01") == 0)
+		lst->acme.challenge = CONFIG_ACME_TLS_ALPN_01;
+	else if (s != NULL && strcmp(s, "http-01") == 0) {
+		lst->acme.challenge = CONFIG_ACME_HTTP_01;
+		if (lst->http_port == 0)
+			cerr(ld, line, "acme-challenge \"http-01\" is answered "
+			    "on the http-port, and http-port is 0");
+	} else
+		cerr(ld, line, "acme-challenge must be \"tls-alpn-01\" or "
+		    "\"http-01\"");
+}
+
+/* A path the image can carry: 1..CONFIG_PATH_MAX bytes. */
+static bool
+path_ok(struct loader *ld, int line, const char *name, const char *s,
+    bool absolute)
+{
+	if (s == NULL || s[0] == '\0' || (absolute && s[0] != '/')) {
+		cerr(ld, line, "%s must be %s path", name, absolute ?
+		    "an absolute" : "a");
+		return false;
+	}
+	if (strlen(s) > CONFIG_PATH_MAX) {
+		cerr(ld, line, "%s is longer than %d bytes", name,
+		    CONFIG_PATH_MAX);
+		return false;
+	}
+	return true;
+}
+
+/* acme-ca-file: PEM certificates, read like a site's. */
+static void
+load_acme_ca(struct loader *ld, cfg_t *tls, struct config_acme *a)
+{
+	int line = line_of(ld, tls, "acme-ca-file");
+	const char *s;
+	char err[256];
+
+	if (cfg_size(tls, "acme-ca-file") == 0)
+		return;
+	s = cfg_getstr(tls, "acme-ca-file");
+	if (!path_ok(ld, line, "acme-ca-file", s, false))
+		return;
+	a->ca_file = xstrdup_or_null(ld, s);
+	if (ld->opts->pure || a->ca_file == NULL)
+		return;
+	if (read_file(a->ca_file, CONFIG_PEM_MAX, &a->ca, err,
+	    sizeof(err)) == -1)
+		cerr(ld, line, "cannot read acme-ca-file %s: %s", a->ca_file,
+		    err);
+	else if (memmem(a->ca.data, a->ca.len, "-----BEGIN CERTIFICATE-----",
+	    27) == NULL)
+		cerr(ld, line, "acme-ca-file %s holds no certificate (no "
+		    "\"-----BEGIN CERTIFICATE-----\")", a->ca_file);
+}
+
+bool
+config_base64url_ok(const char *s, size_t max)
+{
+	size_t i, len = strlen(s), pad = 0;
+
+	if (len == 0 || len > max)
+		return false;
+	for (i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (c == '=')
+			pad++;
+		else if (pad > 0 || !((c >= 'A' && c <= 'Z') ||
+		    (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '_'))
+			return false;
+	}
+	return pad < len && pad <= 2;
+}
+
+/* External Account Binding: both or neither. */
+static void
+load_acme_eab(struct loader *ld, cfg_t *tls, struct config_acme *a)
+{
+	bool has_kid = cfg_size(tls, "acme-eab-kid") > 0;
+	bool has_key = cfg_size(tls, "acme-eab-hmac-key") > 0;
+	int kid_line = line_of(ld, tls, "acme-eab-kid");
+	int key_line = line_of(ld, tls, "acme-eab-hmac-key");
+	const char *kid, *key;
+
+	if (!has_kid && !has_key)
+		return;
+	if (has_kid != has_key) {
+		cerr(ld, has_kid ? kid_line : key_line, "'%s' needs '%s' "
+		    "(External Account Binding takes both or neither)",
+		    has_kid ? "acme-eab-kid" : "acme-eab-hmac-key",
+		    has_kid ? "acme-eab-hmac-key" : "acme-eab-kid");
+		return;
+	}
+	kid = cfg_getstr(tls, "acme-eab-kid");
+	key = cfg_getstr(tls, "acme-eab-hmac-key");
+	if (kid == NULL || !token_ok(kid, CONFIG_ACME_EAB_MAX, ""))
+		cerr(ld, kid_line, "acme-eab-kid must be 1 to %d printable "
+		    "characters, no spaces", CONFIG_ACME_EAB_MAX);
+	if (key == NULL || !config_base64url_ok(key, CONFIG_ACME_EAB_MAX))
+		cerr(ld, key_line, "acme-eab-hmac-key must be base64url (A-Z "
+		    "a-z 0-9 - _, '=' padding at the end), 1 to %d characters",
+		    CONFIG_ACME_EAB_MAX);
+	else
+		a->eab_hmac_key = xstrdup_or_null(ld, key);
+	a->eab_kid = xstrdup_or_null(ld, kid);
+}
+
+/* Everything of mode "acme" but the domains, which need the sites. */
+static void
+load_acme(struct loader *ld, cfg_t *tls, struct config_listener *lst)
+{
+	struct config_acme *a = &lst->acme;
+	const char *dir = cfg_getstr(tls, "acme-cache-dir");
+
+	lst->tls_mode = CONFIG_TLS_ACME;
+	a->line = line_of(ld, tls, "mode");
+	refuse_listener_pair(ld, tls);
+	load_acme_directory(ld, tls, a);
+	load_acme_contact(ld, tls, a);
+	load_acme_challenge(ld, tls, lst);
+	if (path_ok(ld, line_of(ld, tls, "acme-cache-dir"), "acme-cache-dir",
+	    dir, true))
+		a->cache_dir = xstrdup_or_null(ld, dir);
+	load_acme_ca(ld, tls, a);
+	if (opt_line(ld, tls, "acme-renew-days") != 0)
+		a->renew_days = (unsigned)get_int(ld, tls, "acme-renew-days",
+		    1, 365);
+	load_acme_eab(ld, tls, a);
+}
+
+/* A site of l answers for name: the same name, or a *. one label up. */
+static bool
+listener_serves(const struct config_listener *l, const char *name)
+{
+	const char *up = strchr(name, '.');
+	size_t i;
+
+	for (i = 0; i < l->nsites; i++) {
+		const struct config_site *s = &l->sites[i];
+
+		if (s->host == NULL)
+			continue;
+		if (!s->wildcard && strcmp(s->host, name) == 0)
+			return true;
+		if (s->wildcard && up != NULL && strcmp(s->host + 1, up) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* One acme-domains entry: its normalised name, or NULL (said why). */
+static char *
+acme_domain(struct loader *ld, int line, const struct config_listener *lst,
+    const char *s)
+{
+	const struct config_acme *a = &lst->acme;
+	size_t i;
+	char *h;
+
+	if (config_check_hostname(s, strlen(s), true) == -1) {
+		cerr(ld, line, "acme-domains: \"%s\" is not a valid DNS name",
+		    s);
+		return NULL;
+	}
+	if (s[0] == '*') {
+		cerr(ld, line, "acme-domains: \"%s\" is a wildcard name: those "
+		    "need the DNS-01 challenge, which portcullis does not do",
+		    s);
+		return NULL;
+	}
+	if ((h = normalize_host(ld, s)) == NULL)
+		return NULL;
+	for (i = 0; i < a->ndomains; i++) {
+		if (strcmp(a->domains[i], h) == 0) {
+			cerr(ld, line, "acme-domains: \"%s\" is listed twice",
+			    h);
+			free(h);
+			return NULL;
+		}
+	}
+	if (!listener_serves(lst, h)) {
+		cerr(ld, line, "acme-domains: \"%s\" is not served by a site "
+		    "of this listener", h);
+		free(h);
+		return NULL;
+	}
+	return h;
+}
+
+/*
+ * acme-domains, or every site name that is neither a wildcard nor a site
+ * with a certificate of its own (which wins: ordering one would only use
+ * up the CA's rate limits); after the sites are loaded.
+ */
+static void
+load_acme_domains(struct loader *ld, cfg_t *tls, struct config_listener *lst)
+{
+	struct config_acme *a = &lst->acme;
+	int line = line_of(ld, tls, "acme-domains");
+	size_t i, n, own = 0;
+	char *h;
+
+	/* An empty list is the default, as the man page says. */
+	a->domains_set = opt_line(ld, tls, "acme-domains") != 0 &&
+	    cfg_size(tls, "acme-domains") > 0;
+	n = a->domains_set ? cfg_size(tls, "acme-domains") : lst->nsites;
+	if (n > CONFIG_MAX_SITES) {
+		cerr(ld, line, "acme-domains: more than %d names",
+		    CONFIG_MAX_SITES);
+		return;
+	}
+	if (n == 0)
+		return;		/* no site: said already */
+	if ((a->domains = calloc(n, sizeof(*a->domains))) == NULL) {
+		ld->oom = true;
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		if (a->domains_set)
+			h = acme_domain(ld, elem_line(ld, tls, "acme-domains",
+			    (unsigned)i), lst, cfg_getnstr(tls, "acme-domains",
+			    (unsigned)i));
+		else if (lst->sites[i].tls.cert_path != NULL) {
+			own++;
+			h = NULL;
+		} else if (lst->sites[i].host != NULL &&
+		    !lst->sites[i].wildcard)
+			h = xstrdup_or_null(ld, lst->sites[i].host);
+		else
+			h = NULL;
+		if (h != NULL)
+			a->domains[a->ndomains++] = h;
+	}
+	if (!a->domains_set && a->ndomains == 0 && own == 0)
+		cerr(ld, a->line, "tls mode \"acme\": every site is a "
+		    "wildcard, and wildcard names need the DNS-01 challenge, "
+		    "which portcullis does not do: name the hosts in "
+		    "acme-domains");
+	else if (!a->domains_set && a->ndomains == 0)
+		cerr(ld, a->line, "tls mode \"acme\": no site needs a "
+		    "certificate from the CA (each has its own cert or is a "
+		    "wildcard, which needs DNS-01): name the hosts in "
+		    "acme-domains, or use mode \"manual\"");
+}
+
 static void
 load_listener(struct loader *ld, cfg_t *l, struct config_listener *lst,
     bool wildcard_ok)
@@ -738,17 +1172,21 @@ load_listener(struct loader *ld, cfg_t *l, struct config_listener *lst,
 	lst->https_line = line_of(ld, l, "https-port");
 	lst->http_line = line_of(ld, l, "http-port");
 	mode = tls != NULL ? cfg_getstr(tls, "mode") : NULL;
-	if (tls == NULL || opt_line(ld, tls, "mode") + opt_line(ld, tls,
-	    "cert") + opt_line(ld, tls, "key") == 0) {
-		cerr(ld, lst->line, "listener%s%s: a tls { cert key } section "
-		    "is required", lst->bind ? " " : "", lst->bind ? lst->bind : "");
-	} else {
-		if (mode == NULL || strcmp(mode, "manual") != 0)
-			cerr(ld, line_of(ld, tls, "mode"), "tls mode must be "
-			    "\"manual\"");
+	if (tls == NULL || !sec_is_set(ld, tls)) {
+		cerr(ld, lst->line, "listener%s%s: a tls { } section is "
+		    "required (cert and key, or mode = \"acme\")",
+		    lst->bind ? " " : "", lst->bind ? lst->bind : "");
+	} else if (mode != NULL && strcmp(mode, "manual") == 0) {
+		refuse_acme_options(ld, tls);
 		load_tls_pair(ld, tls, &lst->tls, true, "tls");
-	}
+	} else if (mode != NULL && strcmp(mode, "acme") == 0)
+		load_acme(ld, tls, lst);
+	else
+		cerr(ld, line_of(ld, tls, "mode"), "tls mode must be "
+		    "\"manual\" or \"acme\"");
 	load_sites(ld, l, lst);
+	if (lst->tls_mode == CONFIG_TLS_ACME)
+		load_acme_domains(ld, tls, lst);
 }
 
 /* One address:port a listening socket will be bound to. */
@@ -1199,6 +1637,51 @@ tls_free(struct config_tls *t)
 	blob_free(&t->key, true);
 }
 
+static void
+secret_free(char *s)
+{
+	if (s != NULL)
+		explicit_bzero(s, strlen(s));
+	free(s);
+}
+
+static void
+acme_free(struct config_acme *a)
+{
+	size_t i;
+
+	for (i = 0; i < a->ndomains; i++)
+		free(a->domains[i]);
+	free(a->domains);
+	free(a->directory);
+	free(a->contact);
+	free(a->cache_dir);
+	free(a->ca_file);
+	blob_free(&a->ca, false);
+	free(a->eab_kid);
+	secret_free(a->eab_hmac_key);
+}
+
+/* What the master adds: issued certificates and pending challenges. */
+static void
+acme_state_free(struct config_listener *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->nacme_certs; i++) {
+		free(l->acme_certs[i].name);
+		blob_free(&l->acme_certs[i].cert, false);
+		blob_free(&l->acme_certs[i].key, true);
+	}
+	free(l->acme_certs);
+	for (i = 0; i < l->nchallenges; i++) {
+		free(l->challenges[i].name);
+		free(l->challenges[i].token);
+		free(l->challenges[i].keyauth);	/* served to anyone */
+	}
+	free(l->challenges);
+}
+
 void
 config_free(struct config *cfg)
 {
@@ -1217,6 +1700,8 @@ config_free(struct config *cfg)
 		free(l->sites);
 		free(l->bind);
 		tls_free(&l->tls);
+		acme_free(&l->acme);
+		acme_state_free(l);
 	}
 	free(cfg->listeners);
 	free(cfg->path);

@@ -46,6 +46,74 @@ struct config_tls {
 	struct config_blob	 key;
 };
 
+/* tls { mode } */
+enum config_tls_mode {
+	CONFIG_TLS_MANUAL = 0,		/* cert and key files */
+	CONFIG_TLS_ACME			/* certificates from an ACME CA */
+};
+
+/* tls { acme-challenge } */
+enum config_acme_challenge {
+	CONFIG_ACME_TLS_ALPN_01 = 0,	/* RFC 8737, on the https-port */
+	CONFIG_ACME_HTTP_01		/* RFC 8555 8.3, on the http-port */
+};
+
+#define CONFIG_ACME_PRODUCTION \
+	"https://acme-v02.api.letsencrypt.org/directory"
+#define CONFIG_ACME_STAGING \
+	"https://acme-staging-v02.api.letsencrypt.org/directory"
+#define CONFIG_ACME_CACHE_DIR	"/var/lib/portcullis/acme"
+#define CONFIG_ACME_RENEW_DAYS	30
+#define CONFIG_ACME_URL_MAX	2048
+#define CONFIG_ACME_EAB_MAX	512	/* acme-eab-kid, acme-eab-hmac-key */
+/* acme-cache-dir, acme-ca-file: at most this long (PATH_MAX - 1). */
+#define CONFIG_PATH_MAX		4095
+
+/*
+ * A listener's tls { mode = "acme" ... } settings (all reloadable).  In
+ * the image every field but eab_hmac_key goes to the workers (who use
+ * none of them); the ACME process gets an image with it too.
+ */
+struct config_acme {
+	char			**domains;	/* lower-case, no wildcard */
+	size_t			 ndomains;
+	bool			 domains_set;	/* else: every non-wildcard
+						   site name of the listener */
+	char			*directory;	/* the https:// URL
+						   ("production" resolved) */
+	char			*contact;	/* NULL: none */
+	enum config_acme_challenge challenge;
+	char			*cache_dir;	/* absolute */
+	char			*ca_file;	/* NULL: the system's trust */
+	struct config_blob	 ca;		/* its PEM bytes */
+	unsigned		 renew_days;	/* 0: the default (30, or a
+						   third of the lifetime if
+						   shorter) */
+	char			*eab_kid;	/* both or neither */
+	char			*eab_hmac_key;
+	int			 line;		/* of mode */
+};
+
+/*
+ * What the master adds to a generation from the ACME process's work,
+ * never from the file: the certificates issued so far (one per name, its
+ * own key), and the challenges the workers must answer now.
+ */
+struct config_acme_cert {
+	char			*name;
+	struct config_blob	 cert;		/* PEM chain */
+	struct config_blob	 key;		/* PEM key */
+};
+
+struct config_challenge {
+	enum config_acme_challenge type;
+	char			*name;		/* the host it is for */
+	char			*token;		/* http-01: the path's last part */
+	char			*keyauth;	/* http-01: the body to answer */
+	unsigned char		 digest[32];	/* tls-alpn-01: SHA-256 of the
+						   key authorization */
+};
+
 struct config_site {
 	char			*host;		/* lower-case, no trailing dot */
 	bool			 wildcard;	/* "*.example.com" */
@@ -75,7 +143,13 @@ struct config_listener {
 	uint16_t		 http_port;	/* 0: no redirect listener */
 	int			 https_line;	/* where the ports are set */
 	int			 http_line;
-	struct config_tls	 tls;
+	struct config_tls	 tls;		/* manual: required */
+	enum config_tls_mode	 tls_mode;
+	struct config_acme	 acme;		/* tls_mode == CONFIG_TLS_ACME */
+	struct config_acme_cert	*acme_certs;	/* from the master, not the file */
+	size_t			 nacme_certs;
+	struct config_challenge	*challenges;	/* from the master, not the file */
+	size_t			 nchallenges;
 	struct config_site	*sites;
 	size_t			 nsites;
 	int			 line;
@@ -174,6 +248,16 @@ const char *config_static_change(const struct config *old,
 
 /* Host name rules shared with routing: 0 if valid, -1 if not. */
 int	 config_check_hostname(const char *name, size_t len, bool allow_wildcard);
+
+/*
+ * The rules of tls { } values, shared with the image decoder: an
+ * https:// URL (acme-directory), a "mailto:" address (acme-contact), and
+ * 1..max base64url characters with '=' padding at the end tolerated
+ * (acme-eab-hmac-key); all printable ASCII without spaces.
+ */
+bool	 config_acme_url_ok(const char *s);
+bool	 config_acme_contact_ok(const char *s);
+bool	 config_base64url_ok(const char *s, size_t max);
 
 /* Total number of sites over all listeners. */
 size_t	 config_site_count(const struct config *cfg);

@@ -14,7 +14,29 @@
  *
  * Every message is a fixed header (type, payload length) and a payload
  * whose size is fixed by its type; the receiver checks both and rejects
- * anything else.  Only CONTROL_REOPEN_LOG carries a descriptor.
+ * anything else.  Only CONTROL_REOPEN_LOG and CONTROL_ACME_CONFIG carry a
+ * descriptor (and must).  Each end refuses what only it sends: the
+ * master's control_read() the master's types (CONFIG, DRAIN, REOPEN_LOG,
+ * ACME_CONFIG, ACME_PUBLISHED, ACME_RENEW), a child's control_recv() all
+ * the others.
+ *
+ * Payloads (native byte order; both ends are the same binary):
+ *   READY                 gen (u64), pid (u32)
+ *   CONFIG, ACK           gen (u64)
+ *   NACK                  gen (u64), text (0..CONTROL_TEXT_MAX bytes)
+ *   DRAIN, REOPEN_LOG     nothing
+ *   ACME_CONFIG           gen (u64); the memfd attached
+ *   every other ACME_*    struct control_acme as CONTROL_ACME_WIRE bytes:
+ *                         id, listener, type, ok (u32), not_after, next
+ *                         (i64), name, token, keyauth (fixed fields of
+ *                         their array sizes: printable, a NUL, zeros),
+ *                         digest (32 bytes); then, for PUBLISHED, STATE
+ *                         and RENEWED only, text (0..CONTROL_TEXT_MAX)
+ * A field an ACME type does not use must be zero (see each type below);
+ * ok is 0 or 1; not_after and next are >= 0; CHALLENGE's type is an enum
+ * config_acme_challenge: http-01 has token and keyauth and a zero digest,
+ * tls-alpn-01 the digest and neither string.  CHALLENGE, ISSUED and STATE
+ * need a name; RENEW's may be "".
  */
 #ifndef PORTCULLIS_CONTROL_H
 #define PORTCULLIS_CONTROL_H
@@ -29,10 +51,53 @@ enum control_type {
 	CONTROL_NACK,		/* w->m: generation gen rejected, text: why */
 	CONTROL_DRAIN,		/* m->w: stop accepting, finish, exit */
 	CONTROL_REOPEN_LOG,	/* m->w: the attached fd is the new log */
-	CONTROL_TYPE_MAX = CONTROL_REOPEN_LOG
+	/* The ACME process ("a"): READY, DRAIN and REOPEN_LOG as a worker. */
+	CONTROL_ACME_CONFIG,	/* m->a: the attached fd is a sealed memfd
+				   holding the image of generation gen, EAB
+				   keys included */
+	CONTROL_ACME_CHALLENGE,	/* a->m: publish challenge acme.id for
+				   acme.listener: acme.type, name, token,
+				   keyauth (http-01) or digest (tls-alpn-01) */
+	CONTROL_ACME_PUBLISHED,	/* m->a: every worker serves acme.id now
+				   (acme.ok 0: it could not be published,
+				   text: why) */
+	CONTROL_ACME_WITHDRAW,	/* a->m: challenge acme.id is over */
+	CONTROL_ACME_ISSUED,	/* a->m: a new certificate for acme.name is
+				   in acme.listener's cache directory */
+	CONTROL_ACME_STATE,	/* a->m: acme.listener's acme.name:
+				   not_after, next (the next attempt or
+				   renewal), text: the last error ("" none) */
+	CONTROL_ACME_RENEW,	/* m->a: renew acme.name ("" every name of
+				   every listener) now; acme.id answers */
+	CONTROL_ACME_RENEWED,	/* a->m: renewal acme.id is over: acme.ok,
+				   text: what failed */
+	CONTROL_TYPE_MAX = CONTROL_ACME_RENEWED
 };
 
 #define CONTROL_TEXT_MAX	200
+#define CONTROL_NAME_MAX	253	/* a host name */
+#define CONTROL_TOKEN_MAX	256	/* an ACME challenge token */
+#define CONTROL_KEYAUTH_MAX	(CONTROL_TOKEN_MAX + 1 + 43)
+
+/*
+ * The payload of every CONTROL_ACME_* message but CONFIG (one layout, so
+ * one parser); the fields a type does not use are zero.  Strings are
+ * NUL-terminated and printable ASCII.  What the ACME process sends is
+ * checked by the master as coming from an adversary (a listener in ACME
+ * mode, a name among its domains, a token of base64url characters ...).
+ */
+struct control_acme {
+	uint32_t	 id;		/* challenge or renewal id */
+	uint32_t	 listener;	/* index in the configuration */
+	uint32_t	 type;		/* enum config_acme_challenge */
+	uint32_t	 ok;		/* PUBLISHED, RENEWED: 1 ok, 0 failed */
+	int64_t		 not_after;	/* STATE: 0 if no certificate */
+	int64_t		 next;		/* STATE: 0 if nothing planned */
+	char		 name[CONTROL_NAME_MAX + 1];
+	char		 token[CONTROL_TOKEN_MAX + 1];
+	char		 keyauth[CONTROL_KEYAUTH_MAX + 1];
+	unsigned char	 digest[32];
+};
 
 struct control_hdr {
 	uint32_t	 type;
@@ -43,13 +108,19 @@ struct control_msg {
 	enum control_type type;
 	uint64_t	 gen;		/* READY CONFIG ACK NACK */
 	uint32_t	 pid;		/* READY */
-	char		 text[CONTROL_TEXT_MAX + 1]; /* NACK, NUL-terminated */
-	int		 fd;		/* REOPEN_LOG; -1 otherwise */
+	char		 text[CONTROL_TEXT_MAX + 1]; /* NACK, ACME_STATE,
+					   ACME_RENEWED, ACME_PUBLISHED:
+					   NUL-terminated */
+	struct control_acme acme;	/* CONTROL_ACME_* but CONFIG */
+	int		 fd;		/* REOPEN_LOG, ACME_CONFIG; else -1 */
 };
 
-/* The largest message on the wire. */
+/* The fixed part of an ACME payload, and a bound on any message. */
+#define CONTROL_ACME_WIRE \
+	(4 * 4 + 2 * 8 + CONTROL_NAME_MAX + 1 + CONTROL_TOKEN_MAX + 1 + \
+	 CONTROL_KEYAUTH_MAX + 1 + 32)
 #define CONTROL_MSG_MAX \
-	(sizeof(struct control_hdr) + 8 + 4 + CONTROL_TEXT_MAX)
+	(sizeof(struct control_hdr) + 8 + CONTROL_ACME_WIRE + CONTROL_TEXT_MAX)
 
 /*
  * Validate and decode one message of len bytes (no descriptor: the caller
@@ -71,7 +142,8 @@ size_t	 control_encode(const struct control_msg *m, unsigned char *buf);
  */
 int	 control_open(int sock[2], int report[2]);
 
-/* Master -> worker: m->fd >= 0 is passed along for CONTROL_REOPEN_LOG. */
+/* Master -> worker: m->fd >= 0 is passed along for CONTROL_REOPEN_LOG and
+   CONTROL_ACME_CONFIG. */
 int	 control_send(int sock, const struct control_msg *m);
 int	 control_send_gen(int sock, enum control_type type, uint64_t gen);
 
@@ -79,14 +151,16 @@ int	 control_send_gen(int sock, enum control_type type, uint64_t gen);
  * Worker: receive one message from the master.  Returns 1 with *m filled,
  * 0 on EOF (or an empty record, which no sender produces: it is taken as
  * EOF), -1 on error (errno EAGAIN: nothing to read; EPROTO: a malformed
- * message, whose descriptors, if any, have been closed).
+ * message, a type the master does not send, a descriptor missing or on a
+ * type without one; its descriptors, if any, have been closed).
  */
 int	 control_recv(int sock, struct control_msg *m);
 
 /*
  * Worker -> master: one write(2) of one message on the report pipe
- * (SIGPIPE must be ignored: a master that is gone gives EPIPE).  A
- * CONTROL_REOPEN_LOG, the one type with a descriptor, cannot be reported.
+ * (SIGPIPE must be ignored: a master that is gone gives EPIPE).
+ * CONTROL_REOPEN_LOG and CONTROL_ACME_CONFIG, the types with a descriptor,
+ * cannot be reported (EINVAL).
  */
 int	 control_report(int pipefd, const struct control_msg *m);
 int	 control_report_gen(int pipefd, enum control_type type,
@@ -94,7 +168,8 @@ int	 control_report_gen(int pipefd, enum control_type type,
 
 /*
  * Master: read one message from a worker's report pipe.  Same returns as
- * control_recv(); no descriptor can come this way (m->fd is always -1).
+ * control_recv() (EPROTO too for a type only the master sends); no
+ * descriptor can come this way (m->fd is always -1).
  */
 int	 control_read(int pipefd, struct control_msg *m);
 

@@ -1,5 +1,5 @@
 /*
- * ctl.c - "portcullis ctl [--socket PATH] reload|status".
+ * ctl.c - "portcullis ctl [--socket PATH] reload|status|renew [NAME]".
  *
  * Sends the command, prints the JSON reply and exits 0 when the reply says
  * "status":"ok", 1 otherwise (including when nothing answers).
@@ -23,7 +23,7 @@
 static void
 ctl_usage(FILE *f)
 {
-	fprintf(f, "usage: portcullis ctl [--socket PATH] reload|status\n");
+	fprintf(f, "usage: portcullis ctl [--socket PATH] reload|status|renew [NAME]\n");
 }
 
 static int
@@ -48,14 +48,14 @@ ctl_connect(const char *path)
 
 /* Read one reply line into buf (NUL-terminated, without the newline). */
 static int
-ctl_read_reply(int fd, char *buf, size_t bufsz)
+ctl_read_reply(int fd, char *buf, size_t bufsz, int timeout_ms)
 {
 	struct pollfd pfd = { fd, POLLIN, 0 };
 	size_t len = 0;
 	ssize_t n;
 
 	while (len < bufsz - 1) {
-		if (poll(&pfd, 1, CTL_REPLY_TIMEOUT_MS) <= 0) {
+		if (poll(&pfd, 1, timeout_ms) <= 0) {
 			errno = ETIMEDOUT;
 			return -1;
 		}
@@ -85,9 +85,10 @@ ctl_main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char *path = CONFIG_ADMIN_SOCKET, *cmd;
+	const char *path = CONFIG_ADMIN_SOCKET;
 	char line[ADMIN_LINE_MAX + 2], reply[65536];
-	int ch, fd;
+	enum admin_cmd cmd = ADMIN_CMD_INVALID;
+	int ch, fd, n;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "s:h", longopts, NULL)) != -1) {
@@ -103,20 +104,28 @@ ctl_main(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (argc - optind != 1 || admin_parse(argv[optind],
-	    strlen(argv[optind])) == ADMIN_CMD_INVALID) {
+	/* The words make one command line, which must parse as one. */
+	n = -1;
+	if (argc - optind == 1)
+		n = snprintf(line, sizeof(line), "%s\n", argv[optind]);
+	else if (argc - optind == 2)
+		n = snprintf(line, sizeof(line), "%s %s\n", argv[optind],
+		    argv[optind + 1]);
+	if (n > 0 && (size_t)n < sizeof(line) && strchr(line, '\n') ==
+	    line + n - 1)
+		cmd = admin_parse(line, (size_t)n - 1, NULL, NULL);
+	if (cmd == ADMIN_CMD_INVALID) {
 		ctl_usage(stderr);
 		return 1;
 	}
-	cmd = argv[optind];
 	if ((fd = ctl_connect(path)) == -1) {
 		fprintf(stderr, "portcullis ctl: %s: %s\n", path,
 		    strerror(errno));
 		return 1;
 	}
-	snprintf(line, sizeof(line), "%s\n", cmd);
 	if (util_write_all(fd, line, strlen(line)) == -1 ||
-	    ctl_read_reply(fd, reply, sizeof(reply)) == -1) {
+	    ctl_read_reply(fd, reply, sizeof(reply), cmd == ADMIN_CMD_RENEW ?
+	    CTL_RENEW_TIMEOUT_MS : CTL_REPLY_TIMEOUT_MS) == -1) {
 		fprintf(stderr, "portcullis ctl: %s: %s\n", path,
 		    strerror(errno));
 		close(fd);

@@ -379,35 +379,46 @@ log_access(struct h1_conn *c)
 }
 
 /*
- * A short plain-text response.  The request's body, if any, is not read:
+ * A short plain-text response: body (an HTTP-01 key authorization), or
+ * NULL for the status as text.  The request's body, if any, is not read:
  * the connection closes after it (nothing else would find the next
  * request).  Nothing internal goes into it.
  */
 static void
-h1_respond(struct h1_conn *c, int status, const char *extra, bool close)
+h1_respond_body(struct h1_conn *c, int status, const char *extra,
+    bool close, const char *body, size_t blen)
 {
 	const char *reason = headers_reason(status);
-	char body[64];
-	int blen;
+	char line[64];
 	struct buf *out = out_buf(c);
 
-	blen = snprintf(body, sizeof(body), "%d %s\n", status, reason);
+	if (body == NULL) {
+		blen = (size_t)snprintf(line, sizeof(line), "%d %s\n", status,
+		    reason);
+		body = line;
+	}
 	if (!c->body_done)
 		close = true;
 	c->close_after = c->close_after || close;
 	log_of(c)->status = status;
 	if (out == NULL || buf_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: "
-	    "text/plain; charset=utf-8\r\nContent-Length: %d\r\n%s%s\r\n",
+	    "text/plain; charset=utf-8\r\nContent-Length: %zu\r\n%s%s\r\n",
 	    status, reason, blen, extra != NULL ? extra : "",
 	    c->close_after ? "Connection: close\r\n" : "") == -1 ||
 	    (c->method != HTTP1_METHOD_HEAD &&
-	    buf_add(out, body, (size_t)blen) == -1)) {
+	    buf_add(out, body, blen) == -1)) {
 		h1_close(c, "response does not fit");
 		return;
 	}
 	c->resp_started = true;
 	c->resp_done = true;
 	h1_set_state(c, H1_RESPOND);
+}
+
+static void
+h1_respond(struct h1_conn *c, int status, const char *extra, bool close)
+{
+	h1_respond_body(c, status, extra, close, NULL, 0);
 }
 
 /* A malformed request: its status, and the connection ends. */
@@ -490,7 +501,8 @@ h1_answer(struct h1_conn *c, const struct request_answer *a)
 	if (a->name != NULL)
 		snprintf(extra, sizeof(extra), "%s: %s\r\n", a->name,
 		    a->value);
-	h1_respond(c, a->status, a->name != NULL ? extra : NULL, a->close);
+	h1_respond_body(c, a->status, a->name != NULL ? extra : NULL,
+	    a->close, a->body, a->body_len);
 }
 
 /* Admit, then forward a parsed request. */

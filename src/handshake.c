@@ -51,14 +51,44 @@ hs_close(struct handshake *h, const char *reason)
 	free(h);
 }
 
+/*
+ * A handshake refused for want of a certificate (acme mode: none issued
+ * yet for the name, or acme-tls/1 without a pending challenge) says why,
+ * in one ACME line; any other failure is the client's business (debug).
+ */
+static void
+hs_failed(struct handshake *h)
+{
+	struct log_event ev;
+	const char *why, *name;
+	size_t len;
+
+	if ((why = tls_conn_refusal(h->cl.tls, &name, &len)) != NULL) {
+		log_event_begin(&ev, "ACME");
+		log_event_cstr(&ev, "client_ip", h->cl.client_ip);
+		log_event_str(&ev, "name", len > 0 ? name : "-",
+		    len > 0 ? len : 1);
+		log_event_cstr(&ev, "error", why);
+		log_event_end(&ev);
+	}
+	hs_close(h, tls_conn_error(h->cl.tls));
+}
+
 /* Done: ALPN says who takes the socket, the session and gen. */
 static void
 hs_hand_over(struct handshake *h)
 {
 	struct client *cl = &h->cl;
+	const char *alpn = tls_conn_alpn(cl->tls);
 
+	/* TLS-ALPN-01: the challenge certificate was the answer; no HTTP. */
+	if (strcmp(alpn, TLS_ALPN_ACME) == 0) {
+		tls_conn_bye(cl->tls);
+		hs_close(h, "tls-alpn-01 challenge answered");
+		return;
+	}
 	/* Registered there before it leaves here: a drain never sees 0. */
-	if (strcmp(tls_conn_alpn(cl->tls), "h2") == 0)
+	if (strcmp(alpn, "h2") == 0)
 		h2_start(cl);
 	else
 		h1_start(cl);
@@ -88,7 +118,7 @@ hs_io_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
 		tls_conn_readable(h->cl.tls);
 	rc = tls_conn_handshake(h->cl.tls);
 	if (rc == -1)
-		hs_close(h, tls_conn_error(h->cl.tls));
+		hs_failed(h);
 	else if (rc == 0)
 		hs_watch(h);
 	else

@@ -4,18 +4,28 @@
  * Layout: a sequence of little fields in host byte order (the image never
  * leaves the machine), strings and blobs as a u32 length and the bytes:
  *
- *   magic version generation
+ *   magic version generation secrets
  *   workers max-connections shutdown-timeout health-port level format
  *   access-log
  *   rate-rps(bits) rate-burst rate-table-size body-limit
  *   http: max-request-line max-header-size max-headers handshake-timeout
  *         header-timeout idle-timeout client-timeout tunnel-timeout
  *         h2 h2-max-streams
- *   nlisteners { family addr[16] https-port http-port bind cert key
+ *   nlisteners { family addr[16] https-port http-port bind tls-mode
+ *                cert key
  *                nsites { host wildcard upstream addrlen addr
  *                         connect-timeout request-timeout cert key
- *                         rate-own [rate-rps(bits) rate-burst] } }
+ *                         rate-own [rate-rps(bits) rate-burst] }
+ *                [tls-mode acme:
+ *                 ndomains { domain } domains-set directory contact
+ *                 challenge cache-dir ca-file ca renew-days eab-kid
+ *                 [secrets 1: eab-hmac-key]
+ *                 nacme-certs { name cert key }
+ *                 nchallenges { type name token keyauth digest[32] }] }
  *   magic
+ *
+ * secrets is 1 in the ACME process's copy (image_encode_acme), the only
+ * one with the EAB keys; recording it keeps decode-then-encode exact.
  */
 #include "autoconf.h"
 
@@ -24,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "control.h"
 #include "image.h"
 #include "ratelimit.h"
 #include "util.h"
@@ -31,8 +42,11 @@
 #define IMAGE_MAX	(256u * 1024 * 1024)
 #define STR_MAX		1024
 /* The fewest bytes a listener / a site can take: bounds counts early. */
-#define LISTENER_MIN	(1 + 16 + 2 + 2 + 4 + 4 + 4 + 4)
+#define LISTENER_MIN	(1 + 16 + 2 + 2 + 4 + 1 + 4 + 4 + 4)
 #define SITE_MIN	(4 + 1 + 4 + 4 + 4 + 4 + 4 + 4 + 1)
+#define DOMAIN_MIN	(4 + 1)
+#define ACME_CERT_MIN	(4 + 1 + 4 + 1 + 4 + 1)
+#define CHALLENGE_MIN	(1 + 4 + 1 + 4 + 4 + 32)
 
 /* Writes into a buffer of fixed size; with p NULL it only counts. */
 struct wbuf {
@@ -120,8 +134,49 @@ put_site(struct wbuf *w, const struct config_site *s)
 	}
 }
 
+/* A listener's tls { mode = "acme" } part, and the master's additions. */
 static void
-put_listener(struct wbuf *w, const struct config_listener *l)
+put_acme(struct wbuf *w, const struct config_listener *l, bool secrets)
+{
+	const struct config_acme *a = &l->acme;
+	size_t i;
+
+	put_u32(w, (uint32_t)a->ndomains);
+	for (i = 0; i < a->ndomains; i++)
+		put_str(w, a->domains[i]);
+	put_u8(w, a->domains_set ? 1 : 0);
+	put_str(w, a->directory);
+	put_str(w, a->contact);
+	put_u8(w, (uint8_t)a->challenge);
+	put_str(w, a->cache_dir);
+	put_str(w, a->ca_file);
+	put_bytes(w, a->ca.data, a->ca.len);
+	put_u32(w, a->renew_days);
+	put_str(w, a->eab_kid);
+	if (secrets)
+		put_str(w, a->eab_hmac_key);
+	put_u32(w, (uint32_t)l->nacme_certs);
+	for (i = 0; i < l->nacme_certs; i++) {
+		put_str(w, l->acme_certs[i].name);
+		put_bytes(w, l->acme_certs[i].cert.data,
+		    l->acme_certs[i].cert.len);
+		put_bytes(w, l->acme_certs[i].key.data,
+		    l->acme_certs[i].key.len);
+	}
+	put_u32(w, (uint32_t)l->nchallenges);
+	for (i = 0; i < l->nchallenges; i++) {
+		const struct config_challenge *c = &l->challenges[i];
+
+		put_u8(w, (uint8_t)c->type);
+		put_str(w, c->name);
+		put_str(w, c->token);
+		put_str(w, c->keyauth);
+		put(w, c->digest, sizeof(c->digest));
+	}
+}
+
+static void
+put_listener(struct wbuf *w, const struct config_listener *l, bool secrets)
 {
 	unsigned char addr[16];
 	size_t i;
@@ -133,11 +188,14 @@ put_listener(struct wbuf *w, const struct config_listener *l)
 	put_u16(w, l->https_port);
 	put_u16(w, l->http_port);
 	put_str(w, l->bind);
+	put_u8(w, (uint8_t)l->tls_mode);
 	put_bytes(w, l->tls.cert.data, l->tls.cert.len);
 	put_bytes(w, l->tls.key.data, l->tls.key.len);
 	put_u32(w, (uint32_t)l->nsites);
 	for (i = 0; i < l->nsites; i++)
 		put_site(w, &l->sites[i]);
+	if (l->tls_mode == CONFIG_TLS_ACME)
+		put_acme(w, l, secrets);
 }
 
 static void
@@ -155,9 +213,9 @@ put_http(struct wbuf *w, const struct config_http *h)
 	put_u32(w, h->h2_max_streams);
 }
 
-int
-image_encode(const struct config *cfg, uint64_t gen, unsigned char **out,
-    size_t *outlen)
+static int
+encode(const struct config *cfg, uint64_t gen, bool secrets,
+    unsigned char **out, size_t *outlen)
 {
 	struct wbuf w = { 0 };
 	size_t i;
@@ -172,6 +230,7 @@ image_encode(const struct config *cfg, uint64_t gen, unsigned char **out,
 		put_u32(&w, IMAGE_MAGIC);
 		put_u32(&w, IMAGE_VERSION);
 		put_u64(&w, gen);
+		put_u8(&w, secrets ? 1 : 0);
 		put_u32(&w, cfg->workers);
 		put_u32(&w, cfg->max_connections);
 		put_u32(&w, cfg->shutdown_timeout);
@@ -186,7 +245,7 @@ image_encode(const struct config *cfg, uint64_t gen, unsigned char **out,
 		put_http(&w, &cfg->http);
 		put_u32(&w, (uint32_t)cfg->nlisteners);
 		for (i = 0; i < cfg->nlisteners; i++)
-			put_listener(&w, &cfg->listeners[i]);
+			put_listener(&w, &cfg->listeners[i], secrets);
 		put_u32(&w, IMAGE_MAGIC);
 		if (w.err)
 			break;
@@ -205,6 +264,34 @@ image_encode(const struct config *cfg, uint64_t gen, unsigned char **out,
 	*out = w.p;
 	*outlen = w.len;
 	return 0;
+}
+
+int
+image_encode(const struct config *cfg, uint64_t gen, unsigned char **out,
+    size_t *outlen)
+{
+	return encode(cfg, gen, false, out, outlen);
+}
+
+int
+image_encode_acme(const struct config *cfg, uint64_t gen,
+    unsigned char **out, size_t *outlen)
+{
+	return encode(cfg, gen, true, out, outlen);
+}
+
+int
+image_is_acme(const unsigned char *buf, size_t len)
+{
+	uint32_t magic, version;
+
+	if (len < 17)
+		return -1;
+	memcpy(&magic, buf, 4);
+	memcpy(&version, buf + 4, 4);
+	if (magic != IMAGE_MAGIC || version != IMAGE_VERSION || buf[16] > 1)
+		return -1;
+	return buf[16];
 }
 
 static const unsigned char *
@@ -279,15 +366,46 @@ get_str(struct rbuf *r, size_t max, bool may_be_empty)
 	return (char *)b.data;
 }
 
+/* get_str, with the empty string as NULL. */
+static char *
+get_opt_str(struct rbuf *r, size_t max)
+{
+	char *s = get_str(r, max, true);
+
+	if (s != NULL && s[0] == '\0') {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* A path: 1..CONFIG_PATH_MAX bytes, no NUL (empty: NULL if optional). */
+static char *
+get_path(struct rbuf *r, bool absolute, bool optional)
+{
+	struct config_blob b = { NULL, 0 };
+
+	if (get_blob(r, CONFIG_PATH_MAX, &b) == -1)
+		return NULL;
+	if (memchr(b.data, '\0', b.len) != NULL ||
+	    (b.len == 0 && !optional) || (absolute && b.data[0] != '/'))
+		r->err = true;
+	if (r->err || b.len == 0) {
+		free(b.data);
+		return NULL;
+	}
+	return (char *)b.data;
+}
+
+/* Both or neither; required or forbidden when told so. */
 static void
-get_tls(struct rbuf *r, struct config_tls *t, bool required)
+get_tls(struct rbuf *r, struct config_tls *t, bool required, bool forbidden)
 {
 	if (get_blob(r, CONFIG_PEM_MAX, &t->cert) == -1 ||
 	    get_blob(r, CONFIG_PEM_MAX, &t->key) == -1)
 		return;
-	/* Both or neither; a listener must have them. */
 	if ((t->cert.len == 0) != (t->key.len == 0) ||
-	    (required && t->cert.len == 0))
+	    (required && t->cert.len == 0) || (forbidden && t->cert.len > 0))
 		r->err = true;
 }
 
@@ -389,15 +507,143 @@ get_site(struct rbuf *r, struct config_site *s)
 	    s->keepalive > CONFIG_KEEPALIVE_MAX ||
 	    s->keepalive_timeout < 1 || s->keepalive_timeout > 3600)
 		r->err = true;
-	get_tls(r, &s->tls, false);
+	get_tls(r, &s->tls, false, false);
 	get_site_limit(r, s);
 }
 
+/*
+ * A count of elements of at least min bytes each, at most max: 0 (and
+ * an error) if the rest of the image cannot hold that many.
+ */
+static uint32_t
+get_count(struct rbuf *r, uint32_t max, size_t min)
+{
+	uint32_t n = get_u32(r);
+
+	if (r->err || n > max || n > (r->len - r->off) / min) {
+		r->err = true;
+		return 0;
+	}
+	return n;
+}
+
+static void *
+get_array(struct rbuf *r, uint32_t n, size_t size)
+{
+	void *p;
+
+	if (r->err || n == 0)
+		return NULL;
+	if ((p = calloc(n, size)) == NULL)
+		r->err = true;
+	return p;
+}
+
+static char *
+get_host(struct rbuf *r)
+{
+	char *h = get_str(r, CONFIG_HOST_MAX, false);
+
+	if (h != NULL && !host_ok(h, false))
+		r->err = true;
+	return h;
+}
+
 static void
-get_listener(struct rbuf *r, struct config_listener *l)
+get_acme_config(struct rbuf *r, struct config_acme *a, bool secrets)
+{
+	uint8_t set, ch;
+	uint32_t n;
+
+	n = get_count(r, CONFIG_MAX_SITES, DOMAIN_MIN);
+	if (n == 0 || (a->domains = get_array(r, n, sizeof(char *))) == NULL) {
+		r->err = true;
+		return;
+	}
+	for (; a->ndomains < n && !r->err; a->ndomains++)
+		a->domains[a->ndomains] = get_host(r);
+	set = get_u8(r);
+	a->domains_set = set == 1;
+	a->directory = get_str(r, CONFIG_ACME_URL_MAX, false);
+	a->contact = get_opt_str(r, CONFIG_ACME_URL_MAX);
+	ch = get_u8(r);
+	a->challenge = (enum config_acme_challenge)ch;
+	a->cache_dir = get_path(r, true, false);
+	a->ca_file = get_path(r, false, true);
+	get_blob(r, CONFIG_PEM_MAX, &a->ca);
+	a->renew_days = get_u32(r);
+	a->eab_kid = get_opt_str(r, CONFIG_ACME_EAB_MAX);
+	if (secrets)
+		a->eab_hmac_key = get_opt_str(r, CONFIG_ACME_EAB_MAX);
+	if (r->err || set > 1 || !config_acme_url_ok(a->directory) ||
+	    (a->contact != NULL && !config_acme_contact_ok(a->contact)) ||
+	    ch > CONFIG_ACME_HTTP_01 || a->renew_days > 365 ||
+	    /* Both or neither, in the copy that has the keys. */
+	    (secrets && (a->eab_kid == NULL) != (a->eab_hmac_key == NULL)) ||
+	    (a->eab_hmac_key != NULL &&
+	    !config_base64url_ok(a->eab_hmac_key, CONFIG_ACME_EAB_MAX)))
+		r->err = true;
+}
+
+static void
+get_acme_cert(struct rbuf *r, struct config_acme_cert *c)
+{
+	if ((c->name = get_host(r)) == NULL ||
+	    get_blob(r, CONFIG_PEM_MAX, &c->cert) == -1 ||
+	    get_blob(r, CONFIG_PEM_MAX, &c->key) == -1)
+		return;
+	if (c->cert.len == 0 || c->key.len == 0)
+		r->err = true;
+}
+
+static void
+get_challenge(struct rbuf *r, struct config_challenge *c)
+{
+	uint8_t type = get_u8(r);
+	const unsigned char *d;
+
+	c->type = (enum config_acme_challenge)type;
+	if (type > CONFIG_ACME_HTTP_01 || (c->name = get_host(r)) == NULL)
+		goto bad;
+	c->token = get_opt_str(r, CONTROL_TOKEN_MAX);
+	c->keyauth = get_opt_str(r, CONTROL_KEYAUTH_MAX);
+	if ((d = get(r, sizeof(c->digest))) == NULL)
+		return;
+	memcpy(c->digest, d, sizeof(c->digest));
+	/* HTTP-01 answers GET /.well-known/acme-challenge/TOKEN. */
+	if (c->token != NULL &&
+	    !config_base64url_ok(c->token, CONTROL_TOKEN_MAX))
+		goto bad;
+	if (c->type == CONFIG_ACME_HTTP_01 &&
+	    (c->token == NULL || c->keyauth == NULL))
+		goto bad;
+	return;
+bad:
+	r->err = true;
+}
+
+static void
+get_acme(struct rbuf *r, struct config_listener *l, bool secrets)
+{
+	uint32_t n;
+
+	get_acme_config(r, &l->acme, secrets);
+	n = get_count(r, CONFIG_MAX_SITES, ACME_CERT_MIN);
+	l->acme_certs = get_array(r, n, sizeof(*l->acme_certs));
+	for (; l->nacme_certs < n && !r->err; l->nacme_certs++)
+		get_acme_cert(r, &l->acme_certs[l->nacme_certs]);
+	n = get_count(r, 2 * CONFIG_MAX_SITES, CHALLENGE_MIN);
+	l->challenges = get_array(r, n, sizeof(*l->challenges));
+	for (; l->nchallenges < n && !r->err; l->nchallenges++)
+		get_challenge(r, &l->challenges[l->nchallenges]);
+}
+
+static void
+get_listener(struct rbuf *r, struct config_listener *l, bool secrets)
 {
 	static const unsigned char zeros[12];
 	const unsigned char *addr;
+	uint8_t mode;
 	uint32_t n, i;
 
 	l->family = get_u8(r);
@@ -417,20 +663,26 @@ get_listener(struct rbuf *r, struct config_listener *l)
 		r->err = true;
 	if ((l->bind = get_str(r, INET6_ADDRSTRLEN + 2, false)) == NULL)
 		return;
-	get_tls(r, &l->tls, true);
-	n = get_u32(r);
-	if (r->err || n == 0 || n > CONFIG_MAX_SITES ||
-	    n > (r->len - r->off) / SITE_MIN) {
+	mode = get_u8(r);
+	if (mode > CONFIG_TLS_ACME) {
 		r->err = true;
 		return;
 	}
-	if ((l->sites = calloc(n, sizeof(*l->sites))) == NULL) {
+	l->tls_mode = (enum config_tls_mode)mode;
+	/* Manual: the listener's certificate; ACME: none of its own. */
+	get_tls(r, &l->tls, l->tls_mode == CONFIG_TLS_MANUAL,
+	    l->tls_mode == CONFIG_TLS_ACME);
+	n = get_count(r, CONFIG_MAX_SITES, SITE_MIN);
+	if (n == 0 || (l->sites = get_array(r, n, sizeof(*l->sites))) ==
+	    NULL) {
 		r->err = true;
 		return;
 	}
 	l->nsites = n;
 	for (i = 0; i < n && !r->err; i++)
 		get_site(r, &l->sites[i]);
+	if (l->tls_mode == CONFIG_TLS_ACME && !r->err)
+		get_acme(r, l, secrets);
 }
 
 /* The ranges config.c enforces. */
@@ -500,11 +752,14 @@ image_decode(const unsigned char *buf, size_t len, struct config **out,
 	struct rbuf r = { buf, len, 0, false };
 	struct config *cfg;
 	uint32_t n, i;
+	uint8_t secrets;
 
 	*out = NULL;
 	if (get_u32(&r) != IMAGE_MAGIC || get_u32(&r) != IMAGE_VERSION)
 		return -1;
 	*gen = get_u64(&r);
+	if ((secrets = get_u8(&r)) > 1)
+		return -1;
 	if ((cfg = calloc(1, sizeof(*cfg))) == NULL)
 		return -1;
 	get_globals(&r, cfg);
@@ -516,7 +771,7 @@ image_decode(const unsigned char *buf, size_t len, struct config **out,
 		goto fail;
 	cfg->nlisteners = n;
 	for (i = 0; i < n && !r.err; i++)
-		get_listener(&r, &cfg->listeners[i]);
+		get_listener(&r, &cfg->listeners[i], secrets == 1);
 	if (get_u32(&r) != IMAGE_MAGIC || r.err || r.off != r.len)
 		goto fail;
 	*out = cfg;

@@ -6,7 +6,8 @@
  *   portcullis ctl [--socket PATH] reload|status
  *
  * A worker is this same binary executed by the master with WORKER_ENV set;
- * what it serves on each kind of listener is chosen here.
+ * what it serves on each kind of listener is chosen here.  The ACME process
+ * is the same binary with ACME_ENV set (acme.h).
  */
 #include "autoconf.h"
 
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "acme.h"
 #include "config.h"
 #include "ctl.h"
 #include "h1conn.h"
@@ -77,7 +79,7 @@ usage(FILE *f)
 	    "usage: portcullis [-c|--config FILE] [--validate] "
 	    "[--allow-wildcard-bind]\n"
 	    "                  [-V|--version] [-h|--help]\n"
-	    "       portcullis ctl [--socket PATH] reload|status\n"
+	    "       portcullis ctl [--socket PATH] reload|status|renew [NAME]\n"
 	    "\n"
 	    "  -c, --config FILE       configuration file (default %s)\n"
 	    "      --validate          check the configuration and exit\n"
@@ -109,6 +111,14 @@ main(int argc, char **argv)
 	size_t i;
 	int ch;
 
+	if (getenv(ACME_ENV) != NULL) {
+		if (getenv(WORKER_ENV) != NULL) {
+			fprintf(stderr, "portcullis: %s and %s are internal "
+			    "and exclusive\n", ACME_ENV, WORKER_ENV);
+			return 1;
+		}
+		acme_main();
+	}
 	if (getenv(WORKER_ENV) != NULL)
 		return worker_main(&handlers);
 	if (argc >= 2 && strcmp(argv[1], "ctl") == 0)

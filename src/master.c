@@ -3,7 +3,9 @@
  */
 #include "autoconf.h"
 
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +20,8 @@
 #include <ev.h>
 #include <systemd/sd-daemon.h>
 
+#include "acme.h"
+#include "acmestate.h"
 #include "admin.h"
 #include "control.h"
 #include "image.h"
@@ -27,6 +31,7 @@
 #include "privs.h"
 #include "ratelimit.h"
 #include "shm.h"
+#include "tls.h"
 #include "util.h"
 #include "worker.h"
 
@@ -36,6 +41,7 @@ struct master;
 
 struct mworker {
 	struct master	*m;
+	bool		 acme;		/* the ACME process, not a worker */
 	unsigned	 id;
 	pid_t		 pid;		/* 0: not running */
 	int		 control;	/* to it; -1: not running */
@@ -76,6 +82,18 @@ struct master {
 	size_t			 nqueued;
 	ev_timer		 reload_w;
 
+	/* The ACME process and what it is doing for us. */
+	struct acme_state	*acme;
+	struct mworker		 acmew;
+	bool			 acme_publish;	/* a publish waits its turn */
+	bool			 publishing;	/* the one in flight is ours */
+	uint32_t		 renew_id;
+	struct {
+		uint32_t		 id;
+		struct admin_client	*c;
+	}			 renews[ADMIN_MAX_CLIENTS];
+	size_t			 nrenews;
+
 	ev_signal		 sig_w[4];
 	ev_child		 child_w;
 	ev_timer		 stop_w;
@@ -83,6 +101,10 @@ struct master {
 
 static void	spawn(struct master *, struct mworker *);
 static void	reload_start(struct master *);
+static void	acme_publish_start(struct master *);
+static void	acme_send_config(struct master *);
+static void	acme_tell_live(struct master *);
+static void	acme_renew_fail_all(struct master *, const char *);
 
 static void PRINTFLIKE(1, 2)
 notify(const char *fmt, ...)
@@ -181,6 +203,49 @@ child_exec(struct master *m, struct mworker *w, int control, int report)
 	child_fail("exec");
 }
 
+/*
+ * The ACME process gets its control socket and report pipe, nothing else
+ * (acme.h): no listener, no shared segment.
+ */
+static void NORETURN
+child_exec_acme(struct master *m, int control, int report)
+{
+	char *argv[] = { (char *)"portcullis-acme", NULL };
+	int tc, tr, exe;
+	sigset_t none;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if ((tc = fcntl(control, F_DUPFD_CLOEXEC, 10)) == -1 ||
+	    (tr = fcntl(report, F_DUPFD_CLOEXEC, 10)) == -1 ||
+	    (exe = fcntl(m->exe_fd, F_DUPFD_CLOEXEC, 10)) == -1)
+		child_fail("dup");
+	if (dup2(tc, ACME_FD_CONTROL) == -1 || dup2(tr, ACME_FD_REPORT) == -1 ||
+	    dup2(exe, 7) == -1 || util_set_cloexec(7, true) == -1)
+		child_fail("dup2");
+	close(4);
+	close(5);
+	close_range(8, ~0U, 0);
+	if (privs_switch_user(&m->user) == -1)
+		child_fail("switch user");
+	if (unsetenv("NOTIFY_SOCKET") == -1 ||
+	    unsetenv(WORKER_ENV) == -1 ||
+	    setenv(ACME_ENV, "1", 1) == -1)
+		child_fail("environment");
+	fexecve(7, argv, environ);
+	child_fail("exec");
+}
+
+/* "worker 3" or "the ACME process", for log lines. */
+static const char *
+wname(const struct mworker *w, char *buf, size_t bufsz)
+{
+	if (w->acme)
+		return "the ACME process";
+	snprintf(buf, bufsz, "worker %u", w->id);
+	return buf;
+}
+
 /* ---- supervision ---- */
 
 static struct mworker *
@@ -208,9 +273,16 @@ static void
 reload_next(struct master *m)
 {
 	m->reloading = false;
-	notify("READY=1");
-	if (!m->reload_again)
+	if (!m->publishing)
+		notify("READY=1");
+	m->publishing = false;
+	if (!m->reload_again) {
+		if (m->acme_publish) {
+			m->acme_publish = false;
+			acme_publish_start(m);
+		}
 		return;
+	}
 	m->reload_again = false;
 	memcpy(m->waiting, m->queued, m->nqueued * sizeof(m->queued[0]));
 	m->nwaiting = m->nqueued;
@@ -234,6 +306,7 @@ reload_done(struct master *m)
 	reply_waiting(m, json);
 	ev_timer_stop(m->loop, &m->reload_w);
 	notify_status(m, "", "");
+	acme_tell_live(m);
 	reload_next(m);
 }
 
@@ -271,11 +344,13 @@ ready_check(struct master *m)
 static void
 kill_worker(struct mworker *w, const char *why)
 {
-	log_warnx("worker %u (pid %d): %s; killing it", w->id, (int)w->pid,
-	    why);
+	char nb[32];
+
+	log_warnx("%s (pid %d): %s; killing it", wname(w, nb, sizeof(nb)),
+	    (int)w->pid, why);
 	ev_io_stop(w->m->loop, &w->report_w);
 	if (w->pid != 0 && kill(w->pid, SIGKILL) == -1)
-		log_warn("kill worker %u", w->id);
+		log_warn("kill %s", wname(w, nb, sizeof(nb)));
 }
 
 /*
@@ -342,6 +417,225 @@ handle_worker_msg(struct master *m, struct mworker *w,
 	reload_check(m);
 }
 
+/* ---- the ACME process ---- */
+
+/* A renewal asked on the admin socket is over. */
+static void
+acme_renewed(struct master *m, const struct control_msg *msg)
+{
+	size_t i;
+
+	for (i = 0; i < m->nrenews; i++) {
+		if (m->renews[i].id != msg->acme.id)
+			continue;
+		if (msg->acme.ok)
+			admin_reply(m->renews[i].c, "{\"status\":\"ok\"}");
+		else
+			admin_reply_error(m->renews[i].c, msg->text[0] != '\0' ?
+			    msg->text : "renewal failed");
+		m->renews[i] = m->renews[--m->nrenews];
+		return;
+	}
+}
+
+static void
+handle_acme_msg(struct master *m, struct mworker *w,
+    const struct control_msg *msg)
+{
+	char why[CONTROL_TEXT_MAX + 128];
+	enum acme_state_result r;
+
+	switch (msg->type) {
+	case CONTROL_READY:
+		if (w->ready) {
+			kill_worker(w, "said READY twice");
+			return;
+		}
+		w->ready = true;
+		log_debug("ACME process (pid %u) ready", msg->pid);
+		acme_send_config(m);
+		return;
+	case CONTROL_ACME_RENEWED:
+		acme_renewed(m, msg);
+		return;
+	case CONTROL_ACME_CHALLENGE:
+	case CONTROL_ACME_WITHDRAW:
+	case CONTROL_ACME_ISSUED:
+	case CONTROL_ACME_STATE:
+		if (!w->ready)
+			break;
+		r = acme_state_report(m->acme, m->cfg, msg->type, &msg->acme,
+		    msg->text, (int64_t)time(NULL), why, sizeof(why));
+		if (r == ACME_STATE_VIOLATION) {
+			kill_worker(w, why);
+			return;
+		}
+		if (why[0] != '\0')
+			log_warnx("ACME: %s", why);
+		if (r == ACME_STATE_PUBLISH)
+			acme_publish_start(m);
+		return;
+	default:
+		break;
+	}
+	kill_worker(w, "sent an unexpected control message");
+}
+
+/* Tell the ACME process which challenges every worker serves now. */
+static void
+acme_tell_live(struct master *m)
+{
+	struct control_msg msg;
+	uint32_t ids[64];
+	size_t i, n;
+
+	do {
+		n = acme_state_live(m->acme, m->gen, ids, nitems(ids));
+		for (i = 0; i < n; i++) {
+			memset(&msg, 0, sizeof(msg));
+			msg.type = CONTROL_ACME_PUBLISHED;
+			msg.fd = -1;
+			msg.acme.id = ids[i];
+			msg.acme.ok = 1;
+			if (m->acmew.pid != 0 &&
+			    control_send(m->acmew.control, &msg) == -1)
+				log_warn("ACME process: control");
+		}
+	} while (n == nitems(ids));
+}
+
+/*
+ * The ACME process's settings: an image with the EAB keys, in a sealed
+ * memfd of its own (the shared segment's image never holds them).
+ */
+static void
+acme_send_config(struct master *m)
+{
+	struct control_msg msg;
+	unsigned char *img;
+	size_t len;
+	int fd;
+
+	if (m->acmew.pid == 0 || !m->acmew.ready)
+		return;
+	if (image_encode_acme(m->cfg, m->gen, &img, &len) == -1) {
+		log_warnx("ACME process: cannot build its configuration");
+		return;
+	}
+	fd = memfd_create("portcullis-acme", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd == -1 || util_write_all(fd, img, len) == -1 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW |
+	    F_SEAL_WRITE | F_SEAL_SEAL) == -1) {
+		log_warn("ACME process: configuration memfd");
+		goto out;
+	}
+	memset(&msg, 0, sizeof(msg));
+	msg.type = CONTROL_ACME_CONFIG;
+	msg.gen = m->gen;
+	msg.fd = fd;
+	if (control_send(m->acmew.control, &msg) == -1)
+		log_warn("ACME process: control");
+out:
+	if (fd != -1)
+		close(fd);
+	explicit_bzero(img, len);
+	free(img);
+}
+
+/*
+ * Make every acme-cache-dir that does not exist yet, for the service user
+ * (only possible while the master still may chown: at start).
+ */
+static void
+acme_cache_dirs(struct master *m, const struct config *cfg)
+{
+	char path[4096], *p;
+	size_t i;
+
+	for (i = 0; i < cfg->nlisteners; i++) {
+		if (cfg->listeners[i].tls_mode != CONFIG_TLS_ACME)
+			continue;
+		if (snprintf(path, sizeof(path), "%s",
+		    cfg->listeners[i].acme.cache_dir) >= (int)sizeof(path))
+			continue;
+		for (p = path + 1; *p != '\0'; p++) {
+			if (*p != '/')
+				continue;
+			*p = '\0';
+			(void)mkdir(path, 0755);
+			*p = '/';
+		}
+		/* Only the last one is the ACME process's own. */
+		if (mkdir(path, 0700) == 0 && m->user.switch_user &&
+		    chown(path, m->user.uid, m->user.gid) == -1)
+			log_warn("ACME: chown %s", path);
+	}
+}
+
+/* Start, keep or stop the ACME process as the configuration wants. */
+static void
+acme_supervise(struct master *m)
+{
+	if (acme_state_wanted(m->cfg)) {
+		if (m->acmew.pid == 0 && !ev_is_active(&m->acmew.respawn_w))
+			spawn(m, &m->acmew);
+		else
+			acme_send_config(m);
+		return;
+	}
+	ev_timer_stop(m->loop, &m->acmew.respawn_w);
+	if (m->acmew.pid != 0) {
+		log_info("no listener uses ACME any more: stopping the ACME "
+		    "process");
+		(void)control_send_gen(m->acmew.control, CONTROL_DRAIN, 0);
+	}
+}
+
+static void
+acme_renew_fail_all(struct master *m, const char *why)
+{
+	size_t i;
+
+	for (i = 0; i < m->nrenews; i++)
+		admin_reply_error(m->renews[i].c, why);
+	m->nrenews = 0;
+}
+
+static void
+acme_renew_request(struct master *m, struct admin_client *c)
+{
+	const char *name = admin_client_arg(c);
+	struct control_msg msg;
+	char why[CONFIG_HOST_MAX + 64];
+
+	if (!acme_state_wanted(m->cfg)) {
+		admin_reply_error(c, "no listener has tls mode \"acme\"");
+		return;
+	}
+	if (name[0] != '\0' && !acme_state_has_name(m->cfg, name)) {
+		snprintf(why, sizeof(why), "%s is not an ACME name", name);
+		admin_reply_error(c, why);
+		return;
+	}
+	if (m->acmew.pid == 0 || !m->acmew.ready) {
+		admin_reply_error(c, "the ACME process is not running; try "
+		    "again in a moment");
+		return;
+	}
+	memset(&msg, 0, sizeof(msg));
+	msg.type = CONTROL_ACME_RENEW;
+	msg.fd = -1;
+	msg.acme.id = ++m->renew_id;
+	snprintf(msg.acme.name, sizeof(msg.acme.name), "%s", name);
+	if (m->nrenews == nitems(m->renews) ||
+	    control_send(m->acmew.control, &msg) == -1) {
+		admin_reply_error(c, "cannot reach the ACME process");
+		return;
+	}
+	m->renews[m->nrenews].id = msg.acme.id;
+	m->renews[m->nrenews++].c = c;
+}
+
 static void
 worker_report_cb(struct ev_loop *loop, ev_io *iow, int revents UNUSED)
 {
@@ -358,7 +652,10 @@ worker_report_cb(struct ev_loop *loop, ev_io *iow, int revents UNUSED)
 	for (n = 0; n < MASTER_REPORT_BATCH; n++) {
 		if ((rc = control_read(w->report, &msg)) != 1)
 			break;
-		handle_worker_msg(w->m, w, &msg);
+		if (w->acme)
+			handle_acme_msg(w->m, w, &msg);
+		else
+			handle_worker_msg(w->m, w, &msg);
 		if (!ev_is_active(iow))
 			return;
 	}
@@ -404,19 +701,23 @@ spawn(struct master *m, struct mworker *w)
 	int sv[2], rp[2];
 	pid_t pid;
 
+	char nb[32];
+
 	state_hdr_check(m);
 	if (control_open(sv, rp) == -1) {
-		log_warn("worker %u: control channel", w->id);
+		log_warn("%s: control channel", wname(w, nb, sizeof(nb)));
 		goto retry;
 	}
 	if ((pid = fork()) == -1) {
-		log_warn("worker %u: fork", w->id);
+		log_warn("%s: fork", wname(w, nb, sizeof(nb)));
 		close(sv[0]);
 		close(sv[1]);
 		close(rp[0]);
 		close(rp[1]);
 		goto retry;
 	}
+	if (pid == 0 && w->acme)
+		child_exec_acme(m, sv[1], rp[1]);
 	if (pid == 0)
 		child_exec(m, w, sv[1], rp[1]);
 	/* Ours closed, the pipe reads EOF once the worker's end is gone. */
@@ -432,7 +733,7 @@ spawn(struct master *m, struct mworker *w)
 	w->report_w.data = w;
 	ev_io_start(m->loop, &w->report_w);
 	/* A reload in flight includes it; READY tells which gen it took. */
-	log_info("worker %u started (pid %d)", w->id, (int)pid);
+	log_info("%s started (pid %d)", wname(w, nb, sizeof(nb)), (int)pid);
 	return;
 retry:
 	w->backoff = master_backoff(w->backoff);
@@ -443,16 +744,18 @@ retry:
 static void
 log_exit(const struct mworker *w, pid_t pid, int status, bool expected)
 {
+	char nb[32];
+	const char *name = wname(w, nb, sizeof(nb));
+
 	if (WIFSIGNALED(status))
-		log_warnx("worker %u (pid %d) killed by signal %d (%s)%s",
-		    w->id, (int)pid, WTERMSIG(status),
-		    strsignal(WTERMSIG(status)),
+		log_warnx("%s (pid %d) killed by signal %d (%s)%s", name,
+		    (int)pid, WTERMSIG(status), strsignal(WTERMSIG(status)),
 		    WCOREDUMP(status) ? ", core dumped" : "");
 	else if (WEXITSTATUS(status) != 0 || !expected)
-		log_warnx("worker %u (pid %d) exited with status %d", w->id,
-		    (int)pid, WEXITSTATUS(status));
+		log_warnx("%s (pid %d) exited with status %d", name, (int)pid,
+		    WEXITSTATUS(status));
 	else
-		log_info("worker %u (pid %d) exited", w->id, (int)pid);
+		log_info("%s (pid %d) exited", name, (int)pid);
 }
 
 double
@@ -470,14 +773,15 @@ static void
 schedule_respawn(struct master *m, struct mworker *w)
 {
 	double lived = ev_now(m->loop) - w->started;
+	char nb[32];
 
 	if (lived >= MASTER_HEALTHY_SECS)
 		w->backoff = 0;
 	else
 		w->backoff = master_backoff(w->backoff);
 	if (w->backoff > 0)
-		log_warnx("worker %u lived %.1fs; respawning it in %.1fs",
-		    w->id, lived, w->backoff);
+		log_warnx("%s lived %.1fs; respawning it in %.1fs",
+		    wname(w, nb, sizeof(nb)), lived, w->backoff);
 	ev_timer_set(&w->respawn_w, w->backoff, 0.);
 	ev_timer_start(m->loop, &w->respawn_w);
 }
@@ -492,20 +796,30 @@ child_cb(struct ev_loop *loop, ev_child *c, int revents UNUSED)
 	for (i = 0; i < m->nw; i++)
 		if (m->w[i].pid == c->rpid)
 			w = &m->w[i];
+	if (m->acmew.pid != 0 && m->acmew.pid == c->rpid)
+		w = &m->acmew;
 	if (w == NULL)
 		return;
-	log_exit(w, c->rpid, c->rstatus, m->stopping);
+	log_exit(w, c->rpid, c->rstatus, m->stopping || (w->acme &&
+	    !acme_state_wanted(m->cfg)));
 	ev_io_stop(loop, &w->report_w);
 	close(w->control);
 	close(w->report);
 	w->control = w->report = -1;
 	w->pid = 0;
 	w->ready = false;
+	if (w->acme) {
+		acme_renew_fail_all(m, "the ACME process exited");
+		if (!m->stopping && acme_state_wanted(m->cfg))
+			schedule_respawn(m, w);
+	}
 	if (m->stopping) {
-		if (running_workers(m, false) == 0)
+		if (running_workers(m, false) == 0 && m->acmew.pid == 0)
 			ev_break(loop, EVBREAK_ALL);
 		return;
 	}
+	if (w->acme)
+		return;
 	notify_status(m, "", "");
 	schedule_respawn(m, w);
 	reload_check(m);
@@ -527,7 +841,48 @@ reload_fail(struct master *m, const char *msg)
 	}
 	m->nwaiting = 0;
 	notify_status(m, "", " (last reload failed)");
+	m->publishing = false;
 	reload_next(m);
+}
+
+/*
+ * Publish ncfg, with what ACME has for it, as the next generation and
+ * tell the workers; ncfg becomes m->cfg (it may be m->cfg already).
+ */
+static int
+publish(struct master *m, struct config *ncfg, char *err, size_t errsz)
+{
+	unsigned char *img;
+	size_t len;
+	unsigned i;
+	int rc;
+
+	if (acme_state_attach(m->acme, ncfg) == -1 ||
+	    image_encode(ncfg, m->gen + 1, &img, &len) == -1) {
+		snprintf(err, errsz, "%s: cannot build the config image",
+		    ncfg->path);
+		return -1;
+	}
+	rc = shm_publish(&m->shm, img, len, m->gen + 1);
+	explicit_bzero(img, len);
+	free(img);
+	if (rc == -1) {
+		snprintf(err, errsz, "%s: the configuration (%zu bytes) does "
+		    "not fit the shared slot; restart to apply it",
+		    ncfg->path, len);
+		return -1;
+	}
+	acme_state_published(m->acme, m->gen + 1);
+	if (ncfg != m->cfg) {
+		config_free(m->cfg);
+		m->cfg = ncfg;
+	}
+	m->gen++;
+	for (i = 0; i < m->nw; i++)
+		if (m->w[i].pid != 0)
+			(void)control_send_gen(m->w[i].control,
+			    CONTROL_CONFIG, m->gen);
+	return 0;
 }
 
 /* Validate the file, publish it and tell the workers. */
@@ -536,12 +891,9 @@ reload_publish(struct master *m, char *err, size_t errsz)
 {
 	struct config_errors errs = { NULL, NULL, 0, 0 };
 	struct config *ncfg;
-	unsigned char *img;
 	const char *what;
 	char buf[128], *joined;
-	size_t len;
-	unsigned i;
-	int rc;
+	size_t i;
 
 	if (config_load(m->cfg->path, &m->opts, &ncfg, &errs) == -1) {
 		joined = config_errors_join(&errs);
@@ -559,30 +911,42 @@ reload_publish(struct master *m, char *err, size_t errsz)
 		config_free(ncfg);
 		return -1;
 	}
-	if (image_encode(ncfg, m->gen + 1, &img, &len) == -1) {
-		snprintf(err, errsz, "%s: cannot build the config image",
-		    ncfg->path);
+	acme_cache_dirs(m, ncfg);
+	acme_state_sync(m->acme, ncfg, (int64_t)time(NULL));
+	if (publish(m, ncfg, err, errsz) == -1) {
 		config_free(ncfg);
+		acme_state_sync(m->acme, m->cfg, (int64_t)time(NULL));
 		return -1;
 	}
-	rc = shm_publish(&m->shm, img, len, m->gen + 1);
-	explicit_bzero(img, len);
-	free(img);
-	if (rc == -1) {
-		snprintf(err, errsz, "%s: the configuration (%zu bytes) does "
-		    "not fit the shared slot; restart to apply it",
-		    ncfg->path, len);
-		config_free(ncfg);
-		return -1;
-	}
-	config_free(m->cfg);
-	m->cfg = ncfg;
-	m->gen++;
-	for (i = 0; i < m->nw; i++)
-		if (m->w[i].pid != 0)
-			(void)control_send_gen(m->w[i].control,
-			    CONTROL_CONFIG, m->gen);
+	acme_supervise(m);
 	return 0;
+}
+
+/*
+ * Publish what ACME changed (a challenge, a certificate) in a generation
+ * of its own, after the reload or publish in flight if any.  When every
+ * worker has it, the ACME process hears which challenges are live.
+ */
+static void
+acme_publish_start(struct master *m)
+{
+	char err[512];
+
+	if (m->stopping)
+		return;
+	if (m->reloading) {
+		m->acme_publish = true;
+		return;
+	}
+	m->reloading = m->publishing = true;
+	if (publish(m, m->cfg, err, sizeof(err)) == -1) {
+		log_warnx("ACME: %s", err);
+		m->reloading = m->publishing = false;
+		return;
+	}
+	ev_timer_set(&m->reload_w, MASTER_ACK_TIMEOUT, 0.);
+	ev_timer_start(m->loop, &m->reload_w);
+	reload_check(m);
 }
 
 static void
@@ -646,27 +1010,34 @@ static void
 admin_cb(void *arg, struct admin_client *c, enum admin_cmd cmd)
 {
 	struct master *m = arg;
-	char *json, *counters;
+	char *json, *counters, *certs;
 
 	state_hdr_check(m);
 	if (cmd == ADMIN_CMD_RELOAD) {
 		reload_request(m, c);
 		return;
 	}
+	if (cmd == ADMIN_CMD_RENEW) {
+		acme_renew_request(m, c);
+		return;
+	}
 	counters = shm_counters_json(&m->shm, m->nw);
-	if (counters == NULL ||
+	certs = acme_state_json(m->acme, m->cfg, tls_cert_not_after);
+	if (counters == NULL || certs == NULL ||
 	    asprintf(&json, "{\"status\":\"ok\",\"uptime_secs\":%llu,"
-	    "\"sites\":%zu,\"generation\":%llu,\"workers\":%u,%s}",
+	    "\"sites\":%zu,\"generation\":%llu,\"workers\":%u,%s,%s}",
 	    (unsigned long long)(ev_now(m->loop) - m->start),
 	    config_site_count(m->cfg), (unsigned long long)m->gen,
-	    running_workers(m, true), counters) == -1) {
+	    running_workers(m, true), counters, certs) == -1) {
 		free(counters);
+		free(certs);
 		admin_reply_error(c, "out of memory");
 		return;
 	}
 	admin_reply(c, json);
 	free(json);
 	free(counters);
+	free(certs);
 }
 
 static void
@@ -697,6 +1068,8 @@ reopen_log(struct master *m)
 		if (m->w[i].pid != 0 &&
 		    control_send(m->w[i].control, &msg) == -1)
 			log_warn("reopen log: worker %u", m->w[i].id);
+	if (m->acmew.pid != 0 && control_send(m->acmew.control, &msg) == -1)
+		log_warn("reopen log: the ACME process");
 	close(fd);
 	log_info("log file %s reopened", m->cfg->log_file);
 }
@@ -711,6 +1084,9 @@ stop_timeout_cb(struct ev_loop *loop UNUSED, ev_timer *t, int revents UNUSED)
 		if (m->w[i].pid != 0)
 			kill_worker(&m->w[i], "still running after the "
 			    "shutdown timeout");
+	if (m->acmew.pid != 0)
+		kill_worker(&m->acmew, "still running after the shutdown "
+		    "timeout");
 }
 
 static void
@@ -737,15 +1113,19 @@ shutdown_begin(struct master *m, const char *why)
 	m->nqueued = 0;
 	admin_close(m->admin);
 	m->admin = NULL;
+	acme_renew_fail_all(m, "shutting down");
 	for (i = 0; i < m->nw; i++) {
 		ev_timer_stop(m->loop, &m->w[i].respawn_w);
 		if (m->w[i].pid != 0)
 			(void)control_send_gen(m->w[i].control, CONTROL_DRAIN,
 			    0);
 	}
+	ev_timer_stop(m->loop, &m->acmew.respawn_w);
+	if (m->acmew.pid != 0)
+		(void)control_send_gen(m->acmew.control, CONTROL_DRAIN, 0);
 	ev_timer_set(&m->stop_w, (double)m->cfg->shutdown_timeout + 2., 0.);
 	ev_timer_start(m->loop, &m->stop_w);
-	if (running_workers(m, false) == 0)
+	if (running_workers(m, false) == 0 && m->acmew.pid == 0)
 		ev_break(m->loop, EVBREAK_ALL);
 }
 
@@ -806,7 +1186,8 @@ setup_shm(struct master *m)
 	size_t len, slot, rlsize;
 	void *rl;
 
-	if (image_encode(m->cfg, 1, &img, &len) == -1)
+	if (acme_state_attach(m->acme, m->cfg) == -1 ||
+	    image_encode(m->cfg, 1, &img, &len) == -1)
 		fatalx("cannot build the config image");
 	slot = MAXIMUM((size_t)MASTER_SLOT_MIN, len * 4);
 	if (shm_create(&m->shm, slot,
@@ -820,6 +1201,7 @@ setup_shm(struct master *m)
 		fatal("shared segment: publish");
 	explicit_bzero(img, len);
 	free(img);
+	acme_state_published(m->acme, 1);
 	m->gen = 1;
 	if ((m->cfg_ro_fd = shm_config_fd_readonly(&m->shm)) == -1)
 		fatal("shared segment: read-only descriptor");
@@ -846,6 +1228,12 @@ setup_processes(struct master *m)
 		ev_timer_init(&m->w[i].respawn_w, respawn_cb, 0., 0.);
 		m->w[i].respawn_w.data = &m->w[i];
 	}
+	m->acmew.m = m;
+	m->acmew.acme = true;
+	m->acmew.id = m->nw;
+	m->acmew.control = m->acmew.report = -1;
+	ev_timer_init(&m->acmew.respawn_w, respawn_cb, 0., 0.);
+	m->acmew.respawn_w.data = &m->acmew;
 }
 
 static void
@@ -898,6 +1286,11 @@ master_main(struct config *cfg, const struct config_opts *opts)
 	if (cfg->admin_socket != NULL &&
 	    (m.admin = admin_open(cfg->admin_socket)) == NULL)
 		fatal("admin socket %s", cfg->admin_socket);
+	/* Certificates already in a cache are served from the first. */
+	if ((m.acme = acme_state_new()) == NULL)
+		fatal("calloc");
+	acme_cache_dirs(&m, cfg);
+	acme_state_sync(m.acme, cfg, (int64_t)time(NULL));
 	setup_shm(&m);
 	if ((m.exe_fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC)) == -1)
 		fatal("/proc/self/exe");
@@ -910,6 +1303,8 @@ master_main(struct config *cfg, const struct config_opts *opts)
 	    m.nw, m.user.switch_user ? cfg->user : "same user");
 	for (i = 0; i < m.nw; i++)
 		spawn(&m, &m.w[i]);
+	if (acme_state_wanted(m.cfg))
+		spawn(&m, &m.acmew);
 
 	ev_run(m.loop, 0);
 
@@ -922,6 +1317,7 @@ master_main(struct config *cfg, const struct config_opts *opts)
 	close(m.cfg_ro_fd);
 	close(m.exe_fd);
 	free(m.w);
+	acme_state_free(m.acme);
 	config_free(m.cfg);
 	ev_loop_destroy(m.loop);
 	return 0;

@@ -19,6 +19,9 @@
 /* The longest path a redirect repeats; longer gets 414. */
 #define REDIRECT_PATH_MAX	1900
 
+/* Where HTTP-01 challenges are asked (RFC 8555 8.3). */
+#define ACME_CHALLENGE_PATH	"/.well-known/acme-challenge/"
+
 static const struct config_site *
 answer(struct request_answer *ans, int status, bool close)
 {
@@ -26,12 +29,61 @@ answer(struct request_answer *ans, int status, bool close)
 	ans->close = close;
 	ans->name = NULL;
 	ans->value[0] = '\0';
+	ans->body = NULL;
+	ans->body_len = 0;
 	return NULL;
+}
+
+static bool
+slice_is(struct http1_slice s, const char *str, size_t len)
+{
+	return s.len == len && memcmp(s.p, str, len) == 0;
+}
+
+/*
+ * HTTP-01 on the plain port of a listener whose acme-challenge is http-01:
+ * GET or HEAD of the path of a pending challenge, for its very name, is
+ * answered with the key authorization.  false: anything else, even under
+ * the challenge path, nothing said: it goes on as on any plain port (the
+ * redirect, or 404 for a host we do not serve).
+ */
+static bool
+http01(const struct config_listener *l, const struct proxy_request *pr,
+    const char *host, size_t hlen, struct request_answer *ans)
+{
+	const size_t plen = sizeof(ACME_CHALLENGE_PATH) - 1;
+	const struct config_challenge *ch;
+	struct http1_slice token;
+	size_t i;
+
+	if (l->tls_mode != CONFIG_TLS_ACME ||
+	    l->acme.challenge != CONFIG_ACME_HTTP_01 || pr->h.path.len < plen ||
+	    memcmp(pr->h.path.p, ACME_CHALLENGE_PATH, plen) != 0)
+		return false;
+	token = (struct http1_slice){ pr->h.path.p + plen,
+	    pr->h.path.len - plen };
+	if (token.len == 0 || (pr->h.method_id != HTTP1_METHOD_GET &&
+	    pr->h.method_id != HTTP1_METHOD_HEAD))
+		return false;
+	for (i = 0; i < l->nchallenges; i++) {
+		ch = &l->challenges[i];
+		if (ch->type == CONFIG_ACME_HTTP_01 && ch->token != NULL &&
+		    ch->keyauth != NULL &&
+		    slice_is(token, ch->token, strlen(ch->token)) &&
+		    strlen(ch->name) == hlen &&
+		    memcmp(ch->name, host, hlen) == 0) {
+			answer(ans, 200, false);
+			ans->body = ch->keyauth;
+			ans->body_len = strlen(ch->keyauth);
+			return true;
+		}
+	}
+	return false;
 }
 
 /*
  * The plain port serves nothing but a way to HTTPS, and only for a host we
- * serve, never to whatever the client wrote.
+ * serve, never to whatever the client wrote; and HTTP-01 challenges.
  */
 static const struct config_site *
 redirect(const struct request_conn *conn, const struct gen *g,
@@ -42,6 +94,8 @@ redirect(const struct request_conn *conn, const struct gen *g,
 	struct http1_slice path = pr->h.path;
 	char port[8] = "";
 
+	if (http01(l, pr, host, hlen, ans))
+		return NULL;
 	if (route_lookup(g->routes, conn->li, host, hlen) == NULL)
 		return answer(ans, 404, false);
 	/* OPTIONS * and CONNECT's authority name no path: the root. */
@@ -109,7 +163,7 @@ request_admit(const struct request_conn *conn, const struct gen *g,
 	   often it is the request's: the same lookup). */
 	if (conn->cert_id != tls_ctx_cert_id(conn->gen->tls, conn->li,
 	    conn->gen == g ? site : route_lookup(conn->gen->routes, conn->li,
-	    host, (size_t)hlen)))
+	    host, (size_t)hlen), host, (size_t)hlen))
 		return answer(ans, 421, false);
 	if (pr->h.method_id == HTTP1_METHOD_CONNECT) {
 		answer(ans, 405, false);

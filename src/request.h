@@ -8,7 +8,9 @@
  * this order:
  *
  *   the host, normalised (400)
- *   plain port: a site of ours (404), a Location that fits (414), 301
+ *   plain port: an HTTP-01 challenge (200 with its key authorization,
+ *     or 404 under /.well-known/acme-challenge/), a site of ours (404),
+ *     a Location that fits (414), 301
  *   the route: the site of the listener serving the host
  *   the rate limit, known hosts or not (429 + Retry-After)
  *   no such site (404)
@@ -17,10 +19,10 @@
  *   a body over the limit (413)
  *
  * and either fills in the rest of the upstream request and names the site,
- * or says what to answer: a status, one extra field, and whether an
- * HTTP/1.1 connection must close after it.  request_start() then starts
- * the exchange (503 if it cannot).  Every policy between a parsed request
- * and its upstream belongs here, once.
+ * or says what to answer: a status, one extra field, a body (HTTP-01
+ * only), and whether an HTTP/1.1 connection must close after it.
+ * request_start() then starts the exchange (503 if it cannot).  Every
+ * policy between a parsed request and its upstream belongs here, once.
  */
 #ifndef PORTCULLIS_REQUEST_H
 #define PORTCULLIS_REQUEST_H
@@ -59,6 +61,11 @@ struct request_answer {
 	const char	*name;		/* "Retry-After", "Allow", "Location"
 					   or NULL */
 	char		 value[REQUEST_VALUE_MAX];
+	/* The body (text/plain), or NULL: a short one of the status.  Only
+	   an HTTP-01 answer has one, on the plain port (HTTP/1.1); it
+	   points into the generation the request was routed by. */
+	const char	*body;
+	size_t		 body_len;
 };
 
 /*

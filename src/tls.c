@@ -18,6 +18,7 @@
 #include <gnutls/x509.h>
 #include <gnutls/abstract.h>
 
+#include "acmecrypto.h"
 #include "buf.h"
 #include "route.h"
 #include "tls.h"
@@ -68,12 +69,31 @@ struct tls_cert {
 	unsigned char		 ticket[TICKET_KEY_SIZE];	/* its own */
 };
 
+/* A name and the index of its certificate; sorted by name. */
+struct tls_name {
+	const char		*name;		/* the generation's config */
+	size_t			 len;
+	size_t			 cert;
+};
+
+/*
+ * A listener's certificates, in one array: [0] the listener's own (none in
+ * acme mode: no chain), then the sites' own, the ACME certificates (one
+ * per name) and the TLS-ALPN-01 challenge certificates (one per pending
+ * name).
+ */
 struct tls_listener {
-	struct tls_cert		*certs;		/* [0]: the listener's own */
+	struct tls_cert		*certs;
 	size_t			 ncerts;
+	size_t			 ncap;		/* allocated */
 	const struct config_site *sites;	/* the listener's, for indexing */
 	size_t			*site_cert;	/* per site: index in certs */
 	size_t			 nsites;
+	struct tls_name		*acme;		/* issued certificates */
+	size_t			 nacme;
+	struct tls_name		*chall;		/* tls-alpn-01 challenges */
+	size_t			 nchall;
+	bool			 alpn01;	/* answers acme-tls/1 */
 };
 
 struct tls_ctx {
@@ -93,6 +113,11 @@ struct tls_conn {
 	gnutls_session_t	 s;
 	size_t			 cert;		/* index in the listener's */
 	bool			 hello_seen;
+	/* The ClientHello was refused for want of a certificate (ACME):
+	   why, and for which name ("" without SNI). */
+	const char		*refused;
+	char			 refused_name[CONFIG_HOST_MAX + 1];
+	size_t			 refused_len;
 	uint64_t		 cert_id;
 	size_t			 pending;	/* bytes of a write in flight */
 	const char		*error;
@@ -217,29 +242,30 @@ cert_free(struct tls_cert *c)
 }
 
 static int
-cert_load(struct tls_cert *c, const struct config_tls *t,
-    const unsigned char *master, size_t mlen, char *err, size_t errsz)
+cert_load(struct tls_cert *c, const struct config_blob *chain,
+    const struct config_blob *key, const unsigned char *master, size_t mlen,
+    char *err, size_t errsz)
 {
 	gnutls_datum_t pem;
 	int ret;
 
 	c->npcert = MAX_CHAIN;
-	pem.data = t->cert.data;
-	pem.size = (unsigned)t->cert.len;
+	pem.data = chain->data;
+	pem.size = (unsigned)chain->len;
 	ret = gnutls_pcert_list_import_x509_raw(c->pcert, &c->npcert, &pem,
 	    GNUTLS_X509_FMT_PEM, 0);
 	if (ret < 0) {
 		c->npcert = 0;
 		goto fail;
 	}
-	pem.data = t->key.data;
-	pem.size = (unsigned)t->key.len;
+	pem.data = key->data;
+	pem.size = (unsigned)key->len;
 	if ((ret = gnutls_privkey_init(&c->key)) < 0 ||
 	    (ret = gnutls_privkey_import_x509_raw(c->key, &pem,
 	    GNUTLS_X509_FMT_PEM, NULL, 0)) < 0)
 		goto fail;
-	c->id = chain_id(&t->cert);
-	if (cert_ticket_key(c, &t->cert, master, mlen) == -1) {
+	c->id = chain_id(chain);
+	if (cert_ticket_key(c, chain, master, mlen) == -1) {
 		snprintf(err, errsz, "certificate: no session-ticket key");
 		cert_free(c);
 		return -1;
@@ -251,72 +277,226 @@ fail:
 	return -1;
 }
 
+/* Bytes, then length: any bytes (an SNI may hold a NUL). */
+static int
+key_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, MINIMUM(alen, blen));
+
+	if (c != 0)
+		return c;
+	return alen < blen ? -1 : alen > blen;
+}
+
+static int
+name_cmp(const void *a, const void *b)
+{
+	const struct tls_name *x = a, *y = b;
+
+	return key_cmp(x->name, x->len, y->name, y->len);
+}
+
+/* The entry of name (normalised, len bytes) in a sorted list. */
+static const struct tls_name *
+name_find(const struct tls_name *list, size_t n, const char *name,
+    size_t len)
+{
+	size_t lo = 0, hi = n, mid;
+	int c;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		c = key_cmp(name, len, list[mid].name, list[mid].len);
+		if (c == 0)
+			return &list[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+/*
+ * The TLS-ALPN-01 certificate (RFC 8737) of a pending challenge: made
+ * here, with a key of its own, for as long as the generation lives.
+ */
+static int
+challenge_load(struct tls_cert *c, const struct config_challenge *ch,
+    const unsigned char *master, size_t mlen, char *err, size_t errsz)
+{
+	struct config_blob chain = { NULL, 0 }, key = { NULL, 0 };
+	char *cp = NULL, *kp = NULL;
+	char why[128];
+	int rc;
+
+	if (acme_alpn_cert(ch->name, ch->digest, &cp, &chain.len, &kp,
+	    &key.len, why, sizeof(why)) == -1) {
+		snprintf(err, errsz, "tls-alpn-01 certificate for %s: %s",
+		    ch->name, why);
+		return -1;
+	}
+	chain.data = (unsigned char *)cp;
+	key.data = (unsigned char *)kp;
+	rc = cert_load(c, &chain, &key, master, mlen, err, errsz);
+	free(cp);
+	gnutls_memset(kp, 0, key.len);
+	free(kp);
+	return rc;
+}
+
 static int
 listener_load(struct tls_listener *tl, const struct config_listener *cl,
     const unsigned char *master, size_t mlen, char *err, size_t errsz)
 {
+	static const struct config_blob none = { NULL, 0 };
+	const struct config_challenge *ch;
 	size_t i;
 
 	tl->sites = cl->sites;
 	tl->nsites = cl->nsites;
-	tl->certs = calloc(cl->nsites + 1, sizeof(*tl->certs));
-	tl->site_cert = calloc(cl->nsites, sizeof(*tl->site_cert));
-	if (tl->certs == NULL || tl->site_cert == NULL) {
+	tl->alpn01 = cl->tls_mode == CONFIG_TLS_ACME &&
+	    cl->acme.challenge == CONFIG_ACME_TLS_ALPN_01;
+	tl->ncap = 1 + cl->nsites + cl->nacme_certs + cl->nchallenges;
+	tl->certs = calloc(tl->ncap, sizeof(*tl->certs));
+	tl->site_cert = calloc(cl->nsites + 1, sizeof(*tl->site_cert));
+	tl->acme = calloc(cl->nacme_certs + 1, sizeof(*tl->acme));
+	tl->chall = calloc(cl->nchallenges + 1, sizeof(*tl->chall));
+	if (tl->certs == NULL || tl->site_cert == NULL || tl->acme == NULL ||
+	    tl->chall == NULL) {
 		snprintf(err, errsz, "out of memory");
 		return -1;
 	}
-	if (cert_load(&tl->certs[0], &cl->tls, master, mlen, err, errsz) == -1)
+	/* The listener's own: none in acme mode, where a name without a
+	   certificate of its own is refused (client_hello); its ticket key
+	   is still one nobody else has. */
+	if (cl->tls.cert.len > 0) {
+		if (cert_load(&tl->certs[0], &cl->tls.cert, &cl->tls.key,
+		    master, mlen, err, errsz) == -1)
+			return -1;
+	} else if (cert_ticket_key(&tl->certs[0], &none, master, mlen) ==
+	    -1) {
+		snprintf(err, errsz, "no session-ticket key");
 		return -1;
+	}
 	tl->ncerts = 1;
 	for (i = 0; i < cl->nsites; i++) {
 		if (cl->sites[i].tls.cert.len == 0)
 			continue;
-		if (cert_load(&tl->certs[tl->ncerts], &cl->sites[i].tls,
-		    master, mlen, err, errsz) == -1)
+		if (cert_load(&tl->certs[tl->ncerts], &cl->sites[i].tls.cert,
+		    &cl->sites[i].tls.key, master, mlen, err, errsz) == -1)
 			return -1;
 		tl->site_cert[i] = tl->ncerts++;
+	}
+	for (i = 0; i < cl->nacme_certs; i++) {
+		if (cert_load(&tl->certs[tl->ncerts], &cl->acme_certs[i].cert,
+		    &cl->acme_certs[i].key, master, mlen, err, errsz) == -1)
+			return -1;
+		tl->acme[tl->nacme++] = (struct tls_name){
+		    cl->acme_certs[i].name, strlen(cl->acme_certs[i].name),
+		    tl->ncerts++ };
+	}
+	qsort(tl->acme, tl->nacme, sizeof(*tl->acme), name_cmp);
+	for (i = 0; tl->alpn01 && i < cl->nchallenges; i++) {
+		ch = &cl->challenges[i];
+		if (ch->type != CONFIG_ACME_TLS_ALPN_01)
+			continue;
+		if (challenge_load(&tl->certs[tl->ncerts], ch, master, mlen,
+		    err, errsz) == -1)
+			return -1;
+		tl->chall[tl->nchall++] = (struct tls_name){ ch->name,
+		    strlen(ch->name), tl->ncerts++ };
+	}
+	qsort(tl->chall, tl->nchall, sizeof(*tl->chall), name_cmp);
+	return 0;
+}
+
+/*
+ * The certificate a normalised name (NULL: no SNI) gets on listener li,
+ * site being what it routes to there (or NULL): the site's own, else the
+ * ACME certificate of that very name, else the listener's (index 0, which
+ * has no chain in acme mode).
+ */
+static size_t
+name_cert(const struct tls_listener *tl, const struct config_site *site,
+    const char *name, size_t len)
+{
+	const struct tls_name *a;
+
+	if (site != NULL && site >= tl->sites &&
+	    site < tl->sites + tl->nsites &&
+	    tl->site_cert[site - tl->sites] != 0)
+		return tl->site_cert[site - tl->sites];
+	if (name != NULL &&
+	    (a = name_find(tl->acme, tl->nacme, name, len)) != NULL)
+		return a->cert;
+	return 0;
+}
+
+/* Whether the ClientHello's ALPN made us pick acme-tls/1. */
+static bool
+alpn_is_acme(gnutls_session_t s)
+{
+	gnutls_datum_t p;
+
+	return gnutls_alpn_get_selected_protocol(s, &p) == 0 &&
+	    p.size == sizeof(TLS_ALPN_ACME) - 1 &&
+	    memcmp(p.data, TLS_ALPN_ACME, p.size) == 0;
+}
+
+/*
+ * The certificate index the ClientHello asks for on listener li: by SNI,
+ * or for acme-tls/1 the challenge certificate of the name.  -1 when there
+ * is none to give (acme mode: no certificate for the name yet, or no
+ * pending challenge), with c->refused saying why.
+ */
+static int
+session_cert(struct tls_conn *c, size_t *idx)
+{
+	const struct tls_listener *tl = &c->ctx->l[c->li];
+	const struct tls_name *ch;
+	char name[CONFIG_HOST_MAX + 2];
+	char norm[CONFIG_HOST_MAX + 1];
+	size_t len = sizeof(name) - 1;
+	unsigned type;
+	int n = -1;
+
+	if (gnutls_server_name_get(c->s, name, &len, &type, 0) == 0 &&
+	    type == GNUTLS_NAME_DNS)
+		n = route_normalize_host(name, len, norm, sizeof(norm));
+	if (n <= 0)
+		n = 0;
+	memcpy(c->refused_name, norm, (size_t)n);
+	c->refused_len = (size_t)n;
+	if (tl->alpn01 && alpn_is_acme(c->s)) {
+		if (n > 0 && (ch = name_find(tl->chall, tl->nchall, norm,
+		    (size_t)n)) != NULL) {
+			*idx = ch->cert;
+			return 0;
+		}
+		c->refused = "acme-tls/1 without a pending tls-alpn-01 "
+		    "challenge";
+		return -1;
+	}
+	*idx = name_cert(tl, n > 0 ? route_lookup(c->ctx->rt, c->li, norm,
+	    (size_t)n) : NULL, n > 0 ? norm : NULL, (size_t)n);
+	if (tl->certs[*idx].npcert == 0) {
+		c->refused = "no certificate yet";
+		return -1;
 	}
 	return 0;
 }
 
-/* The certificate index a name gets on listener li: its site's, or 0. */
-static size_t
-select_cert(const struct tls_ctx *ctx, size_t li, const char *name,
-    size_t len)
-{
-	const struct tls_listener *tl = &ctx->l[li];
-	const struct config_site *site;
-	char norm[CONFIG_HOST_MAX + 1];
-	int n;
-
-	if ((n = route_normalize_host(name, len, norm, sizeof(norm))) <= 0 ||
-	    (site = route_lookup(ctx->rt, li, norm, (size_t)n)) == NULL)
-		return 0;
-	return tl->site_cert[site - tl->sites];
-}
-
-static size_t
-session_cert(struct tls_conn *c)
-{
-	char name[CONFIG_HOST_MAX + 2];
-	size_t len = sizeof(name) - 1;
-	unsigned type;
-
-	if (gnutls_server_name_get(c->s, name, &len, &type, 0) < 0 ||
-	    type != GNUTLS_NAME_DNS)
-		return 0;
-	return select_cert(c->ctx, c->li, name, len);
-}
-
 /*
- * Called once the ClientHello's SNI is read and before its session ticket
- * (TLS 1.2) or PSK (TLS 1.3) is: the connection's certificate is chosen
- * here, and that certificate's ticket key replaces the listener's
- * (tls_conn_new), so that only a ticket made under the same certificate
- * resumes; any other is ignored and the handshake is a full one with this
- * certificate.  A second ClientHello (after a HelloRetryRequest) must
- * select the certificate of the first: tickets may have been tried
- * under its key.
+ * Called once the ClientHello's SNI and ALPN are read and before its
+ * session ticket (TLS 1.2) or PSK (TLS 1.3) is: the connection's
+ * certificate is chosen here, and that certificate's ticket key replaces
+ * the listener's (tls_conn_new), so that only a ticket made under the same
+ * certificate resumes; any other is ignored and the handshake is a full
+ * one with this certificate.  A second ClientHello (after a
+ * HelloRetryRequest) must select the certificate of the first: tickets may
+ * have been tried under its key.  No certificate to give: the handshake
+ * ends with unrecognized_name.
  */
 static int
 client_hello(gnutls_session_t s)
@@ -328,7 +508,8 @@ client_hello(gnutls_session_t s)
 
 	if (c == NULL || c->magic != TLS_CONN_MAGIC)
 		return GNUTLS_E_INTERNAL_ERROR;
-	idx = session_cert(c);
+	if (session_cert(c, &idx) == -1)
+		return GNUTLS_E_UNRECOGNIZED_NAME;
 	if (idx != c->cert) {
 		if (c->hello_seen)
 			return GNUTLS_E_RECEIVED_ILLEGAL_PARAMETER;
@@ -353,6 +534,8 @@ retrieve_cert(gnutls_session_t s, const gnutls_datum_t *req_ca UNUSED,
 	if (c == NULL || c->magic != TLS_CONN_MAGIC)
 		return -1;
 	cert = &c->ctx->l[c->li].certs[c->cert];
+	if (cert->npcert == 0)
+		return -1;
 	/* Ours, not GnuTLS's: they live as long as the generation. */
 	*pcert = cert->pcert;
 	*npcert = cert->npcert;
@@ -408,11 +591,12 @@ tls_ctx_free(struct tls_ctx *ctx)
 	if (ctx == NULL)
 		return;
 	for (i = 0; ctx->l != NULL && i < ctx->nl; i++) {
-		for (j = 0; ctx->l[i].certs != NULL && j <= ctx->l[i].nsites;
-		    j++)
+		for (j = 0; ctx->l[i].certs != NULL && j < ctx->l[i].ncap; j++)
 			cert_free(&ctx->l[i].certs[j]);
 		free(ctx->l[i].certs);
 		free(ctx->l[i].site_cert);
+		free(ctx->l[i].acme);
+		free(ctx->l[i].chall);
 	}
 	free(ctx->l);
 	if (ctx->cred != NULL)
@@ -425,14 +609,12 @@ tls_ctx_free(struct tls_ctx *ctx)
 
 uint64_t
 tls_ctx_cert_id(const struct tls_ctx *ctx, size_t li,
-    const struct config_site *site)
+    const struct config_site *site, const char *host, size_t hlen)
 {
 	const struct tls_listener *tl = &ctx->l[li];
-	size_t idx = 0;
 
-	if (site != NULL && site >= tl->sites && site < tl->sites + tl->nsites)
-		idx = tl->site_cert[site - tl->sites];
-	return tl->certs[idx].id;
+	/* No chain: 0, which no certificate's id is (chain_id). */
+	return tl->certs[name_cert(tl, site, host, hlen)].id;
 }
 
 /*
@@ -544,13 +726,18 @@ tls_conn_readable(struct tls_conn *c)
 struct tls_conn *
 tls_conn_new(struct tls_ctx *ctx, size_t li, int fd)
 {
-	/* h2 first: the server's order wins. */
+	/* h2 first: the server's order wins.  acme-tls/1 last, on a
+	   listener that answers TLS-ALPN-01 only: chosen only when the
+	   client offers neither of the others (the CA offers it alone). */
 	static const gnutls_datum_t alpn[] = {
 		{ (unsigned char *)"h2", 2 },
 		{ (unsigned char *)"http/1.1", 8 },
+		{ (unsigned char *)TLS_ALPN_ACME, sizeof(TLS_ALPN_ACME) - 1 },
 	};
 	struct tls_conn *c;
 	gnutls_datum_t ticket;
+	unsigned first = ctx->h2 ? 0 : 1;
+	unsigned n = ctx->l[li].alpn01 ? 3 : 2;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
@@ -568,8 +755,8 @@ tls_conn_new(struct tls_ctx *ctx, size_t li, int fd)
 	if (gnutls_priority_set(c->s, ctx->prio) < 0 ||
 	    gnutls_credentials_set(c->s, GNUTLS_CRD_CERTIFICATE, ctx->cred) < 0 ||
 	    gnutls_session_ticket_enable_server(c->s, &ticket) < 0 ||
-	    gnutls_alpn_set_protocols(c->s, ctx->h2 ? alpn : alpn + 1,
-	    ctx->h2 ? 2 : 1, GNUTLS_ALPN_SERVER_PRECEDENCE) < 0) {
+	    gnutls_alpn_set_protocols(c->s, alpn + first, n - first,
+	    GNUTLS_ALPN_SERVER_PRECEDENCE) < 0) {
 		tls_conn_free(c);
 		return NULL;
 	}
@@ -858,5 +1045,36 @@ tls_conn_alpn(struct tls_conn *c)
 		return "h2";
 	if (p.size == 8 && memcmp(p.data, "http/1.1", 8) == 0)
 		return "http/1.1";
+	if (p.size == sizeof(TLS_ALPN_ACME) - 1 &&
+	    memcmp(p.data, TLS_ALPN_ACME, p.size) == 0)
+		return TLS_ALPN_ACME;
 	return "";
+}
+
+int64_t
+tls_cert_not_after(const struct config_blob *cert)
+{
+	gnutls_x509_crt_t crt;
+	gnutls_datum_t d;
+	time_t t;
+
+	if (cert->data == NULL || gnutls_x509_crt_init(&crt) < 0)
+		return 0;
+	d.data = cert->data;
+	d.size = (unsigned)cert->len;
+	if (gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_PEM) < 0) {
+		gnutls_x509_crt_deinit(crt);
+		return 0;
+	}
+	t = gnutls_x509_crt_get_expiration_time(crt);
+	gnutls_x509_crt_deinit(crt);
+	return t == (time_t)-1 ? 0 : (int64_t)t;
+}
+
+const char *
+tls_conn_refusal(const struct tls_conn *c, const char **name, size_t *len)
+{
+	*name = c->refused_name;
+	*len = c->refused_len;
+	return c->refused;
 }

@@ -8,10 +8,14 @@
  * whichever worker takes the next connection.  A tls_conn is one server
  * connection over a non-blocking socket.
  *
- * Certificates are chosen by SNI among a listener's sites; every
- * certificate has an id (a hash of its chain), equal across generations
- * for the same bytes, so that a request's host can be checked against the
- * certificate its connection was actually given (421 otherwise).  Each
+ * Certificates are chosen by SNI: a site's own, else the ACME certificate
+ * of the name (acme mode), else the listener's (none in acme mode: the
+ * handshake fails with unrecognized_name); a ClientHello offering only
+ * acme-tls/1 gets the TLS-ALPN-01 challenge certificate of a pending
+ * name (RFC 8737), made in tls_ctx_new().  Every certificate has an id (a
+ * hash of its chain), equal across generations for the same bytes, so
+ * that a request's host can be checked against the certificate its
+ * connection was actually given (421 otherwise).  Each
  * certificate encrypts its session tickets under a key of its own,
  * derived from the master's: a session resumes only where the ClientHello
  * selects the certificate it was made with (doc/architecture.md).
@@ -30,6 +34,14 @@ struct route_table;
 struct tls_ctx;
 struct tls_conn;
 
+/*
+ * The ALPN protocol of TLS-ALPN-01 (RFC 8737): offered by a listener whose
+ * acme-challenge is tls-alpn-01, and chosen only for a client that offers
+ * neither h2 nor http/1.1.  Such a connection gets the challenge
+ * certificate of its SNI and is closed after the handshake.
+ */
+#define TLS_ALPN_ACME	"acme-tls/1"
+
 /* tls_conn_read/write: nothing to do until the socket is ready again. */
 #define TLS_AGAIN	(-2)
 
@@ -42,6 +54,12 @@ int	 tls_keypair_check(const struct config_blob *cert,
 	    const struct config_blob *key, char *err, size_t errsz);
 
 /*
+ * The not-after of the first certificate of a PEM chain, in seconds since
+ * the epoch; 0 if it does not parse.  For the master's status.
+ */
+int64_t	 tls_cert_not_after(const struct config_blob *cert);
+
+/*
  * Credentials of a generation; rt is its routing table (kept, not owned).
  * ticket_key is the master's session-ticket key (64 bytes, as
  * gnutls_session_ticket_key_generate() makes it; other sizes are refused).
@@ -51,9 +69,14 @@ struct tls_ctx *tls_ctx_new(const struct config *cfg,
 	    size_t ticket_len, char *err, size_t errsz);
 void	 tls_ctx_free(struct tls_ctx *ctx);
 
-/* The id of the certificate site (on listener li) is served with. */
+/*
+ * The id of the certificate a handshake for host (normalised, hlen bytes)
+ * gets on listener li, site being the site host routes to there (NULL:
+ * none): the site's own, else the ACME certificate of that name, else the
+ * listener's.  0 when there is none (acme mode): no connection has it.
+ */
 uint64_t tls_ctx_cert_id(const struct tls_ctx *ctx, size_t li,
-	    const struct config_site *site);
+	    const struct config_site *site, const char *host, size_t hlen);
 
 /* A server connection on fd for listener li.  NULL if out of memory. */
 struct tls_conn *tls_conn_new(struct tls_ctx *ctx, size_t li, int fd);
@@ -89,7 +112,17 @@ uint64_t tls_conn_cert_id(const struct tls_conn *c);
 const char *tls_conn_error(const struct tls_conn *c);
 /* "TLS1.3" etc., for logs. */
 const char *tls_conn_version(struct tls_conn *c);
-/* The negotiated ALPN protocol ("http/1.1", "h2") or "" if none. */
+/* The negotiated ALPN protocol ("http/1.1", "h2", TLS_ALPN_ACME) or "" if
+   none. */
 const char *tls_conn_alpn(struct tls_conn *c);
+
+/*
+ * Why a failed handshake had no certificate to give (ACME: none issued
+ * yet for the name, or acme-tls/1 without a pending challenge for it), and
+ * the normalised name asked for in *name, *len bytes (0: no SNI; any bytes,
+ * to be escaped).  NULL when that was not why.
+ */
+const char *tls_conn_refusal(const struct tls_conn *c, const char **name,
+	    size_t *len);
 
 #endif /* PORTCULLIS_TLS_H */

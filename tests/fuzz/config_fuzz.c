@@ -8,9 +8,10 @@
  * every field is within the limits the rest of the proxy relies on.  An
  * accepted config must also survive the trip a worker sees: with PEM
  * bytes filled in for every certificate path (what config_load reads),
- * image_encode must succeed, and when every upstream is an address (pure
- * mode resolves no names) image_decode must give back the same config
- * and image_encode the same bytes.  Any violation abort()s.
+ * image_encode and image_encode_acme must succeed, and when every
+ * upstream is an address (pure mode resolves no names) image_decode must
+ * give back the same config (the EAB key only from image_encode_acme) and
+ * the encoder the same bytes.  Any violation abort()s.
  *
  * No main(): tests/fuzz/standalone.c replays files through this function
  * when libFuzzer is not available.
@@ -76,6 +77,60 @@ lower_case(const char *s)
 	return true;
 }
 
+static bool
+listener_serves(const struct config_listener *l, const char *name)
+{
+	const char	*up = strchr(name, '.');
+	size_t		 i;
+
+	for (i = 0; i < l->nsites; i++)
+		if (strcmp(l->sites[i].host, name) == 0 ||
+		    (l->sites[i].wildcard && up != NULL &&
+		    strcmp(l->sites[i].host + 1, up) == 0))
+			return true;
+	return false;
+}
+
+/* A listener's tls { } as config.c promises it. */
+static void
+check_tls(const struct config_listener *l)
+{
+	const struct config_acme	*a = &l->acme;
+	size_t				 i, j;
+
+	CHECK(l->nacme_certs == 0 && l->nchallenges == 0);
+	if (l->tls_mode == CONFIG_TLS_MANUAL) {
+		CHECK(l->tls.cert_path != NULL && l->tls.key_path != NULL);
+		CHECK(a->ndomains == 0 && a->directory == NULL &&
+		    a->cache_dir == NULL && a->eab_kid == NULL);
+		return;
+	}
+	CHECK(l->tls_mode == CONFIG_TLS_ACME);
+	CHECK(l->tls.cert_path == NULL && l->tls.key_path == NULL);
+	CHECK(a->ndomains >= 1 && a->ndomains <= CONFIG_MAX_SITES);
+	for (i = 0; i < a->ndomains; i++) {
+		const char *d = a->domains[i];
+
+		CHECK(config_check_hostname(d, strlen(d), false) == 0);
+		CHECK(lower_case(d) && d[strlen(d) - 1] != '.');
+		CHECK(listener_serves(l, d));
+		for (j = 0; j < i; j++)
+			CHECK(strcmp(a->domains[j], d) != 0);
+	}
+	CHECK(config_acme_url_ok(a->directory));
+	CHECK(a->contact == NULL || config_acme_contact_ok(a->contact));
+	CHECK(a->challenge == CONFIG_ACME_TLS_ALPN_01 ||
+	    (a->challenge == CONFIG_ACME_HTTP_01 && l->http_port != 0));
+	CHECK(a->cache_dir != NULL && a->cache_dir[0] == '/' &&
+	    strlen(a->cache_dir) <= CONFIG_PATH_MAX);
+	CHECK(a->ca_file == NULL || (a->ca_file[0] != '\0' &&
+	    strlen(a->ca_file) <= CONFIG_PATH_MAX));
+	CHECK(a->renew_days <= 365);
+	CHECK((a->eab_kid == NULL) == (a->eab_hmac_key == NULL));
+	CHECK(a->eab_hmac_key == NULL ||
+	    config_base64url_ok(a->eab_hmac_key, CONFIG_ACME_EAB_MAX));
+}
+
 /* What the rest of the proxy relies on in an accepted config. */
 static void
 check_config(const struct config *c)
@@ -112,8 +167,8 @@ check_config(const struct config *c)
 		CHECK(l->family == AF_INET || l->family == AF_INET6);
 		CHECK(l->bind != NULL);
 		CHECK(l->https_port != 0 && l->https_port != l->http_port);
-		CHECK(l->tls.cert_path != NULL && l->tls.key_path != NULL);
 		CHECK(l->nsites >= 1 && l->nsites <= CONFIG_MAX_SITES);
+		check_tls(l);
 		sites += l->nsites;
 		if (!c->allow_wildcard_bind)
 			CHECK(l->family == AF_INET ? l->addr.v4.s_addr != 0 :
@@ -156,7 +211,37 @@ check_blob(const struct config_blob *a, const struct config_blob *b)
 }
 
 static void
-check_same(const struct config *a, const struct config *b)
+check_str(const char *a, const char *b)
+{
+	CHECK((a == NULL) == (b == NULL));
+	CHECK(a == NULL || strcmp(a, b) == 0);
+}
+
+static void
+check_same_acme(const struct config_listener *la,
+    const struct config_listener *lb, bool secrets)
+{
+	const struct config_acme	*a = &la->acme, *b = &lb->acme;
+	size_t				 i;
+
+	CHECK(la->tls_mode == lb->tls_mode);
+	CHECK(a->ndomains == b->ndomains);
+	for (i = 0; i < a->ndomains; i++)
+		CHECK(strcmp(a->domains[i], b->domains[i]) == 0);
+	CHECK(a->domains_set == b->domains_set);
+	check_str(a->directory, b->directory);
+	check_str(a->contact, b->contact);
+	CHECK(a->challenge == b->challenge);
+	check_str(a->cache_dir, b->cache_dir);
+	check_str(a->ca_file, b->ca_file);
+	check_blob(&a->ca, &b->ca);
+	CHECK(a->renew_days == b->renew_days);
+	check_str(a->eab_kid, b->eab_kid);
+	check_str(secrets ? a->eab_hmac_key : NULL, b->eab_hmac_key);
+}
+
+static void
+check_same(const struct config *a, const struct config *b, bool secrets)
 {
 	size_t	i, j;
 
@@ -182,6 +267,7 @@ check_same(const struct config *a, const struct config *b)
 		CHECK(strcmp(la->bind, lb->bind) == 0);
 		check_blob(&la->tls.cert, &lb->tls.cert);
 		check_blob(&la->tls.key, &lb->tls.key);
+		check_same_acme(la, lb, secrets);
 		CHECK(la->nsites == lb->nsites);
 		for (j = 0; j < la->nsites; j++) {
 			const struct config_site *sa = &la->sites[j];
@@ -203,21 +289,52 @@ check_same(const struct config *a, const struct config *b)
 	}
 }
 
-/* The config as a worker receives it. */
+/*
+ * The config as a worker (secrets false) or the ACME process receives
+ * it, once every upstream is an address.
+ */
 static void
-check_image(struct config *c)
+check_image_as(const struct config *c, bool secrets)
 {
 	struct config	*dec;
 	unsigned char	*img, *again;
-	size_t		 len, len2, i, j;
+	size_t		 len, len2;
 	uint64_t	 gen;
+
+	if (secrets) {
+		CHECK(image_encode_acme(c, 42, &img, &len) == 0);
+		CHECK(image_decode(img, len, &dec, &gen) == 0);
+		CHECK(image_encode_acme(dec, gen, &again, &len2) == 0);
+	} else {
+		CHECK(image_encode(c, 42, &img, &len) == 0);
+		CHECK(image_decode(img, len, &dec, &gen) == 0);
+		CHECK(image_encode(dec, gen, &again, &len2) == 0);
+	}
+	CHECK(image_is_acme(img, len) == (secrets ? 1 : 0));
+	CHECK(gen == 42);
+	check_same(c, dec, secrets);
+	CHECK(len2 == len && memcmp(again, img, len) == 0);
+	free(again);
+	config_free(dec);
+	free(img);
+}
+
+/* PEM bytes where config_load would have read them. */
+static void
+check_image(struct config *c)
+{
+	unsigned char	*img;
+	size_t		 len, i, j;
 	bool		 resolved = true;
 
 	for (i = 0; i < c->nlisteners; i++) {
 		struct config_listener *l = &c->listeners[i];
 
-		blob_fill(&l->tls.cert, "-----BEGIN CERTIFICATE-----\n");
-		blob_fill(&l->tls.key, "-----BEGIN PRIVATE KEY-----\n");
+		if (l->tls_mode == CONFIG_TLS_MANUAL) {
+			blob_fill(&l->tls.cert, "-----BEGIN CERTIFICATE-----\n");
+			blob_fill(&l->tls.key, "-----BEGIN PRIVATE KEY-----\n");
+		} else if (l->acme.ca_file != NULL)
+			blob_fill(&l->acme.ca, "-----BEGIN CERTIFICATE-----\n");
 		for (j = 0; j < l->nsites; j++) {
 			if (l->sites[j].tls.cert_path != NULL) {
 				blob_fill(&l->sites[j].tls.cert, "C");
@@ -228,16 +345,13 @@ check_image(struct config *c)
 		}
 	}
 	CHECK(image_encode(c, 42, &img, &len) == 0);
-	if (resolved) {
-		CHECK(image_decode(img, len, &dec, &gen) == 0);
-		CHECK(gen == 42);
-		check_same(c, dec);
-		CHECK(image_encode(dec, gen, &again, &len2) == 0);
-		CHECK(len2 == len && memcmp(again, img, len) == 0);
-		free(again);
-		config_free(dec);
-	}
 	free(img);
+	CHECK(image_encode_acme(c, 42, &img, &len) == 0);
+	free(img);
+	if (resolved) {
+		check_image_as(c, false);
+		check_image_as(c, true);
+	}
 }
 
 int

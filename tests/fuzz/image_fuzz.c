@@ -3,9 +3,11 @@
  * (src/image.c), which every worker runs on bytes from shared memory.
  *
  * The input is an image.  If image_decode accepts it, the config must be
- * within every limit the worker relies on, and image_encode must give
- * back exactly the input: the decoder accepts one spelling of each config
- * and nothing the encoder would not write.  Any violation abort()s.
+ * within every limit the worker (or the ACME process) relies on, and the
+ * encoder that wrote it (image_encode, or image_encode_acme for an image
+ * with EAB keys: image_is_acme says which) must give back exactly the
+ * input: the decoder accepts one spelling of each config and nothing the
+ * encoder would not write.  Any violation abort()s.
  *
  * No main(): tests/fuzz/standalone.c replays files through this function
  * when libFuzzer is not available.
@@ -13,6 +15,7 @@
 #include "autoconf.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,6 +23,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "control.h"
 #include "image.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
@@ -52,7 +56,92 @@ check_printable(const char *s, size_t min, size_t max)
 }
 
 static void
-check_decoded(const struct config *c)
+check_host(const char *h)
+{
+	CHECK(h != NULL);
+	check_printable(h, 1, CONFIG_HOST_MAX);
+	CHECK(config_check_hostname(h, strlen(h), false) == 0);
+	CHECK(h[0] != '*' && h[strlen(h) - 1] != '.');
+}
+
+/* A path: 1..CONFIG_PATH_MAX bytes (any but NUL), absolute if told. */
+static void
+check_path(const char *p, bool absolute)
+{
+	size_t	n = strlen(p);
+
+	CHECK(n >= 1 && n <= CONFIG_PATH_MAX);
+	CHECK(!absolute || p[0] == '/');
+}
+
+/* The listener's certificate, or its ACME part. */
+static void
+check_acme(const struct config_listener *l, bool secrets)
+{
+	const struct config_acme	*a = &l->acme;
+	size_t				 i;
+
+	if (l->tls_mode == CONFIG_TLS_MANUAL) {
+		CHECK(l->tls.cert.len > 0 && l->tls.key.len > 0);
+		CHECK(a->ndomains == 0 && a->domains == NULL);
+		CHECK(a->directory == NULL && a->cache_dir == NULL);
+		CHECK(a->eab_kid == NULL && a->eab_hmac_key == NULL);
+		CHECK(l->nacme_certs == 0 && l->nchallenges == 0);
+		return;
+	}
+	CHECK(l->tls_mode == CONFIG_TLS_ACME);
+	CHECK(l->tls.cert.len == 0 && l->tls.key.len == 0);
+	CHECK(a->ndomains >= 1 && a->ndomains <= CONFIG_MAX_SITES);
+	for (i = 0; i < a->ndomains; i++)
+		check_host(a->domains[i]);
+	CHECK(a->directory != NULL && config_acme_url_ok(a->directory));
+	CHECK(a->contact == NULL || config_acme_contact_ok(a->contact));
+	CHECK(a->challenge == CONFIG_ACME_TLS_ALPN_01 ||
+	    a->challenge == CONFIG_ACME_HTTP_01);
+	CHECK(a->cache_dir != NULL);
+	check_path(a->cache_dir, true);
+	if (a->ca_file != NULL)
+		check_path(a->ca_file, false);
+	check_blob(&a->ca, CONFIG_PEM_MAX);
+	CHECK(a->renew_days <= 365);
+	if (a->eab_kid != NULL)
+		check_printable(a->eab_kid, 1, CONFIG_ACME_EAB_MAX);
+	/* The key only in the ACME process's copy, and with its id. */
+	if (secrets)
+		CHECK((a->eab_kid == NULL) == (a->eab_hmac_key == NULL));
+	else
+		CHECK(a->eab_hmac_key == NULL);
+	if (a->eab_hmac_key != NULL)
+		CHECK(config_base64url_ok(a->eab_hmac_key,
+		    CONFIG_ACME_EAB_MAX));
+	CHECK(l->nacme_certs <= CONFIG_MAX_SITES);
+	for (i = 0; i < l->nacme_certs; i++) {
+		check_host(l->acme_certs[i].name);
+		check_blob(&l->acme_certs[i].cert, CONFIG_PEM_MAX);
+		check_blob(&l->acme_certs[i].key, CONFIG_PEM_MAX);
+		CHECK(l->acme_certs[i].cert.len > 0 &&
+		    l->acme_certs[i].key.len > 0);
+	}
+	CHECK(l->nchallenges <= 2 * CONFIG_MAX_SITES);
+	for (i = 0; i < l->nchallenges; i++) {
+		const struct config_challenge *c = &l->challenges[i];
+
+		CHECK(c->type == CONFIG_ACME_TLS_ALPN_01 ||
+		    c->type == CONFIG_ACME_HTTP_01);
+		check_host(c->name);
+		if (c->token != NULL)
+			CHECK(config_base64url_ok(c->token,
+			    CONTROL_TOKEN_MAX));
+		if (c->keyauth != NULL)
+			check_printable(c->keyauth, 1,
+			    CONTROL_KEYAUTH_MAX);
+		if (c->type == CONFIG_ACME_HTTP_01)
+			CHECK(c->token != NULL && c->keyauth != NULL);
+	}
+}
+
+static void
+check_decoded(const struct config *c, bool secrets)
 {
 	size_t	i, j;
 
@@ -85,7 +174,7 @@ check_decoded(const struct config *c)
 		check_printable(l->bind, 1, INET6_ADDRSTRLEN + 2);
 		check_blob(&l->tls.cert, CONFIG_PEM_MAX);
 		check_blob(&l->tls.key, CONFIG_PEM_MAX);
-		CHECK(l->tls.cert.len > 0 && l->tls.key.len > 0);
+		check_acme(l, secrets);
 		CHECK(l->tls.cert_path == NULL && l->tls.key_path == NULL);
 		CHECK(l->nsites >= 1 && l->nsites <= CONFIG_MAX_SITES);
 		for (j = 0; j < l->nsites; j++) {
@@ -124,14 +213,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	unsigned char	*again;
 	size_t		 len;
 	uint64_t	 gen;
+	int		 secrets;
 
 	if (image_decode(data, size, &cfg, &gen) == -1) {
 		CHECK(cfg == NULL);
 		return 0;
 	}
 	CHECK(cfg != NULL);
-	check_decoded(cfg);
-	CHECK(image_encode(cfg, gen, &again, &len) == 0);
+	secrets = image_is_acme(data, size);
+	CHECK(secrets == 0 || secrets == 1);
+	check_decoded(cfg, secrets == 1);
+	if (secrets == 1)
+		CHECK(image_encode_acme(cfg, gen, &again, &len) == 0);
+	else
+		CHECK(image_encode(cfg, gen, &again, &len) == 0);
 	CHECK(len == size);
 	CHECK(memcmp(again, data, size) == 0);
 	free(again);

@@ -176,8 +176,9 @@ class Certs:
 
 def render_config(settings):
     """Render a dict as portcullis.conf text.  Values: str, int, bool,
-    float, dict (section) or a list of (title or None, dict) for repeated
-    sections (key is the section name)."""
+    float, a tuple of str (a list option), dict (section) or a list of
+    (title or None, dict) for repeated sections (key is the section
+    name)."""
     lines = []
 
     def emit(d, indent):
@@ -189,6 +190,9 @@ def render_config(settings):
                 lines.append(f"{pad}{key} = {value}")
             elif isinstance(value, str):
                 lines.append(f'{pad}{key} = "{value}"')
+            elif isinstance(value, tuple):      # a list of strings
+                items = ", ".join(f'"{v}"' for v in value)
+                lines.append(f"{pad}{key} = {{ {items} }}")
             elif isinstance(value, dict):
                 lines.append(f"{pad}{key} {{")
                 emit(value, indent + 1)
@@ -506,6 +510,12 @@ def end_proxy(p):
     p.kill_all()
 
 
+def call_failed(request):
+    """Whether the test itself (not a fixture) failed."""
+    rep = getattr(request.node, "rep_call", None)
+    return rep is not None and rep.failed
+
+
 @pytest.fixture
 def make_proxy(request, tmp_path, certs):
     """Factory: make_proxy(**settings) -> Proxy (not started)."""
@@ -520,8 +530,7 @@ def make_proxy(request, tmp_path, certs):
         return p
 
     yield factory
-    failed = getattr(request.node, "rep_call", None)
-    failed = failed is not None and failed.failed
+    failed = call_failed(request)
     problems = []
     for p in made:
         end_proxy(p)

@@ -16,10 +16,17 @@ def test_status_reply(proxy):
     rc, st = proxy.ctl("status")
     assert rc == 0
     assert set(st) == {"status", "uptime_secs", "sites", "generation",
-                       "workers", "counters", "worker_counters"}
+                       "workers", "counters", "worker_counters",
+                       "certificates"}
     assert st["status"] == "ok" and st["sites"] == 2
     assert st["generation"] == 1 and st["workers"] == 2
     assert isinstance(st["uptime_secs"], int) and st["uptime_secs"] >= 0
+    # Both sites are served with the listener's manual certificate.
+    certs = st["certificates"]
+    assert len(certs) == 2
+    for c in certs:
+        assert c["source"] == "manual" and c["listener"] == 0
+        assert c["not_after"].endswith("Z") and c["not_after"][:2] == "20"
 
 
 def test_uptime_grows(proxy):
@@ -42,11 +49,22 @@ def test_reply_is_one_json_line(proxy):
 
 @pytest.mark.parametrize("cmd", [b"statu\n", b"STATUS\n", b"\n",
                                  b"\x00\xff\xfe\n", b"{\"cmd\":1}\n",
-                                 b"reload now\n"])
+                                 b"reload now\n", b"renew a b\n",
+                                 b"renew\xff\n"])
 def test_unknown_commands_get_an_error(proxy, cmd):
     reply = json.loads(proxy.admin_raw(cmd))
     assert reply["status"] == "error"
     assert "unknown command" in reply["message"]
+    assert proxy.ctl("status")[1]["generation"] == 1
+
+
+def test_renew_without_acme(proxy):
+    """No listener in ACME mode: renew is an error at once, nothing else
+    changes."""
+    for cmd in (b"renew\n", b"renew a.test\n", b" renew \r\n"):
+        reply = json.loads(proxy.admin_raw(cmd))
+        assert reply == {"status": "error",
+                         "message": 'no listener has tls mode "acme"'}
     assert proxy.ctl("status")[1]["generation"] == 1
 
 

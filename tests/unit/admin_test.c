@@ -39,7 +39,7 @@ parse(const char *s, size_t len)
 
 	assert_non_null(copy);
 	memcpy(copy, s, len);
-	cmd = admin_parse(copy, len);
+	cmd = admin_parse(copy, len, NULL, NULL);
 	free(copy);
 	return cmd;
 }
@@ -99,10 +99,10 @@ test_len_is_respected(void **state)
 {
 	(void)state;
 	/* Bytes past len are not part of the command. */
-	assert_int_equal(admin_parse("statusXYZ", 6), STATUS);
-	assert_int_equal(admin_parse("reload\n", 6), RELOAD);
-	assert_int_equal(admin_parse("status", 5), INVALID);
-	assert_int_equal(admin_parse("status", 0), INVALID);
+	assert_int_equal(admin_parse("statusXYZ", 6, NULL, NULL), STATUS);
+	assert_int_equal(admin_parse("reload\n", 6, NULL, NULL), RELOAD);
+	assert_int_equal(admin_parse("status", 5, NULL, NULL), INVALID);
+	assert_int_equal(admin_parse("status", 0, NULL, NULL), INVALID);
 }
 
 static void
@@ -158,6 +158,55 @@ test_invalid(void **state)
 	run_cases(tc, nitems(tc));
 }
 
+/* "renew" alone, or with one word: the name to renew. */
+static void
+test_renew(void **state)
+{
+	static const struct {
+		const char	*in;
+		enum admin_cmd	 want;
+		const char	*arg;
+	} tc[] = {
+		{ "renew", ADMIN_CMD_RENEW, "" },
+		{ "  renew \r", ADMIN_CMD_RENEW, "" },
+		{ "renew a.test", ADMIN_CMD_RENEW, "a.test" },
+		{ "renew\t \tgit.example.com \r", ADMIN_CMD_RENEW,
+		    "git.example.com" },
+		{ "renew a.test b.test", INVALID, NULL },
+		{ "renew a\x01b", INVALID, NULL },
+		{ "renew a\xc3\xa9", INVALID, NULL },
+		{ "renewa.test", INVALID, NULL },
+		{ "RENEW a.test", INVALID, NULL },
+		{ "status a.test", INVALID, NULL },
+	};
+	char long_arg[ADMIN_ARG_MAX + 16];
+	const char *arg;
+	size_t i, arglen;
+
+	(void)state;
+	for (i = 0; i < nitems(tc); i++) {
+		assert_int_equal(admin_parse(tc[i].in, strlen(tc[i].in), &arg,
+		    &arglen), tc[i].want);
+		if (tc[i].arg == NULL)
+			continue;
+		assert_int_equal(arglen, strlen(tc[i].arg));
+		assert_memory_equal(arg, tc[i].arg, arglen);
+	}
+	/* Bytes past len are not part of the argument. */
+	assert_int_equal(admin_parse("renew a.testXYZ", 12, &arg, &arglen),
+	    ADMIN_CMD_RENEW);
+	assert_int_equal(arglen, 6);
+	/* The longest name fits, one byte more does not. */
+	memcpy(long_arg, "renew ", 6);
+	memset(long_arg + 6, 'a', ADMIN_ARG_MAX);
+	assert_int_equal(admin_parse(long_arg, 6 + ADMIN_ARG_MAX, &arg,
+	    &arglen), ADMIN_CMD_RENEW);
+	assert_int_equal(arglen, ADMIN_ARG_MAX);
+	long_arg[6 + ADMIN_ARG_MAX] = 'a';
+	assert_int_equal(admin_parse(long_arg, 7 + ADMIN_ARG_MAX, &arg,
+	    &arglen), INVALID);
+}
+
 /* A line as long as the socket reads, all blanks but the command. */
 static void
 test_long_lines(void **state)
@@ -185,6 +234,7 @@ main(void)
 		cmocka_unit_test(test_len_is_respected),
 		cmocka_unit_test(test_invalid),
 		cmocka_unit_test(test_long_lines),
+		cmocka_unit_test(test_renew),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -925,12 +925,12 @@ test_listener_parts_required(void **state)
 	    NAME ":4: listener: 'bind' is required", NULL);
 	expect_errors("listener {\n  bind = \"127.0.0.1\"\n"
 	    SITE("a.example") "}\n",
-	    NAME ":2: listener 127.0.0.1: a tls { cert key } section is "
-	    "required", NULL);
+	    NAME ":2: listener 127.0.0.1: a tls { } section is required "
+	    "(cert and key, or mode = \"acme\")", NULL);
 	expect_errors("listener {\n  bind = \"127.0.0.1\"\n  tls { }\n"
 	    SITE("a.example") "}\n",
-	    NAME ":2: listener 127.0.0.1: a tls { cert key } section is "
-	    "required", NULL);
+	    NAME ":2: listener 127.0.0.1: a tls { } section is required "
+	    "(cert and key, or mode = \"acme\")", NULL);
 	expect_errors("listener {\n  bind = \"127.0.0.1\"\n"
 	    "  tls { mode = \"manual\" }\n" SITE("a.example") "}\n",
 	    NAME ":3: tls: 'cert' and 'key' are required", NULL);
@@ -941,9 +941,14 @@ test_listener_parts_required(void **state)
 	    "  tls {\n\n key = \"/k\" }\n" SITE("a.example") "}\n",
 	    NAME ":5: tls: 'cert' and 'key' go together", NULL);
 	expect_errors("listener {\n  bind = \"127.0.0.1\"\n"
-	    "  tls {\n mode = \"acme\"\n cert = \"/c\"\n key = \"/k\" }\n"
+	    "  tls {\n mode = \"auto\"\n cert = \"/c\"\n key = \"/k\" }\n"
 	    SITE("a.example") "}\n",
-	    NAME ":4: tls mode must be \"manual\"", NULL);
+	    NAME ":4: tls mode must be \"manual\" or \"acme\"", NULL);
+	/* Only acme-* options, no mode: manual, and wrong twice over. */
+	expect_errors("listener {\n  bind = \"127.0.0.1\"\n"
+	    "  tls { acme-challenge = \"http-01\" }\n" SITE("a.example")
+	    "}\n", NAME ":3: tls: 'acme-challenge' needs mode = \"acme\"",
+	    NAME ":3: tls: 'cert' and 'key' are required", NULL);
 	expect_errors("listener {\n  bind = \"127.0.0.1\"\n" TLS "}\n",
 	    NAME ":2: listener 127.0.0.1: at least one site is required",
 	    NULL);
@@ -1804,6 +1809,616 @@ test_hostname_wildcard_tld_trailing_dot(void **state)
 }
 
 /*
+ * tls { mode = "acme" }
+ */
+
+/*
+ * An ACME listener: mode on line 4, the options given (one a line) from
+ * line 5, then the sites a.example and b.example.
+ */
+#define ACME_HEAD	"listener {\n  bind = \"127.0.0.1\"\n  tls {\n" \
+			"    mode = \"acme\"\n"
+#define ACME_SITES	SITE("a.example") SITE("b.example")
+#define ACME(opts)	ACME_HEAD opts "  }\n" ACME_SITES "}\n"
+
+static const char acme_full[] =
+    "listener {\n"						/* 1 */
+    "  bind = \"127.0.0.1\"\n"
+    "  http-port = 8080\n"
+    "  tls {\n"
+    "    mode = \"acme\"\n"					/* 5 */
+    "    acme-domains = { \"A.Example.\",\n"
+    "                     \"x.w.example\" }\n"
+    "    acme-directory = \"https://acme.test:14000/dir?x=1\"\n"
+    "    acme-contact = \"mailto:admin+acme@example.com\"\n"
+    "    acme-challenge = \"tls-alpn-01\"\n"			/* 10 */
+    "    acme-cache-dir = \"/var/cache/p acme\"\n"
+    "    acme-ca-file = \"/etc/p/ca.pem\"\n"
+    "    acme-renew-days = 365\n"
+    "    acme-eab-kid = \"kid-1:x\"\n"
+    "    acme-eab-hmac-key = \"zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W\"\n"
+    "  }\n"
+    "  site \"a.example\" { upstream = \"127.0.0.1:1\" }\n"
+    "  site \"*.w.example\" { upstream = \"127.0.0.1:2\" }\n"
+    "  site \"own.example\" { upstream = \"127.0.0.1:3\" "
+    "cert = \"/o.pem\" key = \"/o.key\" }\n"
+    "}\n";								/* 20 */
+
+static void
+test_acme_every_option(void **state)
+{
+	struct config		*cfg;
+	struct config_listener	*l;
+	struct config_acme	*a;
+
+	(void)state;
+	cfg = parse_ok(acme_full);
+	l = &cfg->listeners[0];
+	a = &l->acme;
+	assert_int_equal(l->tls_mode, CONFIG_TLS_ACME);
+	assert_null(l->tls.cert_path);
+	assert_null(l->tls.key_path);
+	assert_true(a->domains_set);
+	assert_int_equal(a->ndomains, 2);
+	assert_string_equal(a->domains[0], "a.example");	/* normalised */
+	assert_string_equal(a->domains[1], "x.w.example");
+	assert_string_equal(a->directory, "https://acme.test:14000/dir?x=1");
+	assert_string_equal(a->contact, "mailto:admin+acme@example.com");
+	assert_int_equal(a->challenge, CONFIG_ACME_TLS_ALPN_01);
+	assert_string_equal(a->cache_dir, "/var/cache/p acme");
+	assert_string_equal(a->ca_file, "/etc/p/ca.pem");
+	assert_null(a->ca.data);				/* pure */
+	assert_int_equal(a->renew_days, 365);
+	assert_string_equal(a->eab_kid, "kid-1:x");
+	assert_string_equal(a->eab_hmac_key, "zWNDZM6eQGHWpSRTPal5eIUYFTu7Eaj"
+	    "VIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W");
+	assert_int_equal(a->line, 5);
+	/* A site's own certificate still works (and wins, in the worker). */
+	assert_string_equal(l->sites[2].tls.cert_path, "/o.pem");
+	assert_string_equal(l->sites[2].tls.key_path, "/o.key");
+	/* Only the master and image_decode fill these. */
+	assert_null(l->acme_certs);
+	assert_int_equal(l->nacme_certs, 0);
+	assert_null(l->challenges);
+	assert_int_equal(l->nchallenges, 0);
+	config_free(cfg);
+}
+
+static void
+test_acme_defaults(void **state)
+{
+	struct config		*cfg;
+	struct config_listener	*l;
+	struct config_acme	*a;
+
+	(void)state;
+	/* Every non-wildcard site, normalised; HTTP-01 on port 80. */
+	cfg = parse_ok("listener {\n  bind = \"127.0.0.1\"\n"
+	    "  tls { mode = \"acme\" acme-challenge = \"http-01\" }\n"
+	    SITE("B.Example.") SITE("*.w.example") SITE("a.example") "}\n");
+	l = &cfg->listeners[0];
+	a = &l->acme;
+	assert_int_equal(l->tls_mode, CONFIG_TLS_ACME);
+	assert_false(a->domains_set);
+	assert_int_equal(a->ndomains, 2);
+	assert_string_equal(a->domains[0], "b.example");
+	assert_string_equal(a->domains[1], "a.example");
+	assert_string_equal(a->directory, CONFIG_ACME_PRODUCTION);
+	assert_null(a->contact);
+	assert_int_equal(a->challenge, CONFIG_ACME_HTTP_01);
+	assert_string_equal(a->cache_dir, CONFIG_ACME_CACHE_DIR);
+	assert_null(a->ca_file);
+	assert_int_equal(a->renew_days, 0);
+	assert_null(a->eab_kid);
+	assert_null(a->eab_hmac_key);
+	assert_int_equal(a->line, 3);
+	config_free(cfg);
+
+	/* An empty list: the default. */
+	cfg = parse_ok(ACME("    acme-domains = { }\n"));
+	a = &cfg->listeners[0].acme;
+	assert_false(a->domains_set);
+	assert_int_equal(a->ndomains, 2);
+	assert_string_equal(a->domains[0], "a.example");
+	assert_string_equal(a->domains[1], "b.example");
+	config_free(cfg);
+
+	/* A site with its own certificate keeps it: no order for it. */
+	cfg = parse_ok("listener {\n  bind = \"127.0.0.1\"\n"
+	    "  tls { mode = \"acme\" }\n"
+	    "  site \"own.example\" { upstream = \"127.0.0.1:3\" "
+	    "cert = \"/o.pem\" key = \"/o.key\" }\n"
+	    SITE("a.example") "}\n");
+	a = &cfg->listeners[0].acme;
+	assert_false(a->domains_set);
+	assert_int_equal(a->ndomains, 1);
+	assert_string_equal(a->domains[0], "a.example");
+	config_free(cfg);
+
+	cfg = parse_ok(ACME("    acme-directory = \"staging\"\n"));
+	a = &cfg->listeners[0].acme;
+	assert_string_equal(a->directory, CONFIG_ACME_STAGING);
+	assert_int_equal(a->challenge, CONFIG_ACME_TLS_ALPN_01);
+	assert_int_equal(a->ndomains, 2);
+	config_free(cfg);
+	cfg = parse_ok(ACME("    acme-directory = \"production\"\n"));
+	assert_string_equal(cfg->listeners[0].acme.directory,
+	    CONFIG_ACME_PRODUCTION);
+	config_free(cfg);
+
+	/* A manual listener has nothing of ACME. */
+	cfg = parse_ok(VALID);
+	l = &cfg->listeners[0];
+	assert_int_equal(l->tls_mode, CONFIG_TLS_MANUAL);
+	assert_null(l->acme.domains);
+	assert_null(l->acme.directory);
+	assert_null(l->acme.cache_dir);
+	config_free(cfg);
+	cfg = parse_ok("listener {\n  bind = \"127.0.0.1\"\n"
+	    "  tls { mode = \"manual\" cert = \"/c\" key = \"/k\" }\n"
+	    SITE("a.example") "}\n");
+	assert_int_equal(cfg->listeners[0].tls_mode, CONFIG_TLS_MANUAL);
+	config_free(cfg);
+}
+
+/* Every acme-* option is a mistake with mode "manual". */
+static void
+test_acme_options_need_acme_mode(void **state)
+{
+	static const char *const opts[][2] = {
+		{ "acme-domains", "{ \"a.example\" }" },
+		{ "acme-directory", "\"staging\"" },
+		{ "acme-contact", "\"mailto:a@example.com\"" },
+		{ "acme-challenge", "\"tls-alpn-01\"" },
+		{ "acme-cache-dir", "\"/var/lib/x\"" },
+		{ "acme-ca-file", "\"/ca.pem\"" },
+		{ "acme-renew-days", "30" },
+		{ "acme-eab-kid", "\"kid\"" },
+		{ "acme-eab-hmac-key", "\"a2V5\"" },
+	};
+	char	text[512], msg[128];
+	size_t	i;
+
+	(void)state;
+	for (i = 0; i < nitems(opts); i++) {
+		snprintf(text, sizeof(text), "listener {\n  bind = "
+		    "\"127.0.0.1\"\n  tls {\n    cert = \"/c\"\n    key = "
+		    "\"/k\"\n    %s = %s\n  }\n" SITE("a.example") "}\n",
+		    opts[i][0], opts[i][1]);
+		snprintf(msg, sizeof(msg), NAME ":6: tls: '%s' needs mode = "
+		    "\"acme\"", opts[i][0]);
+		expect_errors(text, msg, NULL);
+		/* The same with the mode said. */
+		snprintf(text, sizeof(text), "listener {\n  bind = "
+		    "\"127.0.0.1\"\n  tls {\n    mode = \"manual\" cert = "
+		    "\"/c\"\n    key = \"/k\"\n    %s = %s\n  }\n"
+		    SITE("a.example") "}\n", opts[i][0], opts[i][1]);
+		expect_errors(text, msg, NULL);
+	}
+}
+
+static void
+test_acme_mode_values(void **state)
+{
+	static const char *const bad[] = { "ACME", "Manual", "", "auto",
+	    "acme ", "letsencrypt" };
+	char	text[256];
+	size_t	i;
+
+	(void)state;
+	for (i = 0; i < nitems(bad); i++) {
+		snprintf(text, sizeof(text), "listener {\n  bind = "
+		    "\"127.0.0.1\"\n  tls {\n    mode = \"%s\"\n  }\n"
+		    SITE("a.example") "}\n", bad[i]);
+		expect_errors(text, NAME ":4: tls mode must be \"manual\" or "
+		    "\"acme\"", NULL);
+	}
+}
+
+/* In ACME mode the listener has no certificate of its own. */
+static void
+test_acme_refuses_listener_cert(void **state)
+{
+	(void)state;
+	expect_errors(ACME("    cert = \"/c\"\n    key = \"/k\"\n"),
+	    NAME ":5: tls: 'cert' is for mode = \"manual\"; with mode = "
+	    "\"acme\", give cert and key to a site, where they win over ACME",
+	    NAME ":6: tls: 'key' is for mode = \"manual\"; with mode = "
+	    "\"acme\", give cert and key to a site, where they win over ACME",
+	    NULL);
+	expect_errors(ACME("    key = \"/k\"\n"),
+	    NAME ":5: tls: 'key' is for mode = \"manual\"; with mode = "
+	    "\"acme\", give cert and key to a site, where they win over ACME",
+	    NULL);
+	/* A site's pair is checked as ever. */
+	expect_errors(ACME_HEAD "  }\n  site \"a.example\" {\n    upstream = "
+	    "\"127.0.0.1:1\"\n    cert = \"/c\"\n  }\n}\n",
+	    NAME ":8: site \"a.example\": 'cert' and 'key' go together",
+	    NULL);
+}
+
+static void
+test_acme_domains(void **state)
+{
+	struct config	*cfg;
+
+	(void)state;
+	expect_errors(ACME("    acme-domains = { \"a..example\" }\n"),
+	    NAME ":5: acme-domains: \"a..example\" is not a valid DNS name",
+	    NULL);
+	expect_errors(ACME("    acme-domains = { \"1.2.3.4\" }\n"),
+	    NAME ":5: acme-domains: \"1.2.3.4\" is not a valid DNS name",
+	    NULL);
+	expect_errors(ACME("    acme-domains = { \"\" }\n"),
+	    NAME ":5: acme-domains: \"\" is not a valid DNS name", NULL);
+	expect_errors(ACME("    acme-domains = { \"*.a.example\" }\n"),
+	    NAME ":5: acme-domains: \"*.a.example\" is a wildcard name: those "
+	    "need the DNS-01 challenge, which portcullis does not do", NULL);
+	/* Duplicates after normalisation. */
+	expect_errors(ACME("    acme-domains = { \"a.example\",\n"
+	    "      \"A.EXAMPLE.\" }\n"),
+	    NAME ":6: acme-domains: \"a.example\" is listed twice", NULL);
+	expect_errors(ACME("    acme-domains = { \"c.example\" }\n"),
+	    NAME ":5: acme-domains: \"c.example\" is not served by a site of "
+	    "this listener", NULL);
+	/* Each name on its own line, each mistake on its line. */
+	expect_errors(ACME("    acme-domains = {\n"
+	    "      \"a.example\",\n"
+	    "      \"*.b.example\",\n"
+	    "      \"b.example\",\n"
+	    "      \"z.example\"\n"
+	    "    }\n"),
+	    NAME ":7: acme-domains: \"*.b.example\" is a wildcard name: those "
+	    "need the DNS-01 challenge, which portcullis does not do",
+	    NAME ":9: acme-domains: \"z.example\" is not served by a site of "
+	    "this listener", NULL);
+	/* A one-label wildcard site serves a name one label down only. */
+	cfg = parse_ok("listener {\n  bind = \"127.0.0.1\"\n"
+	    "  tls { mode = \"acme\" acme-domains = { \"x.w.example\" } }\n"
+	    SITE("*.w.example") "}\n");
+	assert_int_equal(cfg->listeners[0].acme.ndomains, 1);
+	assert_string_equal(cfg->listeners[0].acme.domains[0], "x.w.example");
+	config_free(cfg);
+	expect_errors("listener {\n  bind = \"127.0.0.1\"\n"
+	    "  tls { mode = \"acme\" acme-domains = { \"y.x.w.example\", "
+	    "\"w.example\" } }\n" SITE("*.w.example") "}\n",
+	    NAME ":3: acme-domains: \"y.x.w.example\" is not served by a site "
+	    "of this listener",
+	    NAME ":3: acme-domains: \"w.example\" is not served by a site of "
+	    "this listener", NULL);
+	/* Another listener's site does not count. */
+	expect_errors(LISTENER("127.0.0.2")
+	    "listener {\n  bind = \"127.0.0.1\"\n"
+	    "  tls { mode = \"acme\" acme-domains = { \"a.example\" } }\n"
+	    SITE("b.example") "}\n",
+	    NAME ":8: acme-domains: \"a.example\" is not served by a site of "
+	    "this listener", NULL);
+	/* A list in one string is a list of one. */
+	cfg = parse_ok(ACME("    acme-domains = \"b.example\"\n"));
+	assert_true(cfg->listeners[0].acme.domains_set);
+	assert_int_equal(cfg->listeners[0].acme.ndomains, 1);
+	assert_string_equal(cfg->listeners[0].acme.domains[0], "b.example");
+	config_free(cfg);
+	expect_errors(ACME("    acme-domains = { \"a.example\" }\n"
+	    "    acme-domains = { \"b.example\" }\n"),
+	    NAME ":6: 'acme-domains' set twice (first on line 5)", NULL);
+}
+
+static void
+test_acme_too_many_domains(void **state)
+{
+	struct sbuf	 b = { 0 };
+	struct config	*cfg;
+	size_t		 i;
+
+	(void)state;
+	sb_add(&b, "listener {\n  bind = \"127.0.0.1\"\n  tls {\n"
+	    "    mode = \"acme\"\n    acme-domains = {");
+	for (i = 0; i < CONFIG_MAX_SITES; i++)
+		sb_fmt(&b, "%s\"n%zu.w.example\"", i > 0 ? "," : "", i);
+	sb_add(&b, "}\n  }\n" SITE("*.w.example") "}\n");
+	cfg = parse_ok(b.p);
+	assert_int_equal(cfg->listeners[0].acme.ndomains, CONFIG_MAX_SITES);
+	config_free(cfg);
+	free(b.p);
+	memset(&b, 0, sizeof(b));
+	sb_add(&b, "listener {\n  bind = \"127.0.0.1\"\n  tls {\n"
+	    "    mode = \"acme\"\n    acme-domains = {");
+	for (i = 0; i <= CONFIG_MAX_SITES; i++)
+		sb_fmt(&b, "%s\"n%zu.w.example\"", i > 0 ? "," : "", i);
+	sb_add(&b, "}\n  }\n" SITE("*.w.example") "}\n");
+	expect_errors(b.p, NAME ":5: acme-domains: more than 4096 names",
+	    NULL);
+	free(b.p);
+}
+
+static void
+test_acme_no_domain(void **state)
+{
+	(void)state;
+	expect_errors("listener {\n  bind = \"127.0.0.1\"\n  tls {\n"
+	    "    mode = \"acme\"\n  }\n" SITE("*.a.example")
+	    SITE("*.b.example") "}\n",
+	    NAME ":4: tls mode \"acme\": every site is a wildcard, and "
+	    "wildcard names need the DNS-01 challenge, which portcullis does "
+	    "not do: name the hosts in acme-domains", NULL);
+	/* Every site has its own certificate (or is a wildcard). */
+	expect_errors("listener {\n  bind = \"127.0.0.1\"\n  tls {\n"
+	    "    mode = \"acme\"\n  }\n"
+	    "  site \"own.example\" { upstream = \"127.0.0.1:3\" "
+	    "cert = \"/o.pem\" key = \"/o.key\" }\n"
+	    SITE("*.b.example") "}\n",
+	    NAME ":4: tls mode \"acme\": no site needs a certificate from "
+	    "the CA (each has its own cert or is a wildcard, which needs "
+	    "DNS-01): name the hosts in acme-domains, or use mode "
+	    "\"manual\"", NULL);
+	/* No site at all: that is the one message. */
+	expect_errors("listener {\n  bind = \"127.0.0.1\"\n  tls {\n"
+	    "    mode = \"acme\"\n  }\n}\n",
+	    NAME ":2: listener 127.0.0.1: at least one site is required",
+	    NULL);
+}
+
+/* opt = "each of vals" is msg on line 5. */
+static void
+expect_bad_values(const char *opt, const char *const *vals, size_t n,
+    const char *msg)
+{
+	char	text[512], want[256];
+	size_t	i;
+
+	snprintf(want, sizeof(want), NAME ":5: %s", msg);
+	for (i = 0; i < n; i++) {
+		snprintf(text, sizeof(text), ACME_HEAD "    %s = \"%s\"\n  }\n"
+		    ACME_SITES "}\n", opt, vals[i]);
+		expect_errors(text, want, NULL);
+	}
+}
+
+/*
+ * opt = prefix and filler, max characters in all, is accepted and kept
+ * whole in the config_acme field at off; one more is msg on line 5.
+ */
+static void
+expect_max_length(const char *opt, const char *prefix, size_t max,
+    size_t off, const char *msg)
+{
+	struct sbuf	 b;
+	struct config	*cfg;
+	char		*v = malloc(max + 2), want[256];
+	size_t		 n = strlen(prefix);
+
+	assert_non_null(v);
+	memcpy(v, prefix, n);
+	memset(v + n, 'v', max + 1 - n);
+	v[max] = '\0';
+	for (int more = 0; more < 2; more++) {
+		memset(&b, 0, sizeof(b));
+		sb_add(&b, ACME_HEAD);
+		sb_fmt(&b, "    %s = \"", opt);
+		sb_add(&b, v);
+		sb_add(&b, "\"\n  }\n" ACME_SITES "}\n");
+		if (more) {
+			snprintf(want, sizeof(want), NAME ":5: %s", msg);
+			expect_errors(b.p, want, NULL);
+		} else {
+			cfg = parse_ok(b.p);
+			assert_string_equal(*(char **)((char *)
+			    &cfg->listeners[0].acme + off), v);
+			config_free(cfg);
+		}
+		free(b.p);
+		v[max] = 'v';
+		v[max + 1] = '\0';
+	}
+	free(v);
+}
+
+static void
+test_acme_directory(void **state)
+{
+	static const char *const bad[] = {
+		"http://acme.example/dir", "https://", "https:/x",
+		"ftp://x", "garbage", "Production", "HTTPS://x",
+		"https://a b/", "https://a\tb/", "https://\xc3\xa9.example/",
+		"",
+	};
+
+	(void)state;
+	expect_bad_values("acme-directory", bad, nitems(bad), "acme-directory "
+	    "must be \"production\", \"staging\" or an https:// URL (at most "
+	    "2048 characters, no spaces)");
+	expect_max_length("acme-directory", "https://", CONFIG_ACME_URL_MAX,
+	    offsetof(struct config_acme, directory), "acme-directory must be "
+	    "\"production\", \"staging\" or an https:// URL (at most 2048 "
+	    "characters, no spaces)");
+}
+
+static void
+test_acme_contact(void **state)
+{
+	static const char *const bad[] = {
+		"admin@example.com", "mailto:", "mailto:admin",
+		"mailto:@example.com", "mailto:admin@", "MAILTO:a@example.com",
+		"mailto:a@example.com,b@example.com", "mailto:a b@example.com",
+		"mailto:a@example.com ", "", "https://example.com/",
+	};
+	struct config	*cfg;
+
+	(void)state;
+	expect_bad_values("acme-contact", bad, nitems(bad), "acme-contact must "
+	    "be \"mailto:\" and an e-mail address, as in "
+	    "\"mailto:admin@example.com\" (no spaces or commas)");
+	cfg = parse_ok(ACME("    acme-contact = \"mailto:a@b\"\n"));
+	assert_string_equal(cfg->listeners[0].acme.contact, "mailto:a@b");
+	config_free(cfg);
+}
+
+static void
+test_acme_challenge(void **state)
+{
+	struct config	*cfg;
+
+	(void)state;
+	expect_errors(ACME("    acme-challenge = \"dns-01\"\n"),
+	    NAME ":5: acme-challenge must be \"tls-alpn-01\" or \"http-01\"",
+	    NULL);
+	expect_errors(ACME("    acme-challenge = \"HTTP-01\"\n"),
+	    NAME ":5: acme-challenge must be \"tls-alpn-01\" or \"http-01\"",
+	    NULL);
+	expect_errors("listener {\n  bind = \"127.0.0.1\"\n  http-port = 0\n"
+	    "  tls {\n    mode = \"acme\"\n    acme-challenge = \"http-01\"\n"
+	    "  }\n" ACME_SITES "}\n",
+	    NAME ":6: acme-challenge \"http-01\" is answered on the http-port, "
+	    "and http-port is 0", NULL);
+	/* TLS-ALPN-01 needs no plain listener. */
+	cfg = parse_ok("listener {\n  bind = \"127.0.0.1\"\n  http-port = 0\n"
+	    "  tls {\n    mode = \"acme\"\n  }\n" ACME_SITES "}\n");
+	assert_int_equal(cfg->listeners[0].acme.challenge,
+	    CONFIG_ACME_TLS_ALPN_01);
+	config_free(cfg);
+	cfg = parse_ok("listener {\n  bind = \"127.0.0.1\"\n  http-port = 8080\n"
+	    "  tls {\n    mode = \"acme\"\n    acme-challenge = \"http-01\"\n"
+	    "  }\n" ACME_SITES "}\n");
+	assert_int_equal(cfg->listeners[0].acme.challenge,
+	    CONFIG_ACME_HTTP_01);
+	config_free(cfg);
+}
+
+static void
+test_acme_paths(void **state)
+{
+	struct config	*cfg;
+
+	(void)state;
+	expect_errors(ACME("    acme-cache-dir = \"var/lib/acme\"\n"),
+	    NAME ":5: acme-cache-dir must be an absolute path", NULL);
+	expect_errors(ACME("    acme-cache-dir = \"\"\n"),
+	    NAME ":5: acme-cache-dir must be an absolute path", NULL);
+	expect_errors(ACME("    acme-ca-file = \"\"\n"),
+	    NAME ":5: acme-ca-file must be a path", NULL);
+	/* A relative CA file is fine (like a cert); pure: nothing read. */
+	cfg = parse_ok(ACME("    acme-ca-file = \"ca.pem\"\n"
+	    "    acme-cache-dir = \"/\"\n"));
+	assert_string_equal(cfg->listeners[0].acme.ca_file, "ca.pem");
+	assert_null(cfg->listeners[0].acme.ca.data);
+	assert_string_equal(cfg->listeners[0].acme.cache_dir, "/");
+	config_free(cfg);
+	expect_max_length("acme-cache-dir", "/", CONFIG_PATH_MAX,
+	    offsetof(struct config_acme, cache_dir), "acme-cache-dir is "
+	    "longer than 4095 bytes");
+	expect_max_length("acme-ca-file", "/", CONFIG_PATH_MAX,
+	    offsetof(struct config_acme, ca_file), "acme-ca-file is longer "
+	    "than 4095 bytes");
+}
+
+static void
+test_acme_renew_days(void **state)
+{
+	struct config	*cfg;
+
+	(void)state;
+	cfg = parse_ok(ACME("    acme-renew-days = 1\n"));
+	assert_int_equal(cfg->listeners[0].acme.renew_days, 1);
+	config_free(cfg);
+	cfg = parse_ok(ACME("    acme-renew-days = 30\n"));
+	assert_int_equal(cfg->listeners[0].acme.renew_days, 30);
+	config_free(cfg);
+	expect_errors(ACME("    acme-renew-days = 0\n"), NAME ":5: "
+	    "'acme-renew-days' must be between 1 and 365, not 0", NULL);
+	expect_errors(ACME("    acme-renew-days = 366\n"), NAME ":5: "
+	    "'acme-renew-days' must be between 1 and 365, not 366", NULL);
+	expect_errors(ACME("    acme-renew-days = -1\n"), NAME ":5: "
+	    "'acme-renew-days' must be between 1 and 365, not -1", NULL);
+}
+
+#define EAB_KEY_MSG	"acme-eab-hmac-key must be base64url (A-Z a-z 0-9 - _, " \
+			"'=' padding at the end), 1 to 512 characters"
+#define EAB_KID_MSG	"acme-eab-kid must be 1 to 512 printable characters, " \
+			"no spaces"
+
+static void
+test_acme_eab(void **state)
+{
+	static const char *const bad_keys[] = {
+		"", "ab+c", "ab/c", "a b", "ab=c", "====", "abc===", "ab.c",
+	};
+	static const char *const good_keys[] = {
+		"a", "abc=", "ab==", "A-Z_az09",
+	};
+	char		 text[2048], big[CONFIG_ACME_EAB_MAX + 2];
+	struct config	*cfg;
+	size_t		 i;
+
+	(void)state;
+	expect_errors(ACME("    acme-eab-kid = \"kid\"\n"), NAME ":5: "
+	    "'acme-eab-kid' needs 'acme-eab-hmac-key' (External Account "
+	    "Binding takes both or neither)", NULL);
+	expect_errors(ACME("    acme-eab-hmac-key = \"a2V5\"\n"), NAME ":5: "
+	    "'acme-eab-hmac-key' needs 'acme-eab-kid' (External Account "
+	    "Binding takes both or neither)", NULL);
+	for (i = 0; i < nitems(bad_keys); i++) {
+		snprintf(text, sizeof(text), ACME("    acme-eab-kid = "
+		    "\"kid\"\n    acme-eab-hmac-key = \"%s\"\n"), bad_keys[i]);
+		expect_errors(text, NAME ":6: " EAB_KEY_MSG, NULL);
+	}
+	for (i = 0; i < nitems(good_keys); i++) {
+		snprintf(text, sizeof(text), ACME("    acme-eab-kid = "
+		    "\"kid\"\n    acme-eab-hmac-key = \"%s\"\n"), good_keys[i]);
+		cfg = parse_ok(text);
+		assert_string_equal(cfg->listeners[0].acme.eab_kid, "kid");
+		assert_string_equal(cfg->listeners[0].acme.eab_hmac_key,
+		    good_keys[i]);
+		config_free(cfg);
+	}
+	expect_errors(ACME("    acme-eab-kid = \"k i d\"\n"
+	    "    acme-eab-hmac-key = \"a2V5\"\n"), NAME ":5: " EAB_KID_MSG,
+	    NULL);
+	expect_errors(ACME("    acme-eab-kid = \"\"\n"
+	    "    acme-eab-hmac-key = \"\"\n"), NAME ":5: " EAB_KID_MSG,
+	    NAME ":6: " EAB_KEY_MSG, NULL);
+	/* 512 characters each, then 513. */
+	memset(big, 'k', CONFIG_ACME_EAB_MAX);
+	big[CONFIG_ACME_EAB_MAX] = '\0';
+	snprintf(text, sizeof(text), ACME("    acme-eab-kid = \"%s\"\n"
+	    "    acme-eab-hmac-key = \"%s\"\n"), big, big);
+	cfg = parse_ok(text);
+	assert_int_equal(strlen(cfg->listeners[0].acme.eab_kid),
+	    CONFIG_ACME_EAB_MAX);
+	config_free(cfg);
+	big[CONFIG_ACME_EAB_MAX] = 'k';
+	big[CONFIG_ACME_EAB_MAX + 1] = '\0';
+	snprintf(text, sizeof(text), ACME("    acme-eab-kid = \"%s\"\n"
+	    "    acme-eab-hmac-key = \"%s\"\n"), big, big);
+	expect_errors(text, NAME ":5: " EAB_KID_MSG, NAME ":6: " EAB_KEY_MSG,
+	    NULL);
+}
+
+/* Two ACME listeners and a manual one side by side, each its own. */
+static void
+test_acme_listeners_apart(void **state)
+{
+	struct config	*cfg;
+
+	(void)state;
+	cfg = parse_ok(ACME("    acme-challenge = \"http-01\"\n")
+	    "listener {\n  bind = \"127.0.0.2\"\n  tls { mode = \"acme\" "
+	    "acme-cache-dir = \"/x\" }\n" SITE("c.example") "}\n"
+	    LISTENER("127.0.0.3"));
+	assert_int_equal(cfg->nlisteners, 3);
+	assert_int_equal(cfg->listeners[0].acme.challenge,
+	    CONFIG_ACME_HTTP_01);
+	assert_int_equal(cfg->listeners[0].acme.ndomains, 2);
+	assert_int_equal(cfg->listeners[1].acme.challenge,
+	    CONFIG_ACME_TLS_ALPN_01);
+	assert_int_equal(cfg->listeners[1].acme.ndomains, 1);
+	assert_string_equal(cfg->listeners[1].acme.domains[0], "c.example");
+	assert_string_equal(cfg->listeners[1].acme.cache_dir, "/x");
+	assert_int_equal(cfg->listeners[2].tls_mode, CONFIG_TLS_MANUAL);
+	config_free(cfg);
+}
+
+/*
  * config_static_change
  */
 
@@ -1815,13 +2430,14 @@ struct knobs {
 	const char	*site, *upstream, *ctimeout, *cert;
 	const char	*extra;		/* more root-level text */
 	bool		 one_listener;
+	const char	*tls;		/* listener 1's tls { }; NULL: cert */
 };
 
 static const struct knobs base_knobs = {
 	"nobody", "2", "false", "9900", "/run/p/admin.sock", "30", "4096",
 	"info", "text", "/var/log/p.log", "10", "20", "1000", "262144", "",
 	"127.0.0.1", "443", "80", "::1", "8443", "8080",
-	"a.example", "127.0.0.1:8080", "5", "/c.pem", "", false,
+	"a.example", "127.0.0.1:8080", "5", "/c.pem", "", false, NULL,
 };
 
 static struct config *
@@ -1839,10 +2455,14 @@ parse_knobs(const struct knobs *k)
 	    "}\nbody { limit-bytes = %s }\n%s", k->level, k->format, k->file,
 	    k->rps, k->burst, k->tsize, k->body, k->extra);
 	sb_fmt(&b, "listener {\n bind = \"%s\"\n https-port = %s\n"
-	    " http-port = %s\n tls { cert = \"%s\" key = \"/k.pem\" }\n"
-	    " site \"%s\" { upstream = \"%s\" connect-timeout = %s %s }\n}\n",
-	    k->bind, k->https, k->http, k->cert, k->site, k->upstream,
-	    k->ctimeout, k->srate);
+	    " http-port = %s\n", k->bind, k->https, k->http);
+	if (k->tls != NULL)
+		sb_fmt(&b, " tls { %s }\n", k->tls);
+	else
+		sb_fmt(&b, " tls { cert = \"%s\" key = \"/k.pem\" }\n",
+		    k->cert);
+	sb_fmt(&b, " site \"%s\" { upstream = \"%s\" connect-timeout = %s "
+	    "%s }\n}\n", k->site, k->upstream, k->ctimeout, k->srate);
 	if (!k->one_listener)
 		sb_fmt(&b, "listener {\n bind = \"%s\"\n https-port = %s\n"
 		    " http-port = %s\n" TLS SITE("b.example") "}\n", k->bind2,
@@ -1853,9 +2473,10 @@ parse_knobs(const struct knobs *k)
 }
 
 static void
-expect_change(const struct knobs *k, const char *want)
+expect_change_from(const struct knobs *from, const struct knobs *k,
+    const char *want)
 {
-	struct config	*a = parse_knobs(&base_knobs), *b = parse_knobs(k);
+	struct config	*a = parse_knobs(from), *b = parse_knobs(k);
 	char		 buf[64];
 	const char	*got;
 
@@ -1872,6 +2493,12 @@ expect_change(const struct knobs *k, const char *want)
 		assert_string_equal(got, want);
 	config_free(a);
 	config_free(b);
+}
+
+static void
+expect_change(const struct knobs *k, const char *want)
+{
+	expect_change_from(&base_knobs, k, want);
 }
 
 static void
@@ -1929,6 +2556,54 @@ test_static_change(void **state)
 	    "idle-timeout = 3 client-timeout = 4 tunnel-idle-timeout = 5 }\n",
 	    NULL);
 #undef CHANGE
+}
+
+/* Everything of ACME changes on reload, the mode too. */
+static void
+test_static_change_acme(void **state)
+{
+	static const char *const variants[] = {
+		"mode = \"acme\" acme-domains = { \"a.example\" }",
+		"mode = \"acme\" acme-directory = \"staging\"",
+		"mode = \"acme\" acme-directory = \"https://ca.test/dir\"",
+		"mode = \"acme\" acme-contact = \"mailto:a@example.com\"",
+		"mode = \"acme\" acme-challenge = \"http-01\"",
+		"mode = \"acme\" acme-cache-dir = \"/srv/acme\"",
+		"mode = \"acme\" acme-ca-file = \"/ca.pem\"",
+		"mode = \"acme\" acme-renew-days = 10",
+		"mode = \"acme\" acme-eab-kid = \"k\" "
+		    "acme-eab-hmac-key = \"a2V5\"",
+		"mode = \"acme\" acme-challenge = \"http-01\" "
+		    "acme-directory = \"staging\" acme-renew-days = 365 "
+		    "acme-contact = \"mailto:b@example.com\" "
+		    "acme-cache-dir = \"/a\" acme-eab-kid = \"j\" "
+		    "acme-eab-hmac-key = \"b2V5\"",
+	};
+	struct knobs	k, from;
+	size_t		i, j;
+
+	(void)state;
+	from = base_knobs;
+	from.tls = "mode = \"acme\"";
+	/* Manual to ACME and back, and within ACME. */
+	expect_change(&from, NULL);
+	for (i = 0; i < nitems(variants); i++) {
+		k = base_knobs;
+		k.tls = variants[i];
+		expect_change(&k, NULL);
+		expect_change_from(&from, &k, NULL);
+		for (j = 0; j < i; j++) {
+			from.tls = variants[j];
+			expect_change_from(&from, &k, NULL);
+		}
+		from.tls = "mode = \"acme\"";
+	}
+	/* What does need a restart still says so. */
+	k = base_knobs;
+	k.tls = variants[4];
+	k.http = "81";
+	expect_change(&k, "listener 1 http-port");
+	expect_change_from(&from, &k, "listener 1 http-port");
 }
 
 /* The first difference is named, in the documented order. */
@@ -2313,6 +2988,97 @@ test_load_pure_reads_nothing(void **state)
 	config_free(cfg);
 }
 
+/* An ACME listener with acme-ca-file = ca (line 5), loaded for real. */
+static int
+load_acme_ca(const char *ca, const struct config_opts *opts,
+    struct config **cfg, struct config_errors *e)
+{
+	struct sbuf	b = { 0 };
+	int		rc;
+
+	sb_add(&b, "user = \"nobody\"\nlistener {\n  bind = \"127.0.0.1\"\n"
+	    "  tls { mode = \"acme\"\n");
+	sb_fmt(&b, "    acme-ca-file = \"%s\"\n  }\n", ca);	/* 5 */
+	sb_add(&b, "  site \"a.example\" { upstream = \"127.0.0.1:8080\" }\n"
+	    "}\n");
+	write_file(files.conf, b.p, b.len);
+	free(b.p);
+	memset(e, 0, sizeof(*e));
+	rc = config_load(files.conf, opts, cfg, e);
+	assert_true((rc == 0) == (*cfg != NULL));
+	return rc;
+}
+
+static void
+expect_ca_error(const char *ca, const char *msg)
+{
+	struct config_errors	 e;
+	struct config		*cfg;
+	char			 want[1024];
+
+	assert_int_equal(load_acme_ca(ca, &real, &cfg, &e), -1);
+	snprintf(want, sizeof(want), "%s:5: %s", files.conf, msg);
+	if (e.n - e.nwarn != 1 || strcmp(e.msgs[e.n - 1], want) != 0) {
+		dump_errors(&e);
+		config_errors_free(&e);
+		fail_msg("want \"%s\"", want);
+	}
+	config_errors_free(&e);
+}
+
+static void
+test_load_acme_ca_file(void **state)
+{
+	struct config_errors	 e;
+	struct config		*cfg;
+	const struct config_opts pure_opts = { .pure = true };
+	char			 msg[512], missing[160], *c;
+	size_t			 clen;
+
+	(void)state;
+	if (!files.ok)
+		skip();
+	/* A certificate file: read whole, terminated. */
+	if (load_acme_ca(files.cert, &real, &cfg, &e) != 0) {
+		dump_errors(&e);
+		config_errors_free(&e);
+		fail_msg("a good acme-ca-file was refused");
+	}
+	config_errors_free(&e);
+	c = slurp(files.cert, &clen);
+	assert_string_equal(cfg->listeners[0].acme.ca_file, files.cert);
+	assert_int_equal(cfg->listeners[0].acme.ca.len, clen);
+	assert_memory_equal(cfg->listeners[0].acme.ca.data, c, clen);
+	assert_int_equal(cfg->listeners[0].acme.ca.data[clen], '\0');
+	free(c);
+	config_free(cfg);
+
+	snprintf(missing, sizeof(missing), "%s/missing.pem", files.dir);
+	snprintf(msg, sizeof(msg), "cannot read acme-ca-file %s: No such file "
+	    "or directory", missing);
+	expect_ca_error(missing, msg);
+	snprintf(msg, sizeof(msg), "cannot read acme-ca-file %s: not a regular "
+	    "file", files.subdir);
+	expect_ca_error(files.subdir, msg);
+	snprintf(msg, sizeof(msg), "cannot read acme-ca-file %s: larger than "
+	    "1048576 bytes", files.big);
+	expect_ca_error(files.big, msg);
+	snprintf(msg, sizeof(msg), "acme-ca-file %s holds no certificate (no "
+	    "\"-----BEGIN CERTIFICATE-----\")", files.garbage);
+	expect_ca_error(files.garbage, msg);
+	/* A private key is not a CA. */
+	snprintf(msg, sizeof(msg), "acme-ca-file %s holds no certificate (no "
+	    "\"-----BEGIN CERTIFICATE-----\")", files.key);
+	expect_ca_error(files.key, msg);
+
+	/* Pure: the path is kept, nothing read. */
+	assert_int_equal(load_acme_ca(missing, &pure_opts, &cfg, &e), 0);
+	assert_string_equal(cfg->listeners[0].acme.ca_file, missing);
+	assert_null(cfg->listeners[0].acme.ca.data);
+	config_errors_free(&e);
+	config_free(cfg);
+}
+
 static void
 test_load_config_file_problems(void **state)
 {
@@ -2402,7 +3168,23 @@ main(void)
 		cmocka_unit_test(test_hostname_lengths),
 		cmocka_unit_test(test_hostname_wildcard_total_length),
 		cmocka_unit_test(test_hostname_wildcard_tld_trailing_dot),
+		cmocka_unit_test(test_acme_every_option),
+		cmocka_unit_test(test_acme_defaults),
+		cmocka_unit_test(test_acme_options_need_acme_mode),
+		cmocka_unit_test(test_acme_mode_values),
+		cmocka_unit_test(test_acme_refuses_listener_cert),
+		cmocka_unit_test(test_acme_domains),
+		cmocka_unit_test(test_acme_too_many_domains),
+		cmocka_unit_test(test_acme_no_domain),
+		cmocka_unit_test(test_acme_directory),
+		cmocka_unit_test(test_acme_contact),
+		cmocka_unit_test(test_acme_challenge),
+		cmocka_unit_test(test_acme_paths),
+		cmocka_unit_test(test_acme_renew_days),
+		cmocka_unit_test(test_acme_eab),
+		cmocka_unit_test(test_acme_listeners_apart),
 		cmocka_unit_test(test_static_change),
+		cmocka_unit_test(test_static_change_acme),
 		cmocka_unit_test(test_static_change_first),
 		cmocka_unit_test(test_load_ok),
 		cmocka_unit_test(test_load_key_mismatch),
@@ -2410,6 +3192,7 @@ main(void)
 		cmocka_unit_test(test_load_garbage_pem),
 		cmocka_unit_test(test_load_users),
 		cmocka_unit_test(test_load_pure_reads_nothing),
+		cmocka_unit_test(test_load_acme_ca_file),
 		cmocka_unit_test(test_load_config_file_problems),
 	};
 

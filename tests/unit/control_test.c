@@ -1,9 +1,11 @@
 /*
  * control_test.c - the master/worker control channel: the pure
- * parser/encoder for every type, send/recv over a real SOCK_SEQPACKET
- * socketpair (master -> worker, descriptor passing included), and
- * report/read over the packet-mode pipe (worker -> master), made by
- * control_open() as the master makes them.
+ * parser/encoder for every type (the ACME process's too, field by field),
+ * send/recv over a real SOCK_SEQPACKET socketpair (master -> worker or
+ * ACME process, descriptor passing included, the children's types
+ * refused), and report/read over the packet-mode pipe (child -> master,
+ * the master's types refused), made by control_open() as the master makes
+ * them.
  */
 
 #include "autoconf.h"
@@ -14,8 +16,10 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <dirent.h>
+#include <limits.h>
 #include <signal.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "control.h"
 #include "util.h"
 
@@ -99,9 +104,26 @@ wire_payload(const struct control_msg *m)
 	case CONTROL_DRAIN:
 	case CONTROL_REOPEN_LOG:
 		return 0;
+	case CONTROL_ACME_CONFIG:
+		return 8;
+	case CONTROL_ACME_PUBLISHED:
+	case CONTROL_ACME_STATE:
+	case CONTROL_ACME_RENEWED:
+		return CONTROL_ACME_WIRE + strlen(m->text);
+	case CONTROL_ACME_CHALLENGE:
+	case CONTROL_ACME_WITHDRAW:
+	case CONTROL_ACME_ISSUED:
+	case CONTROL_ACME_RENEW:
+		return CONTROL_ACME_WIRE;
 	}
 	fail_msg("bad type %d", (int)m->type);
 	return 0;
+}
+
+static bool
+is_acme(enum control_type t)
+{
+	return t >= CONTROL_ACME_CHALLENGE && t <= CONTROL_ACME_RENEWED;
 }
 
 static void
@@ -113,16 +135,78 @@ assert_msg_equal(const struct control_msg *a, const struct control_msg *b)
 	assert_true(a->gen == b->gen);
 	if (a->type == CONTROL_READY)
 		assert_int_equal(a->pid, b->pid);
-	if (a->type == CONTROL_NACK)
+	if (a->type == CONTROL_NACK || is_acme(a->type))
 		assert_string_equal(a->text, b->text);
+	if (is_acme(a->type)) {
+		/* The samples use only the fields of their type. */
+		assert_int_equal(a->acme.id, b->acme.id);
+		assert_int_equal(a->acme.listener, b->acme.listener);
+		assert_int_equal(a->acme.type, b->acme.type);
+		assert_int_equal(a->acme.ok, b->acme.ok);
+		assert_true(a->acme.not_after == b->acme.not_after);
+		assert_true(a->acme.next == b->acme.next);
+		assert_string_equal(a->acme.name, b->acme.name);
+		assert_string_equal(a->acme.token, b->acme.token);
+		assert_string_equal(a->acme.keyauth, b->acme.keyauth);
+		assert_memory_equal(a->acme.digest, b->acme.digest, 32);
+	}
 }
+
+static struct control_msg
+acme_of(enum control_type type, uint32_t id, uint32_t listener,
+    const char *name, const char *text)
+{
+	struct control_msg m = msg_of(type, 0, 0, text);
+
+	m.acme.id = id;
+	m.acme.listener = listener;
+	if (name != NULL)
+		memcpy(m.acme.name, name, strlen(name) + 1);
+	return m;
+}
+
+/* The fields of struct control_acme each ACME type uses (control.h). */
+enum { U_ID = 1, U_LISTENER = 2, U_TYPE = 4, U_OK = 8, U_TIMES = 16,
+    U_NAME = 32, U_TEXT = 64 };
+
+static unsigned
+acme_used(enum control_type t)
+{
+	switch (t) {
+	case CONTROL_ACME_CHALLENGE:
+		return U_ID | U_LISTENER | U_TYPE | U_NAME;
+	case CONTROL_ACME_PUBLISHED:
+	case CONTROL_ACME_RENEWED:
+		return U_ID | U_OK | U_TEXT;
+	case CONTROL_ACME_WITHDRAW:
+		return U_ID;
+	case CONTROL_ACME_ISSUED:
+		return U_LISTENER | U_NAME;
+	case CONTROL_ACME_STATE:
+		return U_LISTENER | U_TIMES | U_NAME | U_TEXT;
+	case CONTROL_ACME_RENEW:
+		return U_ID | U_NAME;
+	default:
+		fail_msg("not an ACME type: %d", (int)t);
+		return 0;
+	}
+}
+
+/* Set one string of a message, checked against its array. */
+#define SETS(field, str) do {						\
+	assert_true(strlen(str) < sizeof(field));			\
+	memcpy((field), (str), strlen(str) + 1);			\
+} while (0)
 
 static struct control_msg *
 sample_msgs(size_t *n)
 {
 	static char	 longtext[CONTROL_TEXT_MAX + 1];
-	static struct control_msg m[10];
-	size_t		 i = 0;
+	static char	 longname[CONTROL_NAME_MAX + 1];
+	static char	 longtok[CONTROL_TOKEN_MAX + 1];
+	static char	 longka[CONTROL_KEYAUTH_MAX + 1];
+	static struct control_msg m[24];
+	size_t		 i = 0, k;
 
 	memset(longtext, '~', CONTROL_TEXT_MAX);
 	longtext[0] = ' ';
@@ -136,6 +220,45 @@ sample_msgs(size_t *n)
 	m[i++] = msg_of(CONTROL_NACK, 10, 0, longtext);
 	m[i++] = msg_of(CONTROL_DRAIN, 0, 0, NULL);
 	m[i++] = msg_of(CONTROL_REOPEN_LOG, 0, 0, NULL);
+	m[i++] = msg_of(CONTROL_ACME_CONFIG, 42, 0, NULL);
+	memset(longname, 'a', CONTROL_NAME_MAX);
+	memset(longtok, 'T', CONTROL_TOKEN_MAX);
+	memset(longka, 'K', CONTROL_KEYAUTH_MAX);
+	m[i] = acme_of(CONTROL_ACME_CHALLENGE, 7, 1, "example.com", NULL);
+	m[i].acme.type = CONFIG_ACME_HTTP_01;
+	SETS(m[i].acme.token, "tok-_en");
+	SETS(m[i].acme.keyauth, "tok-_en.thumb");
+	i++;
+	m[i] = acme_of(CONTROL_ACME_CHALLENGE, UINT32_MAX, UINT32_MAX,
+	    longname, NULL);
+	m[i].acme.type = CONFIG_ACME_HTTP_01;
+	SETS(m[i].acme.token, longtok);
+	SETS(m[i].acme.keyauth, longka);
+	i++;
+	m[i] = acme_of(CONTROL_ACME_CHALLENGE, 8, 0, "a.example", NULL);
+	m[i].acme.type = CONFIG_ACME_TLS_ALPN_01;
+	for (k = 0; k < 32; k++)
+		m[i].acme.digest[k] = (unsigned char)(k * 7 + 1);
+	i++;
+	m[i++] = acme_of(CONTROL_ACME_PUBLISHED, 7, 0, NULL, "");
+	m[i] = acme_of(CONTROL_ACME_PUBLISHED, 8, 0, NULL,
+	    "worker 2 timed out");
+	m[i++].acme.ok = 0;
+	m[i] = acme_of(CONTROL_ACME_PUBLISHED, 9, 0, NULL, "");
+	m[i++].acme.ok = 1;
+	m[i++] = acme_of(CONTROL_ACME_WITHDRAW, 7, 0, NULL, NULL);
+	m[i++] = acme_of(CONTROL_ACME_ISSUED, 0, 3, "example.com", NULL);
+	m[i] = acme_of(CONTROL_ACME_STATE, 0, 2, "example.com", longtext);
+	m[i].acme.not_after = 1900000000;
+	m[i++].acme.next = INT64_MAX;
+	m[i++] = acme_of(CONTROL_ACME_STATE, 0, 0, longname, "");
+	m[i++] = acme_of(CONTROL_ACME_RENEW, 5, 0, "", NULL);
+	m[i++] = acme_of(CONTROL_ACME_RENEW, 6, 0, "git.example.com", NULL);
+	m[i] = acme_of(CONTROL_ACME_RENEWED, 6, 0, NULL, "");
+	m[i++].acme.ok = 1;
+	m[i++] = acme_of(CONTROL_ACME_RENEWED, 5, 0, NULL,
+	    "example.com: urn:ietf:params:acme:error:rejectedIdentifier");
+	assert_true(i <= nitems(m));
 	*n = i;
 	return m;
 }
@@ -180,14 +303,113 @@ test_wire_layout(void **state)
 	memcpy(&pid, buf + HDR + 8, 4);
 	assert_true(gen == m.gen);
 	assert_int_equal(pid, 4242);
-	assert_int_equal(CONTROL_MSG_MAX, HDR + 8 + 4 + CONTROL_TEXT_MAX);
+	/* A bound on every message, and small enough for one pipe write. */
+	assert_true(CONTROL_MSG_MAX >= HDR + CONTROL_ACME_WIRE +
+	    CONTROL_TEXT_MAX);
+	assert_true(CONTROL_MSG_MAX <= PIPE_BUF);
+}
+
+/* The ACME layout: u32 id listener type ok, i64 not_after next, strings
+ * in fields of their array sizes, the digest, then text. */
+static void
+test_acme_wire_layout(void **state)
+{
+	unsigned char	buf[CONTROL_MSG_MAX];
+	struct control_msg	m = acme_of(CONTROL_ACME_STATE, 0, 0x01020304,
+				    "x.example", "why");
+	const size_t	name = 32, token = name + CONTROL_NAME_MAX + 1;
+	const size_t	keyauth = token + CONTROL_TOKEN_MAX + 1;
+	const size_t	digest = keyauth + CONTROL_KEYAUTH_MAX + 1;
+	uint32_t	u;
+	int64_t		t;
+
+	(void)state;
+	m.acme.not_after = 1234567890123LL;
+	m.acme.next = 99;
+	assert_int_equal(control_encode(&m, buf), HDR + CONTROL_ACME_WIRE + 3);
+	assert_int_equal(digest + 32, CONTROL_ACME_WIRE);
+	memcpy(&u, buf + HDR + 4, 4);
+	assert_int_equal(u, 0x01020304);
+	memcpy(&t, buf + HDR + 16, 8);
+	assert_true(t == 1234567890123LL);
+	memcpy(&t, buf + HDR + 24, 8);
+	assert_true(t == 99);
+	assert_memory_equal(buf + HDR + name, "x.example", 10);
+	assert_memory_equal(buf + HDR + CONTROL_ACME_WIRE, "why", 3);
+
+	m = acme_of(CONTROL_ACME_CHALLENGE, 0x0a0b0c0d, 1, "y", NULL);
+	m.acme.type = CONFIG_ACME_HTTP_01;
+	SETS(m.acme.token, "tt");
+	SETS(m.acme.keyauth, "tt.kk");
+	assert_int_equal(control_encode(&m, buf), HDR + CONTROL_ACME_WIRE);
+	memcpy(&u, buf + HDR, 4);
+	assert_int_equal(u, 0x0a0b0c0d);
+	memcpy(&u, buf + HDR + 8, 4);
+	assert_int_equal(u, CONFIG_ACME_HTTP_01);
+	assert_memory_equal(buf + HDR + token, "tt", 3);
+	assert_memory_equal(buf + HDR + keyauth, "tt.kk", 6);
+
+	m = msg_of(CONTROL_ACME_CONFIG, 0x1122334455667788ULL, 0, NULL);
+	assert_int_equal(control_encode(&m, buf), HDR + 8);
+}
+
+/*
+ * The encoder writes only what a type uses: garbage a caller left in the
+ * other fields (or text on a type without it) never reaches the wire,
+ * and what it writes parses back.
+ */
+static void
+test_acme_encode_unused_fields(void **state)
+{
+	unsigned char	buf[CONTROL_MSG_MAX], clean[CONTROL_MSG_MAX];
+	struct control_msg	*all, m, out;
+	size_t		i, n, len;
+	unsigned	u;
+
+	(void)state;
+	all = sample_msgs(&n);
+	for (i = 0; i < n; i++) {
+		if (!is_acme(all[i].type))
+			continue;
+		len = control_encode(&all[i], clean);
+		m = all[i];
+		u = acme_used(m.type);
+		/* Fill every field the type does not use. */
+		if (!(u & U_ID))
+			m.acme.id = 77;
+		if (!(u & U_LISTENER))
+			m.acme.listener = 5;
+		if (!(u & U_OK))
+			m.acme.ok = 3;
+		if (!(u & U_TIMES)) {
+			m.acme.not_after = -1;
+			m.acme.next = 17;
+		}
+		if (!(u & U_NAME))
+			SETS(m.acme.name, "garbage.example");
+		if (!(u & U_TEXT))
+			SETS(m.text, "leftover");
+		if (!(u & U_TYPE))
+			m.acme.type = 9;
+		if (!(u & U_TYPE) || m.acme.type == CONFIG_ACME_TLS_ALPN_01) {
+			memset(m.acme.token, 'g', sizeof(m.acme.token));
+			memset(m.acme.keyauth, '\n', sizeof(m.acme.keyauth));
+		}
+		if (!(u & U_TYPE) || m.acme.type == CONFIG_ACME_HTTP_01)
+			memset(m.acme.digest, 0xee, 32);
+		assert_int_equal(control_encode(&m, buf), len);
+		assert_memory_equal(buf, clean, len);
+		assert_int_equal(parse(buf, len, &out), 0);
+		assert_msg_equal(&all[i], &out);
+	}
 }
 
 static void
 test_parse_wrong_lengths(void **state)
 {
 	static const uint32_t types[] = { CONTROL_READY, CONTROL_CONFIG,
-	    CONTROL_ACK, CONTROL_DRAIN, CONTROL_REOPEN_LOG };
+	    CONTROL_ACK, CONTROL_DRAIN, CONTROL_REOPEN_LOG,
+	    CONTROL_ACME_CONFIG };
 	unsigned char	buf[CONTROL_MSG_MAX + 16];
 	unsigned char	zero[CONTROL_MSG_MAX] = { 0 };
 	struct control_msg	m, ok;
@@ -231,8 +453,9 @@ test_parse_wrong_lengths(void **state)
 static void
 test_parse_unknown_types(void **state)
 {
-	static const uint32_t types[] = { 0, CONTROL_TYPE_MAX + 1, 7, 8, 255,
-	    256, 0x10000 | CONTROL_READY, 0x80000000u | CONTROL_ACK,
+	static const uint32_t types[] = { 0, CONTROL_TYPE_MAX + 1,
+	    CONTROL_TYPE_MAX + 2, 255, 256, 0x10000 | CONTROL_READY,
+	    0x80000000u | CONTROL_ACK, 0x10000 | CONTROL_ACME_WITHDRAW,
 	    UINT32_MAX };
 	unsigned char	buf[CONTROL_MSG_MAX], zero[16] = { 0 };
 	size_t		i, plen;
@@ -304,6 +527,170 @@ test_nack_encode_bounds(void **state)
 	assert_int_equal(strlen(out.text), CONTROL_TEXT_MAX);
 }
 
+/* Offsets in an ACME payload (control.h). */
+#define O_ID		0
+#define O_LISTENER	4
+#define O_TYPE		8
+#define O_OK		12
+#define O_NOT_AFTER	16
+#define O_NEXT		24
+#define O_NAME		32
+#define O_TOKEN		(O_NAME + CONTROL_NAME_MAX + 1)
+#define O_KEYAUTH	(O_TOKEN + CONTROL_TOKEN_MAX + 1)
+#define O_DIGEST	(O_KEYAUTH + CONTROL_KEYAUTH_MAX + 1)
+
+/* Encode m, apply one change at payload offset off, expect a refusal. */
+static void
+acme_reject_with(const struct control_msg *m, size_t off, const void *bytes,
+    size_t n, const char *what)
+{
+	unsigned char	buf[CONTROL_MSG_MAX];
+	size_t		len = control_encode(m, buf);
+	struct control_msg	out;
+
+	assert_int_equal(parse(buf, len, &out), 0);
+	assert_true(HDR + off + n <= len);
+	memcpy(buf + HDR + off, bytes, n);
+	expect_reject(buf, len, what);
+}
+
+static void
+test_acme_parse_strict(void **state)
+{
+	unsigned char	buf[CONTROL_MSG_MAX + 8];
+	unsigned char	field[CONTROL_KEYAUTH_MAX + 1];
+	struct control_msg	http, alpn, m, out;
+	struct control_msg	*all;
+	const uint32_t	one = 1, two = 2;
+	const int64_t	minus = -1;
+	const unsigned char nonzero = 1;
+	size_t		i, n, len;
+	unsigned	c;
+
+	(void)state;
+	http = acme_of(CONTROL_ACME_CHALLENGE, 1, 0, "example.com", NULL);
+	http.acme.type = CONFIG_ACME_HTTP_01;
+	SETS(http.acme.token, "abc");
+	SETS(http.acme.keyauth, "abc.def");
+	alpn = acme_of(CONTROL_ACME_CHALLENGE, 2, 0, "example.com", NULL);
+	alpn.acme.type = CONFIG_ACME_TLS_ALPN_01;
+	alpn.acme.digest[0] = 9;
+
+	/* A string without its NUL, in each field. */
+	memset(field, 'a', sizeof(field));
+	acme_reject_with(&http, O_NAME, field, CONTROL_NAME_MAX + 1,
+	    "name without NUL");
+	acme_reject_with(&http, O_TOKEN, field, CONTROL_TOKEN_MAX + 1,
+	    "token without NUL");
+	acme_reject_with(&http, O_KEYAUTH, field, CONTROL_KEYAUTH_MAX + 1,
+	    "keyauth without NUL");
+	/* Bytes after the NUL. */
+	acme_reject_with(&http, O_NAME + 20, "x", 1, "name: byte after NUL");
+	acme_reject_with(&http, O_TOKEN + CONTROL_TOKEN_MAX, "x", 1,
+	    "token: last byte after NUL");
+	acme_reject_with(&http, O_KEYAUTH + 8, "x", 1,
+	    "keyauth: byte after NUL");
+	/* Every byte value inside a name. */
+	for (c = 0; c < 256; c++) {
+		unsigned char b = (unsigned char)c;
+
+		m = http;
+		len = control_encode(&m, buf);
+		buf[HDR + O_NAME + 3] = b;
+		if (c >= 0x20 && c <= 0x7e) {
+			assert_int_equal(parse(buf, len, &out), 0);
+			assert_int_equal((unsigned char)out.acme.name[3], c);
+		} else if (c == 0) {
+			/* "exa" then zeros but "ple.com" after: refused. */
+			expect_reject(buf, len, "NUL inside the name");
+		} else
+			expect_reject(buf, len, "non-printable name");
+	}
+
+	/* CHALLENGE: the type, and the fields of each type. */
+	acme_reject_with(&http, O_TYPE, &two, 4, "challenge type 2");
+	acme_reject_with(&http, O_DIGEST + 31, &nonzero, 1,
+	    "http-01 with a digest");
+	acme_reject_with(&alpn, O_TOKEN, "t", 1, "tls-alpn-01 with a token");
+	acme_reject_with(&alpn, O_KEYAUTH, "k", 1,
+	    "tls-alpn-01 with a keyauth");
+	m = http;
+	m.acme.token[0] = '\0';
+	len = control_encode(&m, buf);
+	expect_reject(buf, len, "http-01 without a token");
+	m = http;
+	m.acme.keyauth[0] = '\0';
+	expect_reject(buf, control_encode(&m, buf), "http-01 without keyauth");
+	m = http;
+	m.acme.name[0] = '\0';
+	expect_reject(buf, control_encode(&m, buf), "challenge without name");
+	m = acme_of(CONTROL_ACME_ISSUED, 0, 1, "", NULL);
+	expect_reject(buf, control_encode(&m, buf), "issued without name");
+	m = acme_of(CONTROL_ACME_STATE, 0, 1, "", NULL);
+	expect_reject(buf, control_encode(&m, buf), "state without name");
+	m = acme_of(CONTROL_ACME_RENEW, 3, 0, "", NULL);
+	assert_int_equal(parse(buf, control_encode(&m, buf), &out), 0);
+
+	/* Fields a type does not use are zero. */
+	m = acme_of(CONTROL_ACME_WITHDRAW, 4, 0, NULL, NULL);
+	acme_reject_with(&m, O_LISTENER, &one, 4, "withdraw: listener");
+	acme_reject_with(&m, O_TYPE, &one, 4, "withdraw: type");
+	acme_reject_with(&m, O_OK, &one, 4, "withdraw: ok");
+	acme_reject_with(&m, O_NOT_AFTER, &one, 4, "withdraw: not_after");
+	acme_reject_with(&m, O_NEXT + 7, &nonzero, 1, "withdraw: next");
+	acme_reject_with(&m, O_NAME, "a", 1, "withdraw: name");
+	acme_reject_with(&m, O_DIGEST, &nonzero, 1, "withdraw: digest");
+	m = acme_of(CONTROL_ACME_ISSUED, 0, 2, "x.example", NULL);
+	acme_reject_with(&m, O_ID, &one, 4, "issued: id");
+	/* ok is 0 or 1; times are not negative. */
+	m = acme_of(CONTROL_ACME_PUBLISHED, 4, 0, NULL, "");
+	acme_reject_with(&m, O_OK, &two, 4, "ok 2");
+	m = acme_of(CONTROL_ACME_STATE, 0, 0, "x.example", "");
+	acme_reject_with(&m, O_NOT_AFTER, &minus, 8, "negative not_after");
+	acme_reject_with(&m, O_NEXT, &minus, 8, "negative next");
+
+	/* Text: only on its types, printable, at most CONTROL_TEXT_MAX. */
+	m = acme_of(CONTROL_ACME_STATE, 0, 0, "x.example", "");
+	len = control_encode(&m, buf);
+	memset(buf + len, 'e', CONTROL_TEXT_MAX + 1);
+	for (i = 0; i <= CONTROL_TEXT_MAX + 1; i++) {
+		struct control_hdr h = { CONTROL_ACME_STATE,
+		    (uint32_t)(CONTROL_ACME_WIRE + i) };
+
+		memcpy(buf, &h, HDR);
+		if (i <= CONTROL_TEXT_MAX)
+			assert_int_equal(parse(buf, len + i, &out), 0);
+		else
+			expect_reject(buf, len + i, "text one too long");
+	}
+	buf[len + 5] = '\n';
+	expect_reject(buf, len + CONTROL_TEXT_MAX, "text with a newline");
+	buf[len + 5] = 'e';
+	buf[len + CONTROL_TEXT_MAX - 1] = '\0';
+	expect_reject(buf, len + CONTROL_TEXT_MAX, "NUL-terminated text");
+	all = sample_msgs(&n);
+	for (i = 0; i < n; i++) {
+		struct control_hdr h;
+
+		if (!is_acme(all[i].type))
+			continue;
+		len = control_encode(&all[i], buf);
+		/* One byte short of the fixed part. */
+		h.type = all[i].type;
+		h.len = CONTROL_ACME_WIRE - 1;
+		memcpy(buf, &h, HDR);
+		expect_reject(buf, HDR + CONTROL_ACME_WIRE - 1, "short ACME");
+		if (acme_used(all[i].type) & U_TEXT)
+			continue;
+		/* A byte of text where there is none. */
+		len = control_encode(&all[i], buf);
+		buf[len] = 'x';
+		h.len = CONTROL_ACME_WIRE + 1;
+		memcpy(buf, &h, HDR);
+		expect_reject(buf, len + 1, "text on a type without");
+	}
+}
+
 /*
  * Over a socketpair.
  */
@@ -371,6 +758,14 @@ writers_gone(int rfd)
 	return n == 0;
 }
 
+static bool
+sent_by_master(enum control_type t)
+{
+	return t == CONTROL_CONFIG || t == CONTROL_DRAIN ||
+	    t == CONTROL_REOPEN_LOG || t == CONTROL_ACME_CONFIG ||
+	    t == CONTROL_ACME_PUBLISHED || t == CONTROL_ACME_RENEW;
+}
+
 static void
 test_send_recv_every_type(void **state)
 {
@@ -382,18 +777,26 @@ test_send_recv_every_type(void **state)
 	seqpacket_pair(sv);
 	m = sample_msgs(&n);
 	for (i = 0; i < n; i++) {
-		if (m[i].type == CONTROL_REOPEN_LOG)
+		if (m[i].type == CONTROL_REOPEN_LOG ||
+		    m[i].type == CONTROL_ACME_CONFIG)
 			continue;		/* needs a descriptor */
 		assert_int_equal(control_send(sv[0], &m[i]), 0);
 		memset(&out, 0x5a, sizeof(out));
+		if (!sent_by_master(m[i].type)) {
+			/* What only a child sends is refused. */
+			errno = 0;
+			assert_int_equal(control_recv(sv[1], &out), -1);
+			assert_int_equal(errno, EPROTO);
+			continue;
+		}
 		assert_int_equal(control_recv(sv[1], &out), 1);
 		assert_msg_equal(&m[i], &out);
 		assert_int_equal(out.fd, -1);
 	}
 	/* Both directions, and the convenience constructor. */
-	assert_int_equal(control_send_gen(sv[1], CONTROL_ACK, 99), 0);
+	assert_int_equal(control_send_gen(sv[1], CONTROL_CONFIG, 99), 0);
 	assert_int_equal(control_recv(sv[0], &out), 1);
-	assert_int_equal(out.type, CONTROL_ACK);
+	assert_int_equal(out.type, CONTROL_CONFIG);
 	assert_true(out.gen == 99);
 	assert_int_equal(out.fd, -1);
 	close(sv[0]);
@@ -412,12 +815,12 @@ test_message_boundaries(void **state)
 	seqpacket_pair(sv);
 	for (g = 1; g <= 20; g++)
 		assert_int_equal(control_send_gen(sv[0],
-		    g % 2 ? CONTROL_CONFIG : CONTROL_ACK, g), 0);
+		    g % 2 ? CONTROL_CONFIG : CONTROL_DRAIN, g), 0);
 	for (g = 1; g <= 20; g++) {
 		assert_int_equal(control_recv(sv[1], &out), 1);
 		assert_int_equal(out.type,
-		    g % 2 ? CONTROL_CONFIG : CONTROL_ACK);
-		assert_true(out.gen == g);
+		    g % 2 ? CONTROL_CONFIG : CONTROL_DRAIN);
+		assert_true(out.gen == (g % 2 ? g : 0));
 	}
 	close(sv[0]);
 	close(sv[1]);
@@ -454,7 +857,42 @@ test_reopen_log_passes_fd(void **state)
 	close(sv[1]);
 }
 
-/* A descriptor on anything but REOPEN_LOG: EPROTO, and it is closed. */
+/* ACME_CONFIG carries its image's memfd, and must. */
+static void
+test_acme_config_passes_fd(void **state)
+{
+	struct control_msg	m = msg_of(CONTROL_ACME_CONFIG, 12, 0, NULL);
+	struct control_msg	out;
+	char		got[16];
+	int		sv[2], fd;
+
+	(void)state;
+	seqpacket_pair(sv);
+	assert_true((fd = memfd_create("image", MFD_CLOEXEC)) >= 0);
+	assert_int_equal(write(fd, "image bytes", 11), 11);
+	m.fd = fd;
+	assert_int_equal(control_send(sv[0], &m), 0);
+	close(fd);
+	assert_int_equal(control_recv(sv[1], &out), 1);
+	assert_int_equal(out.type, CONTROL_ACME_CONFIG);
+	assert_true(out.gen == 12);
+	assert_true(out.fd >= 0);
+	assert_int_equal(fcntl(out.fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+	assert_int_equal(pread(out.fd, got, sizeof(got), 0), 11);
+	assert_memory_equal(got, "image bytes", 11);
+	close(out.fd);
+	/* It is never reported (test_fd_types_without_fd: and never
+	 * received without its descriptor). */
+	m.fd = -1;
+	errno = 0;
+	assert_int_equal(control_report(sv[0], &m), -1);
+	assert_int_equal(errno, EINVAL);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/* A descriptor on anything but REOPEN_LOG or ACME_CONFIG: EPROTO, and it
+ * is closed. */
 static void
 test_fd_on_wrong_type_is_closed(void **state)
 {
@@ -467,7 +905,8 @@ test_fd_on_wrong_type_is_closed(void **state)
 	(void)state;
 	seqpacket_pair(sv);
 	for (i = 0; i < n; i++) {
-		if (all[i].type == CONTROL_REOPEN_LOG)
+		if (all[i].type == CONTROL_REOPEN_LOG ||
+		    all[i].type == CONTROL_ACME_CONFIG)
 			continue;
 		m = all[i];
 		len = control_encode(&m, buf);
@@ -490,26 +929,32 @@ test_fd_on_wrong_type_is_closed(void **state)
 	close(sv[1]);
 }
 
+/* REOPEN_LOG and ACME_CONFIG without their descriptor: refused. */
 static void
-test_reopen_log_without_fd(void **state)
+test_fd_types_without_fd(void **state)
 {
+	static const enum control_type types[] = { CONTROL_REOPEN_LOG,
+	    CONTROL_ACME_CONFIG };
 	unsigned char	buf[CONTROL_MSG_MAX];
-	struct control_msg	m = msg_of(CONTROL_REOPEN_LOG, 0, 0, NULL);
-	struct control_msg	out;
+	struct control_msg	m, out;
+	size_t		i;
 	int		sv[2];
 
 	(void)state;
 	seqpacket_pair(sv);
-	/* control_send attaches nothing for fd -1 ... */
-	assert_int_equal(control_send(sv[0], &m), 0);
-	errno = 0;
-	assert_int_equal(control_recv(sv[1], &out), -1);
-	assert_int_equal(errno, EPROTO);
-	/* ... and the same bytes sent by hand fare no better. */
-	send_raw(sv[0], buf, control_encode(&m, buf), NULL, 0);
-	errno = 0;
-	assert_int_equal(control_recv(sv[1], &out), -1);
-	assert_int_equal(errno, EPROTO);
+	for (i = 0; i < nitems(types); i++) {
+		m = msg_of(types[i], 1, 0, NULL);
+		/* control_send attaches nothing for fd -1 ... */
+		assert_int_equal(control_send(sv[0], &m), 0);
+		errno = 0;
+		assert_int_equal(control_recv(sv[1], &out), -1);
+		assert_int_equal(errno, EPROTO);
+		/* ... and the same bytes sent by hand fare no better. */
+		send_raw(sv[0], buf, control_encode(&m, buf), NULL, 0);
+		errno = 0;
+		assert_int_equal(control_recv(sv[1], &out), -1);
+		assert_int_equal(errno, EPROTO);
+	}
 	close(sv[0]);
 	close(sv[1]);
 }
@@ -595,25 +1040,22 @@ test_recv_malformed(void **state)
 	assert_int_equal(control_recv(sv[1], &out), -1);
 	assert_int_equal(errno, EPROTO);
 	/* Larger than any message: truncated by the receiver. */
-	len = raw(buf, CONTROL_NACK, CONTROL_TEXT_MAX + 8 + 40, zero,
-	    CONTROL_TEXT_MAX + 8 + 40);
-	memset(buf + HDR + 8, 'a', CONTROL_TEXT_MAX + 40);
+	len = raw(buf, CONTROL_ACME_RENEW, CONTROL_MSG_MAX + 40 - HDR, zero,
+	    CONTROL_MSG_MAX + 40 - HDR);
 	send_raw(sv[0], buf, len, NULL, 0);
 	errno = 0;
 	assert_int_equal(control_recv(sv[1], &out), -1);
 	assert_int_equal(errno, EPROTO);
-	/* One byte more than the largest message (a NACK with a text
-	 * CONTROL_TEXT_MAX + 5 long). */
-	len = raw(buf, CONTROL_NACK, CONTROL_TEXT_MAX + 13, zero,
-	    CONTROL_TEXT_MAX + 13);
-	memset(buf + HDR + 8, 'a', CONTROL_TEXT_MAX + 5);
+	/* One byte more than the bound on any message. */
+	len = raw(buf, CONTROL_ACME_RENEW, CONTROL_MSG_MAX + 1 - HDR, zero,
+	    CONTROL_MSG_MAX + 1 - HDR);
 	assert_int_equal(len, CONTROL_MSG_MAX + 1);
 	send_raw(sv[0], buf, len, NULL, 0);
 	errno = 0;
 	assert_int_equal(control_recv(sv[1], &out), -1);
 	assert_int_equal(errno, EPROTO);
 	/* Still in sync afterwards. */
-	assert_int_equal(control_send_gen(sv[0], CONTROL_ACK, 77), 0);
+	assert_int_equal(control_send_gen(sv[0], CONTROL_CONFIG, 77), 0);
 	assert_int_equal(control_recv(sv[1], &out), 1);
 	assert_true(out.gen == 77);
 	close(sv[0]);
@@ -706,8 +1148,9 @@ test_report_read_every_type(void **state)
 	assert_int_equal(control_open(sock, rep), 0);
 	m = sample_msgs(&n);
 	for (i = 0; i < n; i++) {
-		if (m[i].type == CONTROL_REOPEN_LOG) {
-			/* The one type with a descriptor is not reported. */
+		if (m[i].type == CONTROL_REOPEN_LOG ||
+		    m[i].type == CONTROL_ACME_CONFIG) {
+			/* The types with a descriptor are not reported. */
 			errno = 0;
 			assert_int_equal(control_report(rep[1], &m[i]), -1);
 			assert_int_equal(errno, EINVAL);
@@ -715,6 +1158,14 @@ test_report_read_every_type(void **state)
 		}
 		assert_int_equal(control_report(rep[1], &m[i]), 0);
 		memset(&out, 0x5a, sizeof(out));
+		if (sent_by_master(m[i].type)) {
+			/* The master refuses its own types from a child. */
+			errno = 0;
+			assert_int_equal(control_read(rep[0], &out), -1);
+			assert_int_equal(errno, EPROTO);
+			assert_int_equal(out.fd, -1);
+			continue;
+		}
 		assert_int_equal(control_read(rep[0], &out), 1);
 		assert_msg_equal(&m[i], &out);
 		assert_int_equal(out.fd, -1);
@@ -822,15 +1273,18 @@ test_read_malformed(void **state)
 	errno = 0;
 	assert_int_equal(control_read(rep[0], &out), -1);
 	assert_int_equal(errno, EPROTO);
-	/* Well formed, but the type that carries a descriptor. */
+	/* Well formed, but the types that carry a descriptor. */
 	write_raw(rep[1], buf, raw(buf, CONTROL_REOPEN_LOG, 0, NULL, 0));
 	errno = 0;
 	assert_int_equal(control_read(rep[0], &out), -1);
 	assert_int_equal(errno, EPROTO);
-	/* One byte more than the largest message. */
-	len = raw(buf, CONTROL_NACK, CONTROL_TEXT_MAX + 13, zero,
-	    CONTROL_TEXT_MAX + 13);
-	memset(buf + HDR + 8, 'a', CONTROL_TEXT_MAX + 5);
+	write_raw(rep[1], buf, raw(buf, CONTROL_ACME_CONFIG, 8, zero, 8));
+	errno = 0;
+	assert_int_equal(control_read(rep[0], &out), -1);
+	assert_int_equal(errno, EPROTO);
+	/* One byte more than the bound on any message. */
+	len = raw(buf, CONTROL_ACME_STATE, CONTROL_MSG_MAX + 1 - HDR, zero,
+	    CONTROL_MSG_MAX + 1 - HDR);
 	assert_int_equal(len, CONTROL_MSG_MAX + 1);
 	write_raw(rep[1], buf, len);
 	errno = 0;
@@ -905,6 +1359,9 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_encode_parse_round_trip),
 		cmocka_unit_test(test_wire_layout),
+		cmocka_unit_test(test_acme_wire_layout),
+		cmocka_unit_test(test_acme_encode_unused_fields),
+		cmocka_unit_test(test_acme_parse_strict),
 		cmocka_unit_test(test_parse_wrong_lengths),
 		cmocka_unit_test(test_parse_unknown_types),
 		cmocka_unit_test(test_nack_text),
@@ -912,8 +1369,9 @@ main(void)
 		cmocka_unit_test(test_send_recv_every_type),
 		cmocka_unit_test(test_message_boundaries),
 		cmocka_unit_test(test_reopen_log_passes_fd),
+		cmocka_unit_test(test_acme_config_passes_fd),
 		cmocka_unit_test(test_fd_on_wrong_type_is_closed),
-		cmocka_unit_test(test_reopen_log_without_fd),
+		cmocka_unit_test(test_fd_types_without_fd),
 		cmocka_unit_test(test_reopen_log_extra_fds),
 		cmocka_unit_test(test_too_many_fds),
 		cmocka_unit_test(test_recv_malformed),

@@ -129,6 +129,50 @@ blob_set(struct config_blob *b, const char *s)
 	assert_non_null(b->data);
 }
 
+static char *
+xstrdup(const char *s)
+{
+	char	*d = strdup(s);
+
+	assert_non_null(d);
+	return d;
+}
+
+/*
+ * What the master adds to an ACME listener: a certificate for its first
+ * domain, and one challenge of each kind.
+ */
+static void
+fill_acme_state(struct config_listener *l)
+{
+	struct config_challenge	*c;
+	size_t			 i;
+
+	if (l->acme.ca_file != NULL)
+		blob_set(&l->acme.ca, "-----BEGIN CERTIFICATE-----\nca\n"
+		    "-----END CERTIFICATE-----\n");
+	l->acme_certs = calloc(1, sizeof(*l->acme_certs));
+	assert_non_null(l->acme_certs);
+	l->nacme_certs = 1;
+	l->acme_certs[0].name = xstrdup(l->acme.domains[0]);
+	blob_set(&l->acme_certs[0].cert, "-----BEGIN CERTIFICATE-----\n"
+	    "issued\n-----END CERTIFICATE-----\n");
+	blob_set(&l->acme_certs[0].key, "-----BEGIN PRIVATE KEY-----\n"
+	    "acmesecret\n-----END PRIVATE KEY-----\n");
+	c = l->challenges = calloc(2, sizeof(*l->challenges));
+	assert_non_null(c);
+	l->nchallenges = 2;
+	c[0].type = CONFIG_ACME_HTTP_01;
+	c[0].name = xstrdup(l->acme.domains[0]);
+	c[0].token = xstrdup("LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0");
+	c[0].keyauth = xstrdup("LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0."
+	    "9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI");
+	c[1].type = CONFIG_ACME_TLS_ALPN_01;
+	c[1].name = xstrdup(l->acme.domains[l->acme.ndomains - 1]);
+	for (i = 0; i < sizeof(c[1].digest); i++)
+		c[1].digest[i] = (unsigned char)(0xa0 + i);
+}
+
 /* What config_load would have read: PEM bytes for every cert/key path. */
 static void
 fill_blobs(struct config *cfg)
@@ -138,10 +182,14 @@ fill_blobs(struct config *cfg)
 	for (i = 0; i < cfg->nlisteners; i++) {
 		struct config_listener *l = &cfg->listeners[i];
 
-		blob_set(&l->tls.cert, "-----BEGIN CERTIFICATE-----\nlistener"
-		    "\n-----END CERTIFICATE-----\n");
-		blob_set(&l->tls.key, "-----BEGIN PRIVATE KEY-----\nsecret\n"
-		    "-----END PRIVATE KEY-----\n");
+		if (l->tls_mode == CONFIG_TLS_ACME)
+			fill_acme_state(l);
+		else {
+			blob_set(&l->tls.cert, "-----BEGIN CERTIFICATE-----\n"
+			    "listener\n-----END CERTIFICATE-----\n");
+			blob_set(&l->tls.key, "-----BEGIN PRIVATE KEY-----\n"
+			    "secret\n-----END PRIVATE KEY-----\n");
+		}
 		for (j = 0; j < l->nsites; j++) {
 			if (l->sites[j].tls.cert_path == NULL)
 				continue;
@@ -208,6 +256,36 @@ static const char rich_config[] =
     "  site \"v6.example\" { upstream = \"[::1]:65535\" }\n"
     "}\n";
 
+#define EAB_KEY	"c2VjcmV0LWhtYWMta2V5"
+
+/* ACME listeners with every option, with the defaults, and a manual one. */
+static const char acme_config[] =
+    "listener {\n"
+    "  bind = \"127.0.0.1\"\n"
+    "  tls { mode = \"acme\" acme-domains = { \"a.example\", "
+    "\"x.w.example\" } acme-directory = \"https://ca.test:14000/dir\" "
+    "acme-contact = \"mailto:admin@example.com\" "
+    "acme-challenge = \"http-01\" acme-cache-dir = \"/var/lib/p acme\" "
+    "acme-ca-file = \"/etc/p/ca.pem\" acme-renew-days = 365 "
+    "acme-eab-kid = \"kid-1\" acme-eab-hmac-key = \"" EAB_KEY "\" }\n"
+    "  site \"a.example\" { upstream = \"127.0.0.1:1\" }\n"
+    "  site \"*.w.example\" { upstream = \"127.0.0.1:2\" }\n"
+    "  site \"own.example\" { upstream = \"127.0.0.1:3\" cert = \"/s\" "
+    "key = \"/t\" }\n"
+    "}\n"
+    "listener {\n"
+    "  bind = \"127.0.0.2\"\n"
+    "  tls { cert = \"/c\" key = \"/k\" }\n"
+    "  site \"m.example\" { upstream = \"127.0.0.1:4\" }\n"
+    "}\n"
+    "listener {\n"
+    "  bind = \"::1\"\n"
+    "  http-port = 0\n"
+    "  tls { mode = \"acme\" }\n"
+    "  site \"d.example\" { upstream = \"127.0.0.1:5\" }\n"
+    "  site \"e.example\" { upstream = \"127.0.0.1:6\" }\n"
+    "}\n";
+
 static const char small_config[] =
     "listener {\n"
     "  bind = \"127.0.0.1\"\n"
@@ -226,9 +304,63 @@ assert_blob_equal(const struct config_blob *a, const struct config_blob *b)
 		assert_int_equal(b->data[b->len], '\0');
 }
 
+static void
+assert_str_equal(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		assert_ptr_equal(a, b);
+	else
+		assert_string_equal(a, b);
+}
+
+/* A listener's ACME part; the EAB key only if the image has secrets. */
+static void
+assert_acme_equal(const struct config_listener *la,
+    const struct config_listener *lb, bool secrets)
+{
+	const struct config_acme	*a = &la->acme, *b = &lb->acme;
+	size_t				 i;
+
+	assert_int_equal(la->tls_mode, lb->tls_mode);
+	assert_int_equal(a->ndomains, b->ndomains);
+	for (i = 0; i < a->ndomains; i++)
+		assert_string_equal(a->domains[i], b->domains[i]);
+	assert_int_equal(a->domains_set, b->domains_set);
+	assert_str_equal(a->directory, b->directory);
+	assert_str_equal(a->contact, b->contact);
+	assert_int_equal(a->challenge, b->challenge);
+	assert_str_equal(a->cache_dir, b->cache_dir);
+	assert_str_equal(a->ca_file, b->ca_file);
+	assert_blob_equal(&a->ca, &b->ca);
+	assert_int_equal(a->renew_days, b->renew_days);
+	assert_str_equal(a->eab_kid, b->eab_kid);
+	assert_str_equal(secrets ? a->eab_hmac_key : NULL, b->eab_hmac_key);
+	assert_int_equal(la->nacme_certs, lb->nacme_certs);
+	for (i = 0; i < la->nacme_certs; i++) {
+		assert_string_equal(la->acme_certs[i].name,
+		    lb->acme_certs[i].name);
+		assert_blob_equal(&la->acme_certs[i].cert,
+		    &lb->acme_certs[i].cert);
+		assert_blob_equal(&la->acme_certs[i].key,
+		    &lb->acme_certs[i].key);
+	}
+	assert_int_equal(la->nchallenges, lb->nchallenges);
+	for (i = 0; i < la->nchallenges; i++) {
+		const struct config_challenge *ca = &la->challenges[i];
+		const struct config_challenge *cb = &lb->challenges[i];
+
+		assert_int_equal(ca->type, cb->type);
+		assert_string_equal(ca->name, cb->name);
+		assert_str_equal(ca->token, cb->token);
+		assert_str_equal(ca->keyauth, cb->keyauth);
+		assert_memory_equal(ca->digest, cb->digest, sizeof(ca->digest));
+	}
+}
+
 /* Every field the image carries, compared. */
 static void
-assert_image_fields_equal(const struct config *a, const struct config *b)
+assert_image_fields_equal(const struct config *a, const struct config *b,
+    bool secrets)
 {
 	size_t	i, j;
 
@@ -266,6 +398,7 @@ assert_image_fields_equal(const struct config *a, const struct config *b)
 		assert_string_equal(la->bind, lb->bind);
 		assert_blob_equal(&la->tls.cert, &lb->tls.cert);
 		assert_blob_equal(&la->tls.key, &lb->tls.key);
+		assert_acme_equal(la, lb, secrets);
 		assert_int_equal(la->nsites, lb->nsites);
 		for (j = 0; j < la->nsites; j++) {
 			const struct config_site *sa = &la->sites[j];
@@ -295,30 +428,42 @@ assert_image_fields_equal(const struct config *a, const struct config *b)
 	}
 }
 
+/* image_encode, or with secrets image_encode_acme. */
+static void
+encode_as(const struct config *cfg, uint64_t gen, bool secrets,
+    unsigned char **img, size_t *len)
+{
+	*img = NULL;
+	*len = 0;
+	if (secrets)
+		assert_int_equal(image_encode_acme(cfg, gen, img, len), 0);
+	else
+		assert_int_equal(image_encode(cfg, gen, img, len), 0);
+	assert_non_null(*img);
+	assert_true(*len > 0);
+	assert_int_equal(image_is_acme(*img, *len), secrets ? 1 : 0);
+}
+
 static void
 encode(const struct config *cfg, uint64_t gen, unsigned char **img,
     size_t *len)
 {
-	*img = NULL;
-	*len = 0;
-	assert_int_equal(image_encode(cfg, gen, img, len), 0);
-	assert_non_null(*img);
-	assert_true(*len > 0);
+	encode_as(cfg, gen, false, img, len);
 }
 
 static void
-round_trip(const char *text, uint64_t gen)
+round_trip(const char *text, uint64_t gen, bool secrets)
 {
 	struct config	*cfg = make_config(text), *dec;
 	unsigned char	*img, *again;
 	size_t		 len, len2;
 	uint64_t	 got;
 
-	encode(cfg, gen, &img, &len);
+	encode_as(cfg, gen, secrets, &img, &len);
 	assert_int_equal(decode(img, len, &dec, &got, NULL), 0);
 	assert_true(got == gen);
-	assert_image_fields_equal(cfg, dec);
-	encode(dec, gen, &again, &len2);
+	assert_image_fields_equal(cfg, dec, secrets);
+	encode_as(dec, gen, secrets, &again, &len2);
 	assert_int_equal(len2, len);
 	assert_memory_equal(again, img, len);
 	free(again);
@@ -331,10 +476,91 @@ static void
 test_round_trip(void **state)
 {
 	(void)state;
-	round_trip(small_config, 1);
-	round_trip(rich_config, 0x0123456789abcdefULL);
-	round_trip(rich_config, UINT64_MAX);
-	round_trip(rich_config, 0);
+	round_trip(small_config, 1, false);
+	round_trip(rich_config, 0x0123456789abcdefULL, false);
+	round_trip(rich_config, UINT64_MAX, false);
+	round_trip(rich_config, 0, false);
+	round_trip(small_config, 1, true);
+	round_trip(rich_config, 2, true);
+	round_trip(acme_config, 3, false);
+	round_trip(acme_config, 4, true);
+}
+
+/*
+ * The EAB key goes only into the ACME process's image; its key id, the
+ * rest of ACME and what the master adds go into both.
+ */
+static void
+test_eab_key_only_for_acme_process(void **state)
+{
+	struct config		*cfg = make_config(acme_config), *dec;
+	struct config_listener	*l;
+	unsigned char		*img, *aimg;
+	size_t			 len, alen;
+	uint64_t		 gen;
+
+	(void)state;
+	encode(cfg, 8, &img, &len);
+	encode_as(cfg, 8, true, &aimg, &alen);
+	assert_null(memmem(img, len, EAB_KEY, strlen(EAB_KEY)));
+	assert_non_null(memmem(aimg, alen, EAB_KEY, strlen(EAB_KEY)));
+	assert_non_null(memmem(img, len, "kid-1", 5));
+	assert_non_null(memmem(img, len, "acmesecret", 10));
+	/* A key field for each ACME listener, the second one empty. */
+	assert_int_equal(alen, len + 4 + strlen(EAB_KEY) + 4);
+
+	assert_int_equal(decode(img, len, &dec, &gen, NULL), 0);
+	l = &dec->listeners[0];
+	assert_int_equal(l->tls_mode, CONFIG_TLS_ACME);
+	assert_string_equal(l->acme.eab_kid, "kid-1");
+	assert_null(l->acme.eab_hmac_key);
+	assert_string_equal(l->acme.cache_dir, "/var/lib/p acme");
+	assert_int_equal(l->nacme_certs, 1);
+	assert_int_equal(l->nchallenges, 2);
+	assert_int_equal(l->tls.cert.len, 0);
+	config_free(dec);
+
+	assert_int_equal(decode(aimg, alen, &dec, &gen, NULL), 0);
+	assert_string_equal(dec->listeners[0].acme.eab_hmac_key, EAB_KEY);
+	assert_null(dec->listeners[2].acme.eab_hmac_key);
+	config_free(dec);
+	/* Not an image: too short, bad magic, other version. */
+	assert_int_equal(image_is_acme(img, 16), -1);
+	img[0] ^= 1;
+	assert_int_equal(image_is_acme(img, len), -1);
+	img[0] ^= 1;
+	img[4] ^= 1;
+	assert_int_equal(image_is_acme(img, len), -1);
+	free(aimg);
+	free(img);
+	config_free(cfg);
+}
+
+/* A manual listener carries nothing of what the master adds for ACME. */
+static void
+test_manual_listener_has_no_acme_state(void **state)
+{
+	struct config	*cfg = make_config(small_config), *dec;
+	struct config_listener *l = &cfg->listeners[0];
+	unsigned char	*img;
+	size_t		 len;
+	uint64_t	 gen;
+
+	(void)state;
+	l->acme.domains = calloc(1, sizeof(char *));
+	assert_non_null(l->acme.domains);
+	l->acme.domains[0] = xstrdup("a.example");
+	l->acme.ndomains = 1;
+	fill_acme_state(l);
+	encode(cfg, 1, &img, &len);
+	assert_null(memmem(img, len, "acmesecret", 10));
+	assert_int_equal(decode(img, len, &dec, &gen, NULL), 0);
+	assert_int_equal(dec->listeners[0].nacme_certs, 0);
+	assert_int_equal(dec->listeners[0].nchallenges, 0);
+	assert_int_equal(dec->listeners[0].acme.ndomains, 0);
+	free(img);
+	config_free(dec);
+	config_free(cfg);
 }
 
 /* A worker gets no path: it never opens a config or key file. */
@@ -398,21 +624,29 @@ test_frame(void **state)
  */
 
 static void
-test_every_truncation(void **state)
+every_truncation(const char *text, bool secrets)
 {
-	struct config	*cfg = make_config(rich_config);
+	struct config	*cfg = make_config(text);
 	unsigned char	*img;
 	size_t		 len, n;
 	char		 what[64];
 
-	(void)state;
-	encode(cfg, 9, &img, &len);
+	encode_as(cfg, 9, secrets, &img, &len);
 	for (n = 0; n < len; n++) {
 		snprintf(what, sizeof(what), "cut to %zu of %zu bytes", n, len);
 		expect_decode_fails(img, n, what);
 	}
 	free(img);
 	config_free(cfg);
+}
+
+static void
+test_every_truncation(void **state)
+{
+	(void)state;
+	every_truncation(rich_config, false);
+	every_truncation(acme_config, false);
+	every_truncation(acme_config, true);
 }
 
 static void
@@ -479,6 +713,59 @@ test_magic_and_version(void **state)
 	config_free(cfg);
 }
 
+static void
+check_host_sane(const char *h)
+{
+	assert_non_null(h);
+	assert_int_equal(config_check_hostname(h, strlen(h), false), 0);
+	assert_true(h[0] != '*');
+}
+
+/* A listener's certificate and ACME part, decoded from anything. */
+static void
+check_acme_sane(const struct config_listener *l)
+{
+	const struct config_acme	*a = &l->acme;
+	size_t				 i;
+
+	assert_true(l->tls_mode == CONFIG_TLS_MANUAL ||
+	    l->tls_mode == CONFIG_TLS_ACME);
+	if (l->tls_mode == CONFIG_TLS_MANUAL) {
+		assert_true(l->tls.cert.len > 0 && l->tls.key.len > 0);
+		assert_int_equal(a->ndomains, 0);
+		assert_null(a->directory);
+		assert_int_equal(l->nacme_certs, 0);
+		assert_int_equal(l->nchallenges, 0);
+		return;
+	}
+	assert_true(l->tls.cert.len == 0 && l->tls.key.len == 0);
+	assert_true(a->ndomains >= 1 && a->ndomains <= CONFIG_MAX_SITES);
+	for (i = 0; i < a->ndomains; i++)
+		check_host_sane(a->domains[i]);
+	assert_true(config_acme_url_ok(a->directory));
+	assert_true(a->contact == NULL || config_acme_contact_ok(a->contact));
+	assert_true(a->challenge <= CONFIG_ACME_HTTP_01);
+	assert_true(a->cache_dir != NULL && a->cache_dir[0] == '/');
+	assert_true(a->renew_days <= 365);
+	assert_true((a->eab_hmac_key == NULL) || (a->eab_kid != NULL &&
+	    config_base64url_ok(a->eab_hmac_key, CONFIG_ACME_EAB_MAX)));
+	assert_true(l->nacme_certs <= CONFIG_MAX_SITES);
+	for (i = 0; i < l->nacme_certs; i++) {
+		check_host_sane(l->acme_certs[i].name);
+		assert_true(l->acme_certs[i].cert.len > 0 &&
+		    l->acme_certs[i].key.len > 0);
+	}
+	assert_true(l->nchallenges <= 2 * CONFIG_MAX_SITES);
+	for (i = 0; i < l->nchallenges; i++) {
+		const struct config_challenge *c = &l->challenges[i];
+
+		assert_true(c->type <= CONFIG_ACME_HTTP_01);
+		check_host_sane(c->name);
+		if (c->type == CONFIG_ACME_HTTP_01)
+			assert_true(c->token != NULL && c->keyauth != NULL);
+	}
+}
+
 /* What every decoded config must satisfy, whatever bytes it came from. */
 static void
 check_decoded_sane(const struct config *c)
@@ -519,7 +806,7 @@ check_decoded_sane(const struct config *c)
 		    l->https_port != l->http_port);
 		assert_non_null(l->bind);
 		assert_true(strlen(l->bind) >= 1);
-		assert_true(l->tls.cert.len > 0 && l->tls.key.len > 0);
+		check_acme_sane(l);
 		assert_true(l->nsites >= 1 && l->nsites <= CONFIG_MAX_SITES);
 		for (j = 0; j < l->nsites; j++) {
 			const struct config_site *s = &l->sites[j];
@@ -550,18 +837,20 @@ check_decoded_sane(const struct config *c)
 	}
 }
 
-/* Every byte flipped three ways: an error, or a sane config. */
+/*
+ * Every byte flipped three ways: an error, or a sane config that encodes
+ * back to the same bytes.
+ */
 static void
-test_flipped_bytes(void **state)
+flipped_bytes(const char *text, bool secrets)
 {
 	static const unsigned char masks[] = { 0x01, 0x80, 0xff };
-	struct config	*cfg = make_config(rich_config), *dec;
+	struct config	*cfg = make_config(text), *dec;
 	unsigned char	*img, *bad, *again;
 	size_t		 len, len2, i, m, accepted = 0;
 	uint64_t	 gen;
 
-	(void)state;
-	encode(cfg, 3, &img, &len);
+	encode_as(cfg, 3, secrets, &img, &len);
 	bad = malloc(len);
 	assert_non_null(bad);
 	for (i = 0; i < len; i++) {
@@ -572,9 +861,10 @@ test_flipped_bytes(void **state)
 				continue;
 			accepted++;
 			check_decoded_sane(dec);
-			assert_int_equal(image_encode(dec, gen, &again, &len2),
-			    0);
+			encode_as(dec, gen, image_is_acme(bad, len) == 1,
+			    &again, &len2);
 			assert_int_equal(len2, len);
+			assert_memory_equal(again, bad, len);
 			free(again);
 			config_free(dec);
 		}
@@ -584,6 +874,15 @@ test_flipped_bytes(void **state)
 	free(bad);
 	free(img);
 	config_free(cfg);
+}
+
+static void
+test_flipped_bytes(void **state)
+{
+	(void)state;
+	flipped_bytes(rich_config, false);
+	flipped_bytes(acme_config, false);
+	flipped_bytes(acme_config, true);
 }
 
 /*
@@ -655,6 +954,26 @@ struct spec {
 	uint8_t		 rate_own;	/* 1: srps and sburst follow */
 	double		 srps;
 	uint32_t	 sburst;
+	uint8_t		 secrets;	/* in the header */
+	uint8_t		 mode;		/* tls-mode; 1: the ACME part */
+	uint32_t	 ndomains;	/* as written; one is present */
+	struct field	 domain;
+	uint8_t		 domains_set;
+	struct field	 directory, contact;
+	uint8_t		 challenge;
+	struct field	 cache_dir, ca_file, ca;
+	uint32_t	 renew;
+	struct field	 kid;
+	bool		 hmac_present;	/* written */
+	struct field	 hmac;
+	uint32_t	 ncerts;	/* as written */
+	bool		 cert_present;	/* one is */
+	struct field	 cname, ccert, ckey;
+	uint32_t	 nchal;		/* as written */
+	bool		 chal_present;	/* one is */
+	uint8_t		 ctype;
+	struct field	 chname, token, keyauth;
+	size_t		 digest_n;	/* bytes present */
 	uint32_t	 endmagic;
 };
 
@@ -718,6 +1037,78 @@ good_spec(void)
 	return s;
 }
 
+/* The same listener in ACME mode, from the ACME process's image. */
+static struct spec
+acme_spec(void)
+{
+	struct spec	s = good_spec();
+
+	s.secrets = 1;
+	s.mode = 1;
+	s.cert = (struct field)FNONE;
+	s.key = (struct field)FNONE;
+	s.ndomains = 1;
+	s.domain = (struct field)F("a.example");
+	s.domains_set = 1;
+	s.directory = (struct field)F("https://ca.test/dir");
+	s.contact = (struct field)F("mailto:a@example.com");
+	s.challenge = CONFIG_ACME_HTTP_01;
+	s.cache_dir = (struct field)F("/var/lib/acme");
+	s.ca_file = (struct field)F("/ca.pem");
+	s.ca = (struct field)F("CA");
+	s.renew = 30;
+	s.kid = (struct field)F("kid");
+	s.hmac_present = true;
+	s.hmac = (struct field)F("a2V5");
+	s.ncerts = 1;
+	s.cert_present = true;
+	s.cname = (struct field)F("a.example");
+	s.ccert = (struct field)F("CHAIN");
+	s.ckey = (struct field)F("KEY");
+	s.nchal = 1;
+	s.chal_present = true;
+	s.ctype = CONFIG_ACME_HTTP_01;
+	s.chname = (struct field)F("a.example");
+	s.token = (struct field)F("tok_en-1");
+	s.keyauth = (struct field)F("tok_en-1.thumb");
+	s.digest_n = 32;
+	return s;
+}
+
+static void
+w_acme(struct wb *w, const struct spec *s)
+{
+	static const unsigned char digest[32] = { 1, 2, 3 };
+
+	w_u32(w, s->ndomains);
+	w_field(w, &s->domain);
+	w_u8(w, s->domains_set);
+	w_field(w, &s->directory);
+	w_field(w, &s->contact);
+	w_u8(w, s->challenge);
+	w_field(w, &s->cache_dir);
+	w_field(w, &s->ca_file);
+	w_field(w, &s->ca);
+	w_u32(w, s->renew);
+	w_field(w, &s->kid);
+	if (s->hmac_present)
+		w_field(w, &s->hmac);
+	w_u32(w, s->ncerts);
+	if (s->cert_present) {
+		w_field(w, &s->cname);
+		w_field(w, &s->ccert);
+		w_field(w, &s->ckey);
+	}
+	w_u32(w, s->nchal);
+	if (s->chal_present) {
+		w_u8(w, s->ctype);
+		w_field(w, &s->chname);
+		w_field(w, &s->token);
+		w_field(w, &s->keyauth);
+		w_put(w, digest, s->digest_n);
+	}
+}
+
 static size_t
 build(const struct spec *s, unsigned char *out, size_t outsz)
 {
@@ -729,6 +1120,7 @@ build(const struct spec *s, unsigned char *out, size_t outsz)
 	w_u32(w, s->magic);
 	w_u32(w, s->version);
 	w_u64(w, s->gen);
+	w_u8(w, s->secrets);
 	w_u32(w, s->workers);
 	w_u32(w, s->maxconn);
 	w_u32(w, s->shutdown);
@@ -749,6 +1141,7 @@ build(const struct spec *s, unsigned char *out, size_t outsz)
 	w_u16(w, s->https);
 	w_u16(w, s->http);
 	w_field(w, &s->bind);
+	w_u8(w, s->mode);
 	w_field(w, &s->cert);
 	w_field(w, &s->key);
 	w_u32(w, s->nsites);
@@ -769,6 +1162,8 @@ build(const struct spec *s, unsigned char *out, size_t outsz)
 		w_u64(w, rps);
 		w_u32(w, s->sburst);
 	}
+	if (s->mode == 1)
+		w_acme(w, s);
 	w_u32(w, s->endmagic);
 	assert_true(w->len <= outsz);
 	memcpy(out, w->buf, w->len);
@@ -786,8 +1181,16 @@ spec_decodes(const struct spec *s)
 	size_t		 len = build(s, img, sizeof(img)), biggest;
 	int		 rc = decode(img, len, &cfg, &gen, &biggest);
 
+	unsigned char	*again;
+	size_t		 len2;
+
 	if (rc == 0) {
 		check_decoded_sane(cfg);
+		/* Only canonical images: encode(decode(x)) == x. */
+		encode_as(cfg, gen, s->secrets == 1, &again, &len2);
+		assert_int_equal(len2, len);
+		assert_memory_equal(again, img, len);
+		free(again);
 		config_free(cfg);
 	}
 	if (biggest > 16 * len + 4096)
@@ -800,13 +1203,36 @@ spec_decodes(const struct spec *s)
 static void
 test_writer_matches_encoder(void **state)
 {
-	struct spec	 s = good_spec();
+	struct spec	 s = good_spec(), a = acme_spec();
 	unsigned char	 img[8192], *again;
 	struct config	*cfg;
 	uint64_t	 gen;
 	size_t		 len, len2, biggest;
 
 	(void)state;
+	/* The ACME listener, in both images. */
+	len = build(&a, img, sizeof(img));
+	assert_int_equal(decode(img, len, &cfg, &gen, NULL), 0);
+	assert_string_equal(cfg->listeners[0].acme.eab_hmac_key, "a2V5");
+	assert_string_equal(cfg->listeners[0].challenges[0].keyauth,
+	    "tok_en-1.thumb");
+	assert_int_equal(cfg->listeners[0].challenges[0].digest[2], 3);
+	assert_int_equal(image_encode_acme(cfg, gen, &again, &len2), 0);
+	assert_int_equal(len2, len);
+	assert_memory_equal(again, img, len);
+	free(again);
+	config_free(cfg);
+	a.secrets = 0;
+	a.hmac_present = false;
+	len = build(&a, img, sizeof(img));
+	assert_int_equal(decode(img, len, &cfg, &gen, NULL), 0);
+	assert_null(cfg->listeners[0].acme.eab_hmac_key);
+	assert_int_equal(image_encode(cfg, gen, &again, &len2), 0);
+	assert_int_equal(len2, len);
+	assert_memory_equal(again, img, len);
+	free(again);
+	config_free(cfg);
+
 	len = build(&s, img, sizeof(img));
 	assert_int_equal(decode(img, len, &cfg, &gen, &biggest), 0);
 #if UTIL_ASAN
@@ -832,6 +1258,16 @@ test_writer_matches_encoder(void **state)
 } while (0)
 #define ACCEPT(...)	EXPECT(true, __VA_ARGS__)
 #define REJECT(...)	EXPECT(false, __VA_ARGS__)
+/* The same from acme_spec(). */
+#define ACME_EXPECT(cond, ...) do {					\
+	struct spec s = acme_spec();					\
+	__VA_ARGS__;							\
+	if (spec_decodes(&s) != (cond))					\
+		fail_msg("acme: %s: %s", (cond) ? "refused" :		\
+		    "accepted", #__VA_ARGS__);				\
+} while (0)
+#define ACME_ACCEPT(...) ACME_EXPECT(true, __VA_ARGS__)
+#define ACME_REJECT(...) ACME_EXPECT(false, __VA_ARGS__)
 
 static void
 test_globals(void **state)
@@ -1043,6 +1479,208 @@ test_site_fields(void **state)
 	REJECT(s.endmagic = 0);
 }
 
+static void
+test_acme_listener_fields(void **state)
+{
+	(void)state;
+	/* The header's flag and the mode. */
+	ACCEPT(s.secrets = 1);			/* nothing secret to carry */
+	REJECT(s.secrets = 2);
+	REJECT(s.secrets = 0xff);
+	REJECT(s.mode = 2);
+	REJECT(s.mode = 0xff);
+	/* ACME: no listener certificate (a site's is fine). */
+	ACME_REJECT(s.cert = (struct field)F("C"); s.key = (struct field)F("K"));
+	ACME_REJECT(s.cert = (struct field)F("C"));
+	ACME_ACCEPT(s.scert = (struct field)F("C");
+	    s.skey = (struct field)F("K"));
+	/* Manual without a certificate; ACME without its part. */
+	ACME_REJECT(s.mode = 0);
+	REJECT(s.mode = 1);
+	/* Domains. */
+	ACME_REJECT(s.ndomains = 0);
+	ACME_REJECT(s.ndomains = 2);		/* only one is there */
+	ACME_REJECT(s.ndomains = CONFIG_MAX_SITES + 1);
+	ACME_REJECT(s.ndomains = UINT32_MAX);
+	ACME_REJECT(s.domain = (struct field)F(""));
+	ACME_REJECT(s.domain = (struct field)F("A.example"));
+	ACME_REJECT(s.domain = (struct field)F("a.example."));
+	ACME_REJECT(s.domain = (struct field)F("*.a.example"));
+	ACME_REJECT(s.domain = (struct field)F("1.2.3.4"));
+	ACME_REJECT(s.domain.wire = CONFIG_HOST_MAX + 1);
+	ACME_REJECT(s.domain.wire = UINT32_MAX);
+	ACME_ACCEPT(s.domains_set = 0);
+	ACME_REJECT(s.domains_set = 2);
+	/* Directory and contact. */
+	ACME_ACCEPT(s.directory = (struct field)F("https://x"));
+	ACME_REJECT(s.directory = (struct field)F(""));
+	ACME_REJECT(s.directory = (struct field)F("http://ca.test/dir"));
+	ACME_REJECT(s.directory = (struct field)F("https://"));
+	ACME_REJECT(s.directory = (struct field)F("https://a b"));
+	ACME_REJECT(s.directory.wire = CONFIG_ACME_URL_MAX + 1);
+	ACME_ACCEPT(s.contact = (struct field)FNONE);
+	ACME_REJECT(s.contact = (struct field)F("a@example.com"));
+	ACME_REJECT(s.contact = (struct field)F("mailto:a@b,c@d"));
+	ACME_REJECT(s.contact = (struct field)F("mailto:"));
+	ACME_REJECT(s.contact.wire = UINT32_MAX);
+	/* Challenge type, paths, the CA. */
+	ACME_ACCEPT(s.challenge = CONFIG_ACME_TLS_ALPN_01);
+	ACME_REJECT(s.challenge = CONFIG_ACME_HTTP_01 + 1);
+	ACME_REJECT(s.challenge = 0xff);
+	ACME_ACCEPT(s.cache_dir = (struct field)F("/"));
+	ACME_ACCEPT(s.cache_dir = (struct field)F("/a b/\xc3\xa9"));
+	ACME_REJECT(s.cache_dir = (struct field)F(""));
+	ACME_REJECT(s.cache_dir = (struct field)F("var/lib"));
+	ACME_REJECT(s.cache_dir = (struct field)F("/a\0b"));
+	ACME_REJECT(s.cache_dir.wire = CONFIG_PATH_MAX + 1);
+	ACME_ACCEPT(s.ca_file = (struct field)FNONE);
+	ACME_ACCEPT(s.ca_file = (struct field)F("ca.pem"));
+	ACME_REJECT(s.ca_file = (struct field)F("/ca\0"));
+	ACME_ACCEPT(s.ca = (struct field)FNONE);
+	ACME_REJECT(s.ca.wire = CONFIG_PEM_MAX + 1);
+	ACME_REJECT(s.ca.wire = UINT32_MAX);
+	ACME_ACCEPT(s.renew = 0);
+	ACME_ACCEPT(s.renew = 365);
+	ACME_REJECT(s.renew = 366);
+	ACME_REJECT(s.renew = UINT32_MAX);
+	/* External Account Binding. */
+	ACME_ACCEPT(s.kid = (struct field)FNONE; s.hmac = (struct field)FNONE);
+	ACME_REJECT(s.kid = (struct field)FNONE);
+	ACME_REJECT(s.hmac = (struct field)FNONE);
+	ACME_REJECT(s.hmac = (struct field)F("a+b"));
+	ACME_REJECT(s.kid = (struct field)F("k d"));
+	ACME_REJECT(s.kid.wire = CONFIG_ACME_EAB_MAX + 1);
+	ACME_REJECT(s.hmac.wire = CONFIG_ACME_EAB_MAX + 1);
+	/* The workers' copy has the key id and no key. */
+	ACME_ACCEPT(s.secrets = 0; s.hmac_present = false);
+	ACME_ACCEPT(s.secrets = 0; s.hmac_present = false;
+	    s.kid = (struct field)FNONE);
+	ACME_REJECT(s.secrets = 0);		/* a key where none goes */
+	ACME_REJECT(s.hmac_present = false);	/* no key where one goes */
+}
+
+static void
+test_acme_state_fields(void **state)
+{
+	(void)state;
+	/* Issued certificates. */
+	ACME_ACCEPT(s.ncerts = 0; s.cert_present = false);
+	ACME_REJECT(s.ncerts = 2);
+	ACME_REJECT(s.ncerts = CONFIG_MAX_SITES + 1);
+	ACME_REJECT(s.ncerts = UINT32_MAX);
+	ACME_REJECT(s.ncerts = 0);		/* one is there: trailing */
+	ACME_REJECT(s.cname = (struct field)F("*.a.example"));
+	ACME_REJECT(s.cname = (struct field)F("A.example"));
+	ACME_REJECT(s.cname = (struct field)F(""));
+	ACME_REJECT(s.ccert = (struct field)FNONE);
+	ACME_REJECT(s.ckey = (struct field)FNONE);
+	ACME_REJECT(s.ccert.wire = CONFIG_PEM_MAX + 1);
+	ACME_REJECT(s.ckey.wire = UINT32_MAX);
+	/* Challenges. */
+	ACME_ACCEPT(s.nchal = 0; s.chal_present = false);
+	ACME_REJECT(s.nchal = 2);
+	ACME_REJECT(s.nchal = 2 * CONFIG_MAX_SITES + 1);
+	ACME_REJECT(s.nchal = UINT32_MAX);
+	ACME_ACCEPT(s.ctype = CONFIG_ACME_TLS_ALPN_01);
+	ACME_ACCEPT(s.ctype = CONFIG_ACME_TLS_ALPN_01;
+	    s.token = (struct field)FNONE; s.keyauth = (struct field)FNONE);
+	ACME_REJECT(s.ctype = CONFIG_ACME_HTTP_01 + 1);
+	ACME_REJECT(s.ctype = 0xff);
+	ACME_REJECT(s.chname = (struct field)F("*.a.example"));
+	ACME_REJECT(s.chname = (struct field)F("a..example"));
+	ACME_REJECT(s.token = (struct field)FNONE);	/* http-01 needs it */
+	ACME_REJECT(s.keyauth = (struct field)FNONE);
+	ACME_REJECT(s.token = (struct field)F("../x"));
+	ACME_REJECT(s.token = (struct field)F("a/b"));
+	ACME_REJECT(s.token = (struct field)F("a b"));
+	ACME_REJECT(s.keyauth = (struct field)F("a\nb"));
+	ACME_REJECT(s.token.wire = 257);
+	ACME_REJECT(s.keyauth.wire = 301);
+	ACME_REJECT(s.digest_n = 31);
+	ACME_REJECT(s.digest_n = 0);
+	/* The end. */
+	ACME_REJECT(s.endmagic = 0);
+}
+
+/* ACME option i (0-4) at its longest, from the characters in big. */
+static void
+acme_opt_at_limit(size_t i, const char *big, char *opt, size_t sz)
+{
+	switch (i) {
+	case 0:
+		snprintf(opt, sz, "acme-directory = \"https://%.2040s\"", big);
+		break;
+	case 1:
+		snprintf(opt, sz, "acme-contact = \"mailto:a@%.2039s\"", big);
+		break;
+	case 2:
+		snprintf(opt, sz, "acme-cache-dir = \"/%.4094s\"", big);
+		break;
+	case 3:
+		snprintf(opt, sz, "acme-ca-file = \"%.4095s\"", big);
+		break;
+	default:
+		snprintf(opt, sz, "acme-eab-kid = \"%.512s\" "
+		    "acme-eab-hmac-key = \"%.512s\"", big, big);
+	}
+}
+
+/*
+ * Every ACME configuration the parser accepts, at its limits, survives
+ * both encoders: no value the decoder would refuse gets through.
+ */
+static void
+test_every_accepted_acme_config_decodes(void **state)
+{
+	char		*big, *text;
+	struct config	*cfg, *dec;
+	unsigned char	*img;
+	size_t		 len, i, n;
+	uint64_t	 gen;
+	int		 secrets;
+
+	(void)state;
+	big = malloc(8192);
+	text = malloc(16384);
+	assert_non_null(big);
+	assert_non_null(text);
+	/* Letters and, where they may go, spaces and UTF-8. */
+	for (i = 0; i < 5; i++) {
+		const struct config_opts opts = { .pure = true };
+		struct config_errors	 e = { 0 };
+		char			 opt[10000];
+
+		memset(big, 'b', 8191);
+		big[8191] = '\0';
+		if (i == 2 || i == 3)
+			memcpy(big + 10, "a b \xc3\xa9", 7);
+		acme_opt_at_limit(i, big, opt, sizeof(opt));
+		n = (size_t)snprintf(text, 16384, "listener {\n"
+		    " bind = \"127.0.0.1\"\n tls { mode = \"acme\" %s }\n"
+		    " site \"a.example\" { upstream = \"127.0.0.1:1\" }\n}\n",
+		    opt);
+		if (config_parse_buffer("t", text, n, &opts, &cfg, &e) != 0) {
+			for (size_t k = 0; k < e.n; k++)
+				print_message("  %s\n", e.msgs[k]);
+			config_errors_free(&e);
+			fail_msg("refused: %.60s", opt);
+		}
+		fill_blobs(cfg);
+		for (secrets = 0; secrets < 2; secrets++) {
+			encode_as(cfg, 1, secrets, &img, &len);
+			if (decode(img, len, &dec, &gen, NULL) != 0)
+				fail_msg("accepted by the parser, but no image "
+				    "of it decodes: %.60s", opt);
+			assert_image_fields_equal(cfg, dec, secrets);
+			config_free(dec);
+			free(img);
+		}
+		config_free(cfg);
+	}
+	free(text);
+	free(big);
+}
+
 /*
  * image_decode() accepts only what image_encode() writes, so that
  * decode-then-encode gives the same bytes back: no wildcard flag other
@@ -1176,6 +1814,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_eab_key_only_for_acme_process),
+		cmocka_unit_test(test_manual_listener_has_no_acme_state),
 		cmocka_unit_test(test_decoded_has_no_paths),
 		cmocka_unit_test(test_frame),
 		cmocka_unit_test(test_every_truncation),
@@ -1187,6 +1827,9 @@ main(void)
 		cmocka_unit_test(test_http_fields),
 		cmocka_unit_test(test_listener_fields),
 		cmocka_unit_test(test_site_fields),
+		cmocka_unit_test(test_acme_listener_fields),
+		cmocka_unit_test(test_acme_state_fields),
+		cmocka_unit_test(test_every_accepted_acme_config_decodes),
 		cmocka_unit_test(test_decode_canonical_wildcard),
 		cmocka_unit_test(test_decode_canonical_ipv4_address),
 		cmocka_unit_test(test_every_accepted_config_decodes),

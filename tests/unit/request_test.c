@@ -189,7 +189,8 @@ conn(size_t li, bool tls, const char *sni)
 	if (sni != NULL)
 		s = route_lookup(gen.routes, li, sni, strlen(sni));
 	return (struct request_conn){ .li = li, .tls = tls, .gen = &gen,
-	    .cert_id = tls_ctx_cert_id(gen.tls, li, s),
+	    .cert_id = tls_ctx_cert_id(gen.tls, li, s, sni,
+	    sni != NULL ? strlen(sni) : 0),
 	    .peer = (struct sockaddr *)&peer, .client_ip = "192.0.2.1",
 	    .rl = rl };
 }
@@ -227,7 +228,7 @@ admit_by(const struct gen *g, const struct request_conn *c,
 	ans->status = -1;
 	s = request_admit(c, g, pr, pr->h.path, body_seen, ans);
 	if (s == NULL) {
-		assert_true(ans->status >= 300);
+		assert_true(ans->status >= 200);
 		return 0;
 	}
 	assert_int_equal(ans->status, -1);	/* untouched */
@@ -472,6 +473,263 @@ test_421_asks_the_connections_generation(void **state)
 	config_free(g2.cfg);
 }
 
+/*
+ * HTTP-01: listener 0 in acme mode with acme-challenge http-01 and two
+ * pending challenges (one for a name that is no site), ACME certificates
+ * for a.test and b.test; listener 1 a manual one given the same
+ * challenges, listener 2 acme with tls-alpn-01.  (The master adds
+ * certificates and challenges; here the test does.)
+ */
+static struct config_challenge http01_ch[] = {
+	{ CONFIG_ACME_HTTP_01, "a.test", "tok-A_1", "tok-A_1.thumb", { 0 } },
+	{ CONFIG_ACME_HTTP_01, "extra.test", "tok2", "tok2.thumb", { 0 } },
+	{ CONFIG_ACME_TLS_ALPN_01, "b.test", NULL, NULL, { 1 } },
+};
+static struct config_acme_cert http01_certs[2];
+
+static void
+http01_gen(struct gen *g)
+{
+	static const char fmt[] =
+	    "user = \"nobody\"\n"
+	    "listener {\n"
+	    "  bind = \"127.0.0.1\"\n"
+	    "  https-port = 8443\n"
+	    "  http-port = 8080\n"
+	    "  tls { mode = \"acme\" acme-challenge = \"http-01\" }\n"
+	    "  site \"a.test\" { upstream = \"127.0.0.1:1\" }\n"
+	    "  site \"b.test\" { upstream = \"127.0.0.1:2\" }\n"
+	    "}\n"
+	    "listener {\n"
+	    "  bind = \"127.0.0.2\"\n"
+	    "  http-port = 80\n"
+	    "  tls { cert = \"%s\" key = \"%s\" }\n"
+	    "  site \"a.test\" { upstream = \"127.0.0.1:3\" }\n"
+	    "}\n"
+	    "listener {\n"
+	    "  bind = \"127.0.0.3\"\n"
+	    "  http-port = 80\n"
+	    "  tls { mode = \"acme\" acme-challenge = \"tls-alpn-01\" }\n"
+	    "  site \"a.test\" { upstream = \"127.0.0.1:4\" }\n"
+	    "}\n";
+	struct config_opts opts = { .keypair_check = tls_keypair_check };
+	struct config_errors errs = { NULL, NULL, 0, 0 };
+	struct config_listener *l;
+	unsigned char ticket[64];
+	char conf[2048], err[256];
+	size_t i;
+	int n;
+
+	n = snprintf(conf, sizeof(conf), fmt, a_crt, a_pem);
+	assert_int_equal(config_parse_buffer("t3.conf", conf, (size_t)n,
+	    &opts, &g->cfg, &errs), 0);
+	for (i = 0; i < 3; i++) {
+		l = &g->cfg->listeners[i];
+		l->challenges = http01_ch;
+		l->nchallenges = sizeof(http01_ch) / sizeof(http01_ch[0]);
+	}
+	http01_certs[0] = (struct config_acme_cert){ "a.test",
+	    { (unsigned char *)(uintptr_t)a_cert, strlen(a_cert) },
+	    { (unsigned char *)(uintptr_t)a_key, strlen(a_key) } };
+	http01_certs[1] = (struct config_acme_cert){ "b.test",
+	    { (unsigned char *)(uintptr_t)b_cert, strlen(b_cert) },
+	    { (unsigned char *)(uintptr_t)b_key, strlen(b_key) } };
+	g->cfg->listeners[0].acme_certs = http01_certs;
+	g->cfg->listeners[0].nacme_certs = 2;
+	assert_int_equal(g->cfg->listeners[0].acme.challenge,
+	    CONFIG_ACME_HTTP_01);
+	assert_int_equal(g->cfg->listeners[2].acme.challenge,
+	    CONFIG_ACME_TLS_ALPN_01);
+	memset(ticket, 7, sizeof(ticket));
+	g->refs = 1;
+	g->id = 3;
+	assert_non_null(g->routes = route_build(g->cfg));
+	assert_non_null(g->tls = tls_ctx_new(g->cfg, g->routes, ticket,
+	    sizeof(ticket), err, sizeof(err)));
+}
+
+static void
+http01_free(struct gen *g)
+{
+	size_t i;
+
+	for (i = 0; i < g->cfg->nlisteners; i++) {
+		g->cfg->listeners[i].challenges = NULL;	/* the test's */
+		g->cfg->listeners[i].nchallenges = 0;
+		g->cfg->listeners[i].acme_certs = NULL;
+		g->cfg->listeners[i].nacme_certs = 0;
+	}
+	tls_ctx_free(g->tls);
+	route_free(g->routes);
+	config_free(g->cfg);
+}
+
+/* pr on the plain port of listener li of g: the status, and the body. */
+static int
+plain(struct gen *g, size_t li, struct proxy_request *pr,
+    struct request_answer *ans)
+{
+	struct request_conn c = { .li = li, .tls = false, .gen = g,
+	    .peer = (struct sockaddr *)&peer, .client_ip = "192.0.2.1",
+	    .rl = rl };
+
+	assert_int_equal(admit_by(g, &c, pr, 0, ans), 0);
+	if (ans->body == NULL)
+		assert_int_equal(ans->body_len, 0);
+	return ans->status;
+}
+
+static void
+test_http01_answers_a_pending_token(void **state)
+{
+	struct request_answer ans;
+	struct proxy_request pr;
+	struct gen g;
+
+	(void)state;
+	http01_gen(&g);
+	pr = get("a.test", "/.well-known/acme-challenge/tok-A_1");
+	assert_int_equal(plain(&g, 0, &pr, &ans), 200);
+	assert_false(ans.close);
+	assert_null(ans.name);
+	assert_int_equal(ans.body_len, strlen("tok-A_1.thumb"));
+	assert_memory_equal(ans.body, "tok-A_1.thumb", ans.body_len);
+	/* The host as any request's: port, case and a trailing dot. */
+	pr = get("A.Test.:8080", "/.well-known/acme-challenge/tok-A_1");
+	assert_int_equal(plain(&g, 0, &pr, &ans), 200);
+	/* A challenge's name is matched as it is, before any site. */
+	pr = get("extra.test", "/.well-known/acme-challenge/tok2");
+	assert_int_equal(plain(&g, 0, &pr, &ans), 200);
+	assert_memory_equal(ans.body, "tok2.thumb", ans.body_len);
+	/* HEAD: the same answer (h1conn.c sends no body for HEAD). */
+	pr = get("a.test", "/.well-known/acme-challenge/tok-A_1");
+	pr.h.method_id = HTTP1_METHOD_HEAD;
+	pr.h.method = sl("HEAD");
+	assert_int_equal(plain(&g, 0, &pr, &ans), 200);
+	assert_int_equal(ans.body_len, strlen("tok-A_1.thumb"));
+	http01_free(&g);
+}
+
+/* What is not a pending token for its very name goes on as on any plain
+   port: the redirect for a host we serve, 404 for one we do not. */
+static void
+test_http01_other_tokens_as_before(void **state)
+{
+	static const char *const paths[] = {
+		"/.well-known/acme-challenge/tok-A_2",	/* wrong token */
+		"/.well-known/acme-challenge/tok-A_",	/* a prefix of it */
+		"/.well-known/acme-challenge/tok-A_1x",
+		"/.well-known/acme-challenge/tok-A_1?x=1",
+		"/.well-known/acme-challenge/tok-A_1/",
+		"/.well-known/acme-challenge/",
+		"/.well-known/acme-challenge/tok2",	/* another name's */
+	};
+	struct request_answer ans;
+	struct proxy_request pr;
+	struct gen g;
+	size_t i;
+
+	(void)state;
+	http01_gen(&g);
+	for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		pr = get("a.test", paths[i]);
+		assert_int_equal(plain(&g, 0, &pr, &ans), 301);
+		assert_null(ans.body);
+		assert_string_equal(ans.name, "Location");
+		assert_true(strncmp(ans.value, "https://a.test:8443/.well-known/"
+		    "acme-challenge/", 47) == 0);
+	}
+	/* The right token for another host, served or not. */
+	pr = get("b.test", "/.well-known/acme-challenge/tok-A_1");
+	assert_int_equal(plain(&g, 0, &pr, &ans), 301);
+	assert_null(ans.body);
+	pr = get("evil.test", "/.well-known/acme-challenge/tok-A_1");
+	assert_int_equal(plain(&g, 0, &pr, &ans), 404);
+	assert_null(ans.body);
+	/* A tls-alpn-01 challenge has no token. */
+	pr = get("b.test", "/.well-known/acme-challenge/");
+	assert_int_equal(plain(&g, 0, &pr, &ans), 301);
+	assert_null(ans.body);
+	/* Only GET and HEAD. */
+	pr = get("a.test", "/.well-known/acme-challenge/tok-A_1");
+	pr.h.method_id = HTTP1_METHOD_POST;
+	pr.h.method = sl("POST");
+	assert_int_equal(plain(&g, 0, &pr, &ans), 301);
+	assert_null(ans.body);
+	/* Still a bad host first. */
+	pr = get("", "/.well-known/acme-challenge/tok-A_1");
+	assert_int_equal(plain(&g, 0, &pr, &ans), 400);
+	http01_free(&g);
+}
+
+static void
+test_http01_leaves_the_rest_alone(void **state)
+{
+	struct request_answer ans;
+	struct proxy_request pr;
+	struct gen g;
+
+	(void)state;
+	http01_gen(&g);
+	/* Other paths of the acme listener: the redirect, as ever. */
+	pr = get("a.test", "/x");
+	assert_int_equal(plain(&g, 0, &pr, &ans), 301);
+	assert_string_equal(ans.value, "https://a.test:8443/x");
+	assert_null(ans.body);
+	pr = get("a.test", "/.well-known/acme-challengeX/tok-A_1");
+	assert_int_equal(plain(&g, 0, &pr, &ans), 301);
+	pr = get("a.test", "/.well-known/acme-challenge");
+	assert_int_equal(plain(&g, 0, &pr, &ans), 301);
+	pr = get("extra.test", "/x");
+	assert_int_equal(plain(&g, 0, &pr, &ans), 404);
+	/* A manual listener never answers a challenge, even one it has. */
+	pr = get("a.test", "/.well-known/acme-challenge/tok-A_1");
+	assert_int_equal(plain(&g, 1, &pr, &ans), 301);
+	assert_string_equal(ans.value,
+	    "https://a.test/.well-known/acme-challenge/tok-A_1");
+	assert_null(ans.body);
+	pr = get("a.test", "/.well-known/acme-challenge/nothing");
+	assert_int_equal(plain(&g, 1, &pr, &ans), 301);
+	/* Nor an acme one that validates by tls-alpn-01. */
+	pr = get("a.test", "/.well-known/acme-challenge/tok-A_1");
+	assert_int_equal(plain(&g, 2, &pr, &ans), 301);
+	assert_null(ans.body);
+	http01_free(&g);
+}
+
+/* On an acme listener the 421 check asks for the ACME certificate of the
+   request's host. */
+static void
+test_acme_421_by_the_name(void **state)
+{
+	struct request_answer ans;
+	struct proxy_request pr;
+	struct request_conn c;
+	struct gen g;
+
+	(void)state;
+	http01_gen(&g);
+	c = (struct request_conn){ .li = 0, .tls = true, .gen = &g,
+	    .cert_id = tls_ctx_cert_id(g.tls, 0, route_lookup(g.routes, 0,
+	    "a.test", 6), "a.test", 6), .peer = (struct sockaddr *)&peer,
+	    .client_ip = "192.0.2.1", .rl = NULL };
+	assert_true(c.cert_id != 0);
+	pr = get("a.test", "/");
+	assert_int_equal(admit_by(&g, &c, &pr, 0, &ans), 1);
+	/* b.test has an ACME certificate of its own: misdirected. */
+	pr = get("b.test", "/");
+	assert_int_equal(admit_by(&g, &c, &pr, 0, &ans), 0);
+	assert_int_equal(ans.status, 421);
+	/* And the other way round. */
+	c.cert_id = tls_ctx_cert_id(g.tls, 0, route_lookup(g.routes, 0,
+	    "b.test", 6), "b.test", 6);
+	assert_int_equal(admit_by(&g, &c, &pr, 0, &ans), 2);
+	pr = get("a.test", "/");
+	assert_int_equal(admit_by(&g, &c, &pr, 0, &ans), 0);
+	assert_int_equal(ans.status, 421);
+	http01_free(&g);
+}
+
 static void
 test_connect_is_405_with_allow(void **state)
 {
@@ -546,6 +804,10 @@ main(void)
 		cmocka_unit_test(test_rate_limit_is_429_with_retry_after),
 		cmocka_unit_test(test_other_certificate_is_421),
 		cmocka_unit_test(test_421_asks_the_connections_generation),
+		cmocka_unit_test(test_http01_answers_a_pending_token),
+		cmocka_unit_test(test_http01_other_tokens_as_before),
+		cmocka_unit_test(test_http01_leaves_the_rest_alone),
+		cmocka_unit_test(test_acme_421_by_the_name),
 		cmocka_unit_test(test_connect_is_405_with_allow),
 		cmocka_unit_test(test_body_over_the_limit_is_413),
 		cmocka_unit_test(test_body_over),

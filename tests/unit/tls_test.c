@@ -1,0 +1,573 @@
+/*
+ * tls_test.c - certificate choice (tls.c) by real handshakes: a tls_ctx
+ * made from a configuration with ACME certificates and challenges, and an
+ * in-process GnuTLS client over a socketpair.  A site's own certificate,
+ * the ACME certificate of the name, no certificate yet (an alert), the
+ * TLS-ALPN-01 challenge certificate for acme-tls/1 (RFC 8737), ALPN as
+ * negotiated, session tickets per certificate, and the ids the 421 check
+ * compares.  Every certificate is made here, with GnuTLS.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <sys/socket.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+
+#include "config.h"
+#include "route.h"
+#include "tls.h"
+
+#define ACME_ID_OID	"1.3.6.1.5.5.7.1.31"	/* id-pe-acmeIdentifier */
+
+struct pem {
+	char	cert[4096];
+	char	key[1024];
+};
+
+/* A self-signed P-256 certificate for name. */
+static void
+make_cert(const char *name, struct pem *out)
+{
+	static unsigned char serial = 1;
+	gnutls_x509_privkey_t pk;
+	gnutls_x509_crt_t crt;
+	size_t len;
+	time_t now = time(NULL);
+
+	assert_int_equal(gnutls_x509_privkey_init(&pk), 0);
+	assert_int_equal(gnutls_x509_crt_init(&crt), 0);
+	assert_int_equal(gnutls_x509_privkey_generate(pk, GNUTLS_PK_ECDSA,
+	    GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0), 0);
+	assert_int_equal(gnutls_x509_crt_set_version(crt, 3), 0);
+	serial++;
+	assert_int_equal(gnutls_x509_crt_set_serial(crt, &serial, 1), 0);
+	assert_int_equal(gnutls_x509_crt_set_activation_time(crt, now - 60), 0);
+	assert_int_equal(gnutls_x509_crt_set_expiration_time(crt,
+	    now + 86400), 0);
+	assert_int_equal(gnutls_x509_crt_set_dn_by_oid(crt,
+	    GNUTLS_OID_X520_COMMON_NAME, 0, name, (unsigned)strlen(name)), 0);
+	assert_int_equal(gnutls_x509_crt_set_subject_alt_name(crt,
+	    GNUTLS_SAN_DNSNAME, name, (unsigned)strlen(name),
+	    GNUTLS_FSAN_SET), 0);
+	assert_int_equal(gnutls_x509_crt_set_key(crt, pk), 0);
+	assert_int_equal(gnutls_x509_crt_sign2(crt, crt, pk, GNUTLS_DIG_SHA256,
+	    0), 0);
+	len = sizeof(out->cert);
+	assert_int_equal(gnutls_x509_crt_export(crt, GNUTLS_X509_FMT_PEM,
+	    out->cert, &len), 0);
+	out->cert[len] = '\0';
+	len = sizeof(out->key);
+	assert_int_equal(gnutls_x509_privkey_export_pkcs8(pk,
+	    GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN, out->key, &len), 0);
+	out->key[len] = '\0';
+	gnutls_x509_crt_deinit(crt);
+	gnutls_x509_privkey_deinit(pk);
+}
+
+static char dir[] = "/tmp/tls_test.XXXXXX";
+static char l_crt[64], l_key[64], b_crt[64], b_key[64];
+/* Listener 1's and b.test's own; the ACME ones of a.test, b.test and
+   x.test. */
+static struct pem pl, pb, acme_a, acme_b, acme_x;
+static struct config_acme_cert acme_certs[3];
+static struct config_challenge challenges[2];
+static struct config *cfg;
+static struct route_table *rt;
+static struct tls_ctx *ctx;
+static gnutls_certificate_credentials_t client_cred;
+
+/*
+ * Listener 0: acme mode, tls-alpn-01; sites a.test, b.test (a certificate
+ * of its own, which wins over its ACME one), c.test (none yet: its
+ * challenge is pending) and *.w.test; an ACME certificate for x.test too.
+ * Listener 1: manual (its own certificate), site a.test.
+ */
+static const char conf_fmt[] =
+    "user = \"nobody\"\n"
+    "listener {\n"
+    "  bind = \"127.0.0.1\"\n"
+    "  https-port = 8443\n"
+    "  tls { mode = \"acme\" acme-challenge = \"tls-alpn-01\" }\n"
+    "  site \"a.test\" { upstream = \"127.0.0.1:1\" }\n"
+    "  site \"b.test\" { upstream = \"127.0.0.1:2\"\n"
+    "    cert = \"%s\" key = \"%s\" }\n"
+    "  site \"c.test\" { upstream = \"127.0.0.1:3\" }\n"
+    "  site \"*.w.test\" { upstream = \"127.0.0.1:4\" }\n"
+    "}\n"
+    "listener {\n"
+    "  bind = \"127.0.0.2\"\n"
+    "  tls { cert = \"%s\" key = \"%s\" }\n"
+    "  site \"a.test\" { upstream = \"127.0.0.1:5\" }\n"
+    "}\n";
+
+static int
+put(char *path, size_t sz, const char *name, const char *text)
+{
+	FILE *f;
+
+	snprintf(path, sz, "%s/%s", dir, name);
+	if ((f = fopen(path, "w")) == NULL)
+		return -1;
+	fputs(text, f);
+	return fclose(f);
+}
+
+static struct config_blob
+blob(const char *s)
+{
+	return (struct config_blob){ (unsigned char *)(uintptr_t)s,
+	    strlen(s) };
+}
+
+static int
+setup(void **state)
+{
+	struct config_opts opts = { .keypair_check = tls_keypair_check };
+	struct config_errors errs = { NULL, NULL, 0, 0 };
+	struct config_listener *l;
+	unsigned char ticket[64];
+	char conf[4096], err[256];
+	size_t i;
+	int n;
+
+	(void)state;
+	make_cert("listener.test", &pl);
+	make_cert("b.test", &pb);
+	make_cert("a.test", &acme_a);
+	make_cert("b.test", &acme_b);
+	make_cert("x.test", &acme_x);
+	if (mkdtemp(dir) == NULL ||
+	    put(l_crt, sizeof(l_crt), "l.crt", pl.cert) == -1 ||
+	    put(l_key, sizeof(l_key), "l.key", pl.key) == -1 ||
+	    put(b_crt, sizeof(b_crt), "b.crt", pb.cert) == -1 ||
+	    put(b_key, sizeof(b_key), "b.key", pb.key) == -1)
+		return -1;
+	n = snprintf(conf, sizeof(conf), conf_fmt, b_crt, b_key, l_crt, l_key);
+	if (config_parse_buffer("t.conf", conf, (size_t)n, &opts, &cfg,
+	    &errs) == -1) {
+		for (i = 0; i < errs.n; i++)
+			fprintf(stderr, "%s\n", errs.msgs[i]);
+		config_errors_free(&errs);
+		return -1;
+	}
+	/* What the master adds to an acme listener: the certificates issued
+	   so far, the pending challenges. */
+	l = &cfg->listeners[0];
+	assert_int_equal(l->tls_mode, CONFIG_TLS_ACME);
+	assert_int_equal(l->tls.cert.len, 0);
+	acme_certs[0] = (struct config_acme_cert){ "x.test",
+	    blob(acme_x.cert), blob(acme_x.key) };
+	acme_certs[1] = (struct config_acme_cert){ "a.test",
+	    blob(acme_a.cert), blob(acme_a.key) };
+	acme_certs[2] = (struct config_acme_cert){ "b.test",
+	    blob(acme_b.cert), blob(acme_b.key) };
+	l->acme_certs = acme_certs;
+	l->nacme_certs = 3;
+	challenges[0] = (struct config_challenge){ CONFIG_ACME_TLS_ALPN_01,
+	    "c.test", NULL, NULL, { 0 } };
+	memset(challenges[0].digest, 0xc5, sizeof(challenges[0].digest));
+	challenges[0].digest[0] = 0x01;
+	/* An http-01 one is not this listener's kind: no certificate. */
+	challenges[1] = (struct config_challenge){ CONFIG_ACME_HTTP_01,
+	    "a.test", "tok", "tok.thumb", { 0 } };
+	l->challenges = challenges;
+	l->nchallenges = 2;
+
+	memset(ticket, 7, sizeof(ticket));
+	if ((rt = route_build(cfg)) == NULL ||
+	    (ctx = tls_ctx_new(cfg, rt, ticket, sizeof(ticket), err,
+	    sizeof(err))) == NULL) {
+		fprintf(stderr, "tls_ctx_new: %s\n", err);
+		return -1;
+	}
+	if (gnutls_certificate_allocate_credentials(&client_cred) < 0)
+		return -1;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	gnutls_certificate_free_credentials(client_cred);
+	tls_ctx_free(ctx);
+	route_free(rt);
+	/* The test's, not the configuration's. */
+	cfg->listeners[0].acme_certs = NULL;
+	cfg->listeners[0].nacme_certs = 0;
+	cfg->listeners[0].challenges = NULL;
+	cfg->listeners[0].nchallenges = 0;
+	config_free(cfg);
+	unlink(l_crt);
+	unlink(l_key);
+	unlink(b_crt);
+	unlink(b_key);
+	rmdir(dir);
+	return 0;
+}
+
+/* What one handshake gave the client, and what the server said. */
+struct hs {
+	int		 client_rc;	/* 0 or the GnuTLS error */
+	int		 alert;		/* received, when client_rc says so */
+	int		 server_rc;	/* tls_conn_handshake: 1 or -1 */
+	uint64_t	 cert_id;	/* the server's tls_conn_cert_id */
+	const char	*server_alpn;
+	const char	*refusal;
+	char		 refused_name[CONFIG_HOST_MAX + 1];
+	unsigned char	 der[4096];	/* the leaf the client got */
+	size_t		 der_len;
+	char		 alpn[32];	/* as the client sees it */
+	bool		 resumed;
+	gnutls_datum_t	 session;	/* to resume with (gnutls_free) */
+};
+
+/*
+ * A handshake on listener li: sni (NULL: none), the client's ALPN list
+ * (NULL-terminated; NULL: none), resuming resume if given.
+ */
+static void
+handshake(size_t li, const char *sni, const char *const *alpn,
+    const gnutls_datum_t *resume, struct hs *r)
+{
+	gnutls_datum_t protos[4];
+	gnutls_session_t cs;
+	struct tls_conn *sc;
+	const gnutls_datum_t *peers;
+	gnutls_datum_t p;
+	char buf[64];
+	unsigned n = 0, np;
+	bool sdone = false, cdone = false;
+	int sv[2], i, ret, sfd;
+	const char *name;
+	size_t len;
+
+	memset(r, 0, sizeof(*r));
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
+	assert_int_equal(fcntl(sv[1], F_SETFL, O_NONBLOCK), 0);
+	sfd = sv[0];
+	assert_non_null(sc = tls_conn_new(ctx, li, sfd));
+	assert_int_equal(gnutls_init(&cs, GNUTLS_CLIENT | GNUTLS_NONBLOCK), 0);
+	assert_int_equal(gnutls_set_default_priority(cs), 0);
+	assert_int_equal(gnutls_credentials_set(cs, GNUTLS_CRD_CERTIFICATE,
+	    client_cred), 0);
+	if (sni != NULL)
+		assert_int_equal(gnutls_server_name_set(cs, GNUTLS_NAME_DNS,
+		    sni, strlen(sni)), 0);
+	for (n = 0; alpn != NULL && alpn[n] != NULL; n++)
+		protos[n] = (gnutls_datum_t){ (unsigned char *)(uintptr_t)
+		    alpn[n], (unsigned)strlen(alpn[n]) };
+	if (n > 0)
+		assert_int_equal(gnutls_alpn_set_protocols(cs, protos, n, 0),
+		    0);
+	if (resume != NULL)
+		assert_int_equal(gnutls_session_set_data(cs, resume->data,
+		    resume->size), 0);
+	gnutls_transport_set_int(cs, sv[1]);
+
+	r->client_rc = 1;
+	for (i = 0; i < 1000 && (!sdone || !cdone); i++) {
+		if (!sdone) {
+			tls_conn_readable(sc);
+			if ((ret = tls_conn_handshake(sc)) != 0) {
+				r->server_rc = ret;
+				sdone = true;
+				if (ret == -1) {
+					/* Its alert is out; then EOF. */
+					r->refusal = tls_conn_refusal(sc,
+					    &name, &len);
+					memcpy(r->refused_name, name, len);
+					r->refused_name[len] = '\0';
+					close(sfd);
+					sfd = -1;
+				}
+			}
+		}
+		if (!cdone) {
+			ret = gnutls_handshake(cs);
+			if (ret == 0 || gnutls_error_is_fatal(ret)) {
+				r->client_rc = ret;
+				cdone = true;
+			}
+		}
+	}
+	assert_true(sdone && cdone);
+	if (r->client_rc == GNUTLS_E_FATAL_ALERT_RECEIVED ||
+	    r->client_rc == GNUTLS_E_WARNING_ALERT_RECEIVED)
+		r->alert = (int)gnutls_alert_get(cs);
+	if (r->client_rc == 0) {
+		peers = gnutls_certificate_get_peers(cs, &np);
+		if (peers != NULL && np > 0) {
+			assert_true(peers[0].size <= sizeof(r->der));
+			memcpy(r->der, peers[0].data, peers[0].size);
+			r->der_len = peers[0].size;
+		}
+		if (gnutls_alpn_get_selected_protocol(cs, &p) == 0) {
+			assert_true(p.size < sizeof(r->alpn));
+			memcpy(r->alpn, p.data, p.size);
+		}
+		r->resumed = gnutls_session_is_resumed(cs) != 0;
+		/* TLS 1.3 tickets come after the handshake. */
+		(void)gnutls_record_recv(cs, buf, sizeof(buf));
+		(void)gnutls_session_get_data2(cs, &r->session);
+	}
+	if (r->server_rc == 1) {
+		r->cert_id = tls_conn_cert_id(sc);
+		r->server_alpn = tls_conn_alpn(sc);
+		assert_null(tls_conn_refusal(sc, &name, &len));
+	}
+	gnutls_deinit(cs);
+	tls_conn_free(sc);
+	if (sfd != -1)
+		close(sfd);
+	close(sv[1]);
+}
+
+/* The DER of a PEM certificate equals what the client got. */
+static void
+assert_served(const struct hs *r, const struct pem *expect)
+{
+	gnutls_datum_t pem = { (unsigned char *)(uintptr_t)expect->cert,
+	    (unsigned)strlen(expect->cert) }, der;
+
+	assert_int_equal(r->client_rc, 0);
+	assert_int_equal(r->server_rc, 1);
+	assert_int_equal(gnutls_pem_base64_decode2("CERTIFICATE", &pem, &der),
+	    0);
+	assert_int_equal(der.size, r->der_len);
+	assert_memory_equal(der.data, r->der, der.size);
+	gnutls_free(der.data);
+}
+
+/* What tls_ctx_cert_id says for host on listener li (routed there). */
+static uint64_t
+id_for(size_t li, const char *host)
+{
+	return tls_ctx_cert_id(ctx, li, route_lookup(rt, li, host,
+	    strlen(host)), host, strlen(host));
+}
+
+static const char *const h2_h1[] = { "h2", "http/1.1", NULL };
+static const char *const h1_only[] = { "http/1.1", NULL };
+static const char *const acme_only[] = { TLS_ALPN_ACME, NULL };
+static const char *const acme_and_h2[] = { TLS_ALPN_ACME, "h2", NULL };
+static const char *const acme_and_h1[] = { TLS_ALPN_ACME, "http/1.1", NULL };
+
+static void
+test_acme_cert_of_the_name(void **state)
+{
+	struct hs r;
+
+	(void)state;
+	handshake(0, "a.test", h2_h1, NULL, &r);
+	assert_served(&r, &acme_a);
+	assert_string_equal(r.alpn, "h2");
+	assert_string_equal(r.server_alpn, "h2");
+	assert_true(r.cert_id != 0);
+	assert_true(r.cert_id == id_for(0, "a.test"));
+	gnutls_free(r.session.data);
+	/* The SNI as normalisation has it: case and a trailing dot. */
+	handshake(0, "A.Test.", h1_only, NULL, &r);
+	assert_served(&r, &acme_a);
+	assert_string_equal(r.alpn, "http/1.1");
+	gnutls_free(r.session.data);
+	/* A name that is no site still gets its certificate. */
+	handshake(0, "x.test", NULL, NULL, &r);
+	assert_served(&r, &acme_x);
+	assert_string_equal(r.server_alpn, "");
+	assert_true(r.cert_id == id_for(0, "x.test"));
+	assert_true(r.cert_id != id_for(0, "a.test"));
+	gnutls_free(r.session.data);
+}
+
+static void
+test_site_cert_wins(void **state)
+{
+	struct hs r;
+
+	(void)state;
+	handshake(0, "b.test", h2_h1, NULL, &r);
+	assert_served(&r, &pb);		/* not acme_b */
+	assert_true(r.cert_id == id_for(0, "b.test"));
+	assert_true(r.cert_id != id_for(0, "a.test"));
+	gnutls_free(r.session.data);
+}
+
+static void
+test_no_cert_yet_is_an_alert(void **state)
+{
+	static const char *const names[] = { "c.test", "q.w.test",
+	    "nowhere.test", NULL };
+	struct hs r;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < 3; i++) {
+		handshake(0, names[i], h2_h1, NULL, &r);
+		assert_int_equal(r.server_rc, -1);
+		assert_int_equal(r.client_rc, GNUTLS_E_FATAL_ALERT_RECEIVED);
+		assert_int_equal(r.alert, GNUTLS_A_UNRECOGNIZED_NAME);
+		assert_string_equal(r.refusal, "no certificate yet");
+		assert_string_equal(r.refused_name, names[i]);
+		/* No connection has the id of no certificate. */
+		assert_true(id_for(0, names[i]) == 0);
+	}
+	/* No SNI at all. */
+	handshake(0, NULL, h2_h1, NULL, &r);
+	assert_int_equal(r.alert, GNUTLS_A_UNRECOGNIZED_NAME);
+	assert_string_equal(r.refusal, "no certificate yet");
+	assert_string_equal(r.refused_name, "");
+	/* The other names are served meanwhile. */
+	handshake(0, "a.test", h2_h1, NULL, &r);
+	assert_served(&r, &acme_a);
+	gnutls_free(r.session.data);
+}
+
+static void
+test_tls_alpn_01_challenge(void **state)
+{
+	gnutls_x509_crt_t crt;
+	gnutls_datum_t der, ext = { NULL, 0 };
+	unsigned critical = 0;
+	char san[64];
+	size_t len = sizeof(san);
+	struct hs r;
+
+	(void)state;
+	handshake(0, "c.test", acme_only, NULL, &r);
+	assert_int_equal(r.client_rc, 0);
+	assert_int_equal(r.server_rc, 1);
+	assert_string_equal(r.alpn, TLS_ALPN_ACME);
+	assert_string_equal(r.server_alpn, TLS_ALPN_ACME);
+	der = (gnutls_datum_t){ r.der, (unsigned)r.der_len };
+	assert_int_equal(gnutls_x509_crt_init(&crt), 0);
+	assert_int_equal(gnutls_x509_crt_import(crt, &der, GNUTLS_X509_FMT_DER),
+	    0);
+	assert_int_equal(gnutls_x509_crt_get_subject_alt_name(crt, 0, san,
+	    &len, &critical), GNUTLS_SAN_DNSNAME);
+	assert_string_equal(san, "c.test");
+	/* id-pe-acmeIdentifier, critical, the DER OCTET STRING of the
+	   digest (RFC 8737 3). */
+	assert_int_equal(gnutls_x509_crt_get_extension_by_oid2(crt,
+	    ACME_ID_OID, 0, &ext, &critical), 0);
+	assert_int_equal(critical, 1);
+	assert_int_equal(ext.size, 34);
+	assert_int_equal(ext.data[0], 0x04);
+	assert_int_equal(ext.data[1], 32);
+	assert_memory_equal(ext.data + 2, challenges[0].digest, 32);
+	gnutls_free(ext.data);
+	gnutls_x509_crt_deinit(crt);
+	/* Not any certificate a request could be routed by. */
+	assert_true(r.cert_id != 0 && r.cert_id != id_for(0, "c.test"));
+	gnutls_free(r.session.data);
+}
+
+static void
+test_acme_tls_1_without_a_challenge_fails(void **state)
+{
+	static const char *const names[] = { "a.test", "b.test",
+	    "nowhere.test" };
+	struct hs r;
+	size_t i;
+
+	(void)state;
+	/* a.test has a certificate and an http-01 challenge: neither is a
+	   tls-alpn-01 one. */
+	for (i = 0; i < 3; i++) {
+		handshake(0, names[i], acme_only, NULL, &r);
+		assert_int_equal(r.server_rc, -1);
+		assert_int_equal(r.client_rc, GNUTLS_E_FATAL_ALERT_RECEIVED);
+		assert_int_equal(r.alert, GNUTLS_A_UNRECOGNIZED_NAME);
+		assert_string_equal(r.refusal,
+		    "acme-tls/1 without a pending tls-alpn-01 challenge");
+		assert_string_equal(r.refused_name, names[i]);
+	}
+	handshake(0, NULL, acme_only, NULL, &r);
+	assert_int_equal(r.alert, GNUTLS_A_UNRECOGNIZED_NAME);
+}
+
+static void
+test_normal_clients_never_get_acme_tls_1(void **state)
+{
+	const char *const *lists[] = { h2_h1, h1_only, acme_and_h2,
+	    acme_and_h1, NULL };
+	struct hs r;
+	size_t i;
+
+	(void)state;
+	for (i = 0; lists[i] != NULL; i++) {
+		/* Even for the name whose challenge is pending: no
+		   certificate for c.test yet, so the alert. */
+		handshake(0, "c.test", lists[i], NULL, &r);
+		assert_int_equal(r.alert, GNUTLS_A_UNRECOGNIZED_NAME);
+		assert_string_equal(r.refusal, "no certificate yet");
+		handshake(0, "a.test", lists[i], NULL, &r);
+		assert_served(&r, &acme_a);
+		assert_true(strcmp(r.alpn, "h2") == 0 ||
+		    strcmp(r.alpn, "http/1.1") == 0);
+		assert_string_equal(r.server_alpn, r.alpn);
+		gnutls_free(r.session.data);
+	}
+	/* A manual listener does not offer acme-tls/1 at all. */
+	handshake(1, "a.test", acme_and_h1, NULL, &r);
+	assert_served(&r, &pl);
+	assert_string_equal(r.alpn, "http/1.1");
+	gnutls_free(r.session.data);
+	handshake(1, "a.test", acme_only, NULL, &r);
+	assert_true(r.client_rc != 0 || strcmp(r.alpn, "") == 0);
+	assert_true(r.server_rc == -1 || strcmp(r.server_alpn, "") == 0);
+	assert_null(r.refusal);
+	gnutls_free(r.session.data);
+}
+
+static void
+test_tickets_per_certificate(void **state)
+{
+	struct hs r, first;
+
+	(void)state;
+	handshake(0, "a.test", h2_h1, NULL, &first);
+	assert_served(&first, &acme_a);
+	assert_true(first.session.size > 0);
+	/* The same name resumes ... */
+	handshake(0, "a.test", h2_h1, &first.session, &r);
+	assert_int_equal(r.client_rc, 0);
+	assert_true(r.resumed);
+	assert_true(r.cert_id == first.cert_id);
+	gnutls_free(r.session.data);
+	/* ... a name with another ACME certificate does not. */
+	handshake(0, "x.test", h2_h1, &first.session, &r);
+	assert_served(&r, &acme_x);
+	assert_false(r.resumed);
+	gnutls_free(r.session.data);
+	gnutls_free(first.session.data);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_acme_cert_of_the_name),
+		cmocka_unit_test(test_site_cert_wins),
+		cmocka_unit_test(test_no_cert_yet_is_an_alert),
+		cmocka_unit_test(test_tls_alpn_01_challenge),
+		cmocka_unit_test(test_acme_tls_1_without_a_challenge_fails),
+		cmocka_unit_test(test_normal_clients_never_get_acme_tls_1),
+		cmocka_unit_test(test_tickets_per_certificate),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
