@@ -9,4 +9,13 @@ for f in "$top"/bench/*.py; do
 	"$py" -c 'import ast, sys; ast.parse(open(sys.argv[1]).read(), sys.argv[1])' \
 	    "$f" || exit 1
 done
-echo "bench scripts parse"
+# bench/run and contrib/install-deps.sh install every library configure
+# requires (a fresh machine has none of them).
+for pkg in $(sed -n 's/^PC_REQUIRE(\[[^]]*\], *\[[^]]*\], *\[\([^]]*\)\]).*/\1/p' \
+    "$top/configure.ac"); do
+	for f in bench/run contrib/install-deps.sh; do
+		grep -Eq "(^|[ \"])$pkg([ \"]|\$)" "$top/$f" ||
+		    { echo "$f does not install $pkg (configure.ac requires it)"; exit 1; }
+	done
+done
+echo "bench scripts parse; bench/run installs what configure requires"
