@@ -575,7 +575,7 @@ load_tls_pair(struct loader *ld, cfg_t *sec, struct config_tls *tls,
 /* Resolve an upstream host; literal addresses need no look-up. */
 static int
 resolve_upstream(struct loader *ld, int line, const char *host, uint16_t port,
-    struct config_site *site)
+    struct config_backend *be)
 {
 	struct addrinfo hints, *res = NULL;
 	char portstr[8];
@@ -594,12 +594,12 @@ resolve_upstream(struct loader *ld, int line, const char *host, uint16_t port,
 		    gai_strerror(rc));
 		return -1;
 	}
-	if (res->ai_addrlen > sizeof(site->upstream_addr)) {
+	if (res->ai_addrlen > sizeof(be->upstream_addr)) {
 		freeaddrinfo(res);
 		return -1;
 	}
-	memcpy(&site->upstream_addr, res->ai_addr, res->ai_addrlen);
-	site->upstream_addrlen = res->ai_addrlen;
+	memcpy(&be->upstream_addr, res->ai_addr, res->ai_addrlen);
+	be->upstream_addrlen = res->ai_addrlen;
 	freeaddrinfo(res);
 	return 0;
 }
@@ -607,7 +607,7 @@ resolve_upstream(struct loader *ld, int line, const char *host, uint16_t port,
 /* "host:port", "1.2.3.4:port" or "[v6]:port". */
 static void
 parse_upstream(struct loader *ld, int line, const char *s,
-    struct config_site *site)
+    struct config_backend *be)
 {
 	char host[CONFIG_HOST_MAX + 1];
 	const char *hp, *pp, *colon, *close;
@@ -651,7 +651,7 @@ parse_upstream(struct loader *ld, int line, const char *s,
 	} else if (inet_pton(AF_INET, host, &a4) != 1 &&
 	    config_check_hostname(host, hlen, false) == -1)
 		goto bad;
-	resolve_upstream(ld, line, host, (uint16_t)port, site);
+	resolve_upstream(ld, line, host, (uint16_t)port, be);
 	return;
 bad:
 	cerr(ld, line, "upstream \"%s\" is not host:port (a DNS name, an IPv4 "
@@ -677,10 +677,42 @@ normalize_host(struct loader *ld, const char *title)
 	return h;
 }
 
+/*
+ * A backend's options in section s (a site): its upstream (required: the
+ * message blames line, the section's, when it is missing), scheme,
+ * timeouts and keep-alive.
+ */
+static void
+load_backend(struct loader *ld, cfg_t *s, struct config_backend *be,
+    int line, const char *what)
+{
+	const char *scheme;
+
+	if (cfg_size(s, "upstream") == 0)
+		cerr(ld, line, "%s: 'upstream' is required", what);
+	else {
+		be->upstream = xstrdup_or_null(ld, cfg_getstr(s, "upstream"));
+		parse_upstream(ld, line_of(ld, s, "upstream"),
+		    cfg_getstr(s, "upstream"), be);
+	}
+	scheme = cfg_getstr(s, "upstream-scheme");
+	if (scheme == NULL || strcmp(scheme, "http") != 0)
+		cerr(ld, line_of(ld, s, "upstream-scheme"), "%s: "
+		    "upstream-scheme must be \"http\"", what);
+	be->connect_timeout = (unsigned)get_int(ld, s, "connect-timeout",
+	    1, 3600);
+	be->request_timeout = (unsigned)get_int(ld, s, "request-timeout",
+	    1, 86400);
+	be->keepalive = (unsigned)get_int(ld, s, "upstream-keepalive", 0,
+	    CONFIG_KEEPALIVE_MAX);
+	be->keepalive_timeout = (unsigned)get_int(ld, s,
+	    "upstream-keepalive-timeout", 1, 3600);
+}
+
 static void
 load_site(struct loader *ld, cfg_t *s, struct config_site *site)
 {
-	const char *title = cfg_title(s), *scheme;
+	const char *title = cfg_title(s);
 	char what[CONFIG_HOST_MAX + 16];
 
 	site->line = sec_line(ld, s);
@@ -690,25 +722,7 @@ load_site(struct loader *ld, cfg_t *s, struct config_site *site)
 		    "wildcard)", what);
 	site->host = normalize_host(ld, title);
 	site->wildcard = title[0] == '*';
-	if (cfg_size(s, "upstream") == 0)
-		cerr(ld, site->line, "%s: 'upstream' is required", what);
-	else {
-		site->upstream = xstrdup_or_null(ld, cfg_getstr(s, "upstream"));
-		parse_upstream(ld, line_of(ld, s, "upstream"),
-		    cfg_getstr(s, "upstream"), site);
-	}
-	scheme = cfg_getstr(s, "upstream-scheme");
-	if (scheme == NULL || strcmp(scheme, "http") != 0)
-		cerr(ld, line_of(ld, s, "upstream-scheme"), "%s: "
-		    "upstream-scheme must be \"http\"", what);
-	site->connect_timeout = (unsigned)get_int(ld, s, "connect-timeout",
-	    1, 3600);
-	site->request_timeout = (unsigned)get_int(ld, s, "request-timeout",
-	    1, 86400);
-	site->keepalive = (unsigned)get_int(ld, s, "upstream-keepalive", 0,
-	    CONFIG_KEEPALIVE_MAX);
-	site->keepalive_timeout = (unsigned)get_int(ld, s,
-	    "upstream-keepalive-timeout", 1, 3600);
+	load_backend(ld, s, &site->be, site->line, what);
 	load_tls_pair(ld, s, &site->tls, false, what);
 	load_site_limit(ld, s, site);
 }
@@ -1638,6 +1652,12 @@ tls_free(struct config_tls *t)
 }
 
 static void
+backend_free(struct config_backend *be)
+{
+	free(be->upstream);
+}
+
+static void
 secret_free(char *s)
 {
 	if (s != NULL)
@@ -1694,7 +1714,7 @@ config_free(struct config *cfg)
 
 		for (j = 0; j < l->nsites; j++) {
 			free(l->sites[j].host);
-			free(l->sites[j].upstream);
+			backend_free(&l->sites[j].be);
 			tls_free(&l->sites[j].tls);
 		}
 		free(l->sites);

@@ -114,9 +114,14 @@ struct config_challenge {
 						   key authorization */
 };
 
-struct config_site {
-	char			*host;		/* lower-case, no trailing dot */
-	bool			 wildcard;	/* "*.example.com" */
+/*
+ * A backend: what a site forwards to, and how.  Today one upstream over
+ * plain HTTP/1.1, its timeouts and its share of the pool of idle
+ * connections; this is where several upstreams with load balancing,
+ * their health and TLS to them will go.  The exchange (proxy.c) and the
+ * pool (upstream.c) work from a backend, never from a site.
+ */
+struct config_backend {
 	char			*upstream;	/* as written: "host:port" */
 	struct sockaddr_storage	 upstream_addr;	/* resolved when loaded */
 	socklen_t		 upstream_addrlen;
@@ -124,6 +129,12 @@ struct config_site {
 	unsigned		 request_timeout;	/* seconds */
 	unsigned		 keepalive;	/* idle upstream conns per worker */
 	unsigned		 keepalive_timeout;	/* seconds */
+};
+
+struct config_site {
+	char			*host;		/* lower-case, no trailing dot */
+	bool			 wildcard;	/* "*.example.com" */
+	struct config_backend	 be;		/* where its requests go */
 	struct config_tls	 tls;		/* optional, chosen by SNI */
 	/* Its own rate-limit { } section: buckets of its own at this rate. */
 	bool			 rate_own;

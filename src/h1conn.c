@@ -519,7 +519,7 @@ h1_forward(struct h1_conn *c)
 	site = request_admit(&c->cl.rc, c->req_gen, &pr, c->req->target, 0,
 	    &ans);
 	if (site == NULL || (c->ex = request_start(worker_proxy_ctx(c->cl.wk),
-	    site, &pr, &h1_proxy_ops, c, &ans)) == NULL) {
+	    &pr, &h1_proxy_ops, c, &ans)) == NULL) {
 		h1_answer(c, &ans);
 		return;
 	}

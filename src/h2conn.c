@@ -843,7 +843,7 @@ st_start(struct h2_stream *st)
 		return;
 	}
 	pr.head = scratch;	/* checked: no need to build it again */
-	if ((st->ex = request_start(worker_proxy_ctx(c->cl.wk), site, &pr,
+	if ((st->ex = request_start(worker_proxy_ctx(c->cl.wk), &pr,
 	    &h2_proxy_ops, st, &ans)) == NULL) {
 		st_answer(st, &ans);
 		return;

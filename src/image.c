@@ -115,16 +115,22 @@ put_rate(struct wbuf *w, double rps)
 }
 
 static void
+put_backend(struct wbuf *w, const struct config_backend *be)
+{
+	put_str(w, be->upstream);
+	put_bytes(w, &be->upstream_addr, be->upstream_addrlen);
+	put_u32(w, be->connect_timeout);
+	put_u32(w, be->request_timeout);
+	put_u32(w, be->keepalive);
+	put_u32(w, be->keepalive_timeout);
+}
+
+static void
 put_site(struct wbuf *w, const struct config_site *s)
 {
 	put_str(w, s->host);
 	put_u8(w, s->wildcard);
-	put_str(w, s->upstream);
-	put_bytes(w, &s->upstream_addr, s->upstream_addrlen);
-	put_u32(w, s->connect_timeout);
-	put_u32(w, s->request_timeout);
-	put_u32(w, s->keepalive);
-	put_u32(w, s->keepalive_timeout);
+	put_backend(w, &s->be);
 	put_bytes(w, s->tls.cert.data, s->tls.cert.len);
 	put_bytes(w, s->tls.key.data, s->tls.key.len);
 	put_u8(w, s->rate_own);
@@ -424,14 +430,14 @@ host_ok(const char *h, bool wildcard)
 }
 
 static bool
-sockaddr_ok(const struct config_site *s)
+sockaddr_ok(const struct config_backend *be)
 {
-	sa_family_t fam = s->upstream_addr.ss_family;
+	sa_family_t fam = be->upstream_addr.ss_family;
 
 	if (fam == AF_INET)
-		return s->upstream_addrlen == sizeof(struct sockaddr_in);
+		return be->upstream_addrlen == sizeof(struct sockaddr_in);
 	if (fam == AF_INET6)
-		return s->upstream_addrlen == sizeof(struct sockaddr_in6);
+		return be->upstream_addrlen == sizeof(struct sockaddr_in6);
 	return false;
 }
 
@@ -471,12 +477,39 @@ get_site_limit(struct rbuf *r, struct config_site *s)
 		r->err = true;
 }
 
+/* A backend: its address one of the kinds config.c resolves, the ranges
+   config.c enforces. */
+static void
+get_backend(struct rbuf *r, struct config_backend *be)
+{
+	const unsigned char *a;
+	uint32_t alen;
+
+	if ((be->upstream = get_str(r, STR_MAX, false)) == NULL)
+		return;
+	alen = get_u32(r);
+	if (alen > sizeof(be->upstream_addr) || (a = get(r, alen)) == NULL) {
+		r->err = true;
+		return;
+	}
+	memcpy(&be->upstream_addr, a, alen);
+	be->upstream_addrlen = alen;
+	if (!sockaddr_ok(be))
+		r->err = true;
+	be->connect_timeout = get_u32(r);
+	be->request_timeout = get_u32(r);
+	be->keepalive = get_u32(r);
+	be->keepalive_timeout = get_u32(r);
+	if (be->connect_timeout < 1 || be->connect_timeout > 3600 ||
+	    be->request_timeout < 1 || be->request_timeout > 86400 ||
+	    be->keepalive > CONFIG_KEEPALIVE_MAX ||
+	    be->keepalive_timeout < 1 || be->keepalive_timeout > 3600)
+		r->err = true;
+}
+
 static void
 get_site(struct rbuf *r, struct config_site *s)
 {
-	uint32_t alen;
-	const unsigned char *a;
-
 	uint8_t wild;
 
 	if ((s->host = get_str(r, CONFIG_HOST_MAX, false)) == NULL)
@@ -487,26 +520,9 @@ get_site(struct rbuf *r, struct config_site *s)
 	s->wildcard = wild == 1;
 	if (!host_ok(s->host, s->wildcard))
 		r->err = true;
-	if ((s->upstream = get_str(r, STR_MAX, false)) == NULL)
+	get_backend(r, &s->be);
+	if (r->err)
 		return;
-	alen = get_u32(r);
-	if (alen > sizeof(s->upstream_addr) || (a = get(r, alen)) == NULL) {
-		r->err = true;
-		return;
-	}
-	memcpy(&s->upstream_addr, a, alen);
-	s->upstream_addrlen = alen;
-	if (!sockaddr_ok(s))
-		r->err = true;
-	s->connect_timeout = get_u32(r);
-	s->request_timeout = get_u32(r);
-	s->keepalive = get_u32(r);
-	s->keepalive_timeout = get_u32(r);
-	if (s->connect_timeout < 1 || s->connect_timeout > 3600 ||
-	    s->request_timeout < 1 || s->request_timeout > 86400 ||
-	    s->keepalive > CONFIG_KEEPALIVE_MAX ||
-	    s->keepalive_timeout < 1 || s->keepalive_timeout > 3600)
-		r->err = true;
 	get_tls(r, &s->tls, false, false);
 	get_site_limit(r, s);
 }

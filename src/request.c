@@ -174,6 +174,8 @@ request_admit(const struct request_conn *conn, const struct gen *g,
 	if (head_over_limit(g->cfg->body_limit, pr, body_seen))
 		return answer(ans, 413, true);
 
+	pr->be = &site->be;
+	pr->site = site->host;
 	pr->h.client_ip = conn->client_ip;
 	pr->h.tls = true;
 	pr->h.port = g->cfg->listeners[conn->li].https_port;
@@ -181,13 +183,12 @@ request_admit(const struct request_conn *conn, const struct gen *g,
 }
 
 struct exchange *
-request_start(struct proxy_ctx *ctx, const struct config_site *site,
-    const struct proxy_request *pr, const struct proxy_ops *ops, void *fe,
-    struct request_answer *ans)
+request_start(struct proxy_ctx *ctx, const struct proxy_request *pr,
+    const struct proxy_ops *ops, void *fe, struct request_answer *ans)
 {
 	struct exchange *ex;
 
-	if ((ex = proxy_start(ctx, site, pr, ops, fe)) == NULL)
+	if ((ex = proxy_start(ctx, pr, ops, fe)) == NULL)
 		answer(ans, 503, true);
 	return ex;
 }

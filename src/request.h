@@ -75,8 +75,9 @@ struct request_answer {
  * log line says it); body_seen the body bytes already received (HTTP/2
  * may have some before the request is complete).
  *
- * Returns the site, with the rest of pr filled in (the client's address,
- * the listener's port); or NULL, with ans saying what to answer.
+ * Returns the site, with the rest of pr filled in (the backend and the
+ * site's name, the client's address, the listener's port); or NULL, with
+ * ans saying what to answer.
  */
 const struct config_site *request_admit(const struct request_conn *conn,
 	    const struct gen *g, struct proxy_request *pr,
@@ -85,12 +86,12 @@ const struct config_site *request_admit(const struct request_conn *conn,
 
 /*
  * Start the exchange for an admitted request: NULL (and ans says 503) if
- * it cannot.  The caller keeps the generation the site belongs to alive
+ * it cannot.  The caller keeps the generation it was routed by alive
  * until ops->done().
  */
 struct exchange *request_start(struct proxy_ctx *ctx,
-	    const struct config_site *site, const struct proxy_request *pr,
-	    const struct proxy_ops *ops, void *fe, struct request_answer *ans);
+	    const struct proxy_request *pr, const struct proxy_ops *ops,
+	    void *fe, struct request_answer *ans);
 
 /*
  * Whether a request body of seen bytes so far is over generation g's

@@ -182,11 +182,11 @@ check_config(const struct config *c)
 			CHECK(hl <= CONFIG_HOST_MAX);
 			CHECK(lower_case(s->host) && s->host[hl - 1] != '.');
 			CHECK(s->wildcard == (s->host[0] == '*'));
-			CHECK(s->upstream != NULL);
-			CHECK(s->connect_timeout >= 1 &&
-			    s->connect_timeout <= 3600);
-			CHECK(s->request_timeout >= 1 &&
-			    s->request_timeout <= 86400);
+			CHECK(s->be.upstream != NULL);
+			CHECK(s->be.connect_timeout >= 1 &&
+			    s->be.connect_timeout <= 3600);
+			CHECK(s->be.request_timeout >= 1 &&
+			    s->be.request_timeout <= 86400);
 			CHECK((s->tls.cert_path == NULL) ==
 			    (s->tls.key_path == NULL));
 		}
@@ -215,6 +215,20 @@ check_str(const char *a, const char *b)
 {
 	CHECK((a == NULL) == (b == NULL));
 	CHECK(a == NULL || strcmp(a, b) == 0);
+}
+
+static void
+check_same_backend(const struct config_backend *a,
+    const struct config_backend *b)
+{
+	CHECK(strcmp(a->upstream, b->upstream) == 0);
+	CHECK(a->upstream_addrlen == b->upstream_addrlen);
+	CHECK(memcmp(&a->upstream_addr, &b->upstream_addr,
+	    a->upstream_addrlen) == 0);
+	CHECK(a->connect_timeout == b->connect_timeout);
+	CHECK(a->request_timeout == b->request_timeout);
+	CHECK(a->keepalive == b->keepalive);
+	CHECK(a->keepalive_timeout == b->keepalive_timeout);
 }
 
 static void
@@ -275,14 +289,7 @@ check_same(const struct config *a, const struct config *b, bool secrets)
 
 			CHECK(strcmp(sa->host, sb->host) == 0);
 			CHECK(sa->wildcard == sb->wildcard);
-			CHECK(strcmp(sa->upstream, sb->upstream) == 0);
-			CHECK(sa->upstream_addrlen == sb->upstream_addrlen);
-			CHECK(memcmp(&sa->upstream_addr, &sb->upstream_addr,
-			    sa->upstream_addrlen) == 0);
-			CHECK(sa->connect_timeout == sb->connect_timeout);
-			CHECK(sa->request_timeout == sb->request_timeout);
-			CHECK(sa->keepalive == sb->keepalive);
-			CHECK(sa->keepalive_timeout == sb->keepalive_timeout);
+			check_same_backend(&sa->be, &sb->be);
 			check_blob(&sa->tls.cert, &sb->tls.cert);
 			check_blob(&sa->tls.key, &sb->tls.key);
 		}
@@ -340,7 +347,7 @@ check_image(struct config *c)
 				blob_fill(&l->sites[j].tls.cert, "C");
 				blob_fill(&l->sites[j].tls.key, "K");
 			}
-			if (l->sites[j].upstream_addrlen == 0)
+			if (l->sites[j].be.upstream_addrlen == 0)
 				resolved = false;
 		}
 	}

@@ -55,6 +55,22 @@ check_printable(const char *s, size_t min, size_t max)
 		CHECK(s[i] > 0x20 && s[i] < 0x7f);
 }
 
+/* What image_decode() promises of a backend. */
+static void
+check_backend(const struct config_backend *be)
+{
+	const struct sockaddr *sa = (const struct sockaddr *)&be->upstream_addr;
+
+	check_printable(be->upstream, 1, 1024);
+	CHECK(sa->sa_family == AF_INET || sa->sa_family == AF_INET6);
+	CHECK(be->upstream_addrlen == (sa->sa_family == AF_INET ?
+	    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)));
+	CHECK(be->connect_timeout >= 1 && be->connect_timeout <= 3600);
+	CHECK(be->request_timeout >= 1 && be->request_timeout <= 86400);
+	CHECK(be->keepalive <= CONFIG_KEEPALIVE_MAX);
+	CHECK(be->keepalive_timeout >= 1 && be->keepalive_timeout <= 3600);
+}
+
 static void
 check_host(const char *h)
 {
@@ -179,26 +195,12 @@ check_decoded(const struct config *c, bool secrets)
 		CHECK(l->nsites >= 1 && l->nsites <= CONFIG_MAX_SITES);
 		for (j = 0; j < l->nsites; j++) {
 			const struct config_site *s = &l->sites[j];
-			const struct sockaddr *sa =
-			    (const struct sockaddr *)&s->upstream_addr;
 
 			check_printable(s->host, 1, CONFIG_HOST_MAX);
 			CHECK(config_check_hostname(s->host, strlen(s->host),
 			    s->wildcard) == 0);
 			CHECK(s->wildcard == (s->host[0] == '*'));
-			check_printable(s->upstream, 1, 1024);
-			CHECK(sa->sa_family == AF_INET ||
-			    sa->sa_family == AF_INET6);
-			CHECK(s->upstream_addrlen == (sa->sa_family == AF_INET ?
-			    sizeof(struct sockaddr_in) :
-			    sizeof(struct sockaddr_in6)));
-			CHECK(s->connect_timeout >= 1 &&
-			    s->connect_timeout <= 3600);
-			CHECK(s->request_timeout >= 1 &&
-			    s->request_timeout <= 86400);
-			CHECK(s->keepalive <= CONFIG_KEEPALIVE_MAX);
-			CHECK(s->keepalive_timeout >= 1 &&
-			    s->keepalive_timeout <= 3600);
+			check_backend(&s->be);
 			check_blob(&s->tls.cert, CONFIG_PEM_MAX);
 			check_blob(&s->tls.key, CONFIG_PEM_MAX);
 			CHECK((s->tls.cert.len == 0) == (s->tls.key.len == 0));

@@ -321,17 +321,17 @@ test_defaults(void **state)
 	s = &l->sites[0];
 	assert_string_equal(s->host, "a.example");
 	assert_false(s->wildcard);
-	assert_string_equal(s->upstream, "127.0.0.1:8080");
-	assert_int_equal(s->connect_timeout, 5);
-	assert_int_equal(s->request_timeout, 60);
-	assert_int_equal(s->keepalive, 256);
-	assert_int_equal(s->keepalive_timeout, 60);
+	assert_string_equal(s->be.upstream, "127.0.0.1:8080");
+	assert_int_equal(s->be.connect_timeout, 5);
+	assert_int_equal(s->be.request_timeout, 60);
+	assert_int_equal(s->be.keepalive, 256);
+	assert_int_equal(s->be.keepalive_timeout, 60);
 	assert_null(s->tls.cert_path);
 	assert_null(s->tls.key_path);
 	assert_int_equal(s->line, 4);
 	/* An IP literal is resolved even in pure mode. */
-	assert_int_equal(s->upstream_addrlen, sizeof(struct sockaddr_in));
-	sin = (struct sockaddr_in *)&s->upstream_addr;
+	assert_int_equal(s->be.upstream_addrlen, sizeof(struct sockaddr_in));
+	sin = (struct sockaddr_in *)&s->be.upstream_addr;
 	assert_int_equal(sin->sin_family, AF_INET);
 	assert_int_equal(ntohs(sin->sin_port), 8080);
 	assert_int_equal(sin->sin_addr.s_addr, htonl(INADDR_LOOPBACK));
@@ -439,12 +439,12 @@ test_every_option(void **state)
 	assert_string_equal(s->host, "www.example.com");	/* normalised */
 	assert_false(s->wildcard);
 	assert_int_equal(s->line, 24);
-	assert_int_equal(s->connect_timeout, 3600);
-	assert_int_equal(s->request_timeout, 86400);
+	assert_int_equal(s->be.connect_timeout, 3600);
+	assert_int_equal(s->be.request_timeout, 86400);
 	assert_string_equal(s->tls.cert_path, "/s.pem");
 	assert_string_equal(s->tls.key_path, "/s.key");
-	assert_int_equal(s->upstream_addrlen, sizeof(struct sockaddr_in6));
-	sin6 = (struct sockaddr_in6 *)&s->upstream_addr;
+	assert_int_equal(s->be.upstream_addrlen, sizeof(struct sockaddr_in6));
+	sin6 = (struct sockaddr_in6 *)&s->be.upstream_addr;
 	assert_int_equal(sin6->sin6_family, AF_INET6);
 	assert_int_equal(ntohs(sin6->sin6_port), 65535);
 	assert_int_equal(inet_pton(AF_INET6, "2001:db8::1", &want6), 1);
@@ -453,11 +453,11 @@ test_every_option(void **state)
 	s = &l->sites[1];
 	assert_string_equal(s->host, "*.apps.example.com");
 	assert_true(s->wildcard);
-	assert_string_equal(s->upstream, "backend.internal:1");
+	assert_string_equal(s->be.upstream, "backend.internal:1");
 	/* Pure mode resolves no names. */
-	assert_int_equal(s->upstream_addrlen, 0);
-	assert_int_equal(s->connect_timeout, 1);
-	assert_int_equal(s->request_timeout, 1);
+	assert_int_equal(s->be.upstream_addrlen, 0);
+	assert_int_equal(s->be.connect_timeout, 1);
+	assert_int_equal(s->be.request_timeout, 1);
 
 	l = &cfg->listeners[1];
 	assert_string_equal(l->bind, "0.0.0.0");
@@ -1235,7 +1235,7 @@ test_duplicate_site_same_spelling(void **state)
 	if (parse_opts(text, strlen(text), &pure, &cfg, &e) == 0) {
 		print_message("  accepted, %zu site(s), upstream %s\n",
 		    cfg->listeners[0].nsites,
-		    cfg->listeners[0].sites[0].upstream);
+		    cfg->listeners[0].sites[0].be.upstream);
 		config_free(cfg);
 		fail_msg("a site defined twice with one spelling was accepted");
 	}
@@ -2810,7 +2810,7 @@ test_load_ok(void **state)
 	s = &cfg->listeners[0].sites[1];
 	assert_int_equal(s->tls.cert.len, clen);
 	assert_int_equal(s->tls.key.len, klen);
-	assert_int_equal(s->upstream_addrlen, sizeof(struct sockaddr_in6));
+	assert_int_equal(s->be.upstream_addrlen, sizeof(struct sockaddr_in6));
 	assert_null(cfg->listeners[0].sites[0].tls.cert.data);
 	free(c);
 	free(k);

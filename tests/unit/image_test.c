@@ -313,6 +313,20 @@ assert_str_equal(const char *a, const char *b)
 		assert_string_equal(a, b);
 }
 
+static void
+assert_backend_equal(const struct config_backend *a,
+    const struct config_backend *b)
+{
+	assert_string_equal(a->upstream, b->upstream);
+	assert_int_equal(a->upstream_addrlen, b->upstream_addrlen);
+	assert_memory_equal(&a->upstream_addr, &b->upstream_addr,
+	    a->upstream_addrlen);
+	assert_int_equal(a->connect_timeout, b->connect_timeout);
+	assert_int_equal(a->request_timeout, b->request_timeout);
+	assert_int_equal(a->keepalive, b->keepalive);
+	assert_int_equal(a->keepalive_timeout, b->keepalive_timeout);
+}
+
 /* A listener's ACME part; the EAB key only if the image has secrets. */
 static void
 assert_acme_equal(const struct config_listener *la,
@@ -406,18 +420,7 @@ assert_image_fields_equal(const struct config *a, const struct config *b,
 
 			assert_string_equal(sa->host, sb->host);
 			assert_int_equal(sa->wildcard, sb->wildcard);
-			assert_string_equal(sa->upstream, sb->upstream);
-			assert_int_equal(sa->upstream_addrlen,
-			    sb->upstream_addrlen);
-			assert_memory_equal(&sa->upstream_addr,
-			    &sb->upstream_addr, sa->upstream_addrlen);
-			assert_int_equal(sa->connect_timeout,
-			    sb->connect_timeout);
-			assert_int_equal(sa->request_timeout,
-			    sb->request_timeout);
-			assert_int_equal(sa->keepalive, sb->keepalive);
-			assert_int_equal(sa->keepalive_timeout,
-			    sb->keepalive_timeout);
+			assert_backend_equal(&sa->be, &sb->be);
 			assert_blob_equal(&sa->tls.cert, &sb->tls.cert);
 			assert_blob_equal(&sa->tls.key, &sb->tls.key);
 			assert_int_equal(sa->rate_own, sb->rate_own);
@@ -721,6 +724,24 @@ check_host_sane(const char *h)
 	assert_true(h[0] != '*');
 }
 
+/* A backend, decoded from anything. */
+static void
+check_backend_sane(const struct config_backend *be)
+{
+	const struct sockaddr *sa = (const struct sockaddr *)&be->upstream_addr;
+
+	assert_non_null(be->upstream);
+	assert_true(sa->sa_family == AF_INET || sa->sa_family == AF_INET6);
+	assert_true(be->upstream_addrlen == (sa->sa_family == AF_INET ?
+	    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)));
+	assert_true(be->connect_timeout >= 1 && be->connect_timeout <= 3600);
+	assert_true(be->request_timeout >= 1 &&
+	    be->request_timeout <= 86400);
+	assert_true(be->keepalive <= CONFIG_KEEPALIVE_MAX);
+	assert_true(be->keepalive_timeout >= 1 &&
+	    be->keepalive_timeout <= 3600);
+}
+
 /* A listener's certificate and ACME part, decoded from anything. */
 static void
 check_acme_sane(const struct config_listener *l)
@@ -810,27 +831,13 @@ check_decoded_sane(const struct config *c)
 		assert_true(l->nsites >= 1 && l->nsites <= CONFIG_MAX_SITES);
 		for (j = 0; j < l->nsites; j++) {
 			const struct config_site *s = &l->sites[j];
-			const struct sockaddr *sa =
-			    (const struct sockaddr *)&s->upstream_addr;
 			size_t hl = strlen(s->host);
 
 			assert_true(hl >= 1 && hl <= CONFIG_HOST_MAX);
 			assert_int_equal(config_check_hostname(s->host, hl,
 			    s->wildcard), 0);
 			assert_int_equal(s->wildcard, s->host[0] == '*');
-			assert_non_null(s->upstream);
-			assert_true(s->upstream_addrlen == (sa->sa_family ==
-			    AF_INET ? sizeof(struct sockaddr_in) :
-			    sizeof(struct sockaddr_in6)));
-			assert_true(sa->sa_family == AF_INET ||
-			    sa->sa_family == AF_INET6);
-			assert_true(s->connect_timeout >= 1 &&
-			    s->connect_timeout <= 3600);
-			assert_true(s->request_timeout >= 1 &&
-			    s->request_timeout <= 86400);
-			assert_true(s->keepalive <= CONFIG_KEEPALIVE_MAX);
-			assert_true(s->keepalive_timeout >= 1 &&
-			    s->keepalive_timeout <= 3600);
+			check_backend_sane(&s->be);
 			assert_true((s->tls.cert.len == 0) ==
 			    (s->tls.key.len == 0));
 		}

@@ -232,7 +232,7 @@ admit_by(const struct gen *g, const struct request_conn *c,
 		return 0;
 	}
 	assert_int_equal(ans->status, -1);	/* untouched */
-	return s->upstream[strlen(s->upstream) - 1] - '0';
+	return s->be.upstream[strlen(s->be.upstream) - 1] - '0';
 }
 
 static int
