@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "http1.h"
+#include "util.h"
 
 #define DEFAULT_MAX_REQUEST_LINE	8192
 #define DEFAULT_MAX_HEAD		32768	/* large cookies, like nginx */
@@ -149,18 +150,6 @@ is_host_char(unsigned char c)
 	return (char_class[c] & C_HOST) != 0;
 }
 
-static int
-hex_value(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static bool
 is_ows(unsigned char c)
 {
@@ -268,7 +257,7 @@ valid_ip_literal(const char *s, size_t n)
 	for (i = 0; i < n; i++) {
 		if (s[i] == ':')
 			colon = true;
-		else if (s[i] != '.' && hex_value(s[i]) < 0)
+		else if (s[i] != '.' && util_hex_value(s[i]) < 0)
 			return false;
 	}
 	return colon;
@@ -1262,7 +1251,7 @@ chunk_size_byte(struct http1_chunked *c, unsigned char ch)
 {
 	int	d;
 
-	if ((d = hex_value(ch)) >= 0) {
+	if ((d = util_hex_value(ch)) >= 0) {
 		if (c->ndigits >= CHUNK_MAX_DIGITS ||
 		    c->remaining > ((uint64_t)INT64_MAX - d) / 16)
 			return HTTP1_E_CHUNK_SIZE;

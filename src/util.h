@@ -51,6 +51,19 @@ util_lower(char c)
 	return (c >= 'A' && c <= 'Z') ? (char)(c + ('a' - 'A')) : c;
 }
 
+/* The value of an ASCII hex digit (either case), or -1. */
+static inline int
+util_hex_value(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* n bytes equal, ignoring ASCII case. */
 bool	 util_caseeq(const char *a, const char *b, size_t n);
 
