@@ -13,9 +13,9 @@
  *         h2 h2-max-streams
  *   nlisteners { family addr[16] https-port http-port bind tls-mode
  *                cert key
- *                nsites { host wildcard upstream addrlen addr
- *                         connect-timeout request-timeout cert key
- *                         rate-own [rate-rps(bits) rate-burst] }
+ *                nsites { host wildcard backend cert key
+ *                         rate-own [rate-rps(bits) rate-burst]
+ *                         npaths { prefix replace-path backend } }
  *                [tls-mode acme:
  *                 ndomains { domain } domains-set directory contact
  *                 challenge cache-dir ca-file ca renew-days eab-kid
@@ -24,8 +24,11 @@
  *                 nchallenges { type name token keyauth digest[32] }] }
  *   magic
  *
- * secrets is 1 in the ACME process's copy (image_encode_acme), the only
- * one with the EAB keys; recording it keeps decode-then-encode exact.
+ * where a backend is: upstream addrlen addr connect-timeout
+ * request-timeout keepalive keepalive-timeout, and an empty replace-path
+ * is none.  secrets is 1 in the ACME process's copy (image_encode_acme),
+ * the only one with the EAB keys; recording it keeps decode-then-encode
+ * exact.
  */
 #include "autoconf.h"
 
@@ -43,7 +46,8 @@
 #define STR_MAX		1024
 /* The fewest bytes a listener / a site can take: bounds counts early. */
 #define LISTENER_MIN	(1 + 16 + 2 + 2 + 4 + 1 + 4 + 4 + 4)
-#define SITE_MIN	(4 + 1 + 4 + 4 + 4 + 4 + 4 + 4 + 1)
+#define SITE_MIN	(4 + 1 + 4 + 4 + 4 + 4 + 4 + 4 + 1 + 4)
+#define PATH_MIN	(4 + 1 + 4 + 4 + 1 + 4 + 16 + 16)
 #define DOMAIN_MIN	(4 + 1)
 #define ACME_CERT_MIN	(4 + 1 + 4 + 1 + 4 + 1)
 #define CHALLENGE_MIN	(1 + 4 + 1 + 4 + 4 + 32)
@@ -128,6 +132,8 @@ put_backend(struct wbuf *w, const struct config_backend *be)
 static void
 put_site(struct wbuf *w, const struct config_site *s)
 {
+	size_t i;
+
 	put_str(w, s->host);
 	put_u8(w, s->wildcard);
 	put_backend(w, &s->be);
@@ -137,6 +143,12 @@ put_site(struct wbuf *w, const struct config_site *s)
 	if (s->rate_own) {
 		put_rate(w, s->rate_rps);
 		put_u32(w, s->rate_burst);
+	}
+	put_u32(w, (uint32_t)s->npaths);
+	for (i = 0; i < s->npaths; i++) {
+		put_str(w, s->paths[i].prefix);
+		put_str(w, s->paths[i].replace);
+		put_backend(w, &s->paths[i].be);
 	}
 }
 
@@ -477,6 +489,34 @@ get_site_limit(struct rbuf *r, struct config_site *s)
 		r->err = true;
 }
 
+/*
+ * A count of elements of at least min bytes each, at most max: 0 (and
+ * an error) if the rest of the image cannot hold that many.
+ */
+static uint32_t
+get_count(struct rbuf *r, uint32_t max, size_t min)
+{
+	uint32_t n = get_u32(r);
+
+	if (r->err || n > max || n > (r->len - r->off) / min) {
+		r->err = true;
+		return 0;
+	}
+	return n;
+}
+
+static void *
+get_array(struct rbuf *r, uint32_t n, size_t size)
+{
+	void *p;
+
+	if (r->err || n == 0)
+		return NULL;
+	if ((p = calloc(n, size)) == NULL)
+		r->err = true;
+	return p;
+}
+
 /* A backend: its address one of the kinds config.c resolves, the ranges
    config.c enforces. */
 static void
@@ -507,6 +547,39 @@ get_backend(struct rbuf *r, struct config_backend *be)
 		r->err = true;
 }
 
+/* A path block: the rules config.c enforces. */
+static void
+get_path_block(struct rbuf *r, struct config_path *p)
+{
+	if ((p->prefix = get_str(r, CONFIG_PREFIX_MAX, false)) == NULL)
+		return;
+	p->prefix_len = strlen(p->prefix);
+	if (!config_path_ok(p->prefix, p->prefix_len, true))
+		r->err = true;
+	p->replace = get_opt_str(r, CONFIG_PREFIX_MAX);
+	if (p->replace != NULL) {
+		p->replace_len = strlen(p->replace);
+		if (!config_path_ok(p->replace, p->replace_len, false))
+			r->err = true;
+	}
+	get_backend(r, &p->be);
+}
+
+/* A site's path blocks, longest prefix first (request.c relies on it). */
+static void
+get_paths(struct rbuf *r, struct config_site *s)
+{
+	uint32_t n = get_count(r, CONFIG_MAX_PATHS, PATH_MIN);
+
+	s->paths = get_array(r, n, sizeof(*s->paths));
+	for (; s->npaths < n && !r->err; s->npaths++) {
+		get_path_block(r, &s->paths[s->npaths]);
+		if (s->npaths > 0 && s->paths[s->npaths].prefix_len >
+		    s->paths[s->npaths - 1].prefix_len)
+			r->err = true;
+	}
+}
+
 static void
 get_site(struct rbuf *r, struct config_site *s)
 {
@@ -525,34 +598,7 @@ get_site(struct rbuf *r, struct config_site *s)
 		return;
 	get_tls(r, &s->tls, false, false);
 	get_site_limit(r, s);
-}
-
-/*
- * A count of elements of at least min bytes each, at most max: 0 (and
- * an error) if the rest of the image cannot hold that many.
- */
-static uint32_t
-get_count(struct rbuf *r, uint32_t max, size_t min)
-{
-	uint32_t n = get_u32(r);
-
-	if (r->err || n > max || n > (r->len - r->off) / min) {
-		r->err = true;
-		return 0;
-	}
-	return n;
-}
-
-static void *
-get_array(struct rbuf *r, uint32_t n, size_t size)
-{
-	void *p;
-
-	if (r->err || n == 0)
-		return NULL;
-	if ((p = calloc(n, size)) == NULL)
-		r->err = true;
-	return p;
+	get_paths(r, s);
 }
 
 static char *

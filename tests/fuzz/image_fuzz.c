@@ -71,6 +71,30 @@ check_backend(const struct config_backend *be)
 	CHECK(be->keepalive_timeout >= 1 && be->keepalive_timeout <= 3600);
 }
 
+/* A site's path blocks: the rules config.c enforces, longest first. */
+static void
+check_paths(const struct config_site *s)
+{
+	size_t i;
+
+	CHECK(s->npaths <= CONFIG_MAX_PATHS);
+	for (i = 0; i < s->npaths; i++) {
+		const struct config_path *p = &s->paths[i];
+
+		check_printable(p->prefix, 1, CONFIG_PREFIX_MAX);
+		CHECK(strlen(p->prefix) == p->prefix_len);
+		CHECK(config_path_ok(p->prefix, p->prefix_len, true));
+		if (p->replace != NULL) {
+			check_printable(p->replace, 1, CONFIG_PREFIX_MAX);
+			CHECK(strlen(p->replace) == p->replace_len);
+			CHECK(config_path_ok(p->replace, p->replace_len,
+			    false));
+		}
+		CHECK(i == 0 || p->prefix_len <= s->paths[i - 1].prefix_len);
+		check_backend(&p->be);
+	}
+}
+
 static void
 check_host(const char *h)
 {
@@ -201,6 +225,7 @@ check_decoded(const struct config *c, bool secrets)
 			    s->wildcard) == 0);
 			CHECK(s->wildcard == (s->host[0] == '*'));
 			check_backend(&s->be);
+			check_paths(s);
 			check_blob(&s->tls.cert, CONFIG_PEM_MAX);
 			check_blob(&s->tls.key, CONFIG_PEM_MAX);
 			CHECK((s->tls.cert.len == 0) == (s->tls.key.len == 0));
