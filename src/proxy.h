@@ -55,6 +55,9 @@ struct proxy_request {
 	   timeouts, keep-alive) and the site's name, for log lines. */
 	const struct config_backend *be;
 	const char		*site;
+	/* What h.path points into when admission made the target itself
+	   (replace-path), or NULL: request_release() frees it. */
+	char			*target;
 };
 
 /* The response head, valid only during the head() callback. */
