@@ -27,6 +27,7 @@
 #include <confuse.h>
 
 #include "config.h"
+#include "path.h"
 #include "util.h"
 
 #define MAX_ERRORS	100
@@ -84,16 +85,32 @@ static cfg_opt_t site_ratelimit_opts[] = {
 	CFG_END()
 };
 
+/*
+ * A backend's options (load_backend), in a site and in a path block,
+ * where those left out are the site's: the defaults below are a site's.
+ */
+#define BACKEND_OPTS							\
+	CFG_STR("upstream", NULL, CFGF_NODEFAULT),			\
+	CFG_STR("upstream-scheme", "http", CFGF_NONE),			\
+	CFG_INT("connect-timeout", 5, CFGF_NONE),			\
+	CFG_INT("request-timeout", 60, CFGF_NONE),			\
+	CFG_INT("upstream-keepalive", 256, CFGF_NONE),			\
+	CFG_INT("upstream-keepalive-timeout", 60, CFGF_NONE)
+
+/* path "PREFIX" { } in a site. */
+static cfg_opt_t path_opts[] = {
+	BACKEND_OPTS,
+	CFG_STR("replace-path", NULL, CFGF_NODEFAULT),
+	CFG_END()
+};
+
 static cfg_opt_t site_opts[] = {
-	CFG_STR("upstream", NULL, CFGF_NODEFAULT),
-	CFG_STR("upstream-scheme", "http", CFGF_NONE),
-	CFG_INT("connect-timeout", 5, CFGF_NONE),
-	CFG_INT("request-timeout", 60, CFGF_NONE),
-	CFG_INT("upstream-keepalive", 256, CFGF_NONE),
-	CFG_INT("upstream-keepalive-timeout", 60, CFGF_NONE),
+	BACKEND_OPTS,
 	CFG_STR("cert", NULL, CFGF_NODEFAULT),
 	CFG_STR("key", NULL, CFGF_NODEFAULT),
 	CFG_SEC("rate-limit", site_ratelimit_opts, CFGF_NONE),
+	CFG_SEC("path", path_opts, CFGF_MULTI | CFGF_TITLE |
+	    CFGF_NO_TITLE_DUPES),
 	CFG_END()
 };
 
@@ -575,7 +592,7 @@ load_tls_pair(struct loader *ld, cfg_t *sec, struct config_tls *tls,
 /* Resolve an upstream host; literal addresses need no look-up. */
 static int
 resolve_upstream(struct loader *ld, int line, const char *host, uint16_t port,
-    struct config_site *site)
+    struct config_backend *be)
 {
 	struct addrinfo hints, *res = NULL;
 	char portstr[8];
@@ -594,12 +611,12 @@ resolve_upstream(struct loader *ld, int line, const char *host, uint16_t port,
 		    gai_strerror(rc));
 		return -1;
 	}
-	if (res->ai_addrlen > sizeof(site->upstream_addr)) {
+	if (res->ai_addrlen > sizeof(be->upstream_addr)) {
 		freeaddrinfo(res);
 		return -1;
 	}
-	memcpy(&site->upstream_addr, res->ai_addr, res->ai_addrlen);
-	site->upstream_addrlen = res->ai_addrlen;
+	memcpy(&be->upstream_addr, res->ai_addr, res->ai_addrlen);
+	be->upstream_addrlen = res->ai_addrlen;
 	freeaddrinfo(res);
 	return 0;
 }
@@ -607,7 +624,7 @@ resolve_upstream(struct loader *ld, int line, const char *host, uint16_t port,
 /* "host:port", "1.2.3.4:port" or "[v6]:port". */
 static void
 parse_upstream(struct loader *ld, int line, const char *s,
-    struct config_site *site)
+    struct config_backend *be)
 {
 	char host[CONFIG_HOST_MAX + 1];
 	const char *hp, *pp, *colon, *close;
@@ -651,7 +668,7 @@ parse_upstream(struct loader *ld, int line, const char *s,
 	} else if (inet_pton(AF_INET, host, &a4) != 1 &&
 	    config_check_hostname(host, hlen, false) == -1)
 		goto bad;
-	resolve_upstream(ld, line, host, (uint16_t)port, site);
+	resolve_upstream(ld, line, host, (uint16_t)port, be);
 	return;
 bad:
 	cerr(ld, line, "upstream \"%s\" is not host:port (a DNS name, an IPv4 "
@@ -677,10 +694,210 @@ normalize_host(struct loader *ld, const char *title)
 	return h;
 }
 
+/*
+ * An integer option of a backend: from section s if it is set there or
+ * there is no site to take it from, else the site's value.
+ */
+static unsigned
+backend_int(struct loader *ld, cfg_t *s, const char *name, long min,
+    long max, const struct config_backend *site, unsigned site_value)
+{
+	if (site != NULL && opt_line(ld, s, name) == 0)
+		return site_value;
+	return (unsigned)get_int(ld, s, name, min, max);
+}
+
+/*
+ * A backend's options in section s, a site (site NULL) or one of its path
+ * blocks (what it leaves out is site's): the upstream (required: the
+ * message blames line, the section's, when it is missing), scheme,
+ * timeouts and keep-alive.
+ */
+static void
+load_backend(struct loader *ld, cfg_t *s, struct config_backend *be,
+    const struct config_backend *site, int line, const char *what)
+{
+	const char *scheme;
+
+	if (cfg_size(s, "upstream") == 0)
+		cerr(ld, line, "%s: 'upstream' is required", what);
+	else {
+		be->upstream = xstrdup_or_null(ld, cfg_getstr(s, "upstream"));
+		parse_upstream(ld, line_of(ld, s, "upstream"),
+		    cfg_getstr(s, "upstream"), be);
+	}
+	scheme = cfg_getstr(s, "upstream-scheme");
+	if (scheme == NULL || strcmp(scheme, "http") != 0)
+		cerr(ld, line_of(ld, s, "upstream-scheme"), "%s: "
+		    "upstream-scheme must be \"http\"", what);
+	be->connect_timeout = backend_int(ld, s, "connect-timeout", 1, 3600,
+	    site, site ? site->connect_timeout : 0);
+	be->request_timeout = backend_int(ld, s, "request-timeout", 1, 86400,
+	    site, site ? site->request_timeout : 0);
+	be->keepalive = backend_int(ld, s, "upstream-keepalive", 0,
+	    CONFIG_KEEPALIVE_MAX, site, site ? site->keepalive : 0);
+	be->keepalive_timeout = backend_int(ld, s,
+	    "upstream-keepalive-timeout", 1, 3600, site,
+	    site ? site->keepalive_timeout : 0);
+}
+
+/* What is wrong with a path block's prefix or a replace-path. */
+enum path_form {
+	PATH_FORM_OK,
+	PATH_FORM_SLASH,	/* does not start with '/' */
+	PATH_FORM_LONG,		/* over CONFIG_PREFIX_MAX bytes */
+	PATH_FORM_QUERY,	/* '?' or '#' */
+	PATH_FORM_ASCII,	/* a byte not printable ASCII */
+	PATH_FORM_INVALID,	/* path_normalize() refused it */
+	PATH_FORM_NOT_NORMAL,	/* path_normalize() changed it */
+};
+
+/*
+ * Whether s[0..len) is a path block's prefix (flags PATH_MATCH) or a
+ * replace-path (flags 0): 1..CONFIG_PREFIX_MAX bytes of printable ASCII
+ * starting with '/', without '?' or '#', a valid path (else *err is
+ * path_normalize()'s error) in its normal form (else norm[0..*normlen)
+ * is that form; norm has room for CONFIG_PREFIX_MAX bytes).
+ */
+static enum path_form
+path_form(const char *s, size_t len, unsigned flags, int *err, char *norm,
+    size_t *normlen)
+{
+	size_t i;
+
+	if (len == 0 || s[0] != '/')
+		return PATH_FORM_SLASH;
+	if (len > CONFIG_PREFIX_MAX)
+		return PATH_FORM_LONG;
+	for (i = 0; i < len; i++) {
+		if (s[i] == '?' || s[i] == '#')
+			return PATH_FORM_QUERY;
+		if (s[i] < 0x21 || s[i] > 0x7e)
+			return PATH_FORM_ASCII;
+	}
+	if ((*err = path_normalize(s, len, flags, norm, CONFIG_PREFIX_MAX,
+	    normlen)) != 0)
+		return PATH_FORM_INVALID;
+	if (*normlen != len || memcmp(norm, s, len) != 0)
+		return PATH_FORM_NOT_NORMAL;
+	return PATH_FORM_OK;
+}
+
+bool
+config_path_ok(const char *s, size_t len, bool prefix)
+{
+	char norm[CONFIG_PREFIX_MAX];
+	size_t normlen;
+	int err;
+
+	return path_form(s, len, prefix ? PATH_MATCH : 0, &err, norm,
+	    &normlen) == PATH_FORM_OK;
+}
+
+/*
+ * A path block's prefix or replace-path (name), s, checked: a copy, or
+ * NULL (and a message on line).
+ */
+static char *
+load_path_form(struct loader *ld, int line, const char *what,
+    const char *name, const char *s, unsigned flags)
+{
+	char norm[CONFIG_PREFIX_MAX];
+	size_t normlen = 0;
+	int err = 0;
+
+	switch (path_form(s, strlen(s), flags, &err, norm, &normlen)) {
+	case PATH_FORM_OK:
+		return xstrdup_or_null(ld, s);
+	case PATH_FORM_SLASH:
+		cerr(ld, line, "%s: %s must start with '/'", what, name);
+		break;
+	case PATH_FORM_LONG:
+		cerr(ld, line, "%s: %s is longer than %d bytes", what, name,
+		    CONFIG_PREFIX_MAX);
+		break;
+	case PATH_FORM_QUERY:
+		cerr(ld, line, "%s: %s must not have a '?' or '#' (it is a "
+		    "path, never a query)", what, name);
+		break;
+	case PATH_FORM_ASCII:
+		cerr(ld, line, "%s: %s must be printable ASCII without spaces "
+		    "(percent-encode other bytes)", what, name);
+		break;
+	case PATH_FORM_INVALID:
+		cerr(ld, line, "%s: %s is not a valid path: %s", what, name,
+		    path_strerror(err));
+		break;
+	case PATH_FORM_NOT_NORMAL:
+		cerr(ld, line, "%s: %s is not in normal form: write \"%.*s\"",
+		    what, name, (int)normlen, norm);
+		break;
+	}
+	return NULL;
+}
+
+/* path "PREFIX" { ... } of site. */
+static void
+load_path(struct loader *ld, cfg_t *p, const struct config_site *site,
+    struct config_path *path)
+{
+	const char *title = cfg_title(p);
+	char what[CONFIG_HOST_MAX + 128];
+
+	path->line = sec_line(ld, p);
+	/* A long prefix is cut in messages (the rule says how long). */
+	snprintf(what, sizeof(what), "site \"%s\" path \"%.64s%s\"",
+	    site->host != NULL ? site->host : "", title,
+	    strlen(title) > 64 ? "..." : "");
+	if ((path->prefix = load_path_form(ld, path->line, what, "the prefix",
+	    title, PATH_MATCH)) != NULL)
+		path->prefix_len = strlen(path->prefix);
+	if (cfg_size(p, "replace-path") > 0 &&
+	    (path->replace = load_path_form(ld, line_of(ld, p,
+	    "replace-path"), what, "replace-path", cfg_getstr(p,
+	    "replace-path"), 0)) != NULL)
+		path->replace_len = strlen(path->replace);
+	load_backend(ld, p, &path->be, &site->be, path->line, what);
+}
+
+/*
+ * A site's path blocks, longest prefix first; equal lengths keep the
+ * file's order (two prefixes of one length never match the same path).
+ */
+static void
+load_paths(struct loader *ld, cfg_t *s, struct config_site *site)
+{
+	size_t i, j, n = cfg_size(s, "path");
+	struct config_path tmp;
+
+	if (n == 0)
+		return;
+	if (n > CONFIG_MAX_PATHS) {
+		cerr(ld, site->line, "site \"%s\": more than %d path blocks",
+		    site->host != NULL ? site->host : "", CONFIG_MAX_PATHS);
+		return;
+	}
+	if ((site->paths = calloc(n, sizeof(*site->paths))) == NULL) {
+		ld->oom = true;
+		return;
+	}
+	site->npaths = n;
+	for (i = 0; i < n; i++)
+		load_path(ld, cfg_getnsec(s, "path", (unsigned)i), site,
+		    &site->paths[i]);
+	for (i = 1; i < n; i++) {
+		tmp = site->paths[i];
+		for (j = i; j > 0 &&
+		    site->paths[j - 1].prefix_len < tmp.prefix_len; j--)
+			site->paths[j] = site->paths[j - 1];
+		site->paths[j] = tmp;
+	}
+}
+
 static void
 load_site(struct loader *ld, cfg_t *s, struct config_site *site)
 {
-	const char *title = cfg_title(s), *scheme;
+	const char *title = cfg_title(s);
 	char what[CONFIG_HOST_MAX + 16];
 
 	site->line = sec_line(ld, s);
@@ -690,27 +907,10 @@ load_site(struct loader *ld, cfg_t *s, struct config_site *site)
 		    "wildcard)", what);
 	site->host = normalize_host(ld, title);
 	site->wildcard = title[0] == '*';
-	if (cfg_size(s, "upstream") == 0)
-		cerr(ld, site->line, "%s: 'upstream' is required", what);
-	else {
-		site->upstream = xstrdup_or_null(ld, cfg_getstr(s, "upstream"));
-		parse_upstream(ld, line_of(ld, s, "upstream"),
-		    cfg_getstr(s, "upstream"), site);
-	}
-	scheme = cfg_getstr(s, "upstream-scheme");
-	if (scheme == NULL || strcmp(scheme, "http") != 0)
-		cerr(ld, line_of(ld, s, "upstream-scheme"), "%s: "
-		    "upstream-scheme must be \"http\"", what);
-	site->connect_timeout = (unsigned)get_int(ld, s, "connect-timeout",
-	    1, 3600);
-	site->request_timeout = (unsigned)get_int(ld, s, "request-timeout",
-	    1, 86400);
-	site->keepalive = (unsigned)get_int(ld, s, "upstream-keepalive", 0,
-	    CONFIG_KEEPALIVE_MAX);
-	site->keepalive_timeout = (unsigned)get_int(ld, s,
-	    "upstream-keepalive-timeout", 1, 3600);
+	load_backend(ld, s, &site->be, NULL, site->line, what);
 	load_tls_pair(ld, s, &site->tls, false, what);
 	load_site_limit(ld, s, site);
+	load_paths(ld, s, site);
 }
 
 static void
@@ -1638,6 +1838,25 @@ tls_free(struct config_tls *t)
 }
 
 static void
+backend_free(struct config_backend *be)
+{
+	free(be->upstream);
+}
+
+static void
+paths_free(struct config_site *site)
+{
+	size_t i;
+
+	for (i = 0; i < site->npaths; i++) {
+		free(site->paths[i].prefix);
+		free(site->paths[i].replace);
+		backend_free(&site->paths[i].be);
+	}
+	free(site->paths);
+}
+
+static void
 secret_free(char *s)
 {
 	if (s != NULL)
@@ -1694,7 +1913,8 @@ config_free(struct config *cfg)
 
 		for (j = 0; j < l->nsites; j++) {
 			free(l->sites[j].host);
-			free(l->sites[j].upstream);
+			backend_free(&l->sites[j].be);
+			paths_free(&l->sites[j]);
 			tls_free(&l->sites[j].tls);
 		}
 		free(l->sites);

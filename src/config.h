@@ -22,6 +22,9 @@
 #define CONFIG_PEM_MAX		(1024 * 1024)	/* cert or key file limit */
 #define CONFIG_MAX_LISTENERS	64
 #define CONFIG_MAX_SITES	4096		/* per listener */
+#define CONFIG_MAX_PATHS	256		/* path blocks per site */
+/* A path block's prefix, and a replace-path: at most this long. */
+#define CONFIG_PREFIX_MAX	1024
 /* The largest site upstream-keepalive (upstream.h: UPSTREAM_IDLE_MAX). */
 #define CONFIG_KEEPALIVE_MAX	1024
 #define CONFIG_MAX_WORKERS	256
@@ -114,9 +117,14 @@ struct config_challenge {
 						   key authorization */
 };
 
-struct config_site {
-	char			*host;		/* lower-case, no trailing dot */
-	bool			 wildcard;	/* "*.example.com" */
+/*
+ * A backend: what a site forwards to, and how.  Today one upstream over
+ * plain HTTP/1.1, its timeouts and its share of the pool of idle
+ * connections; this is where several upstreams with load balancing,
+ * their health and TLS to them will go.  The exchange (proxy.c) and the
+ * pool (upstream.c) work from a backend, never from a site.
+ */
+struct config_backend {
 	char			*upstream;	/* as written: "host:port" */
 	struct sockaddr_storage	 upstream_addr;	/* resolved when loaded */
 	socklen_t		 upstream_addrlen;
@@ -124,6 +132,37 @@ struct config_site {
 	unsigned		 request_timeout;	/* seconds */
 	unsigned		 keepalive;	/* idle upstream conns per worker */
 	unsigned		 keepalive_timeout;	/* seconds */
+};
+
+/*
+ * A path block of a site, path "PREFIX" { }: a request whose path,
+ * normalised for matching (path.h, PATH_MATCH), is under prefix
+ * (path_prefix_match) goes to the block's backend instead of the site's;
+ * the longest prefix wins.  With replace-path, the upstream gets the
+ * path normalised for forwarding (without PATH_MATCH) with replace in
+ * place of the prefix, and the query as sent (path_replace); without,
+ * the target as the client sent it.  Both strings are printable ASCII
+ * in their normal form (path_normalize gives them back unchanged),
+ * start with '/' and have no '?' or '#'.
+ */
+struct config_path {
+	char			*prefix;	/* 1..CONFIG_PREFIX_MAX bytes */
+	size_t			 prefix_len;
+	char			*replace;	/* NULL: no replace-path */
+	size_t			 replace_len;
+	struct config_backend	 be;		/* options left out: the
+						   site's */
+	int			 line;
+};
+
+struct config_site {
+	char			*host;		/* lower-case, no trailing dot */
+	bool			 wildcard;	/* "*.example.com" */
+	struct config_backend	 be;		/* where its requests go */
+	/* Its path blocks, longest prefix first (equal lengths in the
+	   file's order): the first that matches is the longest. */
+	struct config_path	*paths;
+	size_t			 npaths;	/* 0..CONFIG_MAX_PATHS */
 	struct config_tls	 tls;		/* optional, chosen by SNI */
 	/* Its own rate-limit { } section: buckets of its own at this rate. */
 	bool			 rate_own;
@@ -258,6 +297,15 @@ int	 config_check_hostname(const char *name, size_t len, bool allow_wildcard);
 bool	 config_acme_url_ok(const char *s);
 bool	 config_acme_contact_ok(const char *s);
 bool	 config_base64url_ok(const char *s, size_t max);
+
+/*
+ * The rules of a path block's prefix (prefix true) and of a replace-path,
+ * shared with the image decoder: 1..CONFIG_PREFIX_MAX bytes of printable
+ * ASCII, starting with '/', no '?' or '#', and in normal form
+ * (path_normalize(), path.h: with PATH_MATCH for a prefix, without for a
+ * replace-path, gives it back unchanged).
+ */
+bool	 config_path_ok(const char *s, size_t len, bool prefix);
 
 /* Total number of sites over all listeners. */
 size_t	 config_site_count(const struct config *cfg);

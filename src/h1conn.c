@@ -518,8 +518,11 @@ h1_forward(struct h1_conn *c)
 	c->cl.rc.rl = worker_ratelimit(c->cl.wk);
 	site = request_admit(&c->cl.rc, c->req_gen, &pr, c->req->target, 0,
 	    &ans);
-	if (site == NULL || (c->ex = request_start(worker_proxy_ctx(c->cl.wk),
-	    site, &pr, &h1_proxy_ops, c, &ans)) == NULL) {
+	if (site != NULL)
+		c->ex = request_start(worker_proxy_ctx(c->cl.wk), &pr,
+		    &h1_proxy_ops, c, &ans);
+	request_release(&pr);
+	if (site == NULL || c->ex == NULL) {
 		h1_answer(c, &ans);
 		return;
 	}

@@ -832,19 +832,23 @@ st_start(struct h2_stream *st)
 	c->cl.rc.rl = worker_ratelimit(c->cl.wk);
 	if ((site = request_admit(&c->cl.rc, st->gen, &pr, pr.h.path,
 	    st->body_seen, &ans)) == NULL) {
+		request_release(&pr);
 		st_answer(st, &ans);
 		return;
 	}
 	if ((scratch == NULL && (scratch = buf_new(PROXY_HEAD_MAX)) == NULL) ||
 	    h2req_check(&pr.h, scratch) == -1) {
+		request_release(&pr);
 		log_warnx("%s: h2: request for %s does not re-parse as "
 		    "HTTP/1.1; refused", c->cl.client_ip, st->log.host);
 		st_refuse(st, 400);
 		return;
 	}
 	pr.head = scratch;	/* checked: no need to build it again */
-	if ((st->ex = request_start(worker_proxy_ctx(c->cl.wk), site, &pr,
-	    &h2_proxy_ops, st, &ans)) == NULL) {
+	st->ex = request_start(worker_proxy_ctx(c->cl.wk), &pr, &h2_proxy_ops,
+	    st, &ans);
+	request_release(&pr);
+	if (st->ex == NULL) {
 		st_answer(st, &ans);
 		return;
 	}

@@ -13,9 +13,9 @@
  *         h2 h2-max-streams
  *   nlisteners { family addr[16] https-port http-port bind tls-mode
  *                cert key
- *                nsites { host wildcard upstream addrlen addr
- *                         connect-timeout request-timeout cert key
- *                         rate-own [rate-rps(bits) rate-burst] }
+ *                nsites { host wildcard backend cert key
+ *                         rate-own [rate-rps(bits) rate-burst]
+ *                         npaths { prefix replace-path backend } }
  *                [tls-mode acme:
  *                 ndomains { domain } domains-set directory contact
  *                 challenge cache-dir ca-file ca renew-days eab-kid
@@ -24,8 +24,11 @@
  *                 nchallenges { type name token keyauth digest[32] }] }
  *   magic
  *
- * secrets is 1 in the ACME process's copy (image_encode_acme), the only
- * one with the EAB keys; recording it keeps decode-then-encode exact.
+ * where a backend is: upstream addrlen addr connect-timeout
+ * request-timeout keepalive keepalive-timeout, and an empty replace-path
+ * is none.  secrets is 1 in the ACME process's copy (image_encode_acme),
+ * the only one with the EAB keys; recording it keeps decode-then-encode
+ * exact.
  */
 #include "autoconf.h"
 
@@ -43,7 +46,8 @@
 #define STR_MAX		1024
 /* The fewest bytes a listener / a site can take: bounds counts early. */
 #define LISTENER_MIN	(1 + 16 + 2 + 2 + 4 + 1 + 4 + 4 + 4)
-#define SITE_MIN	(4 + 1 + 4 + 4 + 4 + 4 + 4 + 4 + 1)
+#define SITE_MIN	(4 + 1 + 4 + 4 + 4 + 4 + 4 + 4 + 1 + 4)
+#define PATH_MIN	(4 + 1 + 4 + 4 + 1 + 4 + 16 + 16)
 #define DOMAIN_MIN	(4 + 1)
 #define ACME_CERT_MIN	(4 + 1 + 4 + 1 + 4 + 1)
 #define CHALLENGE_MIN	(1 + 4 + 1 + 4 + 4 + 32)
@@ -115,22 +119,36 @@ put_rate(struct wbuf *w, double rps)
 }
 
 static void
+put_backend(struct wbuf *w, const struct config_backend *be)
+{
+	put_str(w, be->upstream);
+	put_bytes(w, &be->upstream_addr, be->upstream_addrlen);
+	put_u32(w, be->connect_timeout);
+	put_u32(w, be->request_timeout);
+	put_u32(w, be->keepalive);
+	put_u32(w, be->keepalive_timeout);
+}
+
+static void
 put_site(struct wbuf *w, const struct config_site *s)
 {
+	size_t i;
+
 	put_str(w, s->host);
 	put_u8(w, s->wildcard);
-	put_str(w, s->upstream);
-	put_bytes(w, &s->upstream_addr, s->upstream_addrlen);
-	put_u32(w, s->connect_timeout);
-	put_u32(w, s->request_timeout);
-	put_u32(w, s->keepalive);
-	put_u32(w, s->keepalive_timeout);
+	put_backend(w, &s->be);
 	put_bytes(w, s->tls.cert.data, s->tls.cert.len);
 	put_bytes(w, s->tls.key.data, s->tls.key.len);
 	put_u8(w, s->rate_own);
 	if (s->rate_own) {
 		put_rate(w, s->rate_rps);
 		put_u32(w, s->rate_burst);
+	}
+	put_u32(w, (uint32_t)s->npaths);
+	for (i = 0; i < s->npaths; i++) {
+		put_str(w, s->paths[i].prefix);
+		put_str(w, s->paths[i].replace);
+		put_backend(w, &s->paths[i].be);
 	}
 }
 
@@ -424,14 +442,14 @@ host_ok(const char *h, bool wildcard)
 }
 
 static bool
-sockaddr_ok(const struct config_site *s)
+sockaddr_ok(const struct config_backend *be)
 {
-	sa_family_t fam = s->upstream_addr.ss_family;
+	sa_family_t fam = be->upstream_addr.ss_family;
 
 	if (fam == AF_INET)
-		return s->upstream_addrlen == sizeof(struct sockaddr_in);
+		return be->upstream_addrlen == sizeof(struct sockaddr_in);
 	if (fam == AF_INET6)
-		return s->upstream_addrlen == sizeof(struct sockaddr_in6);
+		return be->upstream_addrlen == sizeof(struct sockaddr_in6);
 	return false;
 }
 
@@ -471,46 +489,6 @@ get_site_limit(struct rbuf *r, struct config_site *s)
 		r->err = true;
 }
 
-static void
-get_site(struct rbuf *r, struct config_site *s)
-{
-	uint32_t alen;
-	const unsigned char *a;
-
-	uint8_t wild;
-
-	if ((s->host = get_str(r, CONFIG_HOST_MAX, false)) == NULL)
-		return;
-	/* Only canonical encodings: encode(decode(x)) must give back x. */
-	if ((wild = get_u8(r)) > 1)
-		r->err = true;
-	s->wildcard = wild == 1;
-	if (!host_ok(s->host, s->wildcard))
-		r->err = true;
-	if ((s->upstream = get_str(r, STR_MAX, false)) == NULL)
-		return;
-	alen = get_u32(r);
-	if (alen > sizeof(s->upstream_addr) || (a = get(r, alen)) == NULL) {
-		r->err = true;
-		return;
-	}
-	memcpy(&s->upstream_addr, a, alen);
-	s->upstream_addrlen = alen;
-	if (!sockaddr_ok(s))
-		r->err = true;
-	s->connect_timeout = get_u32(r);
-	s->request_timeout = get_u32(r);
-	s->keepalive = get_u32(r);
-	s->keepalive_timeout = get_u32(r);
-	if (s->connect_timeout < 1 || s->connect_timeout > 3600 ||
-	    s->request_timeout < 1 || s->request_timeout > 86400 ||
-	    s->keepalive > CONFIG_KEEPALIVE_MAX ||
-	    s->keepalive_timeout < 1 || s->keepalive_timeout > 3600)
-		r->err = true;
-	get_tls(r, &s->tls, false, false);
-	get_site_limit(r, s);
-}
-
 /*
  * A count of elements of at least min bytes each, at most max: 0 (and
  * an error) if the rest of the image cannot hold that many.
@@ -537,6 +515,90 @@ get_array(struct rbuf *r, uint32_t n, size_t size)
 	if ((p = calloc(n, size)) == NULL)
 		r->err = true;
 	return p;
+}
+
+/* A backend: its address one of the kinds config.c resolves, the ranges
+   config.c enforces. */
+static void
+get_backend(struct rbuf *r, struct config_backend *be)
+{
+	const unsigned char *a;
+	uint32_t alen;
+
+	if ((be->upstream = get_str(r, STR_MAX, false)) == NULL)
+		return;
+	alen = get_u32(r);
+	if (alen > sizeof(be->upstream_addr) || (a = get(r, alen)) == NULL) {
+		r->err = true;
+		return;
+	}
+	memcpy(&be->upstream_addr, a, alen);
+	be->upstream_addrlen = alen;
+	if (!sockaddr_ok(be))
+		r->err = true;
+	be->connect_timeout = get_u32(r);
+	be->request_timeout = get_u32(r);
+	be->keepalive = get_u32(r);
+	be->keepalive_timeout = get_u32(r);
+	if (be->connect_timeout < 1 || be->connect_timeout > 3600 ||
+	    be->request_timeout < 1 || be->request_timeout > 86400 ||
+	    be->keepalive > CONFIG_KEEPALIVE_MAX ||
+	    be->keepalive_timeout < 1 || be->keepalive_timeout > 3600)
+		r->err = true;
+}
+
+/* A path block: the rules config.c enforces. */
+static void
+get_path_block(struct rbuf *r, struct config_path *p)
+{
+	if ((p->prefix = get_str(r, CONFIG_PREFIX_MAX, false)) == NULL)
+		return;
+	p->prefix_len = strlen(p->prefix);
+	if (!config_path_ok(p->prefix, p->prefix_len, true))
+		r->err = true;
+	p->replace = get_opt_str(r, CONFIG_PREFIX_MAX);
+	if (p->replace != NULL) {
+		p->replace_len = strlen(p->replace);
+		if (!config_path_ok(p->replace, p->replace_len, false))
+			r->err = true;
+	}
+	get_backend(r, &p->be);
+}
+
+/* A site's path blocks, longest prefix first (request.c relies on it). */
+static void
+get_paths(struct rbuf *r, struct config_site *s)
+{
+	uint32_t n = get_count(r, CONFIG_MAX_PATHS, PATH_MIN);
+
+	s->paths = get_array(r, n, sizeof(*s->paths));
+	for (; s->npaths < n && !r->err; s->npaths++) {
+		get_path_block(r, &s->paths[s->npaths]);
+		if (s->npaths > 0 && s->paths[s->npaths].prefix_len >
+		    s->paths[s->npaths - 1].prefix_len)
+			r->err = true;
+	}
+}
+
+static void
+get_site(struct rbuf *r, struct config_site *s)
+{
+	uint8_t wild;
+
+	if ((s->host = get_str(r, CONFIG_HOST_MAX, false)) == NULL)
+		return;
+	/* Only canonical encodings: encode(decode(x)) must give back x. */
+	if ((wild = get_u8(r)) > 1)
+		r->err = true;
+	s->wildcard = wild == 1;
+	if (!host_ok(s->host, s->wildcard))
+		r->err = true;
+	get_backend(r, &s->be);
+	if (r->err)
+		return;
+	get_tls(r, &s->tls, false, false);
+	get_site_limit(r, s);
+	get_paths(r, s);
 }
 
 static char *

@@ -2,14 +2,15 @@
  * image.h - the flat, pointer-free config image the master publishes in the
  * shared segment and every worker decodes into its own struct config.
  *
- * The image carries everything a worker needs (listeners, sites, resolved
- * upstream addresses, certificates and keys as PEM bytes, limits, the
- * certificates and challenges of ACME listeners) and nothing it does not
- * (file paths are left out: a worker never opens a config or key file;
- * the ACME settings, which the ACME process decodes from its own copy,
- * keep acme-cache-dir and acme-ca-file, and only that copy has the EAB
- * keys).  Decoding is a pure, bounds-checked parse: a worker trusts no
- * length or count in it, so a corrupt image is an error, never a crash.
+ * The image carries everything a worker needs (listeners, sites and their
+ * path blocks, resolved upstream addresses, certificates and keys as PEM
+ * bytes, limits, the certificates and challenges of ACME listeners) and
+ * nothing it does not (file paths are left out: a worker never opens a
+ * config or key file; the ACME settings, which the ACME process decodes
+ * from its own copy, keep acme-cache-dir and acme-ca-file, and only that
+ * copy has the EAB keys).  Decoding is a pure, bounds-checked parse: a
+ * worker trusts no length or count in it, so a corrupt image is an error,
+ * never a crash.
  */
 #ifndef PORTCULLIS_IMAGE_H
 #define PORTCULLIS_IMAGE_H
@@ -20,7 +21,7 @@
 #include "config.h"
 
 #define IMAGE_MAGIC	0x4d494350u	/* "PCIM" */
-#define IMAGE_VERSION	6u
+#define IMAGE_VERSION	7u
 
 /*
  * Serialise cfg as generation gen.  Returns 0 with a malloc'd buffer in

@@ -64,7 +64,8 @@ struct exchange {
 	struct proxy_ctx	*ctx;
 	const struct proxy_ops	*ops;
 	void			*fe;
-	const struct config_site *site;
+	const struct config_backend *be;	/* where it goes */
+	const char		*site;		/* its site's name, for logs */
 	char			 name[64];	/* the upstream, for logs */
 	enum ex_state		 state;
 	int			 fd;
@@ -188,7 +189,7 @@ ex_fail(struct exchange *ex, enum proxy_result result, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	log_warnx("upstream %s (site %s): %s", ex->name, ex->site->host, msg);
+	log_warnx("upstream %s (site %s): %s", ex->name, ex->site, msg);
 	if (ex->state == EX_BODY && result != PROXY_OK)
 		result = PROXY_BROKEN;
 	ex_finish(ex, result);
@@ -235,15 +236,15 @@ ex_progress(struct exchange *ex)
 static int
 ex_connect(struct exchange *ex)
 {
-	const struct config_site *s = ex->site;
+	const struct config_backend *be = ex->be;
 
-	ex->fd = upstream_connect((const struct sockaddr *)&s->upstream_addr,
-	    s->upstream_addrlen);
+	ex->fd = upstream_connect((const struct sockaddr *)&be->upstream_addr,
+	    be->upstream_addrlen);
 	if (ex->fd == -1)
 		return -1;
 	ex->ctx->nfds++;
 	ex->state = EX_CONNECTING;
-	ex->timer.repeat = (double)s->connect_timeout;
+	ex->timer.repeat = (double)be->connect_timeout;
 	ev_timer_again(loop_of(ex), &ex->timer);
 	return 0;
 }
@@ -263,7 +264,7 @@ ex_retry(struct exchange *ex)
 		log_warnx("upstream %s (site %s): reused connection closed "
 		    "before answering; the request is not replayable (a "
 		    "method other than GET, HEAD, OPTIONS, or a body), not "
-		    "sent again", ex->name, ex->site->host);
+		    "sent again", ex->name, ex->site);
 		return false;
 	}
 	log_debug("upstream %s: reused connection closed, retrying", ex->name);
@@ -327,8 +328,8 @@ ex_complete(struct exchange *ex)
 		ex->fd = -1;
 		ex->ctx->nfds--;
 		upstream_put(ex->ctx->pool, (const struct sockaddr *)
-		    &ex->site->upstream_addr, ex->site->upstream_addrlen, fd,
-		    ex->site->keepalive, ex->site->keepalive_timeout);
+		    &ex->be->upstream_addr, ex->be->upstream_addrlen, fd,
+		    ex->be->keepalive, ex->be->keepalive_timeout);
 	}
 	ex->req_ended = sent;	/* what proxy_request_sent() reports */
 	ex_finish(ex, PROXY_OK);
@@ -613,7 +614,7 @@ ex_io_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
 			return;
 		}
 		ex->state = EX_HEAD;
-		ex->timer.repeat = (double)ex->site->request_timeout;
+		ex->timer.repeat = (double)ex->be->request_timeout;
 		ex_progress(ex);
 		revents = EV_WRITE;
 	}
@@ -640,10 +641,10 @@ ex_timer_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
 
 	if (ex->state == EX_CONNECTING)
 		ex_fail(ex, PROXY_TIMEOUT, "connect timed out after %us",
-		    ex->site->connect_timeout);
+		    ex->be->connect_timeout);
 	else
 		ex_fail(ex, PROXY_TIMEOUT, "no answer within %us",
-		    ex->site->request_timeout);
+		    ex->be->request_timeout);
 	ex_leave(ex);
 }
 
@@ -716,8 +717,8 @@ ex_build_head(struct exchange *ex, const struct proxy_request *req)
 }
 
 static struct exchange *
-ex_new(struct proxy_ctx *ctx, const struct config_site *site,
-    const struct proxy_request *req, const struct proxy_ops *ops, void *fe)
+ex_new(struct proxy_ctx *ctx, const struct proxy_request *req,
+    const struct proxy_ops *ops, void *fe)
 {
 	struct exchange *ex;
 
@@ -733,7 +734,8 @@ ex_new(struct proxy_ctx *ctx, const struct config_site *site,
 	ex->ctx = ctx;
 	ex->ops = ops;
 	ex->fe = fe;
-	ex->site = site;
+	ex->be = req->be;
+	ex->site = req->site;
 	ex->fd = -1;
 	ex->method = req->h.method_id;
 	ex->websocket = req->h.websocket;
@@ -741,7 +743,7 @@ ex_new(struct proxy_ctx *ctx, const struct config_site *site,
 	ex->req_left = req->h.framing == HEADERS_FRAME_LENGTH ?
 	    req->h.content_length : 0;
 	ex->req_ended = req->h.framing == HEADERS_FRAME_NONE;
-	upstream_describe((const struct sockaddr *)&site->upstream_addr,
+	upstream_describe((const struct sockaddr *)&req->be->upstream_addr,
 	    ex->name, sizeof(ex->name));
 	http1_parser_init(&ex->parser);
 	ev_io_init(&ex->io, ex_io_cb, -1, 0);
@@ -759,15 +761,16 @@ ex_new(struct proxy_ctx *ctx, const struct config_site *site,
 }
 
 struct exchange *
-proxy_start(struct proxy_ctx *ctx, const struct config_site *site,
-    const struct proxy_request *req, const struct proxy_ops *ops, void *fe)
+proxy_start(struct proxy_ctx *ctx, const struct proxy_request *req,
+    const struct proxy_ops *ops, void *fe)
 {
+	const struct config_backend *be = req->be;
 	struct exchange *ex;
 
-	if ((ex = ex_new(ctx, site, req, ops, fe)) == NULL)
+	if ((ex = ex_new(ctx, req, ops, fe)) == NULL)
 		return NULL;
 	ex->fd = upstream_take(ctx->pool, (const struct sockaddr *)
-	    &site->upstream_addr, site->upstream_addrlen, site->keepalive);
+	    &be->upstream_addr, be->upstream_addrlen, be->keepalive);
 	if (ex->fd != -1) {
 		/* Open and watched all along (by the pool): libev need not
 		   register it again. */
@@ -776,7 +779,7 @@ proxy_start(struct proxy_ctx *ctx, const struct config_site *site,
 		ex->reused = true;
 		ctx->nfds++;
 		ex->state = EX_HEAD;
-		ex->timer.repeat = (double)site->request_timeout;
+		ex->timer.repeat = (double)be->request_timeout;
 	}
 	if (ex_build_head(ex, req) == -1) {
 		ex_free(ex);

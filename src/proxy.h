@@ -50,6 +50,14 @@ struct proxy_request {
 	/* The head headers_request_head() makes of h, when the caller has
 	   it already (h2 checks it), or NULL. */
 	const struct buf	*head;
+	/* Where it goes, chosen by admission (request.c), both in the
+	   generation the request was routed by: the backend (address,
+	   timeouts, keep-alive) and the site's name, for log lines. */
+	const struct config_backend *be;
+	const char		*site;
+	/* What h.path points into when admission made the target itself
+	   (replace-path), or NULL: request_release() frees it. */
+	char			*target;
 };
 
 /* The response head, valid only during the head() callback. */
@@ -86,13 +94,13 @@ struct proxy_ops {
 };
 
 /*
- * Start an exchange for site (whose generation the frontend keeps alive
- * until done()).  NULL if out of memory.  Failures to connect arrive later,
- * through done().
+ * Start an exchange with req->be (whose generation the frontend keeps
+ * alive until done()).  NULL if out of memory.  Failures to connect arrive
+ * later, through done().
  */
 struct exchange *proxy_start(struct proxy_ctx *ctx,
-	    const struct config_site *site, const struct proxy_request *req,
-	    const struct proxy_ops *ops, void *fe);
+	    const struct proxy_request *req, const struct proxy_ops *ops,
+	    void *fe);
 
 /* Request body bytes, decoded; returns how many were taken. */
 size_t	 proxy_body(struct exchange *ex, const char *data, size_t len);

@@ -4,13 +4,16 @@
 #include "autoconf.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+#include "path.h"
 #include "ratelimit.h"
 #include "request.h"
 #include "route.h"
 #include "tls.h"
+#include "util.h"
 #include "gen.h"
 
 /* What a 405 says we do: everything but CONNECT (and TRACE). */
@@ -21,6 +24,11 @@
 
 /* Where HTTP-01 challenges are asked (RFC 8555 8.3). */
 #define ACME_CHALLENGE_PATH	"/.well-known/acme-challenge/"
+
+/* Room for a normalised path: no request's is longer (max-request-line
+   and max-header-size are 64 KiB at most), and normalising never makes
+   one longer. */
+#define PATH_NORM_MAX		65536
 
 static const struct config_site *
 answer(struct request_answer *ans, int status, bool close)
@@ -127,6 +135,79 @@ head_over_limit(uint64_t limit, const struct proxy_request *pr,
 	return !pr->h.websocket && body_seen > limit;
 }
 
+/* A path we do not forward: 400, and the connection closes. */
+static const struct config_backend *
+path_refused(struct request_answer *ans, const char *client_ip,
+    struct http1_slice path, const char *why)
+{
+	log_debug("%s: path %.*s refused: %s", client_ip,
+	    (int)MINIMUM(path.len, 256), path.p, why);
+	answer(ans, 400, true);
+	return NULL;
+}
+
+/*
+ * The backend for an admitted request to site, by its path: that of the
+ * longest path block whose prefix the path, normalised for matching, is
+ * under, else the site's.  NULL, and ans says what to answer, for a path
+ * that does not normalise (with any site), or that reaches a block with
+ * replace-path only once %2F is decoded or ;parameters are dropped.  With
+ * replace-path the target becomes the block's replace-path and the rest
+ * of the path normalised for forwarding, with the query as sent, in
+ * storage of pr's own (pr->target).
+ */
+static const struct config_backend *
+path_route(const struct config_site *site, struct proxy_request *pr,
+    const char *client_ip, struct request_answer *ans)
+{
+	/* One thread per process, and used only within this call. */
+	static char norm[PATH_NORM_MAX];
+	const struct http1_slice t = pr->h.path;
+	const struct config_path *p = NULL;
+	const char *query = NULL;
+	size_t q, len, cap, i;
+	int rc;
+
+	/* OPTIONS * names no path: the site's. */
+	if (t.len == 0 || t.p[0] != '/')
+		return &site->be;
+	if ((q = path_query_at(t.p, t.len)) < t.len)
+		query = t.p + q + 1;
+	if ((rc = path_normalize(t.p, q, PATH_MATCH, norm, sizeof(norm),
+	    &len)) != 0)
+		return path_refused(ans, client_ip, t, path_strerror(rc));
+	for (i = 0; i < site->npaths && p == NULL; i++)
+		if (path_prefix_match(norm, len, site->paths[i].prefix,
+		    site->paths[i].prefix_len))
+			p = &site->paths[i];
+	if (p == NULL)
+		return &site->be;
+	if (p->replace == NULL)
+		return &p->be;
+	if ((rc = path_normalize(t.p, q, 0, norm, sizeof(norm), &len)) != 0)
+		return path_refused(ans, client_ip, t, path_strerror(rc));
+	if (!path_prefix_match(norm, len, p->prefix, p->prefix_len))
+		return path_refused(ans, client_ip, t, "under a path block "
+		    "with replace-path only through %2F or a ;parameter");
+	/* The result is at most the target's length and replace-path's. */
+	cap = t.len + p->replace_len;
+	if ((pr->target = malloc(cap)) == NULL) {
+		answer(ans, 503, true);
+		return NULL;
+	}
+	if ((rc = path_replace(norm, len, p->prefix_len, p->replace,
+	    p->replace_len, query, query != NULL ? t.len - q - 1 : 0,
+	    pr->target, cap, &len)) != 0) {
+		log_warnx("%s: replace-path of %s: %s", client_ip, p->prefix,
+		    path_strerror(rc));
+		request_release(pr);
+		answer(ans, 500, true);
+		return NULL;
+	}
+	pr->h.path = (struct http1_slice){ pr->target, len };
+	return &p->be;
+}
+
 const struct config_site *
 request_admit(const struct request_conn *conn, const struct gen *g,
     struct proxy_request *pr, struct http1_slice target, uint64_t body_seen,
@@ -137,6 +218,10 @@ request_admit(const struct request_conn *conn, const struct gen *g,
 	struct ratelimit_req rq;
 	unsigned retry;
 	int hlen = -1;
+
+	pr->be = NULL;
+	pr->site = NULL;
+	pr->target = NULL;
 
 	if (pr->h.host.len > 0)
 		hlen = route_normalize_host(pr->h.host.p, pr->h.host.len, host,
@@ -173,7 +258,10 @@ request_admit(const struct request_conn *conn, const struct gen *g,
 	}
 	if (head_over_limit(g->cfg->body_limit, pr, body_seen))
 		return answer(ans, 413, true);
+	if ((pr->be = path_route(site, pr, conn->client_ip, ans)) == NULL)
+		return NULL;
 
+	pr->site = site->host;
 	pr->h.client_ip = conn->client_ip;
 	pr->h.tls = true;
 	pr->h.port = g->cfg->listeners[conn->li].https_port;
@@ -181,15 +269,21 @@ request_admit(const struct request_conn *conn, const struct gen *g,
 }
 
 struct exchange *
-request_start(struct proxy_ctx *ctx, const struct config_site *site,
-    const struct proxy_request *pr, const struct proxy_ops *ops, void *fe,
-    struct request_answer *ans)
+request_start(struct proxy_ctx *ctx, const struct proxy_request *pr,
+    const struct proxy_ops *ops, void *fe, struct request_answer *ans)
 {
 	struct exchange *ex;
 
-	if ((ex = proxy_start(ctx, site, pr, ops, fe)) == NULL)
+	if ((ex = proxy_start(ctx, pr, ops, fe)) == NULL)
 		answer(ans, 503, true);
 	return ex;
+}
+
+void
+request_release(struct proxy_request *pr)
+{
+	free(pr->target);
+	pr->target = NULL;
 }
 
 bool

@@ -17,6 +17,10 @@
  *   a host the connection's certificate is not for (421)
  *   CONNECT, which we do not proxy (405 + Allow)
  *   a body over the limit (413)
+ *   the path, normalised (path.h): one that does not normalise, or that
+ *     reaches a path block with replace-path only through a decoded %2F
+ *     or a dropped ;parameter (400); the longest path block it is under
+ *     names the backend, else the site's; replace-path rewrites the target
  *
  * and either fills in the rest of the upstream request and names the site,
  * or says what to answer: a status, one extra field, a body (HTTP-01
@@ -75,8 +79,11 @@ struct request_answer {
  * log line says it); body_seen the body bytes already received (HTTP/2
  * may have some before the request is complete).
  *
- * Returns the site, with the rest of pr filled in (the client's address,
- * the listener's port); or NULL, with ans saying what to answer.
+ * Returns the site, with the rest of pr filled in (the backend and the
+ * site's name, the target replace-path made, the client's address, the
+ * listener's port); or NULL, with ans saying what to answer.  Either way
+ * the caller calls request_release(pr) once it is done with pr (after
+ * request_start(), or the answer).
  */
 const struct config_site *request_admit(const struct request_conn *conn,
 	    const struct gen *g, struct proxy_request *pr,
@@ -85,12 +92,15 @@ const struct config_site *request_admit(const struct request_conn *conn,
 
 /*
  * Start the exchange for an admitted request: NULL (and ans says 503) if
- * it cannot.  The caller keeps the generation the site belongs to alive
+ * it cannot.  The caller keeps the generation it was routed by alive
  * until ops->done().
  */
 struct exchange *request_start(struct proxy_ctx *ctx,
-	    const struct config_site *site, const struct proxy_request *pr,
-	    const struct proxy_ops *ops, void *fe, struct request_answer *ans);
+	    const struct proxy_request *pr, const struct proxy_ops *ops,
+	    void *fe, struct request_answer *ans);
+
+/* Free what request_admit() allocated for pr (the target it made). */
+void	 request_release(struct proxy_request *pr);
 
 /*
  * Whether a request body of seen bytes so far is over generation g's

@@ -30,7 +30,8 @@ struct idle {
 	int			 fd;
 	ev_io			 io;
 	double			 since;		/* pooled at */
-	double			 until;		/* then closed (its site's timeout) */
+	double			 until;		/* then closed (its backend's
+						   timeout) */
 	TAILQ_ENTRY(idle)	 entry;		/* oldest first */
 };
 

@@ -20,8 +20,8 @@
 
 #include "config.h"
 
-/* Idle connections a worker keeps in all, whatever the sites allow (they
-   count against its descriptor budget); also the largest per-site
+/* Idle connections a worker keeps in all, whatever the backends allow
+   (they count against its descriptor budget); also the largest
    upstream-keepalive. */
 #define UPSTREAM_IDLE_MAX	CONFIG_KEEPALIVE_MAX
 
@@ -35,16 +35,16 @@ size_t	 upstream_pool_size(const struct upstream_pool *p);
 
 /* An idle connection to addr, or -1 if there is none (those idle past
    their time, or holding any byte or an EOF, are closed first); keep is
-   the asking site's limit, and 0 closes what is idle. */
+   the asking backend's limit, and 0 closes what is idle. */
 int	 upstream_take(struct upstream_pool *p, const struct sockaddr *addr,
 	    socklen_t len, unsigned keep);
 
 /*
  * Give back a connection that finished a clean exchange, to be kept idle
  * for at most timeout seconds among at most keep for addr (the longest
- * idle goes first); keep 0 closes it.  Sites sharing an address share
- * its connections; each gives back under its own limits (a connection
- * is kept for the timeout of the site that gave it back).
+ * idle goes first); keep 0 closes it.  Backends sharing an address
+ * share its connections; each gives back under its own limits (a
+ * connection is kept for the timeout of the backend that gave it back).
  */
 void	 upstream_put(struct upstream_pool *p, const struct sockaddr *addr,
 	    socklen_t len, int fd, unsigned keep, unsigned timeout);

@@ -132,6 +132,38 @@ check_tls(const struct config_listener *l)
 }
 
 /* What the rest of the proxy relies on in an accepted config. */
+/* A backend as loaded: the ranges of its options. */
+static void
+check_backend(const struct config_backend *be)
+{
+	CHECK(be->upstream != NULL);
+	CHECK(be->connect_timeout >= 1 && be->connect_timeout <= 3600);
+	CHECK(be->request_timeout >= 1 && be->request_timeout <= 86400);
+	CHECK(be->keepalive <= CONFIG_KEEPALIVE_MAX);
+	CHECK(be->keepalive_timeout >= 1 && be->keepalive_timeout <= 3600);
+}
+
+/* A site's path blocks: their rules, longest prefix first. */
+static void
+check_paths(const struct config_site *s)
+{
+	size_t i;
+
+	CHECK(s->npaths <= CONFIG_MAX_PATHS);
+	CHECK((s->npaths == 0) == (s->paths == NULL));
+	for (i = 0; i < s->npaths; i++) {
+		const struct config_path *p = &s->paths[i];
+
+		CHECK(p->prefix != NULL && strlen(p->prefix) == p->prefix_len);
+		CHECK(config_path_ok(p->prefix, p->prefix_len, true));
+		CHECK(p->replace == NULL ||
+		    (strlen(p->replace) == p->replace_len &&
+		    config_path_ok(p->replace, p->replace_len, false)));
+		CHECK(i == 0 || p->prefix_len <= s->paths[i - 1].prefix_len);
+		check_backend(&p->be);
+	}
+}
+
 static void
 check_config(const struct config *c)
 {
@@ -182,13 +214,10 @@ check_config(const struct config *c)
 			CHECK(hl <= CONFIG_HOST_MAX);
 			CHECK(lower_case(s->host) && s->host[hl - 1] != '.');
 			CHECK(s->wildcard == (s->host[0] == '*'));
-			CHECK(s->upstream != NULL);
-			CHECK(s->connect_timeout >= 1 &&
-			    s->connect_timeout <= 3600);
-			CHECK(s->request_timeout >= 1 &&
-			    s->request_timeout <= 86400);
+			check_backend(&s->be);
 			CHECK((s->tls.cert_path == NULL) ==
 			    (s->tls.key_path == NULL));
+			check_paths(s);
 		}
 	}
 	CHECK(config_site_count(c) == sites);
@@ -215,6 +244,38 @@ check_str(const char *a, const char *b)
 {
 	CHECK((a == NULL) == (b == NULL));
 	CHECK(a == NULL || strcmp(a, b) == 0);
+}
+
+static void
+check_same_backend(const struct config_backend *a,
+    const struct config_backend *b)
+{
+	CHECK(strcmp(a->upstream, b->upstream) == 0);
+	CHECK(a->upstream_addrlen == b->upstream_addrlen);
+	CHECK(memcmp(&a->upstream_addr, &b->upstream_addr,
+	    a->upstream_addrlen) == 0);
+	CHECK(a->connect_timeout == b->connect_timeout);
+	CHECK(a->request_timeout == b->request_timeout);
+	CHECK(a->keepalive == b->keepalive);
+	CHECK(a->keepalive_timeout == b->keepalive_timeout);
+}
+
+static void
+check_same_paths(const struct config_site *a, const struct config_site *b)
+{
+	size_t i;
+
+	CHECK(a->npaths == b->npaths);
+	for (i = 0; i < a->npaths; i++) {
+		const struct config_path *pa = &a->paths[i];
+		const struct config_path *pb = &b->paths[i];
+
+		CHECK(strcmp(pa->prefix, pb->prefix) == 0);
+		CHECK(pa->prefix_len == pb->prefix_len);
+		check_str(pa->replace, pb->replace);
+		CHECK(pa->replace_len == pb->replace_len);
+		check_same_backend(&pa->be, &pb->be);
+	}
 }
 
 static void
@@ -275,14 +336,8 @@ check_same(const struct config *a, const struct config *b, bool secrets)
 
 			CHECK(strcmp(sa->host, sb->host) == 0);
 			CHECK(sa->wildcard == sb->wildcard);
-			CHECK(strcmp(sa->upstream, sb->upstream) == 0);
-			CHECK(sa->upstream_addrlen == sb->upstream_addrlen);
-			CHECK(memcmp(&sa->upstream_addr, &sb->upstream_addr,
-			    sa->upstream_addrlen) == 0);
-			CHECK(sa->connect_timeout == sb->connect_timeout);
-			CHECK(sa->request_timeout == sb->request_timeout);
-			CHECK(sa->keepalive == sb->keepalive);
-			CHECK(sa->keepalive_timeout == sb->keepalive_timeout);
+			check_same_backend(&sa->be, &sb->be);
+			check_same_paths(sa, sb);
 			check_blob(&sa->tls.cert, &sb->tls.cert);
 			check_blob(&sa->tls.key, &sb->tls.key);
 		}
@@ -324,7 +379,7 @@ static void
 check_image(struct config *c)
 {
 	unsigned char	*img;
-	size_t		 len, i, j;
+	size_t		 len, i, j, k;
 	bool		 resolved = true;
 
 	for (i = 0; i < c->nlisteners; i++) {
@@ -340,8 +395,12 @@ check_image(struct config *c)
 				blob_fill(&l->sites[j].tls.cert, "C");
 				blob_fill(&l->sites[j].tls.key, "K");
 			}
-			if (l->sites[j].upstream_addrlen == 0)
+			if (l->sites[j].be.upstream_addrlen == 0)
 				resolved = false;
+			for (k = 0; k < l->sites[j].npaths; k++)
+				if (l->sites[j].paths[k].be.upstream_addrlen ==
+				    0)
+					resolved = false;
 		}
 	}
 	CHECK(image_encode(c, 42, &img, &len) == 0);

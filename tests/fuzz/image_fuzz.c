@@ -55,6 +55,46 @@ check_printable(const char *s, size_t min, size_t max)
 		CHECK(s[i] > 0x20 && s[i] < 0x7f);
 }
 
+/* What image_decode() promises of a backend. */
+static void
+check_backend(const struct config_backend *be)
+{
+	const struct sockaddr *sa = (const struct sockaddr *)&be->upstream_addr;
+
+	check_printable(be->upstream, 1, 1024);
+	CHECK(sa->sa_family == AF_INET || sa->sa_family == AF_INET6);
+	CHECK(be->upstream_addrlen == (sa->sa_family == AF_INET ?
+	    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)));
+	CHECK(be->connect_timeout >= 1 && be->connect_timeout <= 3600);
+	CHECK(be->request_timeout >= 1 && be->request_timeout <= 86400);
+	CHECK(be->keepalive <= CONFIG_KEEPALIVE_MAX);
+	CHECK(be->keepalive_timeout >= 1 && be->keepalive_timeout <= 3600);
+}
+
+/* A site's path blocks: the rules config.c enforces, longest first. */
+static void
+check_paths(const struct config_site *s)
+{
+	size_t i;
+
+	CHECK(s->npaths <= CONFIG_MAX_PATHS);
+	for (i = 0; i < s->npaths; i++) {
+		const struct config_path *p = &s->paths[i];
+
+		check_printable(p->prefix, 1, CONFIG_PREFIX_MAX);
+		CHECK(strlen(p->prefix) == p->prefix_len);
+		CHECK(config_path_ok(p->prefix, p->prefix_len, true));
+		if (p->replace != NULL) {
+			check_printable(p->replace, 1, CONFIG_PREFIX_MAX);
+			CHECK(strlen(p->replace) == p->replace_len);
+			CHECK(config_path_ok(p->replace, p->replace_len,
+			    false));
+		}
+		CHECK(i == 0 || p->prefix_len <= s->paths[i - 1].prefix_len);
+		check_backend(&p->be);
+	}
+}
+
 static void
 check_host(const char *h)
 {
@@ -179,26 +219,13 @@ check_decoded(const struct config *c, bool secrets)
 		CHECK(l->nsites >= 1 && l->nsites <= CONFIG_MAX_SITES);
 		for (j = 0; j < l->nsites; j++) {
 			const struct config_site *s = &l->sites[j];
-			const struct sockaddr *sa =
-			    (const struct sockaddr *)&s->upstream_addr;
 
 			check_printable(s->host, 1, CONFIG_HOST_MAX);
 			CHECK(config_check_hostname(s->host, strlen(s->host),
 			    s->wildcard) == 0);
 			CHECK(s->wildcard == (s->host[0] == '*'));
-			check_printable(s->upstream, 1, 1024);
-			CHECK(sa->sa_family == AF_INET ||
-			    sa->sa_family == AF_INET6);
-			CHECK(s->upstream_addrlen == (sa->sa_family == AF_INET ?
-			    sizeof(struct sockaddr_in) :
-			    sizeof(struct sockaddr_in6)));
-			CHECK(s->connect_timeout >= 1 &&
-			    s->connect_timeout <= 3600);
-			CHECK(s->request_timeout >= 1 &&
-			    s->request_timeout <= 86400);
-			CHECK(s->keepalive <= CONFIG_KEEPALIVE_MAX);
-			CHECK(s->keepalive_timeout >= 1 &&
-			    s->keepalive_timeout <= 3600);
+			check_backend(&s->be);
+			check_paths(s);
 			check_blob(&s->tls.cert, CONFIG_PEM_MAX);
 			check_blob(&s->tls.key, CONFIG_PEM_MAX);
 			CHECK((s->tls.cert.len == 0) == (s->tls.key.len == 0));

@@ -321,17 +321,19 @@ test_defaults(void **state)
 	s = &l->sites[0];
 	assert_string_equal(s->host, "a.example");
 	assert_false(s->wildcard);
-	assert_string_equal(s->upstream, "127.0.0.1:8080");
-	assert_int_equal(s->connect_timeout, 5);
-	assert_int_equal(s->request_timeout, 60);
-	assert_int_equal(s->keepalive, 256);
-	assert_int_equal(s->keepalive_timeout, 60);
+	assert_string_equal(s->be.upstream, "127.0.0.1:8080");
+	assert_int_equal(s->be.connect_timeout, 5);
+	assert_int_equal(s->be.request_timeout, 60);
+	assert_int_equal(s->be.keepalive, 256);
+	assert_int_equal(s->be.keepalive_timeout, 60);
 	assert_null(s->tls.cert_path);
 	assert_null(s->tls.key_path);
 	assert_int_equal(s->line, 4);
+	assert_int_equal(s->npaths, 0);
+	assert_null(s->paths);
 	/* An IP literal is resolved even in pure mode. */
-	assert_int_equal(s->upstream_addrlen, sizeof(struct sockaddr_in));
-	sin = (struct sockaddr_in *)&s->upstream_addr;
+	assert_int_equal(s->be.upstream_addrlen, sizeof(struct sockaddr_in));
+	sin = (struct sockaddr_in *)&s->be.upstream_addr;
 	assert_int_equal(sin->sin_family, AF_INET);
 	assert_int_equal(ntohs(sin->sin_port), 8080);
 	assert_int_equal(sin->sin_addr.s_addr, htonl(INADDR_LOOPBACK));
@@ -439,12 +441,12 @@ test_every_option(void **state)
 	assert_string_equal(s->host, "www.example.com");	/* normalised */
 	assert_false(s->wildcard);
 	assert_int_equal(s->line, 24);
-	assert_int_equal(s->connect_timeout, 3600);
-	assert_int_equal(s->request_timeout, 86400);
+	assert_int_equal(s->be.connect_timeout, 3600);
+	assert_int_equal(s->be.request_timeout, 86400);
 	assert_string_equal(s->tls.cert_path, "/s.pem");
 	assert_string_equal(s->tls.key_path, "/s.key");
-	assert_int_equal(s->upstream_addrlen, sizeof(struct sockaddr_in6));
-	sin6 = (struct sockaddr_in6 *)&s->upstream_addr;
+	assert_int_equal(s->be.upstream_addrlen, sizeof(struct sockaddr_in6));
+	sin6 = (struct sockaddr_in6 *)&s->be.upstream_addr;
 	assert_int_equal(sin6->sin6_family, AF_INET6);
 	assert_int_equal(ntohs(sin6->sin6_port), 65535);
 	assert_int_equal(inet_pton(AF_INET6, "2001:db8::1", &want6), 1);
@@ -453,11 +455,11 @@ test_every_option(void **state)
 	s = &l->sites[1];
 	assert_string_equal(s->host, "*.apps.example.com");
 	assert_true(s->wildcard);
-	assert_string_equal(s->upstream, "backend.internal:1");
+	assert_string_equal(s->be.upstream, "backend.internal:1");
 	/* Pure mode resolves no names. */
-	assert_int_equal(s->upstream_addrlen, 0);
-	assert_int_equal(s->connect_timeout, 1);
-	assert_int_equal(s->request_timeout, 1);
+	assert_int_equal(s->be.upstream_addrlen, 0);
+	assert_int_equal(s->be.connect_timeout, 1);
+	assert_int_equal(s->be.request_timeout, 1);
 
 	l = &cfg->listeners[1];
 	assert_string_equal(l->bind, "0.0.0.0");
@@ -1190,6 +1192,252 @@ test_upstreams(void **state)
 	    "}\n", 4, "http://a.example:80");
 }
 
+/* A site with path blocks: what they set, what they take from the site,
+   longest prefix first. */
+static void
+test_paths(void **state)
+{
+	static const char text[] =
+	    "listener {\n"						/* 1 */
+	    "  bind = \"127.0.0.1\"\n" TLS
+	    "  site \"a.example\" {\n"
+	    "    upstream = \"127.0.0.1:8080\"\n"			/* 5 */
+	    "    connect-timeout = 7\n"
+	    "    upstream-keepalive = 3\n"
+	    "    path \"/static/\" { upstream = \"127.0.0.1:9100\" }\n"
+	    "    path \"/api/\" {\n"
+	    "      upstream = \"127.0.0.1:9001\"\n"			/* 10 */
+	    "      replace-path = \"/\"\n"
+	    "      request-timeout = 9\n"
+	    "    }\n"
+	    "    path \"/api/v2/\" { upstream = \"[::1]:9002\" "
+	    "upstream-scheme = \"http\" upstream-keepalive-timeout = 5 "
+	    "connect-timeout = 1 upstream-keepalive = 0 }\n"
+	    "    path \"/\" { upstream = \"127.0.0.1:9000\" }\n"	/* 15 */
+	    "    path \"/a\" { upstream = \"backend.internal:1\" "
+	    "replace-path = \"/b;c/%2F/\" }\n"
+	    "  }\n"
+	    "}\n";
+	static const char *const order[] = { "/static/", "/api/v2/", "/api/",
+	    "/a", "/" };
+	const struct config_site *s;
+	const struct config_path *p;
+	struct config *cfg;
+	size_t i;
+
+	(void)state;
+	cfg = parse_ok(text);
+	s = &cfg->listeners[0].sites[0];
+	assert_int_equal(s->npaths, 5);
+	for (i = 0; i < nitems(order); i++) {
+		assert_string_equal(s->paths[i].prefix, order[i]);
+		assert_int_equal(s->paths[i].prefix_len, strlen(order[i]));
+	}
+	/* Only what it sets; the rest is the site's (set or default). */
+	p = &s->paths[0];
+	assert_int_equal(p->line, 8);
+	assert_null(p->replace);
+	assert_int_equal(p->replace_len, 0);
+	assert_string_equal(p->be.upstream, "127.0.0.1:9100");
+	assert_int_equal(ntohs(((const struct sockaddr_in *)
+	    &p->be.upstream_addr)->sin_port), 9100);
+	assert_int_equal(p->be.connect_timeout, 7);
+	assert_int_equal(p->be.request_timeout, 60);
+	assert_int_equal(p->be.keepalive, 3);
+	assert_int_equal(p->be.keepalive_timeout, 60);
+	p = &s->paths[1];
+	assert_int_equal(p->line, 14);
+	assert_int_equal(p->be.upstream_addrlen, sizeof(struct sockaddr_in6));
+	assert_int_equal(p->be.connect_timeout, 1);
+	assert_int_equal(p->be.keepalive, 0);
+	assert_int_equal(p->be.keepalive_timeout, 5);
+	p = &s->paths[2];
+	assert_int_equal(p->line, 10);
+	assert_string_equal(p->replace, "/");
+	assert_int_equal(p->replace_len, 1);
+	assert_int_equal(p->be.connect_timeout, 7);
+	assert_int_equal(p->be.request_timeout, 9);
+	p = &s->paths[3];
+	assert_string_equal(p->replace, "/b;c/%2F/");
+	assert_string_equal(p->be.upstream, "backend.internal:1");
+	assert_int_equal(p->be.upstream_addrlen, 0);	/* pure: unresolved */
+	/* The site's own backend is untouched by its blocks. */
+	assert_string_equal(s->be.upstream, "127.0.0.1:8080");
+	assert_int_equal(s->be.request_timeout, 60);
+	config_free(cfg);
+}
+
+/* The lines given, from line 6, in site "a.example" (its upstream: 5). */
+#define PATH_SITE(lines)						\
+	"listener {\n  bind = \"127.0.0.1\"\n" TLS			\
+	"  site \"a.example\" {\n    upstream = \"127.0.0.1:8080\"\n"	\
+	lines "  }\n}\n"
+#define PATH_ERR(l, msg)	NAME ":" #l ": site \"a.example\" " msg
+
+/* A prefix and a replace-path: each rule, each message. */
+static void
+test_path_rules(void **state)
+{
+	char long_text[2048], big[CONFIG_PREFIX_MAX + 2];
+
+	(void)state;
+	expect_errors(PATH_SITE(
+	    "    path \"api/\" { upstream = \"127.0.0.1:1\" }\n"
+	    "    path \"\" { upstream = \"127.0.0.1:1\" }\n"
+	    "    path \"/a?b\" { upstream = \"127.0.0.1:1\" }\n"
+	    "    path \"/a#b\" { upstream = \"127.0.0.1:1\" }\n"
+	    "    path \"/a b/\" { upstream = \"127.0.0.1:1\" }\n"
+	    "    path \"/caf\xc3\xa9/\" { upstream = \"127.0.0.1:1\" }\n"
+	    "    path \"/a\\\\b/\" { upstream = \"127.0.0.1:1\" }\n"),
+	    PATH_ERR(6, "path \"api/\": the prefix must start with '/'"),
+	    PATH_ERR(7, "path \"\": the prefix must start with '/'"),
+	    PATH_ERR(8, "path \"/a?b\": the prefix must not have a '?' or "
+	    "'#' (it is a path, never a query)"),
+	    PATH_ERR(9, "path \"/a#b\": the prefix must not have a '?' or "
+	    "'#' (it is a path, never a query)"),
+	    PATH_ERR(10, "path \"/a b/\": the prefix must be printable ASCII "
+	    "without spaces (percent-encode other bytes)"),
+	    PATH_ERR(11, "path \"/caf\xc3\xa9/\": the prefix must be "
+	    "printable ASCII without spaces (percent-encode other bytes)"),
+	    PATH_ERR(12, "path \"/a\\b/\": the prefix is not a valid "
+	    "path: backslash in path"), NULL);
+	/* Valid, but not as the normal form would be: it says which. */
+	expect_errors(PATH_SITE(
+	    "    path \"/../\" { upstream = \"127.0.0.1:1\" }\n"
+	    "    path \"/%zz/\" { upstream = \"127.0.0.1:1\" }\n"
+	    "    path \"/a/../b/\" { upstream = \"127.0.0.1:1\" }\n"
+	    "    path \"//a//\" { upstream = \"127.0.0.1:1\" }\n"
+	    "    path \"/%7euser/\" { upstream = \"127.0.0.1:1\" }\n"	/* 10 */
+	    "    path \"/a%2fb/\" { upstream = \"127.0.0.1:1\" }\n"
+	    "    path \"/a;v=1/\" { upstream = \"127.0.0.1:1\" }\n"
+	    "    path \"/%c3%a9\" { upstream = \"127.0.0.1:1\" }\n"
+	    "    path \"/a/.\" { upstream = \"127.0.0.1:1\" }\n"),
+	    PATH_ERR(6, "path \"/../\": the prefix is not a valid path: "
+	    "path climbs above the root"),
+	    PATH_ERR(7, "path \"/%zz/\": the prefix is not a valid path: "
+	    "% without two hex digits"),
+	    PATH_ERR(8, "path \"/a/../b/\": the prefix is not in normal "
+	    "form: write \"/b/\""),
+	    PATH_ERR(9, "path \"//a//\": the prefix is not in normal form: "
+	    "write \"/a/\""),
+	    PATH_ERR(10, "path \"/%7euser/\": the prefix is not in normal "
+	    "form: write \"/~user/\""),
+	    PATH_ERR(11, "path \"/a%2fb/\": the prefix is not in normal "
+	    "form: write \"/a/b/\""),
+	    PATH_ERR(12, "path \"/a;v=1/\": the prefix is not in normal "
+	    "form: write \"/a/\""),
+	    PATH_ERR(13, "path \"/%c3%a9\": the prefix is not in normal "
+	    "form: write \"/%C3%A9\""),
+	    PATH_ERR(14, "path \"/a/.\": the prefix is not in normal form: "
+	    "write \"/a/\""), NULL);
+	/* At most CONFIG_PREFIX_MAX bytes (the message cuts it). */
+	memset(big, 'x', sizeof(big));
+	big[0] = '/';
+	big[CONFIG_PREFIX_MAX] = '\0';
+	snprintf(long_text, sizeof(long_text), PATH_SITE("    path \"%s\" { "
+	    "upstream = \"127.0.0.1:1\" }\n"), big);
+	expect_ok(long_text);
+	big[CONFIG_PREFIX_MAX] = 'x';
+	big[CONFIG_PREFIX_MAX + 1] = '\0';
+	snprintf(long_text, sizeof(long_text), PATH_SITE("    path \"%s\" { "
+	    "upstream = \"127.0.0.1:1\" }\n"), big);
+	expect_errors(long_text, PATH_ERR(6, "path \"/xxxxxxxxxxxxxxxxxxxxx"
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...\": the prefix is "
+	    "longer than 1024 bytes"), NULL);
+	/* replace-path: the normal form to forward (no %2F or ; rule). */
+	expect_ok(PATH_SITE("    path \"/a/\" { upstream = \"127.0.0.1:1\" "
+	    "replace-path = \"/x;y/%2F/%C3%A9\" }\n"));
+	expect_errors(PATH_SITE(
+	    "    path \"/a/\" {\n"
+	    "      upstream = \"127.0.0.1:1\"\n"
+	    "      replace-path = \"v2\"\n"
+	    "    }\n"
+	    "    path \"/b/\" { upstream = \"127.0.0.1:1\" "		/* 10 */
+	    "replace-path = \"/v2/?x\" }\n"
+	    "    path \"/c/\" { upstream = \"127.0.0.1:1\" "
+	    "replace-path = \"/x/../..\" }\n"
+	    "    path \"/d/\" { upstream = \"127.0.0.1:1\" "
+	    "replace-path = \"/a%2fb/./c\" }\n"
+	    "    path \"/e/\" { upstream = \"127.0.0.1:1\" "
+	    "replace-path = \"\" }\n"),
+	    PATH_ERR(8, "path \"/a/\": replace-path must start with '/'"),
+	    PATH_ERR(10, "path \"/b/\": replace-path must not have a '?' or "
+	    "'#' (it is a path, never a query)"),
+	    PATH_ERR(11, "path \"/c/\": replace-path is not a valid path: "
+	    "path climbs above the root"),
+	    PATH_ERR(12, "path \"/d/\": replace-path is not in normal form: "
+	    "write \"/a%2Fb/c\""),
+	    PATH_ERR(13, "path \"/e/\": replace-path must start with '/'"),
+	    NULL);
+}
+
+/* A path block's own options: upstream required, the site's ranges. */
+static void
+test_path_options(void **state)
+{
+	char text[64 * (CONFIG_MAX_PATHS + 1) + 256];
+	size_t i, n;
+
+	(void)state;
+	expect_errors(PATH_SITE(
+	    "    path \"/a/\" { replace-path = \"/\" }\n"
+	    "    path \"/b/\" { upstream = \"127.0.0.1:1\" "
+	    "upstream-scheme = \"https\" }\n"
+	    "    path \"/c/\" { upstream = \"127.0.0.1:1\" "
+	    "connect-timeout = 0 }\n"
+	    "    path \"/d/\" { upstream = \"127.0.0.1:1\" "
+	    "upstream-keepalive = 1025 }\n"
+	    "    path \"/e/\" { upstream = \"not an address\" }\n"	/* 10 */
+	    "    path \"/f/\" { upstream = \"127.0.0.1:1\" "
+	    "request-timeout = 86401 upstream-keepalive-timeout = 0 }\n"),
+	    PATH_ERR(6, "path \"/a/\": 'upstream' is required"),
+	    PATH_ERR(7, "path \"/b/\": upstream-scheme must be \"http\""),
+	    NAME ":8: 'connect-timeout' must be between 1 and 3600, not 0",
+	    NAME ":9: 'upstream-keepalive' must be between 0 and 1024, not "
+	    "1025",
+	    NAME ":10: upstream \"not an address\" is not host:port (a DNS "
+	    "name, an IPv4 address or a bracketed IPv6 address, and a port "
+	    "1-65535)",
+	    NAME ":11: 'request-timeout' must be between 1 and 86400, not "
+	    "86401",
+	    NAME ":11: 'upstream-keepalive-timeout' must be between 1 and "
+	    "3600, not 0", NULL);
+	/* Not a site's: no cert, key, rate limit or path inside. */
+	expect_first_error(PATH_SITE("    path \"/a/\" { upstream = "
+	    "\"127.0.0.1:1\" cert = \"/c\" }\n"), 6, "cert");
+	expect_first_error(PATH_SITE("    path \"/a/\" { upstream = "
+	    "\"127.0.0.1:1\" path \"/a/b/\" { upstream = \"127.0.0.1:2\" } "
+	    "}\n"), 6, "path");
+	/* One block per prefix: case matters, the bytes are the prefix. */
+	expect_ok(PATH_SITE(
+	    "    path \"/a/\" { upstream = \"127.0.0.1:1\" }\n"
+	    "    path \"/A/\" { upstream = \"127.0.0.1:1\" }\n"
+	    "    path \"/a\" { upstream = \"127.0.0.1:1\" }\n"));
+	expect_first_error(PATH_SITE(
+	    "    path \"/a/\" { upstream = \"127.0.0.1:1\" }\n"
+	    "    path \"/a/\" { upstream = \"127.0.0.1:2\" }\n"), 7, "/a/");
+	/* ... and the same prefix in two sites is two blocks. */
+	expect_ok("listener {\n  bind = \"127.0.0.1\"\n" TLS
+	    "  site \"a.example\" { upstream = \"127.0.0.1:1\" "
+	    "path \"/a/\" { upstream = \"127.0.0.1:2\" } }\n"
+	    "  site \"b.example\" { upstream = \"127.0.0.1:1\" "
+	    "path \"/a/\" { upstream = \"127.0.0.1:2\" } }\n}\n");
+	/* At most CONFIG_MAX_PATHS blocks in a site. */
+	n = (size_t)snprintf(text, sizeof(text), "listener {\n  bind = "
+	    "\"127.0.0.1\"\n" TLS "  site \"a.example\" {\n    upstream = "
+	    "\"127.0.0.1:8080\"\n");
+	for (i = 0; i < CONFIG_MAX_PATHS; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "    path "
+		    "\"/%zu/\" { upstream = \"127.0.0.1:1\" }\n", i);
+	assert_true(n + 64 < sizeof(text));
+	snprintf(text + n, sizeof(text) - n, "  }\n}\n");
+	expect_ok(text);
+	snprintf(text + n, sizeof(text) - n, "    path \"/x/\" { upstream = "
+	    "\"127.0.0.1:1\" }\n  }\n}\n");
+	expect_errors(text, NAME ":5: site \"a.example\": more than 256 path "
+	    "blocks", NULL);
+}
+
 static void
 test_duplicate_sites(void **state)
 {
@@ -1235,7 +1483,7 @@ test_duplicate_site_same_spelling(void **state)
 	if (parse_opts(text, strlen(text), &pure, &cfg, &e) == 0) {
 		print_message("  accepted, %zu site(s), upstream %s\n",
 		    cfg->listeners[0].nsites,
-		    cfg->listeners[0].sites[0].upstream);
+		    cfg->listeners[0].sites[0].be.upstream);
 		config_free(cfg);
 		fail_msg("a site defined twice with one spelling was accepted");
 	}
@@ -2810,7 +3058,7 @@ test_load_ok(void **state)
 	s = &cfg->listeners[0].sites[1];
 	assert_int_equal(s->tls.cert.len, clen);
 	assert_int_equal(s->tls.key.len, klen);
-	assert_int_equal(s->upstream_addrlen, sizeof(struct sockaddr_in6));
+	assert_int_equal(s->be.upstream_addrlen, sizeof(struct sockaddr_in6));
 	assert_null(cfg->listeners[0].sites[0].tls.cert.data);
 	free(c);
 	free(k);
@@ -3149,6 +3397,9 @@ main(void)
 		cmocka_unit_test(test_site_parts),
 		cmocka_unit_test(test_upstreams),
 		cmocka_unit_test(test_duplicate_sites),
+		cmocka_unit_test(test_paths),
+		cmocka_unit_test(test_path_rules),
+		cmocka_unit_test(test_path_options),
 		cmocka_unit_test(test_duplicate_site_same_spelling),
 		cmocka_unit_test(test_endpoint_clashes),
 		cmocka_unit_test(test_endpoints_that_do_not_clash),

@@ -239,7 +239,14 @@ static const char rich_config[] =
     "  https-port = 65535\n"
     "  http-port = 0\n"
     "  tls { cert = \"/c\" key = \"/k\" }\n"
-    "  site \"www.example.com\" { upstream = \"127.0.0.1:3000\" }\n"
+    "  site \"www.example.com\" { upstream = \"127.0.0.1:3000\"\n"
+    "    path \"/static/\" { upstream = \"127.0.0.1:3001\" }\n"
+    "    path \"/api\" { upstream = \"[2001:db8::2]:9\" "
+    "replace-path = \"/v2;x/%2F/\" connect-timeout = 3600 "
+    "request-timeout = 86400 upstream-keepalive = 1024 "
+    "upstream-keepalive-timeout = 3600 }\n"
+    "    path \"/\" { upstream = \"127.0.0.1:3002\" replace-path = \"/\" }\n"
+    "    path \"/api/%C3%A9/\" { upstream = \"127.0.0.1:3003\" } }\n"
     "  site \"*.apps.example.com\" { upstream = \"[2001:db8::1]:8080\" "
     "connect-timeout = 3600 request-timeout = 86400 "
     "upstream-keepalive = 1024 upstream-keepalive-timeout = 3600 }\n"
@@ -311,6 +318,41 @@ assert_str_equal(const char *a, const char *b)
 		assert_ptr_equal(a, b);
 	else
 		assert_string_equal(a, b);
+}
+
+static void
+assert_backend_equal(const struct config_backend *a,
+    const struct config_backend *b)
+{
+	assert_string_equal(a->upstream, b->upstream);
+	assert_int_equal(a->upstream_addrlen, b->upstream_addrlen);
+	assert_memory_equal(&a->upstream_addr, &b->upstream_addr,
+	    a->upstream_addrlen);
+	assert_int_equal(a->connect_timeout, b->connect_timeout);
+	assert_int_equal(a->request_timeout, b->request_timeout);
+	assert_int_equal(a->keepalive, b->keepalive);
+	assert_int_equal(a->keepalive_timeout, b->keepalive_timeout);
+}
+
+static void
+assert_paths_equal(const struct config_site *a, const struct config_site *b)
+{
+	size_t i;
+
+	assert_int_equal(a->npaths, b->npaths);
+	for (i = 0; i < a->npaths; i++) {
+		assert_string_equal(a->paths[i].prefix, b->paths[i].prefix);
+		assert_int_equal(a->paths[i].prefix_len,
+		    b->paths[i].prefix_len);
+		if (a->paths[i].replace == NULL)
+			assert_null(b->paths[i].replace);
+		else
+			assert_string_equal(a->paths[i].replace,
+			    b->paths[i].replace);
+		assert_int_equal(a->paths[i].replace_len,
+		    b->paths[i].replace_len);
+		assert_backend_equal(&a->paths[i].be, &b->paths[i].be);
+	}
 }
 
 /* A listener's ACME part; the EAB key only if the image has secrets. */
@@ -406,18 +448,8 @@ assert_image_fields_equal(const struct config *a, const struct config *b,
 
 			assert_string_equal(sa->host, sb->host);
 			assert_int_equal(sa->wildcard, sb->wildcard);
-			assert_string_equal(sa->upstream, sb->upstream);
-			assert_int_equal(sa->upstream_addrlen,
-			    sb->upstream_addrlen);
-			assert_memory_equal(&sa->upstream_addr,
-			    &sb->upstream_addr, sa->upstream_addrlen);
-			assert_int_equal(sa->connect_timeout,
-			    sb->connect_timeout);
-			assert_int_equal(sa->request_timeout,
-			    sb->request_timeout);
-			assert_int_equal(sa->keepalive, sb->keepalive);
-			assert_int_equal(sa->keepalive_timeout,
-			    sb->keepalive_timeout);
+			assert_backend_equal(&sa->be, &sb->be);
+			assert_paths_equal(sa, sb);
 			assert_blob_equal(&sa->tls.cert, &sb->tls.cert);
 			assert_blob_equal(&sa->tls.key, &sb->tls.key);
 			assert_int_equal(sa->rate_own, sb->rate_own);
@@ -721,6 +753,44 @@ check_host_sane(const char *h)
 	assert_true(h[0] != '*');
 }
 
+/* A backend, decoded from anything. */
+static void
+check_backend_sane(const struct config_backend *be)
+{
+	const struct sockaddr *sa = (const struct sockaddr *)&be->upstream_addr;
+
+	assert_non_null(be->upstream);
+	assert_true(sa->sa_family == AF_INET || sa->sa_family == AF_INET6);
+	assert_true(be->upstream_addrlen == (sa->sa_family == AF_INET ?
+	    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)));
+	assert_true(be->connect_timeout >= 1 && be->connect_timeout <= 3600);
+	assert_true(be->request_timeout >= 1 &&
+	    be->request_timeout <= 86400);
+	assert_true(be->keepalive <= CONFIG_KEEPALIVE_MAX);
+	assert_true(be->keepalive_timeout >= 1 &&
+	    be->keepalive_timeout <= 3600);
+}
+
+/* A site's path blocks, decoded from anything: longest prefix first. */
+static void
+check_paths_sane(const struct config_site *s)
+{
+	size_t i;
+
+	assert_true(s->npaths <= CONFIG_MAX_PATHS);
+	for (i = 0; i < s->npaths; i++) {
+		const struct config_path *p = &s->paths[i];
+
+		assert_int_equal(strlen(p->prefix), p->prefix_len);
+		assert_true(config_path_ok(p->prefix, p->prefix_len, true));
+		assert_true(p->replace == NULL ||
+		    config_path_ok(p->replace, p->replace_len, false));
+		assert_true(i == 0 ||
+		    p->prefix_len <= s->paths[i - 1].prefix_len);
+		check_backend_sane(&p->be);
+	}
+}
+
 /* A listener's certificate and ACME part, decoded from anything. */
 static void
 check_acme_sane(const struct config_listener *l)
@@ -810,27 +880,14 @@ check_decoded_sane(const struct config *c)
 		assert_true(l->nsites >= 1 && l->nsites <= CONFIG_MAX_SITES);
 		for (j = 0; j < l->nsites; j++) {
 			const struct config_site *s = &l->sites[j];
-			const struct sockaddr *sa =
-			    (const struct sockaddr *)&s->upstream_addr;
 			size_t hl = strlen(s->host);
 
 			assert_true(hl >= 1 && hl <= CONFIG_HOST_MAX);
 			assert_int_equal(config_check_hostname(s->host, hl,
 			    s->wildcard), 0);
 			assert_int_equal(s->wildcard, s->host[0] == '*');
-			assert_non_null(s->upstream);
-			assert_true(s->upstream_addrlen == (sa->sa_family ==
-			    AF_INET ? sizeof(struct sockaddr_in) :
-			    sizeof(struct sockaddr_in6)));
-			assert_true(sa->sa_family == AF_INET ||
-			    sa->sa_family == AF_INET6);
-			assert_true(s->connect_timeout >= 1 &&
-			    s->connect_timeout <= 3600);
-			assert_true(s->request_timeout >= 1 &&
-			    s->request_timeout <= 86400);
-			assert_true(s->keepalive <= CONFIG_KEEPALIVE_MAX);
-			assert_true(s->keepalive_timeout >= 1 &&
-			    s->keepalive_timeout <= 3600);
+			check_backend_sane(&s->be);
+			check_paths_sane(s);
 			assert_true((s->tls.cert.len == 0) ==
 			    (s->tls.key.len == 0));
 		}
@@ -925,6 +982,22 @@ w_field(struct wb *w, const struct field *f)
 	w_put(w, f->p, f->n);
 }
 
+/* A backend, as written. */
+struct spec_backend {
+	struct field	 upstream;
+	uint32_t	 alen;		/* as written */
+	unsigned char	 sa[sizeof(struct sockaddr_storage) + 16];
+	size_t		 sa_n;		/* bytes present */
+	uint32_t	 ct, rt;
+	uint32_t	 ka, kt;	/* upstream-keepalive(-timeout) */
+};
+
+/* A path block, as written. */
+struct spec_path {
+	struct field	 prefix, replace;
+	struct spec_backend be;
+};
+
 struct spec {
 	uint32_t	 magic, version;
 	uint64_t	 gen;
@@ -944,16 +1017,14 @@ struct spec {
 	uint32_t	 nsites;	/* as written; one is present */
 	struct field	 host;
 	uint8_t		 wildcard;
-	struct field	 upstream;
-	uint32_t	 alen;		/* as written */
-	unsigned char	 sa[sizeof(struct sockaddr_storage) + 16];
-	size_t		 sa_n;		/* bytes present */
-	uint32_t	 ct, rt;
-	uint32_t	 ka, kt;	/* upstream-keepalive(-timeout) */
+	struct spec_backend be;
 	struct field	 scert, skey;
 	uint8_t		 rate_own;	/* 1: srps and sburst follow */
 	double		 srps;
 	uint32_t	 sburst;
+	uint32_t	 npaths;	/* as written */
+	size_t		 paths_n;	/* path blocks present */
+	struct spec_path path[2];
 	uint8_t		 secrets;	/* in the header */
 	uint8_t		 mode;		/* tls-mode; 1: the ACME part */
 	uint32_t	 ndomains;	/* as written; one is present */
@@ -977,11 +1048,33 @@ struct spec {
 	uint32_t	 endmagic;
 };
 
+/* 127.0.0.1:port with the default timeouts and keep-alive. */
+static struct spec_backend
+good_backend(uint16_t port)
+{
+	struct spec_backend	be;
+	struct sockaddr_in	sin;
+
+	memset(&be, 0, sizeof(be));
+	be.upstream = (struct field)F("127.0.0.1:8080");
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	memcpy(be.sa, &sin, sizeof(sin));
+	be.alen = sizeof(sin);
+	be.sa_n = sizeof(sin);
+	be.ct = 5;
+	be.rt = 60;
+	be.ka = 256;
+	be.kt = 60;
+	return be;
+}
+
 static struct spec
 good_spec(void)
 {
 	struct spec		s;
-	struct sockaddr_in	sin;
 
 	memset(&s, 0, sizeof(s));
 	s.magic = s.endmagic = IMAGE_MAGIC;
@@ -1020,18 +1113,7 @@ good_spec(void)
 	s.nsites = 1;
 	s.host = (struct field)F("a.example");
 	s.wildcard = 0;
-	s.upstream = (struct field)F("127.0.0.1:8080");
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons(8080);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	memcpy(s.sa, &sin, sizeof(sin));
-	s.alen = sizeof(sin);
-	s.sa_n = sizeof(sin);
-	s.ct = 5;
-	s.rt = 60;
-	s.ka = 256;
-	s.kt = 60;
+	s.be = good_backend(8080);
 	s.scert = (struct field)FNONE;
 	s.skey = (struct field)FNONE;
 	return s;
@@ -1073,6 +1155,35 @@ acme_spec(void)
 	s.keyauth = (struct field)F("tok_en-1.thumb");
 	s.digest_n = 32;
 	return s;
+}
+
+/* The site with two path blocks, the longer prefix first. */
+static struct spec
+paths_spec(void)
+{
+	struct spec	s = good_spec();
+
+	s.npaths = 2;
+	s.paths_n = 2;
+	s.path[0].prefix = (struct field)F("/api/v2/");
+	s.path[0].replace = (struct field)FNONE;
+	s.path[0].be = good_backend(9002);
+	s.path[1].prefix = (struct field)F("/api/");
+	s.path[1].replace = (struct field)F("/");
+	s.path[1].be = good_backend(9001);
+	return s;
+}
+
+static void
+w_backend(struct wb *w, const struct spec_backend *be)
+{
+	w_field(w, &be->upstream);
+	w_u32(w, be->alen);
+	w_put(w, be->sa, be->sa_n);
+	w_u32(w, be->ct);
+	w_u32(w, be->rt);
+	w_u32(w, be->ka);
+	w_u32(w, be->kt);
 }
 
 static void
@@ -1147,13 +1258,7 @@ build(const struct spec *s, unsigned char *out, size_t outsz)
 	w_u32(w, s->nsites);
 	w_field(w, &s->host);
 	w_u8(w, s->wildcard);
-	w_field(w, &s->upstream);
-	w_u32(w, s->alen);
-	w_put(w, s->sa, s->sa_n);
-	w_u32(w, s->ct);
-	w_u32(w, s->rt);
-	w_u32(w, s->ka);
-	w_u32(w, s->kt);
+	w_backend(w, &s->be);
 	w_field(w, &s->scert);
 	w_field(w, &s->skey);
 	w_u8(w, s->rate_own);
@@ -1161,6 +1266,12 @@ build(const struct spec *s, unsigned char *out, size_t outsz)
 		memcpy(&rps, &s->srps, 8);
 		w_u64(w, rps);
 		w_u32(w, s->sburst);
+	}
+	w_u32(w, s->npaths);
+	for (i = 0; i < s->paths_n; i++) {
+		w_field(w, &s->path[i].prefix);
+		w_field(w, &s->path[i].replace);
+		w_backend(w, &s->path[i].be);
 	}
 	if (s->mode == 1)
 		w_acme(w, s);
@@ -1246,28 +1357,48 @@ test_writer_matches_encoder(void **state)
 	assert_memory_equal(again, img, len);
 	free(again);
 	config_free(cfg);
+
+	/* Path blocks. */
+	s = paths_spec();
+	len = build(&s, img, sizeof(img));
+	assert_int_equal(decode(img, len, &cfg, &gen, NULL), 0);
+	assert_int_equal(cfg->listeners[0].sites[0].npaths, 2);
+	assert_string_equal(cfg->listeners[0].sites[0].paths[1].prefix,
+	    "/api/");
+	assert_string_equal(cfg->listeners[0].sites[0].paths[1].replace, "/");
+	assert_null(cfg->listeners[0].sites[0].paths[0].replace);
+	assert_int_equal(ntohs(((struct sockaddr_in *)&cfg->listeners[0]
+	    .sites[0].paths[0].be.upstream_addr)->sin_port), 9002);
+	assert_int_equal(image_encode(cfg, gen, &again, &len2), 0);
+	assert_int_equal(len2, len);
+	assert_memory_equal(again, img, len);
+	free(again);
+	config_free(cfg);
 }
 
-/* Apply a mutation (statements) to a good image; expect the outcome. */
-#define EXPECT(cond, ...) do {						\
-	struct spec s = good_spec();					\
+/*
+ * Apply a mutation (statements) to the image make() describes; expect
+ * the outcome.  From good_spec(), acme_spec() (an ACME listener) and
+ * paths_spec() (a site with path blocks).
+ */
+#define SPEC_EXPECT(make, what, cond, ...) do {				\
+	struct spec s = make();						\
 	__VA_ARGS__;							\
 	if (spec_decodes(&s) != (cond))					\
-		fail_msg("%s: %s", (cond) ? "refused" : "accepted",	\
-		    #__VA_ARGS__);					\
-} while (0)
-#define ACCEPT(...)	EXPECT(true, __VA_ARGS__)
-#define REJECT(...)	EXPECT(false, __VA_ARGS__)
-/* The same from acme_spec(). */
-#define ACME_EXPECT(cond, ...) do {					\
-	struct spec s = acme_spec();					\
-	__VA_ARGS__;							\
-	if (spec_decodes(&s) != (cond))					\
-		fail_msg("acme: %s: %s", (cond) ? "refused" :		\
+		fail_msg("%s%s: %s", what, (cond) ? "refused" :		\
 		    "accepted", #__VA_ARGS__);				\
 } while (0)
+#define EXPECT(cond, ...) SPEC_EXPECT(good_spec, "", cond, __VA_ARGS__)
+#define ACCEPT(...)	EXPECT(true, __VA_ARGS__)
+#define REJECT(...)	EXPECT(false, __VA_ARGS__)
+#define ACME_EXPECT(cond, ...)						\
+	SPEC_EXPECT(acme_spec, "acme: ", cond, __VA_ARGS__)
 #define ACME_ACCEPT(...) ACME_EXPECT(true, __VA_ARGS__)
 #define ACME_REJECT(...) ACME_EXPECT(false, __VA_ARGS__)
+#define PATHS_EXPECT(cond, ...)						\
+	SPEC_EXPECT(paths_spec, "paths: ", cond, __VA_ARGS__)
+#define PATHS_ACCEPT(...) PATHS_EXPECT(true, __VA_ARGS__)
+#define PATHS_REJECT(...) PATHS_EXPECT(false, __VA_ARGS__)
 
 static void
 test_globals(void **state)
@@ -1427,37 +1558,38 @@ test_site_fields(void **state)
 	REJECT(s.host = (struct field)F("a example"));
 	REJECT(s.host.wire = CONFIG_HOST_MAX + 1);
 	REJECT(s.host.wire = UINT32_MAX);
-	REJECT(s.upstream = (struct field)F(""));
-	REJECT(s.upstream = (struct field)F("a b:80"));
-	REJECT(s.upstream.wire = 1025);
-	REJECT(s.upstream.wire = UINT32_MAX);
+	REJECT(s.be.upstream = (struct field)F(""));
+	REJECT(s.be.upstream = (struct field)F("a b:80"));
+	REJECT(s.be.upstream.wire = 1025);
+	REJECT(s.be.upstream.wire = UINT32_MAX);
 	/* The upstream address. */
-	REJECT(s.alen = 0; s.sa_n = 0);
-	REJECT(s.alen = 15; s.sa_n = 15);
-	REJECT(s.alen = 17; s.sa_n = 17);
-	REJECT(s.alen = sizeof(struct sockaddr_storage) + 1;
-	    s.sa_n = sizeof(struct sockaddr_storage) + 1);
-	REJECT(s.alen = UINT32_MAX);
-	REJECT(((struct sockaddr *)s.sa)->sa_family = AF_INET6);
-	REJECT(((struct sockaddr *)s.sa)->sa_family = AF_UNIX);
-	ACCEPT(memcpy(s.sa, &sin6, sizeof(sin6)); s.alen = sizeof(sin6);
-	    s.sa_n = sizeof(sin6));
-	REJECT(memcpy(s.sa, &sin6, sizeof(sin6)); s.alen = 16; s.sa_n = 16);
+	REJECT(s.be.alen = 0; s.be.sa_n = 0);
+	REJECT(s.be.alen = 15; s.be.sa_n = 15);
+	REJECT(s.be.alen = 17; s.be.sa_n = 17);
+	REJECT(s.be.alen = sizeof(struct sockaddr_storage) + 1;
+	    s.be.sa_n = sizeof(struct sockaddr_storage) + 1);
+	REJECT(s.be.alen = UINT32_MAX);
+	REJECT(((struct sockaddr *)s.be.sa)->sa_family = AF_INET6);
+	REJECT(((struct sockaddr *)s.be.sa)->sa_family = AF_UNIX);
+	ACCEPT(memcpy(s.be.sa, &sin6, sizeof(sin6)); s.be.alen = sizeof(sin6);
+	    s.be.sa_n = sizeof(sin6));
+	REJECT(memcpy(s.be.sa, &sin6, sizeof(sin6)); s.be.alen = 16;
+	    s.be.sa_n = 16);
 	/* Timeouts. */
-	ACCEPT(s.ct = 1; s.rt = 1);
-	ACCEPT(s.ct = 3600; s.rt = 86400);
-	REJECT(s.ct = 0);
-	REJECT(s.ct = 3601);
-	REJECT(s.rt = 0);
-	REJECT(s.rt = 86401);
-	REJECT(s.ct = UINT32_MAX);
+	ACCEPT(s.be.ct = 1; s.be.rt = 1);
+	ACCEPT(s.be.ct = 3600; s.be.rt = 86400);
+	REJECT(s.be.ct = 0);
+	REJECT(s.be.ct = 3601);
+	REJECT(s.be.rt = 0);
+	REJECT(s.be.rt = 86401);
+	REJECT(s.be.ct = UINT32_MAX);
 	/* The upstream pool's limits. */
-	ACCEPT(s.ka = 0; s.kt = 1);
-	ACCEPT(s.ka = CONFIG_KEEPALIVE_MAX; s.kt = 3600);
-	REJECT(s.ka = CONFIG_KEEPALIVE_MAX + 1);
-	REJECT(s.ka = UINT32_MAX);
-	REJECT(s.kt = 0);
-	REJECT(s.kt = 3601);
+	ACCEPT(s.be.ka = 0; s.be.kt = 1);
+	ACCEPT(s.be.ka = CONFIG_KEEPALIVE_MAX; s.be.kt = 3600);
+	REJECT(s.be.ka = CONFIG_KEEPALIVE_MAX + 1);
+	REJECT(s.be.ka = UINT32_MAX);
+	REJECT(s.be.kt = 0);
+	REJECT(s.be.kt = 3601);
 	/* A site certificate is optional, but never half of one. */
 	ACCEPT(s.scert = (struct field)F("C"); s.skey = (struct field)F("K"));
 	REJECT(s.scert = (struct field)F("C"));
@@ -1477,6 +1609,75 @@ test_site_fields(void **state)
 	REJECT(s.rate_own = 1; s.srps = 1; s.sburst = 1000001);
 	/* The end. */
 	REJECT(s.endmagic = 0);
+}
+
+/* A site's path blocks: the rules of config.c, counts, order, backends. */
+static void
+test_path_fields(void **state)
+{
+	char	long_prefix[CONFIG_PREFIX_MAX + 2];
+
+	(void)state;
+	memset(long_prefix, 'a', sizeof(long_prefix));
+	long_prefix[0] = '/';
+	PATHS_ACCEPT();
+	/* Counts: what is there, at most CONFIG_MAX_PATHS. */
+	ACCEPT(s.npaths = 0);
+	REJECT(s.npaths = 1);
+	PATHS_REJECT(s.npaths = 1);		/* one left over */
+	PATHS_REJECT(s.npaths = 3);
+	PATHS_REJECT(s.npaths = CONFIG_MAX_PATHS + 1);
+	PATHS_REJECT(s.npaths = UINT32_MAX);
+	/* Longest prefix first; equal lengths in any order. */
+	PATHS_REJECT(s.path[0].prefix = (struct field)F("/api/");
+	    s.path[1].prefix = (struct field)F("/api/v2/"));
+	PATHS_ACCEPT(s.path[0].prefix = (struct field)F("/b/");
+	    s.path[1].prefix = (struct field)F("/a/"));
+	PATHS_ACCEPT(s.path[0].prefix = (struct field)F("/a/");
+	    s.path[1].prefix = (struct field)F("/b/"));
+	/* A prefix in its normal form for matching, printable, 1..1024. */
+	PATHS_ACCEPT(s.path[1].prefix = (struct field)F("/"));
+	PATHS_ACCEPT(s.path[1].prefix = (struct field)F("/a"));
+	PATHS_ACCEPT(s.path[1].prefix = (struct field)F("/%C3%A9/"));
+	PATHS_ACCEPT(s.path[0].prefix = (struct field){ long_prefix,
+	    CONFIG_PREFIX_MAX, -1 });
+	PATHS_REJECT(s.path[0].prefix = (struct field){ long_prefix,
+	    CONFIG_PREFIX_MAX + 1, -1 });
+	PATHS_REJECT(s.path[1].prefix = (struct field)F(""));
+	PATHS_REJECT(s.path[1].prefix = (struct field)F("api/"));
+	PATHS_REJECT(s.path[1].prefix = (struct field)F("/a?b"));
+	PATHS_REJECT(s.path[1].prefix = (struct field)F("/a#b"));
+	PATHS_REJECT(s.path[1].prefix = (struct field)F("/a b"));
+	PATHS_REJECT(s.path[1].prefix = (struct field)F("/a\x80"));
+	PATHS_REJECT(s.path[1].prefix = (struct field)F("/a/../b"));
+	PATHS_REJECT(s.path[1].prefix = (struct field)F("/../"));
+	PATHS_REJECT(s.path[1].prefix = (struct field)F("//a"));
+	PATHS_REJECT(s.path[1].prefix = (struct field)F("/%7e/"));
+	PATHS_REJECT(s.path[1].prefix = (struct field)F("/%c3/"));
+	PATHS_REJECT(s.path[1].prefix = (struct field)F("/a%2Fb"));
+	PATHS_REJECT(s.path[1].prefix = (struct field)F("/a;b/"));
+	PATHS_REJECT(s.path[1].prefix = (struct field)F("/%zz"));
+	PATHS_REJECT(s.path[1].prefix.wire = CONFIG_PREFIX_MAX + 1);
+	PATHS_REJECT(s.path[1].prefix.wire = UINT32_MAX);
+	/* replace-path: empty is none; else the normal form to forward. */
+	PATHS_ACCEPT(s.path[1].replace = (struct field)FNONE);
+	PATHS_ACCEPT(s.path[1].replace = (struct field)F("/v2/"));
+	PATHS_ACCEPT(s.path[1].replace = (struct field)F("/a;b/%2F"));
+	PATHS_REJECT(s.path[1].replace = (struct field)F("v2"));
+	PATHS_REJECT(s.path[1].replace = (struct field)F("/a%2fb"));
+	PATHS_REJECT(s.path[1].replace = (struct field)F("/a/./b"));
+	PATHS_REJECT(s.path[1].replace = (struct field)F("/a?b"));
+	PATHS_REJECT(s.path[1].replace = (struct field)F("/a\tb"));
+	PATHS_REJECT(s.path[1].replace.wire = CONFIG_PREFIX_MAX + 1);
+	/* Each block's backend, checked as a site's. */
+	PATHS_REJECT(s.path[1].be.upstream = (struct field)F(""));
+	PATHS_REJECT(s.path[1].be.alen = 15; s.path[1].be.sa_n = 15);
+	PATHS_REJECT(((struct sockaddr *)s.path[0].be.sa)->sa_family =
+	    AF_UNIX);
+	PATHS_REJECT(s.path[1].be.ct = 0);
+	PATHS_REJECT(s.path[1].be.rt = 86401);
+	PATHS_REJECT(s.path[0].be.ka = CONFIG_KEEPALIVE_MAX + 1);
+	PATHS_REJECT(s.path[0].be.kt = 0);
 }
 
 static void
@@ -1827,6 +2028,7 @@ main(void)
 		cmocka_unit_test(test_http_fields),
 		cmocka_unit_test(test_listener_fields),
 		cmocka_unit_test(test_site_fields),
+		cmocka_unit_test(test_path_fields),
 		cmocka_unit_test(test_acme_listener_fields),
 		cmocka_unit_test(test_acme_state_fields),
 		cmocka_unit_test(test_every_accepted_acme_config_decodes),

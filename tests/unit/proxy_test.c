@@ -1,8 +1,8 @@
 /*
  * proxy_test.c - the exchange (proxy.c) against an upstream the test
  * plays itself, byte by byte if need be: a socketpair given to the pool
- * as an idle connection to the site's address (the exchange takes it as a
- * reused one), and a listener on 127.0.0.1 at that address for the new
+ * as an idle connection to the backend's address (the exchange takes it as
+ * a reused one), and a listener on 127.0.0.1 at that address for the new
  * connections it opens.  The loop runs only when the test says so, so
  * every partial read and write happens where the test puts it.
  *
@@ -70,8 +70,8 @@ struct fe {
 static struct {
 	struct ev_loop		*loop;
 	struct proxy_ctx	 ctx;
-	struct config_site	 site;
-	int			 lfd;		/* the site's address */
+	struct config_backend	 be;
+	int			 lfd;		/* the backend's address */
 } E;
 
 static int
@@ -152,7 +152,7 @@ fe_init(struct fe *fe)
 static int
 setup(void **state)
 {
-	struct sockaddr_in *sin = (struct sockaddr_in *)&E.site.upstream_addr;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&E.be.upstream_addr;
 	socklen_t len = sizeof(*sin);
 
 	(void)state;
@@ -168,12 +168,11 @@ setup(void **state)
 	    listen(E.lfd, 8) == -1 ||
 	    getsockname(E.lfd, (struct sockaddr *)sin, &len) == -1)
 		return -1;
-	E.site.upstream_addrlen = len;
-	E.site.host = "example.test";
-	E.site.connect_timeout = 5;
-	E.site.request_timeout = 5;
-	E.site.keepalive = 4;
-	E.site.keepalive_timeout = 60;
+	E.be.upstream_addrlen = len;
+	E.be.connect_timeout = 5;
+	E.be.request_timeout = 5;
+	E.be.keepalive = 4;
+	E.be.keepalive_timeout = 60;
 	return 0;
 }
 
@@ -234,14 +233,14 @@ pooled(void)
 	ev_io_init(&w, unused_cb, sv[0], EV_READ);
 	ev_io_start(E.loop, &w);
 	ev_io_stop(E.loop, &w);
-	upstream_put(E.ctx.pool, (struct sockaddr *)&E.site.upstream_addr,
-	    E.site.upstream_addrlen, sv[0], E.site.keepalive,
-	    E.site.keepalive_timeout);
+	upstream_put(E.ctx.pool, (struct sockaddr *)&E.be.upstream_addr,
+	    E.be.upstream_addrlen, sv[0], E.be.keepalive,
+	    E.be.keepalive_timeout);
 	assert_int_equal(upstream_pool_size(E.ctx.pool), 1);
 	return sv[1];
 }
 
-/* A new connection the exchange opened to the site's address. */
+/* A new connection the exchange opened to the backend's address. */
 static int
 accepted(void)
 {
@@ -252,7 +251,7 @@ accepted(void)
 	return fd;
 }
 
-/* No connection was opened to the site's address. */
+/* No connection was opened to the backend's address. */
 static void
 none_accepted(void)
 {
@@ -282,7 +281,9 @@ start(struct fe *fe, const char *method, enum headers_framing framing,
 	pr.h.tls = true;
 	pr.h.port = 443;
 	pr.h.websocket = fe->want_upgrade;
-	assert_non_null(fe->ex = proxy_start(&E.ctx, &E.site, &pr, &ops, fe));
+	pr.be = &E.be;
+	pr.site = "example.test";
+	assert_non_null(fe->ex = proxy_start(&E.ctx, &pr, &ops, fe));
 }
 
 /* Read exactly n bytes from the upstream's end, running the loop. */
@@ -967,7 +968,7 @@ test_abort(void **state)
 	finish_closed(&fe, up);
 }
 
-/* Nothing listens at the site's address: 502, reported from the loop. */
+/* Nothing listens at the backend's address: 502, reported from the loop. */
 static void
 test_connect_refused(void **state)
 {
@@ -994,7 +995,7 @@ test_request_timeout(void **state)
 	int up;
 
 	(void)state;
-	E.site.request_timeout = 1;
+	E.be.request_timeout = 1;
 	fe_init(&fe);
 	up = get_pooled(&fe, head, sizeof(head));
 	RUN_UNTIL(fe.done);

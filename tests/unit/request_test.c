@@ -22,6 +22,7 @@
 #include "request.h"
 #include "route.h"
 #include "tls.h"
+#include "util.h"
 #include "gen.h"
 
 /* Two self-signed P-256 certificates: a.test (*.a.test) and b.test. */
@@ -215,24 +216,29 @@ get(const char *host, const char *path)
 	return pr;
 }
 
-/* Admit pr on c, routed by g; the site's upstream port digit, or 0 and
-   *ans. */
+/* Admit pr on c, routed by g; the backend's upstream port digit, or 0
+   and *ans. */
 static int
 admit_by(const struct gen *g, const struct request_conn *c,
     struct proxy_request *pr, uint64_t body_seen,
     struct request_answer *ans)
 {
 	const struct config_site *s;
+	int port;
 
 	memset(ans, 0, sizeof(*ans));
 	ans->status = -1;
 	s = request_admit(c, g, pr, pr->h.path, body_seen, ans);
 	if (s == NULL) {
 		assert_true(ans->status >= 200);
+		request_release(pr);
 		return 0;
 	}
 	assert_int_equal(ans->status, -1);	/* untouched */
-	return s->upstream[strlen(s->upstream) - 1] - '0';
+	assert_ptr_equal(pr->be, &s->be);	/* no path blocks here */
+	port = pr->be->upstream[strlen(pr->be->upstream) - 1] - '0';
+	request_release(pr);
+	return port;
 }
 
 static int
@@ -419,6 +425,29 @@ test_other_certificate_is_421(void **state)
 	assert_int_equal(ans.status, 421);
 }
 
+/* The routes and certificates of g->cfg: g is generation id. */
+static void
+make_gen(struct gen *g, uint64_t id)
+{
+	unsigned char ticket[64];
+	char err[256];
+
+	memset(ticket, 7, sizeof(ticket));
+	g->refs = 1;
+	g->id = id;
+	assert_non_null(g->routes = route_build(g->cfg));
+	assert_non_null(g->tls = tls_ctx_new(g->cfg, g->routes, ticket,
+	    sizeof(ticket), err, sizeof(err)));
+}
+
+static void
+drop_gen(struct gen *g)
+{
+	tls_ctx_free(g->tls);
+	route_free(g->routes);
+	config_free(g->cfg);
+}
+
 /*
  * After a reload in which b.test lost its own certificate (it is now
  * served under the listener's, a.test's): a connection made before still
@@ -442,8 +471,7 @@ test_421_asks_the_connections_generation(void **state)
 	struct request_conn c;
 	struct request_answer ans;
 	struct proxy_request pr;
-	unsigned char ticket[64];
-	char conf[1024], err[256];
+	char conf[1024];
 	struct gen g2;
 	int n;
 
@@ -451,12 +479,7 @@ test_421_asks_the_connections_generation(void **state)
 	n = snprintf(conf, sizeof(conf), fmt, a_crt, a_pem);
 	assert_int_equal(config_parse_buffer("t2.conf", conf, (size_t)n,
 	    &opts, &g2.cfg, &errs), 0);
-	memset(ticket, 7, sizeof(ticket));
-	g2.refs = 1;
-	g2.id = 2;
-	assert_non_null(g2.routes = route_build(g2.cfg));
-	assert_non_null(g2.tls = tls_ctx_new(g2.cfg, g2.routes, ticket,
-	    sizeof(ticket), err, sizeof(err)));
+	make_gen(&g2, 2);
 	/* Made before the reload, with a.test's certificate. */
 	c = conn(0, true, "a.test");
 	pr = get("b.test", "/");
@@ -468,9 +491,7 @@ test_421_asks_the_connections_generation(void **state)
 	c = conn(0, true, "b.test");
 	pr = get("b.test", "/");
 	assert_int_equal(admit_by(&g2, &c, &pr, 0, &ans), 7);
-	tls_ctx_free(g2.tls);
-	route_free(g2.routes);
-	config_free(g2.cfg);
+	drop_gen(&g2);
 }
 
 /*
@@ -515,8 +536,7 @@ http01_gen(struct gen *g)
 	struct config_opts opts = { .keypair_check = tls_keypair_check };
 	struct config_errors errs = { NULL, NULL, 0, 0 };
 	struct config_listener *l;
-	unsigned char ticket[64];
-	char conf[2048], err[256];
+	char conf[2048];
 	size_t i;
 	int n;
 
@@ -540,12 +560,7 @@ http01_gen(struct gen *g)
 	    CONFIG_ACME_HTTP_01);
 	assert_int_equal(g->cfg->listeners[2].acme.challenge,
 	    CONFIG_ACME_TLS_ALPN_01);
-	memset(ticket, 7, sizeof(ticket));
-	g->refs = 1;
-	g->id = 3;
-	assert_non_null(g->routes = route_build(g->cfg));
-	assert_non_null(g->tls = tls_ctx_new(g->cfg, g->routes, ticket,
-	    sizeof(ticket), err, sizeof(err)));
+	make_gen(g, 3);
 }
 
 static void
@@ -559,9 +574,7 @@ http01_free(struct gen *g)
 		g->cfg->listeners[i].acme_certs = NULL;
 		g->cfg->listeners[i].nacme_certs = 0;
 	}
-	tls_ctx_free(g->tls);
-	route_free(g->routes);
-	config_free(g->cfg);
+	drop_gen(g);
 }
 
 /* pr on the plain port of listener li of g: the status, and the body. */
@@ -783,6 +796,268 @@ test_body_over_the_limit_is_413(void **state)
 	assert_int_equal(admit(&c, &pr, 5000, &ans), 1);
 }
 
+/*
+ * Path blocks: a.test with /static/ and /api/ (no replace-path), the
+ * longer /api/v2/ and /rw/ and /exact with one; r.a.test with /api/
+ * rewritten to / and /static/.  The backends are 127.0.0.1:1 .. :9.
+ */
+static const char paths_fmt[] =
+    "user = \"nobody\"\n"
+    "listener {\n"
+    "  bind = \"127.0.0.1\"\n"
+    "  https-port = 8443\n"
+    "  tls { cert = \"%s\" key = \"%s\" }\n"
+    "  site \"a.test\" {\n"
+    "    upstream = \"127.0.0.1:1\"\n"
+    "    path \"/static/\" { upstream = \"127.0.0.1:2\" }\n"
+    "    path \"/api/\" { upstream = \"127.0.0.1:3\" }\n"
+    "    path \"/api/v2/\" { upstream = \"127.0.0.1:4\" "
+    "replace-path = \"/v2/\" }\n"
+    "    path \"/rw/\" { upstream = \"127.0.0.1:5\" replace-path = \"/\" }\n"
+    "    path \"/exact\" { upstream = \"127.0.0.1:6\" "
+    "replace-path = \"/e/\" }\n"
+    "  }\n"
+    "  site \"r.a.test\" {\n"
+    "    upstream = \"127.0.0.1:7\"\n"
+    "    path \"/api/\" { upstream = \"127.0.0.1:8\" replace-path = \"/\" }\n"
+    "    path \"/static/\" { upstream = \"127.0.0.1:9\" }\n"
+    "  }\n"
+    "}\n";
+
+static void
+paths_gen(struct gen *g)
+{
+	struct config_opts opts = { .keypair_check = tls_keypair_check };
+	struct config_errors errs = { NULL, NULL, 0, 0 };
+	char conf[2048];
+	int n;
+
+	n = snprintf(conf, sizeof(conf), paths_fmt, a_crt, a_pem);
+	assert_int_equal(config_parse_buffer("t4.conf", conf, (size_t)n,
+	    &opts, &g->cfg, &errs), 0);
+	make_gen(g, 4);
+}
+
+/*
+ * GET target of host on g (no rate limit): the port digit of the backend
+ * chosen and, in fwd, the target that goes upstream; or 0, and ans.
+ */
+static int
+route_of(const struct gen *g, const char *host, const char *target,
+    char *fwd, size_t fwdsz, struct request_answer *ans)
+{
+	struct request_conn c = { .li = 0, .tls = true, .gen = g,
+	    .peer = (struct sockaddr *)&peer, .client_ip = "192.0.2.1",
+	    .rl = NULL };
+	struct proxy_request pr = get(host, target);
+	const struct config_site *s;
+	int port = 0;
+
+	c.cert_id = tls_ctx_cert_id(g->tls, 0, route_lookup(g->routes, 0,
+	    host, strlen(host)), host, strlen(host));
+	memset(ans, 0, sizeof(*ans));
+	ans->status = -1;
+	fwd[0] = '\0';
+	s = request_admit(&c, g, &pr, pr.h.path, 0, ans);
+	if (s == NULL) {
+		assert_true(ans->status >= 400);
+		assert_null(pr.target);
+	} else {
+		assert_int_equal(ans->status, -1);
+		assert_string_equal(pr.site, s->host);
+		port = pr.be->upstream[strlen(pr.be->upstream) - 1] - '0';
+		assert_true(pr.h.path.len < fwdsz);
+		memcpy(fwd, pr.h.path.p, pr.h.path.len);
+		fwd[pr.h.path.len] = '\0';
+		/* Only a replaced target has storage of its own. */
+		if (pr.target == NULL)
+			assert_ptr_equal(pr.h.path.p, target);
+		else
+			assert_ptr_equal(pr.h.path.p, pr.target);
+	}
+	request_release(&pr);
+	assert_null(pr.target);
+	return port;
+}
+
+struct path_case {
+	const char	*host;
+	const char	*target;
+	int		 port;		/* the backend's; 0: an answer */
+	int		 status;	/* that answer */
+	const char	*fwd;		/* what goes upstream; NULL: target */
+};
+
+static void
+path_cases(const struct path_case *cases, size_t n)
+{
+	struct request_answer ans;
+	char fwd[256];
+	struct gen g;
+	size_t i;
+	int port;
+
+	paths_gen(&g);
+	for (i = 0; i < n; i++) {
+		const struct path_case *k = &cases[i];
+
+		port = route_of(&g, k->host, k->target, fwd, sizeof(fwd),
+		    &ans);
+		if (port != k->port || (port == 0 &&
+		    (ans.status != k->status || !ans.close)) ||
+		    (port != 0 && strcmp(fwd, k->fwd != NULL ? k->fwd :
+		    k->target) != 0))
+			fail_msg("%s %s: backend %d status %d \"%s\", want "
+			    "%d %d \"%s\"", k->host, k->target, port,
+			    ans.status, fwd, k->port, k->status,
+			    k->fwd != NULL ? k->fwd : k->target);
+	}
+	drop_gen(&g);
+}
+
+/* The longest prefix the normalised path is under; none: the site's. */
+static void
+test_path_selection(void **state)
+{
+	static const struct path_case cases[] = {
+		{ "a.test", "/", 1, 0, NULL },
+		{ "a.test", "/x?y=1", 1, 0, NULL },
+		{ "a.test", "/static/", 2, 0, NULL },
+		{ "a.test", "/static/app.js?v=3", 2, 0, NULL },
+		{ "a.test", "/static", 1, 0, NULL },
+		{ "a.test", "/staticx/", 1, 0, NULL },
+		{ "a.test", "/api/", 3, 0, NULL },
+		{ "a.test", "/api/users?q=1", 3, 0, NULL },
+		{ "a.test", "/api/v2", 3, 0, NULL },
+		{ "a.test", "/api/v2/users", 4, 0, "/v2/users" },
+		{ "a.test", "/api/v2/", 4, 0, "/v2/" },
+		/* Without a trailing '/', the prefix and what is below. */
+		{ "a.test", "/exact", 6, 0, "/e" },
+		{ "a.test", "/exact/", 6, 0, "/e/" },
+		{ "a.test", "/exact/y?z", 6, 0, "/e/y?z" },
+		{ "a.test", "/exactly", 1, 0, NULL },
+		/* A site's blocks are its own. */
+		{ "r.a.test", "/api/v2/users", 8, 0, "/v2/users" },
+		{ "r.a.test", "/other", 7, 0, NULL },
+		/* OPTIONS * has no path: the site's. */
+		{ "a.test", "*", 1, 0, NULL },
+	};
+
+	(void)state;
+	path_cases(cases, nitems(cases));
+}
+
+/* What replace-path sends: the normalised path, the query as sent. */
+static void
+test_path_replace(void **state)
+{
+	static const struct path_case cases[] = {
+		{ "a.test", "/rw/users?q=1", 5, 0, "/users?q=1" },
+		{ "a.test", "/rw/", 5, 0, "/" },
+		{ "a.test", "/rw/x?", 5, 0, "/x?" },
+		{ "a.test", "/rw/a/./b/../c?x=/../", 5, 0, "/a/c?x=/../" },
+		{ "a.test", "/rw//x//y/", 5, 0, "/x/y/" },
+		{ "a.test", "/rw/%7Euser/%2f%41?q=%7E", 5, 0,
+		    "/~user/%2FA?q=%7E" },
+		{ "a.test", "/rw/a;p=1/b", 5, 0, "/a;p=1/b" },
+		{ "a.test", "/static/../rw/x", 5, 0, "/x" },
+		/* The prefix reached only through a decoded %2F or a dropped
+		   ;parameter: not a path replace-path can rewrite. */
+		{ "a.test", "/rw%2Fx", 0, 400, NULL },
+		{ "a.test", "/rw;p/x", 0, 400, NULL },
+		{ "a.test", "/exact;p", 0, 400, NULL },
+		{ "a.test", "/api/v2%2Fx", 0, 400, NULL },
+		/* ... where no replace-path is, the target goes as sent. */
+		{ "a.test", "/api%2Fx", 3, 0, NULL },
+	};
+
+	(void)state;
+	path_cases(cases, nitems(cases));
+}
+
+/*
+ * The attack vectors against /api/ and /static/: the block is the one
+ * the normalised path is under, whatever the target looks like; a path
+ * above the root is 400 (never clamped to the root).
+ */
+static void
+test_path_attack_vectors(void **state)
+{
+	static const struct path_case cases[] = {
+		{ "a.test", "/static/../api/x", 3, 0, NULL },
+		{ "a.test", "/static/%2e%2e/api/x", 3, 0, NULL },
+		{ "a.test", "/static/%2E./api/x", 3, 0, NULL },
+		{ "a.test", "/%2e%2e/api/x", 0, 400, NULL },
+		{ "a.test", "//api/x", 3, 0, NULL },
+		{ "a.test", "/api%2Fx", 3, 0, NULL },
+		{ "r.a.test", "/api%2Fx", 0, 400, NULL },
+		{ "r.a.test", "/api%2fx", 0, 400, NULL },
+		{ "a.test", "/api", 1, 0, NULL },
+		{ "a.test", "/api;x/y", 3, 0, NULL },
+		{ "a.test", "/static/..;/api/x", 3, 0, NULL },
+		{ "a.test", "/API/x", 1, 0, NULL },
+		{ "a.test", "/static/%252e%252e/api/x", 2, 0, NULL },
+		{ "a.test", "/%61pi/x", 3, 0, NULL },
+		{ "a.test", "/static/./../api/x", 3, 0, NULL },
+		{ "a.test", "/..", 0, 400, NULL },
+		{ "a.test", "/a/../../x", 0, 400, NULL },
+		{ "a.test", "/static/../../api/x", 0, 400, NULL },
+		/* The same through replace-path: the rewritten target. */
+		{ "r.a.test", "/static/../api/x", 8, 0, "/x" },
+		{ "r.a.test", "//api/x", 8, 0, "/x" },
+		{ "r.a.test", "/api;x/y", 0, 400, NULL },
+		{ "r.a.test", "/static/..;/api/x", 0, 400, NULL },
+		{ "r.a.test", "/static/%252e%252e/api/x", 9, 0, NULL },
+	};
+
+	(void)state;
+	path_cases(cases, nitems(cases));
+}
+
+/*
+ * A path that does not normalise is 400 on every site, path blocks or
+ * not (the connection closes); after the checks before it; not on the
+ * plain port, whose redirect repeats the path as sent.
+ */
+static void
+test_bad_path_is_400(void **state)
+{
+	static const char *const bad[] = {
+		"/..", "/../x", "/a/../..", "/%2e%2e", "/x/%2E%2E/%2e%2e/y",
+		"/%", "/%4", "/%zz/", "/a%g0",
+	};
+	struct request_conn c = conn(0, true, "a.test");
+	struct request_answer ans;
+	struct proxy_request pr;
+	size_t i;
+
+	(void)state;
+	c.rl = NULL;
+	for (i = 0; i < nitems(bad); i++) {
+		pr = get("a.test", bad[i]);
+		assert_int_equal(admit(&c, &pr, 0, &ans), 0);
+		if (ans.status != 400 || !ans.close)
+			fail_msg("%s: %d", bad[i], ans.status);
+		assert_null(pr.target);
+	}
+	/* What comes first still does. */
+	pr = get("b.test", "/..");
+	assert_int_equal(admit(&c, &pr, 0, &ans), 0);
+	assert_int_equal(ans.status, 421);
+	pr = get("a.test", "/..");
+	pr.h.framing = HEADERS_FRAME_LENGTH;
+	pr.h.content_length = 1001;
+	assert_int_equal(admit(&c, &pr, 0, &ans), 0);
+	assert_int_equal(ans.status, 413);
+	/* The plain port redirects it as it came. */
+	c = conn(0, false, NULL);
+	c.rl = NULL;
+	pr = get("a.test", "/../x");
+	assert_int_equal(admit(&c, &pr, 0, &ans), 0);
+	assert_int_equal(ans.status, 301);
+	assert_string_equal(ans.value, "https://a.test:8443/../x");
+}
+
 static void
 test_body_over(void **state)
 {
@@ -810,6 +1085,10 @@ main(void)
 		cmocka_unit_test(test_acme_421_by_the_name),
 		cmocka_unit_test(test_connect_is_405_with_allow),
 		cmocka_unit_test(test_body_over_the_limit_is_413),
+		cmocka_unit_test(test_path_selection),
+		cmocka_unit_test(test_path_replace),
+		cmocka_unit_test(test_path_attack_vectors),
+		cmocka_unit_test(test_bad_path_is_400),
 		cmocka_unit_test(test_body_over),
 	};
 
