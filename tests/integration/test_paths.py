@@ -114,8 +114,10 @@ def test_access_log_names_the_upstream(four):
 VECTORS = [
     (b"/static/../api/x", "api"),
     (b"/static/./../api/x", "api"),
-    (b"/%2e%2e/api/x", "api"),
-    (b"/%2E%2E/api/x", "api"),
+    (b"/%2e%2e/api/x", None),               # "/../api/x": above the root
+    (b"/%2E%2E/api/x", None),
+    (b"/x/%2e%2e/api/x", "api"),
+    (b"/x/%2E%2e/api/x", "api"),
     (b"/static/%2e%2e/api/x", "api"),
     (b"/static/%2E./api/x", "api"),
     (b"//api/x", "api"),
