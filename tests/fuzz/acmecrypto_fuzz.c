@@ -22,16 +22,9 @@
 #include <string.h>
 
 #include "acmecrypto.h"
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
-
-#define CHECK(cond) do {						\
-	if (!(cond)) {							\
-		fprintf(stderr, "%s:%d: invariant failed: %s\n",	\
-		    __FILE__, __LINE__, #cond);				\
-		abort();						\
-	}								\
-} while (0)
 
 #define NOW	((int64_t)1700000000)	/* fixed: replays are repeatable */
 

@@ -27,18 +27,11 @@
 
 #include "config.h"
 #include "image.h"
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 #define NAME	"fuzz.conf"
-
-#define CHECK(cond) do {						\
-	if (!(cond)) {							\
-		fprintf(stderr, "%s:%d: invariant failed: %s\n",	\
-		    __FILE__, __LINE__, #cond);				\
-		abort();						\
-	}								\
-} while (0)
 
 static void
 check_errors(const struct config_errors *e)

@@ -22,19 +22,12 @@
 #include <string.h>
 
 #include "http1.h"
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 /* Byte-at-a-time feeding costs a call per byte; keep it for short inputs. */
 #define BYTEWISE_MAX	4096
-
-#define CHECK(cond) do {						\
-	if (!(cond)) {							\
-		fprintf(stderr, "%s:%d: invariant failed: %s\n",	\
-		    __FILE__, __LINE__, #cond);				\
-		abort();						\
-	}								\
-} while (0)
 
 /* Deterministic split points: xorshift64 seeded by a hash of the input. */
 static uint64_t

@@ -33,17 +33,10 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 int LLVMFuzzerInitialize(int *, char ***);
-
-#define CHECK(cond) do {						\
-	if (!(cond)) {							\
-		fprintf(stderr, "%s:%d: invariant failed: %s\n",	\
-		    __FILE__, __LINE__, #cond);				\
-		abort();						\
-	}								\
-} while (0)
 
 #define TS_LEN	24	/* "YYYY-MM-DDTHH:MM:SS.mmmZ" */
 

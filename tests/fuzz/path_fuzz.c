@@ -32,16 +32,9 @@
 #include <string.h>
 
 #include "path.h"
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
-
-#define CHECK(cond) do {						\
-	if (!(cond)) {							\
-		fprintf(stderr, "%s:%d: invariant failed: %s\n",	\
-		    __FILE__, __LINE__, #cond);				\
-		abort();						\
-	}								\
-} while (0)
 
 /* Each costs O(n): at most this many path_replace() checks an input, */
 #define REPLACE_MAX	16
