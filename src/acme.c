@@ -65,7 +65,11 @@
 #define REQUEST_TIMEOUT		30
 #define PUBLISH_TIMEOUT		30		/* for PUBLISHED */
 #define POLL_MAX		60		/* authz, order: seconds */
-#define BADNONCE_RETRIES	10
+/* A CA may refuse many good nonces in a row (pebble refuses a share of
+   them at random: at 60%, 11 refusals in a row happen to 1 POST in 280,
+   and an issuance makes about ten POSTs).  Each retry is one quick round
+   trip; a CA that refuses every nonce fails the order after these. */
+#define BADNONCE_RETRIES	100
 #define CHECK_EVERY		(12 * 3600)	/* +- CHECK_JITTER */
 #define CHECK_JITTER		3600
 #define NET_BACKOFF_MIN		5		/* CA unreachable, 5xx */
