@@ -34,6 +34,7 @@
 
 #include "log.h"
 #include "fuzz.h"
+#include "util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 int LLVMFuzzerInitialize(int *, char ***);
@@ -59,18 +60,6 @@ static bool
 plain(unsigned char c)
 {
 	return c > 0x20 && c < 0x7f && c != '"' && c != '\\';
-}
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 static bool
@@ -150,8 +139,8 @@ decode_value(enum mode mode, const char *p, size_t n, unsigned char *out,
 		}
 		if (i + skip + 2 >= n - 1)
 			return -1;
-		hi = hexval(p[i + skip + 1]);
-		lo = hexval(p[i + skip + 2]);
+		hi = util_hex_value((unsigned char)p[i + skip + 1]);
+		lo = util_hex_value((unsigned char)p[i + skip + 2]);
 		if (hi < 0 || lo < 0 || !needs_hex((unsigned char)(hi * 16 +
 		    lo)))
 			return -1;
@@ -229,8 +218,8 @@ jstring(struct jp *j, char *key, size_t keysz)
 			c = (unsigned char)j->p[j->i++];
 			if (c == 'u') {
 				for (h = 0; h < 4; h++)
-					if (j->i >= j->n ||
-					    hexval(j->p[j->i++]) < 0)
+					if (j->i >= j->n || util_hex_value(
+					    (unsigned char)j->p[j->i++]) < 0)
 						return false;
 			} else if (c == 0 || strchr("\"\\/bfnrt", c) == NULL)
 				return false;

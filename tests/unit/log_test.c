@@ -122,18 +122,6 @@ ref_value(enum mode mode, const unsigned char *s, size_t len, char *out)
  * Return the decoded length, or -1.
  */
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* A byte that must be written with \xHH / \u00HH, never raw or short. */
 static bool
 needs_hex(unsigned char c)
@@ -186,8 +174,8 @@ decode_value(enum mode mode, const char *p, size_t n, unsigned char *out,
 		case 'x':
 			if (mode != TEXT || i + 2 >= n - 1)
 				return -1;
-			hi = hexval(p[i + 1]);
-			lo = hexval(p[i + 2]);
+			hi = util_hex_value((unsigned char)p[i + 1]);
+			lo = util_hex_value((unsigned char)p[i + 2]);
 			if (hi < 0 || lo < 0 || !needs_hex((unsigned char)
 			    (hi * 16 + lo)))
 				return -1;
@@ -198,8 +186,8 @@ decode_value(enum mode mode, const char *p, size_t n, unsigned char *out,
 			if (mode != JSON || i + 4 >= n - 1 ||
 			    p[i + 1] != '0' || p[i + 2] != '0')
 				return -1;
-			hi = hexval(p[i + 3]);
-			lo = hexval(p[i + 4]);
+			hi = util_hex_value((unsigned char)p[i + 3]);
+			lo = util_hex_value((unsigned char)p[i + 4]);
 			if (hi < 0 || lo < 0 || !needs_hex((unsigned char)
 			    (hi * 16 + lo)))
 				return -1;
@@ -277,8 +265,8 @@ j_string(struct jparser *j, char *key, size_t keysz)
 			c = (unsigned char)j->p[j->i++];
 			if (c == 'u') {
 				for (h = 0; h < 4; h++)
-					if (j->i >= j->n ||
-					    hexval(j->p[j->i++]) < 0)
+					if (j->i >= j->n || util_hex_value(
+					    (unsigned char)j->p[j->i++]) < 0)
 						return false;
 				c = '?';
 			} else if (strchr("\"\\/bfnrt", c) == NULL || c == 0)
