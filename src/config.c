@@ -52,6 +52,7 @@ struct loader {
 	const struct config	*cfg;		/* its global settings first */
 	const cfg_opt_t		*list;		/* the list being parsed */
 	unsigned		 list_n;	/* its elements so far */
+	char			*list_last;	/* its last string element */
 	bool			 oom;
 };
 
@@ -85,13 +86,28 @@ static cfg_opt_t site_ratelimit_opts[] = {
 	CFG_END()
 };
 
+/* health-check { } of a backend (written at most once). */
+static cfg_opt_t health_opts[] = {
+	CFG_STR("path", "/", CFGF_NONE),
+	CFG_INT("interval", 5, CFGF_NONE),
+	CFG_INT("timeout", 2, CFGF_NONE),
+	CFG_INT("passes", 2, CFGF_NONE),
+	CFG_INT("fails", 3, CFGF_NONE),
+	CFG_STR("status", "2xx", CFGF_NONE),
+	CFG_END()
+};
+
 /*
  * A backend's options (load_backend), in a site and in a path block,
  * where those left out are the site's: the defaults below are a site's.
  */
 #define BACKEND_OPTS							\
-	CFG_STR("upstream", NULL, CFGF_NODEFAULT),			\
+	CFG_STR_LIST("upstream", NULL, CFGF_NODEFAULT),			\
 	CFG_STR("upstream-scheme", "http", CFGF_NONE),			\
+	CFG_STR("load-balance", "round-robin", CFGF_NONE),		\
+	CFG_INT("max-fails", 1, CFGF_NONE),				\
+	CFG_INT("fail-timeout", 10, CFGF_NONE),				\
+	CFG_SEC("health-check", health_opts, CFGF_MULTI),		\
 	CFG_INT("connect-timeout", 5, CFGF_NONE),			\
 	CFG_INT("request-timeout", 60, CFGF_NONE),			\
 	CFG_INT("upstream-keepalive", 256, CFGF_NONE),			\
@@ -269,19 +285,30 @@ confuse_error(cfg_t *cfg, const char *fmt, va_list ap)
  * by one each time) and once more at its closing brace (no growth); a
  * list in one string, l = "a", gets a single call.  Returns true for a
  * call that is not the first of an assignment, with *idx the element to
- * record (or UINT_MAX: nothing to record).
+ * record (or UINT_MAX: nothing to record).  l = "a" then l = "b" also
+ * makes a call without growth (the second assignment replaces the list):
+ * for a list of strings, it is told from a closing brace by its element,
+ * which differs (the same string twice is the same setting).
  */
 static bool
 list_continues(struct loader *ld, const cfg_opt_t *opt, unsigned *idx)
 {
 	unsigned n = cfg_opt_size((cfg_opt_t *)opt);
+	const char *last = NULL;
+	bool same;
 
 	*idx = 0;
 	if (!(opt->flags & CFGF_LIST)) {
 		ld->list = NULL;
 		return false;
 	}
-	if (ld->list == opt && n == ld->list_n) {
+	if (opt->type == CFGT_STR && n > 0)
+		last = cfg_opt_getnstr((cfg_opt_t *)opt, n - 1);
+	same = (last == NULL && ld->list_last == NULL) || (last != NULL &&
+	    ld->list_last != NULL && strcmp(last, ld->list_last) == 0);
+	free(ld->list_last);
+	ld->list_last = last != NULL ? strdup(last) : NULL;
+	if (ld->list == opt && n == ld->list_n && same) {
 		ld->list = NULL;		/* the closing brace */
 		*idx = UINT_MAX;
 		return true;
@@ -592,7 +619,7 @@ load_tls_pair(struct loader *ld, cfg_t *sec, struct config_tls *tls,
 /* Resolve an upstream host; literal addresses need no look-up. */
 static int
 resolve_upstream(struct loader *ld, int line, const char *host, uint16_t port,
-    struct config_backend *be)
+    struct config_upstream *up)
 {
 	struct addrinfo hints, *res = NULL;
 	char portstr[8];
@@ -611,12 +638,12 @@ resolve_upstream(struct loader *ld, int line, const char *host, uint16_t port,
 		    gai_strerror(rc));
 		return -1;
 	}
-	if (res->ai_addrlen > sizeof(be->upstream_addr)) {
+	if (res->ai_addrlen > sizeof(up->addr)) {
 		freeaddrinfo(res);
 		return -1;
 	}
-	memcpy(&be->upstream_addr, res->ai_addr, res->ai_addrlen);
-	be->upstream_addrlen = res->ai_addrlen;
+	memcpy(&up->addr, res->ai_addr, res->ai_addrlen);
+	up->addrlen = res->ai_addrlen;
 	freeaddrinfo(res);
 	return 0;
 }
@@ -624,7 +651,7 @@ resolve_upstream(struct loader *ld, int line, const char *host, uint16_t port,
 /* "host:port", "1.2.3.4:port" or "[v6]:port". */
 static void
 parse_upstream(struct loader *ld, int line, const char *s,
-    struct config_backend *be)
+    struct config_upstream *up)
 {
 	char host[CONFIG_HOST_MAX + 1];
 	const char *hp, *pp, *colon, *close;
@@ -668,7 +695,8 @@ parse_upstream(struct loader *ld, int line, const char *s,
 	} else if (inet_pton(AF_INET, host, &a4) != 1 &&
 	    config_check_hostname(host, hlen, false) == -1)
 		goto bad;
-	resolve_upstream(ld, line, host, (uint16_t)port, be);
+	up->host = xstrdup_or_null(ld, host);
+	resolve_upstream(ld, line, host, (uint16_t)port, up);
 	return;
 bad:
 	cerr(ld, line, "upstream \"%s\" is not host:port (a DNS name, an IPv4 "
@@ -707,11 +735,164 @@ backend_int(struct loader *ld, cfg_t *s, const char *name, long min,
 	return (unsigned)get_int(ld, s, name, min, max);
 }
 
+/* A backend's list of upstreams: 1..CONFIG_MAX_UPSTREAMS, none twice. */
+static void
+load_upstreams(struct loader *ld, cfg_t *s, struct config_backend *be,
+    int line, const char *what)
+{
+	size_t i, j, n = cfg_size(s, "upstream");
+	const char *name;
+	int eline;
+
+	if (n == 0) {
+		cerr(ld, line, "%s: 'upstream' is required", what);
+		return;
+	}
+	if (n > CONFIG_MAX_UPSTREAMS) {
+		cerr(ld, line_of(ld, s, "upstream"), "%s: more than %d "
+		    "upstreams", what, CONFIG_MAX_UPSTREAMS);
+		return;
+	}
+	if ((be->ups = calloc(n, sizeof(*be->ups))) == NULL) {
+		ld->oom = true;
+		return;
+	}
+	be->nups = n;
+	for (i = 0; i < n; i++) {
+		name = cfg_getnstr(s, "upstream", (unsigned)i);
+		eline = elem_line(ld, s, "upstream", (unsigned)i);
+		for (j = 0; j < i; j++)
+			if (strcmp(be->ups[j].name, name) == 0)
+				cerr(ld, eline, "%s: upstream \"%s\" is "
+				    "listed twice", what, name);
+		be->ups[i].name = xstrdup_or_null(ld, name);
+		parse_upstream(ld, eline, name, &be->ups[i]);
+		if (be->ups[i].name == NULL)
+			be->ups[i].name = xstrdup_or_null(ld, "");
+	}
+}
+
+static const char *const balance_names[] = {
+	[CONFIG_LB_ROUND_ROBIN] = "round-robin",
+	[CONFIG_LB_LEAST_CONN] = "least-connections",
+	[CONFIG_LB_IP_HASH] = "ip-hash",
+	[CONFIG_LB_STICKY] = "sticky-cookie",
+};
+
+const char *
+config_balance_name(enum config_balance b)
+{
+	if ((size_t)b >= sizeof(balance_names) / sizeof(balance_names[0]))
+		return "?";
+	return balance_names[b];
+}
+
+static void
+load_balance(struct loader *ld, cfg_t *s, struct config_backend *be,
+    const struct config_backend *site, const char *what)
+{
+	const char *v = cfg_getstr(s, "load-balance");
+	size_t i;
+
+	if (site != NULL && opt_line(ld, s, "load-balance") == 0) {
+		be->balance = site->balance;
+		return;
+	}
+	for (i = 0; i < sizeof(balance_names) / sizeof(balance_names[0]); i++)
+		if (v != NULL && strcmp(v, balance_names[i]) == 0) {
+			be->balance = (enum config_balance)i;
+			return;
+		}
+	cerr(ld, line_of(ld, s, "load-balance"), "%s: load-balance must be "
+	    "\"round-robin\", \"least-connections\", \"ip-hash\" or "
+	    "\"sticky-cookie\", not \"%s\"", what, v != NULL ? v : "");
+}
+
+/* "2xx" (a class) or "204" (one code): the status a check passes with. */
+int
+config_parse_status(const char *s, uint16_t *min, uint16_t *max)
+{
+	uint64_t v;
+
+	if (strlen(s) != 3)
+		return -1;
+	if (s[0] >= '1' && s[0] <= '5' && s[1] == 'x' && s[2] == 'x') {
+		*min = (uint16_t)((s[0] - '0') * 100);
+		*max = (uint16_t)(*min + 99);
+		return 0;
+	}
+	if (util_parse_u64(s, 3, 100, 599, &v) == -1)
+		return -1;
+	*min = *max = (uint16_t)v;
+	return 0;
+}
+
+/* A check's path: origin-form, printable ASCII, no fragment. */
+bool
+config_health_path_ok(const char *p)
+{
+	size_t i, len = strlen(p);
+
+	if (len == 0 || len > CONFIG_PREFIX_MAX || p[0] != '/')
+		return false;
+	for (i = 0; i < len; i++)
+		if (p[i] <= 0x20 || p[i] >= 0x7f || p[i] == '#')
+			return false;
+	return true;
+}
+
+/* health-check { }: the section's, else the site's (else none). */
+static void
+load_health(struct loader *ld, cfg_t *s, struct config_backend *be,
+    const struct config_backend *site, const char *what)
+{
+	struct config_health *h = &be->health;
+	const char *path, *status;
+	cfg_t *hc;
+
+	if (cfg_size(s, "health-check") == 0) {
+		if (site != NULL && site->health.on) {
+			*h = site->health;
+			h->path = xstrdup_or_null(ld, site->health.path);
+		}
+		return;
+	}
+	hc = cfg_getnsec(s, "health-check", 0);
+	if (cfg_size(s, "health-check") > 1) {
+		cerr(ld, sec_line(ld, cfg_getnsec(s, "health-check", 1)),
+		    "%s: health-check given twice", what);
+		return;
+	}
+	h->on = true;
+	path = cfg_getstr(hc, "path");
+	if (path == NULL || !config_health_path_ok(path))
+		cerr(ld, line_of(ld, hc, "path"), "%s: health-check path must "
+		    "start with '/' and be printable ASCII without spaces or "
+		    "'#' (at most %d bytes)", what, CONFIG_PREFIX_MAX);
+	h->path = xstrdup_or_null(ld, path != NULL ? path : "/");
+	h->interval = (unsigned)get_int(ld, hc, "interval", 1, 3600);
+	h->timeout = (unsigned)get_int(ld, hc, "timeout", 1, 3600);
+	h->passes = (unsigned)get_int(ld, hc, "passes", 1, 100);
+	h->fails = (unsigned)get_int(ld, hc, "fails", 1, 100);
+	status = cfg_getstr(hc, "status");
+	if (status == NULL || config_parse_status(status, &h->status_min,
+	    &h->status_max) == -1)
+		cerr(ld, line_of(ld, hc, "status"), "%s: health-check status "
+		    "must be a class such as \"2xx\" or a code such as "
+		    "\"204\", not \"%s\"", what, status != NULL ? status : "");
+	/* One message per mistake: not if either is out of its range. */
+	if (h->timeout > h->interval && cfg_getint(hc, "interval") ==
+	    (long)h->interval && cfg_getint(hc, "timeout") == (long)h->timeout)
+		cerr(ld, line_of(ld, hc, "timeout"), "%s: health-check timeout "
+		    "(%u) is longer than its interval (%u)", what, h->timeout,
+		    h->interval);
+}
+
 /*
  * A backend's options in section s, a site (site NULL) or one of its path
- * blocks (what it leaves out is site's): the upstream (required: the
- * message blames line, the section's, when it is missing), scheme,
- * timeouts and keep-alive.
+ * blocks (what it leaves out is site's): the upstreams (required: the
+ * message blames line, the section's, when there are none), how one is
+ * chosen, their health, scheme, timeouts and keep-alive.
  */
 static void
 load_backend(struct loader *ld, cfg_t *s, struct config_backend *be,
@@ -719,17 +900,17 @@ load_backend(struct loader *ld, cfg_t *s, struct config_backend *be,
 {
 	const char *scheme;
 
-	if (cfg_size(s, "upstream") == 0)
-		cerr(ld, line, "%s: 'upstream' is required", what);
-	else {
-		be->upstream = xstrdup_or_null(ld, cfg_getstr(s, "upstream"));
-		parse_upstream(ld, line_of(ld, s, "upstream"),
-		    cfg_getstr(s, "upstream"), be);
-	}
+	load_upstreams(ld, s, be, line, what);
 	scheme = cfg_getstr(s, "upstream-scheme");
 	if (scheme == NULL || strcmp(scheme, "http") != 0)
 		cerr(ld, line_of(ld, s, "upstream-scheme"), "%s: "
 		    "upstream-scheme must be \"http\"", what);
+	load_balance(ld, s, be, site, what);
+	be->max_fails = backend_int(ld, s, "max-fails", 0, 1000, site,
+	    site ? site->max_fails : 0);
+	be->fail_timeout = backend_int(ld, s, "fail-timeout", 1, 3600, site,
+	    site ? site->fail_timeout : 0);
+	load_health(ld, s, be, site, what);
 	be->connect_timeout = backend_int(ld, s, "connect-timeout", 1, 3600,
 	    site, site ? site->connect_timeout : 0);
 	be->request_timeout = backend_int(ld, s, "request-timeout", 1, 86400,
@@ -1646,6 +1827,10 @@ load_root(struct loader *ld, cfg_t *root, struct config *cfg)
 		load_listener(ld, cfg_getnsec(root, "listener", (unsigned)i),
 		    &cfg->listeners[i], wildcard_ok);
 	check_endpoints(ld, cfg, line_of(ld, root, "health-check-port"));
+	if ((n = config_upstream_count(cfg)) > CONFIG_MAX_UPSTREAM_SLOTS)
+		cerr(ld, ld->last_line, "%zu upstreams in all (each site's and "
+		    "path block's list counted): at most %d", n,
+		    CONFIG_MAX_UPSTREAM_SLOTS);
 }
 
 /* The line of the byte at offset off (1-based). */
@@ -1796,6 +1981,7 @@ done:
 	if (root != NULL)
 		cfg_free(root);
 	free(ld.lines);
+	free(ld.list_last);
 	free(text);
 	if (nerrors(errs) > nerr0 || ld.oom) {
 		config_free(cfg);
@@ -1840,7 +2026,15 @@ tls_free(struct config_tls *t)
 static void
 backend_free(struct config_backend *be)
 {
-	free(be->upstream);
+	size_t i;
+
+	for (i = 0; i < be->nups; i++) {
+		free(be->ups[i].name);
+		free(be->ups[i].host);
+	}
+	free(be->ups);
+	free(be->health.path);
+	free(be->ring);
 }
 
 static void
@@ -2035,5 +2229,43 @@ config_site_count(const struct config *cfg)
 
 	for (i = 0; i < cfg->nlisteners; i++)
 		n += cfg->listeners[i].nsites;
+	return n;
+}
+
+void
+config_foreach_backend(const struct config *cfg,
+    void (*fn)(void *arg, const struct config_listener *l,
+    const struct config_site *site, const struct config_path *path,
+    struct config_backend *be), void *arg)
+{
+	struct config_listener *l;
+	struct config_site *s;
+	size_t i, j, k;
+
+	for (i = 0; i < cfg->nlisteners; i++) {
+		l = &cfg->listeners[i];
+		for (j = 0; j < l->nsites; j++) {
+			s = &l->sites[j];
+			fn(arg, l, s, NULL, &s->be);
+			for (k = 0; k < s->npaths; k++)
+				fn(arg, l, s, &s->paths[k], &s->paths[k].be);
+		}
+	}
+}
+
+static void
+count_ups(void *arg, const struct config_listener *l UNUSED,
+    const struct config_site *site UNUSED,
+    const struct config_path *path UNUSED, struct config_backend *be)
+{
+	*(size_t *)arg += be->nups;
+}
+
+size_t
+config_upstream_count(const struct config *cfg)
+{
+	size_t n = 0;
+
+	config_foreach_backend(cfg, count_ups, &n);
 	return n;
 }

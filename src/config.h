@@ -117,21 +117,79 @@ struct config_challenge {
 						   key authorization */
 };
 
+/* load-balance */
+enum config_balance {
+	CONFIG_LB_ROUND_ROBIN = 0,
+	CONFIG_LB_LEAST_CONN,		/* "least-connections" */
+	CONFIG_LB_IP_HASH,
+	CONFIG_LB_STICKY,		/* "sticky-cookie" */
+};
+
+/* Upstreams in a backend's list (a bit each in a retry's mask). */
+#define CONFIG_MAX_UPSTREAMS	64
 /*
- * A backend: what a site forwards to, and how.  Today one upstream over
- * plain HTTP/1.1, its timeouts and its share of the pool of idle
- * connections; this is where several upstreams with load balancing,
- * their health and TLS to them will go.  The exchange (proxy.c) and the
- * pool (upstream.c) work from a backend, never from a site.
+ * Upstream entries in all (each backend's list counted), the size of the
+ * shared table of their health and in-flight counts (upstate.h).
+ */
+#define CONFIG_MAX_UPSTREAM_SLOTS 4096
+/* A sticky cookie's value: hex digits. */
+#define CONFIG_COOKIE_HEX	32
+
+/* One upstream of a backend's list. */
+struct config_upstream {
+	char			*name;		/* as written: "host:port" */
+	char			*host;		/* its host, no brackets */
+	struct sockaddr_storage	 addr;		/* resolved when loaded */
+	socklen_t		 addrlen;
+	/* Its entry in the shared table (upstate.h), given by the master
+	   when the generation is made (upstate_assign): the same
+	   site, path block and name keep it across reloads. */
+	uint32_t		 slot;
+	/* sticky-cookie's value naming it (balance.h), made for a
+	   worker's generation; "" in the master's. */
+	char			 cookie[CONFIG_COOKIE_HEX + 1];
+};
+
+/* health-check { }: active checks, made by the checker process. */
+struct config_health {
+	bool			 on;
+	char			*path;		/* origin-form, printable */
+	unsigned		 interval;	/* seconds */
+	unsigned		 timeout;	/* seconds */
+	unsigned		 passes;	/* successes that mark it up */
+	unsigned		 fails;		/* failures that mark it down */
+	uint16_t		 status_min;	/* "2xx": 200..299 */
+	uint16_t		 status_max;
+};
+
+/* A point of ip-hash's ring: upstream up owns the hashes up to hash. */
+struct config_ring_point {
+	uint64_t		 hash;
+	uint32_t		 up;
+};
+
+/*
+ * A backend: what a site (or a path block) forwards to, and how: its
+ * upstreams and how one is chosen, their health, the timeouts and the
+ * share of the pool of idle connections.  The exchange (proxy.c) and the
+ * pool (upstream.c) work from a backend and one of its upstreams, never
+ * from a site.
  */
 struct config_backend {
-	char			*upstream;	/* as written: "host:port" */
-	struct sockaddr_storage	 upstream_addr;	/* resolved when loaded */
-	socklen_t		 upstream_addrlen;
+	struct config_upstream	*ups;
+	size_t			 nups;		/* 1..CONFIG_MAX_UPSTREAMS */
+	enum config_balance	 balance;
+	unsigned		 max_fails;	/* 0: no passive health */
+	unsigned		 fail_timeout;	/* seconds */
+	struct config_health	 health;
 	unsigned		 connect_timeout;	/* seconds */
 	unsigned		 request_timeout;	/* seconds */
 	unsigned		 keepalive;	/* idle upstream conns per worker */
 	unsigned		 keepalive_timeout;	/* seconds */
+	/* ip-hash's ring, sorted by hash: made for a worker's generation
+	   (balance_prepare), NULL in the master's. */
+	struct config_ring_point *ring;
+	size_t			 nring;
 };
 
 /*
@@ -306,6 +364,30 @@ bool	 config_base64url_ok(const char *s, size_t max);
  * replace-path, gives it back unchanged).
  */
 bool	 config_path_ok(const char *s, size_t len, bool prefix);
+
+/*
+ * A health-check path (origin-form: '/' and printable ASCII without
+ * spaces or '#', at most CONFIG_PREFIX_MAX bytes), and a health-check
+ * status ("2xx": a class; "204": one code) as the range it accepts;
+ * shared with the image decoder.
+ */
+bool	 config_health_path_ok(const char *s);
+int	 config_parse_status(const char *s, uint16_t *min, uint16_t *max);
+
+/* "round-robin", "least-connections", "ip-hash", "sticky-cookie". */
+const char *config_balance_name(enum config_balance b);
+
+/*
+ * Call fn for every backend of cfg (each site's, then its path blocks'),
+ * with the listener, the site and the path block (NULL: the site's own).
+ */
+void	 config_foreach_backend(const struct config *cfg,
+	    void (*fn)(void *arg, const struct config_listener *l,
+	    const struct config_site *site, const struct config_path *path,
+	    struct config_backend *be), void *arg);
+
+/* Upstream entries over every backend of cfg. */
+size_t	 config_upstream_count(const struct config *cfg);
 
 /* Total number of sites over all listeners. */
 size_t	 config_site_count(const struct config *cfg);

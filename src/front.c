@@ -21,6 +21,8 @@ front_log_begin(struct front_log *l, double now)
 	   2% of the instructions per request. */
 	l->method[0] = l->host[0] = l->path[0] = l->upstream[0] = '-';
 	l->method[1] = l->host[1] = l->path[1] = l->upstream[1] = '\0';
+	l->upstream_error[0] = '-';
+	l->upstream_error[1] = '\0';
 	l->proto = "-";
 	l->status = 0;
 	l->cut = false;
@@ -28,13 +30,23 @@ front_log_begin(struct front_log *l, double now)
 	l->start = now;
 }
 
-void
-front_log_upstream(struct front_log *l, const char *name)
+/* Copy a string for the log; "" stays "-". */
+static void
+copy_field(char *dst, size_t dstsz, const char *s)
 {
-	size_t n = strnlen(name, sizeof(l->upstream) - 1);
+	size_t n = strnlen(s, dstsz - 1);
 
-	memcpy(l->upstream, name, n);
-	l->upstream[n] = '\0';
+	if (n == 0)
+		return;
+	memcpy(dst, s, n);
+	dst[n] = '\0';
+}
+
+void
+front_log_upstream(struct front_log *l, const char *name, const char *error)
+{
+	copy_field(l->upstream, sizeof(l->upstream), name);
+	copy_field(l->upstream_error, sizeof(l->upstream_error), error);
 }
 
 static struct util_cache log_cache;
@@ -103,6 +115,7 @@ front_log_emit(struct front_log *l, const char *client_ip, double now)
 	log_event_uint(&ev, "bytes_out", l->bytes_out);
 	log_event_uint(&ev, "duration_ms", ms > 0 ? (uint64_t)ms : 0);
 	log_event_cstr(&ev, "upstream", l->upstream);
+	log_event_cstr(&ev, "upstream_error", l->upstream_error);
 	ev.truncated = ev.truncated || l->cut;
 	log_event_end(&ev);
 }

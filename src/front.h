@@ -25,6 +25,7 @@ struct front_log {
 	uint64_t	 bytes_out;
 	double		 start;
 	char		 upstream[64];
+	char		 upstream_error[128];
 };
 
 /* Empty fields ("-"), the clock started at now. */
@@ -40,7 +41,9 @@ void	 front_log_free(struct front_log *l);
 void	 front_log_request(struct front_log *l, struct http1_slice method,
 	    struct http1_slice host, struct http1_slice target);
 /* The upstream that answered, shortened if need be. */
-void	 front_log_upstream(struct front_log *l, const char *name);
+/* The upstream (name "": none was chosen) and what failed ("": nothing). */
+void	 front_log_upstream(struct front_log *l, const char *name,
+	    const char *error);
 /* The ACCESS line (status 0 is logged as 499: the client left first). */
 void	 front_log_emit(struct front_log *l, const char *client_ip,
 	    double now);

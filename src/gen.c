@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 
+#include "balance.h"
 #include "config.h"
 #include "gen.h"
 #include "route.h"
@@ -12,7 +13,8 @@
 
 struct gen *
 gen_new(struct config *cfg, uint64_t id, const unsigned char *ticket_key,
-    size_t ticket_key_len, const char **why)
+    size_t ticket_key_len, const unsigned char *sticky_key,
+    size_t sticky_key_len, const char **why)
 {
 	static char err[256];
 	struct gen *g;
@@ -25,7 +27,8 @@ gen_new(struct config *cfg, uint64_t id, const unsigned char *ticket_key,
 	g->refs = 1;
 	g->id = id;
 	g->cfg = cfg;
-	if ((g->routes = route_build(cfg)) == NULL) {
+	if ((g->routes = route_build(cfg)) == NULL ||
+	    balance_prepare(cfg, sticky_key, sticky_key_len) == -1) {
 		*why = "out of memory";
 		gen_unref(g);
 		return NULL;

@@ -30,6 +30,7 @@ struct gen {
  */
 struct gen	*gen_new(struct config *cfg, uint64_t id,
 		    const unsigned char *ticket_key, size_t ticket_key_len,
+		    const unsigned char *sticky_key, size_t sticky_key_len,
 		    const char **why);
 struct gen	*gen_ref(struct gen *g);
 /* The last reference frees it all; NULL is ignored. */

@@ -782,7 +782,8 @@ h1_ex_done(void *fe, enum proxy_result res)
 {
 	struct h1_conn *c = conn_of(fe);
 
-	front_log_upstream(log_of(c), proxy_upstream_name(c->ex));
+	front_log_upstream(log_of(c), proxy_upstream_name(c->ex),
+	    proxy_upstream_error(c->ex));
 	if (!proxy_request_sent(c->ex) || !c->body_done) {
 		/* The rest of its body would be read as the next request. */
 		c->close_after = true;
@@ -797,9 +798,9 @@ h1_ex_done(void *fe, enum proxy_result res)
 		break;
 	case PROXY_BAD_GATEWAY:
 	case PROXY_TIMEOUT:
+	case PROXY_UNAVAILABLE:
 		if (!c->resp_started) {
-			h1_respond(c, res == PROXY_TIMEOUT ? 504 : 502, NULL,
-			    false);
+			h1_respond(c, proxy_error_status(res), NULL, false);
 			break;
 		}
 		/* FALLTHROUGH */

@@ -681,7 +681,8 @@ st_ex_done(void *fe, enum proxy_result res)
 	struct h2_stream *st = stream_of(fe);
 	struct h2_conn *c = st->c;
 
-	front_log_upstream(&st->log, proxy_upstream_name(st->ex));
+	front_log_upstream(&st->log, proxy_upstream_name(st->ex),
+	    proxy_upstream_error(st->ex));
 	st->ex = NULL;
 	st->resp_wait = false;
 	/* Whatever of the body is left is read and dropped; but what a
@@ -700,8 +701,9 @@ st_ex_done(void *fe, enum proxy_result res)
 		break;		/* the tunnel goes on (st_ex_upgrade) */
 	case PROXY_BAD_GATEWAY:
 	case PROXY_TIMEOUT:
+	case PROXY_UNAVAILABLE:
 		if (!st->submitted) {
-			st_respond(st, res == PROXY_TIMEOUT ? 504 : 502);
+			st_respond(st, proxy_error_status(res));
 			break;
 		}
 		/* FALLTHROUGH */

@@ -24,9 +24,12 @@
  *                 nchallenges { type name token keyauth digest[32] }] }
  *   magic
  *
- * where a backend is: upstream addrlen addr connect-timeout
- * request-timeout keepalive keepalive-timeout, and an empty replace-path
- * is none.  secrets is 1 in the ACME process's copy (image_encode_acme),
+ * where a backend is:
+ *   nups { name host addrlen addr slot } load-balance max-fails
+ *   fail-timeout health-on [path interval timeout passes fails
+ *   status-min status-max] connect-timeout request-timeout keepalive
+ *   keepalive-timeout
+ * and an empty replace-path is none.  secrets is 1 in the ACME process's copy (image_encode_acme),
  * the only one with the EAB keys; recording it keeps decode-then-encode
  * exact.
  */
@@ -46,8 +49,10 @@
 #define STR_MAX		1024
 /* The fewest bytes a listener / a site can take: bounds counts early. */
 #define LISTENER_MIN	(1 + 16 + 2 + 2 + 4 + 1 + 4 + 4 + 4)
-#define SITE_MIN	(4 + 1 + 4 + 4 + 4 + 4 + 4 + 4 + 1 + 4)
-#define PATH_MIN	(4 + 1 + 4 + 4 + 1 + 4 + 16 + 16)
+#define SITE_MIN	(4 + 1 + BACKEND_MIN + 4 + 4 + 1 + 4)
+#define UPSTREAM_MIN	(4 + 1 + 4 + 1 + 4 + 16 + 4)
+#define BACKEND_MIN	(4 + UPSTREAM_MIN + 1 + 4 + 4 + 1 + 16)
+#define PATH_MIN	(4 + 1 + 4 + BACKEND_MIN)
 #define DOMAIN_MIN	(4 + 1)
 #define ACME_CERT_MIN	(4 + 1 + 4 + 1 + 4 + 1)
 #define CHALLENGE_MIN	(1 + 4 + 1 + 4 + 4 + 32)
@@ -121,8 +126,29 @@ put_rate(struct wbuf *w, double rps)
 static void
 put_backend(struct wbuf *w, const struct config_backend *be)
 {
-	put_str(w, be->upstream);
-	put_bytes(w, &be->upstream_addr, be->upstream_addrlen);
+	const struct config_health *h = &be->health;
+	size_t i;
+
+	put_u32(w, (uint32_t)be->nups);
+	for (i = 0; i < be->nups; i++) {
+		put_str(w, be->ups[i].name);
+		put_str(w, be->ups[i].host);
+		put_bytes(w, &be->ups[i].addr, be->ups[i].addrlen);
+		put_u32(w, be->ups[i].slot);
+	}
+	put_u8(w, (uint8_t)be->balance);
+	put_u32(w, be->max_fails);
+	put_u32(w, be->fail_timeout);
+	put_u8(w, h->on);
+	if (h->on) {
+		put_str(w, h->path);
+		put_u32(w, h->interval);
+		put_u32(w, h->timeout);
+		put_u32(w, h->passes);
+		put_u32(w, h->fails);
+		put_u32(w, h->status_min);
+		put_u32(w, h->status_max);
+	}
 	put_u32(w, be->connect_timeout);
 	put_u32(w, be->request_timeout);
 	put_u32(w, be->keepalive);
@@ -442,14 +468,14 @@ host_ok(const char *h, bool wildcard)
 }
 
 static bool
-sockaddr_ok(const struct config_backend *be)
+sockaddr_ok(const struct config_upstream *up)
 {
-	sa_family_t fam = be->upstream_addr.ss_family;
+	sa_family_t fam = up->addr.ss_family;
 
 	if (fam == AF_INET)
-		return be->upstream_addrlen == sizeof(struct sockaddr_in);
+		return up->addrlen == sizeof(struct sockaddr_in);
 	if (fam == AF_INET6)
-		return be->upstream_addrlen == sizeof(struct sockaddr_in6);
+		return up->addrlen == sizeof(struct sockaddr_in6);
 	return false;
 }
 
@@ -517,25 +543,82 @@ get_array(struct rbuf *r, uint32_t n, size_t size)
 	return p;
 }
 
-/* A backend: its address one of the kinds config.c resolves, the ranges
-   config.c enforces. */
+/* An upstream: its address one of the kinds config.c resolves. */
 static void
-get_backend(struct rbuf *r, struct config_backend *be)
+get_upstream(struct rbuf *r, struct config_upstream *up)
 {
 	const unsigned char *a;
 	uint32_t alen;
 
-	if ((be->upstream = get_str(r, STR_MAX, false)) == NULL)
+	if ((up->name = get_str(r, STR_MAX, false)) == NULL ||
+	    (up->host = get_str(r, CONFIG_HOST_MAX, false)) == NULL)
 		return;
 	alen = get_u32(r);
-	if (alen > sizeof(be->upstream_addr) || (a = get(r, alen)) == NULL) {
+	if (alen > sizeof(up->addr) || (a = get(r, alen)) == NULL) {
 		r->err = true;
 		return;
 	}
-	memcpy(&be->upstream_addr, a, alen);
-	be->upstream_addrlen = alen;
-	if (!sockaddr_ok(be))
+	memcpy(&up->addr, a, alen);
+	up->addrlen = alen;
+	if (!sockaddr_ok(up))
 		r->err = true;
+	if ((up->slot = get_u32(r)) >= CONFIG_MAX_UPSTREAM_SLOTS)
+		r->err = true;
+}
+
+static void
+get_health(struct rbuf *r, struct config_health *h)
+{
+	uint8_t on = get_u8(r);
+	uint32_t smin, smax;
+
+	if (on > 1) {
+		r->err = true;
+		return;
+	}
+	if ((h->on = on == 1) == false)
+		return;
+	if ((h->path = get_str(r, CONFIG_PREFIX_MAX, false)) == NULL)
+		return;
+	h->interval = get_u32(r);
+	h->timeout = get_u32(r);
+	h->passes = get_u32(r);
+	h->fails = get_u32(r);
+	smin = get_u32(r);
+	smax = get_u32(r);
+	h->status_min = (uint16_t)smin;
+	h->status_max = (uint16_t)smax;
+	if (!config_health_path_ok(h->path) || h->interval < 1 ||
+	    h->interval > 3600 || h->timeout < 1 ||
+	    h->timeout > h->interval || h->passes < 1 || h->passes > 100 ||
+	    h->fails < 1 || h->fails > 100 || smin < 100 || smax > 599 ||
+	    smin > smax)
+		r->err = true;
+}
+
+/* A backend: the ranges config.c enforces. */
+static void
+get_backend(struct rbuf *r, struct config_backend *be)
+{
+	uint32_t n = get_count(r, CONFIG_MAX_UPSTREAMS, UPSTREAM_MIN);
+	uint8_t lb;
+
+	if (n == 0)
+		r->err = true;
+	be->ups = get_array(r, n, sizeof(*be->ups));
+	for (; be->nups < n && !r->err; be->nups++)
+		get_upstream(r, &be->ups[be->nups]);
+	if (r->err)
+		return;
+	if ((lb = get_u8(r)) > CONFIG_LB_STICKY)
+		r->err = true;
+	be->balance = (enum config_balance)lb;
+	be->max_fails = get_u32(r);
+	be->fail_timeout = get_u32(r);
+	if (be->max_fails > 1000 || be->fail_timeout < 1 ||
+	    be->fail_timeout > 3600)
+		r->err = true;
+	get_health(r, &be->health);
 	be->connect_timeout = get_u32(r);
 	be->request_timeout = get_u32(r);
 	be->keepalive = get_u32(r);

@@ -32,6 +32,7 @@
 #include "ratelimit.h"
 #include "shm.h"
 #include "tls.h"
+#include "upstate.h"
 #include "util.h"
 #include "worker.h"
 
@@ -61,6 +62,8 @@ struct master {
 	struct privs_user	 user;
 	struct shm		 shm;
 	struct ratelimit	*rl;		/* only to repair its header */
+	struct upstate		 ups;		/* the upstream table */
+	struct upstate_alloc	*ualloc;	/* whose slot is whose */
 	int			 cfg_ro_fd;	/* config part, read-only */
 	int			 exe_fd;	/* our own binary */
 	struct listen_sock	 socks[LISTEN_MAX];
@@ -808,6 +811,8 @@ child_cb(struct ev_loop *loop, ev_child *c, int revents UNUSED)
 	w->control = w->report = -1;
 	w->pid = 0;
 	w->ready = false;
+	if (!w->acme)
+		upstate_worker_gone(&m->ups, w->id);
 	if (w->acme) {
 		acme_renew_fail_all(m, "the ACME process exited");
 		if (!m->stopping && acme_state_wanted(m->cfg))
@@ -857,10 +862,17 @@ publish(struct master *m, struct config *ncfg, char *err, size_t errsz)
 	unsigned i;
 	int rc;
 
+	/* A config already live (ncfg == m->cfg) keeps its slots. */
+	if (ncfg != m->cfg && upstate_assign(m->ualloc, ncfg) == -1) {
+		snprintf(err, errsz, "%s: upstream table: %s", ncfg->path,
+		    strerror(errno));
+		return -1;
+	}
 	if (acme_state_attach(m->acme, ncfg) == -1 ||
 	    image_encode(ncfg, m->gen + 1, &img, &len) == -1) {
 		snprintf(err, errsz, "%s: cannot build the config image",
 		    ncfg->path);
+		upstate_abort(m->ualloc);
 		return -1;
 	}
 	rc = shm_publish(&m->shm, img, len, m->gen + 1);
@@ -870,8 +882,10 @@ publish(struct master *m, struct config *ncfg, char *err, size_t errsz)
 		snprintf(err, errsz, "%s: the configuration (%zu bytes) does "
 		    "not fit the shared slot; restart to apply it",
 		    ncfg->path, len);
+		upstate_abort(m->ualloc);
 		return -1;
 	}
+	upstate_commit(m->ualloc, &m->ups);
 	acme_state_published(m->acme, m->gen + 1);
 	if (ncfg != m->cfg) {
 		config_free(m->cfg);
@@ -1010,7 +1024,7 @@ static void
 admin_cb(void *arg, struct admin_client *c, enum admin_cmd cmd)
 {
 	struct master *m = arg;
-	char *json, *counters, *certs;
+	char *json, *counters, *certs, *backends;
 
 	state_hdr_check(m);
 	if (cmd == ADMIN_CMD_RELOAD) {
@@ -1023,14 +1037,16 @@ admin_cb(void *arg, struct admin_client *c, enum admin_cmd cmd)
 	}
 	counters = shm_counters_json(&m->shm, m->nw);
 	certs = acme_state_json(m->acme, m->cfg, tls_cert_not_after);
-	if (counters == NULL || certs == NULL ||
+	backends = upstate_json(&m->ups, m->cfg);
+	if (counters == NULL || certs == NULL || backends == NULL ||
 	    asprintf(&json, "{\"status\":\"ok\",\"uptime_secs\":%llu,"
-	    "\"sites\":%zu,\"generation\":%llu,\"workers\":%u,%s,%s}",
+	    "\"sites\":%zu,\"generation\":%llu,\"workers\":%u,%s,%s,%s}",
 	    (unsigned long long)(ev_now(m->loop) - m->start),
 	    config_site_count(m->cfg), (unsigned long long)m->gen,
-	    running_workers(m, true), counters, certs) == -1) {
+	    running_workers(m, true), counters, certs, backends) == -1) {
 		free(counters);
 		free(certs);
+		free(backends);
 		admin_reply_error(c, "out of memory");
 		return;
 	}
@@ -1038,6 +1054,7 @@ admin_cb(void *arg, struct admin_client *c, enum admin_cmd cmd)
 	free(json);
 	free(counters);
 	free(certs);
+	free(backends);
 }
 
 static void
@@ -1186,6 +1203,11 @@ setup_shm(struct master *m)
 	size_t len, slot, rlsize;
 	void *rl;
 
+	if ((m->ualloc = upstate_alloc_new()) == NULL ||
+	    upstate_assign(m->ualloc, m->cfg) == -1)
+		fatal("upstream table");
+	/* The table is new: zeroed, nothing to reset. */
+	upstate_commit(m->ualloc, NULL);
 	if (acme_state_attach(m->acme, m->cfg) == -1 ||
 	    image_encode(m->cfg, 1, &img, &len) == -1)
 		fatalx("cannot build the config image");
@@ -1193,6 +1215,8 @@ setup_shm(struct master *m)
 	if (shm_create(&m->shm, slot,
 	    ratelimit_table_bytes(m->cfg->rate_table_size)) == -1)
 		fatal("shared segment");
+	rl = shm_upstate(&m->shm, &rlsize);
+	upstate_attach(&m->ups, rl, rlsize, CONFIG_MAX_WORKERS, UINT32_MAX);
 	rl = shm_ratelimit(&m->shm, &rlsize);
 	if (ratelimit_init(rl, rlsize, m->cfg->rate_table_size) == -1 ||
 	    (m->rl = ratelimit_attach(rl, rlsize, NULL)) == NULL)
@@ -1318,6 +1342,7 @@ master_main(struct config *cfg, const struct config_opts *opts)
 	close(m.exe_fd);
 	free(m.w);
 	acme_state_free(m.acme);
+	upstate_alloc_free(m.ualloc);
 	config_free(m.cfg);
 	ev_loop_destroy(m.loop);
 	return 0;

@@ -1,8 +1,8 @@
 /*
  * proxy.c - one exchange with an upstream (see proxy.h).
  *
- * States, in this order only (ex_retry() alone goes back, from HEAD to
- * CONNECTING, before a byte of an answer):
+ * States, in this order only (ex_next() alone goes back, from HEAD to
+ * CONNECTING, before a byte of an answer, to the next upstream):
  *
  *   CONNECTING  a new connection, not yet writable (a pooled one starts
  *               at HEAD)
@@ -36,9 +36,11 @@
 
 #include <ev.h>
 
+#include "balance.h"
 #include "buf.h"
 #include "log.h"
 #include "proxy.h"
+#include "upstate.h"
 #include "upstream.h"
 #include "util.h"
 
@@ -66,7 +68,18 @@ struct exchange {
 	void			*fe;
 	const struct config_backend *be;	/* where it goes */
 	const char		*site;		/* its site's name, for logs */
+	const char		*prefix;	/* its path block's, or NULL */
+	const struct sockaddr	*peer;		/* the client */
+	int			 sticky;
+	const struct config_upstream *up;	/* the one chosen, or NULL */
+	int			 upi;		/* its index in be->ups */
+	uint64_t		 tried;		/* bit i: ups[i] failed */
+	bool			 counted;	/* in up's in-flight count */
+	bool			 marked;	/* this attempt's failure
+						   counted */
 	char			 name[64];	/* the upstream, for logs */
+	char			 error[128];	/* what failed, for the log */
+	char			*set_cookie;	/* sticky-cookie's, or NULL */
 	enum ex_state		 state;
 	int			 fd;
 	bool			 reused;
@@ -104,6 +117,7 @@ struct exchange {
 };
 
 static void	ex_io_cb(struct ev_loop *, ev_io *, int);
+static int	ex_connect(struct exchange *);
 
 /* Freed exchanges, for the next request (4.5 KiB: past malloc's tcache). */
 static struct util_cache ex_cache;
@@ -146,13 +160,25 @@ ex_stop(struct exchange *ex)
 	}
 }
 
+/* The request no longer counts as in flight to its upstream. */
+static void
+ex_uncount(struct exchange *ex)
+{
+	if (ex->counted) {
+		upstate_end(ex->ctx->ups, ex->up->slot);
+		ex->counted = false;
+	}
+}
+
 static void
 ex_free(struct exchange *ex)
 {
 	ex_stop(ex);
+	ex_uncount(ex);
 	buf_free(ex->out);
 	buf_free(ex->in);
 	free(ex->retry);
+	free(ex->set_cookie);
 	ex->magic = 0;
 	util_cache_put(&ex_cache, ex);
 }
@@ -166,6 +192,7 @@ static void
 ex_finish(struct exchange *ex, enum proxy_result result)
 {
 	ex_stop(ex);
+	ex_uncount(ex);
 	ex->state = EX_DONE;
 	ex->in_callback = true;
 	ex->ops->done(ex->fe, result);
@@ -180,6 +207,79 @@ ex_leave(struct exchange *ex)
 		ex_free(ex);
 }
 
+/* What failed, for the access log: "NAME WHAT", several "; "-separated. */
+static void
+ex_note(struct exchange *ex, const char *what)
+{
+	size_t len = strlen(ex->error);
+
+	snprintf(ex->error + len, sizeof(ex->error) - len, "%s%s%s%s",
+	    len > 0 ? "; " : "", ex->name, ex->name[0] != '\0' ? " " : "",
+	    what);
+}
+
+/* Passive health: this attempt failed (once per attempt). */
+static void
+ex_mark_failed(struct exchange *ex, const char *what)
+{
+	const struct config_backend *be = ex->be;
+
+	if (ex->up == NULL || ex->marked)
+		return;
+	ex->marked = true;
+	ex->tried |= (uint64_t)1 << ex->upi;
+	if (ex->ctx->ups == NULL || !upstate_fail(ex->ctx->ups, be,
+	    ex->up->slot, upstate_now_ms()))
+		return;
+	log_warnx("upstream %s (%s, site %s%s%s) is down: %u failure%s in a "
+	    "row, the last: %s; not used for %u s", ex->name, ex->up->name,
+	    ex->site, ex->prefix != NULL ? " path " : "",
+	    ex->prefix != NULL ? ex->prefix : "", be->max_fails,
+	    be->max_fails == 1 ? "" : "s", what, be->fail_timeout);
+}
+
+/* Passive health: the upstream answered. */
+static void
+ex_mark_ok(struct exchange *ex)
+{
+	if (ex->ctx->ups == NULL || !upstate_ok(ex->ctx->ups, ex->be,
+	    ex->up->slot))
+		return;
+	log_warnx("upstream %s (%s, site %s%s%s) is up again", ex->name,
+	    ex->up->name, ex->site, ex->prefix != NULL ? " path " : "",
+	    ex->prefix != NULL ? ex->prefix : "");
+}
+
+/*
+ * Choose an upstream (balance.h) among those not tried yet, and count
+ * the request in flight to it.  0, or a balance_none.
+ */
+static int
+ex_choose(struct exchange *ex)
+{
+	const struct config_backend *be = ex->be;
+	struct balance_req rq = { ex->peer, ex->sticky, ex->tried,
+	    ex->up != NULL ? ex->upi : -1 };
+	uint64_t now = 0;
+	int i;
+
+	/* The clock only for what can be down (balance.h). */
+	if (ex->ctx->ups != NULL && (be->nups > 1 || be->health.on))
+		now = upstate_now_ms();
+	if ((i = balance_pick(be, ex->ctx->ups, &rq, now)) < 0)
+		return i;
+	ex->upi = i;
+	ex->up = &ex->be->ups[i];
+	ex->marked = false;
+	upstream_describe((const struct sockaddr *)&ex->up->addr, ex->name,
+	    sizeof(ex->name));
+	if (ex->ctx->ups != NULL) {
+		upstate_begin(ex->ctx->ups, ex->up->slot);
+		ex->counted = true;
+	}
+	return 0;
+}
+
 static void PRINTFLIKE(3, 4)
 ex_fail(struct exchange *ex, enum proxy_result result, const char *fmt, ...)
 {
@@ -190,8 +290,11 @@ ex_fail(struct exchange *ex, enum proxy_result result, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	log_warnx("upstream %s (site %s): %s", ex->name, ex->site, msg);
+	ex_note(ex, msg);
 	if (ex->state == EX_BODY && result != PROXY_OK)
 		result = PROXY_BROKEN;
+	else if (result == PROXY_BAD_GATEWAY || result == PROXY_TIMEOUT)
+		ex_mark_failed(ex, msg);
 	ex_finish(ex, result);
 }
 
@@ -238,8 +341,8 @@ ex_connect(struct exchange *ex)
 {
 	const struct config_backend *be = ex->be;
 
-	ex->fd = upstream_connect((const struct sockaddr *)&be->upstream_addr,
-	    be->upstream_addrlen);
+	ex->fd = upstream_connect((const struct sockaddr *)&ex->up->addr,
+	    ex->up->addrlen);
 	if (ex->fd == -1)
 		return -1;
 	ex->ctx->nfds++;
@@ -250,34 +353,65 @@ ex_connect(struct exchange *ex)
 }
 
 /*
- * A pooled connection the upstream closed just as we reused it: send the
- * request again, once, on a new connection, before any byte of an answer
- * and only if http1_replayable() (ex_build_head kept a copy).  Anything
- * else may have been acted on already: the client gets a 502.
+ * The upstream could not be reached, or a pooled connection was found
+ * closed: send the request to the next upstream (balance.h; the same one
+ * again on a new connection for a pooled one, as that is not its
+ * failure), before any byte of an answer.  If anything was sent, only a
+ * request that http1_replayable() allows (ex_build_head kept a copy):
+ * anything else may have been acted on already, and the client gets a
+ * 502.  failed: this counts against the upstream's health.  false: the
+ * caller fails the exchange.
  */
 static bool
-ex_retry(struct exchange *ex)
+ex_next(struct exchange *ex, bool failed, const char *what)
 {
-	if (!ex->reused || ex->got_bytes)
+	bool sent = ex->state != EX_CONNECTING;
+	char again[96];
+	size_t noted;
+
+	if (ex->got_bytes || ex->state == EX_BODY)
 		return false;
-	if (ex->retry == NULL) {
-		log_warnx("upstream %s (site %s): reused connection closed "
-		    "before answering; the request is not replayable (a "
-		    "method other than GET, HEAD, OPTIONS, or a body), not "
-		    "sent again", ex->name, ex->site);
+	if (sent && ex->retry == NULL) {
+		if (ex->reused)
+			log_warnx("upstream %s (site %s): reused connection "
+			    "closed before answering; the request is not "
+			    "replayable (a method other than GET, HEAD, "
+			    "OPTIONS, or a body), not sent again", ex->name,
+			    ex->site);
 		return false;
 	}
-	log_debug("upstream %s: reused connection closed, retrying", ex->name);
-	ev_io_stop(loop_of(ex), &ex->io);
-	close(ex->fd);
-	ex->ctx->nfds--;
-	ex->fd = -1;
-	ev_io_set(&ex->io, -1, 0);	/* see ex_stop() */
-	ex->reused = false;
-	buf_reset(ex->out);
-	if (buf_add(ex->out, ex->retry, ex->retry_len) == -1 ||
-	    ex_connect(ex) == -1)
-		return false;
+	for (;;) {
+		if (failed)
+			ex_mark_failed(ex, what);
+		noted = strlen(ex->error);
+		ex_note(ex, what);
+		log_debug("upstream %s (site %s): %s; the request goes to the "
+		    "next upstream", ex->name, ex->site, what);
+		ev_io_stop(loop_of(ex), &ex->io);
+		if (ex->fd != -1) {
+			close(ex->fd);
+			ex->ctx->nfds--;
+			ex->fd = -1;
+		}
+		ev_io_set(&ex->io, -1, 0);	/* see ex_stop() */
+		ex->reused = false;
+		ex_uncount(ex);
+		if (ex_choose(ex) < 0) {
+			/* The caller says what failed, of the last tried. */
+			ex->error[noted] = '\0';
+			return false;
+		}
+		if (sent) {
+			buf_reset(ex->out);
+			if (buf_add(ex->out, ex->retry, ex->retry_len) == -1)
+				return false;
+		}
+		if (ex_connect(ex) == 0)
+			break;
+		snprintf(again, sizeof(again), "connect: %s", strerror(errno));
+		what = again;
+		failed = true;
+	}
 	ex_update(ex);
 	return true;
 }
@@ -295,10 +429,13 @@ ex_flush(struct exchange *ex)
 		if (n == -1 && errno == EAGAIN)
 			break;
 		if (n <= 0) {
-			if (ex_retry(ex))
-				return;
-			ex_fail(ex, PROXY_BAD_GATEWAY, "write: %s",
+			char what[96];
+
+			snprintf(what, sizeof(what), "write: %s",
 			    strerror(errno));
+			if (ex_next(ex, !ex->reused, what))
+				return;
+			ex_fail(ex, PROXY_BAD_GATEWAY, "%s", what);
 			return;
 		}
 		buf_consume(ex->out, (size_t)n);
@@ -328,8 +465,8 @@ ex_complete(struct exchange *ex)
 		ex->fd = -1;
 		ex->ctx->nfds--;
 		upstream_put(ex->ctx->pool, (const struct sockaddr *)
-		    &ex->be->upstream_addr, ex->be->upstream_addrlen, fd,
-		    ex->be->keepalive, ex->be->keepalive_timeout);
+		    &ex->up->addr, ex->up->addrlen, fd, ex->be->keepalive,
+		    ex->be->keepalive_timeout);
 	}
 	ex->req_ended = sent;	/* what proxy_request_sent() reports */
 	ex_finish(ex, PROXY_OK);
@@ -450,6 +587,30 @@ ex_upgrade(struct exchange *ex)
 	ex->in_callback = false;
 }
 
+/*
+ * sticky-cookie: a response from another upstream than the request's
+ * cookie named (none, stale, forged, or that one failed) sets the cookie
+ * of the one that answered.  An extra field in the parsed head, so that
+ * both frontends send it as they send the upstream's own.
+ */
+static void
+ex_sticky(struct exchange *ex)
+{
+	struct http1_header *h;
+	char buf[CONFIG_PREFIX_MAX + 128];
+	const char *v;
+
+	if (ex->be->balance != CONFIG_LB_STICKY || ex->upi == ex->sticky ||
+	    ex->resp.nheaders >= HTTP1_MAX_HEADERS ||
+	    (v = balance_set_cookie(ex->be, (size_t)ex->upi, ex->prefix, buf,
+	    sizeof(buf))) == NULL || (ex->set_cookie = strdup(v)) == NULL)
+		return;
+	h = &ex->resp.headers[ex->resp.nheaders++];
+	h->name = (struct http1_slice){ "Set-Cookie", 10 };
+	h->value = (struct http1_slice){ ex->set_cookie,
+	    strlen(ex->set_cookie) };
+}
+
 /* A complete response head in ex->resp. */
 static void
 ex_head(struct exchange *ex)
@@ -462,6 +623,8 @@ ex_head(struct exchange *ex)
 		ex_fail(ex, PROXY_BAD_GATEWAY, "unexpected 101");
 		return;
 	}
+	ex_mark_ok(ex);
+	ex_sticky(ex);
 	ex->state = EX_BODY;
 	ex->body = ex->resp.body;
 	ex->body_left = ex->resp.content_length;
@@ -541,11 +704,16 @@ static void
 ex_eof(struct exchange *ex, int err)
 {
 	if (ex->state == EX_HEAD) {
-		if (ex_retry(ex))
-			return;
-		ex_fail(ex, PROXY_BAD_GATEWAY, "closed before a complete "
+		char what[96];
+
+		snprintf(what, sizeof(what), "closed before a complete "
 		    "response head%s%s", err ? ": " : "",
 		    err ? strerror(err) : "");
+		/* A pooled connection closed before any byte is not the
+		   upstream's failure (it may close an idle one any time). */
+		if (ex_next(ex, !(ex->reused && !ex->got_bytes), what))
+			return;
+		ex_fail(ex, PROXY_BAD_GATEWAY, "%s", what);
 	} else if (ex->body == HTTP1_BODY_CLOSE && err == 0) {
 		ex->eof = true;
 		ex_body(ex);
@@ -606,10 +774,13 @@ ex_io_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
 
 	if (ex->state == EX_CONNECTING && !(revents & EV_CUSTOM)) {
 		if ((err = upstream_connect_result(ex->fd)) != 0) {
-			if (!ex_retry(ex))
+			char what[96];
+
+			snprintf(what, sizeof(what), "connect: %s",
+			    strerror(err));
+			if (!ex_next(ex, true, what))
 				ex_fail(ex, err == ETIMEDOUT ? PROXY_TIMEOUT :
-				    PROXY_BAD_GATEWAY, "connect: %s",
-				    strerror(err));
+				    PROXY_BAD_GATEWAY, "%s", what);
 			ex_leave(ex);
 			return;
 		}
@@ -639,10 +810,14 @@ ex_timer_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
 {
 	struct exchange *ex = ex_of(w->data);
 
-	if (ex->state == EX_CONNECTING)
-		ex_fail(ex, PROXY_TIMEOUT, "connect timed out after %us",
+	char what[64];
+
+	if (ex->state == EX_CONNECTING) {
+		snprintf(what, sizeof(what), "connect timed out after %us",
 		    ex->be->connect_timeout);
-	else
+		if (!ex_next(ex, true, what))
+			ex_fail(ex, PROXY_TIMEOUT, "%s", what);
+	} else
 		ex_fail(ex, PROXY_TIMEOUT, "no answer within %us",
 		    ex->be->request_timeout);
 	ex_leave(ex);
@@ -652,8 +827,18 @@ static void
 ex_soon_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
 {
 	struct exchange *ex = ex_of(w->data);
+	char what[96];
 
-	ex_fail(ex, ex->soon_result, "connect: %s", strerror(ex->soon_errno));
+	if (ex->soon_result == PROXY_UNAVAILABLE) {
+		/* Each going down was logged; the access log says it. */
+		ex_note(ex, "all upstreams down");
+		ex_finish(ex, PROXY_UNAVAILABLE);
+	} else {
+		snprintf(what, sizeof(what), "connect: %s",
+		    strerror(ex->soon_errno));
+		if (!ex_next(ex, true, what))
+			ex_fail(ex, ex->soon_result, "%s", what);
+	}
 	ex_leave(ex);
 }
 
@@ -703,8 +888,9 @@ ex_build_head(struct exchange *ex, const struct proxy_request *req)
 			return -1;
 		cap = cap < EX_OUT_BODY ? EX_OUT_BODY : PROXY_HEAD_MAX;
 	}
-	/* Only these may be sent again on a new connection (ex_retry). */
-	if (ex->reused && http1_replayable(req->h.method_id,
+	/* Only these may be sent again on a new connection (ex_next), and
+	   only a pooled one, or one of several upstreams, may need it. */
+	if ((ex->reused || ex->be->nups > 1) && http1_replayable(req->h.method_id,
 	    req->h.framing != HEADERS_FRAME_NONE)) {
 		/* The head alone (a few hundred bytes, from malloc's
 		   thread cache), not a buffer the size of out. */
@@ -736,6 +922,9 @@ ex_new(struct proxy_ctx *ctx, const struct proxy_request *req,
 	ex->fe = fe;
 	ex->be = req->be;
 	ex->site = req->site;
+	ex->prefix = req->prefix;
+	ex->peer = req->peer;
+	ex->sticky = req->sticky;
 	ex->fd = -1;
 	ex->method = req->h.method_id;
 	ex->websocket = req->h.websocket;
@@ -743,8 +932,6 @@ ex_new(struct proxy_ctx *ctx, const struct proxy_request *req,
 	ex->req_left = req->h.framing == HEADERS_FRAME_LENGTH ?
 	    req->h.content_length : 0;
 	ex->req_ended = req->h.framing == HEADERS_FRAME_NONE;
-	upstream_describe((const struct sockaddr *)&req->be->upstream_addr,
-	    ex->name, sizeof(ex->name));
 	http1_parser_init(&ex->parser);
 	ev_io_init(&ex->io, ex_io_cb, -1, 0);
 	ex->io.data = ex;
@@ -769,8 +956,19 @@ proxy_start(struct proxy_ctx *ctx, const struct proxy_request *req,
 
 	if ((ex = ex_new(ctx, req, ops, fe)) == NULL)
 		return NULL;
+	if (ex_choose(ex) < 0) {
+		/* The body may come until done(): `out` takes it. */
+		if (ex_build_head(ex, req) == -1) {
+			ex_free(ex);
+			return NULL;
+		}
+		/* Reported from the loop: done() never runs inside start. */
+		ex->soon_result = PROXY_UNAVAILABLE;
+		ev_timer_start(ctx->loop, &ex->soon);
+		return ex;
+	}
 	ex->fd = upstream_take(ctx->pool, (const struct sockaddr *)
-	    &be->upstream_addr, be->upstream_addrlen, be->keepalive);
+	    &ex->up->addr, ex->up->addrlen, be->keepalive);
 	if (ex->fd != -1) {
 		/* Open and watched all along (by the pool): libev need not
 		   register it again. */
@@ -874,8 +1072,29 @@ proxy_upstream_name(const struct exchange *ex)
 	return ex->name;
 }
 
+const char *
+proxy_upstream_error(const struct exchange *ex)
+{
+	return ex->error;
+}
+
 bool
 proxy_request_sent(const struct exchange *ex)
 {
 	return ex->req_ended && buf_empty(ex->out);
+}
+
+int
+proxy_error_status(enum proxy_result res)
+{
+	switch (res) {
+	case PROXY_BAD_GATEWAY:
+		return 502;
+	case PROXY_TIMEOUT:
+		return 504;
+	case PROXY_UNAVAILABLE:
+		return 503;
+	default:
+		return 0;
+	}
 }

@@ -30,6 +30,7 @@
 
 struct ev_loop;
 struct exchange;
+struct upstate;
 struct upstream_pool;
 
 /*
@@ -42,6 +43,9 @@ struct proxy_ctx {
 	struct ev_loop		*loop;
 	struct upstream_pool	*pool;
 	unsigned		 nfds;
+	/* The shared upstream table (health, in flight, round-robin), or
+	   NULL: every upstream up, nothing counted (tests). */
+	struct upstate		*ups;
 };
 
 /* What the frontend knows about the request (valid during proxy_start). */
@@ -55,6 +59,11 @@ struct proxy_request {
 	   timeouts, keep-alive) and the site's name, for log lines. */
 	const struct config_backend *be;
 	const char		*site;
+	const char		*prefix;	/* its path block's, or NULL */
+	/* The client (ip-hash), valid until done(); and the upstream its
+	   sticky cookie names (an index into be->ups), or -1. */
+	const struct sockaddr	*peer;
+	int			 sticky;
 	/* What h.path points into when admission made the target itself
 	   (replace-path), or NULL: request_release() frees it. */
 	char			*target;
@@ -76,6 +85,7 @@ enum proxy_result {
 	PROXY_OK = 0,		/* the whole response was delivered */
 	PROXY_BAD_GATEWAY,	/* 502, before any head: send an error */
 	PROXY_TIMEOUT,		/* 504, before any head: send an error */
+	PROXY_UNAVAILABLE,	/* 503: every upstream is down */
 	PROXY_BROKEN,		/* after the head: the response is cut */
 	PROXY_UPGRADED,		/* the upstream socket went to upgrade() */
 };
@@ -94,9 +104,17 @@ struct proxy_ops {
 };
 
 /*
- * Start an exchange with req->be (whose generation the frontend keeps
- * alive until done()).  NULL if out of memory.  Failures to connect arrive
- * later, through done().
+ * Start an exchange with an upstream of req->be (whose generation the
+ * frontend keeps alive until done()), chosen by its load-balance
+ * (balance.h).  NULL if out of memory.  Failures arrive later, through
+ * done(); before that, the request goes to the next upstream (at most
+ * once to each) when one could not be reached: a connect error or
+ * timeout, which sent nothing; a pooled connection closed before any
+ * byte of an answer, or a new one reset before the response head, only
+ * for a request that can be sent again (http1_replayable).  Never once
+ * a byte of the response came.  Connect errors and timeouts, a reset
+ * before the head, a malformed head and no answer within request-timeout
+ * count against the upstream's passive health (upstate.h).
  */
 struct exchange *proxy_start(struct proxy_ctx *ctx,
 	    const struct proxy_request *req, const struct proxy_ops *ops,
@@ -111,8 +129,15 @@ void	 proxy_resume(struct exchange *ex);
 /* The frontend is gone: end now, no callbacks; the upstream is closed. */
 void	 proxy_abort(struct exchange *ex);
 
-/* For the access log: "127.0.0.1:8080". */
+/* The status a frontend answers for a result before any head: 502, 504,
+   503; 0 for the others. */
+int	 proxy_error_status(enum proxy_result res);
+
+/* For the access log: "127.0.0.1:8080" (the last tried), "" if none. */
 const char *proxy_upstream_name(const struct exchange *ex);
+/* For the access log: what failed, "" if nothing did ("127.0.0.1:8080
+   connect: Connection refused", "all upstreams down"). */
+const char *proxy_upstream_error(const struct exchange *ex);
 /* Whether the request was fully sent (else the client must not go on). */
 bool	 proxy_request_sent(const struct exchange *ex);
 

@@ -298,29 +298,10 @@ bool
 ratelimit_key(const struct ratelimit *rl, const struct sockaddr *peer,
     const char *site_host, uint64_t *key)
 {
-	unsigned char buf[1 + 8 + CONFIG_HOST_MAX + 2];
-	size_t len = 0, hl;
+	unsigned char buf[UTIL_CLIENT_KEY_MAX + CONFIG_HOST_MAX + 2];
+	size_t len, hl;
 
-	if (peer->sa_family == AF_INET) {
-		const struct sockaddr_in *sin = (const void *)peer;
-
-		buf[len++] = 4;
-		memcpy(buf + len, &sin->sin_addr, 4);
-		len += 4;
-	} else if (peer->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const void *)peer;
-
-		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
-			buf[len++] = 4;
-			memcpy(buf + len, sin6->sin6_addr.s6_addr + 12, 4);
-			len += 4;
-		} else {
-			buf[len++] = 6;
-			memcpy(buf + len, sin6->sin6_addr.s6_addr,
-			    V6_NET_BYTES);
-			len += V6_NET_BYTES;
-		}
-	} else
+	if ((len = util_client_key(peer, buf)) == 0)
 		return false;
 	if (site_host != NULL) {
 		hl = MINIMUM(strlen(site_host), (size_t)CONFIG_HOST_MAX + 1);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "balance.h"
 #include "log.h"
 #include "path.h"
 #include "ratelimit.h"
@@ -182,6 +183,7 @@ path_route(const struct config_site *site, struct proxy_request *pr,
 			p = &site->paths[i];
 	if (p == NULL)
 		return &site->be;
+	pr->prefix = p->prefix;
 	if (p->replace == NULL)
 		return &p->be;
 	if ((rc = path_normalize(t.p, q, 0, norm, sizeof(norm), &len)) != 0)
@@ -208,6 +210,24 @@ path_route(const struct config_site *site, struct proxy_request *pr,
 	return &p->be;
 }
 
+/* sticky-cookie: the upstream the request's Cookie fields name, or -1. */
+static int
+sticky_of(const struct proxy_request *pr)
+{
+	const struct http1_header *f;
+	size_t i;
+	int up;
+
+	for (i = 0; i < pr->h.nfields; i++) {
+		f = &pr->h.fields[i];
+		if (util_strcaseeq(f->name.p, f->name.len, "cookie", 6) &&
+		    (up = balance_cookie_pick(pr->be, f->value.p,
+		    f->value.len)) >= 0)
+			return up;
+	}
+	return -1;
+}
+
 const struct config_site *
 request_admit(const struct request_conn *conn, const struct gen *g,
     struct proxy_request *pr, struct http1_slice target, uint64_t body_seen,
@@ -221,7 +241,10 @@ request_admit(const struct request_conn *conn, const struct gen *g,
 
 	pr->be = NULL;
 	pr->site = NULL;
+	pr->prefix = NULL;
 	pr->target = NULL;
+	pr->peer = conn->peer;
+	pr->sticky = -1;
 
 	if (pr->h.host.len > 0)
 		hlen = route_normalize_host(pr->h.host.p, pr->h.host.len, host,
@@ -260,6 +283,8 @@ request_admit(const struct request_conn *conn, const struct gen *g,
 		return answer(ans, 413, true);
 	if ((pr->be = path_route(site, pr, conn->client_ip, ans)) == NULL)
 		return NULL;
+	if (pr->be->balance == CONFIG_LB_STICKY)
+		pr->sticky = sticky_of(pr);
 
 	pr->site = site->host;
 	pr->h.client_ip = conn->client_ip;

@@ -8,7 +8,8 @@
  *                 and two config slots (double buffer).  Only the master can
  *                 write it: workers get a read-only descriptor, so even a
  *                 compromised worker cannot change what the others route by.
- *   state part    per-worker counters and the rate-limit table, written by
+ *   state part    per-worker counters, the upstream table (upstate.h) and
+ *                 the rate-limit table, written by
  *                 every worker with atomics.  Its header is informative
  *                 only: each process keeps its own layout (struct
  *                 shm_layout), as anything there may have been rewritten
@@ -28,9 +29,10 @@
 #include <stdint.h>
 
 #define SHM_MAGIC		0x4d485350u	/* "PSHM" */
-#define SHM_LAYOUT_VERSION	1u
+#define SHM_LAYOUT_VERSION	2u
 #define SHM_TICKET_KEY_MAX	128
 #define SHM_MAX_WORKERS		256
+#define SHM_STICKY_KEY_LEN	32
 
 struct shm_slot {
 	_Atomic uint64_t generation;	/* 0: empty */
@@ -47,6 +49,8 @@ struct shm_config_hdr {
 	struct shm_slot	 slot[2];
 	uint32_t	 ticket_key_len;
 	unsigned char	 ticket_key[SHM_TICKET_KEY_MAX];
+	/* sticky-cookie's key (balance.h), for the master's lifetime. */
+	unsigned char	 sticky_key[SHM_STICKY_KEY_LEN];
 };
 
 /* One cache line per worker, so counters do not share lines. */
@@ -68,6 +72,8 @@ struct shm_state_hdr {
 	uint64_t	 counters_off;
 	uint32_t	 max_workers;
 	uint32_t	 pad;
+	uint64_t	 upstate_off;	/* the upstream table (upstate.h) */
+	uint64_t	 upstate_size;
 	uint64_t	 ratelimit_off;	/* the rate-limit table (ratelimit.h) */
 	uint64_t	 ratelimit_size;
 };
@@ -84,6 +90,8 @@ struct shm_layout {
 	size_t		 slot_off[2];
 	size_t		 counters_off;
 	unsigned	 max_workers;
+	size_t		 upstate_off;
+	size_t		 upstate_size;
 	size_t		 ratelimit_off;
 	size_t		 ratelimit_size;
 };
@@ -129,6 +137,9 @@ int	 shm_copy_image(const struct shm *s, uint64_t gen, unsigned char **out,
 
 /* The counters of a worker, NULL if worker is out of range. */
 struct shm_counters *shm_counters(const struct shm *s, unsigned worker);
+
+/* The region of the upstream table (upstate.h), and its size. */
+void	*shm_upstate(const struct shm *s, size_t *size);
 
 /* The region reserved for the rate-limit table, and its size. */
 void	*shm_ratelimit(const struct shm *s, size_t *size);

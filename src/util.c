@@ -4,6 +4,7 @@
 #include "autoconf.h"
 
 #include <sys/socket.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -174,5 +175,31 @@ util_refuse_fds(int sock)
 #else
 	(void)sock;
 #endif
+	return 0;
+}
+
+size_t
+util_client_key(const struct sockaddr *peer,
+    unsigned char key[UTIL_CLIENT_KEY_MAX])
+{
+	if (peer->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const void *)peer;
+
+		key[0] = 4;
+		memcpy(key + 1, &sin->sin_addr, 4);
+		return 5;
+	}
+	if (peer->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const void *)peer;
+
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+			key[0] = 4;
+			memcpy(key + 1, sin6->sin6_addr.s6_addr + 12, 4);
+			return 5;
+		}
+		key[0] = 6;
+		memcpy(key + 1, sin6->sin6_addr.s6_addr, 8);
+		return 9;
+	}
 	return 0;
 }

@@ -162,4 +162,16 @@ size_t	 util_cache_trim(struct util_cache *c);
 /* Free every kept object. */
 void	 util_cache_clear(struct util_cache *c);
 
+/*
+ * The client key of a peer: 1 type byte (4 or 6), then the 4 bytes of an
+ * IPv4 address (an IPv4-mapped IPv6 address counts as the IPv4 address)
+ * or the first 8 bytes (the /64) of an IPv6 address.  Its length (5 or
+ * 9), or 0 for another family.  What the rate limit keys its buckets by
+ * and ip-hash hashes.
+ */
+#define UTIL_CLIENT_KEY_MAX	9
+struct sockaddr;
+size_t	 util_client_key(const struct sockaddr *peer,
+	    unsigned char key[UTIL_CLIENT_KEY_MAX]);
+
 #endif /* PORTCULLIS_UTIL_H */

@@ -34,6 +34,7 @@
 #include "proxy.h"
 #include "ratelimit.h"
 #include "shm.h"
+#include "upstate.h"
 #include "upstream.h"
 #include "util.h"
 #include "worker.h"
@@ -51,6 +52,7 @@ struct worker {
 	struct shm		 shm;
 	struct shm_counters	*counters;
 	struct ratelimit	*rl;
+	struct upstate		 ups;
 	struct listen_sock	 socks[LISTEN_MAX];
 	worker_accept_fn	*handler[LISTEN_MAX];	/* of socks[i] */
 	ev_io			 accept_w[LISTEN_MAX];
@@ -357,7 +359,8 @@ worker_load(struct worker *wk, uint64_t gen, const char **why)
 		return -1;
 	}
 	if ((g = gen_new(cfg, got, wk->shm.cfg->ticket_key,
-	    wk->shm.cfg->ticket_key_len, why)) == NULL)
+	    wk->shm.cfg->ticket_key_len, wk->shm.cfg->sticky_key,
+	    sizeof(wk->shm.cfg->sticky_key), why)) == NULL)
 		return -1;
 	/* Open connections keep the generation they hold a reference to. */
 	gen_unref(wk->gen);
@@ -570,6 +573,8 @@ worker_start(struct worker *wk, const struct worker_handlers *h)
 	rl = shm_ratelimit(&wk->shm, &rlsize);
 	if ((wk->rl = ratelimit_attach(rl, rlsize, wk->counters)) == NULL)
 		fatalx("shared segment: no valid rate-limit table");
+	rl = shm_upstate(&wk->shm, &rlsize);
+	upstate_attach(&wk->ups, rl, rlsize, CONFIG_MAX_WORKERS, wk->id);
 	if (worker_load(wk, 0, &why) == -1)
 		fatalx("cannot load the configuration: %s", why);
 	log_configure(wk->cfg->log_level, wk->cfg->log_format);
@@ -587,6 +592,7 @@ worker_start(struct worker *wk, const struct worker_handlers *h)
 	ev_unref(wk->loop);
 	log_batching(true);
 	wk->px.loop = wk->loop;
+	wk->px.ups = &wk->ups;
 	if ((wk->px.pool = upstream_pool_new(wk->loop)) == NULL)
 		fatalx("out of memory");
 	setup_limits(wk);

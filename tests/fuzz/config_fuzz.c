@@ -129,7 +129,22 @@ check_tls(const struct config_listener *l)
 static void
 check_backend(const struct config_backend *be)
 {
-	CHECK(be->upstream != NULL);
+	size_t i, j;
+
+	CHECK(be->nups >= 1 && be->nups <= CONFIG_MAX_UPSTREAMS);
+	for (i = 0; i < be->nups; i++) {
+		CHECK(be->ups[i].name != NULL && be->ups[i].host != NULL);
+		for (j = 0; j < i; j++)
+			CHECK(strcmp(be->ups[i].name, be->ups[j].name) != 0);
+	}
+	CHECK(be->balance <= CONFIG_LB_STICKY);
+	CHECK(be->max_fails <= 1000);
+	CHECK(be->fail_timeout >= 1 && be->fail_timeout <= 3600);
+	CHECK(!be->health.on || (config_health_path_ok(be->health.path) &&
+	    be->health.timeout <= be->health.interval &&
+	    be->health.status_min >= 100 &&
+	    be->health.status_min <= be->health.status_max &&
+	    be->health.status_max <= 599));
 	CHECK(be->connect_timeout >= 1 && be->connect_timeout <= 3600);
 	CHECK(be->request_timeout >= 1 && be->request_timeout <= 86400);
 	CHECK(be->keepalive <= CONFIG_KEEPALIVE_MAX);
@@ -232,6 +247,18 @@ check_blob(const struct config_blob *a, const struct config_blob *b)
 	CHECK(a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
 }
 
+/* Pure loads leave DNS names unresolved: such a config has no image. */
+static bool
+backend_resolved(const struct config_backend *be)
+{
+	size_t i;
+
+	for (i = 0; i < be->nups; i++)
+		if (be->ups[i].addrlen == 0)
+			return false;
+	return true;
+}
+
 static void
 check_str(const char *a, const char *b)
 {
@@ -243,10 +270,28 @@ static void
 check_same_backend(const struct config_backend *a,
     const struct config_backend *b)
 {
-	CHECK(strcmp(a->upstream, b->upstream) == 0);
-	CHECK(a->upstream_addrlen == b->upstream_addrlen);
-	CHECK(memcmp(&a->upstream_addr, &b->upstream_addr,
-	    a->upstream_addrlen) == 0);
+	size_t i;
+
+	CHECK(a->nups == b->nups);
+	for (i = 0; i < a->nups; i++) {
+		CHECK(strcmp(a->ups[i].name, b->ups[i].name) == 0);
+		CHECK(strcmp(a->ups[i].host, b->ups[i].host) == 0);
+		CHECK(a->ups[i].addrlen == b->ups[i].addrlen);
+		CHECK(memcmp(&a->ups[i].addr, &b->ups[i].addr,
+		    a->ups[i].addrlen) == 0);
+		CHECK(a->ups[i].slot == b->ups[i].slot);
+	}
+	CHECK(a->balance == b->balance);
+	CHECK(a->max_fails == b->max_fails);
+	CHECK(a->fail_timeout == b->fail_timeout);
+	CHECK(a->health.on == b->health.on);
+	check_str(a->health.path, b->health.path);
+	CHECK(a->health.interval == b->health.interval);
+	CHECK(a->health.timeout == b->health.timeout);
+	CHECK(a->health.passes == b->health.passes);
+	CHECK(a->health.fails == b->health.fails);
+	CHECK(a->health.status_min == b->health.status_min);
+	CHECK(a->health.status_max == b->health.status_max);
 	CHECK(a->connect_timeout == b->connect_timeout);
 	CHECK(a->request_timeout == b->request_timeout);
 	CHECK(a->keepalive == b->keepalive);
@@ -388,11 +433,11 @@ check_image(struct config *c)
 				blob_fill(&l->sites[j].tls.cert, "C");
 				blob_fill(&l->sites[j].tls.key, "K");
 			}
-			if (l->sites[j].be.upstream_addrlen == 0)
+			if (!backend_resolved(&l->sites[j].be))
 				resolved = false;
 			for (k = 0; k < l->sites[j].npaths; k++)
-				if (l->sites[j].paths[k].be.upstream_addrlen ==
-				    0)
+				if (!backend_resolved(
+				    &l->sites[j].paths[k].be))
 					resolved = false;
 		}
 	}

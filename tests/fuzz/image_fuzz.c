@@ -52,12 +52,32 @@ check_printable(const char *s, size_t min, size_t max)
 static void
 check_backend(const struct config_backend *be)
 {
-	const struct sockaddr *sa = (const struct sockaddr *)&be->upstream_addr;
+	const struct sockaddr *sa;
+	size_t i;
 
-	check_printable(be->upstream, 1, 1024);
-	CHECK(sa->sa_family == AF_INET || sa->sa_family == AF_INET6);
-	CHECK(be->upstream_addrlen == (sa->sa_family == AF_INET ?
-	    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)));
+	CHECK(be->nups >= 1 && be->nups <= CONFIG_MAX_UPSTREAMS);
+	for (i = 0; i < be->nups; i++) {
+		sa = (const struct sockaddr *)&be->ups[i].addr;
+		check_printable(be->ups[i].name, 1, 1024);
+		check_printable(be->ups[i].host, 1, CONFIG_HOST_MAX);
+		CHECK(sa->sa_family == AF_INET || sa->sa_family == AF_INET6);
+		CHECK(be->ups[i].addrlen == (sa->sa_family == AF_INET ?
+		    sizeof(struct sockaddr_in) :
+		    sizeof(struct sockaddr_in6)));
+		CHECK(be->ups[i].slot < CONFIG_MAX_UPSTREAM_SLOTS);
+	}
+	CHECK(be->balance <= CONFIG_LB_STICKY);
+	CHECK(be->max_fails <= 1000);
+	CHECK(be->fail_timeout >= 1 && be->fail_timeout <= 3600);
+	CHECK(!be->health.on || (config_health_path_ok(be->health.path) &&
+	    be->health.interval >= 1 && be->health.interval <= 3600 &&
+	    be->health.timeout >= 1 &&
+	    be->health.timeout <= be->health.interval &&
+	    be->health.passes >= 1 && be->health.passes <= 100 &&
+	    be->health.fails >= 1 && be->health.fails <= 100 &&
+	    be->health.status_min >= 100 &&
+	    be->health.status_min <= be->health.status_max &&
+	    be->health.status_max <= 599));
 	CHECK(be->connect_timeout >= 1 && be->connect_timeout <= 3600);
 	CHECK(be->request_timeout >= 1 && be->request_timeout <= 86400);
 	CHECK(be->keepalive <= CONFIG_KEEPALIVE_MAX);

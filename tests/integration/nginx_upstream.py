@@ -1,6 +1,13 @@
 """A real, fast HTTP/1.1 upstream for load tests: Debian's nginx answering
 every request from memory (`return 200`), on 127.0.0.1 and a free port,
-as an unprivileged foreground process in the test's own directory."""
+as an unprivileged foreground process in the test's own directory.
+
+    NginxUpstream(dir)                    # answers "ok\n"
+    NginxUpstream(dir, body="b\n")        # answers that (which one it was)
+    NginxUpstream(dir, port=p)            # on that port (a restart)
+    up.kill()                             # SIGKILL, master and worker
+    up.requests()                         # requests served (access log)
+"""
 
 import os
 import shutil
@@ -20,7 +27,8 @@ pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
-    access_log off;
+    log_format counted "$request";
+    access_log {access};
     client_body_temp_path {dir}/body;
     proxy_temp_path {dir}/proxy;
     fastcgi_temp_path {dir}/fastcgi;
@@ -29,23 +37,29 @@ http {{
     keepalive_requests 1000000;
     server {{
         listen 127.0.0.1:{port};
-        location / {{ return 200 "ok\\n"; }}
+        location / {{ return 200 "{body}"; }}
     }}
 }}
 """
 
 
 class NginxUpstream:
-    def __init__(self, directory):
+    def __init__(self, directory, body="ok\n", port=None, count=False):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = port or free_port()
+        self.access = self.dir / "access.log"
         conf = self.dir / "nginx.conf"
-        conf.write_text(CONF.format(dir=self.dir, port=self.port))
+        conf.write_text(CONF.format(
+            dir=self.dir, port=self.port,
+            body=body.replace("\\", "\\\\").replace('"', '\\"')
+                     .replace("\n", "\\n"),
+            access=f"{self.access} counted" if count else "off"))
+        # Its own process group: kill() takes the worker with the master.
         self.proc = subprocess.Popen(
             [NGINX, "-c", str(conf), "-e", str(self.dir / "error.log")],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
+            stderr=subprocess.DEVNULL, start_new_session=True)
         wait_until(self._up, what="nginx upstream listening")
 
     def _up(self):
@@ -60,6 +74,19 @@ class NginxUpstream:
     @property
     def addr(self):
         return f"127.0.0.1:{self.port}"
+
+    def requests(self):
+        """Requests served so far (count=True): access-log lines."""
+        try:
+            return self.access.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def kill(self):
+        """Dies at once, every connection reset: as a crash."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
 
     def stop(self):
         if self.proc.poll() is None:

@@ -179,4 +179,5 @@ def access_events(log):
 
 
 ACCESS_KEYS = ["client_ip", "method", "host", "path", "protocol", "status",
-               "bytes_in", "bytes_out", "duration_ms", "upstream"]
+               "bytes_in", "bytes_out", "duration_ms", "upstream",
+               "upstream_error"]

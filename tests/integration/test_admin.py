@@ -17,7 +17,7 @@ def test_status_reply(proxy):
     assert rc == 0
     assert set(st) == {"status", "uptime_secs", "sites", "generation",
                        "workers", "counters", "worker_counters",
-                       "certificates"}
+                       "certificates", "backends"}
     assert st["status"] == "ok" and st["sites"] == 2
     assert st["generation"] == 1 and st["workers"] == 2
     assert isinstance(st["uptime_secs"], int) and st["uptime_secs"] >= 0

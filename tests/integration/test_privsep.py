@@ -27,10 +27,11 @@ from conftest import (BINARY, https_get, offer_lingering_socket,
                       wait_until)
 
 # struct shm_state_hdr (src/shm.h): magic u32, version u32, size u64,
-# counters_off u64, max_workers u32, pad u32, ratelimit_off u64,
-# ratelimit_size u64.
-HDR = struct.Struct("<IIQQIIQQ")
-OFF_SIZE, OFF_COUNTERS, OFF_MAXW, OFF_RL, OFF_RLSIZE = 8, 16, 24, 32, 40
+# counters_off u64, max_workers u32, pad u32, upstate_off u64,
+# upstate_size u64, ratelimit_off u64, ratelimit_size u64.
+HDR = struct.Struct("<IIQQIIQQQQ")
+OFF_SIZE, OFF_COUNTERS, OFF_MAXW = 8, 16, 24
+OFF_UP, OFF_UPSIZE, OFF_RL, OFF_RLSIZE = 32, 40, 48, 56
 # struct shm_counters: one 64-byte line per worker, pid the 7th word.
 COUNTER_NAMES = ("requests", "rate_limited", "active_connections",
                  "bytes_in", "bytes_out", "errors")
@@ -59,7 +60,9 @@ class State:
         fields = HDR.unpack(self.hdr)
         assert fields[2] == self.size, "not the state part"
         self.counters_off = fields[3]
-        self.rl_off = fields[6]
+        self.up_off = fields[6]
+        self.up_size = fields[7]
+        self.rl_off = fields[8]
 
     def write(self, off, data):
         assert os.pwrite(self.fd, data, off) == len(data)
@@ -110,6 +113,7 @@ def test_corrupt_state_header_does_not_steer_the_master(proxied):
         ("max_workers 2^32-1, counters at the end", OFF_COUNTERS,
          q(size - 64) + u32(0xFFFFFFFF)),
         ("rate-limit table off the end", OFF_RL, q(2**63) + q(2**63)),
+        ("upstream table off the end", OFF_UP, q(2**63) + q(2**63)),
         ("size 0", OFF_SIZE, q(0)),
         ("all ones", 0, b"\xff" * HDR.size),
     ]
@@ -152,6 +156,38 @@ def test_absurd_counters_are_numbers(proxied):
         assert all(w[k] == U64_MAX for k in COUNTER_NAMES), w
     # The sum of two of them stays at the top instead of wrapping.
     assert reply["counters"] == {k: U64_MAX for k in COUNTER_NAMES}
+    assert serves(p)
+
+
+def test_corrupt_upstream_table_does_not_steer_the_master(proxied):
+    """Every entry of the upstream table and every worker's row of
+    in-flight counts all ones: ctl status still answers (numbers only,
+    clamped), a worker's death (whose row the master takes back) and a
+    reload (which resets new slots) leave the master alive and serving."""
+    p, _ = proxied
+    pids = p.wait_workers(2)
+    st = State(pids[0])
+    try:
+        assert st.up_size >= 4096 * 64
+        for off in range(0, st.up_size, 1 << 20):
+            st.write(st.up_off + off, b"\xff" * min(1 << 20,
+                                                    st.up_size - off))
+    finally:
+        st.close()
+    reply = status_ok(p, "table overwritten")
+    for b in reply["backends"]:
+        for u in b["upstreams"]:
+            for k in ("in_flight", "fails", "failures", "requests"):
+                assert isinstance(u[k], int) and 0 <= u[k] < 2**64, u
+            assert u["state"] in ("up", "down")
+    os.kill(pids[1], 9)
+    p.wait_workers(2)
+    status_ok(p, "after a worker died")
+    rc, reply = p.ctl("reload", timeout=30)
+    assert rc == 0 and reply["status"] == "ok", reply
+    status_ok(p, "after a reload")
+    # All ones says "down" (fails, down_until in the far future): the
+    # single upstream of each site still gets its requests (balance.h).
     assert serves(p)
 
 

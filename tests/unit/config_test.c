@@ -321,7 +321,7 @@ test_defaults(void **state)
 	s = &l->sites[0];
 	assert_string_equal(s->host, "a.example");
 	assert_false(s->wildcard);
-	assert_string_equal(s->be.upstream, "127.0.0.1:8080");
+	assert_string_equal(s->be.ups[0].name, "127.0.0.1:8080");
 	assert_int_equal(s->be.connect_timeout, 5);
 	assert_int_equal(s->be.request_timeout, 60);
 	assert_int_equal(s->be.keepalive, 256);
@@ -332,8 +332,8 @@ test_defaults(void **state)
 	assert_int_equal(s->npaths, 0);
 	assert_null(s->paths);
 	/* An IP literal is resolved even in pure mode. */
-	assert_int_equal(s->be.upstream_addrlen, sizeof(struct sockaddr_in));
-	sin = (struct sockaddr_in *)&s->be.upstream_addr;
+	assert_int_equal(s->be.ups[0].addrlen, sizeof(struct sockaddr_in));
+	sin = (struct sockaddr_in *)&s->be.ups[0].addr;
 	assert_int_equal(sin->sin_family, AF_INET);
 	assert_int_equal(ntohs(sin->sin_port), 8080);
 	assert_int_equal(sin->sin_addr.s_addr, htonl(INADDR_LOOPBACK));
@@ -445,8 +445,8 @@ test_every_option(void **state)
 	assert_int_equal(s->be.request_timeout, 86400);
 	assert_string_equal(s->tls.cert_path, "/s.pem");
 	assert_string_equal(s->tls.key_path, "/s.key");
-	assert_int_equal(s->be.upstream_addrlen, sizeof(struct sockaddr_in6));
-	sin6 = (struct sockaddr_in6 *)&s->be.upstream_addr;
+	assert_int_equal(s->be.ups[0].addrlen, sizeof(struct sockaddr_in6));
+	sin6 = (struct sockaddr_in6 *)&s->be.ups[0].addr;
 	assert_int_equal(sin6->sin6_family, AF_INET6);
 	assert_int_equal(ntohs(sin6->sin6_port), 65535);
 	assert_int_equal(inet_pton(AF_INET6, "2001:db8::1", &want6), 1);
@@ -455,9 +455,9 @@ test_every_option(void **state)
 	s = &l->sites[1];
 	assert_string_equal(s->host, "*.apps.example.com");
 	assert_true(s->wildcard);
-	assert_string_equal(s->be.upstream, "backend.internal:1");
+	assert_string_equal(s->be.ups[0].name, "backend.internal:1");
 	/* Pure mode resolves no names. */
-	assert_int_equal(s->be.upstream_addrlen, 0);
+	assert_int_equal(s->be.ups[0].addrlen, 0);
 	assert_int_equal(s->be.connect_timeout, 1);
 	assert_int_equal(s->be.request_timeout, 1);
 
@@ -1238,16 +1238,16 @@ test_paths(void **state)
 	assert_int_equal(p->line, 8);
 	assert_null(p->replace);
 	assert_int_equal(p->replace_len, 0);
-	assert_string_equal(p->be.upstream, "127.0.0.1:9100");
+	assert_string_equal(p->be.ups[0].name, "127.0.0.1:9100");
 	assert_int_equal(ntohs(((const struct sockaddr_in *)
-	    &p->be.upstream_addr)->sin_port), 9100);
+	    &p->be.ups[0].addr)->sin_port), 9100);
 	assert_int_equal(p->be.connect_timeout, 7);
 	assert_int_equal(p->be.request_timeout, 60);
 	assert_int_equal(p->be.keepalive, 3);
 	assert_int_equal(p->be.keepalive_timeout, 60);
 	p = &s->paths[1];
 	assert_int_equal(p->line, 14);
-	assert_int_equal(p->be.upstream_addrlen, sizeof(struct sockaddr_in6));
+	assert_int_equal(p->be.ups[0].addrlen, sizeof(struct sockaddr_in6));
 	assert_int_equal(p->be.connect_timeout, 1);
 	assert_int_equal(p->be.keepalive, 0);
 	assert_int_equal(p->be.keepalive_timeout, 5);
@@ -1259,12 +1259,176 @@ test_paths(void **state)
 	assert_int_equal(p->be.request_timeout, 9);
 	p = &s->paths[3];
 	assert_string_equal(p->replace, "/b;c/%2F/");
-	assert_string_equal(p->be.upstream, "backend.internal:1");
-	assert_int_equal(p->be.upstream_addrlen, 0);	/* pure: unresolved */
+	assert_string_equal(p->be.ups[0].name, "backend.internal:1");
+	assert_int_equal(p->be.ups[0].addrlen, 0);	/* pure: unresolved */
 	/* The site's own backend is untouched by its blocks. */
-	assert_string_equal(s->be.upstream, "127.0.0.1:8080");
+	assert_string_equal(s->be.ups[0].name, "127.0.0.1:8080");
 	assert_int_equal(s->be.request_timeout, 60);
 	config_free(cfg);
+}
+
+/* The site lines given, from line 5, in site "a.example". */
+#define UP_SITE(lines)							\
+	"listener {\n  bind = \"127.0.0.1\"\n" TLS			\
+	"  site \"a.example\" {\n" lines "  }\n}\n"
+#define UP_ERR(l, msg)	NAME ":" #l ": site \"a.example\": " msg
+
+/* upstream as a list; load-balance, max-fails, fail-timeout, health. */
+static void
+test_upstream_list(void **state)
+{
+	const struct config_backend *be, *pb;
+	struct config *cfg;
+
+	(void)state;
+	cfg = parse_ok(UP_SITE(
+	    "    upstream = { \"127.0.0.1:1\", \"[::1]:2\",\n"
+	    "                 \"app-3.internal:8080\" }\n"
+	    "    load-balance = \"ip-hash\"\n"
+	    "    max-fails = 3\n"
+	    "    fail-timeout = 20\n"
+	    "    health-check { path = \"/healthz?full=1\" interval = 4 "
+	    "timeout = 1 passes = 1 fails = 2 status = \"204\" }\n"
+	    "    path \"/api/\" { upstream = \"127.0.0.1:9\" }\n"
+	    "    path \"/b/\" { upstream = { \"127.0.0.1:7\", "
+	    "\"127.0.0.1:8\" }\n"
+	    "      load-balance = \"least-connections\" max-fails = 0\n"
+	    "      health-check { path = \"/\" } }\n"));
+	be = &cfg->listeners[0].sites[0].be;
+	assert_int_equal(be->nups, 3);
+	assert_string_equal(be->ups[0].name, "127.0.0.1:1");
+	assert_string_equal(be->ups[0].host, "127.0.0.1");
+	assert_string_equal(be->ups[1].name, "[::1]:2");
+	assert_string_equal(be->ups[1].host, "::1");
+	assert_int_equal(be->ups[1].addrlen, sizeof(struct sockaddr_in6));
+	assert_string_equal(be->ups[2].host, "app-3.internal");
+	assert_int_equal(be->balance, CONFIG_LB_IP_HASH);
+	assert_int_equal(be->max_fails, 3);
+	assert_int_equal(be->fail_timeout, 20);
+	assert_true(be->health.on);
+	assert_string_equal(be->health.path, "/healthz?full=1");
+	assert_int_equal(be->health.interval, 4);
+	assert_int_equal(be->health.timeout, 1);
+	assert_int_equal(be->health.passes, 1);
+	assert_int_equal(be->health.fails, 2);
+	assert_int_equal(be->health.status_min, 204);
+	assert_int_equal(be->health.status_max, 204);
+	/* Longest first: "/api/", then "/b/". */
+	pb = &cfg->listeners[0].sites[0].paths[0].be;
+	assert_int_equal(pb->nups, 1);
+	/* Left out: the site's. */
+	assert_int_equal(pb->balance, CONFIG_LB_IP_HASH);
+	assert_int_equal(pb->max_fails, 3);
+	assert_int_equal(pb->fail_timeout, 20);
+	assert_true(pb->health.on);
+	assert_string_equal(pb->health.path, "/healthz?full=1");
+	assert_int_equal(pb->health.status_min, 204);
+	pb = &cfg->listeners[0].sites[0].paths[1].be;
+	assert_int_equal(pb->nups, 2);
+	assert_int_equal(pb->balance, CONFIG_LB_LEAST_CONN);
+	assert_int_equal(pb->max_fails, 0);
+	assert_int_equal(pb->fail_timeout, 20);
+	/* Its own check: defaults where it says nothing. */
+	assert_string_equal(pb->health.path, "/");
+	assert_int_equal(pb->health.interval, 5);
+	assert_int_equal(pb->health.timeout, 2);
+	assert_int_equal(pb->health.passes, 2);
+	assert_int_equal(pb->health.fails, 3);
+	assert_int_equal(pb->health.status_min, 200);
+	assert_int_equal(pb->health.status_max, 299);
+	config_free(cfg);
+
+	/* Defaults: round-robin, nginx's max_fails=1 fail_timeout=10, no
+	   active check. */
+	cfg = parse_ok(UP_SITE("    upstream = \"127.0.0.1:1\"\n"));
+	be = &cfg->listeners[0].sites[0].be;
+	assert_int_equal(be->nups, 1);
+	assert_int_equal(be->balance, CONFIG_LB_ROUND_ROBIN);
+	assert_int_equal(be->max_fails, 1);
+	assert_int_equal(be->fail_timeout, 10);
+	assert_false(be->health.on);
+	config_free(cfg);
+
+	expect_ok(UP_SITE("    upstream = \"127.0.0.1:1\"\n"
+	    "    load-balance = \"sticky-cookie\"\n"));
+	expect_ok(UP_SITE("    upstream = \"127.0.0.1:1\"\n"
+	    "    load-balance = \"round-robin\"\n"));
+}
+
+static void
+test_upstream_list_errors(void **state)
+{
+	struct sbuf b = { NULL, 0, 0 };
+	int i;
+
+	(void)state;
+	expect_errors(UP_SITE("    upstream = { \"127.0.0.1:1\",\n"
+	    "      \"127.0.0.1:1\" }\n"),
+	    UP_ERR(6, "upstream \"127.0.0.1:1\" is listed twice"), NULL);
+	expect_errors(UP_SITE("    upstream = { \"127.0.0.1:1\",\n"
+	    "      \"http://x:1\" }\n"),
+	    NAME ":6: upstream \"http://x:1\" is host:port, without a scheme "
+	    "(upstream-scheme says how to talk to it)", NULL);
+	expect_errors(UP_SITE("    upstream = \"127.0.0.1:1\"\n"
+	    "    load-balance = \"random\"\n"),
+	    UP_ERR(6, "load-balance must be \"round-robin\", "
+	    "\"least-connections\", \"ip-hash\" or \"sticky-cookie\", not "
+	    "\"random\""), NULL);
+	expect_errors(UP_SITE("    upstream = \"127.0.0.1:1\"\n"
+	    "    max-fails = 1001\n"),
+	    NAME ":6: 'max-fails' must be between 0 and 1000, not 1001", NULL);
+	expect_errors(UP_SITE("    upstream = \"127.0.0.1:1\"\n"
+	    "    fail-timeout = 0\n"),
+	    NAME ":6: 'fail-timeout' must be between 1 and 3600, not 0", NULL);
+	expect_errors(UP_SITE("    upstream = \"127.0.0.1:1\"\n"
+	    "    health-check { status = \"2xy\" }\n"),
+	    UP_ERR(6, "health-check status must be a class such as \"2xx\" "
+	    "or a code such as \"204\", not \"2xy\""), NULL);
+	expect_errors(UP_SITE("    upstream = \"127.0.0.1:1\"\n"
+	    "    health-check { status = \"600\" }\n"),
+	    UP_ERR(6, "health-check status must be a class such as \"2xx\" "
+	    "or a code such as \"204\", not \"600\""), NULL);
+	expect_errors(UP_SITE("    upstream = \"127.0.0.1:1\"\n"
+	    "    health-check { path = \"healthz\" }\n"),
+	    UP_ERR(6, "health-check path must start with '/' and be "
+	    "printable ASCII without spaces or '#' (at most 1024 bytes)"),
+	    NULL);
+	expect_errors(UP_SITE("    upstream = \"127.0.0.1:1\"\n"
+	    "    health-check { interval = 2 timeout = 3 }\n"),
+	    UP_ERR(6, "health-check timeout (3) is longer than its interval "
+	    "(2)"), NULL);
+	expect_errors(UP_SITE("    upstream = \"127.0.0.1:1\"\n"
+	    "    health-check { passes = 0 }\n"),
+	    NAME ":6: 'passes' must be between 1 and 100, not 0", NULL);
+	expect_errors(UP_SITE("    upstream = \"127.0.0.1:1\"\n"
+	    "    health-check { fails = 101 }\n"),
+	    NAME ":6: 'fails' must be between 1 and 100, not 101", NULL);
+	expect_errors(UP_SITE("    upstream = \"127.0.0.1:1\"\n"
+	    "    health-check { interval = 0 }\n"),
+	    NAME ":6: 'interval' must be between 1 and 3600, not 0", NULL);
+	expect_errors(UP_SITE("    upstream = \"127.0.0.1:1\"\n"
+	    "    health-check { path = \"/a\" }\n"
+	    "    health-check { path = \"/b\" }\n"),
+	    UP_ERR(7, "health-check given twice"), NULL);
+	/* Two single assignments are one setting too many. */
+	expect_errors(UP_SITE("    upstream = \"127.0.0.1:1\"\n"
+	    "    upstream = \"127.0.0.1:2\"\n"),
+	    NAME ":6: 'upstream' set twice (first on line 5)", NULL);
+	/* 64 at most. */
+	sb_add(&b, "listener {\n  bind = \"127.0.0.1\"\n" TLS
+	    "  site \"a.example\" {\n    upstream = {");
+	for (i = 0; i < 65; i++)
+		sb_fmt(&b, "%s\"127.0.0.1:%d\"", i ? "," : "", i + 1);
+	sb_add(&b, "}\n  }\n}\n");
+	expect_errors(b.p, UP_ERR(5, "more than 64 upstreams"), NULL);
+	free(b.p);
+	/* In a path block, the block is named. */
+	expect_errors(UP_SITE("    upstream = \"127.0.0.1:1\"\n"
+	    "    path \"/a/\" { upstream = \"127.0.0.1:1\"\n"
+	    "      load-balance = \"hash\" }\n"),
+	    NAME ":7: site \"a.example\" path \"/a/\": load-balance must be "
+	    "\"round-robin\", \"least-connections\", \"ip-hash\" or "
+	    "\"sticky-cookie\", not \"hash\"", NULL);
 }
 
 /* The lines given, from line 6, in site "a.example" (its upstream: 5). */
@@ -1483,7 +1647,7 @@ test_duplicate_site_same_spelling(void **state)
 	if (parse_opts(text, strlen(text), &pure, &cfg, &e) == 0) {
 		print_message("  accepted, %zu site(s), upstream %s\n",
 		    cfg->listeners[0].nsites,
-		    cfg->listeners[0].sites[0].be.upstream);
+		    cfg->listeners[0].sites[0].be.ups[0].name);
 		config_free(cfg);
 		fail_msg("a site defined twice with one spelling was accepted");
 	}
@@ -3058,7 +3222,7 @@ test_load_ok(void **state)
 	s = &cfg->listeners[0].sites[1];
 	assert_int_equal(s->tls.cert.len, clen);
 	assert_int_equal(s->tls.key.len, klen);
-	assert_int_equal(s->be.upstream_addrlen, sizeof(struct sockaddr_in6));
+	assert_int_equal(s->be.ups[0].addrlen, sizeof(struct sockaddr_in6));
 	assert_null(cfg->listeners[0].sites[0].tls.cert.data);
 	free(c);
 	free(k);
@@ -3377,6 +3541,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_upstream_list),
+		cmocka_unit_test(test_upstream_list_errors),
 		cmocka_unit_test(test_every_option),
 		cmocka_unit_test(test_global_ranges),
 		cmocka_unit_test(test_http_ranges),

@@ -324,10 +324,28 @@ static void
 assert_backend_equal(const struct config_backend *a,
     const struct config_backend *b)
 {
-	assert_string_equal(a->upstream, b->upstream);
-	assert_int_equal(a->upstream_addrlen, b->upstream_addrlen);
-	assert_memory_equal(&a->upstream_addr, &b->upstream_addr,
-	    a->upstream_addrlen);
+	size_t i;
+
+	assert_int_equal(a->nups, b->nups);
+	for (i = 0; i < a->nups; i++) {
+		assert_string_equal(a->ups[i].name, b->ups[i].name);
+		assert_string_equal(a->ups[i].host, b->ups[i].host);
+		assert_int_equal(a->ups[i].addrlen, b->ups[i].addrlen);
+		assert_memory_equal(&a->ups[i].addr, &b->ups[i].addr,
+		    a->ups[i].addrlen);
+		assert_int_equal(a->ups[i].slot, b->ups[i].slot);
+	}
+	assert_int_equal(a->balance, b->balance);
+	assert_int_equal(a->max_fails, b->max_fails);
+	assert_int_equal(a->fail_timeout, b->fail_timeout);
+	assert_int_equal(a->health.on, b->health.on);
+	assert_str_equal(a->health.path, b->health.path);
+	assert_int_equal(a->health.interval, b->health.interval);
+	assert_int_equal(a->health.timeout, b->health.timeout);
+	assert_int_equal(a->health.passes, b->health.passes);
+	assert_int_equal(a->health.fails, b->health.fails);
+	assert_int_equal(a->health.status_min, b->health.status_min);
+	assert_int_equal(a->health.status_max, b->health.status_max);
 	assert_int_equal(a->connect_timeout, b->connect_timeout);
 	assert_int_equal(a->request_timeout, b->request_timeout);
 	assert_int_equal(a->keepalive, b->keepalive);
@@ -757,12 +775,24 @@ check_host_sane(const char *h)
 static void
 check_backend_sane(const struct config_backend *be)
 {
-	const struct sockaddr *sa = (const struct sockaddr *)&be->upstream_addr;
+	const struct sockaddr *sa;
+	size_t i;
 
-	assert_non_null(be->upstream);
-	assert_true(sa->sa_family == AF_INET || sa->sa_family == AF_INET6);
-	assert_true(be->upstream_addrlen == (sa->sa_family == AF_INET ?
-	    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)));
+	assert_true(be->nups >= 1 && be->nups <= CONFIG_MAX_UPSTREAMS);
+	for (i = 0; i < be->nups; i++) {
+		sa = (const struct sockaddr *)&be->ups[i].addr;
+		assert_non_null(be->ups[i].name);
+		assert_non_null(be->ups[i].host);
+		assert_true(sa->sa_family == AF_INET ||
+		    sa->sa_family == AF_INET6);
+		assert_true(be->ups[i].addrlen == (sa->sa_family == AF_INET ?
+		    sizeof(struct sockaddr_in) :
+		    sizeof(struct sockaddr_in6)));
+		assert_true(be->ups[i].slot < CONFIG_MAX_UPSTREAM_SLOTS);
+	}
+	assert_true(be->balance <= CONFIG_LB_STICKY);
+	assert_true(!be->health.on ||
+	    be->health.timeout <= be->health.interval);
 	assert_true(be->connect_timeout >= 1 && be->connect_timeout <= 3600);
 	assert_true(be->request_timeout >= 1 &&
 	    be->request_timeout <= 86400);
@@ -984,10 +1014,18 @@ w_field(struct wb *w, const struct field *f)
 
 /* A backend, as written. */
 struct spec_backend {
-	struct field	 upstream;
+	uint32_t	 nups;		/* as written; one is present */
+	struct field	 upstream, host;
 	uint32_t	 alen;		/* as written */
 	unsigned char	 sa[sizeof(struct sockaddr_storage) + 16];
 	size_t		 sa_n;		/* bytes present */
+	uint32_t	 slot;
+	uint8_t		 lb;
+	uint32_t	 max_fails, fail_timeout;
+	uint8_t		 hc_on;		/* 1: the rest of the check follows */
+	struct field	 hc_path;
+	uint32_t	 hc[6];		/* interval timeout passes fails
+					   status-min status-max */
 	uint32_t	 ct, rt;
 	uint32_t	 ka, kt;	/* upstream-keepalive(-timeout) */
 };
@@ -1056,7 +1094,21 @@ good_backend(uint16_t port)
 	struct sockaddr_in	sin;
 
 	memset(&be, 0, sizeof(be));
+	be.nups = 1;
 	be.upstream = (struct field)F("127.0.0.1:8080");
+	be.host = (struct field)F("127.0.0.1");
+	be.slot = port % CONFIG_MAX_UPSTREAM_SLOTS;
+	be.lb = CONFIG_LB_ROUND_ROBIN;
+	be.max_fails = 1;
+	be.fail_timeout = 10;
+	be.hc_on = 1;
+	be.hc_path = (struct field)F("/healthz");
+	be.hc[0] = 5;
+	be.hc[1] = 2;
+	be.hc[2] = 2;
+	be.hc[3] = 3;
+	be.hc[4] = 200;
+	be.hc[5] = 299;
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
 	sin.sin_port = htons(port);
@@ -1177,9 +1229,23 @@ paths_spec(void)
 static void
 w_backend(struct wb *w, const struct spec_backend *be)
 {
+	size_t i;
+
+	w_u32(w, be->nups);
 	w_field(w, &be->upstream);
+	w_field(w, &be->host);
 	w_u32(w, be->alen);
 	w_put(w, be->sa, be->sa_n);
+	w_u32(w, be->slot);
+	w_u8(w, be->lb);
+	w_u32(w, be->max_fails);
+	w_u32(w, be->fail_timeout);
+	w_u8(w, be->hc_on);
+	if (be->hc_on == 1) {
+		w_field(w, &be->hc_path);
+		for (i = 0; i < 6; i++)
+			w_u32(w, be->hc[i]);
+	}
 	w_u32(w, be->ct);
 	w_u32(w, be->rt);
 	w_u32(w, be->ka);
@@ -1368,7 +1434,7 @@ test_writer_matches_encoder(void **state)
 	assert_string_equal(cfg->listeners[0].sites[0].paths[1].replace, "/");
 	assert_null(cfg->listeners[0].sites[0].paths[0].replace);
 	assert_int_equal(ntohs(((struct sockaddr_in *)&cfg->listeners[0]
-	    .sites[0].paths[0].be.upstream_addr)->sin_port), 9002);
+	    .sites[0].paths[0].be.ups[0].addr)->sin_port), 9002);
 	assert_int_equal(image_encode(cfg, gen, &again, &len2), 0);
 	assert_int_equal(len2, len);
 	assert_memory_equal(again, img, len);
@@ -1558,6 +1624,39 @@ test_site_fields(void **state)
 	REJECT(s.host = (struct field)F("a example"));
 	REJECT(s.host.wire = CONFIG_HOST_MAX + 1);
 	REJECT(s.host.wire = UINT32_MAX);
+	REJECT(s.be.nups = 0);
+	REJECT(s.be.nups = 2);		/* only one is there */
+	REJECT(s.be.nups = CONFIG_MAX_UPSTREAMS + 1);
+	REJECT(s.be.nups = UINT32_MAX);
+	REJECT(s.be.host = (struct field)F(""));
+	REJECT(s.be.host.wire = CONFIG_HOST_MAX + 1);
+	ACCEPT(s.be.slot = CONFIG_MAX_UPSTREAM_SLOTS - 1);
+	REJECT(s.be.slot = CONFIG_MAX_UPSTREAM_SLOTS);
+	REJECT(s.be.slot = UINT32_MAX);
+	ACCEPT(s.be.lb = CONFIG_LB_STICKY);
+	REJECT(s.be.lb = CONFIG_LB_STICKY + 1);
+	ACCEPT(s.be.max_fails = 0);
+	ACCEPT(s.be.max_fails = 1000; s.be.fail_timeout = 3600);
+	REJECT(s.be.max_fails = 1001);
+	REJECT(s.be.fail_timeout = 0);
+	REJECT(s.be.fail_timeout = 3601);
+	ACCEPT(s.be.hc_on = 0);
+	REJECT(s.be.hc_on = 2);
+	REJECT(s.be.hc_path = (struct field)F(""));
+	REJECT(s.be.hc_path = (struct field)F("healthz"));
+	REJECT(s.be.hc_path = (struct field)F("/a b"));
+	REJECT(s.be.hc[0] = 0);
+	REJECT(s.be.hc[0] = 3601);
+	REJECT(s.be.hc[1] = 0);
+	REJECT(s.be.hc[1] = 6);		/* longer than the interval */
+	REJECT(s.be.hc[2] = 0);
+	REJECT(s.be.hc[2] = 101);
+	REJECT(s.be.hc[3] = 0);
+	REJECT(s.be.hc[3] = 101);
+	REJECT(s.be.hc[4] = 99);
+	REJECT(s.be.hc[5] = 600);
+	REJECT(s.be.hc[4] = 300; s.be.hc[5] = 299);
+	ACCEPT(s.be.hc[4] = 204; s.be.hc[5] = 204);
 	REJECT(s.be.upstream = (struct field)F(""));
 	REJECT(s.be.upstream = (struct field)F("a b:80"));
 	REJECT(s.be.upstream.wire = 1025);

@@ -40,6 +40,7 @@
 
 #include "http1.h"
 #include "proxy.h"
+#include "upstate.h"
 #include "upstream.h"
 
 #define SPINS		8000	/* loop iterations a step may take, at most */
@@ -65,13 +66,19 @@ struct fe {
 	int		 up_fd;		/* what upgrade() was given */
 	char		 extra[64];
 	size_t		 extra_len;
+	char		 name[64];	/* proxy_upstream_name() in done() */
+	char		 error[128];	/* proxy_upstream_error() in done() */
 };
 
 static struct {
 	struct ev_loop		*loop;
 	struct proxy_ctx	 ctx;
 	struct config_backend	 be;
-	int			 lfd;		/* the backend's address */
+	struct config_upstream	 up[3];		/* be.ups */
+	int			 lfd;		/* up[0]'s address */
+	int			 lfd2;		/* up[1]'s */
+	void			*table;		/* an upstate table, or NULL */
+	struct upstate		 ups;
 } E;
 
 static int
@@ -111,6 +118,9 @@ fe_done(void *arg, enum proxy_result result)
 
 	assert_false(fe->done);
 	fe->sent = proxy_request_sent(fe->ex);
+	snprintf(fe->name, sizeof(fe->name), "%s", proxy_upstream_name(fe->ex));
+	snprintf(fe->error, sizeof(fe->error), "%s",
+	    proxy_upstream_error(fe->ex));
 	fe->done = true;
 	fe->result = result;
 	fe->ex = NULL;
@@ -149,14 +159,41 @@ fe_init(struct fe *fe)
 	fe->up_fd = -1;
 }
 
+/* A listening socket on 127.0.0.1, its address in up. */
+static int
+listener(struct config_upstream *up)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)&up->addr;
+	socklen_t len = sizeof(*sin);
+	int fd;
+
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd == -1 || bind(fd, (struct sockaddr *)sin, len) == -1 ||
+	    listen(fd, 8) == -1 ||
+	    getsockname(fd, (struct sockaddr *)sin, &len) == -1)
+		return -1;
+	up->addrlen = len;
+	return fd;
+}
+
 static int
 setup(void **state)
 {
-	struct sockaddr_in *sin = (struct sockaddr_in *)&E.be.upstream_addr;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&E.up[0].addr;
 	socklen_t len = sizeof(*sin);
 
 	(void)state;
 	memset(&E, 0, sizeof(E));
+	E.be.ups = E.up;
+	E.be.nups = 1;
+	E.up[0].name = "127.0.0.1:1";
+	E.up[1].name = "127.0.0.1:2";
+	E.up[2].name = "127.0.0.1:3";
+	E.up[1].slot = 1;
+	E.up[2].slot = 2;
+	E.lfd2 = -1;
 	if ((E.loop = ev_loop_new(EVBACKEND_EPOLL)) == NULL ||
 	    (E.ctx.pool = upstream_pool_new(E.loop)) == NULL)
 		return -1;
@@ -168,7 +205,7 @@ setup(void **state)
 	    listen(E.lfd, 8) == -1 ||
 	    getsockname(E.lfd, (struct sockaddr *)sin, &len) == -1)
 		return -1;
-	E.be.upstream_addrlen = len;
+	E.up[0].addrlen = len;
 	E.be.connect_timeout = 5;
 	E.be.request_timeout = 5;
 	E.be.keepalive = 4;
@@ -180,6 +217,9 @@ static int
 teardown(void **state)
 {
 	(void)state;
+	if (E.lfd2 != -1)
+		close(E.lfd2);
+	free(E.table);
 	close(E.lfd);
 	upstream_pool_free(E.ctx.pool);
 	ev_loop_destroy(E.loop);
@@ -233,8 +273,8 @@ pooled(void)
 	ev_io_init(&w, unused_cb, sv[0], EV_READ);
 	ev_io_start(E.loop, &w);
 	ev_io_stop(E.loop, &w);
-	upstream_put(E.ctx.pool, (struct sockaddr *)&E.be.upstream_addr,
-	    E.be.upstream_addrlen, sv[0], E.be.keepalive,
+	upstream_put(E.ctx.pool, (struct sockaddr *)&E.be.ups[0].addr,
+	    E.be.ups[0].addrlen, sv[0], E.be.keepalive,
 	    E.be.keepalive_timeout);
 	assert_int_equal(upstream_pool_size(E.ctx.pool), 1);
 	return sv[1];
@@ -1003,6 +1043,212 @@ test_request_timeout(void **state)
 	finish_closed(&fe, up);
 }
 
+/*
+ * Several upstreams.  up[0] listens on lfd, up[1] on lfd2 (second());
+ * round-robin without a shared table starts at up[0].
+ */
+static void
+second(void)
+{
+	assert_int_not_equal(E.lfd2 = listener(&E.up[1]), -1);
+	E.be.nups = 2;
+}
+
+/* up[0] refuses connections from now on. */
+static void
+first_refuses(void)
+{
+	close(E.lfd);
+	E.lfd = -1;
+}
+
+/* The shared table, for health and in-flight counts. */
+static void
+with_table(unsigned max_fails)
+{
+	assert_non_null(E.table = calloc(1, upstate_bytes()));
+	upstate_attach(&E.ups, E.table, upstate_bytes(), 4, 0);
+	E.ctx.ups = &E.ups;
+	E.be.max_fails = max_fails;
+	E.be.fail_timeout = 10;
+}
+
+/* Accept on fd within the loop's time. */
+static int
+accepted_on(int lfd)
+{
+	int fd = -1;
+
+	RUN_UNTIL((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK |
+	    SOCK_CLOEXEC)) != -1);
+	return fd;
+}
+
+/* Refused by the first: the request goes to the second, body and all. */
+static void
+test_next_on_refused(void **state)
+{
+	struct fe fe;
+	char head[1024], body[8];
+	int up;
+
+	(void)state;
+	second();
+	first_refuses();
+	fe_init(&fe);
+	start(&fe, "POST", HEADERS_FRAME_LENGTH, 5);
+	assert_int_equal(proxy_body(fe.ex, "hello", 5), 5);
+	proxy_body_end(fe.ex);
+	up = accepted_on(E.lfd2);
+	up_read_head(up, head, sizeof(head));
+	assert_non_null(strstr(head, "POST /p HTTP/1.1\r\n"));
+	up_read(up, body, 5);
+	assert_memory_equal(body, "hello", 5);
+	up_write(up, OK_LEN, strlen(OK_LEN));
+	RUN_UNTIL(fe.done);
+	assert_int_equal(fe.result, PROXY_OK);
+	/* The access log names the one that answered, and what failed. */
+	assert_non_null(strstr(fe.error, "connect: Connection refused"));
+	assert_int_not_equal(strcmp(fe.name, ""), 0);
+	assert_null(strstr(fe.error, fe.name));
+	finish(&fe, up);
+}
+
+/* A new connection reset before the head: a GET goes to the next. */
+static void
+test_next_on_reset_get(void **state)
+{
+	struct fe fe;
+	char head[1024], again[1024];
+	int up, up2;
+
+	(void)state;
+	second();
+	fe_init(&fe);
+	start(&fe, "GET", HEADERS_FRAME_NONE, 0);
+	up = accepted_on(E.lfd);
+	up_read_head(up, head, sizeof(head));
+	close(up);
+	up2 = accepted_on(E.lfd2);
+	up_read_head(up2, again, sizeof(again));
+	assert_string_equal(again, head);
+	up_write(up2, OK_LEN, strlen(OK_LEN));
+	RUN_UNTIL(fe.done);
+	assert_int_equal(fe.result, PROXY_OK);
+	finish(&fe, up2);
+}
+
+/* The same for a POST with a body: sent once, never again (502). */
+static void
+test_no_next_after_body(void **state)
+{
+	struct fe fe;
+	char head[1024], body[8];
+	int up;
+
+	(void)state;
+	second();
+	fe_init(&fe);
+	start(&fe, "POST", HEADERS_FRAME_LENGTH, 5);
+	assert_int_equal(proxy_body(fe.ex, "hello", 5), 5);
+	proxy_body_end(fe.ex);
+	up = accepted_on(E.lfd);
+	up_read_head(up, head, sizeof(head));
+	up_read(up, body, 5);
+	close(up);
+	RUN_UNTIL(fe.done);
+	assert_int_equal(fe.result, PROXY_BAD_GATEWAY);
+	RUN_UNTIL(true);
+	assert_int_equal(accept4(E.lfd2, NULL, NULL, SOCK_NONBLOCK), -1);
+	finish(&fe, -1);
+}
+
+/* A response that started is never retried: the client's is cut. */
+static void
+test_no_next_after_head(void **state)
+{
+	struct fe fe;
+	char head[1024];
+	int up;
+
+	(void)state;
+	second();
+	fe_init(&fe);
+	start(&fe, "GET", HEADERS_FRAME_NONE, 0);
+	up = accepted_on(E.lfd);
+	up_read_head(up, head, sizeof(head));
+	up_write(up, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhel", 42);
+	RUN_UNTIL(fe.heads == 1);
+	close(up);
+	RUN_UNTIL(fe.done);
+	assert_int_equal(fe.result, PROXY_BROKEN);
+	assert_int_equal(accept4(E.lfd2, NULL, NULL, SOCK_NONBLOCK), -1);
+	finish(&fe, -1);
+}
+
+/* Every upstream refuses: each is tried once, then 502. */
+static void
+test_all_refuse(void **state)
+{
+	struct fe fe;
+
+	(void)state;
+	second();
+	first_refuses();
+	close(E.lfd2);
+	E.lfd2 = -1;
+	fe_init(&fe);
+	start(&fe, "GET", HEADERS_FRAME_NONE, 0);
+	RUN_UNTIL(fe.done);
+	assert_int_equal(fe.result, PROXY_BAD_GATEWAY);
+	assert_non_null(strstr(fe.error, "127.0.0.1:"));
+	assert_non_null(strstr(fe.error, "; "));	/* both said */
+	finish(&fe, -1);
+}
+
+/*
+ * Passive health: with max-fails 1, the refusing upstream is marked down
+ * by the first request (which the second upstream answers), and the next
+ * requests skip it; when every upstream is down, 503 at once.
+ */
+static void
+test_passive_down_and_all_down(void **state)
+{
+	struct fe fe;
+	char head[1024];
+	int i, up;
+
+	(void)state;
+	second();
+	first_refuses();
+	with_table(1);
+	for (i = 0; i < 3; i++) {
+		fe_init(&fe);
+		start(&fe, "GET", HEADERS_FRAME_NONE, 0);
+		up = accepted_on(E.lfd2);
+		up_read_head(up, head, sizeof(head));
+		up_write(up, OK_LEN, strlen(OK_LEN));
+		RUN_UNTIL(fe.done);
+		assert_int_equal(fe.result, PROXY_OK);
+		/* Only the first request tried the refusing one. */
+		assert_int_equal(fe.error[0] != '\0', i == 0);
+		finish(&fe, up);
+	}
+	assert_false(upstate_usable(&E.ups, &E.be, 0, upstate_now_ms()));
+	assert_true(upstate_usable(&E.ups, &E.be, 1, upstate_now_ms()));
+	assert_int_equal(upstate_inflight(&E.ups, 0), 0);
+	assert_int_equal(upstate_inflight(&E.ups, 1), 0);
+	/* Both down now: 503, nothing tried. */
+	assert_true(upstate_fail(&E.ups, &E.be, 1, upstate_now_ms()));
+	fe_init(&fe);
+	start(&fe, "GET", HEADERS_FRAME_NONE, 0);
+	RUN_UNTIL(fe.done);
+	assert_int_equal(fe.result, PROXY_UNAVAILABLE);
+	assert_string_equal(fe.error, "all upstreams down");
+	assert_int_equal(proxy_error_status(fe.result), 503);
+	finish(&fe, -1);
+}
+
 #define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int
@@ -1027,6 +1273,12 @@ main(void)
 		T(test_abort),
 		T(test_connect_refused),
 		T(test_request_timeout),
+		T(test_next_on_refused),
+		T(test_next_on_reset_get),
+		T(test_no_next_after_body),
+		T(test_no_next_after_head),
+		T(test_all_refuse),
+		T(test_passive_down_and_all_down),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

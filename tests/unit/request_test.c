@@ -236,7 +236,7 @@ admit_by(const struct gen *g, const struct request_conn *c,
 	}
 	assert_int_equal(ans->status, -1);	/* untouched */
 	assert_ptr_equal(pr->be, &s->be);	/* no path blocks here */
-	port = pr->be->upstream[strlen(pr->be->upstream) - 1] - '0';
+	port = pr->be->ups[0].name[strlen(pr->be->ups[0].name) - 1] - '0';
 	request_release(pr);
 	return port;
 }
@@ -865,7 +865,7 @@ route_of(const struct gen *g, const char *host, const char *target,
 	} else {
 		assert_int_equal(ans->status, -1);
 		assert_string_equal(pr.site, s->host);
-		port = pr.be->upstream[strlen(pr.be->upstream) - 1] - '0';
+		port = pr.be->ups[0].name[strlen(pr.be->ups[0].name) - 1] - '0';
 		assert_true(pr.h.path.len < fwdsz);
 		memcpy(fwd, pr.h.path.p, pr.h.path.len);
 		fwd[pr.h.path.len] = '\0';

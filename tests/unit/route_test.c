@@ -67,7 +67,7 @@ lookup(size_t li, const char *host)
 
 	if (n <= 0 || (s = route_lookup(rt, li, norm, (size_t)n)) == NULL)
 		return 0;
-	return (int)(s->be.upstream[strlen(s->be.upstream) - 1] - '0');
+	return (int)(s->be.ups[0].name[strlen(s->be.ups[0].name) - 1] - '0');
 }
 
 static void

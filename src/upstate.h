@@ -1,0 +1,169 @@
+/*
+ * upstate.h - the state of every upstream, shared by all processes: its
+ * health and the requests in flight to it, in a table of
+ * CONFIG_MAX_UPSTREAM_SLOTS entries in the state part of the shared
+ * segment (shm.h), next to the rate-limit table.
+ *
+ * An entry (a slot) stands for one upstream of one backend: a site's or
+ * a path block's list names it.  The master gives the slots out when it
+ * makes a generation (upstate_assign), keyed by listener, site, path block
+ * and the upstream as written, so that a reload keeps the state of every
+ * upstream it keeps; a slot freed by a reload goes to the end of the free
+ * list, and is reset when it is given out again.
+ *
+ * Every worker reads and writes entries with atomics, without a lock:
+ *   - passive health: consecutive failures (fails) and, once they reach
+ *     the backend's max-fails, down_until (CLOCK_MONOTONIC milliseconds)
+ *     set by the one worker whose compare-and-swap marks it down, which
+ *     logs it; the first success after that clears it, and that worker
+ *     logs that it is up again;
+ *   - active health: `checked`, written by the checker process only
+ *     (UPSTATE_CHECK_*);
+ *   - in flight: one shared count per entry (least-connections reads one
+ *     word per upstream), and per worker a row of its own share, so that
+ *     the master can take back what a dead worker left counted;
+ *   - a round-robin counter, used in the first entry of a backend.
+ *
+ * Nothing read from the table is trusted by the master: it reads numbers
+ * for `ctl status` and clamps them; it never reads an index or a size
+ * from it.  A compromised worker can unbalance or mark upstreams down,
+ * not more.
+ */
+#ifndef PORTCULLIS_UPSTATE_H
+#define PORTCULLIS_UPSTATE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+#define UPSTATE_SLOTS		CONFIG_MAX_UPSTREAM_SLOTS
+
+/* checked: what the active checks say (0 until the first verdict). */
+#define UPSTATE_CHECK_NONE	0u
+#define UPSTATE_CHECK_UP	1u
+#define UPSTATE_CHECK_DOWN	2u
+
+struct upstate_entry {
+	_Atomic uint32_t fails;		/* consecutive failures */
+	_Atomic uint32_t checked;	/* UPSTATE_CHECK_* */
+	_Atomic uint64_t down_until;	/* ms; 0: not marked down */
+	_Atomic int64_t	 inflight;	/* all workers */
+	_Atomic uint64_t requests;	/* sent to it, in all */
+	_Atomic uint64_t failures;	/* in all */
+	_Atomic uint64_t rr;		/* round-robin, a backend's first */
+	_Atomic uint64_t check_changed;	/* ms of the last verdict change */
+	uint64_t	 pad;
+};
+
+/* Bytes the table takes in the state part (a multiple of the page). */
+size_t	 upstate_bytes(void);
+
+/* A process's handle on the table. */
+struct upstate {
+	struct upstate_entry	*e;		/* UPSTATE_SLOTS */
+	_Atomic int32_t		*rows;		/* [max_workers][SLOTS] */
+	unsigned		 max_workers;
+	unsigned		 worker;	/* whose row; UINT32_MAX: none */
+};
+
+/*
+ * The table in mem (upstate_bytes() of it, zeroed by the master when the
+ * segment was made), for worker (its row), or UINT32_MAX for a process
+ * that does not send requests (the master, the checker).
+ */
+void	 upstate_attach(struct upstate *u, void *mem, size_t size,
+	    unsigned max_workers, unsigned worker);
+
+/* Milliseconds of CLOCK_MONOTONIC (the clock of down_until). */
+uint64_t upstate_now_ms(void);
+
+/*
+ * Whether upstream `slot` of be may be chosen at now: not marked down by
+ * passive health (or its fail-timeout has passed: it gets a request to
+ * prove itself), and not found down by the active checks.
+ */
+bool	 upstate_usable(const struct upstate *u, const struct config_backend *be,
+	    uint32_t slot, uint64_t now);
+
+/* In flight to slot, as all workers count it (never below 0). */
+uint64_t upstate_inflight(const struct upstate *u, uint32_t slot);
+
+/* A request starts / ends with the upstream in slot (this worker's). */
+void	 upstate_begin(struct upstate *u, uint32_t slot);
+void	 upstate_end(struct upstate *u, uint32_t slot);
+
+/*
+ * Passive health: a failure of the upstream in slot (connect refused or
+ * timed out, reset before the response head, a 502-class answer).
+ * Returns true if this call marked it down (its caller logs that).
+ */
+bool	 upstate_fail(struct upstate *u, const struct config_backend *be,
+	    uint32_t slot, uint64_t now);
+
+/* A success.  Returns true if the upstream was down (its caller logs it
+   up again). */
+bool	 upstate_ok(struct upstate *u, const struct config_backend *be,
+	    uint32_t slot);
+
+/* The next round-robin number of a backend (its first upstream's). */
+uint64_t upstate_rr(struct upstate *u, const struct config_backend *be);
+
+/* ---- the master ---- */
+
+/* The master's memory of which slot is whose, across reloads. */
+struct upstate_alloc;
+
+struct upstate_alloc *upstate_alloc_new(void);
+void	 upstate_alloc_free(struct upstate_alloc *a);
+
+/*
+ * Give every upstream of cfg its slot (config_upstream.slot): the one
+ * the same listener, site, path block and upstream name had in the
+ * committed assignment, else a free one.  The assignment is pending
+ * until upstate_commit() (the generation is published: the new slots
+ * are reset in u, NULL for none) or upstate_abort() (it was not: the
+ * committed one stays, as the live generation uses it).  -1 (errno
+ * ENOMEM, or ENOSPC past UPSTATE_SLOTS, which config_load() rules out)
+ * leaves no pending assignment.
+ */
+int	 upstate_assign(struct upstate_alloc *a, struct config *cfg);
+void	 upstate_commit(struct upstate_alloc *a, struct upstate *u);
+void	 upstate_abort(struct upstate_alloc *a);
+
+/* A worker is gone: take back its share of the in-flight counts. */
+void	 upstate_worker_gone(struct upstate *u, unsigned worker);
+
+/*
+ * The state of one upstream for `ctl status`, from the table: clamped
+ * numbers, whatever a worker wrote.
+ */
+struct upstate_view {
+	bool		 up;
+	bool		 passive_down;	/* marked down by failures */
+	unsigned	 check;		/* UPSTATE_CHECK_* */
+	uint64_t	 inflight;
+	uint64_t	 fails;		/* consecutive */
+	uint64_t	 failures;	/* in all */
+	uint64_t	 requests;
+};
+
+void	 upstate_view(const struct upstate *u, const struct config_backend *be,
+	    uint32_t slot, uint64_t now, struct upstate_view *v);
+
+/*
+ * Every backend of cfg and the state of its upstreams, as one JSON member
+ * (no braces around it), in a malloc'd string, NULL if out of memory:
+ *   "backends":[{"listener":0,"site":"a.test","path":null,
+ *     "load_balance":"round-robin","max_fails":1,"fail_timeout":10,
+ *     "health_check":false,"upstreams":[{"name":"127.0.0.1:9001",
+ *     "address":"127.0.0.1:9001","state":"up","passive_down":false,
+ *     "check":"none","in_flight":0,"fails":0,"failures":0,
+ *     "requests":0}]},...]
+ * (path: the path block's prefix; check: "none", "up" or "down").
+ */
+char	*upstate_json(const struct upstate *u, const struct config *cfg);
+
+#endif /* PORTCULLIS_UPSTATE_H */
