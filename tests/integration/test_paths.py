@@ -163,6 +163,31 @@ def test_no_spelling_reaches_another_upstream(four, send, target, name):
         assert seen == [(name, target.decode())]
 
 
+# An absolute-form target (RFC 9112 3.2.2) names the path all the same:
+# its path is normalised and routed as an origin-form one, and what goes
+# upstream is the origin form of what was sent (or the replaced path).
+ABSOLUTE = [
+    (b"https://localhost/static/../api/x", "api", "/static/../api/x"),
+    (b"https://localhost//api/x", "api", "//api/x"),
+    (b"https://localhost/%2e%2e/api/x", None, None),
+    (b"https://LOCALHOST:443/api/v2/a?q=1", "v2", "/a?q=1"),
+    (b"https://localhost/api%2Fx", "api", "/api%2Fx"),
+    (b"https://localhost", "site", "/"),
+]
+
+
+@pytest.mark.parametrize("target,name,seen", ABSOLUTE,
+                         ids=[v[0].decode() for v in ABSOLUTE])
+def test_absolute_form_is_routed_by_its_path(four, target, name, seen):
+    p, ups = four
+    status = h1(p, target)
+    got = where(ups)
+    if name is None:
+        assert status == 400 and got == [], (status, got)
+    else:
+        assert status == 200 and got == [(name, seen)], (status, got)
+
+
 def test_above_the_root_is_400_without_path_blocks(make_proxy, upstream):
     """Every site, path blocks or not: nginx refuses these too."""
     p = start_proxy(make_proxy, upstream)
