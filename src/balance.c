@@ -80,8 +80,9 @@ cookie_of(const unsigned char *key, size_t keylen,
 	size_t i;
 	int rc;
 
-	if (asprintf(&msg, "%s\n%s\n%s\n%s", l->bind != NULL ? l->bind : "",
-	    site->host, path != NULL ? path->prefix : "", up->name) == -1)
+	if (asprintf(&msg, "%s %u\n%s\n%s\n%s", l->bind != NULL ?
+	    l->bind : "", l->https_port, site->host, path != NULL ?
+	    path->prefix : "", up->name) == -1)
 		return -1;
 	rc = gnutls_hmac_fast(GNUTLS_MAC_SHA256, key, keylen, msg, strlen(msg),
 	    mac);
@@ -209,19 +210,29 @@ balance_ring_find(const struct config_backend *be, uint64_t hash)
 	return lo == be->nring ? 0 : lo;
 }
 
-/* Whether upstream i may take the request. */
+/*
+ * Whether upstream i may take the request (UPSTATE_TRIAL: it must: this
+ * request claimed its trial after a fail-timeout).
+ */
+static enum upstate_use
+use(const struct config_backend *be, struct upstate *u,
+    const struct balance_req *rq, size_t i, uint64_t now)
+{
+	if (rq->tried & ((uint64_t)1 << i))
+		return UPSTATE_NO;
+	if (u == NULL)
+		return UPSTATE_YES;
+	/* One upstream and no active check: never skipped (see above). */
+	if (be->nups == 1 && !be->health.on)
+		return UPSTATE_YES;
+	return upstate_claim(u, be, be->ups[i].slot, now);
+}
+
 static bool
 usable(const struct config_backend *be, struct upstate *u,
     const struct balance_req *rq, size_t i, uint64_t now)
 {
-	if (rq->tried & ((uint64_t)1 << i))
-		return false;
-	if (u == NULL)
-		return true;
-	/* One upstream and no active check: never skipped (see above). */
-	if (be->nups == 1 && !be->health.on)
-		return true;
-	return upstate_usable(u, be, be->ups[i].slot, now);
+	return use(be, u, rq, i, now) != UPSTATE_NO;
 }
 
 static int
@@ -272,8 +283,14 @@ pick_least(const struct config_backend *be, struct upstate *u,
 	start = turn(be, u, rq);
 	for (k = 0; k < be->nups; k++) {
 		i = (start + k) % be->nups;
-		if (!usable(be, u, rq, i, now))
+		switch (use(be, u, rq, i, now)) {
+		case UPSTATE_NO:
 			continue;
+		case UPSTATE_TRIAL:
+			return (int)i;	/* claimed: it must be this one */
+		case UPSTATE_YES:
+			break;
+		}
 		n = upstate_inflight(u, be->ups[i].slot);
 		if (n < best) {
 			best = n;

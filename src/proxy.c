@@ -73,7 +73,8 @@ struct exchange {
 	int			 sticky;
 	const struct config_upstream *up;	/* the one chosen, or NULL */
 	int			 upi;		/* its index in be->ups */
-	uint64_t		 tried;		/* bit i: ups[i] failed */
+	uint64_t		 tried;		/* bit i: ups[i] had a new
+						   connection that failed */
 	bool			 counted;	/* in up's in-flight count */
 	bool			 marked;	/* this attempt's failure
 						   counted */
@@ -352,25 +353,40 @@ ex_connect(struct exchange *ex)
 	return 0;
 }
 
+/* A connect error of our own (descriptors, memory), not the upstream's. */
+static bool
+local_error(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOBUFS ||
+	    err == ENOMEM;
+}
+
 /*
  * The upstream could not be reached, or a pooled connection was found
- * closed: send the request to the next upstream (balance.h; the same one
- * again on a new connection for a pooled one, as that is not its
- * failure), before any byte of an answer.  If anything was sent, only a
- * request that http1_replayable() allows (ex_build_head kept a copy):
- * anything else may have been acted on already, and the client gets a
- * 502.  failed: this counts against the upstream's health.  false: the
- * caller fails the exchange.
+ * closed: send the request to the next upstream (balance.h: the next in
+ * turn, or on the ring; a pooled connection's upstream is not marked
+ * tried, as its close is not its failure, and may get the request again
+ * on a new connection), before any byte of an answer.  If anything was
+ * sent, only a request that http1_replayable() allows (ex_build_head kept
+ * a copy): anything else may have been acted on already, and the client
+ * gets a 502.  failed: this counts against the upstream's health (not a
+ * pooled connection's close, not an error of our own).
+ *
+ * true: handled (sent on, or, once it moved on, failed here with what the
+ * last upstream tried did); false: nothing done, the caller fails the
+ * exchange with its own result and message.
  */
 static bool
 ex_next(struct exchange *ex, bool failed, const char *what)
 {
-	bool sent = ex->state != EX_CONNECTING;
+	bool sent = ex->state != EX_CONNECTING, moved = false;
 	char again[96];
 	size_t noted;
 
 	if (ex->got_bytes || ex->state == EX_BODY)
 		return false;
+	if (!failed)
+		ex->marked = true;	/* nor by the caller's ex_fail() */
 	if (sent && ex->retry == NULL) {
 		if (ex->reused)
 			log_warnx("upstream %s (site %s): reused connection "
@@ -381,8 +397,13 @@ ex_next(struct exchange *ex, bool failed, const char *what)
 		return false;
 	}
 	for (;;) {
+		/* A new connection failed: this upstream had its try. */
+		if (!ex->reused)
+			ex->tried |= (uint64_t)1 << ex->upi;
 		if (failed)
 			ex_mark_failed(ex, what);
+		else
+			ex->marked = true;
 		noted = strlen(ex->error);
 		ex_note(ex, what);
 		log_debug("upstream %s (site %s): %s; the request goes to the "
@@ -397,20 +418,28 @@ ex_next(struct exchange *ex, bool failed, const char *what)
 		ex->reused = false;
 		ex_uncount(ex);
 		if (ex_choose(ex) < 0) {
-			/* The caller says what failed, of the last tried. */
+			/* ex->up is still the last tried: its failure is the
+			   answer, said once, by whoever fails the exchange. */
 			ex->error[noted] = '\0';
-			return false;
+			if (!moved)
+				return false;
+			ex_fail(ex, PROXY_BAD_GATEWAY, "%s", what);
+			return true;
 		}
+		moved = true;
 		if (sent) {
 			buf_reset(ex->out);
-			if (buf_add(ex->out, ex->retry, ex->retry_len) == -1)
-				return false;
+			if (buf_add(ex->out, ex->retry, ex->retry_len) == -1) {
+				ex->marked = true;
+				ex_fail(ex, PROXY_BAD_GATEWAY, "out of memory");
+				return true;
+			}
 		}
 		if (ex_connect(ex) == 0)
 			break;
+		failed = !local_error(errno);
 		snprintf(again, sizeof(again), "connect: %s", strerror(errno));
 		what = again;
-		failed = true;
 	}
 	ex_update(ex);
 	return true;
@@ -623,7 +652,6 @@ ex_head(struct exchange *ex)
 		ex_fail(ex, PROXY_BAD_GATEWAY, "unexpected 101");
 		return;
 	}
-	ex_mark_ok(ex);
 	ex_sticky(ex);
 	ex->state = EX_BODY;
 	ex->body = ex->resp.body;
@@ -645,6 +673,7 @@ ex_head(struct exchange *ex)
 		ex_fail(ex, PROXY_BAD_GATEWAY, "response head refused");
 		return;
 	}
+	ex_mark_ok(ex);
 	buf_consume(ex->in, ex->resp.head_len);
 	if (pr.websocket)
 		ex_upgrade(ex);
@@ -836,7 +865,7 @@ ex_soon_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
 	} else {
 		snprintf(what, sizeof(what), "connect: %s",
 		    strerror(ex->soon_errno));
-		if (!ex_next(ex, true, what))
+		if (!ex_next(ex, !local_error(ex->soon_errno), what))
 			ex_fail(ex, ex->soon_result, "%s", what);
 	}
 	ex_leave(ex);

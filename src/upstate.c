@@ -71,6 +71,28 @@ upstate_usable(const struct upstate *u, const struct config_backend *be,
 	return until == 0 || now >= until;
 }
 
+enum upstate_use
+upstate_claim(struct upstate *u, const struct config_backend *be,
+    uint32_t slot, uint64_t now)
+{
+	struct upstate_entry *e = entry(u, slot);
+	uint64_t until, next;
+
+	if (be->health.on && atomic_load_explicit(&e->checked,
+	    memory_order_relaxed) == UPSTATE_CHECK_DOWN)
+		return UPSTATE_NO;
+	if (be->max_fails == 0)
+		return UPSTATE_YES;
+	until = atomic_load_explicit(&e->down_until, memory_order_relaxed);
+	if (until == 0)
+		return UPSTATE_YES;
+	if (now < until)
+		return UPSTATE_NO;
+	next = now + (uint64_t)be->fail_timeout * 1000;
+	return atomic_compare_exchange_strong(&e->down_until, &until, next) ?
+	    UPSTATE_TRIAL : UPSTATE_NO;
+}
+
 uint64_t
 upstate_inflight(const struct upstate *u, uint32_t slot)
 {
@@ -261,8 +283,9 @@ make_key(const struct config_listener *l, const struct config_site *site,
 {
 	char *k;
 
-	if (asprintf(&k, "%s\n%s\n%s\n%s", l->bind != NULL ? l->bind : "",
-	    site->host, path != NULL ? path->prefix : "", up->name) == -1)
+	if (asprintf(&k, "%s %u\n%s\n%s\n%s", l->bind != NULL ? l->bind : "",
+	    l->https_port, site->host, path != NULL ? path->prefix : "",
+	    up->name) == -1)
 		return NULL;
 	return k;
 }

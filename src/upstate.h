@@ -15,7 +15,8 @@
  *   - passive health: consecutive failures (fails) and, once they reach
  *     the backend's max-fails, down_until (CLOCK_MONOTONIC milliseconds)
  *     set by the one worker whose compare-and-swap marks it down, which
- *     logs it; the first success after that clears it, and that worker
+ *     logs it; once it has passed, one request claims a trial by moving
+ *     it on (upstate_claim); the first success clears it, and that worker
  *     logs that it is up again;
  *   - active health: `checked`, written by the checker process only
  *     (UPSTATE_CHECK_*);
@@ -82,11 +83,27 @@ uint64_t upstate_now_ms(void);
 
 /*
  * Whether upstream `slot` of be may be chosen at now: not marked down by
- * passive health (or its fail-timeout has passed: it gets a request to
- * prove itself), and not found down by the active checks.
+ * passive health (or its fail-timeout has passed), and not found down by
+ * the active checks.  Looks only.
  */
 bool	 upstate_usable(const struct upstate *u, const struct config_backend *be,
 	    uint32_t slot, uint64_t now);
+
+/*
+ * The same, for a request that will take it: once the fail-timeout of an
+ * upstream marked down has passed, one request (across all workers) gets
+ * it to prove itself: the caller whose compare-and-swap moves down_until
+ * another fail-timeout on gets UPSTATE_TRIAL and must send its request
+ * there; the others keep skipping it (nginx lets one request through per
+ * fail_timeout).  A success then marks it up (upstate_ok).
+ */
+enum upstate_use {
+	UPSTATE_NO = 0,
+	UPSTATE_YES,
+	UPSTATE_TRIAL,
+};
+enum upstate_use upstate_claim(struct upstate *u,
+	    const struct config_backend *be, uint32_t slot, uint64_t now);
 
 /* In flight to slot, as all workers count it (never below 0). */
 uint64_t upstate_inflight(const struct upstate *u, uint32_t slot);

@@ -58,8 +58,10 @@ def proxy_with(make_proxy, sites, workers=2, **overrides):
 
 
 class Client:
-    """HTTP/1.1 over TLS with keep-alive (a new connection when the proxy
-    closes one), optionally from a given loopback address."""
+    """HTTP/1.1 over TLS with keep-alive, optionally from a given loopback
+    address.  Strict: a connection the proxy closes or resets is the
+    caller's failure (it raises), as nothing in these tests makes the
+    proxy close one (no idle timeout is reached)."""
 
     def __init__(self, port, source=None, host="localhost"):
         self.port = port
@@ -68,28 +70,21 @@ class Client:
         self.conn = None
 
     def get(self, path="/", headers=None):
-        for attempt in range(2):
-            if self.conn is None:
-                self.conn = http.client.HTTPSConnection(
-                    "127.0.0.1", self.port, context=tls_context(),
-                    timeout=15, source_address=(self.source, 0)
-                    if self.source else None)
-            try:
-                self.conn.request("GET", path, headers={
-                    "Host": self.host, **(headers or {})})
-                r = self.conn.getresponse()
-                body = r.read()
-                if r.getheader("Connection", "").lower() == "close":
-                    self.close()
-                return r.status, body, r
-            except (http.client.RemoteDisconnected, ConnectionResetError,
-                    BrokenPipeError):
-                # The proxy closed an idle keep-alive connection: a new
-                # one, as every client does.  Never after a response.
-                self.close()
-                if attempt == 1:
-                    raise
-        raise AssertionError("unreachable")
+        if self.conn is None:
+            self.conn = http.client.HTTPSConnection(
+                "127.0.0.1", self.port, context=tls_context(), timeout=15,
+                source_address=(self.source, 0) if self.source else None)
+        try:
+            self.conn.request("GET", path, headers={
+                "Host": self.host, **(headers or {})})
+            r = self.conn.getresponse()
+            body = r.read()
+        except Exception:
+            self.close()
+            raise
+        if r.getheader("Connection", "").lower() == "close":
+            self.close()
+        return r.status, body, r
 
     def close(self):
         if self.conn is not None:
@@ -478,6 +473,7 @@ def test_killed_under_load_no_failed_request(make_proxy, nginxes, tmp_path):
     ups = nginxes(3)
     p = proxy_with(make_proxy, {"localhost": site(
         ups, **{"max-fails": 1, "fail-timeout": 2})}, workers=2)
+    workers = sorted(p.wait_workers(2))
     load = Load(p.https_port, threads=4, each=400)
     done = load.seen
     wait_until(lambda: len(done) >= 200, timeout=30, what="load going")
@@ -490,6 +486,9 @@ def test_killed_under_load_no_failed_request(make_proxy, nginxes, tmp_path):
     wait_until(lambda: "is down" in p.log(), what="the down line")
     load.join(stop=False)
     assert load.failures == [], load.failures[:10]
+    # Not a worker lost on the way.
+    assert sorted(p.wait_workers(2)) == workers
+    assert " exited" not in p.log() and "killed by signal" not in p.log()
     after = done[killed_at + 50:]
     assert "u1" not in after
     assert counts(after).get("u0", 0) > 100 and \
@@ -513,6 +512,7 @@ def test_killed_under_load_no_failed_request(make_proxy, nginxes, tmp_path):
 def test_reload_changes_lists_under_load(make_proxy, nginxes):
     a, b, c3 = nginxes(3)
     p = proxy_with(make_proxy, {"localhost": site([a, b])}, workers=2)
+    workers = sorted(p.wait_workers(2))
     load = Load(p.https_port, threads=3, each=2000)
     try:
         for ups in ([b, c3], [a, c3], [a, b, c3], [c3]):
@@ -524,6 +524,8 @@ def test_reload_changes_lists_under_load(make_proxy, nginxes):
         load.join()
     assert load.failures == [], load.failures[:10]
     assert len(load.seen) > 100
+    assert sorted(p.wait_workers(2)) == workers
+    assert " exited" not in p.log() and "killed by signal" not in p.log()
     # The last list only, once the reload is acknowledged by all.
     c = Client(p.https_port)
     assert {c.get()[1] for _ in range(10)} == {b"u2\n"}

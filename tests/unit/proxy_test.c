@@ -28,8 +28,10 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1249,6 +1251,122 @@ test_passive_down_and_all_down(void **state)
 	finish(&fe, -1);
 }
 
+/*
+ * A pooled connection closed under a POST: 502 (not replayable), but not
+ * the upstream's failure: it stays up.
+ */
+static void
+test_pooled_close_is_not_a_failure(void **state)
+{
+	struct fe fe;
+	char head[1024];
+	int up;
+
+	(void)state;
+	second();
+	with_table(1);
+	fe_init(&fe);
+	up = pooled();
+	start(&fe, "POST", HEADERS_FRAME_LENGTH, 3);
+	assert_int_equal(proxy_body(fe.ex, "abc", 3), 3);
+	proxy_body_end(fe.ex);
+	up_read_head(up, head, sizeof(head));
+	close(up);
+	RUN_UNTIL(fe.done);
+	assert_int_equal(fe.result, PROXY_BAD_GATEWAY);
+	assert_true(upstate_usable(&E.ups, &E.be, 0, upstate_now_ms()));
+	assert_int_equal(atomic_load(&E.ups.e[0].fails), 0);
+	finish(&fe, -1);
+}
+
+/*
+ * Out of descriptors here: no connection can be made to any upstream,
+ * and that is no upstream's failure (one worker short of descriptors
+ * must not make every worker answer 503).
+ */
+static void
+test_local_error_is_not_a_failure(void **state)
+{
+	struct rlimit old, low;
+	struct fe fe;
+	int fds[1024], n = 0, fd, top = 0;
+
+	(void)state;
+	second();
+	with_table(1);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	/* A limit a little above what is open, then every descriptor under
+	   it taken (the holes too). */
+	for (fd = 0; fd < 1000; fd++)
+		if (fcntl(fd, F_GETFD) != -1)
+			top = fd;
+	low = old;
+	low.rlim_cur = (rlim_t)top + 16;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	while (n < 1024 && (fd = dup(0)) != -1)
+		fds[n++] = fd;
+	assert_int_equal(errno, EMFILE);
+	fe_init(&fe);
+	start(&fe, "GET", HEADERS_FRAME_NONE, 0);
+	RUN_UNTIL(fe.done);
+	while (n > 0)
+		close(fds[--n]);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_int_equal(fe.result, PROXY_BAD_GATEWAY);
+	assert_non_null(strstr(fe.error, "Too many open files"));
+	assert_true(upstate_usable(&E.ups, &E.be, 0, upstate_now_ms()));
+	assert_true(upstate_usable(&E.ups, &E.be, 1, upstate_now_ms()));
+	finish(&fe, -1);
+}
+
+/*
+ * The first upstream's connect times out, the second refuses at once:
+ * the answer is the last failure (502, the second's), said once.
+ */
+static void
+test_last_failure_is_the_answer(void **state)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)&E.up[2].addr;
+	socklen_t len = sizeof(*sin);
+	int full, c1, c2;
+	struct fe fe;
+
+	(void)state;
+	/* up[0]: a listener whose queue is full: SYNs go unanswered. */
+	close(E.lfd);
+	E.lfd = -1;
+	full = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(full, (struct sockaddr *)sin, len), 0);
+	assert_int_equal(listen(full, 0), 0);
+	assert_int_equal(getsockname(full, (struct sockaddr *)sin, &len), 0);
+	E.up[2].addrlen = len;
+	c1 = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	c2 = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	(void)connect(c1, (struct sockaddr *)sin, len);
+	(void)connect(c2, (struct sockaddr *)sin, len);
+	usleep(100000);
+	E.up[0] = E.up[2];
+	E.up[0].slot = 0;
+	/* up[1]: nothing listens. */
+	second();
+	close(E.lfd2);
+	E.lfd2 = -1;
+	E.be.connect_timeout = 1;
+	fe_init(&fe);
+	start(&fe, "GET", HEADERS_FRAME_NONE, 0);
+	RUN_UNTIL(fe.done);
+	assert_int_equal(fe.result, PROXY_BAD_GATEWAY);
+	assert_non_null(strstr(fe.error, "connect timed out after 1s; "));
+	assert_non_null(strstr(fe.error, "connect: Connection refused"));
+	assert_null(strstr(strstr(fe.error, "refused"), "refused; "));
+	close(c1);
+	close(c2);
+	close(full);
+	finish(&fe, -1);
+}
+
 #define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int
@@ -1279,6 +1397,9 @@ main(void)
 		T(test_no_next_after_head),
 		T(test_all_refuse),
 		T(test_passive_down_and_all_down),
+		T(test_pooled_close_is_not_a_failure),
+		T(test_local_error_is_not_a_failure),
+		T(test_last_failure_is_the_answer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

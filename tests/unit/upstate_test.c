@@ -116,6 +116,29 @@ test_passive(void **state)
 	assert_true(upstate_usable(&U, &be, 8, 1000));
 }
 
+/* After fail-timeout, one request (of all workers) gets a trial. */
+static void
+test_trial(void **state)
+{
+	struct config_backend be = backend(1);
+
+	(void)state;
+	assert_int_equal(upstate_claim(&U, &be, 9, 1000), UPSTATE_YES);
+	assert_true(upstate_fail(&U, &be, 9, 1000));
+	assert_int_equal(upstate_claim(&U, &be, 9, 5000), UPSTATE_NO);
+	/* Expired: the first claims it, the others still skip it. */
+	assert_int_equal(upstate_claim(&U, &be, 9, 11000), UPSTATE_TRIAL);
+	assert_int_equal(upstate_claim(&U, &be, 9, 11000), UPSTATE_NO);
+	assert_int_equal(upstate_claim(&U, &be, 9, 20999), UPSTATE_NO);
+	/* The trial failed: down, not said again; the next trial later. */
+	assert_false(upstate_fail(&U, &be, 9, 11500));
+	assert_int_equal(upstate_claim(&U, &be, 9, 21000), UPSTATE_TRIAL);
+	/* It succeeded: up for everyone, said once. */
+	assert_true(upstate_ok(&U, &be, 9));
+	assert_int_equal(upstate_claim(&U, &be, 9, 21000), UPSTATE_YES);
+	assert_int_equal(upstate_claim(&U, &be, 9, 21000), UPSTATE_YES);
+}
+
 /* max-fails 0: never marked down; the active check still counts. */
 static void
 test_passive_off_and_checked(void **state)
@@ -247,6 +270,41 @@ test_assign(void **state)
 	upstate_alloc_free(a);
 }
 
+/* Two listeners on one address (other ports): their upstreams apart. */
+static void
+test_assign_same_bind(void **state)
+{
+	static const char text[] =
+	    "listener {\n  bind = \"127.0.0.1\"\n  https-port = 8443\n"
+	    "  http-port = 0\n  tls { cert = \"/c\" key = \"/k\" }\n"
+	    "  site \"a.test\" { upstream = \"127.0.0.1:1\" }\n}\n"
+	    "listener {\n  bind = \"127.0.0.1\"\n  https-port = 9443\n"
+	    "  http-port = 0\n  tls { cert = \"/c\" key = \"/k\" }\n"
+	    "  site \"a.test\" { upstream = \"127.0.0.1:1\" }\n}\n";
+	struct upstate_alloc *a;
+	struct config *c1, *c2;
+	uint32_t s0, s1;
+
+	(void)state;
+	c1 = parse(text);
+	assert_non_null(a = upstate_alloc_new());
+	assert_int_equal(upstate_assign(a, c1), 0);
+	upstate_commit(a, &U);
+	s0 = c1->listeners[0].sites[0].be.ups[0].slot;
+	s1 = c1->listeners[1].sites[0].be.ups[0].slot;
+	assert_int_not_equal(s0, s1);
+	atomic_store(&U.e[s0].fails, 7);
+	c2 = parse(text);
+	assert_int_equal(upstate_assign(a, c2), 0);
+	upstate_commit(a, &U);
+	assert_int_equal(c2->listeners[0].sites[0].be.ups[0].slot, s0);
+	assert_int_equal(c2->listeners[1].sites[0].be.ups[0].slot, s1);
+	assert_int_equal(atomic_load(&U.e[s0].fails), 7);
+	config_free(c1);
+	config_free(c2);
+	upstate_alloc_free(a);
+}
+
 /* Every slot can be given out; the table is never too small. */
 static void
 test_assign_full(void **state)
@@ -283,13 +341,19 @@ test_assign_full(void **state)
 			assert_false(seen[s]);
 			seen[s] = true;
 		}
-	/* Once more (a reload of the same file): the same slots. */
-	assert_int_equal(upstate_assign(a, cfg), 0);
-	upstate_commit(a, NULL);
-	for (i = 0; i < 64; i++)
-		for (j = 0; j < 64; j++)
-			assert_true(seen[cfg->listeners[0].sites[i].be
-			    .ups[j].slot]);
+	/* Once more (a reload of the same file): each its own again. */
+	{
+		struct config *again = parse(text);
+
+		assert_int_equal(upstate_assign(a, again), 0);
+		upstate_commit(a, NULL);
+		for (i = 0; i < 64; i++)
+			for (j = 0; j < 64; j++)
+				assert_int_equal(again->listeners[0].sites[i]
+				    .be.ups[j].slot, cfg->listeners[0]
+				    .sites[i].be.ups[j].slot);
+		config_free(again);
+	}
 	config_free(cfg);
 	/* One more upstream (a site of one) is refused at load. */
 	snprintf(text + len, cap - len,
@@ -356,9 +420,11 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_passive),
+		T(test_trial),
 		T(test_passive_off_and_checked),
 		T(test_inflight),
 		T(test_assign),
+		T(test_assign_same_bind),
 		T(test_assign_full),
 		T(test_json),
 	};
