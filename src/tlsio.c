@@ -213,13 +213,13 @@ tlsio_read(struct tlsio *io, void *buf, size_t len)
 		case GNUTLS_E_INTERRUPTED:
 			/*
 			 * Also what a record without application data ends
-			 * with (a TLS 1.3 session ticket, a key update):
-			 * what was read ahead behind it is read on, as no
-			 * event will say it is there, for as long as each
-			 * turn takes bytes.
+			 * with (a TLS 1.3 session ticket, a key update): what
+			 * came behind it is read on (the read-ahead's, which
+			 * no event will announce, then the socket's unless
+			 * it is drained), for as long as each turn takes
+			 * bytes.
 			 */
-			if (io->ra != NULL && !buf_empty(io->ra) &&
-			    io->pulled != pulled) {
+			if (io->pulled != pulled) {
 				tries--;
 				continue;
 			}
