@@ -175,29 +175,29 @@ ex_host(const struct exchange *ex)
  * EPROTO, and io_strerror() says what it was.
  */
 static ssize_t
-io_send(struct exchange *ex, const void *p, size_t n)
+io_tls_result(ssize_t r)
 {
-	ssize_t r;
-
-	if (ex->tls == NULL)
-		return send(ex->fd, p, n, MSG_NOSIGNAL);
-	if ((r = uptls_write(ex->tls, p, n)) >= 0)
+	if (r >= 0)
 		return r;
 	errno = r == TLS_AGAIN ? EAGAIN : EPROTO;
 	return -1;
 }
 
-static ssize_t
+/* Plain HTTP, the common case, stays a system call away. */
+static inline ssize_t
+io_send(struct exchange *ex, const void *p, size_t n)
+{
+	if (ex->tls == NULL)
+		return send(ex->fd, p, n, MSG_NOSIGNAL);
+	return io_tls_result(uptls_write(ex->tls, p, n));
+}
+
+static inline ssize_t
 io_recv(struct exchange *ex, void *p, size_t n)
 {
-	ssize_t r;
-
 	if (ex->tls == NULL)
 		return recv(ex->fd, p, n, 0);
-	if ((r = uptls_read(ex->tls, p, n)) >= 0)
-		return r;
-	errno = r == TLS_AGAIN ? EAGAIN : EPROTO;
-	return -1;
+	return io_tls_result(uptls_read(ex->tls, p, n));
 }
 
 static const char *

@@ -287,7 +287,8 @@ request_admit(const struct request_conn *conn, const struct gen *g,
 		return NULL;
 	if (pr->be->balance == CONFIG_LB_STICKY)
 		pr->sticky = sticky_of(pr);
-	pr->tls = uptls_ctx_backend(g->uptls, pr->be);
+	if (pr->be->scheme == CONFIG_SCHEME_HTTPS)
+		pr->tls = uptls_ctx_backend(g->uptls, pr->be);
 
 	pr->site = site->host;
 	pr->h.client_ip = conn->client_ip;
