@@ -513,6 +513,9 @@ why(const struct uptls_conn *c, int ret)
 	return gnutls_strerror(ret);
 }
 
+/* How GnuTLS's account of a certificate that failed starts. */
+#define NOT_TRUSTED	"The certificate is NOT trusted. "
+
 /* Why a handshake failed, in c->error. */
 static void
 handshake_error(struct uptls_conn *c, int ret)
@@ -524,12 +527,21 @@ handshake_error(struct uptls_conn *c, int ret)
 		status = gnutls_session_get_verify_cert_status(c->s);
 		if (gnutls_certificate_verification_status_print(status,
 		    GNUTLS_CRT_X509, &out, 0) == 0) {
-			/* GnuTLS ends each of its sentences with a space. */
-			while (out.size > 0 && out.data[out.size - 1] == ' ')
-				out.size--;
+			const char *why = (const char *)out.data;
+			size_t n = out.size;
+
+			/* GnuTLS ends each of its sentences with a space,
+			   and the first one says what the line says. */
+			while (n > 0 && why[n - 1] == ' ')
+				n--;
+			if (n > sizeof(NOT_TRUSTED) - 1 && memcmp(why,
+			    NOT_TRUSTED, sizeof(NOT_TRUSTED) - 1) == 0) {
+				why += sizeof(NOT_TRUSTED) - 1;
+				n -= sizeof(NOT_TRUSTED) - 1;
+			}
 			snprintf(c->error, sizeof(c->error), "TLS: the "
 			    "certificate for \"%s\" failed verification: %.*s",
-			    c->name, (int)out.size, (const char *)out.data);
+			    c->name, (int)n, why);
 			gnutls_free(out.data);
 			return;
 		}

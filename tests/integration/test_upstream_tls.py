@@ -269,10 +269,22 @@ def h2_get(p, path="/"):
         return st.status, bytes(st.data)
 
 
+# Passive health's lines (issue 17): a state change of the upstream, not
+# the failure of a request ("is down: ..., the last: WHY", "is up again").
+STATE_LINE = re.compile(r"\) is (down|up again)")
+
+
 def warn_lines(p, upstream):
-    """The proxy's warning lines about upstream (ACCESS lines apart)."""
+    """The proxy's warning lines about a request to upstream (ACCESS
+    lines and passive health's state changes apart)."""
     return [line for line in p.log().splitlines()
-            if " WARN " in line and f"upstream {upstream} " in line]
+            if " WARN " in line and f"upstream {upstream} " in line and
+            not STATE_LINE.search(line)]
+
+
+def state_lines(p, upstream):
+    return [line for line in p.log().splitlines()
+            if f"upstream {upstream} " in line and STATE_LINE.search(line)]
 
 
 def expect_one_line(p, upstream, *parts):
@@ -345,6 +357,10 @@ def test_wrong_name_one_line(make_proxy, make_nginx, pki):
     line = expect_one_line(p, n.addr, '\\"wrong.test\\"',
                            "The name in the certificate does not match")
     assert "site localhost" in line
+    # And it counts against the upstream (max-fails 1 by default): the
+    # state change is a line of its own.
+    assert len(state_lines(p, n.addr)) == 1, p.log()
+    assert "is down" in state_lines(p, n.addr)[0]
 
 
 def test_expired(make_proxy, make_nginx, pki):
@@ -383,6 +399,28 @@ def test_handshake_failure_of_another_kind(make_proxy, tmp_path, pki):
                         'TLS handshake for \\"127.0.0.1\\" failed')
     finally:
         up.stop()
+
+
+def test_failed_handshake_goes_to_the_next_upstream(make_proxy, make_nginx,
+                                                    pki):
+    """Two upstreams, one with a certificate of an unknown CA: as after a
+    connect error (nothing was sent), the request goes to the other, and
+    the failed one is marked down (max-fails 1)."""
+    bad = make_nginx(*pki.stranger)
+    good = make_nginx()
+    p = proxy_to(make_proxy, tls_site((bad.addr, good.addr), pki, **{
+        "upstream-server-name": "up.test"}))
+    for i in range(4):
+        assert get(p, f"/n{i}") == (200, f"tls:up.test:/n{i}\n".encode())
+    assert bad.lines() == []
+    assert len(good.wait_lines(4)) == 4
+    errors = [e["upstream_error"] for e in access_events(p.log())
+              if e.get("upstream_error", "-") != "-"]
+    assert len(errors) == 1, errors        # then it is down: skipped
+    assert bad.addr in errors[0] and "issuer is unknown" in errors[0]
+    assert len(state_lines(p, bad.addr)) == 1
+    # Not the request's failure: no line of one.
+    assert warn_lines(p, bad.addr) == []
 
 
 def test_verify_off(make_proxy, make_nginx, pki):
