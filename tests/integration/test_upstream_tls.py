@@ -312,6 +312,9 @@ def test_good_certificate_h1_and_h2(make_proxy, make_nginx, pki):
     assert [(x["sni"], x["uri"]) for x in lines] == [
         ("localhost", "/h1"), ("localhost", "/h2")]
     assert all(x["proto"] in ("TLSv1.3", "TLSv1.2") for x in lines)
+    # The access line may be written just after the answer went out.
+    wait_until(lambda: len(access_events(p.log())) == 2,
+               what="two access lines")
     assert [e["status"] for e in access_events(p.log())] == ["200", "200"]
     assert not [line for line in p.log().splitlines() if " WARN " in line]
 
@@ -338,12 +341,15 @@ def test_wrong_name(make_proxy, make_nginx, pki):
         n.addr, pki, **{"upstream-server-name": "wrong.test"}))
     assert get(p)[0] == 502
     assert h2_get(p)[0] == 502
-    time.sleep(0.2 * SLOWDOWN)
+    wait_until(lambda: len(warn_lines(p, n.addr)) >= 2, what="two lines")
+    time.sleep(0.2 * SLOWDOWN)          # a third one would be there now
     lines = warn_lines(p, n.addr)
     assert len(lines) == 2, lines       # one per request
     for line in lines:
         assert '\\"wrong.test\\"' in line, line
         assert "does not match" in line, line
+    wait_until(lambda: len(access_events(p.log())) == 2,
+               what="two access lines")
     assert [e["status"] for e in access_events(p.log())] == ["502", "502"]
     # nginx never saw a request.
     assert n.lines() == []
@@ -414,6 +420,8 @@ def test_failed_handshake_goes_to_the_next_upstream(make_proxy, make_nginx,
         assert get(p, f"/n{i}") == (200, f"tls:up.test:/n{i}\n".encode())
     assert bad.lines() == []
     assert len(good.wait_lines(4)) == 4
+    wait_until(lambda: len(access_events(p.log())) == 4,
+               what="four access lines")
     errors = [e["upstream_error"] for e in access_events(p.log())
               if e.get("upstream_error", "-") != "-"]
     assert len(errors) == 1, errors        # then it is down: skipped
