@@ -31,9 +31,7 @@ tried.
 
 import os
 import re
-import signal
 import shutil
-import socket
 import ssl
 import subprocess
 import threading
@@ -42,14 +40,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (BINARY, SLOWDOWN, free_port, https_get, parse_response,
+from conftest import (BINARY, SLOWDOWN, https_get, parse_response,
                       start_proxy, tls_connect, tls_exchange, wait_until)
 from h2util import H2Client
 from nginx_upstream import NginxUpstream
 from proxyutil_http import access_events
 from test_streaming import recv_exact, ws_handler, ws_request
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 CERTTOOL = shutil.which("certtool") or "/usr/bin/certtool"
 
 
@@ -156,7 +153,7 @@ http {{
 """
 
 
-class NginxTLS:
+class NginxTLS(NginxUpstream):
     """nginx serving HTTPS on 127.0.0.1 with cert; with client_ca, it
     requires a client certificate from that CA.  Each request is a line
     of access.log: server name (SNI, "" without), connection serial and
@@ -165,33 +162,12 @@ class NginxTLS:
     target."""
 
     def __init__(self, directory, cert, key, client_ca=None):
-        self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
         client = ""
         if client_ca:
             client = (f"ssl_verify_client on; "
                       f"ssl_client_certificate {client_ca};")
-        conf = self.dir / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(dir=self.dir, port=self.port,
-                                          cert=cert, key=key, client=client))
-        self.proc = subprocess.Popen(
-            [NGINX, "-c", str(conf), "-e", str(self.dir / "error.log")],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
-        wait_until(self._up, what="nginx TLS upstream listening")
-
-    def _up(self):
-        assert self.proc.poll() is None, (self.dir / "error.log").read_text()
-        try:
-            socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-            return True
-        except OSError:
-            return False
-
-    @property
-    def addr(self):
-        return f"127.0.0.1:{self.port}"
+        super().__init__(directory, conf=lambda d, port: NGINX_CONF.format(
+            dir=d, port=port, cert=cert, key=key, client=client))
 
     def lines(self):
         """The access log, one dict a request."""
@@ -212,15 +188,6 @@ class NginxTLS:
         # nginx writes a line when the request is done: soon after.
         return wait_until(lambda: len(self.lines()) >= n and self.lines(),
                           what=f"{n} nginx access lines")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @pytest.fixture
