@@ -605,6 +605,36 @@ def test_reload_http_to_https(make_proxy, make_upstream, make_nginx, pki):
     assert status == 200 and b'"target": "/again"' in body
 
 
+def test_reload_too_large_for_the_slot(make_proxy, make_upstream, pki,
+                                       tmp_path):
+    """The files of upstream TLS travel in the image, whose slot a small
+    configuration made 16 MiB: a reload that names 20 MiB of CA files is
+    refused with a message that says so (nothing applied, the proxy goes
+    on), never a crash.  A restart would size the slot for it."""
+    plain = make_upstream()
+    p = proxy_to(make_proxy, {"upstream": plain.addr})
+    one = pki.ca.read_bytes()
+    big = one * (4 * 1024 * 1024 // len(one) - 1)      # under 4 MiB each
+    sites = [("localhost", {"upstream": plain.addr})]
+    for i in range(5):
+        ca = tmp_path / f"big-ca-{i}.pem"
+        ca.write_bytes(big)
+        sites.append((f"s{i}.example.test", {
+            "upstream": plain.addr, "upstream-scheme": "https",
+            "upstream-ca-file": str(ca)}))
+    p.listener["site"] = sites
+    p.write_config()
+    rc, reply = p.ctl("reload")
+    assert rc == 1 and reply["status"] == "error", reply
+    assert "does not fit the shared slot; restart to apply it" in \
+        reply["message"], reply
+    rc, st = p.ctl("status")
+    assert st["generation"] == 1
+    status, body = get(p, "/still")
+    assert status == 200 and b'"target": "/still"' in body
+    assert p.proc.poll() is None
+
+
 # ---- --validate -----------------------------------------------------------
 
 
