@@ -975,6 +975,7 @@ ex_io_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
 			ex_connected(ex);
 			revents = EV_WRITE;
 		} else if (ex_tls_start(ex) == -1) {
+			ex->marked = true;	/* ours, not the upstream's */
 			ex_fail(ex, PROXY_BAD_GATEWAY, "TLS: out of memory");
 			ex_leave(ex);
 			return;
