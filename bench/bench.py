@@ -47,6 +47,7 @@ TARGETS = {
            ("upload_mbps", "nginx", 1.0, "min"),
            ("peak_rss_mib", None, 64, "max")],
     "s6": [("instr_per_req", "nginx", 0.7, "max")],
+    # s7: none (issue 17 asks for the comparison, sets no bound).
 }
 
 # Scenarios 3 and 3r: HS_CLIENTS openssl s_time processes at once, each
@@ -100,6 +101,7 @@ TITLES = {
     "s4": "4. {idle} idle TLS connections held open",
     "s5": "5. {mib} MiB download and upload (curl)",
     "s6": "6. Instructions per request of scenario 1",
+    "s7": "7. Scenario 1 with HTTPS to the upstream (TLS, keep-alive)",
     "w1": "2 workers: scenario 1",
     "w2": "2 workers: scenario 2",
 }
@@ -260,6 +262,7 @@ class Bench:
         self.pem = self.dir / "cert+key.pem"
         self.pem.write_text(self.cert.read_text() + self.key.read_text())
         self.upstream = free_port()
+        self.upstream_tls = free_port()
         self.sink = free_port()
         (self.dir / "www").mkdir(mode=0o755)
         self.big = self.dir / "www" / "big"
@@ -274,10 +277,13 @@ class Bench:
         self.upstream_procs = []
         conf = self.dir / "nginx-upstream.conf"
         conf.write_text(fill("nginx-upstream.conf.in", {
-            "DIR": self.dir, "UPSTREAM": self.upstream, "BODY": BODY}))
+            "DIR": self.dir, "UPSTREAM": self.upstream, "BODY": BODY,
+            "UPSTREAM_TLS": self.upstream_tls, "CERT": self.cert,
+            "KEY": self.key}))
         p = self.procs.start(["nginx", "-p", str(self.dir), "-c", str(conf)],
                              log=self.log("nginx-upstream"), cpus=LOAD_CPUS)
         wait_port(self.upstream, p)
+        wait_port(self.upstream_tls, p)
         self.upstream_procs.append(p)
         s = self.procs.start([sys.executable, str(HERE / "sink.py"),
                               str(self.sink)], log=self.log("sink"),
@@ -290,6 +296,7 @@ class Bench:
 
     def proxy_argv(self, name, port, workers, valgrind=None, sessions=None):
         v = {"DIR": self.dir, "PORT": port, "UPSTREAM": self.upstream,
+             "UPSTREAM_TLS": self.upstream_tls,
              "SINK": self.sink, "WORKERS": workers, "CERT": self.cert,
              "KEY": self.key, "PEM": self.pem,
              "MASTER": "master_process off;" if valgrind else "",
@@ -344,6 +351,15 @@ class Bench:
             if time.monotonic() > end or p.poll() is not None:
                 raise RuntimeError(f"{name} not answering 200: {out!r}")
             time.sleep(0.2)
+
+    def check_host(self, name, port, host):
+        """A request for host answers 200 with the small body: the site is
+        there and reaches its upstream (scenario 7: over TLS)."""
+        rc, out = run_cmd(["curl", "-ksS", "--http1.1", "-H",
+                           f"Host: {host}", "-w", " %{http_code}",
+                           f"https://localhost:{port}/"], 60)
+        if not out.endswith(" 200") or len(out) != 100 + 4:
+            raise RuntimeError(f"{name}: Host {host}: {out[-300:]!r}")
 
     def stop_proxy(self, p):
         self.procs.stop(p, timeout=60)
@@ -482,10 +498,18 @@ def wrk_argv(port, conns, threads, secs, extra=()):
             "--latency", *extra, f"https://localhost:{port}/"]
 
 
-def scenario_wrk(b, name, workers=1):
+# Scenario 7's site: the same response, from the upstream's TLS port.
+TLS_HOST = "tls.test"
+
+
+def scenario_wrk(b, name, workers=1, host=None):
+    """wrk, as scenario 1; with host, every request for that site (the
+    Host field; the TLS name stays localhost)."""
     p, port = b.start_proxy(name, workers)
     try:
-        extra = ()
+        extra = ("-H", f"Host: {host}") if host else ()
+        if host:
+            b.check_host(name, port, host)
         threads = 1 if workers == 1 else 2
         cpus = LOAD_CPUS if workers == 1 else None
         run_cmd(wrk_argv(port, 50, threads, b.a.warmup, extra), 120, cpus)
@@ -783,6 +807,7 @@ SCENARIOS = {
     "s4": scenario_idle,
     "s5": scenario_transfer,
     "s6": scenario_instr,
+    "s7": lambda b, n: scenario_wrk(b, n, host=TLS_HOST),
     "w1": lambda b, n: scenario_wrk(b, n, workers=2),
     "w2": lambda b, n: scenario_h2(b, n, workers=2),
 }
@@ -815,6 +840,11 @@ FIGURES = {
            ("upload_cpu_s", "upload CPU s", "{:.2f}"),
            ("peak_rss_mib", "peak RSS MiB", "{:.1f}")],
     "s6": [("instr_per_req", "instructions/req", "{:.0f}")],
+    "s7": [("cpu_us_per_req", "CPU µs/req", "{:.1f}"),
+           ("rps", "req/s", "{:.0f}"), ("p50_ms", "p50 ms", "{:.2f}"),
+           ("p99_ms", "p99 ms", "{:.2f}"), ("proxy_cpu_util", "proxy CPU",
+                                            "{:.0%}"),
+           ("proxy_sys_share", "of which kernel", "{:.0%}")] + LOAD_SIDE,
     "w1": [("cpu_us_per_req", "CPU µs/req", "{:.1f}"),
            ("rps", "req/s", "{:.0f}"), ("p99_ms", "p99 ms", "{:.2f}"),
            ("proxy_cpu_util", "proxy CPU", "{:.0%}"),
@@ -903,7 +933,7 @@ def write_markdown(path, meta, summary):
         title = title.format(idle=meta["idle_conns"],
                              mib=meta["transfer_mib"])
         L += [f"## {title}", ""]
-        show_haproxy_ratio = sc in ("s2", "w2")
+        show_haproxy_ratio = sc in ("s2", "w2", "s7")
         head = ["figure"] + list(PROXIES) + ["portcullis/nginx"]
         if show_haproxy_ratio:
             head.append("portcullis/haproxy")
@@ -983,9 +1013,11 @@ def charts(outdir, summary):
     panels = [("cpu", "proxy CPU µs per request (lower is better)",
                [("s1", "cpu_us_per_req"), ("s2", "cpu_us_per_req"),
                 ("s3", "cpu_us_per_req"), ("s3r", "cpu_us_per_req"),
+                ("s7", "cpu_us_per_req"),
                 ("w1", "cpu_us_per_req"), ("w2", "cpu_us_per_req")]),
               ("rps", "requests/s (higher is better)",
                [("s1", "rps"), ("s2", "rps"), ("s3", "rps"), ("s3r", "rps"),
+                ("s7", "rps"),
                 ("w1", "rps"), ("w2", "rps")]),
               ("memory", "KiB per idle connection / peak RSS MiB",
                [("s4", "rss_kib_per_conn"), ("s5", "peak_rss_mib")]),
@@ -1118,6 +1150,18 @@ def main(argv):
         f"Scenario 4 holds {a.idle} connections, each after one keep-alive "
         "request; figure = (sum of VmRSS of the proxy's processes after - "
         "before) / connections.",
+        "Scenario 7 is scenario 1 (wrk, 50 connections, keep-alive) with "
+        f"every request for the site {TLS_HOST} (Host field; the TLS name "
+        "stays localhost), whose upstream is the same nginx on a TLS port "
+        "(the bench certificate, TLS 1.2 and 1.3): each proxy keeps its "
+        "upstream connections alive (portcullis upstream-keepalive 1024, "
+        "nginx keepalive 1024, HAProxy http-reuse always) and verifies the "
+        "upstream's certificate against that certificate and the name "
+        "localhost (portcullis upstream-ca-file + upstream-server-name; "
+        "nginx proxy_ssl_verify on + proxy_ssl_trusted_certificate + "
+        "proxy_ssl_name, proxy_ssl_session_reuse on; HAProxy ssl verify "
+        "required ca-file + verifyhost + sni). A request for the site is "
+        "checked to answer 200 before each run.",
         f"Scenario 5 moves {a.transfer_mib} MiB each way with curl over "
         "HTTP/1.1; the download comes from the nginx upstream (file on "
         "tmpfs, sendfile), the upload goes to bench/sink.py (reads the body, "

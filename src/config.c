@@ -54,12 +54,33 @@ struct loader {
 	unsigned		 list_n;	/* its elements so far */
 	char			*list_last;	/* its last string element */
 	bool			 oom;
+	/* The config being loaded: its files are added as backends name
+	   them (load_file), what was found of each in fstate. */
+	struct config		*out;
+	struct file_state	*fstate;
+	size_t			 files_bytes;
+	/* Client certificate and key pairs already checked (key_checked). */
+	struct key_pair		*pairs;
+	size_t			 npairs;
+};
+
+/* What the load found of a file in cfg->files (same index). */
+struct file_state {
+	bool		 readable;	/* read whole (always, when pure) */
+	bool		 ca_checked;	/* checked as a trust store */
+	bool		 ca_ok;
+};
+
+struct key_pair {
+	uint32_t	 cert, key;
 };
 
 /* libconfuse callbacks carry no user pointer; parsing is not reentrant. */
 static struct loader *cur_loader;
 
 static int	 record_line(cfg_t *, cfg_opt_t *);
+static bool	 path_ok(struct loader *, int, const char *, const char *,
+		    bool);
 static void	 load_site_limit(struct loader *, cfg_t *, struct config_site *);
 
 /* Every acme-* option needs mode = "acme" (refuse_acme_options). */
@@ -108,6 +129,11 @@ static cfg_opt_t health_opts[] = {
 	CFG_INT("max-fails", 1, CFGF_NONE),				\
 	CFG_INT("fail-timeout", 10, CFGF_NONE),				\
 	CFG_SEC("health-check", health_opts, CFGF_MULTI),		\
+	CFG_STR("upstream-ca-file", NULL, CFGF_NODEFAULT),		\
+	CFG_STR("upstream-server-name", NULL, CFGF_NODEFAULT),		\
+	CFG_BOOL("upstream-verify", cfg_true, CFGF_NONE),		\
+	CFG_STR("upstream-client-cert", NULL, CFGF_NODEFAULT),		\
+	CFG_STR("upstream-client-key", NULL, CFGF_NODEFAULT),		\
 	CFG_INT("connect-timeout", 5, CFGF_NONE),			\
 	CFG_INT("request-timeout", 60, CFGF_NONE),			\
 	CFG_INT("upstream-keepalive", 256, CFGF_NONE),			\
@@ -888,23 +914,323 @@ load_health(struct loader *ld, cfg_t *s, struct config_backend *be,
 		    h->interval);
 }
 
+bool
+config_server_name_ok(const char *s)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+	size_t len = strlen(s);
+
+	if (len == 0 || len > CONFIG_HOST_MAX)
+		return false;
+	if (inet_pton(AF_INET, s, &a4) == 1 || inet_pton(AF_INET6, s, &a6) == 1)
+		return true;
+	return s[len - 1] != '.' && config_check_hostname(s, len, false) == 0;
+}
+
+bool
+config_backend_tls_ok(const struct config_backend *be, size_t nfiles)
+{
+	if (be->scheme == CONFIG_SCHEME_HTTP)
+		return be->server_name == NULL && be->verify &&
+		    be->ca == CONFIG_NO_FILE &&
+		    be->client_cert == CONFIG_NO_FILE &&
+		    be->client_key == CONFIG_NO_FILE;
+	return be->scheme == CONFIG_SCHEME_HTTPS &&
+	    (be->server_name == NULL ||
+	    config_server_name_ok(be->server_name)) &&
+	    be->ca < nfiles &&
+	    (be->client_cert == CONFIG_NO_FILE) ==
+	    (be->client_key == CONFIG_NO_FILE) &&
+	    (be->client_cert == CONFIG_NO_FILE ||
+	    (be->client_cert < nfiles && be->client_key < nfiles));
+}
+
+/*
+ * The file at path, named by option opt on line, in the config's files:
+ * read once however many backends name it.  Its index, or CONFIG_NO_FILE
+ * when it cannot be had (said once, for the first option that names it).
+ * With missing_ok, a file that does not exist is no error (the system
+ * store's candidates), and is not added.
+ */
+static uint32_t
+load_file(struct loader *ld, int line, const char *opt, const char *path,
+    size_t max, bool secret, bool missing_ok)
+{
+	struct config *cfg = ld->out;
+	struct config_file *files, *f;
+	struct file_state *st;
+	struct stat sb;
+	char err[256];
+	size_t i;
+
+	for (i = 0; i < cfg->nfiles; i++) {
+		if (strcmp(cfg->files[i].path, path) == 0) {
+			cfg->files[i].secret |= secret;
+			return ld->fstate[i].readable ? (uint32_t)i :
+			    CONFIG_NO_FILE;
+		}
+	}
+	if (missing_ok && !ld->opts->pure && stat(path, &sb) == -1 &&
+	    errno == ENOENT)
+		return CONFIG_NO_FILE;
+	if (cfg->nfiles == CONFIG_MAX_FILES) {
+		cerr(ld, line, "%s %s: more than %d distinct files named by "
+		    "upstream-* options", opt, path, CONFIG_MAX_FILES);
+		return CONFIG_NO_FILE;
+	}
+	if ((files = reallocarray(cfg->files, cfg->nfiles + 1,
+	    sizeof(*files))) != NULL)
+		cfg->files = files;
+	if ((st = reallocarray(ld->fstate, cfg->nfiles + 1,
+	    sizeof(*st))) != NULL)
+		ld->fstate = st;
+	if (files == NULL || st == NULL) {
+		ld->oom = true;
+		return CONFIG_NO_FILE;
+	}
+	f = &cfg->files[cfg->nfiles];
+	st = &ld->fstate[cfg->nfiles];
+	memset(f, 0, sizeof(*f));
+	memset(st, 0, sizeof(*st));
+	f->secret = secret;
+	if (!ld->opts->pure && read_file(path, max, &f->data, err,
+	    sizeof(err)) == -1) {
+		cerr(ld, line, "cannot read %s %s: %s", opt, path, err);
+	} else if (f->data.len > CONFIG_FILES_BYTES_MAX - ld->files_bytes) {
+		cerr(ld, line, "%s %s: the files upstream-* options name "
+		    "come to more than %d MiB in all", opt, path,
+		    CONFIG_FILES_BYTES_MAX >> 20);
+		blob_free(&f->data, secret);
+	} else {
+		ld->files_bytes += f->data.len;
+		st->readable = true;
+	}
+	if ((f->path = strdup(path)) == NULL) {
+		blob_free(&f->data, secret);
+		ld->oom = true;
+		return CONFIG_NO_FILE;
+	}
+	cfg->nfiles++;
+	return st->readable ? (uint32_t)(cfg->nfiles - 1) : CONFIG_NO_FILE;
+}
+
+/* File idx as a trust store (ca_check), once a file; what opt named. */
+static uint32_t
+check_ca(struct loader *ld, int line, const char *opt, uint32_t idx)
+{
+	const struct config_file *f;
+	struct file_state *st;
+	char err[256];
+
+	if (idx == CONFIG_NO_FILE || ld->opts->pure)
+		return idx;
+	f = &ld->out->files[idx];
+	st = &ld->fstate[idx];
+	if (!st->ca_checked) {
+		st->ca_checked = true;
+		snprintf(err, sizeof(err), "no certificate in it (no "
+		    "\"-----BEGIN CERTIFICATE-----\")");
+		if (ld->opts->ca_check != NULL)
+			st->ca_ok = ld->opts->ca_check(&f->data, err,
+			    sizeof(err)) == 0;
+		else
+			st->ca_ok = memmem(f->data.data, f->data.len,
+			    "-----BEGIN CERTIFICATE-----", 27) != NULL;
+		if (!st->ca_ok)
+			cerr(ld, line, "%s %s: %s", opt, f->path, err);
+	}
+	return st->ca_ok ? idx : CONFIG_NO_FILE;
+}
+
+/*
+ * The system trust store (CONFIG_SYSTEM_CA_FILES: the first bundle that
+ * exists), for an https backend without upstream-ca-file on line.
+ */
+static uint32_t
+load_system_ca(struct loader *ld, int line, const char *what)
+{
+	static const char *const bundles[] = { CONFIG_SYSTEM_CA_FILES };
+	uint32_t idx;
+	size_t i, n;
+
+	for (i = 0; i < nitems(bundles); i++) {
+		n = ld->out->nfiles;
+		idx = load_file(ld, line, "the system's CA bundle", bundles[i],
+		    CONFIG_CA_MAX, false, true);
+		if (idx != CONFIG_NO_FILE)
+			return check_ca(ld, line, "the system's CA bundle",
+			    idx);
+		/* Found, but unreadable: said already. */
+		if (ld->out->nfiles > n || ld->oom)
+			return CONFIG_NO_FILE;
+	}
+	cerr(ld, line, "%s: upstream-scheme \"https\" without "
+	    "upstream-ca-file trusts the system's CA bundle, and there is "
+	    "none (%s, %s, %s): install one (Debian: ca-certificates) or set "
+	    "upstream-ca-file", what, bundles[0], bundles[1], bundles[2]);
+	return CONFIG_NO_FILE;
+}
+
+/* Whether option name is set in section s itself. */
+static bool
+opt_set(struct loader *ld, cfg_t *s, const char *name)
+{
+	return opt_line(ld, s, name) != 0;
+}
+
+/* The upstream-* options that only "https" takes. */
+static const char *const tls_opt_names[] = {
+	"upstream-ca-file", "upstream-server-name", "upstream-verify",
+	"upstream-client-cert", "upstream-client-key",
+};
+
+/*
+ * upstream-client-cert and -key in section s: both or neither; read,
+ * and the key checked against the certificate (once a pair).
+ */
+static void
+load_client_cert(struct loader *ld, cfg_t *s, struct config_backend *be,
+    const char *what)
+{
+	bool has_cert = opt_set(ld, s, "upstream-client-cert");
+	bool has_key = opt_set(ld, s, "upstream-client-key");
+	int cline = line_of(ld, s, "upstream-client-cert");
+	int kline = line_of(ld, s, "upstream-client-key");
+	const struct config_file *f;
+	char err[256];
+	size_t i;
+
+	if (has_cert != has_key) {
+		cerr(ld, has_cert ? cline : kline, "%s: '%s' needs '%s' (a "
+		    "client certificate and its key go together)", what,
+		    has_cert ? "upstream-client-cert" : "upstream-client-key",
+		    has_cert ? "upstream-client-key" : "upstream-client-cert");
+		return;
+	}
+	be->client_cert = load_file(ld, cline, "upstream-client-cert",
+	    cfg_getstr(s, "upstream-client-cert"), CONFIG_PEM_MAX, false,
+	    false);
+	be->client_key = load_file(ld, kline, "upstream-client-key",
+	    cfg_getstr(s, "upstream-client-key"), CONFIG_PEM_MAX, true,
+	    false);
+	if (be->client_cert == CONFIG_NO_FILE ||
+	    be->client_key == CONFIG_NO_FILE || ld->opts->pure)
+		return;
+	for (i = 0; i < ld->npairs; i++)
+		if (ld->pairs[i].cert == be->client_cert &&
+		    ld->pairs[i].key == be->client_key)
+			return;
+	f = ld->out->files;
+	if (ld->opts->keypair_check(&f[be->client_cert].data,
+	    &f[be->client_key].data, err, sizeof(err)) == -1)
+		cerr(ld, kline, "upstream-client-key %s with "
+		    "upstream-client-cert %s: %s", f[be->client_key].path,
+		    f[be->client_cert].path, err);
+	if ((ld->pairs = reallocarray(ld->pairs, ld->npairs + 1,
+	    sizeof(*ld->pairs))) == NULL) {
+		ld->oom = true;
+		ld->npairs = 0;
+		return;
+	}
+	ld->pairs[ld->npairs++] = (struct key_pair){ be->client_cert,
+	    be->client_key };
+}
+
+/*
+ * upstream-scheme and the TLS options of section s, a site (site NULL)
+ * or a path block, which takes what it leaves out from the site: the
+ * scheme; with "https", the trust (upstream-ca-file, else the system's
+ * bundle), the server name, verification and the client certificate.
+ * With "http", a TLS option set in s is an error.
+ */
+static void
+load_backend_tls(struct loader *ld, cfg_t *s, struct config_backend *be,
+    const struct config_backend *site, const char *what)
+{
+	bool inherit = site != NULL && site->scheme == CONFIG_SCHEME_HTTPS;
+	int sline = line_of(ld, s, "upstream-scheme");
+	const char *v;
+	size_t i;
+
+	be->ca = be->client_cert = be->client_key = CONFIG_NO_FILE;
+	be->verify = true;
+	if (site != NULL && !opt_set(ld, s, "upstream-scheme"))
+		be->scheme = site->scheme;
+	else if ((v = cfg_getstr(s, "upstream-scheme")) != NULL &&
+	    strcmp(v, "https") == 0)
+		be->scheme = CONFIG_SCHEME_HTTPS;
+	else if (v == NULL || strcmp(v, "http") != 0) {
+		cerr(ld, sline, "%s: upstream-scheme must be \"http\" or "
+		    "\"https\"", what);
+		return;
+	}
+	if (be->scheme == CONFIG_SCHEME_HTTP) {
+		for (i = 0; i < nitems(tls_opt_names); i++)
+			if (opt_set(ld, s, tls_opt_names[i]))
+				cerr(ld, line_of(ld, s, tls_opt_names[i]),
+				    "%s: %s is for upstream-scheme \"https\" "
+				    "(the scheme here is \"http\")", what,
+				    tls_opt_names[i]);
+		return;
+	}
+
+	if (opt_set(ld, s, "upstream-ca-file")) {
+		int line = line_of(ld, s, "upstream-ca-file");
+
+		v = cfg_getstr(s, "upstream-ca-file");
+		if (path_ok(ld, line, "upstream-ca-file", v, false))
+			be->ca = check_ca(ld, line, "upstream-ca-file",
+			    load_file(ld, line, "upstream-ca-file", v,
+			    CONFIG_CA_MAX, false, false));
+	} else if (inherit)
+		be->ca = site->ca;
+	else
+		be->ca = load_system_ca(ld, sline, what);
+
+	if (opt_set(ld, s, "upstream-server-name")) {
+		v = cfg_getstr(s, "upstream-server-name");
+		if (config_server_name_ok(v))
+			be->server_name = xstrdup_or_null(ld, v);
+		else
+			cerr(ld, line_of(ld, s, "upstream-server-name"), "%s: "
+			    "upstream-server-name \"%s\" is not a DNS name "
+			    "(without a trailing dot) or an IP address", what,
+			    v);
+	} else if (inherit && site->server_name != NULL)
+		be->server_name = xstrdup_or_null(ld, site->server_name);
+
+	if (opt_set(ld, s, "upstream-verify")) {
+		be->verify = cfg_getbool(s, "upstream-verify");
+		if (!be->verify)
+			cwarn(ld, line_of(ld, s, "upstream-verify"), "%s: "
+			    "upstream-verify = false: the upstream's "
+			    "certificate is not checked, so anyone on the way "
+			    "can read and change this traffic", what);
+	} else if (inherit)
+		be->verify = site->verify;
+
+	if (opt_set(ld, s, "upstream-client-cert") ||
+	    opt_set(ld, s, "upstream-client-key"))
+		load_client_cert(ld, s, be, what);
+	else if (inherit) {
+		be->client_cert = site->client_cert;
+		be->client_key = site->client_key;
+	}
+}
+
 /*
  * A backend's options in section s, a site (site NULL) or one of its path
  * blocks (what it leaves out is site's): the upstreams (required: the
  * message blames line, the section's, when there are none), how one is
- * chosen, their health, scheme, timeouts and keep-alive.
+ * chosen, their health, scheme and TLS, timeouts and keep-alive.
  */
 static void
 load_backend(struct loader *ld, cfg_t *s, struct config_backend *be,
     const struct config_backend *site, int line, const char *what)
 {
-	const char *scheme;
-
 	load_upstreams(ld, s, be, line, what);
-	scheme = cfg_getstr(s, "upstream-scheme");
-	if (scheme == NULL || strcmp(scheme, "http") != 0)
-		cerr(ld, line_of(ld, s, "upstream-scheme"), "%s: "
-		    "upstream-scheme must be \"http\"", what);
+	load_backend_tls(ld, s, be, site, what);
 	load_balance(ld, s, be, site, what);
 	be->max_fails = backend_int(ld, s, "max-fails", 0, 1000, site,
 	    site ? site->max_fails : 0);
@@ -1967,6 +2293,7 @@ config_parse_buffer(const char *name, const char *buf, size_t len,
 	}
 	cfg_set_error_function(root, confuse_error);
 	ld.root = root;
+	ld.out = cfg;
 	cur_loader = &ld;
 	/* A syntax error leaves no tree to check; our own errors do. */
 	if (cfg_parse_buf(root, text) != CFG_SUCCESS) {
@@ -1982,6 +2309,8 @@ done:
 		cfg_free(root);
 	free(ld.lines);
 	free(ld.list_last);
+	free(ld.fstate);
+	free(ld.pairs);
 	free(text);
 	if (nerrors(errs) > nerr0 || ld.oom) {
 		config_free(cfg);
@@ -2035,6 +2364,7 @@ backend_free(struct config_backend *be)
 	free(be->ups);
 	free(be->health.path);
 	free(be->ring);
+	free(be->server_name);
 }
 
 static void
@@ -2118,6 +2448,11 @@ config_free(struct config *cfg)
 		acme_state_free(l);
 	}
 	free(cfg->listeners);
+	for (i = 0; i < cfg->nfiles; i++) {
+		free(cfg->files[i].path);
+		blob_free(&cfg->files[i].data, cfg->files[i].secret);
+	}
+	free(cfg->files);
 	free(cfg->path);
 	free(cfg->user);
 	free(cfg->admin_socket);

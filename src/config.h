@@ -20,6 +20,12 @@
 
 #define CONFIG_FILE_MAX		(1024 * 1024)	/* config file size limit */
 #define CONFIG_PEM_MAX		(1024 * 1024)	/* cert or key file limit */
+/* An upstream-ca-file or the system trust store (Debian's: 220 KiB). */
+#define CONFIG_CA_MAX		(4 * 1024 * 1024)
+/* Distinct files the upstream-* options name, and their bytes in all
+   (they travel in the image, whose slot is not much larger). */
+#define CONFIG_MAX_FILES	1024
+#define CONFIG_FILES_BYTES_MAX	(32 * 1024 * 1024)
 #define CONFIG_MAX_LISTENERS	64
 #define CONFIG_MAX_SITES	4096		/* per listener */
 #define CONFIG_MAX_PATHS	256		/* path blocks per site */
@@ -135,6 +141,39 @@ enum config_balance {
 /* A sticky cookie's value: hex digits. */
 #define CONFIG_COOKIE_HEX	32
 
+/*
+ * The system trust store that upstream-scheme = "https" without
+ * upstream-ca-file uses: the first of these bundles that exists, read by
+ * the master at load like any upstream-ca-file (Debian, Ubuntu, Alpine,
+ * Arch; Fedora, RHEL; openSUSE).
+ */
+#define CONFIG_SYSTEM_CA_FILES						\
+	"/etc/ssl/certs/ca-certificates.crt",				\
+	"/etc/pki/tls/certs/ca-bundle.crt",				\
+	"/etc/ssl/ca-bundle.pem"
+
+/*
+ * A file the upstream TLS options name (upstream-ca-file,
+ * upstream-client-cert, upstream-client-key, or the system trust store):
+ * read by the master at load and carried whole in the image, once however
+ * many backends name it (struct config's files; a backend holds indexes).
+ * A worker opens no file.
+ */
+struct config_file {
+	char			*path;		/* NULL once decoded from an image */
+	struct config_blob	 data;
+	bool			 secret;	/* a private key: wiped when freed */
+};
+
+/* upstream-scheme */
+enum config_scheme {
+	CONFIG_SCHEME_HTTP = 0,
+	CONFIG_SCHEME_HTTPS
+};
+
+/* No file: a backend without a client certificate (or not https). */
+#define CONFIG_NO_FILE		UINT32_MAX
+
 /* One upstream of a backend's list. */
 struct config_upstream {
 	char			*name;		/* as written: "host:port" */
@@ -170,8 +209,9 @@ struct config_ring_point {
 
 /*
  * A backend: what a site (or a path block) forwards to, and how: its
- * upstreams and how one is chosen, their health, the timeouts and the
- * share of the pool of idle connections.  The exchange (proxy.c) and the
+ * upstreams and how one is chosen, their health, the scheme (and TLS to
+ * the upstreams), the timeouts and the share of the pool of idle
+ * connections.  The exchange (proxy.c) and the
  * pool (upstream.c) work from a backend and one of its upstreams, never
  * from a site.
  */
@@ -182,6 +222,18 @@ struct config_backend {
 	unsigned		 max_fails;	/* 0: no passive health */
 	unsigned		 fail_timeout;	/* seconds */
 	struct config_health	 health;
+	/* upstream-scheme and, for "https" only, the TLS to the upstreams. */
+	enum config_scheme	 scheme;
+	char			*server_name;	/* upstream-server-name: SNI and
+						   the name verified; NULL: each
+						   upstream's host (an IP
+						   address: no SNI, its IP SAN
+						   verified) */
+	bool			 verify;	/* upstream-verify */
+	uint32_t		 ca;		/* index in files: upstream-ca-
+						   file or the system store */
+	uint32_t		 client_cert;	/* index in files, or */
+	uint32_t		 client_key;	/* CONFIG_NO_FILE (both) */
 	unsigned		 connect_timeout;	/* seconds */
 	unsigned		 request_timeout;	/* seconds */
 	unsigned		 keepalive;	/* idle upstream conns per worker */
@@ -286,6 +338,9 @@ struct config {
 	struct config_http	 http;
 	struct config_listener	*listeners;
 	size_t			 nlisteners;
+	/* What the upstream TLS options of every backend name (reloadable). */
+	struct config_file	*files;
+	size_t			 nfiles;	/* 0..CONFIG_MAX_FILES */
 };
 
 /*
@@ -297,12 +352,22 @@ struct config {
 typedef int config_keypair_check_fn(const struct config_blob *cert,
 	    const struct config_blob *key, char *err, size_t errsz);
 
+/*
+ * Checks that ca (PEM) holds certificates a TLS client can trust, every
+ * one of them parsing: 0, or -1 with a reason in err (uptls_ca_check).
+ */
+typedef int config_ca_check_fn(const struct config_blob *ca, char *err,
+	    size_t errsz);
+
 /* Settings from the command line that validation depends on. */
 struct config_opts {
 	bool	 allow_wildcard_bind;	/* --allow-wildcard-bind */
 	bool	 pure;			/* no file, user or DNS look-ups (fuzzing) */
 	/* Required unless pure (config_load aborts without it). */
 	config_keypair_check_fn	*keypair_check;
+	/* For upstream-ca-file and the system store; NULL: only checked
+	   for a "-----BEGIN CERTIFICATE-----" line. */
+	config_ca_check_fn	*ca_check;
 };
 
 /*
@@ -388,6 +453,22 @@ void	 config_foreach_backend(const struct config *cfg,
 
 /* Upstream entries over every backend of cfg. */
 size_t	 config_upstream_count(const struct config *cfg);
+
+/*
+ * upstream-server-name's rule, shared with the image decoder: a DNS name
+ * (config_check_hostname, without wildcard or trailing dot) or an IPv4 or
+ * IPv6 address.
+ */
+bool	 config_server_name_ok(const char *s);
+
+/*
+ * The rules of a backend's scheme and TLS fields, shared with the image
+ * decoder, in a config of nfiles files: with "http", none of TLS (no
+ * server name, verify, no file); with "https", a server name by
+ * config_server_name_ok() if any, a trust store among the files, a client
+ * certificate and key both or neither, files there are.
+ */
+bool	 config_backend_tls_ok(const struct config_backend *be, size_t nfiles);
 
 /* Total number of sites over all listeners. */
 size_t	 config_site_count(const struct config *cfg);

@@ -10,6 +10,7 @@
 #include "gen.h"
 #include "route.h"
 #include "tls.h"
+#include "uptls.h"
 
 struct gen *
 gen_new(struct config *cfg, uint64_t id, const unsigned char *ticket_key,
@@ -40,6 +41,11 @@ gen_new(struct config *cfg, uint64_t id, const unsigned char *ticket_key,
 		gen_unref(g);
 		return NULL;
 	}
+	if ((g->uptls = uptls_ctx_new(cfg, err, sizeof(err))) == NULL) {
+		*why = err;
+		gen_unref(g);
+		return NULL;
+	}
 	return g;
 }
 
@@ -55,6 +61,7 @@ gen_unref(struct gen *g)
 {
 	if (g == NULL || --g->refs > 0)
 		return;
+	uptls_ctx_free(g->uptls);
 	tls_ctx_free(g->tls);
 	route_free(g->routes);
 	config_free(g->cfg);

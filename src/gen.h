@@ -1,6 +1,7 @@
 /*
  * gen.h - a configuration generation as a worker uses it: the decoded
- * config, its routing table and its TLS credentials.
+ * config, its routing table, its TLS credentials and those of its HTTPS
+ * upstreams.
  *
  * Reference counted: the worker holds the current one, each connection
  * holds the one its TLS session was made with, each request the one it is
@@ -21,10 +22,12 @@ struct gen {
 	struct config		*cfg;
 	struct route_table	*routes;
 	struct tls_ctx		*tls;
+	struct uptls_ctx	*uptls;		/* upstream-scheme "https" */
 };
 
 /*
- * The routing table and TLS credentials of cfg, with one reference.  cfg
+ * The routing table and TLS credentials (its listeners' and its
+ * upstreams') of cfg, with one reference.  cfg
  * is taken over (freed on failure too).  NULL on failure, with why (valid
  * until the next call).
  */

@@ -823,12 +823,13 @@ h1_ex_want_body(void *fe)
 }
 
 static void
-h1_ex_upgrade(void *fe, int fd, const char *extra, size_t len)
+h1_ex_upgrade(void *fe, int fd, struct uptls_conn *tls, const char *extra,
+    size_t len)
 {
 	struct h1_conn *c = conn_of(fe);
 
 	worker_fd_add(c->cl.wk, 1);
-	tunnel_open(&c->up, fd);
+	tunnel_open(&c->up, fd, tls);
 	if (len > 0 && buf_add(c->out, extra, len) == -1) {
 		c->broken = true;
 		h1_defer(c);

@@ -727,14 +727,15 @@ st_ex_want_body(void *fe)
 }
 
 static void
-st_ex_upgrade(void *fe, int fd, const char *extra, size_t len)
+st_ex_upgrade(void *fe, int fd, struct uptls_conn *tls, const char *extra,
+    size_t len)
 {
 	struct h2_stream *st = stream_of(fe);
 	struct h2_conn *c = st->c;
 
 	worker_fd_add(c->cl.wk, 1);
 	tunnel_init(&st->up, st_up_cb, st);
-	tunnel_open(&st->up, fd);
+	tunnel_open(&st->up, fd, tls);
 	st->tunnel = true;
 	st->tunnel_at = now_of(c);
 	h2_timer_arm(c);	/* tunnel-idle-timeout counts now */

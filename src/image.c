@@ -11,6 +11,7 @@
  *   http: max-request-line max-header-size max-headers handshake-timeout
  *         header-timeout idle-timeout client-timeout tunnel-timeout
  *         h2 h2-max-streams
+ *   nfiles { secret data }
  *   nlisteners { family addr[16] https-port http-port bind tls-mode
  *                cert key
  *                nsites { host wildcard backend cert key
@@ -28,8 +29,13 @@
  *   nups { name host addrlen addr slot } load-balance max-fails
  *   fail-timeout health-on [path interval timeout passes fails
  *   status-min status-max] connect-timeout request-timeout keepalive
- *   keepalive-timeout
- * and an empty replace-path is none.  secrets is 1 in the ACME process's copy (image_encode_acme),
+ *   keepalive-timeout scheme [scheme https: server-name verify ca
+ *   client-cert client-key]
+ * the last three indexes in files (the two client ones both
+ * CONFIG_NO_FILE without a client certificate), an empty server-name
+ * and an empty replace-path none.  Files (upstream-ca-file, the system
+ * trust store, client certificates and keys) are there once however many
+ * backends name them.  secrets is 1 in the ACME process's copy (image_encode_acme),
  * the only one with the EAB keys; recording it keeps decode-then-encode
  * exact.
  */
@@ -51,8 +57,9 @@
 #define LISTENER_MIN	(1 + 16 + 2 + 2 + 4 + 1 + 4 + 4 + 4)
 #define SITE_MIN	(4 + 1 + BACKEND_MIN + 4 + 4 + 1 + 4)
 #define UPSTREAM_MIN	(4 + 1 + 4 + 1 + 4 + 16 + 4)
-#define BACKEND_MIN	(4 + UPSTREAM_MIN + 1 + 4 + 4 + 1 + 16)
+#define BACKEND_MIN	(4 + UPSTREAM_MIN + 1 + 4 + 4 + 1 + 16 + 1)
 #define PATH_MIN	(4 + 1 + 4 + BACKEND_MIN)
+#define FILE_MIN	(1 + 4)
 #define DOMAIN_MIN	(4 + 1)
 #define ACME_CERT_MIN	(4 + 1 + 4 + 1 + 4 + 1)
 #define CHALLENGE_MIN	(1 + 4 + 1 + 4 + 4 + 32)
@@ -70,6 +77,7 @@ struct rbuf {
 	size_t		 len;
 	size_t		 off;
 	bool		 err;
+	size_t		 nfiles;	/* what a backend's indexes are below */
 };
 
 static void
@@ -153,6 +161,26 @@ put_backend(struct wbuf *w, const struct config_backend *be)
 	put_u32(w, be->request_timeout);
 	put_u32(w, be->keepalive);
 	put_u32(w, be->keepalive_timeout);
+	put_u8(w, (uint8_t)be->scheme);
+	if (be->scheme != CONFIG_SCHEME_HTTPS)
+		return;
+	put_str(w, be->server_name);
+	put_u8(w, be->verify ? 1 : 0);
+	put_u32(w, be->ca);
+	put_u32(w, be->client_cert);
+	put_u32(w, be->client_key);
+}
+
+static void
+put_files(struct wbuf *w, const struct config *cfg)
+{
+	size_t i;
+
+	put_u32(w, (uint32_t)cfg->nfiles);
+	for (i = 0; i < cfg->nfiles; i++) {
+		put_u8(w, cfg->files[i].secret ? 1 : 0);
+		put_bytes(w, cfg->files[i].data.data, cfg->files[i].data.len);
+	}
 }
 
 static void
@@ -287,6 +315,7 @@ encode(const struct config *cfg, uint64_t gen, bool secrets,
 		put_u32(&w, cfg->rate_table_size);
 		put_u64(&w, cfg->body_limit);
 		put_http(&w, &cfg->http);
+		put_files(&w, cfg);
 		put_u32(&w, (uint32_t)cfg->nlisteners);
 		for (i = 0; i < cfg->nlisteners; i++)
 			put_listener(&w, &cfg->listeners[i], secrets);
@@ -543,6 +572,26 @@ get_array(struct rbuf *r, uint32_t n, size_t size)
 	return p;
 }
 
+/* With scheme https: TLS to the upstream, its files among those read. */
+static void
+get_backend_tls(struct rbuf *r, struct config_backend *be)
+{
+	uint8_t verify;
+
+	be->ca = be->client_cert = be->client_key = CONFIG_NO_FILE;
+	be->verify = true;
+	if (be->scheme != CONFIG_SCHEME_HTTPS)
+		return;
+	be->server_name = get_opt_str(r, CONFIG_HOST_MAX);
+	verify = get_u8(r);
+	be->verify = verify == 1;
+	be->ca = get_u32(r);
+	be->client_cert = get_u32(r);
+	be->client_key = get_u32(r);
+	if (r->err || verify > 1 || !config_backend_tls_ok(be, r->nfiles))
+		r->err = true;
+}
+
 /* An upstream: its address one of the kinds config.c resolves. */
 static void
 get_upstream(struct rbuf *r, struct config_upstream *up)
@@ -601,7 +650,7 @@ static void
 get_backend(struct rbuf *r, struct config_backend *be)
 {
 	uint32_t n = get_count(r, CONFIG_MAX_UPSTREAMS, UPSTREAM_MIN);
-	uint8_t lb;
+	uint8_t lb, scheme;
 
 	if (n == 0)
 		r->err = true;
@@ -623,11 +672,40 @@ get_backend(struct rbuf *r, struct config_backend *be)
 	be->request_timeout = get_u32(r);
 	be->keepalive = get_u32(r);
 	be->keepalive_timeout = get_u32(r);
+	scheme = get_u8(r);
+	be->scheme = (enum config_scheme)scheme;
 	if (be->connect_timeout < 1 || be->connect_timeout > 3600 ||
 	    be->request_timeout < 1 || be->request_timeout > 86400 ||
 	    be->keepalive > CONFIG_KEEPALIVE_MAX ||
-	    be->keepalive_timeout < 1 || be->keepalive_timeout > 3600)
+	    be->keepalive_timeout < 1 || be->keepalive_timeout > 3600 ||
+	    scheme > CONFIG_SCHEME_HTTPS) {
 		r->err = true;
+		return;
+	}
+	get_backend_tls(r, be);
+	if (be->scheme == CONFIG_SCHEME_HTTP &&
+	    !config_backend_tls_ok(be, r->nfiles))
+		r->err = true;
+}
+
+/* The files backends name, each at most as large as config.c reads. */
+static void
+get_files(struct rbuf *r, struct config *cfg)
+{
+	uint32_t n = get_count(r, CONFIG_MAX_FILES, FILE_MIN);
+	uint8_t secret;
+
+	cfg->files = get_array(r, n, sizeof(*cfg->files));
+	for (; cfg->nfiles < n && !r->err; cfg->nfiles++) {
+		secret = get_u8(r);
+		cfg->files[cfg->nfiles].secret = secret == 1;
+		if (secret > 1 || get_blob(r, CONFIG_CA_MAX,
+		    &cfg->files[cfg->nfiles].data) == -1) {
+			r->err = true;
+			break;
+		}
+	}
+	r->nfiles = cfg->nfiles;
 }
 
 /* A path block: the rules config.c enforces. */
@@ -894,7 +972,7 @@ int
 image_decode(const unsigned char *buf, size_t len, struct config **out,
     uint64_t *gen)
 {
-	struct rbuf r = { buf, len, 0, false };
+	struct rbuf r = { buf, len, 0, false, 0 };
 	struct config *cfg;
 	uint32_t n, i;
 	uint8_t secrets;
@@ -908,6 +986,7 @@ image_decode(const unsigned char *buf, size_t len, struct config **out,
 	if ((cfg = calloc(1, sizeof(*cfg))) == NULL)
 		return -1;
 	get_globals(&r, cfg);
+	get_files(&r, cfg);
 	n = get_u32(&r);
 	if (r.err || n == 0 || n > CONFIG_MAX_LISTENERS ||
 	    n > (r.len - r.off) / LISTENER_MIN)

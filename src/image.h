@@ -4,7 +4,9 @@
  *
  * The image carries everything a worker needs (listeners, sites and their
  * path blocks, resolved upstream addresses, certificates and keys as PEM
- * bytes, limits, the certificates and challenges of ACME listeners) and
+ * bytes, the files of upstream TLS (trust stores, client certificates and
+ * keys, once each), limits, the certificates and challenges of ACME
+ * listeners) and
  * nothing it does not (file paths are left out: a worker never opens a
  * config or key file; the ACME settings, which the ACME process decodes
  * from its own copy, keep acme-cache-dir and acme-ca-file, and only that
@@ -21,7 +23,7 @@
 #include "config.h"
 
 #define IMAGE_MAGIC	0x4d494350u	/* "PCIM" */
-#define IMAGE_VERSION	8u
+#define IMAGE_VERSION	9u
 
 /*
  * Serialise cfg as generation gen.  Returns 0 with a malloc'd buffer in

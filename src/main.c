@@ -28,6 +28,7 @@
 #include "listen.h"
 #include "master.h"
 #include "tls.h"
+#include "uptls.h"
 #include "util.h"
 #include "worker.h"
 
@@ -101,7 +102,8 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct config_opts opts = { .keypair_check = tls_keypair_check };
+	struct config_opts opts = { .keypair_check = tls_keypair_check,
+	    .ca_check = uptls_ca_check };
 	struct config_errors errs = { NULL, NULL, 0, 0 };
 	const char *path = DEFAULT_CONFIG;
 	struct config *cfg;

@@ -6,6 +6,8 @@
  *
  *   CONNECTING  a new connection, not yet writable (a pooled one starts
  *               at HEAD)
+ *   TLS         upstream-scheme "https": the TLS handshake (uptls.c),
+ *               still under connect-timeout
  *   HEAD        the request goes out; the response head is awaited (1xx
  *               are dropped)
  *   BODY        the head went to the frontend; its body follows
@@ -21,6 +23,10 @@
  * to the frontend as they arrive, and whatever it cannot take yet stays at
  * the front of `in` (`pend` bytes of it are body already accounted for by
  * the chunked decoder) until it calls proxy_resume().
+ *
+ * Every byte to and from the upstream goes through the io_*() functions,
+ * plain or TLS; where the upstream is (its address, its host) only
+ * ex_addr() and ex_host() know.
  */
 #include "autoconf.h"
 
@@ -42,6 +48,7 @@
 #include "proxy.h"
 #include "upstate.h"
 #include "upstream.h"
+#include "uptls.h"
 #include "util.h"
 
 #define EX_MAGIC	0x45584348u	/* "EXCH" */
@@ -56,6 +63,7 @@
 
 enum ex_state {
 	EX_CONNECTING,
+	EX_TLS,
 	EX_HEAD,
 	EX_BODY,
 	EX_DONE,
@@ -83,6 +91,11 @@ struct exchange {
 	char			*set_cookie;	/* sticky-cookie's, or NULL */
 	enum ex_state		 state;
 	int			 fd;
+	/* Over https: its settings, the pool's tag for them, the session
+	   (NULL until the connection is up, and for plain HTTP). */
+	const struct uptls_backend *uptls;
+	uint64_t		 tag;
+	struct uptls_conn	*tls;
 	bool			 reused;
 	ev_io			 io;
 	ev_timer		 timer;		/* connect / inactivity */
@@ -139,6 +152,91 @@ loop_of(const struct exchange *ex)
 	return ex->ctx->loop;
 }
 
+/*
+ * Where the exchange goes: the chosen upstream's address, and its host
+ * (the name TLS verifies unless upstream-server-name says another).
+ */
+static const struct sockaddr *
+ex_addr(const struct exchange *ex, socklen_t *len)
+{
+	*len = ex->up->addrlen;
+	return (const struct sockaddr *)&ex->up->addr;
+}
+
+static const char *
+ex_host(const struct exchange *ex)
+{
+	return ex->up->host;
+}
+
+/*
+ * The upstream connection's I/O, plain or TLS: send and recv()'s
+ * contract (-1 with errno, EAGAIN for "not now"); a TLS failure is
+ * EPROTO, and io_strerror() says what it was.
+ */
+static ssize_t
+io_tls_result(ssize_t r)
+{
+	if (r >= 0)
+		return r;
+	errno = r == TLS_AGAIN ? EAGAIN : EPROTO;
+	return -1;
+}
+
+/* Plain HTTP, the common case, stays a system call away. */
+static inline ssize_t
+io_send(struct exchange *ex, const void *p, size_t n)
+{
+	if (ex->tls == NULL)
+		return send(ex->fd, p, n, MSG_NOSIGNAL);
+	return io_tls_result(uptls_write(ex->tls, p, n));
+}
+
+static inline ssize_t
+io_recv(struct exchange *ex, void *p, size_t n)
+{
+	if (ex->tls == NULL)
+		return recv(ex->fd, p, n, 0);
+	return io_tls_result(uptls_read(ex->tls, p, n));
+}
+
+static const char *
+io_strerror(const struct exchange *ex, int err)
+{
+	if (ex->tls != NULL && err == EPROTO)
+		return uptls_error(ex->tls);
+	return strerror(err);
+}
+
+/* The loop saw the socket readable (TLS reads may recv() again). */
+static void
+io_readable(struct exchange *ex)
+{
+	if (ex->tls != NULL)
+		uptls_readable(ex->tls);
+}
+
+/* Bytes read and decrypted already, which no event will announce. */
+static bool
+io_pending(const struct exchange *ex)
+{
+	return ex->tls != NULL && uptls_pending(ex->tls);
+}
+
+/* Close the connection (close_notify first over TLS). */
+static void
+io_close(struct exchange *ex)
+{
+	uptls_conn_free(ex->tls);
+	ex->tls = NULL;
+	close(ex->fd);
+	ex->ctx->nfds--;
+	ex->fd = -1;
+	/* The next descriptor may get the same number: util_watch() must
+	   see it as new. */
+	ev_io_set(&ex->io, -1, 0);
+}
+
 static void
 ex_stop(struct exchange *ex)
 {
@@ -151,14 +249,8 @@ ex_stop(struct exchange *ex)
 	ev_clear_pending(loop, &ex->io);
 	ev_clear_pending(loop, &ex->timer);
 	ev_clear_pending(loop, &ex->soon);
-	if (ex->fd != -1) {
-		close(ex->fd);
-		ex->ctx->nfds--;
-		ex->fd = -1;
-		/* The next descriptor may get the same number: util_watch()
-		   must see it as new. */
-		ev_io_set(&ex->io, -1, 0);
-	}
+	if (ex->fd != -1)
+		io_close(ex);
 }
 
 /* The request no longer counts as in flight to its upstream. */
@@ -272,6 +364,8 @@ ex_choose(struct exchange *ex)
 	ex->upi = i;
 	ex->up = &ex->be->ups[i];
 	ex->marked = false;
+	/* Over https, what its connections are made and verified with. */
+	ex->tag = ex->uptls != NULL ? uptls_tag(ex->uptls, ex_host(ex)) : 0;
 	upstream_describe((const struct sockaddr *)&ex->up->addr, ex->name,
 	    sizeof(ex->name));
 	if (ex->ctx->ups != NULL) {
@@ -309,6 +403,8 @@ ex_update(struct exchange *ex)
 
 	if (ex->state == EX_CONNECTING)
 		events = EV_WRITE;
+	else if (ex->state == EX_TLS)
+		events = uptls_want_write(ex->tls) ? EV_WRITE : EV_READ;
 	else {
 		if (!buf_empty(ex->out))
 			events |= EV_WRITE;
@@ -323,7 +419,8 @@ ex_update(struct exchange *ex)
 	}
 	/* Waiting for the client (its body, or room for the response) is
 	   not the upstream's fault: its clock runs only when it owes us. */
-	waiting_upstream = ex->state == EX_CONNECTING || (!ex->paused &&
+	waiting_upstream = ex->state == EX_CONNECTING ||
+	    ex->state == EX_TLS || (!ex->paused &&
 	    (!buf_empty(ex->out) || ex->req_ended));
 	if (waiting_upstream && !ev_is_active(&ex->timer))
 		ev_timer_again(loop, &ex->timer);
@@ -341,10 +438,11 @@ static int
 ex_connect(struct exchange *ex)
 {
 	const struct config_backend *be = ex->be;
+	const struct sockaddr *addr;
+	socklen_t len;
 
-	ex->fd = upstream_connect((const struct sockaddr *)&ex->up->addr,
-	    ex->up->addrlen);
-	if (ex->fd == -1)
+	addr = ex_addr(ex, &len);
+	if ((ex->fd = upstream_connect(addr, len)) == -1)
 		return -1;
 	ex->ctx->nfds++;
 	ex->state = EX_CONNECTING;
@@ -379,7 +477,9 @@ local_error(int err)
 static bool
 ex_next(struct exchange *ex, bool failed, const char *what)
 {
-	bool sent = ex->state != EX_CONNECTING, moved = false;
+	/* Over TLS, nothing is sent before the handshake is done. */
+	bool sent = ex->state != EX_CONNECTING && ex->state != EX_TLS;
+	bool moved = false;
 	char again[96];
 	size_t noted;
 
@@ -409,11 +509,8 @@ ex_next(struct exchange *ex, bool failed, const char *what)
 		log_debug("upstream %s (site %s): %s; the request goes to the "
 		    "next upstream", ex->name, ex->site, what);
 		ev_io_stop(loop_of(ex), &ex->io);
-		if (ex->fd != -1) {
-			close(ex->fd);
-			ex->ctx->nfds--;
-			ex->fd = -1;
-		}
+		if (ex->fd != -1)
+			io_close(ex);
 		ev_io_set(&ex->io, -1, 0);	/* see ex_stop() */
 		ex->reused = false;
 		ex_uncount(ex);
@@ -451,8 +548,7 @@ ex_flush(struct exchange *ex)
 	ssize_t n;
 
 	while (!buf_empty(ex->out)) {
-		n = send(ex->fd, buf_data(ex->out), buf_len(ex->out),
-		    MSG_NOSIGNAL);
+		n = io_send(ex, buf_data(ex->out), buf_len(ex->out));
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1 && errno == EAGAIN)
@@ -461,7 +557,7 @@ ex_flush(struct exchange *ex)
 			char what[96];
 
 			snprintf(what, sizeof(what), "write: %s",
-			    strerror(errno));
+			    io_strerror(ex, errno));
 			if (ex_next(ex, !ex->reused, what))
 				return;
 			ex_fail(ex, PROXY_BAD_GATEWAY, "%s", what);
@@ -485,17 +581,21 @@ ex_complete(struct exchange *ex)
 {
 	bool sent = ex->req_ended && buf_empty(ex->out);
 	bool clean = ex->resp.keep_alive && ex->body != HTTP1_BODY_CLOSE &&
-	    sent && buf_empty(ex->in) && ex->pend == 0;
+	    sent && buf_empty(ex->in) && ex->pend == 0 && !io_pending(ex);
+	const struct sockaddr *addr;
+	struct uptls_conn *tls = ex->tls;
 	int fd = ex->fd;
+	socklen_t len;
 
 	if (clean) {
 		ev_io_stop(loop_of(ex), &ex->io);
 		ev_clear_pending(loop_of(ex), &ex->io);
 		ex->fd = -1;
+		ex->tls = NULL;
 		ex->ctx->nfds--;
-		upstream_put(ex->ctx->pool, (const struct sockaddr *)
-		    &ex->up->addr, ex->up->addrlen, fd, ex->be->keepalive,
-		    ex->be->keepalive_timeout);
+		addr = ex_addr(ex, &len);
+		upstream_put(ex->ctx->pool, addr, len, ex->tag, fd, tls,
+		    ex->be->keepalive, ex->be->keepalive_timeout);
 	}
 	ex->req_ended = sent;	/* what proxy_request_sent() reports */
 	ex_finish(ex, PROXY_OK);
@@ -603,15 +703,18 @@ is_websocket_accept(const struct http1_response *r)
 static void
 ex_upgrade(struct exchange *ex)
 {
+	struct uptls_conn *tls = ex->tls;
 	int fd = ex->fd;
 
-	/* The socket (and its descriptor count) now belong to the tunnel. */
+	/* The socket (and its descriptor count) now belong to the tunnel,
+	   and so does its TLS session. */
 	ex->fd = -1;
+	ex->tls = NULL;
 	ex->ctx->nfds--;
 	ex_stop(ex);
 	ex->state = EX_DONE;
 	ex->in_callback = true;
-	ex->ops->upgrade(ex->fe, fd, buf_data(ex->in), buf_len(ex->in));
+	ex->ops->upgrade(ex->fe, fd, tls, buf_data(ex->in), buf_len(ex->in));
 	ex->ops->done(ex->fe, PROXY_UPGRADED);
 	ex->in_callback = false;
 }
@@ -737,7 +840,7 @@ ex_eof(struct exchange *ex, int err)
 
 		snprintf(what, sizeof(what), "closed before a complete "
 		    "response head%s%s", err ? ": " : "",
-		    err ? strerror(err) : "");
+		    err ? io_strerror(ex, err) : "");
 		/* A pooled connection closed before any byte is not the
 		   upstream's failure (it may close an idle one any time). */
 		if (ex_next(ex, !(ex->reused && !ex->got_bytes), what))
@@ -771,27 +874,82 @@ ex_grow_in(struct exchange *ex)
 		ex->in = b;
 }
 
+/*
+ * What the upstream sent.  Over TLS, what the session holds decrypted is
+ * read on, while there is room: no event would say it is there.
+ */
 static void
 ex_read(struct exchange *ex)
 {
-	size_t room = buf_space(ex->in);
+	size_t room;
 	ssize_t n;
 
-	if (room == 0)
-		return;
-	n = recv(ex->fd, buf_tail(ex->in), room, 0);
-	if (n == -1 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		ex_eof(ex, n == 0 ? 0 : errno);
-		return;
-	}
-	buf_produce(ex->in, (size_t)n);
-	ex->got_bytes = true;
-	if ((size_t)n == room && ex->state == EX_BODY)
-		ex_grow_in(ex);
+	do {
+		if ((room = buf_space(ex->in)) == 0)
+			return;
+		n = io_recv(ex, buf_tail(ex->in), room);
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			ex_eof(ex, n == 0 ? 0 : errno);
+			return;
+		}
+		buf_produce(ex->in, (size_t)n);
+		ex->got_bytes = true;
+		if ((size_t)n == room && ex->state == EX_BODY)
+			ex_grow_in(ex);
+		ex_progress(ex);
+		ex_process(ex);
+	} while (ex->state != EX_DONE && !ex->paused && io_pending(ex));
+}
+
+/* Connected (and over TLS, the handshake done): the request goes. */
+static void
+ex_connected(struct exchange *ex)
+{
+	ex->state = EX_HEAD;
+	ex->timer.repeat = (double)ex->be->request_timeout;
 	ex_progress(ex);
-	ex_process(ex);
+}
+
+/* Over https: a session on the new connection, whose handshake begins. */
+static int
+ex_tls_start(struct exchange *ex)
+{
+	const struct sockaddr *addr;
+	socklen_t len;
+
+	addr = ex_addr(ex, &len);
+	ex->tls = uptls_conn_new(ex->uptls, ex->ctx->tls_cache, ex->fd, addr,
+	    len, ex_host(ex), ex->tag);
+	if (ex->tls == NULL)
+		return -1;
+	ex->state = EX_TLS;
+	return 0;
+}
+
+/* A step of the handshake: true once it is done (then HEAD). */
+static bool
+ex_handshake(struct exchange *ex)
+{
+	int rc = uptls_handshake(ex->tls);
+	char what[256];
+
+	if (rc == 0)
+		return false;
+	if (rc == -1) {
+		/* Nothing was sent: as a connect error, the next upstream if
+		   there is one; else one line says which name, which
+		   upstream and why.  (Copied: ex_next() frees the session.) */
+		snprintf(what, sizeof(what), "%s", uptls_error(ex->tls));
+		if (!ex_next(ex, true, what))
+			ex_fail(ex, PROXY_BAD_GATEWAY, "%s", what);
+		return false;
+	}
+	log_debug("upstream %s: TLS session %s", ex->name,
+	    uptls_resumed(ex->tls) ? "resumed" : "new");
+	ex_connected(ex);
+	return true;
 }
 
 /* Both steps may end the exchange; ex_leave() frees it after the last. */
@@ -813,11 +971,29 @@ ex_io_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
 			ex_leave(ex);
 			return;
 		}
-		ex->state = EX_HEAD;
-		ex->timer.repeat = (double)ex->be->request_timeout;
-		ex_progress(ex);
+		if (ex->uptls == NULL) {
+			ex_connected(ex);
+			revents = EV_WRITE;
+		} else if (ex_tls_start(ex) == -1) {
+			ex->marked = true;	/* ours, not the upstream's */
+			ex_fail(ex, PROXY_BAD_GATEWAY, "TLS: out of memory");
+			ex_leave(ex);
+			return;
+		}
+	}
+	if (ex->state == EX_TLS && !(revents & EV_CUSTOM)) {
+		if (revents & EV_READ)
+			io_readable(ex);
+		if (!ex_handshake(ex)) {
+			if (ex->state != EX_DONE)
+				ex_update(ex);
+			ex_leave(ex);
+			return;
+		}
 		revents = EV_WRITE;
 	}
+	if (revents & EV_READ)
+		io_readable(ex);
 	/* Resumed by the frontend: first what is already here. */
 	if ((revents & EV_CUSTOM) && ex->state != EX_DONE) {
 		ex_process(ex);
@@ -826,7 +1002,8 @@ ex_io_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
 	}
 	if ((revents & EV_WRITE) && ex->state != EX_DONE)
 		ex_flush(ex);
-	if ((revents & EV_READ) && ex->state != EX_DONE && !ex->paused)
+	if (((revents & EV_READ) || io_pending(ex)) && ex->state != EX_DONE &&
+	    !ex->paused)
 		ex_read(ex);
 	/* Paused, or out of room: stop watching what we will not read. */
 	if (ex->state != EX_DONE)
@@ -839,11 +1016,16 @@ ex_timer_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
 {
 	struct exchange *ex = ex_of(w->data);
 
-	char what[64];
+	char what[96];
 
-	if (ex->state == EX_CONNECTING) {
-		snprintf(what, sizeof(what), "connect timed out after %us",
-		    ex->be->connect_timeout);
+	if (ex->state == EX_CONNECTING || ex->state == EX_TLS) {
+		if (ex->state == EX_TLS)
+			snprintf(what, sizeof(what), "TLS handshake not done "
+			    "within %us (connect-timeout)",
+			    ex->be->connect_timeout);
+		else
+			snprintf(what, sizeof(what), "connect timed out after "
+			    "%us", ex->be->connect_timeout);
 		if (!ex_next(ex, true, what))
 			ex_fail(ex, PROXY_TIMEOUT, "%s", what);
 	} else
@@ -876,7 +1058,7 @@ ex_send_now(struct exchange *ex)
 {
 	ssize_t n;
 
-	n = send(ex->fd, buf_data(ex->out), buf_len(ex->out), MSG_NOSIGNAL);
+	n = io_send(ex, buf_data(ex->out), buf_len(ex->out));
 	if (n > 0) {
 		buf_consume(ex->out, (size_t)n);
 		ex_progress(ex);
@@ -961,6 +1143,10 @@ ex_new(struct proxy_ctx *ctx, const struct proxy_request *req,
 	ex->req_left = req->h.framing == HEADERS_FRAME_LENGTH ?
 	    req->h.content_length : 0;
 	ex->req_ended = req->h.framing == HEADERS_FRAME_NONE;
+	/* https without its TLS would go out in the clear: never. */
+	if ((req->be->scheme == CONFIG_SCHEME_HTTPS) != (req->tls != NULL))
+		fatalx("proxy: upstream-scheme and TLS settings disagree");
+	ex->uptls = req->tls;
 	http1_parser_init(&ex->parser);
 	ev_io_init(&ex->io, ex_io_cb, -1, 0);
 	ex->io.data = ex;
@@ -981,7 +1167,9 @@ proxy_start(struct proxy_ctx *ctx, const struct proxy_request *req,
     const struct proxy_ops *ops, void *fe)
 {
 	const struct config_backend *be = req->be;
+	const struct sockaddr *addr;
 	struct exchange *ex;
+	socklen_t len;
 
 	if ((ex = ex_new(ctx, req, ops, fe)) == NULL)
 		return NULL;
@@ -996,8 +1184,9 @@ proxy_start(struct proxy_ctx *ctx, const struct proxy_request *req,
 		ev_timer_start(ctx->loop, &ex->soon);
 		return ex;
 	}
-	ex->fd = upstream_take(ctx->pool, (const struct sockaddr *)
-	    &ex->up->addr, ex->up->addrlen, be->keepalive);
+	addr = ex_addr(ex, &len);
+	ex->fd = upstream_take(ctx->pool, addr, len, ex->tag, be->keepalive,
+	    &ex->tls);
 	if (ex->fd != -1) {
 		/* Open and watched all along (by the pool): libev need not
 		   register it again. */

@@ -32,16 +32,21 @@ struct ev_loop;
 struct exchange;
 struct upstate;
 struct upstream_pool;
+struct uptls_backend;
+struct uptls_cache;
+struct uptls_conn;
 
 /*
  * What exchanges run with: the event loop, the pool of idle upstream
- * connections, and the count of upstream sockets they hold open (the
- * worker holds its descriptor reserve against it).  The worker owns one
- * for all its connections; a test makes its own.
+ * connections, the TLS sessions to resume (NULL: none kept), and the
+ * count of upstream sockets they hold open (the worker holds its
+ * descriptor reserve against it).  The worker owns one for all its
+ * connections; a test makes its own.
  */
 struct proxy_ctx {
 	struct ev_loop		*loop;
 	struct upstream_pool	*pool;
+	struct uptls_cache	*tls_cache;
 	unsigned		 nfds;
 	/* The shared upstream table (health, in flight, round-robin), or
 	   NULL: every upstream up, nothing counted (tests). */
@@ -54,10 +59,13 @@ struct proxy_request {
 	/* The head headers_request_head() makes of h, when the caller has
 	   it already (h2 checks it), or NULL. */
 	const struct buf	*head;
-	/* Where it goes, chosen by admission (request.c), both in the
+	/* Where it goes, chosen by admission (request.c), all in the
 	   generation the request was routed by: the backend (address,
-	   timeouts, keep-alive) and the site's name, for log lines. */
+	   timeouts, keep-alive), its TLS (uptls.h; NULL: plain HTTP, and
+	   required for upstream-scheme "https") and the site's name, for
+	   log lines. */
 	const struct config_backend *be;
+	const struct uptls_backend *tls;
 	const char		*site;
 	const char		*prefix;	/* its path block's, or NULL */
 	/* The client (ip-hash), valid until done(); and the upstream its
@@ -99,8 +107,10 @@ struct proxy_ops {
 	void	(*done)(void *fe, enum proxy_result result);
 	/* More request body fits now (after proxy_body() took less). */
 	void	(*want_body)(void *fe);
-	/* 101: the upstream socket, and bytes it sent after the head. */
-	void	(*upgrade)(void *fe, int fd, const char *extra, size_t len);
+	/* 101: the upstream socket, its TLS session (NULL: plain; it may
+	   hold more bytes), and bytes it sent after the head. */
+	void	(*upgrade)(void *fe, int fd, struct uptls_conn *tls,
+		    const char *extra, size_t len);
 };
 
 /*

@@ -14,6 +14,7 @@
 #include "request.h"
 #include "route.h"
 #include "tls.h"
+#include "uptls.h"
 #include "util.h"
 #include "gen.h"
 
@@ -240,6 +241,7 @@ request_admit(const struct request_conn *conn, const struct gen *g,
 	int hlen = -1;
 
 	pr->be = NULL;
+	pr->tls = NULL;
 	pr->site = NULL;
 	pr->prefix = NULL;
 	pr->target = NULL;
@@ -285,6 +287,8 @@ request_admit(const struct request_conn *conn, const struct gen *g,
 		return NULL;
 	if (pr->be->balance == CONFIG_LB_STICKY)
 		pr->sticky = sticky_of(pr);
+	if (pr->be->scheme == CONFIG_SCHEME_HTTPS)
+		pr->tls = uptls_ctx_backend(g->uptls, pr->be);
 
 	pr->site = site->host;
 	pr->h.client_ip = conn->client_ip;

@@ -7,7 +7,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <errno.h>
-#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,9 +18,9 @@
 #include <gnutls/abstract.h>
 
 #include "acmecrypto.h"
-#include "buf.h"
 #include "route.h"
 #include "tls.h"
+#include "tlsio.h"
 #include "util.h"
 
 #define TLS_CTX_MAGIC	0x544c5358u	/* "TLSX" */
@@ -30,7 +29,7 @@
 /* A session-ticket key as GnuTLS takes it (name, cipher and MAC keys):
    the size gnutls_session_ticket_key_generate() makes, and SHA-512's. */
 #define TICKET_KEY_SIZE	64
-/* How often a non-fatal GnuTLS error is retried at once. */
+/* How often a non-fatal GnuTLS handshake error is retried at once. */
 #define NONFATAL_RETRIES 8
 
 /*
@@ -119,26 +118,9 @@ struct tls_conn {
 	char			 refused_name[CONFIG_HOST_MAX + 1];
 	size_t			 refused_len;
 	uint64_t		 cert_id;
-	size_t			 pending;	/* bytes of a write in flight */
-	const char		*error;
 	int			 fd;
-	/* Read-ahead: one recv() for a record's header and body (GnuTLS
-	   asks for them apart), held only while bytes are left over. */
-	struct buf		*ra;
-	bool			 drained;	/* the last recv() was short */
-	/* Gathered writes: several records encrypted into wb and sent with
-	   one send(); wpending plaintext bytes wait for wb to go out. */
-	struct buf		*wb;
-	bool			 gather;
-	size_t			 wpending;
+	struct tlsio		 io;		/* its records over fd */
 };
-
-/* A whole record and the next one's header. */
-#define TLS_READAHEAD	(16384 + 2048)
-/* Records gathered for one send(), and the room one record needs (its
-   16 KiB, header, type and tag). */
-#define TLS_GATHER	(4 * 16384 + 2048)
-#define TLS_RECORD_ROOM	(16384 + 256)
 
 int
 tls_keypair_check(const struct config_blob *cert, const struct config_blob *key,
@@ -617,112 +599,6 @@ tls_ctx_cert_id(const struct tls_ctx *ctx, size_t li,
 	return tl->certs[name_cert(tl, site, host, hlen)].id;
 }
 
-/*
- * GnuTLS's pull function.  A short recv() means the socket is drained:
- * until the event loop says it is readable again (tls_conn_readable()),
- * the next pull answers EAGAIN without a system call.  The loop is
- * level-triggered, so nothing that arrives meanwhile is missed.
- */
-static ssize_t
-tls_pull(gnutls_transport_ptr_t p, void *dst, size_t len)
-{
-	struct tls_conn *c = p;
-	size_t room, n;
-	ssize_t got;
-
-	if (c->ra == NULL || buf_empty(c->ra)) {
-		if (c->drained) {
-			gnutls_transport_set_errno(c->s, EAGAIN);
-			return -1;
-		}
-		if (c->ra == NULL && (c->ra = buf_new(TLS_READAHEAD)) ==
-		    NULL) {
-			gnutls_transport_set_errno(c->s, ENOMEM);
-			return -1;
-		}
-		buf_reset(c->ra);
-		room = buf_space(c->ra);
-		got = recv(c->fd, buf_tail(c->ra), room, 0);
-		if (got == -1) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				c->drained = true;
-			gnutls_transport_set_errno(c->s, errno);
-			return -1;
-		}
-		if (got == 0)
-			return 0;
-		if ((size_t)got < room)
-			c->drained = true;
-		buf_produce(c->ra, (size_t)got);
-	}
-	n = MINIMUM(len, buf_len(c->ra));
-	memcpy(dst, buf_data(c->ra), n);
-	buf_consume(c->ra, n);
-	return (ssize_t)n;
-}
-
-static int
-tls_pull_timeout(gnutls_transport_ptr_t p, unsigned int ms)
-{
-	struct tls_conn *c = p;
-	struct pollfd pfd = { c->fd, POLLIN, 0 };
-
-	if (c->ra != NULL && !buf_empty(c->ra))
-		return 1;
-	return poll(&pfd, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int)ms);
-}
-
-/* Nothing left over: the read-ahead goes back to the buffer cache. */
-static void
-ra_release(struct tls_conn *c)
-{
-	if (c->ra != NULL && buf_empty(c->ra)) {
-		buf_free(c->ra);
-		c->ra = NULL;
-	}
-}
-
-/*
- * GnuTLS's push function.  While a write is being gathered, or while
- * gathered bytes are still waiting, records are appended to wb (in order);
- * otherwise they go straight to the socket, as GnuTLS's own would send
- * them.
- */
-static ssize_t
-tls_vec_push(gnutls_transport_ptr_t p, const giovec_t *iov, int iovcnt)
-{
-	struct tls_conn *c = p;
-	struct msghdr m;
-	size_t total = 0;
-	ssize_t n;
-	int i;
-
-	for (i = 0; i < iovcnt; i++)
-		total += iov[i].iov_len;
-	if (c->gather || (c->wb != NULL && !buf_empty(c->wb))) {
-		if (c->wb == NULL || buf_space(c->wb) < total) {
-			gnutls_transport_set_errno(c->s, EAGAIN);
-			return -1;
-		}
-		for (i = 0; i < iovcnt; i++)
-			(void)buf_add(c->wb, iov[i].iov_base, iov[i].iov_len);
-		return (ssize_t)total;
-	}
-	memset(&m, 0, sizeof(m));
-	m.msg_iov = (struct iovec *)(uintptr_t)iov;
-	m.msg_iovlen = (size_t)iovcnt;
-	if ((n = sendmsg(c->fd, &m, MSG_NOSIGNAL)) == -1)
-		gnutls_transport_set_errno(c->s, errno);
-	return n;
-}
-
-void
-tls_conn_readable(struct tls_conn *c)
-{
-	if (c != NULL)
-		c->drained = false;
-}
-
 struct tls_conn *
 tls_conn_new(struct tls_ctx *ctx, size_t li, int fd)
 {
@@ -762,13 +638,8 @@ tls_conn_new(struct tls_ctx *ctx, size_t li, int fd)
 	}
 	gnutls_session_set_ptr(c->s, c);
 	gnutls_handshake_set_post_client_hello_function(c->s, client_hello);
-	/* Reads through our read-ahead; writes straight to the socket, or
-	   gathered (tls_conn_write). */
 	c->fd = fd;
-	gnutls_transport_set_ptr(c->s, c);
-	gnutls_transport_set_vec_push_function(c->s, tls_vec_push);
-	gnutls_transport_set_pull_function(c->s, tls_pull);
-	gnutls_transport_set_pull_timeout_function(c->s, tls_pull_timeout);
+	tlsio_init(&c->io, c->s, fd, true, false);
 	return c;
 }
 
@@ -778,16 +649,9 @@ tls_conn_free(struct tls_conn *c)
 	if (c == NULL)
 		return;
 	gnutls_deinit(c->s);
-	buf_free(c->ra);
-	buf_free(c->wb);
+	tlsio_release(&c->io);
 	c->magic = 0;
 	free(c);
-}
-
-static void
-set_error(struct tls_conn *c, int ret)
-{
-	c->error = gnutls_strerror(ret);
 }
 
 /*
@@ -831,7 +695,7 @@ tls_conn_handshake(struct tls_conn *c)
 
 	for (tries = 0; tries < NONFATAL_RETRIES; tries++) {
 		ret = handshake_step(c);
-		ra_release(c);
+		tlsio_ra_release(&c->io);
 		if (ret == GNUTLS_E_SUCCESS) {
 			/* Also right for a resumed session, where no
 			   certificate is sent: its ticket was made under
@@ -844,7 +708,7 @@ tls_conn_handshake(struct tls_conn *c)
 		if (gnutls_error_is_fatal(ret))
 			break;
 	}
-	set_error(c, ret);
+	tlsio_set_error(&c->io, ret);
 	/* Tell the client why (handshake_failure, protocol_version ...):
 	   it then reports the alert, not a connection closed mid-handshake.
 	   Best effort, never blocking (the socket is non-blocking); GnuTLS
@@ -857,160 +721,38 @@ tls_conn_handshake(struct tls_conn *c)
 ssize_t
 tls_conn_read(struct tls_conn *c, void *buf, size_t len)
 {
-	ssize_t n;
-	int tries;
-
-	for (tries = 0; tries < NONFATAL_RETRIES; tries++) {
-		n = gnutls_record_recv(c->s, buf, len);
-		ra_release(c);
-		if (n >= 0)
-			return n;
-		switch (n) {
-		case GNUTLS_E_AGAIN:
-		case GNUTLS_E_INTERRUPTED:
-			return TLS_AGAIN;
-		case GNUTLS_E_PREMATURE_TERMINATION:
-			return 0;	/* EOF without close_notify */
-		case GNUTLS_E_REHANDSHAKE:
-			c->error = "client renegotiation refused";
-			return -1;
-		}
-		if (gnutls_error_is_fatal((int)n)) {
-			set_error(c, (int)n);
-			return -1;
-		}
-	}
-	set_error(c, (int)n);
-	return -1;
-}
-
-/* Gathered records to the socket: 0 when all are out, TLS_AGAIN, -1. */
-static int
-wb_flush(struct tls_conn *c)
-{
-	ssize_t n;
-
-	while (c->wb != NULL && !buf_empty(c->wb)) {
-		n = send(c->fd, buf_data(c->wb), buf_len(c->wb), MSG_NOSIGNAL);
-		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK ||
-		    errno == EINTR))
-			return TLS_AGAIN;
-		if (n == -1) {
-			c->error = strerror(errno);
-			return -1;
-		}
-		buf_consume(c->wb, (size_t)n);
-	}
-	/* Empty: back to the buffer cache (idle connections hold none). */
-	buf_free(c->wb);
-	c->wb = NULL;
-	return 0;
-}
-
-/*
- * More than a record's worth: up to four records are encrypted into wb
- * and leave with one send() (a 256 MiB download made one sendmsg() per
- * 16 KiB record).  If the socket takes only part, what was encrypted
- * counts as taken only once the rest is out: until then TLS_AGAIN, as
- * when GnuTLS keeps a record.
- */
-static ssize_t
-write_gathered(struct tls_conn *c, const char *buf, size_t len)
-{
-	size_t done = 0;
-	ssize_t n = 0;
-	int rc;
-
-	c->gather = true;
-	while (done < len && buf_space(c->wb) >= TLS_RECORD_ROOM) {
-		n = gnutls_record_send(c->s, buf + done,
-		    MINIMUM(len - done, (size_t)16384));
-		if (n <= 0)
-			break;
-		done += (size_t)n;
-	}
-	c->gather = false;
-	if (done == 0) {
-		/* Nothing encrypted (wb was empty, so nothing can be owed). */
-		if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
-			return TLS_AGAIN;
-		set_error(c, (int)n);
-		return -1;
-	}
-	if ((rc = wb_flush(c)) == -1)
-		return -1;
-	if (rc == TLS_AGAIN) {
-		c->wpending = done;
-		return TLS_AGAIN;
-	}
-	return (ssize_t)done;
+	return tlsio_read(&c->io, buf, len);
 }
 
 ssize_t
 tls_conn_write(struct tls_conn *c, const void *buf, size_t len)
 {
-	ssize_t n;
-	int rc;
+	return tlsio_write(&c->io, buf, len);
+}
 
-	/* Gathered records still going out: they were the first bytes. */
-	if (c->wpending > 0 || (c->wb != NULL && !buf_empty(c->wb))) {
-		if ((rc = wb_flush(c)) != 0)
-			return rc;
-		if (c->wpending > 0) {
-			n = (ssize_t)c->wpending;
-			c->wpending = 0;
-			return n;
-		}
-	}
-	if (len > 16384 && c->pending == 0 &&
-	    (c->wb != NULL || (c->wb = buf_new(TLS_GATHER)) != NULL))
-		return write_gathered(c, buf, len);
-
-	/* A record already encrypted goes out first; GnuTLS keeps it. */
-	if (c->pending > 0) {
-		n = gnutls_record_send(c->s, NULL, 0);
-		if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
-			return TLS_AGAIN;
-		if (n < 0) {
-			set_error(c, (int)n);
-			return -1;
-		}
-		n = (ssize_t)c->pending;
-		c->pending = 0;
-		return n;
-	}
-	len = MINIMUM(len, (size_t)16384);
-	n = gnutls_record_send(c->s, buf, len);
-	if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
-		c->pending = len;
-		return TLS_AGAIN;
-	}
-	if (n < 0) {
-		set_error(c, (int)n);
-		return -1;
-	}
-	return n;
+void
+tls_conn_readable(struct tls_conn *c)
+{
+	if (c != NULL)
+		tlsio_readable(&c->io);
 }
 
 bool
 tls_conn_pending(struct tls_conn *c)
 {
-	return gnutls_record_check_pending(c->s) > 0 ||
-	    (c->ra != NULL && !buf_empty(c->ra));
+	return tlsio_pending(&c->io);
 }
 
 bool
 tls_conn_want_write(struct tls_conn *c)
 {
-	if (c->wb != NULL && !buf_empty(c->wb))
-		return true;
-	return gnutls_record_get_direction(c->s) == 1;
+	return tlsio_want_write(&c->io);
 }
 
 void
 tls_conn_bye(struct tls_conn *c)
 {
-	(void)gnutls_bye(c->s, GNUTLS_SHUT_WR);
+	tlsio_bye(&c->io);
 }
 
 uint64_t
@@ -1022,7 +764,7 @@ tls_conn_cert_id(const struct tls_conn *c)
 const char *
 tls_conn_error(const struct tls_conn *c)
 {
-	return c->error != NULL ? c->error : "TLS error";
+	return c->io.error != NULL ? c->io.error : "TLS error";
 }
 
 const char *

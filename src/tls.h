@@ -1,7 +1,8 @@
 /*
  * tls.h - GnuTLS: certificate checks, credentials and sessions.
  *
- * GnuTLS stays inside tls.c.  A tls_ctx belongs to one configuration
+ * GnuTLS stays inside tls.c (its records: tlsio.c, which the upstream
+ * side, uptls.c, shares).  A tls_ctx belongs to one configuration
  * generation: the certificates and keys of every listener and site
  * (private keys only as gnutls_privkey_t), the priorities, and the
  * session-ticket key the master generated, so that a session resumes on
@@ -29,6 +30,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "tlsio.h"
 
 struct route_table;
 struct tls_ctx;
@@ -42,8 +44,8 @@ struct tls_conn;
  */
 #define TLS_ALPN_ACME	"acme-tls/1"
 
-/* tls_conn_read/write: nothing to do until the socket is ready again. */
-#define TLS_AGAIN	(-2)
+/* TLS_AGAIN (tls_conn_read/write: nothing to do until the socket is
+   ready again) is tlsio.h's. */
 
 /*
  * Check that cert (a PEM chain) and key (a PEM private key) load and that

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "tunnel.h"
+#include "uptls.h"
 #include "util.h"
 
 void
@@ -15,6 +16,7 @@ tunnel_init(struct tunnel *t, void (*cb)(struct ev_loop *, ev_io *, int),
     void *data)
 {
 	t->fd = -1;
+	t->tls = NULL;
 	t->events = 0;
 	t->shut = false;
 	ev_io_init(&t->io, cb, -1, 0);
@@ -22,9 +24,10 @@ tunnel_init(struct tunnel *t, void (*cb)(struct ev_loop *, ev_io *, int),
 }
 
 void
-tunnel_open(struct tunnel *t, int fd)
+tunnel_open(struct tunnel *t, int fd, struct uptls_conn *tls)
 {
 	t->fd = fd;
+	t->tls = tls;
 	t->events = 0;
 	t->shut = false;
 	ev_io_set(&t->io, fd, 0);
@@ -37,10 +40,27 @@ tunnel_close(struct tunnel *t, struct ev_loop *loop)
 	ev_clear_pending(loop, &t->io);
 	if (t->fd == -1)
 		return 0;
+	uptls_conn_free(t->tls);
+	t->tls = NULL;
 	close(t->fd);
 	t->fd = -1;
 	ev_io_set(&t->io, -1, 0);	/* see util_watch() */
 	return 1;
+}
+
+/* send()'s contract, over TLS too (TLS_AGAIN is EAGAIN). */
+static ssize_t
+up_send(struct tunnel *t, const void *p, size_t n)
+{
+	ssize_t r;
+
+	if (t->tls == NULL)
+		return send(t->fd, p, n, MSG_NOSIGNAL);
+	if ((r = uptls_write(t->tls, p, n)) == TLS_AGAIN) {
+		errno = EAGAIN;
+		return -1;
+	}
+	return r;
 }
 
 ssize_t
@@ -49,7 +69,7 @@ tunnel_push(struct tunnel *t, struct buf *from, bool client_done)
 	ssize_t n, sent = 0;
 
 	while (from != NULL && !buf_empty(from)) {
-		n = send(t->fd, buf_data(from), buf_len(from), MSG_NOSIGNAL);
+		n = up_send(t, buf_data(from), buf_len(from));
 		if (n == -1 && (errno == EAGAIN || errno == EINTR))
 			return sent;
 		if (n <= 0)
@@ -59,6 +79,8 @@ tunnel_push(struct tunnel *t, struct buf *from, bool client_done)
 	}
 	if (client_done && !t->shut) {
 		t->shut = true;
+		if (t->tls != NULL)
+			uptls_bye(t->tls);
 		(void)shutdown(t->fd, SHUT_WR);
 	}
 	return sent;
@@ -72,7 +94,13 @@ tunnel_pull(struct tunnel *t, struct buf *to)
 
 	if (room == 0)
 		return TUNNEL_AGAIN;
-	n = recv(t->fd, buf_tail(to), room, 0);
+	if (t->tls != NULL) {
+		/* Pulled on every event the pump sees: the socket is asked. */
+		uptls_readable(t->tls);
+		if ((n = uptls_read(t->tls, buf_tail(to), room)) == TLS_AGAIN)
+			return TUNNEL_AGAIN;
+	} else
+		n = recv(t->fd, buf_tail(to), room, 0);
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		return TUNNEL_AGAIN;
 	if (n <= 0)
@@ -97,4 +125,6 @@ tunnel_watch(struct tunnel *t, struct ev_loop *loop, const struct buf *from,
 		util_watch(loop, &t->io, t->fd, ev);
 		t->events = ev;
 	}
+	if ((ev & EV_READ) && t->tls != NULL && uptls_pending(t->tls))
+		ev_feed_event(loop, &t->io, EV_READ);
 }

@@ -9,6 +9,8 @@
  * `to` (upstream bytes on their way down).  When the client has ended its
  * side and all of its bytes are out, the upstream gets an EOF of its own
  * (a half-close); its answer still comes back until it closes too.
+ * Over TLS (upstream-scheme "https") the same, with the exchange's
+ * session: the half-close is a close_notify, then the socket's.
  */
 #ifndef PORTCULLIS_TUNNEL_H
 #define PORTCULLIS_TUNNEL_H
@@ -22,8 +24,11 @@
 
 #define TUNNEL_AGAIN	(-2)
 
+struct uptls_conn;
+
 struct tunnel {
 	int		 fd;		/* the upstream; -1 if none */
+	struct uptls_conn *tls;		/* its TLS session; NULL: plain */
 	ev_io		 io;
 	int		 events;
 	bool		 shut;		/* the client's end is passed on */
@@ -32,8 +37,9 @@ struct tunnel {
 /* No upstream yet; cb gets the upstream's events, with data. */
 void	 tunnel_init(struct tunnel *t, void (*cb)(struct ev_loop *, ev_io *,
 	    int), void *data);
-/* The upstream socket (non-blocking) the exchange handed over. */
-void	 tunnel_open(struct tunnel *t, int fd);
+/* The upstream socket (non-blocking) and TLS session (or NULL) the
+   exchange handed over. */
+void	 tunnel_open(struct tunnel *t, int fd, struct uptls_conn *tls);
 /* Stop watching and close the upstream; 1 if there was one, else 0. */
 int	 tunnel_close(struct tunnel *t, struct ev_loop *loop);
 
@@ -50,7 +56,8 @@ ssize_t	 tunnel_push(struct tunnel *t, struct buf *from, bool client_done);
  */
 ssize_t	 tunnel_pull(struct tunnel *t, struct buf *to);
 /* Watch the upstream for what the buffers allow: writes while `from`
-   holds bytes, reads while `to` has room and want_read. */
+   holds bytes, reads while `to` has room and want_read (and, when its TLS
+   session holds bytes already, which no event announces, a read now). */
 void	 tunnel_watch(struct tunnel *t, struct ev_loop *loop,
 	    const struct buf *from, struct buf *to, bool want_read);
 

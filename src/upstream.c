@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "upstream.h"
+#include "uptls.h"
 #include "util.h"
 
 #define IDLE_MAGIC	0x49444c45u	/* "IDLE" */
@@ -28,6 +29,7 @@ struct idle {
 	struct upstream_pool	*pool;
 	struct peer		*peer;
 	int			 fd;
+	struct uptls_conn	*tls;		/* NULL: plain */
 	ev_io			 io;
 	double			 since;		/* pooled at */
 	double			 until;		/* then closed (its backend's
@@ -35,10 +37,12 @@ struct idle {
 	TAILQ_ENTRY(idle)	 entry;		/* oldest first */
 };
 
-/* One upstream address and its idle connections (few per worker). */
+/* One upstream address and tag, and its idle connections (few per
+   worker). */
 struct peer {
 	struct sockaddr_storage	 addr;
 	socklen_t		 addrlen;
+	uint64_t		 tag;
 	TAILQ_HEAD(idle_head, idle) idle;
 	size_t			 n;
 };
@@ -82,8 +86,10 @@ idle_remove(struct upstream_pool *p, struct idle *i, bool close_fd)
 	TAILQ_REMOVE(&pe->idle, i, entry);
 	pe->n--;
 	p->n--;
-	if (close_fd)
+	if (close_fd) {
+		uptls_conn_free(i->tls);
 		close(i->fd);
+	}
 	i->magic = 0;
 	/* Kept: puts follow takes, a few dozen apart under load. */
 	util_cache_put(&p->spare, i);
@@ -101,12 +107,16 @@ idle_of(void *data)
 	return i;
 }
 
-/* Readable while idle: the upstream closed it, or misbehaved. */
+/* Readable while idle: the upstream closed it, or misbehaved; over TLS
+   it may also have sent a session ticket (or part of one), which is no
+   reason to go. */
 static void
 idle_read_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents UNUSED)
 {
 	struct idle *i = idle_of(w->data);
 
+	if (i->tls != NULL && uptls_idle(i->tls, false) >= 0)
+		return;
 	idle_remove(i->pool, i, true);
 }
 
@@ -122,12 +132,17 @@ idle_read_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents UNUSED)
  * since it was pooled proves nothing, as a poll does not report every
  * ready descriptor (libev's epoll backend takes at most as many events
  * as its array holds and the kernel keeps the rest for the next call).
+ * Over TLS what came is read (records without application data are
+ * taken in), and nothing may be left inside the session, not even part
+ * of a record.
  */
 static bool
 idle_clean(const struct idle *i)
 {
 	char c;
 
+	if (i->tls != NULL)
+		return uptls_idle(i->tls, true) == 0;
 	return recv(i->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == -1 &&
 	    (errno == EAGAIN || errno == EWOULDBLOCK);
 }
@@ -159,13 +174,13 @@ sweep_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
 
 static struct peer *
 peer_of(struct upstream_pool *p, const struct sockaddr *a, socklen_t len,
-    bool create)
+    uint64_t tag, bool create)
 {
 	struct peer *pe, **n;
 	size_t k;
 
 	for (k = 0; k < p->npeers; k++)
-		if (p->peers[k]->addrlen == len &&
+		if (p->peers[k]->tag == tag && p->peers[k]->addrlen == len &&
 		    memcmp(&p->peers[k]->addr, a, len) == 0)
 			return p->peers[k];
 	if (!create || len > sizeof(pe->addr) ||
@@ -177,6 +192,7 @@ peer_of(struct upstream_pool *p, const struct sockaddr *a, socklen_t len,
 	}
 	memcpy(&pe->addr, a, len);
 	pe->addrlen = len;
+	pe->tag = tag;
 	TAILQ_INIT(&pe->idle);
 	p->peers = n;
 	p->peers[p->npeers++] = pe;
@@ -185,12 +201,13 @@ peer_of(struct upstream_pool *p, const struct sockaddr *a, socklen_t len,
 
 int
 upstream_take(struct upstream_pool *p, const struct sockaddr *addr,
-    socklen_t len, unsigned keep)
+    socklen_t len, uint64_t tag, unsigned keep, struct uptls_conn **tls)
 {
-	struct peer *pe = peer_of(p, addr, len, false);
+	struct peer *pe = peer_of(p, addr, len, tag, false);
 	struct idle *i;
 	int fd;
 
+	*tls = NULL;
 	if (pe == NULL)
 		return -1;
 	/* Pooled before a reload turned keep-alive off: not used. */
@@ -211,6 +228,7 @@ upstream_take(struct upstream_pool *p, const struct sockaddr *addr,
 	if (i == NULL)
 		return -1;
 	fd = i->fd;
+	*tls = i->tls;
 	idle_remove(p, i, false);
 	return fd;
 }
@@ -229,15 +247,24 @@ oldest(struct upstream_pool *p)
 	return best;
 }
 
+/* A connection that is not kept. */
+static void
+conn_close(int fd, struct uptls_conn *tls)
+{
+	uptls_conn_free(tls);
+	close(fd);
+}
+
 void
 upstream_put(struct upstream_pool *p, const struct sockaddr *addr,
-    socklen_t len, int fd, unsigned keep, unsigned timeout)
+    socklen_t len, uint64_t tag, int fd, struct uptls_conn *tls,
+    unsigned keep, unsigned timeout)
 {
 	struct peer *pe;
 	struct idle *i;
 
-	if (keep == 0 || (pe = peer_of(p, addr, len, true)) == NULL) {
-		close(fd);
+	if (keep == 0 || (pe = peer_of(p, addr, len, tag, true)) == NULL) {
+		conn_close(fd, tls);
 		return;
 	}
 	/* A reload may have lowered keep: more than one may go. */
@@ -246,7 +273,7 @@ upstream_put(struct upstream_pool *p, const struct sockaddr *addr,
 	if (p->n >= UPSTREAM_IDLE_MAX)
 		idle_remove(p, oldest(p), true);
 	if ((i = util_cache_take(&p->spare, sizeof(*i))) == NULL) {
-		close(fd);
+		conn_close(fd, tls);
 		return;
 	}
 	memset(i, 0, sizeof(*i));
@@ -254,6 +281,7 @@ upstream_put(struct upstream_pool *p, const struct sockaddr *addr,
 	i->pool = p;
 	i->peer = pe;
 	i->fd = fd;
+	i->tls = tls;
 	i->since = ev_now(p->loop);
 	i->until = i->since + (double)timeout;
 	ev_io_init(&i->io, idle_read_cb, fd, EV_READ);

@@ -36,6 +36,7 @@
 #include "shm.h"
 #include "upstate.h"
 #include "upstream.h"
+#include "uptls.h"
 #include "util.h"
 #include "worker.h"
 
@@ -593,7 +594,8 @@ worker_start(struct worker *wk, const struct worker_handlers *h)
 	log_batching(true);
 	wk->px.loop = wk->loop;
 	wk->px.ups = &wk->ups;
-	if ((wk->px.pool = upstream_pool_new(wk->loop)) == NULL)
+	if ((wk->px.pool = upstream_pool_new(wk->loop)) == NULL ||
+	    (wk->px.tls_cache = uptls_cache_new()) == NULL)
 		fatalx("out of memory");
 	setup_limits(wk);
 	setup_watchers(wk);
@@ -626,6 +628,7 @@ worker_main(const struct worker_handlers *h)
 	log_batching(false);
 	log_info("exiting");
 	upstream_pool_free(wk.px.pool);
+	uptls_cache_free(wk.px.tls_cache);
 	ratelimit_detach(wk.rl);
 	gen_unref(wk.gen);
 	shm_close(&wk.shm);

@@ -48,9 +48,9 @@ check_printable(const char *s, size_t min, size_t max)
 		CHECK(s[i] > 0x20 && s[i] < 0x7f);
 }
 
-/* What image_decode() promises of a backend. */
+/* What image_decode() promises of a backend, in a config of nfiles. */
 static void
-check_backend(const struct config_backend *be)
+check_backend(const struct config_backend *be, size_t nfiles)
 {
 	const struct sockaddr *sa;
 	size_t i;
@@ -78,6 +78,9 @@ check_backend(const struct config_backend *be)
 	    be->health.status_min >= 100 &&
 	    be->health.status_min <= be->health.status_max &&
 	    be->health.status_max <= 599));
+	/* Every index names a file the worker has; a plain backend has
+	   nothing of TLS. */
+	CHECK(config_backend_tls_ok(be, nfiles));
 	CHECK(be->connect_timeout >= 1 && be->connect_timeout <= 3600);
 	CHECK(be->request_timeout >= 1 && be->request_timeout <= 86400);
 	CHECK(be->keepalive <= CONFIG_KEEPALIVE_MAX);
@@ -86,7 +89,7 @@ check_backend(const struct config_backend *be)
 
 /* A site's path blocks: the rules config.c enforces, longest first. */
 static void
-check_paths(const struct config_site *s)
+check_paths(const struct config_site *s, size_t nfiles)
 {
 	size_t i;
 
@@ -104,7 +107,7 @@ check_paths(const struct config_site *s)
 			    false));
 		}
 		CHECK(i == 0 || p->prefix_len <= s->paths[i - 1].prefix_len);
-		check_backend(&p->be);
+		check_backend(&p->be, nfiles);
 	}
 }
 
@@ -201,6 +204,11 @@ check_decoded(const struct config *c, bool secrets)
 	CHECK(c->path == NULL && c->user == NULL && c->log_file == NULL &&
 	    c->admin_socket == NULL);
 	CHECK(c->workers <= CONFIG_MAX_WORKERS);
+	CHECK(c->nfiles <= CONFIG_MAX_FILES);
+	for (i = 0; i < c->nfiles; i++) {
+		CHECK(c->files[i].path == NULL);
+		check_blob(&c->files[i].data, CONFIG_CA_MAX);
+	}
 	CHECK(c->max_connections >= 16 && c->max_connections <= 1000000);
 	CHECK(c->shutdown_timeout <= 3600);
 	CHECK(c->log_level <= LOG_LEVEL_DEBUG);
@@ -237,8 +245,8 @@ check_decoded(const struct config *c, bool secrets)
 			CHECK(config_check_hostname(s->host, strlen(s->host),
 			    s->wildcard) == 0);
 			CHECK(s->wildcard == (s->host[0] == '*'));
-			check_backend(&s->be);
-			check_paths(s);
+			check_backend(&s->be, c->nfiles);
+			check_paths(s, c->nfiles);
 			check_blob(&s->tls.cert, CONFIG_PEM_MAX);
 			check_blob(&s->tls.key, CONFIG_PEM_MAX);
 			CHECK((s->tls.cert.len == 0) == (s->tls.key.len == 0));

@@ -5,6 +5,7 @@ as an unprivileged foreground process in the test's own directory.
     NginxUpstream(dir)                    # answers "ok\n"
     NginxUpstream(dir, body="b\n")        # answers that (which one it was)
     NginxUpstream(dir, port=p)            # on that port (a restart)
+    NginxUpstream(dir, conf=f)            # nginx.conf is f(dir, port)
     up.kill()                             # SIGKILL, master and worker
     up.requests()                         # requests served (access log)
 """
@@ -44,17 +45,22 @@ http {{
 
 
 class NginxUpstream:
-    def __init__(self, directory, body="ok\n", port=None, count=False):
+    def __init__(self, directory, body="ok\n", port=None, count=False,
+                 conf=None):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.access = self.dir / "access.log"
-        conf = self.dir / "nginx.conf"
-        conf.write_text(CONF.format(
-            dir=self.dir, port=self.port,
-            body=body.replace("\\", "\\\\").replace('"', '\\"')
-                     .replace("\n", "\\n"),
-            access=f"{self.access} counted" if count else "off"))
+        path = self.dir / "nginx.conf"
+        if conf is not None:
+            path.write_text(conf(self.dir, self.port))
+        else:
+            path.write_text(CONF.format(
+                dir=self.dir, port=self.port,
+                body=body.replace("\\", "\\\\").replace('"', '\\"')
+                         .replace("\n", "\\n"),
+                access=f"{self.access} counted" if count else "off"))
+        conf = path
         # Its own process group: kill() takes the worker with the master.
         self.proc = subprocess.Popen(
             [NGINX, "-c", str(conf), "-e", str(self.dir / "error.log")],

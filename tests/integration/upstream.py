@@ -14,6 +14,9 @@ tests can check what the proxy forwarded.
     up.connections   # number of accepted connections
     up.stop()
 
+    up = Upstream(tls=ctx)                # HTTPS: ctx, an ssl.SSLContext
+                                          # for the server side
+
 A handler gets the parsed Request and a Conn with send(bytes),
 respond(status, headers, body), close(); it may keep the connection for
 more requests by returning normally (keep-alive), or close it.
@@ -226,7 +229,7 @@ class Upstream:
     made = []
 
     def __init__(self, handler=describe_handler, host="127.0.0.1",
-                 read_body=True):
+                 read_body=True, tls=None):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -236,6 +239,7 @@ class Upstream:
         self.port = self.sock.getsockname()[1]
         self.handler = handler
         self.read_body = read_body
+        self.tls = tls
         self.lock = threading.Lock()
         self.requests = []
         self.raw_chunks = []
@@ -273,8 +277,12 @@ class Upstream:
             self.threads.append(t)
 
     def _serve(self, s):
-        conn = Conn(s, self)
         try:
+            if self.tls is not None:
+                # The handshake in this thread; one the proxy refuses is
+                # a connection error, which the test checks otherwise.
+                s = self.tls.wrap_socket(s, server_side=True)
+            conn = Conn(s, self)
             while self.running and not conn.closed:
                 try:
                     req = conn.read_head()

@@ -32,6 +32,7 @@
 
 #include "config.h"
 #include "tls.h"
+#include "uptls.h"
 
 #define NAME		"t.conf"
 
@@ -1106,9 +1107,9 @@ test_site_parts(void **state)
 	    NAME ":5: site \"a.example\": 'upstream' is required", NULL);
 	expect_errors("listener {\n  bind = \"127.0.0.1\"\n" TLS
 	    "  site \"a.example\" {\n    upstream = \"1.2.3.4:80\"\n"
-	    "    upstream-scheme = \"https\"\n  }\n}\n",
-	    NAME ":6: site \"a.example\": upstream-scheme must be \"http\"",
-	    NULL);
+	    "    upstream-scheme = \"HTTPS\"\n  }\n}\n",
+	    NAME ":6: site \"a.example\": upstream-scheme must be \"http\" "
+	    "or \"https\"", NULL);
 	expect_errors("listener {\n  bind = \"127.0.0.1\"\n" TLS
 	    "  site \"a.example\" {\n    upstream = \"1.2.3.4:80\"\n"
 	    "    cert = \"/c\"\n  }\n}\n",
@@ -1130,7 +1131,8 @@ test_site_parts(void **state)
 	    "wildcard)",
 	    NAME ":5: upstream \"nope\" is not host:port (a DNS name, an IPv4 "
 	    "address or a bracketed IPv6 address, and a port 1-65535)",
-	    NAME ":6: site \"-bad\": upstream-scheme must be \"http\"",
+	    NAME ":6: site \"-bad\": upstream-scheme must be \"http\" or "
+	    "\"https\"",
 	    NAME ":7: 'connect-timeout' must be between 1 and 3600, not 0",
 	    NAME ":8: 'request-timeout' must be between 1 and 86400, not 0",
 	    NAME ":9: site \"-bad\": 'cert' and 'key' go together", NULL);
@@ -1438,6 +1440,248 @@ test_upstream_list_errors(void **state)
 	lines "  }\n}\n"
 #define PATH_ERR(l, msg)	NAME ":" #l ": site \"a.example\" " msg
 
+/* The system's CA bundle as a pure load names it: not looked for. */
+#define SYSTEM_CA	"/etc/ssl/certs/ca-certificates.crt"
+
+/* The index of the file at path (which must be there). */
+static uint32_t
+file_index(const struct config *cfg, const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nfiles; i++)
+		if (strcmp(cfg->files[i].path, path) == 0)
+			return (uint32_t)i;
+	fail_msg("no file %s", path);
+	return CONFIG_NO_FILE;
+}
+
+/*
+ * upstream-scheme "https" and its options: defaults, what a path block
+ * takes from its site, what it overrides, one file however many name it,
+ * and the upstream's host for the name verified.
+ */
+static void
+test_upstream_tls_options(void **state)
+{
+	struct config *cfg;
+	const struct config_site *a, *b;
+	const struct config_backend *be;
+
+	(void)state;
+	cfg = parse_ok("listener {\n  bind = \"127.0.0.1\"\n" TLS
+	    "  site \"a.example\" {\n"
+	    "    upstream = \"App-1.Internal.:8443\"\n"
+	    "    upstream-scheme = \"https\"\n"
+	    "    upstream-ca-file = \"/etc/p/ca.pem\"\n"
+	    "    upstream-server-name = \"app.internal\"\n"
+	    "    upstream-client-cert = \"/etc/p/c.pem\"\n"
+	    "    upstream-client-key = \"/etc/p/c.key\"\n"
+	    "    path \"/same/\" { upstream = \"[2001:db8::1]:443\" }\n"
+	    "    path \"/own/\" { upstream = \"10.0.0.1:443\"\n"
+	    "      upstream-ca-file = \"/etc/p/other.pem\"\n"
+	    "      upstream-server-name = \"10.0.0.9\"\n"
+	    "      upstream-client-cert = \"/etc/p/c2.pem\"\n"
+	    "      upstream-client-key = \"/etc/p/c.key\" }\n"
+	    "    path \"/plain/\" { upstream = \"10.0.0.2:80\"\n"
+	    "      upstream-scheme = \"http\" }\n"
+	    "  }\n"
+	    "  site \"b.example\" {\n"
+	    "    upstream = \"10.0.0.3:443\"\n"
+	    "    upstream-scheme = \"https\"\n"
+	    "    path \"/ca/\" { upstream = \"10.0.0.4:443\"\n"
+	    "      upstream-ca-file = \"/etc/p/ca.pem\" }\n"
+	    "  }\n"
+	    "  site \"c.example\" {\n"
+	    "    upstream = \"10.0.0.5:80\"\n"
+	    "    path \"/tls/\" { upstream = \"10.0.0.6:443\"\n"
+	    "      upstream-scheme = \"https\" }\n"
+	    "  }\n"
+	    "}\n");
+	a = &cfg->listeners[0].sites[0];
+	b = &cfg->listeners[0].sites[1];
+	/* Five files, each once: ca.pem is named three times, c.key twice. */
+	assert_int_equal(cfg->nfiles, 6);
+	assert_false(cfg->files[file_index(cfg, "/etc/p/ca.pem")].secret);
+	assert_false(cfg->files[file_index(cfg, "/etc/p/c.pem")].secret);
+	assert_true(cfg->files[file_index(cfg, "/etc/p/c.key")].secret);
+	assert_false(cfg->files[file_index(cfg, SYSTEM_CA)].secret);
+
+	be = &a->be;
+	assert_int_equal(be->scheme, CONFIG_SCHEME_HTTPS);
+	/* The host, as written (uptls.c drops a trailing dot). */
+	assert_string_equal(be->ups[0].host, "App-1.Internal.");
+	assert_string_equal(be->server_name, "app.internal");
+	assert_true(be->verify);
+	assert_int_equal(be->ca, file_index(cfg, "/etc/p/ca.pem"));
+	assert_int_equal(be->client_cert, file_index(cfg, "/etc/p/c.pem"));
+	assert_int_equal(be->client_key, file_index(cfg, "/etc/p/c.key"));
+	/* Longest prefix first: /plain/, /same/, /own/. */
+	be = &a->paths[1].be;			/* /same/: all the site's */
+	assert_string_equal(a->paths[1].prefix, "/same/");
+	assert_int_equal(be->scheme, CONFIG_SCHEME_HTTPS);
+	assert_string_equal(be->ups[0].host, "2001:db8::1");
+	assert_string_equal(be->server_name, "app.internal");
+	assert_int_equal(be->ca, a->be.ca);
+	assert_int_equal(be->client_cert, a->be.client_cert);
+	assert_int_equal(be->client_key, a->be.client_key);
+	be = &a->paths[2].be;			/* /own/: its own */
+	assert_string_equal(a->paths[2].prefix, "/own/");
+	assert_string_equal(be->server_name, "10.0.0.9");
+	assert_int_equal(be->ca, file_index(cfg, "/etc/p/other.pem"));
+	assert_int_equal(be->client_cert, file_index(cfg, "/etc/p/c2.pem"));
+	assert_int_equal(be->client_key, a->be.client_key);
+	be = &a->paths[0].be;			/* /plain/: none of it */
+	assert_string_equal(a->paths[0].prefix, "/plain/");
+	assert_int_equal(be->scheme, CONFIG_SCHEME_HTTP);
+	assert_null(be->server_name);
+	assert_true(be->verify);
+	assert_int_equal(be->ca, CONFIG_NO_FILE);
+	assert_int_equal(be->client_cert, CONFIG_NO_FILE);
+	assert_int_equal(be->client_key, CONFIG_NO_FILE);
+
+	/* The defaults: the system's bundle, the host, verified. */
+	be = &b->be;
+	assert_int_equal(be->ca, file_index(cfg, SYSTEM_CA));
+	assert_null(be->server_name);
+	assert_true(be->verify);
+	assert_int_equal(be->client_cert, CONFIG_NO_FILE);
+	assert_int_equal(b->paths[0].be.ca, a->be.ca);
+	/* A plain site: its https path block trusts the system's. */
+	be = &cfg->listeners[0].sites[2].be;
+	assert_int_equal(be->scheme, CONFIG_SCHEME_HTTP);
+	assert_int_equal(be->ca, CONFIG_NO_FILE);
+	be = &cfg->listeners[0].sites[2].paths[0].be;
+	assert_int_equal(be->scheme, CONFIG_SCHEME_HTTPS);
+	assert_int_equal(be->ca, file_index(cfg, SYSTEM_CA));
+	config_free(cfg);
+
+	/* Plain HTTP by default; the host of an IPv4 address. */
+	cfg = parse_ok(VALID);
+	be = &cfg->listeners[0].sites[0].be;
+	assert_int_equal(be->scheme, CONFIG_SCHEME_HTTP);
+	assert_string_equal(be->ups[0].host, "127.0.0.1");
+	assert_int_equal(cfg->nfiles, 0);
+	config_free(cfg);
+}
+
+#define TLS_SITE(lines)							\
+	"listener {\n  bind = \"127.0.0.1\"\n" TLS			\
+	"  site \"a.example\" {\n    upstream = \"127.0.0.1:8443\"\n"	\
+	lines "  }\n}\n"
+
+/* Every rule of the upstream TLS options, each message on its line. */
+static void
+test_upstream_tls_errors(void **state)
+{
+	(void)state;
+	/* Only "https" takes them (a site's, and a path block's own). */
+	expect_errors(TLS_SITE(
+	    "    upstream-ca-file = \"/ca.pem\"\n"			/* 6 */
+	    "    upstream-server-name = \"a.internal\"\n"
+	    "    upstream-verify = true\n"
+	    "    upstream-client-cert = \"/c.pem\"\n"
+	    "    upstream-client-key = \"/c.key\"\n"		/* 10 */
+	    "    path \"/p/\" { upstream = \"127.0.0.1:1\"\n"
+	    "      upstream-verify = false }\n"),
+	    NAME ":6: site \"a.example\": upstream-ca-file is for "
+	    "upstream-scheme \"https\" (the scheme here is \"http\")",
+	    NAME ":7: site \"a.example\": upstream-server-name is for "
+	    "upstream-scheme \"https\" (the scheme here is \"http\")",
+	    NAME ":8: site \"a.example\": upstream-verify is for "
+	    "upstream-scheme \"https\" (the scheme here is \"http\")",
+	    NAME ":9: site \"a.example\": upstream-client-cert is for "
+	    "upstream-scheme \"https\" (the scheme here is \"http\")",
+	    NAME ":10: site \"a.example\": upstream-client-key is for "
+	    "upstream-scheme \"https\" (the scheme here is \"http\")",
+	    NAME ":12: site \"a.example\" path \"/p/\": upstream-verify is "
+	    "for upstream-scheme \"https\" (the scheme here is \"http\")",
+	    NULL);
+	/* A path block made plain keeps none of its https site's. */
+	expect_errors(TLS_SITE(
+	    "    upstream-scheme = \"https\"\n"
+	    "    path \"/p/\" { upstream = \"127.0.0.1:1\"\n"
+	    "      upstream-scheme = \"http\"\n"
+	    "      upstream-server-name = \"x.internal\" }\n"),	/* 9 */
+	    NAME ":9: site \"a.example\" path \"/p/\": upstream-server-name "
+	    "is for upstream-scheme \"https\" (the scheme here is "
+	    "\"http\")", NULL);
+	/* A client certificate and its key go together, in each block. */
+	expect_errors(TLS_SITE(
+	    "    upstream-scheme = \"https\"\n"
+	    "    upstream-client-cert = \"/c.pem\"\n"			/* 7 */
+	    "    path \"/p/\" { upstream = \"127.0.0.1:1\"\n"
+	    "      upstream-client-key = \"/c.key\" }\n"),		/* 9 */
+	    NAME ":7: site \"a.example\": 'upstream-client-cert' needs "
+	    "'upstream-client-key' (a client certificate and its key go "
+	    "together)",
+	    NAME ":9: site \"a.example\" path \"/p/\": "
+	    "'upstream-client-key' needs 'upstream-client-cert' (a client "
+	    "certificate and its key go together)", NULL);
+	/* The name: a DNS name (no wildcard, no trailing dot) or an
+	   address. */
+	expect_errors(TLS_SITE(
+	    "    upstream-scheme = \"https\"\n"
+	    "    upstream-server-name = \"*.internal\"\n"		/* 7 */
+	    "    path \"/a/\" { upstream = \"127.0.0.1:1\"\n"
+	    "      upstream-server-name = \"a.internal.\" }\n"	/* 9 */
+	    "    path \"/b/\" { upstream = \"127.0.0.1:1\"\n"
+	    "      upstream-server-name = \"[::1]\" }\n"		/* 11 */
+	    "    path \"/c/\" { upstream = \"127.0.0.1:1\"\n"
+	    "      upstream-server-name = \"\" }\n"),			/* 13 */
+	    NAME ":7: site \"a.example\": upstream-server-name "
+	    "\"*.internal\" is not a DNS name (without a trailing dot) or an "
+	    "IP address",
+	    NAME ":9: site \"a.example\" path \"/a/\": upstream-server-name "
+	    "\"a.internal.\" is not a DNS name (without a trailing dot) or an "
+	    "IP address",
+	    NAME ":11: site \"a.example\" path \"/b/\": upstream-server-name "
+	    "\"[::1]\" is not a DNS name (without a trailing dot) or an IP "
+	    "address",
+	    NAME ":13: site \"a.example\" path \"/c/\": upstream-server-name "
+	    "\"\" is not a DNS name (without a trailing dot) or an IP "
+	    "address", NULL);
+	expect_errors(TLS_SITE(
+	    "    upstream-scheme = \"https\"\n"
+	    "    upstream-ca-file = \"\"\n"),				/* 7 */
+	    NAME ":7: upstream-ca-file must be a path", NULL);
+	expect_errors(TLS_SITE(
+	    "    upstream-scheme = \"HTTPS\"\n"),			/* 6 */
+	    NAME ":6: site \"a.example\": upstream-scheme must be \"http\" "
+	    "or \"https\"", NULL);
+}
+
+/* upstream-verify = false: a warning where it is set, once. */
+static void
+test_upstream_verify_off_warns(void **state)
+{
+	struct config_errors	 errs;
+	struct config		*cfg;
+	const char		*text = TLS_SITE(
+	    "    upstream-scheme = \"https\"\n"
+	    "    upstream-verify = false\n"				/* 7 */
+	    "    path \"/p/\" { upstream = \"127.0.0.1:1\" }\n"
+	    "    path \"/q/\" { upstream = \"127.0.0.1:1\"\n"
+	    "      upstream-verify = true }\n");
+
+	(void)state;
+	memset(&errs, 0, sizeof(errs));
+	assert_int_equal(config_parse_buffer(NAME, text, strlen(text), &pure,
+	    &cfg, &errs), 0);
+	assert_int_equal(errs.n, 1);
+	assert_int_equal(errs.nwarn, 1);
+	assert_string_equal(errs.msgs[0], NAME ":7: warning: site "
+	    "\"a.example\": upstream-verify = false: the upstream's "
+	    "certificate is not checked, so anyone on the way can read and "
+	    "change this traffic");
+	assert_false(cfg->listeners[0].sites[0].be.verify);
+	/* Equal lengths: the file's order. */
+	assert_false(cfg->listeners[0].sites[0].paths[0].be.verify);
+	assert_true(cfg->listeners[0].sites[0].paths[1].be.verify);
+	config_errors_free(&errs);
+	config_free(cfg);
+}
+
 /* A prefix and a replace-path: each rule, each message. */
 static void
 test_path_rules(void **state)
@@ -1546,7 +1790,7 @@ test_path_options(void **state)
 	expect_errors(PATH_SITE(
 	    "    path \"/a/\" { replace-path = \"/\" }\n"
 	    "    path \"/b/\" { upstream = \"127.0.0.1:1\" "
-	    "upstream-scheme = \"https\" }\n"
+	    "upstream-scheme = \"tls\" }\n"
 	    "    path \"/c/\" { upstream = \"127.0.0.1:1\" "
 	    "connect-timeout = 0 }\n"
 	    "    path \"/d/\" { upstream = \"127.0.0.1:1\" "
@@ -1555,7 +1799,8 @@ test_path_options(void **state)
 	    "    path \"/f/\" { upstream = \"127.0.0.1:1\" "
 	    "request-timeout = 86401 upstream-keepalive-timeout = 0 }\n"),
 	    PATH_ERR(6, "path \"/a/\": 'upstream' is required"),
-	    PATH_ERR(7, "path \"/b/\": upstream-scheme must be \"http\""),
+	    PATH_ERR(7, "path \"/b/\": upstream-scheme must be \"http\" or "
+	    "\"https\""),
 	    NAME ":8: 'connect-timeout' must be between 1 and 3600, not 0",
 	    NAME ":9: 'upstream-keepalive' must be between 0 and 1024, not "
 	    "1025",
@@ -3169,23 +3414,31 @@ load_with(const char *user, const char *cert, const char *key,
 static const struct config_opts real = { .allow_wildcard_bind = false,
     .pure = false, .keypair_check = tls_keypair_check };
 
+/* e (then freed) holds one message: msg, on line of files.conf. */
+static void
+expect_one_error(struct config_errors *e, int line, const char *msg)
+{
+	char	want[1024];
+
+	snprintf(want, sizeof(want), "%s:%d: %s", files.conf, line, msg);
+	if (e->n != 1 || strcmp(e->msgs[0], want) != 0) {
+		dump_errors(e);
+		config_errors_free(e);
+		fail_msg("want \"%s\"", want);
+	}
+	config_errors_free(e);
+}
+
 static void
 expect_load_error(const char *user, const char *cert, const char *key,
     int line, const char *msg)
 {
 	struct config_errors	 e;
 	struct config		*cfg;
-	char			 want[1024];
 
 	assert_int_equal(load_with(user, cert, key, NULL, &real, &cfg, &e),
 	    -1);
-	snprintf(want, sizeof(want), "%s:%d: %s", files.conf, line, msg);
-	if (e.n != 1 || strcmp(e.msgs[0], want) != 0) {
-		dump_errors(&e);
-		config_errors_free(&e);
-		fail_msg("want \"%s\"", want);
-	}
-	config_errors_free(&e);
+	expect_one_error(&e, line, msg);
 }
 
 static void
@@ -3400,6 +3653,138 @@ test_load_pure_reads_nothing(void **state)
 	config_free(cfg);
 }
 
+static const struct config_opts real_ca = { .pure = false,
+    .keypair_check = tls_keypair_check, .ca_check = uptls_ca_check };
+
+/* A site over https to 127.0.0.1:8443 with these lines (from line 10). */
+static int
+load_upstream_tls(const char *lines, struct config **cfg,
+    struct config_errors *e)
+{
+	char	site[2048];
+
+	snprintf(site, sizeof(site), "  site \"t.example\" {\n"	/* 9 */
+	    "%s    upstream = \"127.0.0.1:8443\"\n"
+	    "    upstream-scheme = \"https\"\n  }\n", lines);
+	return load_with("nobody", files.cert, files.key, site, &real_ca,
+	    cfg, e);
+}
+
+static void
+expect_upstream_tls_error(const char *lines, int line, const char *msg)
+{
+	struct config_errors	 e;
+	struct config		*cfg;
+
+	assert_int_equal(load_upstream_tls(lines, &cfg, &e), -1);
+	expect_one_error(&e, line, msg);
+}
+
+/*
+ * The files of upstream TLS, read at load by the master: whole, once, a
+ * CA file that is a trust store, a key that belongs to its certificate,
+ * the system's bundle when no CA file is named; each failure on its line.
+ */
+static void
+test_load_upstream_tls(void **state)
+{
+	struct config_errors	 e;
+	struct config		*cfg;
+	const struct config_backend *be;
+	char			 lines[1024], msg[1024], missing[160], *c, *k;
+	size_t			 clen, klen;
+
+	(void)state;
+	if (!files.ok)
+		skip();
+	snprintf(lines, sizeof(lines), "    upstream-ca-file = \"%s\"\n"
+	    "    upstream-client-cert = \"%s\"\n"
+	    "    upstream-client-key = \"%s\"\n", files.cert, files.cert,
+	    files.key);
+	if (load_upstream_tls(lines, &cfg, &e) != 0) {
+		dump_errors(&e);
+		config_errors_free(&e);
+		fail_msg("good upstream TLS files were refused");
+	}
+	config_errors_free(&e);
+	c = slurp(files.cert, &clen);
+	k = slurp(files.key, &klen);
+	/* The certificate is named twice and read once. */
+	assert_int_equal(cfg->nfiles, 2);
+	be = &cfg->listeners[0].sites[1].be;
+	assert_int_equal(be->ca, be->client_cert);
+	assert_int_equal(cfg->files[be->ca].data.len, clen);
+	assert_memory_equal(cfg->files[be->ca].data.data, c, clen);
+	assert_int_equal(cfg->files[be->ca].data.data[clen], '\0');
+	assert_int_equal(cfg->files[be->client_key].data.len, klen);
+	assert_memory_equal(cfg->files[be->client_key].data.data, k, klen);
+	assert_true(cfg->files[be->client_key].secret);
+	free(c);
+	free(k);
+	config_free(cfg);
+
+	/* Without upstream-ca-file: the system's bundle, read whole. */
+	if (access(SYSTEM_CA, R_OK) == 0) {
+		assert_int_equal(load_upstream_tls("", &cfg, &e), 0);
+		config_errors_free(&e);
+		be = &cfg->listeners[0].sites[1].be;
+		assert_string_equal(cfg->files[be->ca].path, SYSTEM_CA);
+		c = slurp(SYSTEM_CA, &clen);
+		assert_int_equal(cfg->files[be->ca].data.len, clen);
+		assert_memory_equal(cfg->files[be->ca].data.data, c, clen);
+		free(c);
+		config_free(cfg);
+	} else
+		print_message("no %s: the system bundle is not tested\n",
+		    SYSTEM_CA);
+
+	snprintf(missing, sizeof(missing), "%s/missing.pem", files.dir);
+	snprintf(lines, sizeof(lines), "    upstream-ca-file = \"%s\"\n",
+	    missing);
+	snprintf(msg, sizeof(msg), "cannot read upstream-ca-file %s: No such "
+	    "file or directory", missing);
+	expect_upstream_tls_error(lines, 10, msg);
+	snprintf(lines, sizeof(lines), "    upstream-ca-file = \"%s\"\n",
+	    files.garbage);
+	snprintf(msg, sizeof(msg), "upstream-ca-file %s: no certificate in it",
+	    files.garbage);
+	expect_upstream_tls_error(lines, 10, msg);
+	/* A key is no trust store. */
+	snprintf(lines, sizeof(lines), "    upstream-ca-file = \"%s\"\n",
+	    files.key);
+	snprintf(msg, sizeof(msg), "upstream-ca-file %s: no certificate in it",
+	    files.key);
+	expect_upstream_tls_error(lines, 10, msg);
+	snprintf(lines, sizeof(lines), "    upstream-ca-file = \"%s\"\n",
+	    files.subdir);
+	snprintf(msg, sizeof(msg), "cannot read upstream-ca-file %s: not a "
+	    "regular file", files.subdir);
+	expect_upstream_tls_error(lines, 10, msg);
+	/* The client's: readable, and the key the certificate's. */
+	snprintf(lines, sizeof(lines), "    upstream-ca-file = \"%s\"\n"
+	    "    upstream-client-cert = \"%s\"\n"
+	    "    upstream-client-key = \"%s\"\n", files.cert, files.cert,
+	    files.other_key);
+	snprintf(msg, sizeof(msg), "upstream-client-key %s with "
+	    "upstream-client-cert %s: private key does not match the "
+	    "certificate", files.other_key, files.cert);
+	expect_upstream_tls_error(lines, 12, msg);
+	snprintf(lines, sizeof(lines), "    upstream-ca-file = \"%s\"\n"
+	    "    upstream-client-cert = \"%s\"\n"
+	    "    upstream-client-key = \"%s\"\n", files.cert, missing,
+	    files.key);
+	snprintf(msg, sizeof(msg), "cannot read upstream-client-cert %s: No "
+	    "such file or directory", missing);
+	expect_upstream_tls_error(lines, 11, msg);
+	snprintf(lines, sizeof(lines), "    upstream-ca-file = \"%s\"\n"
+	    "    upstream-client-cert = \"%s\"\n"
+	    "    upstream-client-key = \"%s\"\n", files.cert, files.cert,
+	    files.big);
+	snprintf(msg, sizeof(msg), "cannot read upstream-client-key %s: larger "
+	    "than 1048576 bytes", files.big);
+	expect_upstream_tls_error(lines, 12, msg);
+}
+
 /* An ACME listener with acme-ca-file = ca (line 5), loaded for real. */
 static int
 load_acme_ca(const char *ca, const struct config_opts *opts,
@@ -3566,6 +3951,9 @@ main(void)
 		cmocka_unit_test(test_paths),
 		cmocka_unit_test(test_path_rules),
 		cmocka_unit_test(test_path_options),
+		cmocka_unit_test(test_upstream_tls_options),
+		cmocka_unit_test(test_upstream_tls_errors),
+		cmocka_unit_test(test_upstream_verify_off_warns),
 		cmocka_unit_test(test_duplicate_site_same_spelling),
 		cmocka_unit_test(test_endpoint_clashes),
 		cmocka_unit_test(test_endpoints_that_do_not_clash),
@@ -3610,6 +3998,7 @@ main(void)
 		cmocka_unit_test(test_load_users),
 		cmocka_unit_test(test_load_pure_reads_nothing),
 		cmocka_unit_test(test_load_acme_ca_file),
+		cmocka_unit_test(test_load_upstream_tls),
 		cmocka_unit_test(test_load_config_file_problems),
 	};
 

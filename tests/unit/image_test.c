@@ -177,8 +177,14 @@ fill_acme_state(struct config_listener *l)
 static void
 fill_blobs(struct config *cfg)
 {
+	char	text[64];
 	size_t	i, j;
 
+	for (i = 0; i < cfg->nfiles; i++) {
+		snprintf(text, sizeof(text), "FILE %zu (%s)", i,
+		    cfg->files[i].path);
+		blob_set(&cfg->files[i].data, text);
+	}
 	for (i = 0; i < cfg->nlisteners; i++) {
 		struct config_listener *l = &cfg->listeners[i];
 
@@ -219,6 +225,7 @@ make_config(const char *text)
 		config_errors_free(&e);
 		fail_msg("test configuration refused");
 	}
+	config_errors_free(&e);		/* warnings (upstream-verify) */
 	fill_blobs(cfg);
 	return cfg;
 }
@@ -254,6 +261,20 @@ static const char rich_config[] =
     "key = \"/t\" connect-timeout = 1 request-timeout = 1 "
     "upstream-keepalive = 0 upstream-keepalive-timeout = 1 "
     "rate-limit { requests-per-second = 0.5 burst = 7 } }\n"
+    "  site \"tls.example\" { upstream = \"10.9.9.9:8443\"\n"
+    "    upstream-scheme = \"https\" upstream-ca-file = \"/ca.pem\"\n"
+    "    upstream-server-name = \"app.internal\"\n"
+    "    upstream-client-cert = \"/client.pem\" "
+    "upstream-client-key = \"/client.key\"\n"
+    "    path \"/v/\" { upstream = \"10.0.0.5:443\" "
+    "upstream-verify = false }\n"
+    "    path \"/s/\" { upstream = \"[2001:db8::5]:443\" "
+    "upstream-ca-file = \"/ca.pem\" upstream-client-cert = \"/c2.pem\" "
+    "upstream-client-key = \"/client.key\" }\n"
+    "    path \"/h/\" { upstream = \"127.0.0.1:80\" "
+    "upstream-scheme = \"http\" } }\n"
+    "  site \"sys.example\" { upstream = \"192.0.2.1:443\" "
+    "upstream-scheme = \"https\" }\n"
     "}\n"
     "listener {\n"
     "  bind = \"[::]\"\n"
@@ -346,6 +367,12 @@ assert_backend_equal(const struct config_backend *a,
 	assert_int_equal(a->health.fails, b->health.fails);
 	assert_int_equal(a->health.status_min, b->health.status_min);
 	assert_int_equal(a->health.status_max, b->health.status_max);
+	assert_int_equal(a->scheme, b->scheme);
+	assert_str_equal(a->server_name, b->server_name);
+	assert_int_equal(a->verify, b->verify);
+	assert_int_equal(a->ca, b->ca);
+	assert_int_equal(a->client_cert, b->client_cert);
+	assert_int_equal(a->client_key, b->client_key);
 	assert_int_equal(a->connect_timeout, b->connect_timeout);
 	assert_int_equal(a->request_timeout, b->request_timeout);
 	assert_int_equal(a->keepalive, b->keepalive);
@@ -445,6 +472,13 @@ assert_image_fields_equal(const struct config *a, const struct config *b,
 	assert_int_equal(a->http.tunnel_timeout, b->http.tunnel_timeout);
 	assert_int_equal(a->http.h2, b->http.h2);
 	assert_int_equal(a->http.h2_max_streams, b->http.h2_max_streams);
+	/* The files, without their paths (a worker opens none). */
+	assert_int_equal(a->nfiles, b->nfiles);
+	for (i = 0; i < a->nfiles; i++) {
+		assert_int_equal(a->files[i].secret, b->files[i].secret);
+		assert_blob_equal(&a->files[i].data, &b->files[i].data);
+		assert_null(b->files[i].path);
+	}
 	assert_int_equal(a->nlisteners, b->nlisteners);
 	for (i = 0; i < a->nlisteners; i++) {
 		const struct config_listener *la = &a->listeners[i];
@@ -771,9 +805,9 @@ check_host_sane(const char *h)
 	assert_true(h[0] != '*');
 }
 
-/* A backend, decoded from anything. */
+/* A backend, decoded from anything, in a config with nfiles files. */
 static void
-check_backend_sane(const struct config_backend *be)
+check_backend_sane(const struct config_backend *be, size_t nfiles)
 {
 	const struct sockaddr *sa;
 	size_t i;
@@ -793,6 +827,7 @@ check_backend_sane(const struct config_backend *be)
 	assert_true(be->balance <= CONFIG_LB_STICKY);
 	assert_true(!be->health.on ||
 	    be->health.timeout <= be->health.interval);
+	assert_true(config_backend_tls_ok(be, nfiles));
 	assert_true(be->connect_timeout >= 1 && be->connect_timeout <= 3600);
 	assert_true(be->request_timeout >= 1 &&
 	    be->request_timeout <= 86400);
@@ -803,7 +838,7 @@ check_backend_sane(const struct config_backend *be)
 
 /* A site's path blocks, decoded from anything: longest prefix first. */
 static void
-check_paths_sane(const struct config_site *s)
+check_paths_sane(const struct config_site *s, size_t nfiles)
 {
 	size_t i;
 
@@ -817,7 +852,7 @@ check_paths_sane(const struct config_site *s)
 		    config_path_ok(p->replace, p->replace_len, false));
 		assert_true(i == 0 ||
 		    p->prefix_len <= s->paths[i - 1].prefix_len);
-		check_backend_sane(&p->be);
+		check_backend_sane(&p->be, nfiles);
 	}
 }
 
@@ -873,6 +908,9 @@ check_decoded_sane(const struct config *c)
 	size_t	i, j;
 
 	assert_true(c->workers <= CONFIG_MAX_WORKERS);
+	assert_true(c->nfiles <= CONFIG_MAX_FILES);
+	for (i = 0; i < c->nfiles; i++)
+		assert_true(c->files[i].data.len <= CONFIG_CA_MAX);
 	assert_true(c->max_connections >= 16 && c->max_connections <= 1000000);
 	assert_true(c->shutdown_timeout <= 3600);
 	assert_true(c->log_level <= LOG_LEVEL_DEBUG);
@@ -916,8 +954,8 @@ check_decoded_sane(const struct config *c)
 			assert_int_equal(config_check_hostname(s->host, hl,
 			    s->wildcard), 0);
 			assert_int_equal(s->wildcard, s->host[0] == '*');
-			check_backend_sane(&s->be);
-			check_paths_sane(s);
+			check_backend_sane(&s->be, c->nfiles);
+			check_paths_sane(s, c->nfiles);
 			assert_true((s->tls.cert.len == 0) ==
 			    (s->tls.key.len == 0));
 		}
@@ -1028,6 +1066,17 @@ struct spec_backend {
 					   status-min status-max */
 	uint32_t	 ct, rt;
 	uint32_t	 ka, kt;	/* upstream-keepalive(-timeout) */
+	uint8_t		 scheme;	/* 1 (https): the TLS part follows */
+	bool		 tls_present;	/* written, whatever scheme says */
+	struct field	 sname;		/* upstream-server-name */
+	uint8_t		 verify;
+	uint32_t	 ca, ccert, ckey;	/* file indexes */
+};
+
+/* A file upstream TLS names, as written. */
+struct spec_file {
+	uint8_t		 secret;
+	struct field	 data;
 };
 
 /* A path block, as written. */
@@ -1047,6 +1096,9 @@ struct spec {
 	uint32_t	 table;		/* rate-limit table-size */
 	uint64_t	 body;
 	uint32_t	 hc[10];		/* config_http, in order */
+	uint32_t	 nfiles;	/* as written */
+	size_t		 files_n;	/* present */
+	struct spec_file file[3];
 	uint32_t	 nlisteners;	/* as written; one is present */
 	uint8_t		 family;
 	unsigned char	 addr[16];
@@ -1209,6 +1261,45 @@ acme_spec(void)
 	return s;
 }
 
+/*
+ * The site over https to app.internal (a name of its own), with a client
+ * certificate; its path block over https with the defaults (the system
+ * store, the upstream's host): three files, the key secret.
+ */
+static struct spec
+tls_spec(void)
+{
+	struct spec	s = good_spec();
+
+	s.nfiles = 3;
+	s.files_n = 3;
+	s.file[0].data = (struct field)F("CA PEM");
+	s.file[1].data = (struct field)F("CLIENT CERT");
+	s.file[2].secret = 1;
+	s.file[2].data = (struct field)F("CLIENT KEY");
+	s.be.scheme = 1;
+	s.be.tls_present = true;
+	s.be.sname = (struct field)F("app.internal");
+	s.be.verify = 1;
+	s.be.ca = 0;
+	s.be.ccert = 1;
+	s.be.ckey = 2;
+	s.npaths = 1;
+	s.paths_n = 1;
+	s.path[0].prefix = (struct field)F("/api/");
+	s.path[0].replace = (struct field)FNONE;
+	s.path[0].be = good_backend(9001);
+	s.path[0].be.host = (struct field)F("up.example");
+	s.path[0].be.scheme = 1;
+	s.path[0].be.tls_present = true;
+	s.path[0].be.sname = (struct field)FNONE;
+	s.path[0].be.verify = 0;
+	s.path[0].be.ca = 0;
+	s.path[0].be.ccert = CONFIG_NO_FILE;
+	s.path[0].be.ckey = CONFIG_NO_FILE;
+	return s;
+}
+
 /* The site with two path blocks, the longer prefix first. */
 static struct spec
 paths_spec(void)
@@ -1250,6 +1341,14 @@ w_backend(struct wb *w, const struct spec_backend *be)
 	w_u32(w, be->rt);
 	w_u32(w, be->ka);
 	w_u32(w, be->kt);
+	w_u8(w, be->scheme);
+	if (!be->tls_present)
+		return;
+	w_field(w, &be->sname);
+	w_u8(w, be->verify);
+	w_u32(w, be->ca);
+	w_u32(w, be->ccert);
+	w_u32(w, be->ckey);
 }
 
 static void
@@ -1312,6 +1411,11 @@ build(const struct spec *s, unsigned char *out, size_t outsz)
 	w_u64(w, s->body);
 	for (i = 0; i < nitems(s->hc); i++)
 		w_u32(w, s->hc[i]);
+	w_u32(w, s->nfiles);
+	for (i = 0; i < s->files_n; i++) {
+		w_u8(w, s->file[i].secret);
+		w_field(w, &s->file[i].data);
+	}
 	w_u32(w, s->nlisteners);
 	w_u8(w, s->family);
 	w_put(w, s->addr, 16);
@@ -1465,6 +1569,10 @@ test_writer_matches_encoder(void **state)
 	SPEC_EXPECT(paths_spec, "paths: ", cond, __VA_ARGS__)
 #define PATHS_ACCEPT(...) PATHS_EXPECT(true, __VA_ARGS__)
 #define PATHS_REJECT(...) PATHS_EXPECT(false, __VA_ARGS__)
+#define TLS_EXPECT(cond, ...)						\
+	SPEC_EXPECT(tls_spec, "tls: ", cond, __VA_ARGS__)
+#define TLS_ACCEPT(...) TLS_EXPECT(true, __VA_ARGS__)
+#define TLS_REJECT(...) TLS_EXPECT(false, __VA_ARGS__)
 
 static void
 test_globals(void **state)
@@ -1777,6 +1885,66 @@ test_path_fields(void **state)
 	PATHS_REJECT(s.path[1].be.rt = 86401);
 	PATHS_REJECT(s.path[0].be.ka = CONFIG_KEEPALIVE_MAX + 1);
 	PATHS_REJECT(s.path[0].be.kt = 0);
+}
+
+/*
+ * HTTPS to upstreams: the files (each once, at most CONFIG_MAX_FILES, of
+ * at most CONFIG_CA_MAX bytes), the scheme, and the TLS part of a
+ * backend: a server name by config.c's rule, verify a bool, the trust a
+ * file there is, a client certificate and key both or neither.
+ */
+static void
+test_upstream_tls_fields(void **state)
+{
+	(void)state;
+	TLS_ACCEPT();
+	/* Files. */
+	ACCEPT(s.nfiles = 1; s.files_n = 1;
+	    s.file[0].data = (struct field)F("unused"));
+	ACCEPT(s.nfiles = 1; s.files_n = 1;
+	    s.file[0].data = (struct field)FNONE);
+	REJECT(s.nfiles = 1);			/* promised, not there */
+	TLS_REJECT(s.nfiles = 2);		/* one left over */
+	TLS_REJECT(s.nfiles = 4);
+	TLS_REJECT(s.nfiles = CONFIG_MAX_FILES + 1);
+	TLS_REJECT(s.nfiles = UINT32_MAX);
+	TLS_REJECT(s.file[1].secret = 2);
+	TLS_REJECT(s.file[2].secret = 0xff);
+	TLS_ACCEPT(s.file[2].secret = 0);
+	TLS_REJECT(s.file[0].data.wire = CONFIG_CA_MAX + 1);
+	TLS_REJECT(s.file[0].data.wire = UINT32_MAX);
+	/* The scheme, and the TLS part only with https. */
+	REJECT(s.be.scheme = 2);
+	REJECT(s.be.scheme = 0xff);
+	REJECT(s.be.scheme = 1);		/* without its TLS part */
+	REJECT(s.be.tls_present = true);	/* a TLS part for http */
+	TLS_REJECT(s.be.scheme = 0);
+	/* The server name: none, a DNS name or an address. */
+	TLS_ACCEPT(s.be.sname = (struct field)FNONE);
+	TLS_ACCEPT(s.be.sname = (struct field)F("10.0.0.5"));
+	TLS_ACCEPT(s.be.sname = (struct field)F("2001:db8::1"));
+	TLS_ACCEPT(s.be.sname = (struct field)F("A.Example"));
+	TLS_REJECT(s.be.sname = (struct field)F("app.internal."));
+	TLS_REJECT(s.be.sname = (struct field)F("*.internal"));
+	TLS_REJECT(s.be.sname = (struct field)F("a..b"));
+	TLS_REJECT(s.be.sname = (struct field)F("[::1]"));
+	TLS_REJECT(s.be.sname = (struct field)F("a b"));
+	TLS_REJECT(s.be.sname.wire = CONFIG_HOST_MAX + 1);
+	/* verify, a bool. */
+	TLS_ACCEPT(s.be.verify = 0);
+	TLS_REJECT(s.be.verify = 2);
+	/* The trust: a file there is. */
+	TLS_ACCEPT(s.be.ca = 2);
+	TLS_REJECT(s.be.ca = 3);
+	TLS_REJECT(s.be.ca = CONFIG_NO_FILE);
+	TLS_REJECT(s.path[0].be.ca = 3);
+	/* The client certificate: both or neither, files there are. */
+	TLS_ACCEPT(s.be.ccert = CONFIG_NO_FILE; s.be.ckey = CONFIG_NO_FILE);
+	TLS_REJECT(s.be.ccert = CONFIG_NO_FILE);
+	TLS_REJECT(s.be.ckey = CONFIG_NO_FILE);
+	TLS_REJECT(s.be.ckey = 3);
+	TLS_REJECT(s.be.ccert = 3);
+	TLS_REJECT(s.path[0].be.ckey = 1);
 }
 
 static void
@@ -2128,6 +2296,7 @@ main(void)
 		cmocka_unit_test(test_listener_fields),
 		cmocka_unit_test(test_site_fields),
 		cmocka_unit_test(test_path_fields),
+		cmocka_unit_test(test_upstream_tls_fields),
 		cmocka_unit_test(test_acme_listener_fields),
 		cmocka_unit_test(test_acme_state_fields),
 		cmocka_unit_test(test_every_accepted_acme_config_decodes),

@@ -137,12 +137,14 @@ fe_want_body(void *arg)
 }
 
 static void
-fe_upgrade(void *arg, int fd, const char *extra, size_t len)
+fe_upgrade(void *arg, int fd, struct uptls_conn *tls, const char *extra,
+    size_t len)
 {
 	struct fe *fe = arg;
 
 	assert_true(fe->want_upgrade);
 	assert_int_equal(fe->up_fd, -1);
+	assert_null(tls);	/* plain HTTP */
 	assert_true(len <= sizeof(fe->extra));
 	fe->up_fd = fd;
 	memcpy(fe->extra, extra, len);
@@ -276,7 +278,7 @@ pooled(void)
 	ev_io_start(E.loop, &w);
 	ev_io_stop(E.loop, &w);
 	upstream_put(E.ctx.pool, (struct sockaddr *)&E.be.ups[0].addr,
-	    E.be.ups[0].addrlen, sv[0], E.be.keepalive,
+	    E.be.ups[0].addrlen, 0, sv[0], NULL, E.be.keepalive,
 	    E.be.keepalive_timeout);
 	assert_int_equal(upstream_pool_size(E.ctx.pool), 1);
 	return sv[1];

@@ -122,6 +122,18 @@ pair(int sv[2])
 	    SOCK_CLOEXEC, 0, sv), 0);
 }
 
+/* A plain connection from the pool (tag 0): never a TLS session. */
+static int
+take(struct upstream_pool *p, const struct sockaddr *sa, socklen_t len,
+    unsigned keep)
+{
+	struct uptls_conn *tls = (struct uptls_conn *)1;
+	int fd = upstream_take(p, sa, len, 0, keep, &tls);
+
+	assert_null(tls);
+	return fd;
+}
+
 static bool
 is_open(int fd)
 {
@@ -149,32 +161,32 @@ test_pool_takes_only_clean(void **state)
 	assert_non_null(p = upstream_pool_new(loop));
 
 	pair(clean);
-	upstream_put(p, sa, len, clean[0], 4, 60);
-	assert_int_equal(upstream_take(p, sa, len, 4), clean[0]);
+	upstream_put(p, sa, len, 0, clean[0], NULL, 4, 60);
+	assert_int_equal(take(p, sa, len, 4), clean[0]);
 	assert_int_equal(upstream_pool_size(p), 0);
 
 	/* Late bytes: the newest is tried first and thrown away. */
-	upstream_put(p, sa, len, clean[0], 4, 60);
+	upstream_put(p, sa, len, 0, clean[0], NULL, 4, 60);
 	pair(late);
-	upstream_put(p, sa, len, late[0], 4, 60);
+	upstream_put(p, sa, len, 0, late[0], NULL, 4, 60);
 	assert_int_equal(write(late[1], "HTTP/1.1 200 OK\r\n", 17), 17);
-	assert_int_equal(upstream_take(p, sa, len, 4), clean[0]);
+	assert_int_equal(take(p, sa, len, 4), clean[0]);
 	assert_false(is_open(late[0]));
 	assert_int_equal(upstream_pool_size(p), 0);
 
 	/* The upstream closed it. */
 	pair(eof);
-	upstream_put(p, sa, len, eof[0], 4, 60);
+	upstream_put(p, sa, len, 0, eof[0], NULL, 4, 60);
 	close(eof[1]);
-	assert_int_equal(upstream_take(p, sa, len, 4), -1);
+	assert_int_equal(take(p, sa, len, 4), -1);
 	assert_false(is_open(eof[0]));
 
 	/* One byte is enough, and nothing is left to take. */
 	close(late[1]);
 	pair(late);
-	upstream_put(p, sa, len, late[0], 4, 60);
+	upstream_put(p, sa, len, 0, late[0], NULL, 4, 60);
 	assert_int_equal(write(late[1], "x", 1), 1);
-	assert_int_equal(upstream_take(p, sa, len, 4), -1);
+	assert_int_equal(take(p, sa, len, 4), -1);
 	assert_false(is_open(late[0]));
 	assert_int_equal(upstream_pool_size(p), 0);
 
@@ -213,7 +225,7 @@ busy_cb(struct ev_loop *loop, ev_io *w, int revents)
 	if (b->done)
 		return;
 	b->done = true;
-	b->taken = upstream_take(b->p, b->sa, b->len, 4);
+	b->taken = take(b->p, b->sa, b->len, 4);
 	ev_break(loop, EVBREAK_ALL);
 }
 
@@ -245,7 +257,7 @@ test_pool_takes_only_clean_under_load(void **state)
 	/* Pooled in an earlier iteration; its late bytes came before the
 	   poll, after the others were ready. */
 	pair(late);
-	upstream_put(b.p, b.sa, b.len, late[0], 4, 60);
+	upstream_put(b.p, b.sa, b.len, 0, late[0], NULL, 4, 60);
 	assert_int_equal(write(late[1], "HTTP/1.1 200 OK\r\n", 17), 17);
 	ev_run(loop, EVRUN_ONCE);
 	assert_true(b.done);
