@@ -14,7 +14,9 @@
  * (read-only), 5 the state part, 6 the report pipe (READY, ACK, NACK out).
  * It writes only `checked` and `check_changed` of the slots it checks.
  *
- * A check of an upstream: a non-blocking connect to its address, then
+ * A check of an upstream (plain HTTP only for now: the upstreams of an
+ * upstream-scheme "https" backend are not checked, and a warning says so)
+ * is a non-blocking connect to its address, then
  *   GET <path> HTTP/1.1
  *   Host: <its host as written, with ":port" unless the port is 80>
  *   User-Agent: portcullis-prober

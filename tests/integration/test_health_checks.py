@@ -4,8 +4,9 @@ whose /healthz answers what a test says, or hangs), the real binary: an
 upstream whose checks fail is marked down once and gets no traffic, and
 up again when they pass; checks are made once per upstream whatever the
 number of workers; a timeout fails; all down is 503; the prober's
-privileges, its respawn with the verdicts kept, and reloads that remove,
-add and change health-check.  Intervals of 1 s: the whole file takes
+privileges, its respawn with the verdicts kept, reloads that remove, add
+and change health-check, the bound on checks in flight, and https
+backends left unchecked (no TLS checks yet).  Intervals of 1 s: the whole file takes
 some thirty seconds."""
 
 import os
@@ -109,10 +110,11 @@ def verdict_lines(p, u, word):
     return [line for line in p.log().splitlines() if rx.search(line)]
 
 
-def wait_verdict(p, u, check, timeout=10):
-    """Until ctl status says check ("up", "down", "none") for u."""
+def wait_verdict(p, u, check, timeout=10, path=None):
+    """Until ctl status says check ("up", "down", "none") for u (of the
+    site, or of its path block path)."""
     def got():
-        st = upstream_states(p)[u.addr]
+        st = upstream_states(p, path)[u.addr]
         return st if st["check"] == check else None
     return wait_until(got, timeout * SLOWDOWN, interval=0.1,
                       what=f"{u.addr} check {check}")
@@ -434,3 +436,28 @@ def test_concurrency_is_bounded(make_proxy):
                 u["check"] == "down" for u in st.values()), st
     finally:
         silent.stop()
+
+
+def test_https_backend_not_checked_yet(make_proxy):
+    """upstream-scheme "https": checks over TLS are not made yet, and a
+    plain one would find the upstream down: its upstreams stay unchecked
+    (never down by a check), one warning per generation says so, and the
+    plain backend next to it is checked as ever."""
+    tls, plain = Checked("tls"), Checked("plain")
+
+    def configure(p):
+        p.listener["site"] = [("localhost", {
+            "upstream": tls.addr, "upstream-scheme": "https",
+            "upstream-verify": False, "max-fails": 0,
+            "health-check": health(fails=1),
+            "path": [("/p/", {"upstream": plain.addr,
+                              "upstream-scheme": "http"})],
+        })]
+    p = start_proxy(make_proxy, workers=1, configure=configure)
+    # (the text log escapes the quotes)
+    p.wait_log(r'site localhost: health-check over upstream-scheme '
+               r'\\"https\\" is not made yet: its upstreams are not checked')
+    wait_verdict(p, plain, "up", path="/p/")
+    time.sleep(1.2)
+    assert tls.checks() == [] and tls.up.connections == 0
+    assert upstream_states(p)[tls.addr]["check"] == "none"
