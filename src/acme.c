@@ -315,12 +315,7 @@ log_acme(const char *what, const struct aname *n, const char *k1,
 static void
 report(struct control_msg *m)
 {
-	m->fd = -1;
-	if (control_report(ACME_FD_REPORT, m) == -1) {
-		if (errno == EPIPE)
-			exit(0);	/* the master is gone */
-		log_warn("control: report %d", (int)m->type);
-	}
+	control_child_report(ACME_FD_REPORT, m);
 }
 
 static void
@@ -1815,12 +1810,7 @@ handle_msg(struct acme *a, struct control_msg *m)
 		log_info("exiting: master asked");
 		exit(0);
 	case CONTROL_REOPEN_LOG:
-		log_flush();
-		if (dup2(m->fd, STDERR_FILENO) == -1)
-			log_warn("reopen log");
-		else
-			log_reopened();
-		close(m->fd);
+		log_reopen(m->fd);
 		break;
 	case CONTROL_ACME_CONFIG:
 		load_image(a, m->fd, m->gen);
@@ -1878,26 +1868,6 @@ handle_control(struct acme *a, int ready)
  * Start-up and the loop.
  */
 
-/* Before anything else: refuse to run as the ACME process by accident. */
-static void
-check_fds(void)
-{
-	int type = 0;
-	socklen_t len = sizeof(type);
-	struct stat st;
-
-	if (getsockopt(ACME_FD_CONTROL, SOL_SOCKET, SO_TYPE, &type, &len) ==
-	    -1 || type != SOCK_SEQPACKET)
-		fatalx("fd %d is not a control channel: %s is internal",
-		    ACME_FD_CONTROL, ACME_ENV);
-	if (fstat(ACME_FD_REPORT, &st) == -1 || !S_ISFIFO(st.st_mode))
-		fatalx("fd %d is not a report pipe: %s is internal",
-		    ACME_FD_REPORT, ACME_ENV);
-	if (util_set_nonblock(ACME_FD_CONTROL) == -1 ||
-	    util_set_nonblock(ACME_FD_REPORT) == -1)
-		fatal("control channel");
-}
-
 /* The name due first (forced ones before all), or NULL. */
 static struct aname *
 due(struct acme *a)
@@ -1927,7 +1897,7 @@ acme_main(void)
 	curl_version_info_data *cv;
 
 	log_init("acme", -1);
-	check_fds();
+	control_child_check(ACME_FD_CONTROL, ACME_FD_REPORT, ACME_ENV);
 	unsetenv(ACME_ENV);
 	if (privs_worker_drop(true) == -1)
 		fatal("cannot drop privileges");

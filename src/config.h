@@ -189,7 +189,7 @@ struct config_upstream {
 	char			 cookie[CONFIG_COOKIE_HEX + 1];
 };
 
-/* health-check { }: active checks, made by the checker process. */
+/* health-check { }: active checks, made by the prober (prober.h). */
 struct config_health {
 	bool			 on;
 	char			*path;		/* origin-form, printable */

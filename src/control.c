@@ -4,10 +4,13 @@
 #include "autoconf.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -520,5 +523,87 @@ control_read(int pipefd, struct control_msg *m)
 		errno = EPROTO;
 		return -1;
 	}
+	return 1;
+}
+
+void
+control_child_check(int sock, int pipefd, const char *env)
+{
+	int type = 0;
+	socklen_t len = sizeof(type);
+	struct stat st;
+
+	if (getsockopt(sock, SOL_SOCKET, SO_TYPE, &type, &len) == -1 ||
+	    type != SOCK_SEQPACKET)
+		fatalx("fd %d is not a control channel: %s is internal", sock,
+		    env);
+	if (fstat(pipefd, &st) == -1 || !S_ISFIFO(st.st_mode))
+		fatalx("fd %d is not a report pipe: %s is internal", pipefd,
+		    env);
+	/* Never wait on the master: a report that does not fit fails. */
+	if (util_set_nonblock(sock) == -1 || util_set_nonblock(pipefd) == -1)
+		fatal("control channel");
+}
+
+void
+control_child_report(int pipefd, struct control_msg *m)
+{
+	m->fd = -1;
+	if (control_report(pipefd, m) == -1) {
+		if (errno == EPIPE)
+			exit(0);	/* the master is gone */
+		log_warn("control: report %d", (int)m->type);
+	}
+}
+
+static void
+child_config(const struct control_child *c, uint64_t gen)
+{
+	struct control_msg m;
+	const char *why = "";
+	uint64_t now;
+
+	if ((now = c->config(c->arg, gen, &why)) != 0) {
+		(void)control_report_gen(c->report, CONTROL_ACK, now);
+		return;
+	}
+	log_warnx("generation %llu rejected: %s", (unsigned long long)gen,
+	    why);
+	memset(&m, 0, sizeof(m));
+	m.type = CONTROL_NACK;
+	m.gen = gen;
+	m.fd = -1;
+	snprintf(m.text, sizeof(m.text), "%s", why);
+	(void)control_report(c->report, &m);
+}
+
+int
+control_child_read(const struct control_child *c)
+{
+	struct control_msg m;
+	int rc;
+
+	while ((rc = control_recv(c->sock, &m)) == 1) {
+		switch (m.type) {
+		case CONTROL_CONFIG:
+			child_config(c, m.gen);
+			break;
+		case CONTROL_DRAIN:
+			c->drain(c->arg, "master asked");
+			break;
+		case CONTROL_REOPEN_LOG:
+			log_reopen(m.fd);
+			break;
+		default:
+			fatalx("control: unexpected message %d", m.type);
+		}
+	}
+	if (rc == 0) {
+		/* The master is gone: nobody will supervise us. */
+		c->drain(c->arg, "master exited");
+		return 0;
+	}
+	if (errno == EPROTO)
+		fatalx("control: protocol violation");
 	return 1;
 }

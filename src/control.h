@@ -173,4 +173,42 @@ int	 control_report_gen(int pipefd, enum control_type type,
  */
 int	 control_read(int pipefd, struct control_msg *m);
 
+/*
+ * A child (worker, ACME process, prober), before anything else: sock must
+ * be its control socket and pipefd its report pipe, or the variable env
+ * was set by someone other than the master (the process ends, saying
+ * so).  Both are made non-blocking.
+ */
+void	 control_child_check(int sock, int pipefd, const char *env);
+
+/*
+ * What a child that follows generations (a worker, the prober) does with
+ * the master's messages: config applies generation gen if it is newer
+ * than its own and returns the one it has then (ACKed), or 0 with why
+ * (NACKed); drain stops it.
+ */
+struct control_child {
+	int		 sock;		/* its control socket */
+	int		 report;	/* its report pipe */
+	uint64_t	(*config)(void *arg, uint64_t gen, const char **why);
+	void		(*drain)(void *arg, const char *why);
+	void		*arg;
+};
+
+/*
+ * Every message waiting on c->sock: CONFIG (then ACK or NACK on
+ * c->report, the NACK logged), DRAIN ("master asked"), REOPEN_LOG
+ * (log_reopen).  Another type or a malformed message ends the process.
+ * At EOF (the master is gone) it drains ("master exited") and returns 0:
+ * stop watching the socket; 1 otherwise.
+ */
+int	 control_child_read(const struct control_child *c);
+
+/*
+ * A child's report to the master (control_report, m->fd set to -1): a
+ * master that is gone (EPIPE) ends the child (exit 0); another failure
+ * is logged.
+ */
+void	 control_child_report(int pipefd, struct control_msg *m);
+
 #endif /* PORTCULLIS_CONTROL_H */

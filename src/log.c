@@ -379,6 +379,17 @@ log_reopened(void)
 	dangling = false;	/* a piece, if any, stays in the old file */
 }
 
+void
+log_reopen(int fd)
+{
+	log_flush();
+	if (dup2(fd, STDERR_FILENO) == -1)
+		log_warn("reopen log");
+	else
+		log_reopened();
+	close(fd);
+}
+
 static bool
 batch_ok(void)
 {

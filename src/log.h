@@ -99,6 +99,11 @@ void	 log_batching(bool on);
 /* fd 2 was replaced (dup2() of a reopened log file): the next line looks
    at what it is. */
 void	 log_reopened(void);
+/*
+ * A child told to reopen the log (CONTROL_REOPEN_LOG): what is batched
+ * goes to the old file, fd becomes fd 2 (log_reopened()) and is closed.
+ */
+void	 log_reopen(int fd);
 void	 log_flush(void);
 void	 log_event_str(struct log_event *ev, const char *key, const char *val,
 	    size_t len);

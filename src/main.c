@@ -7,7 +7,8 @@
  *
  * A worker is this same binary executed by the master with WORKER_ENV set;
  * what it serves on each kind of listener is chosen here.  The ACME process
- * is the same binary with ACME_ENV set (acme.h).
+ * is the same binary with ACME_ENV set (acme.h), the prober with
+ * PROBER_ENV (prober.h).
  */
 #include "autoconf.h"
 
@@ -27,6 +28,7 @@
 #include "health.h"
 #include "listen.h"
 #include "master.h"
+#include "prober.h"
 #include "tls.h"
 #include "uptls.h"
 #include "util.h"
@@ -113,14 +115,16 @@ main(int argc, char **argv)
 	size_t i;
 	int ch;
 
-	if (getenv(ACME_ENV) != NULL) {
-		if (getenv(WORKER_ENV) != NULL) {
-			fprintf(stderr, "portcullis: %s and %s are internal "
-			    "and exclusive\n", ACME_ENV, WORKER_ENV);
-			return 1;
-		}
-		acme_main();
+	if ((getenv(WORKER_ENV) != NULL) + (getenv(ACME_ENV) != NULL) +
+	    (getenv(PROBER_ENV) != NULL) > 1) {
+		fprintf(stderr, "portcullis: %s, %s and %s are internal and "
+		    "exclusive\n", WORKER_ENV, ACME_ENV, PROBER_ENV);
+		return 1;
 	}
+	if (getenv(ACME_ENV) != NULL)
+		acme_main();
+	if (getenv(PROBER_ENV) != NULL)
+		prober_main();
 	if (getenv(WORKER_ENV) != NULL)
 		return worker_main(&handlers);
 	if (argc >= 2 && strcmp(argv[1], "ctl") == 0)

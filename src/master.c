@@ -29,6 +29,7 @@
 #include "log.h"
 #include "master.h"
 #include "privs.h"
+#include "prober.h"
 #include "ratelimit.h"
 #include "shm.h"
 #include "tls.h"
@@ -40,10 +41,23 @@ extern char **environ;
 
 struct master;
 
+/*
+ * What the master supervises: the workers, and one process of each other
+ * kind (a helper), while the configuration wants it.
+ */
+enum mkind {
+	MK_WORKER = 0,
+	MK_ACME,		/* acme.h */
+	MK_PROBER,		/* prober.h */
+	MK_KINDS
+};
+#define MK_HELPERS	(MK_KINDS - 1)
+
 struct mworker {
 	struct master	*m;
-	bool		 acme;		/* the ACME process, not a worker */
-	unsigned	 id;
+	enum mkind	 kind;
+	unsigned	 id;		/* a worker's index; a helper's is
+					   after the workers' */
 	pid_t		 pid;		/* 0: not running */
 	int		 control;	/* to it; -1: not running */
 	int		 report;	/* from it (pipe); -1: not running */
@@ -69,8 +83,11 @@ struct master {
 	struct listen_sock	 socks[LISTEN_MAX];
 	size_t			 nsocks;
 	struct admin		*admin;
+	/* The workers (nw), then one helper of each kind (MK_ACME first):
+	   nproc in all. */
 	struct mworker		*w;
 	unsigned		 nw;
+	unsigned		 nproc;
 	uint64_t		 gen;
 	double			 start;
 	bool			 ready_sent;
@@ -87,7 +104,6 @@ struct master {
 
 	/* The ACME process and what it is doing for us. */
 	struct acme_state	*acme;
-	struct mworker		 acmew;
 	bool			 acme_publish;	/* a publish waits its turn */
 	bool			 publishing;	/* the one in flight is ours */
 	uint32_t		 renew_id;
@@ -108,6 +124,51 @@ static void	acme_publish_start(struct master *);
 static void	acme_send_config(struct master *);
 static void	acme_tell_live(struct master *);
 static void	acme_renew_fail_all(struct master *, const char *);
+static void	acme_exited(struct master *);
+static void	handle_worker_msg(struct master *, struct mworker *,
+		    const struct control_msg *);
+static void	handle_acme_msg(struct master *, struct mworker *,
+		    const struct control_msg *);
+
+/* What tells the kinds apart. */
+static const struct mkind_def {
+	const char	*argv0;
+	const char	*env;		/* set to the index, "1" for a helper */
+	const char	*name;		/* in log lines; NULL: "worker N" */
+	bool		 shm;		/* fds 4 and 5: the shared segment */
+	bool		 listeners;	/* fds 7 ...: the listeners */
+	bool		 follows;	/* told of every generation (CONFIG) */
+	/* A helper: whether the configuration wants it, and why not. */
+	bool		(*wanted)(const struct config *);
+	const char	*unwanted;
+	/* A helper: what it is told on a reload; what its exit ends. */
+	void		(*reconfigure)(struct master *);
+	void		(*exited)(struct master *);
+	void		(*handle)(struct master *, struct mworker *,
+			    const struct control_msg *);
+} kinds[MK_KINDS] = {
+	[MK_WORKER] = { "portcullis-worker", WORKER_ENV, NULL, true, true,
+	    true, NULL, NULL, NULL, NULL, handle_worker_msg },
+	[MK_ACME] = { "portcullis-acme", ACME_ENV, "the ACME process", false,
+	    false, false, acme_state_wanted, "no listener uses ACME any more",
+	    acme_send_config, acme_exited, handle_acme_msg },
+	[MK_PROBER] = { "portcullis-prober", PROBER_ENV, "the prober", true,
+	    false, true, prober_wanted, "no backend has a health-check any "
+	    "more", NULL, NULL, handle_worker_msg },
+};
+
+/* The helper of kind k. */
+static struct mworker *
+helper(struct master *m, enum mkind k)
+{
+	return &m->w[m->nw + (unsigned)k - 1];
+}
+
+static bool
+is_helper(const struct mworker *w)
+{
+	return w->kind != MK_WORKER;
+}
 
 static void PRINTFLIKE(1, 2)
 notify(const char *fmt, ...)
@@ -128,6 +189,18 @@ running_workers(const struct master *m, bool ready_only)
 
 	for (i = 0; i < m->nw; i++)
 		if (m->w[i].pid != 0 && (!ready_only || m->w[i].ready))
+			n++;
+	return n;
+}
+
+/* Children still running, helpers included. */
+static unsigned
+running_children(const struct master *m)
+{
+	unsigned i, n = 0;
+
+	for (i = 0; i < m->nproc; i++)
+		if (m->w[i].pid != 0)
 			n++;
 	return n;
 }
@@ -163,11 +236,19 @@ child_fail(const char *what)
 	_exit(127);
 }
 
+/*
+ * Lay out the child's descriptors from WORKER_FD_CONTROL up (listen.h):
+ * its control socket, the shared segment's two parts (a kind without
+ * them has 4 and 5 closed), its report pipe, the listeners (workers), and
+ * the binary, close-on-exec; nothing above.  Then become the service
+ * user and execute the binary as its kind.
+ */
 static void NORETURN
 child_exec(struct master *m, struct mworker *w, int control, int report)
 {
+	const struct mkind_def *k = &kinds[w->kind];
 	int src[4 + LISTEN_MAX + 1], tmp[4 + LISTEN_MAX + 1];
-	char *argv[] = { (char *)"portcullis-worker", NULL };
+	char *argv[] = { (char *)k->argv0, NULL };
 	char idbuf[16];
 	sigset_t none;
 	size_t i, n = 0;
@@ -175,22 +256,24 @@ child_exec(struct master *m, struct mworker *w, int control, int report)
 
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	/* In descriptor order, from WORKER_FD_CONTROL up (listen.h). */
 	src[n++] = control;
-	src[n++] = m->cfg_ro_fd;
-	src[n++] = m->shm.state_fd;
+	src[n++] = k->shm ? m->cfg_ro_fd : -1;
+	src[n++] = k->shm ? m->shm.state_fd : -1;
 	src[n++] = report;
-	for (i = 0; i < m->nsocks; i++)
+	for (i = 0; k->listeners && i < m->nsocks; i++)
 		src[n++] = m->socks[i].fd;
 	src[n++] = m->exe_fd;
 	/* Lift every source above the target range, then lay them out. */
 	for (i = 0; i < n; i++)
-		if ((tmp[i] = fcntl(src[i], F_DUPFD_CLOEXEC,
+		if (src[i] != -1 && (tmp[i] = fcntl(src[i], F_DUPFD_CLOEXEC,
 		    WORKER_FD_CONTROL + (int)n)) == -1)
 			child_fail("dup");
-	for (i = 0; i < n; i++)
-		if (dup2(tmp[i], WORKER_FD_CONTROL + (int)i) == -1)
+	for (i = 0; i < n; i++) {
+		if (src[i] == -1)
+			close(WORKER_FD_CONTROL + (int)i);
+		else if (dup2(tmp[i], WORKER_FD_CONTROL + (int)i) == -1)
 			child_fail("dup2");
+	}
 	exe = WORKER_FD_CONTROL + (int)n - 1;
 	if (util_set_cloexec(exe, true) == -1)
 		child_fail("cloexec");
@@ -198,53 +281,24 @@ child_exec(struct master *m, struct mworker *w, int control, int report)
 
 	if (privs_switch_user(&m->user) == -1)
 		child_fail("switch user");
-	snprintf(idbuf, sizeof(idbuf), "%u", w->id);
-	if (unsetenv("NOTIFY_SOCKET") == -1 ||
-	    setenv(WORKER_ENV, idbuf, 1) == -1)
+	snprintf(idbuf, sizeof(idbuf), "%u", is_helper(w) ? 1 : w->id);
+	if (unsetenv("NOTIFY_SOCKET") == -1)
+		child_fail("environment");
+	for (i = 0; i < MK_KINDS; i++)
+		if (unsetenv(kinds[i].env) == -1)
+			child_fail("environment");
+	if (setenv(k->env, idbuf, 1) == -1)
 		child_fail("environment");
 	fexecve(exe, argv, environ);
 	child_fail("exec");
 }
 
-/*
- * The ACME process gets its control socket and report pipe, nothing else
- * (acme.h): no listener, no shared segment.
- */
-static void NORETURN
-child_exec_acme(struct master *m, int control, int report)
-{
-	char *argv[] = { (char *)"portcullis-acme", NULL };
-	int tc, tr, exe;
-	sigset_t none;
-
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	if ((tc = fcntl(control, F_DUPFD_CLOEXEC, 10)) == -1 ||
-	    (tr = fcntl(report, F_DUPFD_CLOEXEC, 10)) == -1 ||
-	    (exe = fcntl(m->exe_fd, F_DUPFD_CLOEXEC, 10)) == -1)
-		child_fail("dup");
-	if (dup2(tc, ACME_FD_CONTROL) == -1 || dup2(tr, ACME_FD_REPORT) == -1 ||
-	    dup2(exe, 7) == -1 || util_set_cloexec(7, true) == -1)
-		child_fail("dup2");
-	close(4);
-	close(5);
-	close_range(8, ~0U, 0);
-	if (privs_switch_user(&m->user) == -1)
-		child_fail("switch user");
-	if (unsetenv("NOTIFY_SOCKET") == -1 ||
-	    unsetenv(WORKER_ENV) == -1 ||
-	    setenv(ACME_ENV, "1", 1) == -1)
-		child_fail("environment");
-	fexecve(7, argv, environ);
-	child_fail("exec");
-}
-
-/* "worker 3" or "the ACME process", for log lines. */
+/* "worker 3", "the ACME process" or "the prober", for log lines. */
 static const char *
 wname(const struct mworker *w, char *buf, size_t bufsz)
 {
-	if (w->acme)
-		return "the ACME process";
+	if (kinds[w->kind].name != NULL)
+		return kinds[w->kind].name;
 	snprintf(buf, bufsz, "worker %u", w->id);
 	return buf;
 }
@@ -378,11 +432,12 @@ gen_claim_ok(const struct master *m, struct mworker *w,
 	return false;
 }
 
+/* A worker's messages, and the prober's (it follows generations too). */
 static void
 handle_worker_msg(struct master *m, struct mworker *w,
     const struct control_msg *msg)
 {
-	char why[CONTROL_TEXT_MAX + 64];
+	char why[CONTROL_TEXT_MAX + 64], nb[32];
 
 	if (!gen_claim_ok(m, w, msg)) {
 		reload_check(m);
@@ -396,13 +451,15 @@ handle_worker_msg(struct master *m, struct mworker *w,
 		}
 		w->ready = true;
 		w->acked = msg->gen;
-		log_debug("worker %u (pid %u) ready at generation %llu", w->id,
-		    msg->pid, (unsigned long long)msg->gen);
+		log_debug("%s (pid %u) ready at generation %llu",
+		    wname(w, nb, sizeof(nb)), msg->pid,
+		    (unsigned long long)msg->gen);
 		/* Started before the latest publish: bring it up to date. */
 		if (msg->gen < m->gen)
 			(void)control_send_gen(w->control, CONTROL_CONFIG,
 			    m->gen);
-		if (!ready_check(m))
+		/* The prober serves nobody: only workers make us ready. */
+		if (!is_helper(w) && !ready_check(m))
 			notify_status(m, "", "");
 		break;
 	case CONTROL_ACK:
@@ -488,6 +545,7 @@ handle_acme_msg(struct master *m, struct mworker *w,
 static void
 acme_tell_live(struct master *m)
 {
+	struct mworker *a = helper(m, MK_ACME);
 	struct control_msg msg;
 	uint32_t ids[64];
 	size_t i, n;
@@ -500,8 +558,7 @@ acme_tell_live(struct master *m)
 			msg.fd = -1;
 			msg.acme.id = ids[i];
 			msg.acme.ok = 1;
-			if (m->acmew.pid != 0 &&
-			    control_send(m->acmew.control, &msg) == -1)
+			if (a->pid != 0 && control_send(a->control, &msg) == -1)
 				log_warn("ACME process: control");
 		}
 	} while (n == nitems(ids));
@@ -514,12 +571,13 @@ acme_tell_live(struct master *m)
 static void
 acme_send_config(struct master *m)
 {
+	struct mworker *a = helper(m, MK_ACME);
 	struct control_msg msg;
 	unsigned char *img;
 	size_t len;
 	int fd;
 
-	if (m->acmew.pid == 0 || !m->acmew.ready)
+	if (a->pid == 0 || !a->ready)
 		return;
 	if (image_encode_acme(m->cfg, m->gen, &img, &len) == -1) {
 		log_warnx("ACME process: cannot build its configuration");
@@ -536,7 +594,7 @@ acme_send_config(struct master *m)
 	msg.type = CONTROL_ACME_CONFIG;
 	msg.gen = m->gen;
 	msg.fd = fd;
-	if (control_send(m->acmew.control, &msg) == -1)
+	if (control_send(a->control, &msg) == -1)
 		log_warn("ACME process: control");
 out:
 	if (fd != -1)
@@ -575,22 +633,33 @@ acme_cache_dirs(struct master *m, const struct config *cfg)
 	}
 }
 
-/* Start, keep or stop the ACME process as the configuration wants. */
+/*
+ * Start, keep or stop each helper as the configuration wants: a helper
+ * that runs and is still wanted hears of the new configuration (the ACME
+ * process its own image; the prober had CONFIG with the workers).
+ */
 static void
-acme_supervise(struct master *m)
+helpers_supervise(struct master *m)
 {
-	if (acme_state_wanted(m->cfg)) {
-		if (m->acmew.pid == 0 && !ev_is_active(&m->acmew.respawn_w))
-			spawn(m, &m->acmew);
-		else
-			acme_send_config(m);
-		return;
-	}
-	ev_timer_stop(m->loop, &m->acmew.respawn_w);
-	if (m->acmew.pid != 0) {
-		log_info("no listener uses ACME any more: stopping the ACME "
-		    "process");
-		(void)control_send_gen(m->acmew.control, CONTROL_DRAIN, 0);
+	const struct mkind_def *k;
+	struct mworker *w;
+	unsigned i;
+
+	for (i = MK_WORKER + 1; i < MK_KINDS; i++) {
+		k = &kinds[i];
+		w = helper(m, (enum mkind)i);
+		if (k->wanted(m->cfg)) {
+			if (w->pid == 0 && !ev_is_active(&w->respawn_w))
+				spawn(m, w);
+			else if (k->reconfigure != NULL)
+				k->reconfigure(m);
+			continue;
+		}
+		ev_timer_stop(m->loop, &w->respawn_w);
+		if (w->pid != 0) {
+			log_info("%s: stopping %s", k->unwanted, k->name);
+			(void)control_send_gen(w->control, CONTROL_DRAIN, 0);
+		}
 	}
 }
 
@@ -605,8 +674,15 @@ acme_renew_fail_all(struct master *m, const char *why)
 }
 
 static void
+acme_exited(struct master *m)
+{
+	acme_renew_fail_all(m, "the ACME process exited");
+}
+
+static void
 acme_renew_request(struct master *m, struct admin_client *c)
 {
+	struct mworker *a = helper(m, MK_ACME);
 	const char *name = admin_client_arg(c);
 	struct control_msg msg;
 	char why[CONFIG_HOST_MAX + 64];
@@ -620,7 +696,7 @@ acme_renew_request(struct master *m, struct admin_client *c)
 		admin_reply_error(c, why);
 		return;
 	}
-	if (m->acmew.pid == 0 || !m->acmew.ready) {
+	if (a->pid == 0 || !a->ready) {
 		admin_reply_error(c, "the ACME process is not running; try "
 		    "again in a moment");
 		return;
@@ -631,7 +707,7 @@ acme_renew_request(struct master *m, struct admin_client *c)
 	msg.acme.id = ++m->renew_id;
 	snprintf(msg.acme.name, sizeof(msg.acme.name), "%s", name);
 	if (m->nrenews == nitems(m->renews) ||
-	    control_send(m->acmew.control, &msg) == -1) {
+	    control_send(a->control, &msg) == -1) {
 		admin_reply_error(c, "cannot reach the ACME process");
 		return;
 	}
@@ -655,10 +731,7 @@ worker_report_cb(struct ev_loop *loop, ev_io *iow, int revents UNUSED)
 	for (n = 0; n < MASTER_REPORT_BATCH; n++) {
 		if ((rc = control_read(w->report, &msg)) != 1)
 			break;
-		if (w->acme)
-			handle_acme_msg(w->m, w, &msg);
-		else
-			handle_worker_msg(w->m, w, &msg);
+		kinds[w->kind].handle(w->m, w, &msg);
 		if (!ev_is_active(iow))
 			return;
 	}
@@ -719,8 +792,6 @@ spawn(struct master *m, struct mworker *w)
 		close(rp[1]);
 		goto retry;
 	}
-	if (pid == 0 && w->acme)
-		child_exec_acme(m, sv[1], rp[1]);
 	if (pid == 0)
 		child_exec(m, w, sv[1], rp[1]);
 	/* Ours closed, the pipe reads EOF once the worker's end is gone. */
@@ -794,36 +865,37 @@ child_cb(struct ev_loop *loop, ev_child *c, int revents UNUSED)
 {
 	struct master *m = c->data;
 	struct mworker *w = NULL;
+	const struct mkind_def *k;
 	unsigned i;
 
-	for (i = 0; i < m->nw; i++)
-		if (m->w[i].pid == c->rpid)
+	for (i = 0; i < m->nproc; i++)
+		if (m->w[i].pid != 0 && m->w[i].pid == c->rpid)
 			w = &m->w[i];
-	if (m->acmew.pid != 0 && m->acmew.pid == c->rpid)
-		w = &m->acmew;
 	if (w == NULL)
 		return;
-	log_exit(w, c->rpid, c->rstatus, m->stopping || (w->acme &&
-	    !acme_state_wanted(m->cfg)));
+	k = &kinds[w->kind];
+	log_exit(w, c->rpid, c->rstatus, m->stopping || (is_helper(w) &&
+	    !k->wanted(m->cfg)));
 	ev_io_stop(loop, &w->report_w);
 	close(w->control);
 	close(w->report);
 	w->control = w->report = -1;
 	w->pid = 0;
 	w->ready = false;
-	if (!w->acme)
+	if (!is_helper(w))
 		upstate_worker_gone(&m->ups, w->id);
-	if (w->acme) {
-		acme_renew_fail_all(m, "the ACME process exited");
-		if (!m->stopping && acme_state_wanted(m->cfg))
+	else {
+		if (k->exited != NULL)
+			k->exited(m);
+		if (!m->stopping && k->wanted(m->cfg))
 			schedule_respawn(m, w);
 	}
 	if (m->stopping) {
-		if (running_workers(m, false) == 0 && m->acmew.pid == 0)
+		if (running_children(m) == 0)
 			ev_break(loop, EVBREAK_ALL);
 		return;
 	}
-	if (w->acme)
+	if (is_helper(w))
 		return;
 	notify_status(m, "", "");
 	schedule_respawn(m, w);
@@ -886,14 +958,15 @@ publish(struct master *m, struct config *ncfg, char *err, size_t errsz)
 		return -1;
 	}
 	upstate_commit(m->ualloc, &m->ups);
+	upstate_checks_clear(&m->ups, ncfg);
 	acme_state_published(m->acme, m->gen + 1);
 	if (ncfg != m->cfg) {
 		config_free(m->cfg);
 		m->cfg = ncfg;
 	}
 	m->gen++;
-	for (i = 0; i < m->nw; i++)
-		if (m->w[i].pid != 0)
+	for (i = 0; i < m->nproc; i++)
+		if (m->w[i].pid != 0 && kinds[m->w[i].kind].follows)
 			(void)control_send_gen(m->w[i].control,
 			    CONTROL_CONFIG, m->gen);
 	return 0;
@@ -932,7 +1005,7 @@ reload_publish(struct master *m, char *err, size_t errsz)
 		acme_state_sync(m->acme, m->cfg, (int64_t)time(NULL));
 		return -1;
 	}
-	acme_supervise(m);
+	helpers_supervise(m);
 	return 0;
 }
 
@@ -1024,7 +1097,8 @@ static void
 admin_cb(void *arg, struct admin_client *c, enum admin_cmd cmd)
 {
 	struct master *m = arg;
-	char *json, *counters, *certs, *backends;
+	char *json, *counters, *certs, *backends, prober[128];
+	struct mworker *pr;
 
 	state_hdr_check(m);
 	if (cmd == ADMIN_CMD_RELOAD) {
@@ -1038,12 +1112,20 @@ admin_cb(void *arg, struct admin_client *c, enum admin_cmd cmd)
 	counters = shm_counters_json(&m->shm, m->nw);
 	certs = acme_state_json(m->acme, m->cfg, tls_cert_not_after);
 	backends = upstate_json(&m->ups, m->cfg);
+	pr = helper(m, MK_PROBER);
+	if (pr->pid != 0)
+		snprintf(prober, sizeof(prober), "{\"pid\":%d,\"ready\":%s,"
+		    "\"generation\":%llu}", (int)pr->pid, pr->ready ? "true" :
+		    "false", (unsigned long long)pr->acked);
+	else
+		snprintf(prober, sizeof(prober), "null");
 	if (counters == NULL || certs == NULL || backends == NULL ||
 	    asprintf(&json, "{\"status\":\"ok\",\"uptime_secs\":%llu,"
-	    "\"sites\":%zu,\"generation\":%llu,\"workers\":%u,%s,%s,%s}",
-	    (unsigned long long)(ev_now(m->loop) - m->start),
+	    "\"sites\":%zu,\"generation\":%llu,\"workers\":%u,%s,%s,%s,"
+	    "\"prober\":%s}", (unsigned long long)(ev_now(m->loop) - m->start),
 	    config_site_count(m->cfg), (unsigned long long)m->gen,
-	    running_workers(m, true), counters, certs, backends) == -1) {
+	    running_workers(m, true), counters, certs, backends, prober) ==
+	    -1) {
 		free(counters);
 		free(certs);
 		free(backends);
@@ -1061,6 +1143,7 @@ static void
 reopen_log(struct master *m)
 {
 	struct control_msg msg;
+	char nb[32];
 	unsigned i;
 	int fd;
 
@@ -1081,12 +1164,11 @@ reopen_log(struct master *m)
 	memset(&msg, 0, sizeof(msg));
 	msg.type = CONTROL_REOPEN_LOG;
 	msg.fd = fd;
-	for (i = 0; i < m->nw; i++)
+	for (i = 0; i < m->nproc; i++)
 		if (m->w[i].pid != 0 &&
 		    control_send(m->w[i].control, &msg) == -1)
-			log_warn("reopen log: worker %u", m->w[i].id);
-	if (m->acmew.pid != 0 && control_send(m->acmew.control, &msg) == -1)
-		log_warn("reopen log: the ACME process");
+			log_warn("reopen log: %s", wname(&m->w[i], nb,
+			    sizeof(nb)));
 	close(fd);
 	log_info("log file %s reopened", m->cfg->log_file);
 }
@@ -1097,13 +1179,10 @@ stop_timeout_cb(struct ev_loop *loop UNUSED, ev_timer *t, int revents UNUSED)
 	struct master *m = t->data;
 	unsigned i;
 
-	for (i = 0; i < m->nw; i++)
+	for (i = 0; i < m->nproc; i++)
 		if (m->w[i].pid != 0)
 			kill_worker(&m->w[i], "still running after the "
 			    "shutdown timeout");
-	if (m->acmew.pid != 0)
-		kill_worker(&m->acmew, "still running after the shutdown "
-		    "timeout");
 }
 
 static void
@@ -1131,18 +1210,15 @@ shutdown_begin(struct master *m, const char *why)
 	admin_close(m->admin);
 	m->admin = NULL;
 	acme_renew_fail_all(m, "shutting down");
-	for (i = 0; i < m->nw; i++) {
+	for (i = 0; i < m->nproc; i++) {
 		ev_timer_stop(m->loop, &m->w[i].respawn_w);
 		if (m->w[i].pid != 0)
 			(void)control_send_gen(m->w[i].control, CONTROL_DRAIN,
 			    0);
 	}
-	ev_timer_stop(m->loop, &m->acmew.respawn_w);
-	if (m->acmew.pid != 0)
-		(void)control_send_gen(m->acmew.control, CONTROL_DRAIN, 0);
 	ev_timer_set(&m->stop_w, (double)m->cfg->shutdown_timeout + 2., 0.);
 	ev_timer_start(m->loop, &m->stop_w);
-	if (running_workers(m, false) == 0 && m->acmew.pid == 0)
+	if (running_children(m) == 0)
 		ev_break(m->loop, EVBREAK_ALL);
 }
 
@@ -1243,21 +1319,18 @@ setup_processes(struct master *m)
 		m->nw = ncpu < 1 ? 1 : (unsigned)MINIMUM(ncpu,
 		    (long)SHM_MAX_WORKERS);
 	}
-	if ((m->w = calloc(m->nw, sizeof(*m->w))) == NULL)
+	m->nproc = m->nw + MK_HELPERS;
+	if ((m->w = calloc(m->nproc, sizeof(*m->w))) == NULL)
 		fatal("calloc");
-	for (i = 0; i < m->nw; i++) {
+	for (i = 0; i < m->nproc; i++) {
 		m->w[i].m = m;
+		m->w[i].kind = i < m->nw ? MK_WORKER :
+		    (enum mkind)(i - m->nw + 1);
 		m->w[i].id = i;
 		m->w[i].control = m->w[i].report = -1;
 		ev_timer_init(&m->w[i].respawn_w, respawn_cb, 0., 0.);
 		m->w[i].respawn_w.data = &m->w[i];
 	}
-	m->acmew.m = m;
-	m->acmew.acme = true;
-	m->acmew.id = m->nw;
-	m->acmew.control = m->acmew.report = -1;
-	ev_timer_init(&m->acmew.respawn_w, respawn_cb, 0., 0.);
-	m->acmew.respawn_w.data = &m->acmew;
 }
 
 static void
@@ -1327,8 +1400,7 @@ master_main(struct config *cfg, const struct config_opts *opts)
 	    m.nw, m.user.switch_user ? cfg->user : "same user");
 	for (i = 0; i < m.nw; i++)
 		spawn(&m, &m.w[i]);
-	if (acme_state_wanted(m.cfg))
-		spawn(&m, &m.acmew);
+	helpers_supervise(&m);
 
 	ev_run(m.loop, 0);
 

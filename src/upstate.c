@@ -174,6 +174,48 @@ upstate_rr(struct upstate *u, const struct config_backend *be)
 	    memory_order_relaxed);
 }
 
+unsigned
+upstate_check(const struct upstate *u, uint32_t slot)
+{
+	uint32_t c = atomic_load_explicit(&entry(u, slot)->checked,
+	    memory_order_relaxed);
+
+	return c == UPSTATE_CHECK_UP || c == UPSTATE_CHECK_DOWN ? c :
+	    UPSTATE_CHECK_NONE;
+}
+
+void
+upstate_check_set(struct upstate *u, uint32_t slot, unsigned verdict,
+    uint64_t now)
+{
+	struct upstate_entry *e = entry(u, slot);
+
+	atomic_store_explicit(&e->check_changed, now, memory_order_relaxed);
+	atomic_store_explicit(&e->checked, verdict, memory_order_relaxed);
+}
+
+static void
+clear_unchecked(void *arg, const struct config_listener *l UNUSED,
+    const struct config_site *site UNUSED,
+    const struct config_path *path UNUSED, struct config_backend *be)
+{
+	struct upstate *u = arg;
+	size_t i;
+
+	if (be->health.on)
+		return;
+	for (i = 0; i < be->nups; i++)
+		if (upstate_check(u, be->ups[i].slot) != UPSTATE_CHECK_NONE)
+			upstate_check_set(u, be->ups[i].slot,
+			    UPSTATE_CHECK_NONE, 0);
+}
+
+void
+upstate_checks_clear(struct upstate *u, const struct config *cfg)
+{
+	config_foreach_backend(cfg, clear_unchecked, u);
+}
+
 void
 upstate_worker_gone(struct upstate *u, unsigned worker)
 {
@@ -276,9 +318,8 @@ key_cmp(const void *x, const void *y)
 	return strcmp(a->key, b->key);
 }
 
-/* What names an upstream across reloads. */
-static char *
-make_key(const struct config_listener *l, const struct config_site *site,
+char *
+upstate_key(const struct config_listener *l, const struct config_site *site,
     const struct config_path *path, const struct config_upstream *up)
 {
 	char *k;
@@ -311,7 +352,7 @@ collect(void *arg, const struct config_listener *l,
 			as->err = true;
 			return;
 		}
-		if ((as->keys[as->n].key = make_key(l, site, path,
+		if ((as->keys[as->n].key = upstate_key(l, site, path,
 		    &be->ups[i])) == NULL) {
 			as->err = true;
 			return;

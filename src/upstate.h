@@ -18,8 +18,10 @@
  *     logs it; once it has passed, one request claims a trial by moving
  *     it on (upstate_claim); the first success clears it, and that worker
  *     logs that it is up again;
- *   - active health: `checked`, written by the checker process only
- *     (UPSTATE_CHECK_*);
+ *   - active health: `checked` (UPSTATE_CHECK_*) and `check_changed`,
+ *     written by the prober (prober.h) only, and by the master when it
+ *     resets an entry or clears the verdict of an upstream no check
+ *     covers any more;
  *   - in flight: one shared count per entry (least-connections reads one
  *     word per upstream), and per worker a row of its own share, so that
  *     the master can take back what a dead worker left counted;
@@ -73,7 +75,7 @@ struct upstate {
 /*
  * The table in mem (upstate_bytes() of it, zeroed by the master when the
  * segment was made), for worker (its row), or UINT32_MAX for a process
- * that does not send requests (the master, the checker).
+ * that does not send requests (the master, the prober).
  */
 void	 upstate_attach(struct upstate *u, void *mem, size_t size,
 	    unsigned max_workers, unsigned worker);
@@ -128,6 +130,26 @@ bool	 upstate_ok(struct upstate *u, const struct config_backend *be,
 /* The next round-robin number of a backend (its first upstream's). */
 uint64_t upstate_rr(struct upstate *u, const struct config_backend *be);
 
+/* ---- the prober ---- */
+
+/* The active checks' verdict of slot, as data: UPSTATE_CHECK_NONE for
+   anything but UP or DOWN. */
+unsigned upstate_check(const struct upstate *u, uint32_t slot);
+
+/* The prober's new verdict of slot (UPSTATE_CHECK_*), changed at now. */
+void	 upstate_check_set(struct upstate *u, uint32_t slot, unsigned verdict,
+	    uint64_t now);
+
+/*
+ * What names an upstream across reloads: its listener, site, path block
+ * (NULL: the site's own) and name as written, in a malloc'd string (NULL
+ * if out of memory).  The same key keeps its slot (upstate_assign) and,
+ * in the prober, its checks' counters.
+ */
+char	*upstate_key(const struct config_listener *l,
+	    const struct config_site *site, const struct config_path *path,
+	    const struct config_upstream *up);
+
 /* ---- the master ---- */
 
 /* The master's memory of which slot is whose, across reloads. */
@@ -149,6 +171,14 @@ void	 upstate_alloc_free(struct upstate_alloc *a);
 int	 upstate_assign(struct upstate_alloc *a, struct config *cfg);
 void	 upstate_commit(struct upstate_alloc *a, struct upstate *u);
 void	 upstate_abort(struct upstate_alloc *a);
+
+/*
+ * Every upstream of a backend of cfg without health-check loses its
+ * active checks' verdict (NONE): a later generation that checks it again
+ * starts afresh, not from a verdict the prober left.  Called with each
+ * generation published.
+ */
+void	 upstate_checks_clear(struct upstate *u, const struct config *cfg);
 
 /* A worker is gone: take back its share of the in-flight counts. */
 void	 upstate_worker_gone(struct upstate *u, unsigned worker);

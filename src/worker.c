@@ -14,7 +14,6 @@
 
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -59,6 +58,7 @@ struct worker {
 	ev_io			 accept_w[LISTEN_MAX];
 	size_t			 nsocks;
 	ev_io			 control_w;
+	struct control_child	 control;	/* control_w's */
 	ev_signal		 sigterm_w;
 	ev_signal		 sigint_w;
 	ev_timer		 drain_w;
@@ -370,60 +370,28 @@ worker_load(struct worker *wk, uint64_t gen, const char **why)
 	return 0;
 }
 
-static void
-handle_config(struct worker *wk, uint64_t gen)
+static uint64_t
+config_cb(void *arg, uint64_t gen, const char **why)
 {
-	struct control_msg m;
-	const char *why;
+	struct worker *wk = arg;
 
-	if (gen > wk->gen->id && worker_load(wk, gen, &why) == -1) {
-		log_warnx("generation %llu rejected: %s",
-		    (unsigned long long)gen, why);
-		memset(&m, 0, sizeof(m));
-		m.type = CONTROL_NACK;
-		m.gen = gen;
-		m.fd = -1;
-		snprintf(m.text, sizeof(m.text), "%s", why);
-		(void)control_report(WORKER_FD_REPORT, &m);
-		return;
-	}
+	if (gen > wk->gen->id && worker_load(wk, gen, why) == -1)
+		return 0;
 	log_debug("generation %llu live", (unsigned long long)wk->gen->id);
-	(void)control_report_gen(WORKER_FD_REPORT, CONTROL_ACK, wk->gen->id);
+	return wk->gen->id;
+}
+
+static void
+drain_cb(void *arg, const char *why)
+{
+	worker_drain(arg, why);
 }
 
 static void
 control_cb(struct ev_loop *loop, ev_io *w, int revents UNUSED)
 {
-	struct worker *wk = w->data;
-	struct control_msg m;
-	int rc;
-
-	while ((rc = control_recv(WORKER_FD_CONTROL, &m)) == 1) {
-		switch (m.type) {
-		case CONTROL_CONFIG:
-			handle_config(wk, m.gen);
-			break;
-		case CONTROL_DRAIN:
-			worker_drain(wk, "master asked");
-			break;
-		case CONTROL_REOPEN_LOG:
-			log_flush();
-			if (dup2(m.fd, STDERR_FILENO) == -1)
-				log_warn("reopen log");
-			else
-				log_reopened();
-			close(m.fd);
-			break;
-		default:
-			fatalx("control: unexpected message %d", m.type);
-		}
-	}
-	if (rc == 0) {
-		/* The master is gone: nobody will supervise us. */
+	if (control_child_read(w->data) == 0)
 		ev_io_stop(loop, w);
-		worker_drain(wk, "master exited");
-	} else if (errno == EPROTO)
-		fatalx("control: protocol violation");
 }
 
 static void
@@ -432,27 +400,6 @@ signal_cb(struct ev_loop *loop UNUSED, ev_signal *w, int revents UNUSED)
 	struct worker *wk = w->data;
 
 	worker_drain(wk, w->signum == SIGTERM ? "SIGTERM" : "SIGINT");
-}
-
-/* Before anything else: refuse to run as a worker by accident. */
-static void
-check_control_fd(void)
-{
-	int type = 0;
-	socklen_t len = sizeof(type);
-	struct stat st;
-
-	if (getsockopt(WORKER_FD_CONTROL, SOL_SOCKET, SO_TYPE, &type, &len)
-	    == -1 || type != SOCK_SEQPACKET)
-		fatalx("fd %d is not a control channel: %s is internal",
-		    WORKER_FD_CONTROL, WORKER_ENV);
-	if (fstat(WORKER_FD_REPORT, &st) == -1 || !S_ISFIFO(st.st_mode))
-		fatalx("fd %d is not a report pipe: %s is internal",
-		    WORKER_FD_REPORT, WORKER_ENV);
-	/* Never wait on the master: a report that does not fit fails. */
-	if (util_set_nonblock(WORKER_FD_CONTROL) == -1 ||
-	    util_set_nonblock(WORKER_FD_REPORT) == -1)
-		fatal("control channel");
 }
 
 /* The listeners must be what the master said they are. */
@@ -518,8 +465,10 @@ setup_watchers(struct worker *wk)
 		    EV_READ);
 		wk->accept_w[i].data = &wk->socks[i];
 	}
+	wk->control = (struct control_child){ WORKER_FD_CONTROL,
+	    WORKER_FD_REPORT, config_cb, drain_cb, wk };
 	ev_io_init(&wk->control_w, control_cb, WORKER_FD_CONTROL, EV_READ);
-	wk->control_w.data = wk;
+	wk->control_w.data = &wk->control;
 	ev_io_start(wk->loop, &wk->control_w);
 	ev_signal_init(&wk->sigterm_w, signal_cb, SIGTERM);
 	wk->sigterm_w.data = wk;
@@ -560,7 +509,7 @@ worker_start(struct worker *wk, const struct worker_handlers *h)
 	size_t rlsize;
 	void *rl;
 
-	check_control_fd();
+	control_child_check(WORKER_FD_CONTROL, WORKER_FD_REPORT, WORKER_ENV);
 	if (privs_worker_drop(true) == -1)
 		fatal("cannot drop privileges");
 	if (shm_attach(&wk->shm, WORKER_FD_CONFIG, WORKER_FD_STATE) == -1)

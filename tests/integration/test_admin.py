@@ -17,8 +17,10 @@ def test_status_reply(proxy):
     assert rc == 0
     assert set(st) == {"status", "uptime_secs", "sites", "generation",
                        "workers", "counters", "worker_counters",
-                       "certificates", "backends"}
+                       "certificates", "backends", "prober"}
     assert st["status"] == "ok" and st["sites"] == 2
+    # No backend has a health-check: no prober.
+    assert st["prober"] is None
     assert st["generation"] == 1 and st["workers"] == 2
     assert isinstance(st["uptime_secs"], int) and st["uptime_secs"] >= 0
     # Both sites are served with the listener's manual certificate.

@@ -2,8 +2,8 @@
  * upstate_test.c - the shared upstream table: passive health (one worker
  * marks down, one logs up again), in-flight counts and what a dead
  * worker leaves, slots kept across reloads by site, path and name, freed
- * ones given out last and reset, and the pending assignment of a reload
- * that fails.
+ * ones given out last and reset, the pending assignment of a reload
+ * that fails, and the active checks' verdict.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -413,6 +413,51 @@ test_json(void **state)
 	upstate_alloc_free(a);
 }
 
+/*
+ * The prober's verdict: read as data (garbage is NONE), written with its
+ * time; a generation clears the verdict of every upstream whose backend
+ * has no health-check any more, and only theirs.
+ */
+static void
+test_checks(void **state)
+{
+	struct upstate_alloc *a;
+	struct config *cfg;
+	uint32_t s_on, s_off, s_path;
+
+	(void)state;
+	assert_int_equal(upstate_check(&U, 9), UPSTATE_CHECK_NONE);
+	upstate_check_set(&U, 9, UPSTATE_CHECK_DOWN, 1234);
+	assert_int_equal(upstate_check(&U, 9), UPSTATE_CHECK_DOWN);
+	assert_int_equal(atomic_load(&U.e[9].check_changed), 1234);
+	atomic_store(&U.e[9].checked, 77);	/* a worker wrote this */
+	assert_int_equal(upstate_check(&U, 9), UPSTATE_CHECK_NONE);
+
+	cfg = parse(HEAD
+	    "  site \"a.test\" { upstream = \"127.0.0.1:1\"\n"
+	    "    health-check { path = \"/h\" }\n"
+	    "    path \"/api/\" { upstream = \"127.0.0.1:3\" } }\n"
+	    "  site \"b.test\" { upstream = \"127.0.0.1:2\" }\n}\n");
+	assert_non_null(a = upstate_alloc_new());
+	assert_int_equal(upstate_assign(a, cfg), 0);
+	upstate_commit(a, &U);
+	s_on = cfg->listeners[0].sites[0].be.ups[0].slot;
+	s_path = cfg->listeners[0].sites[0].paths[0].be.ups[0].slot;
+	s_off = cfg->listeners[0].sites[1].be.ups[0].slot;
+	/* The path block takes the site's health-check. */
+	assert_true(cfg->listeners[0].sites[0].paths[0].be.health.on);
+	upstate_check_set(&U, s_on, UPSTATE_CHECK_DOWN, 1);
+	upstate_check_set(&U, s_path, UPSTATE_CHECK_UP, 1);
+	upstate_check_set(&U, s_off, UPSTATE_CHECK_DOWN, 1);
+	upstate_checks_clear(&U, cfg);
+	assert_int_equal(upstate_check(&U, s_on), UPSTATE_CHECK_DOWN);
+	assert_int_equal(upstate_check(&U, s_path), UPSTATE_CHECK_UP);
+	assert_int_equal(upstate_check(&U, s_off), UPSTATE_CHECK_NONE);
+	assert_int_equal(atomic_load(&U.e[s_off].check_changed), 0);
+	config_free(cfg);
+	upstate_alloc_free(a);
+}
+
 #define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int
@@ -427,6 +472,7 @@ main(void)
 		T(test_assign_same_bind),
 		T(test_assign_full),
 		T(test_json),
+		T(test_checks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
