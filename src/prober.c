@@ -5,9 +5,10 @@
  * target: its check's settings, the request it sends (built once per
  * generation), its counters and verdict, a timer for its next check and,
  * while a check is in flight, a probe (the socket, the bytes of the
- * answer so far, the parser's state).  What the transport is (a plain
- * TCP connection today) is known only by the conn_* functions below: a
- * TLS check adds its session there and a handshake state to the probe.
+ * answer so far, the parser's state).  What the transport is (TCP, or
+ * TLS over it for an https backend: the worker's uptls.c, with the
+ * backend's trust, name, verification and client certificate) is known
+ * only by the conn_* functions below.
  */
 #include "autoconf.h"
 
@@ -37,6 +38,7 @@
 #include "shm.h"
 #include "upstate.h"
 #include "upstream.h"
+#include "uptls.h"
 #include "util.h"
 
 #define TARGET_MAGIC	0x50524f42u	/* "PROB" */
@@ -83,21 +85,22 @@ addr_port(const struct config_upstream *up)
 }
 
 int
-prober_request(const struct config_upstream *up, const char *path,
-    char *buf, size_t size)
+prober_request(const struct config_upstream *up, bool https,
+    const char *name, const char *path, char *buf, size_t size)
 {
 	char host[CONFIG_HOST_MAX + 16];
 	uint16_t port = addr_port(up);
-	bool v6 = strchr(up->host, ':') != NULL;
+	const char *h = name != NULL ? name : up->host;
+	bool v6 = strchr(h, ':') != NULL;
 	int n;
 
 	if (port == 0 || !config_health_path_ok(path))
 		return -1;
-	if (port == 80)
-		n = snprintf(host, sizeof(host), v6 ? "[%s]" : "%s", up->host);
+	if (port == (https ? 443 : 80))
+		n = snprintf(host, sizeof(host), v6 ? "[%s]" : "%s", h);
 	else
 		n = snprintf(host, sizeof(host), v6 ? "[%s]:%u" : "%s:%u",
-		    up->host, port);
+		    h, port);
 	if (n < 0 || (size_t)n >= sizeof(host) ||
 	    !http1_is_host(host, (size_t)n))
 		return -1;
@@ -175,6 +178,7 @@ prober_offset_ms(size_t rank, size_t n, unsigned interval)
 enum probe_state {
 	PROBE_IDLE = 0,
 	PROBE_CONNECTING,
+	PROBE_HANDSHAKE,	/* https: the TLS handshake */
 	PROBE_SENDING,
 	PROBE_READING,
 };
@@ -183,6 +187,7 @@ enum probe_state {
 struct probe {
 	enum probe_state	 state;
 	int			 fd;		/* -1: none */
+	struct uptls_conn	*tls;		/* https: the session on fd */
 	int			 err;		/* the connect failed at once */
 	size_t			 sent;
 	char			*buf;		/* PROBER_HEAD_MAX bytes */
@@ -203,6 +208,9 @@ struct target {
 	socklen_t		 addrlen;
 	char			*req;		/* the request of a check */
 	size_t			 reqlen;
+	struct uptls_backend	*tls;		/* https: a copy, else NULL */
+	char			*host;		/* https: of the address */
+	uint64_t		 tag;		/* https: uptls_tag(), else 0 */
 	unsigned		 interval;	/* seconds */
 	unsigned		 timeout;	/* seconds */
 	unsigned		 passes;
@@ -228,6 +236,8 @@ struct prober {
 	struct ev_loop		*loop;
 	struct shm		 shm;
 	struct upstate		 ups;
+	struct uptls_cache	*cache;		/* TLS sessions to resume */
+	char			 why[320];	/* prober_load's */
 	uint64_t		 gen;		/* the generation it checks */
 	struct target		**t;		/* sorted by slot */
 	size_t			 nt;
@@ -242,6 +252,7 @@ struct prober {
 static struct prober P;
 
 static void	probe_start(struct target *);
+static void	probe_watch(struct target *);
 static void	io_cb(struct ev_loop *, ev_io *, int);
 static void	timeout_cb(struct ev_loop *, ev_timer *, int);
 static void	next_cb(struct ev_loop *, ev_timer *, int);
@@ -258,10 +269,14 @@ target_of(void *data)
 
 /*
  * The check's connection: the only functions that know what it runs
- * over.  conn_open starts it (the socket, or -1 with errno), conn_send
- * writes what is left of the request (1 all sent, 0 try again when
- * writable, -1 with errno), conn_recv reads (bytes, 0 at EOF, -1 with
- * errno; EAGAIN: wait), conn_close ends it.
+ * over.  conn_open starts it (the socket, or -1 with errno);
+ * conn_connected, once connected, starts the TLS session of an https
+ * backend (0, or -1: out of memory) and conn_handshake makes its
+ * handshake (1 done, or nothing to do; 0 wait; -1 failed, why in *why);
+ * conn_send writes what is left of the request (1 all sent, 0 try again
+ * when ready, -1 with why); conn_recv reads (bytes, 0 at EOF, -1 with
+ * errno and why; EAGAIN: wait); conn_events says what to wait for;
+ * conn_close ends it.
  */
 static int
 conn_open(struct target *t)
@@ -271,37 +286,127 @@ conn_open(struct target *t)
 }
 
 static int
-conn_send(struct target *t)
+conn_connected(struct target *t)
+{
+	struct probe *p = &t->probe;
+
+	if (t->tls == NULL)
+		return 0;
+	p->tls = uptls_conn_new(t->tls, t->pr->cache, p->fd,
+	    (const struct sockaddr *)&t->addr, t->addrlen, t->host, t->tag);
+	return p->tls != NULL ? 0 : -1;
+}
+
+static int
+conn_handshake(struct target *t, const char **why)
+{
+	int rc;
+
+	if (t->probe.tls == NULL)
+		return 1;
+	if ((rc = uptls_handshake(t->probe.tls)) == -1)
+		*why = uptls_error(t->probe.tls);
+	else if (rc == 1)
+		log_debug("upstream %s health check: TLS session %s", t->what,
+		    uptls_resumed(t->probe.tls) ? "resumed" : "new");
+	return rc;
+}
+
+static int
+conn_send(struct target *t, const char **why)
 {
 	struct probe *p = &t->probe;
 	ssize_t n;
 
 	while (p->sent < t->reqlen) {
-		n = send(p->fd, t->req + p->sent, t->reqlen - p->sent,
-		    MSG_NOSIGNAL);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			return errno == EAGAIN ? 0 : -1;
+		if (p->tls != NULL) {
+			n = uptls_write(p->tls, t->req + p->sent,
+			    t->reqlen - p->sent);
+			if (n == TLS_AGAIN)
+				return 0;
+			if (n == -1) {
+				*why = uptls_error(p->tls);
+				return -1;
+			}
+		} else if ((n = send(p->fd, t->req + p->sent,
+		    t->reqlen - p->sent, MSG_NOSIGNAL)) == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				return 0;
+			*why = strerror(errno);
+			return -1;
+		}
 		p->sent += (size_t)n;
 	}
 	return 1;
 }
 
 static ssize_t
-conn_recv(struct target *t, char *buf, size_t len)
+conn_recv(struct target *t, char *buf, size_t len, const char **why)
 {
+	struct probe *p = &t->probe;
 	ssize_t n;
 
+	if (p->tls != NULL) {
+		if ((n = uptls_read(p->tls, buf, len)) == TLS_AGAIN) {
+			errno = EAGAIN;
+			return -1;
+		}
+		if (n == -1) {
+			*why = uptls_error(p->tls);
+			errno = EPROTO;
+		}
+		return n;
+	}
 	do
-		n = recv(t->probe.fd, buf, len, 0);
+		n = recv(p->fd, buf, len, 0);
 	while (n == -1 && errno == EINTR);
+	if (n == -1)
+		*why = strerror(errno);
 	return n;
+}
+
+/* Whether what is read so far leaves more inside (TLS: decrypted). */
+static bool
+conn_pending(const struct target *t)
+{
+	return t->probe.tls != NULL && uptls_pending(t->probe.tls);
+}
+
+/* The socket was seen readable. */
+static void
+conn_readable(struct target *t)
+{
+	if (t->probe.tls != NULL)
+		uptls_readable(t->probe.tls);
+}
+
+/* What the check waits for in its state. */
+static int
+conn_events(const struct target *t)
+{
+	const struct probe *p = &t->probe;
+
+	switch (p->state) {
+	case PROBE_CONNECTING:
+		return EV_WRITE;
+	case PROBE_HANDSHAKE:
+		return uptls_want_write(p->tls) ? EV_WRITE : EV_READ;
+	case PROBE_SENDING:
+		if (p->tls != NULL)
+			return uptls_want_write(p->tls) ? EV_WRITE : EV_READ;
+		return EV_WRITE;
+	default:
+		return EV_READ;
+	}
 }
 
 static void
 conn_close(struct target *t)
 {
+	uptls_conn_free(t->probe.tls);
+	t->probe.tls = NULL;
 	if (t->probe.fd != -1)
 		close(t->probe.fd);
 	t->probe.fd = -1;
@@ -427,8 +532,7 @@ probe_start(struct target *t)
 		ev_timer_start(pr->loop, &t->timeout_w);
 		return;
 	}
-	ev_io_set(&t->io_w, p->fd, EV_WRITE);
-	ev_io_start(pr->loop, &t->io_w);
+	probe_watch(t);
 	ev_timer_set(&t->timeout_w, (double)t->timeout, 0.);
 	ev_timer_start(pr->loop, &t->timeout_w);
 }
@@ -445,45 +549,70 @@ timeout_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
 	else if (t->probe.state == PROBE_CONNECTING)
 		snprintf(why, sizeof(why), "connect: timed out after %u s",
 		    t->timeout);
+	else if (t->probe.state == PROBE_HANDSHAKE)
+		snprintf(why, sizeof(why), "TLS handshake: timed out after "
+		    "%u s", t->timeout);
 	else
 		snprintf(why, sizeof(why), "no response head within %u s",
 		    t->timeout);
 	probe_end(t, false, why);
 }
 
-/* What was read so far, judged. */
-static void
+/* What was read so far, judged: until the socket has no more, or (TLS)
+   nothing decrypted is left inside.  Whether the check is over. */
+static bool
 probe_read(struct target *t)
 {
 	struct probe *p = &t->probe;
 	enum prober_judgement j;
-	char why[128];
+	const char *err = "";
+	char why[600];
 	ssize_t n;
 
-	n = conn_recv(t, p->buf + p->len, PROBER_HEAD_MAX - p->len);
-	if (n == -1 && errno == EAGAIN)
-		return;
-	if (n == -1) {
-		snprintf(why, sizeof(why), "read: %s", strerror(errno));
-		probe_end(t, false, why);
-		return;
-	}
-	p->len += (size_t)n;
-	p->eof = n == 0;
-	j = prober_judge(&p->parser, p->buf, p->len, p->eof, t->status_min,
-	    t->status_max, why, sizeof(why));
-	if (j != PROBER_MORE)
-		probe_end(t, j == PROBER_PASS, why);
+	do {
+		n = conn_recv(t, p->buf + p->len, PROBER_HEAD_MAX - p->len,
+		    &err);
+		if (n == -1 && errno == EAGAIN)
+			return false;
+		if (n == -1) {
+			snprintf(why, sizeof(why), "read: %s", err);
+			probe_end(t, false, why);
+			return true;
+		}
+		p->len += (size_t)n;
+		p->eof = n == 0;
+		j = prober_judge(&p->parser, p->buf, p->len, p->eof,
+		    t->status_min, t->status_max, why, sizeof(why));
+		if (j != PROBER_MORE) {
+			probe_end(t, j == PROBER_PASS, why);
+			return true;
+		}
+	} while (conn_pending(t));
+	return false;
+}
+
+/* Wait for what the check's state needs. */
+static void
+probe_watch(struct target *t)
+{
+	ev_io *w = &t->io_w;
+
+	ev_io_stop(t->pr->loop, w);
+	ev_io_set(w, t->probe.fd, conn_events(t));
+	ev_io_start(t->pr->loop, w);
 }
 
 static void
-io_cb(struct ev_loop *loop, ev_io *w, int revents UNUSED)
+io_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
 {
 	struct target *t = target_of(w->data);
 	struct probe *p = &t->probe;
-	char why[128];
+	const char *err = "";
+	char why[600];
 	int rc;
 
+	if (revents & EV_READ)
+		conn_readable(t);
 	switch (p->state) {
 	case PROBE_CONNECTING:
 		if ((rc = upstream_connect_result(p->fd)) != 0) {
@@ -492,28 +621,44 @@ io_cb(struct ev_loop *loop, ev_io *w, int revents UNUSED)
 			probe_end(t, false, why);
 			return;
 		}
-		p->state = PROBE_SENDING;
+		if (conn_connected(t) == -1) {
+			probe_end(t, false, "TLS: out of memory");
+			return;
+		}
+		p->state = PROBE_HANDSHAKE;
 		/* FALLTHROUGH */
-	case PROBE_SENDING:
-		if ((rc = conn_send(t)) == -1) {
-			snprintf(why, sizeof(why), "send: %s",
-			    strerror(errno));
+	case PROBE_HANDSHAKE:
+		if ((rc = conn_handshake(t, &err)) == -1) {
+			/* Copied: err is the session's, which ends first. */
+			snprintf(why, sizeof(why), "%s", err);
 			probe_end(t, false, why);
 			return;
 		}
 		if (rc == 0)
+			break;
+		p->state = PROBE_SENDING;
+		/* FALLTHROUGH */
+	case PROBE_SENDING:
+		if ((rc = conn_send(t, &err)) == -1) {
+			snprintf(why, sizeof(why), "send: %s", err);
+			probe_end(t, false, why);
 			return;
+		}
+		if (rc == 0)
+			break;
 		p->state = PROBE_READING;
-		ev_io_stop(loop, w);
-		ev_io_set(w, p->fd, EV_READ);
-		ev_io_start(loop, w);
-		return;
+		/* The answer may be inside already (TLS). */
+		if (!conn_pending(t))
+			break;
+		/* FALLTHROUGH */
 	case PROBE_READING:
-		probe_read(t);
-		return;
+		if (probe_read(t))
+			return;
+		break;
 	default:
 		fatalx("prober: event on a target with no check in flight");
 	}
+	probe_watch(t);
 }
 
 static void
@@ -537,6 +682,8 @@ target_free(struct target *t)
 	free(t->key);
 	free(t->what);
 	free(t->req);
+	uptls_backend_free(t->tls);
+	free(t->host);
 	t->magic = 0;
 	free(t);
 }
@@ -553,6 +700,7 @@ targets_free(struct target **t, size_t n)
 
 struct build {
 	struct prober	*pr;
+	const struct uptls_ctx *tls;	/* the generation's */
 	struct target	**t;
 	size_t		 n;
 	size_t		 cap;
@@ -560,18 +708,27 @@ struct build {
 };
 
 static struct target *
-target_new(struct prober *pr, const struct config_listener *l,
-    const struct config_site *site, const struct config_path *path,
-    const struct config_backend *be, const struct config_upstream *up,
-    bool *oom)
+target_new(struct prober *pr, const struct uptls_ctx *ctx,
+    const struct config_listener *l, const struct config_site *site,
+    const struct config_path *path, const struct config_backend *be,
+    const struct config_upstream *up, bool *oom)
 {
 	const struct config_health *h = &be->health;
+	bool https = be->scheme == CONFIG_SCHEME_HTTPS;
+	const struct uptls_backend *tls = uptls_ctx_backend(ctx, be);
 	char req[PROBER_REQUEST_MAX], addr[64];
 	struct target *t;
 	int n;
 
 	*oom = true;
-	if ((n = prober_request(up, h->path, req, sizeof(req))) == -1) {
+	if (https && tls == NULL) {
+		log_warnx("upstream %s (site %s): no TLS settings to check it "
+		    "with", up->name, site->host);
+		*oom = false;
+		return NULL;
+	}
+	if ((n = prober_request(up, https, https ? be->server_name : NULL,
+	    h->path, req, sizeof(req))) == -1) {
 		log_warnx("upstream %s (site %s): no health check can be sent "
 		    "to it", up->name, site->host);
 		*oom = false;
@@ -595,6 +752,14 @@ target_new(struct prober *pr, const struct config_listener *l,
 	}
 	memcpy(t->req, req, (size_t)n);
 	t->reqlen = (size_t)n;
+	if (https) {
+		if ((t->tls = uptls_backend_copy(tls)) == NULL ||
+		    (t->host = strdup(up->host)) == NULL) {
+			target_free(t);
+			return NULL;
+		}
+		t->tag = uptls_tag(tls, up->host);
+	}
 	memcpy(&t->addr, &up->addr, up->addrlen);
 	t->addrlen = up->addrlen;
 	t->interval = h->interval;
@@ -619,23 +784,14 @@ collect(void *arg, const struct config_listener *l,
 
 	if (!be->health.on)
 		return;
-	/* No TLS in conn_* yet: a plain check of an https upstream would
-	   find it down.  Unchecked, it is never found down. */
-	if (be->scheme != CONFIG_SCHEME_HTTP) {
-		log_warnx("site %s%s%s: health-check over upstream-scheme "
-		    "\"https\" is not made yet: its upstreams are not checked",
-		    site->host, path != NULL ? " path " : "", path != NULL ?
-		    path->prefix : "");
-		return;
-	}
 	for (i = 0; i < be->nups && !b->err; i++) {
 		if (b->n == b->cap) {
 			b->err = true;
 			return;
 		}
 		/* An upstream no check can be sent to is not checked. */
-		if ((t = target_new(b->pr, l, site, path, be, &be->ups[i],
-		    &oom)) != NULL)
+		if ((t = target_new(b->pr, b->tls, l, site, path, be,
+		    &be->ups[i], &oom)) != NULL)
 			b->t[b->n++] = t;
 		else if (oom)
 			b->err = true;
@@ -668,7 +824,7 @@ static bool
 same_check(const struct target *o, const struct target *n)
 {
 	return o->addrlen == n->addrlen &&
-	    memcmp(&o->addr, &n->addr, n->addrlen) == 0 &&
+	    memcmp(&o->addr, &n->addr, n->addrlen) == 0 && o->tag == n->tag &&
 	    o->reqlen == n->reqlen && memcmp(o->req, n->req, n->reqlen) == 0 &&
 	    o->interval == n->interval && o->timeout == n->timeout &&
 	    o->status_min == n->status_min && o->status_max == n->status_max;
@@ -684,13 +840,24 @@ target_update(struct target *o, struct target *n)
 {
 	char *s;
 
+	struct uptls_backend *tls;
+
 	o->passes = n->passes;
 	o->fails = n->fails;
 	s = o->what;
 	o->what = n->what;
 	n->what = s;
+	/* The generation's TLS settings (a check in flight holds its own
+	   reference to the credential it was made with). */
+	tls = o->tls;
+	o->tls = n->tls;
+	n->tls = tls;
+	s = o->host;
+	o->host = n->host;
+	n->host = s;
 	if (same_check(o, n))
 		return;
+	o->tag = n->tag;
 	probe_clear(o);
 	unqueue(o);
 	o->due = false;
@@ -732,9 +899,10 @@ target_init(struct target *t)
  * their interval.  0, or -1 (out of memory: pr's table unchanged).
  */
 static int
-targets_apply(struct prober *pr, const struct config *cfg)
+targets_apply(struct prober *pr, const struct config *cfg,
+    const struct uptls_ctx *tls)
 {
-	struct build b = { pr, NULL, 0, 0, false };
+	struct build b = { pr, tls, NULL, 0, 0, false };
 	struct target *o, **match;
 	size_t i, j, nfresh = 0, rank = 0;
 
@@ -817,7 +985,9 @@ static int
 prober_load(struct prober *pr, const char **why)
 {
 	unsigned char *img = NULL;
+	struct uptls_ctx *tls;
 	struct config *cfg;
+	char err[256];
 	uint64_t got = 0;
 	size_t len = 0;
 	int i, rc;
@@ -843,8 +1013,16 @@ prober_load(struct prober *pr, const char **why)
 	}
 	if (pr->gen == 0)
 		log_configure(cfg->log_level, cfg->log_format);
-	/* What we keep is the targets: the keys go with the config. */
-	rc = targets_apply(pr, cfg);
+	/* What we keep is the targets (with copies of their TLS settings):
+	   the keys go with the config. */
+	if ((tls = uptls_ctx_new(cfg, err, sizeof(err))) == NULL) {
+		config_free(cfg);
+		snprintf(pr->why, sizeof(pr->why), "upstream TLS: %s", err);
+		*why = pr->why;
+		return -1;
+	}
+	rc = targets_apply(pr, cfg, tls);
+	uptls_ctx_free(tls);
 	config_free(cfg);
 	if (rc == -1) {
 		*why = "out of memory";
@@ -917,6 +1095,8 @@ prober_main(void)
 	if ((pr->loop = ev_default_loop(EVBACKEND_EPOLL)) == NULL)
 		fatalx("cannot start the event loop");
 	TAILQ_INIT(&pr->queue);
+	if ((pr->cache = uptls_cache_new()) == NULL)
+		fatalx("out of memory");
 	if (prober_load(pr, &why) == -1)
 		fatalx("cannot load the configuration: %s", why);
 	pr->control = (struct control_child){ WORKER_FD_CONTROL,
@@ -941,6 +1121,7 @@ prober_main(void)
 
 	log_info("exiting");
 	targets_free(pr->t, pr->nt);
+	uptls_cache_free(pr->cache);
 	shm_close(&pr->shm);
 	ev_loop_destroy(pr->loop);
 	exit(0);

@@ -59,10 +59,13 @@ bool	 prober_wanted(const struct config *cfg);
 /*
  * The request of a check of up, for path (a health-check path), in buf:
  * its length, or -1 if it does not fit or the Host it would send is not
- * a valid host[:port] (http1_is_host).  Pure.
+ * a valid host[:port] (http1_is_host).  Host names name (an https
+ * backend's upstream-server-name, what its TLS says it talks to) or, when
+ * NULL, the host of up's address; with the port unless it is the
+ * scheme's own (443 with https, else 80).  Pure.
  */
-int	 prober_request(const struct config_upstream *up, const char *path,
-	    char *buf, size_t size);
+int	 prober_request(const struct config_upstream *up, bool https,
+	    const char *name, const char *path, char *buf, size_t size);
 
 /* What a check's answer says so far. */
 enum prober_judgement {

@@ -41,10 +41,11 @@ struct uptls_cred {
 
 /* One https backend's settings (uptls_ctx_backend finds it). */
 struct uptls_backend {
-	const struct config_backend *be;	/* the generation's */
+	const struct config_backend *be;	/* NULL in a copy */
 	struct uptls_cred	*cred;
 	const char		*server_name;	/* NULL: the host */
 	bool			 verify;
+	char			*own;		/* a copy's server_name */
 };
 
 struct uptls_ctx {
@@ -303,6 +304,35 @@ uptls_ctx_backend(const struct uptls_ctx *ctx, const struct config_backend *be)
 		return NULL;
 	key.be = be;
 	return bsearch(&key, ctx->bes, ctx->nbes, sizeof(*ctx->bes), be_cmp);
+}
+
+struct uptls_backend *
+uptls_backend_copy(const struct uptls_backend *b)
+{
+	struct uptls_backend *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	if (b->server_name != NULL &&
+	    (c->own = strdup(b->server_name)) == NULL) {
+		free(c);
+		return NULL;
+	}
+	c->server_name = c->own;
+	c->verify = b->verify;
+	c->cred = b->cred;
+	c->cred->refs++;
+	return c;
+}
+
+void
+uptls_backend_free(struct uptls_backend *b)
+{
+	if (b == NULL)
+		return;
+	cred_unref(b->cred);
+	free(b->own);
+	free(b);
 }
 
 /*

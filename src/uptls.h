@@ -62,6 +62,14 @@ void	 uptls_ctx_free(struct uptls_ctx *ctx);
 const struct uptls_backend *uptls_ctx_backend(const struct uptls_ctx *ctx,
 	    const struct config_backend *be);
 
+/*
+ * A copy of b that outlives its generation (the prober keeps one per
+ * checked upstream across reloads): it holds a reference to b's
+ * credential and its own server name.  NULL if out of memory.
+ */
+struct uptls_backend *uptls_backend_copy(const struct uptls_backend *b);
+void	 uptls_backend_free(struct uptls_backend *b);
+
 struct uptls_cache *uptls_cache_new(void);
 void	 uptls_cache_free(struct uptls_cache *cache);
 

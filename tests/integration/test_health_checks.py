@@ -5,13 +5,17 @@ upstream whose checks fail is marked down once and gets no traffic, and
 up again when they pass; checks are made once per upstream whatever the
 number of workers; a timeout fails; all down is 503; the prober's
 privileges, its respawn with the verdicts kept, reloads that remove, add
-and change health-check, the bound on checks in flight, and https
-backends left unchecked (no TLS checks yet).  Intervals of 1 s: the whole file takes
-some thirty seconds."""
+and change health-check, the bound on checks in flight, and checks of
+https backends over TLS (a Python TLS upstream whose /healthz answers
+what the test says; a certificate that fails verification; real nginx
+requiring a client certificate, which sees the server name, the
+certificate and resumed sessions).  Intervals of 1 s: the whole file
+takes some forty seconds."""
 
 import os
 import re
 import selectors
+import ssl
 import signal
 import socket
 import threading
@@ -21,6 +25,7 @@ from pathlib import Path
 from conftest import (SLOWDOWN, free_port, proc_status, start_proxy,
                       wait_until)
 from proxyutil_http import access_events
+from test_upstream_tls import make_nginx, pki   # noqa: F401 (fixtures)
 from test_upstreams import Client, reload_ok, upstream_states
 from upstream import Upstream
 
@@ -32,11 +37,12 @@ class Checked:
     .hang is set: until it is cleared, at most 5 s); anything else gets
     200 and the upstream's name."""
 
-    def __init__(self, name, status=200):
+    def __init__(self, name, status=200, tls=None):
         self.name = name
         self.status = status
         self.hang = threading.Event()
-        self.up = Upstream(handler=self._handle)    # stopped by conftest
+        # stopped by conftest; tls: an ssl.SSLContext, HTTPS
+        self.up = Upstream(handler=self._handle, tls=tls)
         self.addr = self.up.addr
 
     def _handle(self, req, conn):
@@ -111,13 +117,15 @@ def verdict_lines(p, u, word):
 
 
 def wait_verdict(p, u, check, timeout=10, path=None):
-    """Until ctl status says check ("up", "down", "none") for u (of the
-    site, or of its path block path)."""
+    """Until ctl status says check ("up", "down", "none") for u (a
+    Checked, or an address; of the site, or of its path block path)."""
+    addr = u if isinstance(u, str) else u.addr
+
     def got():
-        st = upstream_states(p, path)[u.addr]
+        st = upstream_states(p, path)[addr]
         return st if st["check"] == check else None
     return wait_until(got, timeout * SLOWDOWN, interval=0.1,
-                      what=f"{u.addr} check {check}")
+                      what=f"{addr} check {check}")
 
 
 def get_all(p, n):
@@ -438,26 +446,134 @@ def test_concurrency_is_bounded(make_proxy):
         silent.stop()
 
 
-def test_https_backend_not_checked_yet(make_proxy):
-    """upstream-scheme "https": checks over TLS are not made yet, and a
-    plain one would find the upstream down: its upstreams stay unchecked
-    (never down by a check), one warning per generation says so, and the
-    plain backend next to it is checked as ever."""
-    tls, plain = Checked("tls"), Checked("plain")
+# ---- https backends: checks over TLS ---------------------------------------
 
+def tls_server(pki, cert):
+    """A server context showing cert (a (cert, key) pair of pki)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert[0]), str(cert[1]))
+    return ctx
+
+
+def https_site(ups, pki, **opts):
+    site = {"upstream": ups if len(ups) > 1 else ups[0],
+            "upstream-scheme": "https", "upstream-ca-file": str(pki.ca),
+            "max-fails": 0}
+    site.update(opts)
+    return site
+
+
+def start_site(make_proxy, site, workers=1):
     def configure(p):
-        p.listener["site"] = [("localhost", {
-            "upstream": tls.addr, "upstream-scheme": "https",
-            "upstream-verify": False, "max-fails": 0,
-            "health-check": health(fails=1),
-            "path": [("/p/", {"upstream": plain.addr,
-                              "upstream-scheme": "http"})],
-        })]
-    p = start_proxy(make_proxy, workers=1, configure=configure)
-    # (the text log escapes the quotes)
-    p.wait_log(r'site localhost: health-check over upstream-scheme '
-               r'\\"https\\" is not made yet: its upstreams are not checked')
-    wait_verdict(p, plain, "up", path="/p/")
-    time.sleep(1.2)
-    assert tls.checks() == [] and tls.up.connections == 0
-    assert upstream_states(p)[tls.addr]["check"] == "none"
+        p.listener["site"] = [("localhost", site)]
+    p = start_proxy(make_proxy, workers=workers, configure=configure)
+    p.site = site
+    return p
+
+
+def test_https_backend_checked_over_tls(make_proxy, pki):
+    """upstream-scheme "https": the check is made over TLS, verified as a
+    request is (here an IP address against the certificate's IP SAN, no
+    SNI), with the Host of the address; a /healthz that fails takes the
+    upstream down and one passing again brings it back, as over HTTP.
+    The upstreams speak TLS only: a check that reached them in clear
+    text would be no request at all."""
+    ctx = tls_server(pki, pki.good)
+    a, b = Checked("a", tls=ctx), Checked("b", tls=ctx)
+    p = start_site(make_proxy, https_site(
+        (a.addr, b.addr), pki, **{"health-check": health(passes=1,
+                                                         fails=1)}))
+    for u in (a, b):
+        wait_verdict(p, u, "up")
+        check = u.checks()[0]
+        assert check.one("Host") == u.addr
+        assert check.one("User-Agent") == "portcullis-prober"
+    assert len(verdict_lines(p, a, "up")) == 1
+    got = get_all(p, 10)
+    assert sorted(got) == [(200, "a")] * 5 + [(200, "b")] * 5
+    a.status = 503
+    p.wait_log(rf"upstream {re.escape(a.addr)} \(.*\) health check: down "
+               r"after 1 failed check, the last: status 503",
+               timeout=10 * SLOWDOWN)
+    wait_verdict(p, a, "down")
+    n = len(a.traffic())
+    assert get_all(p, 6) == [(200, "b")] * 6
+    assert len(a.traffic()) == n
+    a.status = 200
+    wait_verdict(p, a, "up")
+    assert len(verdict_lines(p, a, "up")) == 2
+    assert {body for _, body in get_all(p, 6)} == {"a", "b"}
+
+
+def test_https_check_fails_verification(make_proxy, pki):
+    """A certificate the check cannot verify (another CA; the wrong name)
+    is a failed check: down, with one line that says why as a request's
+    502 would, and no request reaches the upstream, check or not.  With
+    upstream-verify = false the same upstream is up."""
+    stranger = Checked("stranger", tls=tls_server(pki, pki.stranger))
+    good = Checked("good", tls=tls_server(pki, pki.good))
+    p = start_site(make_proxy, https_site(
+        (stranger.addr, good.addr), pki, **{
+            "upstream-server-name": "up.test",
+            "health-check": health(passes=1, fails=1),
+            "path": [("/wrong/", {"upstream": good.addr,
+                                  "upstream-server-name": "wrong.test"})]}))
+    p.wait_log(rf"upstream {re.escape(stranger.addr)} \(.*\) health check: "
+               r"down after 1 failed check, the last: TLS: the certificate "
+               r'for \\"up.test\\" failed verification: The certificate '
+               r"issuer is unknown\.", timeout=10 * SLOWDOWN)
+    p.wait_log(rf"upstream {re.escape(good.addr)} \(.*path /wrong/\) health "
+               r"check: down after 1 failed check, the last: TLS: the "
+               r'certificate for \\"wrong.test\\" failed verification: '
+               r"The name in the certificate does not match the expected\.",
+               timeout=10 * SLOWDOWN)
+    wait_verdict(p, good, "up")
+    wait_verdict(p, good, "down", path="/wrong/")
+    assert stranger.up.requests == []
+    # Still failing: said once.
+    time.sleep(1.5 * SLOWDOWN)
+    assert len(verdict_lines(p, stranger, "down")) == 1
+    assert get_all(p, 4) == [(200, "good")] * 4
+    assert stranger.up.requests == []
+    # Verification off: the check passes.
+    p.site["upstream-verify"] = False
+    reload_ok(p)
+    wait_verdict(p, stranger, "up")
+    assert stranger.checks() != []
+
+
+def test_https_check_nginx_client_cert_sni_resumption(make_proxy,
+                                                      make_nginx, pki):
+    """Real nginx requiring a client certificate: the checks carry
+    upstream-server-name as SNI and Host, the proxy's certificate, and
+    resume their TLS session after the first; a reload that drops the
+    client certificate makes the checks fail (nginx answers 400) at
+    once, and one that puts it back brings the upstream up."""
+    n = make_nginx(client_ca=pki.ca)
+    cert = {"upstream-client-cert": str(pki.client[0]),
+            "upstream-client-key": str(pki.client[1])}
+    site = https_site((n.addr,), pki, **{
+        "upstream-server-name": "up.test",
+        "health-check": health(passes=1, fails=1), **cert})
+    p = start_site(make_proxy, site)
+    wait_verdict(p, n.addr, "up")
+    lines = n.wait_lines(3)
+    checks = [x for x in lines if x["uri"] == HC]
+    assert len(checks) >= 3, lines
+    assert all(x["sni"] == "up.test" and x["verify"] == "SUCCESS" and
+               "CN=portcullis-proxy" in x["client_dn"] for x in checks), lines
+    # One connection per check, each after the first resumed.
+    assert len({x["conn"] for x in checks}) == len(checks), lines
+    assert checks[0]["reused"] == "." and \
+        all(x["reused"] == "r" for x in checks[1:]), lines
+    # Without the client certificate: nginx says 400, the check fails.
+    for k in cert:
+        del site[k]
+    reload_ok(p)
+    p.wait_log(rf"upstream {re.escape(n.addr)} \(.*\) health check: down "
+               r"after 1 failed check, the last: status 400",
+               timeout=10 * SLOWDOWN)
+    assert upstream_states(p)[n.addr]["check"] == "down"
+    site.update(cert)
+    reload_ok(p)
+    wait_verdict(p, n.addr, "up")

@@ -1,7 +1,8 @@
 /*
  * prober_test.c - the pure parts of the prober: the request a check
- * sends (Host as written, the port unless 80, brackets for IPv6, nothing
- * that is not a valid host or path), how an answer is judged (status
+ * sends (Host as written, or the upstream-server-name of https, the port
+ * unless the scheme's own, brackets for IPv6, nothing that is not a
+ * valid host or path), how an answer is judged (status
  * range, a head in pieces, malformed, too large, closed early), the
  * counting of passes and failures into a verdict, the spread of first
  * checks, and when the prober must run at all.
@@ -46,9 +47,17 @@ upstream(const char *host, const char *ip, uint16_t port)
 	return up;
 }
 
+/* The request of a check of up over plain HTTP. */
+static int
+plain(const struct config_upstream *up, const char *path, char *buf,
+    size_t size)
+{
+	return prober_request(up, false, NULL, path, buf, size);
+}
+
 static void
-assert_request(const struct config_upstream *up, const char *path,
-    const char *host)
+assert_request_as(const struct config_upstream *up, bool https,
+    const char *name, const char *path, const char *host)
 {
 	char buf[PROBER_REQUEST_MAX], want[PROBER_REQUEST_MAX];
 	int n;
@@ -56,9 +65,16 @@ assert_request(const struct config_upstream *up, const char *path,
 	snprintf(want, sizeof(want), "GET %s HTTP/1.1\r\nHost: %s\r\n"
 	    "User-Agent: portcullis-prober\r\nConnection: close\r\n\r\n",
 	    path, host);
-	n = prober_request(up, path, buf, sizeof(buf));
+	n = prober_request(up, https, name, path, buf, sizeof(buf));
 	assert_int_equal(n, (int)strlen(want));
 	assert_memory_equal(buf, want, strlen(want));
+}
+
+static void
+assert_request(const struct config_upstream *up, const char *path,
+    const char *host)
+{
+	assert_request_as(up, false, NULL, path, host);
 }
 
 static void
@@ -81,31 +97,44 @@ test_request(void **state)
 	assert_request(&up, "/healthz", "[::1]:9001");
 	up = upstream("::1", "::1", 80);
 	assert_request(&up, "/healthz", "[::1]");
+	/* https: 443 is the default port, 80 is not; the server name, when
+	   upstream-server-name gives one, is the Host (as it is the SNI). */
+	up = upstream("10.0.0.5", "10.0.0.5", 443);
+	assert_request_as(&up, true, NULL, "/h", "10.0.0.5");
+	assert_request_as(&up, true, "app.internal", "/h", "app.internal");
+	assert_request(&up, "/h", "10.0.0.5:443");
+	up = upstream("10.0.0.5", "10.0.0.5", 80);
+	assert_request_as(&up, true, NULL, "/h", "10.0.0.5:80");
+	up = upstream("::1", "::1", 8443);
+	assert_request_as(&up, true, "app.internal", "/h",
+	    "app.internal:8443");
+	assert_request_as(&up, true, NULL, "/h", "[::1]:8443");
+	/* Without https, a name is not used. */
+	assert_request_as(&up, false, "app.internal", "/h",
+	    "app.internal:8443");
 	/* The longest path fits. */
 	memset(big, 'a', sizeof(big));
 	big[0] = '/';
 	big[CONFIG_PREFIX_MAX] = '\0';
 	up = upstream("app-1.internal", "10.0.0.5", 8080);
-	assert_true(prober_request(&up, big, buf, sizeof(buf)) > 0);
+	assert_true(plain(&up, big, buf, sizeof(buf)) > 0);
 	/* A path that is not one, one too long, a buffer too small. */
 	big[CONFIG_PREFIX_MAX] = 'a';
 	big[CONFIG_PREFIX_MAX + 1] = '\0';
-	assert_int_equal(prober_request(&up, big, buf, sizeof(buf)), -1);
-	assert_int_equal(prober_request(&up, "healthz", buf, sizeof(buf)),
-	    -1);
-	assert_int_equal(prober_request(&up, "/a b", buf, sizeof(buf)), -1);
-	assert_int_equal(prober_request(&up, "/a\r\nX: y", buf, sizeof(buf)),
-	    -1);
-	assert_int_equal(prober_request(&up, "/h", buf, 40), -1);
+	assert_int_equal(plain(&up, big, buf, sizeof(buf)), -1);
+	assert_int_equal(plain(&up, "healthz", buf, sizeof(buf)), -1);
+	assert_int_equal(plain(&up, "/a b", buf, sizeof(buf)), -1);
+	assert_int_equal(plain(&up, "/a\r\nX: y", buf, sizeof(buf)), -1);
+	assert_int_equal(plain(&up, "/h", buf, 40), -1);
 	/* A host that is not one never reaches a request. */
 	up = upstream("a\r\nX-Evil: 1", "10.0.0.5", 8080);
-	assert_int_equal(prober_request(&up, "/h", buf, sizeof(buf)), -1);
+	assert_int_equal(plain(&up, "/h", buf, sizeof(buf)), -1);
 	up = upstream("a b", "10.0.0.5", 8080);
-	assert_int_equal(prober_request(&up, "/h", buf, sizeof(buf)), -1);
+	assert_int_equal(plain(&up, "/h", buf, sizeof(buf)), -1);
 	/* No address: no port to send. */
 	memset(&up.addr, 0, sizeof(up.addr));
 	up.host = (char *)"a.test";
-	assert_int_equal(prober_request(&up, "/h", buf, sizeof(buf)), -1);
+	assert_int_equal(plain(&up, "/h", buf, sizeof(buf)), -1);
 }
 
 static enum prober_judgement

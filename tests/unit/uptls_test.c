@@ -291,15 +291,13 @@ server_new(struct pair *pr, const struct pem *cert, bool want_client_cert)
 }
 
 /*
- * A handshake of backend b's TLS against a server showing cert; the
+ * A handshake of ub's TLS, to host, against a server showing cert; the
  * client end is a uptls_conn with the test's cache.
  */
 static void
-handshake(struct pair *pr, int b, const struct pem *cert,
-    bool want_client_cert)
+handshake_with(struct pair *pr, const struct uptls_backend *ub,
+    const char *host, const struct pem *cert, bool want_client_cert)
 {
-	const struct uptls_backend *ub = uptls_ctx_backend(ctx,
-	    &sites[b].be);
 	int sv[2], i, ret;
 	bool cdone = false, sdone = false;
 	size_t len;
@@ -312,10 +310,9 @@ handshake(struct pair *pr, int b, const struct pem *cert,
 	pr->cfd = sv[0];
 	pr->sfd = sv[1];
 	server_new(pr, cert, want_client_cert);
-	pr->tag = uptls_tag(ub, ups[b].host);
+	pr->tag = uptls_tag(ub, host);
 	assert_non_null(pr->c = uptls_conn_new(ub, cache, pr->cfd,
-	    (struct sockaddr *)&addr, sizeof(addr), ups[b].host,
-	    pr->tag));
+	    (struct sockaddr *)&addr, sizeof(addr), host, pr->tag));
 	pr->server_rc = 1;
 	for (i = 0; i < 1000 && (!cdone || !sdone); i++) {
 		if (!cdone) {
@@ -338,6 +335,15 @@ handshake(struct pair *pr, int b, const struct pem *cert,
 	len = sizeof(pr->sni) - 1;
 	if (gnutls_server_name_get(pr->srv, pr->sni, &len, &type, 0) != 0)
 		pr->sni[0] = '\0';
+}
+
+/* The same with backend b of the test's config. */
+static void
+handshake(struct pair *pr, int b, const struct pem *cert,
+    bool want_client_cert)
+{
+	handshake_with(pr, uptls_ctx_backend(ctx, &sites[b].be), ups[b].host,
+	    cert, want_client_cert);
 }
 
 static void
@@ -534,6 +540,61 @@ test_resumption(void **state)
 	assert_false(uptls_resumed(pr.c));
 	pair_close(&pr);
 	addr = keep;
+}
+
+/*
+ * A copy of a backend's settings (what the prober keeps across reloads)
+ * outlives the context it was copied from: the same tag, the same name,
+ * trust and client certificate in a handshake made after the context is
+ * gone.
+ */
+static void
+test_backend_copy(void **state)
+{
+	struct uptls_backend *name, *cl, *nov;
+	struct uptls_ctx *gen;
+	struct pair pr;
+	char err[256];
+	unsigned n;
+
+	(void)state;
+	assert_non_null(gen = uptls_ctx_new(&cfg, err, sizeof(err)));
+	assert_non_null(name = uptls_backend_copy(uptls_ctx_backend(gen,
+	    &sites[B_NAME].be)));
+	assert_non_null(cl = uptls_backend_copy(uptls_ctx_backend(gen,
+	    &sites[B_CLIENT].be)));
+	assert_non_null(nov = uptls_backend_copy(uptls_ctx_backend(gen,
+	    &sites[B_NOVERIFY].be)));
+	assert_true(uptls_tag(name, "10.0.0.1") == uptls_tag(uptls_ctx_backend(
+	    ctx, &sites[B_NAME].be), "10.0.0.1"));
+	assert_true(uptls_tag(cl, "up.test") != uptls_tag(name, "10.0.0.1"));
+	uptls_ctx_free(gen);
+
+	/* The server name copied is the SNI and the name verified. */
+	handshake_with(&pr, name, "10.0.0.1", &leaf, false);
+	assert_int_equal(pr.client_rc, 1);
+	assert_string_equal(pr.sni, "up.test");
+	exchange(&pr);
+	pair_close(&pr);
+	handshake_with(&pr, name, "10.0.0.1", &stranger, false);
+	assert_int_equal(pr.client_rc, -1);
+	pair_close(&pr);
+	/* The client certificate. */
+	handshake_with(&pr, cl, "up.test", &leaf, true);
+	assert_int_equal(pr.client_rc, 1);
+	assert_int_equal(pr.server_rc, 0);
+	assert_non_null(gnutls_certificate_get_peers(pr.srv, &n));
+	assert_int_equal(n, 1);
+	pair_close(&pr);
+	/* Verification off, as copied. */
+	handshake_with(&pr, nov, "up.test", &stranger, false);
+	assert_int_equal(pr.client_rc, 1);
+	assert_string_equal(pr.sni, "wrong.test");
+	pair_close(&pr);
+	uptls_backend_free(name);
+	uptls_backend_free(cl);
+	uptls_backend_free(nov);
+	uptls_backend_free(NULL);
 }
 
 /* What a tag stands for: the name, verification, the trust. */
@@ -773,6 +834,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_resumption, cache_setup,
 		    cache_teardown),
 		cmocka_unit_test(test_tags),
+		cmocka_unit_test(test_backend_copy),
 		cmocka_unit_test(test_ca_check),
 		cmocka_unit_test_setup_teardown(test_pool_keeps_after_ticket,
 		    cache_setup, cache_teardown),
