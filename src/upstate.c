@@ -55,20 +55,34 @@ entry(const struct upstate *u, uint32_t slot)
 	return &u->e[slot];
 }
 
+/*
+ * What the table says of slot for a request at now: NO (its check says
+ * down, or it is passively down), YES, or TRIAL (its down time is over:
+ * one request may try it; *until is the time that ended).  The first
+ * steps of upstate_usable and upstate_claim, which differ only there.
+ */
+static enum upstate_use
+gate(const struct upstate_entry *e, const struct config_backend *be,
+    uint64_t now, uint64_t *until)
+{
+	if (be->health.on && atomic_load_explicit(&e->checked,
+	    memory_order_relaxed) == UPSTATE_CHECK_DOWN)
+		return UPSTATE_NO;
+	if (be->max_fails == 0)
+		return UPSTATE_YES;
+	*until = atomic_load_explicit(&e->down_until, memory_order_relaxed);
+	if (*until == 0)
+		return UPSTATE_YES;
+	return now < *until ? UPSTATE_NO : UPSTATE_TRIAL;
+}
+
 bool
 upstate_usable(const struct upstate *u, const struct config_backend *be,
     uint32_t slot, uint64_t now)
 {
-	struct upstate_entry *e = entry(u, slot);
 	uint64_t until;
 
-	if (be->health.on && atomic_load_explicit(&e->checked,
-	    memory_order_relaxed) == UPSTATE_CHECK_DOWN)
-		return false;
-	if (be->max_fails == 0)
-		return true;
-	until = atomic_load_explicit(&e->down_until, memory_order_relaxed);
-	return until == 0 || now >= until;
+	return gate(entry(u, slot), be, now, &until) != UPSTATE_NO;
 }
 
 enum upstate_use
@@ -76,18 +90,13 @@ upstate_claim(struct upstate *u, const struct config_backend *be,
     uint32_t slot, uint64_t now)
 {
 	struct upstate_entry *e = entry(u, slot);
-	uint64_t until, next;
+	uint64_t until = 0, next;
+	enum upstate_use g = gate(e, be, now, &until);
 
-	if (be->health.on && atomic_load_explicit(&e->checked,
-	    memory_order_relaxed) == UPSTATE_CHECK_DOWN)
-		return UPSTATE_NO;
-	if (be->max_fails == 0)
-		return UPSTATE_YES;
-	until = atomic_load_explicit(&e->down_until, memory_order_relaxed);
-	if (until == 0)
-		return UPSTATE_YES;
-	if (now < until)
-		return UPSTATE_NO;
+	if (g != UPSTATE_TRIAL)
+		return g;
+	/* One worker's request wins the trial: the others see the next
+	   down time. */
 	next = now + (uint64_t)be->fail_timeout * 1000;
 	return atomic_compare_exchange_strong(&e->down_until, &until, next) ?
 	    UPSTATE_TRIAL : UPSTATE_NO;

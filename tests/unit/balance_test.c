@@ -18,6 +18,7 @@
 
 #include "balance.h"
 #include "config.h"
+#include "testconf.h"
 #include "upstate.h"
 
 static struct upstate U;
@@ -307,16 +308,10 @@ test_sticky(void **state)
 static struct config *
 parse(const char *text)
 {
-	struct config_opts opts = { .pure = true };
-	struct config_errors errs = { NULL, NULL, 0, 0 };
-	struct config *cfg = NULL;
+	struct config *cfg = testconf_parse(text, strlen(text), NULL);
 
-	if (config_parse_buffer("t.conf", text, strlen(text), &opts, &cfg,
-	    &errs) == -1) {
-		config_errors_free(&errs);
+	if (cfg == NULL)
 		fail_msg("config refused");
-	}
-	config_errors_free(&errs);
 	return cfg;
 }
 

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "testconf.h"
 #include "ratelimit.h"
 #include "request.h"
 #include "route.h"
@@ -120,7 +121,6 @@ static int
 setup(void **state)
 {
 	struct config_opts opts = { .keypair_check = tls_keypair_check };
-	struct config_errors errs = { NULL, NULL, 0, 0 };
 	unsigned char ticket[64];
 	char conf[4096], err[256];
 	int n;
@@ -134,13 +134,8 @@ setup(void **state)
 		return -1;
 	n = snprintf(conf, sizeof(conf), conf_fmt, a_crt, a_pem, b_crt, b_pem,
 	    a_crt, a_pem);
-	if (config_parse_buffer("t.conf", conf, (size_t)n, &opts, &cfg,
-	    &errs) == -1) {
-		for (n = 0; n < (int)errs.n; n++)
-			fprintf(stderr, "%s\n", errs.msgs[n]);
-		config_errors_free(&errs);
+	if ((cfg = testconf_parse(conf, (size_t)n, &opts)) == NULL)
 		return -1;
-	}
 	memset(ticket, 7, sizeof(ticket));
 	gen.refs = 1;
 	gen.id = 1;
@@ -467,7 +462,6 @@ test_421_asks_the_connections_generation(void **state)
 	    "  site \"b.test\" { upstream = \"127.0.0.1:7\" }\n"
 	    "}\n";
 	struct config_opts opts = { .keypair_check = tls_keypair_check };
-	struct config_errors errs = { NULL, NULL, 0, 0 };
 	struct request_conn c;
 	struct request_answer ans;
 	struct proxy_request pr;
@@ -477,8 +471,7 @@ test_421_asks_the_connections_generation(void **state)
 
 	(void)state;
 	n = snprintf(conf, sizeof(conf), fmt, a_crt, a_pem);
-	assert_int_equal(config_parse_buffer("t2.conf", conf, (size_t)n,
-	    &opts, &g2.cfg, &errs), 0);
+	assert_non_null(g2.cfg = testconf_parse(conf, (size_t)n, &opts));
 	make_gen(&g2, 2);
 	/* Made before the reload, with a.test's certificate. */
 	c = conn(0, true, "a.test");
@@ -534,15 +527,13 @@ http01_gen(struct gen *g)
 	    "  site \"a.test\" { upstream = \"127.0.0.1:4\" }\n"
 	    "}\n";
 	struct config_opts opts = { .keypair_check = tls_keypair_check };
-	struct config_errors errs = { NULL, NULL, 0, 0 };
 	struct config_listener *l;
 	char conf[2048];
 	size_t i;
 	int n;
 
 	n = snprintf(conf, sizeof(conf), fmt, a_crt, a_pem);
-	assert_int_equal(config_parse_buffer("t3.conf", conf, (size_t)n,
-	    &opts, &g->cfg, &errs), 0);
+	assert_non_null(g->cfg = testconf_parse(conf, (size_t)n, &opts));
 	for (i = 0; i < 3; i++) {
 		l = &g->cfg->listeners[i];
 		l->challenges = http01_ch;
@@ -828,13 +819,11 @@ static void
 paths_gen(struct gen *g)
 {
 	struct config_opts opts = { .keypair_check = tls_keypair_check };
-	struct config_errors errs = { NULL, NULL, 0, 0 };
 	char conf[2048];
 	int n;
 
 	n = snprintf(conf, sizeof(conf), paths_fmt, a_crt, a_pem);
-	assert_int_equal(config_parse_buffer("t4.conf", conf, (size_t)n,
-	    &opts, &g->cfg, &errs), 0);
+	assert_non_null(g->cfg = testconf_parse(conf, (size_t)n, &opts));
 	make_gen(g, 4);
 }
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "testconf.h"
 #include "route.h"
 
 static const char conf[] =
@@ -35,15 +36,9 @@ static struct route_table *rt;
 static int
 setup(void **state)
 {
-	struct config_opts opts = { .pure = true };
-	struct config_errors errs = { NULL, NULL, 0, 0 };
-
 	(void)state;
-	if (config_parse_buffer("t.conf", conf, strlen(conf), &opts, &cfg,
-	    &errs) == -1) {
-		config_errors_free(&errs);
+	if ((cfg = testconf_parse(conf, strlen(conf), NULL)) == NULL)
 		return -1;
-	}
 	rt = route_build(cfg);
 	return rt == NULL ? -1 : 0;
 }

@@ -26,6 +26,7 @@
 #include <gnutls/x509.h>
 
 #include "config.h"
+#include "testconf.h"
 #include "route.h"
 #include "tls.h"
 
@@ -135,11 +136,9 @@ static int
 setup(void **state)
 {
 	struct config_opts opts = { .keypair_check = tls_keypair_check };
-	struct config_errors errs = { NULL, NULL, 0, 0 };
 	struct config_listener *l;
 	unsigned char ticket[64];
 	char conf[4096], err[256];
-	size_t i;
 	int n;
 
 	(void)state;
@@ -155,13 +154,8 @@ setup(void **state)
 	    put(b_key, sizeof(b_key), "b.key", pb.key) == -1)
 		return -1;
 	n = snprintf(conf, sizeof(conf), conf_fmt, b_crt, b_key, l_crt, l_key);
-	if (config_parse_buffer("t.conf", conf, (size_t)n, &opts, &cfg,
-	    &errs) == -1) {
-		for (i = 0; i < errs.n; i++)
-			fprintf(stderr, "%s\n", errs.msgs[i]);
-		config_errors_free(&errs);
+	if ((cfg = testconf_parse(conf, (size_t)n, &opts)) == NULL)
 		return -1;
-	}
 	/* What the master adds to an acme listener: the certificates issued
 	   so far, the pending challenges. */
 	l = &cfg->listeners[0];

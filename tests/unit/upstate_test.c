@@ -16,25 +16,16 @@
 #include <string.h>
 
 #include "config.h"
+#include "testconf.h"
 #include "upstate.h"
 
 static struct config *
 parse(const char *text)
 {
-	struct config_opts opts = { .pure = true };
-	struct config_errors errs = { NULL, NULL, 0, 0 };
-	struct config *cfg = NULL;
+	struct config *cfg = testconf_parse(text, strlen(text), NULL);
 
-	if (config_parse_buffer("t.conf", text, strlen(text), &opts, &cfg,
-	    &errs) == -1) {
-		size_t i;
-
-		for (i = 0; i < errs.n; i++)
-			fprintf(stderr, "%s\n", errs.msgs[i]);
-		config_errors_free(&errs);
+	if (cfg == NULL)
 		fail_msg("config refused");
-	}
-	config_errors_free(&errs);
 	return cfg;
 }
 
