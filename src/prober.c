@@ -188,6 +188,7 @@ struct probe {
 	enum probe_state	 state;
 	int			 fd;		/* -1: none */
 	struct uptls_conn	*tls;		/* https: the session on fd */
+	uint64_t		 began;		/* upstate_now_ms() */
 	int			 err;		/* the connect failed at once */
 	size_t			 sent;
 	char			*buf;		/* PROBER_HEAD_MAX bytes */
@@ -215,6 +216,8 @@ struct target {
 	unsigned		 timeout;	/* seconds */
 	unsigned		 passes;
 	unsigned		 fails;
+	unsigned		 max_fails;	/* passive health's */
+	unsigned		 fail_timeout;
 	uint16_t		 status_min;
 	uint16_t		 status_max;
 	struct prober_tally	 tally;
@@ -488,11 +491,20 @@ static void
 probe_end(struct target *t, bool pass, const char *why)
 {
 	struct prober *pr = t->pr;
+	uint64_t began;
 	bool changed;
 
+	began = t->probe.began;
 	probe_clear(t);
 	changed = prober_count(&t->tally, pass, t->passes, t->fails);
 	verdict_store(t, changed);
+	/* A check is a request the upstream answered: it ends a passive
+	   mark made before it began, as a trial request would. */
+	if (pass && t->max_fails > 0 &&
+	    t->tally.verdict != UPSTATE_CHECK_DOWN &&
+	    upstate_check_passed(&pr->ups, t->slot, began, t->fail_timeout))
+		log_warnx("upstream %s is up again: a health check passed",
+		    t->what);
 	if (changed && t->tally.verdict == UPSTATE_CHECK_DOWN)
 		log_warnx("upstream %s health check: down after %u failed "
 		    "check%s, the last: %s", t->what, t->tally.bad,
@@ -521,6 +533,7 @@ probe_start(struct target *t)
 	ev_timer_set(&t->next_w, (double)t->interval, 0.);
 	ev_timer_start(pr->loop, &t->next_w);
 	memset(p, 0, sizeof(*p));
+	p->began = upstate_now_ms();
 	pr->inflight++;
 	p->state = PROBE_CONNECTING;
 	if ((p->buf = malloc(PROBER_HEAD_MAX)) == NULL ||
@@ -766,6 +779,8 @@ target_new(struct prober *pr, const struct uptls_ctx *ctx,
 	t->timeout = h->timeout;
 	t->passes = h->passes;
 	t->fails = h->fails;
+	t->max_fails = be->max_fails;
+	t->fail_timeout = be->fail_timeout;
 	t->status_min = h->status_min;
 	t->status_max = h->status_max;
 	t->probe.fd = -1;
@@ -844,6 +859,8 @@ target_update(struct target *o, struct target *n)
 
 	o->passes = n->passes;
 	o->fails = n->fails;
+	o->max_fails = n->max_fails;
+	o->fail_timeout = n->fail_timeout;
 	s = o->what;
 	o->what = n->what;
 	n->what = s;

@@ -183,6 +183,22 @@ upstate_rr(struct upstate *u, const struct config_backend *be)
 	    memory_order_relaxed);
 }
 
+bool
+upstate_check_passed(struct upstate *u, uint32_t slot, uint64_t since,
+    unsigned fail_timeout)
+{
+	struct upstate_entry *e = entry(u, slot);
+	uint64_t until, span = (uint64_t)fail_timeout * 1000;
+
+	until = atomic_load_explicit(&e->down_until, memory_order_relaxed);
+	if (until == 0 || (until > span ? until - span : 0) > since)
+		return false;
+	if (!atomic_compare_exchange_strong(&e->down_until, &until, 0))
+		return false;
+	atomic_store_explicit(&e->fails, 0, memory_order_relaxed);
+	return true;
+}
+
 unsigned
 upstate_check(const struct upstate *u, uint32_t slot)
 {

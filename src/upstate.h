@@ -21,7 +21,8 @@
  *   - active health: `checked` (UPSTATE_CHECK_*) and `check_changed`,
  *     written by the prober (prober.h) only, and by the master when it
  *     resets an entry or clears the verdict of an upstream no check
- *     covers any more;
+ *     covers any more; a check that passes also ends a passive mark made
+ *     before it began, as a trial request would (upstate_check_passed);
  *   - in flight: one shared count per entry (least-connections reads one
  *     word per upstream), and per worker a row of its own share, so that
  *     the master can take back what a dead worker left counted;
@@ -135,6 +136,17 @@ uint64_t upstate_rr(struct upstate *u, const struct config_backend *be);
 /* The active checks' verdict of slot, as data: UPSTATE_CHECK_NONE for
    anything but UP or DOWN. */
 unsigned upstate_check(const struct upstate *u, uint32_t slot);
+
+/*
+ * A check of slot that began at since passed: if passive health marked
+ * it down before that (down_until less fail_timeout seconds is the time
+ * of the mark, or of the last trial claimed), the check is its trial and
+ * it is up: down_until and fails are cleared.  Returns true if this call
+ * cleared them (the prober logs it up again).  A mark or trial made after
+ * the check began is left to decide.
+ */
+bool	 upstate_check_passed(struct upstate *u, uint32_t slot, uint64_t since,
+	    unsigned fail_timeout);
 
 /* The prober's new verdict of slot (UPSTATE_CHECK_*), changed at now. */
 void	 upstate_check_set(struct upstate *u, uint32_t slot, unsigned verdict,

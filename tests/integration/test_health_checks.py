@@ -26,7 +26,9 @@ from conftest import (SLOWDOWN, free_port, proc_status, start_proxy,
                       wait_until)
 from proxyutil_http import access_events
 from test_upstream_tls import make_nginx, pki   # noqa: F401 (fixtures)
-from test_upstreams import Client, reload_ok, upstream_states
+from nginx_upstream import NginxUpstream
+from test_upstreams import (Client, Load, counts, nginxes,  # noqa: F401
+                            reload_ok, upstream_states)
 from upstream import Upstream
 
 HC = "/healthz"
@@ -444,6 +446,53 @@ def test_concurrency_is_bounded(make_proxy):
                 u["check"] == "down" for u in st.values()), st
     finally:
         silent.stop()
+
+
+# ---- passive and active together -------------------------------------------
+
+def test_killed_under_load_back_when_the_check_passes(make_proxy, nginxes,
+                                                      tmp_path):
+    """An upstream killed under load: no client request fails (each goes
+    to the next upstream), it is marked down by the requests at once and
+    by its checks, and the others take everything.  Restarted on its
+    port, it is back as soon as its checks pass, long before its
+    fail-timeout (60 s) would let a request try it: the check ends the
+    passive mark, one line says so, and it gets its share again."""
+    ups = nginxes(3)
+    p = proxy_with(make_proxy, [u.addr for u in ups], workers=2,
+                   hc=health(passes=2, fails=1), **{"max-fails": 1,
+                                                    "fail-timeout": 60})
+    for u in ups:
+        wait_verdict(p, u.addr, "up")
+    load = Load(p.https_port, threads=4, each=400)
+    done = load.seen
+    try:
+        wait_until(lambda: len(done) >= 200, 30 * SLOWDOWN,
+                   what="load going")
+        ups[1].kill()
+        killed_at = len(done)
+        wait_until(lambda: len(done) >= killed_at + 300, 60 * SLOWDOWN,
+                   what="load after the kill")
+        wait_verdict(p, ups[1].addr, "down")
+    finally:
+        load.join(stop=False)
+    assert load.failures == [], load.failures[:10]
+    assert "u1" not in done[killed_at + 50:]
+    st = upstream_states(p)[ups[1].addr]
+    assert st["state"] == "down" and st["passive_down"], st
+    back = NginxUpstream(tmp_path / "nginx1b", body="u1\n",
+                         port=ups[1].port)
+    try:
+        # Within 15 s: the fail-timeout (60 s) did not bring it back.
+        p.wait_log(rf"upstream {re.escape(ups[1].addr)} \(.*\) is up again: "
+                   r"a health check passed", timeout=15 * SLOWDOWN)
+        wait_verdict(p, ups[1].addr, "up")
+        st = upstream_states(p)[ups[1].addr]
+        assert st["state"] == "up" and not st["passive_down"], st
+        got = counts(body for _, body in get_all(p, 30))
+        assert got == {"u0": 10, "u1": 10, "u2": 10}, got
+    finally:
+        back.stop()
 
 
 # ---- https backends: checks over TLS ---------------------------------------

@@ -130,6 +130,46 @@ test_trial(void **state)
 	assert_int_equal(upstate_claim(&U, &be, 9, 21000), UPSTATE_YES);
 }
 
+/*
+ * A passing check ends a passive mark made before it began, once; a mark
+ * or a trial claimed after it began is left to decide.
+ */
+static void
+test_check_passed_ends_mark(void **state)
+{
+	struct config_backend be = backend(1);
+	struct upstate_view v;
+
+	(void)state;
+	be.health.on = true;
+	/* Not marked: nothing to end. */
+	assert_false(upstate_check_passed(&U, 5, 500, 10));
+	assert_true(upstate_fail(&U, &be, 5, 1000));	/* until 11000 */
+	/* A check that began before the mark. */
+	assert_false(upstate_check_passed(&U, 5, 999, 10));
+	assert_false(upstate_usable(&U, &be, 5, 2000));
+	/* One that began after it: up, fails cleared, said once. */
+	assert_true(upstate_check_passed(&U, 5, 1000, 10));
+	assert_false(upstate_check_passed(&U, 5, 1500, 10));
+	assert_int_equal(upstate_claim(&U, &be, 5, 2000), UPSTATE_YES);
+	upstate_view(&U, &be, 5, 2000, &v);
+	assert_true(v.up);
+	assert_false(v.passive_down);
+	assert_int_equal(v.fails, 0);
+	/* No worker says "up again" after it. */
+	assert_false(upstate_ok(&U, &be, 5));
+	/* Marked again; the trial claimed at 11000 moves the time of the
+	   mark: a check begun before the trial leaves it to the trial. */
+	assert_true(upstate_fail(&U, &be, 5, 3000));	/* until 13000 */
+	assert_int_equal(upstate_claim(&U, &be, 5, 13000), UPSTATE_TRIAL);
+	assert_false(upstate_check_passed(&U, 5, 12000, 10));
+	assert_true(upstate_check_passed(&U, 5, 13000, 10));
+	/* Another slot is not touched. */
+	assert_true(upstate_fail(&U, &be, 6, 1000));
+	assert_false(upstate_check_passed(&U, 5, 20000, 10));
+	assert_false(upstate_usable(&U, &be, 6, 2000));
+}
+
 /* max-fails 0: never marked down; the active check still counts. */
 static void
 test_passive_off_and_checked(void **state)
@@ -457,6 +497,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_passive),
 		T(test_trial),
+		T(test_check_passed_ends_mark),
 		T(test_passive_off_and_checked),
 		T(test_inflight),
 		T(test_assign),
