@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from conftest import BINARY, https_get, start_proxy, tls_exchange
+from conftest import (BINARY, https_get, start_proxy, tls_exchange,
+                      wait_until)
 from h1util import parse_responses
 from h2util import H2Client
 from proxyutil_http import access_events, forget, settle
@@ -99,7 +100,10 @@ def test_access_log_names_the_upstream(four):
     assert h1(p, b"/z") == 200
 
     def last(path):
-        evs = [e for e in access_events(p.log()) if e["path"] == path]
+        # A line may be written just after its response went out.
+        evs = wait_until(lambda: [e for e in access_events(p.log())
+                                  if e["path"] == path],
+                         what=f"the ACCESS line of {path}")
         assert len(evs) == 1, evs
         return evs[0]
     assert last("/static/x")["upstream"] == ups["static"].addr
