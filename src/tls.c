@@ -614,17 +614,22 @@ dn_fact(gnutls_x509_crt_t crt, bool issuer, char *out, size_t outsz)
 static const char *
 cert_facts(gnutls_x509_crt_t crt, struct headers_client_cert *cc)
 {
-	unsigned char buf[64];
+	unsigned char buf[64], *p;
 	size_t n;
 
 	if (dn_fact(crt, false, cc->subject, sizeof(cc->subject)) == -1 ||
 	    dn_fact(crt, true, cc->issuer, sizeof(cc->issuer)) == -1)
 		return "dn-too-long";
 	n = sizeof(buf);
-	if (gnutls_x509_crt_get_serial(crt, buf, &n) < 0 || n == 0 ||
-	    n > (sizeof(cc->serial) - 1) / 2)
+	if (gnutls_x509_crt_get_serial(crt, buf, &n) < 0 || n == 0)
 		return "bad-serial";
-	hex(buf, n, cc->serial, true);
+	/* The number, as OpenSSL and nginx print it: no leading zero
+	   byte (DER adds one to keep a number positive). */
+	for (p = buf; n > 1 && *p == 0; p++)
+		n--;
+	if (n > (sizeof(cc->serial) - 1) / 2)
+		return "bad-serial";
+	hex(p, n, cc->serial, true);
 	n = sizeof(buf);
 	if (gnutls_x509_crt_get_fingerprint(crt, GNUTLS_DIG_SHA256, buf,
 	    &n) < 0 || n != 32)

@@ -891,8 +891,22 @@ static void
 test_client_cert_tickets_per_site(void **state)
 {
 	struct hs r, first, plain;
+	int v;
 
 	(void)state;
+	/* TLS 1.2 too: a resumed session there carries the certificate. */
+	for (v = 0; v < 2; v++) {
+		hs_prio = v == 0 ? "NORMAL:-VERS-ALL:+VERS-TLS1.2" : NULL;
+		hs_client("req.test", CL_GOOD, NULL, &first);
+		assert_int_equal(first.server_rc, 1);
+		hs_client("req.test", CL_NONE, &first.session, &r);
+		assert_int_equal(r.server_rc, 1);
+		assert_true(r.resumed);
+		assert_string_equal(r.cc.verify, "SUCCESS");
+		gnutls_free(r.session.data);
+		gnutls_free(first.session.data);
+	}
+	hs_prio = NULL;
 	hs_client("req.test", CL_GOOD, NULL, &first);
 	assert_int_equal(first.server_rc, 1);
 	assert_true(first.session.size > 0);
