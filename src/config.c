@@ -82,8 +82,8 @@ static int	 record_line(cfg_t *, cfg_opt_t *);
 static bool	 path_ok(struct loader *, int, const char *, const char *,
 		    bool);
 static void	 load_site_limit(struct loader *, cfg_t *, struct config_site *);
-static void	 load_client_auth(struct loader *, cfg_t *, struct config_site *,
-		    const char *);
+static void	 load_client_auth(struct loader *, cfg_t *,
+		    struct config_site *, const char *);
 
 /* Every acme-* option needs mode = "acme" (refuse_acme_options). */
 static cfg_opt_t tls_opts[] = {

@@ -41,7 +41,7 @@ struct headers_client_cert {
 	char			 subject[HEADERS_CERT_VALUE_MAX];
 	char			 issuer[HEADERS_CERT_VALUE_MAX];
 	char			 serial[64];		/* hex, upper case */
-	char			 fingerprint[65];	/* SHA-256, hex, lower */
+	char			 fingerprint[65];	/* SHA-256, lower hex */
 };
 
 /*

@@ -546,7 +546,8 @@ tls_verify_reason(unsigned status)
 		{ GNUTLS_CERT_PURPOSE_MISMATCH, "not-for-client-auth" },
 		{ GNUTLS_CERT_INSECURE_ALGORITHM, "insecure-algorithm" },
 		{ GNUTLS_CERT_SIGNATURE_FAILURE, "bad-signature" },
-		{ GNUTLS_CERT_SIGNER_CONSTRAINTS_FAILURE, "issuer-constraints" },
+		{ GNUTLS_CERT_SIGNER_CONSTRAINTS_FAILURE,
+		    "issuer-constraints" },
 	};
 	size_t i;
 
@@ -856,7 +857,8 @@ trust_of(struct tls_ctx *ctx, const struct config *cfg, uint32_t idx,
 	if (ctx->trust[idx] != NULL)
 		return ctx->trust[idx];
 	if ((ret = gnutls_x509_trust_list_init(&tl, 0)) < 0) {
-		snprintf(err, errsz, "client-ca-file: %s", gnutls_strerror(ret));
+		snprintf(err, errsz, "client-ca-file: %s",
+		    gnutls_strerror(ret));
 		return NULL;
 	}
 	d.data = cfg->files[idx].data.data;
