@@ -154,10 +154,11 @@ enum config_balance {
 
 /*
  * A file the upstream TLS options name (upstream-ca-file,
- * upstream-client-cert, upstream-client-key, or the system trust store):
- * read by the master at load and carried whole in the image, once however
- * many backends name it (struct config's files; a backend holds indexes).
- * A worker opens no file.
+ * upstream-client-cert, upstream-client-key, or the system trust store),
+ * or a site's client-ca-file: read by the master at load and carried
+ * whole in the image, once however many backends or sites name it
+ * (struct config's files; a backend or site holds indexes).  A worker
+ * opens no file.
  */
 struct config_file {
 	char			*path;		/* NULL once decoded from an image */
