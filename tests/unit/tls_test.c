@@ -178,7 +178,7 @@ static struct pem pm;
    another CA's, one for servers only, one whose CN has bytes a header
    cannot carry). */
 enum { CL_NONE, CL_GOOD, CL_EXPIRED, CL_STRANGER, CL_SERVER, CL_ODD,
-    CL_N };
+    CL_LONG, CL_N };
 static gnutls_certificate_credentials_t creds[CL_N];
 /* Listener 1's and b.test's own; the ACME ones of a.test, b.test and
    x.test. */
@@ -257,6 +257,7 @@ setup(void **state)
 	unsigned char ticket[64];
 	char conf[8192], err[256];
 	static const char odd_cn[] = "bob\r\nX-Evil: 1\x01\xc3\xa9";
+	static char long_cn[1400];
 	struct pem client[CL_N];
 	int i;
 	int n;
@@ -284,6 +285,11 @@ setup(void **state)
 	make_client(&ca1, "srv", 3, -1, 10, false, 0x2d, &client[CL_SERVER]);
 	make_client(&ca1, odd_cn, sizeof(odd_cn) - 1, -1, 10, true, 0x2e,
 	    &client[CL_ODD]);
+	/* 1,400 control bytes: 4,200 once escaped, more than a field
+	   of ours holds. */
+	memset(long_cn, 0x01, sizeof(long_cn));
+	make_client(&ca1, long_cn, sizeof(long_cn), -1, 10, true, 0x2f,
+	    &client[CL_LONG]);
 	for (i = 0; i < CL_N; i++) {
 		if (gnutls_certificate_allocate_credentials(&creds[i]) < 0)
 			return -1;
@@ -864,6 +870,14 @@ test_client_cert_optional(void **state)
 	assert_string_equal(r.cc.subject,
 	    "CN=bob\\0D\\0AX-Evil: 1\\01\\C3\\A9");
 	gnutls_free(r.session.data);
+	/* A DN too long for its field is refused, never cut. */
+	hs_client("opt.test", CL_LONG, NULL, &r);
+	assert_int_equal(r.server_rc, 1);
+	assert_string_equal(r.cc.verify, "FAILED:dn-too-long");
+	assert_string_equal(r.cc.subject, "");
+	gnutls_free(r.session.data);
+	assert_refused("req.test", CL_LONG, "dn-too-long",
+	    GNUTLS_A_BAD_CERTIFICATE);
 }
 
 static void
