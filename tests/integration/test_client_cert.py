@@ -35,13 +35,14 @@ import shutil
 import socket
 import ssl
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from conftest import (BINARY, parse_response, read_all, start_proxy,
+from conftest import (parse_response, read_all, start_proxy,
                       tls_context)
 from h2util import H2Client
-from test_upstream_tls import PKI
+from test_upstream_tls import PKI, front_cert, validate  # noqa: F401
 
 CURL = shutil.which("curl") or "/usr/bin/curl"
 GNUTLS_CLI = shutil.which("gnutls-cli") or "/usr/bin/gnutls-cli"
@@ -59,7 +60,6 @@ class ClientPKI(PKI):
     """Two client CAs and the client certificates of the tests."""
 
     def __init__(self, d):      # pylint: disable=super-init-not-called
-        from pathlib import Path
         self.dir = Path(d)
         self.ca_key, self.ca = self.self_signed("ca",
                                                 "Portcullis Client CA")
@@ -74,7 +74,6 @@ class ClientPKI(PKI):
         self.stranger = self.leaf("mallory", "mallory", [], [],
                                   ca="other-ca", client=True)
         self.bob = self.leaf("bob", "bob", [], [], ca="ca2", client=True)
-        self.key_only = self.dir / "alice.key"
 
 
 @pytest.fixture(scope="module")
@@ -417,54 +416,39 @@ def test_reload_changes_client_ca_file(cproxy, upstream, cpki):
 # ---- --validate ---------------------------------------------------------
 
 
-def validate(tmp_path, certs, site_lines):
-    """--validate a config whose one site has site_lines (from line 7)."""
-    conf = tmp_path / "v.conf"
-    cert, key = certs.get("localhost")
-    text = ("user = \"nobody\"\n"                                    # 1
-            "listener {\n"                                           # 2
-            "  bind = \"127.0.0.1\"\n"                               # 3
-            f"  tls {{ cert = \"{cert}\" key = \"{key}\" }}\n"      # 4
-            "  site \"a.test\" {\n"                                  # 5
-            "    upstream = \"127.0.0.1:8443\"\n"                    # 6
-            + "".join(f"    {line}\n" for line in site_lines) +
-            "  }\n}\n")
-    conf.write_text(text)
-    r = subprocess.run([str(BINARY), "-c", str(conf), "--validate"],
-                       capture_output=True, text=True, timeout=30)
-    return r.returncode, [line for line in r.stderr.splitlines() if line]
-
-
-def test_validate_errors(tmp_path, certs, cpki):
+def test_validate_errors(tmp_path, front_cert, cpki):
+    """The site's lines from line 8 (test_upstream_tls's validate, with
+    upstream-scheme "http" on line 7)."""
     conf = tmp_path / "v.conf"
     missing = tmp_path / "missing.pem"
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("not a certificate\n")
     cases = [
         ([f'client-ca-file = "{missing}"', 'client-auth = "required"'],
-         [f"{conf}:7: cannot read client-ca-file {missing}: No such file "
+         [f"{conf}:8: cannot read client-ca-file {missing}: No such file "
           "or directory"]),
         ([f'client-ca-file = "{cpki.good[1]}"', 'client-auth = "optional"'],
-         [f"{conf}:7: client-ca-file {cpki.good[1]}: no certificate in "
+         [f"{conf}:8: client-ca-file {cpki.good[1]}: no certificate in "
           "it"]),
         ([f'client-ca-file = "{garbage}"', 'client-auth = "required"'],
-         [f"{conf}:7: client-ca-file {garbage}: no certificate in it"]),
+         [f"{conf}:8: client-ca-file {garbage}: no certificate in it"]),
         (['client-auth = "required"'],
-         [f"{conf}:7: site \"a.test\": client-auth needs client-ca-file "
+         [f"{conf}:8: site \"a.test\": client-auth needs client-ca-file "
           "(the CA bundle client certificates are verified against)"]),
         ([f'client-ca-file = "{cpki.ca}"'],
-         [f"{conf}:7: site \"a.test\": client-ca-file needs client-auth "
+         [f"{conf}:8: site \"a.test\": client-ca-file needs client-auth "
           "(\"required\" or \"optional\")"]),
         ([f'client-ca-file = "{cpki.ca}"', 'client-auth = "yes"'],
-         [f"{conf}:8: site \"a.test\": client-auth must be \"required\" "
+         [f"{conf}:9: site \"a.test\": client-auth must be \"required\" "
           "or \"optional\""]),
     ]
     for lines, want in cases:
-        assert validate(tmp_path, certs, lines) == (1, want), lines
+        assert validate(tmp_path, lines, scheme="http") == (1, want), \
+            lines
     for mode in ("required", "optional"):
-        assert validate(tmp_path, certs, [
+        assert validate(tmp_path, [
             f'client-ca-file = "{cpki.ca}"',
-            f'client-auth = "{mode}"']) == (0, [])
+            f'client-auth = "{mode}"'], scheme="http") == (0, [])
 
 
 def test_reload_with_a_bad_client_ca_file_keeps_the_old(cproxy, upstream,
