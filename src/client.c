@@ -72,6 +72,10 @@ client_take(struct client *cl, const struct client_ops *ops, void *data,
 	    .gen = cl->gen, .cert_id = cl->tls != NULL ?
 	    tls_conn_cert_id(cl->tls) : 0, .peer = (struct sockaddr *)&cl->peer,
 	    .client_ip = cl->client_ip };
+	if (cl->tls != NULL) {
+		cl->rc.auth_id = tls_conn_auth_id(cl->tls);
+		cl->rc.client_cert = tls_conn_client_cert(cl->tls);
+	}
 	cl->wc.nfds = 1;
 	cl->wc.drain = ops->drain;
 	cl->wc.abort = ops->abort;

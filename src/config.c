@@ -82,6 +82,8 @@ static int	 record_line(cfg_t *, cfg_opt_t *);
 static bool	 path_ok(struct loader *, int, const char *, const char *,
 		    bool);
 static void	 load_site_limit(struct loader *, cfg_t *, struct config_site *);
+static void	 load_client_auth(struct loader *, cfg_t *,
+		    struct config_site *, const char *);
 
 /* Every acme-* option needs mode = "acme" (refuse_acme_options). */
 static cfg_opt_t tls_opts[] = {
@@ -150,6 +152,8 @@ static cfg_opt_t site_opts[] = {
 	BACKEND_OPTS,
 	CFG_STR("cert", NULL, CFGF_NODEFAULT),
 	CFG_STR("key", NULL, CFGF_NODEFAULT),
+	CFG_STR("client-ca-file", NULL, CFGF_NODEFAULT),
+	CFG_STR("client-auth", NULL, CFGF_NODEFAULT),
 	CFG_SEC("rate-limit", site_ratelimit_opts, CFGF_NONE),
 	CFG_SEC("path", path_opts, CFGF_MULTI | CFGF_TITLE |
 	    CFGF_NO_TITLE_DUPES),
@@ -1416,6 +1420,7 @@ load_site(struct loader *ld, cfg_t *s, struct config_site *site)
 	site->wildcard = title[0] == '*';
 	load_backend(ld, s, &site->be, NULL, site->line, what);
 	load_tls_pair(ld, s, &site->tls, false, what);
+	load_client_auth(ld, s, site, what);
 	load_site_limit(ld, s, site);
 	load_paths(ld, s, site);
 }
@@ -2062,6 +2067,70 @@ load_site_limit(struct loader *ld, cfg_t *s, struct config_site *site)
 	if (opt_line(ld, rl, "burst") != 0)
 		site->rate_burst = (unsigned)get_int(ld, rl, "burst", 1,
 		    1000000);
+}
+
+bool
+config_client_auth_ok(const struct config_site *site, size_t nfiles)
+{
+	if (site->client_auth == CONFIG_CLIENT_AUTH_NONE)
+		return site->client_ca == CONFIG_NO_FILE;
+	return (site->client_auth == CONFIG_CLIENT_AUTH_REQUIRED ||
+	    site->client_auth == CONFIG_CLIENT_AUTH_OPTIONAL) &&
+	    site->client_ca < nfiles;
+}
+
+/*
+ * client-auth and client-ca-file of site section s (issue 18): both or
+ * neither.  The CA file is read here by the master, like an
+ * upstream-ca-file (cfg->files, checked as a trust store), and is the
+ * trust of this site's client certificates alone.
+ */
+static void
+load_client_auth(struct loader *ld, cfg_t *s, struct config_site *site,
+    const char *what)
+{
+	bool has_ca = opt_set(ld, s, "client-ca-file");
+	bool has_auth = opt_set(ld, s, "client-auth");
+	int cline = line_of(ld, s, "client-ca-file");
+	int aline = line_of(ld, s, "client-auth");
+	const char *v;
+
+	site->client_auth = CONFIG_CLIENT_AUTH_NONE;
+	site->client_ca = CONFIG_NO_FILE;
+	if (has_auth) {
+		v = cfg_getstr(s, "client-auth");
+		if (v != NULL && strcmp(v, "required") == 0)
+			site->client_auth = CONFIG_CLIENT_AUTH_REQUIRED;
+		else if (v != NULL && strcmp(v, "optional") == 0)
+			site->client_auth = CONFIG_CLIENT_AUTH_OPTIONAL;
+		else {
+			cerr(ld, aline, "%s: client-auth must be \"required\" "
+			    "or \"optional\"", what);
+			return;
+		}
+	}
+	if (has_auth && !has_ca) {
+		cerr(ld, aline, "%s: client-auth needs client-ca-file (the "
+		    "CA bundle client certificates are verified against)",
+		    what);
+		site->client_auth = CONFIG_CLIENT_AUTH_NONE;
+		return;
+	}
+	if (has_ca && !has_auth) {
+		cerr(ld, cline, "%s: client-ca-file needs client-auth "
+		    "(\"required\" or \"optional\")", what);
+		return;
+	}
+	if (!has_ca)
+		return;
+	v = cfg_getstr(s, "client-ca-file");
+	if (path_ok(ld, cline, "client-ca-file", v, false))
+		site->client_ca = check_ca(ld, cline, "client-ca-file",
+		    load_file(ld, cline, "client-ca-file", v, CONFIG_CA_MAX,
+		    false, false));
+	/* An error was said: nothing here to trust. */
+	if (site->client_ca == CONFIG_NO_FILE)
+		site->client_auth = CONFIG_CLIENT_AUTH_NONE;
 }
 
 static void

@@ -154,10 +154,11 @@ enum config_balance {
 
 /*
  * A file the upstream TLS options name (upstream-ca-file,
- * upstream-client-cert, upstream-client-key, or the system trust store):
- * read by the master at load and carried whole in the image, once however
- * many backends name it (struct config's files; a backend holds indexes).
- * A worker opens no file.
+ * upstream-client-cert, upstream-client-key, or the system trust store),
+ * or a site's client-ca-file: read by the master at load and carried
+ * whole in the image, once however many backends or sites name it
+ * (struct config's files; a backend or site holds indexes).  A worker
+ * opens no file.
  */
 struct config_file {
 	char			*path;		/* NULL once decoded from an image */
@@ -265,6 +266,14 @@ struct config_path {
 	int			 line;
 };
 
+/* client-auth (issue 18): whether a site asks TLS clients for a
+   certificate, verified against its client-ca-file. */
+enum config_client_auth {
+	CONFIG_CLIENT_AUTH_NONE = 0,
+	CONFIG_CLIENT_AUTH_REQUIRED,	/* none or a bad one: no handshake */
+	CONFIG_CLIENT_AUTH_OPTIONAL	/* the result goes upstream */
+};
+
 struct config_site {
 	char			*host;		/* lower-case, no trailing dot */
 	bool			 wildcard;	/* "*.example.com" */
@@ -278,6 +287,10 @@ struct config_site {
 	bool			 rate_own;
 	double			 rate_rps;
 	unsigned		 rate_burst;
+	/* client-auth and client-ca-file (an index in files: the trust of
+	   this site alone), both or neither: CONFIG_NO_FILE with NONE. */
+	enum config_client_auth	 client_auth;
+	uint32_t		 client_ca;
 	int			 line;
 };
 
@@ -469,6 +482,12 @@ bool	 config_server_name_ok(const char *s);
  * certificate and key both or neither, files there are.
  */
 bool	 config_backend_tls_ok(const struct config_backend *be, size_t nfiles);
+
+/*
+ * A site's client-auth and client-ca-file, shared with the image
+ * decoder: both or neither, the file among nfiles.
+ */
+bool	 config_client_auth_ok(const struct config_site *site, size_t nfiles);
 
 /* Total number of sites over all listeners. */
 size_t	 config_site_count(const struct config *cfg);

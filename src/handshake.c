@@ -54,7 +54,9 @@ hs_close(struct handshake *h, const char *reason)
 /*
  * A handshake refused for want of a certificate (acme mode: none issued
  * yet for the name, or acme-tls/1 without a pending challenge) says why,
- * in one ACME line; any other failure is the client's business (debug).
+ * in one ACME line; one refused for the client's certificate (a site with
+ * client-auth "required": none sent, expired, unknown issuer ...) in one
+ * CLIENT_CERT line; any other failure is the client's business (debug).
  */
 static void
 hs_failed(struct handshake *h)
@@ -68,6 +70,12 @@ hs_failed(struct handshake *h)
 		log_event_cstr(&ev, "client_ip", h->cl.client_ip);
 		log_event_str(&ev, "name", len > 0 ? name : "-",
 		    len > 0 ? len : 1);
+		log_event_cstr(&ev, "error", why);
+		log_event_end(&ev);
+	} else if ((why = tls_conn_auth_refusal(h->cl.tls, &name)) != NULL) {
+		log_event_begin(&ev, "CLIENT_CERT");
+		log_event_cstr(&ev, "client_ip", h->cl.client_ip);
+		log_event_cstr(&ev, "site", name);
 		log_event_cstr(&ev, "error", why);
 		log_event_end(&ev);
 	}

@@ -16,6 +16,7 @@
  *                cert key
  *                nsites { host wildcard backend cert key
  *                         rate-own [rate-rps(bits) rate-burst]
+ *                         client-auth client-ca
  *                         npaths { prefix replace-path backend } }
  *                [tls-mode acme:
  *                 ndomains { domain } domains-set directory contact
@@ -55,7 +56,7 @@
 #define STR_MAX		1024
 /* The fewest bytes a listener / a site can take: bounds counts early. */
 #define LISTENER_MIN	(1 + 16 + 2 + 2 + 4 + 1 + 4 + 4 + 4)
-#define SITE_MIN	(4 + 1 + BACKEND_MIN + 4 + 4 + 1 + 4)
+#define SITE_MIN	(4 + 1 + BACKEND_MIN + 4 + 4 + 1 + 1 + 4 + 4)
 #define UPSTREAM_MIN	(4 + 1 + 4 + 1 + 4 + 16 + 4)
 #define BACKEND_MIN	(4 + UPSTREAM_MIN + 1 + 4 + 4 + 1 + 16 + 1)
 #define PATH_MIN	(4 + 1 + 4 + BACKEND_MIN)
@@ -198,6 +199,8 @@ put_site(struct wbuf *w, const struct config_site *s)
 		put_rate(w, s->rate_rps);
 		put_u32(w, s->rate_burst);
 	}
+	put_u8(w, (uint8_t)s->client_auth);
+	put_u32(w, s->client_ca);
 	put_u32(w, (uint32_t)s->npaths);
 	for (i = 0; i < s->npaths; i++) {
 		put_str(w, s->paths[i].prefix);
@@ -741,6 +744,19 @@ get_paths(struct rbuf *r, struct config_site *s)
 	}
 }
 
+/* client-auth and its CA, a file among those read (issue 18). */
+static void
+get_client_auth(struct rbuf *r, struct config_site *s)
+{
+	uint8_t auth = get_u8(r);
+
+	s->client_ca = get_u32(r);
+	s->client_auth = (enum config_client_auth)auth;
+	if (r->err || auth > CONFIG_CLIENT_AUTH_OPTIONAL ||
+	    !config_client_auth_ok(s, r->nfiles))
+		r->err = true;
+}
+
 static void
 get_site(struct rbuf *r, struct config_site *s)
 {
@@ -759,6 +775,7 @@ get_site(struct rbuf *r, struct config_site *s)
 		return;
 	get_tls(r, &s->tls, false, false);
 	get_site_limit(r, s);
+	get_client_auth(r, s);
 	get_paths(r, s);
 }
 

@@ -275,6 +275,19 @@ request_admit(const struct request_conn *conn, const struct gen *g,
 	    conn->gen == g ? site : route_lookup(conn->gen->routes, conn->li,
 	    host, (size_t)hlen), host, (size_t)hlen))
 		return answer(ans, 421, false);
+	/* client-auth: only a handshake for this very site (its name, mode
+	   and CA, in the request's generation) verified what the site
+	   asks; another SNI on a shared certificate, no SNI, a session
+	   resumed from another site, an HTTP/2 connection reused for
+	   another host, or a reload that changed the CA: 421. */
+	if (site->client_auth != CONFIG_CLIENT_AUTH_NONE &&
+	    (conn->auth_id == 0 ||
+	    conn->auth_id != tls_ctx_auth_id(g->tls, conn->li, site))) {
+		log_debug("%s: %s: client-auth site, and the connection's "
+		    "handshake verified no certificate for it: 421",
+		    conn->client_ip, site->host);
+		return answer(ans, 421, false);
+	}
 	if (pr->h.method_id == HTTP1_METHOD_CONNECT) {
 		answer(ans, 405, false);
 		ans->name = "Allow";
@@ -291,6 +304,8 @@ request_admit(const struct request_conn *conn, const struct gen *g,
 		pr->tls = uptls_ctx_backend(g->uptls, pr->be);
 
 	pr->site = site->host;
+	pr->h.client_cert = site->client_auth != CONFIG_CLIENT_AUTH_NONE ?
+	    conn->client_cert : NULL;
 	pr->h.client_ip = conn->client_ip;
 	pr->h.tls = true;
 	pr->h.port = g->cfg->listeners[conn->li].https_port;

@@ -1570,6 +1570,47 @@ test_upstream_tls_options(void **state)
 	"  site \"a.example\" {\n    upstream = \"127.0.0.1:8443\"\n"	\
 	lines "  }\n}\n"
 
+/* client-auth and client-ca-file (issue 18): every rule on its line. */
+static void
+test_client_auth_errors(void **state)
+{
+	const struct config_site *site;
+	struct config *cfg;
+
+	(void)state;
+	expect_errors(TLS_SITE(
+	    "    client-auth = \"required\"\n"),			/* 6 */
+	    NAME ":6: site \"a.example\": client-auth needs client-ca-file "
+	    "(the CA bundle client certificates are verified against)",
+	    NULL);
+	expect_errors(TLS_SITE(
+	    "    client-ca-file = \"/ca.pem\"\n"),			/* 6 */
+	    NAME ":6: site \"a.example\": client-ca-file needs client-auth "
+	    "(\"required\" or \"optional\")", NULL);
+	expect_errors(TLS_SITE(
+	    "    client-ca-file = \"/ca.pem\"\n"			/* 6 */
+	    "    client-auth = \"on\"\n"),
+	    NAME ":7: site \"a.example\": client-auth must be \"required\" "
+	    "or \"optional\"", NULL);
+	expect_errors(TLS_SITE(
+	    "    client-ca-file = \"\"\n"				/* 6 */
+	    "    client-auth = \"optional\"\n"),
+	    NAME ":6: client-ca-file must be a path", NULL);
+	/* A site's, not a path block's: the handshake knows no path. */
+	expect_first_error(TLS_SITE(
+	    "    path \"/p/\" { upstream = \"127.0.0.1:1\"\n"	/* 6 */
+	    "      client-auth = \"required\" }\n"), 7, "client-auth");
+	cfg = parse_ok(TLS_SITE(
+	    "    client-ca-file = \"/ca.pem\"\n"
+	    "    client-auth = \"optional\"\n"));
+	site = &cfg->listeners[0].sites[0];
+	assert_int_equal(site->client_auth, CONFIG_CLIENT_AUTH_OPTIONAL);
+	assert_true(site->client_ca < cfg->nfiles);
+	assert_string_equal(cfg->files[site->client_ca].path, "/ca.pem");
+	assert_true(config_client_auth_ok(site, cfg->nfiles));
+	config_free(cfg);
+}
+
 /* Every rule of the upstream TLS options, each message on its line. */
 static void
 test_upstream_tls_errors(void **state)
@@ -3785,6 +3826,66 @@ test_load_upstream_tls(void **state)
 	expect_upstream_tls_error(lines, 12, msg);
 }
 
+/* A site with client-auth and these lines (from line 10), for real. */
+static void
+expect_client_ca_error(const char *ca, const char *msg)
+{
+	struct config_errors	 e;
+	struct config		*cfg;
+	char			 site[2048];
+
+	snprintf(site, sizeof(site), "  site \"t.example\" {\n"	/* 9 */
+	    "    client-ca-file = \"%s\"\n"			/* 10 */
+	    "    client-auth = \"required\"\n"
+	    "    upstream = \"127.0.0.1:8443\"\n  }\n", ca);
+	assert_int_equal(load_with("nobody", files.cert, files.key, site,
+	    &real_ca, &cfg, &e), -1);
+	expect_one_error(&e, 10, msg);
+}
+
+/* client-ca-file is read by the master, checked as a trust store. */
+static void
+test_load_client_ca(void **state)
+{
+	struct config_errors	 e;
+	struct config		*cfg;
+	const struct config_site *site;
+	char			 lines[1024], msg[1024], missing[160], *c;
+	size_t			 clen;
+
+	(void)state;
+	if (!files.ok)
+		skip();
+	snprintf(lines, sizeof(lines), "  site \"t.example\" {\n"
+	    "    client-ca-file = \"%s\"\n    client-auth = \"required\"\n"
+	    "    upstream = \"127.0.0.1:8443\"\n  }\n", files.cert);
+	if (load_with("nobody", files.cert, files.key, lines, &real_ca, &cfg,
+	    &e) != 0) {
+		dump_errors(&e);
+		config_errors_free(&e);
+		fail_msg("a good client-ca-file was refused");
+	}
+	config_errors_free(&e);
+	site = &cfg->listeners[0].sites[1];
+	assert_int_equal(site->client_auth, CONFIG_CLIENT_AUTH_REQUIRED);
+	c = slurp(files.cert, &clen);
+	assert_int_equal(cfg->files[site->client_ca].data.len, clen);
+	assert_memory_equal(cfg->files[site->client_ca].data.data, c, clen);
+	free(c);
+	config_free(cfg);
+
+	snprintf(missing, sizeof(missing), "%s/missing.pem", files.dir);
+	snprintf(msg, sizeof(msg), "cannot read client-ca-file %s: No such "
+	    "file or directory", missing);
+	expect_client_ca_error(missing, msg);
+	snprintf(msg, sizeof(msg), "client-ca-file %s: no certificate in it",
+	    files.garbage);
+	expect_client_ca_error(files.garbage, msg);
+	snprintf(msg, sizeof(msg), "client-ca-file %s: no certificate in it",
+	    files.key);
+	expect_client_ca_error(files.key, msg);
+}
+
 /* An ACME listener with acme-ca-file = ca (line 5), loaded for real. */
 static int
 load_acme_ca(const char *ca, const struct config_opts *opts,
@@ -3953,6 +4054,7 @@ main(void)
 		cmocka_unit_test(test_path_options),
 		cmocka_unit_test(test_upstream_tls_options),
 		cmocka_unit_test(test_upstream_tls_errors),
+		cmocka_unit_test(test_client_auth_errors),
 		cmocka_unit_test(test_upstream_verify_off_warns),
 		cmocka_unit_test(test_duplicate_site_same_spelling),
 		cmocka_unit_test(test_endpoint_clashes),
@@ -3999,6 +4101,7 @@ main(void)
 		cmocka_unit_test(test_load_pure_reads_nothing),
 		cmocka_unit_test(test_load_acme_ca_file),
 		cmocka_unit_test(test_load_upstream_tls),
+		cmocka_unit_test(test_load_client_ca),
 		cmocka_unit_test(test_load_config_file_problems),
 	};
 

@@ -275,6 +275,10 @@ static const char rich_config[] =
     "upstream-scheme = \"http\" } }\n"
     "  site \"sys.example\" { upstream = \"192.0.2.1:443\" "
     "upstream-scheme = \"https\" }\n"
+    "  site \"mtls.example\" { upstream = \"192.0.2.2:80\" "
+    "client-ca-file = \"/ca.pem\" client-auth = \"required\" }\n"
+    "  site \"mtls2.example\" { upstream = \"192.0.2.3:80\" "
+    "client-ca-file = \"/clients.pem\" client-auth = \"optional\" }\n"
     "}\n"
     "listener {\n"
     "  bind = \"[::]\"\n"
@@ -508,6 +512,8 @@ assert_image_fields_equal(const struct config *a, const struct config *b,
 			assert_memory_equal(&sa->rate_rps, &sb->rate_rps,
 			    sizeof(double));
 			assert_int_equal(sa->rate_burst, sb->rate_burst);
+			assert_int_equal(sa->client_auth, sb->client_auth);
+			assert_int_equal(sa->client_ca, sb->client_ca);
 		}
 	}
 }
@@ -956,6 +962,7 @@ check_decoded_sane(const struct config *c)
 			assert_int_equal(s->wildcard, s->host[0] == '*');
 			check_backend_sane(&s->be, c->nfiles);
 			check_paths_sane(s, c->nfiles);
+			assert_true(config_client_auth_ok(s, c->nfiles));
 			assert_true((s->tls.cert.len == 0) ==
 			    (s->tls.key.len == 0));
 		}
@@ -1112,6 +1119,8 @@ struct spec {
 	uint8_t		 rate_own;	/* 1: srps and sburst follow */
 	double		 srps;
 	uint32_t	 sburst;
+	uint8_t		 cauth;		/* client-auth */
+	uint32_t	 cca;		/* client-ca-file, an index */
 	uint32_t	 npaths;	/* as written */
 	size_t		 paths_n;	/* path blocks present */
 	struct spec_path path[2];
@@ -1220,6 +1229,7 @@ good_spec(void)
 	s.be = good_backend(8080);
 	s.scert = (struct field)FNONE;
 	s.skey = (struct field)FNONE;
+	s.cca = CONFIG_NO_FILE;
 	return s;
 }
 
@@ -1437,6 +1447,8 @@ build(const struct spec *s, unsigned char *out, size_t outsz)
 		w_u64(w, rps);
 		w_u32(w, s->sburst);
 	}
+	w_u8(w, s->cauth);
+	w_u32(w, s->cca);
 	w_u32(w, s->npaths);
 	for (i = 0; i < s->paths_n; i++) {
 		w_field(w, &s->path[i].prefix);
@@ -1814,6 +1826,15 @@ test_site_fields(void **state)
 	REJECT(s.rate_own = 1; s.srps = 1e6 + 1; s.sburst = 5);
 	REJECT(s.rate_own = 1; s.srps = 1; s.sburst = 0);
 	REJECT(s.rate_own = 1; s.srps = 1; s.sburst = 1000001);
+	/* client-auth: with a file there is, or neither. */
+	TLS_ACCEPT(s.cauth = CONFIG_CLIENT_AUTH_REQUIRED; s.cca = 0);
+	TLS_ACCEPT(s.cauth = CONFIG_CLIENT_AUTH_OPTIONAL; s.cca = 2);
+	TLS_REJECT(s.cauth = CONFIG_CLIENT_AUTH_OPTIONAL; s.cca = 3);
+	TLS_REJECT(s.cauth = CONFIG_CLIENT_AUTH_REQUIRED);
+	TLS_REJECT(s.cauth = CONFIG_CLIENT_AUTH_OPTIONAL + 1; s.cca = 0);
+	TLS_REJECT(s.cauth = 255; s.cca = 0);
+	TLS_REJECT(s.cca = 0);
+	REJECT(s.cauth = CONFIG_CLIENT_AUTH_REQUIRED; s.cca = 0);
 	/* The end. */
 	REJECT(s.endmagic = 0);
 }
