@@ -257,10 +257,17 @@ proxyin_start(struct worker *wk, int fd, size_t li, proxyin_next_fn *next)
 		return;
 	}
 	client_accepted(&from, wk, fd, li);
+	/* Gone before it was accepted (a balancer's check that reset):
+	   no peer to judge, nothing to serve. */
+	if (from.peer.ss_family == AF_UNSPEC) {
+		log_debug("connection closed: its peer is gone");
+		client_drop(&from);
+		free(p);
+		return;
+	}
 	p->magic = PI_MAGIC;
 	p->next = next;
-	p->trusted = from.peer.ss_family != AF_UNSPEC &&
-	    cidr_find(l->trusted, l->ntrusted,
+	p->trusted = cidr_find(l->trusted, l->ntrusted,
 	    (const struct sockaddr *)&from.peer) >= 0;
 	client_take(&p->cl, &pi_client_ops, p, &from);
 	ev_timer_init(&p->poll, pi_poll_cb, 0., POLL_SECS);

@@ -107,15 +107,21 @@ def pp_proxy(make_proxy, upstream):
 class HAProxy:
     """HAProxy in TCP mode: one frontend per (listen port, server)."""
 
-    def __init__(self, tmp_path, routes):
-        """routes: [(server port, "send-proxy-v2" or "send-proxy")]."""
+    def __init__(self, tmp_path, routes, check=False):
+        """routes: [(server port, "send-proxy-v2" or "send-proxy")];
+        check: HAProxy's health checks, with the PROXY header too."""
         self.ports = [free_port() for _ in routes]
         cfg = ["global", "  maxconn 256", "defaults", "  mode tcp",
                "  timeout connect 5s", "  timeout client 30s",
                "  timeout server 30s"]
         for i, ((port, send), listen) in enumerate(zip(routes, self.ports)):
             cfg += [f"listen l{i}", f"  bind 127.0.0.1:{listen}",
-                    f"  server s 127.0.0.1:{port} {send} source {TRUSTED}"]
+                    f"  server s 127.0.0.1:{port} {send} source {TRUSTED}" +
+                    (" check check-send-proxy check-ssl verify none "
+                     "inter 100ms" if check else "")]
+            if check:
+                cfg += ["  option httpchk GET /hc",
+                        "  http-check send hdr Host localhost"]
         self.path = tmp_path / "haproxy.cfg"
         self.path.write_text("\n".join(cfg) + "\n")
         self.proc = subprocess.Popen(["haproxy", "-db", "-f", str(self.path)],
@@ -143,8 +149,8 @@ def haproxy(tmp_path):
         pytest.fail("haproxy is not installed (contrib/install-deps.sh test)")
     made = []
 
-    def factory(routes):
-        h = HAProxy(tmp_path, routes)
+    def factory(routes, check=False):
+        h = HAProxy(tmp_path, routes, check)
         made.append(h)
         return h
     yield factory
@@ -202,6 +208,22 @@ def test_haproxy_http2(pp_proxy, haproxy):
     assert up.wait_requests(1)[-1].one("x-forwarded-for") == "127.0.0.2"
     p.wait_log(r"ACCESS client_ip=127\.0\.0\.2 method=GET "
                r"host=localhost:\d+ path=/h2 protocol=h2 ")
+
+
+def test_haproxy_health_checks_are_local(pp_proxy, haproxy):
+    """HAProxy's checks with check-send-proxy arrive as v2 LOCAL (here an
+    HTTPS check, so that it makes a request): the balancer itself is the
+    client, and nothing is refused."""
+    p, up = pp_proxy
+    h = haproxy([(p.https_port, "send-proxy-v2")], check=True)
+    p.wait_log(r"ACCESS client_ip=127\.0\.0\.3 method=GET host=localhost "
+               r"path=/hc ", count=3)
+    assert proxy_lines(p) == []
+    # Real traffic alongside still names its client.
+    data = tls_after(connect(h.ports[0], source="127.0.0.2"), b"",
+                     request())
+    assert parse_response(data)[0] == 200
+    assert up.wait_requests(1)[-1].one("x-forwarded-for") == "127.0.0.2"
 
 
 def test_rate_limit_is_per_proxy_client(make_proxy, upstream, haproxy):
