@@ -77,7 +77,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(piece, data + at, len);
 		realip_add(&r, piece, len);
 		free(piece);
-		if (jl > 0)
+		if (at > 0)
 			joined[jl++] = ',';
 		memcpy(joined + jl, data + at, len);
 		jl += len;
