@@ -26,6 +26,7 @@
 
 #include <confuse.h>
 
+#include "cidr.h"
 #include "config.h"
 #include "path.h"
 #include "util.h"
@@ -164,6 +165,9 @@ static cfg_opt_t listener_opts[] = {
 	CFG_STR("bind", NULL, CFGF_NODEFAULT),
 	CFG_INT("https-port", 443, CFGF_NONE),
 	CFG_INT("http-port", 80, CFGF_NONE),
+	CFG_BOOL("proxy-protocol", cfg_false, CFGF_NONE),
+	CFG_STR_LIST("trusted-proxies", NULL, CFGF_NODEFAULT),
+	CFG_STR("real-ip-header", NULL, CFGF_NODEFAULT),
 	CFG_SEC("tls", tls_opts, CFGF_NONE),
 	CFG_SEC("site", site_opts, CFGF_MULTI | CFGF_TITLE |
 	    CFGF_NO_TITLE_DUPES),
@@ -1870,6 +1874,86 @@ load_acme_domains(struct loader *ld, cfg_t *tls, struct config_listener *lst)
 		    "acme-domains, or use mode \"manual\"");
 }
 
+/* A tchar of RFC 9110 5.6.2. */
+static bool
+tchar(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9') || (c != '\0' &&
+	    strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+bool
+config_real_ip_header_ok(const char *s)
+{
+	size_t i, len = strlen(s);
+
+	if (len == 0 || len > CONFIG_REAL_IP_MAX)
+		return false;
+	for (i = 0; i < len; i++)
+		if (!tchar(s[i]))
+			return false;
+	return !util_strcaseeq(s, len, "forwarded", 9) &&
+	    !util_strcaseeq(s, len, "host", 4);
+}
+
+/*
+ * proxy-protocol, trusted-proxies and real-ip-header: the sources that
+ * may name a client (a PROXY header, a header of each request), and
+ * both of those need the list.
+ */
+static void
+load_listener_proxy(struct loader *ld, cfg_t *l, struct config_listener *lst)
+{
+	unsigned i, n = cfg_size(l, "trusted-proxies");
+	int tline = opt_line(ld, l, "trusted-proxies");
+	const char *h = cfg_getstr(l, "real-ip-header");
+	char why[128];
+
+	lst->proxy_protocol = cfg_getbool(l, "proxy-protocol");
+	if (n > CONFIG_MAX_TRUSTED) {
+		cerr(ld, tline, "trusted-proxies: more than %d ranges",
+		    CONFIG_MAX_TRUSTED);
+		n = 0;
+	}
+	if (n > 0 && (lst->trusted = calloc(n, sizeof(*lst->trusted))) ==
+	    NULL) {
+		ld->oom = true;
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		const char *r = cfg_getnstr(l, "trusted-proxies", i);
+
+		if (cidr_parse(r, strlen(r), &lst->trusted[lst->ntrusted],
+		    why, sizeof(why)) != 0)
+			cerr(ld, elem_line(ld, l, "trusted-proxies", i),
+			    "trusted-proxies: \"%s\": %s", r, why);
+		else
+			lst->ntrusted++;
+	}
+	/* An empty list records no line: it is as good as none. */
+	if (lst->proxy_protocol && tline == 0)
+		cerr(ld, line_of(ld, l, "proxy-protocol"), "proxy-protocol "
+		    "needs trusted-proxies: the sources a PROXY header is "
+		    "taken from (anyone else's is refused)");
+	if (h != NULL) {
+		if (!config_real_ip_header_ok(h))
+			cerr(ld, line_of(ld, l, "real-ip-header"),
+			    "real-ip-header: \"%s\" is not a field name that "
+			    "holds addresses (a token of at most %d bytes, not "
+			    "Forwarded or Host)", h, CONFIG_REAL_IP_MAX);
+		else if (tline == 0)
+			cerr(ld, line_of(ld, l, "real-ip-header"),
+			    "real-ip-header needs trusted-proxies: the peers "
+			    "whose header is believed");
+		else if ((lst->real_ip_header = strdup(h)) == NULL)
+			ld->oom = true;
+	}
+	if (tline != 0 && n > 0 && !lst->proxy_protocol && h == NULL)
+		cwarn(ld, tline, "trusted-proxies has no effect without "
+		    "proxy-protocol or real-ip-header");
+}
+
 static void
 load_listener(struct loader *ld, cfg_t *l, struct config_listener *lst,
     bool wildcard_ok)
@@ -1883,6 +1967,7 @@ load_listener(struct loader *ld, cfg_t *l, struct config_listener *lst,
 	lst->http_port = (uint16_t)get_int(ld, l, "http-port", 0, 65535);
 	lst->https_line = line_of(ld, l, "https-port");
 	lst->http_line = line_of(ld, l, "http-port");
+	load_listener_proxy(ld, l, lst);
 	mode = tls != NULL ? cfg_getstr(tls, "mode") : NULL;
 	if (tls == NULL || !sec_is_set(ld, tls)) {
 		cerr(ld, lst->line, "listener%s%s: a tls { } section is "
@@ -2515,6 +2600,8 @@ config_free(struct config *cfg)
 		tls_free(&l->tls);
 		acme_free(&l->acme);
 		acme_state_free(l);
+		free(l->trusted);
+		free(l->real_ip_header);
 	}
 	free(cfg->listeners);
 	for (i = 0; i < cfg->nfiles; i++) {
@@ -2618,6 +2705,12 @@ config_static_change(const struct config *o, const struct config *n,
 			what = "https-port";
 		else if (a->http_port != b->http_port)
 			what = "http-port";
+		else if (a->proxy_protocol != b->proxy_protocol)
+			what = "proxy-protocol";
+		else if (a->ntrusted != b->ntrusted || (a->ntrusted > 0 &&
+		    memcmp(a->trusted, b->trusted, a->ntrusted *
+		    sizeof(*a->trusted)) != 0))
+			what = "trusted-proxies";
 		if (what != NULL) {
 			snprintf(buf, bufsz, "listener %zu %s", i + 1, what);
 			return buf;

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cidr.h"
 #include "log.h"
 
 #define CONFIG_FILE_MAX		(1024 * 1024)	/* config file size limit */
@@ -315,6 +316,13 @@ struct config_listener {
 	struct config_site	*sites;
 	size_t			 nsites;
 	int			 line;
+	/* PROXY protocol in and trusted proxies (proxyin.h): proxy-protocol
+	   and trusted-proxies are static (listen_plan's layout does not
+	   change, nor who may name a client); real-ip-header reloads. */
+	bool			 proxy_protocol;
+	struct cidr		*trusted;	/* trusted-proxies */
+	size_t			 ntrusted;	/* 0..CONFIG_MAX_TRUSTED */
+	char			*real_ip_header;	/* NULL: none */
 };
 
 /* HTTP limits and client timeouts (seconds), all changeable on reload. */
@@ -488,6 +496,18 @@ bool	 config_backend_tls_ok(const struct config_backend *be, size_t nfiles);
  * decoder: both or neither, the file among nfiles.
  */
 bool	 config_client_auth_ok(const struct config_site *site, size_t nfiles);
+
+/* trusted-proxies: ranges a listener lists at most. */
+#define CONFIG_MAX_TRUSTED	1024
+/* real-ip-header: a field name at most this long. */
+#define CONFIG_REAL_IP_MAX	64
+
+/*
+ * real-ip-header's rule, shared with the image decoder: a field name
+ * (RFC 9110 token, 1..CONFIG_REAL_IP_MAX bytes) that is not one the proxy
+ * never takes addresses from (Forwarded, whose syntax differs; Host).
+ */
+bool	 config_real_ip_header_ok(const char *s);
 
 /* Total number of sites over all listeners. */
 size_t	 config_site_count(const struct config *cfg);

@@ -160,26 +160,29 @@ static const struct client_ops hs_client_ops = {
 };
 
 void
-handshake_start(struct worker *wk, int fd, size_t li)
+handshake_begin(const struct client *from)
 {
-	struct gen *g = worker_gen(wk);
-	struct client from = { .wk = wk, .fd = fd, .li = li };
+	struct client c = *from;
 	struct handshake *h;
 
-	if ((h = calloc(1, sizeof(*h))) == NULL) {
-		close(fd);
-		return;
-	}
-	if ((from.tls = tls_conn_new(g->tls, li, fd)) == NULL) {
+	if ((h = calloc(1, sizeof(*h))) == NULL ||
+	    (c.tls = tls_conn_new(c.gen->tls, c.li, c.fd)) == NULL) {
 		free(h);
-		close(fd);
+		client_drop(&c);
 		return;
 	}
-	from.gen = gen_ref(g);
-	client_peer(fd, &from.peer, from.client_ip, sizeof(from.client_ip));
 	h->magic = HS_MAGIC;
-	client_take(&h->cl, &hs_client_ops, h, &from);
-	h->cl.timer.repeat = g->cfg->http.handshake_timeout;
-	ev_timer_again(worker_loop(wk), &h->cl.timer);
+	client_take(&h->cl, &hs_client_ops, h, &c);
+	h->cl.timer.repeat = c.gen->cfg->http.handshake_timeout;
+	ev_timer_again(worker_loop(c.wk), &h->cl.timer);
 	hs_watch(h);
+}
+
+void
+handshake_start(struct worker *wk, int fd, size_t li)
+{
+	struct client from;
+
+	if (client_accepted_final(&from, wk, fd, li))
+		handshake_begin(&from);
 }

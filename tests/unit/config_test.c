@@ -4022,6 +4022,92 @@ test_load_config_file_problems(void **state)
 	config_errors_free(&e);
 }
 
+/*
+ * proxy-protocol, trusted-proxies, real-ip-header (issue 18, PROXY in).
+ */
+
+#define PL(opts)	"listener {\n  bind = \"127.0.0.1\"\n" opts TLS \
+			SITE("a.example") "}\n"
+
+static void
+test_proxy_in(void **state)
+{
+	struct config	*cfg;
+	char		 buf[64];
+
+	(void)state;
+	cfg = parse_ok(VALID);
+	assert_false(cfg->listeners[0].proxy_protocol);
+	assert_int_equal(cfg->listeners[0].ntrusted, 0);
+	assert_null(cfg->listeners[0].real_ip_header);
+	config_free(cfg);
+
+	cfg = parse_ok(PL("  proxy-protocol = true\n"
+	    "  trusted-proxies = { \"10.0.0.0/8\", \"2001:db8::/32\", "
+	    "\"192.0.2.7\" }\n  real-ip-header = \"X-Forwarded-For\"\n"));
+	assert_true(cfg->listeners[0].proxy_protocol);
+	assert_int_equal(cfg->listeners[0].ntrusted, 3);
+	assert_int_equal(cfg->listeners[0].trusted[1].family, 6);
+	assert_int_equal(cfg->listeners[0].trusted[2].bits, 32);
+	assert_string_equal(cfg->listeners[0].real_ip_header,
+	    "X-Forwarded-For");
+	config_free(cfg);
+	expect_ok(PL("  trusted-proxies = { \"127.0.0.1\" }\n"
+	    "  real-ip-header = \"X-Real-IP\"\n"));
+
+	expect_errors(PL("  proxy-protocol = true\n"), NAME ":3: "
+	    "proxy-protocol needs trusted-proxies: the sources a PROXY header "
+	    "is taken from (anyone else's is refused)", NULL);
+	expect_errors(PL("  real-ip-header = \"X-Real-IP\"\n"), NAME ":3: "
+	    "real-ip-header needs trusted-proxies: the peers whose header is "
+	    "believed", NULL);
+	expect_errors(PL("  trusted-proxies = { \"10.0.0.0/8\" }\n"
+	    "  real-ip-header = \"Forwarded\"\n"), NAME ":4: real-ip-header: "
+	    "\"Forwarded\" is not a field name that holds addresses (a token "
+	    "of at most 64 bytes, not Forwarded or Host)", NULL);
+	expect_errors(PL("  trusted-proxies = { \"10.0.0.0/8\" }\n"
+	    "  real-ip-header = \"X Forwarded\"\n"), NAME ":4: real-ip-header: "
+	    "\"X Forwarded\" is not a field name that holds addresses (a token "
+	    "of at most 64 bytes, not Forwarded or Host)", NULL);
+	expect_errors(PL("  proxy-protocol = true\n"
+	    "  trusted-proxies = {\n    \"10.0.0.0/8\",\n    \"10.0.0.1/8\",\n"
+	    "    \"bad\"\n  }\n"),
+	    NAME ":6: trusted-proxies: \"10.0.0.1/8\": address bits set past "
+	    "the prefix length",
+	    NAME ":7: trusted-proxies: \"bad\": not an IPv4 or IPv6 address",
+	    NULL);
+	expect_errors(PL("  proxy-protocol = true\n  trusted-proxies = {}\n"),
+	    NAME ":3: proxy-protocol needs trusted-proxies: the sources a "
+	    "PROXY header is taken from (anyone else's is refused)", NULL);
+	expect_errors(PL("  proxy-protocol = 1\n"), NAME ":3: invalid boolean "
+	    "value for option 'proxy-protocol'", NULL);
+
+	/* proxy-protocol and trusted-proxies need a restart; real-ip-header
+	   does not. */
+	{
+		struct config *a = parse_ok(PL("  proxy-protocol = true\n"
+		    "  trusted-proxies = { \"10.0.0.0/8\" }\n"));
+		struct config *b = parse_ok(PL("  proxy-protocol = false\n"
+		    "  trusted-proxies = { \"10.0.0.0/8\" }\n"
+		    "  real-ip-header = \"X-Real-IP\"\n"));
+		struct config *c = parse_ok(PL("  proxy-protocol = true\n"
+		    "  trusted-proxies = { \"10.0.0.0/16\" }\n"));
+		struct config *d = parse_ok(PL("  proxy-protocol = true\n"
+		    "  trusted-proxies = { \"10.0.0.0/8\" }\n"
+		    "  real-ip-header = \"X-Real-IP\"\n"));
+
+		assert_string_equal(config_static_change(a, b, buf,
+		    sizeof(buf)), "listener 1 proxy-protocol");
+		assert_string_equal(config_static_change(a, c, buf,
+		    sizeof(buf)), "listener 1 trusted-proxies");
+		assert_null(config_static_change(a, d, buf, sizeof(buf)));
+		config_free(a);
+		config_free(b);
+		config_free(c);
+		config_free(d);
+	}
+}
+
 int
 main(void)
 {
@@ -4103,6 +4189,7 @@ main(void)
 		cmocka_unit_test(test_load_upstream_tls),
 		cmocka_unit_test(test_load_client_ca),
 		cmocka_unit_test(test_load_config_file_problems),
+		cmocka_unit_test(test_proxy_in),
 	};
 
 	return cmocka_run_group_tests(tests, setup_files, teardown_files);

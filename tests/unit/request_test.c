@@ -101,6 +101,8 @@ static const char conf_fmt[] =
     "}\n"
     "listener {\n"
     "  bind = \"127.0.0.2\"\n"
+    "  trusted-proxies = { \"192.0.2.0/24\", \"10.0.0.0/8\" }\n"
+    "  real-ip-header = \"X-Forwarded-For\"\n"
     "  tls { cert = \"%s\" key = \"%s\" }\n"
     "  site \"a.test\" { upstream = \"127.0.0.1:5\" }\n"
     "}\n";
@@ -1141,6 +1143,73 @@ test_body_over(void **state)
 	assert_false(request_body_over(NULL, 1 << 30, "x"));
 }
 
+/*
+ * real-ip-header (listener 1, trusted 192.0.2.0/24 and 10.0.0.0/8): from
+ * the trusted peer 192.0.2.1, the rightmost untrusted address of the
+ * fields is the request's client, for everything after admission; a
+ * listener without it, an untrusted peer, or a list that does not parse
+ * leave the connection's.
+ */
+/* A GET of / for host with fields f[0..n). */
+static struct proxy_request
+get_with(const char *host, const struct http1_header *f, size_t n)
+{
+	struct proxy_request pr = get(host, "/");
+
+	pr.h.fields = f;
+	pr.h.nfields = n;
+	return pr;
+}
+
+static void
+test_real_ip_header(void **state)
+{
+	struct http1_header f[3] = {
+		{ sl("X-Forwarded-For"), sl("6.6.6.6, 198.51.100.9") },
+		{ sl("Accept"), sl("*/*") },
+		{ sl("x-forwarded-for"), sl("10.1.2.3, 192.0.2.50") },
+	};
+	struct request_conn c = conn(1, true, "a.test");
+	struct request_answer ans;
+	struct proxy_request pr = get_with("a.test", f, 3);
+	const struct sockaddr_in *sin;
+	struct sockaddr_in other;
+
+	(void)state;
+	assert_int_equal(admit(&c, &pr, 0, &ans), 5);
+	assert_string_equal(pr.h.client_ip, "198.51.100.9");
+	sin = (const struct sockaddr_in *)pr.peer;
+	assert_int_equal(sin->sin_family, AF_INET);
+	assert_int_equal(ntohl(sin->sin_addr.s_addr), 0xc6336409);
+	/* Before the answer too: a 404's log line names the same client. */
+	pr = get_with("nowhere.test", f, 3);
+	assert_int_equal(admit(&c, &pr, 0, &ans), 0);
+	assert_int_equal(ans.status, 404);
+	assert_string_equal(pr.h.client_ip, "198.51.100.9");
+	/* Not a field that parses: the connection's client. */
+	f[2].value = sl("10.1.2.3, junk");
+	pr = get_with("a.test", f, 3);
+	assert_int_equal(admit(&c, &pr, 0, &ans), 5);
+	assert_string_equal(pr.h.client_ip, "192.0.2.1");
+	assert_ptr_equal(pr.peer, c.peer);
+	f[2].value = sl("10.1.2.3");
+	/* A listener without real-ip-header. */
+	c = conn(0, true, "a.test");
+	pr = get_with("a.test", f, 3);
+	assert_int_equal(admit(&c, &pr, 0, &ans), 1);
+	assert_string_equal(pr.h.client_ip, "192.0.2.1");
+	/* A peer that is not trusted. */
+	other = peer;
+	other.sin_addr.s_addr = htonl(0xcb007101);	/* 203.0.113.1 */
+	c = conn(1, true, "a.test");
+	c.peer = (struct sockaddr *)&other;
+	c.client_ip = "203.0.113.1";
+	pr = get_with("a.test", f, 3);
+	assert_int_equal(admit(&c, &pr, 0, &ans), 5);
+	assert_string_equal(pr.h.client_ip, "203.0.113.1");
+	assert_ptr_equal(pr.peer, c.peer);
+}
+
 int
 main(void)
 {
@@ -1161,6 +1230,7 @@ main(void)
 		cmocka_unit_test(test_connect_is_405_with_allow),
 		cmocka_unit_test(test_body_over_the_limit_is_413),
 		cmocka_unit_test(test_path_selection),
+		cmocka_unit_test(test_real_ip_header),
 		cmocka_unit_test(test_path_replace),
 		cmocka_unit_test(test_path_attack_vectors),
 		cmocka_unit_test(test_bad_path_is_400),
