@@ -71,7 +71,7 @@ client_take(struct client *cl, const struct client_ops *ops, void *data,
 	cl->rc = (struct request_conn){ .li = cl->li, .tls = cl->tls != NULL,
 	    .gen = cl->gen, .cert_id = cl->tls != NULL ?
 	    tls_conn_cert_id(cl->tls) : 0, .peer = (struct sockaddr *)&cl->peer,
-	    .client_ip = cl->client_ip };
+	    .client_ip = cl->client_ip, .fd = cl->fd, .session = cl->tls };
 	cl->wc.nfds = 1;
 	cl->wc.drain = ops->drain;
 	cl->wc.abort = ops->abort;
