@@ -87,7 +87,7 @@ client_take(struct client *cl, const struct client_ops *ops, void *data,
 	cl->rc = (struct request_conn){ .li = cl->li, .tls = cl->tls != NULL,
 	    .gen = cl->gen, .cert_id = cl->tls != NULL ?
 	    tls_conn_cert_id(cl->tls) : 0, .peer = (struct sockaddr *)&cl->peer,
-	    .client_ip = cl->client_ip };
+	    .client_ip = cl->client_ip, .fd = cl->fd, .session = cl->tls };
 	if (cl->tls != NULL) {
 		cl->rc.auth_id = tls_conn_auth_id(cl->tls);
 		cl->rc.client_cert = tls_conn_client_cert(cl->tls);

@@ -140,7 +140,8 @@ static cfg_opt_t health_opts[] = {
 	CFG_INT("connect-timeout", 5, CFGF_NONE),			\
 	CFG_INT("request-timeout", 60, CFGF_NONE),			\
 	CFG_INT("upstream-keepalive", 256, CFGF_NONE),			\
-	CFG_INT("upstream-keepalive-timeout", 60, CFGF_NONE)
+	CFG_INT("upstream-keepalive-timeout", 60, CFGF_NONE),		\
+	CFG_STR("upstream-proxy-protocol", "none", CFGF_NONE)
 
 /* path "PREFIX" { } in a site. */
 static cfg_opt_t path_opts[] = {
@@ -1228,6 +1229,33 @@ load_backend_tls(struct loader *ld, cfg_t *s, struct config_backend *be,
 }
 
 /*
+ * upstream-proxy-protocol of section s, a site (site NULL) or a path
+ * block, which takes the site's when it leaves it out: "v1", "v2" or
+ * "none" (the default).
+ */
+static void
+load_proxy_protocol(struct loader *ld, cfg_t *s, struct config_backend *be,
+    const struct config_backend *site, const char *what)
+{
+	const char *v = cfg_getstr(s, "upstream-proxy-protocol");
+
+	if (site != NULL && !opt_set(ld, s, "upstream-proxy-protocol")) {
+		be->proxy_protocol = site->proxy_protocol;
+		return;
+	}
+	if (v != NULL && strcmp(v, "v1") == 0)
+		be->proxy_protocol = CONFIG_PROXY_V1;
+	else if (v != NULL && strcmp(v, "v2") == 0)
+		be->proxy_protocol = CONFIG_PROXY_V2;
+	else if (v != NULL && strcmp(v, "none") == 0)
+		be->proxy_protocol = CONFIG_PROXY_NONE;
+	else
+		cerr(ld, line_of(ld, s, "upstream-proxy-protocol"), "%s: "
+		    "upstream-proxy-protocol must be \"v1\", \"v2\" or "
+		    "\"none\", not \"%s\"", what, v != NULL ? v : "");
+}
+
+/*
  * A backend's options in section s, a site (site NULL) or one of its path
  * blocks (what it leaves out is site's): the upstreams (required: the
  * message blames line, the section's, when there are none), how one is
@@ -1254,6 +1282,7 @@ load_backend(struct loader *ld, cfg_t *s, struct config_backend *be,
 	be->keepalive_timeout = backend_int(ld, s,
 	    "upstream-keepalive-timeout", 1, 3600, site,
 	    site ? site->keepalive_timeout : 0);
+	load_proxy_protocol(ld, s, be, site, what);
 }
 
 /* What is wrong with a path block's prefix or a replace-path. */

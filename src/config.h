@@ -173,6 +173,14 @@ enum config_scheme {
 	CONFIG_SCHEME_HTTPS
 };
 
+/* upstream-proxy-protocol: the PROXY header each new upstream connection
+   starts with (proxyhdr.h; the values are its versions). */
+enum config_proxy_protocol {
+	CONFIG_PROXY_NONE = 0,
+	CONFIG_PROXY_V1 = 1,
+	CONFIG_PROXY_V2 = 2,
+};
+
 /* No file: a backend without a client certificate (or not https). */
 #define CONFIG_NO_FILE		UINT32_MAX
 
@@ -240,6 +248,8 @@ struct config_backend {
 	unsigned		 request_timeout;	/* seconds */
 	unsigned		 keepalive;	/* idle upstream conns per worker */
 	unsigned		 keepalive_timeout;	/* seconds */
+	enum config_proxy_protocol proxy_protocol;	/* upstream-proxy-
+							   protocol */
 	/* ip-hash's ring, sorted by hash: made for a worker's generation
 	   (balance_prepare), NULL in the master's. */
 	struct config_ring_point *ring;

@@ -33,8 +33,8 @@
  *   nups { name host addrlen addr slot } load-balance max-fails
  *   fail-timeout health-on [path interval timeout passes fails
  *   status-min status-max] connect-timeout request-timeout keepalive
- *   keepalive-timeout scheme [scheme https: server-name verify ca
- *   client-cert client-key]
+ *   keepalive-timeout proxy-protocol scheme [scheme https: server-name
+ *   verify ca client-cert client-key]
  * the last three indexes in files (the two client ones both
  * CONFIG_NO_FILE without a client certificate), an empty server-name
  * and an empty replace-path none.  Files (upstream-ca-file, the system
@@ -64,7 +64,7 @@ static const unsigned char zeros16[16];
 #define LISTENER_MIN	(1 + 16 + 2 + 2 + 4 + 1 + 4 + 4 + 4)
 #define SITE_MIN	(4 + 1 + BACKEND_MIN + 4 + 4 + 1 + 1 + 4 + 4)
 #define UPSTREAM_MIN	(4 + 1 + 4 + 1 + 4 + 16 + 4)
-#define BACKEND_MIN	(4 + UPSTREAM_MIN + 1 + 4 + 4 + 1 + 16 + 1)
+#define BACKEND_MIN	(4 + UPSTREAM_MIN + 1 + 4 + 4 + 1 + 16 + 1 + 1)
 #define PATH_MIN	(4 + 1 + 4 + BACKEND_MIN)
 #define FILE_MIN	(1 + 4)
 #define DOMAIN_MIN	(4 + 1)
@@ -168,6 +168,7 @@ put_backend(struct wbuf *w, const struct config_backend *be)
 	put_u32(w, be->request_timeout);
 	put_u32(w, be->keepalive);
 	put_u32(w, be->keepalive_timeout);
+	put_u8(w, (uint8_t)be->proxy_protocol);
 	put_u8(w, (uint8_t)be->scheme);
 	if (be->scheme != CONFIG_SCHEME_HTTPS)
 		return;
@@ -677,7 +678,7 @@ static void
 get_backend(struct rbuf *r, struct config_backend *be)
 {
 	uint32_t n = get_count(r, CONFIG_MAX_UPSTREAMS, UPSTREAM_MIN);
-	uint8_t lb, scheme;
+	uint8_t lb, pp, scheme;
 
 	if (n == 0)
 		r->err = true;
@@ -699,13 +700,15 @@ get_backend(struct rbuf *r, struct config_backend *be)
 	be->request_timeout = get_u32(r);
 	be->keepalive = get_u32(r);
 	be->keepalive_timeout = get_u32(r);
+	pp = get_u8(r);
+	be->proxy_protocol = (enum config_proxy_protocol)pp;
 	scheme = get_u8(r);
 	be->scheme = (enum config_scheme)scheme;
 	if (be->connect_timeout < 1 || be->connect_timeout > 3600 ||
 	    be->request_timeout < 1 || be->request_timeout > 86400 ||
 	    be->keepalive > CONFIG_KEEPALIVE_MAX ||
 	    be->keepalive_timeout < 1 || be->keepalive_timeout > 3600 ||
-	    scheme > CONFIG_SCHEME_HTTPS) {
+	    pp > CONFIG_PROXY_V2 || scheme > CONFIG_SCHEME_HTTPS) {
 		r->err = true;
 		return;
 	}

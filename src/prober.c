@@ -8,7 +8,10 @@
  * answer so far, the parser's state).  What the transport is (TCP, or
  * TLS over it for an https backend: the worker's uptls.c, with the
  * backend's trust, name, verification and client certificate) is known
- * only by the conn_* functions below.
+ * only by the conn_* functions below.  A backend with
+ * upstream-proxy-protocol expects a PROXY header on every connection:
+ * a check's is the one for a connection of the proxy's own (v2's LOCAL
+ * command, v1's UNKNOWN: proxyhdr_local), sent first, before TLS.
  */
 #include "autoconf.h"
 
@@ -35,6 +38,7 @@
 #include "log.h"
 #include "privs.h"
 #include "prober.h"
+#include "proxyhdr.h"
 #include "shm.h"
 #include "upstate.h"
 #include "upstream.h"
@@ -209,6 +213,9 @@ struct target {
 	socklen_t		 addrlen;
 	char			*req;		/* the request of a check */
 	size_t			 reqlen;
+	/* upstream-proxy-protocol: the header first (pplen 0: none). */
+	unsigned char		 pp[PROXYHDR_LOCAL_MAX];
+	size_t			 pplen;
 	struct uptls_backend	*tls;		/* https: a copy, else NULL */
 	char			*host;		/* https: of the address */
 	uint64_t		 tag;		/* https: uptls_tag(), else 0 */
@@ -273,8 +280,9 @@ target_of(void *data)
 /*
  * The check's connection: the only functions that know what it runs
  * over.  conn_open starts it (the socket, or -1 with errno);
- * conn_connected, once connected, starts the TLS session of an https
- * backend (0, or -1: out of memory) and conn_handshake makes its
+ * conn_connected, once connected, sends the PROXY header of a backend
+ * that wants one and starts the TLS session of an https backend (0, or
+ * -1 with why) and conn_handshake makes its
  * handshake (1 done, or nothing to do; 0 wait; -1 failed, why in *why);
  * conn_send writes what is left of the request (1 all sent, 0 try again
  * when ready, -1 with why); conn_recv reads (bytes, 0 at EOF, -1 with
@@ -289,15 +297,31 @@ conn_open(struct target *t)
 }
 
 static int
-conn_connected(struct target *t)
+conn_connected(struct target *t, char *why, size_t whysz)
 {
 	struct probe *p = &t->probe;
+	ssize_t n;
 
+	/* In one send, as the spec asks: a new connection takes 16 bytes. */
+	if (t->pplen > 0) {
+		do
+			n = send(p->fd, t->pp, t->pplen, MSG_NOSIGNAL);
+		while (n == -1 && errno == EINTR);
+		if (n != (ssize_t)t->pplen) {
+			snprintf(why, whysz, "PROXY header: %s", n == -1 ?
+			    strerror(errno) : "not sent at once");
+			return -1;
+		}
+	}
 	if (t->tls == NULL)
 		return 0;
 	p->tls = uptls_conn_new(t->tls, t->pr->cache, p->fd,
 	    (const struct sockaddr *)&t->addr, t->addrlen, t->host, t->tag);
-	return p->tls != NULL ? 0 : -1;
+	if (p->tls == NULL) {
+		snprintf(why, whysz, "TLS: out of memory");
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -634,8 +658,8 @@ io_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
 			probe_end(t, false, why);
 			return;
 		}
-		if (conn_connected(t) == -1) {
-			probe_end(t, false, "TLS: out of memory");
+		if (conn_connected(t, why, sizeof(why)) == -1) {
+			probe_end(t, false, why);
 			return;
 		}
 		p->state = PROBE_HANDSHAKE;
@@ -765,6 +789,10 @@ target_new(struct prober *pr, const struct uptls_ctx *ctx,
 	}
 	memcpy(t->req, req, (size_t)n);
 	t->reqlen = (size_t)n;
+	if (be->proxy_protocol != CONFIG_PROXY_NONE &&
+	    (t->pplen = proxyhdr_local((int)be->proxy_protocol, t->pp,
+	    sizeof(t->pp))) == 0)
+		fatalx("prober: no PROXY header for a backend that sends one");
 	if (https) {
 		if ((t->tls = uptls_backend_copy(tls)) == NULL ||
 		    (t->host = strdup(up->host)) == NULL) {
@@ -841,6 +869,7 @@ same_check(const struct target *o, const struct target *n)
 	return o->addrlen == n->addrlen &&
 	    memcmp(&o->addr, &n->addr, n->addrlen) == 0 && o->tag == n->tag &&
 	    o->reqlen == n->reqlen && memcmp(o->req, n->req, n->reqlen) == 0 &&
+	    o->pplen == n->pplen && memcmp(o->pp, n->pp, n->pplen) == 0 &&
 	    o->interval == n->interval && o->timeout == n->timeout &&
 	    o->status_min == n->status_min && o->status_max == n->status_max;
 }
@@ -882,6 +911,8 @@ target_update(struct target *o, struct target *n)
 	o->req = n->req;
 	n->req = s;
 	o->reqlen = n->reqlen;
+	memcpy(o->pp, n->pp, sizeof(o->pp));
+	o->pplen = n->pplen;
 	memcpy(&o->addr, &n->addr, sizeof(o->addr));
 	o->addrlen = n->addrlen;
 	o->interval = n->interval;

@@ -5,7 +5,9 @@
  * CONNECTING, before a byte of an answer, to the next upstream):
  *
  *   CONNECTING  a new connection, not yet writable (a pooled one starts
- *               at HEAD)
+ *               at HEAD); once it is, a backend with
+ *               upstream-proxy-protocol sends its PROXY header, in one
+ *               send, before anything else (TLS too)
  *   TLS         upstream-scheme "https": the TLS handshake (uptls.c),
  *               still under connect-timeout
  *   HEAD        the request goes out; the response head is awaited (1xx
@@ -25,8 +27,14 @@
  * the chunked decoder) until it calls proxy_resume().
  *
  * Every byte to and from the upstream goes through the io_*() functions,
- * plain or TLS; where the upstream is (its address, its host) only
- * ex_addr() and ex_host() know.
+ * plain or TLS (but for the PROXY header, which is outside TLS); where
+ * the upstream is (its address, its host) only ex_addr() and ex_host()
+ * know.
+ *
+ * A PROXY header describes the client connection it was made for, so a
+ * connection that sent one is pooled under a tag that has a hash of the
+ * header in it (ex_pool_tag): it serves again only requests whose header
+ * would be the same bytes, those of the same client connection.
  */
 #include "autoconf.h"
 
@@ -41,11 +49,14 @@
 #include <unistd.h>
 
 #include <ev.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/crypto.h>
 
 #include "balance.h"
 #include "buf.h"
 #include "log.h"
 #include "proxy.h"
+#include "ratelimit.h"
 #include "upstate.h"
 #include "upstream.h"
 #include "uptls.h"
@@ -97,6 +108,11 @@ struct exchange {
 	const struct uptls_backend *uptls;
 	uint64_t		 tag;
 	struct uptls_conn	*tls;
+	/* upstream-proxy-protocol: the header (NULL: none) and the hash of
+	   it the pool's tag takes in (0: none). */
+	unsigned char		*pp;
+	size_t			 pp_len;
+	uint64_t		 pp_hash;
 	bool			 reused;
 	ev_io			 io;
 	ev_timer		 timer;		/* connect / inactivity */
@@ -151,6 +167,39 @@ static struct ev_loop *
 loop_of(const struct exchange *ex)
 {
 	return ex->ctx->loop;
+}
+
+/*
+ * The tag the pool keeps the connection under: what TLS made it with
+ * (uptls_tag; 0: plain), and with a PROXY header, a hash of the header
+ * (never 0).  Only the TLS tag names the session cache's entry: a PROXY
+ * header does not stop a session from being resumed.
+ */
+static inline uint64_t
+ex_pool_tag(const struct exchange *ex)
+{
+	return ex->tag ^ ex->pp_hash;
+}
+
+/*
+ * The hash of a PROXY header: SipHash under a key of the worker's own,
+ * drawn at its first, so that no client can make its header collide
+ * with another's (the pool would give it the other's connection).
+ */
+static uint64_t
+pp_hash(const unsigned char *pp, size_t len)
+{
+	static unsigned char key[16];
+	static bool keyed;
+	uint64_t h;
+
+	if (!keyed) {
+		if (gnutls_rnd(GNUTLS_RND_RANDOM, key, sizeof(key)) < 0)
+			fatalx("proxy: no random key for PROXY headers");
+		keyed = true;
+	}
+	h = ratelimit_siphash(key, pp, len);
+	return h != 0 ? h : 1;
 }
 
 /*
@@ -273,6 +322,7 @@ ex_free(struct exchange *ex)
 	buf_free(ex->in);
 	free(ex->retry);
 	free(ex->set_cookie);
+	free(ex->pp);
 	ex->magic = 0;
 	util_cache_put(&ex_cache, ex);
 }
@@ -595,8 +645,8 @@ ex_complete(struct exchange *ex)
 		ex->tls = NULL;
 		ex->ctx->nfds--;
 		addr = ex_addr(ex, &len);
-		upstream_put(ex->ctx->pool, addr, len, ex->tag, fd, tls,
-		    ex->be->keepalive, ex->be->keepalive_timeout);
+		upstream_put(ex->ctx->pool, addr, len, ex_pool_tag(ex), fd,
+		    tls, ex->be->keepalive, ex->be->keepalive_timeout);
 	}
 	ex->req_ended = sent;	/* what proxy_request_sent() reports */
 	ex_finish(ex, PROXY_OK);
@@ -904,6 +954,30 @@ ex_read(struct exchange *ex)
 	} while (ex->state != EX_DONE && !ex->paused && io_pending(ex));
 }
 
+/*
+ * upstream-proxy-protocol: the PROXY header, first on the new connection
+ * and outside TLS.  All of it in one send, as the spec asks (a new
+ * connection's empty send buffer always takes a few hundred bytes).  0,
+ * or -1 with what failed in what.
+ */
+static int
+ex_send_pp(struct exchange *ex, char *what, size_t len)
+{
+	ssize_t n;
+
+	do
+		n = send(ex->fd, ex->pp, ex->pp_len, MSG_NOSIGNAL);
+	while (n == -1 && errno == EINTR);
+	if (n == (ssize_t)ex->pp_len)
+		return 0;
+	if (n == -1)
+		snprintf(what, len, "PROXY header: %s", strerror(errno));
+	else
+		snprintf(what, len, "PROXY header: only %zd of %zu bytes "
+		    "sent at once", n, ex->pp_len);
+	return -1;
+}
+
 /* Connected (and over TLS, the handshake done): the request goes. */
 static void
 ex_connected(struct exchange *ex)
@@ -958,17 +1032,23 @@ static void
 ex_io_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
 {
 	struct exchange *ex = ex_of(w->data);
+	char what[96];
 	int err;
 
 	if (ex->state == EX_CONNECTING && !(revents & EV_CUSTOM)) {
 		if ((err = upstream_connect_result(ex->fd)) != 0) {
-			char what[96];
-
 			snprintf(what, sizeof(what), "connect: %s",
 			    strerror(err));
 			if (!ex_next(ex, true, what))
 				ex_fail(ex, err == ETIMEDOUT ? PROXY_TIMEOUT :
 				    PROXY_BAD_GATEWAY, "%s", what);
+			ex_leave(ex);
+			return;
+		}
+		/* Nothing of the request went: as a connect error. */
+		if (ex->pp != NULL && ex_send_pp(ex, what, sizeof(what)) == -1) {
+			if (!ex_next(ex, true, what))
+				ex_fail(ex, PROXY_BAD_GATEWAY, "%s", what);
 			ex_leave(ex);
 			return;
 		}
@@ -1165,6 +1245,17 @@ ex_new(struct proxy_ctx *ctx, const struct proxy_request *req,
 		ex_free(ex);
 		return NULL;
 	}
+	/* upstream-proxy-protocol: the header is the exchange's own (it may
+	   be sent again, to the next upstream). */
+	if (req->pp != NULL) {
+		if ((ex->pp = malloc(req->pp_len)) == NULL) {
+			ex_free(ex);
+			return NULL;
+		}
+		memcpy(ex->pp, req->pp, req->pp_len);
+		ex->pp_len = req->pp_len;
+		ex->pp_hash = pp_hash(ex->pp, ex->pp_len);
+	}
 	return ex;
 }
 
@@ -1191,8 +1282,8 @@ proxy_start(struct proxy_ctx *ctx, const struct proxy_request *req,
 		return ex;
 	}
 	addr = ex_addr(ex, &len);
-	ex->fd = upstream_take(ctx->pool, addr, len, ex->tag, be->keepalive,
-	    &ex->tls);
+	ex->fd = upstream_take(ctx->pool, addr, len, ex_pool_tag(ex),
+	    be->keepalive, &ex->tls);
 	if (ex->fd != -1) {
 		/* Open and watched all along (by the pool): libev need not
 		   register it again. */

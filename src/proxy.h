@@ -79,6 +79,11 @@ struct proxy_request {
 	/* What h.path points into when admission made the target itself
 	   (replace-path), or NULL: request_release() frees it. */
 	char			*target;
+	/* be->proxy_protocol: the PROXY header (proxyhdr.h) each new
+	   connection for this request starts with, made by admission for
+	   the client's connection, or NULL; request_release() frees it. */
+	unsigned char		*pp;
+	size_t			 pp_len;
 };
 
 /* The response head, valid only during the head() callback. */

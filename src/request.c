@@ -3,6 +3,7 @@
  */
 #include "autoconf.h"
 
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "cidr.h"
 #include "log.h"
 #include "path.h"
+#include "proxyhdr.h"
 #include "ratelimit.h"
 #include "realip.h"
 #include "request.h"
@@ -268,6 +270,41 @@ real_ip(const struct request_conn *conn, const struct gen *g,
 	pr->h.client_ip = pr->real_ip;
 }
 
+/*
+ * upstream-proxy-protocol: the header each new connection for pr starts
+ * with (proxyhdr.h): the request's client (real_ip()'s: the peer, the
+ * client a PROXY header in named, or real-ip-header's), the address conn
+ * reached (its socket's own; unknown if getsockname fails: a LOCAL
+ * header, or v1's UNKNOWN) and its TLS session.  Into pr->pp; -1 if out
+ * of memory.
+ */
+static int
+proxy_header(const struct request_conn *conn, struct proxy_request *pr)
+{
+	unsigned char out[PROXYHDR_MAX];
+	char sni[PROXYHDR_STR_MAX + 2];
+	struct sockaddr_storage local;
+	socklen_t llen = sizeof(local);
+	struct proxyhdr_conn pc = { pr->peer, NULL, NULL };
+	struct proxyhdr_tls t;
+	size_t n;
+
+	if (getsockname(conn->fd, (struct sockaddr *)&local, &llen) == 0)
+		pc.dst = (const struct sockaddr *)&local;
+	if (conn->session != NULL) {
+		tls_conn_proxy_tls(conn->session, &t, sni, sizeof(sni));
+		pc.tls = &t;
+	}
+	if ((n = proxyhdr_build((int)pr->be->proxy_protocol, &pc, out,
+	    sizeof(out))) == 0)
+		fatalx("request: no PROXY header for a backend that sends one");
+	if ((pr->pp = malloc(n)) == NULL)
+		return -1;
+	memcpy(pr->pp, out, n);
+	pr->pp_len = n;
+	return 0;
+}
+
 const struct config_site *
 request_admit(const struct request_conn *conn, const struct gen *g,
     struct proxy_request *pr, struct http1_slice target, uint64_t body_seen,
@@ -284,6 +321,8 @@ request_admit(const struct request_conn *conn, const struct gen *g,
 	pr->site = NULL;
 	pr->prefix = NULL;
 	pr->target = NULL;
+	pr->pp = NULL;
+	pr->pp_len = 0;
 	pr->sticky = -1;
 	real_ip(conn, g, pr);
 
@@ -341,6 +380,9 @@ request_admit(const struct request_conn *conn, const struct gen *g,
 		pr->sticky = sticky_of(pr);
 	if (pr->be->scheme == CONFIG_SCHEME_HTTPS)
 		pr->tls = uptls_ctx_backend(g->uptls, pr->be);
+	if (pr->be->proxy_protocol != CONFIG_PROXY_NONE &&
+	    proxy_header(conn, pr) == -1)
+		return answer(ans, 503, true);
 
 	pr->site = site->host;
 	pr->h.client_cert = site->client_auth != CONFIG_CLIENT_AUTH_NONE ?
@@ -366,6 +408,9 @@ request_release(struct proxy_request *pr)
 {
 	free(pr->target);
 	pr->target = NULL;
+	free(pr->pp);
+	pr->pp = NULL;
+	pr->pp_len = 0;
 }
 
 bool

@@ -45,6 +45,7 @@
 
 struct gen;
 struct ratelimit;
+struct tls_conn;
 
 /* What a connection knows, the same for each of its requests. */
 struct request_conn {
@@ -59,6 +60,10 @@ struct request_conn {
 	const struct sockaddr	*peer;		/* the rate limit's key */
 	const char		*client_ip;
 	struct ratelimit	*rl;		/* NULL: no rate limit */
+	/* For upstream-proxy-protocol only: the socket (the address the
+	   client reached) and its TLS session (NULL on the plain port). */
+	int			 fd;
+	struct tls_conn		*session;
 };
 
 /* Room for the value of the one extra field of an answer (a Location). */
@@ -87,7 +92,7 @@ struct request_answer {
  *
  * Returns the site, with the rest of pr filled in (the backend and the
  * site's name, the target replace-path made, the client's address, the
- * listener's port); or NULL, with ans saying what to answer.  Either way
+ * listener's port, the PROXY header of a backend that sends one); or NULL, with ans saying what to answer.  Either way
  * the caller calls request_release(pr) once it is done with pr (after
  * request_start(), or the answer).
  */
@@ -105,7 +110,8 @@ struct exchange *request_start(struct proxy_ctx *ctx,
 	    const struct proxy_request *pr, const struct proxy_ops *ops,
 	    void *fe, struct request_answer *ans);
 
-/* Free what request_admit() allocated for pr (the target it made). */
+/* Free what request_admit() allocated for pr (the target it made, the
+   PROXY header). */
 void	 request_release(struct proxy_request *pr);
 
 /*

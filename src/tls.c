@@ -19,6 +19,7 @@
 
 #include "acmecrypto.h"
 #include "headers.h"
+#include "proxyhdr.h"
 #include "route.h"
 #include "tls.h"
 #include "tlsio.h"
@@ -1235,6 +1236,51 @@ tls_conn_alpn(struct tls_conn *c)
 	    memcmp(p.data, TLS_ALPN_ACME, p.size) == 0)
 		return TLS_ALPN_ACME;
 	return "";
+}
+
+void
+tls_conn_proxy_tls(struct tls_conn *c, struct proxyhdr_tls *t, char *sni,
+    size_t snisz)
+{
+	const char *alpn = tls_conn_alpn(c);
+	const struct headers_client_cert *cc;
+	size_t len = snisz > 0 ? snisz - 1 : 0;
+	unsigned type, ncerts = 0;
+
+	memset(t, 0, sizeof(*t));
+	t->alpn = alpn[0] != '\0' ? alpn : NULL;
+	if (len > 0 && gnutls_server_name_get(c->s, sni, &len, &type, 0) ==
+	    0 && type == GNUTLS_NAME_DNS && len < snisz) {
+		sni[len] = '\0';
+		t->sni = sni;
+		t->sni_len = strnlen(sni, len);
+	}
+	switch (gnutls_protocol_get_version(c->s)) {
+	case GNUTLS_TLS1_3:
+		t->version = "TLSv1.3";
+		break;
+	case GNUTLS_TLS1_2:
+		t->version = "TLSv1.2";
+		break;
+	default:
+		t->version = NULL;
+	}
+#if GNUTLS_VERSION_NUMBER >= 0x030704
+	t->cipher = gnutls_ciphersuite_get(c->s);
+#else
+	t->cipher = gnutls_cipher_suite_get_name(gnutls_kx_get(c->s),
+	    gnutls_cipher_get(c->s), gnutls_mac_get(c->s));
+#endif
+	/* A client certificate comes only when a site asks for one. */
+	if (gnutls_certificate_get_peers(c->s, &ncerts) != NULL &&
+	    ncerts > 0) {
+		t->cert_sess = true;
+		t->cert_conn = !gnutls_session_is_resumed(c->s);
+	}
+	/* Verified: by the client-certificate check of a client-auth site
+	   (its verdict, SUCCESS, in the facts it kept). */
+	cc = tls_conn_client_cert(c);
+	t->verified = cc != NULL && strcmp(cc->verify, "SUCCESS") == 0;
 }
 
 int64_t

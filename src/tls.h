@@ -44,6 +44,8 @@
 #include "headers.h"
 #include "tlsio.h"
 
+struct proxyhdr_tls;
+
 struct route_table;
 struct tls_ctx;
 struct tls_conn;
@@ -160,6 +162,18 @@ const char *tls_conn_version(struct tls_conn *c);
 /* The negotiated ALPN protocol ("http/1.1", "h2", TLS_ALPN_ACME) or "" if
    none. */
 const char *tls_conn_alpn(struct tls_conn *c);
+
+/*
+ * What a PROXY header upstream says of c's session (proxyhdr.h), into t:
+ * the ALPN protocol, the SNI as the client sent it (copied into sni, of
+ * snisz bytes; none if it does not fit), the version as OpenSSL and
+ * HAProxy name it ("TLSv1.3"), the cipher suite's IANA name (GnuTLS's
+ * gnutls_ciphersuite_get: "TLS_AES_128_GCM_SHA256"; OpenSSL gives TLS 1.3
+ * suites the same names, TLS 1.2 ones others), and whether a client
+ * certificate came with it.  t's strings are valid while c and sni are.
+ */
+void	 tls_conn_proxy_tls(struct tls_conn *c, struct proxyhdr_tls *t,
+	    char *sni, size_t snisz);
 
 /*
  * Why a failed handshake had no certificate to give (ACME: none issued

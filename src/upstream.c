@@ -183,8 +183,21 @@ peer_of(struct upstream_pool *p, const struct sockaddr *a, socklen_t len,
 		if (p->peers[k]->tag == tag && p->peers[k]->addrlen == len &&
 		    memcmp(&p->peers[k]->addr, a, len) == 0)
 			return p->peers[k];
-	if (!create || len > sizeof(pe->addr) ||
-	    (pe = calloc(1, sizeof(*pe))) == NULL)
+	if (!create || len > sizeof(pe->addr))
+		return NULL;
+	/* One with nothing idle takes the new address and tag: PROXY
+	   headers give each client connection a tag of its own, and the
+	   table stays as large as what is idle at once, not as all the
+	   clients ever seen. */
+	for (k = 0; k < p->npeers; k++)
+		if (p->peers[k]->n == 0) {
+			pe = p->peers[k];
+			memcpy(&pe->addr, a, len);
+			pe->addrlen = len;
+			pe->tag = tag;
+			return pe;
+		}
+	if ((pe = calloc(1, sizeof(*pe))) == NULL)
 		return NULL;
 	if ((n = reallocarray(p->peers, p->npeers + 1, sizeof(*n))) == NULL) {
 		free(pe);

@@ -2,7 +2,8 @@
  * upstream.h - connections to upstream servers: non-blocking connect, and
  * a per-worker pool of idle keep-alive connections per upstream address
  * and tag (0: plain HTTP; over TLS, what the connection was made and
- * verified with: uptls_tag).
+ * verified with: uptls_tag; for a backend with upstream-proxy-protocol, a
+ * hash of the PROXY header the connection began with folded in: proxy.c).
  *
  * An idle connection is watched: if it becomes readable it was closed by
  * the upstream (or sent bytes nobody asked for) and is dropped at once;

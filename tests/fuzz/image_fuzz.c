@@ -56,6 +56,9 @@ check_backend(const struct config_backend *be, size_t nfiles)
 	size_t i;
 
 	CHECK(be->nups >= 1 && be->nups <= CONFIG_MAX_UPSTREAMS);
+	CHECK(be->proxy_protocol == CONFIG_PROXY_NONE ||
+	    be->proxy_protocol == CONFIG_PROXY_V1 ||
+	    be->proxy_protocol == CONFIG_PROXY_V2);
 	for (i = 0; i < be->nups; i++) {
 		sa = (const struct sockaddr *)&be->ups[i].addr;
 		check_printable(be->ups[i].name, 1, 1024);

@@ -4108,6 +4108,68 @@ test_proxy_in(void **state)
 	}
 }
 
+/*
+ * upstream-proxy-protocol: none by default, "v1" or "v2" in a site, its
+ * path blocks take it unless they set their own ("none" turns it off);
+ * anything else is an error at its line.
+ */
+static void
+test_upstream_proxy_protocol(void **state)
+{
+	static const char text[] =
+	    "listener {\n"						/* 1 */
+	    "  bind = \"127.0.0.1\"\n" TLS
+	    "  site \"a.example\" {\n"
+	    "    upstream = \"127.0.0.1:8080\"\n"			/* 5 */
+	    "    upstream-proxy-protocol = \"v2\"\n"
+	    "    path \"/a/\" { upstream = \"127.0.0.1:9000\" }\n"
+	    "    path \"/b/\" { upstream = \"127.0.0.1:9000\" "
+	    "upstream-proxy-protocol = \"v1\" }\n"
+	    "    path \"/c/\" { upstream = \"127.0.0.1:9000\" "
+	    "upstream-proxy-protocol = \"none\" }\n"
+	    "  }\n"							/* 10 */
+	    "  site \"b.example\" {\n"
+	    "    upstream = \"127.0.0.1:8080\"\n"
+	    "    path \"/a/\" { upstream = \"127.0.0.1:9000\" "
+	    "upstream-proxy-protocol = \"v1\" }\n"
+	    "  }\n"
+	    "}\n";
+	const struct config_site *s;
+	struct config *cfg;
+
+	(void)state;
+	cfg = parse_ok(text);
+	s = &cfg->listeners[0].sites[0];
+	assert_int_equal(s->be.proxy_protocol, CONFIG_PROXY_V2);
+	assert_string_equal(s->paths[0].prefix, "/a/");
+	assert_int_equal(s->paths[0].be.proxy_protocol, CONFIG_PROXY_V2);
+	assert_int_equal(s->paths[1].be.proxy_protocol, CONFIG_PROXY_V1);
+	assert_int_equal(s->paths[2].be.proxy_protocol, CONFIG_PROXY_NONE);
+	s = &cfg->listeners[0].sites[1];
+	assert_int_equal(s->be.proxy_protocol, CONFIG_PROXY_NONE);
+	assert_int_equal(s->paths[0].be.proxy_protocol, CONFIG_PROXY_V1);
+	config_free(cfg);
+
+	expect_errors("listener {\n  bind = \"127.0.0.1\"\n" TLS
+	    "  site \"a.example\" {\n"
+	    "    upstream = \"127.0.0.1:8080\"\n"
+	    "    upstream-proxy-protocol = \"v3\"\n"
+	    "    path \"/x/\" { upstream = \"127.0.0.1:9000\"\n"
+	    "      upstream-proxy-protocol = \"V1\" }\n"
+	    "  }\n}\n",
+	    NAME ":6: site \"a.example\": upstream-proxy-protocol must be "
+	    "\"v1\", \"v2\" or \"none\", not \"v3\"",
+	    NAME ":8: site \"a.example\" path \"/x/\": upstream-proxy-"
+	    "protocol must be \"v1\", \"v2\" or \"none\", not \"V1\"", NULL);
+	expect_errors("listener {\n  bind = \"127.0.0.1\"\n" TLS
+	    "  site \"a.example\" {\n"
+	    "    upstream = \"127.0.0.1:8080\"\n"
+	    "    upstream-proxy-protocol = \"\"\n"
+	    "  }\n}\n",
+	    NAME ":6: site \"a.example\": upstream-proxy-protocol must be "
+	    "\"v1\", \"v2\" or \"none\", not \"\"", NULL);
+}
+
 int
 main(void)
 {
@@ -4190,6 +4252,7 @@ main(void)
 		cmocka_unit_test(test_load_client_ca),
 		cmocka_unit_test(test_load_config_file_problems),
 		cmocka_unit_test(test_proxy_in),
+		cmocka_unit_test(test_upstream_proxy_protocol),
 	};
 
 	return cmocka_run_group_tests(tests, setup_files, teardown_files);

@@ -255,7 +255,7 @@ static const char rich_config[] =
     "    path \"/api\" { upstream = \"[2001:db8::2]:9\" "
     "replace-path = \"/v2;x/%2F/\" connect-timeout = 3600 "
     "request-timeout = 86400 upstream-keepalive = 1024 "
-    "upstream-keepalive-timeout = 3600 }\n"
+    "upstream-keepalive-timeout = 3600 upstream-proxy-protocol = \"v1\" }\n"
     "    path \"/\" { upstream = \"127.0.0.1:3002\" replace-path = \"/\" }\n"
     "    path \"/api/%C3%A9/\" { upstream = \"127.0.0.1:3003\" } }\n"
     "  site \"*.apps.example.com\" { upstream = \"[2001:db8::1]:8080\" "
@@ -278,7 +278,7 @@ static const char rich_config[] =
     "    path \"/h/\" { upstream = \"127.0.0.1:80\" "
     "upstream-scheme = \"http\" } }\n"
     "  site \"sys.example\" { upstream = \"192.0.2.1:443\" "
-    "upstream-scheme = \"https\" }\n"
+    "upstream-scheme = \"https\" upstream-proxy-protocol = \"v2\" }\n"
     "  site \"mtls.example\" { upstream = \"192.0.2.2:80\" "
     "client-ca-file = \"/ca.pem\" client-auth = \"required\" }\n"
     "  site \"mtls2.example\" { upstream = \"192.0.2.3:80\" "
@@ -387,6 +387,7 @@ assert_backend_equal(const struct config_backend *a,
 	assert_int_equal(a->request_timeout, b->request_timeout);
 	assert_int_equal(a->keepalive, b->keepalive);
 	assert_int_equal(a->keepalive_timeout, b->keepalive_timeout);
+	assert_int_equal(a->proxy_protocol, b->proxy_protocol);
 }
 
 static void
@@ -1089,6 +1090,7 @@ struct spec_backend {
 					   status-min status-max */
 	uint32_t	 ct, rt;
 	uint32_t	 ka, kt;	/* upstream-keepalive(-timeout) */
+	uint8_t		 pp;		/* upstream-proxy-protocol */
 	uint8_t		 scheme;	/* 1 (https): the TLS part follows */
 	bool		 tls_present;	/* written, whatever scheme says */
 	struct field	 sname;		/* upstream-server-name */
@@ -1375,6 +1377,7 @@ w_backend(struct wb *w, const struct spec_backend *be)
 	w_u32(w, be->rt);
 	w_u32(w, be->ka);
 	w_u32(w, be->kt);
+	w_u8(w, be->pp);
 	w_u8(w, be->scheme);
 	if (!be->tls_present)
 		return;
@@ -1896,6 +1899,11 @@ test_site_fields(void **state)
 	REJECT(s.be.ka = UINT32_MAX);
 	REJECT(s.be.kt = 0);
 	REJECT(s.be.kt = 3601);
+	/* upstream-proxy-protocol: none, v1, v2. */
+	ACCEPT(s.be.pp = 1);
+	ACCEPT(s.be.pp = 2);
+	REJECT(s.be.pp = 3);
+	REJECT(s.be.pp = 0xff);
 	/* A site certificate is optional, but never half of one. */
 	ACCEPT(s.scert = (struct field)F("C"); s.skey = (struct field)F("K"));
 	REJECT(s.scert = (struct field)F("C"));
@@ -1993,6 +2001,8 @@ test_path_fields(void **state)
 	PATHS_REJECT(s.path[1].be.rt = 86401);
 	PATHS_REJECT(s.path[0].be.ka = CONFIG_KEEPALIVE_MAX + 1);
 	PATHS_REJECT(s.path[0].be.kt = 0);
+	PATHS_ACCEPT(s.path[1].be.pp = 2);
+	PATHS_REJECT(s.path[1].be.pp = 3);
 }
 
 /*

@@ -15,7 +15,9 @@
  * (proxy_body() takes less; want_body() says when to go on); and what
  * ends an exchange otherwise (a refused head, a 101 nobody asked for, the
  * frontend leaving, a refused connect, the request timeout, Connection:
- * close, a WebSocket upgrade).  After each
+ * close, a WebSocket upgrade); upstream-proxy-protocol's header, first on
+ * each new connection and never on a reused one, and a pooled connection
+ * serving only requests with the very same header.  After each
  * exchange no upstream descriptor is left counted in the context.
  */
 #include "autoconf.h"
@@ -81,6 +83,7 @@ static struct {
 	int			 lfd2;		/* up[1]'s */
 	void			*table;		/* an upstate table, or NULL */
 	struct upstate		 ups;
+	const char		*pp;		/* start()'s PROXY header */
 } E;
 
 static int
@@ -327,6 +330,10 @@ start(struct fe *fe, const char *method, enum headers_framing framing,
 	pr.h.websocket = fe->want_upgrade;
 	pr.be = &E.be;
 	pr.site = "example.test";
+	if (E.pp != NULL) {
+		pr.pp = (unsigned char *)(uintptr_t)E.pp;
+		pr.pp_len = strlen(E.pp);
+	}
 	assert_non_null(fe->ex = proxy_start(&E.ctx, &pr, &ops, fe));
 }
 
@@ -1369,6 +1376,89 @@ test_last_failure_is_the_answer(void **state)
 	finish(&fe, -1);
 }
 
+#define PP_A	"PROXY TCP4 192.0.2.1 127.0.0.1 40000 443\r\n"
+#define PP_B	"PROXY TCP4 192.0.2.1 127.0.0.1 40001 443\r\n"
+
+/* A GET with E.pp's header (or none) on a new connection: the upstream
+   reads the header, then the head, and answers; the connection is kept.
+   The upstream's end. */
+static int
+pp_new(const char *pp)
+{
+	struct fe fe;
+	char buf[1024];
+	size_t n;
+	int up;
+
+	E.pp = pp;
+	fe_init(&fe);
+	start(&fe, "GET", HEADERS_FRAME_NONE, 0);
+	up = accepted();
+	if (pp != NULL) {
+		n = strlen(pp);
+		up_read(up, buf, n);
+		assert_memory_equal(buf, pp, n);
+	}
+	up_read_head(up, buf, sizeof(buf));
+	assert_memory_equal(buf, "GET ", 4);
+	up_write(up, OK_LEN, strlen(OK_LEN));
+	RUN_UNTIL(fe.done);
+	assert_int_equal(fe.result, PROXY_OK);
+	finish(&fe, -1);
+	return up;
+}
+
+/* A GET with pp's header goes out on the pooled connection whose
+   upstream end is up: the head alone, no header again. */
+static void
+pp_reused(const char *pp, int up)
+{
+	struct fe fe;
+	char buf[1024];
+
+	E.pp = pp;
+	fe_init(&fe);
+	start(&fe, "GET", HEADERS_FRAME_NONE, 0);
+	up_read_head(up, buf, sizeof(buf));
+	assert_memory_equal(buf, "GET ", 4);
+	up_write(up, OK_LEN, strlen(OK_LEN));
+	RUN_UNTIL(fe.done);
+	assert_int_equal(fe.result, PROXY_OK);
+	none_accepted();
+	finish(&fe, -1);
+}
+
+/*
+ * upstream-proxy-protocol: the header goes first on a new connection;
+ * the connection is reused for the same header only (the same client
+ * connection), never for another header, nor for a request without one,
+ * and a request with one never takes a connection made without.
+ */
+static void
+test_proxy_header_pooling(void **state)
+{
+	int a, b, plain, old;
+
+	(void)state;
+	old = pooled();				/* made without a header */
+	a = pp_new(PP_A);			/* not the pooled one */
+	assert_int_equal(upstream_pool_size(E.ctx.pool), 2);
+	pp_reused(PP_A, a);
+	b = pp_new(PP_B);			/* another client: its own */
+	pp_reused(PP_B, b);
+	pp_reused(PP_A, a);
+	assert_int_equal(upstream_pool_size(E.ctx.pool), 3);
+	pp_reused(NULL, old);			/* no header: the old one */
+	/* Without it, a request without a header takes neither a nor b. */
+	close(old);
+	RUN_UNTIL(upstream_pool_size(E.ctx.pool) == 2);
+	plain = pp_new(NULL);
+	assert_int_equal(upstream_pool_size(E.ctx.pool), 3);
+	close(plain);
+	close(a);
+	close(b);
+}
+
 #define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int
@@ -1402,6 +1492,7 @@ main(void)
 		T(test_pooled_close_is_not_a_failure),
 		T(test_local_error_is_not_a_failure),
 		T(test_last_failure_is_the_answer),
+		T(test_proxy_header_pooling),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,6 +10,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -80,8 +81,9 @@ static struct sockaddr_in peer;
 
 /*
  * Listener 0: HTTPS on 8443 (its certificate a.test), plain port too;
- * a.test, *.a.test and b.test (with a certificate of its own) and a site
- * with a rate limit of its own.  Listener 1: HTTPS on 443.
+ * a.test, *.a.test and b.test (with a certificate of its own), a site
+ * with a rate limit of its own, and two with upstream-proxy-protocol.
+ * Listener 1: HTTPS on 443.
  */
 static const char conf_fmt[] =
     "user = \"nobody\"\n"
@@ -98,6 +100,12 @@ static const char conf_fmt[] =
     "    cert = \"%s\" key = \"%s\" }\n"
     "  site \"slow.a.test\" { upstream = \"127.0.0.1:4\"\n"
     "    rate-limit { requests-per-second = 0.001 burst = 1 } }\n"
+    "  site \"pp.a.test\" { upstream = \"127.0.0.1:6\"\n"
+    "    upstream-proxy-protocol = \"v1\"\n"
+    "    path \"/none/\" { upstream = \"127.0.0.1:7\"\n"
+    "      upstream-proxy-protocol = \"none\" } }\n"
+    "  site \"pp2.a.test\" { upstream = \"127.0.0.1:8\"\n"
+    "    upstream-proxy-protocol = \"v2\" }\n"
     "}\n"
     "listener {\n"
     "  bind = \"127.0.0.2\"\n"
@@ -1210,6 +1218,77 @@ test_real_ip_header(void **state)
 	assert_ptr_equal(pr.peer, c.peer);
 }
 
+/*
+ * upstream-proxy-protocol: admission makes the header for the request's
+ * connection (the client, the address its socket has) when its backend
+ * sends one, and none otherwise; request_release() lets it go.
+ */
+static void
+test_proxy_header(void **state)
+{
+	struct request_conn c = conn(0, true, "pp.a.test");
+	struct request_answer ans;
+	struct proxy_request pr;
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	char want[128];
+	int fd;
+
+	(void)state;
+	/* The connection's socket: its own address is the destination. */
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, len), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	c.fd = fd;
+	snprintf(want, sizeof(want), "PROXY TCP4 192.0.2.1 127.0.0.1 0 %u\r\n",
+	    ntohs(sin.sin_port));
+
+	pr = get("pp.a.test", "/x");
+	assert_non_null(request_admit(&c, &gen, &pr, pr.h.path, 0, &ans));
+	assert_int_equal(pr.be->proxy_protocol, CONFIG_PROXY_V1);
+	assert_non_null(pr.pp);
+	assert_int_equal(pr.pp_len, strlen(want));
+	assert_memory_equal(pr.pp, want, pr.pp_len);
+	request_release(&pr);
+	assert_null(pr.pp);
+	assert_int_equal(pr.pp_len, 0);
+	/* Its path block turns it off. */
+	pr = get("pp.a.test", "/none/x");
+	assert_non_null(request_admit(&c, &gen, &pr, pr.h.path, 0, &ans));
+	assert_null(pr.pp);
+	request_release(&pr);
+	/* A site without it. */
+	c = conn(0, true, "a.test");
+	c.fd = fd;
+	pr = get("a.test", "/");
+	assert_non_null(request_admit(&c, &gen, &pr, pr.h.path, 0, &ans));
+	assert_null(pr.pp);
+	assert_int_equal(pr.pp_len, 0);
+	request_release(&pr);
+	/* v2; a socket whose address cannot be had: LOCAL, 16 bytes. */
+	c = conn(0, true, "pp2.a.test");
+	c.fd = -1;
+	pr = get("pp2.a.test", "/");
+	assert_non_null(request_admit(&c, &gen, &pr, pr.h.path, 0, &ans));
+	assert_int_equal(pr.pp_len, 16);
+	assert_memory_equal(pr.pp, "\x0d\x0a\x0d\x0a\x00\x0d\x0a\x51\x55\x49"
+	    "\x54\x0a\x20\x00\x00\x00", 16);
+	request_release(&pr);
+	/* v2 with both addresses: TCP4, the client's and the socket's. */
+	c.fd = fd;
+	pr = get("pp2.a.test", "/");
+	assert_non_null(request_admit(&c, &gen, &pr, pr.h.path, 0, &ans));
+	assert_int_equal(pr.pp_len, 28);
+	assert_memory_equal(pr.pp + 12, "\x21\x11\x00\x0c\xc0\x00\x02\x01"
+	    "\x7f\x00\x00\x01\x00\x00", 14);
+	assert_int_equal((pr.pp[26] << 8) | pr.pp[27], ntohs(sin.sin_port));
+	request_release(&pr);
+	close(fd);
+}
+
 int
 main(void)
 {
@@ -1235,6 +1314,7 @@ main(void)
 		cmocka_unit_test(test_path_attack_vectors),
 		cmocka_unit_test(test_bad_path_is_400),
 		cmocka_unit_test(test_body_over),
+		cmocka_unit_test(test_proxy_header),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
