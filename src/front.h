@@ -26,6 +26,8 @@ struct front_log {
 	double		 start;
 	char		 upstream[64];
 	char		 upstream_error[128];
+	/* Which access rule refused it ("deny 10.0.0.0/8"), or "". */
+	char		 denied[80];
 };
 
 /* Empty fields ("-"), the clock started at now. */
@@ -44,6 +46,8 @@ void	 front_log_request(struct front_log *l, struct http1_slice method,
 /* The upstream (name "": none was chosen) and what failed ("": nothing). */
 void	 front_log_upstream(struct front_log *l, const char *name,
 	    const char *error);
+/* The access rule that refused the request (request_answer's why). */
+void	 front_log_denied(struct front_log *l, const char *why);
 /* The ACCESS line (status 0 is logged as 499: the client left first). */
 void	 front_log_emit(struct front_log *l, const char *client_ip,
 	    double now);

@@ -72,6 +72,9 @@ struct proxy_request {
 	   sticky cookie names (an index into be->ups), or -1. */
 	const struct sockaddr	*peer;
 	int			 sticky;
+	/* response-header and hide-response-header for the response
+	   (request-header's are h.edit); NULL: none. */
+	const struct headers_edit *resp_edit;
 	/* What h.path points into when admission made the target itself
 	   (replace-path), or NULL: request_release() frees it. */
 	char			*target;
