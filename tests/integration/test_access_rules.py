@@ -60,6 +60,13 @@ def denied_lines(p, ip):
             if e["client_ip"] == ip and e["status"] == "403"]
 
 
+def denied_rule(p, ip):
+    """The denied= of the first 403 ACCESS line of ip, once it is written
+    (a worker writes its lines after the response went out)."""
+    return wait_until(lambda: denied_lines(p, ip),
+                      what=f"a 403 ACCESS line of {ip}")[0]["denied"]
+
+
 def targets(up):
     settle()
     seen = [r.target for r in up.requests]
@@ -97,11 +104,11 @@ def test_first_match_wins_in_the_order_written(make_proxy, upstream):
     p = proxy_with(make_proxy, upstream, {
         "deny": ("127.0.0.0/29",), "allow": ("127.0.0.4", "127.0.0.8")})
     assert get_from(p.https_port, "127.0.0.4")[0] == 403
-    assert denied_lines(p, "127.0.0.4")[0]["denied"] == "deny 127.0.0.0/29"
+    assert denied_rule(p, "127.0.0.4") == "deny 127.0.0.0/29"
     assert get_from(p.https_port, "127.0.0.8")[0] == 200
     # With an allow list, a client no rule holds is denied.
     assert get_from(p.https_port, "127.0.0.9")[0] == 403
-    assert denied_lines(p, "127.0.0.9")[0]["denied"] == "not in allow"
+    assert denied_rule(p, "127.0.0.9") == "not in allow"
     # The same lists, allow written first: the allow decides.
     site_rules(p, upstream, {"allow": ("127.0.0.4", "127.0.0.8"),
                              "deny": ("127.0.0.0/29",)})
@@ -118,7 +125,7 @@ def test_deny_only_is_a_blacklist(make_proxy, upstream):
     assert get_from(p.https_port, "127.0.1.77")[0] == 403
     assert get_from(p.https_port, "127.0.0.6")[0] == 200
     assert get_from(p.https_port, "127.0.0.1")[0] == 200
-    assert denied_lines(p, "127.0.1.77")[0]["denied"] == \
+    assert denied_rule(p, "127.0.1.77") == \
         "deny 127.0.1.0/24"
 
 
@@ -127,7 +134,7 @@ def test_allow_only_is_a_whitelist(make_proxy, upstream):
     assert get_from(p.https_port, "127.0.0.7")[0] == 200
     assert get_from(p.https_port, "127.0.0.8")[0] == 403
     assert get_from(p.https_port, "127.0.0.1")[0] == 403
-    assert denied_lines(p, "127.0.0.8")[0]["denied"] == "not in allow"
+    assert denied_rule(p, "127.0.0.8") == "not in allow"
 
 
 def test_a_path_block_has_its_own_lists(make_proxy, upstream):
@@ -191,14 +198,14 @@ def test_ipv6_clients(make_proxy, upstream):
     assert get_from(ports["v6"], "::1", "/six", dst="::1")[0] == 200
     # ::/0 never holds an IPv4 client, 0.0.0.0/0 no IPv6 one.
     assert get_from(p.https_port, "127.0.0.1", "/four")[0] == 403
-    assert denied_lines(p, "127.0.0.1")[0]["denied"] == "deny 0.0.0.0/0"
+    assert denied_rule(p, "127.0.0.1") == "deny 0.0.0.0/0"
     assert targets(upstream) == ["/six"]
     # ::1 is not in 2001:db8::/32 of the other listener's site: denied by
     # ::/0 there.
     p.settings["listener"][1][1]["site"][0][1]["allow"] = ("2001:db8::/32",)
     reload_ok(p)
     assert get_from(ports["v6"], "::1", "/six", dst="::1")[0] == 403
-    assert denied_lines(p, "::1")[0]["denied"] == "deny ::/0"
+    assert denied_rule(p, "::1") == "deny ::/0"
 
 
 # ---- HTTP/2 ---------------------------------------------------------------
