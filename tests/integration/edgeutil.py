@@ -20,6 +20,17 @@ def validate_site(p, site_body, marker='site "localhost" {'):
     return r, line
 
 
+def refused_at(p, site_body, words, offset=0):
+    """--validate refuses site_body (see validate_site) with an error on
+    its first line (plus offset) that says each of words."""
+    r, line = validate_site(p, site_body)
+    line += offset
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert f"{p.conf_path}:{line}:" in r.stderr, (line, r.stderr)
+    for w in words:
+        assert w in r.stderr, (w, r.stderr)
+
+
 def reload_ok(p):
     """Write p's settings and reload; the reload must succeed."""
     p.write_config()
