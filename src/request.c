@@ -325,10 +325,11 @@ request_admit(const struct request_conn *conn, const struct gen *g,
 	    NULL)
 		return NULL;
 	/* allow, deny: the path block's, which are its site's unless it
-	   has its own.  Nothing of the upstream is touched for a denied
+	   has its own, on the client's address (pr->peer: the one the rate
+	   limit keys on).  Nothing of the upstream is touched for a denied
 	   client. */
 	acc = blk != NULL ? &blk->access : &site->access;
-	if (acc->nranges > 0 && !access_allows(acc, conn->peer, why)) {
+	if (acc->nranges > 0 && !access_allows(acc, pr->peer, why)) {
 		log_debug("%s: %s denied: %s", conn->client_ip, site->host,
 		    why);
 		pr->be = NULL;
