@@ -85,6 +85,8 @@ static bool	 path_ok(struct loader *, int, const char *, const char *,
 static void	 load_site_limit(struct loader *, cfg_t *, struct config_site *);
 static void	 load_client_auth(struct loader *, cfg_t *,
 		    struct config_site *, const char *);
+static void	 load_edge(struct loader *, cfg_t *, struct config_access *,
+		    struct config_edits *, const char *);
 
 /* Every acme-* option needs mode = "acme" (refuse_acme_options). */
 static cfg_opt_t tls_opts[] = {
@@ -143,15 +145,28 @@ static cfg_opt_t health_opts[] = {
 	CFG_INT("upstream-keepalive-timeout", 60, CFGF_NONE),		\
 	CFG_STR("upstream-proxy-protocol", "none", CFGF_NONE)
 
+/*
+ * Client address rules and the header options (issue 18, load_edge), in
+ * a site and in a path block, where each left out is the site's.
+ */
+#define EDGE_OPTS							\
+	CFG_STR_LIST("allow", NULL, CFGF_NODEFAULT),			\
+	CFG_STR_LIST("deny", NULL, CFGF_NODEFAULT),			\
+	CFG_STR_LIST("response-header", NULL, CFGF_NODEFAULT),		\
+	CFG_STR_LIST("hide-response-header", NULL, CFGF_NODEFAULT),	\
+	CFG_STR_LIST("request-header", NULL, CFGF_NODEFAULT)
+
 /* path "PREFIX" { } in a site. */
 static cfg_opt_t path_opts[] = {
 	BACKEND_OPTS,
+	EDGE_OPTS,
 	CFG_STR("replace-path", NULL, CFGF_NODEFAULT),
 	CFG_END()
 };
 
 static cfg_opt_t site_opts[] = {
 	BACKEND_OPTS,
+	EDGE_OPTS,
 	CFG_STR("cert", NULL, CFGF_NODEFAULT),
 	CFG_STR("key", NULL, CFGF_NODEFAULT),
 	CFG_STR("client-ca-file", NULL, CFGF_NODEFAULT),
@@ -169,6 +184,7 @@ static cfg_opt_t listener_opts[] = {
 	CFG_BOOL("proxy-protocol", cfg_false, CFGF_NONE),
 	CFG_STR_LIST("trusted-proxies", NULL, CFGF_NODEFAULT),
 	CFG_STR("real-ip-header", NULL, CFGF_NODEFAULT),
+	CFG_INT("redirect-port", 0, CFGF_NONE),
 	CFG_SEC("tls", tls_opts, CFGF_NONE),
 	CFG_SEC("site", site_opts, CFGF_MULTI | CFGF_TITLE |
 	    CFGF_NO_TITLE_DUPES),
@@ -1380,6 +1396,245 @@ load_path_form(struct loader *ld, int line, const char *what,
 	return NULL;
 }
 
+/* ---- allow, deny and the header options (issue 18) ---- */
+
+/* s for a message: at most 64 bytes, anything not printable as '?'. */
+static const char *
+shown(const char *s, char buf[72])
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0' && i < 64; i++)
+		buf[i] = s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' ? s[i] :
+		    '?';
+	memcpy(buf + i, s[i] != '\0' ? "..." : "", s[i] != '\0' ? 4 : 1);
+	return buf;
+}
+
+/*
+ * Whether option name of s is set, an empty list too (libconfuse calls
+ * no validate callback for one, so it has no line: its section's).
+ */
+static bool
+list_given(struct loader *ld, cfg_t *s, const char *name, int *line)
+{
+	*line = opt_line(ld, s, name);
+	if (*line == 0 && (cfg_getopt(s, name)->flags & CFGF_MODIFIED))
+		*line = sec_line(ld, s);
+	return *line != 0;
+}
+
+/*
+ * allow and deny of a site or a path block: the ranges of the list
+ * written first, then the other's (config.h).  Neither set: own false.
+ */
+static void
+load_access(struct loader *ld, cfg_t *s, struct config_access *a,
+    const char *what)
+{
+	static const char *const opt[2] = { "allow", "deny" };
+	char why[128], buf[72];
+	size_t n[2], i, k, o;
+	int line[2];
+	bool set[2];
+	const char *e;
+
+	for (k = 0; k < 2; k++) {
+		n[k] = cfg_size(s, opt[k]);
+		set[k] = list_given(ld, s, opt[k], &line[k]);
+	}
+	if (!set[0] && !set[1])
+		return;
+	a->own = true;
+	for (k = 0; k < 2; k++) {
+		if (set[k] && n[k] == 0)
+			cerr(ld, line[k], "%s: '%s' is an empty list (leave it "
+			    "out)", what, opt[k]);
+		if (n[k] > CONFIG_MAX_ACCESS_RULES) {
+			cerr(ld, line[k], "%s: '%s' has more than %d ranges",
+			    what, opt[k], CONFIG_MAX_ACCESS_RULES);
+			return;
+		}
+	}
+	if (set[0] && line[0] == line[1]) {
+		cerr(ld, line[0], "%s: allow and deny on one line: write each "
+		    "on a line of its own (the first written is evaluated "
+		    "first)", what);
+		return;
+	}
+	a->first_allow = set[0] && (!set[1] || line[0] < line[1]);
+	a->whitelist = n[0] > 0;
+	if (n[0] + n[1] == 0)
+		return;
+	if ((a->ranges = calloc(n[0] + n[1], sizeof(*a->ranges))) == NULL) {
+		ld->oom = true;
+		return;
+	}
+	for (o = 0; o < 2; o++) {
+		k = (o == 0) == a->first_allow ? 0 : 1;
+		for (i = 0; i < n[k]; i++) {
+			e = cfg_getnstr(s, opt[k], (unsigned)i);
+			if (strcmp(e, "all") == 0)
+				cerr(ld, elem_line(ld, s, opt[k], (unsigned)i),
+				    "%s: %s \"all\": write \"0.0.0.0/0\" and "
+				    "\"::/0\" for every client", what, opt[k]);
+			else if (cidr_parse(e, strlen(e),
+			    &a->ranges[a->nranges], why, sizeof(why)) == -1)
+				cerr(ld, elem_line(ld, s, opt[k], (unsigned)i),
+				    "%s: %s \"%s\": %s", what, opt[k],
+				    shown(e, buf), why);
+			else
+				a->nranges++;
+		}
+		if (o == 0)
+			a->nfirst = a->nranges;
+	}
+}
+
+struct http1_header *
+config_fields_make(const char *const *names, const char *const *values,
+    size_t n)
+{
+	struct http1_header *f;
+	size_t i, len, size = n * sizeof(*f);
+	char *p;
+
+	if (n == 0)
+		return NULL;
+	for (i = 0; i < n; i++)
+		size += strlen(names[i]) + 1 +
+		    (values[i] != NULL ? strlen(values[i]) + 1 : 0);
+	if ((f = malloc(size)) == NULL)
+		return NULL;
+	p = (char *)(f + n);
+	for (i = 0; i < n; i++) {
+		len = strlen(names[i]);
+		memcpy(p, names[i], len + 1);
+		f[i].name = (struct http1_slice){ p, len };
+		p += len + 1;
+		f[i].value = (struct http1_slice){ "", 0 };
+		if (values[i] == NULL)
+			continue;
+		len = strlen(values[i]);
+		memcpy(p, values[i], len + 1);
+		f[i].value = (struct http1_slice){ p, len };
+		p += len + 1;
+	}
+	return f;
+}
+
+/*
+ * One header option's list: "Name: value" entries (a name only for
+ * hide-response-header), each as headers_option_check() allows, no name
+ * twice.  An empty list is a list: a path block's "none here".
+ */
+static void
+load_fields(struct loader *ld, cfg_t *s, const char *opt,
+    enum headers_option kind, struct config_fields *out, const char *what)
+{
+	char *names[HEADERS_EDIT_MAX];
+	const char *values[HEADERS_EDIT_MAX], *e, *colon, *why;
+	size_t n = cfg_size(s, opt), i, j, nlen;
+	char buf[72];
+	int line;
+	bool bad = false;
+
+	if (!list_given(ld, s, opt, &line))
+		return;
+	out->own = true;
+	if (n > HEADERS_EDIT_MAX) {
+		cerr(ld, line, "%s: '%s' has more than %d fields", what, opt,
+		    HEADERS_EDIT_MAX);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		e = cfg_getnstr(s, opt, (unsigned)i);
+		line = elem_line(ld, s, opt, (unsigned)i);
+		values[i] = NULL;
+		nlen = strlen(e);
+		if (kind != HEADERS_OPT_HIDE) {
+			if ((colon = strchr(e, ':')) == NULL) {
+				cerr(ld, line, "%s: %s \"%s\": \"Name: value\" "
+				    "expected", what, opt, shown(e, buf));
+				bad = true;
+				names[i] = NULL;
+				continue;
+			}
+			nlen = (size_t)(colon - e);
+			values[i] = colon + 1;
+			while (*values[i] == ' ' || *values[i] == '\t')
+				values[i]++;
+		}
+		if ((names[i] = strndup(e, nlen)) == NULL) {
+			ld->oom = true;
+			bad = true;
+			continue;
+		}
+		why = headers_option_check(kind, e, nlen, values[i],
+		    values[i] != NULL ? strlen(values[i]) : 0);
+		for (j = 0; why == NULL && j < i; j++)
+			if (names[j] != NULL && util_strcaseeq(names[j],
+			    strlen(names[j]), e, nlen))
+				why = "the same field twice";
+		if (why != NULL) {
+			cerr(ld, line, "%s: %s \"%s\": %s", what, opt,
+			    shown(e, buf), why);
+			bad = true;
+		}
+	}
+	if (!bad && n > 0 && (out->f = config_fields_make(
+	    (const char *const *)names, values, n)) == NULL)
+		ld->oom = true;
+	if (out->f != NULL)
+		out->n = n;
+	for (i = 0; i < n; i++)
+		free(names[i]);
+}
+
+void
+config_edits_view(struct config_edits *e)
+{
+	e->edit_resp = (struct headers_edit){ e->resp_add.f, e->resp_add.n,
+	    e->resp_hide.f, e->resp_hide.n };
+	e->edit_req = (struct headers_edit){ e->req_add.f, e->req_add.n,
+	    NULL, 0 };
+}
+
+static void
+inherit_fields(struct config_fields *f, const struct config_fields *site)
+{
+	if (!f->own)
+		*f = (struct config_fields){ site->f, site->n, false };
+}
+
+void
+config_path_inherit(const struct config_site *site, struct config_path *p)
+{
+	if (!p->access.own) {
+		p->access = site->access;
+		p->access.own = false;
+	}
+	inherit_fields(&p->edits.resp_add, &site->edits.resp_add);
+	inherit_fields(&p->edits.resp_hide, &site->edits.resp_hide);
+	inherit_fields(&p->edits.req_add, &site->edits.req_add);
+	config_edits_view(&p->edits);
+}
+
+/* A site's or a path block's allow, deny and header options. */
+static void
+load_edge(struct loader *ld, cfg_t *s, struct config_access *a,
+    struct config_edits *e, const char *what)
+{
+	load_access(ld, s, a, what);
+	load_fields(ld, s, "response-header", HEADERS_OPT_RESPONSE,
+	    &e->resp_add, what);
+	load_fields(ld, s, "hide-response-header", HEADERS_OPT_HIDE,
+	    &e->resp_hide, what);
+	load_fields(ld, s, "request-header", HEADERS_OPT_REQUEST,
+	    &e->req_add, what);
+	config_edits_view(e);
+}
+
 /* path "PREFIX" { ... } of site. */
 static void
 load_path(struct loader *ld, cfg_t *p, const struct config_site *site,
@@ -1402,6 +1657,8 @@ load_path(struct loader *ld, cfg_t *p, const struct config_site *site,
 	    "replace-path"), 0)) != NULL)
 		path->replace_len = strlen(path->replace);
 	load_backend(ld, p, &path->be, &site->be, path->line, what);
+	load_edge(ld, p, &path->access, &path->edits, what);
+	config_path_inherit(site, path);
 }
 
 /*
@@ -1455,6 +1712,7 @@ load_site(struct loader *ld, cfg_t *s, struct config_site *site)
 	load_tls_pair(ld, s, &site->tls, false, what);
 	load_client_auth(ld, s, site, what);
 	load_site_limit(ld, s, site);
+	load_edge(ld, s, &site->access, &site->edits, what);
 	load_paths(ld, s, site);
 }
 
@@ -1983,6 +2241,24 @@ load_listener_proxy(struct loader *ld, cfg_t *l, struct config_listener *lst)
 		    "proxy-protocol or real-ip-header");
 }
 
+/*
+ * redirect-port (issue 18): the port the plain port's redirect names,
+ * when clients reach the https-port by another (a container's mapping).
+ */
+static void
+load_redirect_port(struct loader *ld, cfg_t *l, struct config_listener *lst)
+{
+	int line = opt_line(ld, l, "redirect-port");
+
+	if (line == 0)
+		return;
+	lst->redirect_port = (uint16_t)get_int(ld, l, "redirect-port", 1,
+	    65535);
+	if (lst->http_port == 0)
+		cerr(ld, line, "redirect-port: the listener has no http-port "
+		    "(0), so no redirect to name it");
+}
+
 static void
 load_listener(struct loader *ld, cfg_t *l, struct config_listener *lst,
     bool wildcard_ok)
@@ -1997,6 +2273,7 @@ load_listener(struct loader *ld, cfg_t *l, struct config_listener *lst,
 	lst->https_line = line_of(ld, l, "https-port");
 	lst->http_line = line_of(ld, l, "http-port");
 	load_listener_proxy(ld, l, lst);
+	load_redirect_port(ld, l, lst);
 	mode = tls != NULL ? cfg_getstr(tls, "mode") : NULL;
 	if (tls == NULL || !sec_is_set(ld, tls)) {
 		cerr(ld, lst->line, "listener%s%s: a tls { } section is "
@@ -2550,6 +2827,20 @@ backend_free(struct config_backend *be)
 	free(be->server_name);
 }
 
+/* A block's own access rules and header lists (not those it shares). */
+static void
+edge_free(struct config_access *a, struct config_edits *e)
+{
+	if (a->own)
+		free(a->ranges);
+	if (e->resp_add.own)
+		free(e->resp_add.f);
+	if (e->resp_hide.own)
+		free(e->resp_hide.f);
+	if (e->req_add.own)
+		free(e->req_add.f);
+}
+
 static void
 paths_free(struct config_site *site)
 {
@@ -2559,6 +2850,7 @@ paths_free(struct config_site *site)
 		free(site->paths[i].prefix);
 		free(site->paths[i].replace);
 		backend_free(&site->paths[i].be);
+		edge_free(&site->paths[i].access, &site->paths[i].edits);
 	}
 	free(site->paths);
 }
@@ -2622,6 +2914,7 @@ config_free(struct config *cfg)
 			free(l->sites[j].host);
 			backend_free(&l->sites[j].be);
 			paths_free(&l->sites[j]);
+			edge_free(&l->sites[j].access, &l->sites[j].edits);
 			tls_free(&l->sites[j].tls);
 		}
 		free(l->sites);

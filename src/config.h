@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "cidr.h"
+#include "headers.h"
 #include "log.h"
 
 #define CONFIG_FILE_MAX		(1024 * 1024)	/* config file size limit */
@@ -257,6 +258,47 @@ struct config_backend {
 };
 
 /*
+ * allow and deny of a site or a path block (issue 18): ranges[0..nfirst)
+ * is the list whose option comes first in the file (first_allow: allow's),
+ * the rest the other's, each in its order; the first range that holds the
+ * client decides.  A client none holds is denied if there is an allow
+ * list (whitelist), allowed otherwise.  No rule at all: nranges 0 and
+ * every client allowed.  A path block that sets neither option shares
+ * its site's (own false: ranges is the site's, not freed with the block).
+ */
+#define CONFIG_MAX_ACCESS_RULES	4096	/* per list */
+struct config_access {
+	struct cidr		*ranges;
+	size_t			 nranges;
+	size_t			 nfirst;
+	bool			 first_allow;
+	bool			 whitelist;
+	bool			 own;
+};
+
+/*
+ * response-header, hide-response-header and request-header of a site or
+ * a path block (issue 18).  Each list is one allocation, the fields and
+ * their text (config_fields_make); a path block that does not set one of
+ * the options shares its site's list (its own flag false: not freed with
+ * the block).  edit_resp and edit_req are the lists as headers.h takes
+ * them.
+ */
+struct config_fields {
+	struct http1_header	*f;		/* NULL: empty */
+	size_t			 n;		/* 0..HEADERS_EDIT_MAX */
+	bool			 own;
+};
+
+struct config_edits {
+	struct config_fields	 resp_add;	/* response-header */
+	struct config_fields	 resp_hide;	/* hide-response-header */
+	struct config_fields	 req_add;	/* request-header */
+	struct headers_edit	 edit_resp;
+	struct headers_edit	 edit_req;
+};
+
+/*
  * A path block of a site, path "PREFIX" { }: a request whose path,
  * normalised for matching (path.h, PATH_MATCH), is under prefix
  * (path_prefix_match) goes to the block's backend instead of the site's;
@@ -274,6 +316,8 @@ struct config_path {
 	size_t			 replace_len;
 	struct config_backend	 be;		/* options left out: the
 						   site's */
+	struct config_access	 access;	/* allow, deny */
+	struct config_edits	 edits;		/* the header options */
 	int			 line;
 };
 
@@ -302,6 +346,8 @@ struct config_site {
 	   this site alone), both or neither: CONFIG_NO_FILE with NONE. */
 	enum config_client_auth	 client_auth;
 	uint32_t		 client_ca;
+	struct config_access	 access;	/* allow, deny */
+	struct config_edits	 edits;		/* the header options */
 	int			 line;
 };
 
@@ -314,6 +360,8 @@ struct config_listener {
 	}			 addr;
 	uint16_t		 https_port;
 	uint16_t		 http_port;	/* 0: no redirect listener */
+	uint16_t		 redirect_port;	/* the redirect's Location; 0:
+						   https_port */
 	int			 https_line;	/* where the ports are set */
 	int			 http_line;
 	struct config_tls	 tls;		/* manual: required */
@@ -518,6 +566,23 @@ bool	 config_client_auth_ok(const struct config_site *site, size_t nfiles);
  * never takes addresses from (Forwarded, whose syntax differs; Host).
  */
 bool	 config_real_ip_header_ok(const char *s);
+
+/*
+ * n fields (names[i], values[i]; values NULL for names only) as one
+ * allocation of fields and their text, each as headers_option_check()
+ * took it: NULL when out of memory (or n 0).  Freed with free().
+ */
+struct http1_header *config_fields_make(const char *const *names,
+	    const char *const *values, size_t n);
+
+/*
+ * A path block's access rules and header lists, set up after its own
+ * are loaded (or decoded): each it does not set is its site's.  And the
+ * headers.h view of a site's or path block's lists.
+ */
+void	 config_path_inherit(const struct config_site *site,
+	    struct config_path *p);
+void	 config_edits_view(struct config_edits *e);
 
 /* Total number of sites over all listeners. */
 size_t	 config_site_count(const struct config *cfg);

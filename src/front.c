@@ -27,6 +27,7 @@ front_log_begin(struct front_log *l, double now)
 	l->proto = "-";
 	l->status = 0;
 	l->cut = false;
+	l->denied[0] = '\0';
 	l->bytes_in = l->bytes_out = 0;
 	l->start = now;
 }
@@ -104,6 +105,12 @@ front_log_request(struct front_log *l, struct http1_slice method,
 
 
 void
+front_log_denied(struct front_log *l, const char *why)
+{
+	snprintf(l->denied, sizeof(l->denied), "%s", why);
+}
+
+void
 front_log_emit(struct front_log *l, const char *client_ip, double now)
 {
 	struct log_event ev;
@@ -126,6 +133,9 @@ front_log_emit(struct front_log *l, const char *client_ip, double now)
 	log_event_uint(&ev, "duration_ms", ms > 0 ? (uint64_t)ms : 0);
 	log_event_cstr(&ev, "upstream", l->upstream);
 	log_event_cstr(&ev, "upstream_error", l->upstream_error);
+	/* Last, so that what matches the fields before it still does. */
+	if (l->denied[0] != '\0')
+		log_event_cstr(&ev, "denied", l->denied);
 	ev.truncated = ev.truncated || l->cut;
 	log_event_end(&ev);
 }

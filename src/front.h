@@ -30,6 +30,8 @@ struct front_log {
 	/* The request's client when admission took it from real-ip-header
 	   (front_log_client), else "": the connection's. */
 	char		 client_ip[INET6_ADDRSTRLEN];
+	/* Which access rule refused it ("deny 10.0.0.0/8"), or "". */
+	char		 denied[80];
 };
 
 /* Empty fields ("-"), the clock started at now. */
@@ -51,6 +53,8 @@ void	 front_log_upstream(struct front_log *l, const char *name,
 /* The request's client, as admission made it (proxy_request's
    h.client_ip). */
 void	 front_log_client(struct front_log *l, const char *client_ip);
+/* The access rule that refused the request (request_answer's why). */
+void	 front_log_denied(struct front_log *l, const char *why);
 /* The ACCESS line (status 0 is logged as 499: the client left first);
    client_ip is the connection's, used unless front_log_client() said
    otherwise. */

@@ -75,6 +75,8 @@ struct h1_conn {
 	int			 minor;
 	struct gen		*req_gen;	/* the request's routing */
 	struct exchange		*ex;
+	/* response-header, hide-response-header: in req_gen. */
+	const struct headers_edit *resp_edit;
 
 	/* The request body, as it goes to the exchange. */
 	enum http1_body		 body;
@@ -501,6 +503,8 @@ h1_answer(struct h1_conn *c, const struct request_answer *a)
 	if (a->name != NULL)
 		snprintf(extra, sizeof(extra), "%s: %s\r\n", a->name,
 		    a->value);
+	if (a->why[0] != '\0')
+		front_log_denied(log_of(c), a->why);
 	h1_respond_body(c, a->status, a->name != NULL ? extra : NULL,
 	    a->close, a->body, a->body_len);
 }
@@ -519,6 +523,7 @@ h1_forward(struct h1_conn *c)
 	site = request_admit(&c->cl.rc, c->req_gen, &pr, c->req->target, 0,
 	    &ans);
 	front_log_client(log_of(c), pr.h.client_ip);
+	c->resp_edit = pr.resp_edit;
 	if (site != NULL)
 		c->ex = request_start(worker_proxy_ctx(c->cl.wk), &pr,
 		    &h1_proxy_ops, c, &ans);
@@ -736,6 +741,7 @@ h1_ex_head(void *fe, const struct proxy_response *r)
 	hr.framing = response_framing(c, r);
 	hr.content_length = r->content_length;
 	hr.websocket = r->websocket;
+	hr.edit = c->resp_edit;
 	/* An answer before the whole request body: what is left of the
 	   body may never be read, and then the connection cannot carry
 	   another request.  Say so now (RFC 9112 9.6), not only by

@@ -114,6 +114,9 @@ struct h2_stream {
 	struct tunnel		 up;		/* shut: END_STREAM sent on */
 	double			 tunnel_at;	/* bytes last moved */
 
+	/* response-header, hide-response-header: in gen. */
+	const struct headers_edit *resp_edit;
+
 	/* Last: st_new() zeroes what comes before it (2.4 KiB less). */
 	struct front_log	 log;
 };
@@ -423,40 +426,52 @@ lower_copy(char *dst, const char *src, size_t n)
 		    src[i];
 }
 
-/* The nv list of a response; names lower-cased into names[]. */
+/* One field of a response into nv[n], its name lower-cased into names. */
+static bool
+nv_add(nghttp2_nv *nv, size_t *n, char *names, size_t namesz, size_t *used,
+    const struct http1_header *h)
+{
+	if (*used + h->name.len > namesz)
+		return false;
+	lower_copy(names + *used, h->name.p, h->name.len);
+	nv[(*n)++] = (nghttp2_nv){ (uint8_t *)names + *used,
+	    (uint8_t *)h->value.p, h->name.len, h->value.len,
+	    NGHTTP2_NV_FLAG_NONE };
+	*used += h->name.len;
+	return true;
+}
+
+/*
+ * The nv list of a response; names lower-cased into names[].  The fields
+ * are those headers_response_passes() lets through, then edit's (the
+ * same as headers_response_head() writes for HTTP/1.1).
+ */
 static size_t
 response_nv(nghttp2_nv *nv, size_t max, char *names, size_t namesz,
     const char *status, const struct http1_header *f, size_t nf,
-    bool keep_length)
+    bool keep_length, const struct headers_edit *edit)
 {
 	size_t i, n = 0, used = 0, k = headers_first_connection(f, nf);
 
 	nv[n++] = (nghttp2_nv){ (uint8_t *)":status", (uint8_t *)status, 7,
 	    3, NGHTTP2_NV_FLAG_NONE };
-	for (i = 0; i < nf && n < max; i++) {
-		if (headers_hop_by_hop(f[i].name.p, f[i].name.len, f + k,
-		    nf - k) ||
-		    (!keep_length && util_strcaseeq(f[i].name.p,
-		    f[i].name.len, "content-length", 14)))
-			continue;
-		if (used + f[i].name.len > namesz)
+	for (i = 0; i < nf && n < max; i++)
+		if (headers_response_passes(&f[i], f, nf, k, keep_length,
+		    edit) && !nv_add(nv, &n, names, namesz, &used, &f[i]))
 			break;
-		lower_copy(names + used, f[i].name.p, f[i].name.len);
-		nv[n++] = (nghttp2_nv){ (uint8_t *)names + used,
-		    (uint8_t *)f[i].value.p, f[i].name.len, f[i].value.len,
-		    NGHTTP2_NV_FLAG_NONE };
-		used += f[i].name.len;
-	}
+	for (i = 0; edit != NULL && i < edit->nadd && n < max; i++)
+		if (!nv_add(nv, &n, names, namesz, &used, &edit->add[i]))
+			break;
 	return n;
 }
 
 static int
 st_submit(struct h2_stream *st, int status, const struct http1_header *f,
-    size_t nf, bool body, bool keep_length)
+    size_t nf, bool body, bool keep_length, const struct headers_edit *edit)
 {
-	nghttp2_nv nv[HTTP1_MAX_HEADERS + 1];
+	nghttp2_nv nv[HTTP1_MAX_HEADERS + HEADERS_EDIT_MAX + 1];
 	nghttp2_data_provider dp;
-	char names[16384], code[4];
+	char names[16384 + HEADERS_EDIT_MAX * 128], code[4];
 	size_t n;
 
 	if (status < 100 || status > 999)
@@ -464,7 +479,7 @@ st_submit(struct h2_stream *st, int status, const struct http1_header *f,
 	headers_status_digits(code, status);
 	code[3] = '\0';
 	n = response_nv(nv, nitems(nv), names, sizeof(names), code, f, nf,
-	    keep_length);
+	    keep_length, edit);
 	dp.source.ptr = st;
 	dp.read_callback = st_read_cb;
 	if (nghttp2_submit_response(st->c->s, st->id, nv, n,
@@ -509,7 +524,7 @@ st_respond_with(struct h2_stream *st, int status, const char *name,
 	}
 	st->resp_eof = true;
 	if (st_submit(st, status, f, nf, st->method != HTTP1_METHOD_HEAD,
-	    true) == -1)
+	    true, NULL) == -1)
 		nghttp2_submit_rst_stream(st->c->s, NGHTTP2_FLAG_NONE, st->id,
 		    NGHTTP2_INTERNAL_ERROR);
 }
@@ -619,7 +634,7 @@ st_ex_head_tunnel(struct h2_stream *st, const struct proxy_response *r)
 			f[n++] = r->fields[i];
 	if (st->resp == NULL && (st->resp = buf_new(PROXY_BUF)) == NULL)
 		return -1;
-	if (st_submit(st, 200, f, n, true, false) == -1)
+	if (st_submit(st, 200, f, n, true, false, st->resp_edit) == -1)
 		return -1;
 	progress(st->c);
 	h2_defer(st->c);
@@ -646,8 +661,8 @@ st_ex_head(void *fe, const struct proxy_response *r)
 	    HTTP1_BODY_LENGTH && r->content_length <= RESP_SMALL ?
 	    RESP_SMALL : PROXY_BUF)) == NULL)
 		return -1;
-	if (st_submit(st, r->status, r->fields, r->nfields, body, keep) ==
-	    -1) {
+	if (st_submit(st, r->status, r->fields, r->nfields, body, keep,
+	    st->resp_edit) == -1) {
 		log_warnx("%s: h2: response head from %s refused by nghttp2",
 		    st->c->cl.client_ip, st->log.host);
 		return -1;
@@ -792,6 +807,8 @@ st_answer(struct h2_stream *st, const struct request_answer *a)
 	char name[16];
 	size_t n;
 
+	if (a->why[0] != '\0')
+		front_log_denied(&st->log, a->why);
 	if (a->name == NULL) {
 		st_refuse(st, a->status);
 		return;
@@ -836,6 +853,7 @@ st_start(struct h2_stream *st)
 	site = request_admit(&c->cl.rc, st->gen, &pr, pr.h.path,
 	    st->body_seen, &ans);
 	front_log_client(&st->log, pr.h.client_ip);
+	st->resp_edit = pr.resp_edit;
 	if (site == NULL) {
 		request_release(&pr);
 		st_answer(st, &ans);

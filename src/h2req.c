@@ -455,13 +455,13 @@ h2req_check(const struct headers_request *pr, struct buf *scratch)
 			return -1;
 	}
 	/* Host, then the forwarded fields in order, unchanged, then only
-	   what the proxy adds. */
+	   what the proxy adds (request-header's first). */
 	if (req.nheaders == 0 || !field_is(&req.headers[0], "host", NULL))
 		return -1;
 	k = 1;
 	for (i = 0; i < pr->nfields; i++) {
-		if (!headers_request_forwards(&pr->fields[i], pr->fields,
-		    pr->nfields))
+		if (!headers_request_keeps(&pr->fields[i], pr->fields,
+		    pr->nfields, pr->edit))
 			continue;
 		if (k >= req.nheaders ||
 		    !same(req.headers[k].name, pr->fields[i].name) ||
@@ -469,6 +469,12 @@ h2req_check(const struct headers_request *pr, struct buf *scratch)
 			return -1;
 		k++;
 	}
+	/* request-header's fields, as configured. */
+	for (i = 0; pr->edit != NULL && i < pr->edit->nadd; i++, k++)
+		if (k >= req.nheaders ||
+		    !same(req.headers[k].name, pr->edit->add[i].name) ||
+		    !same(req.headers[k].value, pr->edit->add[i].value))
+			return -1;
 	if (k + 5 > req.nheaders ||
 	    !field_is(&req.headers[k], "x-real-ip", pr->client_ip) ||
 	    !field_is(&req.headers[k + 1], "x-forwarded-for", pr->client_ip) ||

@@ -165,6 +165,122 @@ headers_request_forwards(const struct http1_header *h,
 	    headers_first_connection(fields, n));
 }
 
+/* Whether list[0..n) has a field named name (any case). */
+static bool
+listed(const struct http1_header *list, size_t n, const char *name,
+    size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (util_strcaseeq(name, len, list[i].name.p, list[i].name.len))
+			return true;
+	return false;
+}
+
+bool
+headers_request_keeps(const struct http1_header *h,
+    const struct http1_header *fields, size_t n,
+    const struct headers_edit *edit)
+{
+	return headers_request_forwards(h, fields, n) && (edit == NULL ||
+	    !listed(edit->add, edit->nadd, h->name.p, h->name.len));
+}
+
+/* headers_response_passes(), inlined where HTTP/1.1 heads are written. */
+static inline bool
+response_passes(const struct http1_header *h,
+    const struct http1_header *fields, size_t n, size_t conn,
+    bool keep_length, const struct headers_edit *edit)
+{
+	if (!keep_length && UTIL_LIT_IS(h->name.p, h->name.len,
+	    "content-length"))
+		return false;
+	if (hop_by_hop(h->name.p, h->name.len, fields, n, conn))
+		return false;
+	return edit == NULL ||
+	    (!listed(edit->add, edit->nadd, h->name.p, h->name.len) &&
+	    !listed(edit->hide, edit->nhide, h->name.p, h->name.len));
+}
+
+bool
+headers_response_passes(const struct http1_header *h,
+    const struct http1_header *fields, size_t n, size_t conn,
+    bool keep_length, const struct headers_edit *edit)
+{
+	return response_passes(h, fields, n, conn, keep_length, edit);
+}
+
+/* RFC 9110 5.6.2: tchar. */
+static bool
+tchar(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9') || (c != '\0' &&
+	    strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+const char *
+headers_option_check(enum headers_option opt, const char *name,
+    size_t nlen, const char *value, size_t vlen)
+{
+	static const struct name framing[] = {
+		NAME("content-length"), NAME("transfer-encoding"),
+	};
+	static const struct name response[] = {
+		NAME("set-cookie"),
+	};
+	static const struct name request[] = {
+		NAME("host"), NAME("expect"),
+	};
+	static const struct name websocket[] = {
+		NAME("sec-websocket-"),
+	};
+	struct http1_header h = { { name, nlen }, { "", 0 } };
+	size_t i;
+
+	if (nlen == 0 || nlen > 128)
+		return "a field name of 1 to 128 characters is required";
+	for (i = 0; i < nlen; i++)
+		if (!tchar((unsigned char)name[i]))
+			return "the field name is not a token (letters, digits "
+			    "and !#$%&'*+-.^_`|~)";
+	if (memchr(name, '_', nlen) != NULL)
+		return "a field name with '_' is never forwarded";
+	if (name_in(name, nlen, framing, nitems(framing)) ||
+	    hop_by_hop(name, nlen, &h, 0, 0))
+		return "the proxy frames every message itself: framing and "
+		    "hop-by-hop fields cannot be set or removed";
+	if (opt != HEADERS_OPT_REQUEST &&
+	    prefix_in(name, nlen, websocket, nitems(websocket)))
+		return "Sec-WebSocket-* fields belong to the WebSocket "
+		    "handshake";
+	if (opt == HEADERS_OPT_RESPONSE &&
+	    name_in(name, nlen, response, nitems(response)))
+		return "Set-Cookie cannot be replaced (one field per cookie)";
+	if (opt == HEADERS_OPT_REQUEST &&
+	    (name_in(name, nlen, request, nitems(request)) ||
+	    request_drops(&h)))
+		return "the proxy sets this field itself, or never forwards it";
+	if (opt == HEADERS_OPT_HIDE)
+		return NULL;
+	if (vlen == 0 || vlen > 2048)
+		return "a value of 1 to 2048 characters is required";
+	if (value[0] == ' ' || value[0] == '\t' || value[vlen - 1] == ' ' ||
+	    value[vlen - 1] == '\t')
+		return "the value starts or ends with a blank";
+	for (i = 0; i < vlen; i++) {
+		unsigned char c = (unsigned char)value[i];
+
+		if (c == '\r' || c == '\n' || c == '\0')
+			return "the value holds a CR, LF or NUL";
+		if ((c < 0x20 && c != '\t') || c >= 0x7f)
+			return "the value holds a control character or a byte "
+			    "outside ASCII";
+	}
+	return NULL;
+}
+
 /* One room check for the four parts: this runs for every field. */
 static int
 add_field(struct buf *out, const struct http1_header *h)
@@ -183,6 +299,17 @@ add_field(struct buf *out, const struct http1_header *h)
 	*p++ = '\r';
 	*p = '\n';
 	buf_produce(out, n);
+	return 0;
+}
+
+static int
+add_fields(struct buf *out, const struct http1_header *f, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (add_field(out, &f[i]) == -1)
+			return -1;
 	return 0;
 }
 
@@ -271,11 +398,16 @@ headers_request_head(struct buf *out, const struct headers_request *r)
 	for (i = 0; i < r->nfields; i++) {
 		const struct http1_header *h = &r->fields[i];
 
-		if (!request_forwards(h, r->fields, r->nfields, conn))
+		if (!request_forwards(h, r->fields, r->nfields, conn) ||
+		    (r->edit != NULL && listed(r->edit->add, r->edit->nadd,
+		    h->name.p, h->name.len)))
 			continue;
 		if (add_field(out, h) == -1)
 			return -1;
 	}
+	if (r->edit != NULL && add_fields(out, r->edit->add,
+	    r->edit->nadd) == -1)
+		return -1;
 	/* No printf on the hot path. */
 	if (buf_addlit(out, "X-Real-IP: ") == -1 ||
 	    buf_addstr(out, r->client_ip) == -1 ||
@@ -296,16 +428,6 @@ headers_request_head(struct buf *out, const struct headers_request *r)
 	    "Upgrade: websocket\r\n") == -1)
 		return -1;
 	return buf_add(out, "\r\n", 2);
-}
-
-/* Response fields the proxy regenerates. */
-static bool
-response_drops(const struct http1_header *h, enum headers_framing f)
-{
-	if (!UTIL_LIT_IS(h->name.p, h->name.len, "content-length"))
-		return false;
-	/* A HEAD or 304 answer keeps the length of what GET would send. */
-	return f != HEADERS_FRAME_PASS;
 }
 
 int
@@ -330,12 +452,17 @@ headers_response_head(struct buf *out, const struct headers_response *r)
 	for (i = 0; i < r->nfields; i++) {
 		const struct http1_header *h = &r->fields[i];
 
-		if (response_drops(h, r->framing) || hop_by_hop(h->name.p,
-		    h->name.len, r->fields, r->nfields, conn))
+		/* A HEAD or 304 answer keeps the length of what GET would
+		   send. */
+		if (!response_passes(h, r->fields, r->nfields, conn,
+		    r->framing == HEADERS_FRAME_PASS, r->edit))
 			continue;
 		if (add_field(out, h) == -1)
 			return -1;
 	}
+	if (r->edit != NULL && add_fields(out, r->edit->add,
+	    r->edit->nadd) == -1)
+		return -1;
 	if (add_framing(out, r->framing, r->content_length) == -1)
 		return -1;
 	if (r->websocket) {

@@ -45,6 +45,50 @@ struct headers_client_cert {
 };
 
 /*
+ * What the configuration changes in a head (response-header,
+ * hide-response-header, request-header of a site or a path block): the
+ * fields add[0..nadd) are set, replacing any field of one of their names
+ * the message had; the fields named in hide[0..nhide) (their values
+ * unused) are removed.  Both lists empty (or no edit at all): the head
+ * as without them.  Names and values are as headers_option_check()
+ * accepts them.
+ */
+struct headers_edit {
+	const struct http1_header *add;
+	size_t			 nadd;
+	const struct http1_header *hide;
+	size_t			 nhide;
+};
+
+/* The most fields one list of an edit holds (config.c's limit). */
+#define HEADERS_EDIT_MAX	32
+
+/* Which option a configured field is for (headers_option_check). */
+enum headers_option {
+	HEADERS_OPT_RESPONSE,		/* response-header */
+	HEADERS_OPT_HIDE,		/* hide-response-header (no value) */
+	HEADERS_OPT_REQUEST,		/* request-header */
+};
+
+/*
+ * Whether a configured field may be used by option opt: its name a token
+ * of at most 128 bytes that the option may set or remove, its value (not
+ * for HEADERS_OPT_HIDE) 1..2048 bytes of visible ASCII, spaces and tabs,
+ * no leading or trailing blank.  NULL, or why not.
+ * Refused everywhere: the framing and hop-by-hop fields (Content-Length,
+ * Transfer-Encoding, Connection, Keep-Alive, Proxy-Connection, TE,
+ * Trailer, Upgrade) and names with an underscore; in responses also
+ * Sec-WebSocket-* (a tunnel's handshake), and Set-Cookie for
+ * response-header (one field per cookie: replacing them all would lose
+ * the upstream's and a sticky-cookie's); in requests every field the
+ * proxy sets or never forwards (Host, Expect, and what
+ * headers_request_forwards() drops: X-Forwarded-*, X-Real-*,
+ * Forwarded ...).  Pure: config.c and the image decoder ask it.
+ */
+const char *headers_option_check(enum headers_option opt, const char *name,
+	    size_t nlen, const char *value, size_t vlen);
+
+/*
  * A request as the proxy forwards it: what the frontend parsed (HTTP/1.1)
  * or translated (HTTP/2, h2req.c), and the three facts only the proxy
  * knows (the client's address, TLS, the listener's port).
@@ -66,6 +110,9 @@ struct headers_request {
 	/* A site with client-auth: what its connection's handshake
 	   verified (X-Client-*); NULL: none of those fields. */
 	const struct headers_client_cert *client_cert;
+	/* request-header: its fields after the forwarded ones, before
+	   X-Real-IP, the client's of those names dropped; NULL: none. */
+	const struct headers_edit *edit;
 };
 
 struct headers_response {
@@ -77,6 +124,8 @@ struct headers_response {
 	uint64_t		 content_length;
 	bool			 close;		/* send Connection: close */
 	bool			 websocket;	/* 101 Switching Protocols */
+	/* response-header and hide-response-header; NULL: none. */
+	const struct headers_edit *edit;
 };
 
 /* The upstream request head; 0, or -1 if it does not fit in out. */
@@ -103,6 +152,18 @@ size_t	 headers_first_connection(const struct http1_header *fields,
 	    size_t n);
 
 /*
+ * Whether the upstream's response field h (one of fields[0..n), conn
+ * from headers_first_connection()) goes to the client: not hop-by-hop,
+ * not Content-Length unless keep_length (a HEAD or 304 answer), neither
+ * hidden nor replaced by edit (NULL: none).  The fields of edit->add
+ * follow those that pass.  Both renderers (headers_response_head() and
+ * h2conn.c) decide by this, so HTTP/1.1 and HTTP/2 send the same fields.
+ */
+bool	 headers_response_passes(const struct http1_header *h,
+	    const struct http1_header *fields, size_t n, size_t conn,
+	    bool keep_length, const struct headers_edit *edit);
+
+/*
  * Whether request field h goes upstream as it is: not hop-by-hop, not one
  * the proxy sets itself (Host, framing, X-Real-IP, X-Forwarded-For,
  * -Proto, -Host and -Port, in that order after the forwarded fields), and
@@ -126,6 +187,16 @@ bool	 headers_request_forwards(const struct http1_header *h,
  */
 int	 headers_escape_value(const unsigned char *in, size_t len, char *out,
 	    size_t outsz);
+
+/*
+ * Whether the client's field h goes upstream: forwarded by
+ * headers_request_forwards(), and not replaced by a field of edit->add
+ * (request-header; edit NULL: none): what headers_request_head() writes
+ * of the client's fields.
+ */
+bool	 headers_request_keeps(const struct http1_header *h,
+	    const struct http1_header *fields, size_t n,
+	    const struct headers_edit *edit);
 
 /* The three digits of a status in 0..999 (no printf on the hot path). */
 void	 headers_status_digits(char out[3], int status);

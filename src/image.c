@@ -12,12 +12,12 @@
  *         header-timeout idle-timeout client-timeout tunnel-timeout
  *         h2 h2-max-streams
  *   nfiles { secret data }
- *   nlisteners { family addr[16] https-port http-port bind tls-mode
- *                cert key
+ *   nlisteners { family addr[16] https-port http-port redirect-port
+ *                bind tls-mode cert key
  *                nsites { host wildcard backend cert key
  *                         rate-own [rate-rps(bits) rate-burst]
- *                         client-auth client-ca
- *                         npaths { prefix replace-path backend } }
+ *                         client-auth client-ca edge
+ *                         npaths { prefix replace-path backend edge } }
  *                [tls-mode acme:
  *                 ndomains { domain } domains-set directory contact
  *                 challenge cache-dir ca-file ca renew-days eab-kid
@@ -35,6 +35,11 @@
  *   status-min status-max] connect-timeout request-timeout keepalive
  *   keepalive-timeout proxy-protocol scheme [scheme https: server-name
  *   verify ca client-cert client-key]
+ * and edge (allow, deny and the header options; a path block's that its
+ * site's stand for have own 0, and are its site's once decoded):
+ *   access-own [first-allow nfirst nranges { family bits addr[16] }]
+ *   response-header hide-response-header request-header
+ * each list of fields own [n { name value }] (hide: values empty);
  * the last three indexes in files (the two client ones both
  * CONFIG_NO_FILE without a client certificate), an empty server-name
  * and an empty replace-path none.  Files (upstream-ca-file, the system
@@ -61,11 +66,14 @@ static const unsigned char zeros16[16];
 #define IMAGE_MAX	(256u * 1024 * 1024)
 #define STR_MAX		1024
 /* The fewest bytes a listener / a site can take: bounds counts early. */
-#define LISTENER_MIN	(1 + 16 + 2 + 2 + 4 + 1 + 4 + 4 + 4)
-#define SITE_MIN	(4 + 1 + BACKEND_MIN + 4 + 4 + 1 + 1 + 4 + 4)
+#define LISTENER_MIN	(1 + 16 + 2 + 2 + 2 + 4 + 1 + 4 + 4 + 4)
+#define EDGE_MIN	4
+#define SITE_MIN	(4 + 1 + BACKEND_MIN + 4 + 4 + 1 + 1 + 4 + EDGE_MIN + 4)
 #define UPSTREAM_MIN	(4 + 1 + 4 + 1 + 4 + 16 + 4)
 #define BACKEND_MIN	(4 + UPSTREAM_MIN + 1 + 4 + 4 + 1 + 16 + 1 + 1)
-#define PATH_MIN	(4 + 1 + 4 + BACKEND_MIN)
+#define PATH_MIN	(4 + 1 + 4 + BACKEND_MIN + EDGE_MIN)
+#define RANGE_MIN	(1 + 1 + 16)
+#define FIELD_MIN	(4 + 1 + 4)
 #define FILE_MIN	(1 + 4)
 #define DOMAIN_MIN	(4 + 1)
 #define ACME_CERT_MIN	(4 + 1 + 4 + 1 + 4 + 1)
@@ -191,6 +199,44 @@ put_files(struct wbuf *w, const struct config *cfg)
 	}
 }
 
+/* allow and deny, and the header options (issue 18). */
+static void
+put_fields(struct wbuf *w, const struct config_fields *f)
+{
+	size_t i;
+
+	put_u8(w, f->own ? 1 : 0);
+	if (!f->own)
+		return;
+	put_u32(w, (uint32_t)f->n);
+	for (i = 0; i < f->n; i++) {
+		put_bytes(w, f->f[i].name.p, f->f[i].name.len);
+		put_bytes(w, f->f[i].value.p, f->f[i].value.len);
+	}
+}
+
+static void
+put_edge(struct wbuf *w, const struct config_access *a,
+    const struct config_edits *e)
+{
+	size_t i;
+
+	put_u8(w, a->own ? 1 : 0);
+	if (a->own) {
+		put_u8(w, a->first_allow ? 1 : 0);
+		put_u32(w, (uint32_t)a->nfirst);
+		put_u32(w, (uint32_t)a->nranges);
+		for (i = 0; i < a->nranges; i++) {
+			put_u8(w, a->ranges[i].family);
+			put_u8(w, a->ranges[i].bits);
+			put(w, a->ranges[i].addr, sizeof(a->ranges[i].addr));
+		}
+	}
+	put_fields(w, &e->resp_add);
+	put_fields(w, &e->resp_hide);
+	put_fields(w, &e->req_add);
+}
+
 static void
 put_site(struct wbuf *w, const struct config_site *s)
 {
@@ -208,11 +254,13 @@ put_site(struct wbuf *w, const struct config_site *s)
 	}
 	put_u8(w, (uint8_t)s->client_auth);
 	put_u32(w, s->client_ca);
+	put_edge(w, &s->access, &s->edits);
 	put_u32(w, (uint32_t)s->npaths);
 	for (i = 0; i < s->npaths; i++) {
 		put_str(w, s->paths[i].prefix);
 		put_str(w, s->paths[i].replace);
 		put_backend(w, &s->paths[i].be);
+		put_edge(w, &s->paths[i].access, &s->paths[i].edits);
 	}
 }
 
@@ -269,6 +317,7 @@ put_listener(struct wbuf *w, const struct config_listener *l, bool secrets)
 	put(w, addr, sizeof(addr));
 	put_u16(w, l->https_port);
 	put_u16(w, l->http_port);
+	put_u16(w, l->redirect_port);
 	put_str(w, l->bind);
 	put_u8(w, (uint8_t)l->tls_mode);
 	put_bytes(w, l->tls.cert.data, l->tls.cert.len);
@@ -738,6 +787,118 @@ get_files(struct rbuf *r, struct config *cfg)
 	r->nfiles = cfg->nfiles;
 }
 
+/* A range as cidr_parse() makes them: its canonical form parses back. */
+static void
+get_range(struct rbuf *r, struct cidr *c)
+{
+	const unsigned char *a;
+	char text[CIDR_TEXT_MAX], why[64];
+	struct cidr back;
+
+	c->family = get_u8(r);
+	c->bits = get_u8(r);
+	if ((a = get(r, sizeof(c->addr))) == NULL)
+		return;
+	memcpy(c->addr, a, sizeof(c->addr));
+	if ((c->family != 4 && c->family != 6) ||
+	    c->bits > (c->family == 4 ? 32 : 128)) {
+		r->err = true;
+		return;
+	}
+	cidr_format(c, text);
+	if (cidr_parse(text, strlen(text), &back, why, sizeof(why)) == -1 ||
+	    memcmp(&back, c, sizeof(back)) != 0)
+		r->err = true;
+}
+
+static void
+get_access(struct rbuf *r, struct config_access *a)
+{
+	uint8_t own = get_u8(r), first;
+
+	if (own > 1) {
+		r->err = true;
+		return;
+	}
+	if ((a->own = own == 1) == false)
+		return;
+	first = get_u8(r);
+	a->first_allow = first == 1;
+	a->nfirst = get_u32(r);
+	a->nranges = get_count(r, 2 * CONFIG_MAX_ACCESS_RULES, RANGE_MIN);
+	/* Both lists at most their limit, neither empty when written. */
+	if (r->err || first > 1 || a->nfirst == 0 ||
+	    a->nfirst > a->nranges || a->nfirst > CONFIG_MAX_ACCESS_RULES ||
+	    a->nranges - a->nfirst > CONFIG_MAX_ACCESS_RULES) {
+		r->err = true;
+		a->nranges = 0;
+		return;
+	}
+	a->whitelist = a->first_allow || a->nranges > a->nfirst;
+	if ((a->ranges = get_array(r, (uint32_t)a->nranges,
+	    sizeof(*a->ranges))) == NULL) {
+		a->nranges = 0;
+		return;
+	}
+	for (size_t i = 0; i < a->nranges && !r->err; i++)
+		get_range(r, &a->ranges[i]);
+}
+
+/* A list of fields, each as headers_option_check() allows, no name twice. */
+static void
+get_fields(struct rbuf *r, struct config_fields *f, enum headers_option opt)
+{
+	struct config_blob names[HEADERS_EDIT_MAX], values[HEADERS_EDIT_MAX];
+	const char *np[HEADERS_EDIT_MAX], *vp[HEADERS_EDIT_MAX];
+	uint8_t own = get_u8(r);
+	uint32_t n, i, j;
+
+	if (own > 1) {
+		r->err = true;
+		return;
+	}
+	if ((f->own = own == 1) == false)
+		return;
+	n = get_count(r, HEADERS_EDIT_MAX, FIELD_MIN);
+	memset(names, 0, sizeof(names));
+	memset(values, 0, sizeof(values));
+	for (i = 0; i < n && !r->err; i++) {
+		if (get_blob(r, 128, &names[i]) == -1 ||
+		    get_blob(r, 2048, &values[i]) == -1)
+			break;
+		np[i] = (const char *)names[i].data;
+		vp[i] = opt == HEADERS_OPT_HIDE ? NULL :
+		    (const char *)values[i].data;
+		if (headers_option_check(opt, np[i], names[i].len, vp[i],
+		    values[i].len) != NULL ||
+		    (opt == HEADERS_OPT_HIDE && values[i].len > 0))
+			r->err = true;
+		for (j = 0; j < i; j++)
+			if (util_strcaseeq(np[i], names[i].len, np[j],
+			    names[j].len))
+				r->err = true;
+	}
+	if (!r->err && n > 0 && (f->f = config_fields_make(np, vp, n)) ==
+	    NULL)
+		r->err = true;
+	if (f->f != NULL)
+		f->n = n;
+	for (i = 0; i < n; i++) {
+		free(names[i].data);
+		free(values[i].data);
+	}
+}
+
+static void
+get_edge(struct rbuf *r, struct config_access *a, struct config_edits *e)
+{
+	get_access(r, a);
+	get_fields(r, &e->resp_add, HEADERS_OPT_RESPONSE);
+	get_fields(r, &e->resp_hide, HEADERS_OPT_HIDE);
+	get_fields(r, &e->req_add, HEADERS_OPT_REQUEST);
+	config_edits_view(e);
+}
+
 /* A path block: the rules config.c enforces. */
 static void
 get_path_block(struct rbuf *r, struct config_path *p)
@@ -754,6 +915,7 @@ get_path_block(struct rbuf *r, struct config_path *p)
 			r->err = true;
 	}
 	get_backend(r, &p->be);
+	get_edge(r, &p->access, &p->edits);
 }
 
 /* A site's path blocks, longest prefix first (request.c relies on it). */
@@ -765,6 +927,7 @@ get_paths(struct rbuf *r, struct config_site *s)
 	s->paths = get_array(r, n, sizeof(*s->paths));
 	for (; s->npaths < n && !r->err; s->npaths++) {
 		get_path_block(r, &s->paths[s->npaths]);
+		config_path_inherit(s, &s->paths[s->npaths]);
 		if (s->npaths > 0 && s->paths[s->npaths].prefix_len >
 		    s->paths[s->npaths - 1].prefix_len)
 			r->err = true;
@@ -803,7 +966,9 @@ get_site(struct rbuf *r, struct config_site *s)
 	get_tls(r, &s->tls, false, false);
 	get_site_limit(r, s);
 	get_client_auth(r, s);
-	get_paths(r, s);
+	get_edge(r, &s->access, &s->edits);
+	if (!r->err)
+		get_paths(r, s);
 }
 
 static char *
@@ -926,7 +1091,9 @@ get_listener(struct rbuf *r, struct config_listener *l, bool secrets)
 		r->err = true;
 	l->https_port = get_u16(r);
 	l->http_port = get_u16(r);
-	if (l->https_port == 0 || l->https_port == l->http_port)
+	l->redirect_port = get_u16(r);
+	if (l->https_port == 0 || l->https_port == l->http_port ||
+	    (l->redirect_port != 0 && l->http_port == 0))
 		r->err = true;
 	if ((l->bind = get_str(r, INET6_ADDRSTRLEN + 2, false)) == NULL)
 		return;

@@ -76,6 +76,9 @@ struct proxy_request {
 	   client (request.c); else they point at the connection's. */
 	struct sockaddr_storage	 real_peer;
 	char			 real_ip[INET6_ADDRSTRLEN];
+	/* response-header and hide-response-header for the response
+	   (request-header's are h.edit); NULL: none. */
+	const struct headers_edit *resp_edit;
 	/* What h.path points into when admission made the target itself
 	   (replace-path), or NULL: request_release() frees it. */
 	char			*target;

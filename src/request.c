@@ -45,6 +45,7 @@ answer(struct request_answer *ans, int status, bool close)
 	ans->value[0] = '\0';
 	ans->body = NULL;
 	ans->body_len = 0;
+	ans->why[0] = '\0';
 	return NULL;
 }
 
@@ -107,6 +108,7 @@ redirect(const struct request_conn *conn, const struct gen *g,
 	const struct config_listener *l = &g->cfg->listeners[conn->li];
 	struct http1_slice path = pr->h.path;
 	char port[8] = "";
+	unsigned rport;
 
 	if (http01(l, pr, host, hlen, ans))
 		return NULL;
@@ -117,8 +119,10 @@ redirect(const struct request_conn *conn, const struct gen *g,
 		path = (struct http1_slice){ "/", 1 };
 	if (path.len > REDIRECT_PATH_MAX)
 		return answer(ans, 414, true);
-	if (l->https_port != 443)
-		snprintf(port, sizeof(port), ":%u", l->https_port);
+	/* redirect-port: where clients reach the https-port (a mapping). */
+	if ((rport = l->redirect_port != 0 ? l->redirect_port :
+	    l->https_port) != 443)
+		snprintf(port, sizeof(port), ":%u", rport);
 	answer(ans, 301, false);
 	ans->name = "Location";
 	snprintf(ans->value, sizeof(ans->value), "https://%.*s%s%.*s",
@@ -160,11 +164,12 @@ path_refused(struct request_answer *ans, const char *client_ip,
  * replace-path only once %2F is decoded or ;parameters are dropped.  With
  * replace-path the target becomes the block's replace-path and the rest
  * of the path normalised for forwarding, with the query as sent, in
- * storage of pr's own (pr->target).
+ * storage of pr's own (pr->target).  *blk: the path block, if one.
  */
 static const struct config_backend *
 path_route(const struct config_site *site, struct proxy_request *pr,
-    const char *client_ip, struct request_answer *ans)
+    const char *client_ip, const struct config_path **blk,
+    struct request_answer *ans)
 {
 	/* One thread per process, and used only within this call. */
 	static char norm[PATH_NORM_MAX];
@@ -188,6 +193,7 @@ path_route(const struct config_site *site, struct proxy_request *pr,
 			p = &site->paths[i];
 	if (p == NULL)
 		return &site->be;
+	*blk = p;
 	pr->prefix = p->prefix;
 	if (p->replace == NULL)
 		return &p->be;
@@ -213,6 +219,32 @@ path_route(const struct config_site *site, struct proxy_request *pr,
 	}
 	pr->h.path = (struct http1_slice){ pr->target, len };
 	return &p->be;
+}
+
+/*
+ * allow and deny (config.h: struct config_access): whether the client
+ * at peer may ask; if not, why[] says which rule refused it.
+ */
+static bool
+access_allows(const struct config_access *a, const struct sockaddr *peer,
+    char why[REQUEST_WHY_MAX])
+{
+	char range[CIDR_TEXT_MAX];
+	long i;
+
+	if (a->nranges == 0)
+		return true;
+	if ((i = cidr_find(a->ranges, a->nranges, peer)) < 0) {
+		if (!a->whitelist)
+			return true;
+		snprintf(why, REQUEST_WHY_MAX, "not in allow");
+		return false;
+	}
+	if (((size_t)i < a->nfirst) == a->first_allow)
+		return true;
+	cidr_format(&a->ranges[i], range);
+	snprintf(why, REQUEST_WHY_MAX, "deny %s", range);
+	return false;
 }
 
 /* sticky-cookie: the upstream the request's Cookie fields name, or -1. */
@@ -310,8 +342,11 @@ request_admit(const struct request_conn *conn, const struct gen *g,
     struct proxy_request *pr, struct http1_slice target, uint64_t body_seen,
     struct request_answer *ans)
 {
-	char host[CONFIG_HOST_MAX + 1];
+	char host[CONFIG_HOST_MAX + 1], why[REQUEST_WHY_MAX];
 	const struct config_site *site;
+	const struct config_path *blk = NULL;
+	const struct config_access *acc;
+	const struct config_edits *edits;
 	struct ratelimit_req rq;
 	unsigned retry;
 	int hlen = -1;
@@ -324,6 +359,8 @@ request_admit(const struct request_conn *conn, const struct gen *g,
 	pr->pp = NULL;
 	pr->pp_len = 0;
 	pr->sticky = -1;
+	pr->h.edit = NULL;
+	pr->resp_edit = NULL;
 	real_ip(conn, g, pr);
 
 	if (pr->h.host.len > 0)
@@ -363,7 +400,7 @@ request_admit(const struct request_conn *conn, const struct gen *g,
 	    conn->auth_id != tls_ctx_auth_id(g->tls, conn->li, site))) {
 		log_debug("%s: %s: client-auth site, and the connection's "
 		    "handshake verified no certificate for it: 421",
-		    conn->client_ip, site->host);
+		    pr->h.client_ip, site->host);
 		return answer(ans, 421, false);
 	}
 	if (pr->h.method_id == HTTP1_METHOD_CONNECT) {
@@ -374,8 +411,28 @@ request_admit(const struct request_conn *conn, const struct gen *g,
 	}
 	if (head_over_limit(g->cfg->body_limit, pr, body_seen))
 		return answer(ans, 413, true);
-	if ((pr->be = path_route(site, pr, pr->h.client_ip, ans)) == NULL)
+	if ((pr->be = path_route(site, pr, pr->h.client_ip, &blk, ans)) ==
+	    NULL)
 		return NULL;
+	/* allow, deny: the path block's, which are its site's unless it
+	   has its own, on the client's address (pr->peer: the one the rate
+	   limit keys on).  Nothing of the upstream is touched for a denied
+	   client. */
+	acc = blk != NULL ? &blk->access : &site->access;
+	if (acc->nranges > 0 && !access_allows(acc, pr->peer, why)) {
+		log_debug("%s: %s denied: %s", pr->h.client_ip, site->host,
+		    why);
+		pr->be = NULL;
+		answer(ans, 403, false);
+		memcpy(ans->why, why, sizeof(why));
+		return NULL;
+	}
+	/* The header options; none (most sites): NULL, nothing to ask. */
+	edits = blk != NULL ? &blk->edits : &site->edits;
+	if (edits->edit_req.nadd > 0)
+		pr->h.edit = &edits->edit_req;
+	if (edits->edit_resp.nadd > 0 || edits->edit_resp.nhide > 0)
+		pr->resp_edit = &edits->edit_resp;
 	if (pr->be->balance == CONFIG_LB_STICKY)
 		pr->sticky = sticky_of(pr);
 	if (pr->be->scheme == CONFIG_SCHEME_HTTPS)

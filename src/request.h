@@ -24,7 +24,12 @@
  *     or a dropped ;parameter (400); the longest path block it is under
  *     names the backend, else the site's; replace-path rewrites the target
  *
- * and either fills in the rest of the upstream request and names the site,
+ *   allow and deny, the path block's (else the site's), on the client's
+ *     address (403: nothing upstream is touched)
+ *
+ * and either fills in the rest of the upstream request (with request-header's
+ * fields, and response-header's and hide-response-header's for the
+ * response) and names the site,
  * or says what to answer: a status, one extra field, a body (HTTP-01
  * only), and whether an HTTP/1.1 connection must close after it.
  * request_start() then starts the exchange (503 if it cannot).  Every
@@ -69,6 +74,9 @@ struct request_conn {
 /* Room for the value of the one extra field of an answer (a Location). */
 #define REQUEST_VALUE_MAX	(CONFIG_HOST_MAX + 2048)
 
+/* Room for why an access rule refused a request ("deny RANGE"). */
+#define REQUEST_WHY_MAX		(CIDR_TEXT_MAX + 16)
+
 /* A response of our own. */
 struct request_answer {
 	int		 status;
@@ -81,6 +89,9 @@ struct request_answer {
 	   points into the generation the request was routed by. */
 	const char	*body;
 	size_t		 body_len;
+	/* A 403 of allow/deny: which rule ("deny 10.0.0.0/8", "not in
+	   allow"), for the access log; else "". */
+	char		 why[REQUEST_WHY_MAX];
 };
 
 /*

@@ -4,7 +4,11 @@
  * exactly one request: same method, path and host, our framing, none of
  * the fields we promise to drop (hop-by-hop, proxy-trust), and the
  * forwarding fields we set, once each.  The same holds for response
- * heads we send clients.
+ * heads we send clients.  And with the request's fields taken as the
+ * configuration's (those headers_option_check() accepts as
+ * response-header, hide-response-header and request-header): each
+ * configured field is there exactly once with its value, no hidden one
+ * is, and the head still re-parses as one message.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -116,6 +120,100 @@ check_response(const struct http1_request *in, struct buf *out)
 	(void)in;
 }
 
+/* The fields of f[0..n) that option opt accepts, no name twice. */
+static size_t
+configured(const struct http1_header *f, size_t n, enum headers_option opt,
+    struct http1_header *out)
+{
+	size_t i, j, k = 0;
+
+	for (i = 0; i < n && k < HEADERS_EDIT_MAX; i++) {
+		if (headers_option_check(opt, f[i].name.p, f[i].name.len,
+		    opt == HEADERS_OPT_HIDE ? NULL : f[i].value.p,
+		    f[i].value.len) != NULL)
+			continue;
+		for (j = 0; j < k; j++)
+			if (util_strcaseeq(out[j].name.p, out[j].name.len,
+			    f[i].name.p, f[i].name.len))
+				break;
+		if (j == k)
+			out[k++] = f[i];
+	}
+	return k;
+}
+
+/* How many fields of h[0..n) are named name, and whether one has value. */
+static size_t
+count_named(const struct http1_header *h, size_t n, struct http1_slice name,
+    struct http1_slice value, bool *with_value)
+{
+	size_t i, c = 0;
+
+	*with_value = false;
+	for (i = 0; i < n; i++) {
+		if (!util_strcaseeq(h[i].name.p, h[i].name.len, name.p,
+		    name.len))
+			continue;
+		c++;
+		if (slice_eq(h[i].value, value))
+			*with_value = true;
+	}
+	return c;
+}
+
+/* The heads with the request's fields as the configured ones. */
+static void
+check_edits(const struct http1_request *in, struct headers_request *hr,
+    struct buf *out)
+{
+	static struct http1_header add[HEADERS_EDIT_MAX];
+	static struct http1_header hide[HEADERS_EDIT_MAX];
+	static struct http1_request rq;
+	static struct http1_response rs;
+	struct headers_edit e = { add, 0, hide, 0 };
+	struct headers_response rr;
+	struct http1_parser p;
+	size_t i;
+	bool v;
+
+	e.nadd = configured(in->headers, in->nheaders, HEADERS_OPT_REQUEST,
+	    add);
+	hr->edit = &e;
+	buf_reset(out);
+	check(headers_request_head(out, hr) == 0);
+	check_request(in, out);
+	http1_parser_init(&p);
+	check(http1_parse_request(&p, buf_data(out), buf_len(out), &relaxed,
+	    &rq) == HTTP1_DONE);
+	for (i = 0; i < e.nadd; i++)
+		check(count_named(rq.headers, rq.nheaders, add[i].name,
+		    add[i].value, &v) == 1 && v);
+
+	e.nadd = configured(in->headers, in->nheaders, HEADERS_OPT_RESPONSE,
+	    add);
+	e.nhide = configured(in->headers, in->nheaders, HEADERS_OPT_HIDE,
+	    hide);
+	buf_reset(out);
+	memset(&rr, 0, sizeof(rr));
+	rr.status = 200;
+	rr.fields = in->headers;
+	rr.nfields = in->nheaders;
+	rr.framing = HEADERS_FRAME_CHUNKED;
+	rr.edit = &e;
+	check(headers_response_head(out, &rr) == 0);
+	http1_parser_init(&p);
+	check(http1_parse_response(&p, buf_data(out), buf_len(out), &relaxed,
+	    HTTP1_METHOD_GET, &rs) == HTTP1_DONE);
+	check(rs.head_len == buf_len(out) && rs.body == HTTP1_BODY_CHUNKED);
+	for (i = 0; i < e.nadd; i++)
+		check(count_named(rs.headers, rs.nheaders, add[i].name,
+		    add[i].value, &v) == 1 && v);
+	for (i = 0; i < e.nhide; i++)
+		check(count_named(rs.headers, rs.nheaders, hide[i].name,
+		    hide[i].value, &v) == 0 || count_named(add, e.nadd,
+		    hide[i].name, hide[i].value, &v) == 1);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -159,6 +257,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rr.framing = HEADERS_FRAME_CHUNKED;
 	check(headers_response_head(out, &rr) == 0);
 	check_response(&req, out);
+	check_edits(&req, &hr, out);
 	buf_free(out);
 	return 0;
 }

@@ -6,13 +6,12 @@ upstream other than the one its normal form chooses.  Over HTTP/1.1 and
 HTTP/2, against real upstreams, with reloads and --validate."""
 
 import json
-import subprocess
 import time
 
 import pytest
 
-from conftest import (BINARY, https_get, start_proxy, tls_exchange,
-                      wait_until)
+from conftest import https_get, start_proxy, tls_exchange, wait_until
+from edgeutil import validate_site
 from h1util import parse_responses
 from h2util import H2Client
 from proxyutil_http import access_events, forget, settle
@@ -300,17 +299,6 @@ def test_reload_with_a_bad_path_keeps_the_old_config(four):
 
 # ---- --validate ------------------------------------------------------------
 
-def validate(p, site_body):
-    text = p.conf_path.read_text()
-    marker = 'site "localhost" {'
-    assert marker in text
-    p.conf_path.write_text(text.replace(marker, marker + "\n" + site_body,
-                                        1))
-    r = subprocess.run([str(BINARY), "--validate", "-c", str(p.conf_path)],
-                       capture_output=True, text=True, timeout=30)
-    line = p.conf_path.read_text().splitlines().index(
-        site_body.splitlines()[0]) + 1
-    return r, line
 
 
 @pytest.mark.parametrize("body,words", [
@@ -330,7 +318,7 @@ def validate(p, site_body):
         "bad-upstream", "replace-relative", "replace-dots", "timeout"])
 def test_validate_refuses_bad_path_blocks(make_proxy, body, words):
     p = make_proxy()
-    r, line = validate(p, body)
+    r, line = validate_site(p, body)
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert f"{p.conf_path}:{line}:" in r.stderr, (line, r.stderr)
     for w in words:
@@ -339,7 +327,7 @@ def test_validate_refuses_bad_path_blocks(make_proxy, body, words):
 
 def test_validate_refuses_a_prefix_twice(make_proxy):
     p = make_proxy()
-    r, _ = validate(p, 'path "/a/" { upstream = "127.0.0.1:1" }\n'
+    r, _ = validate_site(p, 'path "/a/" { upstream = "127.0.0.1:1" }\n'
                        'path "/a/" { upstream = "127.0.0.1:2" }')
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert "/a/" in r.stderr and str(p.conf_path) in r.stderr, r.stderr
@@ -347,7 +335,7 @@ def test_validate_refuses_a_prefix_twice(make_proxy):
 
 def test_validate_accepts_path_blocks(make_proxy):
     p = make_proxy()
-    r, _ = validate(p, 'path "/a/" { upstream = "127.0.0.1:1"\n'
+    r, _ = validate_site(p, 'path "/a/" { upstream = "127.0.0.1:1"\n'
                        '  replace-path = "/" connect-timeout = 2\n'
                        '  request-timeout = 3 upstream-keepalive = 0 }\n'
                        'path "/a/b" { upstream = "[::1]:2" }')

@@ -475,6 +475,184 @@ test_response_framing(void **state)
 	buf_free(b);
 }
 
+/* response-header and hide-response-header in the response head. */
+static void
+test_response_edit(void **state)
+{
+	const struct http1_header f[] = {
+		H("Server", "nginx/1.2"),
+		H("x-content-type-options", "sniff"),
+		H("X-Powered-By", "PHP"),
+		H("Content-Type", "text/html"),
+		H("Content-Length", "5"),
+		H("Set-Cookie", "a=1"),
+	};
+	const struct http1_header add[] = {
+		H("Strict-Transport-Security", "max-age=63072000"),
+		H("X-Content-Type-Options", "nosniff"),
+	};
+	const struct http1_header hide[] = {
+		H("server", ""), H("X-POWERED-BY", ""),
+	};
+	struct headers_edit e = { add, 2, hide, 2 };
+	struct headers_edit none = { NULL, 0, NULL, 0 };
+	struct headers_response r;
+	struct buf *b = buf_new(4096);
+	size_t i;
+	bool pass[6];
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	r.status = 404;
+	r.fields = f;
+	r.nfields = 6;
+	r.framing = HEADERS_FRAME_LENGTH;
+	r.content_length = 5;
+	r.edit = &e;
+	assert_int_equal(headers_response_head(b, &r), 0);
+	buf_add(b, "", 1);
+	/* Hidden and replaced fields go, whatever their case; the
+	   configured ones come after the upstream's, on every status. */
+	assert_string_equal((char *)buf_data(b), "HTTP/1.1 404 Not Found\r\n"
+	    "Content-Type: text/html\r\nSet-Cookie: a=1\r\n"
+	    "Strict-Transport-Security: max-age=63072000\r\n"
+	    "X-Content-Type-Options: nosniff\r\nContent-Length: 5\r\n\r\n");
+	/* The one decision both renderers take. */
+	for (i = 0; i < 6; i++)
+		pass[i] = headers_response_passes(&f[i], f, 6, 6, false, &e);
+	assert_false(pass[0]);
+	assert_false(pass[1]);
+	assert_false(pass[2]);
+	assert_true(pass[3]);
+	assert_false(pass[4]);		/* Content-Length: ours */
+	assert_true(pass[5]);
+	assert_true(headers_response_passes(&f[4], f, 6, 6, true, &e));
+	/* Without an edit, or with empty lists: as before. */
+	assert_true(headers_response_passes(&f[0], f, 6, 6, false, NULL));
+	assert_true(headers_response_passes(&f[0], f, 6, 6, false, &none));
+	r.edit = &none;
+	buf_reset(b);
+	assert_int_equal(headers_response_head(b, &r), 0);
+	buf_add(b, "", 1);
+	assert_non_null(strstr((char *)buf_data(b), "Server: nginx/1.2\r\n"));
+	buf_free(b);
+}
+
+/* request-header: the client's fields of its names replaced. */
+static void
+test_request_edit(void **state)
+{
+	const struct http1_header f[] = {
+		H("x-env", "dev"),
+		H("Accept", "*/*"),
+		H("X-ENV", "staging"),
+	};
+	const struct http1_header add[] = { H("X-Env", "prod") };
+	struct headers_edit e = { add, 1, NULL, 0 };
+	struct headers_request r;
+	struct buf *b = buf_new(4096);
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	r.method = (struct http1_slice)S("GET");
+	r.path = (struct http1_slice)S("/");
+	r.host = (struct http1_slice)S("a.test");
+	r.fields = f;
+	r.nfields = 3;
+	r.client_ip = "192.0.2.1";
+	r.tls = true;
+	r.port = 443;
+	r.edit = &e;
+	assert_int_equal(headers_request_head(b, &r), 0);
+	buf_add(b, "", 1);
+	assert_string_equal((char *)buf_data(b), "GET / HTTP/1.1\r\n"
+	    "Host: a.test\r\nAccept: */*\r\nX-Env: prod\r\n"
+	    "X-Real-IP: 192.0.2.1\r\nX-Forwarded-For: 192.0.2.1\r\n"
+	    "X-Forwarded-Proto: https\r\nX-Forwarded-Host: a.test\r\n"
+	    "X-Forwarded-Port: 443\r\n\r\n");
+	assert_false(headers_request_keeps(&f[0], f, 3, &e));
+	assert_true(headers_request_keeps(&f[1], f, 3, &e));
+	assert_true(headers_request_keeps(&f[0], f, 3, NULL));
+	buf_free(b);
+}
+
+static void
+test_option_check(void **state)
+{
+	static const struct {
+		enum headers_option	 opt;
+		const char		*name;
+		const char		*value;
+		bool			 ok;
+	} cases[] = {
+		{ HEADERS_OPT_RESPONSE, "Strict-Transport-Security",
+		    "max-age=63072000; includeSubDomains", true },
+		{ HEADERS_OPT_RESPONSE, "X-Content-Type-Options", "nosniff",
+		    true },
+		{ HEADERS_OPT_RESPONSE, "X-A", "a\tb c", true },
+		{ HEADERS_OPT_RESPONSE, "", "x", false },
+		{ HEADERS_OPT_RESPONSE, "X A", "x", false },
+		{ HEADERS_OPT_RESPONSE, "X:A", "x", false },
+		{ HEADERS_OPT_RESPONSE, "X_A", "x", false },
+		{ HEADERS_OPT_RESPONSE, "X-A", "", false },
+		{ HEADERS_OPT_RESPONSE, "X-A", " x", false },
+		{ HEADERS_OPT_RESPONSE, "X-A", "x ", false },
+		{ HEADERS_OPT_RESPONSE, "X-A", "x\t", false },
+		{ HEADERS_OPT_RESPONSE, "X-A", "a\r\nX-B: b", false },
+		{ HEADERS_OPT_RESPONSE, "X-A", "a\nb", false },
+		{ HEADERS_OPT_RESPONSE, "X-A", "a\x01", false },
+		{ HEADERS_OPT_RESPONSE, "X-A", "caf\xc3\xa9", false },
+		{ HEADERS_OPT_RESPONSE, "Content-Length", "1", false },
+		{ HEADERS_OPT_RESPONSE, "transfer-encoding", "chunked",
+		    false },
+		{ HEADERS_OPT_RESPONSE, "Connection", "close", false },
+		{ HEADERS_OPT_RESPONSE, "Keep-Alive", "x", false },
+		{ HEADERS_OPT_RESPONSE, "Upgrade", "x", false },
+		{ HEADERS_OPT_RESPONSE, "Set-Cookie", "a=1", false },
+		{ HEADERS_OPT_RESPONSE, "Sec-WebSocket-Accept", "x", false },
+		{ HEADERS_OPT_HIDE, "Server", NULL, true },
+		{ HEADERS_OPT_HIDE, "Set-Cookie", NULL, true },
+		{ HEADERS_OPT_HIDE, "Content-Length", NULL, false },
+		{ HEADERS_OPT_HIDE, "TE", NULL, false },
+		{ HEADERS_OPT_REQUEST, "X-Env", "prod", true },
+		{ HEADERS_OPT_REQUEST, "Sec-WebSocket-Protocol", "x", true },
+		{ HEADERS_OPT_REQUEST, "Host", "x", false },
+		{ HEADERS_OPT_REQUEST, "Expect", "x", false },
+		{ HEADERS_OPT_REQUEST, "X-Forwarded-For", "1.2.3.4", false },
+		{ HEADERS_OPT_REQUEST, "x-forwarded-proto", "https", false },
+		{ HEADERS_OPT_REQUEST, "X-Real-IP", "1.2.3.4", false },
+		{ HEADERS_OPT_REQUEST, "Forwarded", "for=x", false },
+		{ HEADERS_OPT_REQUEST, "True-Client-IP", "x", false },
+		{ HEADERS_OPT_REQUEST, "X-SSL-Client-Verify", "x", false },
+	};
+	char longname[130], longval[2050];
+	size_t i;
+	const char *why;
+
+	(void)state;
+	for (i = 0; i < nitems(cases); i++) {
+		why = headers_option_check(cases[i].opt, cases[i].name,
+		    strlen(cases[i].name), cases[i].value,
+		    cases[i].value != NULL ? strlen(cases[i].value) : 0);
+		if ((why == NULL) != cases[i].ok)
+			fail_msg("%zu %s: %s", i, cases[i].name,
+			    why != NULL ? why : "accepted");
+	}
+	/* A NUL inside the value (the length says where it ends). */
+	assert_non_null(headers_option_check(HEADERS_OPT_RESPONSE, "X-A", 3,
+	    "a\0b", 3));
+	memset(longname, 'x', sizeof(longname));
+	assert_null(headers_option_check(HEADERS_OPT_HIDE, longname, 128,
+	    NULL, 0));
+	assert_non_null(headers_option_check(HEADERS_OPT_HIDE, longname, 129,
+	    NULL, 0));
+	memset(longval, 'v', sizeof(longval));
+	assert_null(headers_option_check(HEADERS_OPT_RESPONSE, "X-A", 3,
+	    longval, 2048));
+	assert_non_null(headers_option_check(HEADERS_OPT_RESPONSE, "X-A", 3,
+	    longval, 2049));
+}
+
 static void
 test_reasons(void **state)
 {
@@ -499,6 +677,9 @@ main(void)
 		cmocka_unit_test(test_first_connection),
 		cmocka_unit_test(test_response_framing),
 		cmocka_unit_test(test_reasons),
+		cmocka_unit_test(test_response_edit),
+		cmocka_unit_test(test_request_edit),
+		cmocka_unit_test(test_option_check),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -251,7 +251,14 @@ static const char rich_config[] =
     "  real-ip-header = \"X-Forwarded-For\"\n"
     "  tls { cert = \"/c\" key = \"/k\" }\n"
     "  site \"www.example.com\" { upstream = \"127.0.0.1:3000\"\n"
-    "    path \"/static/\" { upstream = \"127.0.0.1:3001\" }\n"
+    "    deny = { \"10.0.0.0/8\", \"2001:db8::/32\" }\n"
+    "    allow = { \"10.1.0.0/16\", \"2001:db8:1::1\" }\n"
+    "    response-header = { \"Strict-Transport-Security: max-age=1\", "
+    "\"X-A:b c\" }\n"
+    "    hide-response-header = { \"Server\" }\n"
+    "    request-header = { \"X-Env: prod\" }\n"
+    "    path \"/static/\" { upstream = \"127.0.0.1:3001\"\n"
+    "      allow = { \"0.0.0.0/0\" } response-header = { } }\n"
     "    path \"/api\" { upstream = \"[2001:db8::2]:9\" "
     "replace-path = \"/v2;x/%2F/\" connect-timeout = 3600 "
     "request-timeout = 86400 upstream-keepalive = 1024 "
@@ -290,6 +297,7 @@ static const char rich_config[] =
     "  real-ip-header = \"X-Real-IP\"\n"
     "  https-port = 1\n"
     "  http-port = 2\n"
+    "  redirect-port = 443\n"
     "  tls { cert = \"/c6\" key = \"/k6\" }\n"
     "  site \"v6.example\" { upstream = \"[::1]:65535\" }\n"
     "}\n";
@@ -391,6 +399,47 @@ assert_backend_equal(const struct config_backend *a,
 }
 
 static void
+assert_fields_equal(const struct config_fields *a,
+    const struct config_fields *b)
+{
+	size_t i;
+
+	assert_int_equal(a->own, b->own);
+	assert_int_equal(a->n, b->n);
+	for (i = 0; i < a->n; i++) {
+		assert_int_equal(a->f[i].name.len, b->f[i].name.len);
+		assert_memory_equal(a->f[i].name.p, b->f[i].name.p,
+		    a->f[i].name.len);
+		assert_int_equal(a->f[i].value.len, b->f[i].value.len);
+		if (a->f[i].value.len > 0)
+			assert_memory_equal(a->f[i].value.p, b->f[i].value.p,
+			    a->f[i].value.len);
+	}
+}
+
+/* allow, deny and the header options: what a request would get. */
+static void
+assert_edge_equal(const struct config_access *aa,
+    const struct config_edits *ea, const struct config_access *ab,
+    const struct config_edits *eb)
+{
+	assert_int_equal(aa->own, ab->own);
+	assert_int_equal(aa->nranges, ab->nranges);
+	assert_int_equal(aa->nfirst, ab->nfirst);
+	assert_int_equal(aa->first_allow, ab->first_allow);
+	assert_int_equal(aa->whitelist, ab->whitelist);
+	if (aa->nranges > 0)
+		assert_memory_equal(aa->ranges, ab->ranges,
+		    aa->nranges * sizeof(*aa->ranges));
+	assert_fields_equal(&ea->resp_add, &eb->resp_add);
+	assert_fields_equal(&ea->resp_hide, &eb->resp_hide);
+	assert_fields_equal(&ea->req_add, &eb->req_add);
+	assert_int_equal(ea->edit_resp.nadd, eb->edit_resp.nadd);
+	assert_int_equal(ea->edit_resp.nhide, eb->edit_resp.nhide);
+	assert_int_equal(ea->edit_req.nadd, eb->edit_req.nadd);
+}
+
+static void
 assert_paths_equal(const struct config_site *a, const struct config_site *b)
 {
 	size_t i;
@@ -408,6 +457,8 @@ assert_paths_equal(const struct config_site *a, const struct config_site *b)
 		assert_int_equal(a->paths[i].replace_len,
 		    b->paths[i].replace_len);
 		assert_backend_equal(&a->paths[i].be, &b->paths[i].be);
+		assert_edge_equal(&a->paths[i].access, &a->paths[i].edits,
+		    &b->paths[i].access, &b->paths[i].edits);
 	}
 }
 
@@ -500,6 +551,7 @@ assert_image_fields_equal(const struct config *a, const struct config *b,
 		    ? 4 : 16);
 		assert_int_equal(la->https_port, lb->https_port);
 		assert_int_equal(la->http_port, lb->http_port);
+		assert_int_equal(la->redirect_port, lb->redirect_port);
 		assert_string_equal(la->bind, lb->bind);
 		assert_blob_equal(&la->tls.cert, &lb->tls.cert);
 		assert_blob_equal(&la->tls.key, &lb->tls.key);
@@ -531,6 +583,8 @@ assert_image_fields_equal(const struct config *a, const struct config *b,
 			assert_int_equal(sa->rate_burst, sb->rate_burst);
 			assert_int_equal(sa->client_auth, sb->client_auth);
 			assert_int_equal(sa->client_ca, sb->client_ca);
+			assert_edge_equal(&sa->access, &sa->edits,
+			    &sb->access, &sb->edits);
 		}
 	}
 }
@@ -1104,10 +1158,29 @@ struct spec_file {
 	struct field	 data;
 };
 
+/* allow, deny and the header options, as written (issue 18). */
+struct spec_range {
+	uint8_t		 family, bits;
+	unsigned char	 addr[16];
+};
+
+struct spec_edge {
+	uint8_t		 acc_own;	/* 1: the rest of the rules follow */
+	uint8_t		 first;
+	uint32_t	 nfirst, nranges;	/* as written */
+	size_t		 ranges_n;	/* present */
+	struct spec_range range[2];
+	uint8_t		 own[3];	/* response, hide, request */
+	uint32_t	 n[3];		/* as written */
+	bool		 present[3];	/* one field is */
+	struct field	 name[3], value[3];
+};
+
 /* A path block, as written. */
 struct spec_path {
 	struct field	 prefix, replace;
 	struct spec_backend be;
+	struct spec_edge edge;
 };
 
 struct spec {
@@ -1127,7 +1200,7 @@ struct spec {
 	uint32_t	 nlisteners;	/* as written; one is present */
 	uint8_t		 family;
 	unsigned char	 addr[16];
-	uint16_t	 https, http;
+	uint16_t	 https, http, redirect;
 	struct field	 bind, cert, key;
 	uint32_t	 nsites;	/* as written; one is present */
 	struct field	 host;
@@ -1139,6 +1212,7 @@ struct spec {
 	uint32_t	 sburst;
 	uint8_t		 cauth;		/* client-auth */
 	uint32_t	 cca;		/* client-ca-file, an index */
+	struct spec_edge edge;
 	uint32_t	 npaths;	/* as written */
 	size_t		 paths_n;	/* path blocks present */
 	struct spec_path path[2];
@@ -1389,6 +1463,34 @@ w_backend(struct wb *w, const struct spec_backend *be)
 }
 
 static void
+w_edge(struct wb *w, const struct spec_edge *e)
+{
+	size_t i;
+
+	w_u8(w, e->acc_own);
+	if (e->acc_own == 1) {
+		w_u8(w, e->first);
+		w_u32(w, e->nfirst);
+		w_u32(w, e->nranges);
+		for (i = 0; i < e->ranges_n; i++) {
+			w_u8(w, e->range[i].family);
+			w_u8(w, e->range[i].bits);
+			w_put(w, e->range[i].addr, 16);
+		}
+	}
+	for (i = 0; i < 3; i++) {
+		w_u8(w, e->own[i]);
+		if (e->own[i] != 1)
+			continue;
+		w_u32(w, e->n[i]);
+		if (e->present[i]) {
+			w_field(w, &e->name[i]);
+			w_field(w, &e->value[i]);
+		}
+	}
+}
+
+static void
 w_acme(struct wb *w, const struct spec *s)
 {
 	static const unsigned char digest[32] = { 1, 2, 3 };
@@ -1458,6 +1560,7 @@ build(const struct spec *s, unsigned char *out, size_t outsz)
 	w_put(w, s->addr, 16);
 	w_u16(w, s->https);
 	w_u16(w, s->http);
+	w_u16(w, s->redirect);
 	w_field(w, &s->bind);
 	w_u8(w, s->mode);
 	w_field(w, &s->cert);
@@ -1476,11 +1579,13 @@ build(const struct spec *s, unsigned char *out, size_t outsz)
 	}
 	w_u8(w, s->cauth);
 	w_u32(w, s->cca);
+	w_edge(w, &s->edge);
 	w_u32(w, s->npaths);
 	for (i = 0; i < s->paths_n; i++) {
 		w_field(w, &s->path[i].prefix);
 		w_field(w, &s->path[i].replace);
 		w_backend(w, &s->path[i].be);
+		w_edge(w, &s->path[i].edge);
 	}
 	if (s->mode == 1)
 		w_acme(w, s);
@@ -1935,6 +2040,98 @@ test_site_fields(void **state)
 }
 
 /* A site's path blocks: the rules of config.c, counts, order, backends. */
+/* The site with rules (allow 192.0.2.0/24 first, deny ::/0) and one
+   field in each header list. */
+static struct spec
+edge_spec(void)
+{
+	struct spec	s = good_spec();
+	struct spec_edge *e = &s.edge;
+
+	e->acc_own = 1;
+	e->first = 1;
+	e->nfirst = 1;
+	e->nranges = 2;
+	e->ranges_n = 2;
+	e->range[0] = (struct spec_range){ 4, 24, { 192, 0, 2 } };
+	e->range[1] = (struct spec_range){ 6, 0, { 0 } };
+	e->own[0] = e->own[1] = e->own[2] = 1;
+	e->n[0] = e->n[1] = e->n[2] = 1;
+	e->present[0] = e->present[1] = e->present[2] = true;
+	e->name[0] = (struct field)F("X-Frame-Options");
+	e->value[0] = (struct field)F("DENY");
+	e->name[1] = (struct field)F("Server");
+	e->value[1] = (struct field)FNONE;
+	e->name[2] = (struct field)F("X-Env");
+	e->value[2] = (struct field)F("prod env");
+	return s;
+}
+
+#define EDGE_EXPECT(cond, ...)						\
+	SPEC_EXPECT(edge_spec, "edge: ", cond, __VA_ARGS__)
+#define EDGE_ACCEPT(...) EDGE_EXPECT(true, __VA_ARGS__)
+#define EDGE_REJECT(...) EDGE_EXPECT(false, __VA_ARGS__)
+
+/* allow, deny, the header options and redirect-port (issue 18). */
+static void
+test_edge_fields(void **state)
+{
+	unsigned char	 img[8192];
+	struct config	*cfg;
+	uint64_t	 gen;
+	struct spec	 good = edge_spec();
+	size_t		 len;
+	const struct config_site *site;
+
+	(void)state;
+	len = build(&good, img, sizeof(img));
+	assert_int_equal(decode(img, len, &cfg, &gen, NULL), 0);
+	site = &cfg->listeners[0].sites[0];
+	assert_int_equal(site->access.nranges, 2);
+	assert_true(site->access.whitelist);
+	assert_int_equal(site->edits.edit_resp.nadd, 1);
+	assert_int_equal(site->edits.edit_resp.nhide, 1);
+	assert_int_equal(site->edits.edit_req.nadd, 1);
+	assert_memory_equal(site->edits.edit_req.add[0].value.p, "prod env",
+	    8);
+	config_free(cfg);
+	EDGE_ACCEPT();
+	EDGE_ACCEPT(s.edge.first = 0);		/* deny first: a whitelist */
+	EDGE_ACCEPT(s.edge.nfirst = 2);		/* one list only */
+	EDGE_ACCEPT(s.edge.first = 0; s.edge.nfirst = 2);	/* deny only */
+	EDGE_REJECT(s.edge.nfirst = 0);
+	EDGE_REJECT(s.edge.nfirst = 3);
+	EDGE_REJECT(s.edge.nranges = 3);	/* one is missing */
+	EDGE_REJECT(s.edge.nranges = UINT32_MAX);
+	EDGE_REJECT(s.edge.acc_own = 2);
+	EDGE_REJECT(s.edge.first = 2);
+	EDGE_REJECT(s.edge.range[0].family = 5);
+	EDGE_REJECT(s.edge.range[0].bits = 33);
+	EDGE_REJECT(s.edge.range[1].bits = 129);
+	EDGE_REJECT(s.edge.range[0].bits = 16);	/* host bits set */
+	EDGE_REJECT(s.edge.range[0].addr[5] = 1);	/* past IPv4 */
+	EDGE_ACCEPT(s.edge.range[0].bits = 32);
+	EDGE_REJECT(s.edge.own[0] = 2);
+	EDGE_REJECT(s.edge.n[0] = 2);
+	EDGE_REJECT(s.edge.n[0] = HEADERS_EDIT_MAX + 1);
+	EDGE_ACCEPT(s.edge.n[0] = 0; s.edge.present[0] = false);
+	EDGE_REJECT(s.edge.value[0] = (struct field)F("a\r\nX-B: b"));
+	EDGE_REJECT(s.edge.value[0] = (struct field)F(" a"));
+	EDGE_REJECT(s.edge.value[0] = (struct field)FNONE);
+	EDGE_REJECT(s.edge.value[0] = (struct field)F("a\0b"));
+	EDGE_REJECT(s.edge.name[0] = (struct field)F("Content-Length"));
+	EDGE_REJECT(s.edge.name[0] = (struct field)F("X A"));
+	EDGE_REJECT(s.edge.value[1] = (struct field)F("x"));	/* hide */
+	EDGE_REJECT(s.edge.name[1] = (struct field)F("Connection"));
+	EDGE_REJECT(s.edge.name[2] = (struct field)F("X-Forwarded-For"));
+	EDGE_REJECT(s.edge.name[2] = (struct field)F("Host"));
+	EDGE_REJECT(s.edge.value[2].wire = 5000);
+	/* redirect-port: any port, with a plain port to redirect from. */
+	EDGE_ACCEPT(s.redirect = 443);
+	EDGE_ACCEPT(s.redirect = 65535);
+	EDGE_REJECT(s.redirect = 443; s.http = 0);
+}
+
 static void
 test_path_fields(void **state)
 {
@@ -2415,6 +2612,7 @@ main(void)
 		cmocka_unit_test(test_listener_proxy_fields),
 		cmocka_unit_test(test_site_fields),
 		cmocka_unit_test(test_path_fields),
+		cmocka_unit_test(test_edge_fields),
 		cmocka_unit_test(test_upstream_tls_fields),
 		cmocka_unit_test(test_acme_listener_fields),
 		cmocka_unit_test(test_acme_state_fields),

@@ -910,16 +910,24 @@ static const char paths_fmt[] =
     "  }\n"
     "}\n";
 
+/* Generation id of the configuration text conf (n bytes). */
+static void
+gen_of(struct gen *g, const char *conf, int n, uint64_t id)
+{
+	struct config_opts opts = { .keypair_check = tls_keypair_check };
+
+	assert_true(n > 0);
+	assert_non_null(g->cfg = testconf_parse(conf, (size_t)n, &opts));
+	make_gen(g, id);
+}
+
 static void
 paths_gen(struct gen *g)
 {
-	struct config_opts opts = { .keypair_check = tls_keypair_check };
 	char conf[2048];
-	int n;
 
-	n = snprintf(conf, sizeof(conf), paths_fmt, a_crt, a_pem);
-	assert_non_null(g->cfg = testconf_parse(conf, (size_t)n, &opts));
-	make_gen(g, 4);
+	gen_of(g, conf, snprintf(conf, sizeof(conf), paths_fmt, a_crt, a_pem),
+	    4);
 }
 
 /*
@@ -1142,6 +1150,277 @@ test_bad_path_is_400(void **state)
 	assert_string_equal(ans.value, "https://a.test:8443/../x");
 }
 
+/*
+ * allow and deny (issue 18): a.test with an allow list then a deny list,
+ * its path blocks /admin/ (a deny list of its own, which replaces the
+ * site's) and /open/ (the site's rules, its own empty response-header);
+ * b.a.test deny then allow, e.a.test allow then deny, c.a.test deny
+ * only, d.a.test allow only.
+ */
+static const char access_fmt[] =
+    "user = \"nobody\"\n"
+    "listener {\n"
+    "  bind = \"127.0.0.1\"\n"
+    "  https-port = 8443\n"
+    "  tls { cert = \"%s\" key = \"%s\" }\n"
+    "  site \"a.test\" {\n"
+    "    upstream = \"127.0.0.1:1\"\n"
+    "    allow = { \"192.0.2.0/24\", \"2001:db8:42::/48\" }\n"
+    "    deny = { \"0.0.0.0/0\", \"::/0\" }\n"
+    "    response-header = { \"X-A: site\" }\n"
+    "    request-header = { \"X-Env: prod\" }\n"
+    "    path \"/admin/\" { upstream = \"127.0.0.1:2\"\n"
+    "      deny = { \"192.0.2.0/25\" } }\n"
+    "    path \"/open/\" { upstream = \"127.0.0.1:3\"\n"
+    "      response-header = { } hide-response-header = { \"Server\" } }\n"
+    "  }\n"
+    "  site \"b.a.test\" {\n"
+    "    upstream = \"127.0.0.1:4\"\n"
+    "    deny = { \"10.0.0.0/8\" }\n"
+    "    allow = { \"10.1.0.0/16\" }\n"
+    "  }\n"
+    "  site \"e.a.test\" {\n"
+    "    upstream = \"127.0.0.1:5\"\n"
+    "    allow = { \"10.1.0.0/16\" }\n"
+    "    deny = { \"10.0.0.0/8\" }\n"
+    "  }\n"
+    "  site \"c.a.test\" { upstream = \"127.0.0.1:6\"\n"
+    "    deny = { \"198.51.100.0/24\" } }\n"
+    "  site \"d.a.test\" { upstream = \"127.0.0.1:7\"\n"
+    "    allow = { \"203.0.113.0/24\" } }\n"
+    "}\n";
+
+/* A client address, IPv4 or IPv6 (an IPv4-mapped one too). */
+static struct sockaddr_storage
+client(const char *ip)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, ip, &sin->sin_addr) == 1)
+		sin->sin_family = AF_INET;
+	else {
+		assert_int_equal(inet_pton(AF_INET6, ip, &sin6->sin6_addr), 1);
+		sin6->sin6_family = AF_INET6;
+	}
+	return ss;
+}
+
+/*
+ * GET target of host from ip on g (no rate limit): the port digit of the
+ * backend, or 0 with the answer in *ans; pr as admission left it.
+ */
+static int
+admit_from(const struct gen *g, const char *ip, const char *host,
+    const char *target, struct proxy_request *pr,
+    struct request_answer *ans)
+{
+	struct sockaddr_storage ss = client(ip);
+	struct request_conn c = { .li = 0, .tls = true, .gen = g,
+	    .peer = (struct sockaddr *)&ss, .client_ip = ip, .rl = NULL };
+	const struct config_site *s;
+	int port = 0;
+
+	c.cert_id = tls_ctx_cert_id(g->tls, 0, route_lookup(g->routes, 0,
+	    host, strlen(host)), host, strlen(host));
+	*pr = get(host, target);
+	memset(ans, 0, sizeof(*ans));
+	ans->status = -1;
+	s = request_admit(&c, g, pr, pr->h.path, 0, ans);
+	if (s != NULL) {
+		assert_int_equal(ans->status, -1);
+		port = pr->be->ups[0].name[strlen(pr->be->ups[0].name) - 1] -
+		    '0';
+	}
+	request_release(pr);
+	/* Admission never leaves a peer of a stack frame behind. */
+	pr->peer = NULL;
+	return port;
+}
+
+struct access_case {
+	const char	*ip;
+	const char	*host;
+	const char	*target;
+	int		 port;		/* admitted to; 0: refused */
+	int		 status;	/* the refusal */
+	const char	*why;		/* a 403's rule */
+};
+
+static void
+access_gen(struct gen *g)
+{
+	char conf[4096];
+
+	gen_of(g, conf, snprintf(conf, sizeof(conf), access_fmt, a_crt,
+	    a_pem), 5);
+}
+
+static void
+test_access_rules(void **state)
+{
+	static const struct access_case cases[] = {
+		/* allow, then deny of every client: a whitelist. */
+		{ "192.0.2.1", "a.test", "/", 1, 0, "" },
+		{ "192.0.2.255", "a.test", "/x", 1, 0, "" },
+		{ "198.51.100.1", "a.test", "/", 0, 403, "deny 0.0.0.0/0" },
+		{ "2001:db8:42::1", "a.test", "/", 1, 0, "" },
+		{ "2001:db8:42:ffff::1", "a.test", "/", 1, 0, "" },
+		{ "2001:db8:43::1", "a.test", "/", 0, 403, "deny ::/0" },
+		{ "::1", "a.test", "/", 0, 403, "deny ::/0" },
+		/* IPv4-mapped clients are IPv4 clients. */
+		{ "::ffff:192.0.2.9", "a.test", "/", 1, 0, "" },
+		{ "::ffff:198.51.100.1", "a.test", "/", 0, 403,
+		    "deny 0.0.0.0/0" },
+		/* A path block's rules replace the site's. */
+		{ "198.51.100.1", "a.test", "/admin/x", 2, 0, "" },
+		{ "192.0.2.1", "a.test", "/admin/x", 0, 403,
+		    "deny 192.0.2.0/25" },
+		{ "192.0.2.200", "a.test", "/admin/", 2, 0, "" },
+		/* ... matched on the normalised path. */
+		{ "192.0.2.1", "a.test", "/x/../admin/y", 0, 403,
+		    "deny 192.0.2.0/25" },
+		{ "192.0.2.1", "a.test", "//admin/y", 0, 403,
+		    "deny 192.0.2.0/25" },
+		/* A block without rules has the site's. */
+		{ "198.51.100.1", "a.test", "/open/", 0, 403,
+		    "deny 0.0.0.0/0" },
+		{ "192.0.2.1", "a.test", "/open/", 3, 0, "" },
+		/* The order written: deny first, then allow. */
+		{ "10.1.2.3", "b.a.test", "/", 0, 403, "deny 10.0.0.0/8" },
+		{ "203.0.113.1", "b.a.test", "/", 0, 403, "not in allow" },
+		/* allow first, then deny. */
+		{ "10.1.2.3", "e.a.test", "/", 5, 0, "" },
+		{ "10.2.0.1", "e.a.test", "/", 0, 403, "deny 10.0.0.0/8" },
+		{ "203.0.113.1", "e.a.test", "/", 0, 403, "not in allow" },
+		/* deny only: a blacklist. */
+		{ "198.51.100.9", "c.a.test", "/", 0, 403,
+		    "deny 198.51.100.0/24" },
+		{ "203.0.113.1", "c.a.test", "/", 6, 0, "" },
+		{ "::1", "c.a.test", "/", 6, 0, "" },
+		/* allow only: a whitelist. */
+		{ "203.0.113.9", "d.a.test", "/", 7, 0, "" },
+		{ "198.51.100.1", "d.a.test", "/", 0, 403, "not in allow" },
+		{ "::1", "d.a.test", "/", 0, 403, "not in allow" },
+		/* What comes before: no such site, the certificate, the
+		   path; a denied client gets those answers first. */
+		{ "198.51.100.1", "x.example", "/", 0, 404, "" },
+		{ "198.51.100.1", "a.test", "/..", 0, 400, "" },
+	};
+	struct request_answer ans;
+	struct proxy_request pr;
+	struct gen g;
+	size_t i;
+	int port;
+
+	(void)state;
+	access_gen(&g);
+	for (i = 0; i < nitems(cases); i++) {
+		const struct access_case *k = &cases[i];
+
+		port = admit_from(&g, k->ip, k->host, k->target, &pr, &ans);
+		if (port != k->port || (port == 0 &&
+		    (ans.status != k->status || strcmp(ans.why, k->why) != 0)))
+			fail_msg("%s %s%s: backend %d status %d why \"%s\", "
+			    "want %d %d \"%s\"", k->ip, k->host, k->target,
+			    port, ans.status, port == 0 ? ans.why : "",
+			    k->port, k->status, k->why);
+		if (port == 0 && ans.status == 403) {
+			/* Nothing of the upstream was chosen. */
+			assert_null(pr.be);
+			assert_false(ans.close);
+		}
+	}
+	drop_gen(&g);
+}
+
+/* The header lists a request leaves with: its path block's or its site's. */
+static void
+test_header_options_chosen(void **state)
+{
+	struct request_answer ans;
+	struct proxy_request pr;
+	struct gen g;
+
+	(void)state;
+	access_gen(&g);
+	assert_int_equal(admit_from(&g, "192.0.2.1", "a.test", "/", &pr,
+	    &ans), 1);
+	assert_non_null(pr.h.edit);
+	assert_int_equal(pr.h.edit->nadd, 1);
+	assert_int_equal(pr.h.edit->add[0].name.len, 5);
+	assert_memory_equal(pr.h.edit->add[0].name.p, "X-Env", 5);
+	assert_memory_equal(pr.h.edit->add[0].value.p, "prod", 4);
+	assert_int_equal(pr.resp_edit->nadd, 1);
+	assert_memory_equal(pr.resp_edit->add[0].value.p, "site", 4);
+	assert_int_equal(pr.resp_edit->nhide, 0);
+	/* /admin/ sets none: the site's. */
+	assert_int_equal(admit_from(&g, "198.51.100.1", "a.test", "/admin/",
+	    &pr, &ans), 2);
+	assert_int_equal(pr.h.edit->nadd, 1);
+	assert_int_equal(pr.resp_edit->nadd, 1);
+	/* /open/: its own (empty) response-header and hide list, the
+	   site's request-header. */
+	assert_int_equal(admit_from(&g, "192.0.2.1", "a.test", "/open/x",
+	    &pr, &ans), 3);
+	assert_int_equal(pr.resp_edit->nadd, 0);
+	assert_int_equal(pr.resp_edit->nhide, 1);
+	assert_memory_equal(pr.resp_edit->hide[0].name.p, "Server", 6);
+	assert_int_equal(pr.h.edit->nadd, 1);
+	/* A site without them: none at all (nothing to ask per field). */
+	assert_int_equal(admit_from(&g, "203.0.113.1", "c.a.test", "/", &pr,
+	    &ans), 6);
+	assert_null(pr.h.edit);
+	assert_null(pr.resp_edit);
+	drop_gen(&g);
+}
+
+/* redirect-port: the port the plain port's Location names. */
+static void
+test_redirect_port(void **state)
+{
+	static const char fmt[] =
+	    "user = \"nobody\"\n"
+	    "listener {\n"
+	    "  bind = \"127.0.0.1\"\n"
+	    "  https-port = 8443\n"
+	    "  http-port = 8080\n"
+	    "  redirect-port = %s\n"
+	    "  tls { cert = \"%s\" key = \"%s\" }\n"
+	    "  site \"a.test\" { upstream = \"127.0.0.1:1\" }\n"
+	    "}\n";
+	static const struct {
+		const char	*port;
+		const char	*location;
+	} cases[] = {
+		{ "443", "https://a.test/x?y" },
+		{ "9443", "https://a.test:9443/x?y" },
+		{ "8443", "https://a.test:8443/x?y" },
+	};
+	struct request_answer ans;
+	struct proxy_request pr;
+	struct request_conn c;
+	char conf[2048];
+	struct gen g;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < nitems(cases); i++) {
+		gen_of(&g, conf, snprintf(conf, sizeof(conf), fmt,
+		    cases[i].port, a_crt, a_pem), 6);
+		c = (struct request_conn){ .li = 0, .tls = false, .gen = &g,
+		    .peer = (struct sockaddr *)&peer,
+		    .client_ip = "192.0.2.1" };
+		pr = get("a.test", "/x?y");
+		assert_int_equal(admit_by(&g, &c, &pr, 0, &ans), 0);
+		assert_int_equal(ans.status, 301);
+		assert_string_equal(ans.value, cases[i].location);
+		drop_gen(&g);
+	}
+}
+
 static void
 test_body_over(void **state)
 {
@@ -1315,6 +1594,9 @@ main(void)
 		cmocka_unit_test(test_bad_path_is_400),
 		cmocka_unit_test(test_body_over),
 		cmocka_unit_test(test_proxy_header),
+		cmocka_unit_test(test_access_rules),
+		cmocka_unit_test(test_header_options_chosen),
+		cmocka_unit_test(test_redirect_port),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
