@@ -535,3 +535,31 @@ def test_validate_errors(make_proxy):
         "address bits set past the prefix length" in r.stderr, r.stderr
     assert f"{p.conf_path}:{tp_line}: trusted-proxies: \"nope\": not an " \
         "IPv4 or IPv6 address" in r.stderr, r.stderr
+
+
+# -- the PROXY client is the client of the site's rules --------------------
+
+def test_access_rules_judge_the_proxy_client(make_proxy, upstream):
+    """allow/deny (issue 18) decide on the address a PROXY header names,
+    never on the balancer's: a client of the allowed range through the
+    trusted balancer is served, one outside it gets 403 with its own
+    address in the ACCESS line; the balancer's own address, allowed as
+    such, lets nothing through for a client behind it."""
+    def configure(p):
+        p.listener.update({"proxy-protocol": True,
+                           "trusted-proxies": (TRUSTED,)})
+        p.listener["site"] = [("localhost", {
+            "upstream": upstream.addr,
+            "allow": ("192.0.2.0/24", TRUSTED),
+            "deny": ("0.0.0.0/0", "::/0")})]
+    p = start_proxy(make_proxy, upstream, configure=configure)
+    data = tls_after(connect(p.https_port, source=TRUSTED), v2("192.0.2.9"),
+                     request("/in"))
+    assert parse_response(data)[0] == 200
+    assert upstream.wait_requests(1)[-1].one("x-real-ip") == "192.0.2.9"
+    data = tls_after(connect(p.https_port, source=TRUSTED),
+                     v1("198.51.100.77"), request("/out"))
+    assert parse_response(data)[0] == 403
+    p.wait_log(r"ACCESS client_ip=198\.51\.100\.77 method=GET "
+               r"host=localhost path=/out protocol=HTTP/1\.1 status=403 ")
+    assert [r.target for r in upstream.requests] == ["/in"]
