@@ -160,6 +160,7 @@ static cfg_opt_t listener_opts[] = {
 	CFG_STR("bind", NULL, CFGF_NODEFAULT),
 	CFG_INT("https-port", 443, CFGF_NONE),
 	CFG_INT("http-port", 80, CFGF_NONE),
+	CFG_INT("max-connections-per-client", 0, CFGF_NONE),
 	CFG_SEC("tls", tls_opts, CFGF_NONE),
 	CFG_SEC("site", site_opts, CFGF_MULTI | CFGF_TITLE |
 	    CFGF_NO_TITLE_DUPES),
@@ -1865,6 +1866,16 @@ load_acme_domains(struct loader *ld, cfg_t *tls, struct config_listener *lst)
 		    "acme-domains, or use mode \"manual\"");
 }
 
+/* max-connections-per-client: unset is no cap; set, 1..the maximum. */
+static void
+load_connlimit(struct loader *ld, cfg_t *l, struct config_listener *lst)
+{
+	if (!opt_set(ld, l, "max-connections-per-client"))
+		return;
+	lst->max_conns_per_client = (unsigned)get_int(ld, l,
+	    "max-connections-per-client", 1, CONFIG_MAX_CONNS_PER_CLIENT);
+}
+
 static void
 load_listener(struct loader *ld, cfg_t *l, struct config_listener *lst,
     bool wildcard_ok)
@@ -1878,6 +1889,7 @@ load_listener(struct loader *ld, cfg_t *l, struct config_listener *lst,
 	lst->http_port = (uint16_t)get_int(ld, l, "http-port", 0, 65535);
 	lst->https_line = line_of(ld, l, "https-port");
 	lst->http_line = line_of(ld, l, "http-port");
+	load_connlimit(ld, l, lst);
 	mode = tls != NULL ? cfg_getstr(tls, "mode") : NULL;
 	if (tls == NULL || !sec_is_set(ld, tls)) {
 		cerr(ld, lst->line, "listener%s%s: a tls { } section is "
@@ -2549,6 +2561,8 @@ config_static_change(const struct config *o, const struct config *n,
 			what = "https-port";
 		else if (a->http_port != b->http_port)
 			what = "http-port";
+		else if (a->max_conns_per_client != b->max_conns_per_client)
+			what = "max-connections-per-client";
 		if (what != NULL) {
 			snprintf(buf, bufsz, "listener %zu %s", i + 1, what);
 			return buf;

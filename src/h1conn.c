@@ -1204,5 +1204,9 @@ h1_accept(struct worker *wk, int fd, size_t li)
 	    .gen = gen_ref(worker_gen(wk)) };
 
 	client_peer(fd, &from.peer, from.client_ip, sizeof(from.client_ip));
+	if (!client_admit(&from)) {
+		client_drop(&from);
+		return;
+	}
 	h1_start(&from);
 }

@@ -155,20 +155,25 @@ void
 handshake_start(struct worker *wk, int fd, size_t li)
 {
 	struct gen *g = worker_gen(wk);
-	struct client from = { .wk = wk, .fd = fd, .li = li };
+	struct client from = { .wk = wk, .fd = fd, .li = li,
+	    .gen = gen_ref(g) };
 	struct handshake *h;
 
+	client_peer(fd, &from.peer, from.client_ip, sizeof(from.client_ip));
+	/* Refused before any TLS work. */
+	if (!client_admit(&from)) {
+		client_drop(&from);
+		return;
+	}
 	if ((h = calloc(1, sizeof(*h))) == NULL) {
-		close(fd);
+		client_drop(&from);
 		return;
 	}
 	if ((from.tls = tls_conn_new(g->tls, li, fd)) == NULL) {
 		free(h);
-		close(fd);
+		client_drop(&from);
 		return;
 	}
-	from.gen = gen_ref(g);
-	client_peer(fd, &from.peer, from.client_ip, sizeof(from.client_ip));
 	h->magic = HS_MAGIC;
 	client_take(&h->cl, &hs_client_ops, h, &from);
 	h->cl.timer.repeat = g->cfg->http.handshake_timeout;

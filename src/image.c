@@ -259,6 +259,7 @@ put_listener(struct wbuf *w, const struct config_listener *l, bool secrets)
 	put(w, addr, sizeof(addr));
 	put_u16(w, l->https_port);
 	put_u16(w, l->http_port);
+	put_u32(w, l->max_conns_per_client);
 	put_str(w, l->bind);
 	put_u8(w, (uint8_t)l->tls_mode);
 	put_bytes(w, l->tls.cert.data, l->tls.cert.len);
@@ -883,6 +884,9 @@ get_listener(struct rbuf *r, struct config_listener *l, bool secrets)
 	l->https_port = get_u16(r);
 	l->http_port = get_u16(r);
 	if (l->https_port == 0 || l->https_port == l->http_port)
+		r->err = true;
+	l->max_conns_per_client = get_u32(r);
+	if (l->max_conns_per_client > CONFIG_MAX_CONNS_PER_CLIENT)
 		r->err = true;
 	if ((l->bind = get_str(r, INET6_ADDRSTRLEN + 2, false)) == NULL)
 		return;
