@@ -129,6 +129,21 @@ find_entry(struct connlimit *c, uint64_t hash)
 	return UINT32_MAX;
 }
 
+/* This worker's share of entry at moves by d (the master's handle has
+   no row). */
+static void
+share_add(struct connlimit *c, uint32_t at, int32_t d)
+{
+	if (c->worker != UINT32_MAX)
+		atomic_fetch_add(share(c, c->worker, at), d);
+}
+
+/*
+ * A worker's share is never less than what it has in the count: it goes
+ * up before the count does and down after, so a worker killed in between
+ * leaves one too few counted (the master takes back the share), never one
+ * too many that would cap the client for good.
+ */
 enum connlimit_verdict
 connlimit_take(struct connlimit *c, uint64_t hash, unsigned max,
     struct connlimit_ticket *t)
@@ -143,23 +158,24 @@ connlimit_take(struct connlimit *c, uint64_t hash, unsigned max,
 	for (;;) {
 		if ((at = find_entry(c, hash)) == UINT32_MAX)
 			return CONNLIMIT_UNCOUNTED;
+		share_add(c, at, 1);
 		w = atomic_load(&c->e[at]);
 		/* Checked before counting: a refusal never counts, even for
 		   a moment another connection of the key could see. */
 		while (word_hash(w) == hash) {
-			if (word_count(w) >= max || word_count(w) >= COUNT_MASK)
+			if (word_count(w) >= max || word_count(w) >= COUNT_MASK) {
+				share_add(c, at, -1);
 				return CONNLIMIT_REFUSED;
+			}
 			if (atomic_compare_exchange_weak(&c->e[at], &w,
 			    word(hash, word_count(w) + 1))) {
-				if (c->worker != UINT32_MAX)
-					atomic_fetch_add(share(c, c->worker,
-					    at), 1);
 				t->hash = hash;
 				t->entry = at;
 				return CONNLIMIT_COUNTED;
 			}
 		}
 		/* Taken over by another key between the two: look again. */
+		share_add(c, at, -1);
 	}
 }
 
@@ -170,14 +186,13 @@ connlimit_release(struct connlimit *c, struct connlimit_ticket *t)
 
 	if (t->hash == 0 || t->entry >= CONNLIMIT_ENTRIES)
 		return;
-	if (c->worker != UINT32_MAX)
-		atomic_fetch_sub(share(c, c->worker, t->entry), 1);
 	w = atomic_load(&c->e[t->entry]);
 	/* Another key's now only if the master took ours back meanwhile. */
 	while (word_hash(w) == t->hash && word_count(w) > 0 &&
 	    !atomic_compare_exchange_weak(&c->e[t->entry], &w,
 	    word(t->hash, word_count(w) - 1)))
 		;
+	share_add(c, t->entry, -1);
 	t->hash = 0;
 }
 
