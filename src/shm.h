@@ -78,10 +78,11 @@ struct shm_state_hdr {
 	uint32_t	 pad;
 	uint64_t	 upstate_off;	/* the upstream table (upstate.h) */
 	uint64_t	 upstate_size;
-	uint64_t	 connlimit_off;	/* connections per client (connlimit.h) */
-	uint64_t	 connlimit_size;
 	uint64_t	 ratelimit_off;	/* the rate-limit table (ratelimit.h) */
 	uint64_t	 ratelimit_size;
+	/* Connections per client (connlimit.h), between the two above. */
+	uint64_t	 connlimit_off;
+	uint64_t	 connlimit_size;
 };
 
 /*

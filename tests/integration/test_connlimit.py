@@ -4,25 +4,28 @@ any TLS) and logged once per client per minute; a worker killed while
 holding counted connections leaves nothing counted; a reload that changes
 the value is refused; --validate reports bad values with file:line."""
 
+import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import time
 
 import pytest
 
-from conftest import (BINARY, proc_status, start_proxy, tls_connect,
+from conftest import (BINARY, https_get, proc_status, start_proxy,
                       wait_until)
 
 CAP = 4
 TS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z?"
 
 
-def capped(make_proxy, **kw):
+def capped(make_proxy, upstream=None, **kw):
     def configure(p):
         p.listener["max-connections-per-client"] = CAP
-    return start_proxy(make_proxy, workers=2, configure=configure, **kw)
+    return start_proxy(make_proxy, upstream, workers=2, configure=configure,
+                       **kw)
 
 
 def active(p):
@@ -245,3 +248,43 @@ def test_validate_ok(make_proxy):
     r = subprocess.run([str(BINARY), "--validate", "-c", str(p.conf_path)],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
+
+
+# The state header (src/shm.h): connlimit_off and connlimit_size follow
+# the ten fields test_privsep.py reads, at bytes 64 and 72.
+STATE_FD = 5
+CONNLIMIT_ENTRIES, CONNLIMIT_CELLS = 65536, 4096
+
+
+def test_corrupt_table_does_not_steer_the_master(make_proxy, upstream):
+    """A compromised worker writes the whole shared words and log cells
+    (all ones) and both workers' rows (huge shares): a worker's death,
+    whose row the master takes back, leaves the master alive; the master
+    zeroes the dead worker's row; clients are still served, the table
+    failing open where it was full."""
+    p = capped(make_proxy, upstream)
+    pids = p.wait_workers(2)
+    index = {w["pid"]: w["worker"]
+             for w in p.ctl("status")[1]["worker_counters"]}
+    words = (CONNLIMIT_ENTRIES + CONNLIMIT_CELLS) * 8
+    row_bytes = CONNLIMIT_ENTRIES * 4
+    fd = os.open(f"/proc/{pids[0]}/fd/{STATE_FD}", os.O_RDWR)
+    try:
+        off, size = struct.unpack("<QQ", os.pread(fd, 16, 64))
+        assert size >= words + 2 * row_bytes
+        os.pwrite(fd, b"\xff" * words, off)
+        os.pwrite(fd, b"\x7f" * 2 * row_bytes, off + words)
+        os.kill(pids[1], signal.SIGKILL)
+        wait_until(lambda: pids[1] not in p.workers() and
+                   len(p.workers()) == 2, what="respawned worker")
+        assert p.proc.poll() is None, "the master died"
+        rc, st = p.ctl("status")
+        assert rc == 0 and st["status"] == "ok"
+        # The dead worker's row: taken back and zeroed.
+        row = os.pread(fd, row_bytes, off + words +
+                       index[pids[1]] * row_bytes)
+        assert row == bytes(row_bytes), "the dead worker's row stays"
+    finally:
+        os.close(fd)
+    for _ in range(2 * CAP):
+        assert https_get(p.https_port, "/x")[0] == 200
