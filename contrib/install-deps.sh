@@ -12,7 +12,7 @@ libseccomp-dev libcurl4-gnutls-dev libjansson-dev"
 demo="$build python3 curl openssl procps"
 test="$demo libcmocka-dev clang libclang-rt-14-dev python3-pytest python3-h2
 gnutls-bin nghttp2-client socat util-linux systemd wrk testssl.sh fail2ban
-iproute2 nginx pebble"
+iproute2 nginx pebble haproxy"
 
 case "${1:-build}" in
 build) want=$build ;;

@@ -23,21 +23,37 @@ void
 client_peer(int fd, struct sockaddr_storage *peer, char *ip, size_t iplen)
 {
 	socklen_t slen = sizeof(*peer);
-	const void *addr;
 
-	snprintf(ip, iplen, "-");
-	if (getpeername(fd, (struct sockaddr *)peer, &slen) == -1) {
+	if (getpeername(fd, (struct sockaddr *)peer, &slen) == -1)
 		peer->ss_family = AF_UNSPEC;
-		return;
-	}
-	if (peer->ss_family == AF_INET)
-		addr = &((struct sockaddr_in *)peer)->sin_addr;
-	else if (peer->ss_family == AF_INET6)
-		addr = &((struct sockaddr_in6 *)peer)->sin6_addr;
-	else
-		return;
-	if (inet_ntop(peer->ss_family, addr, ip, (socklen_t)iplen) == NULL)
-		snprintf(ip, iplen, "-");
+	util_addr_text(peer, ip, iplen);
+}
+
+bool
+client_address_final(struct client *from)
+{
+	util_addr_text(&from->peer, from->client_ip,
+	    sizeof(from->client_ip));
+	return client_admit(from);
+}
+
+void
+client_accepted(struct client *from, struct worker *wk, int fd, size_t li)
+{
+	*from = (struct client){ .wk = wk, .fd = fd, .li = li,
+	    .gen = gen_ref(worker_gen(wk)) };
+	client_peer(fd, &from->peer, from->client_ip, sizeof(from->client_ip));
+}
+
+bool
+client_accepted_final(struct client *from, struct worker *wk, int fd,
+    size_t li)
+{
+	client_accepted(from, wk, fd, li);
+	if (client_address_final(from))
+		return true;
+	client_drop(from);
+	return false;
 }
 
 static void
@@ -131,6 +147,10 @@ client_take(struct client *cl, const struct client_ops *ops, void *data,
 	    .gen = cl->gen, .cert_id = cl->tls != NULL ?
 	    tls_conn_cert_id(cl->tls) : 0, .peer = (struct sockaddr *)&cl->peer,
 	    .client_ip = cl->client_ip };
+	if (cl->tls != NULL) {
+		cl->rc.auth_id = tls_conn_auth_id(cl->tls);
+		cl->rc.client_cert = tls_conn_client_cert(cl->tls);
+	}
 	cl->wc.nfds = 1;
 	cl->wc.drain = ops->drain;
 	cl->wc.abort = ops->abort;

@@ -90,6 +90,27 @@ void	 client_leave(struct client *cl);
    as text ("-" if unknown). */
 void	 client_peer(int fd, struct sockaddr_storage *peer, char *ip,
 	    size_t iplen);
+/*
+ * The client address of the connection `from` describes is final: its
+ * peer (the TCP peer, or the source a trusted PROXY header named) and
+ * client_ip, made here from it, are what every policy (rate limit,
+ * ip-hash, access rules) and every log line of the connection use.
+ * Called once per connection, before any protocol byte is read as the
+ * client's: at accept on a listener without proxy-protocol, after the
+ * PROXY header (proxyin.c) on one with it.  false: the connection is
+ * refused and the caller drops it.  What is per client address and per
+ * connection (the per-client connection cap) belongs here.
+ */
+bool	 client_address_final(struct client *from);
+
+/* from, for a socket just accepted on listener li: wk, fd, li, the
+   current generation with a reference, its peer; nothing else. */
+void	 client_accepted(struct client *from, struct worker *wk, int fd,
+	    size_t li);
+/* The same, the client address final at once (a listener without
+   proxy-protocol): false if it was refused, and then dropped. */
+bool	 client_accepted_final(struct client *from, struct worker *wk,
+	    int fd, size_t li);
 
 /* Stop sending for good: TLS's close_notify (tls may be NULL), then a
    half-close of the socket. */

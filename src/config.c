@@ -26,6 +26,7 @@
 
 #include <confuse.h>
 
+#include "cidr.h"
 #include "config.h"
 #include "path.h"
 #include "util.h"
@@ -82,6 +83,8 @@ static int	 record_line(cfg_t *, cfg_opt_t *);
 static bool	 path_ok(struct loader *, int, const char *, const char *,
 		    bool);
 static void	 load_site_limit(struct loader *, cfg_t *, struct config_site *);
+static void	 load_client_auth(struct loader *, cfg_t *,
+		    struct config_site *, const char *);
 
 /* Every acme-* option needs mode = "acme" (refuse_acme_options). */
 static cfg_opt_t tls_opts[] = {
@@ -150,6 +153,8 @@ static cfg_opt_t site_opts[] = {
 	BACKEND_OPTS,
 	CFG_STR("cert", NULL, CFGF_NODEFAULT),
 	CFG_STR("key", NULL, CFGF_NODEFAULT),
+	CFG_STR("client-ca-file", NULL, CFGF_NODEFAULT),
+	CFG_STR("client-auth", NULL, CFGF_NODEFAULT),
 	CFG_SEC("rate-limit", site_ratelimit_opts, CFGF_NONE),
 	CFG_SEC("path", path_opts, CFGF_MULTI | CFGF_TITLE |
 	    CFGF_NO_TITLE_DUPES),
@@ -161,6 +166,9 @@ static cfg_opt_t listener_opts[] = {
 	CFG_INT("https-port", 443, CFGF_NONE),
 	CFG_INT("http-port", 80, CFGF_NONE),
 	CFG_INT("max-connections-per-client", 0, CFGF_NONE),
+	CFG_BOOL("proxy-protocol", cfg_false, CFGF_NONE),
+	CFG_STR_LIST("trusted-proxies", NULL, CFGF_NODEFAULT),
+	CFG_STR("real-ip-header", NULL, CFGF_NODEFAULT),
 	CFG_SEC("tls", tls_opts, CFGF_NONE),
 	CFG_SEC("site", site_opts, CFGF_MULTI | CFGF_TITLE |
 	    CFGF_NO_TITLE_DUPES),
@@ -1417,6 +1425,7 @@ load_site(struct loader *ld, cfg_t *s, struct config_site *site)
 	site->wildcard = title[0] == '*';
 	load_backend(ld, s, &site->be, NULL, site->line, what);
 	load_tls_pair(ld, s, &site->tls, false, what);
+	load_client_auth(ld, s, site, what);
 	load_site_limit(ld, s, site);
 	load_paths(ld, s, site);
 }
@@ -1876,6 +1885,86 @@ load_connlimit(struct loader *ld, cfg_t *l, struct config_listener *lst)
 	    "max-connections-per-client", 1, CONFIG_MAX_CONNS_PER_CLIENT);
 }
 
+/* A tchar of RFC 9110 5.6.2. */
+static bool
+tchar(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9') || (c != '\0' &&
+	    strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+bool
+config_real_ip_header_ok(const char *s)
+{
+	size_t i, len = strlen(s);
+
+	if (len == 0 || len > CONFIG_REAL_IP_MAX)
+		return false;
+	for (i = 0; i < len; i++)
+		if (!tchar(s[i]))
+			return false;
+	return !util_strcaseeq(s, len, "forwarded", 9) &&
+	    !util_strcaseeq(s, len, "host", 4);
+}
+
+/*
+ * proxy-protocol, trusted-proxies and real-ip-header: the sources that
+ * may name a client (a PROXY header, a header of each request), and
+ * both of those need the list.
+ */
+static void
+load_listener_proxy(struct loader *ld, cfg_t *l, struct config_listener *lst)
+{
+	unsigned i, n = cfg_size(l, "trusted-proxies");
+	int tline = opt_line(ld, l, "trusted-proxies");
+	const char *h = cfg_getstr(l, "real-ip-header");
+	char why[128];
+
+	lst->proxy_protocol = cfg_getbool(l, "proxy-protocol");
+	if (n > CONFIG_MAX_TRUSTED) {
+		cerr(ld, tline, "trusted-proxies: more than %d ranges",
+		    CONFIG_MAX_TRUSTED);
+		n = 0;
+	}
+	if (n > 0 && (lst->trusted = calloc(n, sizeof(*lst->trusted))) ==
+	    NULL) {
+		ld->oom = true;
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		const char *r = cfg_getnstr(l, "trusted-proxies", i);
+
+		if (cidr_parse(r, strlen(r), &lst->trusted[lst->ntrusted],
+		    why, sizeof(why)) != 0)
+			cerr(ld, elem_line(ld, l, "trusted-proxies", i),
+			    "trusted-proxies: \"%s\": %s", r, why);
+		else
+			lst->ntrusted++;
+	}
+	/* An empty list records no line: it is as good as none. */
+	if (lst->proxy_protocol && tline == 0)
+		cerr(ld, line_of(ld, l, "proxy-protocol"), "proxy-protocol "
+		    "needs trusted-proxies: the sources a PROXY header is "
+		    "taken from (anyone else's is refused)");
+	if (h != NULL) {
+		if (!config_real_ip_header_ok(h))
+			cerr(ld, line_of(ld, l, "real-ip-header"),
+			    "real-ip-header: \"%s\" is not a field name that "
+			    "holds addresses (a token of at most %d bytes, not "
+			    "Forwarded or Host)", h, CONFIG_REAL_IP_MAX);
+		else if (tline == 0)
+			cerr(ld, line_of(ld, l, "real-ip-header"),
+			    "real-ip-header needs trusted-proxies: the peers "
+			    "whose header is believed");
+		else if ((lst->real_ip_header = strdup(h)) == NULL)
+			ld->oom = true;
+	}
+	if (tline != 0 && n > 0 && !lst->proxy_protocol && h == NULL)
+		cwarn(ld, tline, "trusted-proxies has no effect without "
+		    "proxy-protocol or real-ip-header");
+}
+
 static void
 load_listener(struct loader *ld, cfg_t *l, struct config_listener *lst,
     bool wildcard_ok)
@@ -1890,6 +1979,7 @@ load_listener(struct loader *ld, cfg_t *l, struct config_listener *lst,
 	lst->https_line = line_of(ld, l, "https-port");
 	lst->http_line = line_of(ld, l, "http-port");
 	load_connlimit(ld, l, lst);
+	load_listener_proxy(ld, l, lst);
 	mode = tls != NULL ? cfg_getstr(tls, "mode") : NULL;
 	if (tls == NULL || !sec_is_set(ld, tls)) {
 		cerr(ld, lst->line, "listener%s%s: a tls { } section is "
@@ -2074,6 +2164,70 @@ load_site_limit(struct loader *ld, cfg_t *s, struct config_site *site)
 	if (opt_line(ld, rl, "burst") != 0)
 		site->rate_burst = (unsigned)get_int(ld, rl, "burst", 1,
 		    1000000);
+}
+
+bool
+config_client_auth_ok(const struct config_site *site, size_t nfiles)
+{
+	if (site->client_auth == CONFIG_CLIENT_AUTH_NONE)
+		return site->client_ca == CONFIG_NO_FILE;
+	return (site->client_auth == CONFIG_CLIENT_AUTH_REQUIRED ||
+	    site->client_auth == CONFIG_CLIENT_AUTH_OPTIONAL) &&
+	    site->client_ca < nfiles;
+}
+
+/*
+ * client-auth and client-ca-file of site section s (issue 18): both or
+ * neither.  The CA file is read here by the master, like an
+ * upstream-ca-file (cfg->files, checked as a trust store), and is the
+ * trust of this site's client certificates alone.
+ */
+static void
+load_client_auth(struct loader *ld, cfg_t *s, struct config_site *site,
+    const char *what)
+{
+	bool has_ca = opt_set(ld, s, "client-ca-file");
+	bool has_auth = opt_set(ld, s, "client-auth");
+	int cline = line_of(ld, s, "client-ca-file");
+	int aline = line_of(ld, s, "client-auth");
+	const char *v;
+
+	site->client_auth = CONFIG_CLIENT_AUTH_NONE;
+	site->client_ca = CONFIG_NO_FILE;
+	if (has_auth) {
+		v = cfg_getstr(s, "client-auth");
+		if (v != NULL && strcmp(v, "required") == 0)
+			site->client_auth = CONFIG_CLIENT_AUTH_REQUIRED;
+		else if (v != NULL && strcmp(v, "optional") == 0)
+			site->client_auth = CONFIG_CLIENT_AUTH_OPTIONAL;
+		else {
+			cerr(ld, aline, "%s: client-auth must be \"required\" "
+			    "or \"optional\"", what);
+			return;
+		}
+	}
+	if (has_auth && !has_ca) {
+		cerr(ld, aline, "%s: client-auth needs client-ca-file (the "
+		    "CA bundle client certificates are verified against)",
+		    what);
+		site->client_auth = CONFIG_CLIENT_AUTH_NONE;
+		return;
+	}
+	if (has_ca && !has_auth) {
+		cerr(ld, cline, "%s: client-ca-file needs client-auth "
+		    "(\"required\" or \"optional\")", what);
+		return;
+	}
+	if (!has_ca)
+		return;
+	v = cfg_getstr(s, "client-ca-file");
+	if (path_ok(ld, cline, "client-ca-file", v, false))
+		site->client_ca = check_ca(ld, cline, "client-ca-file",
+		    load_file(ld, cline, "client-ca-file", v, CONFIG_CA_MAX,
+		    false, false));
+	/* An error was said: nothing here to trust. */
+	if (site->client_ca == CONFIG_NO_FILE)
+		site->client_auth = CONFIG_CLIENT_AUTH_NONE;
 }
 
 static void
@@ -2458,6 +2612,8 @@ config_free(struct config *cfg)
 		tls_free(&l->tls);
 		acme_free(&l->acme);
 		acme_state_free(l);
+		free(l->trusted);
+		free(l->real_ip_header);
 	}
 	free(cfg->listeners);
 	for (i = 0; i < cfg->nfiles; i++) {
@@ -2563,6 +2719,12 @@ config_static_change(const struct config *o, const struct config *n,
 			what = "http-port";
 		else if (a->max_conns_per_client != b->max_conns_per_client)
 			what = "max-connections-per-client";
+		else if (a->proxy_protocol != b->proxy_protocol)
+			what = "proxy-protocol";
+		else if (a->ntrusted != b->ntrusted || (a->ntrusted > 0 &&
+		    memcmp(a->trusted, b->trusted, a->ntrusted *
+		    sizeof(*a->trusted)) != 0))
+			what = "trusted-proxies";
 		if (what != NULL) {
 			snprintf(buf, bufsz, "listener %zu %s", i + 1, what);
 			return buf;

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cidr.h"
 #include "log.h"
 
 #define CONFIG_FILE_MAX		(1024 * 1024)	/* config file size limit */
@@ -156,10 +157,11 @@ enum config_balance {
 
 /*
  * A file the upstream TLS options name (upstream-ca-file,
- * upstream-client-cert, upstream-client-key, or the system trust store):
- * read by the master at load and carried whole in the image, once however
- * many backends name it (struct config's files; a backend holds indexes).
- * A worker opens no file.
+ * upstream-client-cert, upstream-client-key, or the system trust store),
+ * or a site's client-ca-file: read by the master at load and carried
+ * whole in the image, once however many backends or sites name it
+ * (struct config's files; a backend or site holds indexes).  A worker
+ * opens no file.
  */
 struct config_file {
 	char			*path;		/* NULL once decoded from an image */
@@ -267,6 +269,14 @@ struct config_path {
 	int			 line;
 };
 
+/* client-auth (issue 18): whether a site asks TLS clients for a
+   certificate, verified against its client-ca-file. */
+enum config_client_auth {
+	CONFIG_CLIENT_AUTH_NONE = 0,
+	CONFIG_CLIENT_AUTH_REQUIRED,	/* none or a bad one: no handshake */
+	CONFIG_CLIENT_AUTH_OPTIONAL	/* the result goes upstream */
+};
+
 struct config_site {
 	char			*host;		/* lower-case, no trailing dot */
 	bool			 wildcard;	/* "*.example.com" */
@@ -280,6 +290,10 @@ struct config_site {
 	bool			 rate_own;
 	double			 rate_rps;
 	unsigned		 rate_burst;
+	/* client-auth and client-ca-file (an index in files: the trust of
+	   this site alone), both or neither: CONFIG_NO_FILE with NONE. */
+	enum config_client_auth	 client_auth;
+	uint32_t		 client_ca;
 	int			 line;
 };
 
@@ -306,6 +320,13 @@ struct config_listener {
 	int			 line;
 	/* max-connections-per-client (connlimit.h); 0: no cap.  Static. */
 	unsigned		 max_conns_per_client;
+	/* PROXY protocol in and trusted proxies (proxyin.h): proxy-protocol
+	   and trusted-proxies are static (listen_plan's layout does not
+	   change, nor who may name a client); real-ip-header reloads. */
+	bool			 proxy_protocol;
+	struct cidr		*trusted;	/* trusted-proxies */
+	size_t			 ntrusted;	/* 0..CONFIG_MAX_TRUSTED */
+	char			*real_ip_header;	/* NULL: none */
 };
 
 /* HTTP limits and client timeouts (seconds), all changeable on reload. */
@@ -473,6 +494,24 @@ bool	 config_server_name_ok(const char *s);
  * certificate and key both or neither, files there are.
  */
 bool	 config_backend_tls_ok(const struct config_backend *be, size_t nfiles);
+
+/*
+ * A site's client-auth and client-ca-file, shared with the image
+ * decoder: both or neither, the file among nfiles.
+ */
+bool	 config_client_auth_ok(const struct config_site *site, size_t nfiles);
+
+/* trusted-proxies: ranges a listener lists at most. */
+#define CONFIG_MAX_TRUSTED	1024
+/* real-ip-header: a field name at most this long. */
+#define CONFIG_REAL_IP_MAX	64
+
+/*
+ * real-ip-header's rule, shared with the image decoder: a field name
+ * (RFC 9110 token, 1..CONFIG_REAL_IP_MAX bytes) that is not one the proxy
+ * never takes addresses from (Forwarded, whose syntax differs; Host).
+ */
+bool	 config_real_ip_header_ok(const char *s);
 
 /* Total number of sites over all listeners. */
 size_t	 config_site_count(const struct config *cfg);

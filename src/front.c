@@ -23,6 +23,7 @@ front_log_begin(struct front_log *l, double now)
 	l->method[1] = l->host[1] = l->path[1] = l->upstream[1] = '\0';
 	l->upstream_error[0] = '-';
 	l->upstream_error[1] = '\0';
+	l->client_ip[0] = '\0';
 	l->proto = "-";
 	l->status = 0;
 	l->cut = false;
@@ -40,6 +41,13 @@ copy_field(char *dst, size_t dstsz, const char *s)
 		return;
 	memcpy(dst, s, n);
 	dst[n] = '\0';
+}
+
+void
+front_log_client(struct front_log *l, const char *client_ip)
+{
+	l->client_ip[0] = '\0';
+	copy_field(l->client_ip, sizeof(l->client_ip), client_ip);
 }
 
 void
@@ -94,6 +102,7 @@ front_log_request(struct front_log *l, struct http1_slice method,
 		l->cut = true;
 }
 
+
 void
 front_log_emit(struct front_log *l, const char *client_ip, double now)
 {
@@ -105,7 +114,8 @@ front_log_emit(struct front_log *l, const char *client_ip, double now)
 	if (!log_access_enabled())
 		return;
 	log_event_begin(&ev, "ACCESS");
-	log_event_cstr(&ev, "client_ip", client_ip);
+	log_event_cstr(&ev, "client_ip", l->client_ip[0] != '\0' ?
+	    l->client_ip : client_ip);
 	log_event_cstr(&ev, "method", l->method);
 	log_event_cstr(&ev, "host", l->host);
 	log_event_cstr(&ev, "path", l->path);

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
 
 #include "http1.h"
 
@@ -26,6 +27,9 @@ struct front_log {
 	double		 start;
 	char		 upstream[64];
 	char		 upstream_error[128];
+	/* The request's client when admission took it from real-ip-header
+	   (front_log_client), else "": the connection's. */
+	char		 client_ip[INET6_ADDRSTRLEN];
 };
 
 /* Empty fields ("-"), the clock started at now. */
@@ -44,7 +48,12 @@ void	 front_log_request(struct front_log *l, struct http1_slice method,
 /* The upstream (name "": none was chosen) and what failed ("": nothing). */
 void	 front_log_upstream(struct front_log *l, const char *name,
 	    const char *error);
-/* The ACCESS line (status 0 is logged as 499: the client left first). */
+/* The request's client, as admission made it (proxy_request's
+   h.client_ip). */
+void	 front_log_client(struct front_log *l, const char *client_ip);
+/* The ACCESS line (status 0 is logged as 499: the client left first);
+   client_ip is the connection's, used unless front_log_client() said
+   otherwise. */
 void	 front_log_emit(struct front_log *l, const char *client_ip,
 	    double now);
 /* A worker's shared counters (k), for one finished request. */

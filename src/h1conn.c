@@ -518,6 +518,7 @@ h1_forward(struct h1_conn *c)
 	c->cl.rc.rl = worker_ratelimit(c->cl.wk);
 	site = request_admit(&c->cl.rc, c->req_gen, &pr, c->req->target, 0,
 	    &ans);
+	front_log_client(log_of(c), pr.h.client_ip);
 	if (site != NULL)
 		c->ex = request_start(worker_proxy_ctx(c->cl.wk), &pr,
 		    &h1_proxy_ops, c, &ans);
@@ -1200,13 +1201,8 @@ h1_start(const struct client *from)
 void
 h1_accept(struct worker *wk, int fd, size_t li)
 {
-	struct client from = { .wk = wk, .fd = fd, .li = li,
-	    .gen = gen_ref(worker_gen(wk)) };
+	struct client from;
 
-	client_peer(fd, &from.peer, from.client_ip, sizeof(from.client_ip));
-	if (!client_admit(&from)) {
-		client_drop(&from);
-		return;
-	}
-	h1_start(&from);
+	if (client_accepted_final(&from, wk, fd, li))
+		h1_start(&from);
 }

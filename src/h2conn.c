@@ -833,8 +833,10 @@ st_start(struct h2_stream *st)
 	}
 	st->gen = gen_ref(worker_gen(c->cl.wk));
 	c->cl.rc.rl = worker_ratelimit(c->cl.wk);
-	if ((site = request_admit(&c->cl.rc, st->gen, &pr, pr.h.path,
-	    st->body_seen, &ans)) == NULL) {
+	site = request_admit(&c->cl.rc, st->gen, &pr, pr.h.path,
+	    st->body_seen, &ans);
+	front_log_client(&st->log, pr.h.client_ip);
+	if (site == NULL) {
 		request_release(&pr);
 		st_answer(st, &ans);
 		return;

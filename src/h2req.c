@@ -386,6 +386,36 @@ same(struct http1_slice a, struct http1_slice b)
 	(UTIL_LIT_IS((h)->name.p, (h)->name.len, lit) &&		\
 	    ((v) == NULL || is((h)->value.p, (h)->value.len, (v))))
 
+/*
+ * A client-auth site's X-Client-* fields from req's field k on, each with
+ * its value: the index after them, or 0 if they are not all there.
+ */
+static size_t
+client_cert_fields(const struct headers_client_cert *cc,
+    const struct http1_request *req, size_t k)
+{
+	const struct {
+		const char	*name;
+		const char	*value;
+	} f[] = {
+		{ "x-client-verify", cc->verify },
+		{ "x-client-subject", cc->subject },
+		{ "x-client-issuer", cc->issuer },
+		{ "x-client-serial", cc->serial },
+		{ "x-client-cert-fingerprint", cc->fingerprint },
+	};
+	size_t i, n = strcmp(cc->verify, "SUCCESS") == 0 ? nitems(f) : 1;
+
+	for (i = 0; i < n; i++, k++)
+		if (k >= req->nheaders || !util_strcaseeq(
+		    req->headers[k].name.p, req->headers[k].name.len,
+		    f[i].name, strlen(f[i].name)) ||
+		    !is(req->headers[k].value.p, req->headers[k].value.len,
+		    f[i].value))
+			return 0;
+	return k;
+}
+
 int
 h2req_check(const struct headers_request *pr, struct buf *scratch)
 {
@@ -452,6 +482,9 @@ h2req_check(const struct headers_request *pr, struct buf *scratch)
 	if (pr->framing == HEADERS_FRAME_LENGTH || pr->framing ==
 	    HEADERS_FRAME_CHUNKED)
 		k++;
+	if (pr->client_cert != NULL && (k = client_cert_fields(pr->client_cert,
+	    &req, k)) == 0)
+		return -1;
 	if (pr->websocket)
 		k += 2;
 	return k == req.nheaders ? 0 : -1;

@@ -27,9 +27,10 @@
 #include "headers.h"
 #include "http1.h"
 
-/* Fields the proxy adds to every forwarded request (Host, X-Real-IP,
-   X-Forwarded-For, X-Forwarded-Proto, framing): kept free of the limit. */
-#define H2REQ_ADDED_FIELDS	8
+/* Fields the proxy adds to a forwarded request (Host, X-Real-IP,
+   X-Forwarded-For, -Proto, -Host, -Port, framing or WebSocket's two, and
+   the five X-Client-* of a client-auth site): kept free of the limit. */
+#define H2REQ_ADDED_FIELDS	13
 #define H2REQ_MAX_FIELDS	(HTTP1_MAX_HEADERS - H2REQ_ADDED_FIELDS)
 
 struct h2req_span {

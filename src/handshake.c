@@ -54,7 +54,9 @@ hs_close(struct handshake *h, const char *reason)
 /*
  * A handshake refused for want of a certificate (acme mode: none issued
  * yet for the name, or acme-tls/1 without a pending challenge) says why,
- * in one ACME line; any other failure is the client's business (debug).
+ * in one ACME line; one refused for the client's certificate (a site with
+ * client-auth "required": none sent, expired, unknown issuer ...) in one
+ * CLIENT_CERT line; any other failure is the client's business (debug).
  */
 static void
 hs_failed(struct handshake *h)
@@ -68,6 +70,12 @@ hs_failed(struct handshake *h)
 		log_event_cstr(&ev, "client_ip", h->cl.client_ip);
 		log_event_str(&ev, "name", len > 0 ? name : "-",
 		    len > 0 ? len : 1);
+		log_event_cstr(&ev, "error", why);
+		log_event_end(&ev);
+	} else if ((why = tls_conn_auth_refusal(h->cl.tls, &name)) != NULL) {
+		log_event_begin(&ev, "CLIENT_CERT");
+		log_event_cstr(&ev, "client_ip", h->cl.client_ip);
+		log_event_cstr(&ev, "site", name);
 		log_event_cstr(&ev, "error", why);
 		log_event_end(&ev);
 	}
@@ -152,31 +160,29 @@ static const struct client_ops hs_client_ops = {
 };
 
 void
-handshake_start(struct worker *wk, int fd, size_t li)
+handshake_begin(const struct client *from)
 {
-	struct gen *g = worker_gen(wk);
-	struct client from = { .wk = wk, .fd = fd, .li = li,
-	    .gen = gen_ref(g) };
+	struct client c = *from;
 	struct handshake *h;
 
-	client_peer(fd, &from.peer, from.client_ip, sizeof(from.client_ip));
-	/* Refused before any TLS work. */
-	if (!client_admit(&from)) {
-		client_drop(&from);
-		return;
-	}
-	if ((h = calloc(1, sizeof(*h))) == NULL) {
-		client_drop(&from);
-		return;
-	}
-	if ((from.tls = tls_conn_new(g->tls, li, fd)) == NULL) {
+	if ((h = calloc(1, sizeof(*h))) == NULL ||
+	    (c.tls = tls_conn_new(c.gen->tls, c.li, c.fd)) == NULL) {
 		free(h);
-		client_drop(&from);
+		client_drop(&c);
 		return;
 	}
 	h->magic = HS_MAGIC;
-	client_take(&h->cl, &hs_client_ops, h, &from);
-	h->cl.timer.repeat = g->cfg->http.handshake_timeout;
-	ev_timer_again(worker_loop(wk), &h->cl.timer);
+	client_take(&h->cl, &hs_client_ops, h, &c);
+	h->cl.timer.repeat = c.gen->cfg->http.handshake_timeout;
+	ev_timer_again(worker_loop(c.wk), &h->cl.timer);
 	hs_watch(h);
+}
+
+void
+handshake_start(struct worker *wk, int fd, size_t li)
+{
+	struct client from;
+
+	if (client_accepted_final(&from, wk, fd, li))
+		handshake_begin(&from);
 }

@@ -8,9 +8,14 @@
 
 #include <stddef.h>
 
+struct client;
 struct worker;
 
-/* Take over an accepted socket of HTTPS listener li. */
+/* Take over an accepted socket of HTTPS listener li (without
+   proxy-protocol: its peer is its client, final at once). */
 void	 handshake_start(struct worker *wk, int fd, size_t li);
+/* Take over what `from` names (client.h: wk, fd, li, gen with its
+   reference, peer and client_ip final; no TLS yet): the handshake. */
+void	 handshake_begin(const struct client *from);
 
 #endif /* PORTCULLIS_HANDSHAKE_H */

@@ -134,6 +134,11 @@ request_drops(const struct http1_header *h)
 		NAME("fastly-client-ip"), NAME("x-proxyuser-ip"),
 		NAME("x-client-cert"), NAME("ssl-client-cert"),
 		NAME("x-arr-ssl"), NAME("x-arr-clientcert"),
+		/* What client-auth sites get from us (add_client_cert):
+		   removed on every site, set only by the proxy. */
+		NAME("x-client-verify"), NAME("x-client-subject"),
+		NAME("x-client-issuer"), NAME("x-client-serial"),
+		NAME("x-client-cert-fingerprint"),
 	};
 	static const struct name prefix[] = {
 		NAME("x-forwarded-"), NAME("x-original-"), NAME("x-real-"),
@@ -197,6 +202,59 @@ add_framing(struct buf *out, enum headers_framing f, uint64_t len)
 	}
 }
 
+/* X-Client-*: what the handshake verified (headers_client_cert). */
+static int
+add_client_cert(struct buf *out, const struct headers_client_cert *c)
+{
+	if (buf_addlit(out, "X-Client-Verify: ") == -1 ||
+	    buf_addstr(out, c->verify) == -1 || buf_add(out, "\r\n", 2) == -1)
+		return -1;
+	if (strcmp(c->verify, "SUCCESS") != 0)
+		return 0;
+	if (buf_addlit(out, "X-Client-Subject: ") == -1 ||
+	    buf_addstr(out, c->subject) == -1 ||
+	    buf_addlit(out, "\r\nX-Client-Issuer: ") == -1 ||
+	    buf_addstr(out, c->issuer) == -1 ||
+	    buf_addlit(out, "\r\nX-Client-Serial: ") == -1 ||
+	    buf_addstr(out, c->serial) == -1 ||
+	    buf_addlit(out, "\r\nX-Client-Cert-Fingerprint: ") == -1 ||
+	    buf_addstr(out, c->fingerprint) == -1)
+		return -1;
+	return buf_add(out, "\r\n", 2);
+}
+
+int
+headers_escape_value(const unsigned char *in, size_t len, char *out,
+    size_t outsz)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t i, o = 0;
+	bool esc;
+
+	for (i = 0; i < len; i++) {
+		esc = in[i] < 0x20 || in[i] > 0x7e ||
+		    (in[i] == ' ' && (i == 0 || i == len - 1));
+		if (o + (esc ? 3 : 1) >= outsz) {
+			if (outsz > 0)
+				out[0] = '\0';
+			return -1;
+		}
+		if (esc) {
+			out[o++] = '\\';
+			out[o++] = hex[in[i] >> 4];
+			out[o++] = hex[in[i] & 0xf];
+		} else
+			out[o++] = (char)in[i];
+	}
+	if (o >= outsz) {
+		if (outsz > 0)
+			out[0] = '\0';
+		return -1;
+	}
+	out[o] = '\0';
+	return (int)o;
+}
+
 int
 headers_request_head(struct buf *out, const struct headers_request *r)
 {
@@ -230,6 +288,9 @@ headers_request_head(struct buf *out, const struct headers_request *r)
 	    buf_addlit(out, "\r\nX-Forwarded-Port: ") == -1 ||
 	    buf_adddec(out, r->port) == -1 || buf_add(out, "\r\n", 2) == -1 ||
 	    add_framing(out, r->framing, r->content_length) == -1)
+		return -1;
+	if (r->client_cert != NULL && add_client_cert(out, r->client_cert) ==
+	    -1)
 		return -1;
 	if (r->websocket && buf_addlit(out, "Connection: Upgrade\r\n"
 	    "Upgrade: websocket\r\n") == -1)

@@ -28,6 +28,23 @@ enum headers_framing {
 };
 
 /*
+ * A TLS client certificate, as the proxy tells the upstream of a site
+ * with client-auth (issue 18): X-Client-Verify is verify ("SUCCESS",
+ * "FAILED:reason" or "NONE"); X-Client-Subject, X-Client-Issuer,
+ * X-Client-Serial and X-Client-Cert-Fingerprint follow only with
+ * "SUCCESS" (an unverified certificate says nothing about the client).
+ * Every value is printable ASCII (DNs escaped: headers_escape_value).
+ */
+#define HEADERS_CERT_VALUE_MAX	4096	/* an escaped DN, NUL included */
+struct headers_client_cert {
+	char			 verify[64];
+	char			 subject[HEADERS_CERT_VALUE_MAX];
+	char			 issuer[HEADERS_CERT_VALUE_MAX];
+	char			 serial[64];		/* hex, upper case */
+	char			 fingerprint[65];	/* SHA-256, lower hex */
+};
+
+/*
  * A request as the proxy forwards it: what the frontend parsed (HTTP/1.1)
  * or translated (HTTP/2, h2req.c), and the three facts only the proxy
  * knows (the client's address, TLS, the listener's port).
@@ -46,6 +63,9 @@ struct headers_request {
 	bool			 tls;		/* X-Forwarded-Proto https/http */
 	uint16_t		 port;		/* X-Forwarded-Port: the
 						   listener's */
+	/* A site with client-auth: what its connection's handshake
+	   verified (X-Client-*); NULL: none of those fields. */
+	const struct headers_client_cert *client_cert;
 };
 
 struct headers_response {
@@ -88,10 +108,24 @@ size_t	 headers_first_connection(const struct http1_header *fields,
  * -Proto, -Host and -Port, in that order after the forwarded fields), and
  * not one an upstream would take for a proxy's word (every X-Forwarded-*,
  * X-Original-*, X-Real-*, X-SSL-* field, Forwarded, True-Client-IP,
- * Client-IP ...: the list is in headers.c and doc/portcullis.8).
+ * Client-IP, the X-Client-* of client certificates ...: the list is in
+ * headers.c and doc/portcullis.8).
  */
 bool	 headers_request_forwards(const struct http1_header *h,
 	    const struct http1_header *fields, size_t n);
+
+/*
+ * Escape len bytes of in (a DN in RFC 4514 form, which may hold any
+ * byte) into out (outsz bytes, NUL included) as a safe field value:
+ * printable ASCII stays, every other byte (controls, DEL, bytes of
+ * UTF-8 sequences) becomes RFC 4514's hex escape, a backslash and two
+ * upper-case hex digits, so the value is still a DN in RFC 4514 syntax
+ * and means the same.  Leading and trailing spaces are escaped too (a
+ * field value's are not kept).  The length written, or -1 when it does
+ * not fit (out is then "").
+ */
+int	 headers_escape_value(const unsigned char *in, size_t len, char *out,
+	    size_t outsz);
 
 /* The three digits of a status in 0..999 (no printf on the hot path). */
 void	 headers_status_digits(char out[3], int status);

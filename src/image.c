@@ -16,6 +16,7 @@
  *                cert key
  *                nsites { host wildcard backend cert key
  *                         rate-own [rate-rps(bits) rate-burst]
+ *                         client-auth client-ca
  *                         npaths { prefix replace-path backend } }
  *                [tls-mode acme:
  *                 ndomains { domain } domains-set directory contact
@@ -23,6 +24,9 @@
  *                 [secrets 1: eab-hmac-key]
  *                 nacme-certs { name cert key }
  *                 nchallenges { type name token keyauth digest[32] }] }
+ *   nlisteners times (proxyin.h, in the listeners' order)
+ *              { proxy-protocol ntrusted { family bits addr[16] }
+ *                real-ip-header }
  *   magic
  *
  * where a backend is:
@@ -46,16 +50,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cidr.h"
 #include "control.h"
 #include "image.h"
 #include "ratelimit.h"
 #include "util.h"
 
+static const unsigned char zeros16[16];
+
 #define IMAGE_MAX	(256u * 1024 * 1024)
 #define STR_MAX		1024
 /* The fewest bytes a listener / a site can take: bounds counts early. */
 #define LISTENER_MIN	(1 + 16 + 2 + 2 + 4 + 1 + 4 + 4 + 4)
-#define SITE_MIN	(4 + 1 + BACKEND_MIN + 4 + 4 + 1 + 4)
+#define SITE_MIN	(4 + 1 + BACKEND_MIN + 4 + 4 + 1 + 1 + 4 + 4)
 #define UPSTREAM_MIN	(4 + 1 + 4 + 1 + 4 + 16 + 4)
 #define BACKEND_MIN	(4 + UPSTREAM_MIN + 1 + 4 + 4 + 1 + 16 + 1)
 #define PATH_MIN	(4 + 1 + 4 + BACKEND_MIN)
@@ -198,6 +205,8 @@ put_site(struct wbuf *w, const struct config_site *s)
 		put_rate(w, s->rate_rps);
 		put_u32(w, s->rate_burst);
 	}
+	put_u8(w, (uint8_t)s->client_auth);
+	put_u32(w, s->client_ca);
 	put_u32(w, (uint32_t)s->npaths);
 	for (i = 0; i < s->npaths; i++) {
 		put_str(w, s->paths[i].prefix);
@@ -271,6 +280,22 @@ put_listener(struct wbuf *w, const struct config_listener *l, bool secrets)
 		put_acme(w, l, secrets);
 }
 
+/* A listener's proxy-protocol, trusted-proxies and real-ip-header. */
+static void
+put_listener_proxy(struct wbuf *w, const struct config_listener *l)
+{
+	size_t i;
+
+	put_u8(w, l->proxy_protocol ? 1 : 0);
+	put_u32(w, (uint32_t)l->ntrusted);
+	for (i = 0; i < l->ntrusted; i++) {
+		put_u8(w, l->trusted[i].family);
+		put_u8(w, l->trusted[i].bits);
+		put(w, l->trusted[i].addr, sizeof(l->trusted[i].addr));
+	}
+	put_str(w, l->real_ip_header);
+}
+
 static void
 put_http(struct wbuf *w, const struct config_http *h)
 {
@@ -320,6 +345,8 @@ encode(const struct config *cfg, uint64_t gen, bool secrets,
 		put_u32(&w, (uint32_t)cfg->nlisteners);
 		for (i = 0; i < cfg->nlisteners; i++)
 			put_listener(&w, &cfg->listeners[i], secrets);
+		for (i = 0; i < cfg->nlisteners; i++)
+			put_listener_proxy(&w, &cfg->listeners[i]);
 		put_u32(&w, IMAGE_MAGIC);
 		if (w.err)
 			break;
@@ -742,6 +769,19 @@ get_paths(struct rbuf *r, struct config_site *s)
 	}
 }
 
+/* client-auth and its CA, a file among those read (issue 18). */
+static void
+get_client_auth(struct rbuf *r, struct config_site *s)
+{
+	uint8_t auth = get_u8(r);
+
+	s->client_ca = get_u32(r);
+	s->client_auth = (enum config_client_auth)auth;
+	if (r->err || auth > CONFIG_CLIENT_AUTH_OPTIONAL ||
+	    !config_client_auth_ok(s, r->nfiles))
+		r->err = true;
+}
+
 static void
 get_site(struct rbuf *r, struct config_site *s)
 {
@@ -760,6 +800,7 @@ get_site(struct rbuf *r, struct config_site *s)
 		return;
 	get_tls(r, &s->tls, false, false);
 	get_site_limit(r, s);
+	get_client_auth(r, s);
 	get_paths(r, s);
 }
 
@@ -912,6 +953,57 @@ get_listener(struct rbuf *r, struct config_listener *l, bool secrets)
 		get_acme(r, l, secrets);
 }
 
+/*
+ * The rules config.c enforces: ranges in canonical form (they print and
+ * parse back the same: host bits 0), the list required by proxy-protocol
+ * and real-ip-header, a field name real-ip-header accepts.
+ */
+static void
+get_listener_proxy(struct rbuf *r, struct config_listener *l)
+{
+	char text[CIDR_TEXT_MAX], why[64];
+	const unsigned char *a;
+	struct cidr back;
+	uint8_t pp = get_u8(r);
+	uint32_t n, i;
+
+	n = get_count(r, CONFIG_MAX_TRUSTED, 2 + 16);
+	if (pp > 1) {
+		r->err = true;
+		return;
+	}
+	l->proxy_protocol = pp == 1;
+	l->trusted = get_array(r, n, sizeof(*l->trusted));
+	for (i = 0; i < n && !r->err; i++, l->ntrusted++) {
+		struct cidr *c = &l->trusted[i];
+
+		c->family = get_u8(r);
+		c->bits = get_u8(r);
+		if ((a = get(r, sizeof(c->addr))) == NULL)
+			return;
+		memcpy(c->addr, a, sizeof(c->addr));
+		if ((c->family != 4 && c->family != 6) ||
+		    c->bits > (c->family == 4 ? 32 : 128) ||
+		    (c->family == 4 && memcmp(c->addr + 4, zeros16, 12) != 0)) {
+			r->err = true;
+			return;
+		}
+		cidr_format(c, text);
+		if (cidr_parse(text, strlen(text), &back, why,
+		    sizeof(why)) != 0 ||
+		    memcmp(&back, c, sizeof(back)) != 0)
+			r->err = true;
+	}
+	l->real_ip_header = get_opt_str(r, CONFIG_REAL_IP_MAX);
+	if (r->err)
+		return;
+	if ((l->proxy_protocol || l->real_ip_header != NULL) && n == 0)
+		r->err = true;
+	if (l->real_ip_header != NULL &&
+	    !config_real_ip_header_ok(l->real_ip_header))
+		r->err = true;
+}
+
 /* The ranges config.c enforces. */
 static void
 get_http(struct rbuf *r, struct config_http *h)
@@ -1000,6 +1092,8 @@ image_decode(const unsigned char *buf, size_t len, struct config **out,
 	cfg->nlisteners = n;
 	for (i = 0; i < n && !r.err; i++)
 		get_listener(&r, &cfg->listeners[i], secrets == 1);
+	for (i = 0; i < n && !r.err; i++)
+		get_listener_proxy(&r, &cfg->listeners[i]);
 	if (get_u32(&r) != IMAGE_MAGIC || r.err || r.off != r.len)
 		goto fail;
 	*out = cfg;

@@ -23,12 +23,14 @@
 #include "acme.h"
 #include "config.h"
 #include "ctl.h"
+#include "gen.h"
 #include "h1conn.h"
 #include "handshake.h"
 #include "health.h"
 #include "listen.h"
 #include "master.h"
 #include "prober.h"
+#include "proxyin.h"
 #include "tls.h"
 #include "uptls.h"
 #include "util.h"
@@ -49,16 +51,30 @@ absolute_path(const char *path)
 	return abs;
 }
 
+/* Whether listener li reads a PROXY header first (static: any
+   generation says the same). */
+static bool
+proxy_protocol(struct worker *wk, size_t li)
+{
+	return worker_gen(wk)->cfg->listeners[li].proxy_protocol;
+}
+
 static void
 accept_https(struct worker *wk, int fd, const struct listen_sock *ls)
 {
-	handshake_start(wk, fd, ls->listener);
+	if (proxy_protocol(wk, ls->listener))
+		proxyin_start(wk, fd, ls->listener, handshake_begin);
+	else
+		handshake_start(wk, fd, ls->listener);
 }
 
 static void
 accept_http(struct worker *wk, int fd, const struct listen_sock *ls)
 {
-	h1_accept(wk, fd, ls->listener);
+	if (proxy_protocol(wk, ls->listener))
+		proxyin_start(wk, fd, ls->listener, h1_start);
+	else
+		h1_accept(wk, fd, ls->listener);
 }
 
 static void

@@ -77,7 +77,8 @@ struct exchange {
 	const struct config_backend *be;	/* where it goes */
 	const char		*site;		/* its site's name, for logs */
 	const char		*prefix;	/* its path block's, or NULL */
-	const struct sockaddr	*peer;		/* the client */
+	const struct sockaddr	*peer;		/* the client: &client, or NULL */
+	struct sockaddr_storage	 client;	/* a copy: the request's may go */
 	int			 sticky;
 	const struct config_upstream *up;	/* the one chosen, or NULL */
 	int			 upi;		/* its index in be->ups */
@@ -1134,7 +1135,12 @@ ex_new(struct proxy_ctx *ctx, const struct proxy_request *req,
 	ex->be = req->be;
 	ex->site = req->site;
 	ex->prefix = req->prefix;
-	ex->peer = req->peer;
+	if (req->peer != NULL) {
+		memcpy(&ex->client, req->peer, req->peer->sa_family == AF_INET6 ?
+		    sizeof(struct sockaddr_in6) : req->peer->sa_family ==
+		    AF_INET ? sizeof(struct sockaddr_in) : sizeof(sa_family_t));
+		ex->peer = (const struct sockaddr *)&ex->client;
+	}
 	ex->sticky = req->sticky;
 	ex->fd = -1;
 	ex->method = req->h.method_id;

@@ -68,10 +68,14 @@ struct proxy_request {
 	const struct uptls_backend *tls;
 	const char		*site;
 	const char		*prefix;	/* its path block's, or NULL */
-	/* The client (ip-hash), valid until done(); and the upstream its
-	   sticky cookie names (an index into be->ups), or -1. */
+	/* The client (ip-hash; the exchange keeps a copy), and the
+	   upstream its sticky cookie names (an index into be->ups), or -1. */
 	const struct sockaddr	*peer;
 	int			 sticky;
+	/* Where peer and h.client_ip point when real-ip-header named the
+	   client (request.c); else they point at the connection's. */
+	struct sockaddr_storage	 real_peer;
+	char			 real_ip[INET6_ADDRSTRLEN];
 	/* What h.path points into when admission made the target itself
 	   (replace-path), or NULL: request_release() frees it. */
 	char			*target;

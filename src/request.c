@@ -8,9 +8,11 @@
 #include <string.h>
 
 #include "balance.h"
+#include "cidr.h"
 #include "log.h"
 #include "path.h"
 #include "ratelimit.h"
+#include "realip.h"
 #include "request.h"
 #include "route.h"
 #include "tls.h"
@@ -229,6 +231,43 @@ sticky_of(const struct proxy_request *pr)
 	return -1;
 }
 
+/*
+ * The request's client: the connection's, unless the listener has
+ * real-ip-header and the connection's client (the TCP peer, or the
+ * source its PROXY header named) is a trusted proxy, whose header then
+ * names it (realip.h).  Everything after goes by pr->peer and
+ * pr->h.client_ip: the rate limit, the access rules, ip-hash,
+ * X-Forwarded-For and X-Real-IP, the log lines.
+ */
+static void
+real_ip(const struct request_conn *conn, const struct gen *g,
+    struct proxy_request *pr)
+{
+	const struct config_listener *l = &g->cfg->listeners[conn->li];
+	const struct http1_header *f;
+	struct realip r;
+	size_t i, n;
+
+	pr->peer = conn->peer;
+	pr->h.client_ip = conn->client_ip;
+	if (l->real_ip_header == NULL || conn->peer == NULL ||
+	    cidr_find(l->trusted, l->ntrusted, conn->peer) < 0)
+		return;
+	n = strlen(l->real_ip_header);
+	realip_init(&r, l->trusted, l->ntrusted);
+	for (i = 0; i < pr->h.nfields; i++) {
+		f = &pr->h.fields[i];
+		if (util_strcaseeq(f->name.p, f->name.len, l->real_ip_header,
+		    n))
+			realip_add(&r, f->value.p, f->value.len);
+	}
+	if (!realip_result(&r, &pr->real_peer))
+		return;
+	util_addr_text(&pr->real_peer, pr->real_ip, sizeof(pr->real_ip));
+	pr->peer = (const struct sockaddr *)&pr->real_peer;
+	pr->h.client_ip = pr->real_ip;
+}
+
 const struct config_site *
 request_admit(const struct request_conn *conn, const struct gen *g,
     struct proxy_request *pr, struct http1_slice target, uint64_t body_seen,
@@ -245,8 +284,8 @@ request_admit(const struct request_conn *conn, const struct gen *g,
 	pr->site = NULL;
 	pr->prefix = NULL;
 	pr->target = NULL;
-	pr->peer = conn->peer;
 	pr->sticky = -1;
+	real_ip(conn, g, pr);
 
 	if (pr->h.host.len > 0)
 		hlen = route_normalize_host(pr->h.host.p, pr->h.host.len, host,
@@ -258,7 +297,7 @@ request_admit(const struct request_conn *conn, const struct gen *g,
 
 	site = route_lookup(g->routes, conn->li, host, (size_t)hlen);
 	/* Unknown hosts too: a scan of names is as much load as any. */
-	rq = (struct ratelimit_req){ conn->peer, conn->client_ip, host,
+	rq = (struct ratelimit_req){ pr->peer, pr->h.client_ip, host,
 	    (size_t)hlen, target.p, target.len };
 	if (!ratelimit_admit(conn->rl, g->cfg, site, &rq, &retry)) {
 		answer(ans, 429, false);
@@ -275,6 +314,19 @@ request_admit(const struct request_conn *conn, const struct gen *g,
 	    conn->gen == g ? site : route_lookup(conn->gen->routes, conn->li,
 	    host, (size_t)hlen), host, (size_t)hlen))
 		return answer(ans, 421, false);
+	/* client-auth: only a handshake for this very site (its name, mode
+	   and CA, in the request's generation) verified what the site
+	   asks; another SNI on a shared certificate, no SNI, a session
+	   resumed from another site, an HTTP/2 connection reused for
+	   another host, or a reload that changed the CA: 421. */
+	if (site->client_auth != CONFIG_CLIENT_AUTH_NONE &&
+	    (conn->auth_id == 0 ||
+	    conn->auth_id != tls_ctx_auth_id(g->tls, conn->li, site))) {
+		log_debug("%s: %s: client-auth site, and the connection's "
+		    "handshake verified no certificate for it: 421",
+		    conn->client_ip, site->host);
+		return answer(ans, 421, false);
+	}
 	if (pr->h.method_id == HTTP1_METHOD_CONNECT) {
 		answer(ans, 405, false);
 		ans->name = "Allow";
@@ -283,7 +335,7 @@ request_admit(const struct request_conn *conn, const struct gen *g,
 	}
 	if (head_over_limit(g->cfg->body_limit, pr, body_seen))
 		return answer(ans, 413, true);
-	if ((pr->be = path_route(site, pr, conn->client_ip, ans)) == NULL)
+	if ((pr->be = path_route(site, pr, pr->h.client_ip, ans)) == NULL)
 		return NULL;
 	if (pr->be->balance == CONFIG_LB_STICKY)
 		pr->sticky = sticky_of(pr);
@@ -291,7 +343,8 @@ request_admit(const struct request_conn *conn, const struct gen *g,
 		pr->tls = uptls_ctx_backend(g->uptls, pr->be);
 
 	pr->site = site->host;
-	pr->h.client_ip = conn->client_ip;
+	pr->h.client_cert = site->client_auth != CONFIG_CLIENT_AUTH_NONE ?
+	    conn->client_cert : NULL;
 	pr->h.tls = true;
 	pr->h.port = g->cfg->listeners[conn->li].https_port;
 	return site;

@@ -15,6 +15,8 @@
  *   the rate limit, known hosts or not (429 + Retry-After)
  *   no such site (404)
  *   a host the connection's certificate is not for (421)
+ *   a site with client-auth whose certificate the connection's handshake
+ *     did not verify for that very site (421)
  *   CONNECT, which we do not proxy (405 + Allow)
  *   a body over the limit (413)
  *   the path, normalised (path.h): one that does not normalise, or that
@@ -50,6 +52,10 @@ struct request_conn {
 	bool			 tls;		/* false: the plain port */
 	const struct gen	*gen;		/* its TLS session's generation */
 	uint64_t		 cert_id;	/* the certificate it was given */
+	/* The client-auth site its handshake verified a certificate for
+	   (tls_conn_auth_id; 0: none), and what it verified. */
+	uint64_t		 auth_id;
+	const struct headers_client_cert *client_cert;
 	const struct sockaddr	*peer;		/* the rate limit's key */
 	const char		*client_ip;
 	struct ratelimit	*rl;		/* NULL: no rate limit */

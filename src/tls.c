@@ -18,6 +18,7 @@
 #include <gnutls/abstract.h>
 
 #include "acmecrypto.h"
+#include "headers.h"
 #include "route.h"
 #include "tls.h"
 #include "tlsio.h"
@@ -76,6 +77,21 @@ struct tls_name {
 };
 
 /*
+ * A site's client-auth (issue 18): its mode, its trust (the certificates
+ * of its client-ca-file, shared by the sites that name the same file:
+ * same bytes, same trust) and its id, a hash of the site's name, the mode
+ * and the CA bytes, equal in every generation for the same three.  A
+ * connection whose handshake was for the site holds that id; admission
+ * gives the site's requests only to such a connection.
+ */
+struct tls_auth {
+	enum config_client_auth	 mode;		/* NONE: the site asks none */
+	gnutls_x509_trust_list_t tl;		/* the ctx's, by file */
+	uint64_t		 id;
+	const char		*host;		/* the site's, for log lines */
+};
+
+/*
  * A listener's certificates, in one array: [0] the listener's own (none in
  * acme mode: no chain), then the sites' own, the ACME certificates (one
  * per name) and the TLS-ALPN-01 challenge certificates (one per pending
@@ -87,6 +103,7 @@ struct tls_listener {
 	size_t			 ncap;		/* allocated */
 	const struct config_site *sites;	/* the listener's, for indexing */
 	size_t			*site_cert;	/* per site: index in certs */
+	struct tls_auth		*auth;		/* per site */
 	size_t			 nsites;
 	struct tls_name		*acme;		/* issued certificates */
 	size_t			 nacme;
@@ -103,6 +120,10 @@ struct tls_ctx {
 	struct tls_listener	*l;
 	size_t			 nl;
 	bool			 h2;	/* ALPN offers h2 */
+	/* The trust of client-ca-files, by index in the config's files
+	   (NULL: no site names it). */
+	gnutls_x509_trust_list_t *trust;
+	size_t			 ntrust;
 };
 
 struct tls_conn {
@@ -118,6 +139,15 @@ struct tls_conn {
 	char			 refused_name[CONFIG_HOST_MAX + 1];
 	size_t			 refused_len;
 	uint64_t		 cert_id;
+	/* The site with client-auth its ClientHello named, or NULL; once
+	   verified (verify_client), what it found (its id, the facts). */
+	const struct tls_auth	*auth;
+	bool			 auth_done;
+	uint64_t		 auth_id;	/* 0: verified for no site */
+	struct headers_client_cert *cc;	/* NULL without auth */
+	const char		*auth_refused;	/* why the handshake failed */
+	gnutls_alert_description_t auth_alert;	/* 0: GnuTLS's choice */
+	unsigned char		 akey[TICKET_KEY_SIZE];	/* auth's tickets */
 	int			 fd;
 	struct tlsio		 io;		/* its records over fd */
 };
@@ -415,6 +445,18 @@ name_cert(const struct tls_listener *tl, const struct config_site *site,
 	return 0;
 }
 
+/* The client-auth of site (NULL: none, or the site asks none). */
+static const struct tls_auth *
+site_auth(const struct tls_listener *tl, const struct config_site *site)
+{
+	const struct tls_auth *a;
+
+	if (site == NULL || site < tl->sites || site >= tl->sites + tl->nsites)
+		return NULL;
+	a = &tl->auth[site - tl->sites];
+	return a->mode == CONFIG_CLIENT_AUTH_NONE ? NULL : a;
+}
+
 /* Whether the ClientHello's ALPN made us pick acme-tls/1. */
 static bool
 alpn_is_acme(gnutls_session_t s)
@@ -433,16 +475,18 @@ alpn_is_acme(gnutls_session_t s)
  * pending challenge), with c->refused saying why.
  */
 static int
-session_cert(struct tls_conn *c, size_t *idx)
+session_cert(struct tls_conn *c, size_t *idx, const struct tls_auth **auth)
 {
 	const struct tls_listener *tl = &c->ctx->l[c->li];
 	const struct tls_name *ch;
 	char name[CONFIG_HOST_MAX + 2];
 	char norm[CONFIG_HOST_MAX + 1];
+	const struct config_site *site = NULL;
 	size_t len = sizeof(name) - 1;
 	unsigned type;
 	int n = -1;
 
+	*auth = NULL;
 	if (gnutls_server_name_get(c->s, name, &len, &type, 0) == 0 &&
 	    type == GNUTLS_NAME_DNS)
 		n = route_normalize_host(name, len, norm, sizeof(norm));
@@ -460,12 +504,261 @@ session_cert(struct tls_conn *c, size_t *idx)
 		    "challenge";
 		return -1;
 	}
-	*idx = name_cert(tl, n > 0 ? route_lookup(c->ctx->rt, c->li, norm,
-	    (size_t)n) : NULL, n > 0 ? norm : NULL, (size_t)n);
+	if (n > 0)
+		site = route_lookup(c->ctx->rt, c->li, norm, (size_t)n);
+	*idx = name_cert(tl, site, n > 0 ? norm : NULL, (size_t)n);
+	*auth = site_auth(tl, site);
 	if (tl->certs[*idx].npcert == 0) {
 		c->refused = "no certificate yet";
 		return -1;
 	}
+	return 0;
+}
+
+/*
+ * Client certificates (issue 18).  A ClientHello whose SNI names a site
+ * with client-auth (exactly or by its wildcard, as routing does) gets a
+ * CertificateRequest (REQUIRE or REQUEST), and the certificate the client
+ * sends is verified against that site's own trust (its client-ca-file, a
+ * gnutls_x509_trust_list of the ctx's, never the credential's, which all
+ * sites share): the chain, its dates, and its purpose (extended key usage
+ * TLS client authentication if it names any; key usage digitalSignature
+ * if it has one).  The session's tickets are encrypted under a key of the
+ * site's own (HMAC of the certificate's key and the site's auth id), so
+ * that a session resumes only where the ClientHello names the same site
+ * with the same mode and CA bytes; the certificate GnuTLS restores with
+ * it is verified again after such a handshake (it may have expired
+ * since).
+ */
+
+const char *
+tls_verify_reason(unsigned status)
+{
+	static const struct {
+		unsigned	 bit;
+		const char	*why;
+	} reasons[] = {
+		{ GNUTLS_CERT_SIGNER_NOT_FOUND, "unknown-issuer" },
+		{ GNUTLS_CERT_REVOKED, "revoked" },
+		{ GNUTLS_CERT_EXPIRED, "expired" },
+		{ GNUTLS_CERT_NOT_ACTIVATED, "not-yet-valid" },
+		{ GNUTLS_CERT_SIGNER_NOT_CA, "issuer-not-ca" },
+		{ GNUTLS_CERT_PURPOSE_MISMATCH, "not-for-client-auth" },
+		{ GNUTLS_CERT_INSECURE_ALGORITHM, "insecure-algorithm" },
+		{ GNUTLS_CERT_SIGNATURE_FAILURE, "bad-signature" },
+		{ GNUTLS_CERT_SIGNER_CONSTRAINTS_FAILURE,
+		    "issuer-constraints" },
+	};
+	size_t i;
+
+	for (i = 0; i < nitems(reasons); i++)
+		if (status & reasons[i].bit)
+			return reasons[i].why;
+	return "invalid";
+}
+
+/* The TLS alert of a verification's reason. */
+static gnutls_alert_description_t
+reason_alert(const char *why)
+{
+	if (strcmp(why, "expired") == 0 || strcmp(why, "not-yet-valid") == 0)
+		return GNUTLS_A_CERTIFICATE_EXPIRED;
+	if (strcmp(why, "unknown-issuer") == 0)
+		return GNUTLS_A_UNKNOWN_CA;
+	if (strcmp(why, "revoked") == 0)
+		return GNUTLS_A_CERTIFICATE_REVOKED;
+	if (strcmp(why, "not-for-client-auth") == 0 ||
+	    strcmp(why, "key-usage") == 0)
+		return GNUTLS_A_UNSUPPORTED_CERTIFICATE;
+	return GNUTLS_A_BAD_CERTIFICATE;
+}
+
+/* No certificate where one is required: TLS 1.3 has an alert for it
+   (RFC 8446 4.4.2.4), TLS 1.2 says handshake_failure (RFC 5246 7.4.6). */
+static gnutls_alert_description_t
+none_alert(gnutls_session_t s)
+{
+	return gnutls_protocol_get_version(s) == GNUTLS_TLS1_3 ?
+	    GNUTLS_A_CERTIFICATE_REQUIRED : GNUTLS_A_HANDSHAKE_FAILURE;
+}
+
+static void
+hex(const unsigned char *p, size_t n, char *out, bool upper)
+{
+	const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 0xf];
+	}
+	out[2 * n] = '\0';
+}
+
+/* A DN (dn3: the subject's or issuer's) escaped into out. */
+static int
+dn_fact(gnutls_x509_crt_t crt, bool issuer, char *out, size_t outsz)
+{
+	gnutls_datum_t d = { NULL, 0 };
+	int ret;
+
+	ret = issuer ? gnutls_x509_crt_get_issuer_dn3(crt, &d, 0) :
+	    gnutls_x509_crt_get_dn3(crt, &d, 0);
+	if (ret < 0)
+		return -1;
+	ret = headers_escape_value(d.data, d.size, out, outsz);
+	gnutls_free(d.data);
+	return ret < 0 ? -1 : 0;
+}
+
+/* The facts of a verified leaf; NULL, or why they cannot be told. */
+static const char *
+cert_facts(gnutls_x509_crt_t crt, struct headers_client_cert *cc)
+{
+	unsigned char buf[64], *p;
+	size_t n;
+
+	if (dn_fact(crt, false, cc->subject, sizeof(cc->subject)) == -1 ||
+	    dn_fact(crt, true, cc->issuer, sizeof(cc->issuer)) == -1)
+		return "dn-too-long";
+	n = sizeof(buf);
+	if (gnutls_x509_crt_get_serial(crt, buf, &n) < 0 || n == 0)
+		return "bad-serial";
+	/* The number, as OpenSSL and nginx print it: no leading zero
+	   byte (DER adds one to keep a number positive). */
+	for (p = buf; n > 1 && *p == 0; p++)
+		n--;
+	if (n > (sizeof(cc->serial) - 1) / 2)
+		return "bad-serial";
+	hex(p, n, cc->serial, true);
+	n = sizeof(buf);
+	if (gnutls_x509_crt_get_fingerprint(crt, GNUTLS_DIG_SHA256, buf,
+	    &n) < 0 || n != 32)
+		return "invalid";
+	hex(buf, n, cc->fingerprint, false);
+	return NULL;
+}
+
+/* Why chain[0..n) is not a client certificate of trust tl, or NULL. */
+static const char *
+chain_verify(gnutls_x509_trust_list_t tl, gnutls_x509_crt_t *chain,
+    unsigned n)
+{
+	gnutls_typed_vdata_st purpose = { GNUTLS_DT_KEY_PURPOSE_OID,
+	    (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT, 0 };
+	unsigned status = 0, ku = 0, crit;
+
+	if (gnutls_x509_trust_list_verify_crt2(tl, chain, n, &purpose, 1, 0,
+	    &status, NULL) < 0)
+		return "invalid";
+	if (status != 0)
+		return tls_verify_reason(status);
+	if (gnutls_x509_crt_get_key_usage(chain[0], &ku, &crit) >= 0 &&
+	    !(ku & GNUTLS_KEY_DIGITAL_SIGNATURE))
+		return "key-usage";
+	return NULL;
+}
+
+/*
+ * Verify the peer's certificate for c->auth, once, and keep what was
+ * found.  -1 when the site requires one and this is not a good one
+ * (c->auth_refused says why), else 0.
+ */
+static int
+verify_client(struct tls_conn *c)
+{
+	struct headers_client_cert *cc = c->cc;
+	gnutls_x509_crt_t chain[MAX_CHAIN];
+	const gnutls_datum_t *peers;
+	const char *why = NULL;
+	unsigned i, n = 0, have = 0;
+
+	if (c->auth_done)
+		return c->auth_refused != NULL ? -1 : 0;
+	c->auth_done = true;
+	memset(cc, 0, sizeof(*cc));
+	peers = gnutls_certificate_get_peers(c->s, &n);
+	if (peers == NULL || n == 0)
+		why = "no-certificate";
+	else if (n > MAX_CHAIN)
+		why = "chain-too-long";
+	for (i = 0; why == NULL && i < n; i++) {
+		if (gnutls_x509_crt_init(&chain[i]) < 0) {
+			why = "invalid";
+			break;
+		}
+		have++;
+		if (gnutls_x509_crt_import(chain[i], &peers[i],
+		    GNUTLS_X509_FMT_DER) < 0)
+			why = "invalid";
+	}
+	if (why == NULL)
+		why = chain_verify(c->auth->tl, chain, n);
+	if (why == NULL)
+		why = cert_facts(chain[0], cc);
+	for (i = 0; i < have; i++)
+		gnutls_x509_crt_deinit(chain[i]);
+	if (why == NULL) {
+		memcpy(cc->verify, "SUCCESS", sizeof("SUCCESS"));
+		c->auth_id = c->auth->id;
+		return 0;
+	}
+	memset(cc, 0, sizeof(*cc));
+	if (strcmp(why, "no-certificate") == 0)
+		memcpy(cc->verify, "NONE", sizeof("NONE"));
+	else
+		snprintf(cc->verify, sizeof(cc->verify), "FAILED:%s", why);
+	if (c->auth->mode == CONFIG_CLIENT_AUTH_REQUIRED) {
+		c->auth_refused = why;
+		c->auth_alert = strcmp(why, "no-certificate") == 0 ?
+		    none_alert(c->s) : reason_alert(why);
+		return -1;
+	}
+	c->auth_id = c->auth->id;
+	return 0;
+}
+
+/* GnuTLS calls it with the client's Certificate: a bad one for a site
+   that requires one ends the handshake (with auth_alert). */
+static int
+verify_cb(gnutls_session_t s)
+{
+	struct tls_conn *c = gnutls_session_get_ptr(s);
+
+	if (c == NULL || c->magic != TLS_CONN_MAGIC || c->auth == NULL)
+		return -1;
+	return verify_client(c);
+}
+
+/*
+ * The ClientHello named a site with client-auth: ask for a certificate,
+ * verify it (verify_cb), and encrypt tickets under the site's own key
+ * (in *key: the certificate's key on the way in).
+ */
+static int
+auth_start(struct tls_conn *c, const struct tls_auth *auth,
+    gnutls_datum_t *key)
+{
+	static const char label[] = "portcullis client-auth ticket key 1";
+	gnutls_hmac_hd_t h;
+
+	if (c->cc == NULL && (c->cc = calloc(1, sizeof(*c->cc))) == NULL)
+		return GNUTLS_E_MEMORY_ERROR;
+	if (gnutls_hmac_init(&h, GNUTLS_MAC_SHA512, key->data, key->size) < 0)
+		return GNUTLS_E_INTERNAL_ERROR;
+	if (gnutls_hmac(h, label, sizeof(label)) < 0 ||
+	    gnutls_hmac(h, &auth->id, sizeof(auth->id)) < 0) {
+		gnutls_hmac_deinit(h, NULL);
+		return GNUTLS_E_INTERNAL_ERROR;
+	}
+	gnutls_hmac_deinit(h, c->akey);
+	key->data = c->akey;
+	key->size = TICKET_KEY_SIZE;
+	c->auth = auth;
+	gnutls_certificate_server_set_request(c->s,
+	    auth->mode == CONFIG_CLIENT_AUTH_REQUIRED ? GNUTLS_CERT_REQUIRE :
+	    GNUTLS_CERT_REQUEST);
+	gnutls_session_set_verify_function(c->s, verify_cb);
 	return 0;
 }
 
@@ -484,24 +777,29 @@ static int
 client_hello(gnutls_session_t s)
 {
 	struct tls_conn *c = gnutls_session_get_ptr(s);
+	const struct tls_auth *auth;
 	gnutls_datum_t key;
 	size_t idx;
 	int ret;
 
 	if (c == NULL || c->magic != TLS_CONN_MAGIC)
 		return GNUTLS_E_INTERNAL_ERROR;
-	if (session_cert(c, &idx) == -1)
+	if (session_cert(c, &idx, &auth) == -1)
 		return GNUTLS_E_UNRECOGNIZED_NAME;
-	if (idx != c->cert) {
-		if (c->hello_seen)
-			return GNUTLS_E_RECEIVED_ILLEGAL_PARAMETER;
-		key.data = c->ctx->l[c->li].certs[idx].ticket;
-		key.size = TICKET_KEY_SIZE;
-		if ((ret = gnutls_session_ticket_enable_server(s, &key)) < 0)
-			return ret;
-		c->cert = idx;
-	}
+	if (c->hello_seen)
+		return idx == c->cert && auth == c->auth ? 0 :
+		    GNUTLS_E_RECEIVED_ILLEGAL_PARAMETER;
 	c->hello_seen = true;
+	key.data = c->ctx->l[c->li].certs[idx].ticket;
+	key.size = TICKET_KEY_SIZE;
+	if (auth != NULL) {
+		if ((ret = auth_start(c, auth, &key)) < 0)
+			return ret;
+	} else if (idx == c->cert)
+		return 0;
+	if ((ret = gnutls_session_ticket_enable_server(s, &key)) < 0)
+		return ret;
+	c->cert = idx;
 	return 0;
 }
 
@@ -522,6 +820,90 @@ retrieve_cert(gnutls_session_t s, const gnutls_datum_t *req_ca UNUSED,
 	*pcert = cert->pcert;
 	*npcert = cert->npcert;
 	*key = cert->key;
+	return 0;
+}
+
+/* The id of a site's client-auth: FNV-1a of its name, mode and CA bytes. */
+static uint64_t
+auth_id(const char *host, enum config_client_auth mode,
+    const struct config_blob *ca)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	unsigned char m = (unsigned char)mode;
+	size_t i, n = strlen(host) + 1;
+
+	for (i = 0; i < n; i++) {
+		h ^= (unsigned char)host[i];
+		h *= 0x100000001b3ULL;
+	}
+	h ^= m;
+	h *= 0x100000001b3ULL;
+	for (i = 0; i < ca->len; i++) {
+		h ^= ca->data[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h == 0 ? 1 : h;
+}
+
+/* The trust of file idx (PEM certificates), made once a ctx. */
+static gnutls_x509_trust_list_t
+trust_of(struct tls_ctx *ctx, const struct config *cfg, uint32_t idx,
+    char *err, size_t errsz)
+{
+	gnutls_x509_trust_list_t tl;
+	gnutls_datum_t d;
+	int ret;
+
+	if (ctx->trust[idx] != NULL)
+		return ctx->trust[idx];
+	if ((ret = gnutls_x509_trust_list_init(&tl, 0)) < 0) {
+		snprintf(err, errsz, "client-ca-file: %s",
+		    gnutls_strerror(ret));
+		return NULL;
+	}
+	d.data = cfg->files[idx].data.data;
+	d.size = (unsigned)cfg->files[idx].data.len;
+	ret = gnutls_x509_trust_list_add_trust_mem(tl, &d, NULL,
+	    GNUTLS_X509_FMT_PEM, 0, 0);
+	if (ret <= 0) {
+		snprintf(err, errsz, "client-ca-file: %s", ret < 0 ?
+		    gnutls_strerror(ret) : "no certificate in it");
+		gnutls_x509_trust_list_deinit(tl, 1);
+		return NULL;
+	}
+	return ctx->trust[idx] = tl;
+}
+
+/* The client-auth of each site of listener cl (issue 18). */
+static int
+auth_load(struct tls_ctx *ctx, struct tls_listener *tl,
+    const struct config *cfg, const struct config_listener *cl, char *err,
+    size_t errsz)
+{
+	const struct config_site *site;
+	size_t i;
+
+	if ((tl->auth = calloc(cl->nsites + 1, sizeof(*tl->auth))) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	for (i = 0; i < cl->nsites; i++) {
+		site = &cl->sites[i];
+		if (site->client_auth == CONFIG_CLIENT_AUTH_NONE)
+			continue;
+		if (!config_client_auth_ok(site, cfg->nfiles)) {
+			snprintf(err, errsz, "site %s: client-auth without a "
+			    "client-ca-file", site->host);
+			return -1;
+		}
+		if ((tl->auth[i].tl = trust_of(ctx, cfg, site->client_ca, err,
+		    errsz)) == NULL)
+			return -1;
+		tl->auth[i].mode = site->client_auth;
+		tl->auth[i].host = site->host;
+		tl->auth[i].id = auth_id(site->host, site->client_auth,
+		    &cfg->files[site->client_ca].data);
+	}
 	return 0;
 }
 
@@ -555,9 +937,17 @@ tls_ctx_new(const struct config *cfg, const struct route_table *rt,
 		goto fail;
 	}
 	gnutls_certificate_set_retrieve_function2(ctx->cred, retrieve_cert);
+	ctx->ntrust = cfg->nfiles;
+	if ((ctx->trust = calloc(cfg->nfiles + 1, sizeof(*ctx->trust))) ==
+	    NULL) {
+		snprintf(err, errsz, "out of memory");
+		goto fail;
+	}
 	for (i = 0; i < cfg->nlisteners; i++)
 		if (listener_load(&ctx->l[i], &cfg->listeners[i], ticket_key,
-		    ticket_len, err, errsz) == -1)
+		    ticket_len, err, errsz) == -1 ||
+		    auth_load(ctx, &ctx->l[i], cfg, &cfg->listeners[i], err,
+		    errsz) == -1)
 			goto fail;
 	return ctx;
 fail:
@@ -579,8 +969,13 @@ tls_ctx_free(struct tls_ctx *ctx)
 		free(ctx->l[i].site_cert);
 		free(ctx->l[i].acme);
 		free(ctx->l[i].chall);
+		free(ctx->l[i].auth);
 	}
 	free(ctx->l);
+	for (i = 0; ctx->trust != NULL && i < ctx->ntrust; i++)
+		if (ctx->trust[i] != NULL)
+			gnutls_x509_trust_list_deinit(ctx->trust[i], 1);
+	free(ctx->trust);
 	if (ctx->cred != NULL)
 		gnutls_certificate_free_credentials(ctx->cred);
 	if (ctx->prio != NULL)
@@ -597,6 +992,15 @@ tls_ctx_cert_id(const struct tls_ctx *ctx, size_t li,
 
 	/* No chain: 0, which no certificate's id is (chain_id). */
 	return tl->certs[name_cert(tl, site, host, hlen)].id;
+}
+
+uint64_t
+tls_ctx_auth_id(const struct tls_ctx *ctx, size_t li,
+    const struct config_site *site)
+{
+	const struct tls_auth *a = site_auth(&ctx->l[li], site);
+
+	return a != NULL ? a->id : 0;
 }
 
 struct tls_conn *
@@ -650,6 +1054,8 @@ tls_conn_free(struct tls_conn *c)
 		return;
 	gnutls_deinit(c->s);
 	tlsio_release(&c->io);
+	free(c->cc);
+	gnutls_memset(c->akey, 0, sizeof(c->akey));
 	c->magic = 0;
 	free(c);
 }
@@ -701,6 +1107,13 @@ tls_conn_handshake(struct tls_conn *c)
 			   certificate is sent: its ticket was made under
 			   this certificate's key (client_hello). */
 			c->cert_id = c->ctx->l[c->li].certs[c->cert].id;
+			/* A resumed session's certificate, restored by
+			   GnuTLS, is verified now (its ticket was the
+			   site's: client_hello). */
+			if (c->auth != NULL && verify_client(c) == -1) {
+				ret = GNUTLS_E_CERTIFICATE_ERROR;
+				break;
+			}
 			return 1;
 		}
 		if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED)
@@ -709,6 +1122,18 @@ tls_conn_handshake(struct tls_conn *c)
 			break;
 	}
 	tlsio_set_error(&c->io, ret);
+	/* A site that requires a certificate, and none came. */
+	if (c->auth != NULL && c->auth->mode == CONFIG_CLIENT_AUTH_REQUIRED &&
+	    c->auth_refused == NULL && (ret == GNUTLS_E_CERTIFICATE_REQUIRED ||
+	    ret == GNUTLS_E_NO_CERTIFICATE_FOUND)) {
+		c->auth_refused = "no-certificate";
+		c->auth_alert = none_alert(c->s);
+		c->auth_done = true;
+	}
+	if (c->auth_refused != NULL && c->auth_alert != 0) {
+		(void)gnutls_alert_send(c->s, GNUTLS_AL_FATAL, c->auth_alert);
+		return -1;
+	}
 	/* Tell the client why (handshake_failure, protocol_version ...):
 	   it then reports the alert, not a connection closed mid-handshake.
 	   Best effort, never blocking (the socket is non-blocking); GnuTLS
@@ -759,6 +1184,25 @@ uint64_t
 tls_conn_cert_id(const struct tls_conn *c)
 {
 	return c->cert_id;
+}
+
+uint64_t
+tls_conn_auth_id(const struct tls_conn *c)
+{
+	return c->auth_done ? c->auth_id : 0;
+}
+
+const struct headers_client_cert *
+tls_conn_client_cert(const struct tls_conn *c)
+{
+	return c->auth_done && c->auth_id != 0 ? c->cc : NULL;
+}
+
+const char *
+tls_conn_auth_refusal(const struct tls_conn *c, const char **site)
+{
+	*site = c->auth != NULL ? c->auth->host : "-";
+	return c->auth_refused;
 }
 
 const char *

@@ -20,6 +20,17 @@
  * certificate encrypts its session tickets under a key of its own,
  * derived from the master's: a session resumes only where the ClientHello
  * selects the certificate it was made with (doc/architecture.md).
+ *
+ * Client certificates (issue 18): a ClientHello whose SNI names a site
+ * with client-auth gets a CertificateRequest, and the certificate is
+ * verified against that site's client-ca-file alone (chain, dates,
+ * purpose); "required" ends the handshake without a good one.  The
+ * connection then holds the site's auth id (a hash of its name, mode and
+ * CA bytes, equal across generations for the same three) and what was
+ * verified, which admission asks for (421 without) and the upstream gets
+ * (X-Client-*).  Such a site's tickets are under a key of its own: a
+ * session resumes only for the same site, and its certificate is
+ * verified again.
  */
 #ifndef PORTCULLIS_TLS_H
 #define PORTCULLIS_TLS_H
@@ -30,6 +41,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "headers.h"
 #include "tlsio.h"
 
 struct route_table;
@@ -80,6 +92,22 @@ void	 tls_ctx_free(struct tls_ctx *ctx);
 uint64_t tls_ctx_cert_id(const struct tls_ctx *ctx, size_t li,
 	    const struct config_site *site, const char *host, size_t hlen);
 
+/*
+ * The auth id of site (routed on listener li) when it has client-auth,
+ * else 0.  A request for such a site goes only to a connection whose
+ * tls_conn_auth_id() is this.
+ */
+uint64_t tls_ctx_auth_id(const struct tls_ctx *ctx, size_t li,
+	    const struct config_site *site);
+
+/*
+ * A GnuTLS certificate verification status (gnutls_certificate_status_t
+ * bits, not 0) in a word: "unknown-issuer", "expired", "not-yet-valid",
+ * "revoked", "issuer-not-ca", "not-for-client-auth" ... ("invalid" for
+ * anything else).  What X-Client-Verify's FAILED: and the log line say.
+ */
+const char *tls_verify_reason(unsigned status);
+
 /* A server connection on fd for listener li.  NULL if out of memory. */
 struct tls_conn *tls_conn_new(struct tls_ctx *ctx, size_t li, int fd);
 void	 tls_conn_free(struct tls_conn *c);
@@ -111,6 +139,21 @@ bool	 tls_conn_want_write(struct tls_conn *c);
 void	 tls_conn_bye(struct tls_conn *c);
 
 uint64_t tls_conn_cert_id(const struct tls_conn *c);
+/*
+ * After the handshake: the auth id of the client-auth site it was made
+ * for and verified (SUCCESS, or any outcome for an "optional" site), 0
+ * if none; and what was verified (NULL with 0).
+ */
+uint64_t tls_conn_auth_id(const struct tls_conn *c);
+const struct headers_client_cert *tls_conn_client_cert(
+	    const struct tls_conn *c);
+/*
+ * Why a failed handshake refused the client's certificate for a site
+ * that requires one ("no-certificate", "expired", "unknown-issuer" ...),
+ * with the site's name in *site; NULL when that was not why.
+ */
+const char *tls_conn_auth_refusal(const struct tls_conn *c,
+	    const char **site);
 const char *tls_conn_error(const struct tls_conn *c);
 /* "TLS1.3" etc., for logs. */
 const char *tls_conn_version(struct tls_conn *c);

@@ -5,8 +5,10 @@
 
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -256,4 +258,20 @@ util_siphash(const unsigned char key[16], const void *data, size_t len)
 	SIPROUND;
 	SIPROUND;
 	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+void
+util_addr_text(const struct sockaddr_storage *sa, char *ip, size_t iplen)
+{
+	const void *addr;
+
+	snprintf(ip, iplen, "-");
+	if (sa->ss_family == AF_INET)
+		addr = &((const struct sockaddr_in *)sa)->sin_addr;
+	else if (sa->ss_family == AF_INET6)
+		addr = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+	else
+		return;
+	if (inet_ntop(sa->ss_family, addr, ip, (socklen_t)iplen) == NULL)
+		snprintf(ip, iplen, "-");
 }

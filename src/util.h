@@ -101,6 +101,12 @@ util_strcaseeq(const char *a, size_t alen, const char *b, size_t blen)
 #define UTIL_LIT_IS(s, n, lit)						\
 	util_strcaseeq((s), (n), "" lit "", sizeof(lit) - 1)
 
+struct sockaddr_storage;
+
+/* An IPv4 or IPv6 address as text ("-" for another family). */
+void	 util_addr_text(const struct sockaddr_storage *sa, char *ip,
+	    size_t iplen);
+
 /* Monotonic seconds since an arbitrary point. */
 double	 util_now(void);
 

@@ -250,6 +250,8 @@ check_decoded(const struct config *c, bool secrets)
 			check_blob(&s->tls.cert, CONFIG_PEM_MAX);
 			check_blob(&s->tls.key, CONFIG_PEM_MAX);
 			CHECK((s->tls.cert.len == 0) == (s->tls.key.len == 0));
+			/* client-auth: its CA among the files, or none. */
+			CHECK(config_client_auth_ok(s, c->nfiles));
 		}
 	}
 }

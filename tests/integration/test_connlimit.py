@@ -288,3 +288,40 @@ def test_corrupt_table_does_not_steer_the_master(make_proxy, upstream):
         os.close(fd)
     for _ in range(2 * CAP):
         assert https_get(p.https_port, "/x")[0] == 200
+
+
+def test_behind_proxy_protocol_the_named_client_counts(make_proxy, upstream):
+    """On a proxy-protocol listener the cap counts the client a trusted
+    PROXY header names, not the balancer's address: two clients behind
+    one balancer have a cap each, and one over its cap is closed after
+    its header, before any TLS, with the named address in the line."""
+    from test_proxy_protocol import TRUSTED, connect, v2
+
+    def configure(p):
+        p.listener.update({"proxy-protocol": True,
+                           "trusted-proxies": (TRUSTED,),
+                           "max-connections-per-client": 2})
+    p = start_proxy(make_proxy, upstream, workers=2, configure=configure)
+    from conftest import tls_context
+
+    def held(client):
+        s = connect(p.https_port, source=TRUSTED)
+        s.sendall(v2(client))
+        return tls_context().wrap_socket(s, server_hostname="localhost")
+
+    a = [held("192.0.2.10") for _ in range(2)]
+    b = [held("192.0.2.11") for _ in range(2)]
+    s = connect(p.https_port, source=TRUSTED)
+    s.sendall(v2("192.0.2.10"))
+    s.settimeout(5)
+    try:
+        assert s.recv(1) == b""
+    except ConnectionResetError:
+        pass
+    s.close()
+    p.wait_log(r"CONN_LIMIT client_ip=192\.0\.2\.10 ")
+    assert "CONN_LIMIT client_ip=127.0.0.3" not in p.log()
+    a.pop().close()
+    a.append(held("192.0.2.10"))
+    for x in a + b:
+        x.close()

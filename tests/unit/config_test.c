@@ -1612,6 +1612,47 @@ test_upstream_tls_options(void **state)
 	"  site \"a.example\" {\n    upstream = \"127.0.0.1:8443\"\n"	\
 	lines "  }\n}\n"
 
+/* client-auth and client-ca-file (issue 18): every rule on its line. */
+static void
+test_client_auth_errors(void **state)
+{
+	const struct config_site *site;
+	struct config *cfg;
+
+	(void)state;
+	expect_errors(TLS_SITE(
+	    "    client-auth = \"required\"\n"),			/* 6 */
+	    NAME ":6: site \"a.example\": client-auth needs client-ca-file "
+	    "(the CA bundle client certificates are verified against)",
+	    NULL);
+	expect_errors(TLS_SITE(
+	    "    client-ca-file = \"/ca.pem\"\n"),			/* 6 */
+	    NAME ":6: site \"a.example\": client-ca-file needs client-auth "
+	    "(\"required\" or \"optional\")", NULL);
+	expect_errors(TLS_SITE(
+	    "    client-ca-file = \"/ca.pem\"\n"			/* 6 */
+	    "    client-auth = \"on\"\n"),
+	    NAME ":7: site \"a.example\": client-auth must be \"required\" "
+	    "or \"optional\"", NULL);
+	expect_errors(TLS_SITE(
+	    "    client-ca-file = \"\"\n"				/* 6 */
+	    "    client-auth = \"optional\"\n"),
+	    NAME ":6: client-ca-file must be a path", NULL);
+	/* A site's, not a path block's: the handshake knows no path. */
+	expect_first_error(TLS_SITE(
+	    "    path \"/p/\" { upstream = \"127.0.0.1:1\"\n"	/* 6 */
+	    "      client-auth = \"required\" }\n"), 7, "client-auth");
+	cfg = parse_ok(TLS_SITE(
+	    "    client-ca-file = \"/ca.pem\"\n"
+	    "    client-auth = \"optional\"\n"));
+	site = &cfg->listeners[0].sites[0];
+	assert_int_equal(site->client_auth, CONFIG_CLIENT_AUTH_OPTIONAL);
+	assert_true(site->client_ca < cfg->nfiles);
+	assert_string_equal(cfg->files[site->client_ca].path, "/ca.pem");
+	assert_true(config_client_auth_ok(site, cfg->nfiles));
+	config_free(cfg);
+}
+
 /* Every rule of the upstream TLS options, each message on its line. */
 static void
 test_upstream_tls_errors(void **state)
@@ -3827,6 +3868,66 @@ test_load_upstream_tls(void **state)
 	expect_upstream_tls_error(lines, 12, msg);
 }
 
+/* A site with client-auth and these lines (from line 10), for real. */
+static void
+expect_client_ca_error(const char *ca, const char *msg)
+{
+	struct config_errors	 e;
+	struct config		*cfg;
+	char			 site[2048];
+
+	snprintf(site, sizeof(site), "  site \"t.example\" {\n"	/* 9 */
+	    "    client-ca-file = \"%s\"\n"			/* 10 */
+	    "    client-auth = \"required\"\n"
+	    "    upstream = \"127.0.0.1:8443\"\n  }\n", ca);
+	assert_int_equal(load_with("nobody", files.cert, files.key, site,
+	    &real_ca, &cfg, &e), -1);
+	expect_one_error(&e, 10, msg);
+}
+
+/* client-ca-file is read by the master, checked as a trust store. */
+static void
+test_load_client_ca(void **state)
+{
+	struct config_errors	 e;
+	struct config		*cfg;
+	const struct config_site *site;
+	char			 lines[1024], msg[1024], missing[160], *c;
+	size_t			 clen;
+
+	(void)state;
+	if (!files.ok)
+		skip();
+	snprintf(lines, sizeof(lines), "  site \"t.example\" {\n"
+	    "    client-ca-file = \"%s\"\n    client-auth = \"required\"\n"
+	    "    upstream = \"127.0.0.1:8443\"\n  }\n", files.cert);
+	if (load_with("nobody", files.cert, files.key, lines, &real_ca, &cfg,
+	    &e) != 0) {
+		dump_errors(&e);
+		config_errors_free(&e);
+		fail_msg("a good client-ca-file was refused");
+	}
+	config_errors_free(&e);
+	site = &cfg->listeners[0].sites[1];
+	assert_int_equal(site->client_auth, CONFIG_CLIENT_AUTH_REQUIRED);
+	c = slurp(files.cert, &clen);
+	assert_int_equal(cfg->files[site->client_ca].data.len, clen);
+	assert_memory_equal(cfg->files[site->client_ca].data.data, c, clen);
+	free(c);
+	config_free(cfg);
+
+	snprintf(missing, sizeof(missing), "%s/missing.pem", files.dir);
+	snprintf(msg, sizeof(msg), "cannot read client-ca-file %s: No such "
+	    "file or directory", missing);
+	expect_client_ca_error(missing, msg);
+	snprintf(msg, sizeof(msg), "client-ca-file %s: no certificate in it",
+	    files.garbage);
+	expect_client_ca_error(files.garbage, msg);
+	snprintf(msg, sizeof(msg), "client-ca-file %s: no certificate in it",
+	    files.key);
+	expect_client_ca_error(files.key, msg);
+}
+
 /* An ACME listener with acme-ca-file = ca (line 5), loaded for real. */
 static int
 load_acme_ca(const char *ca, const struct config_opts *opts,
@@ -3963,6 +4064,92 @@ test_load_config_file_problems(void **state)
 	config_errors_free(&e);
 }
 
+/*
+ * proxy-protocol, trusted-proxies, real-ip-header (issue 18, PROXY in).
+ */
+
+#define PL(opts)	"listener {\n  bind = \"127.0.0.1\"\n" opts TLS \
+			SITE("a.example") "}\n"
+
+static void
+test_proxy_in(void **state)
+{
+	struct config	*cfg;
+	char		 buf[64];
+
+	(void)state;
+	cfg = parse_ok(VALID);
+	assert_false(cfg->listeners[0].proxy_protocol);
+	assert_int_equal(cfg->listeners[0].ntrusted, 0);
+	assert_null(cfg->listeners[0].real_ip_header);
+	config_free(cfg);
+
+	cfg = parse_ok(PL("  proxy-protocol = true\n"
+	    "  trusted-proxies = { \"10.0.0.0/8\", \"2001:db8::/32\", "
+	    "\"192.0.2.7\" }\n  real-ip-header = \"X-Forwarded-For\"\n"));
+	assert_true(cfg->listeners[0].proxy_protocol);
+	assert_int_equal(cfg->listeners[0].ntrusted, 3);
+	assert_int_equal(cfg->listeners[0].trusted[1].family, 6);
+	assert_int_equal(cfg->listeners[0].trusted[2].bits, 32);
+	assert_string_equal(cfg->listeners[0].real_ip_header,
+	    "X-Forwarded-For");
+	config_free(cfg);
+	expect_ok(PL("  trusted-proxies = { \"127.0.0.1\" }\n"
+	    "  real-ip-header = \"X-Real-IP\"\n"));
+
+	expect_errors(PL("  proxy-protocol = true\n"), NAME ":3: "
+	    "proxy-protocol needs trusted-proxies: the sources a PROXY header "
+	    "is taken from (anyone else's is refused)", NULL);
+	expect_errors(PL("  real-ip-header = \"X-Real-IP\"\n"), NAME ":3: "
+	    "real-ip-header needs trusted-proxies: the peers whose header is "
+	    "believed", NULL);
+	expect_errors(PL("  trusted-proxies = { \"10.0.0.0/8\" }\n"
+	    "  real-ip-header = \"Forwarded\"\n"), NAME ":4: real-ip-header: "
+	    "\"Forwarded\" is not a field name that holds addresses (a token "
+	    "of at most 64 bytes, not Forwarded or Host)", NULL);
+	expect_errors(PL("  trusted-proxies = { \"10.0.0.0/8\" }\n"
+	    "  real-ip-header = \"X Forwarded\"\n"), NAME ":4: real-ip-header: "
+	    "\"X Forwarded\" is not a field name that holds addresses (a token "
+	    "of at most 64 bytes, not Forwarded or Host)", NULL);
+	expect_errors(PL("  proxy-protocol = true\n"
+	    "  trusted-proxies = {\n    \"10.0.0.0/8\",\n    \"10.0.0.1/8\",\n"
+	    "    \"bad\"\n  }\n"),
+	    NAME ":6: trusted-proxies: \"10.0.0.1/8\": address bits set past "
+	    "the prefix length",
+	    NAME ":7: trusted-proxies: \"bad\": not an IPv4 or IPv6 address",
+	    NULL);
+	expect_errors(PL("  proxy-protocol = true\n  trusted-proxies = {}\n"),
+	    NAME ":3: proxy-protocol needs trusted-proxies: the sources a "
+	    "PROXY header is taken from (anyone else's is refused)", NULL);
+	expect_errors(PL("  proxy-protocol = 1\n"), NAME ":3: invalid boolean "
+	    "value for option 'proxy-protocol'", NULL);
+
+	/* proxy-protocol and trusted-proxies need a restart; real-ip-header
+	   does not. */
+	{
+		struct config *a = parse_ok(PL("  proxy-protocol = true\n"
+		    "  trusted-proxies = { \"10.0.0.0/8\" }\n"));
+		struct config *b = parse_ok(PL("  proxy-protocol = false\n"
+		    "  trusted-proxies = { \"10.0.0.0/8\" }\n"
+		    "  real-ip-header = \"X-Real-IP\"\n"));
+		struct config *c = parse_ok(PL("  proxy-protocol = true\n"
+		    "  trusted-proxies = { \"10.0.0.0/16\" }\n"));
+		struct config *d = parse_ok(PL("  proxy-protocol = true\n"
+		    "  trusted-proxies = { \"10.0.0.0/8\" }\n"
+		    "  real-ip-header = \"X-Real-IP\"\n"));
+
+		assert_string_equal(config_static_change(a, b, buf,
+		    sizeof(buf)), "listener 1 proxy-protocol");
+		assert_string_equal(config_static_change(a, c, buf,
+		    sizeof(buf)), "listener 1 trusted-proxies");
+		assert_null(config_static_change(a, d, buf, sizeof(buf)));
+		config_free(a);
+		config_free(b);
+		config_free(c);
+		config_free(d);
+	}
+}
+
 int
 main(void)
 {
@@ -3996,6 +4183,7 @@ main(void)
 		cmocka_unit_test(test_path_options),
 		cmocka_unit_test(test_upstream_tls_options),
 		cmocka_unit_test(test_upstream_tls_errors),
+		cmocka_unit_test(test_client_auth_errors),
 		cmocka_unit_test(test_upstream_verify_off_warns),
 		cmocka_unit_test(test_duplicate_site_same_spelling),
 		cmocka_unit_test(test_endpoint_clashes),
@@ -4042,7 +4230,9 @@ main(void)
 		cmocka_unit_test(test_load_pure_reads_nothing),
 		cmocka_unit_test(test_load_acme_ca_file),
 		cmocka_unit_test(test_load_upstream_tls),
+		cmocka_unit_test(test_load_client_ca),
 		cmocka_unit_test(test_load_config_file_problems),
+		cmocka_unit_test(test_proxy_in),
 	};
 
 	return cmocka_run_group_tests(tests, setup_files, teardown_files);

@@ -498,6 +498,39 @@ test_reuse(void **state)
 	h2req_free(&r);
 }
 
+/*
+ * A client-auth site's X-Client-* re-parse with their values: the verdict
+ * alone, or all five; a value that would split the field is caught.
+ */
+static void
+test_client_cert_fields(void **state)
+{
+	static const struct nv f[] = { BASE, { "x-client-verify", "SUCCESS" },
+	    END };
+	struct headers_client_cert cc;
+	struct h2req r;
+	struct headers_request pr;
+
+	(void)state;
+	memset(&cc, 0, sizeof(cc));
+	snprintf(cc.verify, sizeof(cc.verify), "NONE");
+	assert_int_equal(run(&r, f, true, &pr), 0);
+	pr.client_cert = &cc;
+	assert_int_equal(h2req_check(&pr, scratch), 0);
+	buf_add(scratch, "", 1);
+	assert_non_null(strstr(buf_data(scratch),
+	    "X-Forwarded-Port: 443\r\nX-Client-Verify: NONE\r\n\r\n"));
+	snprintf(cc.verify, sizeof(cc.verify), "SUCCESS");
+	snprintf(cc.subject, sizeof(cc.subject), "CN=a\\0D\\0A");
+	snprintf(cc.issuer, sizeof(cc.issuer), "CN=CA");
+	snprintf(cc.serial, sizeof(cc.serial), "0A");
+	snprintf(cc.fingerprint, sizeof(cc.fingerprint), "%064d", 0);
+	assert_int_equal(h2req_check(&pr, scratch), 0);
+	snprintf(cc.subject, sizeof(cc.subject), "CN=a\r\nX-Evil: 1");
+	assert_int_equal(h2req_check(&pr, scratch), -1);
+	h2req_free(&r);
+}
+
 /* The check itself: a request that would not re-parse is caught. */
 static void
 test_check_catches_mismatch(void **state)
@@ -531,6 +564,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_simple_get),
+		cmocka_unit_test(test_client_cert_fields),
 		cmocka_unit_test(test_proxy_trust_fields),
 		cmocka_unit_test(test_framing),
 		cmocka_unit_test(test_cookies_joined),

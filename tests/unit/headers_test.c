@@ -151,13 +151,15 @@ test_request_drops_proxy_trust(void **state)
 		"CF-Connecting-IP", "Fastly-Client-IP", "X-ProxyUser-IP",
 		"X-SSL-Client-Cert", "X-SSL-Client-Verify", "X-SSL-Cert",
 		"X-Client-Cert", "SSL-Client-Cert", "X-ARR-SSL",
-		"X-ARR-ClientCert",
+		"X-ARR-ClientCert", "X-Client-Verify", "X-Client-Subject",
+		"X-Client-Issuer", "X-Client-Serial",
+		"X-Client-Cert-Fingerprint",
 	};
 	/* Near misses and application fields: they pass. */
 	static const char *const kept[] = {
 		"X-Forwarded", "X-Forwardedfor", "X-Realm", "X-Originally",
 		"X-Client-IPs", "Client-IP-Note", "X-SSL", "X-HTTP-Method-Override",
-		"X-Requested-With", "Via",
+		"X-Requested-With", "Via", "X-Client-Version",
 	};
 	struct http1_header f[3 * nitems(names) + nitems(kept) + 1];
 	char odd[nitems(names)][64], low[nitems(names)][64];
@@ -215,6 +217,107 @@ test_request_drops_proxy_trust(void **state)
 		assert_int_equal(headers_request_forwards(&f[i], f, n),
 		    i >= 3 * nitems(names));
 	buf_free(b);
+}
+
+/*
+ * A client-auth site's request: X-Client-Verify always, the facts only
+ * with SUCCESS; the client's own X-Client-* never.
+ */
+static void
+test_request_client_cert(void **state)
+{
+	const struct http1_header f[] = {
+		H("X-Client-Verify", "SUCCESS"),
+		H("x-client-subject", "CN=admin"),
+		H("Accept", "*/*"),
+	};
+	struct headers_client_cert cc;
+	struct headers_request r;
+	struct buf *b = buf_new(16384);
+	const char *v = NULL;
+	char *head;
+
+	(void)state;
+	memset(&cc, 0, sizeof(cc));
+	snprintf(cc.verify, sizeof(cc.verify), "SUCCESS");
+	snprintf(cc.subject, sizeof(cc.subject), "CN=alice,O=Example\\0D");
+	snprintf(cc.issuer, sizeof(cc.issuer), "CN=Client CA");
+	snprintf(cc.serial, sizeof(cc.serial), "2A");
+	snprintf(cc.fingerprint, sizeof(cc.fingerprint), "%064d", 7);
+	memset(&r, 0, sizeof(r));
+	r.method = (struct http1_slice)S("GET");
+	r.path = (struct http1_slice)S("/");
+	r.host = (struct http1_slice)S("a.test");
+	r.fields = f;
+	r.nfields = nitems(f);
+	r.client_ip = "192.0.2.1";
+	r.tls = true;
+	r.port = 443;
+	r.client_cert = &cc;
+	assert_int_equal(headers_request_head(b, &r), 0);
+	buf_add(b, "", 1);
+	head = (char *)buf_data(b);
+	assert_int_equal(fields_named(head, "X-Client-Verify", &v), 1);
+	assert_true(strncmp(v, "SUCCESS\r\n", 9) == 0);
+	assert_int_equal(fields_named(head, "X-Client-Subject", &v), 1);
+	assert_true(strncmp(v, "CN=alice,O=Example\\0D\r\n", 23) == 0);
+	assert_null(strstr(head, "CN=admin"));
+	assert_int_equal(fields_named(head, "X-Client-Issuer", &v), 1);
+	assert_int_equal(fields_named(head, "X-Client-Serial", &v), 1);
+	assert_true(strncmp(v, "2A\r\n", 4) == 0);
+	assert_int_equal(fields_named(head, "X-Client-Cert-Fingerprint", &v),
+	    1);
+	/* Not verified: the verdict alone. */
+	snprintf(cc.verify, sizeof(cc.verify), "FAILED:expired");
+	buf_reset(b);
+	assert_int_equal(headers_request_head(b, &r), 0);
+	buf_add(b, "", 1);
+	head = (char *)buf_data(b);
+	assert_int_equal(fields_named(head, "X-Client-Verify", &v), 1);
+	assert_true(strncmp(v, "FAILED:expired\r\n", 16) == 0);
+	assert_int_equal(fields_named(head, "X-Client-Subject", NULL), 0);
+	assert_int_equal(fields_named(head, "X-Client-Serial", NULL), 0);
+	/* A site without client-auth: none of them, the client's neither. */
+	r.client_cert = NULL;
+	buf_reset(b);
+	assert_int_equal(headers_request_head(b, &r), 0);
+	buf_add(b, "", 1);
+	head = (char *)buf_data(b);
+	assert_int_equal(fields_named(head, "X-Client-Verify", NULL), 0);
+	assert_int_equal(fields_named(head, "X-Client-Subject", NULL), 0);
+	buf_free(b);
+}
+
+static void
+test_escape_value(void **state)
+{
+	char out[64];
+
+	(void)state;
+	assert_int_equal(headers_escape_value((const unsigned char *)
+	    "CN=alice,O=Ex\\,ample", 20, out, sizeof(out)), 20);
+	assert_string_equal(out, "CN=alice,O=Ex\\,ample");
+	/* CR, LF, NUL, DEL, UTF-8: RFC 4514 hex escapes, upper case. */
+	assert_int_equal(headers_escape_value((const unsigned char *)
+	    "CN=a\r\nb\0c\x7f\xc3\xa9", 12, out, sizeof(out)), 24);
+	assert_string_equal(out, "CN=a\\0D\\0Ab\\00c\\7F\\C3\\A9");
+	/* Spaces at either end would be lost in a field value. */
+	assert_int_equal(headers_escape_value((const unsigned char *)" a b ",
+	    5, out, sizeof(out)), 9);
+	assert_string_equal(out, "\\20a b\\20");
+	assert_int_equal(headers_escape_value((const unsigned char *)"", 0,
+	    out, sizeof(out)), 0);
+	assert_string_equal(out, "");
+	/* Too long: refused, never cut. */
+	assert_int_equal(headers_escape_value((const unsigned char *)"abcd",
+	    4, out, 4), -1);
+	assert_string_equal(out, "");
+	assert_int_equal(headers_escape_value((const unsigned char *)"ab\n",
+	    3, out, 5), -1);
+	assert_int_equal(headers_escape_value((const unsigned char *)"ab\n",
+	    3, out, 6), 5);
+	assert_int_equal(headers_escape_value((const unsigned char *)"abc",
+	    3, out, 4), 3);
 }
 
 static void
@@ -387,6 +490,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_request_exact_bytes),
 		cmocka_unit_test(test_request_drops_proxy_trust),
+		cmocka_unit_test(test_request_client_cert),
+		cmocka_unit_test(test_escape_value),
 		cmocka_unit_test(test_request_framing),
 		cmocka_unit_test(test_request_websocket),
 		cmocka_unit_test(test_request_does_not_fit),

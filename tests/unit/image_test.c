@@ -245,6 +245,10 @@ static const char rich_config[] =
     "  bind = \"192.0.2.10\"\n"
     "  https-port = 65535\n"
     "  http-port = 0\n"
+    "  proxy-protocol = true\n"
+    "  trusted-proxies = { \"10.0.0.0/8\", \"2001:db8::/32\", \"0.0.0.0/0\","
+    " \"::/0\", \"192.0.2.1\" }\n"
+    "  real-ip-header = \"X-Forwarded-For\"\n"
     "  tls { cert = \"/c\" key = \"/k\" }\n"
     "  site \"www.example.com\" { upstream = \"127.0.0.1:3000\"\n"
     "    path \"/static/\" { upstream = \"127.0.0.1:3001\" }\n"
@@ -275,9 +279,15 @@ static const char rich_config[] =
     "upstream-scheme = \"http\" } }\n"
     "  site \"sys.example\" { upstream = \"192.0.2.1:443\" "
     "upstream-scheme = \"https\" }\n"
+    "  site \"mtls.example\" { upstream = \"192.0.2.2:80\" "
+    "client-ca-file = \"/ca.pem\" client-auth = \"required\" }\n"
+    "  site \"mtls2.example\" { upstream = \"192.0.2.3:80\" "
+    "client-ca-file = \"/clients.pem\" client-auth = \"optional\" }\n"
     "}\n"
     "listener {\n"
     "  bind = \"[::]\"\n"
+    "  trusted-proxies = { \"::1\" }\n"
+    "  real-ip-header = \"X-Real-IP\"\n"
     "  https-port = 1\n"
     "  http-port = 2\n"
     "  tls { cert = \"/c6\" key = \"/k6\" }\n"
@@ -495,6 +505,16 @@ assert_image_fields_equal(const struct config *a, const struct config *b,
 		assert_blob_equal(&la->tls.cert, &lb->tls.cert);
 		assert_blob_equal(&la->tls.key, &lb->tls.key);
 		assert_acme_equal(la, lb, secrets);
+		assert_int_equal(la->proxy_protocol, lb->proxy_protocol);
+		assert_int_equal(la->ntrusted, lb->ntrusted);
+		if (la->ntrusted > 0)
+			assert_memory_equal(la->trusted, lb->trusted,
+			    la->ntrusted * sizeof(*la->trusted));
+		if (la->real_ip_header == NULL)
+			assert_null(lb->real_ip_header);
+		else
+			assert_string_equal(la->real_ip_header,
+			    lb->real_ip_header);
 		assert_int_equal(la->nsites, lb->nsites);
 		for (j = 0; j < la->nsites; j++) {
 			const struct config_site *sa = &la->sites[j];
@@ -510,6 +530,8 @@ assert_image_fields_equal(const struct config *a, const struct config *b,
 			assert_memory_equal(&sa->rate_rps, &sb->rate_rps,
 			    sizeof(double));
 			assert_int_equal(sa->rate_burst, sb->rate_burst);
+			assert_int_equal(sa->client_auth, sb->client_auth);
+			assert_int_equal(sa->client_ca, sb->client_ca);
 		}
 	}
 }
@@ -958,6 +980,7 @@ check_decoded_sane(const struct config *c)
 			assert_int_equal(s->wildcard, s->host[0] == '*');
 			check_backend_sane(&s->be, c->nfiles);
 			check_paths_sane(s, c->nfiles);
+			assert_true(config_client_auth_ok(s, c->nfiles));
 			assert_true((s->tls.cert.len == 0) ==
 			    (s->tls.key.len == 0));
 		}
@@ -1115,6 +1138,8 @@ struct spec {
 	uint8_t		 rate_own;	/* 1: srps and sburst follow */
 	double		 srps;
 	uint32_t	 sburst;
+	uint8_t		 cauth;		/* client-auth */
+	uint32_t	 cca;		/* client-ca-file, an index */
 	uint32_t	 npaths;	/* as written */
 	size_t		 paths_n;	/* path blocks present */
 	struct spec_path path[2];
@@ -1138,6 +1163,13 @@ struct spec {
 	uint8_t		 ctype;
 	struct field	 chname, token, keyauth;
 	size_t		 digest_n;	/* bytes present */
+	/* proxy-protocol, trusted-proxies (one present), real-ip-header. */
+	uint8_t		 pp;
+	uint32_t	 ntrusted;	/* as written */
+	bool		 trusted_present;
+	uint8_t		 tfamily, tbits;
+	unsigned char	 taddr[16];
+	struct field	 realip;
 	uint32_t	 endmagic;
 };
 
@@ -1223,6 +1255,8 @@ good_spec(void)
 	s.be = good_backend(8080);
 	s.scert = (struct field)FNONE;
 	s.skey = (struct field)FNONE;
+	s.cca = CONFIG_NO_FILE;
+	s.realip = (struct field)FNONE;
 	return s;
 }
 
@@ -1441,6 +1475,8 @@ build(const struct spec *s, unsigned char *out, size_t outsz)
 		w_u64(w, rps);
 		w_u32(w, s->sburst);
 	}
+	w_u8(w, s->cauth);
+	w_u32(w, s->cca);
 	w_u32(w, s->npaths);
 	for (i = 0; i < s->paths_n; i++) {
 		w_field(w, &s->path[i].prefix);
@@ -1449,6 +1485,14 @@ build(const struct spec *s, unsigned char *out, size_t outsz)
 	}
 	if (s->mode == 1)
 		w_acme(w, s);
+	w_u8(w, s->pp);
+	w_u32(w, s->ntrusted);
+	if (s->trusted_present) {
+		w_u8(w, s->tfamily);
+		w_u8(w, s->tbits);
+		w_put(w, s->taddr, 16);
+	}
+	w_field(w, &s->realip);
 	w_u32(w, s->endmagic);
 	assert_true(w->len <= outsz);
 	memcpy(out, w->buf, w->len);
@@ -1577,6 +1621,10 @@ test_writer_matches_encoder(void **state)
 	SPEC_EXPECT(tls_spec, "tls: ", cond, __VA_ARGS__)
 #define TLS_ACCEPT(...) TLS_EXPECT(true, __VA_ARGS__)
 #define TLS_REJECT(...) TLS_EXPECT(false, __VA_ARGS__)
+#define PROXY_EXPECT(cond, ...)						\
+	SPEC_EXPECT(proxy_spec, "proxy: ", cond, __VA_ARGS__)
+#define PROXY_ACCEPT(...) PROXY_EXPECT(true, __VA_ARGS__)
+#define PROXY_REJECT(...) PROXY_EXPECT(false, __VA_ARGS__)
 
 static void
 test_globals(void **state)
@@ -1717,6 +1765,57 @@ test_listener_fields(void **state)
 	REJECT(s.nsites = UINT32_MAX);
 }
 
+/* A listener behind a balancer: trusted-proxies as canonical ranges,
+   required by proxy-protocol and real-ip-header. */
+static struct spec
+proxy_spec(void)
+{
+	struct spec	s = good_spec();
+
+	s.pp = 1;
+	s.ntrusted = 1;
+	s.trusted_present = true;
+	s.tfamily = 4;
+	s.tbits = 8;
+	s.taddr[0] = 10;
+	s.realip = (struct field)F("X-Forwarded-For");
+	return s;
+}
+
+static void
+test_listener_proxy_fields(void **state)
+{
+	(void)state;
+	PROXY_ACCEPT((void)0);
+	PROXY_ACCEPT(s.pp = 0);
+	PROXY_ACCEPT(s.realip = (struct field)FNONE);
+	PROXY_REJECT(s.pp = 2);
+	PROXY_ACCEPT(s.tfamily = 6; s.tbits = 32; s.taddr[0] = 0x20;
+	    s.taddr[1] = 0x01; s.taddr[2] = 0x0d; s.taddr[3] = 0xb8);
+	PROXY_ACCEPT(s.tbits = 0; s.taddr[0] = 0);
+	PROXY_ACCEPT(s.tbits = 32; s.taddr[3] = 1);
+	PROXY_REJECT(s.tbits = 33);
+	PROXY_REJECT(s.tfamily = 6; s.tbits = 129);
+	PROXY_REJECT(s.tfamily = 0);
+	PROXY_REJECT(s.tfamily = AF_INET);		/* 4 or 6, not AF_* */
+	PROXY_REJECT(s.tbits = 6);			/* 10.0.0.0/6: host bits */
+	PROXY_REJECT(s.taddr[3] = 1);			/* 10.0.0.1/8 */
+	PROXY_REJECT(s.taddr[4] = 1);			/* past an IPv4 address */
+	PROXY_REJECT(s.ntrusted = 2);			/* only one is there */
+	PROXY_REJECT(s.ntrusted = CONFIG_MAX_TRUSTED + 1);
+	/* proxy-protocol and real-ip-header need the list. */
+	PROXY_REJECT(s.ntrusted = 0; s.trusted_present = false);
+	PROXY_REJECT(s.ntrusted = 0; s.trusted_present = false; s.pp = 0);
+	PROXY_ACCEPT(s.ntrusted = 0; s.trusted_present = false; s.pp = 0;
+	    s.realip = (struct field)FNONE);
+	PROXY_ACCEPT(s.realip = (struct field)F("X-Real-IP"));
+	PROXY_REJECT(s.realip = (struct field)F("Forwarded"));
+	PROXY_REJECT(s.realip = (struct field)F("host"));
+	PROXY_REJECT(s.realip = (struct field)F("X-A:B"));
+	PROXY_REJECT(s.realip = (struct field)F("X-Forwarded-For-With-A-Very-Long-"
+	    "Name-Of-More-Than-Sixty-Four-Bytes"));
+}
+
 static void
 test_site_fields(void **state)
 {
@@ -1822,6 +1921,15 @@ test_site_fields(void **state)
 	REJECT(s.rate_own = 1; s.srps = 1e6 + 1; s.sburst = 5);
 	REJECT(s.rate_own = 1; s.srps = 1; s.sburst = 0);
 	REJECT(s.rate_own = 1; s.srps = 1; s.sburst = 1000001);
+	/* client-auth: with a file there is, or neither. */
+	TLS_ACCEPT(s.cauth = CONFIG_CLIENT_AUTH_REQUIRED; s.cca = 0);
+	TLS_ACCEPT(s.cauth = CONFIG_CLIENT_AUTH_OPTIONAL; s.cca = 2);
+	TLS_REJECT(s.cauth = CONFIG_CLIENT_AUTH_OPTIONAL; s.cca = 3);
+	TLS_REJECT(s.cauth = CONFIG_CLIENT_AUTH_REQUIRED);
+	TLS_REJECT(s.cauth = CONFIG_CLIENT_AUTH_OPTIONAL + 1; s.cca = 0);
+	TLS_REJECT(s.cauth = 255; s.cca = 0);
+	TLS_REJECT(s.cca = 0);
+	REJECT(s.cauth = CONFIG_CLIENT_AUTH_REQUIRED; s.cca = 0);
 	/* The end. */
 	REJECT(s.endmagic = 0);
 }
@@ -2302,6 +2410,7 @@ main(void)
 		cmocka_unit_test(test_globals),
 		cmocka_unit_test(test_http_fields),
 		cmocka_unit_test(test_listener_fields),
+		cmocka_unit_test(test_listener_proxy_fields),
 		cmocka_unit_test(test_site_fields),
 		cmocka_unit_test(test_path_fields),
 		cmocka_unit_test(test_upstream_tls_fields),

@@ -101,6 +101,8 @@ static const char conf_fmt[] =
     "}\n"
     "listener {\n"
     "  bind = \"127.0.0.2\"\n"
+    "  trusted-proxies = { \"192.0.2.0/24\", \"10.0.0.0/8\" }\n"
+    "  real-ip-header = \"X-Forwarded-For\"\n"
     "  tls { cert = \"%s\" key = \"%s\" }\n"
     "  site \"a.test\" { upstream = \"127.0.0.1:5\" }\n"
     "}\n";
@@ -441,6 +443,91 @@ drop_gen(struct gen *g)
 	tls_ctx_free(g->tls);
 	route_free(g->routes);
 	config_free(g->cfg);
+}
+
+/*
+ * client-auth (issue 18): a site's requests go only to a connection whose
+ * handshake verified a certificate for that very site (its auth id, in
+ * the request's generation); the others get 421: no SNI or another SNI
+ * under the same certificate (auth id 0), another client-auth site's
+ * connection (HTTP/2 reuse), a reload that changed the site's CA.  What
+ * the handshake verified goes upstream only for such a site.
+ */
+static void
+test_client_auth_421(void **state)
+{
+	static const char fmt[] =
+	    "user = \"nobody\"\n"
+	    "listener {\n"
+	    "  bind = \"127.0.0.1\"\n"
+	    "  https-port = 8443\n"
+	    "  tls { cert = \"%s\" key = \"%s\" }\n"
+	    "  site \"a.test\" { upstream = \"127.0.0.1:6\"\n"
+	    "    client-ca-file = \"%s\" client-auth = \"required\" }\n"
+	    "  site \"c.a.test\" { upstream = \"127.0.0.1:7\"\n"
+	    "    client-ca-file = \"%s\" client-auth = \"optional\" }\n"
+	    "  site \"d.a.test\" { upstream = \"127.0.0.1:8\" }\n"
+	    "}\n";
+	struct config_opts opts = { .keypair_check = tls_keypair_check };
+	struct headers_client_cert cc = { .verify = "SUCCESS" };
+	struct request_conn c, none;
+	struct request_answer ans;
+	struct proxy_request pr;
+	char conf[2048];
+	struct gen g, g2;
+	int n;
+
+	(void)state;
+	n = snprintf(conf, sizeof(conf), fmt, a_crt, a_pem, a_crt, a_crt);
+	assert_non_null(g.cfg = testconf_parse(conf, (size_t)n, &opts));
+	make_gen(&g, 3);
+	/* A connection that verified nothing (no SNI, or d.a.test's). */
+	none = (struct request_conn){ .li = 0, .tls = true, .gen = &g,
+	    .cert_id = tls_ctx_cert_id(g.tls, 0, NULL, NULL, 0),
+	    .peer = (struct sockaddr *)&peer, .client_ip = "192.0.2.1" };
+	pr = get("a.test", "/");
+	assert_int_equal(admit_by(&g, &none, &pr, 0, &ans), 0);
+	assert_int_equal(ans.status, 421);
+	assert_false(ans.close);
+	pr = get("c.a.test", "/");
+	assert_int_equal(admit_by(&g, &none, &pr, 0, &ans), 0);
+	assert_int_equal(ans.status, 421);
+	pr = get("d.a.test", "/");
+	assert_int_equal(admit_by(&g, &none, &pr, 0, &ans), 8);
+	assert_null(pr.h.client_cert);
+	/* The handshake for a.test verified its certificate. */
+	c = none;
+	c.auth_id = tls_ctx_auth_id(g.tls, 0, route_lookup(g.routes, 0,
+	    "a.test", 6));
+	c.client_cert = &cc;
+	assert_true(c.auth_id != 0);
+	pr = get("a.test", "/");
+	assert_int_equal(admit_by(&g, &c, &pr, 0, &ans), 6);
+	assert_ptr_equal(pr.h.client_cert, &cc);
+	/* The same connection asked for another client-auth site under the
+	   same certificate (HTTP/2 reuse): 421. */
+	pr = get("c.a.test", "/");
+	assert_int_equal(admit_by(&g, &c, &pr, 0, &ans), 0);
+	assert_int_equal(ans.status, 421);
+	/* A site without client-auth gets no X-Client-* of it. */
+	pr = get("d.a.test", "/");
+	assert_int_equal(admit_by(&g, &c, &pr, 0, &ans), 8);
+	assert_null(pr.h.client_cert);
+	/* A reload that gives a.test another CA: its connections made
+	   before are misdirected, whichever generation they hold. */
+	n = snprintf(conf, sizeof(conf), fmt, a_crt, a_pem, b_crt, a_crt);
+	assert_non_null(g2.cfg = testconf_parse(conf, (size_t)n, &opts));
+	make_gen(&g2, 4);
+	pr = get("a.test", "/");
+	assert_int_equal(admit_by(&g2, &c, &pr, 0, &ans), 0);
+	assert_int_equal(ans.status, 421);
+	/* ... while one whose site kept its CA goes on. */
+	c.auth_id = tls_ctx_auth_id(g.tls, 0, route_lookup(g.routes, 0,
+	    "c.a.test", 8));
+	pr = get("c.a.test", "/");
+	assert_int_equal(admit_by(&g2, &c, &pr, 0, &ans), 7);
+	drop_gen(&g2);
+	drop_gen(&g);
 }
 
 /*
@@ -1056,6 +1143,73 @@ test_body_over(void **state)
 	assert_false(request_body_over(NULL, 1 << 30, "x"));
 }
 
+/*
+ * real-ip-header (listener 1, trusted 192.0.2.0/24 and 10.0.0.0/8): from
+ * the trusted peer 192.0.2.1, the rightmost untrusted address of the
+ * fields is the request's client, for everything after admission; a
+ * listener without it, an untrusted peer, or a list that does not parse
+ * leave the connection's.
+ */
+/* A GET of / for host with fields f[0..n). */
+static struct proxy_request
+get_with(const char *host, const struct http1_header *f, size_t n)
+{
+	struct proxy_request pr = get(host, "/");
+
+	pr.h.fields = f;
+	pr.h.nfields = n;
+	return pr;
+}
+
+static void
+test_real_ip_header(void **state)
+{
+	struct http1_header f[3] = {
+		{ sl("X-Forwarded-For"), sl("6.6.6.6, 198.51.100.9") },
+		{ sl("Accept"), sl("*/*") },
+		{ sl("x-forwarded-for"), sl("10.1.2.3, 192.0.2.50") },
+	};
+	struct request_conn c = conn(1, true, "a.test");
+	struct request_answer ans;
+	struct proxy_request pr = get_with("a.test", f, 3);
+	const struct sockaddr_in *sin;
+	struct sockaddr_in other;
+
+	(void)state;
+	assert_int_equal(admit(&c, &pr, 0, &ans), 5);
+	assert_string_equal(pr.h.client_ip, "198.51.100.9");
+	sin = (const struct sockaddr_in *)pr.peer;
+	assert_int_equal(sin->sin_family, AF_INET);
+	assert_int_equal(ntohl(sin->sin_addr.s_addr), 0xc6336409);
+	/* Before the answer too: a 404's log line names the same client. */
+	pr = get_with("nowhere.test", f, 3);
+	assert_int_equal(admit(&c, &pr, 0, &ans), 0);
+	assert_int_equal(ans.status, 404);
+	assert_string_equal(pr.h.client_ip, "198.51.100.9");
+	/* Not a field that parses: the connection's client. */
+	f[2].value = sl("10.1.2.3, junk");
+	pr = get_with("a.test", f, 3);
+	assert_int_equal(admit(&c, &pr, 0, &ans), 5);
+	assert_string_equal(pr.h.client_ip, "192.0.2.1");
+	assert_ptr_equal(pr.peer, c.peer);
+	f[2].value = sl("10.1.2.3");
+	/* A listener without real-ip-header. */
+	c = conn(0, true, "a.test");
+	pr = get_with("a.test", f, 3);
+	assert_int_equal(admit(&c, &pr, 0, &ans), 1);
+	assert_string_equal(pr.h.client_ip, "192.0.2.1");
+	/* A peer that is not trusted. */
+	other = peer;
+	other.sin_addr.s_addr = htonl(0xcb007101);	/* 203.0.113.1 */
+	c = conn(1, true, "a.test");
+	c.peer = (struct sockaddr *)&other;
+	c.client_ip = "203.0.113.1";
+	pr = get_with("a.test", f, 3);
+	assert_int_equal(admit(&c, &pr, 0, &ans), 5);
+	assert_string_equal(pr.h.client_ip, "203.0.113.1");
+	assert_ptr_equal(pr.peer, c.peer);
+}
+
 int
 main(void)
 {
@@ -1068,6 +1222,7 @@ main(void)
 		cmocka_unit_test(test_rate_limit_is_429_with_retry_after),
 		cmocka_unit_test(test_other_certificate_is_421),
 		cmocka_unit_test(test_421_asks_the_connections_generation),
+		cmocka_unit_test(test_client_auth_421),
 		cmocka_unit_test(test_http01_answers_a_pending_token),
 		cmocka_unit_test(test_http01_other_tokens_as_before),
 		cmocka_unit_test(test_http01_leaves_the_rest_alone),
@@ -1075,6 +1230,7 @@ main(void)
 		cmocka_unit_test(test_connect_is_405_with_allow),
 		cmocka_unit_test(test_body_over_the_limit_is_413),
 		cmocka_unit_test(test_path_selection),
+		cmocka_unit_test(test_real_ip_header),
 		cmocka_unit_test(test_path_replace),
 		cmocka_unit_test(test_path_attack_vectors),
 		cmocka_unit_test(test_bad_path_is_400),

@@ -5,7 +5,10 @@
  * the ACME certificate of the name, no certificate yet (an alert), the
  * TLS-ALPN-01 challenge certificate for acme-tls/1 (RFC 8737), ALPN as
  * negotiated, session tickets per certificate, and the ids the 421 check
- * compares.  Every certificate is made here, with GnuTLS.
+ * compares; client certificates (issue 18): required and optional sites,
+ * good, expired, another CA's, one not for client authentication, none,
+ * what the connection records, and tickets bound to the site.  Every
+ * certificate is made here, with GnuTLS.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -37,6 +40,29 @@ struct pem {
 	char	key[1024];
 };
 
+/* Sign crt (its key pk) by issuer's key, and export both as PEM; both
+   are freed. */
+static void
+sign_export(gnutls_x509_crt_t crt, gnutls_x509_privkey_t pk,
+    gnutls_x509_crt_t issuer, gnutls_x509_privkey_t ikey, struct pem *out)
+{
+	size_t len;
+
+	assert_int_equal(gnutls_x509_crt_set_key(crt, pk), 0);
+	assert_int_equal(gnutls_x509_crt_sign2(crt, issuer, ikey,
+	    GNUTLS_DIG_SHA256, 0), 0);
+	len = sizeof(out->cert);
+	assert_int_equal(gnutls_x509_crt_export(crt, GNUTLS_X509_FMT_PEM,
+	    out->cert, &len), 0);
+	out->cert[len] = '\0';
+	len = sizeof(out->key);
+	assert_int_equal(gnutls_x509_privkey_export_pkcs8(pk,
+	    GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN, out->key, &len), 0);
+	out->key[len] = '\0';
+	gnutls_x509_crt_deinit(crt);
+	gnutls_x509_privkey_deinit(pk);
+}
+
 /* A self-signed P-256 certificate for name. */
 static void
 make_cert(const char *name, struct pem *out)
@@ -44,7 +70,6 @@ make_cert(const char *name, struct pem *out)
 	static unsigned char serial = 1;
 	gnutls_x509_privkey_t pk;
 	gnutls_x509_crt_t crt;
-	size_t len;
 	time_t now = time(NULL);
 
 	assert_int_equal(gnutls_x509_privkey_init(&pk), 0);
@@ -62,23 +87,99 @@ make_cert(const char *name, struct pem *out)
 	assert_int_equal(gnutls_x509_crt_set_subject_alt_name(crt,
 	    GNUTLS_SAN_DNSNAME, name, (unsigned)strlen(name),
 	    GNUTLS_FSAN_SET), 0);
-	assert_int_equal(gnutls_x509_crt_set_key(crt, pk), 0);
-	assert_int_equal(gnutls_x509_crt_sign2(crt, crt, pk, GNUTLS_DIG_SHA256,
-	    0), 0);
-	len = sizeof(out->cert);
-	assert_int_equal(gnutls_x509_crt_export(crt, GNUTLS_X509_FMT_PEM,
-	    out->cert, &len), 0);
-	out->cert[len] = '\0';
-	len = sizeof(out->key);
-	assert_int_equal(gnutls_x509_privkey_export_pkcs8(pk,
-	    GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN, out->key, &len), 0);
-	out->key[len] = '\0';
-	gnutls_x509_crt_deinit(crt);
-	gnutls_x509_privkey_deinit(pk);
+	sign_export(crt, pk, crt, pk, out);
+}
+
+/* A CA of the client-certificate tests: its certificate and key. */
+struct ca {
+	gnutls_x509_crt_t	 crt;
+	gnutls_x509_privkey_t	 key;
+	char			 pem[4096];
+};
+
+static gnutls_x509_privkey_t
+new_key(void)
+{
+	gnutls_x509_privkey_t pk;
+
+	assert_int_equal(gnutls_x509_privkey_init(&pk), 0);
+	assert_int_equal(gnutls_x509_privkey_generate(pk, GNUTLS_PK_ECDSA,
+	    GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0), 0);
+	return pk;
+}
+
+static void
+make_ca(const char *cn, struct ca *ca)
+{
+	static unsigned char serial = 100;
+	time_t now = time(NULL);
+	size_t len = sizeof(ca->pem);
+
+	ca->key = new_key();
+	assert_int_equal(gnutls_x509_crt_init(&ca->crt), 0);
+	assert_int_equal(gnutls_x509_crt_set_version(ca->crt, 3), 0);
+	serial++;
+	assert_int_equal(gnutls_x509_crt_set_serial(ca->crt, &serial, 1), 0);
+	assert_int_equal(gnutls_x509_crt_set_activation_time(ca->crt,
+	    now - 86400), 0);
+	assert_int_equal(gnutls_x509_crt_set_expiration_time(ca->crt,
+	    now + 86400), 0);
+	assert_int_equal(gnutls_x509_crt_set_dn_by_oid(ca->crt,
+	    GNUTLS_OID_X520_COMMON_NAME, 0, cn, (unsigned)strlen(cn)), 0);
+	assert_int_equal(gnutls_x509_crt_set_basic_constraints(ca->crt, 1,
+	    -1), 0);
+	assert_int_equal(gnutls_x509_crt_set_key_usage(ca->crt,
+	    GNUTLS_KEY_KEY_CERT_SIGN), 0);
+	assert_int_equal(gnutls_x509_crt_set_key(ca->crt, ca->key), 0);
+	assert_int_equal(gnutls_x509_crt_sign2(ca->crt, ca->crt, ca->key,
+	    GNUTLS_DIG_SHA256, 0), 0);
+	assert_int_equal(gnutls_x509_crt_export(ca->crt, GNUTLS_X509_FMT_PEM,
+	    ca->pem, &len), 0);
+	ca->pem[len] = '\0';
+}
+
+/*
+ * A client certificate by ca for cn (any bytes, len of them), valid from
+ * days_from to days_to from now, for TLS client authentication (else for
+ * servers only); serial as given.
+ */
+static void
+make_client(const struct ca *ca, const char *cn, size_t cnlen,
+    int days_from, int days_to, bool client, unsigned char serial,
+    struct pem *out)
+{
+	gnutls_x509_privkey_t pk = new_key();
+	gnutls_x509_crt_t crt;
+	time_t now = time(NULL);
+
+	assert_int_equal(gnutls_x509_crt_init(&crt), 0);
+	assert_int_equal(gnutls_x509_crt_set_version(crt, 3), 0);
+	assert_int_equal(gnutls_x509_crt_set_serial(crt, &serial, 1), 0);
+	assert_int_equal(gnutls_x509_crt_set_activation_time(crt,
+	    now + days_from * 86400), 0);
+	assert_int_equal(gnutls_x509_crt_set_expiration_time(crt,
+	    now + days_to * 86400), 0);
+	assert_int_equal(gnutls_x509_crt_set_dn_by_oid(crt,
+	    GNUTLS_OID_X520_COMMON_NAME, 0, cn, (unsigned)cnlen), 0);
+	assert_int_equal(gnutls_x509_crt_set_key_usage(crt,
+	    GNUTLS_KEY_DIGITAL_SIGNATURE), 0);
+	assert_int_equal(gnutls_x509_crt_set_key_purpose_oid(crt, client ?
+	    GNUTLS_KP_TLS_WWW_CLIENT : GNUTLS_KP_TLS_WWW_SERVER, 0), 0);
+	sign_export(crt, pk, ca->crt, ca->key, out);
 }
 
 static char dir[] = "/tmp/tls_test.XXXXXX";
 static char l_crt[64], l_key[64], b_crt[64], b_key[64];
+static char m_crt[64], m_key[64], ca1_pem[64], ca2_pem[64];
+/* The CAs of client certificates; listener 2's own certificate. */
+static struct ca ca1, ca2;
+static struct pem pm;
+/* Client credentials: none, then a certificate each (good, expired,
+   another CA's, one for servers only, one whose CN has bytes a header
+   cannot carry). */
+enum { CL_NONE, CL_GOOD, CL_EXPIRED, CL_STRANGER, CL_SERVER, CL_ODD,
+    CL_LONG, CL_N };
+static gnutls_certificate_credentials_t creds[CL_N];
 /* Listener 1's and b.test's own; the ACME ones of a.test, b.test and
    x.test. */
 static struct pem pl, pb, acme_a, acme_b, acme_x;
@@ -111,7 +212,23 @@ static const char conf_fmt[] =
     "  bind = \"127.0.0.2\"\n"
     "  tls { cert = \"%s\" key = \"%s\" }\n"
     "  site \"a.test\" { upstream = \"127.0.0.1:5\" }\n"
+    "}\n"
+    "listener {\n"
+    "  bind = \"127.0.0.3\"\n"
+    "  tls { cert = \"%s\" key = \"%s\" }\n"
+    "  site \"req.test\" { upstream = \"127.0.0.1:6\"\n"
+    "    client-ca-file = \"%s\" client-auth = \"required\" }\n"
+    "  site \"opt.test\" { upstream = \"127.0.0.1:7\"\n"
+    "    client-ca-file = \"%s\" client-auth = \"optional\" }\n"
+    "  site \"other.test\" { upstream = \"127.0.0.1:8\"\n"
+    "    client-ca-file = \"%s\" client-auth = \"required\" }\n"
+    "  site \"*.wc.test\" { upstream = \"127.0.0.1:9\"\n"
+    "    client-ca-file = \"%s\" client-auth = \"required\" }\n"
+    "  site \"plain.test\" { upstream = \"127.0.0.1:10\" }\n"
     "}\n";
+
+/* Listener 2: client certificates. */
+#define LC	2
 
 static int
 put(char *path, size_t sz, const char *name, const char *text)
@@ -138,7 +255,11 @@ setup(void **state)
 	struct config_opts opts = { .keypair_check = tls_keypair_check };
 	struct config_listener *l;
 	unsigned char ticket[64];
-	char conf[4096], err[256];
+	char conf[8192], err[256];
+	static const char odd_cn[] = "bob\r\nX-Evil: 1\x01\xc3\xa9";
+	static char long_cn[1400];
+	struct pem client[CL_N];
+	int i;
 	int n;
 
 	(void)state;
@@ -153,7 +274,39 @@ setup(void **state)
 	    put(b_crt, sizeof(b_crt), "b.crt", pb.cert) == -1 ||
 	    put(b_key, sizeof(b_key), "b.key", pb.key) == -1)
 		return -1;
-	n = snprintf(conf, sizeof(conf), conf_fmt, b_crt, b_key, l_crt, l_key);
+	make_cert("listener2.test", &pm);
+	make_ca("Client CA One", &ca1);
+	make_ca("Client CA Two", &ca2);
+	make_client(&ca1, "alice", 5, -1, 10, true, 0x2a, &client[CL_GOOD]);
+	make_client(&ca1, "old", 3, -20, -10, true, 0x2b,
+	    &client[CL_EXPIRED]);
+	make_client(&ca2, "mallory", 7, -1, 10, true, 0x2c,
+	    &client[CL_STRANGER]);
+	make_client(&ca1, "srv", 3, -1, 10, false, 0x2d, &client[CL_SERVER]);
+	make_client(&ca1, odd_cn, sizeof(odd_cn) - 1, -1, 10, true, 0x2e,
+	    &client[CL_ODD]);
+	/* 1,400 control bytes: 4,200 once escaped, more than a field
+	   of ours holds. */
+	memset(long_cn, 0x01, sizeof(long_cn));
+	make_client(&ca1, long_cn, sizeof(long_cn), -1, 10, true, 0x2f,
+	    &client[CL_LONG]);
+	for (i = 0; i < CL_N; i++) {
+		if (gnutls_certificate_allocate_credentials(&creds[i]) < 0)
+			return -1;
+		if (i != CL_NONE && gnutls_certificate_set_x509_key_mem(
+		    creds[i], &(gnutls_datum_t){ (unsigned char *)
+		    client[i].cert, (unsigned)strlen(client[i].cert) },
+		    &(gnutls_datum_t){ (unsigned char *)client[i].key,
+		    (unsigned)strlen(client[i].key) }, GNUTLS_X509_FMT_PEM) < 0)
+			return -1;
+	}
+	if (put(m_crt, sizeof(m_crt), "m.crt", pm.cert) == -1 ||
+	    put(m_key, sizeof(m_key), "m.key", pm.key) == -1 ||
+	    put(ca1_pem, sizeof(ca1_pem), "ca1.pem", ca1.pem) == -1 ||
+	    put(ca2_pem, sizeof(ca2_pem), "ca2.pem", ca2.pem) == -1)
+		return -1;
+	n = snprintf(conf, sizeof(conf), conf_fmt, b_crt, b_key, l_crt, l_key,
+	    m_crt, m_key, ca1_pem, ca1_pem, ca2_pem, ca1_pem);
 	if ((cfg = testconf_parse(conf, (size_t)n, &opts)) == NULL)
 		return -1;
 	/* What the master adds to an acme listener: the certificates issued
@@ -194,8 +347,16 @@ setup(void **state)
 static int
 teardown(void **state)
 {
+	int i;
+
 	(void)state;
 	gnutls_certificate_free_credentials(client_cred);
+	for (i = 0; i < CL_N; i++)
+		gnutls_certificate_free_credentials(creds[i]);
+	gnutls_x509_crt_deinit(ca1.crt);
+	gnutls_x509_privkey_deinit(ca1.key);
+	gnutls_x509_crt_deinit(ca2.crt);
+	gnutls_x509_privkey_deinit(ca2.key);
 	tls_ctx_free(ctx);
 	route_free(rt);
 	/* The test's, not the configuration's. */
@@ -208,6 +369,10 @@ teardown(void **state)
 	unlink(l_key);
 	unlink(b_crt);
 	unlink(b_key);
+	unlink(m_crt);
+	unlink(m_key);
+	unlink(ca1_pem);
+	unlink(ca2_pem);
 	rmdir(dir);
 	return 0;
 }
@@ -226,7 +391,20 @@ struct hs {
 	char		 alpn[32];	/* as the client sees it */
 	bool		 resumed;
 	gnutls_datum_t	 session;	/* to resume with (gnutls_free) */
+	/* Client certificates: the server's tls_conn_auth_id, what it
+	   verified (verify "" without), why it refused one, and the alert
+	   a TLS 1.3 client reads after its own handshake was done. */
+	uint64_t	 auth_id;
+	struct headers_client_cert cc;
+	const char	*auth_refusal;
+	char		 auth_site[CONFIG_HOST_MAX + 1];
+	int		 late_alert;
 };
+
+/* What the client sends for a certificate, and its TLS versions (NULL:
+   GnuTLS's default). */
+static gnutls_certificate_credentials_t hs_cred;
+static const char *hs_prio;
 
 /*
  * A handshake on listener li: sni (NULL: none), the client's ALPN list
@@ -255,9 +433,13 @@ handshake(size_t li, const char *sni, const char *const *alpn,
 	sfd = sv[0];
 	assert_non_null(sc = tls_conn_new(ctx, li, sfd));
 	assert_int_equal(gnutls_init(&cs, GNUTLS_CLIENT | GNUTLS_NONBLOCK), 0);
-	assert_int_equal(gnutls_set_default_priority(cs), 0);
+	if (hs_prio != NULL)
+		assert_int_equal(gnutls_priority_set_direct(cs, hs_prio, NULL),
+		    0);
+	else
+		assert_int_equal(gnutls_set_default_priority(cs), 0);
 	assert_int_equal(gnutls_credentials_set(cs, GNUTLS_CRD_CERTIFICATE,
-	    client_cred), 0);
+	    hs_cred != NULL ? hs_cred : client_cred), 0);
 	if (sni != NULL)
 		assert_int_equal(gnutls_server_name_set(cs, GNUTLS_NAME_DNS,
 		    sni, strlen(sni)), 0);
@@ -285,6 +467,10 @@ handshake(size_t li, const char *sni, const char *const *alpn,
 					    &name, &len);
 					memcpy(r->refused_name, name, len);
 					r->refused_name[len] = '\0';
+					r->auth_refusal =
+					    tls_conn_auth_refusal(sc, &name);
+					snprintf(r->auth_site,
+					    sizeof(r->auth_site), "%s", name);
 					close(sfd);
 					sfd = -1;
 				}
@@ -314,14 +500,23 @@ handshake(size_t li, const char *sni, const char *const *alpn,
 			memcpy(r->alpn, p.data, p.size);
 		}
 		r->resumed = gnutls_session_is_resumed(cs) != 0;
-		/* TLS 1.3 tickets come after the handshake. */
-		(void)gnutls_record_recv(cs, buf, sizeof(buf));
+		/* TLS 1.3 tickets come after the handshake, and so does
+		   a server's alert about the client's certificate. */
+		ret = (int)gnutls_record_recv(cs, buf, sizeof(buf));
+		if (ret == GNUTLS_E_FATAL_ALERT_RECEIVED)
+			r->late_alert = (int)gnutls_alert_get(cs);
 		(void)gnutls_session_get_data2(cs, &r->session);
 	}
 	if (r->server_rc == 1) {
 		r->cert_id = tls_conn_cert_id(sc);
 		r->server_alpn = tls_conn_alpn(sc);
 		assert_null(tls_conn_refusal(sc, &name, &len));
+		assert_null(tls_conn_auth_refusal(sc, &name));
+		r->auth_id = tls_conn_auth_id(sc);
+		if (tls_conn_client_cert(sc) != NULL)
+			r->cc = *tls_conn_client_cert(sc);
+		else
+			assert_int_equal(r->auth_id, 0);
 	}
 	gnutls_deinit(cs);
 	tls_conn_free(sc);
@@ -550,6 +745,236 @@ test_tickets_per_certificate(void **state)
 	gnutls_free(first.session.data);
 }
 
+/* A handshake on listener 2 with client credential which. */
+static void
+hs_client(const char *sni, int which, const gnutls_datum_t *resume,
+    struct hs *r)
+{
+	hs_cred = creds[which];
+	handshake(LC, sni, h2_h1, resume, r);
+	hs_cred = NULL;
+}
+
+/* The auth id of a site of listener 2 (0: none asks). */
+static uint64_t
+auth_for(const char *host)
+{
+	return tls_ctx_auth_id(ctx, LC, route_lookup(rt, LC, host,
+	    strlen(host)));
+}
+
+static void
+test_client_cert_required(void **state)
+{
+	struct hs r;
+
+	(void)state;
+	assert_true(auth_for("req.test") != 0);
+	assert_true(auth_for("req.test") != auth_for("opt.test"));
+	assert_true(auth_for("req.test") != auth_for("other.test"));
+	assert_true(auth_for("plain.test") == 0);
+	hs_client("req.test", CL_GOOD, NULL, &r);
+	assert_int_equal(r.client_rc, 0);
+	assert_int_equal(r.server_rc, 1);
+	assert_true(r.auth_id == auth_for("req.test"));
+	assert_string_equal(r.cc.verify, "SUCCESS");
+	assert_string_equal(r.cc.subject, "CN=alice");
+	assert_string_equal(r.cc.issuer, "CN=Client CA One");
+	assert_string_equal(r.cc.serial, "2A");
+	assert_int_equal(strlen(r.cc.fingerprint), 64);
+	assert_int_equal(strspn(r.cc.fingerprint, "0123456789abcdef"), 64);
+	gnutls_free(r.session.data);
+	/* The wildcard site asks as routing finds it. */
+	hs_client("x.wc.test", CL_GOOD, NULL, &r);
+	assert_int_equal(r.server_rc, 1);
+	assert_true(r.auth_id == auth_for("y.wc.test"));
+	gnutls_free(r.session.data);
+}
+
+/* A refused certificate: the handshake fails with alert and says why. */
+static void
+assert_refused(const char *sni, int which, const char *why, int alert)
+{
+	struct hs r;
+
+	hs_client(sni, which, NULL, &r);
+	assert_int_equal(r.server_rc, -1);
+	assert_non_null(r.auth_refusal);
+	assert_string_equal(r.auth_refusal, why);
+	assert_string_equal(r.auth_site, sni[0] == 'x' ? "*.wc.test" : sni);
+	/* TLS 1.3: the client was done when the server read its
+	   certificate; it reads the alert next. */
+	assert_int_equal(r.client_rc == 0 ? r.late_alert : r.alert, alert);
+	gnutls_free(r.session.data);
+}
+
+static void
+test_client_cert_required_refusals(void **state)
+{
+	(void)state;
+	assert_refused("req.test", CL_NONE, "no-certificate",
+	    GNUTLS_A_CERTIFICATE_REQUIRED);
+	assert_refused("req.test", CL_EXPIRED, "expired",
+	    GNUTLS_A_CERTIFICATE_EXPIRED);
+	assert_refused("req.test", CL_STRANGER, "unknown-issuer",
+	    GNUTLS_A_UNKNOWN_CA);
+	assert_refused("req.test", CL_SERVER, "not-for-client-auth",
+	    GNUTLS_A_UNSUPPORTED_CERTIFICATE);
+	assert_refused("x.wc.test", CL_NONE, "no-certificate",
+	    GNUTLS_A_CERTIFICATE_REQUIRED);
+	/* The trust is the site's own: CA one's client is a stranger to
+	   other.test, which trusts CA two. */
+	assert_refused("other.test", CL_GOOD, "unknown-issuer",
+	    GNUTLS_A_UNKNOWN_CA);
+	/* TLS 1.2 says it before the client is done. */
+	hs_prio = "NORMAL:-VERS-ALL:+VERS-TLS1.2";
+	assert_refused("req.test", CL_NONE, "no-certificate",
+	    GNUTLS_A_HANDSHAKE_FAILURE);
+	assert_refused("req.test", CL_EXPIRED, "expired",
+	    GNUTLS_A_CERTIFICATE_EXPIRED);
+	hs_prio = NULL;
+}
+
+static void
+test_client_cert_optional(void **state)
+{
+	static const struct {
+		int		 which;
+		const char	*verify;
+	} cases[] = {
+		{ CL_NONE, "NONE" },
+		{ CL_GOOD, "SUCCESS" },
+		{ CL_EXPIRED, "FAILED:expired" },
+		{ CL_STRANGER, "FAILED:unknown-issuer" },
+		{ CL_SERVER, "FAILED:not-for-client-auth" },
+	};
+	struct hs r;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < nitems(cases); i++) {
+		hs_client("opt.test", cases[i].which, NULL, &r);
+		assert_int_equal(r.client_rc, 0);
+		assert_int_equal(r.server_rc, 1);
+		assert_int_equal(r.late_alert, 0);
+		assert_true(r.auth_id == auth_for("opt.test"));
+		assert_string_equal(r.cc.verify, cases[i].verify);
+		/* Facts only of a verified certificate. */
+		if (cases[i].which != CL_GOOD)
+			assert_string_equal(r.cc.subject, "");
+		gnutls_free(r.session.data);
+	}
+	/* A CN with CR LF, a control byte and UTF-8: all escaped. */
+	hs_client("opt.test", CL_ODD, NULL, &r);
+	assert_string_equal(r.cc.verify, "SUCCESS");
+	assert_string_equal(r.cc.subject,
+	    "CN=bob\\0D\\0AX-Evil: 1\\01\\C3\\A9");
+	gnutls_free(r.session.data);
+	/* A DN too long for its field is refused, never cut. */
+	hs_client("opt.test", CL_LONG, NULL, &r);
+	assert_int_equal(r.server_rc, 1);
+	assert_string_equal(r.cc.verify, "FAILED:dn-too-long");
+	assert_string_equal(r.cc.subject, "");
+	gnutls_free(r.session.data);
+	assert_refused("req.test", CL_LONG, "dn-too-long",
+	    GNUTLS_A_BAD_CERTIFICATE);
+}
+
+static void
+test_client_cert_other_sites(void **state)
+{
+	struct hs r;
+
+	(void)state;
+	/* A site without client-auth asks for none: no facts, no id. */
+	hs_client("plain.test", CL_GOOD, NULL, &r);
+	assert_int_equal(r.server_rc, 1);
+	assert_true(r.auth_id == 0);
+	assert_string_equal(r.cc.verify, "");
+	gnutls_free(r.session.data);
+	/* No SNI: the listener's certificate, no site, no client-auth. */
+	hs_client(NULL, CL_GOOD, NULL, &r);
+	assert_int_equal(r.server_rc, 1);
+	assert_true(r.auth_id == 0);
+	/* The same certificate as req.test's: only the auth id tells. */
+	assert_true(r.cert_id == id_for(LC, "req.test"));
+	gnutls_free(r.session.data);
+}
+
+static void
+test_client_cert_tickets_per_site(void **state)
+{
+	struct hs r, first, plain;
+	int v;
+
+	(void)state;
+	/* TLS 1.2 too: a resumed session there carries the certificate. */
+	for (v = 0; v < 2; v++) {
+		hs_prio = v == 0 ? "NORMAL:-VERS-ALL:+VERS-TLS1.2" : NULL;
+		hs_client("req.test", CL_GOOD, NULL, &first);
+		assert_int_equal(first.server_rc, 1);
+		hs_client("req.test", CL_NONE, &first.session, &r);
+		assert_int_equal(r.server_rc, 1);
+		assert_true(r.resumed);
+		assert_string_equal(r.cc.verify, "SUCCESS");
+		gnutls_free(r.session.data);
+		gnutls_free(first.session.data);
+	}
+	hs_prio = NULL;
+	hs_client("req.test", CL_GOOD, NULL, &first);
+	assert_int_equal(first.server_rc, 1);
+	assert_true(first.session.size > 0);
+	/* The same site resumes, and its certificate is verified again. */
+	hs_client("req.test", CL_NONE, &first.session, &r);
+	assert_int_equal(r.server_rc, 1);
+	assert_true(r.resumed);
+	assert_true(r.auth_id == auth_for("req.test"));
+	assert_string_equal(r.cc.verify, "SUCCESS");
+	assert_string_equal(r.cc.subject, "CN=alice");
+	gnutls_free(r.session.data);
+	/* Another site under the same certificate does not resume: not
+	   one with client-auth of its own ... */
+	hs_client("opt.test", CL_NONE, &first.session, &r);
+	assert_int_equal(r.server_rc, 1);
+	assert_false(r.resumed);
+	assert_string_equal(r.cc.verify, "NONE");
+	gnutls_free(r.session.data);
+	/* ... nor one without: no id comes with it. */
+	hs_client("plain.test", CL_NONE, &first.session, &r);
+	assert_int_equal(r.server_rc, 1);
+	assert_false(r.resumed);
+	assert_true(r.auth_id == 0);
+	gnutls_free(r.session.data);
+	/* And a session of a site without client-auth does not resume on
+	   one with it: the certificate is asked for. */
+	hs_client("plain.test", CL_NONE, NULL, &plain);
+	assert_true(plain.session.size > 0);
+	hs_client("req.test", CL_NONE, &plain.session, &r);
+	assert_int_equal(r.server_rc, -1);
+	assert_string_equal(r.auth_refusal, "no-certificate");
+	gnutls_free(r.session.data);
+	gnutls_free(plain.session.data);
+	gnutls_free(first.session.data);
+}
+
+static void
+test_verify_reason(void **state)
+{
+	(void)state;
+	assert_string_equal(tls_verify_reason(GNUTLS_CERT_INVALID |
+	    GNUTLS_CERT_EXPIRED), "expired");
+	assert_string_equal(tls_verify_reason(GNUTLS_CERT_INVALID |
+	    GNUTLS_CERT_SIGNER_NOT_FOUND | GNUTLS_CERT_EXPIRED),
+	    "unknown-issuer");
+	assert_string_equal(tls_verify_reason(GNUTLS_CERT_INVALID |
+	    GNUTLS_CERT_NOT_ACTIVATED), "not-yet-valid");
+	assert_string_equal(tls_verify_reason(GNUTLS_CERT_INVALID |
+	    GNUTLS_CERT_PURPOSE_MISMATCH), "not-for-client-auth");
+	assert_string_equal(tls_verify_reason(GNUTLS_CERT_INVALID |
+	    GNUTLS_CERT_REVOKED), "revoked");
+	assert_string_equal(tls_verify_reason(GNUTLS_CERT_INVALID), "invalid");
+}
+
 int
 main(void)
 {
@@ -561,6 +986,12 @@ main(void)
 		cmocka_unit_test(test_acme_tls_1_without_a_challenge_fails),
 		cmocka_unit_test(test_normal_clients_never_get_acme_tls_1),
 		cmocka_unit_test(test_tickets_per_certificate),
+		cmocka_unit_test(test_client_cert_required),
+		cmocka_unit_test(test_client_cert_required_refusals),
+		cmocka_unit_test(test_client_cert_optional),
+		cmocka_unit_test(test_client_cert_other_sites),
+		cmocka_unit_test(test_client_cert_tickets_per_site),
+		cmocka_unit_test(test_verify_reason),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
