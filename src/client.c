@@ -67,7 +67,7 @@ log_refused(const struct client *cl, const struct config_listener *l)
 	if (ratelimit_net_name((const struct sockaddr *)&cl->peer, net,
 	    sizeof(net)))
 		log_event_cstr(&ev, "client_net", net);
-	log_event_cstr(&ev, "listener", l->bind);
+	log_event_uint(&ev, "listener", cl->li + 1);
 	log_event_uint(&ev, "max_connections_per_client",
 	    l->max_conns_per_client);
 	log_event_end(&ev);
