@@ -12,7 +12,10 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "config.h"
 #include "gen.h"
+#include "log.h"
+#include "ratelimit.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -31,7 +34,7 @@ client_address_final(struct client *from)
 {
 	util_addr_text(&from->peer, from->client_ip,
 	    sizeof(from->client_ip));
-	return true;
+	return client_admit(from);
 }
 
 void
@@ -51,6 +54,61 @@ client_accepted_final(struct client *from, struct worker *wk, int fd,
 		return true;
 	client_drop(from);
 	return false;
+}
+
+static void
+log_refused(const struct client *cl, const struct config_listener *l)
+{
+	struct log_event ev;
+	char net[RATELIMIT_NET_NAME_MAX];
+
+	log_event_begin(&ev, "CONN_LIMIT");
+	log_event_cstr(&ev, "client_ip", cl->client_ip);
+	if (ratelimit_net_name((const struct sockaddr *)&cl->peer, net,
+	    sizeof(net)))
+		log_event_cstr(&ev, "client_net", net);
+	log_event_uint(&ev, "listener", cl->li + 1);
+	log_event_uint(&ev, "max_connections_per_client",
+	    l->max_conns_per_client);
+	log_event_end(&ev);
+}
+
+bool
+client_admit(struct client *cl)
+{
+	const struct config_listener *l = &cl->gen->cfg->listeners[cl->li];
+	struct connlimit *c;
+	uint64_t hash;
+
+	if (l->max_conns_per_client == 0)
+		return true;
+	c = worker_connlimit(cl->wk);
+	hash = connlimit_hash(c, cl->li, (const struct sockaddr *)&cl->peer);
+	switch (connlimit_take(c, hash, l->max_conns_per_client, &cl->cap)) {
+	case CONNLIMIT_COUNTED:
+		return true;
+	case CONNLIMIT_UNCOUNTED:
+		if (hash != 0 && connlimit_full_due(c, connlimit_now_s()))
+			log_warnx("max-connections-per-client: no free entry "
+			    "for %s: admitted uncounted (this line at most "
+			    "once a minute)", cl->client_ip);
+		return true;
+	case CONNLIMIT_REFUSED:
+	default:
+		if (connlimit_log_due(c, hash, connlimit_now_s()))
+			log_refused(cl, l);
+		return false;
+	}
+}
+
+/* What the connection counted, if anything, no longer counts. */
+static void
+client_release(const struct client *cl)
+{
+	struct connlimit_ticket t = cl->cap;
+
+	if (t.hash != 0)
+		connlimit_release(worker_connlimit(cl->wk), &t);
 }
 
 void
@@ -82,6 +140,7 @@ client_take(struct client *cl, const struct client_ops *ops, void *data,
 	cl->fd = from->fd;
 	cl->tls = from->tls;
 	cl->peer = from->peer;
+	cl->cap = from->cap;
 	memcpy(cl->client_ip, from->client_ip, sizeof(cl->client_ip));
 	cl->client_ip[sizeof(cl->client_ip) - 1] = '\0';
 	cl->rc = (struct request_conn){ .li = cl->li, .tls = cl->tls != NULL,
@@ -105,6 +164,7 @@ client_take(struct client *cl, const struct client_ops *ops, void *data,
 void
 client_drop(const struct client *from)
 {
+	client_release(from);
 	if (from->tls != NULL)
 		tls_conn_free(from->tls);
 	close(from->fd);
@@ -139,5 +199,7 @@ client_close(struct client *cl)
 	close(cl->fd);
 	gen_unref(cl->gen);
 	cl->gen = NULL;
+	client_release(cl);
+	cl->cap.hash = 0;
 	worker_conn_del(cl->wk, &cl->wc);
 }

@@ -17,6 +17,7 @@
 
 #include <ev.h>
 
+#include "connlimit.h"
 #include "conns.h"
 #include "request.h"
 
@@ -37,6 +38,7 @@ struct client {
 	struct tls_conn		*tls;		/* NULL on a plain listener */
 	struct sockaddr_storage	 peer;		/* AF_UNSPEC if unknown */
 	char			 client_ip[INET6_ADDRSTRLEN];
+	struct connlimit_ticket	 cap;		/* max-connections-per-client */
 	struct request_conn	 rc;		/* what admission asks of it */
 	ev_io			 io;		/* the socket */
 	ev_timer		 timer;
@@ -51,15 +53,27 @@ struct client_ops {
 };
 
 /*
+ * The client address of a new connection is final (today: right after
+ * accept, from client_peer()): count it against its listener's
+ * max-connections-per-client, across all workers.  false: the cap is
+ * reached; the caller closes the connection at once (client_drop), and
+ * the refusal is logged once per client per minute.  With no cap on the
+ * listener this is one test.  What it counted is released where every
+ * client connection ends (client_close, client_drop).
+ */
+bool	 client_admit(struct client *cl);
+
+/*
  * cl takes over what `from` names (wk, fd, li, tls or NULL, gen with its
- * reference, peer, client_ip; nothing else of it is read): its watchers'
+ * reference, peer, client_ip, the admission's ticket; nothing else of it
+ * is read): its watchers'
  * data is `data` (the connection that embeds cl), and it is registered
  * with the worker last.
  */
 void	 client_take(struct client *cl, const struct client_ops *ops,
 	    void *data, const struct client *from);
 /* What `from` names is closed and released (a connection that could not
-   be made). */
+   be made, or refused). */
 void	 client_drop(const struct client *from);
 /* Stop its watchers, end its TLS session, close its socket, let its
    generation go and leave the worker's set. */

@@ -181,6 +181,7 @@ static cfg_opt_t listener_opts[] = {
 	CFG_STR("bind", NULL, CFGF_NODEFAULT),
 	CFG_INT("https-port", 443, CFGF_NONE),
 	CFG_INT("http-port", 80, CFGF_NONE),
+	CFG_INT("max-connections-per-client", 0, CFGF_NONE),
 	CFG_BOOL("proxy-protocol", cfg_false, CFGF_NONE),
 	CFG_STR_LIST("trusted-proxies", NULL, CFGF_NODEFAULT),
 	CFG_STR("real-ip-header", NULL, CFGF_NODEFAULT),
@@ -2161,6 +2162,16 @@ load_acme_domains(struct loader *ld, cfg_t *tls, struct config_listener *lst)
 		    "acme-domains, or use mode \"manual\"");
 }
 
+/* max-connections-per-client: unset is no cap; set, 1..the maximum. */
+static void
+load_connlimit(struct loader *ld, cfg_t *l, struct config_listener *lst)
+{
+	if (!opt_set(ld, l, "max-connections-per-client"))
+		return;
+	lst->max_conns_per_client = (unsigned)get_int(ld, l,
+	    "max-connections-per-client", 1, CONFIG_MAX_CONNS_PER_CLIENT);
+}
+
 /* A tchar of RFC 9110 5.6.2. */
 static bool
 tchar(char c)
@@ -2272,6 +2283,7 @@ load_listener(struct loader *ld, cfg_t *l, struct config_listener *lst,
 	lst->http_port = (uint16_t)get_int(ld, l, "http-port", 0, 65535);
 	lst->https_line = line_of(ld, l, "https-port");
 	lst->http_line = line_of(ld, l, "http-port");
+	load_connlimit(ld, l, lst);
 	load_listener_proxy(ld, l, lst);
 	load_redirect_port(ld, l, lst);
 	mode = tls != NULL ? cfg_getstr(tls, "mode") : NULL;
@@ -3027,6 +3039,8 @@ config_static_change(const struct config *o, const struct config *n,
 			what = "https-port";
 		else if (a->http_port != b->http_port)
 			what = "http-port";
+		else if (a->max_conns_per_client != b->max_conns_per_client)
+			what = "max-connections-per-client";
 		else if (a->proxy_protocol != b->proxy_protocol)
 			what = "proxy-protocol";
 		else if (a->ntrusted != b->ntrusted || (a->ntrusted > 0 &&

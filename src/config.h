@@ -36,6 +36,8 @@
 /* The largest site upstream-keepalive (upstream.h: UPSTREAM_IDLE_MAX). */
 #define CONFIG_KEEPALIVE_MAX	1024
 #define CONFIG_MAX_WORKERS	256
+/* max-connections-per-client: 1..this (0, the default: no cap). */
+#define CONFIG_MAX_CONNS_PER_CLIENT	1000000
 #define CONFIG_HOST_MAX		253		/* DNS name length */
 /* admin-socket's default, and where "portcullis ctl" looks by default. */
 #define CONFIG_ADMIN_SOCKET	"/run/portcullis/admin.sock"
@@ -374,6 +376,8 @@ struct config_listener {
 	struct config_site	*sites;
 	size_t			 nsites;
 	int			 line;
+	/* max-connections-per-client (connlimit.h); 0: no cap.  Static. */
+	unsigned		 max_conns_per_client;
 	/* PROXY protocol in and trusted proxies (proxyin.h): proxy-protocol
 	   and trusted-proxies are static (listen_plan's layout does not
 	   change, nor who may name a client); real-ip-header reloads. */

@@ -13,6 +13,7 @@
  *         h2 h2-max-streams
  *   nfiles { secret data }
  *   nlisteners { family addr[16] https-port http-port redirect-port
+ *                max-connections-per-client
  *                bind tls-mode cert key
  *                nsites { host wildcard backend cert key
  *                         rate-own [rate-rps(bits) rate-burst]
@@ -66,7 +67,7 @@ static const unsigned char zeros16[16];
 #define IMAGE_MAX	(256u * 1024 * 1024)
 #define STR_MAX		1024
 /* The fewest bytes a listener / a site can take: bounds counts early. */
-#define LISTENER_MIN	(1 + 16 + 2 + 2 + 2 + 4 + 1 + 4 + 4 + 4)
+#define LISTENER_MIN	(1 + 16 + 2 + 2 + 2 + 4 + 4 + 1 + 4 + 4 + 4)
 #define EDGE_MIN	4
 #define SITE_MIN	(4 + 1 + BACKEND_MIN + 4 + 4 + 1 + 1 + 4 + EDGE_MIN + 4)
 #define UPSTREAM_MIN	(4 + 1 + 4 + 1 + 4 + 16 + 4)
@@ -318,6 +319,7 @@ put_listener(struct wbuf *w, const struct config_listener *l, bool secrets)
 	put_u16(w, l->https_port);
 	put_u16(w, l->http_port);
 	put_u16(w, l->redirect_port);
+	put_u32(w, l->max_conns_per_client);
 	put_str(w, l->bind);
 	put_u8(w, (uint8_t)l->tls_mode);
 	put_bytes(w, l->tls.cert.data, l->tls.cert.len);
@@ -1094,6 +1096,9 @@ get_listener(struct rbuf *r, struct config_listener *l, bool secrets)
 	l->redirect_port = get_u16(r);
 	if (l->https_port == 0 || l->https_port == l->http_port ||
 	    (l->redirect_port != 0 && l->http_port == 0))
+		r->err = true;
+	l->max_conns_per_client = get_u32(r);
+	if (l->max_conns_per_client > CONFIG_MAX_CONNS_PER_CLIENT)
 		r->err = true;
 	if ((l->bind = get_str(r, INET6_ADDRSTRLEN + 2, false)) == NULL)
 		return;

@@ -23,6 +23,7 @@
 #include "acme.h"
 #include "acmestate.h"
 #include "admin.h"
+#include "connlimit.h"
 #include "control.h"
 #include "image.h"
 #include "listen.h"
@@ -78,6 +79,7 @@ struct master {
 	struct ratelimit	*rl;		/* only to repair its header */
 	struct upstate		 ups;		/* the upstream table */
 	struct upstate_alloc	*ualloc;	/* whose slot is whose */
+	struct connlimit	 cap;		/* max-connections-per-client */
 	int			 cfg_ro_fd;	/* config part, read-only */
 	int			 exe_fd;	/* our own binary */
 	struct listen_sock	 socks[LISTEN_MAX];
@@ -882,9 +884,10 @@ child_cb(struct ev_loop *loop, ev_child *c, int revents UNUSED)
 	w->control = w->report = -1;
 	w->pid = 0;
 	w->ready = false;
-	if (!is_helper(w))
+	if (!is_helper(w)) {
 		upstate_worker_gone(&m->ups, w->id);
-	else {
+		connlimit_worker_gone(&m->cap, w->id);
+	} else {
 		if (k->exited != NULL)
 			k->exited(m);
 		if (!m->stopping && k->wanted(m->cfg))
@@ -1293,6 +1296,9 @@ setup_shm(struct master *m)
 		fatal("shared segment");
 	rl = shm_upstate(&m->shm, &rlsize);
 	upstate_attach(&m->ups, rl, rlsize, CONFIG_MAX_WORKERS, UINT32_MAX);
+	rl = shm_connlimit(&m->shm, &rlsize);
+	connlimit_attach(&m->cap, rl, rlsize, CONFIG_MAX_WORKERS, UINT32_MAX,
+	    m->shm.cfg->connlimit_key);
 	rl = shm_ratelimit(&m->shm, &rlsize);
 	if (ratelimit_init(rl, rlsize, m->cfg->rate_table_size) == -1 ||
 	    (m->rl = ratelimit_attach(rl, rlsize, NULL)) == NULL)

@@ -145,58 +145,10 @@ ratelimit_take(uint64_t word, uint64_t now_ms, double rate, unsigned burst)
 	return r;
 }
 
-/* ---- SipHash-2-4 (Aumasson and Bernstein), the reference algorithm ---- */
-
-#define ROTL(x, b)	(uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND do {							\
-	v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);	\
-	v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;				\
-	v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;				\
-	v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);	\
-} while (0)
-
-static uint64_t
-le64(const unsigned char *p)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
 uint64_t
 ratelimit_siphash(const unsigned char key[16], const void *data, size_t len)
 {
-	const unsigned char *in = data, *end = in + (len - len % 8);
-	uint64_t k0 = le64(key), k1 = le64(key + 8), m, b;
-	uint64_t v0 = k0 ^ UINT64_C(0x736f6d6570736575);
-	uint64_t v1 = k1 ^ UINT64_C(0x646f72616e646f6d);
-	uint64_t v2 = k0 ^ UINT64_C(0x6c7967656e657261);
-	uint64_t v3 = k1 ^ UINT64_C(0x7465646279746573);
-	size_t i;
-
-	for (; in != end; in += 8) {
-		m = le64(in);
-		v3 ^= m;
-		SIPROUND;
-		SIPROUND;
-		v0 ^= m;
-	}
-	b = (uint64_t)len << 56;
-	for (i = 0; i < len % 8; i++)
-		b |= (uint64_t)in[i] << (8 * i);
-	v3 ^= b;
-	SIPROUND;
-	SIPROUND;
-	v0 ^= b;
-	v2 ^= 0xff;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	return v0 ^ v1 ^ v2 ^ v3;
+	return util_siphash(key, data, len);
 }
 
 /* ---- the table ---- */

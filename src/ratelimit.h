@@ -81,7 +81,7 @@ uint64_t ratelimit_stamp(uint64_t word);	/* ms mod 2^36 */
 struct ratelimit_take ratelimit_take(uint64_t word, uint64_t now_ms,
 	    double rate, unsigned burst);
 
-/* SipHash-2-4 of data under a 16-byte key (exposed for its unit test). */
+/* util_siphash(), as the rate limiter and balance.h know it. */
 uint64_t ratelimit_siphash(const unsigned char key[16], const void *data,
 	    size_t len);
 

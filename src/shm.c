@@ -15,6 +15,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/crypto.h>
 
+#include "connlimit.h"
 #include "shm.h"
 #include "upstate.h"
 #include "util.h"
@@ -25,6 +26,7 @@
 #define STATE_HDR_SIZE	PAGE_ROUND(sizeof(struct shm_state_hdr))
 #define COUNTERS_SIZE	PAGE_ROUND(SHM_MAX_WORKERS * sizeof(struct shm_counters))
 #define UPSTATE_SIZE	upstate_bytes()
+#define CONNLIMIT_SIZE	connlimit_bytes()
 
 /*
  * The layout follows from the sizes of the two parts alone, so that the
@@ -45,14 +47,16 @@ config_layout(size_t size, struct shm_layout *l)
 static int
 state_layout(size_t size, struct shm_layout *l)
 {
-	if (size < STATE_HDR_SIZE + COUNTERS_SIZE + UPSTATE_SIZE ||
-	    size % PAGE != 0)
+	if (size < STATE_HDR_SIZE + COUNTERS_SIZE + UPSTATE_SIZE +
+	    CONNLIMIT_SIZE || size % PAGE != 0)
 		return -1;
 	l->counters_off = STATE_HDR_SIZE;
 	l->max_workers = SHM_MAX_WORKERS;
 	l->upstate_off = STATE_HDR_SIZE + COUNTERS_SIZE;
 	l->upstate_size = UPSTATE_SIZE;
-	l->ratelimit_off = l->upstate_off + UPSTATE_SIZE;
+	l->connlimit_off = l->upstate_off + UPSTATE_SIZE;
+	l->connlimit_size = CONNLIMIT_SIZE;
+	l->ratelimit_off = l->connlimit_off + CONNLIMIT_SIZE;
 	l->ratelimit_size = size - l->ratelimit_off;
 	return 0;
 }
@@ -127,7 +131,8 @@ create_config_part(struct shm *s, size_t slot_size)
 	h->slot_off[0] = s->lay.slot_off[0];
 	h->slot_off[1] = s->lay.slot_off[1];
 	if (gnutls_rnd(GNUTLS_RND_KEY, h->sticky_key, sizeof(h->sticky_key))
-	    < 0)
+	    < 0 || gnutls_rnd(GNUTLS_RND_KEY, h->connlimit_key,
+	    sizeof(h->connlimit_key)) < 0)
 		return -1;
 	return make_ticket_key(h);
 }
@@ -150,6 +155,8 @@ state_hdr_of(const struct shm *s, struct shm_state_hdr *h)
 	h->max_workers = s->lay.max_workers;
 	h->upstate_off = s->lay.upstate_off;
 	h->upstate_size = s->lay.upstate_size;
+	h->connlimit_off = s->lay.connlimit_off;
+	h->connlimit_size = s->lay.connlimit_size;
 	h->ratelimit_off = s->lay.ratelimit_off;
 	h->ratelimit_size = s->lay.ratelimit_size;
 }
@@ -160,12 +167,12 @@ create_state_part(struct shm *s, size_t ratelimit_size)
 	struct shm_state_hdr *h;
 
 	if (ratelimit_size > SIZE_MAX - PAGE - STATE_HDR_SIZE - COUNTERS_SIZE -
-	    UPSTATE_SIZE) {
+	    UPSTATE_SIZE - CONNLIMIT_SIZE) {
 		errno = EFBIG;
 		return -1;
 	}
 	s->state_size = STATE_HDR_SIZE + COUNTERS_SIZE + UPSTATE_SIZE +
-	    PAGE_ROUND(ratelimit_size);
+	    CONNLIMIT_SIZE + PAGE_ROUND(ratelimit_size);
 	if (state_layout(s->state_size, &s->lay) == -1)
 		return -1;
 	if ((s->state_fd = memfd_sized("portcullis-state", s->state_size))
@@ -333,6 +340,13 @@ shm_ratelimit(const struct shm *s, size_t *size)
 {
 	*size = s->lay.ratelimit_size;
 	return (unsigned char *)s->state + s->lay.ratelimit_off;
+}
+
+void *
+shm_connlimit(const struct shm *s, size_t *size)
+{
+	*size = s->lay.connlimit_size;
+	return (unsigned char *)s->state + s->lay.connlimit_off;
 }
 
 void *

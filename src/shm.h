@@ -8,9 +8,10 @@
  *                 and two config slots (double buffer).  Only the master can
  *                 write it: workers get a read-only descriptor, so even a
  *                 compromised worker cannot change what the others route by.
- *   state part    per-worker counters, the upstream table (upstate.h) and
- *                 the rate-limit table, written by
- *                 every worker with atomics.  Its header is informative
+ *   state part    per-worker counters, the upstream table (upstate.h),
+ *                 the per-client connection table (connlimit.h, a fixed
+ *                 size) and the rate-limit table, written by every worker
+ *                 with atomics.  Its header is informative
  *                 only: each process keeps its own layout (struct
  *                 shm_layout), as anything there may have been rewritten
  *                 by a compromised worker.
@@ -29,10 +30,11 @@
 #include <stdint.h>
 
 #define SHM_MAGIC		0x4d485350u	/* "PSHM" */
-#define SHM_LAYOUT_VERSION	2u
+#define SHM_LAYOUT_VERSION	3u
 #define SHM_TICKET_KEY_MAX	128
 #define SHM_MAX_WORKERS		256
 #define SHM_STICKY_KEY_LEN	32
+#define SHM_CONNLIMIT_KEY_LEN	16
 
 struct shm_slot {
 	_Atomic uint64_t generation;	/* 0: empty */
@@ -51,6 +53,8 @@ struct shm_config_hdr {
 	unsigned char	 ticket_key[SHM_TICKET_KEY_MAX];
 	/* sticky-cookie's key (balance.h), for the master's lifetime. */
 	unsigned char	 sticky_key[SHM_STICKY_KEY_LEN];
+	/* The key of max-connections-per-client's hashes (connlimit.h). */
+	unsigned char	 connlimit_key[SHM_CONNLIMIT_KEY_LEN];
 };
 
 /* One cache line per worker, so counters do not share lines. */
@@ -76,6 +80,9 @@ struct shm_state_hdr {
 	uint64_t	 upstate_size;
 	uint64_t	 ratelimit_off;	/* the rate-limit table (ratelimit.h) */
 	uint64_t	 ratelimit_size;
+	/* Connections per client (connlimit.h), between the two above. */
+	uint64_t	 connlimit_off;
+	uint64_t	 connlimit_size;
 };
 
 /*
@@ -92,6 +99,8 @@ struct shm_layout {
 	unsigned	 max_workers;
 	size_t		 upstate_off;
 	size_t		 upstate_size;
+	size_t		 connlimit_off;
+	size_t		 connlimit_size;
 	size_t		 ratelimit_off;
 	size_t		 ratelimit_size;
 };
@@ -140,6 +149,9 @@ struct shm_counters *shm_counters(const struct shm *s, unsigned worker);
 
 /* The region of the upstream table (upstate.h), and its size. */
 void	*shm_upstate(const struct shm *s, size_t *size);
+
+/* The region of the per-client connection table (connlimit.h). */
+void	*shm_connlimit(const struct shm *s, size_t *size);
 
 /* The region reserved for the rate-limit table, and its size. */
 void	*shm_ratelimit(const struct shm *s, size_t *size);

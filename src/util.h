@@ -31,10 +31,31 @@
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
 #define UTIL_ASAN	1
+/*
+ * SipHash-2-4 of data under a 16-byte key: the keyed hash of the shared
+ * tables (ratelimit.h, connlimit.h) and of sticky cookies (balance.h).
+ */
+uint64_t util_siphash(const unsigned char key[16], const void *data,
+	    size_t len);
+
 #endif
+/*
+ * SipHash-2-4 of data under a 16-byte key: the keyed hash of the shared
+ * tables (ratelimit.h, connlimit.h) and of sticky cookies (balance.h).
+ */
+uint64_t util_siphash(const unsigned char key[16], const void *data,
+	    size_t len);
+
 #endif
 #ifndef UTIL_ASAN
 #define UTIL_ASAN	0
+/*
+ * SipHash-2-4 of data under a 16-byte key: the keyed hash of the shared
+ * tables (ratelimit.h, connlimit.h) and of sticky cookies (balance.h).
+ */
+uint64_t util_siphash(const unsigned char key[16], const void *data,
+	    size_t len);
+
 #endif
 
 /*
@@ -179,5 +200,12 @@ void	 util_cache_clear(struct util_cache *c);
 struct sockaddr;
 size_t	 util_client_key(const struct sockaddr *peer,
 	    unsigned char key[UTIL_CLIENT_KEY_MAX]);
+
+/*
+ * SipHash-2-4 of data under a 16-byte key: the keyed hash of the shared
+ * tables (ratelimit.h, connlimit.h) and of sticky cookies (balance.h).
+ */
+uint64_t util_siphash(const unsigned char key[16], const void *data,
+	    size_t len);
 
 #endif /* PORTCULLIS_UTIL_H */

@@ -24,6 +24,7 @@
 
 #include <arpa/inet.h>
 
+#include "connlimit.h"
 #include "control.h"
 #include "gen.h"
 #include "image.h"
@@ -53,6 +54,7 @@ struct worker {
 	struct shm_counters	*counters;
 	struct ratelimit	*rl;
 	struct upstate		 ups;
+	struct connlimit	 cap;		/* max-connections-per-client */
 	struct listen_sock	 socks[LISTEN_MAX];
 	worker_accept_fn	*handler[LISTEN_MAX];	/* of socks[i] */
 	ev_io			 accept_w[LISTEN_MAX];
@@ -99,6 +101,12 @@ struct conns *
 worker_conns(struct worker *wk)
 {
 	return &wk->conns;
+}
+
+struct connlimit *
+worker_connlimit(struct worker *wk)
+{
+	return &wk->cap;
 }
 
 struct gen *
@@ -525,6 +533,9 @@ worker_start(struct worker *wk, const struct worker_handlers *h)
 		fatalx("shared segment: no valid rate-limit table");
 	rl = shm_upstate(&wk->shm, &rlsize);
 	upstate_attach(&wk->ups, rl, rlsize, CONFIG_MAX_WORKERS, wk->id);
+	rl = shm_connlimit(&wk->shm, &rlsize);
+	connlimit_attach(&wk->cap, rl, rlsize, CONFIG_MAX_WORKERS, wk->id,
+	    wk->shm.cfg->connlimit_key);
 	if (worker_load(wk, 0, &why) == -1)
 		fatalx("cannot load the configuration: %s", why);
 	log_configure(wk->cfg->log_level, wk->cfg->log_format);

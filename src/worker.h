@@ -29,6 +29,8 @@ struct worker;
 
 /* The current generation (gen.h); no reference taken. */
 struct gen	*worker_gen(const struct worker *wk);
+/* The per-client connection table (connlimit.h), this worker's row. */
+struct connlimit *worker_connlimit(struct worker *wk);
 
 /*
  * What takes over a socket accepted on a listener.  The worker core knows

@@ -741,6 +741,48 @@ test_listener_ranges(void **state)
 	}
 }
 
+/* max-connections-per-client: unset is no cap; 1..1000000; static. */
+static void
+test_connlimit_option(void **state)
+{
+#define CAPPED(v) "listener {\n  bind = \"127.0.0.1\"\n" v		\
+	TLS SITE("a.example") "}\n"
+	struct config	*a, *b, *c;
+	char		 buf[64];
+
+	(void)state;
+	a = parse_ok(CAPPED(""));
+	assert_int_equal(a->listeners[0].max_conns_per_client, 0);
+	b = parse_ok(CAPPED("  max-connections-per-client = 256\n"));
+	assert_int_equal(b->listeners[0].max_conns_per_client, 256);
+	c = parse_ok(CAPPED("  max-connections-per-client = 1000000\n"));
+	assert_int_equal(c->listeners[0].max_conns_per_client, 1000000);
+	assert_string_equal(config_static_change(a, b, buf, sizeof(buf)),
+	    "listener 1 max-connections-per-client");
+	assert_string_equal(config_static_change(b, c, buf, sizeof(buf)),
+	    "listener 1 max-connections-per-client");
+	assert_null(config_static_change(b, b, buf, sizeof(buf)));
+	config_free(a);
+	config_free(b);
+	config_free(c);
+	expect_ok(CAPPED("  max-connections-per-client = 1\n"));
+	expect_errors(CAPPED("  max-connections-per-client = 0\n"),
+	    NAME ":3: 'max-connections-per-client' must be between 1 and "
+	    "1000000, not 0", NULL);
+	expect_errors(CAPPED("  max-connections-per-client = 1000001\n"),
+	    NAME ":3: 'max-connections-per-client' must be between 1 and "
+	    "1000000, not 1000001", NULL);
+	expect_errors(CAPPED("  max-connections-per-client = -1\n"),
+	    NAME ":3: 'max-connections-per-client' must be between 1 and "
+	    "1000000, not -1", NULL);
+	/* Not a site's option. */
+	expect_first_error("listener {\n  bind = \"127.0.0.1\"\n" TLS
+	    "  site \"a.example\" { upstream = \"127.0.0.1:1\"\n"
+	    "    max-connections-per-client = 4 }\n}\n", 5,
+	    "max-connections-per-client");
+#undef CAPPED
+}
+
 static void
 test_site_ranges(void **state)
 {
@@ -4184,6 +4226,7 @@ main(void)
 		cmocka_unit_test(test_rate),
 		cmocka_unit_test(test_site_rate),
 		cmocka_unit_test(test_listener_ranges),
+		cmocka_unit_test(test_connlimit_option),
 		cmocka_unit_test(test_site_ranges),
 		cmocka_unit_test(test_logging),
 		cmocka_unit_test(test_admin_socket),

@@ -552,6 +552,8 @@ assert_image_fields_equal(const struct config *a, const struct config *b,
 		assert_int_equal(la->https_port, lb->https_port);
 		assert_int_equal(la->http_port, lb->http_port);
 		assert_int_equal(la->redirect_port, lb->redirect_port);
+		assert_int_equal(la->max_conns_per_client,
+		    lb->max_conns_per_client);
 		assert_string_equal(la->bind, lb->bind);
 		assert_blob_equal(&la->tls.cert, &lb->tls.cert);
 		assert_blob_equal(&la->tls.key, &lb->tls.key);
@@ -1201,6 +1203,7 @@ struct spec {
 	uint8_t		 family;
 	unsigned char	 addr[16];
 	uint16_t	 https, http, redirect;
+	uint32_t	 conncap;	/* max-connections-per-client */
 	struct field	 bind, cert, key;
 	uint32_t	 nsites;	/* as written; one is present */
 	struct field	 host;
@@ -1561,6 +1564,7 @@ build(const struct spec *s, unsigned char *out, size_t outsz)
 	w_u16(w, s->https);
 	w_u16(w, s->http);
 	w_u16(w, s->redirect);
+	w_u32(w, s->conncap);
 	w_field(w, &s->bind);
 	w_u8(w, s->mode);
 	w_field(w, &s->cert);
@@ -1839,6 +1843,10 @@ test_listener_fields(void **state)
 	REJECT(s.http = 443);			/* == https */
 	ACCEPT(s.http = 0);
 	ACCEPT(s.https = 65535);
+	ACCEPT(s.conncap = 1);
+	ACCEPT(s.conncap = CONFIG_MAX_CONNS_PER_CLIENT);
+	REJECT(s.conncap = CONFIG_MAX_CONNS_PER_CLIENT + 1);
+	REJECT(s.conncap = UINT32_MAX);
 	REJECT(s.bind = (struct field)F(""));
 	REJECT(s.bind = (struct field)F("127.0.0.1 "));
 	REJECT(s.bind = (struct field)F("127.0.0\n1"));
