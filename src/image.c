@@ -62,8 +62,6 @@
 #include "ratelimit.h"
 #include "util.h"
 
-static const unsigned char zeros16[16];
-
 #define IMAGE_MAX	(256u * 1024 * 1024)
 #define STR_MAX		1024
 /* The fewest bytes a listener / a site can take: bounds counts early. */
@@ -216,6 +214,15 @@ put_fields(struct wbuf *w, const struct config_fields *f)
 	}
 }
 
+/* A range: family, bits, the 16 address bytes (get_range). */
+static void
+put_range(struct wbuf *w, const struct cidr *c)
+{
+	put_u8(w, c->family);
+	put_u8(w, c->bits);
+	put(w, c->addr, sizeof(c->addr));
+}
+
 static void
 put_edge(struct wbuf *w, const struct config_access *a,
     const struct config_edits *e)
@@ -227,11 +234,8 @@ put_edge(struct wbuf *w, const struct config_access *a,
 		put_u8(w, a->first_allow ? 1 : 0);
 		put_u32(w, (uint32_t)a->nfirst);
 		put_u32(w, (uint32_t)a->nranges);
-		for (i = 0; i < a->nranges; i++) {
-			put_u8(w, a->ranges[i].family);
-			put_u8(w, a->ranges[i].bits);
-			put(w, a->ranges[i].addr, sizeof(a->ranges[i].addr));
-		}
+		for (i = 0; i < a->nranges; i++)
+			put_range(w, &a->ranges[i]);
 	}
 	put_fields(w, &e->resp_add);
 	put_fields(w, &e->resp_hide);
@@ -339,11 +343,8 @@ put_listener_proxy(struct wbuf *w, const struct config_listener *l)
 
 	put_u8(w, l->proxy_protocol ? 1 : 0);
 	put_u32(w, (uint32_t)l->ntrusted);
-	for (i = 0; i < l->ntrusted; i++) {
-		put_u8(w, l->trusted[i].family);
-		put_u8(w, l->trusted[i].bits);
-		put(w, l->trusted[i].addr, sizeof(l->trusted[i].addr));
-	}
+	for (i = 0; i < l->ntrusted; i++)
+		put_range(w, &l->trusted[i]);
 	put_str(w, l->real_ip_header);
 }
 
@@ -1132,9 +1133,6 @@ get_listener(struct rbuf *r, struct config_listener *l, bool secrets)
 static void
 get_listener_proxy(struct rbuf *r, struct config_listener *l)
 {
-	char text[CIDR_TEXT_MAX], why[64];
-	const unsigned char *a;
-	struct cidr back;
 	uint8_t pp = get_u8(r);
 	uint32_t n, i;
 
@@ -1145,26 +1143,8 @@ get_listener_proxy(struct rbuf *r, struct config_listener *l)
 	}
 	l->proxy_protocol = pp == 1;
 	l->trusted = get_array(r, n, sizeof(*l->trusted));
-	for (i = 0; i < n && !r->err; i++, l->ntrusted++) {
-		struct cidr *c = &l->trusted[i];
-
-		c->family = get_u8(r);
-		c->bits = get_u8(r);
-		if ((a = get(r, sizeof(c->addr))) == NULL)
-			return;
-		memcpy(c->addr, a, sizeof(c->addr));
-		if ((c->family != 4 && c->family != 6) ||
-		    c->bits > (c->family == 4 ? 32 : 128) ||
-		    (c->family == 4 && memcmp(c->addr + 4, zeros16, 12) != 0)) {
-			r->err = true;
-			return;
-		}
-		cidr_format(c, text);
-		if (cidr_parse(text, strlen(text), &back, why,
-		    sizeof(why)) != 0 ||
-		    memcmp(&back, c, sizeof(back)) != 0)
-			r->err = true;
-	}
+	for (i = 0; i < n && !r->err; i++, l->ntrusted++)
+		get_range(r, &l->trusted[i]);
 	l->real_ip_header = get_opt_str(r, CONFIG_REAL_IP_MAX);
 	if (r->err)
 		return;
