@@ -156,15 +156,68 @@ path_refused(struct request_answer *ans, const char *client_ip,
 	return NULL;
 }
 
+/* The longest path block of site whose prefix norm is under, or NULL. */
+static const struct config_path *
+path_block(const struct config_site *site, const char *norm, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < site->npaths; i++)
+		if (path_prefix_match(norm, len, site->paths[i].prefix,
+		    site->paths[i].prefix_len))
+			return &site->paths[i];
+	return NULL;
+}
+
+/* The allow and deny that apply under block p (NULL: the site's). */
+static const struct config_access *
+access_of(const struct config_site *site, const struct config_path *p)
+{
+	return p != NULL ? &p->access : &site->access;
+}
+
+/*
+ * Whether the path t (q bytes before its query) comes under the same
+ * allow and deny in the form forwarded (no %2F decoded, no ;parameter
+ * dropped: the target goes upstream as sent) as in the form matched,
+ * whose block is p.  An upstream that reads the path its own way
+ * ("/admin/;/../x" is /admin/x to nginx, "/x" when matching) must not get
+ * a request the rules of another block let through.  Only asked of a
+ * site where some rules are; *rc: a normalisation error (then false).
+ * Inherited rules are the site's own list: compared by identity.
+ */
+static bool
+access_same_both_ways(const struct config_site *site,
+    const struct config_path *p, struct http1_slice t, size_t q, int *rc)
+{
+	static char fwd[PATH_NORM_MAX];
+	const struct config_access *a, *b;
+	bool any = site->access.nranges > 0;
+	size_t i, len;
+
+	*rc = 0;
+	for (i = 0; i < site->npaths && !any; i++)
+		any = site->paths[i].access.own;
+	if (!any)
+		return true;
+	if ((*rc = path_normalize(t.p, q, 0, fwd, sizeof(fwd), &len)) != 0)
+		return false;
+	a = access_of(site, p);
+	b = access_of(site, path_block(site, fwd, len));
+	return a->ranges == b->ranges && a->nranges == b->nranges;
+}
+
 /*
  * The backend for an admitted request to site, by its path: that of the
  * longest path block whose prefix the path, normalised for matching, is
  * under, else the site's.  NULL, and ans says what to answer, for a path
- * that does not normalise (with any site), or that reaches a block with
- * replace-path only once %2F is decoded or ;parameters are dropped.  With
- * replace-path the target becomes the block's replace-path and the rest
- * of the path normalised for forwarding, with the query as sent, in
- * storage of pr's own (pr->target).  *blk: the path block, if one.
+ * that does not normalise (with any site), that reaches a block with
+ * replace-path only once %2F is decoded or ;parameters are dropped, or
+ * whose two forms (access_same_both_ways) come under different allow and
+ * deny rules.  With replace-path the target becomes the block's replace-path
+ * and the rest of the path normalised for forwarding, with the query as
+ * sent, in storage of pr's own (pr->target).  *blk: the path block, if
+ * one.
  */
 static const struct config_backend *
 path_route(const struct config_site *site, struct proxy_request *pr,
@@ -174,9 +227,9 @@ path_route(const struct config_site *site, struct proxy_request *pr,
 	/* One thread per process, and used only within this call. */
 	static char norm[PATH_NORM_MAX];
 	const struct http1_slice t = pr->h.path;
-	const struct config_path *p = NULL;
+	const struct config_path *p;
 	const char *query = NULL;
-	size_t q, len, cap, i;
+	size_t q, len, cap;
 	int rc;
 
 	/* OPTIONS * names no path: the site's. */
@@ -187,10 +240,11 @@ path_route(const struct config_site *site, struct proxy_request *pr,
 	if ((rc = path_normalize(t.p, q, PATH_MATCH, norm, sizeof(norm),
 	    &len)) != 0)
 		return path_refused(ans, client_ip, t, path_strerror(rc));
-	for (i = 0; i < site->npaths && p == NULL; i++)
-		if (path_prefix_match(norm, len, site->paths[i].prefix,
-		    site->paths[i].prefix_len))
-			p = &site->paths[i];
+	p = path_block(site, norm, len);
+	if (!access_same_both_ways(site, p, t, q, &rc))
+		return path_refused(ans, client_ip, t, rc != 0 ?
+		    path_strerror(rc) : "another path block's allow and deny "
+		    "once %2F is decoded or a ;parameter dropped");
 	if (p == NULL)
 		return &site->be;
 	*blk = p;
@@ -325,6 +379,11 @@ proxy_header(const struct request_conn *conn, struct proxy_request *pr)
 		pc.dst = (const struct sockaddr *)&local;
 	if (conn->session != NULL) {
 		tls_conn_proxy_tls(conn->session, &t, sni, sizeof(sni));
+		/* A certificate is this site's to speak of only if it asked
+		   for one (the connection may have been verified for another
+		   site that shares its server certificate). */
+		if (pr->h.client_cert == NULL)
+			t.cert_conn = t.cert_sess = t.verified = false;
 		pc.tls = &t;
 	}
 	if ((n = proxyhdr_build((int)pr->be->proxy_protocol, &pc, out,
@@ -437,13 +496,13 @@ request_admit(const struct request_conn *conn, const struct gen *g,
 		pr->sticky = sticky_of(pr);
 	if (pr->be->scheme == CONFIG_SCHEME_HTTPS)
 		pr->tls = uptls_ctx_backend(g->uptls, pr->be);
+	pr->h.client_cert = site->client_auth != CONFIG_CLIENT_AUTH_NONE ?
+	    conn->client_cert : NULL;
 	if (pr->be->proxy_protocol != CONFIG_PROXY_NONE &&
 	    proxy_header(conn, pr) == -1)
 		return answer(ans, 503, true);
 
 	pr->site = site->host;
-	pr->h.client_cert = site->client_auth != CONFIG_CLIENT_AUTH_NONE ?
-	    conn->client_cert : NULL;
 	pr->h.tls = true;
 	pr->h.port = g->cfg->listeners[conn->li].https_port;
 	return site;

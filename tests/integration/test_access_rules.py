@@ -161,6 +161,28 @@ def test_a_path_block_has_its_own_lists(make_proxy, upstream):
     assert targets(upstream) == ["/admin/x", "/x", "/pub/x"]
 
 
+def test_no_spelling_reads_otherwise_upstream(make_proxy, upstream):
+    """Without replace-path the target goes upstream as sent, and the
+    upstream may read it otherwise than the matching did: nginx takes
+    "/admin/;/../x" for /admin/x (matching drops the ;parameter segment
+    and sees /x), a router of raw paths takes "/admin/x%2F..%2F..%2Fy"
+    for something under /admin/ (matching decodes the %2F and sees /y).
+    When the two readings come under different rules: 400, nothing
+    upstream.  Where the rules are the same, the request goes."""
+    p = proxy_with(make_proxy, upstream, {}, paths=[
+        ("/admin/", {"allow": ("127.0.0.10",), "deny": ("0.0.0.0/0",)}),
+        ("/open/", {})])
+    port = p.https_port
+    forget(upstream)
+    for target in ("/admin/;/../x", "/admin/x%2F..%2F..%2Fy",
+                   "/x%2F..%2Fadmin/y"):
+        assert get_from(port, "127.0.0.11", target)[0] == 400, target
+    assert targets(upstream) == []
+    assert get_from(port, "127.0.0.11", "/open;v=1/x")[0] == 200
+    assert get_from(port, "127.0.0.10", "/admin/x")[0] == 200
+    assert targets(upstream) == ["/open;v=1/x", "/admin/x"]
+
+
 def test_a_denied_client_costs_the_upstream_nothing(make_proxy, upstream):
     p = proxy_with(make_proxy, upstream, {"deny": ("127.0.0.13",)})
     forget(upstream)

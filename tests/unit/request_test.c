@@ -1288,6 +1288,16 @@ test_access_rules(void **state)
 		{ "198.51.100.1", "a.test", "/open/", 0, 403,
 		    "deny 0.0.0.0/0" },
 		{ "192.0.2.1", "a.test", "/open/", 3, 0, "" },
+		/* Forwarded as sent, a path must come under the same rules
+		   as matched: nginx reads "/admin/;/../x" as /admin/x, a
+		   router of raw paths "/admin/x%2F.." under /admin/. */
+		{ "192.0.2.1", "a.test", "/admin/;/../x", 0, 400, "" },
+		{ "192.0.2.1", "a.test", "/admin/x%2F..%2F..%2Fy", 0, 400,
+		    "" },
+		{ "192.0.2.200", "a.test", "/x%2F..%2Fadmin/y", 0, 400, "" },
+		/* ... which the same rules are, inherited: as before. */
+		{ "192.0.2.1", "a.test", "/open;p=1/x", 3, 0, "" },
+		{ "192.0.2.1", "a.test", "/open/a%2Fb", 3, 0, "" },
 		/* The order written: deny first, then allow. */
 		{ "10.1.2.3", "b.a.test", "/", 0, 403, "deny 10.0.0.0/8" },
 		{ "203.0.113.1", "b.a.test", "/", 0, 403, "not in allow" },
