@@ -2184,6 +2184,7 @@ tchar(char c)
 bool
 config_real_ip_header_ok(const char *s)
 {
+	struct http1_header h;
 	size_t i, len = strlen(s);
 
 	if (len == 0 || len > CONFIG_REAL_IP_MAX)
@@ -2191,8 +2192,14 @@ config_real_ip_header_ok(const char *s)
 	for (i = 0; i < len; i++)
 		if (!tchar(s[i]))
 			return false;
-	return !util_strcaseeq(s, len, "forwarded", 9) &&
-	    !util_strcaseeq(s, len, "host", 4);
+	if (util_strcaseeq(s, len, "forwarded", 9) ||
+	    util_strcaseeq(s, len, "host", 4))
+		return false;
+	/* One the proxy drops from what clients send: a client behind an
+	   untrusted peer must never get its value to the upstream. */
+	h.name = (struct http1_slice){ s, len };
+	h.value = (struct http1_slice){ "", 0 };
+	return !headers_request_forwards(&h, NULL, 0);
 }
 
 /*
@@ -2239,7 +2246,10 @@ load_listener_proxy(struct loader *ld, cfg_t *l, struct config_listener *lst)
 			cerr(ld, line_of(ld, l, "real-ip-header"),
 			    "real-ip-header: \"%s\" is not a field name that "
 			    "holds addresses (a token of at most %d bytes, not "
-			    "Forwarded or Host)", h, CONFIG_REAL_IP_MAX);
+			    "Forwarded or Host, and one the proxy never "
+			    "forwards from clients: X-Forwarded-For, X-Real-IP, "
+			    "True-Client-IP, CF-Connecting-IP ...)", h,
+			    CONFIG_REAL_IP_MAX);
 		else if (tline == 0)
 			cerr(ld, line_of(ld, l, "real-ip-header"),
 			    "real-ip-header needs trusted-proxies: the peers "

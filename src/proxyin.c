@@ -94,9 +94,14 @@ static void
 pi_hand_over(struct proxyin *p)
 {
 	struct client from = { .wk = p->cl.wk, .fd = p->cl.fd,
-	    .li = p->cl.li, .gen = p->cl.gen, .peer = p->cl.peer };
+	    .li = p->cl.li, .gen = p->cl.gen, .peer = p->cl.peer,
+	    .cap = p->cl.cap };
 
-	if (!client_address_final(&from)) {
+	/* An untrusted source's address was final at accept (and counted
+	   then): it goes on as it is. */
+	if (!p->trusted)
+		memcpy(from.client_ip, p->cl.client_ip, sizeof(from.client_ip));
+	else if (!client_address_final(&from)) {
 		client_close(&p->cl);
 		pi_free(p);
 		return;
@@ -269,6 +274,13 @@ proxyin_start(struct worker *wk, int fd, size_t li, proxyin_next_fn *next)
 	p->next = next;
 	p->trusted = cidr_find(l->trusted, l->ntrusted,
 	    (const struct sockaddr *)&from.peer) >= 0;
+	/* Its address is final now: counted against
+	   max-connections-per-client from the start, as on any listener. */
+	if (!p->trusted && !client_address_final(&from)) {
+		client_drop(&from);
+		free(p);
+		return;
+	}
 	client_take(&p->cl, &pi_client_ops, p, &from);
 	ev_timer_init(&p->poll, pi_poll_cb, 0., POLL_SECS);
 	p->poll.data = p;

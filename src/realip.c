@@ -55,7 +55,7 @@ realip_add(struct realip *r, const char *v, size_t len)
 	struct sockaddr_storage ss;
 	size_t i = 0, start, end;
 
-	while (!r->bad) {
+	for (;;) {
 		while (i < len && ows(v[i]))
 			i++;
 		start = i;
@@ -64,17 +64,18 @@ realip_add(struct realip *r, const char *v, size_t len)
 		end = i;
 		while (end > start && ows(v[end - 1]))
 			end--;
-		if (!element(v + start, end - start, &ss) ||
-		    ++r->count > REALIP_MAX_ELEMENTS) {
-			r->bad = true;
-			return;
-		}
-		if (r->count == 1)
-			r->first = ss;
-		if (cidr_find(r->trusted, r->ntrusted,
-		    (const struct sockaddr *)&ss) < 0) {
-			r->pick = ss;
-			r->picked = true;
+		if (!element(v + start, end - start, &ss)) {
+			/* The walk from the right would stop here. */
+			r->count = 0;
+			r->picked = false;
+		} else {
+			if (r->count++ == 0)
+				r->first = ss;
+			if (cidr_find(r->trusted, r->ntrusted,
+			    (const struct sockaddr *)&ss) < 0) {
+				r->pick = ss;
+				r->picked = true;
+			}
 		}
 		if (i == len)
 			return;
@@ -85,7 +86,7 @@ realip_add(struct realip *r, const char *v, size_t len)
 bool
 realip_result(const struct realip *r, struct sockaddr_storage *out)
 {
-	if (r->bad || r->count == 0)
+	if (r->count == 0)
 		return false;
 	*out = r->picked ? r->pick : r->first;
 	return true;

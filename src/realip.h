@@ -6,11 +6,14 @@
  * Pure and allocation-free.  The value of every field of that name, in
  * the order received, is one list: elements separated by commas, spaces
  * and tabs around them ignored, each an IPv4 or IPv6 address as
- * inet_pton takes it (no port, no brackets, no zone), at most
- * REALIP_MAX_ELEMENTS in all.  The client is the rightmost address that
- * is not itself in the trusted ranges, or the leftmost when all are.  An
- * empty element, one that is not an address, or too many make the whole
- * list unusable: the connection's client stands.
+ * inet_pton takes it (no port, no brackets, no zone).  As nginx walks it,
+ * from the right: trusted addresses are passed over, the first that is
+ * not trusted is the client; an element that is not an address (empty,
+ * "unknown", "ip:port" ...) ends the walk, and the client is then the
+ * trusted address right of it, if any; all trusted, the leftmost.  So
+ * what a client writes left of the addresses the trusted proxies
+ * appended never matters, whatever it is: only a list whose rightmost
+ * element is not an address leaves the connection's client.
  */
 #ifndef PORTCULLIS_REALIP_H
 #define PORTCULLIS_REALIP_H
@@ -21,16 +24,18 @@
 
 struct cidr;
 
-#define REALIP_MAX_ELEMENTS	100
-
+/*
+ * Read left to right, what the walk from the right needs: the run of
+ * addresses since the last element that is not one (the walk stops
+ * there), its leftmost and its rightmost untrusted address.
+ */
 struct realip {
 	const struct cidr	*trusted;
 	size_t			 ntrusted;
-	size_t			 count;		/* addresses so far */
-	bool			 bad;		/* the list is unusable */
-	bool			 picked;	/* an untrusted one was seen */
-	struct sockaddr_storage	 first;		/* the leftmost */
-	struct sockaddr_storage	 pick;		/* the rightmost untrusted */
+	size_t			 count;		/* addresses in the run */
+	bool			 picked;	/* an untrusted one in it */
+	struct sockaddr_storage	 first;		/* the run's leftmost */
+	struct sockaddr_storage	 pick;		/* its rightmost untrusted */
 };
 
 /* Start a list judged against trusted[0..ntrusted). */

@@ -325,3 +325,29 @@ def test_behind_proxy_protocol_the_named_client_counts(make_proxy, upstream):
     a.append(held("192.0.2.10"))
     for x in a + b:
         x.close()
+
+
+def test_untrusted_direct_clients_count_from_accept(make_proxy, upstream):
+    """On a proxy-protocol listener, a direct client (not a trusted
+    proxy) is counted from the moment it is accepted, as on any listener:
+    connections that send nothing at all (held in the PROXY stage until
+    the deadline) fill its cap, and the next is closed at once."""
+    def configure(p):
+        p.listener.update({"proxy-protocol": True,
+                           "trusted-proxies": ("127.0.0.3",),
+                           "max-connections-per-client": 2})
+    p = start_proxy(make_proxy, upstream, workers=2, configure=configure)
+    silent = []
+    for _ in range(2):
+        s = socket.socket()
+        s.settimeout(10)
+        s.bind(("127.0.0.5", 0))
+        s.connect(("127.0.0.1", p.https_port))
+        silent.append(s)
+    wait_active(p, 2)
+    assert refused_at_once(p, "127.0.0.5")
+    p.wait_log(r"CONN_LIMIT client_ip=127\.0\.0\.5 ")
+    # Another direct client is served.
+    open_tls(p, "127.0.0.6").close()
+    for s in silent:
+        s.close()

@@ -430,6 +430,19 @@ def test_real_ip_header_from_a_trusted_peer(realip_proxy):
                r"host=localhost path=/rip ")
 
 
+def test_real_ip_header_garbage_on_the_left_is_passed_over(realip_proxy):
+    """Read from the right as nginx does: what a client writes before the
+    address its balancer appended never makes the balancer the client."""
+    p, up = realip_proxy
+    xff = b"X-Forwarded-For: junk, 198.51.100.41\r\n"
+    data = tls_after(connect(p.https_port, source=TRUSTED), b"",
+                     request("/left", extra=xff))
+    assert parse_response(data)[0] == 200
+    assert up.wait_requests(1)[-1].one("x-real-ip") == "198.51.100.41"
+    p.wait_log(r"ACCESS client_ip=198\.51\.100\.41 method=GET "
+               r"host=localhost path=/left ")
+
+
 def test_real_ip_header_per_request_on_one_connection(realip_proxy):
     """A keep-alive connection from a balancer carries many clients."""
     p, up = realip_proxy

@@ -4106,11 +4106,25 @@ test_proxy_in(void **state)
 	expect_errors(PL("  trusted-proxies = { \"10.0.0.0/8\" }\n"
 	    "  real-ip-header = \"Forwarded\"\n"), NAME ":4: real-ip-header: "
 	    "\"Forwarded\" is not a field name that holds addresses (a token "
-	    "of at most 64 bytes, not Forwarded or Host)", NULL);
+	    "of at most 64 bytes, not Forwarded or Host, and one the proxy never "
+	    "forwards from clients: X-Forwarded-For, X-Real-IP, True-Client-IP, "
+	    "CF-Connecting-IP ...)", NULL);
 	expect_errors(PL("  trusted-proxies = { \"10.0.0.0/8\" }\n"
 	    "  real-ip-header = \"X Forwarded\"\n"), NAME ":4: real-ip-header: "
 	    "\"X Forwarded\" is not a field name that holds addresses (a token "
-	    "of at most 64 bytes, not Forwarded or Host)", NULL);
+	    "of at most 64 bytes, not Forwarded or Host, and one the proxy never "
+	    "forwards from clients: X-Forwarded-For, X-Real-IP, True-Client-IP, "
+	    "CF-Connecting-IP ...)", NULL);
+	/* A field the proxy would forward as a client sent it: never. */
+	expect_errors(PL("  trusted-proxies = { \"10.0.0.0/8\" }\n"
+	    "  real-ip-header = \"Fly-Client-IP\"\n"), NAME ":4: "
+	    "real-ip-header: \"Fly-Client-IP\" is not a field name that holds "
+	    "addresses (a token "
+	    "of at most 64 bytes, not Forwarded or Host, and one the proxy never "
+	    "forwards from clients: X-Forwarded-For, X-Real-IP, True-Client-IP, "
+	    "CF-Connecting-IP ...)", NULL);
+	expect_ok(PL("  trusted-proxies = { \"10.0.0.0/8\" }\n"
+	    "  real-ip-header = \"CF-Connecting-IP\"\n"));
 	expect_errors(PL("  proxy-protocol = true\n"
 	    "  trusted-proxies = {\n    \"10.0.0.0/8\",\n    \"10.0.0.1/8\",\n"
 	    "    \"bad\"\n  }\n"),
