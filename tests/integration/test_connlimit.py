@@ -322,6 +322,8 @@ def test_behind_proxy_protocol_the_named_client_counts(make_proxy, upstream):
     p.wait_log(r"CONN_LIMIT client_ip=192\.0\.2\.10 ")
     assert "CONN_LIMIT client_ip=127.0.0.3" not in p.log()
     a.pop().close()
+    # The worker has to see the close before the count goes down.
+    wait_active(p, 3)
     a.append(held("192.0.2.10"))
     for x in a + b:
         x.close()
