@@ -2199,7 +2199,7 @@ config_real_ip_header_ok(const char *s)
 	   untrusted peer must never get its value to the upstream. */
 	h.name = (struct http1_slice){ s, len };
 	h.value = (struct http1_slice){ "", 0 };
-	return !headers_request_forwards(&h, NULL, 0);
+	return !headers_request_forwards(&h, &h, 0);
 }
 
 /*
