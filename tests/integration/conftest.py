@@ -9,6 +9,7 @@ log fails the test that produced it.
 
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -38,15 +39,40 @@ SANITIZER_PATTERNS = re.compile(
 
 _ports_given = set()
 
+# tests/run-integration.sh runs test files in parallel processes and gives
+# each its own range of ports, below the kernel's ephemeral range (where
+# port 0 binds and outgoing connections take theirs): a port one process
+# probed free is then never handed to another before its proxy binds it.
+_port_range = None
+if os.environ.get("PORTCULLIS_PORT_RANGE"):
+    _lo, _hi = (int(x) for x in os.environ["PORTCULLIS_PORT_RANGE"].split("-"))
+    _port_range = (_lo, _hi)
+
+
+def _probe(family, host, port):
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return None
+        return s.getsockname()[1]
+
 
 def free_port(family=socket.AF_INET, host="127.0.0.1"):
     """A TCP port nobody listens on right now, and never handed out before
     in this run: the kernel may offer the same free port twice in a row,
     and one config must not get it for two listeners."""
+    if _port_range is not None:
+        lo, hi = _port_range
+        start = random.randrange(lo, hi + 1)
+        for i in range(hi - lo + 1):
+            port = lo + (start - lo + i) % (hi - lo + 1)
+            if port not in _ports_given and _probe(family, host, port):
+                _ports_given.add(port)
+                return port
+        raise AssertionError(f"no free port left in {lo}-{hi}")
     while True:
-        with socket.socket(family, socket.SOCK_STREAM) as s:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
+        port = _probe(family, host, 0)
         if port not in _ports_given:
             _ports_given.add(port)
             return port

@@ -49,7 +49,10 @@ class GoodClient:
         deadline = time.monotonic() + 10
         while not self.statuses and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert self.statuses == [200], (self.statuses, self.errors)
+        # More answers may have come by now on a loaded machine: the
+        # first one is what must be there, and no error before it.
+        assert self.statuses[:1] == [200] and not self.errors, \
+            (self.statuses, self.errors)
 
     def run(self):
         while not self.stop.is_set():

@@ -367,6 +367,12 @@ class PPUpstream:
 
     def stop(self):
         self.stopping = True
+        # shutdown() wakes the accept() of the thread (close() alone
+        # does not), so that it ends and the test does not wait for it.
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
         with self.lock:
             for s in self.open:
