@@ -133,6 +133,7 @@ struct tls_ctx {
 	bool			 h2;	/* ALPN offers h2 */
 	unsigned		 nkeys;	/* the master's: 1, or 2 with the
 					   previous one */
+	bool			 retired;	/* keys wiped (tls_ctx_retire) */
 	/* The trust of client-ca-files, by index in the config's files
 	   (NULL: no site names it). */
 	gnutls_x509_trust_list_t *trust;
@@ -888,6 +889,14 @@ ticket_key_choose(const struct tls_conn *c, size_t idx,
 	return ret < 0 ? ret : 0;
 }
 
+/* The ticket key of a session on a retired ctx: one nobody has. */
+static int
+retired_key(unsigned char key[TICKET_KEY_SIZE])
+{
+	return gnutls_rnd(GNUTLS_RND_KEY, key, TICKET_KEY_SIZE) < 0 ?
+	    GNUTLS_E_RANDOM_FAILED : 0;
+}
+
 /*
  * GnuTLS calls it with each handshake message before it reads it: the
  * first ClientHello's ticket names are kept for client_hello (which
@@ -942,12 +951,18 @@ client_hello(gnutls_session_t s)
 	c->hello_seen = true;
 	if (auth != NULL && (ret = auth_start(c, auth)) < 0)
 		return ret;
-	if ((ret = ticket_key_choose(c, idx, auth, &k)) < 0)
-		return ret;
-	if (auth == NULL && idx == c->cert && k == 0)
-		return 0;
+	if (c->ctx->retired) {
+		k = 0;
+		ret = retired_key(key);
+	} else {
+		if ((ret = ticket_key_choose(c, idx, auth, &k)) < 0)
+			return ret;
+		if (auth == NULL && idx == c->cert && k == 0)
+			return 0;
+		ret = session_key(c, idx, auth, k, key);
+	}
 	/* GnuTLS keeps a copy: ours goes at once. */
-	if ((ret = session_key(c, idx, auth, k, key)) == 0)
+	if (ret == 0)
 		ret = gnutls_session_ticket_enable_server(s, &d);
 	gnutls_memset(key, 0, sizeof(key));
 	if (ret < 0)
@@ -1113,6 +1128,18 @@ fail:
 }
 
 void
+tls_ctx_retire(struct tls_ctx *ctx)
+{
+	size_t i, j;
+
+	for (i = 0; i < ctx->nl; i++)
+		for (j = 0; j < ctx->l[i].ncap; j++)
+			gnutls_memset(ctx->l[i].certs[j].ticket, 0,
+			    sizeof(ctx->l[i].certs[j].ticket));
+	ctx->retired = true;
+}
+
+void
 tls_ctx_free(struct tls_ctx *ctx)
 {
 	size_t i, j;
@@ -1172,6 +1199,7 @@ tls_conn_new(struct tls_ctx *ctx, size_t li, int fd)
 		{ (unsigned char *)TLS_ALPN_ACME, sizeof(TLS_ALPN_ACME) - 1 },
 	};
 	struct tls_conn *c;
+	unsigned char rkey[TICKET_KEY_SIZE];
 	gnutls_datum_t ticket;
 	unsigned first = ctx->h2 ? 0 : 1;
 	unsigned n = ctx->l[li].alpn01 ? 3 : 2;
@@ -1184,8 +1212,16 @@ tls_conn_new(struct tls_ctx *ctx, size_t li, int fd)
 	c->cert = 0;	/* the listener's, until the ClientHello says */
 	ticket.data = ctx->l[li].certs[0].ticket[0];
 	ticket.size = TICKET_KEY_SIZE;
+	if (ctx->retired) {
+		if (retired_key(rkey) < 0) {
+			free(c);
+			return NULL;
+		}
+		ticket.data = rkey;
+	}
 	if (gnutls_init(&c->s, GNUTLS_SERVER | GNUTLS_NONBLOCK |
 	    GNUTLS_NO_SIGNAL) < 0) {
+		gnutls_memset(rkey, 0, sizeof(rkey));
 		free(c);
 		return NULL;
 	}
@@ -1194,9 +1230,11 @@ tls_conn_new(struct tls_ctx *ctx, size_t li, int fd)
 	    gnutls_session_ticket_enable_server(c->s, &ticket) < 0 ||
 	    gnutls_alpn_set_protocols(c->s, alpn + first, n - first,
 	    GNUTLS_ALPN_SERVER_PRECEDENCE) < 0) {
+		gnutls_memset(rkey, 0, sizeof(rkey));
 		tls_conn_free(c);
 		return NULL;
 	}
+	gnutls_memset(rkey, 0, sizeof(rkey));
 	gnutls_db_set_cache_expiration(c->s, SESSION_EXPIRE);
 	gnutls_session_set_ptr(c->s, c);
 	gnutls_handshake_set_hook_function(c->s, GNUTLS_HANDSHAKE_CLIENT_HELLO,

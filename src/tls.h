@@ -89,6 +89,14 @@ struct tls_ctx *tls_ctx_new(const struct config *cfg,
 void	 tls_ctx_free(struct tls_ctx *ctx);
 
 /*
+ * A newer generation took over: wipe ctx's ticket keys now rather than
+ * when its last connection ends.  A handshake still to come on it (a
+ * connection accepted just before) gets a random key of its own: no
+ * ticket resumes, the one it makes never will, nothing fails.
+ */
+void	 tls_ctx_retire(struct tls_ctx *ctx);
+
+/*
  * GnuTLS's key name of the tickets it makes under key in period t, and
  * the period of time now (GnuTLS 3.7's lib/stek.c, replicated: see
  * tls.c).  tls_stek_name() returns 0, or -1.  For the tests.

@@ -34,6 +34,7 @@
 #include "proxy.h"
 #include "ratelimit.h"
 #include "shm.h"
+#include "tls.h"
 #include "upstate.h"
 #include "upstream.h"
 #include "uptls.h"
@@ -375,7 +376,10 @@ worker_load(struct worker *wk, uint64_t gen, const char **why)
 	explicit_bzero(tk, sizeof(tk));
 	if (g == NULL)
 		return -1;
-	/* Open connections keep the generation they hold a reference to. */
+	/* Open connections keep the generation they hold a reference to;
+	   its ticket keys go now (issue 19). */
+	if (wk->gen != NULL)
+		tls_ctx_retire(wk->gen->tls);
 	gen_unref(wk->gen);
 	wk->gen = g;
 	wk->cfg = g->cfg;

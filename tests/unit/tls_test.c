@@ -1049,6 +1049,46 @@ test_previous_ticket_key(void **state)
 	tls_ctx_free(c21);
 }
 
+/*
+ * A retired ctx (a newer generation took over) has no ticket key left: a
+ * handshake on it still succeeds, resumes nothing, and the ticket it
+ * makes resumes nowhere, not even where its keys still live.
+ */
+static void
+test_retired_ctx(void **state)
+{
+	unsigned char k0[64];
+	struct tls_ctx *saved = ctx, *live, *old;
+	struct hs first, r, again;
+
+	(void)state;
+	memset(k0, 0x41, sizeof(k0));
+	live = ctx_with(k0, 64);
+	old = ctx_with(k0, 64);
+	ctx = old;
+	handshake(0, "a.test", h2_h1, NULL, &first);
+	assert_int_equal(first.client_rc, 0);
+	tls_ctx_retire(old);
+	handshake(0, "a.test", h2_h1, &first.session, &r);
+	assert_int_equal(r.client_rc, 0);
+	assert_int_equal(r.server_rc, 1);
+	assert_false(r.resumed);
+	assert_served(&r, &acme_a);
+	ctx = live;
+	handshake(0, "a.test", h2_h1, &first.session, &again);
+	assert_true(again.resumed);	/* the control: k0 resumes it */
+	gnutls_free(again.session.data);
+	handshake(0, "a.test", h2_h1, &r.session, &again);
+	assert_int_equal(again.client_rc, 0);
+	assert_false(again.resumed);
+	gnutls_free(again.session.data);
+	gnutls_free(r.session.data);
+	gnutls_free(first.session.data);
+	ctx = saved;
+	tls_ctx_free(live);
+	tls_ctx_free(old);
+}
+
 /* The ticket a client got (its NewSessionTicket message). */
 static unsigned char got_ticket[16];
 static int got_tickets;
@@ -1164,6 +1204,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_previous_ticket_key),
 		cmocka_unit_test(test_stek_name_is_gnutls),
+		cmocka_unit_test(test_retired_ctx),
 		cmocka_unit_test(test_acme_cert_of_the_name),
 		cmocka_unit_test(test_site_cert_wins),
 		cmocka_unit_test(test_no_cert_yet_is_an_alert),
