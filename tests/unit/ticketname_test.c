@@ -27,7 +27,8 @@ static void
 put(struct hello *h, const void *p, size_t n)
 {
 	assert_true(h->len + n <= sizeof(h->b));
-	memcpy(h->b + h->len, p, n);
+	if (n > 0)
+		memcpy(h->b + h->len, p, n);
 	h->len += n;
 }
 
