@@ -161,12 +161,10 @@ struct tls_conn {
 	struct headers_client_cert *cc;	/* NULL without auth */
 	const char		*auth_refused;	/* why the handshake failed */
 	gnutls_alert_description_t auth_alert;	/* 0: GnuTLS's choice */
-	/* The key names of the tickets the ClientHello offers (hello_hook),
-	   and whether the session's tickets are under the master's
-	   previous key (client_hello). */
+	/* The key names of the tickets the ClientHello offers (hello_hook,
+	   for client_hello). */
 	unsigned char		 names[TICKETNAME_MAX][TICKETNAME_LEN];
 	size_t			 nnames;
-	bool			 prev_key;
 	int			 fd;
 	struct tlsio		 io;		/* its records over fd */
 };
@@ -928,7 +926,8 @@ hello_hook(gnutls_session_t s, unsigned htype, unsigned when,
  * one with this certificate.  A second ClientHello (after a
  * HelloRetryRequest) must select the certificate of the first: tickets may
  * have been tried under its key.  No certificate to give: the handshake
- * ends with unrecognized_name.
+ * ends with unrecognized_name.  Of the certificate's two keys (the master
+ * key's and the previous master key's), ticket_key_choose() says which.
  */
 static int
 client_hello(gnutls_session_t s)
@@ -951,10 +950,9 @@ client_hello(gnutls_session_t s)
 	c->hello_seen = true;
 	if (auth != NULL && (ret = auth_start(c, auth)) < 0)
 		return ret;
-	if (c->ctx->retired) {
-		k = 0;
+	if (c->ctx->retired)
 		ret = retired_key(key);
-	} else {
+	else {
 		if ((ret = ticket_key_choose(c, idx, auth, &k)) < 0)
 			return ret;
 		if (auth == NULL && idx == c->cert && k == 0)
@@ -968,7 +966,6 @@ client_hello(gnutls_session_t s)
 	if (ret < 0)
 		return ret;
 	c->cert = idx;
-	c->prev_key = k == 1;
 	return 0;
 }
 
