@@ -7,7 +7,9 @@ A session is saved and reused across processes with openssl s_client
 current or the previous key resumes (TLS 1.2 ticket and TLS 1.3 PSK), one
 two rotations old does not (a full handshake, the request still served).
 Rotation is a generation of its own and drops no request; a reload keeps
-the keys; the timer rotates; the option is validated."""
+the keys; the timer rotates; the option is validated.  A TLS 1.3 session
+resumed with a ticket of the previous key gets its new ticket under that
+key (GnuTLS has one key a session), which ends with it."""
 
 import re
 import subprocess
@@ -128,7 +130,7 @@ def test_rotation_under_load_drops_nothing(rproxy):
     stop = threading.Event()
     results = []
 
-    def load(new_conn):
+    def load():
         while not stop.is_set():
             try:
                 status = https_get(p.https_port, "/")[0]
@@ -136,7 +138,7 @@ def test_rotation_under_load_drops_nothing(rproxy):
                 status = repr(e)
             results.append(status)
 
-    threads = [threading.Thread(target=load, args=(i,)) for i in range(3)]
+    threads = [threading.Thread(target=load) for _ in range(3)]
     for t in threads:
         t.start()
     try:
@@ -182,3 +184,19 @@ def test_option_validated(make_proxy, value, why):
     assert r.returncode == 1
     assert re.search(rf"^{re.escape(str(p.conf_path))}:{line}: "
                      rf".*{re.escape(why)}", r.stderr, re.M), r.stderr
+
+
+def test_resumed_on_previous_key_ends_with_it(rproxy, tmp_path):
+    """A TLS 1.3 session resumed with a ticket of the previous key leaves
+    with a new ticket of that key (GnuTLS has one key a session): it dies
+    with that key at the next rotation, as the one it came with does.
+    (TLS 1.2 sends no new ticket on resumption.)"""
+    p = rproxy
+    version = "-tls1_3"
+    t0 = new_session(p, version, tmp_path / "t0.pem")
+    rotate(p, 1)
+    again = tmp_path / "again.pem"
+    assert connect(p, version, sess_in=t0, sess_out=again) == "Reused"
+    assert connect(p, version, sess_in=again) == "Reused"
+    rotate(p, 2)
+    assert connect(p, version, sess_in=again) == "New"
