@@ -61,6 +61,7 @@ admin_parse(const char *line, size_t len, const char **arg, size_t *arglen)
 		{ "status", ADMIN_CMD_STATUS, false },
 		{ "reload", ADMIN_CMD_RELOAD, false },
 		{ "renew", ADMIN_CMD_RENEW, true },
+		{ "rotate-ticket-keys", ADMIN_CMD_ROTATE, false },
 	};
 	size_t i, wlen, a, alen;
 
@@ -205,8 +206,8 @@ client_read_cb(struct ev_loop *loop, ev_io *w, int revents UNUSED)
 	ev_timer_stop(loop, &c->timer);
 	cmd = admin_parse(c->buf, (size_t)(nl - c->buf), &arg, &arglen);
 	if (cmd == ADMIN_CMD_INVALID) {
-		admin_reply_error(c, "unknown command (try status, reload or "
-		    "renew [NAME])");
+		admin_reply_error(c, "unknown command (try status, reload, "
+		    "renew [NAME] or rotate-ticket-keys)");
 		return;
 	}
 	memcpy(c->arg, arg, arglen);

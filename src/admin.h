@@ -2,7 +2,8 @@
  * admin.h - the admin socket, served by the master.
  *
  * A Unix stream socket (mode 0600).  A client sends one command line
- * ("status", "reload" or "renew [NAME]", newline-terminated) and gets one line of JSON back,
+ * ("status", "reload", "renew [NAME]" or "rotate-ticket-keys",
+ * newline-terminated) and gets one line of JSON back,
  * then the connection is closed.  A line longer than ADMIN_LINE_MAX or a
  * client that sends nothing for ADMIN_TIMEOUT seconds is dropped; an unknown
  * command gets {"status":"error",...}.
@@ -23,6 +24,7 @@ enum admin_cmd {
 	ADMIN_CMD_STATUS,
 	ADMIN_CMD_RELOAD,
 	ADMIN_CMD_RENEW,	/* "renew" or "renew NAME" */
+	ADMIN_CMD_ROTATE,	/* "rotate-ticket-keys" (issue 19) */
 };
 
 struct admin;

@@ -234,6 +234,7 @@ static cfg_opt_t root_opts[] = {
 	CFG_STR("admin-socket", CONFIG_ADMIN_SOCKET, CFGF_NONE),
 	CFG_INT("shutdown-timeout", 30, CFGF_NONE),
 	CFG_INT("max-connections", 4096, CFGF_NONE),
+	CFG_INT("session-ticket-rotation", CONFIG_TICKET_ROTATION, CFGF_NONE),
 	CFG_SEC("logging", logging_opts, CFGF_NONE),
 	CFG_SEC("rate-limit", ratelimit_opts, CFGF_NONE),
 	CFG_SEC("body", body_opts, CFGF_NONE),
@@ -2609,6 +2610,8 @@ load_root(struct loader *ld, cfg_t *root, struct config *cfg)
 	    0, 3600);
 	cfg->max_connections = (unsigned)get_int(ld, root, "max-connections",
 	    16, 1000000);
+	cfg->ticket_rotation = (unsigned)get_int(ld, root,
+	    "session-ticket-rotation", 1, CONFIG_TICKET_ROTATION);
 	load_logging(ld, root, cfg);
 	load_limits(ld, root, cfg);
 	load_http(ld, root, cfg);

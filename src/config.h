@@ -41,6 +41,8 @@
 #define CONFIG_HOST_MAX		253		/* DNS name length */
 /* admin-socket's default, and where "portcullis ctl" looks by default. */
 #define CONFIG_ADMIN_SOCKET	"/run/portcullis/admin.sock"
+/* session-ticket-rotation: its default and most, a day (issue 19). */
+#define CONFIG_TICKET_ROTATION	86400
 /* rate-limit.table-size, in entries (ratelimit.h: 16 bytes each). */
 #define CONFIG_RATE_TABLE_MIN	1024u
 #define CONFIG_RATE_TABLE_MAX	(16u * 1024 * 1024)
@@ -410,6 +412,9 @@ struct config {
 	char			*admin_socket;	/* NULL: disabled */
 	unsigned		 shutdown_timeout;
 	unsigned		 max_connections;	/* per worker */
+	/* Seconds between session-ticket key rotations (the master's;
+	   ticketkeys.h): at least daily. */
+	unsigned		 ticket_rotation;
 	enum log_level		 log_level;
 	enum log_format		 log_format;
 	bool			 log_access;	/* ACCESS lines (nginx access_log) */

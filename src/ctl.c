@@ -1,5 +1,6 @@
 /*
- * ctl.c - "portcullis ctl [--socket PATH] reload|status|renew [NAME]".
+ * ctl.c - "portcullis ctl [--socket PATH] reload|status|renew [NAME]|
+ * rotate-ticket-keys".
  *
  * Sends the command, prints the JSON reply and exits 0 when the reply says
  * "status":"ok", 1 otherwise (including when nothing answers).
@@ -23,7 +24,8 @@
 static void
 ctl_usage(FILE *f)
 {
-	fprintf(f, "usage: portcullis ctl [--socket PATH] reload|status|renew [NAME]\n");
+	fprintf(f, "usage: portcullis ctl [--socket PATH] "
+	    "reload|status|renew [NAME]|rotate-ticket-keys\n");
 }
 
 static int

@@ -33,6 +33,7 @@
 #include "prober.h"
 #include "ratelimit.h"
 #include "shm.h"
+#include "ticketkeys.h"
 #include "tls.h"
 #include "upstate.h"
 #include "util.h"
@@ -115,6 +116,18 @@ struct master {
 	}			 renews[ADMIN_MAX_CLIENTS];
 	size_t			 nrenews;
 
+	/* Session-ticket keys (issue 19): the ring, its timer, a rotation
+	   waiting for its turn, and the admin clients of a rotation not
+	   yet published (queued) and of the one in flight (waiting). */
+	struct ticketkeys	 tk;
+	ev_timer		 tk_w;
+	unsigned		 tk_period;
+	bool			 tk_pending;
+	struct admin_client	*tk_queued[ADMIN_MAX_CLIENTS];
+	size_t			 ntk_queued;
+	struct admin_client	*tk_waiting[ADMIN_MAX_CLIENTS];
+	size_t			 ntk_waiting;
+
 	ev_signal		 sig_w[4];
 	ev_child		 child_w;
 	ev_timer		 stop_w;
@@ -127,6 +140,9 @@ static void	acme_send_config(struct master *);
 static void	acme_tell_live(struct master *);
 static void	acme_renew_fail_all(struct master *, const char *);
 static void	acme_exited(struct master *);
+static void	tickets_rotate_start(struct master *);
+static void	tickets_timer(struct master *);
+static void	tickets_done(struct master *);
 static void	handle_worker_msg(struct master *, struct mworker *,
 		    const struct control_msg *);
 static void	handle_acme_msg(struct master *, struct mworker *,
@@ -339,7 +355,9 @@ reload_next(struct master *m)
 		if (m->acme_publish) {
 			m->acme_publish = false;
 			acme_publish_start(m);
+			return;
 		}
+		tickets_rotate_start(m);
 		return;
 	}
 	m->reload_again = false;
@@ -363,6 +381,7 @@ reload_done(struct master *m)
 	log_info("generation %llu is live on %u workers",
 	    (unsigned long long)m->gen, n);
 	reply_waiting(m, json);
+	tickets_done(m);
 	ev_timer_stop(m->loop, &m->reload_w);
 	notify_status(m, "", "");
 	acme_tell_live(m);
@@ -932,8 +951,9 @@ reload_fail(struct master *m, const char *msg)
 static int
 publish(struct master *m, struct config *ncfg, char *err, size_t errsz)
 {
+	const unsigned char *tk;
 	unsigned char *img;
-	size_t len;
+	size_t len, tklen;
 	unsigned i;
 	int rc;
 
@@ -950,7 +970,8 @@ publish(struct master *m, struct config *ncfg, char *err, size_t errsz)
 		upstate_abort(m->ualloc);
 		return -1;
 	}
-	rc = shm_publish(&m->shm, img, len, m->gen + 1);
+	tk = ticketkeys_bytes(&m->tk, &tklen);
+	rc = shm_publish(&m->shm, img, len, m->gen + 1, tk, tklen);
 	explicit_bzero(img, len);
 	free(img);
 	if (rc == -1) {
@@ -1008,6 +1029,7 @@ reload_publish(struct master *m, char *err, size_t errsz)
 		acme_state_sync(m->acme, m->cfg, (int64_t)time(NULL));
 		return -1;
 	}
+	tickets_timer(m);
 	helpers_supervise(m);
 	return 0;
 }
@@ -1094,6 +1116,125 @@ reload_timeout_cb(struct ev_loop *loop UNUSED, ev_timer *t, int revents UNUSED)
 			kill_worker(&m->w[i], why);
 }
 
+/* ---- session-ticket keys (issue 19) ---- */
+
+/* The clients of a rotation that was not published hear why. */
+static void
+tickets_fail_queued(struct master *m, const char *why)
+{
+	for (; m->ntk_queued > 0; m->ntk_queued--)
+		admin_reply_error(m->tk_queued[m->ntk_queued - 1], why);
+}
+
+/*
+ * A rotation is a generation of its own: the live configuration again,
+ * with the new ring (publish() sends the ring with every generation).
+ * Workers switch to it as on a reload, so no connection is dropped; the
+ * clients that asked hear when every worker has it (tickets_done).
+ */
+static void
+tickets_rotate_start(struct master *m)
+{
+	char err[512];
+
+	if (!m->tk_pending || m->stopping || m->reloading)
+		return;
+	m->tk_pending = false;
+	if (ticketkeys_rotate(&m->tk) == -1) {
+		log_warnx("session-ticket keys: cannot make a new key");
+		tickets_fail_queued(m, "cannot make a new session-ticket key");
+		return;
+	}
+	m->reloading = m->publishing = true;
+	if (publish(m, m->cfg, err, sizeof(err)) == -1) {
+		/* The ring has the key: the next generation carries it. */
+		log_warnx("session-ticket keys: %s", err);
+		m->reloading = m->publishing = false;
+		tickets_fail_queued(m, err);
+		return;
+	}
+	log_info("session-ticket keys rotated (rotation %llu, generation "
+	    "%llu)", (unsigned long long)m->tk.rotations,
+	    (unsigned long long)m->gen);
+	memcpy(m->tk_waiting + m->ntk_waiting, m->tk_queued,
+	    m->ntk_queued * sizeof(m->tk_queued[0]));
+	m->ntk_waiting += m->ntk_queued;
+	m->ntk_queued = 0;
+	ev_timer_set(&m->reload_w, MASTER_ACK_TIMEOUT, 0.);
+	ev_timer_start(m->loop, &m->reload_w);
+	reload_check(m);
+}
+
+/* c (NULL: the timer) asks for a rotation; one runs as soon as no other
+   publication is in flight, for every request made meanwhile. */
+static void
+tickets_rotate_request(struct master *m, struct admin_client *c)
+{
+	if (m->stopping) {
+		if (c != NULL)
+			admin_reply_error(c, "shutting down");
+		return;
+	}
+	if (c != NULL) {
+		if (m->ntk_queued + m->ntk_waiting >= ADMIN_MAX_CLIENTS) {
+			admin_reply_error(c, "too many rotations waiting");
+			return;
+		}
+		m->tk_queued[m->ntk_queued++] = c;
+	}
+	m->tk_pending = true;
+	tickets_rotate_start(m);
+}
+
+/*
+ * Every worker has generation m->gen: the rotations published so far are
+ * live.  The other slot's keys (and with them a key the last rotation
+ * dropped) are wiped from the segment.
+ */
+static void
+tickets_done(struct master *m)
+{
+	char json[256];
+	size_t i;
+
+	shm_retire_other(&m->shm, m->gen);
+	snprintf(json, sizeof(json), "{\"status\":\"ok\",\"rotations\":%llu,"
+	    "\"generation\":%llu,\"ticket_keys\":%u}",
+	    (unsigned long long)m->tk.rotations, (unsigned long long)m->gen,
+	    m->tk.n);
+	for (i = 0; i < m->ntk_waiting; i++)
+		admin_reply(m->tk_waiting[i], json);
+	m->ntk_waiting = 0;
+}
+
+static void
+tickets_fail_all(struct master *m, const char *why)
+{
+	tickets_fail_queued(m, why);
+	for (; m->ntk_waiting > 0; m->ntk_waiting--)
+		admin_reply_error(m->tk_waiting[m->ntk_waiting - 1], why);
+}
+
+static void
+tickets_timer_cb(struct ev_loop *loop UNUSED, ev_timer *t,
+    int revents UNUSED)
+{
+	tickets_rotate_request(t->data, NULL);
+}
+
+/* session-ticket-rotation: a reload that changes it starts the period
+   anew. */
+static void
+tickets_timer(struct master *m)
+{
+	if (m->tk_period == m->cfg->ticket_rotation)
+		return;
+	m->tk_period = m->cfg->ticket_rotation;
+	ev_timer_stop(m->loop, &m->tk_w);
+	ev_timer_set(&m->tk_w, (double)m->tk_period, (double)m->tk_period);
+	ev_timer_start(m->loop, &m->tk_w);
+}
+
 /* ---- admin, signals, shutdown ---- */
 
 static void
@@ -1110,6 +1251,10 @@ admin_cb(void *arg, struct admin_client *c, enum admin_cmd cmd)
 	}
 	if (cmd == ADMIN_CMD_RENEW) {
 		acme_renew_request(m, c);
+		return;
+	}
+	if (cmd == ADMIN_CMD_ROTATE) {
+		tickets_rotate_request(m, c);
 		return;
 	}
 	counters = shm_counters_json(&m->shm, m->nw);
@@ -1213,6 +1358,8 @@ shutdown_begin(struct master *m, const char *why)
 	admin_close(m->admin);
 	m->admin = NULL;
 	acme_renew_fail_all(m, "shutting down");
+	tickets_fail_all(m, "shutting down");
+	ev_timer_stop(m->loop, &m->tk_w);
 	for (i = 0; i < m->nproc; i++) {
 		ev_timer_stop(m->loop, &m->w[i].respawn_w);
 		if (m->w[i].pid != 0)
@@ -1278,8 +1425,9 @@ raise_fd_limit(void)
 static void
 setup_shm(struct master *m)
 {
+	const unsigned char *tk;
 	unsigned char *img;
-	size_t len, slot, rlsize;
+	size_t len, slot, rlsize, tklen;
 	void *rl;
 
 	if ((m->ualloc = upstate_alloc_new()) == NULL ||
@@ -1303,7 +1451,10 @@ setup_shm(struct master *m)
 	if (ratelimit_init(rl, rlsize, m->cfg->rate_table_size) == -1 ||
 	    (m->rl = ratelimit_attach(rl, rlsize, NULL)) == NULL)
 		fatal("shared segment: rate-limit table");
-	if (shm_publish(&m->shm, img, len, 1) == -1)
+	if (ticketkeys_init(&m->tk) == -1)
+		fatalx("cannot make a session-ticket key");
+	tk = ticketkeys_bytes(&m->tk, &tklen);
+	if (shm_publish(&m->shm, img, len, 1, tk, tklen) == -1)
 		fatal("shared segment: publish");
 	explicit_bzero(img, len);
 	free(img);
@@ -1360,6 +1511,9 @@ setup_loop(struct master *m)
 	m->reload_w.data = m;
 	ev_timer_init(&m->stop_w, stop_timeout_cb, 1., 0.);
 	m->stop_w.data = m;
+	ev_timer_init(&m->tk_w, tickets_timer_cb, 1., 0.);
+	m->tk_w.data = m;
+	tickets_timer(m);
 	if (m->admin != NULL)
 		admin_start(m->admin, m->loop, admin_cb, m);
 	m->start = ev_now(m->loop);
@@ -1416,6 +1570,7 @@ master_main(struct config *cfg, const struct config_opts *opts)
 		close(m.socks[i].fd);
 	ratelimit_detach(m.rl);
 	shm_close(&m.shm);
+	ticketkeys_wipe(&m.tk);
 	close(m.cfg_ro_fd);
 	close(m.exe_fd);
 	free(m.w);

@@ -1041,7 +1041,8 @@ prober_load(struct prober *pr, const char **why)
 	int i, rc;
 
 	for (i = 0; i < LOAD_TRIES; i++)
-		if (shm_copy_image(&pr->shm, 0, &img, &len, &got) == 0)
+		if (shm_copy_image(&pr->shm, 0, &img, &len, &got, NULL,
+		    NULL) == 0)
 			break;
 	if (i == LOAD_TRIES) {
 		*why = "generation not in its slot";

@@ -79,25 +79,6 @@ memfd_sized(const char *name, size_t size)
 }
 
 static int
-make_ticket_key(struct shm_config_hdr *h)
-{
-	gnutls_datum_t key = { NULL, 0 };
-
-	if (gnutls_session_ticket_key_generate(&key) < 0)
-		return -1;
-	if (key.size > sizeof(h->ticket_key)) {
-		gnutls_memset(key.data, 0, key.size);
-		gnutls_free(key.data);
-		return -1;
-	}
-	memcpy(h->ticket_key, key.data, key.size);
-	h->ticket_key_len = key.size;
-	gnutls_memset(key.data, 0, key.size);
-	gnutls_free(key.data);
-	return 0;
-}
-
-static int
 create_config_part(struct shm *s, size_t slot_size)
 {
 	struct shm_config_hdr *h;
@@ -134,7 +115,7 @@ create_config_part(struct shm *s, size_t slot_size)
 	    < 0 || gnutls_rnd(GNUTLS_RND_KEY, h->connlimit_key,
 	    sizeof(h->connlimit_key)) < 0)
 		return -1;
-	return make_ticket_key(h);
+	return 0;
 }
 
 static int
@@ -212,13 +193,14 @@ shm_config_fd_readonly(const struct shm *s)
 }
 
 int
-shm_publish(struct shm *s, const void *image, size_t len, uint64_t gen)
+shm_publish(struct shm *s, const void *image, size_t len, uint64_t gen,
+    const unsigned char *tk, size_t tklen)
 {
 	struct shm_config_hdr *h = s->cfg;
 	unsigned idx = (unsigned)(gen & 1);
 	struct shm_slot *slot = &h->slot[idx];
 
-	if (len > s->lay.slot_size) {
+	if (len > s->lay.slot_size || tklen > sizeof(slot->ticket_key)) {
 		errno = EFBIG;
 		return -1;
 	}
@@ -226,9 +208,26 @@ shm_publish(struct shm *s, const void *image, size_t len, uint64_t gen)
 	atomic_store_explicit(&slot->generation, 0, memory_order_release);
 	memcpy((unsigned char *)h + s->lay.slot_off[idx], image, len);
 	slot->len = len;
+	gnutls_memset(slot->ticket_key, 0, sizeof(slot->ticket_key));
+	if (tklen > 0)
+		memcpy(slot->ticket_key, tk, tklen);
+	slot->ticket_key_len = (uint32_t)tklen;
 	atomic_store_explicit(&slot->generation, gen, memory_order_release);
 	atomic_store_explicit(&h->generation, gen, memory_order_release);
 	return 0;
+}
+
+void
+shm_retire_other(struct shm *s, uint64_t gen)
+{
+	struct shm_slot *slot = &s->cfg->slot[(gen + 1) & 1];
+
+	if (atomic_load_explicit(&slot->generation, memory_order_acquire) ==
+	    0 && slot->ticket_key_len == 0)
+		return;
+	atomic_store_explicit(&slot->generation, 0, memory_order_release);
+	gnutls_memset(slot->ticket_key, 0, sizeof(slot->ticket_key));
+	slot->ticket_key_len = 0;
 }
 
 uint64_t
@@ -245,8 +244,7 @@ check_config_hdr(const struct shm_config_hdr *h, size_t size,
 	if (h->magic != SHM_MAGIC || h->version != SHM_LAYOUT_VERSION ||
 	    h->size != size || h->slot_size != l->slot_size ||
 	    h->slot_off[0] != l->slot_off[0] ||
-	    h->slot_off[1] != l->slot_off[1] ||
-	    h->ticket_key_len > sizeof(h->ticket_key))
+	    h->slot_off[1] != l->slot_off[1])
 		return -1;
 	return 0;
 }
@@ -294,12 +292,13 @@ shm_attach(struct shm *s, int cfg_fd, int state_fd)
 
 int
 shm_copy_image(const struct shm *s, uint64_t gen, unsigned char **out,
-    size_t *len, uint64_t *got_gen)
+    size_t *len, uint64_t *got_gen, unsigned char *tk, size_t *tklen)
 {
 	const struct shm_config_hdr *h = s->cfg;
 	const struct shm_slot *slot;
 	unsigned char *buf;
 	uint64_t n;
+	uint32_t k;
 
 	if (gen == 0)
 		gen = shm_generation(s);
@@ -310,16 +309,24 @@ shm_copy_image(const struct shm *s, uint64_t gen, unsigned char **out,
 	    != gen)
 		return -1;
 	n = slot->len;
-	if (n == 0 || n > s->lay.slot_size || (buf = malloc(n)) == NULL)
+	k = slot->ticket_key_len;
+	if (n == 0 || n > s->lay.slot_size || k > sizeof(slot->ticket_key) ||
+	    (buf = malloc(n)) == NULL)
 		return -1;
 	memcpy(buf, (const unsigned char *)h + s->lay.slot_off[gen & 1], n);
+	if (tk != NULL)
+		memcpy(tk, slot->ticket_key, k);
 	/* The master rewrote the slot meanwhile: the copy may be torn. */
 	if (atomic_load_explicit(&slot->generation, memory_order_acquire)
 	    != gen) {
 		explicit_bzero(buf, n);
 		free(buf);
+		if (tk != NULL)
+			gnutls_memset(tk, 0, SHM_TICKET_KEY_MAX);
 		return -1;
 	}
+	if (tklen != NULL)
+		*tklen = k;
 	*out = buf;
 	*len = n;
 	*got_gen = gen;

@@ -4,8 +4,9 @@
  * The segment is two memfds, created by the master before the first fork
  * and sealed against resizing:
  *
- *   config part   header (magic, layout version, generation, TLS ticket key)
- *                 and two config slots (double buffer).  Only the master can
+ *   config part   header (magic, layout version, generation) and two
+ *                 config slots (double buffer), each with the session-
+ *                 ticket keys of its generation.  Only the master can
  *                 write it: workers get a read-only descriptor, so even a
  *                 compromised worker cannot change what the others route by.
  *   state part    per-worker counters, the upstream table (upstate.h),
@@ -30,7 +31,9 @@
 #include <stdint.h>
 
 #define SHM_MAGIC		0x4d485350u	/* "PSHM" */
-#define SHM_LAYOUT_VERSION	3u
+#define SHM_LAYOUT_VERSION	4u
+/* The session-ticket keys of a generation: the current one, then the
+   previous one if any (ticketkeys.h), 64 bytes each. */
 #define SHM_TICKET_KEY_MAX	128
 #define SHM_MAX_WORKERS		256
 #define SHM_STICKY_KEY_LEN	32
@@ -39,6 +42,8 @@
 struct shm_slot {
 	_Atomic uint64_t generation;	/* 0: empty */
 	uint64_t	 len;
+	uint32_t	 ticket_key_len;
+	unsigned char	 ticket_key[SHM_TICKET_KEY_MAX];
 };
 
 struct shm_config_hdr {
@@ -49,8 +54,6 @@ struct shm_config_hdr {
 	uint64_t	 slot_off[2];
 	_Atomic uint64_t generation;	/* the latest published */
 	struct shm_slot	 slot[2];
-	uint32_t	 ticket_key_len;
-	unsigned char	 ticket_key[SHM_TICKET_KEY_MAX];
 	/* sticky-cookie's key (balance.h), for the master's lifetime. */
 	unsigned char	 sticky_key[SHM_STICKY_KEY_LEN];
 	/* The key of max-connections-per-client's hashes (connlimit.h). */
@@ -122,10 +125,19 @@ int	 shm_create(struct shm *s, size_t slot_size, size_t ratelimit_size);
 int	 shm_config_fd_readonly(const struct shm *s);
 
 /*
- * Master: publish image as generation gen.  Returns 0, or -1 if it does
- * not fit in a slot (errno EFBIG).
+ * Master: publish image as generation gen, with the session-ticket keys
+ * tk[0..tklen) (at most SHM_TICKET_KEY_MAX bytes; the slot's old keys are
+ * wiped).  Returns 0, or -1 if it does not fit in a slot (errno EFBIG).
  */
-int	 shm_publish(struct shm *s, const void *image, size_t len, uint64_t gen);
+int	 shm_publish(struct shm *s, const void *image, size_t len, uint64_t gen,
+	    const unsigned char *tk, size_t tklen);
+
+/*
+ * Master: once every worker has generation gen, empty the other slot and
+ * wipe its ticket keys: a key dropped by a rotation must not stay
+ * readable in the segment.
+ */
+void	 shm_retire_other(struct shm *s, uint64_t gen);
 
 /* The latest published generation. */
 uint64_t shm_generation(const struct shm *s);
@@ -138,11 +150,12 @@ int	 shm_attach(struct shm *s, int cfg_fd, int state_fd);
 
 /*
  * Worker: copy the image of generation gen (0: the latest) into a new
- * malloc'd buffer.  Returns 0, or -1 if that generation is not (or no
- * longer) in its slot.
+ * malloc'd buffer, and, with tk non-NULL, its ticket keys into
+ * tk[SHM_TICKET_KEY_MAX] (*tklen bytes).  Returns 0, or -1 if that
+ * generation is not (or no longer) in its slot.
  */
 int	 shm_copy_image(const struct shm *s, uint64_t gen, unsigned char **out,
-	    size_t *len, uint64_t *got_gen);
+	    size_t *len, uint64_t *got_gen, unsigned char *tk, size_t *tklen);
 
 /* The counters of a worker, NULL if worker is out of range. */
 struct shm_counters *shm_counters(const struct shm *s, unsigned worker);

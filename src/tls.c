@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <gnutls/gnutls.h>
 #include <gnutls/crypto.h>
@@ -21,6 +22,7 @@
 #include "headers.h"
 #include "proxyhdr.h"
 #include "route.h"
+#include "ticketname.h"
 #include "tls.h"
 #include "tlsio.h"
 #include "util.h"
@@ -31,6 +33,13 @@
 /* A session-ticket key as GnuTLS takes it (name, cipher and MAC keys):
    the size gnutls_session_ticket_key_generate() makes, and SHA-512's. */
 #define TICKET_KEY_SIZE	64
+/* The master's keys a ctx has: the current one and the previous one. */
+#define TICKET_KEYS	2
+/*
+ * A session's expire time, set on every session: GnuTLS's default (6 h),
+ * which is also what its ticket-key periods are made of (tls_stek_name).
+ */
+#define SESSION_EXPIRE	21600
 /* How often a non-fatal GnuTLS handshake error is retried at once. */
 #define NONFATAL_RETRIES 8
 
@@ -67,7 +76,8 @@ struct tls_cert {
 	unsigned		 npcert;
 	gnutls_privkey_t	 key;
 	uint64_t		 id;
-	unsigned char		 ticket[TICKET_KEY_SIZE];	/* its own */
+	/* Its own, under the master's current key [0] and previous [1]. */
+	unsigned char		 ticket[TICKET_KEYS][TICKET_KEY_SIZE];
 };
 
 /* A name and the index of its certificate; sorted by name. */
@@ -121,6 +131,9 @@ struct tls_ctx {
 	struct tls_listener	*l;
 	size_t			 nl;
 	bool			 h2;	/* ALPN offers h2 */
+	unsigned		 nkeys;	/* the master's: 1, or 2 with the
+					   previous one */
+	bool			 retired;	/* keys wiped (tls_ctx_retire) */
 	/* The trust of client-ca-files, by index in the config's files
 	   (NULL: no site names it). */
 	gnutls_x509_trust_list_t *trust;
@@ -148,7 +161,10 @@ struct tls_conn {
 	struct headers_client_cert *cc;	/* NULL without auth */
 	const char		*auth_refused;	/* why the handshake failed */
 	gnutls_alert_description_t auth_alert;	/* 0: GnuTLS's choice */
-	unsigned char		 akey[TICKET_KEY_SIZE];	/* auth's tickets */
+	/* The key names of the tickets the ClientHello offers (hello_hook,
+	   for client_hello). */
+	unsigned char		 names[TICKETNAME_MAX][TICKETNAME_LEN];
+	size_t			 nnames;
 	int			 fd;
 	struct tlsio		 io;		/* its records over fd */
 };
@@ -214,12 +230,13 @@ chain_id(const struct config_blob *b)
 }
 
 /*
- * A certificate's session-ticket key: HMAC-SHA-512 of its chain under the
- * master's key.  A ticket is made under the key of the certificate its
- * session was given, and no other certificate has that key: it resumes
- * only where the ClientHello's name selects the same chain (in this
- * generation or a later one, on any worker), never under a certificate
- * the client has not seen.
+ * A certificate's session-ticket keys: HMAC-SHA-512 of its chain under
+ * each of the master's keys (master: mlen bytes, TICKET_KEY_SIZE a key,
+ * the current one first).  A ticket is made under the key of the
+ * certificate its session was given, and no other certificate has that
+ * key: it resumes only where the ClientHello's name selects the same
+ * chain (in this generation or a later one, on any worker), never under
+ * a certificate the client has not seen.
  */
 static int
 cert_ticket_key(struct tls_cert *c, const struct config_blob *chain,
@@ -227,16 +244,21 @@ cert_ticket_key(struct tls_cert *c, const struct config_blob *chain,
 {
 	static const char label[] = "portcullis session-ticket key 1";
 	gnutls_hmac_hd_t h;
+	size_t k;
 
-	if (gnutls_hmac_get_len(GNUTLS_MAC_SHA512) != sizeof(c->ticket) ||
-	    gnutls_hmac_init(&h, GNUTLS_MAC_SHA512, master, mlen) < 0)
+	if (gnutls_hmac_get_len(GNUTLS_MAC_SHA512) != TICKET_KEY_SIZE)
 		return -1;
-	if (gnutls_hmac(h, label, sizeof(label)) < 0 ||
-	    gnutls_hmac(h, chain->data, chain->len) < 0) {
-		gnutls_hmac_deinit(h, NULL);
-		return -1;
+	for (k = 0; k < mlen / TICKET_KEY_SIZE; k++) {
+		if (gnutls_hmac_init(&h, GNUTLS_MAC_SHA512, master + k *
+		    TICKET_KEY_SIZE, TICKET_KEY_SIZE) < 0)
+			return -1;
+		if (gnutls_hmac(h, label, sizeof(label)) < 0 ||
+		    gnutls_hmac(h, chain->data, chain->len) < 0) {
+			gnutls_hmac_deinit(h, NULL);
+			return -1;
+		}
+		gnutls_hmac_deinit(h, c->ticket[k]);
 	}
-	gnutls_hmac_deinit(h, c->ticket);
 	return 0;
 }
 
@@ -732,34 +754,166 @@ verify_cb(gnutls_session_t s)
 }
 
 /*
- * The ClientHello named a site with client-auth: ask for a certificate,
- * verify it (verify_cb), and encrypt tickets under the site's own key
- * (in *key: the certificate's key on the way in).
+ * The session-ticket key of a session with certificate idx and auth (NULL:
+ * none) under the master's key k: the certificate's own, or for a site
+ * with client-auth the site's own, HMAC-SHA-512 of its auth id under the
+ * certificate's.  0, or a GnuTLS error.
  */
 static int
-auth_start(struct tls_conn *c, const struct tls_auth *auth,
-    gnutls_datum_t *key)
+session_key(const struct tls_conn *c, size_t idx, const struct tls_auth *auth,
+    unsigned k, unsigned char out[TICKET_KEY_SIZE])
 {
 	static const char label[] = "portcullis client-auth ticket key 1";
+	const unsigned char *key = c->ctx->l[c->li].certs[idx].ticket[k];
 	gnutls_hmac_hd_t h;
 
-	if (c->cc == NULL && (c->cc = calloc(1, sizeof(*c->cc))) == NULL)
-		return GNUTLS_E_MEMORY_ERROR;
-	if (gnutls_hmac_init(&h, GNUTLS_MAC_SHA512, key->data, key->size) < 0)
+	if (auth == NULL) {
+		memcpy(out, key, TICKET_KEY_SIZE);
+		return 0;
+	}
+	if (gnutls_hmac_init(&h, GNUTLS_MAC_SHA512, key, TICKET_KEY_SIZE) < 0)
 		return GNUTLS_E_INTERNAL_ERROR;
 	if (gnutls_hmac(h, label, sizeof(label)) < 0 ||
 	    gnutls_hmac(h, &auth->id, sizeof(auth->id)) < 0) {
 		gnutls_hmac_deinit(h, NULL);
 		return GNUTLS_E_INTERNAL_ERROR;
 	}
-	gnutls_hmac_deinit(h, c->akey);
-	key->data = c->akey;
-	key->size = TICKET_KEY_SIZE;
+	gnutls_hmac_deinit(h, out);
+	return 0;
+}
+
+/*
+ * The ClientHello named a site with client-auth: ask for a certificate
+ * and verify it (verify_cb).  Its tickets are under the site's own key
+ * (session_key).
+ */
+static int
+auth_start(struct tls_conn *c, const struct tls_auth *auth)
+{
+	if (c->cc == NULL && (c->cc = calloc(1, sizeof(*c->cc))) == NULL)
+		return GNUTLS_E_MEMORY_ERROR;
 	c->auth = auth;
 	gnutls_certificate_server_set_request(c->s,
 	    auth->mode == CONFIG_CLIENT_AUTH_REQUIRED ? GNUTLS_CERT_REQUIRE :
 	    GNUTLS_CERT_REQUEST);
 	gnutls_session_set_verify_function(c->s, verify_cb);
+	return 0;
+}
+
+/*
+ * The name GnuTLS 3.7 gives a ticket it encrypts under the key we hand it
+ * (lib/stek.c, GnuTLS's own internal, replicated here and nowhere else):
+ * it encrypts under SHA3-512(T || key), T the 64-bit big-endian count of
+ * periods of 3 times the session's expire time (SESSION_EXPIRE, set on
+ * every session: 18 h) since the epoch, and a ticket's first 16 bytes are
+ * the first 16 of that key.  It decrypts a ticket whose name is T's or
+ * T-1's.  If GnuTLS changed this, no name would match the previous key
+ * and a ticket made under it would no longer resume (a full handshake,
+ * nothing worse); tests/unit/tls_test.c checks it against tickets of
+ * real handshakes, and fails first.
+ */
+int
+tls_stek_name(const unsigned char key[TLS_STEK_KEY_SIZE], uint64_t t,
+    unsigned char name[TLS_STEK_NAME_SIZE])
+{
+	unsigned char in[8 + TLS_STEK_KEY_SIZE], out[64];
+	int i, ret;
+
+	for (i = 0; i < 8; i++)
+		in[i] = (unsigned char)(t >> (56 - 8 * i));
+	memcpy(in + 8, key, TLS_STEK_KEY_SIZE);
+	ret = gnutls_hash_fast(GNUTLS_DIG_SHA3_512, in, sizeof(in), out);
+	if (ret == 0)
+		memcpy(name, out, TLS_STEK_NAME_SIZE);
+	gnutls_memset(in, 0, sizeof(in));
+	gnutls_memset(out, 0, sizeof(out));
+	return ret < 0 ? -1 : 0;
+}
+
+uint64_t
+tls_stek_period(time_t now)
+{
+	return now <= 0 ? 0 : (uint64_t)now / (3 * SESSION_EXPIRE);
+}
+
+/* Whether one of the ClientHello's ticket names is one GnuTLS decrypts
+   under key now. */
+static bool
+names_match(const struct tls_conn *c, const unsigned char *key, uint64_t t)
+{
+	unsigned char name[TLS_STEK_NAME_SIZE];
+	uint64_t back;
+	size_t i;
+	bool hit = false;
+
+	for (back = 0; back < 2 && back < t && !hit; back++) {
+		if (tls_stek_name(key, t - back, name) == -1)
+			break;
+		for (i = 0; i < c->nnames && !hit; i++)
+			hit = memcmp(c->names[i], name, sizeof(name)) == 0;
+	}
+	return hit;
+}
+
+/*
+ * Which of the master's keys the session's tickets are under: the
+ * previous one (1) only when a ticket the ClientHello offers was made
+ * under it and none under the current one; else the current one (0).
+ * GnuTLS takes one key a session, decrypts only under it, and encrypts
+ * the session's new tickets under it too: a session resumed with a
+ * ticket of the previous key gets its TLS 1.3 tickets under that key
+ * (they end with it, at the next rotation).  0, or a GnuTLS error.
+ */
+static int
+ticket_key_choose(const struct tls_conn *c, size_t idx,
+    const struct tls_auth *auth, unsigned *k)
+{
+	unsigned char key[TICKET_KEY_SIZE];
+	uint64_t t = tls_stek_period(time(NULL));
+	bool cur, prev;
+	int ret;
+
+	*k = 0;
+	if (c->ctx->nkeys < 2 || c->nnames == 0)
+		return 0;
+	if ((ret = session_key(c, idx, auth, 0, key)) < 0)
+		return ret;
+	cur = names_match(c, key, t);
+	if (!cur && (ret = session_key(c, idx, auth, 1, key)) == 0) {
+		prev = names_match(c, key, t);
+		*k = prev ? 1 : 0;
+	}
+	gnutls_memset(key, 0, sizeof(key));
+	return ret < 0 ? ret : 0;
+}
+
+/* The ticket key of a session on a retired ctx: one nobody has. */
+static int
+retired_key(unsigned char key[TICKET_KEY_SIZE])
+{
+	return gnutls_rnd(GNUTLS_RND_KEY, key, TICKET_KEY_SIZE) < 0 ?
+	    GNUTLS_E_RANDOM_FAILED : 0;
+}
+
+/*
+ * GnuTLS calls it with each handshake message before it reads it: the
+ * first ClientHello's ticket names are kept for client_hello (which
+ * GnuTLS calls before it decrypts a ticket).  A ClientHello the parser
+ * refuses has none here; GnuTLS refuses it on its own.
+ */
+static int
+hello_hook(gnutls_session_t s, unsigned htype, unsigned when,
+    unsigned incoming, const gnutls_datum_t *msg)
+{
+	struct tls_conn *c = gnutls_session_get_ptr(s);
+	int n;
+
+	if (c == NULL || c->magic != TLS_CONN_MAGIC || !incoming ||
+	    when != GNUTLS_HOOK_PRE || htype != GNUTLS_HANDSHAKE_CLIENT_HELLO ||
+	    c->hello_seen)
+		return 0;
+	n = ticketname_parse(msg->data, msg->size, c->names, TICKETNAME_MAX);
+	c->nnames = n > 0 ? (size_t)n : 0;
 	return 0;
 }
 
@@ -772,14 +926,17 @@ auth_start(struct tls_conn *c, const struct tls_auth *auth,
  * one with this certificate.  A second ClientHello (after a
  * HelloRetryRequest) must select the certificate of the first: tickets may
  * have been tried under its key.  No certificate to give: the handshake
- * ends with unrecognized_name.
+ * ends with unrecognized_name.  Of the certificate's two keys (the master
+ * key's and the previous master key's), ticket_key_choose() says which.
  */
 static int
 client_hello(gnutls_session_t s)
 {
 	struct tls_conn *c = gnutls_session_get_ptr(s);
 	const struct tls_auth *auth;
-	gnutls_datum_t key;
+	unsigned char key[TICKET_KEY_SIZE];
+	gnutls_datum_t d = { key, TICKET_KEY_SIZE };
+	unsigned k;
 	size_t idx;
 	int ret;
 
@@ -791,14 +948,22 @@ client_hello(gnutls_session_t s)
 		return idx == c->cert && auth == c->auth ? 0 :
 		    GNUTLS_E_RECEIVED_ILLEGAL_PARAMETER;
 	c->hello_seen = true;
-	key.data = c->ctx->l[c->li].certs[idx].ticket;
-	key.size = TICKET_KEY_SIZE;
-	if (auth != NULL) {
-		if ((ret = auth_start(c, auth, &key)) < 0)
+	if (auth != NULL && (ret = auth_start(c, auth)) < 0)
+		return ret;
+	if (c->ctx->retired)
+		ret = retired_key(key);
+	else {
+		if ((ret = ticket_key_choose(c, idx, auth, &k)) < 0)
 			return ret;
-	} else if (idx == c->cert)
-		return 0;
-	if ((ret = gnutls_session_ticket_enable_server(s, &key)) < 0)
+		if (auth == NULL && idx == c->cert && k == 0)
+			return 0;
+		ret = session_key(c, idx, auth, k, key);
+	}
+	/* GnuTLS keeps a copy: ours goes at once. */
+	if (ret == 0)
+		ret = gnutls_session_ticket_enable_server(s, &d);
+	gnutls_memset(key, 0, sizeof(key));
+	if (ret < 0)
 		return ret;
 	c->cert = idx;
 	return 0;
@@ -918,9 +1083,11 @@ tls_ctx_new(const struct config *cfg, const struct route_table *rt,
 	size_t i;
 	int ret;
 
-	if (ticket_len != TICKET_KEY_SIZE) {
-		snprintf(err, errsz, "session-ticket key of %zu bytes, not %d",
-		    ticket_len, TICKET_KEY_SIZE);
+	if (ticket_len != TICKET_KEY_SIZE &&
+	    ticket_len != TICKET_KEYS * TICKET_KEY_SIZE) {
+		snprintf(err, errsz, "session-ticket keys of %zu bytes, not "
+		    "%d or %d", ticket_len, TICKET_KEY_SIZE,
+		    TICKET_KEYS * TICKET_KEY_SIZE);
 		return NULL;
 	}
 	if ((ctx = calloc(1, sizeof(*ctx))) == NULL ||
@@ -932,6 +1099,7 @@ tls_ctx_new(const struct config *cfg, const struct route_table *rt,
 	ctx->rt = rt;
 	ctx->nl = cfg->nlisteners;
 	ctx->h2 = cfg->http.h2;
+	ctx->nkeys = (unsigned)(ticket_len / TICKET_KEY_SIZE);
 	if ((ret = gnutls_priority_init(&ctx->prio, TLS_PRIORITY, &where)) < 0 ||
 	    (ret = gnutls_certificate_allocate_credentials(&ctx->cred)) < 0) {
 		snprintf(err, errsz, "%s", gnutls_strerror(ret));
@@ -954,6 +1122,18 @@ tls_ctx_new(const struct config *cfg, const struct route_table *rt,
 fail:
 	tls_ctx_free(ctx);
 	return NULL;
+}
+
+void
+tls_ctx_retire(struct tls_ctx *ctx)
+{
+	size_t i, j;
+
+	for (i = 0; i < ctx->nl; i++)
+		for (j = 0; j < ctx->l[i].ncap; j++)
+			gnutls_memset(ctx->l[i].certs[j].ticket, 0,
+			    sizeof(ctx->l[i].certs[j].ticket));
+	ctx->retired = true;
 }
 
 void
@@ -1016,6 +1196,7 @@ tls_conn_new(struct tls_ctx *ctx, size_t li, int fd)
 		{ (unsigned char *)TLS_ALPN_ACME, sizeof(TLS_ALPN_ACME) - 1 },
 	};
 	struct tls_conn *c;
+	unsigned char rkey[TICKET_KEY_SIZE];
 	gnutls_datum_t ticket;
 	unsigned first = ctx->h2 ? 0 : 1;
 	unsigned n = ctx->l[li].alpn01 ? 3 : 2;
@@ -1026,10 +1207,18 @@ tls_conn_new(struct tls_ctx *ctx, size_t li, int fd)
 	c->ctx = ctx;
 	c->li = li;
 	c->cert = 0;	/* the listener's, until the ClientHello says */
-	ticket.data = ctx->l[li].certs[0].ticket;
+	ticket.data = ctx->l[li].certs[0].ticket[0];
 	ticket.size = TICKET_KEY_SIZE;
+	if (ctx->retired) {
+		if (retired_key(rkey) < 0) {
+			free(c);
+			return NULL;
+		}
+		ticket.data = rkey;
+	}
 	if (gnutls_init(&c->s, GNUTLS_SERVER | GNUTLS_NONBLOCK |
 	    GNUTLS_NO_SIGNAL) < 0) {
+		gnutls_memset(rkey, 0, sizeof(rkey));
 		free(c);
 		return NULL;
 	}
@@ -1038,10 +1227,15 @@ tls_conn_new(struct tls_ctx *ctx, size_t li, int fd)
 	    gnutls_session_ticket_enable_server(c->s, &ticket) < 0 ||
 	    gnutls_alpn_set_protocols(c->s, alpn + first, n - first,
 	    GNUTLS_ALPN_SERVER_PRECEDENCE) < 0) {
+		gnutls_memset(rkey, 0, sizeof(rkey));
 		tls_conn_free(c);
 		return NULL;
 	}
+	gnutls_memset(rkey, 0, sizeof(rkey));
+	gnutls_db_set_cache_expiration(c->s, SESSION_EXPIRE);
 	gnutls_session_set_ptr(c->s, c);
+	gnutls_handshake_set_hook_function(c->s, GNUTLS_HANDSHAKE_CLIENT_HELLO,
+	    GNUTLS_HOOK_PRE, hello_hook);
 	gnutls_handshake_set_post_client_hello_function(c->s, client_hello);
 	c->fd = fd;
 	tlsio_init(&c->io, c->s, fd, true, false);
@@ -1056,7 +1250,6 @@ tls_conn_free(struct tls_conn *c)
 	gnutls_deinit(c->s);
 	tlsio_release(&c->io);
 	free(c->cc);
-	gnutls_memset(c->akey, 0, sizeof(c->akey));
 	c->magic = 0;
 	free(c);
 }

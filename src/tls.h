@@ -38,6 +38,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <sys/types.h>
 
 #include "config.h"
@@ -77,13 +78,34 @@ int64_t	 tls_cert_not_after(const struct config_blob *cert);
 
 /*
  * Credentials of a generation; rt is its routing table (kept, not owned).
- * ticket_key is the master's session-ticket key (64 bytes, as
- * gnutls_session_ticket_key_generate() makes it; other sizes are refused).
+ * ticket_key is the master's session-ticket keys (ticketkeys.h): its
+ * current key (64 bytes, as gnutls_session_ticket_key_generate() makes
+ * it), then, with ticket_len 128, the previous one, under which tickets
+ * made before the last rotation still resume (other sizes are refused).
  */
 struct tls_ctx *tls_ctx_new(const struct config *cfg,
 	    const struct route_table *rt, const unsigned char *ticket_key,
 	    size_t ticket_len, char *err, size_t errsz);
 void	 tls_ctx_free(struct tls_ctx *ctx);
+
+/*
+ * A newer generation took over: wipe ctx's ticket keys now rather than
+ * when its last connection ends.  A handshake still to come on it (a
+ * connection accepted just before) gets a random key of its own: no
+ * ticket resumes, the one it makes never will, nothing fails.
+ */
+void	 tls_ctx_retire(struct tls_ctx *ctx);
+
+/*
+ * GnuTLS's key name of the tickets it makes under key in period t, and
+ * the period of time now (GnuTLS 3.7's lib/stek.c, replicated: see
+ * tls.c).  tls_stek_name() returns 0, or -1.  For the tests.
+ */
+#define TLS_STEK_KEY_SIZE	64
+#define TLS_STEK_NAME_SIZE	16
+int	 tls_stek_name(const unsigned char key[TLS_STEK_KEY_SIZE], uint64_t t,
+	    unsigned char name[TLS_STEK_NAME_SIZE]);
+uint64_t tls_stek_period(time_t now);
 
 /*
  * The id of the certificate a handshake for host (normalised, hlen bytes)

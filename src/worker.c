@@ -34,6 +34,7 @@
 #include "proxy.h"
 #include "ratelimit.h"
 #include "shm.h"
+#include "tls.h"
 #include "upstate.h"
 #include "upstream.h"
 #include "uptls.h"
@@ -349,14 +350,15 @@ worker_drain(struct worker *wk, const char *why)
 static int
 worker_load(struct worker *wk, uint64_t gen, const char **why)
 {
-	unsigned char *img;
+	unsigned char *img, tk[SHM_TICKET_KEY_MAX];
 	struct config *cfg;
 	struct gen *g;
 	uint64_t got;
-	size_t len;
+	size_t len, tklen;
 	int rc;
 
-	if (shm_copy_image(&wk->shm, gen, &img, &len, &got) == -1) {
+	if (shm_copy_image(&wk->shm, gen, &img, &len, &got, tk, &tklen) ==
+	    -1) {
 		*why = "generation not in its slot";
 		return -1;
 	}
@@ -364,14 +366,20 @@ worker_load(struct worker *wk, uint64_t gen, const char **why)
 	explicit_bzero(img, len);
 	free(img);
 	if (rc == -1) {
+		explicit_bzero(tk, sizeof(tk));
 		*why = "malformed config image";
 		return -1;
 	}
-	if ((g = gen_new(cfg, got, wk->shm.cfg->ticket_key,
-	    wk->shm.cfg->ticket_key_len, wk->shm.cfg->sticky_key,
-	    sizeof(wk->shm.cfg->sticky_key), why)) == NULL)
+	/* The generation's ctx derives its own keys: this copy goes. */
+	g = gen_new(cfg, got, tk, tklen, wk->shm.cfg->sticky_key,
+	    sizeof(wk->shm.cfg->sticky_key), why);
+	explicit_bzero(tk, sizeof(tk));
+	if (g == NULL)
 		return -1;
-	/* Open connections keep the generation they hold a reference to. */
+	/* Open connections keep the generation they hold a reference to;
+	   its ticket keys go now (issue 19). */
+	if (wk->gen != NULL)
+		tls_ctx_retire(wk->gen->tls);
 	gen_unref(wk->gen);
 	wk->gen = g;
 	wk->cfg = g->cfg;

@@ -69,16 +69,29 @@ image_of(unsigned char *buf, size_t len, unsigned seed)
 		buf[i] = (unsigned char)(seed * 31 + i * 7 + i / 253);
 }
 
-/* Copy generation gen and compare it with want. */
+/* The session-ticket keys published with every image here. */
+static const unsigned char TK[SHM_TICKET_KEY_MAX] =
+    "current key ...\0previous key";
+
+static int
+publish(struct shm *s, const void *img, size_t len, uint64_t gen)
+{
+	return shm_publish(s, img, len, gen, TK, sizeof(TK));
+}
+
+/* Copy generation gen and compare it with want (and its keys with TK). */
 static void
 expect_copy(const struct shm *s, uint64_t gen, const void *want, size_t len,
     uint64_t want_gen)
 {
-	unsigned char	*out = NULL;
-	size_t		 outlen = 0;
+	unsigned char	*out = NULL, tk[SHM_TICKET_KEY_MAX];
+	size_t		 outlen = 0, tklen = 0;
 	uint64_t	 got = 0;
 
-	assert_int_equal(shm_copy_image(s, gen, &out, &outlen, &got), 0);
+	assert_int_equal(shm_copy_image(s, gen, &out, &outlen, &got, tk,
+	    &tklen), 0);
+	assert_int_equal(tklen, sizeof(TK));
+	assert_memory_equal(tk, TK, sizeof(TK));
 	assert_true(got == want_gen);
 	assert_int_equal(outlen, len);
 	assert_memory_equal(out, want, len);
@@ -92,7 +105,8 @@ expect_no_copy(const struct shm *s, uint64_t gen)
 	size_t		 outlen = 12345;
 	uint64_t	 got = 999;
 
-	assert_int_equal(shm_copy_image(s, gen, &out, &outlen, &got), -1);
+	assert_int_equal(shm_copy_image(s, gen, &out, &outlen, &got, NULL,
+	    NULL), -1);
 	assert_ptr_equal(out, (unsigned char *)&out);	/* untouched */
 	assert_int_equal(outlen, 12345);
 	assert_true(got == 999);
@@ -121,12 +135,12 @@ test_create_layout(void **state)
 	assert_true(shm_generation(&f->s) == 0);
 	assert_true(h->slot[0].generation == 0);
 	assert_true(h->slot[1].generation == 0);
-	/* A fresh random ticket key. */
-	assert_true(h->ticket_key_len > 0);
-	assert_true(h->ticket_key_len <= SHM_TICKET_KEY_MAX);
-	for (i = 0; i < h->ticket_key_len; i++)
-		nonzero += h->ticket_key[i] != 0;
-	assert_true(nonzero > h->ticket_key_len / 2);
+	/* A fresh random sticky-cookie key; no ticket key yet. */
+	for (i = 0; i < sizeof(h->sticky_key); i++)
+		nonzero += h->sticky_key[i] != 0;
+	assert_true(nonzero > sizeof(h->sticky_key) / 2);
+	assert_int_equal(h->slot[0].ticket_key_len, 0);
+	assert_int_equal(h->slot[1].ticket_key_len, 0);
 
 	assert_int_equal(st->magic, SHM_MAGIC);
 	assert_int_equal(st->version, SHM_LAYOUT_VERSION);
@@ -150,9 +164,8 @@ test_two_keys_differ(void **state)
 	struct shm	 other;
 
 	assert_int_equal(shm_create(&other, PAGE, PAGE), 0);
-	assert_int_equal(other.cfg->ticket_key_len, f->s.cfg->ticket_key_len);
-	assert_memory_not_equal(other.cfg->ticket_key, f->s.cfg->ticket_key,
-	    other.cfg->ticket_key_len);
+	assert_memory_not_equal(other.cfg->sticky_key, f->s.cfg->sticky_key,
+	    sizeof(other.cfg->sticky_key));
 	assert_int_equal(other.state->ratelimit_size, PAGE);
 	assert_true(other.state->ratelimit_off + PAGE <= other.state->size);
 	shm_close(&other);
@@ -184,7 +197,7 @@ test_publish_alternates(void **state)
 	image_of(b, sizeof(b), 2);
 	image_of(c, sizeof(c), 3);
 
-	assert_int_equal(shm_publish(&f->s, a, sizeof(a), 1), 0);
+	assert_int_equal(publish(&f->s, a, sizeof(a), 1), 0);
 	assert_true(shm_generation(&f->s) == 1);
 	assert_true(h->slot[1].generation == 1);
 	assert_true(h->slot[0].generation == 0);
@@ -192,7 +205,7 @@ test_publish_alternates(void **state)
 	expect_copy(&f->s, 1, a, sizeof(a), 1);
 	expect_no_copy(&f->s, 2);
 
-	assert_int_equal(shm_publish(&f->s, b, sizeof(b), 2), 0);
+	assert_int_equal(publish(&f->s, b, sizeof(b), 2), 0);
 	assert_true(shm_generation(&f->s) == 2);
 	assert_true(h->slot[0].generation == 2);
 	assert_true(h->slot[1].generation == 1);
@@ -203,7 +216,7 @@ test_publish_alternates(void **state)
 	expect_no_copy(&f->s, 4);
 
 	/* Generation 3 takes slot 1 back: 1 is gone, 2 remains. */
-	assert_int_equal(shm_publish(&f->s, c, sizeof(c), 3), 0);
+	assert_int_equal(publish(&f->s, c, sizeof(c), 3), 0);
 	expect_copy(&f->s, 3, c, sizeof(c), 3);
 	expect_copy(&f->s, 0, c, sizeof(c), 3);
 	expect_copy(&f->s, 2, b, sizeof(b), 2);
@@ -223,19 +236,19 @@ test_publish_too_large(void **state)
 
 	image_of(a, sizeof(a), 9);
 	image_of(big, sizeof(big), 8);
-	assert_int_equal(shm_publish(&f->s, a, sizeof(a), 1), 0);
+	assert_int_equal(publish(&f->s, a, sizeof(a), 1), 0);
 	/* Exactly a slot fits ... */
-	assert_int_equal(shm_publish(&f->s, big, SLOT_SIZE, 2), 0);
+	assert_int_equal(publish(&f->s, big, SLOT_SIZE, 2), 0);
 	expect_copy(&f->s, 2, big, SLOT_SIZE, 2);
 	/* ... one byte more does not, and changes nothing. */
 	errno = 0;
-	assert_int_equal(shm_publish(&f->s, big, SLOT_SIZE + 1, 3), -1);
+	assert_int_equal(publish(&f->s, big, SLOT_SIZE + 1, 3), -1);
 	assert_int_equal(errno, EFBIG);
 	assert_true(shm_generation(&f->s) == 2);
 	expect_copy(&f->s, 1, a, sizeof(a), 1);
 	expect_copy(&f->s, 0, big, SLOT_SIZE, 2);
 	errno = 0;
-	assert_int_equal(shm_publish(&f->s, big, SIZE_MAX, 4), -1);
+	assert_int_equal(publish(&f->s, big, SIZE_MAX, 4), -1);
 	assert_int_equal(errno, EFBIG);
 	expect_copy(&f->s, 2, big, SLOT_SIZE, 2);
 }
@@ -418,9 +431,9 @@ test_publish_by_own_layout(void **state)
 	f->s.cfg->slot_off[0] = UINT64_C(1) << 40;
 	f->s.cfg->slot_off[1] = UINT64_C(1) << 41;
 	errno = 0;
-	assert_int_equal(shm_publish(&f->s, big, sizeof(big), 1), -1);
+	assert_int_equal(publish(&f->s, big, sizeof(big), 1), -1);
 	assert_int_equal(errno, EFBIG);
-	assert_int_equal(shm_publish(&f->s, a, sizeof(a), 1), 0);
+	assert_int_equal(publish(&f->s, a, sizeof(a), 1), 0);
 	expect_copy(&f->s, 1, a, sizeof(a), 1);
 	assert_memory_equal((unsigned char *)f->s.cfg + PAGE + SLOT_SIZE, a,
 	    sizeof(a));
@@ -519,7 +532,7 @@ test_config_part_write_sealed(void **state)
 	assert_int_equal(errno, EPERM);
 	/* The existing mapping still publishes. */
 	memset(a, 'q', sizeof(a));
-	assert_int_equal(shm_publish(&f->s, a, sizeof(a), 1), 0);
+	assert_int_equal(publish(&f->s, a, sizeof(a), 1), 0);
 	expect_copy(&f->s, 1, a, sizeof(a), 1);
 	/* The state part: writable mappings, as workers need. */
 	p = mmap(NULL, f->s.state_size, PROT_READ | PROT_WRITE, MAP_SHARED,
@@ -537,23 +550,22 @@ test_attach_same_process(void **state)
 	struct shm	 w;
 
 	image_of(a, sizeof(a), 4);
-	assert_int_equal(shm_publish(&f->s, a, sizeof(a), 1), 0);
+	assert_int_equal(publish(&f->s, a, sizeof(a), 1), 0);
 	assert_int_equal(shm_attach(&w, shm_config_fd_readonly(&f->s),
 	    dup(f->s.state_fd)), 0);
 	assert_int_equal(w.cfg_size, f->s.cfg_size);
 	assert_int_equal(w.state_size, f->s.state_size);
 	assert_true(shm_generation(&w) == 1);
 	expect_copy(&w, 0, a, sizeof(a), 1);
-	/* Same ticket key on both sides. */
-	assert_int_equal(w.cfg->ticket_key_len, f->s.cfg->ticket_key_len);
-	assert_memory_equal(w.cfg->ticket_key, f->s.cfg->ticket_key,
-	    w.cfg->ticket_key_len);
+	/* Same sticky key on both sides (the ticket keys: expect_copy). */
+	assert_memory_equal(w.cfg->sticky_key, f->s.cfg->sticky_key,
+	    sizeof(w.cfg->sticky_key));
 	/* Counters are shared. */
 	atomic_fetch_add(&shm_counters(&w, 7)->errors, 2);
 	assert_true(atomic_load(&shm_counters(&f->s, 7)->errors) == 2);
 	/* A later publish shows through the worker's mapping. */
 	image_of(a, sizeof(a), 5);
-	assert_int_equal(shm_publish(&f->s, a, sizeof(a), 2), 0);
+	assert_int_equal(publish(&f->s, a, sizeof(a), 2), 0);
 	assert_true(shm_generation(&w) == 2);
 	expect_copy(&w, 2, a, sizeof(a), 2);
 	/* The mapping is read-only. */
@@ -579,7 +591,7 @@ test_attach_in_child(void **state)
 	int		 ro, st, status;
 
 	image_of(a, sizeof(a), 6);
-	assert_int_equal(shm_publish(&f->s, a, sizeof(a), 1), 0);
+	assert_int_equal(publish(&f->s, a, sizeof(a), 1), 0);
 	ro = shm_config_fd_readonly(&f->s);
 	st = dup(f->s.state_fd);
 	assert_true(ro >= 0 && st >= 0);
@@ -596,7 +608,8 @@ test_attach_in_child(void **state)
 			_exit(W_ATTACH);
 		if (shm_generation(&w) != 1)
 			_exit(W_GEN);
-		if (shm_copy_image(&w, 1, &out, &len, &got) == -1)
+		if (shm_copy_image(&w, 1, &out, &len, &got, NULL, NULL) ==
+		    -1)
 			_exit(W_COPY);
 		if (len != sizeof(a) || memcmp(out, a, len) != 0)
 			_exit(W_CONTENT);
@@ -641,7 +654,7 @@ test_readonly_cannot_be_reopened_writable(void **state)
 	int		 ro, status;
 
 	memset(a, 'A', sizeof(a));
-	assert_int_equal(shm_publish(&f->s, a, sizeof(a), 1), 0);
+	assert_int_equal(publish(&f->s, a, sizeof(a), 1), 0);
 	ro = shm_config_fd_readonly(&f->s);
 	assert_true(ro >= 0);
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", ro);
@@ -761,7 +774,7 @@ test_attach_corrupt_config(void **state)
 		case 7: h.slot_size += PAGE; break;
 		case 8: h.slot_off[1] += 1; break;
 		case 9: h.slot_off[1] = 0; break;
-		case 10: h.ticket_key_len = SHM_TICKET_KEY_MAX + 1; break;
+		case 10: h.version = 3; break;	/* keys in the header */
 		case 11:
 			h.slot_size = UINT64_MAX / 2;
 			h.slot_off[1] = PAGE + h.slot_size;
@@ -813,6 +826,59 @@ test_attach_corrupt_state(void **state)
 	    "swapped");
 }
 
+/*
+ * The ticket keys go with their generation's slot: a copy gets those of
+ * the generation it copies; a publish replaces (wipes) the slot's old
+ * ones; too many bytes are refused; once every worker has a generation,
+ * the other slot is emptied and its keys are zeros.
+ */
+static void
+test_ticket_keys_in_slots(void **state)
+{
+	struct fixture	*f = *state;
+	unsigned char	 a[64], tk[SHM_TICKET_KEY_MAX], k1[64], k2[128];
+	unsigned char	 zero[SHM_TICKET_KEY_MAX] = { 0 }, *out;
+	size_t		 len, tklen;
+	uint64_t	 got;
+
+	image_of(a, sizeof(a), 1);
+	memset(k1, 0x11, sizeof(k1));
+	memset(k2, 0x22, sizeof(k2));
+	assert_int_equal(shm_publish(&f->s, a, sizeof(a), 1, k2,
+	    sizeof(k2)), 0);
+	assert_int_equal(shm_publish(&f->s, a, sizeof(a), 2, k1,
+	    sizeof(k1)), 0);
+	assert_int_equal(shm_copy_image(&f->s, 1, &out, &len, &got, tk,
+	    &tklen), 0);
+	free(out);
+	assert_int_equal(tklen, sizeof(k2));
+	assert_memory_equal(tk, k2, sizeof(k2));
+	assert_int_equal(shm_copy_image(&f->s, 2, &out, &len, &got, tk,
+	    &tklen), 0);
+	free(out);
+	assert_int_equal(tklen, sizeof(k1));
+	assert_memory_equal(tk, k1, sizeof(k1));
+	/* Generation 3 reuses slot 1: k2's second half must not stay. */
+	assert_int_equal(shm_publish(&f->s, a, sizeof(a), 3, k1,
+	    sizeof(k1)), 0);
+	assert_memory_equal(f->s.cfg->slot[1].ticket_key + 64, zero, 64);
+	errno = 0;
+	assert_int_equal(shm_publish(&f->s, a, sizeof(a), 4, k2,
+	    SHM_TICKET_KEY_MAX + 1), -1);
+	assert_int_equal(errno, EFBIG);
+	/* Every worker has 3: generation 2 goes, and its keys. */
+	shm_retire_other(&f->s, 3);
+	assert_true(f->s.cfg->slot[0].generation == 0);
+	assert_int_equal(f->s.cfg->slot[0].ticket_key_len, 0);
+	assert_memory_equal(f->s.cfg->slot[0].ticket_key, zero, sizeof(zero));
+	expect_no_copy(&f->s, 2);
+	assert_int_equal(shm_copy_image(&f->s, 0, &out, &len, &got, tk,
+	    &tklen), 0);
+	free(out);
+	assert_true(got == 3);
+	assert_memory_equal(tk, k1, sizeof(k1));
+}
+
 int
 main(void)
 {
@@ -823,6 +889,7 @@ main(void)
 		T(test_nothing_published),
 		T(test_publish_alternates),
 		T(test_publish_too_large),
+		T(test_ticket_keys_in_slots),
 		T(test_counters),
 		T(test_layout_is_our_own),
 		T(test_counters_json_saturates),

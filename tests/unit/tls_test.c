@@ -975,10 +975,237 @@ test_verify_reason(void **state)
 	assert_string_equal(tls_verify_reason(GNUTLS_CERT_INVALID), "invalid");
 }
 
+/* ---- session-ticket key rotation (issue 19) ---- */
+
+/* A ctx of the same configuration with master keys keys (64 or 128
+   bytes: current, then previous). */
+static struct tls_ctx *
+ctx_with(const unsigned char *keys, size_t len)
+{
+	struct tls_ctx *c;
+	char err[256];
+
+	if ((c = tls_ctx_new(cfg, rt, keys, len, err, sizeof(err))) == NULL)
+		fail_msg("tls_ctx_new: %s", err);
+	return c;
+}
+
+/* Whether session resumes for a.test on ctx c (a.test's certificate
+   served either way). */
+static bool
+resumes_on(struct tls_ctx *c, const gnutls_datum_t *session)
+{
+	struct tls_ctx *saved = ctx;
+	struct hs r;
+
+	ctx = c;
+	handshake(0, "a.test", h2_h1, session, &r);
+	ctx = saved;
+	assert_int_equal(r.client_rc, 0);
+	assert_int_equal(r.server_rc, 1);
+	assert_served(&r, &acme_a);
+	gnutls_free(r.session.data);
+	return r.resumed;
+}
+
+/*
+ * A ticket made under K0 resumes on a ctx whose keys are K1 (current) and
+ * K0 (previous), for TLS 1.2 and 1.3, and not on one of K2 and K1; one
+ * made on K1 and K0 resumes on K2 and K1.  This is what tls_stek_name()
+ * (a copy of GnuTLS's key-name derivation) is for: were it wrong, the
+ * ticket of the previous key would not resume.
+ */
+static void
+test_previous_ticket_key(void **state)
+{
+	unsigned char k[3][64], ring[128];
+	struct tls_ctx *saved = ctx, *c0, *c10, *c21;
+	struct hs first, later;
+	int v;
+
+	(void)state;
+	for (v = 0; v < 3; v++)
+		memset(k[v], 0x30 + v, sizeof(k[v]));
+	c0 = ctx_with(k[0], 64);
+	memcpy(ring, k[1], 64);
+	memcpy(ring + 64, k[0], 64);
+	c10 = ctx_with(ring, 128);
+	memcpy(ring, k[2], 64);
+	memcpy(ring + 64, k[1], 64);
+	c21 = ctx_with(ring, 128);
+	for (v = 0; v < 2; v++) {
+		hs_prio = v == 0 ? "NORMAL:-VERS-ALL:+VERS-TLS1.2" : NULL;
+		ctx = c0;
+		handshake(0, "a.test", h2_h1, NULL, &first);
+		assert_int_equal(first.client_rc, 0);
+		assert_true(first.session.size > 0);
+		assert_true(resumes_on(c10, &first.session));
+		ctx = c10;
+		handshake(0, "a.test", h2_h1, NULL, &later);
+		assert_false(later.resumed);
+		/* Two rotations old: no; made after the first: yes. */
+		assert_false(resumes_on(c21, &first.session));
+		assert_true(resumes_on(c21, &later.session));
+		gnutls_free(first.session.data);
+		gnutls_free(later.session.data);
+	}
+	hs_prio = NULL;
+	ctx = saved;
+	tls_ctx_free(c0);
+	tls_ctx_free(c10);
+	tls_ctx_free(c21);
+}
+
+/*
+ * A retired ctx (a newer generation took over) has no ticket key left: a
+ * handshake on it still succeeds, resumes nothing, and the ticket it
+ * makes resumes nowhere, not even where its keys still live.
+ */
+static void
+test_retired_ctx(void **state)
+{
+	unsigned char k0[64];
+	struct tls_ctx *saved = ctx, *live, *old;
+	struct hs first, r;
+
+	(void)state;
+	memset(k0, 0x41, sizeof(k0));
+	live = ctx_with(k0, 64);
+	old = ctx_with(k0, 64);
+	ctx = old;
+	handshake(0, "a.test", h2_h1, NULL, &first);
+	assert_int_equal(first.client_rc, 0);
+	tls_ctx_retire(old);
+	handshake(0, "a.test", h2_h1, &first.session, &r);
+	assert_int_equal(r.client_rc, 0);
+	assert_int_equal(r.server_rc, 1);
+	assert_false(r.resumed);
+	assert_served(&r, &acme_a);
+	ctx = saved;
+	assert_true(resumes_on(live, &first.session));	/* the control */
+	assert_false(resumes_on(live, &r.session));
+	gnutls_free(r.session.data);
+	gnutls_free(first.session.data);
+	tls_ctx_free(live);
+	tls_ctx_free(old);
+}
+
+/* The ticket a client got (its NewSessionTicket message). */
+static unsigned char got_ticket[16];
+static int got_tickets;
+
+static int
+ticket_hook(gnutls_session_t s, unsigned htype, unsigned when,
+    unsigned incoming, const gnutls_datum_t *msg)
+{
+	size_t off = 4, n;
+
+	(void)when;
+	if (!incoming || htype != GNUTLS_HANDSHAKE_NEW_SESSION_TICKET)
+		return 0;
+	/* TLS 1.3: lifetime, age_add, nonce<1>, ticket<2>; TLS 1.2:
+	   lifetime, ticket<2>. */
+	if (gnutls_protocol_get_version(s) == GNUTLS_TLS1_3) {
+		if (msg->size < 9)
+			return 0;
+		off = 8 + 1 + msg->data[8];
+	}
+	if (msg->size < off + 2)
+		return 0;
+	n = (size_t)msg->data[off] << 8 | msg->data[off + 1];
+	if (n < sizeof(got_ticket) || msg->size < off + 2 + n)
+		return 0;
+	memcpy(got_ticket, msg->data + off + 2, sizeof(got_ticket));
+	got_tickets++;
+	return 0;
+}
+
+/*
+ * tls_stek_name() against GnuTLS itself: a plain GnuTLS server given a
+ * key makes tickets whose first 16 bytes are the name tls_stek_name()
+ * computes for that key now (TLS 1.2 and 1.3).  Fails if a GnuTLS
+ * derives its ticket keys otherwise (lib/stek.c).
+ */
+static void
+test_stek_name_is_gnutls(void **state)
+{
+	static const char *const prios[] = {
+		"NORMAL:-VERS-ALL:+VERS-TLS1.2", "NORMAL:-VERS-ALL:+VERS-TLS1.3"
+	};
+	gnutls_certificate_credentials_t scred;
+	gnutls_session_t ss, cs;
+	unsigned char key[64], name[16];
+	gnutls_datum_t k = { key, sizeof(key) }, c, kd;
+	uint64_t t;
+	int sv[2], i, v, sret, cret;
+	char buf[16];
+
+	(void)state;
+	for (i = 0; i < 64; i++)
+		key[i] = (unsigned char)(i * 37 + 1);
+	c = (gnutls_datum_t){ (unsigned char *)pl.cert,
+	    (unsigned)strlen(pl.cert) };
+	kd = (gnutls_datum_t){ (unsigned char *)pl.key,
+	    (unsigned)strlen(pl.key) };
+	assert_int_equal(gnutls_certificate_allocate_credentials(&scred), 0);
+	assert_int_equal(gnutls_certificate_set_x509_key_mem(scred, &c, &kd,
+	    GNUTLS_X509_FMT_PEM), 0);
+	for (v = 0; v < 2; v++) {
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+		assert_int_equal(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
+		assert_int_equal(fcntl(sv[1], F_SETFL, O_NONBLOCK), 0);
+		assert_int_equal(gnutls_init(&ss, GNUTLS_SERVER |
+		    GNUTLS_NONBLOCK), 0);
+		assert_int_equal(gnutls_init(&cs, GNUTLS_CLIENT |
+		    GNUTLS_NONBLOCK), 0);
+		assert_int_equal(gnutls_priority_set_direct(ss, prios[v],
+		    NULL), 0);
+		assert_int_equal(gnutls_priority_set_direct(cs, prios[v],
+		    NULL), 0);
+		assert_int_equal(gnutls_credentials_set(ss,
+		    GNUTLS_CRD_CERTIFICATE, scred), 0);
+		assert_int_equal(gnutls_credentials_set(cs,
+		    GNUTLS_CRD_CERTIFICATE, client_cred), 0);
+		assert_int_equal(gnutls_session_ticket_enable_server(ss, &k),
+		    0);
+		gnutls_handshake_set_hook_function(cs,
+		    GNUTLS_HANDSHAKE_NEW_SESSION_TICKET, GNUTLS_HOOK_PRE,
+		    ticket_hook);
+		gnutls_transport_set_int(ss, sv[0]);
+		gnutls_transport_set_int(cs, sv[1]);
+		got_tickets = 0;
+		sret = cret = GNUTLS_E_AGAIN;
+		for (i = 0; i < 1000 && (sret != 0 || cret != 0); i++) {
+			if (sret != 0)
+				sret = gnutls_handshake(ss);
+			if (cret != 0)
+				cret = gnutls_handshake(cs);
+			assert_false(sret < 0 && gnutls_error_is_fatal(sret));
+			assert_false(cret < 0 && gnutls_error_is_fatal(cret));
+		}
+		assert_int_equal(sret, 0);
+		assert_int_equal(cret, 0);
+		/* TLS 1.3's tickets come after the handshake. */
+		(void)gnutls_record_recv(cs, buf, sizeof(buf));
+		assert_true(got_tickets > 0);
+		t = tls_stek_period(time(NULL));
+		assert_int_equal(tls_stek_name(key, t, name), 0);
+		assert_memory_equal(got_ticket, name, sizeof(name));
+		gnutls_deinit(ss);
+		gnutls_deinit(cs);
+		close(sv[0]);
+		close(sv[1]);
+	}
+	gnutls_certificate_free_credentials(scred);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_previous_ticket_key),
+		cmocka_unit_test(test_stek_name_is_gnutls),
+		cmocka_unit_test(test_retired_ctx),
 		cmocka_unit_test(test_acme_cert_of_the_name),
 		cmocka_unit_test(test_site_cert_wins),
 		cmocka_unit_test(test_no_cert_yet_is_an_alert),
