@@ -823,6 +823,10 @@ ex_head(struct exchange *ex)
 	rc = ex->ops->head(ex->fe, &pr);
 	ex->in_callback = false;
 	if (rc == -1) {
+		/* Refused on our side (out of memory, say): the upstream
+		   answered, its passive health must not count a failure. */
+		ex_mark_ok(ex);
+		ex->marked = true;
 		ex->state = EX_HEAD;	/* a 502, not a cut response */
 		ex_fail(ex, PROXY_BAD_GATEWAY, "response head refused");
 		return;
