@@ -300,14 +300,12 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents UNUSED)
 			case EINTR:
 			case ECONNABORTED:
 				continue;
-			case EMFILE:
-			case ENFILE:
-			case ENOBUFS:
-			case ENOMEM:
-				fd_backoff(wk, strerror(errno));
-				return;
 			default:
-				log_warn("accept");
+				/* EMFILE, ENFILE, ENOBUFS, ENOMEM, or what
+				   else persists: the socket stays readable, so
+				   returning would call us again at once (a spin,
+				   a line each time).  Wait, say it once. */
+				fd_backoff(wk, strerror(errno));
 				return;
 			}
 		}
