@@ -18,11 +18,12 @@
  *   after=N   the first N allocations after start-up never fail.
  *   nth=N     (instead of p) exactly the Nth allocation after start-up
  *             (and after= ones) fails, once.
- *   spare=S:T an allocation made (directly, or through the C library)
- *             from a shared object whose path contains S (or T ...) never
- *             fails.  For third-party code known not to survive a
- *             failure: the tests spare libconfuse and libtasn1 (see
- *             doc/architecture.md, Faults).
+ *   spare=S:T an allocation asked for by code in a shared object whose
+ *             path contains S (or T ...), directly or through the C
+ *             library, never fails; one that such code causes through
+ *             other code (GMP under GnuTLS) still may.  For third-party
+ *             code known not to survive a failure (doc/architecture.md,
+ *             Faults).
  *   stats=F   a file of at least 4 KiB, mapped shared: the shim adds the
  *             allocations it let through and the ones it failed, counted
  *             from start-up, in every process (see struct stats); a test
@@ -118,10 +119,18 @@ static double		 prob;
 static uint64_t		 nth, after, count, state;
 static struct stats	*stats;
 
-/* The code of the spared object (spare=), and the walk that finds it. */
+/*
+ * The code of the spared objects (spare=), and of those an allocation's
+ * caller is looked for past: this shim, the C library (strdup ...) and
+ * ASan's runtime.
+ */
+struct region {
+	uintptr_t	 lo, hi;
+	bool		 spared;
+};
 static char		 spare[256];
-static uintptr_t	 spare_lo[8], spare_hi[8];
-static unsigned		 nspare;
+static struct region	 regions[32];
+static unsigned		 nregions;
 static __thread bool	 walking;
 
 /* xorshift64*: cheap, and the same sequence for the same seed. */
@@ -134,57 +143,87 @@ next_random(void)
 	return state * 2685821657736338717ULL;
 }
 
-/* Whether the allocation under way was asked for by spared code. */
+static const struct region *
+region_of(const void *pc)
+{
+	unsigned i;
+
+	for (i = 0; i < nregions; i++)
+		if ((uintptr_t)pc >= regions[i].lo &&
+		    (uintptr_t)pc < regions[i].hi)
+			return &regions[i];
+	return NULL;
+}
+
+/*
+ * Whether the allocation under way was asked for by spared code: its
+ * caller, the first frame outside this shim and the C library, is in a
+ * spared object.  (Only the caller: GMP's allocations under GnuTLS, or
+ * nghttp2's under our code, still fail.)
+ */
 static bool
 spared(void)
 {
-	void *frames[12];
-	unsigned i, j;
-	int n;
+	const struct region *r;
+	void *frames[16];
+	int i, n;
 
-	if (nspare == 0)
+	if (spare[0] == '\0')
 		return false;
 	if (walking)
 		return true;
 	walking = true;
-	n = backtrace(frames, 12);
+	n = backtrace(frames, 16);
 	walking = false;
-	for (i = 0; i < (unsigned)n; i++)
-		for (j = 0; j < nspare; j++)
-			if ((uintptr_t)frames[i] >= spare_lo[j] &&
-			    (uintptr_t)frames[i] < spare_hi[j])
-				return true;
+	for (i = 0; i < n; i++) {
+		r = region_of(frames[i]);
+		if (r == NULL)
+			return false;
+		if (r->spared)
+			return true;
+	}
+	return false;
+}
+
+static bool
+name_matches(const char *name, const char *list)
+{
+	char one[sizeof(spare)];
+	const char *p, *e;
+
+	for (p = list; *p != '\0'; p = *e == ':' ? e + 1 : e) {
+		e = p + strcspn(p, ":");
+		memcpy(one, p, (size_t)(e - p));
+		one[e - p] = '\0';
+		if (one[0] != '\0' && strstr(name, one) != NULL)
+			return true;
+	}
 	return false;
 }
 
 static int
-find_spared(struct dl_phdr_info *info, size_t size, void *arg)
+find_regions(struct dl_phdr_info *info, size_t size, void *arg)
 {
-	char one[sizeof(spare)];
-	const char *p, *e;
-	bool match = false;
+	bool spared_one;
 	int i;
 
 	(void)size;
 	(void)arg;
 	if (info->dlpi_name == NULL)
 		return 0;
-	for (p = spare; *p != '\0' && !match; p = *e == ':' ? e + 1 : e) {
-		e = p + strcspn(p, ":");
-		memcpy(one, p, (size_t)(e - p));
-		one[e - p] = '\0';
-		match = one[0] != '\0' && strstr(info->dlpi_name, one) != NULL;
-	}
-	if (!match)
+	spared_one = name_matches(info->dlpi_name, spare);
+	if (!spared_one && !name_matches(info->dlpi_name,
+	    "failmalloc:/libc.so:libasan"))
 		return 0;
-	for (i = 0; i < info->dlpi_phnum && nspare < 8; i++) {
+	for (i = 0; i < info->dlpi_phnum && nregions < 32; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
 
 		if (ph->p_type != PT_LOAD || (ph->p_flags & PF_X) == 0)
 			continue;
-		spare_lo[nspare] = info->dlpi_addr + ph->p_vaddr;
-		spare_hi[nspare] = spare_lo[nspare] + ph->p_memsz;
-		nspare++;
+		regions[nregions].lo = info->dlpi_addr + ph->p_vaddr;
+		regions[nregions].hi = regions[nregions].lo + ph->p_memsz;
+		regions[nregions].spared = spared_one;
+		nregions++;
 	}
 	return 0;
 }
@@ -289,7 +328,7 @@ mark_started(void)
 		/* Not in the constructor: the allocator behind us may not be
 		   ready then (ASan's runs its own constructor after ours). */
 		if (spare[0] != '\0') {
-			dl_iterate_phdr(find_spared, NULL);
+			dl_iterate_phdr(find_regions, NULL);
 			/* The unwinder loads at the first walk: not in malloc. */
 			walking = true;
 			(void)backtrace(warm, 1);
