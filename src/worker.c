@@ -299,6 +299,17 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents UNUSED)
 				return;
 			case EINTR:
 			case ECONNABORTED:
+			/* A connection's own error, passed on by accept
+			   (accept(2), Linux), which took it off the queue:
+			   the next one may be fine. */
+			case EPROTO:
+			case ENOPROTOOPT:
+			case EHOSTDOWN:
+			case ENONET:
+			case EHOSTUNREACH:
+			case EOPNOTSUPP:
+			case ENETDOWN:
+			case ENETUNREACH:
 				continue;
 			default:
 				/* EMFILE, ENFILE, ENOBUFS, ENOMEM, or what
