@@ -100,16 +100,6 @@ def test_allocation_failures_under_load_and_reloads(make_proxy, tmp_path,
             # The shim comes before ASan's runtime, on purpose.
             env["ASAN_OPTIONS"] = (os.environ["ASAN_OPTIONS"] +
                                    ":verify_asan_link_order=0")
-            # GnuTLS 3.7.9 leaks in its own error paths when an allocation
-            # fails (a certificate begun in set_x509_key_mem2, as tls.c
-            # says of a malformed PEM; a 2 KiB buffer of a handshake):
-            # not ours to fix, and LeakSanitizer's fast unwinder stops in
-            # GnuTLS (built without frame pointers), so these reports show
-            # no caller of ours either.  Leaks of ours still fail the test.
-            supp = p.dir / "lsan.supp"
-            supp.write_text("leak:libgnutls.so\nleak:libtasn1.so\n")
-            env["LSAN_OPTIONS"] = f"suppressions={supp}"
-
         p.start(env={
             **env,
             "LD_PRELOAD": str(SHIM),
