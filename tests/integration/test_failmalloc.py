@@ -2,8 +2,10 @@
 
 tests/faults/failmalloc.so (an LD_PRELOAD shim, see its header) makes
 malloc, calloc, realloc and the aligned allocators of every process fail
-at random once the process's event loop runs: the proxy's own code, GnuTLS
-and nghttp2 all see NULL.  Under HTTP/1.1 and HTTP/2 load with reloads,
+at random once the process's event loop runs: the proxy's own code,
+nghttp2, libev and GMP (under GnuTLS's handshakes) see NULL; the own
+allocations of libraries that do not survive one are spared (SPARED).
+Under HTTP/1.1 and HTTP/2 load with reloads,
 no process may die (a request may fail with a 5xx, or its connection be
 closed), and once the failures stop, everything works as before: every
 request succeeds, a reload applies, and no connection is left counted
