@@ -329,7 +329,8 @@ mark_started(void)
 		   ready then (ASan's runs its own constructor after ours). */
 		if (spare[0] != '\0') {
 			dl_iterate_phdr(find_regions, NULL);
-			/* The unwinder loads at the first walk: not in malloc. */
+			/* The unwinder (libgcc_s, linked in: no file opened
+			   now) is set up at the first walk: not in malloc. */
 			walking = true;
 			(void)backtrace(warm, 1);
 			walking = false;
