@@ -8,7 +8,7 @@ set -eu
 
 build="build-essential autoconf automake pkg-config libgnutls28-dev
 libnghttp2-dev libconfuse-dev libsystemd-dev libcap-dev libev-dev
-libseccomp-dev libcurl4-gnutls-dev libjansson-dev"
+libseccomp-dev libcurl4-gnutls-dev libjansson-dev libgmp-dev"
 demo="$build python3 curl openssl procps"
 test="$demo libcmocka-dev clang libclang-rt-14-dev python3-pytest python3-h2
 gnutls-bin nghttp2-client socat util-linux systemd wrk testssl.sh fail2ban

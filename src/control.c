@@ -556,14 +556,13 @@ control_child_report(int pipefd, struct control_msg *m)
 	}
 }
 
-static void
-child_config(const struct control_child *c, uint64_t gen)
+void
+control_child_answer(const struct control_child *c, uint64_t gen,
+    uint64_t now, const char *why)
 {
 	struct control_msg m;
-	const char *why = "";
-	uint64_t now;
 
-	if ((now = c->config(c->arg, gen, &why)) != 0) {
+	if (now != 0) {
 		(void)control_report_gen(c->report, CONTROL_ACK, now);
 		return;
 	}
@@ -575,6 +574,16 @@ child_config(const struct control_child *c, uint64_t gen)
 	m.fd = -1;
 	snprintf(m.text, sizeof(m.text), "%s", why);
 	(void)control_report(c->report, &m);
+}
+
+static void
+child_config(const struct control_child *c, uint64_t gen)
+{
+	const char *why = "";
+	uint64_t now;
+
+	if ((now = c->config(c->arg, gen, &why)) != CONTROL_GEN_LATER)
+		control_child_answer(c, gen, now, why);
 }
 
 int

@@ -187,6 +187,14 @@ void	 control_child_check(int sock, int pipefd, const char *env);
  * than its own and returns the one it has then (ACKed), or 0 with why
  * (NACKed); drain stops it.
  */
+/*
+ * A child's config callback returns the generation now live (ACK), 0 with
+ * why set (NACK), or CONTROL_GEN_LATER: no answer yet, the child gives it
+ * later with control_child_answer() (a worker that tries a failed load
+ * again, see worker.c).
+ */
+#define CONTROL_GEN_LATER	UINT64_MAX
+
 struct control_child {
 	int		 sock;		/* its control socket */
 	int		 report;	/* its report pipe */
@@ -203,6 +211,10 @@ struct control_child {
  * stop watching the socket; 1 otherwise.
  */
 int	 control_child_read(const struct control_child *c);
+
+/* The answer to CONFIG gen: ACK now if now != 0, else NACK why (logged). */
+void	 control_child_answer(const struct control_child *c, uint64_t gen,
+	    uint64_t now, const char *why);
 
 /*
  * A child's report to the master (control_report, m->fd set to -1): a

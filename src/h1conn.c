@@ -63,6 +63,8 @@ struct h1_conn {
 	enum h1_state		 state;
 	int			 events;
 	bool			 dead;		/* closed; freed on the way out */
+	bool			 in_cb;		/* in one of our callbacks, which
+						   end with h1_leave() */
 	bool			 first;		/* no request yet */
 
 	struct buf		*in;
@@ -195,11 +197,20 @@ h1_set_state(struct h1_conn *c, enum h1_state s)
 	}
 }
 
-/* Carry on from the connection's own handler, in this loop iteration. */
+/* Said once per window (log.h): it comes with memory pressure. */
+static struct log_rate	 nomem_rate;
+
+/*
+ * Carry on from the connection's own handler, in this loop iteration.  A
+ * connection an exchange's callback closed (an answer that found no
+ * memory) goes there too, to be freed: nothing else would (h1_io_cb()
+ * does nothing else with a dead one).  Not from inside our own callbacks,
+ * whose h1_leave() frees it on the way out.
+ */
 static void
 h1_defer(struct h1_conn *c)
 {
-	if (!c->dead)
+	if (!c->dead || !c->in_cb)
 		ev_feed_event(loop_of(c), &c->cl.io, EV_CUSTOM);
 }
 
@@ -250,6 +261,7 @@ h1_free(struct h1_conn *c)
 static void
 h1_leave(struct h1_conn *c)
 {
+	c->in_cb = false;
 	if (c->dead)
 		h1_free(c);
 	else
@@ -749,7 +761,12 @@ h1_ex_head(void *fe, const struct proxy_response *r)
 	if (hr.framing == HEADERS_FRAME_CLOSE || !c->body_done)
 		c->close_after = true;
 	hr.close = c->close_after;
-	if (out == NULL || headers_response_head(out, &hr) == -1) {
+	if (out == NULL) {
+		log_rate_warnx(&nomem_rate, "%s: response head from %s: out "
+		    "of memory", c->cl.client_ip, log_of(c)->host);
+		return -1;
+	}
+	if (headers_response_head(out, &hr) == -1) {
 		log_warnx("%s: response head from %s does not fit %d bytes",
 		    c->cl.client_ip, log_of(c)->host, H1_OUT);
 		return -1;
@@ -944,6 +961,7 @@ h1_up_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
 {
 	struct h1_conn *c = conn_of(w->data);
 
+	c->in_cb = true;
 	if (c->state == H1_TUNNEL) {
 		if (revents & EV_WRITE)
 			h1_tunnel_push(c);
@@ -1100,6 +1118,7 @@ h1_io_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
 {
 	struct h1_conn *c = conn_of(w->data);
 
+	c->in_cb = true;
 	if ((revents & EV_READ) && c->cl.tls != NULL)
 		tls_conn_readable(c->cl.tls);
 	if ((revents & EV_WRITE) && h1_send(c) == -1)
@@ -1122,6 +1141,7 @@ h1_timer_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
 {
 	struct h1_conn *c = conn_of(w->data);
 
+	c->in_cb = true;
 	switch (c->state) {
 	case H1_HEAD:
 		if (c->in != NULL && !buf_empty(c->in)) {

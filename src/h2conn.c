@@ -641,6 +641,9 @@ st_ex_head_tunnel(struct h2_stream *st, const struct proxy_response *r)
 	return 0;
 }
 
+/* Said once per window (log.h): they come with memory pressure. */
+static struct log_rate	 refused_rate, nomem_rate;
+
 /* ---- the exchange's callbacks ---- */
 
 static int
@@ -663,8 +666,8 @@ st_ex_head(void *fe, const struct proxy_response *r)
 		return -1;
 	if (st_submit(st, r->status, r->fields, r->nfields, body, keep,
 	    st->resp_edit) == -1) {
-		log_warnx("%s: h2: response head from %s refused by nghttp2",
-		    st->c->cl.client_ip, st->log.host);
+		log_rate_warnx(&refused_rate, "%s: h2: response head from %s "
+		    "refused by nghttp2", st->c->cl.client_ip, st->log.host);
 		return -1;
 	}
 	progress(st->c);
@@ -1381,8 +1384,14 @@ h2_read(struct h2_conn *c)
 			break;
 		}
 		if (rv < 0) {
-			log_warnx("%s: h2: %s: GOAWAY", c->cl.client_ip,
-			    nghttp2_strerror((int)rv));
+			if (rv == NGHTTP2_ERR_NOMEM)
+				log_rate_warnx(&nomem_rate, "%s: h2: %s: "
+				    "GOAWAY", c->cl.client_ip,
+				    nghttp2_strerror((int)rv));
+			else
+				log_warnx("%s: h2: %s: GOAWAY",
+				    c->cl.client_ip,
+				    nghttp2_strerror((int)rv));
 			nghttp2_session_terminate_session(c->s,
 			    rv == NGHTTP2_ERR_FLOODED ||
 			    rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS ?

@@ -624,6 +624,47 @@ log_vmsg(enum log_level level, int errnum, const char *fmt, va_list ap)
 	log_event_end(&ev);
 }
 
+bool
+log_rate_due(struct log_rate *r, uint64_t now_ms, uint64_t *quiet)
+{
+	if (r->next_ms != 0 && now_ms < r->next_ms) {
+		r->quiet++;
+		return false;
+	}
+	*quiet = r->quiet;
+	r->quiet = 0;
+	/* Never 0 again: 0 means "never logged". */
+	r->next_ms = now_ms + LOG_RATE_WINDOW_MS + (now_ms == 0);
+	return true;
+}
+
+void
+log_rate_warnx(struct log_rate *r, const char *fmt, ...)
+{
+	char msg[LOG_LINE_MAX / 2];
+	struct timespec ts;
+	uint64_t quiet;
+	int saved = errno;
+	va_list ap;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (!log_enabled(LOG_LEVEL_WARN) || !log_rate_due(r,
+	    (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000,
+	    &quiet)) {
+		errno = saved;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (quiet > 0)
+		log_warnx("%s (%llu more like it not logged)", msg,
+		    (unsigned long long)quiet);
+	else
+		log_warnx("%s", msg);
+	errno = saved;
+}
+
 #define LOG_FN(name, level, with_errno)					\
 void									\
 name(const char *fmt, ...)						\

@@ -73,6 +73,33 @@ void	 fatal(const char *fmt, ...) PRINTFLIKE(1, 2) NORETURN;
 void	 fatalx(const char *fmt, ...) PRINTFLIKE(1, 2) NORETURN;
 
 /*
+ * A failure that repeats (an allocation failing for connection after
+ * connection, connect(2) to upstreams failing with EMFILE) is said once,
+ * not once per event.  Each kind has a struct log_rate of its own (static,
+ * zero at start): the first one is logged, the same kind within the next
+ * LOG_RATE_WINDOW_MS is only counted, and the first one after that is
+ * logged with how many were not:
+ *   ... msg="h2: out of memory: GOAWAY (41 more like it not logged)"
+ * Failures that come in episodes have their own once-per-episode lines
+ * (accept paused / accepting again, worker.c; LOG_LOST, above).
+ */
+#define LOG_RATE_WINDOW_MS	10000
+
+struct log_rate {
+	uint64_t	 next_ms;	/* monotonic: log again from then on */
+	uint64_t	 quiet;		/* not logged since the last line */
+};
+
+void	 log_rate_warnx(struct log_rate *r, const char *fmt, ...)
+	    PRINTFLIKE(2, 3);
+/*
+ * The decision alone, at now_ms (monotonic milliseconds): true if a line
+ * is due, with *quiet the events not logged before it; false if this one
+ * is only counted.
+ */
+bool	 log_rate_due(struct log_rate *r, uint64_t now_ms, uint64_t *quiet);
+
+/*
  * Structured events (access lines, RATE_LIMIT ...).  Always written,
  * whatever the level.  A field that does not fit is cut and the event gets
  * "truncated=1"; the line stays one line.

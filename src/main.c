@@ -29,6 +29,7 @@
 #include "health.h"
 #include "listen.h"
 #include "master.h"
+#include "oom.h"
 #include "prober.h"
 #include "proxyin.h"
 #include "tls.h"
@@ -132,6 +133,7 @@ main(int argc, char **argv)
 	size_t i;
 	int ch;
 
+	oom_install();
 	if ((getenv(WORKER_ENV) != NULL) + (getenv(ACME_ENV) != NULL) +
 	    (getenv(PROBER_ENV) != NULL) > 1) {
 		fprintf(stderr, "portcullis: %s, %s and %s are internal and "

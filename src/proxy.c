@@ -96,6 +96,9 @@ struct exchange {
 	uint64_t		 tried;		/* bit i: ups[i] had a new
 						   connection that failed */
 	bool			 counted;	/* in up's in-flight count */
+	bool			 ours;		/* the failure is ours (memory,
+						   descriptors): said once per
+						   window (log_rate_warnx) */
 	bool			 marked;	/* this attempt's failure
 						   counted */
 	char			 name[64];	/* the upstream, for logs */
@@ -426,6 +429,9 @@ ex_choose(struct exchange *ex)
 	return 0;
 }
 
+/* Failures of our own repeat with every request while they last. */
+static struct log_rate	 ours_rate;
+
 static void PRINTFLIKE(3, 4)
 ex_fail(struct exchange *ex, enum proxy_result result, const char *fmt, ...)
 {
@@ -435,7 +441,12 @@ ex_fail(struct exchange *ex, enum proxy_result result, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	log_warnx("upstream %s (site %s): %s", ex->name, ex->site, msg);
+	if (ex->ours)
+		log_rate_warnx(&ours_rate, "upstream %s (site %s): %s",
+		    ex->name, ex->site, msg);
+	else
+		log_warnx("upstream %s (site %s): %s", ex->name, ex->site,
+		    msg);
 	ex_note(ex, msg);
 	if (ex->state == EX_BODY && result != PROXY_OK)
 		result = PROXY_BROKEN;
@@ -571,6 +582,7 @@ ex_next(struct exchange *ex, bool failed, const char *what)
 			ex->error[noted] = '\0';
 			if (!moved)
 				return false;
+			ex->ours = !failed;
 			ex_fail(ex, PROXY_BAD_GATEWAY, "%s", what);
 			return true;
 		}
@@ -579,6 +591,7 @@ ex_next(struct exchange *ex, bool failed, const char *what)
 			buf_reset(ex->out);
 			if (buf_add(ex->out, ex->retry, ex->retry_len) == -1) {
 				ex->marked = true;
+				ex->ours = true;
 				ex_fail(ex, PROXY_BAD_GATEWAY, "out of memory");
 				return true;
 			}
@@ -823,6 +836,11 @@ ex_head(struct exchange *ex)
 	rc = ex->ops->head(ex->fe, &pr);
 	ex->in_callback = false;
 	if (rc == -1) {
+		/* Refused on our side (out of memory, say): the upstream
+		   answered, its passive health must not count a failure. */
+		ex_mark_ok(ex);
+		ex->marked = true;
+		ex->ours = true;
 		ex->state = EX_HEAD;	/* a 502, not a cut response */
 		ex_fail(ex, PROXY_BAD_GATEWAY, "response head refused");
 		return;
@@ -1057,6 +1075,7 @@ ex_io_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
 			revents = EV_WRITE;
 		} else if (ex_tls_start(ex) == -1) {
 			ex->marked = true;	/* ours, not the upstream's */
+			ex->ours = true;
 			ex_fail(ex, PROXY_BAD_GATEWAY, "TLS: out of memory");
 			ex_leave(ex);
 			return;
@@ -1128,8 +1147,10 @@ ex_soon_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
 	} else {
 		snprintf(what, sizeof(what), "connect: %s",
 		    strerror(ex->soon_errno));
-		if (!ex_next(ex, !local_error(ex->soon_errno), what))
+		if (!ex_next(ex, !local_error(ex->soon_errno), what)) {
+			ex->ours = local_error(ex->soon_errno);
 			ex_fail(ex, ex->soon_result, "%s", what);
+		}
 	}
 	ex_leave(ex);
 }

@@ -44,6 +44,10 @@
 #define ACCEPT_BATCH		64
 #define ACCEPT_BACKOFF_MIN	0.1
 #define ACCEPT_BACKOFF_MAX	2.0
+/* A generation that fails to load is tried again this often, this many
+   times (an allocation that fails for a moment), before the NACK. */
+#define LOAD_RETRY_INTERVAL	0.05
+#define LOAD_RETRY_TRIES	20
 
 struct worker {
 	unsigned		 id;
@@ -80,6 +84,11 @@ struct worker {
 	double			 pause_start;
 	double			 backoff;
 	ev_timer		 backoff_w;
+
+	/* A generation being tried again (config_cb), and how often yet. */
+	ev_timer		 load_w;
+	uint64_t		 load_gen;
+	unsigned		 load_tries;
 
 	bool			 draining;
 };
@@ -291,15 +300,24 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents UNUSED)
 				return;
 			case EINTR:
 			case ECONNABORTED:
+			/* A connection's own error, passed on by accept
+			   (accept(2), Linux), which took it off the queue:
+			   the next one may be fine. */
+			case EPROTO:
+			case ENOPROTOOPT:
+			case EHOSTDOWN:
+			case ENONET:
+			case EHOSTUNREACH:
+			case EOPNOTSUPP:
+			case ENETDOWN:
+			case ENETUNREACH:
 				continue;
-			case EMFILE:
-			case ENFILE:
-			case ENOBUFS:
-			case ENOMEM:
-				fd_backoff(wk, strerror(errno));
-				return;
 			default:
-				log_warn("accept");
+				/* EMFILE, ENFILE, ENOBUFS, ENOMEM, or what
+				   else persists: the socket stays readable, so
+				   returning would call us again at once (a spin,
+				   a line each time).  Wait, say it once. */
+				fd_backoff(wk, strerror(errno));
 				return;
 			}
 		}
@@ -327,6 +345,7 @@ worker_drain(struct worker *wk, const char *why)
 	accept_set(wk, false);
 	wk->draining = true;
 	ev_timer_stop(wk->loop, &wk->backoff_w);
+	ev_timer_stop(wk->loop, &wk->load_w);
 	/* Closed here too, so that new connections are refused at once. */
 	for (i = 0; i < wk->nsocks; i++) {
 		if (wk->socks[i].fd != -1) {
@@ -386,15 +405,48 @@ worker_load(struct worker *wk, uint64_t gen, const char **why)
 	return 0;
 }
 
+/*
+ * A generation that does not load (an allocation failed, say) is tried
+ * again on a timer, LOAD_RETRY_TRIES times, before the worker says no:
+ * the master kills a worker that rejects a generation, and with it every
+ * connection it serves.  Meanwhile the worker serves the one it has.
+ */
 static uint64_t
 config_cb(void *arg, uint64_t gen, const char **why)
 {
 	struct worker *wk = arg;
 
-	if (gen > wk->gen->id && worker_load(wk, gen, why) == -1)
-		return 0;
+	ev_timer_stop(wk->loop, &wk->load_w);
+	if (gen > wk->gen->id && worker_load(wk, gen, why) == -1) {
+		log_debug("generation %llu: %s; trying again",
+		    (unsigned long long)gen, *why);
+		wk->load_gen = gen;
+		wk->load_tries = 1;
+		ev_timer_start(wk->loop, &wk->load_w);
+		return CONTROL_GEN_LATER;
+	}
 	log_debug("generation %llu live", (unsigned long long)wk->gen->id);
 	return wk->gen->id;
+}
+
+static void
+load_retry_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
+{
+	struct worker *wk = w->data;
+	const char *why = "";
+
+	if (worker_load(wk, wk->load_gen, &why) == 0) {
+		log_info("generation %llu loaded at try %u",
+		    (unsigned long long)wk->load_gen, wk->load_tries + 1);
+		control_child_answer(&wk->control, wk->load_gen, wk->gen->id,
+		    "");
+		return;
+	}
+	if (++wk->load_tries < LOAD_RETRY_TRIES) {
+		ev_timer_start(wk->loop, &wk->load_w);
+		return;
+	}
+	control_child_answer(&wk->control, wk->load_gen, 0, why);
 }
 
 static void
@@ -493,6 +545,8 @@ setup_watchers(struct worker *wk)
 	wk->sigint_w.data = wk;
 	ev_signal_start(wk->loop, &wk->sigint_w);
 	ev_timer_init(&wk->backoff_w, backoff_cb, ACCEPT_BACKOFF_MIN, 0.);
+	ev_timer_init(&wk->load_w, load_retry_cb, LOAD_RETRY_INTERVAL, 0.);
+	wk->load_w.data = wk;
 	wk->backoff_w.data = wk;
 	accept_set(wk, true);
 }

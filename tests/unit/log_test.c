@@ -1078,6 +1078,56 @@ test_warn_appends_strerror(void **state)
 	assert_true(n > 0);
 }
 
+/* A failure that repeats is said once per window, then with a count. */
+static void
+test_rate_due(void **state)
+{
+	struct log_rate r = { 0, 0 };
+	uint64_t quiet = 99;
+	int i;
+
+	(void)state;
+	assert_true(log_rate_due(&r, 5000, &quiet));
+	assert_int_equal(quiet, 0);
+	for (i = 0; i < 41; i++)
+		assert_false(log_rate_due(&r, 5000 + (uint64_t)i * 100,
+		    &quiet));
+	assert_false(log_rate_due(&r, 5000 + LOG_RATE_WINDOW_MS - 1, &quiet));
+	assert_true(log_rate_due(&r, 5000 + LOG_RATE_WINDOW_MS, &quiet));
+	assert_int_equal(quiet, 42);
+	/* A quiet spell: the next one is said at once, with nothing owed. */
+	assert_true(log_rate_due(&r, 5000 + 10 * LOG_RATE_WINDOW_MS, &quiet));
+	assert_int_equal(quiet, 0);
+	/* Time 0 (a fresh monotonic clock) is no "never". */
+	memset(&r, 0, sizeof(r));
+	assert_true(log_rate_due(&r, 0, &quiet));
+	assert_false(log_rate_due(&r, 1, &quiet));
+}
+
+static void
+test_rate_warnx_once(void **state)
+{
+	static struct log_rate r;
+	char	buf[CAP_MAX];
+	int	i;
+
+	(void)state;
+	cap_begin();
+	errno = EMFILE;
+	for (i = 0; i < 100; i++)
+		log_rate_warnx(&r, "connect: %s", "Too many open files");
+	assert_int_equal(errno, EMFILE);
+	(void)cap_end(buf, sizeof(buf));
+	assert_non_null(strstr(buf, "msg=\"connect: Too many open files\"\n"));
+	assert_null(strstr(strstr(buf, "connect:") + 1, "connect:"));
+	/* The window over: said again, with the 99 it kept quiet. */
+	r.next_ms = 1;
+	cap_begin();
+	log_rate_warnx(&r, "connect: %s", "Too many open files");
+	(void)cap_end(buf, sizeof(buf));
+	assert_non_null(strstr(buf, "(99 more like it not logged)"));
+}
+
 /* Hostile message text: still one line, escaped. */
 static void
 test_message_escaped(void **state)
@@ -1989,6 +2039,8 @@ main(void)
 		cmocka_unit_test(test_levels),
 		cmocka_unit_test(test_worker_field),
 		cmocka_unit_test(test_warn_appends_strerror),
+		cmocka_unit_test(test_rate_due),
+		cmocka_unit_test(test_rate_warnx_once),
 		cmocka_unit_test(test_message_escaped),
 		cmocka_unit_test(test_long_message),
 		cmocka_unit_test(test_event_text),
