@@ -4,6 +4,8 @@
 #   contrib/install-deps.sh demo    build + run the demo
 #   contrib/install-deps.sh test    build + the whole test suite ("make check"
 #                                   needs cmocka and fails without it)
+#   contrib/install-deps.sh coverage  test + llvm-cov and llvm-profdata for
+#                                   contrib/fuzz-coverage.sh
 set -eu
 
 build="build-essential autoconf automake pkg-config libgnutls28-dev
@@ -13,12 +15,14 @@ demo="$build python3 curl openssl procps"
 test="$demo libcmocka-dev clang libclang-rt-14-dev python3-pytest python3-h2
 gnutls-bin nghttp2-client socat util-linux systemd wrk testssl.sh fail2ban
 iproute2 nginx pebble haproxy"
+coverage="$test llvm-14"
 
 case "${1:-build}" in
 build) want=$build ;;
 demo) want=$demo ;;
 test) want=$test ;;
-*) echo "usage: $0 build|demo|test" >&2; exit 2 ;;
+coverage) want=$coverage ;;
+*) echo "usage: $0 build|demo|test|coverage" >&2; exit 2 ;;
 esac
 
 missing=""

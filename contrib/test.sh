@@ -1,7 +1,9 @@
 #!/bin/sh
 # Install what is missing, build and run the whole test suite:
 #   1. a plain build with -Werror: unit tests, corpus replays, integration
-#   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer, with
+#      the soak test (tests/integration/test_soak.py, 90 s; the plain
+#      build skips it)
 #   3. every libFuzzer target for a short run over its corpus (clang)
 #   4. make distcheck (the tarball builds, installs and passes its tests)
 # Ends with one line: "N passed, N failed".  Exit status 0 only if all pass.
