@@ -36,7 +36,7 @@ out=$(mktemp -d "${TMPDIR:-/tmp}/portcullis-it.XXXXXX") || exit 1
 trap 'rm -rf "$out"' EXIT
 # The slowest files first (measured in the plain build), so that the two
 # queues end together; a file not named here runs after these.
-slow="test_tls test_acme test_proxy_out test_proxy_http test_paths
+slow="test_soak test_tls test_acme test_proxy_out test_proxy_http test_paths
 test_streaming test_health_checks test_timeouts test_under_load test_routing
 test_upstream_errors test_h2 test_h2_early test_ratelimit test_health
 test_upstream_tls test_ratelimit_flood test_reload test_proxy_protocol"
