@@ -23,11 +23,14 @@ struct signcli_key {
 
 static int	 chan = -1;
 static uint32_t	 next_id;
+/* After a timeout: fail at once until then, then probe (0: up). */
+static long long down_until;
 
 void
 signcli_init(int fd)
 {
 	chan = fd;
+	down_until = 0;
 }
 
 void
@@ -68,7 +71,7 @@ ask(const struct signcli_key *k, uint32_t op, gnutls_sign_algorithm_t algo,
 	ssize_t n;
 	int rc;
 
-	if (chan == -1)
+	if (chan == -1 || now_ms() < down_until)
 		return GNUTLS_E_PK_SIGN_FAILED;
 	memset(&r, 0, sizeof(r));
 	r.id = ++next_id;
@@ -84,7 +87,8 @@ ask(const struct signcli_key *k, uint32_t op, gnutls_sign_algorithm_t algo,
 	while (n == -1 && errno == EINTR);
 	if (n != (ssize_t)len)
 		return GNUTLS_E_PK_SIGN_FAILED;
-	deadline = now_ms() + SIGNCLI_TIMEOUT_MS;
+	deadline = now_ms() + (down_until != 0 ? SIGNCLI_PROBE_MS :
+	    SIGNCLI_TIMEOUT_MS);
 	for (;;) {
 		n = recv(chan, ans, sizeof(ans), MSG_DONTWAIT | MSG_TRUNC);
 		if (n == -1 && errno == EINTR)
@@ -92,8 +96,10 @@ ask(const struct signcli_key *k, uint32_t op, gnutls_sign_algorithm_t algo,
 		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			long long left = deadline - now_ms();
 
-			if (left <= 0)
+			if (left <= 0) {
+				down_until = now_ms() + SIGNCLI_DOWN_MS;
 				return GNUTLS_E_PK_SIGN_FAILED;
+			}
 			pfd.fd = chan;
 			pfd.events = POLLIN;
 			pfd.revents = 0;
@@ -108,6 +114,7 @@ ask(const struct signcli_key *k, uint32_t op, gnutls_sign_algorithm_t algo,
 			return GNUTLS_E_PK_SIGN_FAILED;
 		if (a.id != r.id)
 			continue;	/* of a request that timed out */
+		down_until = 0;
 		if (a.status != SIGNPROTO_OK)
 			return GNUTLS_E_PK_SIGN_FAILED;
 		if ((sig->data = gnutls_malloc(a.len)) == NULL)

@@ -11,7 +11,10 @@
  * the data).  The call waits for the answer with the same request id
  * (answers to requests that timed out are read and dropped), at most
  * SIGNCLI_TIMEOUT_MS: a signer that is down or slow fails that handshake
- * (the connection only), never the worker.  No decryption: the server
+ * (the connection only), never the worker.  The worker's loop waits
+ * meanwhile, so after a timeout the signer is taken as down: requests
+ * fail at once for SIGNCLI_DOWN_MS, then one waits at most
+ * SIGNCLI_PROBE_MS, and the first answer ends it.  No decryption: the server
  * priorities have no RSA key exchange, and a client never decrypts.
  * GnuTLS asks the key what it is (the public key's algorithm and size,
  * whether it can make a given signature): answered from the certificate.
@@ -23,6 +26,8 @@
 #include <gnutls/abstract.h>
 
 #define SIGNCLI_TIMEOUT_MS	1500
+#define SIGNCLI_DOWN_MS		1000
+#define SIGNCLI_PROBE_MS	250
 
 /* The channel to the signer (WORKER_FD_SIGNER), -1 for none. */
 void	 signcli_init(int fd);

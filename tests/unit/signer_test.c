@@ -603,6 +603,24 @@ test_external_keys(void **state)
 	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	assert_true(took >= SIGNCLI_TIMEOUT_MS / 1000.0 - 0.05);
 	assert_true(took < SIGNCLI_TIMEOUT_MS / 1000.0 + 2);
+	/* Down now: the next fails at once, without asking ... */
+	d.data = (unsigned char *)msg;
+	d.size = sizeof(msg);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_true(gnutls_privkey_sign_data2(key, GNUTLS_SIGN_EDDSA_ED25519,
+	    0, &d, &sig) < 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	took = (double)(t1.tv_sec - t0.tv_sec) +
+	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	assert_true(took < 0.1);
+	/* ... and once that is over, a probe that is answered ends it. */
+	usleep((SIGNCLI_DOWN_MS + 50) * 1000);
+	assert_int_equal(gnutls_privkey_sign_data2(key,
+	    GNUTLS_SIGN_EDDSA_ED25519, 0, &d, &sig), 0);
+	gnutls_free(sig.data);
+	assert_int_equal(gnutls_privkey_sign_data2(key,
+	    GNUTLS_SIGN_EDDSA_ED25519, 0, &d, &sig), 0);
+	gnutls_free(sig.data);
 	gnutls_privkey_deinit(key);
 
 	/* A signer that is gone: fails at once. */
