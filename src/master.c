@@ -151,6 +151,7 @@ static bool	signer_wanted(const struct config *);
 static int	signer_channel_open(int [2]);
 static void	signer_channel_set(struct master *, unsigned, int);
 static void	signer_keys_send(struct master *, bool);
+static void	signer_drain_if_last(struct master *);
 
 /* What tells the kinds apart. */
 static const struct mkind_def {
@@ -684,6 +685,19 @@ out:
 	munmap(set, len);
 }
 
+/*
+ * At shutdown the signer goes last: a worker that drains may still finish
+ * a handshake.
+ */
+static void
+signer_drain_if_last(struct master *m)
+{
+	struct mworker *s = helper(m, MK_SIGNER);
+
+	if (s->pid != 0 && running_children(m) == 1)
+		(void)control_send_gen(s->control, CONTROL_DRAIN, 0);
+}
+
 static void
 handle_signer_msg(struct master *m, struct mworker *w,
     const struct control_msg *msg)
@@ -1136,6 +1150,7 @@ child_cb(struct ev_loop *loop, ev_child *c, int revents UNUSED)
 			schedule_respawn(m, w);
 	}
 	if (m->stopping) {
+		signer_drain_if_last(m);
 		if (running_children(m) == 0)
 			ev_break(loop, EVBREAK_ALL);
 		return;
@@ -1459,10 +1474,11 @@ shutdown_begin(struct master *m, const char *why)
 	acme_renew_fail_all(m, "shutting down");
 	for (i = 0; i < m->nproc; i++) {
 		ev_timer_stop(m->loop, &m->w[i].respawn_w);
-		if (m->w[i].pid != 0)
+		if (m->w[i].pid != 0 && m->w[i].kind != MK_SIGNER)
 			(void)control_send_gen(m->w[i].control, CONTROL_DRAIN,
 			    0);
 	}
+	signer_drain_if_last(m);
 	ev_timer_set(&m->stop_w, (double)m->cfg->shutdown_timeout + 2., 0.);
 	ev_timer_start(m->loop, &m->stop_w);
 	if (running_children(m) == 0)
