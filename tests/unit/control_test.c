@@ -869,63 +869,38 @@ test_reopen_log_passes_fd(void **state)
 	close(sv[1]);
 }
 
-/* ACME_CONFIG carries its image's memfd, and must. */
+/* ACME_CONFIG carries its image's memfd, SIGNER_KEYS its key set's and
+ * SIGNER_CHANNEL a channel; each must. */
 static void
 test_acme_config_passes_fd(void **state)
 {
-	struct control_msg	m = msg_of(CONTROL_ACME_CONFIG, 12, 0, NULL);
-	struct control_msg	out;
-	char		got[16];
-	int		sv[2], fd;
-
-	(void)state;
-	seqpacket_pair(sv);
-	assert_true((fd = memfd_create("image", MFD_CLOEXEC)) >= 0);
-	assert_int_equal(write(fd, "image bytes", 11), 11);
-	m.fd = fd;
-	assert_int_equal(control_send(sv[0], &m), 0);
-	close(fd);
-	assert_int_equal(control_recv(sv[1], &out), 1);
-	assert_int_equal(out.type, CONTROL_ACME_CONFIG);
-	assert_true(out.gen == 12);
-	assert_true(out.fd >= 0);
-	assert_int_equal(fcntl(out.fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
-	assert_int_equal(pread(out.fd, got, sizeof(got), 0), 11);
-	assert_memory_equal(got, "image bytes", 11);
-	close(out.fd);
-	/* It is never reported (test_fd_types_without_fd: and never
-	 * received without its descriptor). */
-	m.fd = -1;
-	errno = 0;
-	assert_int_equal(control_report(sv[0], &m), -1);
-	assert_int_equal(errno, EINVAL);
-	close(sv[0]);
-	close(sv[1]);
-}
-
-/* SIGNER_KEYS and SIGNER_CHANNEL carry theirs (a memfd, a socket). */
-static void
-test_signer_types_pass_fd(void **state)
-{
-	static const enum control_type types[] = { CONTROL_SIGNER_KEYS,
-	    CONTROL_SIGNER_CHANNEL };
+	static const enum control_type types[] = { CONTROL_ACME_CONFIG,
+	    CONTROL_SIGNER_KEYS, CONTROL_SIGNER_CHANNEL };
 	struct control_msg	m, out;
+	char		got[16];
 	size_t		i;
 	int		sv[2], fd;
 
 	(void)state;
 	seqpacket_pair(sv);
 	for (i = 0; i < nitems(types); i++) {
-		m = msg_of(types[i], 7 + i, 0, NULL);
-		assert_true((fd = memfd_create("keys", MFD_CLOEXEC)) >= 0);
+		m = msg_of(types[i], 12 + i, 0, NULL);
+		assert_true((fd = memfd_create("image", MFD_CLOEXEC)) >= 0);
+		assert_int_equal(write(fd, "image bytes", 11), 11);
 		m.fd = fd;
 		assert_int_equal(control_send(sv[0], &m), 0);
 		close(fd);
 		assert_int_equal(control_recv(sv[1], &out), 1);
 		assert_int_equal(out.type, types[i]);
-		assert_true(out.gen == 7 + i);
+		assert_true(out.gen == 12 + i);
 		assert_true(out.fd >= 0);
+		assert_int_equal(fcntl(out.fd, F_GETFD) & FD_CLOEXEC,
+		    FD_CLOEXEC);
+		assert_int_equal(pread(out.fd, got, sizeof(got), 0), 11);
+		assert_memory_equal(got, "image bytes", 11);
 		close(out.fd);
+		/* It is never reported (test_fd_types_without_fd: and never
+		 * received without its descriptor). */
 		m.fd = -1;
 		errno = 0;
 		assert_int_equal(control_report(sv[0], &m), -1);
@@ -1420,7 +1395,6 @@ main(void)
 		cmocka_unit_test(test_message_boundaries),
 		cmocka_unit_test(test_reopen_log_passes_fd),
 		cmocka_unit_test(test_acme_config_passes_fd),
-		cmocka_unit_test(test_signer_types_pass_fd),
 		cmocka_unit_test(test_fd_on_wrong_type_is_closed),
 		cmocka_unit_test(test_fd_types_without_fd),
 		cmocka_unit_test(test_reopen_log_extra_fds),

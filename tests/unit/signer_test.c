@@ -528,6 +528,19 @@ serve(int fd, struct signer_keys *ks)
 	_exit(0);
 }
 
+/* key (external) signs d with algo; K[k]'s public key verifies it. */
+static void
+sign_verify(gnutls_privkey_t key, int k, gnutls_sign_algorithm_t algo,
+    const gnutls_datum_t *d)
+{
+	gnutls_datum_t sig;
+
+	assert_int_equal(gnutls_privkey_sign_data2(key, algo, 0, d, &sig), 0);
+	assert_true(gnutls_pubkey_verify_data2(K[k].pub, algo, 0, d, &sig) >=
+	    0);
+	gnutls_free(sig.data);
+}
+
 static void
 test_external_keys(void **state)
 {
@@ -557,42 +570,22 @@ test_external_keys(void **state)
 	assert_int_equal(gnutls_privkey_get_pk_algorithm(key, &bits),
 	    GNUTLS_PK_RSA);
 	assert_int_equal(bits, 2048);
-	assert_int_equal(gnutls_privkey_sign_data2(key,
-	    GNUTLS_SIGN_RSA_PSS_RSAE_SHA256, 0, &d, &sig), 0);
-	assert_true(gnutls_pubkey_verify_data2(K[0].pub,
-	    GNUTLS_SIGN_RSA_PSS_RSAE_SHA256, 0, &d, &sig) >= 0);
-	gnutls_free(sig.data);
-	assert_int_equal(gnutls_privkey_sign_data2(key, GNUTLS_SIGN_RSA_SHA384,
-	    0, &d, &sig), 0);
-	assert_true(gnutls_pubkey_verify_data2(K[0].pub,
-	    GNUTLS_SIGN_RSA_SHA384, 0, &d, &sig) >= 0);
-	gnutls_free(sig.data);
+	sign_verify(key, 0, GNUTLS_SIGN_RSA_PSS_RSAE_SHA256, &d);
+	sign_verify(key, 0, GNUTLS_SIGN_RSA_SHA384, &d);
 	gnutls_privkey_deinit(key);
 
 	/* ECDSA and Ed25519. */
 	assert_int_equal(signcli_key(K[1].pub, &key), 0);
-	assert_int_equal(gnutls_privkey_sign_data2(key,
-	    GNUTLS_SIGN_ECDSA_SECP256R1_SHA256, 0, &d, &sig), 0);
-	assert_true(gnutls_pubkey_verify_data2(K[1].pub,
-	    GNUTLS_SIGN_ECDSA_SECP256R1_SHA256, 0, &d, &sig) >= 0);
-	gnutls_free(sig.data);
+	sign_verify(key, 1, GNUTLS_SIGN_ECDSA_SECP256R1_SHA256, &d);
 	gnutls_privkey_deinit(key);
 	assert_int_equal(signcli_key(K[2].pub, &key), 0);
-	assert_int_equal(gnutls_privkey_sign_data2(key,
-	    GNUTLS_SIGN_EDDSA_ED25519, 0, &d, &sig), 0);
-	assert_true(gnutls_pubkey_verify_data2(K[2].pub,
-	    GNUTLS_SIGN_EDDSA_ED25519, 0, &d, &sig) >= 0);
-	gnutls_free(sig.data);
+	sign_verify(key, 2, GNUTLS_SIGN_EDDSA_ED25519, &d);
 	/* An answer with another id is skipped, the right one taken. */
 	memcpy(stale, "stale", 5);
 	memset(stale + 5, 'z', sizeof(stale) - 5);
 	d.data = stale;
 	d.size = sizeof(stale);
-	assert_int_equal(gnutls_privkey_sign_data2(key,
-	    GNUTLS_SIGN_EDDSA_ED25519, 0, &d, &sig), 0);
-	assert_true(gnutls_pubkey_verify_data2(K[2].pub,
-	    GNUTLS_SIGN_EDDSA_ED25519, 0, &d, &sig) >= 0);
-	gnutls_free(sig.data);
+	sign_verify(key, 2, GNUTLS_SIGN_EDDSA_ED25519, &d);
 	/* No answer: the signature fails at the deadline, no sooner. */
 	memcpy(stale, "mute", 4);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -615,12 +608,8 @@ test_external_keys(void **state)
 	assert_true(took < 0.1);
 	/* ... and once that is over, a probe that is answered ends it. */
 	usleep((SIGNCLI_DOWN_MS + 50) * 1000);
-	assert_int_equal(gnutls_privkey_sign_data2(key,
-	    GNUTLS_SIGN_EDDSA_ED25519, 0, &d, &sig), 0);
-	gnutls_free(sig.data);
-	assert_int_equal(gnutls_privkey_sign_data2(key,
-	    GNUTLS_SIGN_EDDSA_ED25519, 0, &d, &sig), 0);
-	gnutls_free(sig.data);
+	sign_verify(key, 2, GNUTLS_SIGN_EDDSA_ED25519, &d);
+	sign_verify(key, 2, GNUTLS_SIGN_EDDSA_ED25519, &d);
 	gnutls_privkey_deinit(key);
 
 	/* A signer that is gone: fails at once. */
