@@ -22,7 +22,7 @@ import subprocess
 
 import pytest
 
-from conftest import start_proxy, wait_until
+from conftest import argv0_of, start_proxy, wait_until
 from proxyutil_ops import get_request, rsa_cert, s_client, s_client_cipher
 
 
@@ -43,26 +43,44 @@ def ed25519_cert(directory, name):
 
 
 def key_secrets(key_path):
-    """Byte strings that only a holder of the key has: a line of its PEM
-    text and its secret numbers (the last 24 bytes
-    of each, as written and reversed: GMP keeps limbs little-endian)."""
+    """Byte strings that only a holder of the key has: its secret numbers
+    (an EC or EdDSA scalar, an RSA private exponent and first prime; the
+    last 24 bytes of each, as written and reversed: GMP keeps limbs
+    little-endian) and, for the first, 16 characters of the key file's
+    base64 text that encode nothing but it (a whole line would not do:
+    an RSA key's first lines are its modulus, which the certificate has
+    too, at the same offset modulo 3)."""
     pem = key_path.read_text()
     body = [l for l in pem.splitlines() if l and not l.startswith("-----")]
+    b64 = "".join(body)
+    der = base64.b64decode(b64)
     text = _openssl("pkey", "-in", key_path, "-noout", "-text").decode()
     numbers = []
     for label in ("priv", "privateExponent", "prime1"):
         m = re.search(rf"^{label}:\s*\n((?:\s+[0-9a-f:]+\n)+)", text, re.M)
         if m:
-            raw = bytes.fromhex(re.sub(r"[\s:]", "", m.group(1)))
-            numbers.append(raw.lstrip(b"\0")[-24:])
+            numbers.append(bytes.fromhex(re.sub(r"[\s:]", "", m.group(1)))
+                           .lstrip(b"\0"))
     assert numbers, text
-    # (No window of the DER: an EC key's ends with the public key, which
-    # the certificate holds too; the numbers are its secret part.)
-    found = {f"pem{i}": line.encode() for i, line in enumerate(body[:2])}
+    found = {}
+    off = der.find(numbers[0])
+    assert off > 0, (key_path, text)
+    first, last = -(-off // 3), (off + len(numbers[0])) // 3
+    for c in range(4 * first, 4 * last - 16 + 1):
+        if c // 64 == (c + 15) // 64:    # within one line of the file
+            found["pem"] = b64[c:c + 16].encode()
+            break
+    assert "pem" in found, key_path
     for i, n in enumerate(numbers):
-        found[f"number{i}"] = n
-        found[f"number{i}-reversed"] = n[::-1]
+        found[f"number{i}"] = n[-24:]
+        found[f"number{i}-reversed"] = n[-24:][::-1]
     return found
+
+
+# Mappings larger than this are not read: the sanitizers' shadow memory
+# and allocator reservations (terabytes, nearly all never touched).  A
+# worker's own heap and stacks are far smaller.
+MAPPING_MAX = 1 << 30
 
 
 def memory_has(pid, needles):
@@ -78,7 +96,8 @@ def memory_has(pid, needles):
             lo, hi = (int(x, 16) for x in fields[0].split("-"))
             name = fields[5] if len(fields) > 5 else ""
             if "r" not in fields[1] or "portcullis-state" in name or \
-                    name in ("[vvar]", "[vsyscall]"):
+                    name in ("[vvar]", "[vsyscall]") or \
+                    hi - lo > MAPPING_MAX:
                 continue
             tail = b""
             off = lo
@@ -108,7 +127,8 @@ def assert_keys_only_in_signer(p, keys):
     assert workers
     for w in workers:
         hits = memory_has(w, needles)
-        assert not hits, f"worker {w} holds key material: {sorted(hits)}"
+        assert not hits, \
+            f"{argv0_of(w)} {w} holds key material: {sorted(hits)}"
     signer = p.signer()
     assert signer is not None
     hits = memory_has(signer, needles)
