@@ -81,11 +81,11 @@ payload_size(uint32_t type)
 {
 	switch (type) {
 	case CONTROL_READY:
+	case CONTROL_SIGNER_KEYS:
 		return 8 + 4;
 	case CONTROL_CONFIG:
 	case CONTROL_ACK:
 	case CONTROL_ACME_CONFIG:
-	case CONTROL_SIGNER_KEYS:
 	case CONTROL_SIGNER_CHANNEL:
 		return 8;
 	case CONTROL_DRAIN:

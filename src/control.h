@@ -27,7 +27,8 @@
  *   NACK                  gen (u64), text (0..CONTROL_TEXT_MAX bytes)
  *   DRAIN, REOPEN_LOG     nothing
  *   ACME_CONFIG           gen (u64); the memfd attached
- *   SIGNER_KEYS           gen (u64); the memfd attached
+ *   SIGNER_KEYS           gen (u64), the log settings (u32, in pid:
+ *                         level | format << 8); the memfd attached
  *   SIGNER_CHANNEL        the child's index (u64, in gen); its channel
  *                         attached
  *   every other ACME_*    struct control_acme as CONTROL_ACME_WIRE bytes:
@@ -79,7 +80,8 @@ enum control_type {
 	   worker. */
 	CONTROL_SIGNER_KEYS,	/* m->s: the attached fd is a sealed memfd
 				   holding generation gen's private keys
-				   (signproto.h's key set) */
+				   (signproto.h's key set); pid: how to
+				   log */
 	CONTROL_SIGNER_CHANNEL,	/* m->s: the attached fd is the signer's end
 				   of child gen's channel (gen: the child's
 				   index), replacing any before */
@@ -119,7 +121,8 @@ struct control_hdr {
 struct control_msg {
 	enum control_type type;
 	uint64_t	 gen;		/* READY CONFIG ACK NACK */
-	uint32_t	 pid;		/* READY */
+	uint32_t	 pid;		/* READY; SIGNER_KEYS: the log level |
+					   format << 8 */
 	char		 text[CONTROL_TEXT_MAX + 1]; /* NACK, ACME_STATE,
 					   ACME_RENEWED, ACME_PUBLISHED:
 					   NUL-terminated */

@@ -641,8 +641,8 @@ signer_keyset(const struct config *cfg, unsigned char **out, size_t *len)
 }
 
 /*
- * The current configuration's keys to the signer, in a sealed memfd:
- * when they changed, or always (a signer that just started).
+ * The current configuration's keys (and how to log) to the signer, in a
+ * sealed memfd: when they changed, or always (a signer that just started).
  */
 static void
 signer_keys_send(struct master *m, bool always)
@@ -651,6 +651,7 @@ signer_keys_send(struct master *m, bool always)
 	struct control_msg msg;
 	unsigned char *set;
 	uint64_t sum;
+	uint32_t logbits;
 	size_t len;
 	int fd;
 
@@ -660,7 +661,9 @@ signer_keys_send(struct master *m, bool always)
 		log_warn("the signer: cannot make the key set");
 		return;
 	}
-	sum = util_siphash(m->sign_sip, set, len);
+	logbits = (uint32_t)m->cfg->log_level |
+	    (uint32_t)m->cfg->log_format << 8;
+	sum = util_siphash(m->sign_sip, set, len) ^ logbits;
 	if (!always && m->keys_sent && sum == m->keys_sum)
 		goto out;
 	fd = memfd_create("portcullis-keys", MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -675,6 +678,7 @@ signer_keys_send(struct master *m, bool always)
 	memset(&msg, 0, sizeof(msg));
 	msg.type = CONTROL_SIGNER_KEYS;
 	msg.gen = m->gen;
+	msg.pid = logbits;
 	msg.fd = fd;
 	signer_send(m, &msg, "cannot pass the keys");
 	close(fd);

@@ -399,6 +399,11 @@ control_read_all(void)
 	while ((rc = control_recv(WORKER_FD_CONTROL, &m)) == 1) {
 		switch (m.type) {
 		case CONTROL_SIGNER_KEYS:
+			/* The configuration's log settings come with it. */
+			if ((m.pid & 0xff) <= LOG_LEVEL_DEBUG &&
+			    (m.pid >> 8) <= LOG_FORMAT_JSON)
+				log_configure((enum log_level)(m.pid & 0xff),
+				    (enum log_format)(m.pid >> 8));
 			keys_from(m.fd, m.gen);
 			close(m.fd);
 			break;
@@ -490,7 +495,7 @@ signer_main(void)
 	for (i = 0; i < SIGNER_CHANNELS_MAX; i++)
 		S.ch[i] = -1;
 	report_ready();
-	log_info("signer: ready");
+	log_debug("signer: ready");
 
 	for (;;) {
 		pfd[0].fd = WORKER_FD_CONTROL;

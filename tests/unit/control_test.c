@@ -95,6 +95,7 @@ wire_payload(const struct control_msg *m)
 {
 	switch (m->type) {
 	case CONTROL_READY:
+	case CONTROL_SIGNER_KEYS:
 		return 12;
 	case CONTROL_CONFIG:
 	case CONTROL_ACK:
@@ -105,7 +106,6 @@ wire_payload(const struct control_msg *m)
 	case CONTROL_REOPEN_LOG:
 		return 0;
 	case CONTROL_ACME_CONFIG:
-	case CONTROL_SIGNER_KEYS:
 	case CONTROL_SIGNER_CHANNEL:
 		return 8;
 	case CONTROL_ACME_PUBLISHED:
@@ -1299,7 +1299,7 @@ test_read_malformed(void **state)
 	errno = 0;
 	assert_int_equal(control_read(rep[0], &out), -1);
 	assert_int_equal(errno, EPROTO);
-	write_raw(rep[1], buf, raw(buf, CONTROL_SIGNER_KEYS, 8, zero, 8));
+	write_raw(rep[1], buf, raw(buf, CONTROL_SIGNER_KEYS, 12, zero, 12));
 	errno = 0;
 	assert_int_equal(control_read(rep[0], &out), -1);
 	assert_int_equal(errno, EPROTO);
