@@ -81,10 +81,12 @@ payload_size(uint32_t type)
 {
 	switch (type) {
 	case CONTROL_READY:
+	case CONTROL_SIGNER_KEYS:
 		return 8 + 4;
 	case CONTROL_CONFIG:
 	case CONTROL_ACK:
 	case CONTROL_ACME_CONFIG:
+	case CONTROL_SIGNER_CHANNEL:
 		return 8;
 	case CONTROL_DRAIN:
 	case CONTROL_REOPEN_LOG:
@@ -306,7 +308,8 @@ control_encode(const struct control_msg *m, unsigned char *buf)
 static bool
 has_fd(enum control_type type)
 {
-	return type == CONTROL_REOPEN_LOG || type == CONTROL_ACME_CONFIG;
+	return type == CONTROL_REOPEN_LOG || type == CONTROL_ACME_CONFIG ||
+	    type == CONTROL_SIGNER_KEYS || type == CONTROL_SIGNER_CHANNEL;
 }
 
 /* The types only the master sends; the others only its children. */
@@ -320,6 +323,8 @@ from_master(enum control_type type)
 	case CONTROL_ACME_CONFIG:
 	case CONTROL_ACME_PUBLISHED:
 	case CONTROL_ACME_RENEW:
+	case CONTROL_SIGNER_KEYS:
+	case CONTROL_SIGNER_CHANNEL:
 		return true;
 	default:
 		return false;

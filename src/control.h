@@ -14,11 +14,12 @@
  *
  * Every message is a fixed header (type, payload length) and a payload
  * whose size is fixed by its type; the receiver checks both and rejects
- * anything else.  Only CONTROL_REOPEN_LOG and CONTROL_ACME_CONFIG carry a
- * descriptor (and must).  Each end refuses what only it sends: the
+ * anything else.  Only CONTROL_REOPEN_LOG, CONTROL_ACME_CONFIG,
+ * CONTROL_SIGNER_KEYS and CONTROL_SIGNER_CHANNEL carry a descriptor (and
+ * must).  Each end refuses what only it sends: the
  * master's control_read() the master's types (CONFIG, DRAIN, REOPEN_LOG,
- * ACME_CONFIG, ACME_PUBLISHED, ACME_RENEW), a child's control_recv() all
- * the others.
+ * ACME_CONFIG, ACME_PUBLISHED, ACME_RENEW, SIGNER_KEYS, SIGNER_CHANNEL),
+ * a child's control_recv() all the others.
  *
  * Payloads (native byte order; both ends are the same binary):
  *   READY                 gen (u64), pid (u32)
@@ -26,6 +27,10 @@
  *   NACK                  gen (u64), text (0..CONTROL_TEXT_MAX bytes)
  *   DRAIN, REOPEN_LOG     nothing
  *   ACME_CONFIG           gen (u64); the memfd attached
+ *   SIGNER_KEYS           gen (u64), the log settings (u32, in pid:
+ *                         level | format << 8); the memfd attached
+ *   SIGNER_CHANNEL        the child's index (u64, in gen); its channel
+ *                         attached
  *   every other ACME_*    struct control_acme as CONTROL_ACME_WIRE bytes:
  *                         id, listener, type, ok (u32), not_after, next
  *                         (i64), name, token, keyauth (fixed fields of
@@ -71,7 +76,16 @@ enum control_type {
 				   every listener) now; acme.id answers */
 	CONTROL_ACME_RENEWED,	/* a->m: renewal acme.id is over: acme.ok,
 				   text: what failed */
-	CONTROL_TYPE_MAX = CONTROL_ACME_RENEWED
+	/* The signer ("s", signer.h): READY, DRAIN and REOPEN_LOG as a
+	   worker. */
+	CONTROL_SIGNER_KEYS,	/* m->s: the attached fd is a sealed memfd
+				   holding generation gen's private keys
+				   (signproto.h's key set); pid: how to
+				   log */
+	CONTROL_SIGNER_CHANNEL,	/* m->s: the attached fd is the signer's end
+				   of child gen's channel (gen: the child's
+				   index), replacing any before */
+	CONTROL_TYPE_MAX = CONTROL_SIGNER_CHANNEL
 };
 
 #define CONTROL_TEXT_MAX	200
@@ -107,12 +121,14 @@ struct control_hdr {
 struct control_msg {
 	enum control_type type;
 	uint64_t	 gen;		/* READY CONFIG ACK NACK */
-	uint32_t	 pid;		/* READY */
+	uint32_t	 pid;		/* READY; SIGNER_KEYS: the log level |
+					   format << 8 */
 	char		 text[CONTROL_TEXT_MAX + 1]; /* NACK, ACME_STATE,
 					   ACME_RENEWED, ACME_PUBLISHED:
 					   NUL-terminated */
 	struct control_acme acme;	/* CONTROL_ACME_* but CONFIG */
-	int		 fd;		/* REOPEN_LOG, ACME_CONFIG; else -1 */
+	int		 fd;		/* REOPEN_LOG, ACME_CONFIG,
+					   SIGNER_*; else -1 */
 };
 
 /* The fixed part of an ACME payload, and a bound on any message. */

@@ -11,11 +11,11 @@
  *   http: max-request-line max-header-size max-headers handshake-timeout
  *         header-timeout idle-timeout client-timeout tunnel-timeout
  *         h2 h2-max-streams
- *   nfiles { secret data }
+ *   nfiles { secret data (empty when secret) }
  *   nlisteners { family addr[16] https-port http-port redirect-port
  *                max-connections-per-client
- *                bind tls-mode cert key
- *                nsites { host wildcard backend cert key
+ *                bind tls-mode cert
+ *                nsites { host wildcard backend cert
  *                         rate-own [rate-rps(bits) rate-burst]
  *                         client-auth client-ca edge
  *                         npaths { prefix replace-path backend edge } }
@@ -23,7 +23,7 @@
  *                 ndomains { domain } domains-set directory contact
  *                 challenge cache-dir ca-file ca renew-days eab-kid
  *                 [secrets 1: eab-hmac-key]
- *                 nacme-certs { name cert key }
+ *                 nacme-certs { name cert }
  *                 nchallenges { type name token keyauth digest[32] }] }
  *   nlisteners times (proxyin.h, in the listeners' order)
  *              { proxy-protocol ntrusted { family bits addr[16] }
@@ -48,6 +48,11 @@
  * backends name them.  secrets is 1 in the ACME process's copy (image_encode_acme),
  * the only one with the EAB keys; recording it keeps decode-then-encode
  * exact.
+ *
+ * No private key is ever in an image (issue 19): a certificate's key is
+ * found by the SHA-256 of its public key (the certificate's) in the
+ * signer (signer.h), which gets the keys from the master alone.  A
+ * secret file (an upstream-client-key) keeps its index with no bytes.
  */
 #include "autoconf.h"
 
@@ -65,9 +70,9 @@
 #define IMAGE_MAX	(256u * 1024 * 1024)
 #define STR_MAX		1024
 /* The fewest bytes a listener / a site can take: bounds counts early. */
-#define LISTENER_MIN	(1 + 16 + 2 + 2 + 2 + 4 + 4 + 1 + 4 + 4 + 4)
+#define LISTENER_MIN	(1 + 16 + 2 + 2 + 2 + 4 + 4 + 1 + 4 + 4)
 #define EDGE_MIN	4
-#define SITE_MIN	(4 + 1 + BACKEND_MIN + 4 + 4 + 1 + 1 + 4 + EDGE_MIN + 4)
+#define SITE_MIN	(4 + 1 + BACKEND_MIN + 4 + 1 + 1 + 4 + EDGE_MIN + 4)
 #define UPSTREAM_MIN	(4 + 1 + 4 + 1 + 4 + 16 + 4)
 #define BACKEND_MIN	(4 + UPSTREAM_MIN + 1 + 4 + 4 + 1 + 16 + 1 + 1)
 #define PATH_MIN	(4 + 1 + 4 + BACKEND_MIN + EDGE_MIN)
@@ -75,7 +80,7 @@
 #define FIELD_MIN	(4 + 1 + 4)
 #define FILE_MIN	(1 + 4)
 #define DOMAIN_MIN	(4 + 1)
-#define ACME_CERT_MIN	(4 + 1 + 4 + 1 + 4 + 1)
+#define ACME_CERT_MIN	(4 + 1 + 4 + 1)
 #define CHALLENGE_MIN	(1 + 4 + 1 + 4 + 4 + 32)
 
 /* Writes into a buffer of fixed size; with p NULL it only counts. */
@@ -194,7 +199,12 @@ put_files(struct wbuf *w, const struct config *cfg)
 	put_u32(w, (uint32_t)cfg->nfiles);
 	for (i = 0; i < cfg->nfiles; i++) {
 		put_u8(w, cfg->files[i].secret ? 1 : 0);
-		put_bytes(w, cfg->files[i].data.data, cfg->files[i].data.len);
+		/* A private key goes to the signer, never in an image. */
+		if (cfg->files[i].secret)
+			put_bytes(w, NULL, 0);
+		else
+			put_bytes(w, cfg->files[i].data.data,
+			    cfg->files[i].data.len);
 	}
 }
 
@@ -251,7 +261,6 @@ put_site(struct wbuf *w, const struct config_site *s)
 	put_u8(w, s->wildcard);
 	put_backend(w, &s->be);
 	put_bytes(w, s->tls.cert.data, s->tls.cert.len);
-	put_bytes(w, s->tls.key.data, s->tls.key.len);
 	put_u8(w, s->rate_own);
 	if (s->rate_own) {
 		put_rate(w, s->rate_rps);
@@ -295,8 +304,6 @@ put_acme(struct wbuf *w, const struct config_listener *l, bool secrets)
 		put_str(w, l->acme_certs[i].name);
 		put_bytes(w, l->acme_certs[i].cert.data,
 		    l->acme_certs[i].cert.len);
-		put_bytes(w, l->acme_certs[i].key.data,
-		    l->acme_certs[i].key.len);
 	}
 	put_u32(w, (uint32_t)l->nchallenges);
 	for (i = 0; i < l->nchallenges; i++) {
@@ -327,7 +334,6 @@ put_listener(struct wbuf *w, const struct config_listener *l, bool secrets)
 	put_str(w, l->bind);
 	put_u8(w, (uint8_t)l->tls_mode);
 	put_bytes(w, l->tls.cert.data, l->tls.cert.len);
-	put_bytes(w, l->tls.key.data, l->tls.key.len);
 	put_u32(w, (uint32_t)l->nsites);
 	for (i = 0; i < l->nsites; i++)
 		put_site(w, &l->sites[i]);
@@ -550,15 +556,14 @@ get_path(struct rbuf *r, bool absolute, bool optional)
 	return (char *)b.data;
 }
 
-/* Both or neither; required or forbidden when told so. */
+/* A certificate (its key is the signer's); required or forbidden when
+   told so. */
 static void
 get_tls(struct rbuf *r, struct config_tls *t, bool required, bool forbidden)
 {
-	if (get_blob(r, CONFIG_PEM_MAX, &t->cert) == -1 ||
-	    get_blob(r, CONFIG_PEM_MAX, &t->key) == -1)
+	if (get_blob(r, CONFIG_PEM_MAX, &t->cert) == -1)
 		return;
-	if ((t->cert.len == 0) != (t->key.len == 0) ||
-	    (required && t->cert.len == 0) || (forbidden && t->cert.len > 0))
+	if ((required && t->cert.len == 0) || (forbidden && t->cert.len > 0))
 		r->err = true;
 }
 
@@ -781,8 +786,10 @@ get_files(struct rbuf *r, struct config *cfg)
 	for (; cfg->nfiles < n && !r->err; cfg->nfiles++) {
 		secret = get_u8(r);
 		cfg->files[cfg->nfiles].secret = secret == 1;
+		/* A secret (a private key) is the signer's: no bytes. */
 		if (secret > 1 || get_blob(r, CONFIG_CA_MAX,
-		    &cfg->files[cfg->nfiles].data) == -1) {
+		    &cfg->files[cfg->nfiles].data) == -1 || (secret == 1 &&
+		    cfg->files[cfg->nfiles].data.len > 0)) {
 			r->err = true;
 			break;
 		}
@@ -1024,10 +1031,9 @@ static void
 get_acme_cert(struct rbuf *r, struct config_acme_cert *c)
 {
 	if ((c->name = get_host(r)) == NULL ||
-	    get_blob(r, CONFIG_PEM_MAX, &c->cert) == -1 ||
-	    get_blob(r, CONFIG_PEM_MAX, &c->key) == -1)
+	    get_blob(r, CONFIG_PEM_MAX, &c->cert) == -1)
 		return;
-	if (c->cert.len == 0 || c->key.len == 0)
+	if (c->cert.len == 0)
 		r->err = true;
 }
 

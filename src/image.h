@@ -3,11 +3,11 @@
  * shared segment and every worker decodes into its own struct config.
  *
  * The image carries everything a worker needs (listeners, sites and their
- * path blocks, resolved upstream addresses, certificates and keys as PEM
- * bytes, the files of upstream TLS (trust stores, client certificates and
- * keys, once each), limits, the certificates and challenges of ACME
- * listeners) and
- * nothing it does not (file paths are left out: a worker never opens a
+ * path blocks, resolved upstream addresses, certificates as PEM bytes,
+ * the files of upstream TLS (trust stores and client certificates, once
+ * each), limits, the certificates and challenges of ACME listeners) and
+ * nothing it does not (no private key: the signer has them, signer.h;
+ * file paths are left out: a worker never opens a
  * config or key file; the ACME settings, which the ACME process decodes
  * from its own copy, keep acme-cache-dir and acme-ca-file, and only that
  * copy has the EAB keys).  Decoding is a pure, bounds-checked parse: a
@@ -23,11 +23,13 @@
 #include "config.h"
 
 #define IMAGE_MAGIC	0x4d494350u	/* "PCIM" */
-#define IMAGE_VERSION	10u
+#define IMAGE_VERSION	11u
 
 /*
  * Serialise cfg as generation gen.  Returns 0 with a malloc'd buffer in
- * *out (the caller wipes and frees it: it holds private keys), or -1.
+ * *out (the caller frees it), or -1.  No private key goes in (a
+ * decoded image has every tls.key, acme_certs[].key and secret file
+ * empty).
  * Every listener's tls { mode = "acme" } settings go in but its
  * acme-eab-hmac-key (decoded as NULL), and with them the certificates and
  * challenges the master adds (acme_certs, challenges: only for a listener

@@ -16,13 +16,15 @@
 
 /*
  * Descriptors of a worker: control channel (master -> worker), config
- * part, state part, report pipe (worker -> master; see control.h).
+ * part, state part, report pipe (worker -> master; see control.h), its
+ * channel to the signer (signer.h; the prober has one too).
  */
 #define WORKER_FD_CONTROL	3
 #define WORKER_FD_CONFIG	4
 #define WORKER_FD_STATE		5
 #define WORKER_FD_REPORT	6
-#define LISTEN_FD_BASE		7
+#define WORKER_FD_SIGNER	7
+#define LISTEN_FD_BASE		8
 
 #define LISTEN_MAX	(2 * CONFIG_MAX_LISTENERS + 1)
 

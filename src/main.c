@@ -8,7 +8,7 @@
  * A worker is this same binary executed by the master with WORKER_ENV set;
  * what it serves on each kind of listener is chosen here.  The ACME process
  * is the same binary with ACME_ENV set (acme.h), the prober with
- * PROBER_ENV (prober.h).
+ * PROBER_ENV (prober.h), the signer with SIGNER_ENV (signer.h).
  */
 #include "autoconf.h"
 
@@ -31,6 +31,7 @@
 #include "master.h"
 #include "oom.h"
 #include "prober.h"
+#include "signer.h"
 #include "proxyin.h"
 #include "tls.h"
 #include "uptls.h"
@@ -135,11 +136,14 @@ main(int argc, char **argv)
 
 	oom_install();
 	if ((getenv(WORKER_ENV) != NULL) + (getenv(ACME_ENV) != NULL) +
-	    (getenv(PROBER_ENV) != NULL) > 1) {
-		fprintf(stderr, "portcullis: %s, %s and %s are internal and "
-		    "exclusive\n", WORKER_ENV, ACME_ENV, PROBER_ENV);
+	    (getenv(PROBER_ENV) != NULL) + (getenv(SIGNER_ENV) != NULL) > 1) {
+		fprintf(stderr, "portcullis: %s, %s, %s and %s are internal "
+		    "and exclusive\n", WORKER_ENV, ACME_ENV, PROBER_ENV,
+		    SIGNER_ENV);
 		return 1;
 	}
+	if (getenv(SIGNER_ENV) != NULL)
+		signer_main();
 	if (getenv(ACME_ENV) != NULL)
 		acme_main();
 	if (getenv(PROBER_ENV) != NULL)

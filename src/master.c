@@ -4,11 +4,14 @@
 #include "autoconf.h"
 
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,6 +37,8 @@
 #include "ratelimit.h"
 #include "shm.h"
 #include "ticketkeys.h"
+#include "signer.h"
+#include "signproto.h"
 #include "tls.h"
 #include "upstate.h"
 #include "util.h"
@@ -51,6 +56,7 @@ enum mkind {
 	MK_WORKER = 0,
 	MK_ACME,		/* acme.h */
 	MK_PROBER,		/* prober.h */
+	MK_SIGNER,		/* signer.h */
 	MK_KINDS
 };
 #define MK_HELPERS	(MK_KINDS - 1)
@@ -105,6 +111,14 @@ struct master {
 	size_t			 nqueued;
 	ev_timer		 reload_w;
 
+	/* The signer (signer.h): its end of each child's channel, by the
+	   child's index (-1: none), kept so that a respawned signer gets
+	   them all; the key set it last got (a SipHash under sign_sip). */
+	int			*sch;
+	uint64_t		 keys_sum;
+	bool			 keys_sent;
+	unsigned char		 sign_sip[16];
+
 	/* The ACME process and what it is doing for us. */
 	struct acme_state	*acme;
 	bool			 acme_publish;	/* a publish waits its turn */
@@ -147,6 +161,13 @@ static void	handle_worker_msg(struct master *, struct mworker *,
 		    const struct control_msg *);
 static void	handle_acme_msg(struct master *, struct mworker *,
 		    const struct control_msg *);
+static void	handle_signer_msg(struct master *, struct mworker *,
+		    const struct control_msg *);
+static bool	signer_wanted(const struct config *);
+static int	signer_channel_open(int [2]);
+static void	signer_channel_set(struct master *, unsigned, int);
+static void	signer_keys_send(struct master *, bool);
+static void	signer_drain_if_last(struct master *);
 
 /* What tells the kinds apart. */
 static const struct mkind_def {
@@ -164,15 +185,19 @@ static const struct mkind_def {
 	void		(*exited)(struct master *);
 	void		(*handle)(struct master *, struct mworker *,
 			    const struct control_msg *);
+	bool		 signs;		/* fd 7: a channel to the signer */
 } kinds[MK_KINDS] = {
 	[MK_WORKER] = { "portcullis-worker", WORKER_ENV, NULL, true, true,
-	    true, NULL, NULL, NULL, NULL, handle_worker_msg },
+	    true, NULL, NULL, NULL, NULL, handle_worker_msg, true },
 	[MK_ACME] = { "portcullis-acme", ACME_ENV, "the ACME process", false,
 	    false, false, acme_state_wanted, "no listener uses ACME any more",
-	    acme_send_config, acme_exited, handle_acme_msg },
+	    acme_send_config, acme_exited, handle_acme_msg, false },
 	[MK_PROBER] = { "portcullis-prober", PROBER_ENV, "the prober", true,
 	    false, true, prober_wanted, "no backend has a health-check any "
-	    "more", NULL, NULL, handle_worker_msg },
+	    "more", NULL, NULL, handle_worker_msg, true },
+	[MK_SIGNER] = { "portcullis-signer", SIGNER_ENV, "the signer", false,
+	    false, false, signer_wanted, "", NULL, NULL, handle_signer_msg,
+	    false },
 };
 
 /* The helper of kind k. */
@@ -239,7 +264,8 @@ notify_status(struct master *m, const char *pre, const char *extra)
 _Static_assert(WORKER_FD_CONFIG == WORKER_FD_CONTROL + 1 &&
     WORKER_FD_STATE == WORKER_FD_CONTROL + 2 &&
     WORKER_FD_REPORT == WORKER_FD_CONTROL + 3 &&
-    LISTEN_FD_BASE == WORKER_FD_CONTROL + 4, "child_exec's layout");
+    WORKER_FD_SIGNER == WORKER_FD_CONTROL + 4 &&
+    LISTEN_FD_BASE == WORKER_FD_CONTROL + 5, "child_exec's layout");
 
 static void NORETURN
 child_fail(const char *what)
@@ -257,15 +283,17 @@ child_fail(const char *what)
 /*
  * Lay out the child's descriptors from WORKER_FD_CONTROL up (listen.h):
  * its control socket, the shared segment's two parts (a kind without
- * them has 4 and 5 closed), its report pipe, the listeners (workers), and
+ * them has 4 and 5 closed), its report pipe, its channel to the signer
+ * (7, closed for a kind without one), the listeners (workers), and
  * the binary, close-on-exec; nothing above.  Then become the service
  * user and execute the binary as its kind.
  */
 static void NORETURN
-child_exec(struct master *m, struct mworker *w, int control, int report)
+child_exec(struct master *m, struct mworker *w, int control, int report,
+    int signch)
 {
 	const struct mkind_def *k = &kinds[w->kind];
-	int src[4 + LISTEN_MAX + 1], tmp[4 + LISTEN_MAX + 1];
+	int src[5 + LISTEN_MAX + 1], tmp[5 + LISTEN_MAX + 1];
 	char *argv[] = { (char *)k->argv0, NULL };
 	char idbuf[16];
 	sigset_t none;
@@ -278,6 +306,7 @@ child_exec(struct master *m, struct mworker *w, int control, int report)
 	src[n++] = k->shm ? m->cfg_ro_fd : -1;
 	src[n++] = k->shm ? m->shm.state_fd : -1;
 	src[n++] = report;
+	src[n++] = signch;
 	for (i = 0; k->listeners && i < m->nsocks; i++)
 		src[n++] = m->socks[i].fd;
 	src[n++] = m->exe_fd;
@@ -496,6 +525,220 @@ handle_worker_msg(struct master *m, struct mworker *w,
 		kill_worker(w, "sent an unexpected control message");
 	}
 	reload_check(m);
+}
+
+/* ---- the signer ---- */
+
+/* Every configuration has keys, or may have (ACME): always wanted. */
+static bool
+signer_wanted(const struct config *cfg UNUSED)
+{
+	return true;
+}
+
+/*
+ * A child's channel to the signer: sc[0] the signer's end (which refuses
+ * descriptors where the kernel can), sc[1] the child's.  0 or -1.
+ */
+static int
+signer_channel_open(int sc[2])
+{
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sc) == -1)
+		return -1;
+	if (util_refuse_fds(sc[0]) == -1) {
+		close(sc[0]);
+		close(sc[1]);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * One message to the signer, waiting up to a second for room: a signer
+ * that is slow to read must still get every channel.
+ */
+static void
+signer_send(struct master *m, const struct control_msg *msg, const char *what)
+{
+	struct mworker *s = helper(m, MK_SIGNER);
+	struct pollfd pfd;
+	int i;
+
+	if (s->pid == 0 || !s->ready)
+		return;
+	for (i = 0; i < 2; i++) {
+		if (control_send(s->control, msg) == 0)
+			return;
+		if (errno != EAGAIN && errno != ENOBUFS)
+			break;
+		pfd.fd = s->control;
+		pfd.events = POLLOUT;
+		pfd.revents = 0;
+		(void)poll(&pfd, 1, 1000);
+	}
+	log_warn("the signer: %s", what);
+}
+
+static void
+signer_channel_send(struct master *m, unsigned idx)
+{
+	struct control_msg msg;
+
+	memset(&msg, 0, sizeof(msg));
+	msg.type = CONTROL_SIGNER_CHANNEL;
+	msg.gen = idx;
+	msg.fd = m->sch[idx];
+	signer_send(m, &msg, "cannot pass a channel");
+}
+
+/* Child idx has a new channel: ours is kept, the signer told. */
+static void
+signer_channel_set(struct master *m, unsigned idx, int fd)
+{
+	if (m->sch[idx] != -1)
+		close(m->sch[idx]);
+	m->sch[idx] = fd;
+	signer_channel_send(m, idx);
+}
+
+/* Add key to the set being made, once. */
+static void
+keys_add(struct signproto_key *k, size_t *n, const struct config_blob *key)
+{
+	size_t i;
+
+	if (key->len == 0)
+		return;
+	for (i = 0; i < *n; i++)
+		if (k[i].len == key->len && memcmp(k[i].pem, key->data,
+		    key->len) == 0)
+			return;
+	k[*n].pem = key->data;
+	k[(*n)++].len = key->len;
+}
+
+/*
+ * Every private key of cfg (listeners', sites', the ACME certificates',
+ * upstream client keys), as signproto_keys_encode() writes them, in
+ * memory no core dump holds: *len bytes at *out (munmap), or -1.
+ */
+static int
+signer_keyset(const struct config *cfg, unsigned char **out, size_t *len)
+{
+	const struct config_listener *l;
+	struct signproto_key *k;
+	size_t i, j, n = 0, max = cfg->nfiles;
+	unsigned char *p;
+
+	for (i = 0; i < cfg->nlisteners; i++)
+		max += 1 + cfg->listeners[i].nsites +
+		    cfg->listeners[i].nacme_certs;
+	if ((k = calloc(max + 1, sizeof(*k))) == NULL)
+		return -1;
+	for (i = 0; i < cfg->nlisteners; i++) {
+		l = &cfg->listeners[i];
+		keys_add(k, &n, &l->tls.key);
+		for (j = 0; j < l->nsites; j++)
+			keys_add(k, &n, &l->sites[j].tls.key);
+		for (j = 0; j < l->nacme_certs; j++)
+			keys_add(k, &n, &l->acme_certs[j].key);
+	}
+	for (i = 0; i < cfg->nfiles; i++)
+		if (cfg->files[i].secret)
+			keys_add(k, &n, &cfg->files[i].data);
+	if ((*len = signproto_keys_size(k, n)) == 0 ||
+	    (p = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_PRIVATE |
+	    MAP_ANONYMOUS, -1, 0)) == MAP_FAILED) {
+		free(k);
+		return -1;
+	}
+	(void)madvise(p, *len, MADV_DONTDUMP);
+	signproto_keys_encode(k, n, p);
+	free(k);
+	*out = p;
+	return 0;
+}
+
+/*
+ * The current configuration's keys (and how to log) to the signer, in a
+ * sealed memfd: when they changed, or always (a signer that just started).
+ */
+static void
+signer_keys_send(struct master *m, bool always)
+{
+	struct mworker *s = helper(m, MK_SIGNER);
+	struct control_msg msg;
+	unsigned char *set;
+	uint64_t sum;
+	uint32_t logbits;
+	size_t len;
+	int fd;
+
+	if (s->pid == 0 || !s->ready)
+		return;
+	if (signer_keyset(m->cfg, &set, &len) == -1) {
+		log_warn("the signer: cannot make the key set");
+		return;
+	}
+	logbits = (uint32_t)m->cfg->log_level |
+	    (uint32_t)m->cfg->log_format << 8;
+	sum = util_siphash(m->sign_sip, set, len) ^ logbits;
+	if (!always && m->keys_sent && sum == m->keys_sum)
+		goto out;
+	fd = memfd_create("portcullis-keys", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd == -1 || util_write_all(fd, set, len) == -1 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW |
+	    F_SEAL_WRITE | F_SEAL_SEAL) == -1) {
+		log_warn("the signer: key set memfd");
+		if (fd != -1)
+			close(fd);
+		goto out;
+	}
+	memset(&msg, 0, sizeof(msg));
+	msg.type = CONTROL_SIGNER_KEYS;
+	msg.gen = m->gen;
+	msg.pid = logbits;
+	msg.fd = fd;
+	signer_send(m, &msg, "cannot pass the keys");
+	close(fd);
+	m->keys_sum = sum;
+	m->keys_sent = true;
+out:
+	explicit_bzero(set, len);
+	munmap(set, len);
+}
+
+/*
+ * At shutdown the signer goes last: a worker that drains may still finish
+ * a handshake.
+ */
+static void
+signer_drain_if_last(struct master *m)
+{
+	struct mworker *s = helper(m, MK_SIGNER);
+
+	if (s->pid != 0 && running_children(m) == 1)
+		(void)control_send_gen(s->control, CONTROL_DRAIN, 0);
+}
+
+static void
+handle_signer_msg(struct master *m, struct mworker *w,
+    const struct control_msg *msg)
+{
+	unsigned i;
+
+	if (msg->type != CONTROL_READY || w->ready) {
+		kill_worker(w, msg->type == CONTROL_READY ? "said READY twice" :
+		    "sent an unexpected control message");
+		return;
+	}
+	w->ready = true;
+	log_debug("the signer (pid %u) ready", msg->pid);
+	/* Its keys, then every channel (ours were kept). */
+	signer_keys_send(m, true);
+	for (i = 0; i < m->nproc; i++)
+		if (m->sch[i] != -1)
+			signer_channel_send(m, i);
 }
 
 /* ---- the ACME process ---- */
@@ -795,7 +1038,7 @@ state_hdr_check(struct master *m)
 static void
 spawn(struct master *m, struct mworker *w)
 {
-	int sv[2], rp[2];
+	int sv[2], rp[2], sc[2] = { -1, -1 };
 	pid_t pid;
 
 	char nb[32];
@@ -805,19 +1048,36 @@ spawn(struct master *m, struct mworker *w)
 		log_warn("%s: control channel", wname(w, nb, sizeof(nb)));
 		goto retry;
 	}
-	if ((pid = fork()) == -1) {
-		log_warn("%s: fork", wname(w, nb, sizeof(nb)));
+	if (kinds[w->kind].signs && signer_channel_open(sc) == -1) {
+		log_warn("%s: channel to the signer", wname(w, nb,
+		    sizeof(nb)));
 		close(sv[0]);
 		close(sv[1]);
 		close(rp[0]);
 		close(rp[1]);
 		goto retry;
 	}
+	if ((pid = fork()) == -1) {
+		log_warn("%s: fork", wname(w, nb, sizeof(nb)));
+		close(sv[0]);
+		close(sv[1]);
+		close(rp[0]);
+		close(rp[1]);
+		if (sc[0] != -1) {
+			close(sc[0]);
+			close(sc[1]);
+		}
+		goto retry;
+	}
 	if (pid == 0)
-		child_exec(m, w, sv[1], rp[1]);
+		child_exec(m, w, sv[1], rp[1], sc[1]);
 	/* Ours closed, the pipe reads EOF once the worker's end is gone. */
 	close(sv[1]);
 	close(rp[1]);
+	if (sc[0] != -1) {
+		close(sc[1]);
+		signer_channel_set(m, w->id, sc[0]);
+	}
 	w->pid = pid;
 	w->control = sv[0];
 	w->report = rp[0];
@@ -913,6 +1173,7 @@ child_cb(struct ev_loop *loop, ev_child *c, int revents UNUSED)
 			schedule_respawn(m, w);
 	}
 	if (m->stopping) {
+		signer_drain_if_last(m);
 		if (running_children(m) == 0)
 			ev_break(loop, EVBREAK_ALL);
 		return;
@@ -989,6 +1250,8 @@ publish(struct master *m, struct config *ncfg, char *err, size_t errsz)
 		m->cfg = ncfg;
 	}
 	m->gen++;
+	/* Before the workers hear of it: the keys its certificates need. */
+	signer_keys_send(m, false);
 	for (i = 0; i < m->nproc; i++)
 		if (m->w[i].pid != 0 && kinds[m->w[i].kind].follows)
 			(void)control_send_gen(m->w[i].control,
@@ -1362,10 +1625,11 @@ shutdown_begin(struct master *m, const char *why)
 	ev_timer_stop(m->loop, &m->tk_w);
 	for (i = 0; i < m->nproc; i++) {
 		ev_timer_stop(m->loop, &m->w[i].respawn_w);
-		if (m->w[i].pid != 0)
+		if (m->w[i].pid != 0 && m->w[i].kind != MK_SIGNER)
 			(void)control_send_gen(m->w[i].control, CONTROL_DRAIN,
 			    0);
 	}
+	signer_drain_if_last(m);
 	ev_timer_set(&m->stop_w, (double)m->cfg->shutdown_timeout + 2., 0.);
 	ev_timer_start(m->loop, &m->stop_w);
 	if (running_children(m) == 0)
@@ -1477,8 +1741,16 @@ setup_processes(struct master *m)
 		    (long)SHM_MAX_WORKERS);
 	}
 	m->nproc = m->nw + MK_HELPERS;
-	if ((m->w = calloc(m->nproc, sizeof(*m->w))) == NULL)
+	if ((m->w = calloc(m->nproc, sizeof(*m->w))) == NULL ||
+	    (m->sch = calloc(m->nproc, sizeof(*m->sch))) == NULL)
 		fatal("calloc");
+	for (i = 0; i < m->nproc; i++)
+		m->sch[i] = -1;
+	_Static_assert(SHM_MAX_WORKERS + MK_HELPERS <= SIGNER_CHANNELS_MAX,
+	    "a channel index for every child");
+	if (getrandom(m->sign_sip, sizeof(m->sign_sip), 0) !=
+	    (ssize_t)sizeof(m->sign_sip))
+		fatal("getrandom");
 	for (i = 0; i < m->nproc; i++) {
 		m->w[i].m = m;
 		m->w[i].kind = i < m->nw ? MK_WORKER :
@@ -1558,6 +1830,8 @@ master_main(struct config *cfg, const struct config_opts *opts)
 	notify("STATUS=starting %u workers", m.nw);
 	log_info("portcullis %s starting %u workers (%s)", PACKAGE_VERSION,
 	    m.nw, m.user.switch_user ? cfg->user : "same user");
+	/* The signer first: the workers' first handshakes need it. */
+	spawn(&m, helper(&m, MK_SIGNER));
 	for (i = 0; i < m.nw; i++)
 		spawn(&m, &m.w[i]);
 	helpers_supervise(&m);
@@ -1573,6 +1847,10 @@ master_main(struct config *cfg, const struct config_opts *opts)
 	ticketkeys_wipe(&m.tk);
 	close(m.cfg_ro_fd);
 	close(m.exe_fd);
+	for (i = 0; i < m.nproc; i++)
+		if (m.sch[i] != -1)
+			close(m.sch[i]);
+	free(m.sch);
 	free(m.w);
 	acme_state_free(m.acme);
 	upstate_alloc_free(m.ualloc);

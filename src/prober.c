@@ -40,6 +40,7 @@
 #include "prober.h"
 #include "proxyhdr.h"
 #include "shm.h"
+#include "signcli.h"
 #include "upstate.h"
 #include "upstream.h"
 #include "uptls.h"
@@ -1128,10 +1129,11 @@ prober_main(void)
 
 	log_init("prober", -1);
 	control_child_check(WORKER_FD_CONTROL, WORKER_FD_REPORT, PROBER_ENV);
+	signcli_child_check(WORKER_FD_SIGNER, PROBER_ENV);
 	unsetenv(PROBER_ENV);
 	if (privs_worker_drop(true) == -1)
 		fatal("cannot drop privileges");
-	/* The image it copies holds the keys, for a moment. */
+	/* No key (the signer has them), but TLS session keys. */
 	if (setrlimit(RLIMIT_CORE, &rl) == -1)
 		fatal("RLIMIT_CORE");
 	if (shm_attach(&pr->shm, WORKER_FD_CONFIG, WORKER_FD_STATE) == -1)

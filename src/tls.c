@@ -23,6 +23,7 @@
 #include "proxyhdr.h"
 #include "route.h"
 #include "ticketname.h"
+#include "signcli.h"
 #include "tls.h"
 #include "tlsio.h"
 #include "util.h"
@@ -295,7 +296,11 @@ cert_load(struct tls_cert *c, const struct config_blob *chain,
 	}
 	pem.data = key->data;
 	pem.size = (unsigned)key->len;
-	if ((ret = gnutls_privkey_init(&c->key)) < 0 ||
+	/* No key (a worker's image never has one): the signer's. */
+	if (key->len == 0) {
+		if ((ret = signcli_key(c->pcert[0].pubkey, &c->key)) < 0)
+			goto fail;
+	} else if ((ret = gnutls_privkey_init(&c->key)) < 0 ||
 	    (ret = gnutls_privkey_import_x509_raw(c->key, &pem,
 	    GNUTLS_X509_FMT_PEM, NULL, 0)) < 0)
 		goto fail;

@@ -14,11 +14,14 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
+#include "signcli.h"
 #include "tlsio.h"
 #include "uptls.h"
 #include "util.h"
 
 #define UPTLS_CONN_MAGIC 0x55544c53u	/* "UTLS" */
+/* The longest client certificate chain. */
+#define UPTLS_CHAIN_MAX	16
 /* How often a non-fatal GnuTLS error is retried at once. */
 #define NONFATAL_RETRIES 8
 
@@ -145,6 +148,41 @@ cred_unref(struct uptls_cred *c)
 	free(c);
 }
 
+/*
+ * A client certificate whose key is the signer's (a worker's image has
+ * none): the chain, and a key that asks the signer.  The credential
+ * owns both once set.
+ */
+static int
+signer_cert(gnutls_certificate_credentials_t cred, const gnutls_datum_t *pem)
+{
+	gnutls_pcert_st pcert[UPTLS_CHAIN_MAX];
+	unsigned n = UPTLS_CHAIN_MAX, i;
+	gnutls_privkey_t key;
+	int ret;
+
+	if ((ret = gnutls_pcert_list_import_x509_raw(pcert, &n, pem,
+	    GNUTLS_X509_FMT_PEM, 0)) < 0)
+		return ret;
+	if (n == 0)
+		return GNUTLS_E_NO_CERTIFICATE_FOUND;
+	/* Whether the key fits the certificate was checked by the master
+	   (config.c); here it would cost a signature at every load. */
+	gnutls_certificate_set_flags(cred,
+	    GNUTLS_CERTIFICATE_SKIP_KEY_CERT_MATCH);
+	key = NULL;
+	if ((ret = signcli_key(pcert[0].pubkey, &key)) < 0 ||
+	    (ret = gnutls_certificate_set_key(cred, NULL, 0, pcert, (int)n,
+	    key)) < 0) {
+		if (key != NULL)
+			gnutls_privkey_deinit(key);
+		for (i = 0; i < n; i++)
+			gnutls_pcert_deinit(&pcert[i]);
+		return ret;
+	}
+	return 0;
+}
+
 /* The credential of be, made from cfg's files. */
 static struct uptls_cred *
 cred_new(const struct config *cfg, const struct config_backend *be,
@@ -183,8 +221,12 @@ cred_new(const struct config *cfg, const struct config_backend *be,
 		    f[be->client_cert].data.len);
 		datum_of(&d, &f[be->client_cert].data);
 		datum_of(&k, &f[be->client_key].data);
-		if ((ret = gnutls_certificate_set_x509_key_mem2(c->cred, &d,
-		    &k, GNUTLS_X509_FMT_PEM, NULL, 0)) < 0)
+		if (k.size == 0)
+			ret = signer_cert(c->cred, &d);
+		else
+			ret = gnutls_certificate_set_x509_key_mem2(c->cred, &d,
+			    &k, GNUTLS_X509_FMT_PEM, NULL, 0);
+		if (ret < 0)
 			goto fail;
 	}
 	return c;

@@ -35,6 +35,7 @@
 #include "ratelimit.h"
 #include "shm.h"
 #include "tls.h"
+#include "signcli.h"
 #include "upstate.h"
 #include "upstream.h"
 #include "uptls.h"
@@ -580,6 +581,7 @@ worker_start(struct worker *wk, const struct worker_handlers *h)
 	void *rl;
 
 	control_child_check(WORKER_FD_CONTROL, WORKER_FD_REPORT, WORKER_ENV);
+	signcli_child_check(WORKER_FD_SIGNER, WORKER_ENV);
 	if (privs_worker_drop(true) == -1)
 		fatal("cannot drop privileges");
 	if (shm_attach(&wk->shm, WORKER_FD_CONFIG, WORKER_FD_STATE) == -1)

@@ -141,7 +141,8 @@ check_acme(const struct config_listener *l, bool secrets)
 	size_t				 i;
 
 	if (l->tls_mode == CONFIG_TLS_MANUAL) {
-		CHECK(l->tls.cert.len > 0 && l->tls.key.len > 0);
+		/* Its key is the signer's: never in an image. */
+		CHECK(l->tls.cert.len > 0 && l->tls.key.len == 0);
 		CHECK(a->ndomains == 0 && a->domains == NULL);
 		CHECK(a->directory == NULL && a->cache_dir == NULL);
 		CHECK(a->eab_kid == NULL && a->eab_hmac_key == NULL);
@@ -179,7 +180,7 @@ check_acme(const struct config_listener *l, bool secrets)
 		check_blob(&l->acme_certs[i].cert, CONFIG_PEM_MAX);
 		check_blob(&l->acme_certs[i].key, CONFIG_PEM_MAX);
 		CHECK(l->acme_certs[i].cert.len > 0 &&
-		    l->acme_certs[i].key.len > 0);
+		    l->acme_certs[i].key.len == 0);
 	}
 	CHECK(l->nchallenges <= 2 * CONFIG_MAX_SITES);
 	for (i = 0; i < l->nchallenges; i++) {
@@ -252,7 +253,7 @@ check_decoded(const struct config *c, bool secrets)
 			check_paths(s, c->nfiles);
 			check_blob(&s->tls.cert, CONFIG_PEM_MAX);
 			check_blob(&s->tls.key, CONFIG_PEM_MAX);
-			CHECK((s->tls.cert.len == 0) == (s->tls.key.len == 0));
+			CHECK(s->tls.key.len == 0);
 			/* client-auth: its CA among the files, or none. */
 			CHECK(config_client_auth_ok(s, c->nfiles));
 		}

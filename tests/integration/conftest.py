@@ -116,6 +116,15 @@ def children_of(pid):
     return sorted(kids)
 
 
+def argv0_of(pid):
+    """A process's argv[0] (b"" once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().split(b"\0")[0]
+    except OSError:
+        return b""
+
+
 def pid_alive(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -314,7 +323,17 @@ class Proxy:
         return self.proc.pid
 
     def workers(self):
-        return children_of(self.pid)
+        """The master's children but the signer (which every instance
+        has: it holds the private keys, issue 19)."""
+        return [k for k in children_of(self.pid)
+                if argv0_of(k) != b"portcullis-signer"]
+
+    def signer(self):
+        """The signer's pid, or None."""
+        for k in children_of(self.pid):
+            if argv0_of(k) == b"portcullis-signer":
+                return k
+        return None
 
     def wait_workers(self, n, timeout=10.0):
         return wait_until(lambda: (w := self.workers()) and len(w) == n and w,

@@ -35,7 +35,7 @@ def test_json_format(make_proxy):
         obj = json.loads(line)
         assert re.fullmatch(TS, obj["time"])
         assert obj["level"] in ("error", "warn", "info", "debug")
-        assert obj["proc"] in ("master", "worker")
+        assert obj["proc"] in ("master", "worker", "signer")
         assert isinstance(obj["pid"], int)
     assert any(json.loads(l).get("msg", "").startswith("ready: 2 workers")
                for l in lines)

@@ -76,8 +76,8 @@ def test_privileges_as_root(make_proxy):
 
 def test_worker_descriptors(make_proxy):
     """A worker holds its control socket, the two shm parts, its report
-    pipe, the listeners and libev's own descriptors: nothing else leaks
-    in."""
+    pipe, its channel to the signer, the listeners and libev's own
+    descriptors: nothing else leaks in."""
     p = make_proxy(workers=1).start()
     (w,) = p.wait_workers(1)
     fds = {int(fd): os.readlink(f"/proc/{w}/fd/{fd}")
@@ -96,7 +96,9 @@ def test_worker_descriptors(make_proxy):
     ends = [fd for fd, t in master.items() if t == fds[6]]
     assert len(ends) == 1, (fds[6], master)
     assert fdinfo_flags(p.pid, ends[0]) & os.O_ACCMODE == os.O_RDONLY
-    listeners = [fd for fd in range(7, 10)]
+    # Its channel to the signer (issue 19), then the listeners.
+    assert fds[7].startswith("socket:")
+    listeners = [fd for fd in range(8, 11)]
     for fd in listeners:
         assert fds[fd].startswith("socket:")
     # The config part is read-only in the worker.
@@ -104,7 +106,7 @@ def test_worker_descriptors(make_proxy):
     maps = open(f"/proc/{w}/maps").read()
     cfg_maps = [l for l in maps.splitlines() if "portcullis-config" in l]
     assert cfg_maps and all(l.split()[1] == "r--s" for l in cfg_maps)
-    others = {fd: t for fd, t in fds.items() if fd > 9}
+    others = {fd: t for fd, t in fds.items() if fd > 10}
     # epoll + eventfd/signalfd/pipes of libev only.
     for fd, target in others.items():
         assert target.startswith("anon_inode:") or target.startswith("pipe:"), \

@@ -95,6 +95,7 @@ wire_payload(const struct control_msg *m)
 {
 	switch (m->type) {
 	case CONTROL_READY:
+	case CONTROL_SIGNER_KEYS:
 		return 12;
 	case CONTROL_CONFIG:
 	case CONTROL_ACK:
@@ -105,6 +106,7 @@ wire_payload(const struct control_msg *m)
 	case CONTROL_REOPEN_LOG:
 		return 0;
 	case CONTROL_ACME_CONFIG:
+	case CONTROL_SIGNER_CHANNEL:
 		return 8;
 	case CONTROL_ACME_PUBLISHED:
 	case CONTROL_ACME_STATE:
@@ -205,7 +207,7 @@ sample_msgs(size_t *n)
 	static char	 longname[CONTROL_NAME_MAX + 1];
 	static char	 longtok[CONTROL_TOKEN_MAX + 1];
 	static char	 longka[CONTROL_KEYAUTH_MAX + 1];
-	static struct control_msg m[24];
+	static struct control_msg m[26];
 	size_t		 i = 0, k;
 
 	memset(longtext, '~', CONTROL_TEXT_MAX);
@@ -221,6 +223,8 @@ sample_msgs(size_t *n)
 	m[i++] = msg_of(CONTROL_DRAIN, 0, 0, NULL);
 	m[i++] = msg_of(CONTROL_REOPEN_LOG, 0, 0, NULL);
 	m[i++] = msg_of(CONTROL_ACME_CONFIG, 42, 0, NULL);
+	m[i++] = msg_of(CONTROL_SIGNER_KEYS, 43, 0, NULL);
+	m[i++] = msg_of(CONTROL_SIGNER_CHANNEL, 3, 0, NULL);
 	memset(longname, 'a', CONTROL_NAME_MAX);
 	memset(longtok, 'T', CONTROL_TOKEN_MAX);
 	memset(longka, 'K', CONTROL_KEYAUTH_MAX);
@@ -409,7 +413,7 @@ test_parse_wrong_lengths(void **state)
 {
 	static const uint32_t types[] = { CONTROL_READY, CONTROL_CONFIG,
 	    CONTROL_ACK, CONTROL_DRAIN, CONTROL_REOPEN_LOG,
-	    CONTROL_ACME_CONFIG };
+	    CONTROL_ACME_CONFIG, CONTROL_SIGNER_KEYS, CONTROL_SIGNER_CHANNEL };
 	unsigned char	buf[CONTROL_MSG_MAX + 16];
 	unsigned char	zero[CONTROL_MSG_MAX] = { 0 };
 	struct control_msg	m, ok;
@@ -758,12 +762,21 @@ writers_gone(int rfd)
 	return n == 0;
 }
 
+/* The types with a descriptor (control.h). */
+static bool
+carries_fd(enum control_type t)
+{
+	return t == CONTROL_REOPEN_LOG || t == CONTROL_ACME_CONFIG ||
+	    t == CONTROL_SIGNER_KEYS || t == CONTROL_SIGNER_CHANNEL;
+}
+
 static bool
 sent_by_master(enum control_type t)
 {
 	return t == CONTROL_CONFIG || t == CONTROL_DRAIN ||
 	    t == CONTROL_REOPEN_LOG || t == CONTROL_ACME_CONFIG ||
-	    t == CONTROL_ACME_PUBLISHED || t == CONTROL_ACME_RENEW;
+	    t == CONTROL_ACME_PUBLISHED || t == CONTROL_ACME_RENEW ||
+	    t == CONTROL_SIGNER_KEYS || t == CONTROL_SIGNER_CHANNEL;
 }
 
 static void
@@ -777,8 +790,7 @@ test_send_recv_every_type(void **state)
 	seqpacket_pair(sv);
 	m = sample_msgs(&n);
 	for (i = 0; i < n; i++) {
-		if (m[i].type == CONTROL_REOPEN_LOG ||
-		    m[i].type == CONTROL_ACME_CONFIG)
+		if (carries_fd(m[i].type))
 			continue;		/* needs a descriptor */
 		assert_int_equal(control_send(sv[0], &m[i]), 0);
 		memset(&out, 0x5a, sizeof(out));
@@ -857,36 +869,43 @@ test_reopen_log_passes_fd(void **state)
 	close(sv[1]);
 }
 
-/* ACME_CONFIG carries its image's memfd, and must. */
+/* ACME_CONFIG carries its image's memfd, SIGNER_KEYS its key set's and
+ * SIGNER_CHANNEL a channel; each must. */
 static void
 test_acme_config_passes_fd(void **state)
 {
-	struct control_msg	m = msg_of(CONTROL_ACME_CONFIG, 12, 0, NULL);
-	struct control_msg	out;
+	static const enum control_type types[] = { CONTROL_ACME_CONFIG,
+	    CONTROL_SIGNER_KEYS, CONTROL_SIGNER_CHANNEL };
+	struct control_msg	m, out;
 	char		got[16];
+	size_t		i;
 	int		sv[2], fd;
 
 	(void)state;
 	seqpacket_pair(sv);
-	assert_true((fd = memfd_create("image", MFD_CLOEXEC)) >= 0);
-	assert_int_equal(write(fd, "image bytes", 11), 11);
-	m.fd = fd;
-	assert_int_equal(control_send(sv[0], &m), 0);
-	close(fd);
-	assert_int_equal(control_recv(sv[1], &out), 1);
-	assert_int_equal(out.type, CONTROL_ACME_CONFIG);
-	assert_true(out.gen == 12);
-	assert_true(out.fd >= 0);
-	assert_int_equal(fcntl(out.fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
-	assert_int_equal(pread(out.fd, got, sizeof(got), 0), 11);
-	assert_memory_equal(got, "image bytes", 11);
-	close(out.fd);
-	/* It is never reported (test_fd_types_without_fd: and never
-	 * received without its descriptor). */
-	m.fd = -1;
-	errno = 0;
-	assert_int_equal(control_report(sv[0], &m), -1);
-	assert_int_equal(errno, EINVAL);
+	for (i = 0; i < nitems(types); i++) {
+		m = msg_of(types[i], 12 + i, 0, NULL);
+		assert_true((fd = memfd_create("image", MFD_CLOEXEC)) >= 0);
+		assert_int_equal(write(fd, "image bytes", 11), 11);
+		m.fd = fd;
+		assert_int_equal(control_send(sv[0], &m), 0);
+		close(fd);
+		assert_int_equal(control_recv(sv[1], &out), 1);
+		assert_int_equal(out.type, types[i]);
+		assert_true(out.gen == 12 + i);
+		assert_true(out.fd >= 0);
+		assert_int_equal(fcntl(out.fd, F_GETFD) & FD_CLOEXEC,
+		    FD_CLOEXEC);
+		assert_int_equal(pread(out.fd, got, sizeof(got), 0), 11);
+		assert_memory_equal(got, "image bytes", 11);
+		close(out.fd);
+		/* It is never reported (test_fd_types_without_fd: and never
+		 * received without its descriptor). */
+		m.fd = -1;
+		errno = 0;
+		assert_int_equal(control_report(sv[0], &m), -1);
+		assert_int_equal(errno, EINVAL);
+	}
 	close(sv[0]);
 	close(sv[1]);
 }
@@ -905,8 +924,7 @@ test_fd_on_wrong_type_is_closed(void **state)
 	(void)state;
 	seqpacket_pair(sv);
 	for (i = 0; i < n; i++) {
-		if (all[i].type == CONTROL_REOPEN_LOG ||
-		    all[i].type == CONTROL_ACME_CONFIG)
+		if (carries_fd(all[i].type))
 			continue;
 		m = all[i];
 		len = control_encode(&m, buf);
@@ -934,7 +952,7 @@ static void
 test_fd_types_without_fd(void **state)
 {
 	static const enum control_type types[] = { CONTROL_REOPEN_LOG,
-	    CONTROL_ACME_CONFIG };
+	    CONTROL_ACME_CONFIG, CONTROL_SIGNER_KEYS, CONTROL_SIGNER_CHANNEL };
 	unsigned char	buf[CONTROL_MSG_MAX];
 	struct control_msg	m, out;
 	size_t		i;
@@ -1148,8 +1166,7 @@ test_report_read_every_type(void **state)
 	assert_int_equal(control_open(sock, rep), 0);
 	m = sample_msgs(&n);
 	for (i = 0; i < n; i++) {
-		if (m[i].type == CONTROL_REOPEN_LOG ||
-		    m[i].type == CONTROL_ACME_CONFIG) {
+		if (carries_fd(m[i].type)) {
 			/* The types with a descriptor are not reported. */
 			errno = 0;
 			assert_int_equal(control_report(rep[1], &m[i]), -1);
@@ -1279,6 +1296,14 @@ test_read_malformed(void **state)
 	assert_int_equal(control_read(rep[0], &out), -1);
 	assert_int_equal(errno, EPROTO);
 	write_raw(rep[1], buf, raw(buf, CONTROL_ACME_CONFIG, 8, zero, 8));
+	errno = 0;
+	assert_int_equal(control_read(rep[0], &out), -1);
+	assert_int_equal(errno, EPROTO);
+	write_raw(rep[1], buf, raw(buf, CONTROL_SIGNER_KEYS, 12, zero, 12));
+	errno = 0;
+	assert_int_equal(control_read(rep[0], &out), -1);
+	assert_int_equal(errno, EPROTO);
+	write_raw(rep[1], buf, raw(buf, CONTROL_SIGNER_CHANNEL, 8, zero, 8));
 	errno = 0;
 	assert_int_equal(control_read(rep[0], &out), -1);
 	assert_int_equal(errno, EPROTO);

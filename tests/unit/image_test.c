@@ -490,8 +490,8 @@ assert_acme_equal(const struct config_listener *la,
 		    lb->acme_certs[i].name);
 		assert_blob_equal(&la->acme_certs[i].cert,
 		    &lb->acme_certs[i].cert);
-		assert_blob_equal(&la->acme_certs[i].key,
-		    &lb->acme_certs[i].key);
+		/* The key is the signer's: never in an image. */
+		assert_int_equal(lb->acme_certs[i].key.len, 0);
 	}
 	assert_int_equal(la->nchallenges, lb->nchallenges);
 	for (i = 0; i < la->nchallenges; i++) {
@@ -538,7 +538,10 @@ assert_image_fields_equal(const struct config *a, const struct config *b,
 	assert_int_equal(a->nfiles, b->nfiles);
 	for (i = 0; i < a->nfiles; i++) {
 		assert_int_equal(a->files[i].secret, b->files[i].secret);
-		assert_blob_equal(&a->files[i].data, &b->files[i].data);
+		if (a->files[i].secret)
+			assert_int_equal(b->files[i].data.len, 0);
+		else
+			assert_blob_equal(&a->files[i].data, &b->files[i].data);
 		assert_null(b->files[i].path);
 	}
 	assert_int_equal(a->nlisteners, b->nlisteners);
@@ -556,7 +559,7 @@ assert_image_fields_equal(const struct config *a, const struct config *b,
 		    lb->max_conns_per_client);
 		assert_string_equal(la->bind, lb->bind);
 		assert_blob_equal(&la->tls.cert, &lb->tls.cert);
-		assert_blob_equal(&la->tls.key, &lb->tls.key);
+		assert_int_equal(lb->tls.key.len, 0);
 		assert_acme_equal(la, lb, secrets);
 		assert_int_equal(la->proxy_protocol, lb->proxy_protocol);
 		assert_int_equal(la->ntrusted, lb->ntrusted);
@@ -578,7 +581,7 @@ assert_image_fields_equal(const struct config *a, const struct config *b,
 			assert_backend_equal(&sa->be, &sb->be);
 			assert_paths_equal(sa, sb);
 			assert_blob_equal(&sa->tls.cert, &sb->tls.cert);
-			assert_blob_equal(&sa->tls.key, &sb->tls.key);
+			assert_int_equal(sb->tls.key.len, 0);
 			assert_int_equal(sa->rate_own, sb->rate_own);
 			assert_memory_equal(&sa->rate_rps, &sb->rate_rps,
 			    sizeof(double));
@@ -668,7 +671,7 @@ test_eab_key_only_for_acme_process(void **state)
 	assert_null(memmem(img, len, EAB_KEY, strlen(EAB_KEY)));
 	assert_non_null(memmem(aimg, alen, EAB_KEY, strlen(EAB_KEY)));
 	assert_non_null(memmem(img, len, "kid-1", 5));
-	assert_non_null(memmem(img, len, "acmesecret", 10));
+	assert_null(memmem(img, len, "acmesecret", 10));
 	/* A key field for each ACME listener, the second one empty. */
 	assert_int_equal(alen, len + 4 + strlen(EAB_KEY) + 4);
 
@@ -750,8 +753,10 @@ test_decoded_has_no_paths(void **state)
 			assert_null(dec->listeners[i].sites[j].tls.key_path);
 		}
 	}
-	/* ... and the private key bytes are in the image, nothing else. */
-	assert_non_null(memmem(img, len, "secret", 6));
+	/* ... nor any private key (issue 19: the signer has them). */
+	assert_null(memmem(img, len, "PRIVATE KEY", 11));
+	assert_null(memmem(img, len, "client.key)", 11));
+	assert_null(memmem(img, len, "\x01\x02\x00\xff", 4));
 	assert_null(memmem(img, len, "/k", 2));
 	assert_null(memmem(img, len, "image.conf", 10));
 	free(img);
@@ -945,7 +950,7 @@ check_acme_sane(const struct config_listener *l)
 	assert_true(l->tls_mode == CONFIG_TLS_MANUAL ||
 	    l->tls_mode == CONFIG_TLS_ACME);
 	if (l->tls_mode == CONFIG_TLS_MANUAL) {
-		assert_true(l->tls.cert.len > 0 && l->tls.key.len > 0);
+		assert_true(l->tls.cert.len > 0 && l->tls.key.len == 0);
 		assert_int_equal(a->ndomains, 0);
 		assert_null(a->directory);
 		assert_int_equal(l->nacme_certs, 0);
@@ -967,7 +972,7 @@ check_acme_sane(const struct config_listener *l)
 	for (i = 0; i < l->nacme_certs; i++) {
 		check_host_sane(l->acme_certs[i].name);
 		assert_true(l->acme_certs[i].cert.len > 0 &&
-		    l->acme_certs[i].key.len > 0);
+		    l->acme_certs[i].key.len == 0);
 	}
 	assert_true(l->nchallenges <= 2 * CONFIG_MAX_SITES);
 	for (i = 0; i < l->nchallenges; i++) {
@@ -1036,8 +1041,7 @@ check_decoded_sane(const struct config *c)
 			check_backend_sane(&s->be, c->nfiles);
 			check_paths_sane(s, c->nfiles);
 			assert_true(config_client_auth_ok(s, c->nfiles));
-			assert_true((s->tls.cert.len == 0) ==
-			    (s->tls.key.len == 0));
+			assert_int_equal(s->tls.key.len, 0);
 		}
 	}
 }
@@ -1204,12 +1208,12 @@ struct spec {
 	unsigned char	 addr[16];
 	uint16_t	 https, http, redirect;
 	uint32_t	 conncap;	/* max-connections-per-client */
-	struct field	 bind, cert, key;
+	struct field	 bind, cert;	/* no key: the signer's */
 	uint32_t	 nsites;	/* as written; one is present */
 	struct field	 host;
 	uint8_t		 wildcard;
 	struct spec_backend be;
-	struct field	 scert, skey;
+	struct field	 scert;
 	uint8_t		 rate_own;	/* 1: srps and sburst follow */
 	double		 srps;
 	uint32_t	 sburst;
@@ -1233,7 +1237,7 @@ struct spec {
 	struct field	 hmac;
 	uint32_t	 ncerts;	/* as written */
 	bool		 cert_present;	/* one is */
-	struct field	 cname, ccert, ckey;
+	struct field	 cname, ccert;
 	uint32_t	 nchal;		/* as written */
 	bool		 chal_present;	/* one is */
 	uint8_t		 ctype;
@@ -1324,13 +1328,11 @@ good_spec(void)
 	s.http = 80;
 	s.bind = (struct field)F("127.0.0.1");
 	s.cert = (struct field)F("CERT");
-	s.key = (struct field)F("KEY");
 	s.nsites = 1;
 	s.host = (struct field)F("a.example");
 	s.wildcard = 0;
 	s.be = good_backend(8080);
 	s.scert = (struct field)FNONE;
-	s.skey = (struct field)FNONE;
 	s.cca = CONFIG_NO_FILE;
 	s.realip = (struct field)FNONE;
 	return s;
@@ -1345,7 +1347,6 @@ acme_spec(void)
 	s.secrets = 1;
 	s.mode = 1;
 	s.cert = (struct field)FNONE;
-	s.key = (struct field)FNONE;
 	s.ndomains = 1;
 	s.domain = (struct field)F("a.example");
 	s.domains_set = 1;
@@ -1363,7 +1364,6 @@ acme_spec(void)
 	s.cert_present = true;
 	s.cname = (struct field)F("a.example");
 	s.ccert = (struct field)F("CHAIN");
-	s.ckey = (struct field)F("KEY");
 	s.nchal = 1;
 	s.chal_present = true;
 	s.ctype = CONFIG_ACME_HTTP_01;
@@ -1377,7 +1377,7 @@ acme_spec(void)
 /*
  * The site over https to app.internal (a name of its own), with a client
  * certificate; its path block over https with the defaults (the system
- * store, the upstream's host): three files, the key secret.
+ * store, the upstream's host): three files, the key secret (no bytes).
  */
 static struct spec
 tls_spec(void)
@@ -1388,8 +1388,8 @@ tls_spec(void)
 	s.files_n = 3;
 	s.file[0].data = (struct field)F("CA PEM");
 	s.file[1].data = (struct field)F("CLIENT CERT");
-	s.file[2].secret = 1;
-	s.file[2].data = (struct field)F("CLIENT KEY");
+	s.file[2].secret = 1;		/* the signer has its bytes */
+	s.file[2].data = (struct field)FNONE;
 	s.be.scheme = 1;
 	s.be.tls_present = true;
 	s.be.sname = (struct field)F("app.internal");
@@ -1515,7 +1515,6 @@ w_acme(struct wb *w, const struct spec *s)
 	if (s->cert_present) {
 		w_field(w, &s->cname);
 		w_field(w, &s->ccert);
-		w_field(w, &s->ckey);
 	}
 	w_u32(w, s->nchal);
 	if (s->chal_present) {
@@ -1568,13 +1567,11 @@ build(const struct spec *s, unsigned char *out, size_t outsz)
 	w_field(w, &s->bind);
 	w_u8(w, s->mode);
 	w_field(w, &s->cert);
-	w_field(w, &s->key);
 	w_u32(w, s->nsites);
 	w_field(w, &s->host);
 	w_u8(w, s->wildcard);
 	w_backend(w, &s->be);
 	w_field(w, &s->scert);
-	w_field(w, &s->skey);
 	w_u8(w, s->rate_own);
 	if (s->rate_own == 1) {
 		memcpy(&rps, &s->srps, 8);
@@ -1856,16 +1853,13 @@ test_listener_fields(void **state)
 	    "255.255.255.255]"));
 	REJECT(s.bind = (struct field)F("[0000:0000:0000:0000:0000:ffff:"
 	    "255.255.255.255]xy"));		/* 49 > INET6_ADDRSTRLEN + 2 */
-	/* A listener needs its certificate and key. */
+	/* A listener needs its certificate (its key is the signer's). */
 	REJECT(s.cert = (struct field)FNONE);
-	REJECT(s.key = (struct field)FNONE);
-	REJECT(s.cert = (struct field)FNONE; s.key = (struct field)FNONE);
 	/* Lengths that promise more than there is. */
 	REJECT(s.bind.wire = 1000);
 	REJECT(s.bind.wire = UINT32_MAX);
 	REJECT(s.cert.wire = CONFIG_PEM_MAX);
 	REJECT(s.cert.wire = CONFIG_PEM_MAX + 1);
-	REJECT(s.key.wire = UINT32_MAX);
 	REJECT(s.nsites = 0);
 	REJECT(s.nsites = 2);
 	REJECT(s.nsites = CONFIG_MAX_SITES);
@@ -2017,12 +2011,10 @@ test_site_fields(void **state)
 	ACCEPT(s.be.pp = 2);
 	REJECT(s.be.pp = 3);
 	REJECT(s.be.pp = 0xff);
-	/* A site certificate is optional, but never half of one. */
-	ACCEPT(s.scert = (struct field)F("C"); s.skey = (struct field)F("K"));
-	REJECT(s.scert = (struct field)F("C"));
-	REJECT(s.skey = (struct field)F("K"));
-	REJECT(s.scert = (struct field)F("C"); s.skey = (struct field)F("K");
-	    s.skey.wire = CONFIG_PEM_MAX + 1);
+	/* A site certificate is optional, never longer than a file. */
+	ACCEPT(s.scert = (struct field)F("C"));
+	REJECT(s.scert = (struct field)F("C"); s.scert.wire =
+	    CONFIG_PEM_MAX + 1);
 	/* A limit of its own, in the ranges of the global one. */
 	ACCEPT(s.rate_own = 1; s.srps = 0.5; s.sburst = 1);
 	ACCEPT(s.rate_own = 1; s.srps = 1e6; s.sburst = 1000000);
@@ -2234,6 +2226,10 @@ test_upstream_tls_fields(void **state)
 	TLS_REJECT(s.file[1].secret = 2);
 	TLS_REJECT(s.file[2].secret = 0xff);
 	TLS_ACCEPT(s.file[2].secret = 0);
+	/* A secret file's bytes (a private key) are never in an image. */
+	TLS_REJECT(s.file[2].data = (struct field)F("CLIENT KEY"));
+	TLS_ACCEPT(s.file[2].secret = 0; s.file[2].data =
+	    (struct field)F("CLIENT CERT"));
 	TLS_REJECT(s.file[0].data.wire = CONFIG_CA_MAX + 1);
 	TLS_REJECT(s.file[0].data.wire = UINT32_MAX);
 	/* The scheme, and the TLS part only with https. */
@@ -2281,10 +2277,8 @@ test_acme_listener_fields(void **state)
 	REJECT(s.mode = 2);
 	REJECT(s.mode = 0xff);
 	/* ACME: no listener certificate (a site's is fine). */
-	ACME_REJECT(s.cert = (struct field)F("C"); s.key = (struct field)F("K"));
 	ACME_REJECT(s.cert = (struct field)F("C"));
-	ACME_ACCEPT(s.scert = (struct field)F("C");
-	    s.skey = (struct field)F("K"));
+	ACME_ACCEPT(s.scert = (struct field)F("C"));
 	/* Manual without a certificate; ACME without its part. */
 	ACME_REJECT(s.mode = 0);
 	REJECT(s.mode = 1);
@@ -2364,9 +2358,7 @@ test_acme_state_fields(void **state)
 	ACME_REJECT(s.cname = (struct field)F("A.example"));
 	ACME_REJECT(s.cname = (struct field)F(""));
 	ACME_REJECT(s.ccert = (struct field)FNONE);
-	ACME_REJECT(s.ckey = (struct field)FNONE);
 	ACME_REJECT(s.ccert.wire = CONFIG_PEM_MAX + 1);
-	ACME_REJECT(s.ckey.wire = UINT32_MAX);
 	/* Challenges. */
 	ACME_ACCEPT(s.nchal = 0; s.chal_present = false);
 	ACME_REJECT(s.nchal = 2);
