@@ -2,8 +2,8 @@
  * sandbox_test.c - each kind's allow-list, applied in a forked child:
  * what it forbids kills the child with SIGSYS (and says which call on
  * stderr), what it allows works, "log" kills nothing, "off" installs
- * nothing.  Sanitizer builds allow openat and ptrace and refuse execve
- * with EPERM (sandbox.h): there the tests check that instead.
+ * nothing.  Sanitizer builds allow read-only openat and ptrace and refuse
+ * execve with EPERM (sandbox.h): there the tests check that instead.
  */
 
 #include "autoconf.h"
