@@ -31,6 +31,10 @@
 
 #define ALLOW	SCMP_ACT_ALLOW
 
+#ifndef SYS_SECCOMP		/* si_code of a SIGSYS from a filter */
+#define SYS_SECCOMP	1	/* (asm-generic/siginfo.h) */
+#endif
+
 /* The groups of system calls. */
 #define G_BASE		0x01	/* memory, time, signals, fds, exit */
 #define G_LOOP		0x02	/* libev (epoll) */
@@ -367,6 +371,9 @@ trap_handler(int sig UNUSED, siginfo_t *si, void *uc UNUSED)
 	size_t n = 0, k;
 	int nr = si->si_syscall;
 
+	/* A SIGSYS sent by someone (kill -SYS) is not a call to name. */
+	if (si->si_code != SYS_SECCOMP)
+		goto die;
 	memcpy(buf, pre, sizeof(pre) - 1);
 	n += sizeof(pre) - 1;
 	k = strlen(trap_kind);
@@ -380,6 +387,7 @@ trap_handler(int sig UNUSED, siginfo_t *si, void *uc UNUSED)
 	memcpy(buf + n, post, sizeof(post) - 1);
 	n += sizeof(post) - 1;
 	(void)!write(STDERR_FILENO, buf, n);
+die:
 	raise(SIGSYS);
 	_exit(128 + SIGSYS);	/* not reached */
 }

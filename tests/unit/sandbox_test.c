@@ -350,6 +350,45 @@ test_trap_says_which(void **state UNUSED)
 		fail_msg("\"%s\" not in \"%s\"", want, o.err);
 }
 
+/* kill -SYS from outside: the same death, no call named. */
+static void
+test_sigsys_from_outside(void **state UNUSED)
+{
+	char buf[256];
+	ssize_t n;
+	size_t got = 0;
+	int p[2], status;
+	pid_t pid;
+
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	pid = fork();
+	assert_true(pid != -1);
+	if (pid == 0) {
+		close(p[0]);
+		if (dup2(p[1], STDERR_FILENO) == -1 ||
+		    sandbox_apply(SANDBOX_WORKER, SANDBOX_KILL) == -1)
+			_exit(99);
+		if (write(STDERR_FILENO, "ready\n", 6) != 6)
+			_exit(98);
+		sleep(30);
+		_exit(0);
+	}
+	close(p[1]);
+	n = read(p[0], buf, sizeof(buf) - 1);
+	assert_true(n > 0);
+	got = (size_t)n;
+	assert_int_equal(kill(pid, SIGSYS), 0);
+	while (got < sizeof(buf) - 1 && (n = read(p[0], buf + got,
+	    sizeof(buf) - 1 - got)) > 0)
+		got += (size_t)n;
+	buf[got] = '\0';
+	close(p[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGSYS);
+	assert_string_equal(buf, "ready\n");
+}
+
 static void
 test_prober(void **state UNUSED)
 {
@@ -453,6 +492,7 @@ main(void)
 		cmocka_unit_test(test_worker_forbidden),
 		cmocka_unit_test(test_worker_allowed),
 		cmocka_unit_test(test_trap_says_which),
+		cmocka_unit_test(test_sigsys_from_outside),
 		cmocka_unit_test(test_prober),
 		cmocka_unit_test(test_acme),
 		cmocka_unit_test(test_signer_stub),
