@@ -143,8 +143,8 @@ add1(scmp_filter_ctx ctx, uint32_t action, int nr, unsigned n,
 }
 
 /*
- * Memory never both writable-then-executable: no PROT_EXEC, ever.  The
- * code is mapped before the list is installed.
+ * No memory made executable, ever (mmap, mprotect without PROT_EXEC):
+ * the code is mapped before the list is installed.
  */
 static int
 base_cond(scmp_filter_ctx ctx)
@@ -189,7 +189,6 @@ net_cond(scmp_filter_ctx ctx)
 {
 	struct scmp_arg_cmp v4 = SCMP_A0(SCMP_CMP_EQ, AF_INET);
 	struct scmp_arg_cmp v6 = SCMP_A0(SCMP_CMP_EQ, AF_INET6);
-
 	struct scmp_arg_cmp fionread = SCMP_A1(SCMP_CMP_EQ, FIONREAD);
 
 	return add1(ctx, ALLOW, SCMP_SYS(socket), 1, &v4) ||
@@ -446,8 +445,10 @@ sandbox_apply(enum sandbox_kind kind, enum sandbox_mode mode)
 			if ((rc = add1(ctx, ALLOW, groups[g].calls[i], 0,
 			    NULL)) != 0)
 				goto out;
-		if (groups[g].cond != NULL && (rc = groups[g].cond(ctx)) != 0)
+		if (groups[g].cond != NULL && groups[g].cond(ctx) != 0) {
+			rc = -EINVAL;
 			goto out;
+		}
 	}
 	rc = seccomp_load(ctx);
 out:
