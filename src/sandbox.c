@@ -431,8 +431,14 @@ sandbox_apply(enum sandbox_kind kind, enum sandbox_mode mode)
 		errno = ENOMEM;
 		return -1;
 	}
-	/* Already set (privs.h); the filter must not depend on it. */
-	if (seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1) != 0)
+	/*
+	 * no_new_privs is already set (privs.h): the filter does not depend
+	 * on it.  A call through another ABI (int 0x80 on x86_64) kills the
+	 * whole process, not only its thread.
+	 */
+	if (seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1) != 0 ||
+	    seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, mode == SANDBOX_LOG ?
+	    SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS) != 0)
 		goto out;
 	for (g = 0; g < nitems(groups); g++) {
 		unsigned bit = 1u << g;

@@ -294,6 +294,20 @@ do_acme_allowed(void)
 	return 0;
 }
 
+/* getpid through the i386 ABI: another architecture for the filter. */
+static int
+do_int80(void)
+{
+#if defined(__x86_64__)
+	long ret = 20;	/* __NR_getpid on i386 */
+
+	__asm__ volatile ("int $0x80" : "+a" (ret) : : "memory");
+	return ret > 0 ? 0 : 1;
+#else
+	return 0;
+#endif
+}
+
 static int
 do_seccomp_state(void)
 {
@@ -323,6 +337,16 @@ test_worker_forbidden(void **state UNUSED)
 		expect_sigsys(SANDBOX_WORKER, do_setrlimit);
 		expect_sigsys(SANDBOX_WORKER, do_kill_other);
 	}
+#if defined(__x86_64__)
+	{
+		struct outcome o;
+
+		/* killed by the kernel: no handler, nothing said */
+		run(SANDBOX_WORKER, SANDBOX_KILL, do_int80, &o);
+		assert_true(WIFSIGNALED(o.status));
+		assert_int_equal(WTERMSIG(o.status), SIGSYS);
+	}
+#endif
 }
 
 static void
