@@ -167,6 +167,8 @@ base_cond(scmp_filter_ctx ctx)
 	 */
 	uint32_t pathstat = (cur_groups & G_FILES) || UTIL_ASAN ? ALLOW :
 	    SCMP_ACT_ERRNO(ENOENT);
+	/* log.c cuts a line a full disk left half written off the log */
+	struct scmp_arg_cmp logfd = SCMP_A0(SCMP_CMP_EQ, STDERR_FILENO);
 
 	if (add1(ctx, ALLOW, SCMP_SYS(mmap), 1, &noexec) ||
 	    add1(ctx, ALLOW, SCMP_SYS(mprotect), 1, &noexec) ||
@@ -178,7 +180,8 @@ base_cond(scmp_filter_ctx ctx)
 	    add1(ctx, ALLOW, SCMP_SYS(tgkill), 1, &me) ||
 	    add1(ctx, ALLOW, SCMP_SYS(kill), 1, &me) ||
 	    add1(ctx, ALLOW, SCMP_SYS(newfstatat), 1, &emptypath) ||
-	    add1(ctx, pathstat, SCMP_SYS(newfstatat), 1, &apath))
+	    add1(ctx, pathstat, SCMP_SYS(newfstatat), 1, &apath) ||
+	    add1(ctx, ALLOW, SCMP_SYS(ftruncate), 1, &logfd))
 		return -1;
 	return 0;
 }

@@ -190,6 +190,12 @@ do_sigaction_sigsys(void)
 }
 
 static int
+do_ftruncate_other(void)
+{
+	return ftruncate(STDOUT_FILENO, 0) == -1 ? 1 : 0;
+}
+
+static int
 do_setrlimit(void)
 {
 	struct rlimit rl = { 1, 1 };
@@ -254,6 +260,9 @@ do_worker_allowed(void)
 	    0)) == -1)
 		return 18;
 	close(fd);
+	/* the log's half line cut (stderr is a pipe here: EINVAL) */
+	if (ftruncate(STDERR_FILENO, 0) != -1 || errno != EINVAL)
+		return 20;
 	/* a path's stat says "no such file", and does not kill */
 	if (stat("/etc/hosts", &st) != -1 || errno != ENOENT)
 		return UTIL_ASAN ? 0 : 19;
@@ -322,6 +331,7 @@ test_worker_forbidden(void **state UNUSED)
 	expect_sigsys(SANDBOX_WORKER, do_open_write);
 	expect_sigsys(SANDBOX_WORKER, do_mmap_exec);
 	expect_sigsys(SANDBOX_WORKER, do_mprotect_exec);
+	expect_sigsys(SANDBOX_WORKER, do_ftruncate_other);
 	expect_sigsys(SANDBOX_WORKER, do_socket_unix);
 	expect_sigsys(SANDBOX_WORKER, do_socket_netlink);
 	expect_sigsys(SANDBOX_WORKER, do_sigaction_sigsys);
