@@ -225,10 +225,17 @@ do_fork(void)
 	return pid == -1 ? 1 : 0;
 }
 
+static int
+int_cmp(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
 /* What a worker does all day, minus the peers. */
 static int
 do_worker_allowed(void)
 {
+	static int big[4096];
 	char buf[64];
 	struct stat st;
 	void *p;
@@ -260,6 +267,12 @@ do_worker_allowed(void)
 	    0)) == -1)
 		return 18;
 	close(fd);
+	/* a reload's route table: glibc's qsort asks sysinfo(2) */
+	for (fd = 0; fd < (int)nitems(big); fd++)
+		big[fd] = (int)nitems(big) - fd;
+	qsort(big, nitems(big), sizeof(big[0]), int_cmp);
+	if (big[0] != 1)
+		return 21;
 	/* the log's half line cut (stderr is a pipe here: EINVAL) */
 	if (ftruncate(STDERR_FILENO, 0) != -1 || errno != EINVAL)
 		return 20;
