@@ -206,8 +206,9 @@ net_cond(scmp_filter_ctx ctx)
  * openat of a path: read-only (no write access mode, no O_CREAT or
  * O_TRUNC), for the resolver's /etc files and libcurl's CA file.  The
  * cache is written beneath its directory descriptor (openat2).  glibc
- * asks nscd over an AF_UNIX socket first: that says "refused", and the
- * lookup goes on without it.
+ * asks nscd over an AF_UNIX socket first, and the kernel's addresses
+ * over netlink for AI_ADDRCONFIG: both say "refused", and the lookup
+ * goes on without them.
  */
 static int
 files_cond(scmp_filter_ctx ctx)
@@ -215,8 +216,12 @@ files_cond(scmp_filter_ctx ctx)
 	struct scmp_arg_cmp ro = SCMP_A2(SCMP_CMP_MASKED_EQ,
 	    O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND, O_RDONLY);
 	struct scmp_arg_cmp unix_ = SCMP_A0(SCMP_CMP_EQ, AF_UNIX);
+	struct scmp_arg_cmp netlink = SCMP_A0(SCMP_CMP_EQ, AF_NETLINK);
 
 	return add1(ctx, ALLOW, SCMP_SYS(openat), 1, &ro) ||
+	    /* AI_ADDRCONFIG's look at the addresses: refused, glibc then
+	       assumes both families (no bind(2) needed) */
+	    add1(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socket), 1, &netlink) ||
 	    add1(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socket), 1, &unix_) ?
 	    -1 : 0;
 }

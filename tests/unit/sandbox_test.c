@@ -34,6 +34,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <netdb.h>
+#include <netinet/in.h>
+
+#include <curl/curl.h>
+
 #include "acmecache.h"
 #include "sandbox.h"
 #include "util.h"
@@ -330,6 +335,43 @@ do_int80(void)
 #endif
 }
 
+/*
+ * libcurl as the ACME process uses it: a name resolved by its resolver
+ * thread (glibc: nsswitch.conf, /etc/hosts, AI_ADDRCONFIG's netlink
+ * query), a connection.  acme_port: a listener the parent opened.
+ */
+static unsigned acme_port;
+
+static int
+do_acme_curl(void)
+{
+	struct addrinfo hints, *res = NULL;
+	char url[64];
+	CURL *c;
+	CURLcode rc;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_ADDRCONFIG;
+	if (getaddrinfo("localhost", "443", &hints, &res) != 0)
+		return 10;
+	freeaddrinfo(res);
+	if ((c = curl_easy_init()) == NULL)
+		return 11;
+	snprintf(url, sizeof(url), "http://localhost:%u/", acme_port);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CONNECT_ONLY, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+	curl_easy_setopt(c, CURLOPT_IPRESOLVE, (long)CURL_IPRESOLVE_V4);
+	rc = curl_easy_perform(c);
+	curl_easy_cleanup(c);
+	if (rc != CURLE_OK) {
+		fprintf(stderr, "curl: %s\n", curl_easy_strerror(rc));
+		return 12;
+	}
+	return 0;
+}
+
 static int
 do_seccomp_state(void)
 {
@@ -467,6 +509,27 @@ test_acme(void **state UNUSED)
 	rmdir(path);
 	rmdir(dir);
 
+	{
+		struct sockaddr_in sin;
+		socklen_t len = sizeof(sin);
+		int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		assert_true(l != -1);
+		assert_int_equal(bind(l, (struct sockaddr *)&sin, sizeof(sin)),
+		    0);
+		assert_int_equal(listen(l, 8), 0);
+		assert_int_equal(getsockname(l, (struct sockaddr *)&sin, &len),
+		    0);
+		acme_port = ntohs(sin.sin_port);
+		/* as acme_main, before its sandbox */
+		assert_int_equal(curl_global_init(CURL_GLOBAL_DEFAULT),
+		    CURLE_OK);
+		expect_exit(SANDBOX_ACME, SANDBOX_KILL, do_acme_curl, 0);
+		close(l);
+	}
 	expect_sigsys(SANDBOX_ACME, do_open_write);
 	expect_sigsys(SANDBOX_ACME, do_mmap_exec);
 	expect_sigsys(SANDBOX_ACME, do_accept);
