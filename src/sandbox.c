@@ -112,6 +112,7 @@ static const int sanitizer_calls[] = {
 	/* LeakSanitizer's StopTheWorld: a tracer attaches to every thread */
 	SCMP_SYS(ptrace), SCMP_SYS(wait4), SCMP_SYS(waitid),
 	SCMP_SYS(prctl), SCMP_SYS(sched_getaffinity), SCMP_SYS(getdents64),
+	SCMP_SYS(getdents),	/* its /proc/PID/task listing, on x86_64 */
 	SCMP_SYS(readlink),
 	SCMP_SYS(readlinkat), SCMP_SYS(statx),
 	SCMP_SYS(stat), SCMP_SYS(lstat), SCMP_SYS(set_robust_list),
