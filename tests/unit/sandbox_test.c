@@ -478,6 +478,42 @@ test_sigsys_from_outside(void **state UNUSED)
 	assert_string_equal(buf, "ready\n");
 }
 
+/*
+ * A normal exit under the list: atexit handlers and, in sanitizer
+ * builds, LeakSanitizer's tracer (it attaches to the process and lists
+ * /proc/PID/task: a call it lacks killed the tracer and hung the exit).
+ */
+static void
+test_exit_runs_atexit_and_leak_check(void **state UNUSED)
+{
+	enum sandbox_kind k;
+	int status, i;
+	pid_t pid;
+
+	for (k = 0; k < SANDBOX_KINDS; k++) {
+		pid = fork();
+		assert_true(pid != -1);
+		if (pid == 0) {
+			if (sandbox_apply(k, SANDBOX_KILL) == -1)
+				_exit(99);
+			exit(7);
+		}
+		for (i = 0; i < 400; i++) {
+			if (waitpid(pid, &status, WNOHANG) == pid)
+				break;
+			usleep(50000);
+		}
+		if (i == 400) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			fail_msg("%s: exit hung", sandbox_kind_name(k));
+		}
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 7)
+			fail_msg("%s: exit status %#x", sandbox_kind_name(k),
+			    status);
+	}
+}
+
 static void
 test_prober(void **state UNUSED)
 {
@@ -603,6 +639,7 @@ main(void)
 		cmocka_unit_test(test_worker_allowed),
 		cmocka_unit_test(test_trap_says_which),
 		cmocka_unit_test(test_sigsys_from_outside),
+		cmocka_unit_test(test_exit_runs_atexit_and_leak_check),
 		cmocka_unit_test(test_prober),
 		cmocka_unit_test(test_acme),
 		cmocka_unit_test(test_signer_stub),
