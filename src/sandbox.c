@@ -189,16 +189,26 @@ base_cond(scmp_filter_ctx ctx)
 	return 0;
 }
 
-/* Sockets of the Internet families only: no AF_UNIX, AF_NETLINK, ... */
+/*
+ * TCP sockets of the Internet families only: no UDP, AF_UNIX,
+ * AF_NETLINK, raw ... (G_FILES adds UDP for the resolver).  The type's
+ * low bits, without SOCK_NONBLOCK and SOCK_CLOEXEC.
+ */
 static int
 net_cond(scmp_filter_ctx ctx)
 {
-	struct scmp_arg_cmp v4 = SCMP_A0(SCMP_CMP_EQ, AF_INET);
-	struct scmp_arg_cmp v6 = SCMP_A0(SCMP_CMP_EQ, AF_INET6);
+	struct scmp_arg_cmp v4[2] = {
+		SCMP_A0(SCMP_CMP_EQ, AF_INET),
+		SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM),
+	};
+	struct scmp_arg_cmp v6[2] = {
+		SCMP_A0(SCMP_CMP_EQ, AF_INET6),
+		SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM),
+	};
 	struct scmp_arg_cmp fionread = SCMP_A1(SCMP_CMP_EQ, FIONREAD);
 
-	return add1(ctx, ALLOW, SCMP_SYS(socket), 1, &v4) ||
-	    add1(ctx, ALLOW, SCMP_SYS(socket), 1, &v6) ||
+	return add1(ctx, ALLOW, SCMP_SYS(socket), 2, v4) ||
+	    add1(ctx, ALLOW, SCMP_SYS(socket), 2, v6) ||
 	    /* the only ioctl: bytes waiting (glibc's resolver) */
 	    add1(ctx, ALLOW, SCMP_SYS(ioctl), 1, &fionread) ? -1 : 0;
 }
@@ -218,8 +228,13 @@ files_cond(scmp_filter_ctx ctx)
 	    O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND, O_RDONLY);
 	struct scmp_arg_cmp unix_ = SCMP_A0(SCMP_CMP_EQ, AF_UNIX);
 	struct scmp_arg_cmp netlink = SCMP_A0(SCMP_CMP_EQ, AF_NETLINK);
+	struct scmp_arg_cmp dns4 = SCMP_A0(SCMP_CMP_EQ, AF_INET);
+	struct scmp_arg_cmp dns6 = SCMP_A0(SCMP_CMP_EQ, AF_INET6);
 
 	return add1(ctx, ALLOW, SCMP_SYS(openat), 1, &ro) ||
+	    /* the resolver asks over UDP */
+	    add1(ctx, ALLOW, SCMP_SYS(socket), 1, &dns4) ||
+	    add1(ctx, ALLOW, SCMP_SYS(socket), 1, &dns6) ||
 	    /* AI_ADDRCONFIG's look at the addresses: refused, glibc then
 	       assumes both families (no bind(2) needed) */
 	    add1(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socket), 1, &netlink) ||

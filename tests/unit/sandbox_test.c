@@ -185,6 +185,12 @@ do_socket_inet(void)
 }
 
 static int
+do_socket_udp(void)
+{
+	return socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0) == -1 ? 1 : 0;
+}
+
+static int
 do_sigaction_sigsys(void)
 {
 	struct sigaction sa;
@@ -389,6 +395,7 @@ test_worker_forbidden(void **state UNUSED)
 	expect_sigsys(SANDBOX_WORKER, do_ftruncate_other);
 	expect_sigsys(SANDBOX_WORKER, do_socket_unix);
 	expect_sigsys(SANDBOX_WORKER, do_socket_netlink);
+	expect_sigsys(SANDBOX_WORKER, do_socket_udp);
 	expect_sigsys(SANDBOX_WORKER, do_sigaction_sigsys);
 	if (UTIL_ASAN) {
 		/* the sanitizer runtime's: allowed, execve refused */
@@ -521,6 +528,7 @@ test_prober(void **state UNUSED)
 	expect_sigsys(SANDBOX_PROBER, do_accept);
 	expect_sigsys(SANDBOX_PROBER, do_mmap_exec);
 	expect_sigsys(SANDBOX_PROBER, do_socket_unix);
+	expect_sigsys(SANDBOX_PROBER, do_socket_udp);
 	if (!UTIL_ASAN)
 		expect_sigsys(SANDBOX_PROBER, do_execve);
 }
@@ -566,6 +574,7 @@ test_acme(void **state UNUSED)
 		expect_exit(SANDBOX_ACME, SANDBOX_KILL, do_acme_curl, 0);
 		close(l);
 	}
+	expect_exit(SANDBOX_ACME, SANDBOX_KILL, do_socket_udp, 0);
 	expect_sigsys(SANDBOX_ACME, do_open_write);
 	expect_sigsys(SANDBOX_ACME, do_mmap_exec);
 	expect_sigsys(SANDBOX_ACME, do_accept);
