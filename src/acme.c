@@ -59,6 +59,7 @@
 #include "image.h"
 #include "log.h"
 #include "privs.h"
+#include "sandbox.h"
 #include "util.h"
 
 #define CONNECT_TIMEOUT		10		/* seconds */
@@ -493,10 +494,10 @@ set_ca(struct acme *a, const struct config_acme *c, struct failure *f)
 		a->ca_blob = false;
 	}
 	if (a->ca_loaded != &c->ca) {
-		if (a->ca_fd != -1)
-			close(a->ca_fd);
+		/* The memfd made before the sandbox, rewritten. */
 		a->ca_loaded = NULL;
-		if ((a->ca_fd = memfd_create("acme-ca", MFD_CLOEXEC)) == -1 ||
+		if (a->ca_fd == -1 || ftruncate(a->ca_fd, 0) == -1 ||
+		    lseek(a->ca_fd, 0, SEEK_SET) == -1 ||
 		    util_write_all(a->ca_fd, c->ca.data, c->ca.len) == -1) {
 			fail_set(f, FAIL_NET, NULL, "acme-ca-file: %s",
 			    strerror(errno));
@@ -1890,8 +1891,8 @@ void
 acme_main(void)
 {
 	struct acme *a = &A;
+	enum sandbox_mode sb = sandbox_mode_from_env();
 	struct control_msg m;
-	struct rlimit rl = { 0, 0 };
 	struct aname *n;
 	int64_t wait;
 	curl_version_info_data *cv;
@@ -1901,8 +1902,6 @@ acme_main(void)
 	unsetenv(ACME_ENV);
 	if (privs_worker_drop(true) == -1)
 		fatal("cannot drop privileges");
-	if (setrlimit(RLIMIT_CORE, &rl) == -1)
-		fatal("RLIMIT_CORE");
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGUSR1, SIG_IGN);
@@ -1913,7 +1912,12 @@ acme_main(void)
 	/* libcurl's GnuTLS backend takes CURLOPT_CAINFO_BLOB since 8.14. */
 	a->ca_blob = cv->version_num >= 0x080e00 ||
 	    strstr(cv->ssl_version, "GnuTLS") == NULL;
-	a->ca_fd = -1;
+	/* CAINFO for a libcurl without CAINFO_BLOB: made now, as the
+	   sandbox allows no memfd_create. */
+	if ((a->ca_fd = memfd_create("acme-ca", MFD_CLOEXEC)) == -1)
+		fatal("memfd_create");
+	if (sandbox_apply(SANDBOX_ACME, sb) == -1)
+		fatal("cannot install the sandbox");
 
 	msg_init(&m, CONTROL_READY);
 	m.gen = 0;

@@ -235,6 +235,7 @@ static cfg_opt_t root_opts[] = {
 	CFG_INT("shutdown-timeout", 30, CFGF_NONE),
 	CFG_INT("max-connections", 4096, CFGF_NONE),
 	CFG_INT("session-ticket-rotation", CONFIG_TICKET_ROTATION, CFGF_NONE),
+	CFG_STR("seccomp", "kill", CFGF_NONE),
 	CFG_SEC("logging", logging_opts, CFGF_NONE),
 	CFG_SEC("rate-limit", ratelimit_opts, CFGF_NONE),
 	CFG_SEC("body", body_opts, CFGF_NONE),
@@ -2593,6 +2594,17 @@ load_admin_socket(struct loader *ld, cfg_t *root, struct config *cfg)
 	cfg->admin_socket = xstrdup_or_null(ld, s);
 }
 
+/* seccomp: the children's system-call allow-lists (sandbox.h). */
+static void
+load_seccomp(struct loader *ld, cfg_t *root, struct config *cfg)
+{
+	const char *s = cfg_getstr(root, "seccomp");
+
+	if (sandbox_mode_parse(s, &cfg->seccomp) == -1)
+		cerr(ld, line_of(ld, root, "seccomp"), "seccomp must be kill, "
+		    "log or off, not \"%s\"", s != NULL ? s : "");
+}
+
 static void
 load_root(struct loader *ld, cfg_t *root, struct config *cfg)
 {
@@ -2612,6 +2624,7 @@ load_root(struct loader *ld, cfg_t *root, struct config *cfg)
 	    16, 1000000);
 	cfg->ticket_rotation = (unsigned)get_int(ld, root,
 	    "session-ticket-rotation", 1, CONFIG_TICKET_ROTATION);
+	load_seccomp(ld, root, cfg);
 	load_logging(ld, root, cfg);
 	load_limits(ld, root, cfg);
 	load_http(ld, root, cfg);
@@ -3031,6 +3044,8 @@ config_static_change(const struct config *o, const struct config *n,
 		return "shutdown-timeout";
 	if (o->max_connections != n->max_connections)
 		return "max-connections";
+	if (o->seccomp != n->seccomp)
+		return "seccomp";
 	if (o->rate_table_size != n->rate_table_size)
 		return "rate-limit table-size";
 	if (o->log_level != n->log_level || o->log_format != n->log_format ||

@@ -19,6 +19,7 @@
 #include "cidr.h"
 #include "headers.h"
 #include "log.h"
+#include "sandbox.h"
 
 #define CONFIG_FILE_MAX		(1024 * 1024)	/* config file size limit */
 #define CONFIG_PEM_MAX		(1024 * 1024)	/* cert or key file limit */
@@ -415,6 +416,7 @@ struct config {
 	/* Seconds between session-ticket key rotations (the master's;
 	   ticketkeys.h): at least daily. */
 	unsigned		 ticket_rotation;
+	enum sandbox_mode	 seccomp;	/* the children's; static */
 	enum log_level		 log_level;
 	enum log_format		 log_format;
 	bool			 log_access;	/* ACCESS lines (nginx access_log) */

@@ -35,6 +35,7 @@
 #include "privs.h"
 #include "prober.h"
 #include "ratelimit.h"
+#include "sandbox.h"
 #include "shm.h"
 #include "ticketkeys.h"
 #include "signer.h"
@@ -334,7 +335,8 @@ child_exec(struct master *m, struct mworker *w, int control, int report,
 	for (i = 0; i < MK_KINDS; i++)
 		if (unsetenv(kinds[i].env) == -1)
 			child_fail("environment");
-	if (setenv(k->env, idbuf, 1) == -1)
+	if (setenv(k->env, idbuf, 1) == -1 ||
+	    setenv(SANDBOX_ENV, sandbox_mode_name(m->cfg->seccomp), 1) == -1)
 		child_fail("environment");
 	fexecve(exe, argv, environ);
 	child_fail("exec");
@@ -1096,13 +1098,27 @@ retry:
 	ev_timer_start(m->loop, &w->respawn_w);
 }
 
+/*
+ * SIGSYS is the sandbox's (sandbox.h): the child said which call on
+ * stderr just before, in "kill" mode.
+ */
+static void
+log_sandbox_kill(const char *name, pid_t pid)
+{
+	log_warnx("%s (pid %d) was killed by the sandbox (SIGSYS): a system "
+	    "call outside its allow-list; run with seccomp = \"log\" to find "
+	    "it", name, (int)pid);
+}
+
 static void
 log_exit(const struct mworker *w, pid_t pid, int status, bool expected)
 {
 	char nb[32];
 	const char *name = wname(w, nb, sizeof(nb));
 
-	if (WIFSIGNALED(status))
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS)
+		log_sandbox_kill(name, pid);
+	else if (WIFSIGNALED(status))
 		log_warnx("%s (pid %d) killed by signal %d (%s)%s", name,
 		    (int)pid, WTERMSIG(status), strsignal(WTERMSIG(status)),
 		    WCOREDUMP(status) ? ", core dumped" : "");

@@ -4,6 +4,7 @@
 #include "autoconf.h"
 
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
@@ -87,21 +88,23 @@ out:
 	return rc;
 }
 
+/*
+ * Not dumpable: no core with keys in it, no ptrace by other processes of
+ * the same user.  (LeakSanitizer needs to ptrace its own process, so
+ * sanitizer builds leave this out.)
+ */
+static int
+not_dumpable(void)
+{
+	return UTIL_ASAN ? 0 : prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
 static int
 harden_process(void)
 {
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
 		return -1;
-#if !UTIL_ASAN
-	/*
-	 * Not dumpable: no core with keys in it, no ptrace by other
-	 * processes of the same user.  (LeakSanitizer needs to ptrace its
-	 * own process, so sanitizer builds leave this out.)
-	 */
-	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
-		return -1;
-#endif
-	return 0;
+	return not_dumpable();
 }
 
 /* The capabilities of want that this process holds in its permitted set. */
@@ -172,13 +175,25 @@ privs_have_any_capability(void)
 }
 
 int
+privs_no_core(void)
+{
+	struct rlimit rl = { 0, 0 };
+
+	/* Both limits: nothing in the process can raise it again. */
+	if (setrlimit(RLIMIT_CORE, &rl) == -1)
+		return -1;
+	return not_dumpable();
+}
+
+int
 privs_worker_drop(bool expect_nonroot)
 {
 	uid_t ruid, euid, suid;
 	gid_t rgid, egid, sgid;
 
 	shrink_bounding_set(NULL, 0);
-	if (set_caps(NULL, 0) == -1 || harden_process() == -1)
+	if (set_caps(NULL, 0) == -1 || harden_process() == -1 ||
+	    privs_no_core() == -1)
 		return -1;
 	if (privs_have_any_capability() ||
 	    prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1) {

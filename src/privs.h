@@ -31,10 +31,17 @@ int	 privs_master_restrict(bool root);
 int	 privs_switch_user(const struct privs_user *u);
 
 /*
- * Worker after exec: drop every capability (effective, permitted,
- * inheritable, ambient), set no_new_privs and make the process not
- * dumpable; then verify that no capability is left and, when
- * expect_nonroot, that no uid or gid is 0.  0 or -1.
+ * No core dump, whatever limit the process was started with: RLIMIT_CORE
+ * 0 (soft and hard) and not dumpable (sanitizer builds stay dumpable:
+ * LeakSanitizer ptraces its own process).  0 or -1.
+ */
+int	 privs_no_core(void);
+
+/*
+ * Worker, prober, ACME process after exec: drop every capability
+ * (effective, permitted, inheritable, ambient), set no_new_privs and
+ * take away core dumps (privs_no_core); then verify that no capability
+ * is left and, when expect_nonroot, that no uid or gid is 0.  0 or -1.
  */
 int	 privs_worker_drop(bool expect_nonroot);
 

@@ -38,6 +38,7 @@
 #include "log.h"
 #include "privs.h"
 #include "prober.h"
+#include "sandbox.h"
 #include "proxyhdr.h"
 #include "shm.h"
 #include "signcli.h"
@@ -1121,7 +1122,7 @@ void
 prober_main(void)
 {
 	struct prober *pr = &P;
-	struct rlimit rl = { 0, 0 };
+	enum sandbox_mode sb = sandbox_mode_from_env();
 	struct control_msg m;
 	const char *why;
 	size_t size;
@@ -1133,9 +1134,6 @@ prober_main(void)
 	unsetenv(PROBER_ENV);
 	if (privs_worker_drop(true) == -1)
 		fatal("cannot drop privileges");
-	/* No key (the signer has them), but TLS session keys. */
-	if (setrlimit(RLIMIT_CORE, &rl) == -1)
-		fatal("RLIMIT_CORE");
 	if (shm_attach(&pr->shm, WORKER_FD_CONFIG, WORKER_FD_STATE) == -1)
 		fatal("shared segment");
 	mem = shm_upstate(&pr->shm, &size);
@@ -1159,6 +1157,8 @@ prober_main(void)
 	ev_signal_start(pr->loop, &pr->sigterm_w);
 	ev_signal_init(&pr->sigint_w, signal_cb, SIGINT);
 	ev_signal_start(pr->loop, &pr->sigint_w);
+	if (sandbox_apply(SANDBOX_PROBER, sb) == -1)
+		fatal("cannot install the sandbox");
 
 	memset(&m, 0, sizeof(m));
 	m.type = CONTROL_READY;

@@ -25,6 +25,7 @@
 #include "listen.h"
 #include "log.h"
 #include "privs.h"
+#include "sandbox.h"
 #include "signcli.h"
 #include "signer.h"
 #include "util.h"
@@ -476,7 +477,7 @@ signer_main(void)
 {
 	struct pollfd pfd[1 + SIGNER_CHANNELS_MAX];
 	size_t idx[1 + SIGNER_CHANNELS_MAX];
-	struct rlimit rl = { 0, 0 };
+	enum sandbox_mode sb = sandbox_mode_from_env();
 	size_t i, n;
 	int rc;
 
@@ -485,8 +486,6 @@ signer_main(void)
 	unsetenv(SIGNER_ENV);
 	if (privs_worker_drop(true) == -1)
 		fatal("cannot drop privileges");
-	if (setrlimit(RLIMIT_CORE, &rl) == -1)
-		fatal("RLIMIT_CORE");
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGUSR1, SIG_IGN);
@@ -494,6 +493,8 @@ signer_main(void)
 		fatal("calloc");
 	for (i = 0; i < SIGNER_CHANNELS_MAX; i++)
 		S.ch[i] = -1;
+	if (sandbox_apply(SANDBOX_SIGNER, sb) == -1)
+		fatal("cannot install the sandbox");
 	report_ready();
 	log_debug("signer: ready");
 

@@ -33,6 +33,7 @@
 #include "privs.h"
 #include "proxy.h"
 #include "ratelimit.h"
+#include "sandbox.h"
 #include "shm.h"
 #include "tls.h"
 #include "signcli.h"
@@ -575,6 +576,7 @@ flush_cb(struct ev_loop *loop UNUSED, ev_prepare *w UNUSED,
 static void
 worker_start(struct worker *wk, const struct worker_handlers *h)
 {
+	enum sandbox_mode sb = sandbox_mode_from_env();
 	const char *why;
 	struct control_msg m;
 	size_t rlsize;
@@ -623,6 +625,9 @@ worker_start(struct worker *wk, const struct worker_handlers *h)
 		fatalx("out of memory");
 	setup_limits(wk);
 	setup_watchers(wk);
+	/* Everything is open and mapped: from here on, only the list. */
+	if (sandbox_apply(SANDBOX_WORKER, sb) == -1)
+		fatal("cannot install the sandbox");
 
 	memset(&m, 0, sizeof(m));
 	m.type = CONTROL_READY;

@@ -36,6 +36,12 @@ SANITIZER_PATTERNS = re.compile(
     r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|"
     r"UndefinedBehaviorSanitizer|AddressSanitizer:DEADLYSIGNAL")
 
+# What a child writes when its seccomp filter stops it (src/sandbox.c):
+# every test fails on it, so that the whole suite proves the allow-lists
+# are enough (a respawned worker would otherwise go unnoticed).
+SANDBOX_PATTERN = re.compile(r"portcullis: sandbox: .* outside its "
+                             r"allow-list")
+
 
 _ports_given = set()
 
@@ -582,12 +588,13 @@ def make_proxy(request, tmp_path, certs):
         if p.notify:
             p.notify.close()
         logs = p.all_logs()
-        if SANITIZER_PATTERNS.search(logs):
+        if SANITIZER_PATTERNS.search(logs) or SANDBOX_PATTERN.search(logs):
             problems.append(logs)
         if failed:
             sys.stdout.write(f"\n===== portcullis log ({p.dir}) =====\n{logs}\n")
     if problems:
-        pytest.fail("sanitizer report in the proxy log:\n" + "\n".join(problems))
+        pytest.fail("sanitizer report or sandbox kill in the proxy log:\n" +
+                    "\n".join(problems))
 
 
 @pytest.fixture

@@ -518,6 +518,13 @@ test_global_ranges(void **state)
 		    "must be between 0 and 3600, not 3601" },
 		{ "max-connections = 16\n", NULL },
 		{ "max-connections = 1000000\n", NULL },
+		{ "seccomp = \"kill\"\n", NULL },
+		{ "seccomp = \"log\"\n", NULL },
+		{ "seccomp = \"off\"\n", NULL },
+		{ "seccomp = \"Kill\"\n", NAME ":1: seccomp must be kill, log "
+		    "or off, not \"Kill\"" },
+		{ "seccomp = \"\"\n", NAME ":1: seccomp must be kill, log or "
+		    "off, not \"\"" },
 		{ "max-connections = 15\n", NAME ":1: 'max-connections' must "
 		    "be between 16 and 1000000, not 15" },
 		{ "max-connections = 1000001\n", NAME ":1: 'max-connections' "
@@ -3263,6 +3270,9 @@ test_static_change(void **state)
 	CHANGE(admin, "", "admin-socket");
 	CHANGE(shutdown, "31", "shutdown-timeout");
 	CHANGE(maxconn, "4097", "max-connections");
+	CHANGE(extra, "seccomp = \"log\"\n", "seccomp");
+	CHANGE(extra, "seccomp = \"off\"\n", "seccomp");
+	CHANGE(extra, "seccomp = \"kill\"\n", NULL);	/* the default */
 	CHANGE(tsize, "1024", "rate-limit table-size");
 	CHANGE(level, "debug", "logging");
 	CHANGE(format, "json", "logging");
