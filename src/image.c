@@ -786,10 +786,15 @@ get_files(struct rbuf *r, struct config *cfg)
 	for (; cfg->nfiles < n && !r->err; cfg->nfiles++) {
 		secret = get_u8(r);
 		cfg->files[cfg->nfiles].secret = secret == 1;
-		/* A secret (a private key) is the signer's: no bytes. */
 		if (secret > 1 || get_blob(r, CONFIG_CA_MAX,
-		    &cfg->files[cfg->nfiles].data) == -1 || (secret == 1 &&
-		    cfg->files[cfg->nfiles].data.len > 0)) {
+		    &cfg->files[cfg->nfiles].data) == -1) {
+			r->err = true;
+			break;
+		}
+		/* A secret (a private key) is the signer's: no bytes.  The
+		   file is counted first, so that config_free frees its blob. */
+		if (secret == 1 && cfg->files[cfg->nfiles].data.len > 0) {
+			cfg->nfiles++;
 			r->err = true;
 			break;
 		}

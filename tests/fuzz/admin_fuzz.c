@@ -39,6 +39,9 @@ model(const char *s, size_t len)
 		return ADMIN_CMD_STATUS;
 	if (end - start == 6 && memcmp(s + start, "reload", 6) == 0)
 		return ADMIN_CMD_RELOAD;
+	if (end - start == 18 &&
+	    memcmp(s + start, "rotate-ticket-keys", 18) == 0)
+		return ADMIN_CMD_ROTATE;
 	if (end - start < 5 || memcmp(s + start, "renew", 5) != 0)
 		return ADMIN_CMD_INVALID;
 	if (end - start == 5)
@@ -65,7 +68,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	got = admin_parse(s, size, &arg, &arglen);
 	CHECK(got == ADMIN_CMD_INVALID || got == ADMIN_CMD_STATUS ||
-	    got == ADMIN_CMD_RELOAD || got == ADMIN_CMD_RENEW);
+	    got == ADMIN_CMD_RELOAD || got == ADMIN_CMD_RENEW ||
+	    got == ADMIN_CMD_ROTATE);
 	CHECK(got == model(s, size));
 	CHECK(arg >= s && arglen <= size && (size_t)(arg - s) <= size - arglen);
 	CHECK(arglen == 0 || got == ADMIN_CMD_RENEW);
