@@ -86,6 +86,7 @@ metrics_collect(struct metrics_snapshot *s, const struct shm *shm,
 		    atomic_load(&k->rate_limited));
 		s->active_connections = sat_add(s->active_connections,
 		    atomic_load(&k->active_connections));
+		s->accepted = sat_add(s->accepted, atomic_load(&k->accepted));
 		s->bytes_in = sat_add(s->bytes_in, atomic_load(&k->bytes_in));
 		s->bytes_out = sat_add(s->bytes_out,
 		    atomic_load(&k->bytes_out));
@@ -254,6 +255,9 @@ static const struct scalar scalars[] = {
 	{ "portcullis_connections_active", "gauge",
 	    "Open client connections, the health port's included.",
 	    SNAP(active_connections) },
+	{ "portcullis_connections_accepted_total", "counter",
+	    "Client connections accepted, the health port's not.",
+	    SNAP(accepted) },
 	{ "portcullis_received_bytes_total", "counter",
 	    "Bytes of client requests, counted when a request ends.",
 	    SNAP(bytes_in) },

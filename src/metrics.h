@@ -38,6 +38,7 @@ struct metrics_snapshot {
 	uint64_t	 requests;
 	uint64_t	 rate_limited;
 	uint64_t	 active_connections;
+	uint64_t	 accepted;
 	uint64_t	 bytes_in;
 	uint64_t	 bytes_out;
 	uint64_t	 generation;

@@ -346,6 +346,8 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents UNUSED)
 				return;
 			}
 		}
+		if (ls->kind != LISTEN_HEALTH)
+			atomic_fetch_add(&wk->counters->accepted, 1);
 		wk->handler[ls - wk->socks](wk, fd, ls);
 	}
 }

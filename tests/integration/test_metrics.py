@@ -24,6 +24,7 @@ FAMILIES = {
     "portcullis_requests": "counter",
     "portcullis_rate_limited_requests": "counter",
     "portcullis_connections_active": "gauge",
+    "portcullis_connections_accepted": "counter",
     "portcullis_received_bytes": "counter",
     "portcullis_sent_bytes": "counter",
     "portcullis_config_generation": "gauge",
@@ -113,6 +114,7 @@ def test_metrics_after_traffic(traffic):
     fams = families(p.health_port)
     assert value(fams, "portcullis_build_info", version=version()) == 1
     assert value(fams, "portcullis_requests") == 5
+    assert value(fams, "portcullis_connections_accepted") == 5
     assert value(fams, "portcullis_rate_limited_requests") == 0
     assert value(fams, "portcullis_config_generation") == 2
     up_requests = {s.labels["site"]: s.value
@@ -165,6 +167,7 @@ def test_rate_limited_counted(make_proxy, make_upstream):
     fams = families(p.health_port)
     assert value(fams, "portcullis_rate_limited_requests") == 3
     assert value(fams, "portcullis_requests") == 5
+    assert value(fams, "portcullis_connections_accepted") == 5
 
 
 def global_ipv4():

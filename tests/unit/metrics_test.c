@@ -31,6 +31,10 @@
     "health port's included.\n" \
 "# TYPE portcullis_connections_active gauge\n" \
 "portcullis_connections_active 3\n" \
+"# HELP portcullis_connections_accepted_total Client connections " \
+    "accepted, the health port's not.\n" \
+"# TYPE portcullis_connections_accepted_total counter\n" \
+"portcullis_connections_accepted_total 11\n" \
 "# HELP portcullis_received_bytes_total Bytes of client requests, " \
     "counted when a request ends.\n" \
 "# TYPE portcullis_received_bytes_total counter\n" \
@@ -52,6 +56,7 @@ snapshot(struct metrics_snapshot *s)
 	s->requests = 7;
 	s->rate_limited = 2;
 	s->active_connections = 3;
+	s->accepted = 11;
 	s->bytes_in = UINT64_MAX;
 	s->bytes_out = 0;
 	s->generation = 4;
