@@ -15,6 +15,9 @@ demo="$build python3 curl openssl procps"
 test="$demo libcmocka-dev clang libclang-rt-14-dev python3-pytest python3-h2
 gnutls-bin nghttp2-client socat util-linux systemd wrk testssl.sh fail2ban
 iproute2 nginx pebble haproxy"
+# Issue 20, metrics: the exposition's parser and a real Prometheus
+# (tests/integration/test_metrics.py).
+test="$test python3-prometheus-client prometheus"
 coverage="$test llvm-14"
 
 case "${1:-build}" in

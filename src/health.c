@@ -2,8 +2,10 @@
  * health.c - the health endpoint (see health.h).
  *
  * A small plain-HTTP/1.1 server: the strict parser, keep-alive and
- * pipelining, one fixed answer.  Anything malformed gets its status code
- * and the connection closed.
+ * pipelining, one fixed answer for /health and the metrics for /metrics
+ * (made by the caller's callback at each request, in a buffer this
+ * connection owns until it is sent).  Anything malformed gets its status
+ * code and the connection closed.
  */
 #include "autoconf.h"
 
@@ -11,6 +13,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,6 +24,7 @@
 #include "health.h"
 #include "http1.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #define HEALTH_MAGIC	0x484c5448u	/* "HLTH" */
@@ -44,6 +48,9 @@ struct health_conn {
 	size_t			 len;
 	const char		*out;
 	size_t			 outlen;
+	char			*dyn;		/* a /metrics answer, or NULL */
+	health_metrics_fn	*metrics;
+	void			*metrics_arg;
 	bool			 close_after;
 	bool			 draining;
 };
@@ -71,6 +78,7 @@ health_close(struct health_conn *c, const char *reason)
 	ev_io_stop(loop, &c->io);
 	ev_timer_stop(loop, &c->timer);
 	close(c->fd);
+	free(c->dyn);
 	c->magic = 0;
 	conns_del(c->conns, &c->wc);
 	free(c);
@@ -114,6 +122,8 @@ health_flush(struct health_conn *c)
 static void
 health_after_write(struct health_conn *c)
 {
+	free(c->dyn);
+	c->dyn = NULL;
 	if (c->close_after || c->draining) {
 		health_close(c, "response sent");
 		return;
@@ -127,10 +137,11 @@ health_after_write(struct health_conn *c)
 }
 
 static void
-health_respond(struct health_conn *c, const char *resp, bool close_after)
+health_respond_len(struct health_conn *c, const char *resp, size_t len,
+    bool close_after)
 {
 	c->out = resp;
-	c->outlen = strlen(resp);
+	c->outlen = len;
 	c->close_after = close_after;
 	switch (health_flush(c)) {
 	case 0:
@@ -142,6 +153,12 @@ health_respond(struct health_conn *c, const char *resp, bool close_after)
 	default:
 		health_close(c, "write error");
 	}
+}
+
+static void
+health_respond(struct health_conn *c, const char *resp, bool close_after)
+{
+	health_respond_len(c, resp, strlen(resp), close_after);
 }
 
 static const char *
@@ -166,10 +183,57 @@ error_response(int status)
 	}
 }
 
-/* The answer to a well-formed request, and whether to close after it. */
+static bool
+path_is(const struct http1_request *req, const char *path)
+{
+	return req->path.len == strlen(path) &&
+	    memcmp(req->path.p, path, req->path.len) == 0;
+}
+
+/*
+ * The answer to GET or HEAD /metrics in c->dyn, its length in *len; NULL
+ * if out of memory.  The body is made for HEAD too, for its length.
+ */
+static const char *
+metrics_answer(struct health_conn *c, bool head, bool close_after,
+    size_t *len)
+{
+	char hdr[256], *body;
+	size_t blen, hlen;
+	int n;
+
+	if ((body = c->metrics(c->metrics_arg, &blen)) == NULL)
+		return NULL;
+	n = snprintf(hdr, sizeof(hdr), "HTTP/1.1 200 OK\r\n"
+	    "Content-Type: " METRICS_CONTENT_TYPE "\r\n"
+	    "Content-Length: %zu\r\nCache-Control: no-store\r\n%s\r\n",
+	    blen, close_after ? "Connection: close\r\n" : "");
+	if (n < 0 || (size_t)n >= sizeof(hdr)) {
+		free(body);
+		return NULL;
+	}
+	hlen = (size_t)n;
+	if (head)
+		blen = 0;
+	free(c->dyn);
+	if ((c->dyn = malloc(hlen + blen)) == NULL) {
+		free(body);
+		return NULL;
+	}
+	memcpy(c->dyn, hdr, hlen);
+	memcpy(c->dyn + hlen, body, blen);
+	free(body);
+	*len = hlen + blen;
+	return c->dyn;
+}
+
+/*
+ * The answer to a well-formed request, and whether to close after it;
+ * *metrics says that a 200 must carry the metrics instead.
+ */
 static const char *
 health_answer(const struct http1_request *req, bool draining,
-    bool *close_after)
+    bool *close_after, bool *metrics)
 {
 	static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
 	    "Cache-Control: no-store\r\n\r\n";
@@ -184,14 +248,16 @@ health_answer(const struct http1_request *req, bool draining,
 	    "Content-Length: 0\r\nConnection: close\r\n\r\n";
 
 	*close_after = true;
+	*metrics = false;
 	/* A body would have to be read and thrown away: refuse it. */
 	if (req->body == HTTP1_BODY_CHUNKED ||
 	    (req->body == HTTP1_BODY_LENGTH && req->content_length > 0))
 		return has_body;
-	if (req->path.len != 7 || memcmp(req->path.p, "/health", 7) != 0)
+	if (!path_is(req, "/health") && !path_is(req, "/metrics"))
 		return not_found;
 	if (req->method != HTTP1_METHOD_GET && req->method != HTTP1_METHOD_HEAD)
 		return bad_method;
+	*metrics = path_is(req, "/metrics");
 	/* Draining: tell the client this connection ends here. */
 	*close_after = !req->keep_alive || draining;
 	return *close_after ? ok_close : ok;
@@ -203,8 +269,11 @@ health_process(struct health_conn *c)
 {
 	struct http1_limits lim;
 	struct http1_request req;
+	static const char unavailable[] = "HTTP/1.1 503 Service Unavailable"
+	    "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 	const char *resp;
-	bool close_after;
+	size_t len;
+	bool close_after, metrics;
 	int rc;
 
 	if (c->len == 0)
@@ -223,12 +292,24 @@ health_process(struct health_conn *c)
 		health_respond(c, error_response(http1_error_status(rc)), true);
 		return;
 	}
-	resp = health_answer(&req, c->draining, &close_after);
+	resp = health_answer(&req, c->draining, &close_after, &metrics);
+	/* The metrics: the same checks as /health, another body. */
+	len = strlen(resp);
+	if (metrics) {
+		resp = metrics_answer(c, req.method == HTTP1_METHOD_HEAD,
+		    close_after, &len);
+		if (resp == NULL) {
+			log_warnx("health: out of memory for /metrics");
+			resp = unavailable;
+			len = strlen(resp);
+			close_after = true;
+		}
+	}
 	/* Pipelining: keep the bytes after this head for the next request. */
 	memmove(c->buf, c->buf + req.head_len, c->len - req.head_len);
 	c->len -= req.head_len;
 	http1_parser_init(&c->parser);
-	health_respond(c, resp, close_after);
+	health_respond_len(c, resp, len, close_after);
 }
 
 static void
@@ -293,7 +374,8 @@ health_abort(struct worker_conn *wc)
 }
 
 void
-health_accept(struct ev_loop *loop, struct conns *conns, int fd)
+health_accept(struct ev_loop *loop, struct conns *conns, int fd,
+    health_metrics_fn *metrics, void *metrics_arg)
 {
 	struct health_conn *c;
 
@@ -306,6 +388,8 @@ health_accept(struct ev_loop *loop, struct conns *conns, int fd)
 	c->loop = loop;
 	c->conns = conns;
 	c->fd = fd;
+	c->metrics = metrics;
+	c->metrics_arg = metrics_arg;
 	c->wc.nfds = 1;
 	c->wc.drain = health_drain;
 	c->wc.abort = health_abort;

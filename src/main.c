@@ -79,10 +79,17 @@ accept_http(struct worker *wk, int fd, const struct listen_sock *ls)
 		h1_accept(wk, fd, ls->listener);
 }
 
+static char *
+health_metrics(void *wk, size_t *len)
+{
+	return worker_metrics(wk, len);
+}
+
 static void
 accept_health(struct worker *wk, int fd, const struct listen_sock *ls UNUSED)
 {
-	health_accept(worker_loop(wk), worker_conns(wk), fd);
+	health_accept(worker_loop(wk), worker_conns(wk), fd, health_metrics,
+	    wk);
 }
 
 static const struct worker_handlers handlers = {

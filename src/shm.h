@@ -31,7 +31,7 @@
 #include <stdint.h>
 
 #define SHM_MAGIC		0x4d485350u	/* "PSHM" */
-#define SHM_LAYOUT_VERSION	4u
+#define SHM_LAYOUT_VERSION	5u
 /* The session-ticket keys of a generation: the current one, then the
    previous one if any (ticketkeys.h), 64 bytes each. */
 #define SHM_TICKET_KEY_MAX	128
@@ -69,7 +69,8 @@ struct shm_counters {
 	_Atomic uint64_t bytes_out;
 	_Atomic uint64_t errors;
 	_Atomic uint64_t pid;
-	uint64_t	 pad;
+	/* Connections accepted on the listeners (the health port's not). */
+	_Atomic uint64_t accepted;
 };
 
 struct shm_state_hdr {

@@ -30,6 +30,7 @@
 #include "image.h"
 #include "listen.h"
 #include "log.h"
+#include "metrics.h"
 #include "privs.h"
 #include "proxy.h"
 #include "ratelimit.h"
@@ -143,6 +144,28 @@ struct shm_counters *
 worker_counters(const struct worker *wk)
 {
 	return wk->counters;
+}
+
+char *
+worker_metrics(struct worker *wk, size_t *len)
+{
+	struct metrics_snapshot s;
+	char *buf = NULL;
+	size_t n;
+
+	if (metrics_collect(&s, &wk->shm, &wk->ups, wk->cfg) == -1)
+		return NULL;
+	n = metrics_render(&s, NULL, 0);
+	if ((buf = malloc(n + 1)) != NULL) {
+		*len = metrics_render(&s, buf, n + 1);
+		/* The snapshot does not change between the two: no cut. */
+		if (*len != n) {
+			free(buf);
+			buf = NULL;
+		}
+	}
+	metrics_snapshot_free(&s);
+	return buf;
 }
 
 struct ratelimit *
@@ -323,6 +346,8 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents UNUSED)
 				return;
 			}
 		}
+		if (ls->kind != LISTEN_HEALTH)
+			atomic_fetch_add(&wk->counters->accepted, 1);
 		wk->handler[ls - wk->socks](wk, fd, ls);
 	}
 }

@@ -54,6 +54,8 @@ struct proxy_ctx *worker_proxy_ctx(struct worker *wk);
 struct conns	*worker_conns(struct worker *wk);
 struct shm_counters *worker_counters(const struct worker *wk);
 struct ratelimit *worker_ratelimit(const struct worker *wk);
+/* The body of GET /metrics (metrics.h), malloc'd; NULL if out of memory. */
+char	*worker_metrics(struct worker *wk, size_t *len);
 bool	 worker_draining(const struct worker *wk);
 
 /* conns_add() and conns_del() on worker_conns(wk). */
