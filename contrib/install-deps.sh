@@ -15,6 +15,8 @@ demo="$build python3 curl openssl procps"
 test="$demo libcmocka-dev clang libclang-rt-14-dev python3-pytest python3-h2
 gnutls-bin nghttp2-client socat util-linux systemd wrk testssl.sh fail2ban
 iproute2 nginx pebble haproxy"
+# The Debian package stage (tests/package/test_deb.sh).
+test="$test dpkg-dev debhelper lintian fakeroot ssl-cert"
 coverage="$test llvm-14"
 
 case "${1:-build}" in
