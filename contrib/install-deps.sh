@@ -18,6 +18,8 @@ iproute2 nginx pebble haproxy"
 # Issue 20, metrics: the exposition's parser and a real Prometheus
 # (tests/integration/test_metrics.py).
 test="$test python3-prometheus-client prometheus"
+# The Debian package stage (tests/package/test_deb.sh).
+test="$test dpkg-dev debhelper lintian fakeroot ssl-cert"
 coverage="$test llvm-14"
 
 case "${1:-build}" in

@@ -6,6 +6,8 @@
 #      build skips it)
 #   3. every libFuzzer target for a short run over its corpus (clang)
 #   4. make distcheck (the tarball builds, installs and passes its tests)
+#   5. the Debian package: built, lintian, installed, checked, purged
+#      (tests/package/test_deb.sh)
 # Ends with one line: "N passed, N failed".  Exit status 0 only if all pass.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,6 +49,17 @@ tally() {
 	fi
 }
 
+# Counts the "NAME: ok" and "NAME: FAILED" lines of a script's output
+# ($out, printed here) and its exit status $1: a failure that named no
+# check counts as one.
+count_checks() {
+	echo "$out"
+	passed=$((passed + $(echo "$out" | grep -c ': ok')))
+	failed=$((failed + $(echo "$out" | grep -c ': FAILED')))
+	[ "$1" -ne 0 ] && [ "$(echo "$out" | grep -c ': FAILED')" -eq 0 ] &&
+	    failed=$((failed + 1))
+}
+
 build_and_check() {
 	dir=$1; shift
 	note "build $dir: configure $*"
@@ -85,12 +98,7 @@ if (cd build/fuzz && "$top/configure" -q --enable-fuzzing CC=clang &&
     make -s -j"$jobs" libportcullis.a &&
     make -s -j"$jobs" $(cd "$top" && ls tests/fuzz/*_fuzz.c | sed 's/\.c$//')); then
 	out=$(tests/fuzz/run-fuzzers.sh build/fuzz "$FUZZ_SECONDS")
-	rc=$?
-	echo "$out"
-	passed=$((passed + $(echo "$out" | grep -c ': ok')))
-	failed=$((failed + $(echo "$out" | grep -c ': FAILED')))
-	[ $rc -ne 0 ] && [ "$(echo "$out" | grep -c ': FAILED')" -eq 0 ] &&
-	    failed=$((failed + 1))
+	count_checks $?
 else
 	failed=$((failed + 1))
 fi
@@ -109,6 +117,12 @@ else
 	tail -80 build/plain/distcheck.log
 	failed=$((failed + 1))
 fi
+
+note "debian package"
+# Builds from a copy of the tree, installs on this machine and purges again
+# (an EXIT trap in the script, on failure too).
+out=$(tests/package/test_deb.sh "$top" 2>&1)
+count_checks $?
 
 echo
 [ "$skipped" -gt 0 ] && echo "($skipped skipped, see the pytest summaries above)"
