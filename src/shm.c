@@ -23,6 +23,8 @@
 #define PAGE		4096
 #define PAGE_ROUND(n)	(((n) + (PAGE - 1)) & ~(size_t)(PAGE - 1))
 #define CFG_HDR_SIZE	PAGE_ROUND(sizeof(struct shm_config_hdr))
+/* The stats (struct shm_stats) keep the config header one page. */
+_Static_assert(sizeof(struct shm_config_hdr) <= PAGE, "config header");
 #define STATE_HDR_SIZE	PAGE_ROUND(sizeof(struct shm_state_hdr))
 #define COUNTERS_SIZE	PAGE_ROUND(SHM_MAX_WORKERS * sizeof(struct shm_counters))
 #define UPSTATE_SIZE	upstate_bytes()
@@ -457,6 +459,101 @@ shm_counters_json(const struct shm *s, unsigned nworkers)
 		return NULL;
 	}
 	return buf;
+}
+
+/* ---- master-side stats ---- */
+
+uint64_t
+shm_name_key(const char *name)
+{
+	const unsigned char *p;
+	uint64_t h = 0xcbf29ce484222325ULL;	/* FNV-1a */
+
+	for (p = (const unsigned char *)name; *p != '\0'; p++) {
+		h ^= *p;
+		h *= 0x100000001b3ULL;
+	}
+	return h == 0 ? 1 : h;
+}
+
+const struct shm_stats *
+shm_stats(const struct shm *s)
+{
+	return &s->cfg->stats;
+}
+
+void
+shm_stats_reload(struct shm *s, int ok)
+{
+	atomic_fetch_add_explicit(ok ? &s->cfg->stats.reloads_ok :
+	    &s->cfg->stats.reloads_failed, 1, memory_order_relaxed);
+}
+
+void
+shm_stats_restart(struct shm *s, enum shm_proc p, enum shm_cause c)
+{
+	if ((unsigned)p >= SHM_PROCS || (unsigned)c >= SHM_CAUSES)
+		return;
+	atomic_fetch_add_explicit(&s->cfg->stats.restarts[p][c], 1,
+	    memory_order_relaxed);
+}
+
+static const struct shm_acme_stat *
+acme_stat_find(const struct shm_stats *st, uint64_t key)
+{
+	size_t i;
+	uint64_t k;
+
+	for (i = 0; i < SHM_ACME_STATS_MAX; i++) {
+		k = atomic_load_explicit(&st->acme[i].key,
+		    memory_order_acquire);
+		if (k == key)
+			return &st->acme[i];
+		if (k == 0)
+			break;		/* taken in order, never freed */
+	}
+	return NULL;
+}
+
+int
+shm_stats_acme(struct shm *s, const char *name, int ok)
+{
+	struct shm_stats *st = &s->cfg->stats;
+	struct shm_acme_stat *a;
+	uint64_t key = shm_name_key(name);
+	size_t i;
+
+	for (i = 0; i < SHM_ACME_STATS_MAX; i++) {
+		a = &st->acme[i];
+		if (atomic_load_explicit(&a->key, memory_order_relaxed) == 0) {
+			/* A new entry: zero counts, then the key. */
+			atomic_store_explicit(&a->failures, 0,
+			    memory_order_relaxed);
+			atomic_store_explicit(&a->renewals, 0,
+			    memory_order_relaxed);
+			atomic_store_explicit(&a->key, key,
+			    memory_order_release);
+		} else if (atomic_load_explicit(&a->key,
+		    memory_order_relaxed) != key)
+			continue;
+		atomic_fetch_add_explicit(ok ? &a->renewals : &a->failures,
+		    1, memory_order_relaxed);
+		return 0;
+	}
+	return -1;
+}
+
+void
+shm_stats_acme_get(const struct shm *s, const char *name,
+    uint64_t *failures, uint64_t *renewals)
+{
+	const struct shm_acme_stat *a;
+
+	*failures = *renewals = 0;
+	if ((a = acme_stat_find(&s->cfg->stats, shm_name_key(name))) == NULL)
+		return;
+	*failures = atomic_load_explicit(&a->failures, memory_order_relaxed);
+	*renewals = atomic_load_explicit(&a->renewals, memory_order_relaxed);
 }
 
 void

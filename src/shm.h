@@ -31,7 +31,7 @@
 #include <stdint.h>
 
 #define SHM_MAGIC		0x4d485350u	/* "PSHM" */
-#define SHM_LAYOUT_VERSION	5u
+#define SHM_LAYOUT_VERSION	6u
 /* The session-ticket keys of a generation: the current one, then the
    previous one if any (ticketkeys.h), 64 bytes each. */
 #define SHM_TICKET_KEY_MAX	128
@@ -46,6 +46,43 @@ struct shm_slot {
 	unsigned char	 ticket_key[SHM_TICKET_KEY_MAX];
 };
 
+/*
+ * Master-side facts for /metrics (metrics.h): reloads, respawns by kind
+ * of process and cause, ACME attempts by name.  In the config part, so
+ * only the master writes them (atomic adds); workers read them.  The
+ * master never reads anything a worker can write to make them.
+ */
+enum shm_proc {				/* the process="" label */
+	SHM_PROC_WORKER = 0,
+	SHM_PROC_ACME,
+	SHM_PROC_PROBER,
+	SHM_PROC_SIGNER,
+	SHM_PROCS
+};
+enum shm_cause {			/* the cause="" label */
+	SHM_CAUSE_EXIT = 0,		/* exited (any status), unasked */
+	SHM_CAUSE_SIGNAL,		/* killed by a signal, not ours */
+	SHM_CAUSE_SANDBOX,		/* SIGSYS: seccomp's kill */
+	SHM_CAUSE_KILLED,		/* SIGKILL from the master (a protocol
+					   violation, a generation rejected
+					   or not applied in time) */
+	SHM_CAUSES
+};
+#define SHM_ACME_STATS_MAX	128	/* names; more are not counted */
+
+struct shm_acme_stat {
+	_Atomic uint64_t key;		/* shm_name_key(name); 0: free */
+	_Atomic uint64_t failures;	/* attempts that failed */
+	_Atomic uint64_t renewals;	/* certificates obtained */
+};
+
+struct shm_stats {
+	_Atomic uint64_t reloads_ok;
+	_Atomic uint64_t reloads_failed;
+	_Atomic uint64_t restarts[SHM_PROCS][SHM_CAUSES];
+	struct shm_acme_stat acme[SHM_ACME_STATS_MAX];
+};
+
 struct shm_config_hdr {
 	uint32_t	 magic;
 	uint32_t	 version;
@@ -58,6 +95,8 @@ struct shm_config_hdr {
 	unsigned char	 sticky_key[SHM_STICKY_KEY_LEN];
 	/* The key of max-connections-per-client's hashes (connlimit.h). */
 	unsigned char	 connlimit_key[SHM_CONNLIMIT_KEY_LEN];
+	/* The master's counters for /metrics (struct shm_stats). */
+	struct shm_stats stats;
 };
 
 /* One cache line per worker, so counters do not share lines. */
@@ -187,6 +226,28 @@ int	 shm_state_repair(struct shm *s);
  * JSON, and a sum that would overflow stays at UINT64_MAX.
  */
 char	*shm_counters_json(const struct shm *s, unsigned nworkers);
+
+/* ---- master-side stats (struct shm_stats) ---- */
+
+/* The key of an ACME name in the stats: a hash, never 0. */
+uint64_t shm_name_key(const char *name);
+
+/* Master: count a reload (ok or failed) and a respawn. */
+void	 shm_stats_reload(struct shm *s, int ok);
+void	 shm_stats_restart(struct shm *s, enum shm_proc p, enum shm_cause c);
+
+/*
+ * Master: count an ACME attempt on name (ok: a certificate obtained).
+ * -1 if the table is full (the name is not counted), else 0.
+ */
+int	 shm_stats_acme(struct shm *s, const char *name, int ok);
+
+/* Anyone: the stats, to read with atomic loads. */
+const struct shm_stats *shm_stats(const struct shm *s);
+
+/* Anyone: name's ACME counters (0 and 0 if never counted). */
+void	 shm_stats_acme_get(const struct shm *s, const char *name,
+	    uint64_t *failures, uint64_t *renewals);
 
 void	 shm_close(struct shm *s);
 
