@@ -361,6 +361,19 @@ report_issued(const struct aname *n)
 	report(&m);
 }
 
+/* ATTEMPT: an order for n is over, ok or failed (for /metrics). */
+static void
+report_attempt(const struct aname *n, bool ok)
+{
+	struct control_msg m;
+
+	msg_init(&m, CONTROL_ACME_ATTEMPT);
+	m.acme.listener = n->listener;
+	m.acme.ok = ok ? 1 : 0;
+	copy_str(m.acme.name, sizeof(m.acme.name), n->name);
+	report(&m);
+}
+
 /*
  * Wait for the control socket up to timeout_ms (-1: forever) and handle
  * every message there is.
@@ -1575,6 +1588,7 @@ job(struct acme *a, struct aname *n)
 		return;
 	}
 	if (issue(a, n, &f) == 0) {
+		report_attempt(n, true);
 		n->fail_kind = FAIL_NONE;
 		n->delay = 0;
 		n->err[0] = '\0';
@@ -1585,6 +1599,7 @@ job(struct acme *a, struct aname *n)
 		return;
 	}
 	/* Failed: the old certificate (if any) keeps serving. */
+	report_attempt(n, false);
 	delay = acme_backoff(f.kind == FAIL_NET,
 	    n->fail_kind == f.kind ? n->delay : 0);
 	n->fail_kind = f.kind;

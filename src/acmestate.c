@@ -142,6 +142,15 @@ acme_state_has_name(const struct config *cfg, const char *name)
 	return false;
 }
 
+bool
+acme_state_listener_has_name(const struct config *cfg, size_t li,
+    const char *name)
+{
+	const struct config_listener *l = acme_listener(cfg, li);
+
+	return l != NULL && listener_has_name(l, name);
+}
+
 static struct acme_name *
 find_name(struct acme_state *st, size_t li, const char *name)
 {

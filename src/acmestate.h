@@ -78,6 +78,10 @@ enum acme_state_result acme_state_report(struct acme_state *st,
 /* Whether name is an ACME name of some listener of cfg. */
 bool	 acme_state_has_name(const struct config *cfg, const char *name);
 
+/* Whether name is an ACME name of listener li of cfg. */
+bool	 acme_state_listener_has_name(const struct config *cfg, size_t li,
+	    const char *name);
+
 /*
  * The "certificates" member of the status answer (without braces around
  * it): every name of every listener with the certificate it is served

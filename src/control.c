@@ -70,6 +70,8 @@ acme_fields(uint32_t type)
 		    FLD_TEXT;
 	case CONTROL_ACME_RENEW:
 		return FLD_ID | FLD_NAME;
+	case CONTROL_ACME_ATTEMPT:
+		return FLD_LISTENER | FLD_OK | FLD_NAME | FLD_NAME_SET;
 	default:
 		return 0;
 	}

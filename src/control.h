@@ -40,8 +40,8 @@
  * A field an ACME type does not use must be zero (see each type below);
  * ok is 0 or 1; not_after and next are >= 0; CHALLENGE's type is an enum
  * config_acme_challenge: http-01 has token and keyauth and a zero digest,
- * tls-alpn-01 the digest and neither string.  CHALLENGE, ISSUED and STATE
- * need a name; RENEW's may be "".
+ * tls-alpn-01 the digest and neither string.  CHALLENGE, ISSUED, STATE
+ * and ATTEMPT need a name; RENEW's may be "".
  */
 #ifndef PORTCULLIS_CONTROL_H
 #define PORTCULLIS_CONTROL_H
@@ -85,7 +85,11 @@ enum control_type {
 	CONTROL_SIGNER_CHANNEL,	/* m->s: the attached fd is the signer's end
 				   of child gen's channel (gen: the child's
 				   index), replacing any before */
-	CONTROL_TYPE_MAX = CONTROL_SIGNER_CHANNEL
+	CONTROL_ACME_ATTEMPT,	/* a->m: an order for acme.listener's
+				   acme.name is over: acme.ok 1 a
+				   certificate was obtained, 0 it failed
+				   (for /metrics, metrics.h) */
+	CONTROL_TYPE_MAX = CONTROL_ACME_ATTEMPT
 };
 
 #define CONTROL_TEXT_MAX	200

@@ -84,10 +84,11 @@ check_acme(const struct control_msg *m, size_t plen)
 		for (i = 0; i < 32; i++)
 			CHECK(a->digest[i] == 0);
 	}
-	if (m->type == CONTROL_ACME_ISSUED || m->type == CONTROL_ACME_STATE)
+	if (m->type == CONTROL_ACME_ISSUED || m->type == CONTROL_ACME_STATE ||
+	    m->type == CONTROL_ACME_ATTEMPT)
 		CHECK(a->name[0] != '\0');
 	if (m->type != CONTROL_ACME_PUBLISHED &&
-	    m->type != CONTROL_ACME_RENEWED)
+	    m->type != CONTROL_ACME_RENEWED && m->type != CONTROL_ACME_ATTEMPT)
 		CHECK(a->ok == 0);
 }
 
@@ -107,8 +108,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(m.fd == -1);
 	if (m.type == CONTROL_NACK)
 		check_text(&m, size - sizeof(struct control_hdr) - 8);
-	else if (m.type >= CONTROL_ACME_CHALLENGE &&
-	    m.type <= CONTROL_ACME_RENEWED)
+	else if ((m.type >= CONTROL_ACME_CHALLENGE &&
+	    m.type <= CONTROL_ACME_RENEWED) || m.type == CONTROL_ACME_ATTEMPT)
 		check_acme(&m, size - sizeof(struct control_hdr));
 	else
 		CHECK(m.text[0] == '\0');

@@ -116,6 +116,7 @@ wire_payload(const struct control_msg *m)
 	case CONTROL_ACME_WITHDRAW:
 	case CONTROL_ACME_ISSUED:
 	case CONTROL_ACME_RENEW:
+	case CONTROL_ACME_ATTEMPT:
 		return CONTROL_ACME_WIRE;
 	}
 	fail_msg("bad type %d", (int)m->type);
@@ -125,7 +126,8 @@ wire_payload(const struct control_msg *m)
 static bool
 is_acme(enum control_type t)
 {
-	return t >= CONTROL_ACME_CHALLENGE && t <= CONTROL_ACME_RENEWED;
+	return (t >= CONTROL_ACME_CHALLENGE && t <= CONTROL_ACME_RENEWED) ||
+	    t == CONTROL_ACME_ATTEMPT;
 }
 
 static void
@@ -188,6 +190,8 @@ acme_used(enum control_type t)
 		return U_LISTENER | U_TIMES | U_NAME | U_TEXT;
 	case CONTROL_ACME_RENEW:
 		return U_ID | U_NAME;
+	case CONTROL_ACME_ATTEMPT:
+		return U_LISTENER | U_OK | U_NAME;
 	default:
 		fail_msg("not an ACME type: %d", (int)t);
 		return 0;
@@ -207,7 +211,7 @@ sample_msgs(size_t *n)
 	static char	 longname[CONTROL_NAME_MAX + 1];
 	static char	 longtok[CONTROL_TOKEN_MAX + 1];
 	static char	 longka[CONTROL_KEYAUTH_MAX + 1];
-	static struct control_msg m[26];
+	static struct control_msg m[28];
 	size_t		 i = 0, k;
 
 	memset(longtext, '~', CONTROL_TEXT_MAX);
@@ -262,6 +266,9 @@ sample_msgs(size_t *n)
 	m[i++].acme.ok = 1;
 	m[i++] = acme_of(CONTROL_ACME_RENEWED, 5, 0, NULL,
 	    "example.com: urn:ietf:params:acme:error:rejectedIdentifier");
+	m[i] = acme_of(CONTROL_ACME_ATTEMPT, 0, 1, "example.com", NULL);
+	m[i++].acme.ok = 1;
+	m[i++] = acme_of(CONTROL_ACME_ATTEMPT, 0, 0, longname, NULL);
 	assert_true(i <= nitems(m));
 	*n = i;
 	return m;
@@ -634,6 +641,12 @@ test_acme_parse_strict(void **state)
 	expect_reject(buf, control_encode(&m, buf), "state without name");
 	m = acme_of(CONTROL_ACME_RENEW, 3, 0, "", NULL);
 	assert_int_equal(parse(buf, control_encode(&m, buf), &out), 0);
+	m = acme_of(CONTROL_ACME_ATTEMPT, 0, 1, "", NULL);
+	expect_reject(buf, control_encode(&m, buf), "attempt without name");
+	m = acme_of(CONTROL_ACME_ATTEMPT, 0, 1, "x.example", NULL);
+	acme_reject_with(&m, O_ID, &one, 4, "attempt: id");
+	acme_reject_with(&m, O_OK, &two, 4, "attempt: ok 2");
+	acme_reject_with(&m, O_NEXT + 7, &nonzero, 1, "attempt: next");
 
 	/* Fields a type does not use are zero. */
 	m = acme_of(CONTROL_ACME_WITHDRAW, 4, 0, NULL, NULL);
