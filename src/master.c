@@ -76,6 +76,7 @@ struct mworker {
 	uint64_t	 acked;		/* newest generation it applied */
 	double		 started;
 	double		 backoff;	/* delay of the next respawn */
+	bool		 killed;	/* by kill_worker (a restart's cause) */
 };
 
 struct master {
@@ -460,6 +461,8 @@ kill_worker(struct mworker *w, const char *why)
 	ev_io_stop(w->m->loop, &w->report_w);
 	if (w->pid != 0 && kill(w->pid, SIGKILL) == -1)
 		log_warn("kill %s", wname(w, nb, sizeof(nb)));
+	else if (w->pid != 0)
+		w->killed = true;
 }
 
 /*
@@ -784,6 +787,19 @@ handle_acme_msg(struct master *m, struct mworker *w,
 	case CONTROL_ACME_RENEWED:
 		acme_renewed(m, msg);
 		return;
+	case CONTROL_ACME_ATTEMPT:
+		/* A count only: a name since removed by a reload is not
+		   counted (and not a lie: the order may have been on the
+		   way); a name no configuration had never is. */
+		if (!w->ready)
+			break;
+		if (acme_state_listener_has_name(m->cfg, msg->acme.listener,
+		    msg->acme.name) && shm_stats_acme(&m->shm, msg->acme.name,
+		    msg->acme.ok) == -1)
+			log_debug("ACME: %s not counted in /metrics: %u names "
+			    "already are", msg->acme.name,
+			    (unsigned)SHM_ACME_STATS_MAX);
+		return;
 	case CONTROL_ACME_CHALLENGE:
 	case CONTROL_ACME_WITHDRAW:
 	case CONTROL_ACME_ISSUED:
@@ -1084,6 +1100,7 @@ spawn(struct master *m, struct mworker *w)
 	w->control = sv[0];
 	w->report = rp[0];
 	w->ready = false;
+	w->killed = false;
 	w->acked = 0;
 	w->started = ev_now(m->loop);
 	ev_io_init(&w->report_w, worker_report_cb, w->report, EV_READ);
@@ -1157,6 +1174,28 @@ schedule_respawn(struct master *m, struct mworker *w)
 	ev_timer_start(m->loop, &w->respawn_w);
 }
 
+/* A respawn for /metrics: which process, and why it ended. */
+static void
+count_restart(struct master *m, const struct mworker *w, int status)
+{
+	static const enum shm_proc procs[MK_KINDS] = {
+		[MK_WORKER] = SHM_PROC_WORKER, [MK_ACME] = SHM_PROC_ACME,
+		[MK_PROBER] = SHM_PROC_PROBER, [MK_SIGNER] = SHM_PROC_SIGNER,
+	};
+	enum shm_cause cause;
+
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS)
+		cause = SHM_CAUSE_SANDBOX;
+	else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL &&
+	    w->killed)
+		cause = SHM_CAUSE_KILLED;
+	else if (WIFSIGNALED(status))
+		cause = SHM_CAUSE_SIGNAL;
+	else
+		cause = SHM_CAUSE_EXIT;
+	shm_stats_restart(&m->shm, procs[w->kind], cause);
+}
+
 static void
 child_cb(struct ev_loop *loop, ev_child *c, int revents UNUSED)
 {
@@ -1185,8 +1224,10 @@ child_cb(struct ev_loop *loop, ev_child *c, int revents UNUSED)
 	} else {
 		if (k->exited != NULL)
 			k->exited(m);
-		if (!m->stopping && k->wanted(m->cfg))
+		if (!m->stopping && k->wanted(m->cfg)) {
+			count_restart(m, w, c->rstatus);
 			schedule_respawn(m, w);
+		}
 	}
 	if (m->stopping) {
 		signer_drain_if_last(m);
@@ -1197,6 +1238,7 @@ child_cb(struct ev_loop *loop, ev_child *c, int revents UNUSED)
 	if (is_helper(w))
 		return;
 	notify_status(m, "", "");
+	count_restart(m, w, c->rstatus);
 	schedule_respawn(m, w);
 	reload_check(m);
 }
@@ -1352,9 +1394,11 @@ reload_start(struct master *m)
 	    ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
 	log_info("reloading %s", m->cfg->path);
 	if (reload_publish(m, err, sizeof(err)) == -1) {
+		shm_stats_reload(&m->shm, 0);
 		reload_fail(m, err);
 		return;
 	}
+	shm_stats_reload(&m->shm, 1);
 	ev_timer_set(&m->reload_w, MASTER_ACK_TIMEOUT, 0.);
 	ev_timer_start(m->loop, &m->reload_w);
 	reload_check(m);
