@@ -18,6 +18,7 @@
 #include "config.h"
 #include "metrics.h"
 #include "shm.h"
+#include "tls.h"
 #include "upstate.h"
 
 /* ---- the snapshot ---- */
@@ -70,6 +71,104 @@ collect_backend(void *arg, const struct config_listener *l,
 	}
 }
 
+/* ---- the operational families: collecting ---- */
+
+static int
+ops_cert(struct metrics_ops *o, size_t *cap, unsigned listener,
+    const char *site, const char *source, const struct config_blob *cert)
+{
+	struct metrics_cert *n;
+	int64_t t;
+
+	/* A certificate that does not parse has no date to show. */
+	if ((t = tls_cert_not_after(cert)) <= 0)
+		return 0;
+	if (o->ncerts == *cap) {
+		*cap = *cap == 0 ? 8 : 2 * *cap;
+		if ((n = reallocarray(o->certs, *cap, sizeof(*n))) == NULL)
+			return -1;
+		o->certs = n;
+	}
+	o->certs[o->ncerts++] = (struct metrics_cert){ listener, site, source,
+	    t };
+	return 0;
+}
+
+static int
+ops_acme(struct metrics_ops *o, size_t *cap, const struct shm *shm,
+    const char *name)
+{
+	struct metrics_acme *n;
+	size_t i;
+
+	/* Two listeners may share a name: one series, one entry. */
+	for (i = 0; i < o->nacme; i++)
+		if (strcmp(o->acme[i].site, name) == 0)
+			return 0;
+	if (o->nacme == *cap) {
+		*cap = *cap == 0 ? 8 : 2 * *cap;
+		if ((n = reallocarray(o->acme, *cap, sizeof(*n))) == NULL)
+			return -1;
+		o->acme = n;
+	}
+	n = &o->acme[o->nacme++];
+	n->site = name;
+	shm_stats_acme_get(shm, name, &n->failures, &n->renewals);
+	return 0;
+}
+
+/*
+ * The master's counters, and the certificates cfg serves: per site its
+ * own or (manual mode) its listener's; per ACME name the one the master
+ * attached to this generation, if any yet.
+ */
+static int
+collect_ops(struct metrics_ops *o, const struct shm *shm,
+    const struct config *cfg)
+{
+	const struct shm_stats *st = shm_stats(shm);
+	const struct config_listener *l;
+	const struct config_site *site;
+	size_t i, j, ccap = 0, acap = 0;
+	unsigned p, c;
+
+	o->reloads_ok = atomic_load_explicit(&st->reloads_ok,
+	    memory_order_relaxed);
+	o->reloads_failed = atomic_load_explicit(&st->reloads_failed,
+	    memory_order_relaxed);
+	for (p = 0; p < METRICS_PROCS; p++)
+		for (c = 0; c < METRICS_CAUSES; c++)
+			o->restarts[p][c] = atomic_load_explicit(
+			    &st->restarts[p][c], memory_order_relaxed);
+	for (i = 0; i < cfg->nlisteners; i++) {
+		l = &cfg->listeners[i];
+		for (j = 0; j < l->nsites; j++) {
+			site = &l->sites[j];
+			/* Decoded from the image, "none" is 0 bytes. */
+			if (site->tls.cert.len > 0) {
+				if (ops_cert(o, &ccap, (unsigned)i, site->host,
+				    "manual", &site->tls.cert) == -1)
+					return -1;
+			} else if (l->tls_mode == CONFIG_TLS_MANUAL &&
+			    l->tls.cert.len > 0 &&
+			    ops_cert(o, &ccap, (unsigned)i, site->host,
+			    "manual", &l->tls.cert) == -1)
+				return -1;
+		}
+		if (l->tls_mode != CONFIG_TLS_ACME)
+			continue;
+		for (j = 0; j < l->nacme_certs; j++)
+			if (ops_cert(o, &ccap, (unsigned)i,
+			    l->acme_certs[j].name, "acme",
+			    &l->acme_certs[j].cert) == -1)
+				return -1;
+		for (j = 0; j < l->acme.ndomains; j++)
+			if (ops_acme(o, &acap, shm, l->acme.domains[j]) == -1)
+				return -1;
+	}
+	return 0;
+}
+
 int
 metrics_collect(struct metrics_snapshot *s, const struct shm *shm,
     const struct upstate *u, const struct config *cfg)
@@ -93,6 +192,8 @@ metrics_collect(struct metrics_snapshot *s, const struct shm *shm,
 	}
 	s->generation = shm_generation(shm);
 	config_foreach_backend(cfg, collect_backend, &c);
+	if (c.rc == 0 && collect_ops(&s->ops, shm, cfg) == -1)
+		c.rc = -1;
 	if (c.rc != 0) {
 		metrics_snapshot_free(s);
 		return -1;
@@ -106,6 +207,12 @@ metrics_snapshot_free(struct metrics_snapshot *s)
 	free(s->ups);
 	s->ups = NULL;
 	s->nups = 0;
+	free(s->ops.certs);
+	s->ops.certs = NULL;
+	s->ops.ncerts = 0;
+	free(s->ops.acme);
+	s->ops.acme = NULL;
+	s->ops.nacme = 0;
 }
 
 /* ---- the exposition ---- */
@@ -269,6 +376,87 @@ static const struct scalar scalars[] = {
 	    SNAP(generation) },
 };
 
+/* ---- the operational families: the exposition ---- */
+
+_Static_assert(METRICS_PROCS == SHM_PROCS && METRICS_CAUSES == SHM_CAUSES,
+    "the labels of portcullis_worker_restarts_total");
+
+static const char *const proc_names[METRICS_PROCS] = {
+	"worker", "acme", "prober", "signer"		/* enum shm_proc */
+};
+static const char *const cause_names[METRICS_CAUSES] = {
+	"exit", "signal", "sandbox", "killed"		/* enum shm_cause */
+};
+
+/* A counter of every ACME name: the member at off of each. */
+static void
+acme_family(struct out *o, const struct metrics_ops *ops, const char *name,
+    const char *help, size_t off)
+{
+	uint64_t v;
+	size_t i;
+
+	family(o, name, "counter", help);
+	for (i = 0; i < ops->nacme; i++) {
+		memcpy(&v, (const char *)&ops->acme[i] + off, sizeof(v));
+		put_str(o, name);
+		put_str(o, "{site=\"");
+		put_label(o, ops->acme[i].site);
+		putf(o, "\"} %llu\n", (unsigned long long)v);
+	}
+}
+
+/*
+ * Every family always has its HELP and TYPE (a dashboard's query finds
+ * the name), and the counters with fixed labels have every combination,
+ * 0 included, from the start.
+ */
+static void
+render_ops(struct out *o, const struct metrics_ops *ops)
+{
+	const struct metrics_cert *c;
+	size_t i;
+	unsigned p, k;
+
+	family(o, "portcullis_certificate_not_after_seconds", "gauge",
+	    "The notAfter of a certificate served, in seconds since the "
+	    "epoch; source: manual (files) or acme.");
+	for (i = 0; i < ops->ncerts; i++) {
+		c = &ops->certs[i];
+		put_str(o, "portcullis_certificate_not_after_seconds"
+		    "{listener=\"");
+		putf(o, "%u\",site=\"", c->listener);
+		put_label(o, c->site);
+		put_str(o, "\",source=\"");
+		put_label(o, c->source);
+		putf(o, "\"} %lld\n", (long long)c->not_after);
+	}
+	acme_family(o, ops, "portcullis_acme_failures_total",
+	    "ACME orders that failed, by name (one failed attempt: 1).",
+	    offsetof(struct metrics_acme, failures));
+	acme_family(o, ops, "portcullis_acme_renewals_total",
+	    "ACME orders that got a certificate (first or renewal), by name.",
+	    offsetof(struct metrics_acme, renewals));
+	family(o, "portcullis_reloads_total", "counter",
+	    "Reloads of the configuration (SIGHUP, ctl reload), by result.");
+	put_str(o, "portcullis_reloads_total{result=\"ok\"}");
+	putf(o, " %llu\n", (unsigned long long)ops->reloads_ok);
+	put_str(o, "portcullis_reloads_total{result=\"failed\"}");
+	putf(o, " %llu\n", (unsigned long long)ops->reloads_failed);
+	family(o, "portcullis_worker_restarts_total", "counter",
+	    "Children the master respawned, by process and cause (exit, "
+	    "signal, sandbox: SIGSYS, killed: by the master).");
+	for (p = 0; p < METRICS_PROCS; p++)
+		for (k = 0; k < METRICS_CAUSES; k++) {
+			put_str(o, "portcullis_worker_restarts_total{process=\"");
+			put_str(o, proc_names[p]);
+			put_str(o, "\",cause=\"");
+			put_str(o, cause_names[k]);
+			putf(o, "\"} %llu\n",
+			    (unsigned long long)ops->restarts[p][k]);
+		}
+}
+
 size_t
 metrics_render(const struct metrics_snapshot *s, char *buf, size_t size)
 {
@@ -297,6 +485,7 @@ metrics_render(const struct metrics_snapshot *s, char *buf, size_t size)
 	upstream_family(&o, s, "portcullis_upstream_failures_total",
 	    "counter", "Failures of an upstream (connect, reset, 502 class).",
 	    UF_FAILURES);
+	render_ops(&o, &s->ops);
 	if (size > 0)
 		buf[o.len < size ? o.len : size - 1] = '\0';
 	return o.len;

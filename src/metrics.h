@@ -33,6 +33,38 @@ struct metrics_upstream {
 	uint64_t	 failures;
 };
 
+/*
+ * The operational families (issue 20): certificates' not-after, ACME
+ * attempts, reloads and respawns.  All but the certificates are the
+ * master's counters (struct shm_stats, in the part of the segment only
+ * the master writes); the certificates are those of the caller's config.
+ */
+#define METRICS_PROCS		4	/* enum shm_proc */
+#define METRICS_CAUSES		4	/* enum shm_cause */
+
+struct metrics_cert {
+	unsigned	 listener;	/* index in the config */
+	const char	*site;		/* a site's host, or an ACME name */
+	const char	*source;	/* "manual" or "acme" */
+	int64_t		 not_after;	/* seconds since the epoch */
+};
+
+struct metrics_acme {
+	const char	*site;		/* an ACME name, each once */
+	uint64_t	 failures;
+	uint64_t	 renewals;
+};
+
+struct metrics_ops {
+	uint64_t	 reloads_ok;
+	uint64_t	 reloads_failed;
+	uint64_t	 restarts[METRICS_PROCS][METRICS_CAUSES];
+	struct metrics_cert *certs;	/* malloc'd by metrics_collect */
+	size_t		 ncerts;
+	struct metrics_acme *acme;	/* malloc'd by metrics_collect */
+	size_t		 nacme;
+};
+
 struct metrics_snapshot {
 	const char	*version;
 	uint64_t	 requests;
@@ -44,6 +76,7 @@ struct metrics_snapshot {
 	uint64_t	 generation;
 	struct metrics_upstream *ups;	/* malloc'd by metrics_collect */
 	size_t		 nups;
+	struct metrics_ops ops;		/* the operational families */
 };
 
 /*

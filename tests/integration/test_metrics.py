@@ -32,6 +32,12 @@ FAMILIES = {
     "portcullis_upstream_in_flight": "gauge",
     "portcullis_upstream_requests": "counter",
     "portcullis_upstream_failures": "counter",
+    # The operational families (test_metrics_ops.py).
+    "portcullis_certificate_not_after_seconds": "gauge",
+    "portcullis_acme_failures": "counter",
+    "portcullis_acme_renewals": "counter",
+    "portcullis_reloads": "counter",
+    "portcullis_worker_restarts": "counter",
 }
 
 
