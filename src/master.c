@@ -794,7 +794,7 @@ handle_acme_msg(struct master *m, struct mworker *w,
 		if (!w->ready)
 			break;
 		if (acme_state_listener_has_name(m->cfg, msg->acme.listener,
-		    msg->acme.name) && shm_stats_acme(&m->shm, msg->acme.name,
+		    msg->acme.name) && shm_mstats_acme(&m->shm, msg->acme.name,
 		    msg->acme.ok) == -1)
 			log_debug("ACME: %s not counted in /metrics: %u names "
 			    "already are", msg->acme.name,
@@ -1193,7 +1193,7 @@ count_restart(struct master *m, const struct mworker *w, int status)
 		cause = SHM_CAUSE_SIGNAL;
 	else
 		cause = SHM_CAUSE_EXIT;
-	shm_stats_restart(&m->shm, procs[w->kind], cause);
+	shm_mstats_restart(&m->shm, procs[w->kind], cause);
 }
 
 static void
@@ -1394,11 +1394,11 @@ reload_start(struct master *m)
 	    ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
 	log_info("reloading %s", m->cfg->path);
 	if (reload_publish(m, err, sizeof(err)) == -1) {
-		shm_stats_reload(&m->shm, 0);
+		shm_mstats_reload(&m->shm, 0);
 		reload_fail(m, err);
 		return;
 	}
-	shm_stats_reload(&m->shm, 1);
+	shm_mstats_reload(&m->shm, 1);
 	ev_timer_set(&m->reload_w, MASTER_ACK_TIMEOUT, 0.);
 	ev_timer_start(m->loop, &m->reload_w);
 	reload_check(m);

@@ -113,7 +113,7 @@ ops_acme(struct metrics_ops *o, size_t *cap, const struct shm *shm,
 	}
 	n = &o->acme[o->nacme++];
 	n->site = name;
-	shm_stats_acme_get(shm, name, &n->failures, &n->renewals);
+	shm_mstats_acme_get(shm, name, &n->failures, &n->renewals);
 	return 0;
 }
 
@@ -126,7 +126,7 @@ static int
 collect_ops(struct metrics_ops *o, const struct shm *shm,
     const struct config *cfg)
 {
-	const struct shm_stats *st = shm_stats(shm);
+	const struct shm_mstats *st = shm_mstats(shm);
 	const struct config_listener *l;
 	const struct config_site *site;
 	size_t i, j, ccap = 0, acap = 0;

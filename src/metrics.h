@@ -36,7 +36,7 @@ struct metrics_upstream {
 /*
  * The operational families (issue 20): certificates' not-after, ACME
  * attempts, reloads and respawns.  All but the certificates are the
- * master's counters (struct shm_stats, in the part of the segment only
+ * master's counters (struct shm_mstats, in the part of the segment only
  * the master writes); the certificates are those of the caller's config.
  */
 #define METRICS_PROCS		4	/* enum shm_proc */

@@ -23,7 +23,7 @@
 #define PAGE		4096
 #define PAGE_ROUND(n)	(((n) + (PAGE - 1)) & ~(size_t)(PAGE - 1))
 #define CFG_HDR_SIZE	PAGE_ROUND(sizeof(struct shm_config_hdr))
-/* The stats (struct shm_stats) keep the config header one page. */
+/* The stats (struct shm_mstats) keep the config header one page. */
 _Static_assert(sizeof(struct shm_config_hdr) <= PAGE, "config header");
 #define STATE_HDR_SIZE	PAGE_ROUND(sizeof(struct shm_state_hdr))
 #define COUNTERS_SIZE	PAGE_ROUND(SHM_MAX_WORKERS * sizeof(struct shm_counters))
@@ -476,21 +476,21 @@ shm_name_key(const char *name)
 	return h == 0 ? 1 : h;
 }
 
-const struct shm_stats *
-shm_stats(const struct shm *s)
+const struct shm_mstats *
+shm_mstats(const struct shm *s)
 {
 	return &s->cfg->stats;
 }
 
 void
-shm_stats_reload(struct shm *s, int ok)
+shm_mstats_reload(struct shm *s, int ok)
 {
 	atomic_fetch_add_explicit(ok ? &s->cfg->stats.reloads_ok :
 	    &s->cfg->stats.reloads_failed, 1, memory_order_relaxed);
 }
 
 void
-shm_stats_restart(struct shm *s, enum shm_proc p, enum shm_cause c)
+shm_mstats_restart(struct shm *s, enum shm_proc p, enum shm_cause c)
 {
 	if ((unsigned)p >= SHM_PROCS || (unsigned)c >= SHM_CAUSES)
 		return;
@@ -499,7 +499,7 @@ shm_stats_restart(struct shm *s, enum shm_proc p, enum shm_cause c)
 }
 
 static const struct shm_acme_stat *
-acme_stat_find(const struct shm_stats *st, uint64_t key)
+acme_stat_find(const struct shm_mstats *st, uint64_t key)
 {
 	size_t i;
 	uint64_t k;
@@ -516,9 +516,9 @@ acme_stat_find(const struct shm_stats *st, uint64_t key)
 }
 
 int
-shm_stats_acme(struct shm *s, const char *name, int ok)
+shm_mstats_acme(struct shm *s, const char *name, int ok)
 {
-	struct shm_stats *st = &s->cfg->stats;
+	struct shm_mstats *st = &s->cfg->stats;
 	struct shm_acme_stat *a;
 	uint64_t key = shm_name_key(name);
 	size_t i;
@@ -544,7 +544,7 @@ shm_stats_acme(struct shm *s, const char *name, int ok)
 }
 
 void
-shm_stats_acme_get(const struct shm *s, const char *name,
+shm_mstats_acme_get(const struct shm *s, const char *name,
     uint64_t *failures, uint64_t *renewals)
 {
 	const struct shm_acme_stat *a;

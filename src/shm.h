@@ -76,7 +76,7 @@ struct shm_acme_stat {
 	_Atomic uint64_t renewals;	/* certificates obtained */
 };
 
-struct shm_stats {
+struct shm_mstats {
 	_Atomic uint64_t reloads_ok;
 	_Atomic uint64_t reloads_failed;
 	_Atomic uint64_t restarts[SHM_PROCS][SHM_CAUSES];
@@ -95,8 +95,8 @@ struct shm_config_hdr {
 	unsigned char	 sticky_key[SHM_STICKY_KEY_LEN];
 	/* The key of max-connections-per-client's hashes (connlimit.h). */
 	unsigned char	 connlimit_key[SHM_CONNLIMIT_KEY_LEN];
-	/* The master's counters for /metrics (struct shm_stats). */
-	struct shm_stats stats;
+	/* The master's counters for /metrics (struct shm_mstats). */
+	struct shm_mstats stats;
 };
 
 /* One cache line per worker, so counters do not share lines. */
@@ -227,26 +227,26 @@ int	 shm_state_repair(struct shm *s);
  */
 char	*shm_counters_json(const struct shm *s, unsigned nworkers);
 
-/* ---- master-side stats (struct shm_stats) ---- */
+/* ---- master-side stats (struct shm_mstats) ---- */
 
 /* The key of an ACME name in the stats: a hash, never 0. */
 uint64_t shm_name_key(const char *name);
 
 /* Master: count a reload (ok or failed) and a respawn. */
-void	 shm_stats_reload(struct shm *s, int ok);
-void	 shm_stats_restart(struct shm *s, enum shm_proc p, enum shm_cause c);
+void	 shm_mstats_reload(struct shm *s, int ok);
+void	 shm_mstats_restart(struct shm *s, enum shm_proc p, enum shm_cause c);
 
 /*
  * Master: count an ACME attempt on name (ok: a certificate obtained).
  * -1 if the table is full (the name is not counted), else 0.
  */
-int	 shm_stats_acme(struct shm *s, const char *name, int ok);
+int	 shm_mstats_acme(struct shm *s, const char *name, int ok);
 
 /* Anyone: the stats, to read with atomic loads. */
-const struct shm_stats *shm_stats(const struct shm *s);
+const struct shm_mstats *shm_mstats(const struct shm *s);
 
 /* Anyone: name's ACME counters (0 and 0 if never counted). */
-void	 shm_stats_acme_get(const struct shm *s, const char *name,
+void	 shm_mstats_acme_get(const struct shm *s, const char *name,
 	    uint64_t *failures, uint64_t *renewals);
 
 void	 shm_close(struct shm *s);

@@ -888,7 +888,7 @@ static void
 test_stats(void **state)
 {
 	struct fixture	*f = *state;
-	const struct shm_stats *st;
+	const struct shm_mstats *st;
 	struct shm	 w;
 	uint64_t	 fail, ren;
 	char		 name[32];
@@ -896,19 +896,19 @@ test_stats(void **state)
 
 	assert_int_equal(shm_attach(&w, shm_config_fd_readonly(&f->s),
 	    dup(f->s.state_fd)), 0);
-	st = shm_stats(&w);
+	st = shm_mstats(&w);
 	assert_true((const unsigned char *)st >= (unsigned char *)w.cfg &&
 	    (const unsigned char *)(st + 1) <= (unsigned char *)w.cfg + PAGE);
 	assert_true(atomic_load(&st->reloads_ok) == 0);
-	shm_stats_reload(&f->s, 1);
-	shm_stats_reload(&f->s, 1);
-	shm_stats_reload(&f->s, 0);
+	shm_mstats_reload(&f->s, 1);
+	shm_mstats_reload(&f->s, 1);
+	shm_mstats_reload(&f->s, 0);
 	assert_true(atomic_load(&st->reloads_ok) == 2);
 	assert_true(atomic_load(&st->reloads_failed) == 1);
-	shm_stats_restart(&f->s, SHM_PROC_WORKER, SHM_CAUSE_SIGNAL);
-	shm_stats_restart(&f->s, SHM_PROC_SIGNER, SHM_CAUSE_SANDBOX);
-	shm_stats_restart(&f->s, SHM_PROCS, SHM_CAUSE_EXIT);	/* ignored */
-	shm_stats_restart(&f->s, SHM_PROC_ACME, SHM_CAUSES);	/* ignored */
+	shm_mstats_restart(&f->s, SHM_PROC_WORKER, SHM_CAUSE_SIGNAL);
+	shm_mstats_restart(&f->s, SHM_PROC_SIGNER, SHM_CAUSE_SANDBOX);
+	shm_mstats_restart(&f->s, SHM_PROCS, SHM_CAUSE_EXIT);	/* ignored */
+	shm_mstats_restart(&f->s, SHM_PROC_ACME, SHM_CAUSES);	/* ignored */
 	assert_true(atomic_load(&st->restarts[SHM_PROC_WORKER]
 	    [SHM_CAUSE_SIGNAL]) == 1);
 	assert_true(atomic_load(&st->restarts[SHM_PROC_SIGNER]
@@ -916,30 +916,30 @@ test_stats(void **state)
 	assert_true(atomic_load(&st->restarts[SHM_PROC_WORKER]
 	    [SHM_CAUSE_EXIT]) == 0);
 	/* ACME: by name, 0 and 0 for one never counted. */
-	shm_stats_acme_get(&w, "a.test", &fail, &ren);
+	shm_mstats_acme_get(&w, "a.test", &fail, &ren);
 	assert_true(fail == 0 && ren == 0);
-	assert_int_equal(shm_stats_acme(&f->s, "a.test", 0), 0);
-	assert_int_equal(shm_stats_acme(&f->s, "a.test", 0), 0);
-	assert_int_equal(shm_stats_acme(&f->s, "a.test", 1), 0);
-	assert_int_equal(shm_stats_acme(&f->s, "b.test", 1), 0);
-	shm_stats_acme_get(&w, "a.test", &fail, &ren);
+	assert_int_equal(shm_mstats_acme(&f->s, "a.test", 0), 0);
+	assert_int_equal(shm_mstats_acme(&f->s, "a.test", 0), 0);
+	assert_int_equal(shm_mstats_acme(&f->s, "a.test", 1), 0);
+	assert_int_equal(shm_mstats_acme(&f->s, "b.test", 1), 0);
+	shm_mstats_acme_get(&w, "a.test", &fail, &ren);
 	assert_true(fail == 2 && ren == 1);
-	shm_stats_acme_get(&w, "b.test", &fail, &ren);
+	shm_mstats_acme_get(&w, "b.test", &fail, &ren);
 	assert_true(fail == 0 && ren == 1);
-	shm_stats_acme_get(&w, "c.test", &fail, &ren);
+	shm_mstats_acme_get(&w, "c.test", &fail, &ren);
 	assert_true(fail == 0 && ren == 0);
 	assert_true(shm_name_key("") != 0);
 	assert_true(shm_name_key("a.test") != shm_name_key("b.test"));
 	/* Full: a new name is not counted, the known ones still are. */
 	for (i = 2; i < SHM_ACME_STATS_MAX; i++) {
 		snprintf(name, sizeof(name), "n%u.test", i);
-		assert_int_equal(shm_stats_acme(&f->s, name, 0), 0);
+		assert_int_equal(shm_mstats_acme(&f->s, name, 0), 0);
 	}
-	assert_int_equal(shm_stats_acme(&f->s, "late.test", 0), -1);
-	shm_stats_acme_get(&w, "late.test", &fail, &ren);
+	assert_int_equal(shm_mstats_acme(&f->s, "late.test", 0), -1);
+	shm_mstats_acme_get(&w, "late.test", &fail, &ren);
 	assert_true(fail == 0 && ren == 0);
-	assert_int_equal(shm_stats_acme(&f->s, "a.test", 0), 0);
-	shm_stats_acme_get(&w, "a.test", &fail, &ren);
+	assert_int_equal(shm_mstats_acme(&f->s, "a.test", 0), 0);
+	shm_mstats_acme_get(&w, "a.test", &fail, &ren);
 	assert_true(fail == 3 && ren == 1);
 	shm_close(&w);
 }
