@@ -338,11 +338,11 @@ check container-not-root notroot
 # its answer) and exits 0.
 drain() {
 	local t0 t1 rc body
-	curl_tls -o "$tmp/slow.out" "https://localhost:$https_port/slow?s=4" &
+	curl_tls -o "$tmp/slow.out" "https://localhost:$https_port/slow?s=5" &
 	local cpid=$!
 	# Until the app has the request (its log line comes when it answers,
-	# so wait on portcullis's connection instead: a second is plenty).
-	sleep 1.5
+	# so wait on portcullis's connection instead: two seconds are plenty).
+	sleep 2
 	t0=$(date +%s)
 	dk stop -t 30 "$cid" >/dev/null || return 1
 	t1=$(date +%s)
@@ -353,10 +353,10 @@ drain() {
 	[ $rc -eq 0 ] && echo "$body" | grep -q 'path /slow' || return 1
 	[ "$(dk inspect -f '{{.State.ExitCode}}' "$cid")" = 0 ] ||
 	    { echo "    exit code $(dk inspect -f '{{.State.ExitCode}}' "$cid")"; return 1; }
-	# It waited for the request (2.5 s more), and not for docker's SIGKILL;
+	# It waited for the request (3 s more), and not for docker's SIGKILL;
 	# the log says so too.
 	[ $((t1 - t0)) -ge 2 ] && [ $((t1 - t0)) -lt 25 ] || return 1
-	grep -q 'ACCESS.*path=/slow?s=4.*status=200' "$tmp/logs/access.log" &&
+	grep -q 'ACCESS.*path=/slow?s=5.*status=200' "$tmp/logs/access.log" &&
 	    grep -q 'proc=master.*msg=exiting' "$tmp/logs/access.log"
 }
 check container-stop-drains drain
