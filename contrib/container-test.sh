@@ -253,7 +253,13 @@ healthy() {
 	dk logs --tail 20 "$cid" 2>&1 | sed 's/^/    /'
 	return 1
 }
+# The check itself can fail: nothing answers /health on another port.
+unhealthy() {
+	! dk exec -e PORTCULLIS_HEALTH_PORT=9 "$cid" \
+	    /usr/local/bin/portcullis-healthcheck 2>/dev/null
+}
 check container-healthy healthy
+check container-healthcheck-can-fail unhealthy
 echo "  ($(elapsed) s)"
 
 # The example's certificate, to verify the proxy with (no -k).
