@@ -20,6 +20,11 @@ iproute2 nginx pebble haproxy"
 test="$test python3-prometheus-client prometheus"
 # The Debian package stage (tests/package/test_deb.sh).
 test="$test dpkg-dev debhelper lintian fakeroot ssl-cert"
+# The container stage (contrib/container-test.sh): Debian's Docker (the
+# script starts its own dockerd), compose 1.29 for deploy/docker-compose.yml,
+# debootstrap for the base image (Docker Hub is not reachable in CI), curl
+# and fail2ban-regex (above) against the proxy and its log.
+test="$test docker.io docker-compose debootstrap"
 coverage="$test llvm-14"
 
 case "${1:-build}" in

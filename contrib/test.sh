@@ -8,6 +8,9 @@
 #   4. make distcheck (the tarball builds, installs and passes its tests)
 #   5. the Debian package: built, lintian, installed, checked, purged
 #      (tests/package/test_deb.sh)
+#   6. the container: deploy/Dockerfile and deploy/docker-compose.yml built
+#      and run by a dockerd of its own (contrib/container-test.sh, about
+#      4 minutes on a clean machine)
 # Ends with one line: "N passed, N failed".  Exit status 0 only if all pass.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -122,6 +125,11 @@ note "debian package"
 # Builds from a copy of the tree, installs on this machine and purges again
 # (an EXIT trap in the script, on failure too).
 out=$(tests/package/test_deb.sh "$top" 2>&1)
+count_checks $?
+
+note "container"
+# Starts and stops its own dockerd (an EXIT trap, on failure too).
+out=$(contrib/container-test.sh 2>&1)
 count_checks $?
 
 echo
