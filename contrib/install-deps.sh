@@ -20,6 +20,11 @@ iproute2 nginx pebble haproxy"
 test="$test python3-prometheus-client prometheus"
 # The Debian package stage (tests/package/test_deb.sh).
 test="$test dpkg-dev debhelper lintian fakeroot ssl-cert"
+# Issue 20, the journal: fail2ban's systemd backend reads the journal
+# through python3-systemd (fail2ban-regex systemd-journal in
+# tests/integration/test_journal.py, which starts systemd-journald from
+# the systemd package above).
+test="$test python3-systemd"
 coverage="$test llvm-14"
 
 case "${1:-build}" in
