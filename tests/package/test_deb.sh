@@ -190,6 +190,7 @@ for p in /etc/portcullis /etc/logrotate.d/portcullis \
     /etc/fail2ban/filter.d/portcullis.conf \
     /etc/fail2ban/filter.d/portcullis-probe.conf \
     /etc/fail2ban/jail.d/portcullis.conf \
+    /etc/fail2ban/jail.d/portcullis-journal.conf \
     /var/log/portcullis /var/lib/portcullis /run/portcullis \
     /lib/systemd/system/portcullis.service \
     /etc/systemd/system/multi-user.target.wants/portcullis.service \
