@@ -24,13 +24,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (BINARY, SANITIZER_PATTERNS, SRCDIR, NotifySocket,
+from conftest import (BINARY, SANITIZER_PATTERNS, NotifySocket,
                       point_sites_at, tls_connect, wait_until)
+from f2butil import FILTER, JOURNAL_JAIL, PROBE_FILTER, Fail2ban
 from h1util import read_response
-
-FILTER = SRCDIR / "deploy/fail2ban/filter.d/portcullis.conf"
-PROBE_FILTER = SRCDIR / "deploy/fail2ban/filter.d/portcullis-probe.conf"
-JOURNAL_JAIL = SRCDIR / "deploy/fail2ban/jail.d/portcullis-journal.conf"
 JOURNALD = Path("/lib/systemd/systemd-journald")
 TS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 
@@ -366,3 +363,47 @@ def test_journal_jails_are_disabled_and_read_the_unit():
         assert "logpath" not in kv, name
         assert kv["journalmatch"] == ("_SYSTEMD_UNIT=portcullis.service "
                                       "SYSLOG_IDENTIFIER=portcullis")
+
+
+def jail_settings(name):
+    section = re.split(rf"^\[{re.escape(name)}\]$", JOURNAL_JAIL.read_text(),
+                       flags=re.M)[1].split("\n[")[0]
+    return dict(re.findall(r"^(\w+)\s*=\s*(.*?)\s*$", section, re.M))
+
+
+def test_fail2ban_server_bans_from_the_journal(make_proxy, upstream,
+                                               journald, unit_cgroup,
+                                               tmp_path):
+    """The shipped portcullis-ratelimit-journal jail, enabled in a real
+    fail2ban-server whose systemd backend reads the real journal (only
+    its path, the action and enabled are the test's): maxretry refusals
+    of one client, and it is banned."""
+    if unit_cgroup is None:
+        pytest.skip("no cgroup2 hierarchy to make a unit's cgroup in")
+    jail = "portcullis-ratelimit-journal"
+    maxretry = int(jail_settings(jail)["maxretry"])
+    f2b = Fail2ban(tmp_path / "f2b", jail=jail, local={
+        "portcullis-ratelimit": {"enabled": "false"},
+        jail: {"enabled": "true",
+               "backend": f"systemd[journalpath={journald.dir}]"}})
+    try:
+        assert f2b.status()["Currently banned"] == "0"
+        p = limited_proxy(make_proxy, upstream)
+        start_under_systemd(p, journald, cgroup=unit_cgroup)
+        s = tls_connect(p.https_port)
+        got = []
+        for i in range(maxretry):
+            s.sendall(request(f"/login/{i}"))
+            got.append(read_response(s)[0])
+        assert got == [200] + [429] * (maxretry - 1)
+        wait_until(lambda: f2b.status()["Total failed"] == str(maxretry - 1),
+                   timeout=20, what="fail2ban read the entries")
+        assert f2b.banned() == [], f2b.text()
+        s.sendall(request("/login/last"))
+        assert read_response(s)[0] == 429
+        s.close()
+        wait_until(f2b.banned, timeout=20, what="a ban")
+        assert f2b.banned() == ["127.0.0.1"], f2b.text()
+        assert p.stop() == 0
+    finally:
+        f2b.stop()
