@@ -25,6 +25,11 @@ test="$test dpkg-dev debhelper lintian fakeroot ssl-cert"
 # debootstrap for the base image (Docker Hub is not reachable in CI), curl
 # and fail2ban-regex (above) against the proxy and its log.
 test="$test docker.io docker-compose debootstrap"
+# Issue 20, the journal: fail2ban's systemd backend reads the journal
+# through python3-systemd (fail2ban-regex systemd-journal in
+# tests/integration/test_journal.py, which starts systemd-journald from
+# the systemd package above).
+test="$test python3-systemd"
 coverage="$test llvm-14"
 
 case "${1:-build}" in

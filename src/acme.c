@@ -1913,6 +1913,7 @@ acme_main(void)
 	curl_version_info_data *cv;
 
 	log_init("acme", -1);
+	(void)log_journal_detect();	/* before the sandbox (log.h) */
 	control_child_check(ACME_FD_CONTROL, ACME_FD_REPORT, ACME_ENV);
 	unsetenv(ACME_ENV);
 	if (privs_worker_drop(true) == -1)

@@ -3,11 +3,15 @@
  */
 #include "autoconf.h"
 
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/un.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <syslog.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,16 +224,206 @@ static bool batching;
 static char batch_buf[64 * 1024];
 static size_t batch_len;
 
+/* ---- the journal (log.h) ---- */
+
+static int	 journal_fd = -1;
+
+/*
+ * One field in the native protocol's binary-safe form, whatever the
+ * value holds (newlines included): NAME '\n', the value's length as a
+ * little-endian 64-bit number, the value, '\n'.  The name is
+ * PORTCULLIS_ and the key upper-cased, anything but [A-Z0-9_] made '_'
+ * (the keys are the program's own).  A value that does not fit whole is
+ * cut to what does; false if it was (or the name did not fit at all).
+ */
+static bool
+jfield(struct log_event *ev, const char *pre, const char *key,
+    const char *val, size_t len)
+{
+	char *p = ev->jbuf + ev->jlen;
+	size_t room = sizeof(ev->jbuf) - ev->jlen, n = 0, i, plen = strlen(pre);
+	size_t klen = strlen(key);
+	uint64_t le;
+	bool whole = true;
+
+	if (room < plen + klen + 1 + 8 + 1)
+		return false;
+	memcpy(p, pre, plen);
+	n = plen;
+	for (i = 0; i < klen; i++) {
+		char c = key[i];
+
+		if (c >= 'a' && c <= 'z')
+			c = (char)(c - 'a' + 'A');
+		else if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+			c = '_';
+		p[n++] = c;
+	}
+	p[n++] = '\n';
+	if (len > room - n - 8 - 1) {
+		len = room - n - 8 - 1;
+		whole = false;
+	}
+	le = (uint64_t)len;
+	for (i = 0; i < 8; i++)
+		p[n++] = (char)(le >> (8 * i) & 0xff);
+	memcpy(p + n, val, len);
+	n += len;
+	p[n++] = '\n';
+	ev->jlen += n;
+	return whole;
+}
+
+/* A field of the line: PORTCULLIS_KEY; an event's own "event" field
+   (ACME's) is PORTCULLIS_<TAG>_EVENT, as PORTCULLIS_EVENT is the tag. */
+static void
+jfield_key(struct log_event *ev, const char *key, const char *val, size_t len)
+{
+	char pre[48];
+
+	if (strcmp(key, "event") == 0 || strcmp(key, "level") == 0) {
+		snprintf(pre, sizeof(pre), "PORTCULLIS_%.24s_", ev->tag);
+		if (!jfield(ev, pre, key, val, len))
+			ev->truncated = true;
+		return;
+	}
+	if (strcmp(key, "error") == 0 && ev->prio > LOG_WARNING)
+		ev->prio = LOG_WARNING;
+	if (!jfield(ev, "PORTCULLIS_", key, val, len))
+		ev->truncated = true;
+}
+
+int
+log_journal_stream_parse(const char *s, uint64_t *dev, uint64_t *ino)
+{
+	const char *colon;
+
+	if (s == NULL || (colon = strchr(s, ':')) == NULL)
+		return -1;
+	if (util_parse_u64(s, (size_t)(colon - s), 0, UINT64_MAX, dev) == -1 ||
+	    util_parse_u64(colon + 1, strlen(colon + 1), 0, UINT64_MAX, ino) ==
+	    -1)
+		return -1;
+	return 0;
+}
+
+/* fd 2 is the stream JOURNAL_STREAM names. */
+static bool
+journal_stream(void)
+{
+	struct stat st;
+	uint64_t dev, ino;
+
+	return log_journal_stream_parse(getenv("JOURNAL_STREAM"), &dev,
+	    &ino) == 0 && fstat(STDERR_FILENO, &st) == 0 &&
+	    (uint64_t)st.st_dev == dev && (uint64_t)st.st_ino == ino;
+}
+
+bool
+log_journal_detect(void)
+{
+	struct sockaddr_un sun;
+	int fd, hi;
+
+	if (journal_fd != -1)
+		return true;
+	if (!journal_stream())
+		return false;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, LOG_JOURNAL_SOCKET, sizeof(LOG_JOURNAL_SOCKET));
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return false;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		close(fd);
+		return false;
+	}
+	/* Out of the way of the descriptors a child is laid out with. */
+	if ((hi = fcntl(fd, F_DUPFD_CLOEXEC, LOG_JOURNAL_FD_MIN)) != -1) {
+		close(fd);
+		fd = hi;
+	}
+	journal_fd = fd;
+	return true;
+}
+
+void
+log_journal_use(int fd)
+{
+	log_flush();
+	journal_fd = fd;
+}
+
+bool
+log_journal_active(void)
+{
+	return journal_fd != -1;
+}
+
+/*
+ * One datagram: MESSAGE (the line without its newline), PRIORITY,
+ * SYSLOG_IDENTIFIER, the fields.  At most some 12 KB: far below what a
+ * datagram socket takes, so never the memfd libsystemd falls back to
+ * (which no sandbox would allow).
+ */
+static int
+journal_send(struct log_event *ev)
+{
+	static const char ident[] = "SYSLOG_IDENTIFIER=portcullis\n";
+	static const char cut[] = "PORTCULLIS_TRUNCATED=1\n";
+	char head[16], prio[16];
+	struct iovec iov[6];
+	struct msghdr mh;
+	uint64_t len = ev->len - 1;	/* without its '\n' */
+	size_t i, niov = 0;
+	ssize_t n;
+
+	memcpy(head, "MESSAGE\n", 8);
+	for (i = 0; i < 8; i++)
+		head[8 + i] = (char)(len >> (8 * i) & 0xff);
+	iov[niov++] = (struct iovec){ head, 16 };
+	/* the line's own '\n' ends the field */
+	iov[niov++] = (struct iovec){ ev->buf, ev->len };
+	iov[niov].iov_base = prio;
+	iov[niov++].iov_len = (size_t)snprintf(prio, sizeof(prio),
+	    "PRIORITY=%d\n", ev->prio);
+	iov[niov++] = (struct iovec){ (void *)ident, sizeof(ident) - 1 };
+	iov[niov++] = (struct iovec){ ev->jbuf, ev->jlen };
+	if (ev->truncated)
+		iov[niov++] = (struct iovec){ (void *)cut, sizeof(cut) - 1 };
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = iov;
+	mh.msg_iovlen = niov;
+	while ((n = sendmsg(journal_fd, &mh, MSG_NOSIGNAL)) == -1 &&
+	    errno == EINTR)
+		;
+	return n == -1 ? -1 : 0;
+}
+
 static void
 ev_begin(struct log_event *ev, const char *jsonkey, const char *jsonval,
     const char *texttag)
 {
 	char ts[40];
-	size_t tslen = log_timestamp(ts, sizeof(ts));
+	size_t tslen;
 
 	ev->len = 0;
 	ev->truncated = false;
 	ev->batch = false;
+	ev->tag = texttag;
+	ev->prio = LOG_INFO;
+	ev->jlen = 0;
+	ev->journal = journal_fd != -1;
+	if (ev->journal) {
+		/* The journal has the time; MESSAGE is the text line. */
+		ev->json = false;
+		ev_append(ev, texttag, strlen(texttag));
+		if (!jfield(ev, "PORTCULLIS_", jsonkey, jsonval,
+		    strlen(jsonval)))
+			ev->truncated = true;
+		return;
+	}
+	tslen = log_timestamp(ts, sizeof(ts));
 	ev->json = log_format == LOG_FORMAT_JSON;
 	if (ev->json) {
 		ev_append(ev, "{\"time\":\"", 9);
@@ -258,6 +452,13 @@ log_event_begin(struct log_event *ev, const char *event)
 	ev_begin(ev, "event", lower, event);
 	ev->batch = strcmp(event, "ACCESS") == 0 ||
 	    strcmp(event, "RATE_LIMIT") == 0;
+	/* Refusals are notices, a lost line a warning, an event with an
+	   "error" field at least a warning (jfield_key()). */
+	if (strcmp(event, "RATE_LIMIT") == 0 || strcmp(event, "CONN_LIMIT") ==
+	    0)
+		ev->prio = LOG_NOTICE;
+	else if (strcmp(event, "LOG_LOST") == 0)
+		ev->prio = LOG_WARNING;
 }
 
 /*
@@ -297,6 +498,8 @@ log_event_str(struct log_event *ev, const char *key, const char *val,
 	/* Room for at least an empty quoted value, "". */
 	if ((room = ev_key(ev, key, 2)) == 0)
 		return;
+	if (ev->journal)
+		jfield_key(ev, key, val, len);
 	if (ev->json)
 		n = log_escape_json(val, len, ev->buf + ev->len, room, &cut);
 	else
@@ -318,8 +521,11 @@ log_event_uint(struct log_event *ev, const char *key, uint64_t val)
 	char num[24];
 	int n = snprintf(num, sizeof(num), "%llu", (unsigned long long)val);
 
-	if (ev_key(ev, key, (size_t)n) > 0)
+	if (ev_key(ev, key, (size_t)n) > 0) {
 		ev_append(ev, num, (size_t)n);
+		if (ev->journal)
+			jfield_key(ev, key, num, (size_t)n);
+	}
 }
 
 /* Close the line: the truncation marker, the JSON brace, the newline. */
@@ -375,6 +581,11 @@ static bool	 dangling;		/* fd 2 ends in a piece of a line */
 void
 log_reopened(void)
 {
+	/* A log file now: it wins over the journal. */
+	if (journal_fd != -1 && !journal_stream()) {
+		close(journal_fd);
+		journal_fd = -1;
+	}
 	dest_sec = -1;		/* look again before the next batch */
 	dangling = false;	/* a piece, if any, stays in the old file */
 }
@@ -551,6 +762,14 @@ log_event_end(struct log_event *ev)
 	int saved = errno;
 
 	ev_close(ev);
+	if (ev->journal && journal_fd != -1) {
+		log_flush();
+		/* Not sent (journald gone, its queue full): the stream. */
+		if (journal_send(ev) == -1)
+			emit(ev->buf, ev->len);
+		errno = saved;
+		return;
+	}
 	if (batching && ev->batch && batch_ok()) {
 		if (batch_len + ev->len > sizeof(batch_buf))
 			log_flush();
@@ -615,6 +834,8 @@ log_vmsg(enum log_level level, int errnum, const char *fmt, va_list ap)
 		n = (int)sizeof(msg) - 1;
 
 	ev_begin(&ev, "level", level_names[level], level_tags[level]);
+	ev.prio = level == LOG_LEVEL_ERROR ? LOG_ERR : level == LOG_LEVEL_WARN ?
+	    LOG_WARNING : level == LOG_LEVEL_INFO ? LOG_INFO : LOG_DEBUG;
 	log_event_cstr(&ev, "proc", log_proc);
 	if (log_worker >= 0)
 		log_event_uint(&ev, "worker", (uint64_t)log_worker);

@@ -25,6 +25,22 @@
  * may come from a client is escaped (log_escape_text / log_escape_json), so
  * one event can never become two lines or forge another field.
  *
+ * Under systemd (the journal): when the environment has JOURNAL_STREAM
+ * and it names fd 2 (device:inode, as fstat(2) sees it), fd 2 is the
+ * service's stdout stream to systemd-journald, and log_journal_detect()
+ * switches a process to journald's native protocol instead: one datagram
+ * per line, on a socket it opens and connects then (before the sandbox;
+ * every process calls it itself, after the exec).  MESSAGE is the text
+ * line without its timestamp (the journal has its own; whatever
+ * logging.format says), PRIORITY the line's syslog level,
+ * SYSLOG_IDENTIFIER=portcullis, and every field of the line is a journal
+ * field of its own, PORTCULLIS_<KEY> (upper case), with the raw value:
+ *   MESSAGE=ACCESS client_ip=203.0.113.50 method=GET host=a.test ...
+ *   PORTCULLIS_EVENT=access PORTCULLIS_CLIENT_IP=203.0.113.50 ...
+ * A datagram that cannot be sent is written to fd 2 as its MESSAGE line.
+ * When logging.file is set fd 2 is that file, which never matches:
+ * the file wins.
+ *
  * errno is preserved across every call.
  */
 #ifndef PORTCULLIS_LOG_H
@@ -51,6 +67,12 @@ enum log_format {
 
 /* One line, at most; must stay <= PIPE_BUF so a write to a pipe is atomic. */
 #define LOG_LINE_MAX	4096
+/* A line's journal fields (names and raw values), at most. */
+#define LOG_JOURNAL_FIELDS_MAX	(2 * LOG_LINE_MAX)
+/* journald's native socket, and where its descriptor is moved (above the
+   descriptors a child is given: master.c checks). */
+#define LOG_JOURNAL_SOCKET	"/run/systemd/journal/socket"
+#define LOG_JOURNAL_FD_MIN	256
 
 /* Who is logging: "master" or "worker" (with its index), and how. */
 void	 log_init(const char *proc, int worker_id);
@@ -59,6 +81,19 @@ void	 log_configure(enum log_level level, enum log_format format);
 void	 log_set_access(bool on);
 bool	 log_access_enabled(void);
 bool	 log_enabled(enum log_level level);
+
+/*
+ * The journal (see above).  log_journal_detect() looks at JOURNAL_STREAM
+ * and fd 2 and, if they match and journald's socket takes a connection,
+ * logs there from then on; true if it does.  Call it once fd 2 is what
+ * it will be, before the sandbox.  log_journal_use() sends to fd (a
+ * connected SOCK_DGRAM socket; -1: back to fd 2) and is for tests.
+ */
+bool	 log_journal_detect(void);
+void	 log_journal_use(int fd);
+bool	 log_journal_active(void);
+/* "DEV:INO" as systemd writes JOURNAL_STREAM: two decimal numbers. */
+int	 log_journal_stream_parse(const char *s, uint64_t *dev, uint64_t *ino);
 
 int	 log_level_parse(const char *s, enum log_level *out);
 int	 log_format_parse(const char *s, enum log_format *out);
@@ -110,6 +145,11 @@ struct log_event {
 	bool	 truncated;
 	bool	 json;
 	bool	 batch;	/* ACCESS, RATE_LIMIT: may wait for log_flush() */
+	bool	 journal;	/* to the journal: jbuf holds the fields */
+	int	 prio;		/* its syslog priority (journal) */
+	const char *tag;	/* "ACCESS", "WARN" ... */
+	char	 jbuf[LOG_JOURNAL_FIELDS_MAX];
+	size_t	 jlen;
 };
 
 void	 log_event_begin(struct log_event *ev, const char *event);

@@ -268,6 +268,8 @@ _Static_assert(WORKER_FD_CONFIG == WORKER_FD_CONTROL + 1 &&
     WORKER_FD_REPORT == WORKER_FD_CONTROL + 3 &&
     WORKER_FD_SIGNER == WORKER_FD_CONTROL + 4 &&
     LISTEN_FD_BASE == WORKER_FD_CONTROL + 5, "child_exec's layout");
+_Static_assert(LOG_JOURNAL_FD_MIN > LISTEN_FD_BASE + LISTEN_MAX + 1,
+    "a child's journal socket stays above its laid-out descriptors");
 
 static void NORETURN
 child_fail(const char *what)
@@ -1864,6 +1866,8 @@ master_main(struct config *cfg, const struct config_opts *opts)
 	log_init("master", -1);
 	log_configure(cfg->log_level, cfg->log_format);
 	setup_stdio(cfg);
+	/* Under systemd without logging.file: the journal, with fields. */
+	(void)log_journal_detect();
 	raise_fd_limit();
 	/* Hold no directory busy; dumps (if any) cannot land in one. */
 	if (chdir("/") == -1)

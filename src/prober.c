@@ -1129,6 +1129,7 @@ prober_main(void)
 	void *mem;
 
 	log_init("prober", -1);
+	(void)log_journal_detect();	/* before the sandbox (log.h) */
 	control_child_check(WORKER_FD_CONTROL, WORKER_FD_REPORT, PROBER_ENV);
 	signcli_child_check(WORKER_FD_SIGNER, PROBER_ENV);
 	unsetenv(PROBER_ENV);

@@ -482,6 +482,7 @@ signer_main(void)
 	int rc;
 
 	log_init("signer", -1);
+	(void)log_journal_detect();	/* before the sandbox (log.h) */
 	control_child_check(WORKER_FD_CONTROL, WORKER_FD_REPORT, SIGNER_ENV);
 	unsetenv(SIGNER_ENV);
 	if (privs_worker_drop(true) == -1)

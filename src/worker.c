@@ -672,6 +672,7 @@ worker_main(const struct worker_handlers *h)
 	memset(&wk, 0, sizeof(wk));
 	wk.id = worker_id_from_env();
 	log_init("worker", (int)wk.id);
+	(void)log_journal_detect();	/* before the sandbox (log.h) */
 	worker_start(&wk, h);
 
 	ev_run(wk.loop, 0);

@@ -15,6 +15,12 @@
  *    to a pipe standing in for fd 2: one line of at most LOG_LINE_MAX
  *    bytes, a JSON object with distinct keys or "TIMESTAMP EVENT" and
  *    key=value fields, every field with a value.
+ * 3. The same event sent to the journal (log_journal_use(), a datagram
+ *    socketpair): the datagram decodes as journald's native protocol,
+ *    every name is [A-Z0-9_] and one of the event's own, each once, and
+ *    the values a and b are prefixes of the input's halves, byte for
+ *    byte; and the input as JOURNAL_STREAM: accepted only as
+ *    DIGITS:DIGITS.
  * Any violation abort()s.
  *
  * No main(): tests/fuzz/standalone.c replays files through this function
@@ -30,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -44,13 +51,15 @@ int LLVMFuzzerInitialize(int *, char ***);
 enum mode { TEXT, JSON };
 
 static int	capture[2] = { -1, -1 };
+static int	jsock[2] = { -1, -1 };
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	if (pipe2(capture, O_CLOEXEC | O_NONBLOCK) == -1)
+	if (pipe2(capture, O_CLOEXEC | O_NONBLOCK) == -1 ||
+	    socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, jsock) == -1)
 		abort();
 	log_init("fuzz", 1);
 	return 0;
@@ -415,6 +424,97 @@ check_event(enum log_format fmt, const uint8_t *data, size_t size)
 		check_text_line(line, n - 1);
 }
 
+/* The names a journal entry of check_journal()'s event may have. */
+static const char *const jnames[] = { "MESSAGE", "PRIORITY",
+    "SYSLOG_IDENTIFIER", "PORTCULLIS_EVENT", "PORTCULLIS_PAD",
+    "PORTCULLIS_A", "PORTCULLIS_N", "PORTCULLIS_C", "PORTCULLIS_B",
+    "PORTCULLIS_M", "PORTCULLIS_TRUNCATED" };
+
+static void
+check_journal(const uint8_t *data, size_t size)
+{
+	static char	 pad[LOG_LINE_MAX], dg[4 * LOG_LINE_MAX];
+	struct log_event ev;
+	size_t		 padlen = 0, half = size / 2, i = 0, k, len, j;
+	unsigned	 seen = 0;
+	ssize_t		 n;
+	uint64_t	 l;
+	int		 b;
+
+	if (size >= 2)
+		padlen = ((size_t)data[0] << 8 | data[1]) % LOG_LINE_MAX;
+	memset(pad, 'p', sizeof(pad));
+	log_journal_use(jsock[0]);
+	log_event_begin(&ev, "FUZZ");
+	log_event_str(&ev, "pad", pad, padlen);
+	log_event_str(&ev, "a", (const char *)data, half);
+	log_event_uint(&ev, "n", size);
+	log_event_cstr(&ev, "c", "x y");
+	log_event_str(&ev, "b", (const char *)data + half, size - half);
+	log_event_uint(&ev, "m", size);
+	log_event_end(&ev);
+	log_journal_use(-1);
+	n = recv(jsock[1], dg, sizeof(dg), MSG_DONTWAIT);
+	CHECK(n > 0);
+	while (i < (size_t)n) {
+		for (k = i; k < (size_t)n && dg[k] != '=' && dg[k] != '\n'; k++)
+			CHECK((dg[k] >= 'A' && dg[k] <= 'Z') || dg[k] == '_' ||
+			    (dg[k] >= '0' && dg[k] <= '9'));
+		CHECK(k > i && k < (size_t)n);
+		for (j = 0; j < nitems(jnames); j++)
+			if (strlen(jnames[j]) == k - i &&
+			    memcmp(jnames[j], dg + i, k - i) == 0)
+				break;
+		CHECK(j < nitems(jnames) && !(seen & 1u << j));
+		seen |= 1u << j;
+		if (dg[k] == '=') {
+			const char *nl = memchr(dg + k + 1, '\n',
+			    (size_t)n - k - 1);
+
+			CHECK(nl != NULL);
+			i = (size_t)(nl - dg) + 1;
+			continue;
+		}
+		CHECK((size_t)n - k - 1 >= 8);
+		for (l = 0, b = 7; b >= 0; b--)
+			l = l << 8 | (unsigned char)dg[k + 1 + (size_t)b];
+		CHECK(l < (uint64_t)n && (size_t)n - k - 9 >= l + 1 &&
+		    dg[k + 9 + l] == '\n');
+		len = (size_t)l;
+		if (j == 5)	/* PORTCULLIS_A */
+			CHECK(len <= half && memcmp(dg + k + 9, data, len) == 0);
+		if (j == 8)	/* PORTCULLIS_B */
+			CHECK(len <= size - half &&
+			    memcmp(dg + k + 9, data + half, len) == 0);
+		if (j == 0)	/* MESSAGE: one line, no timestamp */
+			CHECK(memchr(dg + k + 9, '\n', len) == NULL &&
+			    len > 5 && memcmp(dg + k + 9, "FUZZ ", 5) == 0);
+		i = k + 9 + len + 1;
+	}
+	CHECK((seen & 7) == 7);		/* MESSAGE, PRIORITY, identifier */
+}
+
+static void
+check_journal_stream(const uint8_t *data, size_t size)
+{
+	char		 s[64];
+	uint64_t	 dev, ino;
+	size_t		 i, colons = 0;
+
+	if (size >= sizeof(s))
+		return;
+	memcpy(s, data, size);
+	s[size] = '\0';
+	if (log_journal_stream_parse(s, &dev, &ino) == -1)
+		return;
+	CHECK(strlen(s) == size && s[0] != ':' && s[size - 1] != ':');
+	for (i = 0; i < size; i++) {
+		colons += s[i] == ':';
+		CHECK(s[i] == ':' || (s[i] >= '0' && s[i] <= '9'));
+	}
+	CHECK(colons == 1);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -433,5 +533,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	check_event(LOG_FORMAT_TEXT, data, size);
 	check_event(LOG_FORMAT_JSON, data, size);
+	check_journal(data, size);
+	check_journal_stream(data, size);
 	return 0;
 }

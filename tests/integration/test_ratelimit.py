@@ -5,7 +5,6 @@ buckets, the counters in "status", and the fail2ban filter run with the
 real fail2ban-regex over a log the proxy wrote."""
 
 import json
-import os
 import re
 import subprocess
 import threading
@@ -14,14 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (SRCDIR, free_port, point_sites_at, tls_connect,
-                      wait_until)
+from conftest import free_port, point_sites_at, tls_connect, wait_until
+from f2butil import FILTER, JAIL, PROBE_FILTER, Fail2ban
 from h1util import read_response
 from proxyutil_http import TS, access_events, parse_text_event
-
-FILTER = SRCDIR / "deploy/fail2ban/filter.d/portcullis.conf"
-PROBE_FILTER = SRCDIR / "deploy/fail2ban/filter.d/portcullis-probe.conf"
-JAIL = SRCDIR / "deploy/fail2ban/jail.d/portcullis.conf"
 
 
 def start(make_proxy, upstream, rate, burst, workers=1, **overrides):
@@ -343,77 +338,6 @@ def test_fail2ban_filter_matches_every_rate_limit_line(make_proxy, upstream,
     n_lines = len(log.splitlines())
     assert summary.startswith(f"Lines: {n_lines} lines, 0 ignored, "
                               f"{len(limited)} matched"), summary
-
-
-class Fail2ban:
-    """A real fail2ban server in its own directory, with the shipped filter
-    and jail; only logpath, backend and the action are the test's: an
-    action that records every address or network it is asked to ban."""
-
-    def __init__(self, d):
-        self.d = d
-        conf = d / "conf"
-        for sub in ("filter.d", "jail.d", "action.d"):
-            (conf / sub).mkdir(parents=True)
-        (conf / "filter.d/portcullis.conf").write_text(FILTER.read_text())
-        (conf / "filter.d/portcullis-probe.conf").write_text(
-            PROBE_FILTER.read_text())
-        (conf / "jail.d/portcullis.conf").write_text(JAIL.read_text())
-        self.log = d / "access.log"
-        self.log.touch()
-        self.bans = d / "bans"
-        (conf / "fail2ban.conf").write_text(
-            f"[Definition]\nloglevel = INFO\nlogtarget = {d}/fail2ban.log\n"
-            f"socket = {d}/sock\npidfile = {d}/pid\ndbfile = :memory:\n")
-        (conf / "jail.conf").write_text(
-            "[DEFAULT]\nignoreself = false\nignoreip =\n")
-        (conf / "jail.d/zz-test.local").write_text(
-            f"[portcullis-ratelimit]\nlogpath = {self.log}\n"
-            "backend = polling\naction = record\n")
-        (conf / "action.d/record.conf").write_text(
-            "[Definition]\nactionstart =\nactionstop =\nactioncheck =\n"
-            f"actionban = printf '%%s\\n' '<ip>' >> {self.bans}\n"
-            "actionunban =\n")
-        self.args = ["fail2ban-client", "-c", str(conf), "-s", str(d / "sock"),
-                     "-p", str(d / "pid")]
-        env = dict(os.environ, TZ="UTC")    # the log's times are UTC
-        self.proc = subprocess.Popen(self.args + ["-f", "start"],
-                                     stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, env=env)
-        wait_until(lambda: self.client("ping")[0] == 0,
-                   what="fail2ban-server up")
-
-    def client(self, *cmd):
-        r = subprocess.run(self.args + list(cmd), capture_output=True,
-                           text=True, timeout=30)
-        return r.returncode, r.stdout
-
-    def status(self):
-        rc, out = self.client("status", "portcullis-ratelimit")
-        assert rc == 0, out
-        return {k.strip(): v.strip() for k, v in
-                re.findall(r"^[|`\s-]*([A-Za-z ]+):\t?(.*)$", out, re.M)}
-
-    def append(self, lines):
-        with open(self.log, "a") as f:
-            f.write("".join(l + "\n" for l in lines))
-
-    def banned(self):
-        return (self.bans.read_text().split() if self.bans.exists()
-                else [])
-
-    def stop(self):
-        try:
-            self.client("stop")
-            self.proc.wait(timeout=30)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-
-    def text(self):
-        p = self.d / "fail2ban.log"
-        return p.read_text(errors="replace") if p.exists() else ""
 
 
 def test_fail2ban_bans_the_ipv6_network(make_proxy, upstream, certs,

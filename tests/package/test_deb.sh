@@ -129,17 +129,23 @@ conffiles=/var/lib/dpkg/info/portcullis.conffiles
 for f in /etc/portcullis/portcullis.conf /etc/logrotate.d/portcullis \
     /etc/fail2ban/filter.d/portcullis.conf \
     /etc/fail2ban/filter.d/portcullis-probe.conf \
-    /etc/fail2ban/jail.d/portcullis.conf; do
+    /etc/fail2ban/jail.d/portcullis.conf \
+    /etc/fail2ban/jail.d/portcullis-journal.conf; do
 	check "conffile $f" grep -qx "$f" "$conffiles"
 done
 
-jail=/etc/fail2ban/jail.d/portcullis.conf
-jails=$(grep -c '^\[' "$jail" 2>/dev/null)
-disabled=$(grep -Ec '^enabled[[:space:]]*=[[:space:]]*false[[:space:]]*$' "$jail" 2>/dev/null)
-enabled=$(grep -E '^[[:space:]]*enabled' "$jail" 2>/dev/null |
-    grep -Evc '=[[:space:]]*false[[:space:]]*$')
-check "fail2ban: $jails jails, all disabled" \
-    test "${jails:-0}" -ge 2 -a "${disabled:-0}" -eq "${jails:-0}" -a "${enabled:-1}" -eq 0
+# The file jails and the journal (backend = systemd) jails.
+for jail in /etc/fail2ban/jail.d/portcullis.conf \
+    /etc/fail2ban/jail.d/portcullis-journal.conf; do
+	jails=$(grep -c '^\[' "$jail" 2>/dev/null)
+	disabled=$(grep -Ec '^enabled[[:space:]]*=[[:space:]]*false[[:space:]]*$' "$jail" 2>/dev/null)
+	enabled=$(grep -E '^[[:space:]]*enabled' "$jail" 2>/dev/null |
+	    grep -Evc '=[[:space:]]*false[[:space:]]*$')
+	check "fail2ban: $jail: $jails jails, all disabled" \
+	    test "${jails:-0}" -ge 2 -a "${disabled:-0}" -eq "${jails:-0}" -a "${enabled:-1}" -eq 0
+done
+check "fail2ban: the journal jails use the systemd backend" \
+    sh -c 'test "$(grep -Ec "^backend *= *systemd$" /etc/fail2ban/jail.d/portcullis-journal.conf)" -ge 2'
 # fail2ban itself reads the files (filters parse, jails disabled).
 if command -v fail2ban-client >/dev/null; then
 	check "fail2ban-client -d: no portcullis jail active" \
@@ -184,6 +190,7 @@ for p in /etc/portcullis /etc/logrotate.d/portcullis \
     /etc/fail2ban/filter.d/portcullis.conf \
     /etc/fail2ban/filter.d/portcullis-probe.conf \
     /etc/fail2ban/jail.d/portcullis.conf \
+    /etc/fail2ban/jail.d/portcullis-journal.conf \
     /var/log/portcullis /var/lib/portcullis /run/portcullis \
     /lib/systemd/system/portcullis.service \
     /etc/systemd/system/multi-user.target.wants/portcullis.service \

@@ -20,6 +20,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -2020,6 +2021,340 @@ test_validators_refuse(void **state)
 	    t, 8), -1);
 }
 
+
+/*
+ * The journal (log.h): datagrams in journald's native protocol, captured
+ * from the other end of a SOCK_DGRAM socketpair given to
+ * log_journal_use(), and decoded here as journald decodes them.
+ */
+
+struct jent {
+	char	 name[64];
+	char	 val[2 * LOG_LINE_MAX];
+	size_t	 vlen;
+};
+
+/* Decode one datagram; the number of fields, or -1 if it breaks the
+   protocol (a name outside [A-Z0-9_], a length past the end ...). */
+static int
+jdecode(const char *p, size_t n, struct jent *e, int max)
+{
+	size_t	i = 0, k, len;
+	int	nf = 0;
+
+	while (i < n) {
+		if (nf >= max)
+			return -1;
+		for (k = i; k < n && p[k] != '=' && p[k] != '\n'; k++)
+			if (!((p[k] >= 'A' && p[k] <= 'Z') ||
+			    (p[k] >= '0' && p[k] <= '9') || p[k] == '_'))
+				return -1;
+		if (k == i || k == n || k - i >= sizeof(e[nf].name))
+			return -1;
+		memcpy(e[nf].name, p + i, k - i);
+		e[nf].name[k - i] = '\0';
+		if (p[k] == '=') {
+			const char *nl = memchr(p + k + 1, '\n', n - k - 1);
+
+			if (nl == NULL)
+				return -1;
+			len = (size_t)(nl - (p + k + 1));
+			i = (size_t)(nl - p) + 1;
+			if (len >= sizeof(e[nf].val))
+				return -1;
+			memcpy(e[nf].val, p + k + 1, len);
+		} else {
+			uint64_t l = 0;
+			int b;
+
+			if (n - k - 1 < 8)
+				return -1;
+			for (b = 7; b >= 0; b--)
+				l = l << 8 | (unsigned char)p[k + 1 + (size_t)b];
+			if (l >= sizeof(e[nf].val) || n - k - 9 < l + 1 ||
+			    p[k + 9 + l] != '\n')
+				return -1;
+			len = (size_t)l;
+			memcpy(e[nf].val, p + k + 9, len);
+			i = k + 9 + len + 1;
+		}
+		e[nf].val[len] = '\0';
+		e[nf].vlen = len;
+		nf++;
+	}
+	return nf;
+}
+
+static const struct jent *
+jget(const struct jent *e, int n, const char *name)
+{
+	const struct jent *found = NULL;
+	int	i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(e[i].name, name) == 0) {
+			assert_null(found);	/* every name once */
+			found = &e[i];
+		}
+	return found;
+}
+
+static int	jsock[2] = { -1, -1 };
+
+static void
+jcap_begin(void)
+{
+	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0,
+	    jsock), 0);
+	log_journal_use(jsock[0]);
+	assert_true(log_journal_active());
+}
+
+/* The next datagram, decoded into e[]; its field count. */
+static int
+jcap_next(struct jent *e, int max, size_t *size)
+{
+	static char	buf[4 * LOG_LINE_MAX];
+	ssize_t		n;
+
+	n = recv(jsock[1], buf, sizeof(buf), MSG_DONTWAIT);
+	assert_true(n > 0);
+	if (size != NULL)
+		*size = (size_t)n;
+	return jdecode(buf, (size_t)n, e, max);
+}
+
+static void
+jcap_none(void)
+{
+	char	c;
+
+	assert_int_equal(recv(jsock[1], &c, 1, MSG_DONTWAIT), -1);
+	assert_int_equal(errno, EAGAIN);
+}
+
+static void
+jcap_end(void)
+{
+	log_journal_use(-1);
+	close(jsock[0]);
+	close(jsock[1]);
+}
+
+static void
+test_journal_access_entry(void **state)
+{
+	static struct jent	 e[32];
+	struct log_event	 ev;
+	const struct jent	*f;
+	/* A path that tries to end its field and start one. */
+	static const char	 path[] = "/a\nPORTCULLIS_STATUS=200\n=x\"y";
+	int			 n;
+
+	(void)state;
+	log_configure(LOG_LEVEL_DEBUG, LOG_FORMAT_JSON);	/* no matter */
+	jcap_begin();
+	log_event_begin(&ev, "ACCESS");
+	log_event_cstr(&ev, "client_ip", "192.0.2.1");
+	log_event_cstr(&ev, "method", "GET");
+	log_event_cstr(&ev, "host", "a.test");
+	log_event_str(&ev, "path", S(path));
+	log_event_uint(&ev, "status", 404);
+	log_event_uint(&ev, "duration_ms", 7);
+	log_event_end(&ev);
+	n = jcap_next(e, nitems(e), NULL);
+	jcap_none();
+	jcap_end();
+	log_configure(LOG_LEVEL_DEBUG, LOG_FORMAT_TEXT);
+	assert_int_equal(n, 10);
+	assert_string_equal(e[0].name, "MESSAGE");
+	assert_string_equal(e[0].val, "ACCESS client_ip=192.0.2.1 method=GET "
+	    "host=a.test path=\"/a\\nPORTCULLIS_STATUS=200\\n=x\\\"y\" "
+	    "status=404 duration_ms=7");
+	assert_string_equal(jget(e, n, "PRIORITY")->val, "6");
+	assert_string_equal(jget(e, n, "SYSLOG_IDENTIFIER")->val,
+	    "portcullis");
+	assert_string_equal(jget(e, n, "PORTCULLIS_EVENT")->val, "access");
+	assert_string_equal(jget(e, n, "PORTCULLIS_CLIENT_IP")->val,
+	    "192.0.2.1");
+	assert_string_equal(jget(e, n, "PORTCULLIS_METHOD")->val, "GET");
+	assert_string_equal(jget(e, n, "PORTCULLIS_HOST")->val, "a.test");
+	f = jget(e, n, "PORTCULLIS_PATH");
+	assert_int_equal(f->vlen, sizeof(path) - 1);
+	assert_memory_equal(f->val, path, sizeof(path) - 1);
+	/* The one STATUS is the proxy's. */
+	assert_string_equal(jget(e, n, "PORTCULLIS_STATUS")->val, "404");
+	assert_string_equal(jget(e, n, "PORTCULLIS_DURATION_MS")->val, "7");
+	assert_null(jget(e, n, "PORTCULLIS_TRUNCATED"));
+}
+
+static void
+test_journal_priorities(void **state)
+{
+	static struct jent	 e[32];
+	struct log_event	 ev;
+	char			 want[128];
+	int			 n;
+
+	(void)state;
+	log_configure(LOG_LEVEL_DEBUG, LOG_FORMAT_TEXT);
+	log_init("worker", 3);
+	jcap_begin();
+	log_errorx("bad %d", 1);
+	log_warnx("meh");
+	log_info("fine");
+	log_debug("detail");
+	log_event_begin(&ev, "RATE_LIMIT");
+	log_event_cstr(&ev, "client_ip", "192.0.2.1");
+	log_event_end(&ev);
+	log_event_begin(&ev, "CONN_LIMIT");
+	log_event_end(&ev);
+	log_event_begin(&ev, "ACME");
+	log_event_cstr(&ev, "event", "renewed");
+	log_event_end(&ev);
+	log_event_begin(&ev, "CLIENT_CERT");
+	log_event_cstr(&ev, "error", "expired");
+	log_event_end(&ev);
+
+	n = jcap_next(e, nitems(e), NULL);
+	assert_string_equal(jget(e, n, "PRIORITY")->val, "3");
+	assert_string_equal(jget(e, n, "PORTCULLIS_LEVEL")->val, "error");
+	assert_string_equal(jget(e, n, "PORTCULLIS_PROC")->val, "worker");
+	assert_string_equal(jget(e, n, "PORTCULLIS_WORKER")->val, "3");
+	assert_string_equal(jget(e, n, "PORTCULLIS_PID")->val, mypid());
+	assert_string_equal(jget(e, n, "PORTCULLIS_MSG")->val, "bad 1");
+	snprintf(want, sizeof(want), "ERROR proc=worker worker=3 pid=%s "
+	    "msg=\"bad 1\"", mypid());
+	assert_string_equal(e[0].val, want);
+	n = jcap_next(e, nitems(e), NULL);
+	assert_string_equal(jget(e, n, "PRIORITY")->val, "4");
+	assert_string_equal(jget(e, n, "PORTCULLIS_LEVEL")->val, "warn");
+	n = jcap_next(e, nitems(e), NULL);
+	assert_string_equal(jget(e, n, "PRIORITY")->val, "6");
+	n = jcap_next(e, nitems(e), NULL);
+	assert_string_equal(jget(e, n, "PRIORITY")->val, "7");
+	n = jcap_next(e, nitems(e), NULL);
+	assert_string_equal(jget(e, n, "PRIORITY")->val, "5");
+	assert_string_equal(jget(e, n, "PORTCULLIS_EVENT")->val, "rate_limit");
+	n = jcap_next(e, nitems(e), NULL);
+	assert_string_equal(jget(e, n, "PRIORITY")->val, "5");
+	n = jcap_next(e, nitems(e), NULL);
+	assert_string_equal(jget(e, n, "PRIORITY")->val, "6");
+	assert_string_equal(jget(e, n, "PORTCULLIS_EVENT")->val, "acme");
+	assert_string_equal(jget(e, n, "PORTCULLIS_ACME_EVENT")->val,
+	    "renewed");
+	n = jcap_next(e, nitems(e), NULL);
+	assert_string_equal(jget(e, n, "PRIORITY")->val, "4");
+	assert_string_equal(jget(e, n, "PORTCULLIS_ERROR")->val, "expired");
+	jcap_none();
+	jcap_end();
+	log_init("test", -1);
+}
+
+static void
+test_journal_truncated(void **state)
+{
+	static struct jent	 e[32];
+	static char		 big[3 * LOG_LINE_MAX];
+	struct log_event	 ev;
+	size_t			 size;
+	int			 n;
+
+	(void)state;
+	memset(big, '\n', sizeof(big));
+	jcap_begin();
+	log_event_begin(&ev, "ACCESS");
+	log_event_cstr(&ev, "client_ip", "192.0.2.1");
+	log_event_str(&ev, "path", big, sizeof(big));
+	log_event_uint(&ev, "status", 200);
+	log_event_end(&ev);
+	n = jcap_next(e, nitems(e), &size);
+	jcap_end();
+	assert_true(n > 0);
+	/* Far below what a datagram takes: never libsystemd's memfd. */
+	assert_true(size <= LOG_LINE_MAX + LOG_JOURNAL_FIELDS_MAX + 128);
+	assert_string_equal(jget(e, n, "PORTCULLIS_TRUNCATED")->val, "1");
+	assert_true(jget(e, n, "MESSAGE")->vlen <= LOG_LINE_MAX);
+	assert_true(strstr(jget(e, n, "MESSAGE")->val, " truncated=1") !=
+	    NULL);
+	assert_true(jget(e, n, "PORTCULLIS_PATH")->vlen < sizeof(big));
+}
+
+/* A datagram that cannot be sent: MESSAGE goes to fd 2 as a line. */
+static void
+test_journal_unsent_goes_to_stderr(void **state)
+{
+	char	buf[CAP_MAX];
+	size_t	n;
+
+	(void)state;
+	jcap_begin();
+	close(jsock[1]);
+	jsock[1] = -1;
+	cap_begin();
+	log_warnx("journald gone");
+	n = cap_end(buf, sizeof(buf));
+	log_journal_use(-1);
+	close(jsock[0]);
+	check_one_line(buf, n);
+	assert_memory_equal(buf, "WARN proc=test pid=", 19);
+	assert_true(strstr(buf, " msg=\"journald gone\"\n") != NULL);
+}
+
+static void
+test_journal_stream_parse(void **state)
+{
+	static const char *const bad[] = { "", ":", "1:", ":1", "a:1",
+	    "1:b", "1:2:3", " 1:2", "1 :2", "1:2 ", "-1:2", "+1:2",
+	    "18446744073709551616:1", "1:18446744073709551616", "12" };
+	uint64_t dev = 0, ino = 0;
+	size_t	i;
+
+	(void)state;
+	assert_int_equal(log_journal_stream_parse("8:123456", &dev, &ino), 0);
+	assert_true(dev == 8 && ino == 123456);
+	assert_int_equal(log_journal_stream_parse(
+	    "18446744073709551615:0", &dev, &ino), 0);
+	assert_true(dev == UINT64_MAX && ino == 0);
+	for (i = 0; i < nitems(bad); i++)
+		assert_int_equal(log_journal_stream_parse(bad[i], &dev, &ino),
+		    -1);
+	assert_int_equal(log_journal_stream_parse(NULL, &dev, &ino), -1);
+}
+
+/* JOURNAL_STREAM that does not name fd 2, or none: fd 2 as before. */
+static void
+test_journal_detect_needs_the_stream(void **state)
+{
+	struct stat	st;
+	char		env[64];
+	int		sv[2];
+
+	(void)state;
+	unsetenv("JOURNAL_STREAM");
+	assert_false(log_journal_detect());
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+	    sv), 0);
+	assert_int_equal(fstat(sv[0], &st), 0);
+	/* Another socket's device:inode. */
+	snprintf(env, sizeof(env), "%llu:%llu", (unsigned long long)st.st_dev,
+	    (unsigned long long)st.st_ino);
+	setenv("JOURNAL_STREAM", env, 1);
+	assert_false(log_journal_detect());
+	assert_false(log_journal_active());
+	/* fd 2 is that socket: the stream is ours, but with no journald
+	   socket to connect to, fd 2 stays. */
+	if (access(LOG_JOURNAL_SOCKET, F_OK) == -1) {
+		assert_int_equal(dup2(sv[0], STDERR_FILENO), STDERR_FILENO);
+		assert_false(log_journal_detect());
+		assert_false(log_journal_active());
+		dup2(test_stderr, STDERR_FILENO);
+	}
+	unsetenv("JOURNAL_STREAM");
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int
 main(void)
 {
@@ -2066,6 +2401,12 @@ main(void)
 		cmocka_unit_test(test_level_parse),
 		cmocka_unit_test(test_format_parse),
 		cmocka_unit_test(test_fatal),
+		cmocka_unit_test(test_journal_access_entry),
+		cmocka_unit_test(test_journal_priorities),
+		cmocka_unit_test(test_journal_truncated),
+		cmocka_unit_test(test_journal_unsent_goes_to_stderr),
+		cmocka_unit_test(test_journal_stream_parse),
+		cmocka_unit_test(test_journal_detect_needs_the_stream),
 	};
 
 	return cmocka_run_group_tests(tests, setup_logging, NULL);
