@@ -354,6 +354,9 @@ struct config_site {
 	struct config_access	 access;	/* allow, deny */
 	struct config_edits	 edits;		/* the header options */
 	int			 line;
+	/* Its row of the request statistics (shm.h SHM_SITE_*): from the
+	   master (metrics_sites_assign()), not the file; 0 until then. */
+	uint16_t		 metrics_slot;
 };
 
 struct config_listener {

@@ -11,6 +11,7 @@
 #include "front.h"
 #include "gen.h"
 #include "log.h"
+#include "metrics.h"
 #include "shm.h"
 #include "util.h"
 
@@ -30,6 +31,7 @@ front_log_begin(struct front_log *l, double now)
 	l->denied[0] = '\0';
 	l->bytes_in = l->bytes_out = 0;
 	l->start = now;
+	l->site = SHM_SITE_UNKNOWN;
 }
 
 /* Copy a string for the log; "" stays "-". */
@@ -141,8 +143,12 @@ front_log_emit(struct front_log *l, const char *client_ip, double now)
 }
 
 void
-front_count(struct shm_counters *k, const struct front_log *l, bool broken)
+front_count(struct shm_counters *k, struct shm_stats *st,
+    const struct front_log *l, bool broken, bool h2, double now)
 {
+	/* The status the client got: 0 (it left first) is logged as 499. */
+	metrics_count_request(st, l->site, h2, l->status != 0 ? l->status :
+	    499, now - l->start);
 	atomic_fetch_add(&k->requests, 1);
 	atomic_fetch_add(&k->bytes_in, l->bytes_in);
 	atomic_fetch_add(&k->bytes_out, l->bytes_out);

@@ -13,6 +13,7 @@
 #include "http1.h"
 
 struct shm_counters;
+struct shm_stats;
 
 /* What the access log says of a request. */
 struct front_log {
@@ -32,6 +33,9 @@ struct front_log {
 	char		 client_ip[INET6_ADDRSTRLEN];
 	/* Which access rule refused it ("deny 10.0.0.0/8"), or "". */
 	char		 denied[80];
+	/* Its site's row of the statistics (shm.h SHM_SITE_*):
+	   SHM_SITE_UNKNOWN until a site matched (request_answer's). */
+	unsigned	 site;
 };
 
 /* Empty fields ("-"), the clock started at now. */
@@ -60,8 +64,12 @@ void	 front_log_denied(struct front_log *l, const char *why);
    otherwise. */
 void	 front_log_emit(struct front_log *l, const char *client_ip,
 	    double now);
-/* A worker's shared counters (k), for one finished request. */
-void	 front_count(struct shm_counters *k, const struct front_log *l,
-	    bool broken);
+/*
+ * A worker's shared counters (k) and statistics (st: by site, protocol
+ * (h2 or HTTP/1.x) and status class, and the duration from l->start to
+ * now), for one finished request: the one place both protocols count.
+ */
+void	 front_count(struct shm_counters *k, struct shm_stats *st,
+	    const struct front_log *l, bool broken, bool h2, double now);
 
 #endif /* PORTCULLIS_FRONT_H */

@@ -535,6 +535,7 @@ h1_forward(struct h1_conn *c)
 	site = request_admit(&c->cl.rc, c->req_gen, &pr, c->req->target, 0,
 	    &ans);
 	front_log_client(log_of(c), pr.h.client_ip);
+	log_of(c)->site = ans.site_slot;
 	c->resp_edit = pr.resp_edit;
 	if (site != NULL)
 		c->ex = request_start(worker_proxy_ctx(c->cl.wk), &pr,
@@ -877,7 +878,8 @@ static const struct proxy_ops h1_proxy_ops = {
 static void
 count_request(struct h1_conn *c)
 {
-	front_count(worker_counters(c->cl.wk), log_of(c), c->broken);
+	front_count(worker_counters(c->cl.wk), worker_stats(c->cl.wk),
+	    log_of(c), c->broken, false, ev_now(loop_of(c)));
 }
 
 /* The response is out: log it, then the next request or the end. */

@@ -308,7 +308,8 @@ st_log(struct h2_stream *st)
 		return;
 	st->logging = false;
 	front_log_emit(&st->log, c->cl.client_ip, now_of(c));
-	front_count(worker_counters(c->cl.wk), &st->log, st->broken);
+	front_count(worker_counters(c->cl.wk), worker_stats(c->cl.wk),
+	    &st->log, st->broken, true, now_of(c));
 }
 
 /* Freed streams, for the next request. */
@@ -856,6 +857,7 @@ st_start(struct h2_stream *st)
 	site = request_admit(&c->cl.rc, st->gen, &pr, pr.h.path,
 	    st->body_seen, &ans);
 	front_log_client(&st->log, pr.h.client_ip);
+	st->log.site = ans.site_slot;
 	st->resp_edit = pr.resp_edit;
 	if (site == NULL) {
 		request_release(&pr);

@@ -19,6 +19,7 @@
 #include "h2conn.h"
 #include "handshake.h"
 #include "log.h"
+#include "metrics.h"
 #include "tls.h"
 #include "util.h"
 #include "worker.h"
@@ -63,8 +64,15 @@ hs_failed(struct handshake *h)
 {
 	struct log_event ev;
 	const char *why, *name;
+	unsigned flags = 0;
 	size_t len;
 
+	if (tls_conn_refusal(h->cl.tls, &name, &len) != NULL)
+		flags |= METRICS_TLS_F_NO_CERT;
+	if (tls_conn_auth_refusal(h->cl.tls, &name) != NULL)
+		flags |= METRICS_TLS_F_CLIENT_CERT;
+	metrics_count_handshake_failure(worker_stats(h->cl.wk),
+	    metrics_tls_reason(tls_conn_handshake_error(h->cl.tls), flags));
 	if ((why = tls_conn_refusal(h->cl.tls, &name, &len)) != NULL) {
 		log_event_begin(&ev, "ACME");
 		log_event_cstr(&ev, "client_ip", h->cl.client_ip);
@@ -89,6 +97,7 @@ hs_hand_over(struct handshake *h)
 	struct client *cl = &h->cl;
 	const char *alpn = tls_conn_alpn(cl->tls);
 
+	metrics_count_handshake(worker_stats(cl->wk));
 	/* TLS-ALPN-01: the challenge certificate was the answer; no HTTP. */
 	if (strcmp(alpn, TLS_ALPN_ACME) == 0) {
 		tls_conn_bye(cl->tls);
@@ -136,7 +145,11 @@ hs_io_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
 static void
 hs_timer_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
 {
-	hs_close(hs_of(w->data), "timeout");
+	struct handshake *h = hs_of(w->data);
+
+	metrics_count_handshake_failure(worker_stats(h->cl.wk),
+	    metrics_tls_reason(0, METRICS_TLS_F_TIMEOUT));
+	hs_close(h, "timeout");
 }
 
 /* A drain lets a handshake finish: the connection it becomes drains. */

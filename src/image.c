@@ -15,7 +15,7 @@
  *   nlisteners { family addr[16] https-port http-port redirect-port
  *                max-connections-per-client
  *                bind tls-mode cert
- *                nsites { host wildcard backend cert
+ *                nsites { host wildcard metrics-slot backend cert
  *                         rate-own [rate-rps(bits) rate-burst]
  *                         client-auth client-ca edge
  *                         npaths { prefix replace-path backend edge } }
@@ -65,6 +65,7 @@
 #include "control.h"
 #include "image.h"
 #include "ratelimit.h"
+#include "shm.h"
 #include "util.h"
 
 #define IMAGE_MAX	(256u * 1024 * 1024)
@@ -72,7 +73,7 @@
 /* The fewest bytes a listener / a site can take: bounds counts early. */
 #define LISTENER_MIN	(1 + 16 + 2 + 2 + 2 + 4 + 4 + 1 + 4 + 4)
 #define EDGE_MIN	4
-#define SITE_MIN	(4 + 1 + BACKEND_MIN + 4 + 1 + 1 + 4 + EDGE_MIN + 4)
+#define SITE_MIN	(4 + 1 + 2 + BACKEND_MIN + 4 + 1 + 1 + 4 + EDGE_MIN + 4)
 #define UPSTREAM_MIN	(4 + 1 + 4 + 1 + 4 + 16 + 4)
 #define BACKEND_MIN	(4 + UPSTREAM_MIN + 1 + 4 + 4 + 1 + 16 + 1 + 1)
 #define PATH_MIN	(4 + 1 + 4 + BACKEND_MIN + EDGE_MIN)
@@ -259,6 +260,7 @@ put_site(struct wbuf *w, const struct config_site *s)
 
 	put_str(w, s->host);
 	put_u8(w, s->wildcard);
+	put_u16(w, s->metrics_slot);
 	put_backend(w, &s->be);
 	put_bytes(w, s->tls.cert.data, s->tls.cert.len);
 	put_u8(w, s->rate_own);
@@ -974,6 +976,9 @@ get_site(struct rbuf *r, struct config_site *s)
 		r->err = true;
 	s->wildcard = wild == 1;
 	if (!host_ok(s->host, s->wildcard))
+		r->err = true;
+	/* A row of the statistics (shm.h): bounded here, once. */
+	if ((s->metrics_slot = get_u16(r)) >= SHM_SITE_ROWS)
 		r->err = true;
 	get_backend(r, &s->be);
 	if (r->err)

@@ -23,7 +23,7 @@
 #include "config.h"
 
 #define IMAGE_MAGIC	0x4d494350u	/* "PCIM" */
-#define IMAGE_VERSION	11u
+#define IMAGE_VERSION	12u
 
 /*
  * Serialise cfg as generation gen.  Returns 0 with a malloc'd buffer in

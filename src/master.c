@@ -32,6 +32,7 @@
 #include "listen.h"
 #include "log.h"
 #include "master.h"
+#include "metrics.h"
 #include "privs.h"
 #include "prober.h"
 #include "ratelimit.h"
@@ -88,6 +89,7 @@ struct master {
 	struct ratelimit	*rl;		/* only to repair its header */
 	struct upstate		 ups;		/* the upstream table */
 	struct upstate_alloc	*ualloc;	/* whose slot is whose */
+	struct metrics_sites	*msites;	/* which site has which row */
 	struct connlimit	 cap;		/* max-connections-per-client */
 	int			 cfg_ro_fd;	/* config part, read-only */
 	int			 exe_fd;	/* our own binary */
@@ -1284,6 +1286,15 @@ publish(struct master *m, struct config *ncfg, char *err, size_t errsz)
 		    strerror(errno));
 		return -1;
 	}
+	/* Rows of the request statistics: a name never changes its row,
+	   so a row given to a config that is not published stays its
+	   name's (nothing to undo). */
+	if (ncfg != m->cfg && metrics_sites_assign(m->msites, ncfg) == -1) {
+		snprintf(err, errsz, "%s: site statistics: %s", ncfg->path,
+		    strerror(errno));
+		upstate_abort(m->ualloc);
+		return -1;
+	}
 	if (acme_state_attach(m->acme, ncfg) == -1 ||
 	    image_encode(ncfg, m->gen + 1, &img, &len) == -1) {
 		snprintf(err, errsz, "%s: cannot build the config image",
@@ -1761,6 +1772,9 @@ setup_shm(struct master *m)
 		fatal("upstream table");
 	/* The table is new: zeroed, nothing to reset. */
 	upstate_commit(m->ualloc, NULL);
+	if ((m->msites = metrics_sites_new()) == NULL ||
+	    metrics_sites_assign(m->msites, m->cfg) == -1)
+		fatal("site statistics");
 	if (acme_state_attach(m->acme, m->cfg) == -1 ||
 	    image_encode(m->cfg, 1, &img, &len) == -1)
 		fatalx("cannot build the config image");
@@ -1918,6 +1932,7 @@ master_main(struct config *cfg, const struct config_opts *opts)
 	free(m.w);
 	acme_state_free(m.acme);
 	upstate_alloc_free(m.ualloc);
+	metrics_sites_free(m.msites);
 	config_free(m.cfg);
 	ev_loop_destroy(m.loop);
 	return 0;

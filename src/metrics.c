@@ -8,12 +8,15 @@
  */
 #include "autoconf.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <gnutls/gnutls.h>
 
 #include "config.h"
 #include "metrics.h"
@@ -168,6 +171,8 @@ collect_ops(struct metrics_ops *o, const struct shm *shm,
 	}
 	return 0;
 }
+static int	collect_sites(struct metrics_snapshot *, const struct shm *,
+		    const struct config *);
 
 int
 metrics_collect(struct metrics_snapshot *s, const struct shm *shm,
@@ -192,7 +197,8 @@ metrics_collect(struct metrics_snapshot *s, const struct shm *shm,
 	}
 	s->generation = shm_generation(shm);
 	config_foreach_backend(cfg, collect_backend, &c);
-	if (c.rc == 0 && collect_ops(&s->ops, shm, cfg) == -1)
+	if (c.rc == 0 && (collect_ops(&s->ops, shm, cfg) == -1 ||
+	    collect_sites(s, shm, cfg) == -1))
 		c.rc = -1;
 	if (c.rc != 0) {
 		metrics_snapshot_free(s);
@@ -213,6 +219,9 @@ metrics_snapshot_free(struct metrics_snapshot *s)
 	free(s->ops.acme);
 	s->ops.acme = NULL;
 	s->ops.nacme = 0;
+	free(s->sites);
+	s->sites = NULL;
+	s->nsites = 0;
 }
 
 /* ---- the exposition ---- */
@@ -355,8 +364,6 @@ struct scalar {
 #define SNAP(f)	offsetof(struct metrics_snapshot, f)
 
 static const struct scalar scalars[] = {
-	{ "portcullis_requests_total", "counter",
-	    "Client requests answered, all workers.", SNAP(requests) },
 	{ "portcullis_rate_limited_requests_total", "counter",
 	    "Client requests refused by a rate limit.", SNAP(rate_limited) },
 	{ "portcullis_connections_active", "gauge",
@@ -456,6 +463,8 @@ render_ops(struct out *o, const struct metrics_ops *ops)
 			    (unsigned long long)ops->restarts[p][k]);
 		}
 }
+static void	render_sites(struct out *, const struct metrics_snapshot *);
+static void	render_tls(struct out *, const struct metrics_snapshot *);
 
 size_t
 metrics_render(const struct metrics_snapshot *s, char *buf, size_t size)
@@ -486,7 +495,355 @@ metrics_render(const struct metrics_snapshot *s, char *buf, size_t size)
 	    "counter", "Failures of an upstream (connect, reset, 502 class).",
 	    UF_FAILURES);
 	render_ops(&o, &s->ops);
+	render_sites(&o, s);
+	render_tls(&o, s);
 	if (size > 0)
 		buf[o.len < size ? o.len : size - 1] = '\0';
 	return o.len;
+}
+
+/* ---- requests by site, protocol and status class; TLS handshakes ---- */
+
+static_assert(SHM_PROTOCOLS == 2 && SHM_STATUS_CLASSES == 5 &&
+    SHM_DURATION_BUCKETS == 12 && SHM_TLS_REASONS == METRICS_TLS_NREASONS,
+    "struct metrics_site and struct shm_site_row differ");
+
+const double metrics_duration_bounds[11] = {
+	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
+};
+/* The same, as the le label says them. */
+static const char *const bound_labels[12] = {
+	"0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5",
+	"5", "10", "+Inf"
+};
+
+static const char *const tls_reasons[METRICS_TLS_NREASONS] = {
+	"timeout", "closed", "protocol", "version", "cipher", "sni",
+	"client_cert", "key", "other"
+};
+
+static const char *const protocols[2] = { "http/1.1", "h2" };
+
+const char *
+metrics_tls_reason_name(enum metrics_tls_reason r)
+{
+	return (unsigned)r < METRICS_TLS_NREASONS ? tls_reasons[r] : "other";
+}
+
+enum metrics_tls_reason
+metrics_tls_reason(int err, unsigned flags)
+{
+	/* What the TLS layer decided first: the error is its consequence. */
+	if (flags & METRICS_TLS_F_TIMEOUT)
+		return METRICS_TLS_TIMEOUT;
+	if (flags & METRICS_TLS_F_CLIENT_CERT)
+		return METRICS_TLS_CLIENT_CERT;
+	if (flags & METRICS_TLS_F_NO_CERT)
+		return METRICS_TLS_SNI;
+	switch (err) {
+	case GNUTLS_E_PREMATURE_TERMINATION:
+	case GNUTLS_E_PULL_ERROR:
+	case GNUTLS_E_PUSH_ERROR:
+	case GNUTLS_E_SESSION_EOF:
+	case GNUTLS_E_TIMEDOUT:
+		return METRICS_TLS_CLOSED;
+	case GNUTLS_E_UNSUPPORTED_VERSION_PACKET:
+	case GNUTLS_E_INAPPROPRIATE_FALLBACK:
+		return METRICS_TLS_VERSION;
+	case GNUTLS_E_NO_CIPHER_SUITES:
+	case GNUTLS_E_NO_COMMON_KEY_SHARE:
+	case GNUTLS_E_INSUFFICIENT_SECURITY:
+	case GNUTLS_E_UNSUPPORTED_SIGNATURE_ALGORITHM:
+	case GNUTLS_E_ECC_NO_SUPPORTED_CURVES:
+	case GNUTLS_E_UNKNOWN_PK_ALGORITHM:
+		return METRICS_TLS_CIPHER;
+	case GNUTLS_E_UNRECOGNIZED_NAME:
+		return METRICS_TLS_SNI;
+	case GNUTLS_E_CERTIFICATE_REQUIRED:
+	case GNUTLS_E_NO_CERTIFICATE_FOUND:
+	case GNUTLS_E_CERTIFICATE_ERROR:
+	case GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR:
+		return METRICS_TLS_CLIENT_CERT;
+	case GNUTLS_E_PK_SIGN_FAILED:
+	case GNUTLS_E_CERTIFICATE_KEY_MISMATCH:
+		return METRICS_TLS_KEY;
+	case GNUTLS_E_FATAL_ALERT_RECEIVED:
+	case GNUTLS_E_WARNING_ALERT_RECEIVED:
+	case GNUTLS_E_UNEXPECTED_PACKET:
+	case GNUTLS_E_UNEXPECTED_PACKET_LENGTH:
+	case GNUTLS_E_UNEXPECTED_HANDSHAKE_PACKET:
+	case GNUTLS_E_UNEXPECTED_EXTENSIONS_LENGTH:
+	case GNUTLS_E_DECRYPTION_FAILED:
+	case GNUTLS_E_MAC_VERIFY_FAILED:
+	case GNUTLS_E_RECORD_OVERFLOW:
+	case GNUTLS_E_RECEIVED_ILLEGAL_PARAMETER:
+	case GNUTLS_E_ILLEGAL_PARAMETER:
+	case GNUTLS_E_RECEIVED_ILLEGAL_EXTENSION:
+	case GNUTLS_E_HANDSHAKE_TOO_LARGE:
+	case GNUTLS_E_ERROR_IN_FINISHED_PACKET:
+	case GNUTLS_E_NO_APPLICATION_PROTOCOL:
+		return METRICS_TLS_PROTOCOL;
+	default:
+		return METRICS_TLS_OTHER;
+	}
+}
+
+unsigned
+metrics_duration_bucket(double seconds)
+{
+	unsigned i;
+
+	/* le: a request of exactly a bound is in its bucket.  NaN: +Inf. */
+	for (i = 0; i < 11; i++)
+		if (seconds <= metrics_duration_bounds[i])
+			return i;
+	return 11;
+}
+
+void
+metrics_count_request(struct shm_stats *st, unsigned slot, bool h2,
+    int status, double seconds)
+{
+	struct shm_site_row *r;
+	unsigned cls;
+
+	if (slot >= SHM_SITE_ROWS)
+		slot = SHM_SITE_OTHER;
+	r = &st->site[slot];
+	cls = status >= 100 && status < 600 ? (unsigned)status / 100 - 1 : 4;
+	atomic_fetch_add_explicit(&r->requests[h2 ? 1 : 0][cls], 1,
+	    memory_order_relaxed);
+	if (!(seconds > 0))
+		seconds = 0;
+	atomic_fetch_add_explicit(&r->duration[metrics_duration_bucket(
+	    seconds)], 1, memory_order_relaxed);
+	/* A clock gone wild adds at most some 11 days. */
+	atomic_fetch_add_explicit(&r->duration_us, seconds < 1e6 ?
+	    (uint64_t)(seconds * 1e6) : 1000000000000u, memory_order_relaxed);
+}
+
+void
+metrics_count_handshake(struct shm_stats *st)
+{
+	atomic_fetch_add_explicit(&st->tls_handshakes, 1,
+	    memory_order_relaxed);
+}
+
+void
+metrics_count_handshake_failure(struct shm_stats *st,
+    enum metrics_tls_reason reason)
+{
+	if ((unsigned)reason >= METRICS_TLS_NREASONS)
+		reason = METRICS_TLS_OTHER;
+	atomic_fetch_add_explicit(&st->tls_failures[reason], 1,
+	    memory_order_relaxed);
+}
+
+/* -- the master's rows by name -- */
+
+struct metrics_sites {
+	char		*names[SHM_SITE_SLOTS];	/* row SHM_SITE_FIRST + i */
+	unsigned	 n;
+};
+
+struct metrics_sites *
+metrics_sites_new(void)
+{
+	return calloc(1, sizeof(struct metrics_sites));
+}
+
+void
+metrics_sites_free(struct metrics_sites *m)
+{
+	unsigned i;
+
+	if (m == NULL)
+		return;
+	for (i = 0; i < m->n; i++)
+		free(m->names[i]);
+	free(m);
+}
+
+/* The row of name, given now if it has none; -1 if out of memory. */
+static int
+site_row(struct metrics_sites *m, const char *name)
+{
+	unsigned i;
+
+	/* At most 256 names, compared at a (re)load only. */
+	for (i = 0; i < m->n; i++)
+		if (strcmp(m->names[i], name) == 0)
+			return (int)(SHM_SITE_FIRST + i);
+	if (m->n == SHM_SITE_SLOTS)
+		return SHM_SITE_OTHER;
+	if ((m->names[m->n] = strdup(name)) == NULL)
+		return -1;
+	return (int)(SHM_SITE_FIRST + m->n++);
+}
+
+int
+metrics_sites_assign(struct metrics_sites *m, struct config *cfg)
+{
+	struct config_listener *l;
+	size_t i, j;
+	int row;
+
+	for (i = 0; i < cfg->nlisteners; i++) {
+		l = &cfg->listeners[i];
+		for (j = 0; j < l->nsites; j++) {
+			if ((row = site_row(m, l->sites[j].host)) == -1)
+				return -1;
+			l->sites[j].metrics_slot = (uint16_t)row;
+		}
+	}
+	return 0;
+}
+
+/* -- the snapshot -- */
+
+static void
+site_add(struct metrics_site *d, const struct shm_site_row *r)
+{
+	unsigned p, c;
+
+	for (p = 0; p < 2; p++)
+		for (c = 0; c < 5; c++)
+			d->requests[p][c] = sat_add(d->requests[p][c],
+			    atomic_load_explicit(&r->requests[p][c],
+			    memory_order_relaxed));
+	for (c = 0; c < 12; c++)
+		d->buckets[c] = sat_add(d->buckets[c],
+		    atomic_load_explicit(&r->duration[c],
+		    memory_order_relaxed));
+	d->sum_us = sat_add(d->sum_us, atomic_load_explicit(&r->duration_us,
+	    memory_order_relaxed));
+}
+
+/*
+ * _unknown, _other and each row of cfg's sites once, summed over the
+ * workers that ever started (a row of one that never did is a page
+ * nobody wrote: not read, not allocated).
+ */
+static int
+collect_sites(struct metrics_snapshot *s, const struct shm *shm,
+    const struct config *cfg)
+{
+	unsigned rows[SHM_SITE_ROWS];
+	const struct config_site *site;
+	struct shm_counters *k;
+	struct shm_stats *st;
+	size_t i, j, n, total = 2;
+	unsigned w, p;
+
+	for (i = 0; i < cfg->nlisteners; i++)
+		total += cfg->listeners[i].nsites;
+	if ((s->sites = calloc(total, sizeof(*s->sites))) == NULL)
+		return -1;
+	s->sites[0].name = "_unknown";
+	s->sites[1].name = "_other";
+	rows[0] = SHM_SITE_UNKNOWN;
+	rows[1] = SHM_SITE_OTHER;
+	n = 2;
+	for (i = 0; i < cfg->nlisteners; i++)
+		for (j = 0; j < cfg->listeners[i].nsites; j++) {
+			site = &cfg->listeners[i].sites[j];
+			/* Past the slots, or a name on two listeners: once. */
+			for (p = 0; p < n; p++)
+				if (rows[p] == site->metrics_slot)
+					break;
+			if (p < n || site->metrics_slot >= SHM_SITE_ROWS)
+				continue;
+			rows[n] = site->metrics_slot;
+			s->sites[n++].name = site->host;
+		}
+	s->nsites = n;
+	for (w = 0; (k = shm_counters(shm, w)) != NULL; w++) {
+		if (atomic_load(&k->pid) == 0 || (st = shm_stats(shm, w)) ==
+		    NULL)
+			continue;
+		for (i = 0; i < n; i++)
+			site_add(&s->sites[i], &st->site[rows[i]]);
+		s->tls_handshakes = sat_add(s->tls_handshakes,
+		    atomic_load_explicit(&st->tls_handshakes,
+		    memory_order_relaxed));
+		for (p = 0; p < METRICS_TLS_NREASONS; p++)
+			s->tls_failures[p] = sat_add(s->tls_failures[p],
+			    atomic_load_explicit(&st->tls_failures[p],
+			    memory_order_relaxed));
+	}
+	return 0;
+}
+
+/* -- the exposition -- */
+
+static void
+site_label(struct out *o, const char *name)
+{
+	put_str(o, "site=\"");
+	put_label(o, name);
+	put_str(o, "\"");
+}
+
+static void
+render_sites(struct out *o, const struct metrics_snapshot *s)
+{
+	const struct metrics_site *m;
+	uint64_t cum, count;
+	size_t i;
+	unsigned p, c;
+
+	family(o, "portcullis_requests_total", "counter",
+	    "Client requests answered, by site, protocol and status class.");
+	for (i = 0; i < s->nsites; i++) {
+		m = &s->sites[i];
+		for (p = 0; p < 2; p++)
+			for (c = 0; c < 5; c++) {
+				put_str(o, "portcullis_requests_total{");
+				site_label(o, m->name);
+				putf(o, ",protocol=\"%s\",status=\"%uxx\"} "
+				    "%llu\n", protocols[p], c + 1,
+				    (unsigned long long)m->requests[p][c]);
+			}
+	}
+	family(o, "portcullis_request_duration_seconds", "histogram",
+	    "Time from a request's head received to its response's end "
+	    "(or the connection's), by site.");
+	for (i = 0; i < s->nsites; i++) {
+		m = &s->sites[i];
+		cum = 0;
+		for (c = 0; c < 12; c++) {
+			cum = sat_add(cum, m->buckets[c]);
+			put_str(o, "portcullis_request_duration_seconds_bucket{");
+			site_label(o, m->name);
+			putf(o, ",le=\"%s\"} %llu\n", bound_labels[c],
+			    (unsigned long long)cum);
+		}
+		count = cum;
+		put_str(o, "portcullis_request_duration_seconds_sum{");
+		site_label(o, m->name);
+		putf(o, "} %llu.%06llu\n",
+		    (unsigned long long)(m->sum_us / 1000000),
+		    (unsigned long long)(m->sum_us % 1000000));
+		put_str(o, "portcullis_request_duration_seconds_count{");
+		site_label(o, m->name);
+		putf(o, "} %llu\n", (unsigned long long)count);
+	}
+}
+
+static void
+render_tls(struct out *o, const struct metrics_snapshot *s)
+{
+	unsigned r;
+
+	family(o, "portcullis_tls_handshakes_total", "counter",
+	    "TLS handshakes completed with clients.");
+	putf(o, "portcullis_tls_handshakes_total %llu\n",
+	    (unsigned long long)s->tls_handshakes);
+	family(o, "portcullis_tls_handshake_failures_total", "counter",
+	    "TLS handshakes with clients that failed, by reason.");
+	for (r = 0; r < METRICS_TLS_NREASONS; r++) {
+		put_str(o, "portcullis_tls_handshake_failures_total");
+		putf(o, "{reason=\"%s\"} %llu\n", tls_reasons[r],
+		    (unsigned long long)s->tls_failures[r]);
+	}
 }

@@ -18,6 +18,7 @@
 
 struct config;
 struct shm;
+struct shm_stats;
 struct upstate;
 
 #define METRICS_CONTENT_TYPE	"text/plain; version=0.0.4; charset=utf-8"
@@ -64,6 +65,79 @@ struct metrics_ops {
 	struct metrics_acme *acme;	/* malloc'd by metrics_collect */
 	size_t		 nacme;
 };
+/* ---- requests by site, protocol and status class; TLS handshakes ---- */
+
+/* A site's request statistics, all workers (see shm.h). */
+struct metrics_site {
+	const char	*name;		/* "_unknown", "_other" or the site's */
+	uint64_t	 requests[2][5];	/* [http/1.1, h2][1xx .. 5xx] */
+	uint64_t	 buckets[12];	/* not cumulative; the last: +Inf */
+	uint64_t	 sum_us;	/* of the durations, microseconds */
+};
+
+/* The request duration histogram's upper bounds, seconds (+Inf last). */
+extern const double metrics_duration_bounds[11];
+
+/* Why a TLS handshake failed: the reason label, a fixed set. */
+enum metrics_tls_reason {
+	METRICS_TLS_TIMEOUT,	/* the handshake timeout passed */
+	METRICS_TLS_CLOSED,	/* the client went away mid-handshake */
+	METRICS_TLS_PROTOCOL,	/* a bad record, unexpected message, alert */
+	METRICS_TLS_VERSION,	/* no TLS version in common */
+	METRICS_TLS_CIPHER,	/* no cipher suite, group or signature */
+	METRICS_TLS_SNI,	/* a server name we have no certificate for */
+	METRICS_TLS_CLIENT_CERT, /* a client certificate refused or missing */
+	METRICS_TLS_KEY,	/* the signer's key operation failed */
+	METRICS_TLS_OTHER,
+	METRICS_TLS_NREASONS
+};
+
+/* The label value of a reason ("timeout" ...). */
+const char *metrics_tls_reason_name(enum metrics_tls_reason r);
+
+/*
+ * The reason of a failed handshake from the GnuTLS error it ended with
+ * (gnutls_handshake()'s, negative; 0 if none) and what else the TLS
+ * layer knew (METRICS_TLS_F_*).  Pure.
+ */
+#define METRICS_TLS_F_TIMEOUT	 0x1u	/* the handshake timeout passed */
+#define METRICS_TLS_F_NO_CERT	 0x2u	/* no certificate for the name
+					   (ACME's refusal: tls_conn_refusal) */
+#define METRICS_TLS_F_CLIENT_CERT 0x4u	/* a client certificate refused
+					   (tls_conn_auth_refusal) */
+enum metrics_tls_reason metrics_tls_reason(int gnutls_error, unsigned flags);
+
+/* The duration bucket of a request that took seconds (0 .. 11). */
+unsigned metrics_duration_bucket(double seconds);
+
+/*
+ * Count one request answered with status (its class: 1xx .. 5xx; other
+ * numbers count as 5xx) of site row slot (SHM_SITE_*: out of range counts
+ * as "_other") over HTTP/2 (h2) or HTTP/1.x, that took seconds, in a
+ * worker's statistics.  Relaxed atomics: nothing waits.
+ */
+void	 metrics_count_request(struct shm_stats *st, unsigned slot, bool h2,
+	    int status, double seconds);
+
+/* Count a TLS handshake done, or failed for reason. */
+void	 metrics_count_handshake(struct shm_stats *st);
+void	 metrics_count_handshake_failure(struct shm_stats *st,
+	    enum metrics_tls_reason reason);
+
+/*
+ * The master's memory of which site name has which row (SHM_SITE_*),
+ * for its lifetime: a name keeps its row across reloads (the counters of
+ * a row never move to another name), a new name takes the next unused
+ * row, past SHM_SITE_SLOTS names "_other"'s.  A row is never given to
+ * another name, even once its name left the configuration.
+ */
+struct metrics_sites;
+
+struct metrics_sites *metrics_sites_new(void);
+void	 metrics_sites_free(struct metrics_sites *m);
+/* Set config_site.metrics_slot of every site of cfg; -1 if out of
+   memory (cfg is then partly assigned: do not publish it). */
+int	 metrics_sites_assign(struct metrics_sites *m, struct config *cfg);
 
 struct metrics_snapshot {
 	const char	*version;
@@ -77,6 +151,12 @@ struct metrics_snapshot {
 	struct metrics_upstream *ups;	/* malloc'd by metrics_collect */
 	size_t		 nups;
 	struct metrics_ops ops;		/* the operational families */
+	/* Requests by site (_unknown, _other, then the config's sites by
+	   name, each once), malloc'd by metrics_collect. */
+	struct metrics_site *sites;
+	size_t		 nsites;
+	uint64_t	 tls_handshakes;
+	uint64_t	 tls_failures[METRICS_TLS_NREASONS];
 };
 
 /*

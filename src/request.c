@@ -17,6 +17,7 @@
 #include "realip.h"
 #include "request.h"
 #include "route.h"
+#include "shm.h"
 #include "tls.h"
 #include "uptls.h"
 #include "util.h"
@@ -106,14 +107,16 @@ redirect(const struct request_conn *conn, const struct gen *g,
     struct request_answer *ans)
 {
 	const struct config_listener *l = &g->cfg->listeners[conn->li];
+	const struct config_site *site;
 	struct http1_slice path = pr->h.path;
 	char port[8] = "";
 	unsigned rport;
 
 	if (http01(l, pr, host, hlen, ans))
 		return NULL;
-	if (route_lookup(g->routes, conn->li, host, hlen) == NULL)
+	if ((site = route_lookup(g->routes, conn->li, host, hlen)) == NULL)
 		return answer(ans, 404, false);
+	ans->site_slot = site->metrics_slot;
 	/* OPTIONS * and CONNECT's authority name no path: the root. */
 	if (path.len == 0 || path.p[0] != '/')
 		path = (struct http1_slice){ "/", 1 };
@@ -420,6 +423,7 @@ request_admit(const struct request_conn *conn, const struct gen *g,
 	pr->sticky = -1;
 	pr->h.edit = NULL;
 	pr->resp_edit = NULL;
+	ans->site_slot = SHM_SITE_UNKNOWN;
 	real_ip(conn, g, pr);
 
 	if (pr->h.host.len > 0)
@@ -431,6 +435,9 @@ request_admit(const struct request_conn *conn, const struct gen *g,
 		return redirect(conn, g, pr, host, (size_t)hlen, ans);
 
 	site = route_lookup(g->routes, conn->li, host, (size_t)hlen);
+	/* From here on the request is its site's, refused or not. */
+	if (site != NULL)
+		ans->site_slot = site->metrics_slot;
 	/* Unknown hosts too: a scan of names is as much load as any. */
 	rq = (struct ratelimit_req){ pr->peer, pr->h.client_ip, host,
 	    (size_t)hlen, target.p, target.len };

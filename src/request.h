@@ -92,6 +92,10 @@ struct request_answer {
 	/* A 403 of allow/deny: which rule ("deny 10.0.0.0/8", "not in
 	   allow"), for the access log; else "". */
 	char		 why[REQUEST_WHY_MAX];
+	/* The site's row of the statistics (config_site.metrics_slot), or
+	   SHM_SITE_UNKNOWN (0) when no site matched; whatever the answer,
+	   set by request_admit(). */
+	unsigned	 site_slot;
 };
 
 /*

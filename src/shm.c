@@ -27,6 +27,7 @@
 _Static_assert(sizeof(struct shm_config_hdr) <= PAGE, "config header");
 #define STATE_HDR_SIZE	PAGE_ROUND(sizeof(struct shm_state_hdr))
 #define COUNTERS_SIZE	PAGE_ROUND(SHM_MAX_WORKERS * sizeof(struct shm_counters))
+#define STATS_SIZE	PAGE_ROUND(SHM_MAX_WORKERS * sizeof(struct shm_stats))
 #define UPSTATE_SIZE	upstate_bytes()
 #define CONNLIMIT_SIZE	connlimit_bytes()
 
@@ -49,12 +50,13 @@ config_layout(size_t size, struct shm_layout *l)
 static int
 state_layout(size_t size, struct shm_layout *l)
 {
-	if (size < STATE_HDR_SIZE + COUNTERS_SIZE + UPSTATE_SIZE +
-	    CONNLIMIT_SIZE || size % PAGE != 0)
+	if (size < STATE_HDR_SIZE + COUNTERS_SIZE + STATS_SIZE +
+	    UPSTATE_SIZE + CONNLIMIT_SIZE || size % PAGE != 0)
 		return -1;
 	l->counters_off = STATE_HDR_SIZE;
 	l->max_workers = SHM_MAX_WORKERS;
-	l->upstate_off = STATE_HDR_SIZE + COUNTERS_SIZE;
+	l->stats_off = STATE_HDR_SIZE + COUNTERS_SIZE;
+	l->upstate_off = l->stats_off + STATS_SIZE;
 	l->upstate_size = UPSTATE_SIZE;
 	l->connlimit_off = l->upstate_off + UPSTATE_SIZE;
 	l->connlimit_size = CONNLIMIT_SIZE;
@@ -142,6 +144,7 @@ state_hdr_of(const struct shm *s, struct shm_state_hdr *h)
 	h->connlimit_size = s->lay.connlimit_size;
 	h->ratelimit_off = s->lay.ratelimit_off;
 	h->ratelimit_size = s->lay.ratelimit_size;
+	h->stats_off = s->lay.stats_off;
 }
 
 static int
@@ -150,11 +153,12 @@ create_state_part(struct shm *s, size_t ratelimit_size)
 	struct shm_state_hdr *h;
 
 	if (ratelimit_size > SIZE_MAX - PAGE - STATE_HDR_SIZE - COUNTERS_SIZE -
-	    UPSTATE_SIZE - CONNLIMIT_SIZE) {
+	    STATS_SIZE - UPSTATE_SIZE - CONNLIMIT_SIZE) {
 		errno = EFBIG;
 		return -1;
 	}
-	s->state_size = STATE_HDR_SIZE + COUNTERS_SIZE + UPSTATE_SIZE +
+	s->state_size = STATE_HDR_SIZE + COUNTERS_SIZE + STATS_SIZE +
+	    UPSTATE_SIZE +
 	    CONNLIMIT_SIZE + PAGE_ROUND(ratelimit_size);
 	if (state_layout(s->state_size, &s->lay) == -1)
 		return -1;
@@ -342,6 +346,15 @@ shm_counters(const struct shm *s, unsigned worker)
 		return NULL;
 	return (struct shm_counters *)((unsigned char *)s->state +
 	    s->lay.counters_off) + worker;
+}
+
+struct shm_stats *
+shm_stats(const struct shm *s, unsigned worker)
+{
+	if (worker >= s->lay.max_workers)
+		return NULL;
+	return (struct shm_stats *)((unsigned char *)s->state +
+	    s->lay.stats_off) + worker;
 }
 
 void *

@@ -10,6 +10,9 @@
  *                 write it: workers get a read-only descriptor, so even a
  *                 compromised worker cannot change what the others route by.
  *   state part    per-worker counters, the upstream table (upstate.h),
+ *                 the per-worker request statistics (per site, protocol
+ *                 and status class, the duration histogram, the TLS
+ *                 handshakes: struct shm_stats, for /metrics),
  *                 the per-client connection table (connlimit.h, a fixed
  *                 size) and the rate-limit table, written by every worker
  *                 with atomics.  Its header is informative
@@ -112,6 +115,42 @@ struct shm_counters {
 	_Atomic uint64_t accepted;
 };
 
+/*
+ * The per-site rows of a worker's statistics (/metrics): row 0 is
+ * site="_unknown" (no site matched: unknown host, a request refused
+ * before routing), row 1 site="_other" (past SHM_SITE_SLOTS names), rows
+ * SHM_SITE_FIRST.. the sites, by the slot the master gave their name
+ * (metrics_sites_assign(), config_site.metrics_slot).
+ */
+#define SHM_SITE_UNKNOWN	0u
+#define SHM_SITE_OTHER		1u
+#define SHM_SITE_FIRST		2u
+#define SHM_SITE_SLOTS		256u
+#define SHM_SITE_ROWS		(SHM_SITE_FIRST + SHM_SITE_SLOTS)
+#define SHM_PROTOCOLS		2	/* http/1.1, h2 */
+#define SHM_STATUS_CLASSES	5	/* 1xx .. 5xx */
+/* Request duration buckets: Prometheus's default bounds, then +Inf. */
+#define SHM_DURATION_BUCKETS	12
+/* Reasons of a failed TLS handshake (metrics_tls_reason()). */
+#define SHM_TLS_REASONS		9
+
+/* One site of one worker: 24 words, three cache lines. */
+struct shm_site_row {
+	_Atomic uint64_t requests[SHM_PROTOCOLS][SHM_STATUS_CLASSES];
+	/* Not cumulative: the renderer adds them up. */
+	_Atomic uint64_t duration[SHM_DURATION_BUCKETS];
+	_Atomic uint64_t duration_us;	/* the sum, in microseconds */
+	uint64_t	 pad;
+};
+
+/* A worker's statistics, written by that worker alone (relaxed). */
+struct shm_stats {
+	_Atomic uint64_t tls_handshakes;
+	_Atomic uint64_t tls_failures[SHM_TLS_REASONS];
+	uint64_t	 pad[6];
+	struct shm_site_row site[SHM_SITE_ROWS];
+};
+
 struct shm_state_hdr {
 	uint32_t	 magic;
 	uint32_t	 version;
@@ -126,6 +165,8 @@ struct shm_state_hdr {
 	/* Connections per client (connlimit.h), between the two above. */
 	uint64_t	 connlimit_off;
 	uint64_t	 connlimit_size;
+	/* The per-worker statistics (struct shm_stats), after counters. */
+	uint64_t	 stats_off;
 };
 
 /*
@@ -146,6 +187,7 @@ struct shm_layout {
 	size_t		 connlimit_size;
 	size_t		 ratelimit_off;
 	size_t		 ratelimit_size;
+	size_t		 stats_off;
 };
 
 struct shm {
@@ -199,6 +241,10 @@ int	 shm_copy_image(const struct shm *s, uint64_t gen, unsigned char **out,
 
 /* The counters of a worker, NULL if worker is out of range. */
 struct shm_counters *shm_counters(const struct shm *s, unsigned worker);
+
+/* The statistics of a worker (/metrics), NULL if worker is out of
+   range.  Pages no worker wrote stay unallocated. */
+struct shm_stats *shm_stats(const struct shm *s, unsigned worker);
 
 /* The region of the upstream table (upstate.h), and its size. */
 void	*shm_upstate(const struct shm *s, size_t *size);

@@ -168,6 +168,7 @@ struct tls_conn {
 	size_t			 nnames;
 	int			 fd;
 	struct tlsio		 io;		/* its records over fd */
+	int			 hs_error;	/* the handshake's GnuTLS error */
 };
 
 int
@@ -1321,6 +1322,7 @@ tls_conn_handshake(struct tls_conn *c)
 			break;
 	}
 	tlsio_set_error(&c->io, ret);
+	c->hs_error = ret;
 	/* A site that requires a certificate, and none came. */
 	if (c->auth != NULL && c->auth->mode == CONFIG_CLIENT_AUTH_REQUIRED &&
 	    c->auth_refused == NULL && (ret == GNUTLS_E_CERTIFICATE_REQUIRED ||
@@ -1402,6 +1404,12 @@ tls_conn_auth_refusal(const struct tls_conn *c, const char **site)
 {
 	*site = c->auth != NULL ? c->auth->host : "-";
 	return c->auth_refused;
+}
+
+int
+tls_conn_handshake_error(const struct tls_conn *c)
+{
+	return c->hs_error;
 }
 
 const char *

@@ -179,6 +179,8 @@ const struct headers_client_cert *tls_conn_client_cert(
 const char *tls_conn_auth_refusal(const struct tls_conn *c,
 	    const char **site);
 const char *tls_conn_error(const struct tls_conn *c);
+/* The GnuTLS error a failed tls_conn_handshake() ended with; 0 before. */
+int	 tls_conn_handshake_error(const struct tls_conn *c);
 /* "TLS1.3" etc., for logs. */
 const char *tls_conn_version(struct tls_conn *c);
 /* The negotiated ALPN protocol ("http/1.1", "h2", TLS_ALPN_ACME) or "" if

@@ -60,6 +60,7 @@ struct worker {
 	struct proxy_ctx	 px;		/* loop, pool, upstream fds */
 	struct shm		 shm;
 	struct shm_counters	*counters;
+	struct shm_stats	*stats;
 	struct ratelimit	*rl;
 	struct upstate		 ups;
 	struct connlimit	 cap;		/* max-connections-per-client */
@@ -144,6 +145,12 @@ struct shm_counters *
 worker_counters(const struct worker *wk)
 {
 	return wk->counters;
+}
+
+struct shm_stats *
+worker_stats(const struct worker *wk)
+{
+	return wk->stats;
 }
 
 char *
@@ -614,6 +621,10 @@ worker_start(struct worker *wk, const struct worker_handlers *h)
 	if (shm_attach(&wk->shm, WORKER_FD_CONFIG, WORKER_FD_STATE) == -1)
 		fatal("shared segment");
 	if ((wk->counters = shm_counters(&wk->shm, wk->id)) == NULL)
+		fatalx("worker index %u out of range", wk->id);
+	/* The same row as the worker this one replaces: no counter goes
+	   back when a worker is respawned. */
+	if ((wk->stats = shm_stats(&wk->shm, wk->id)) == NULL)
 		fatalx("worker index %u out of range", wk->id);
 	atomic_store(&wk->counters->pid, (uint64_t)getpid());
 	atomic_store(&wk->counters->active_connections, 0);

@@ -53,6 +53,8 @@ struct proxy_ctx *worker_proxy_ctx(struct worker *wk);
 /* The worker's connections (conns.h). */
 struct conns	*worker_conns(struct worker *wk);
 struct shm_counters *worker_counters(const struct worker *wk);
+/* Its statistics for /metrics (shm.h struct shm_stats). */
+struct shm_stats *worker_stats(const struct worker *wk);
 struct ratelimit *worker_ratelimit(const struct worker *wk);
 /* The body of GET /metrics (metrics.h), malloc'd; NULL if out of memory. */
 char	*worker_metrics(struct worker *wk, size_t *len);

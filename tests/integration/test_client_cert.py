@@ -42,6 +42,7 @@ import pytest
 from conftest import (parse_response, read_all, start_proxy,
                       tls_context)
 from h2util import H2Client
+from test_metrics import failures, families
 from test_upstream_tls import PKI, front_cert, validate  # noqa: F401
 
 CURL = shutil.which("curl") or "/usr/bin/curl"
@@ -237,6 +238,9 @@ def test_required_refuses(cproxy, upstream, cpki, which, why):
     assert len(lines) == 5, lines
     assert all(why in line for line in lines), lines
     assert upstream.requests == []
+    # /metrics (issue 20): five handshakes failed, for the certificate.
+    got = failures(families(cproxy.health_port))
+    assert got["client_cert"] == 5 and sum(got.values()) == 5, got
 
 
 # ---- optional -----------------------------------------------------------

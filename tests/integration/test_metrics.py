@@ -3,7 +3,12 @@ shared counters, parsed by prometheus_client's parser after known
 traffic, and scraped by a real Prometheus."""
 
 import json
+import os
 import shutil
+import signal
+import socket
+import ssl
+import struct
 import subprocess
 import urllib.parse
 import urllib.request
@@ -11,8 +16,8 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import (BINARY, free_port, http_get, start_proxy, status_of,
-                      wait_until)
+from conftest import (BINARY, free_port, http_get, read_all, start_proxy,
+                      status_of, tls_connect, tls_context, wait_until)
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
@@ -38,6 +43,9 @@ FAMILIES = {
     "portcullis_acme_renewals": "counter",
     "portcullis_reloads": "counter",
     "portcullis_worker_restarts": "counter",
+    "portcullis_request_duration_seconds": "histogram",
+    "portcullis_tls_handshakes": "counter",
+    "portcullis_tls_handshake_failures": "counter",
 }
 
 
@@ -82,6 +90,18 @@ def value(fams, name, **labels):
     return found[0]
 
 
+def total(fams, name):
+    return sum(s.value for s in fams[name].samples)
+
+
+def requests(fams):
+    """portcullis_requests_total's non-zero series, by (site, protocol,
+    status)."""
+    return {(s.labels["site"], s.labels["protocol"], s.labels["status"]):
+            s.value for s in fams["portcullis_requests"].samples
+            if s.value != 0}
+
+
 def version():
     out = subprocess.run([str(BINARY), "--version"], capture_output=True,
                          text=True, check=True)
@@ -119,7 +139,7 @@ def test_metrics_after_traffic(traffic):
                what="only the scrape connected")
     fams = families(p.health_port)
     assert value(fams, "portcullis_build_info", version=version()) == 1
-    assert value(fams, "portcullis_requests") == 5
+    assert total(fams, "portcullis_requests") == 5
     assert value(fams, "portcullis_connections_accepted") == 5
     assert value(fams, "portcullis_rate_limited_requests") == 0
     assert value(fams, "portcullis_config_generation") == 2
@@ -172,7 +192,10 @@ def test_rate_limited_counted(make_proxy, make_upstream):
     assert codes.count("1.1 429") == 3, codes
     fams = families(p.health_port)
     assert value(fams, "portcullis_rate_limited_requests") == 3
-    assert value(fams, "portcullis_requests") == 5
+    assert total(fams, "portcullis_requests") == 5
+    # Refused by the rate limit, but a request of its site all the same.
+    assert requests(fams) == {("localhost", "http/1.1", "2xx"): 2,
+                              ("localhost", "http/1.1", "4xx"): 3}
     assert value(fams, "portcullis_connections_accepted") == 5
 
 
@@ -228,7 +251,22 @@ def test_real_prometheus_scrapes(traffic, tmp_path):
             except OSError:
                 return None
         got = wait_until(seen, 30.0, 0.25, what="series in Prometheus")
-        assert list(got.values()) == [5.0]
+        assert sum(got.values()) == 5.0
+        # By site, protocol and status class (issue 20's dashboard).
+        h2 = prom_query(port, 'portcullis_requests_total{site="localhost",'
+                        'protocol="h2",status="2xx"}')
+        assert list(h2.values()) == [1.0]
+        bad = prom_query(port, 'portcullis_requests_total{'
+                         'site="down.example.test",status="5xx"}')
+        assert sorted(bad.values()) == [0.0, 1.0]
+        hist = prom_query(port, 'portcullis_request_duration_seconds_count'
+                          '{site="*.example.test"}')
+        assert list(hist.values()) == [2.0]
+        inf = prom_query(port, 'portcullis_request_duration_seconds_bucket'
+                         '{site="localhost",le="+Inf"}')
+        assert list(inf.values()) == [2.0]
+        tls = prom_query(port, "portcullis_tls_handshakes_total")
+        assert list(tls.values()) == [5.0]
         assert list(prom_query(port, "up").values()) == [1.0]
         assert list(prom_query(port, "portcullis_config_generation")
                     .values()) == [2.0]
@@ -240,3 +278,206 @@ def test_real_prometheus_scrapes(traffic, tmp_path):
         prom.terminate()
         prom.wait(timeout=30)
         log.close()
+
+
+# -- requests by site, protocol and status class; TLS handshakes (issue 20)
+
+def tls10_client_hello():
+    """A ClientHello that offers TLS 1.0 alone (no supported_versions
+    extension), which portcullis does not speak."""
+    body = (b"\x03\x01" + os.urandom(32) + b"\x00" + b"\x00\x02\x00\x2f" +
+            b"\x01\x00")
+    hs = b"\x01" + struct.pack(">I", len(body))[1:] + body
+    return b"\x16\x03\x01" + struct.pack(">H", len(hs)) + hs
+
+
+def client_hello():
+    """The ClientHello of Python's TLS client, as bytes."""
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = tls_context().wrap_bio(inc, out, server_hostname="localhost")
+    with pytest.raises(ssl.SSLWantReadError):
+        obj.do_handshake()
+    return out.read()
+
+
+def raw_to_tls_port(port, data, wait_close=True):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(data)
+        if wait_close:
+            # The proxy's alert, then its close.
+            try:
+                while s.recv(4096):
+                    pass
+            except (ConnectionResetError, socket.timeout):
+                pass
+
+
+def curl_host(port, http2, host_header=None, sni="localhost"):
+    """curl to sni with another Host header (an unknown host)."""
+    argv = ["curl", "-sS", "-k", "--http2" if http2 else "--http1.1",
+            "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
+            "--resolve", f"{sni}:{port}:127.0.0.1"]
+    if host_header:
+        argv += ["-H", f"Host: {host_header}"]
+    out = subprocess.run(argv + [f"https://{sni}:{port}/"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def check_histograms(fams):
+    """Per site: buckets cumulative (monotone), +Inf the count, the count
+    the site's requests; returns {site: count}."""
+    by_site = {}
+    for smp in fams["portcullis_request_duration_seconds"].samples:
+        by_site.setdefault(smp.labels["site"], []).append(smp)
+    reqs = {}
+    for smp in fams["portcullis_requests"].samples:
+        reqs[smp.labels["site"]] = reqs.get(smp.labels["site"], 0) + \
+            smp.value
+    counts = {}
+    for site, smps in by_site.items():
+        buckets = [(float(x.labels["le"]), x.value) for x in smps
+                   if x.name.endswith("_bucket")]
+        assert [b for b, _ in buckets] == [
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+            float("inf")], site
+        values = [v for _, v in buckets]
+        assert values == sorted(values), (site, values)
+        count = [x.value for x in smps if x.name.endswith("_count")]
+        ssum = [x.value for x in smps if x.name.endswith("_sum")]
+        assert count == [values[-1]] and len(ssum) == 1 and ssum[0] >= 0
+        assert count[0] == reqs[site], (site, count, reqs)
+        counts[site] = count[0]
+    assert set(counts) == set(reqs)
+    return counts
+
+
+def failures(fams):
+    return {s.labels["reason"]: s.value
+            for s in fams["portcullis_tls_handshake_failures"].samples}
+
+
+REASONS = {"timeout", "closed", "protocol", "version", "cipher", "sni",
+           "client_cert", "key", "other"}
+
+
+def test_requests_by_site(make_proxy, make_upstream):
+    """Known traffic over HTTP/1.1 and HTTP/2 to two sites, an unknown
+    host, a bad request, a failing upstream and the plain port: the exact
+    count of every (site, protocol, status class)."""
+    up = make_upstream()
+    dead = f"127.0.0.1:{free_port()}"
+
+    def configure(p):
+        p.listener["site"].append(("down.example.test", {"upstream": dead}))
+
+    p = start_proxy(make_proxy, up, workers=2, configure=configure)
+    fams = families(p.health_port)
+    # Every reason from the start, and no request yet.
+    assert failures(fams) == {r: 0 for r in REASONS}
+    assert requests(fams) == {}
+    sites = {s.labels["site"] for s in fams["portcullis_requests"].samples}
+    assert sites == {"_unknown", "_other", "localhost", "*.example.test",
+                     "down.example.test"}
+    for _ in range(3):
+        assert curl(p.https_port, "localhost", False) == "1.1 200"
+    for _ in range(2):
+        assert curl(p.https_port, "localhost", True) == "2 200"
+    assert curl(p.https_port, "a.example.test", False) == "1.1 200"
+    for _ in range(2):
+        assert curl(p.https_port, "b.example.test", True) == "2 200"
+    assert curl(p.https_port, "down.example.test", False) == "1.1 502"
+    assert curl(p.https_port, "down.example.test", True) == "2 502"
+    # An unknown host: one label, whatever the client wrote.
+    assert curl_host(p.https_port, False, "nosuch.test") == "1.1 404"
+    assert curl_host(p.https_port, True, "other.test") == "2 404"
+    # No Host at all: 400 before any routing.
+    with tls_connect(p.https_port) as s:
+        s.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        assert read_all(s).startswith(b"HTTP/1.1 400 ")
+    # The plain port's redirect is its site's, over HTTP/1.1.
+    raw = (b"GET /x HTTP/1.1\r\nHost: localhost\r\nConnection: close"
+           b"\r\n\r\n")
+    assert status_of(http_get(p.http_port, raw=raw)) == 301
+    want = {("localhost", "http/1.1", "2xx"): 3,
+            ("localhost", "h2", "2xx"): 2,
+            ("localhost", "http/1.1", "3xx"): 1,
+            ("*.example.test", "http/1.1", "2xx"): 1,
+            ("*.example.test", "h2", "2xx"): 2,
+            ("down.example.test", "http/1.1", "5xx"): 1,
+            ("down.example.test", "h2", "5xx"): 1,
+            ("_unknown", "http/1.1", "4xx"): 2,
+            ("_unknown", "h2", "4xx"): 1}
+    fams = families(p.health_port)
+    assert requests(fams) == want
+    assert check_histograms(fams) == {
+        "_unknown": 3, "_other": 0, "localhost": 6, "*.example.test": 3,
+        "down.example.test": 2}
+    assert total(fams, "portcullis_requests") == sum(want.values())
+    # Every TLS connection above was one handshake, none failed.
+    assert value(fams, "portcullis_tls_handshakes") == 13
+    assert failures(fams) == {r: 0 for r in REASONS}
+
+    # A reload that adds a site: the others keep their counts.
+    p.listener["site"].append(("new.example.test", {"upstream": up.addr}))
+    p.write_config()
+    rc, reply = p.ctl("reload")
+    assert rc == 0 and reply["status"] == "ok", reply
+    assert curl(p.https_port, "new.example.test", True) == "2 200"
+    want[("new.example.test", "h2", "2xx")] = 1
+    fams = families(p.health_port)
+    assert requests(fams) == want
+    assert check_histograms(fams)["new.example.test"] == 1
+
+    # A worker killed: its replacement takes its row, nothing goes down.
+    before = fams
+    victim = p.workers()[0]
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: victim not in p.workers() and
+               len(p.workers()) == 2, 15.0, what="worker respawned")
+    wait_until(lambda: requests(families(p.health_port)) == want, 15.0,
+               what="the same counts after the respawn")
+    after = families(p.health_port)
+    for name in ("portcullis_requests", "portcullis_tls_handshakes",
+                 "portcullis_request_duration_seconds"):
+        old = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for s in before[name].samples}
+        new = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for s in after[name].samples}
+        assert all(new[k] >= v for k, v in old.items()), name
+    assert curl(p.https_port, "localhost", True) == "2 200"
+    want[("localhost", "h2", "2xx")] += 1
+    assert requests(families(p.health_port)) == want
+
+
+def test_tls_handshake_failures(make_proxy, make_upstream):
+    """A failed handshake counts under its reason, a done one in
+    handshakes_total."""
+    p = start_proxy(make_proxy, make_upstream(), workers=1,
+                    http={"handshake-timeout": 1})
+    port = p.https_port
+    # TLS 1.0 only: no version in common.
+    raw_to_tls_port(port, tls10_client_hello())
+    # A client gone once the server answered its ClientHello.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(client_hello())
+        assert s.recv(5)[:1] == b"\x16"	# the ServerHello's record
+    # A client gone in the middle of a record: a broken record.
+    raw_to_tls_port(port, tls10_client_hello()[:20], wait_close=False)
+    # Plain HTTP to the TLS port: not a TLS record.
+    raw_to_tls_port(port, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    # Nothing at all: the handshake timeout.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.settimeout(5)
+        assert s.recv(10) == b""
+    want = {r: 0 for r in REASONS}
+    want.update(version=1, closed=1, protocol=2, timeout=1)
+    wait_until(lambda: failures(families(p.health_port)) == want, 10.0,
+               what=f"failures {want}")
+    fams = families(p.health_port)
+    assert value(fams, "portcullis_tls_handshakes") == 0
+    assert curl(port, "localhost", True) == "2 200"
+    fams = families(p.health_port)
+    assert value(fams, "portcullis_tls_handshakes") == 1
+    assert failures(fams) == want

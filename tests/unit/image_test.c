@@ -27,6 +27,7 @@
 
 #include "config.h"
 #include "image.h"
+#include "shm.h"
 #include "util.h"
 
 /*
@@ -578,6 +579,7 @@ assert_image_fields_equal(const struct config *a, const struct config *b,
 
 			assert_string_equal(sa->host, sb->host);
 			assert_int_equal(sa->wildcard, sb->wildcard);
+			assert_int_equal(sa->metrics_slot, sb->metrics_slot);
 			assert_backend_equal(&sa->be, &sb->be);
 			assert_paths_equal(sa, sb);
 			assert_blob_equal(&sa->tls.cert, &sb->tls.cert);
@@ -1212,6 +1214,7 @@ struct spec {
 	uint32_t	 nsites;	/* as written; one is present */
 	struct field	 host;
 	uint8_t		 wildcard;
+	uint16_t	 mslot;		/* metrics-slot */
 	struct spec_backend be;
 	struct field	 scert;
 	uint8_t		 rate_own;	/* 1: srps and sburst follow */
@@ -1570,6 +1573,7 @@ build(const struct spec *s, unsigned char *out, size_t outsz)
 	w_u32(w, s->nsites);
 	w_field(w, &s->host);
 	w_u8(w, s->wildcard);
+	w_u16(w, s->mslot);
 	w_backend(w, &s->be);
 	w_field(w, &s->scert);
 	w_u8(w, s->rate_own);
@@ -1928,6 +1932,11 @@ test_site_fields(void **state)
 	sin6.sin6_family = AF_INET6;
 	sin6.sin6_port = htons(1);
 	ACCEPT(s.host = (struct field)F("*.a.example"); s.wildcard = 1);
+	/* The row of the request statistics: one of the table's. */
+	ACCEPT(s.mslot = SHM_SITE_FIRST);
+	ACCEPT(s.mslot = SHM_SITE_ROWS - 1);
+	REJECT(s.mslot = SHM_SITE_ROWS);
+	REJECT(s.mslot = UINT16_MAX);
 	REJECT(s.host = (struct field)F("*.a.example"); s.wildcard = 0);
 	REJECT(s.wildcard = 1);
 	REJECT(s.host = (struct field)F(""));

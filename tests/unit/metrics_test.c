@@ -2,7 +2,10 @@
  * metrics_test.c - the exposition of /metrics: the exact text of a
  * snapshot with and without upstreams, label values escaped as the
  * format wants, and a buffer too small (the length needed, the text cut
- * and terminated).
+ * and terminated); requests by site, protocol and status class, the
+ * duration histogram (cumulative buckets), the TLS handshake families
+ * with every reason, the mapping of GnuTLS errors to reasons, the
+ * counting into a worker's row, and the site rows across reloads.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,16 +17,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <gnutls/gnutls.h>
+
+#include "config.h"
 #include "metrics.h"
+#include "shm.h"
 
 #define HEAD_TEXT \
 "# HELP portcullis_build_info The version portcullis was built from; " \
     "always 1.\n" \
 "# TYPE portcullis_build_info gauge\n" \
 "portcullis_build_info{version=\"1.2\"} 1\n" \
-"# HELP portcullis_requests_total Client requests answered, all workers.\n" \
-"# TYPE portcullis_requests_total counter\n" \
-"portcullis_requests_total 7\n" \
 "# HELP portcullis_rate_limited_requests_total Client requests refused " \
     "by a rate limit.\n" \
 "# TYPE portcullis_rate_limited_requests_total counter\n" \
@@ -87,6 +91,30 @@ CERT_HEAD ACME_FAIL_HEAD ACME_RENEW_HEAD RELOAD_HEAD \
 "portcullis_reloads_total{result=\"failed\"} 0\n" \
 RESTART_HEAD RESTARTS_ZERO("worker") RESTARTS_ZERO("acme") \
 RESTARTS_ZERO("prober") RESTARTS_ZERO("signer")
+/* What follows the upstreams in a snapshot without sites. */
+#define TAIL_TEXT \
+"# HELP portcullis_requests_total Client requests answered, by site, " \
+    "protocol and status class.\n" \
+"# TYPE portcullis_requests_total counter\n" \
+"# HELP portcullis_request_duration_seconds Time from a request's head " \
+    "received to its response's end (or the connection's), by site.\n" \
+"# TYPE portcullis_request_duration_seconds histogram\n" \
+"# HELP portcullis_tls_handshakes_total TLS handshakes completed with " \
+    "clients.\n" \
+"# TYPE portcullis_tls_handshakes_total counter\n" \
+"portcullis_tls_handshakes_total 0\n" \
+"# HELP portcullis_tls_handshake_failures_total TLS handshakes with " \
+    "clients that failed, by reason.\n" \
+"# TYPE portcullis_tls_handshake_failures_total counter\n" \
+"portcullis_tls_handshake_failures_total{reason=\"timeout\"} 0\n" \
+"portcullis_tls_handshake_failures_total{reason=\"closed\"} 0\n" \
+"portcullis_tls_handshake_failures_total{reason=\"protocol\"} 0\n" \
+"portcullis_tls_handshake_failures_total{reason=\"version\"} 0\n" \
+"portcullis_tls_handshake_failures_total{reason=\"cipher\"} 0\n" \
+"portcullis_tls_handshake_failures_total{reason=\"sni\"} 0\n" \
+"portcullis_tls_handshake_failures_total{reason=\"client_cert\"} 0\n" \
+"portcullis_tls_handshake_failures_total{reason=\"key\"} 0\n" \
+"portcullis_tls_handshake_failures_total{reason=\"other\"} 0\n"
 
 static void
 snapshot(struct metrics_snapshot *s)
@@ -106,14 +134,14 @@ static void
 test_no_upstreams(void **state)
 {
 	struct metrics_snapshot s;
-	char buf[4096];
+	char buf[16384];
 	size_t n;
 
 	(void)state;
 	snapshot(&s);
 	n = metrics_render(&s, buf, sizeof(buf));
-	assert_int_equal(n, strlen(HEAD_TEXT OPS_EMPTY_TEXT));
-	assert_string_equal(buf, HEAD_TEXT OPS_EMPTY_TEXT);
+	assert_int_equal(n, strlen(HEAD_TEXT OPS_EMPTY_TEXT TAIL_TEXT));
+	assert_string_equal(buf, HEAD_TEXT OPS_EMPTY_TEXT TAIL_TEXT);
 }
 
 static void
@@ -153,7 +181,7 @@ test_upstreams_escaped(void **state)
 "portcullis_upstream_failures_total{listener=\"0\",site=\"a.test\","
     "path=\"\",upstream=\"127.0.0.1:9001\"} 0\n"
 "portcullis_upstream_failures_total{listener=\"1\",site=\"b\\\\\\\"\\n\","
-    "path=\"/api/\",upstream=\"u:80\"} 3\n" OPS_EMPTY_TEXT;
+    "path=\"/api/\",upstream=\"u:80\"} 3\n" OPS_EMPTY_TEXT TAIL_TEXT;
 
 	(void)state;
 	snapshot(&s);
@@ -190,7 +218,7 @@ test_small_buffer(void **state)
 	(void)state;
 	snapshot(&s);
 	n = metrics_render(&s, small, sizeof(small));
-	assert_int_equal(n, strlen(HEAD_TEXT OPS_EMPTY_TEXT));
+	assert_int_equal(n, strlen(HEAD_TEXT OPS_EMPTY_TEXT TAIL_TEXT));
 	assert_memory_equal(small, HEAD_TEXT, sizeof(small) - 1);
 	assert_int_equal(small[sizeof(small) - 1], '\0');
 	assert_int_equal(metrics_render(&s, NULL, 0), n);
@@ -198,7 +226,7 @@ test_small_buffer(void **state)
 	assert_non_null(big);
 	m = metrics_render(&s, big, n + 1);
 	assert_int_equal(m, n);
-	assert_string_equal(big, HEAD_TEXT OPS_EMPTY_TEXT);
+	assert_string_equal(big, HEAD_TEXT OPS_EMPTY_TEXT TAIL_TEXT);
 	free(big);
 }
 
@@ -274,7 +302,258 @@ RESTART_HEAD;
 			assert_memory_equal(p, line, strlen(line));
 			p += strlen(line);
 		}
-	assert_string_equal(p, "");
+	assert_string_equal(p, TAIL_TEXT);
+}
+
+/* ---- requests by site, protocol and status class ---- */
+
+/* One line of the requests family. */
+#define REQ(site, p, c, v) \
+"portcullis_requests_total{site=\"" site "\",protocol=\"" p "\"," \
+    "status=\"" c "\"} " v "\n"
+#define ESC "a\\\"b\\\\c\\n"	/* a"b\c<LF>, escaped */
+#define BKT(site, le, v) \
+"portcullis_request_duration_seconds_bucket{site=\"" site "\",le=\"" le \
+    "\"} " v "\n"
+
+static void
+test_sites(void **state)
+{
+	struct metrics_site sites[2] = {
+		{ "_unknown", { { 0, 0, 0, 3, 0 }, { 0, 0, 0, 0, 0 } },
+		    { 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }, 1500 },
+		{ "a\"b\\c\n", { { 1, 10, 0, 2, 1 }, { 0, 7, 0, 0, 4 } },
+		    { 5, 4, 0, 0, 3, 0, 2, 0, 0, 0, 0, 11 }, 123456789 },
+	};
+	struct metrics_snapshot s;
+	char buf[16384], *p;
+	size_t n;
+	static const char want[] =
+"# HELP portcullis_requests_total Client requests answered, by site, "
+    "protocol and status class.\n"
+"# TYPE portcullis_requests_total counter\n"
+REQ("_unknown", "http/1.1", "1xx", "0") REQ("_unknown", "http/1.1", "2xx", "0")
+REQ("_unknown", "http/1.1", "3xx", "0") REQ("_unknown", "http/1.1", "4xx", "3")
+REQ("_unknown", "http/1.1", "5xx", "0") REQ("_unknown", "h2", "1xx", "0")
+REQ("_unknown", "h2", "2xx", "0") REQ("_unknown", "h2", "3xx", "0")
+REQ("_unknown", "h2", "4xx", "0") REQ("_unknown", "h2", "5xx", "0")
+REQ(ESC, "http/1.1", "1xx", "1") REQ(ESC, "http/1.1", "2xx", "10")
+REQ(ESC, "http/1.1", "3xx", "0") REQ(ESC, "http/1.1", "4xx", "2")
+REQ(ESC, "http/1.1", "5xx", "1") REQ(ESC, "h2", "1xx", "0")
+REQ(ESC, "h2", "2xx", "7") REQ(ESC, "h2", "3xx", "0")
+REQ(ESC, "h2", "4xx", "0") REQ(ESC, "h2", "5xx", "4")
+"# HELP portcullis_request_duration_seconds Time from a request's head "
+    "received to its response's end (or the connection's), by site.\n"
+"# TYPE portcullis_request_duration_seconds histogram\n"
+BKT("_unknown", "0.005", "3") BKT("_unknown", "0.01", "3")
+BKT("_unknown", "0.025", "3") BKT("_unknown", "0.05", "3")
+BKT("_unknown", "0.1", "3") BKT("_unknown", "0.25", "3")
+BKT("_unknown", "0.5", "3") BKT("_unknown", "1", "3")
+BKT("_unknown", "2.5", "3") BKT("_unknown", "5", "3")
+BKT("_unknown", "10", "3") BKT("_unknown", "+Inf", "3")
+"portcullis_request_duration_seconds_sum{site=\"_unknown\"} 0.001500\n"
+"portcullis_request_duration_seconds_count{site=\"_unknown\"} 3\n"
+BKT(ESC, "0.005", "5") BKT(ESC, "0.01", "9") BKT(ESC, "0.025", "9")
+BKT(ESC, "0.05", "9") BKT(ESC, "0.1", "12") BKT(ESC, "0.25", "12")
+BKT(ESC, "0.5", "14") BKT(ESC, "1", "14") BKT(ESC, "2.5", "14")
+BKT(ESC, "5", "14") BKT(ESC, "10", "14") BKT(ESC, "+Inf", "25")
+"portcullis_request_duration_seconds_sum{site=\"" ESC "\"} 123.456789\n"
+"portcullis_request_duration_seconds_count{site=\"" ESC "\"} 25\n"
+"# HELP portcullis_tls_handshakes_total TLS handshakes completed with "
+    "clients.\n"
+"# TYPE portcullis_tls_handshakes_total counter\n"
+"portcullis_tls_handshakes_total 42\n";
+
+	(void)state;
+	snapshot(&s);
+	s.sites = sites;
+	s.nsites = 2;
+	s.tls_handshakes = 42;
+	s.tls_failures[METRICS_TLS_VERSION] = 2;
+	s.tls_failures[METRICS_TLS_OTHER] = UINT64_MAX;
+	n = metrics_render(&s, buf, sizeof(buf));
+	assert_true(n < sizeof(buf));
+	/* The old unlabelled requests_total is gone: one family, labelled. */
+	assert_null(strstr(buf, "portcullis_requests_total 7"));
+	p = strstr(buf, "# HELP portcullis_requests_total");
+	assert_non_null(p);
+	assert_memory_equal(p, want, strlen(want));
+	p += strlen(want);
+	assert_non_null(strstr(p,
+	    "portcullis_tls_handshake_failures_total{reason=\"version\"} 2\n"));
+	assert_non_null(strstr(p, "portcullis_tls_handshake_failures_total"
+	    "{reason=\"other\"} 18446744073709551615\n"));
+	assert_non_null(strstr(p,
+	    "portcullis_tls_handshake_failures_total{reason=\"key\"} 0\n"));
+}
+
+static void
+test_tls_reason(void **state)
+{
+	static const struct {
+		int		err;
+		unsigned	flags;
+		const char	*want;
+	} t[] = {
+		{ 0, METRICS_TLS_F_TIMEOUT, "timeout" },
+		{ GNUTLS_E_PREMATURE_TERMINATION, 0, "closed" },
+		{ GNUTLS_E_PULL_ERROR, 0, "closed" },
+		{ GNUTLS_E_PUSH_ERROR, 0, "closed" },
+		{ GNUTLS_E_FATAL_ALERT_RECEIVED, 0, "protocol" },
+		{ GNUTLS_E_UNEXPECTED_PACKET_LENGTH, 0, "protocol" },
+		{ GNUTLS_E_UNEXPECTED_HANDSHAKE_PACKET, 0, "protocol" },
+		{ GNUTLS_E_RECEIVED_ILLEGAL_PARAMETER, 0, "protocol" },
+		{ GNUTLS_E_NO_APPLICATION_PROTOCOL, 0, "protocol" },
+		{ GNUTLS_E_UNSUPPORTED_VERSION_PACKET, 0, "version" },
+		{ GNUTLS_E_INAPPROPRIATE_FALLBACK, 0, "version" },
+		{ GNUTLS_E_NO_CIPHER_SUITES, 0, "cipher" },
+		{ GNUTLS_E_NO_COMMON_KEY_SHARE, 0, "cipher" },
+		{ GNUTLS_E_INSUFFICIENT_SECURITY, 0, "cipher" },
+		{ GNUTLS_E_UNSUPPORTED_SIGNATURE_ALGORITHM, 0, "cipher" },
+		{ GNUTLS_E_UNRECOGNIZED_NAME, 0, "sni" },
+		{ GNUTLS_E_INSUFFICIENT_CREDENTIALS, METRICS_TLS_F_NO_CERT,
+		    "sni" },
+		{ GNUTLS_E_CERTIFICATE_REQUIRED, 0, "client_cert" },
+		{ GNUTLS_E_CERTIFICATE_ERROR, 0, "client_cert" },
+		{ GNUTLS_E_FATAL_ALERT_RECEIVED, METRICS_TLS_F_CLIENT_CERT,
+		    "client_cert" },
+		{ GNUTLS_E_PK_SIGN_FAILED, 0, "key" },
+		{ GNUTLS_E_CERTIFICATE_KEY_MISMATCH, 0, "key" },
+		{ GNUTLS_E_MEMORY_ERROR, 0, "other" },
+		{ GNUTLS_E_INTERNAL_ERROR, 0, "other" },
+		{ 0, 0, "other" },
+		{ 12345, 0, "other" },
+		/* The timeout first, then the client certificate. */
+		{ GNUTLS_E_PULL_ERROR, METRICS_TLS_F_TIMEOUT |
+		    METRICS_TLS_F_CLIENT_CERT, "timeout" },
+		{ GNUTLS_E_PULL_ERROR, METRICS_TLS_F_NO_CERT |
+		    METRICS_TLS_F_CLIENT_CERT, "client_cert" },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		assert_string_equal(metrics_tls_reason_name(
+		    metrics_tls_reason(t[i].err, t[i].flags)), t[i].want);
+	assert_string_equal(metrics_tls_reason_name(METRICS_TLS_NREASONS),
+	    "other");
+	assert_string_equal(metrics_tls_reason_name(METRICS_TLS_KEY), "key");
+}
+
+static void
+test_count(void **state)
+{
+	struct shm_stats *st = calloc(1, sizeof(*st));
+	struct shm_site_row *r;
+
+	(void)state;
+	assert_non_null(st);
+	assert_int_equal(metrics_duration_bucket(0), 0);
+	assert_int_equal(metrics_duration_bucket(0.005), 0);	/* le */
+	assert_int_equal(metrics_duration_bucket(0.0051), 1);
+	assert_int_equal(metrics_duration_bucket(1), 7);
+	assert_int_equal(metrics_duration_bucket(10), 10);
+	assert_int_equal(metrics_duration_bucket(10.01), 11);
+	metrics_count_request(st, SHM_SITE_FIRST, false, 200, 0.02);
+	metrics_count_request(st, SHM_SITE_FIRST, true, 204, 0.002);
+	metrics_count_request(st, SHM_SITE_FIRST, true, 101, 3);
+	metrics_count_request(st, SHM_SITE_FIRST, false, 499, -1);
+	metrics_count_request(st, SHM_SITE_FIRST, false, 502, 20);
+	metrics_count_request(st, SHM_SITE_FIRST, false, 0, 0);	/* 5xx */
+	r = &st->site[SHM_SITE_FIRST];
+	assert_int_equal(r->requests[0][1], 1);
+	assert_int_equal(r->requests[1][1], 1);
+	assert_int_equal(r->requests[1][0], 1);
+	assert_int_equal(r->requests[0][3], 1);
+	assert_int_equal(r->requests[0][4], 2);
+	assert_int_equal(r->duration[0], 3);	/* 0.002, -1 (0), 0 */
+	assert_int_equal(r->duration[2], 1);
+	assert_int_equal(r->duration[9], 1);
+	assert_int_equal(r->duration[11], 1);
+	assert_int_equal(r->duration_us, 20000 + 2000 + 3000000 + 20000000);
+	/* A row out of range counts as "_other", never past the table. */
+	metrics_count_request(st, SHM_SITE_ROWS, true, 200, 0);
+	metrics_count_request(st, 65535, true, 200, 0);
+	assert_int_equal(st->site[SHM_SITE_OTHER].requests[1][1], 2);
+	metrics_count_handshake(st);
+	metrics_count_handshake_failure(st, METRICS_TLS_CLOSED);
+	metrics_count_handshake_failure(st, METRICS_TLS_NREASONS);
+	assert_int_equal(st->tls_handshakes, 1);
+	assert_int_equal(st->tls_failures[METRICS_TLS_CLOSED], 1);
+	assert_int_equal(st->tls_failures[METRICS_TLS_OTHER], 1);
+	free(st);
+}
+
+/* A config of one listener with the sites named. */
+struct minicfg {
+	struct config		cfg;
+	struct config_listener	l;
+	struct config_site	s[8];
+};
+
+static struct config *
+minicfg(struct minicfg *m, const char *const *names, size_t n)
+{
+	size_t i;
+
+	memset(m, 0, sizeof(*m));
+	for (i = 0; i < n; i++)
+		m->s[i].host = (char *)(uintptr_t)names[i];
+	m->l.sites = m->s;
+	m->l.nsites = n;
+	m->cfg.listeners = &m->l;
+	m->cfg.nlisteners = 1;
+	return &m->cfg;
+}
+
+static void
+test_sites_assign(void **state)
+{
+	static const char *const v1[] = { "a.test", "b.test", "*.w.test" };
+	/* A reload: b.test gone, c.test new, the order changed. */
+	static const char *const v2[] = { "c.test", "*.w.test", "a.test" };
+	/* Another: b.test back, d.test new. */
+	static const char *const v3[] = { "d.test", "b.test", "a.test",
+	    "c.test" };
+	struct metrics_sites *ms = metrics_sites_new();
+	struct minicfg m;
+	struct config *cfg;
+	char name[32];
+	const char *one[1] = { name };
+	unsigned i;
+
+	(void)state;
+	assert_non_null(ms);
+	cfg = minicfg(&m, v1, 3);
+	assert_int_equal(metrics_sites_assign(ms, cfg), 0);
+	assert_int_equal(m.s[0].metrics_slot, SHM_SITE_FIRST);
+	assert_int_equal(m.s[1].metrics_slot, SHM_SITE_FIRST + 1);
+	assert_int_equal(m.s[2].metrics_slot, SHM_SITE_FIRST + 2);
+	cfg = minicfg(&m, v2, 3);
+	assert_int_equal(metrics_sites_assign(ms, cfg), 0);
+	assert_int_equal(m.s[0].metrics_slot, SHM_SITE_FIRST + 3);	/* c */
+	assert_int_equal(m.s[1].metrics_slot, SHM_SITE_FIRST + 2);	/* w */
+	assert_int_equal(m.s[2].metrics_slot, SHM_SITE_FIRST);	/* a */
+	cfg = minicfg(&m, v3, 4);
+	assert_int_equal(metrics_sites_assign(ms, cfg), 0);
+	assert_int_equal(m.s[0].metrics_slot, SHM_SITE_FIRST + 4);	/* d */
+	assert_int_equal(m.s[1].metrics_slot, SHM_SITE_FIRST + 1);	/* b */
+	assert_int_equal(m.s[2].metrics_slot, SHM_SITE_FIRST);	/* a */
+	assert_int_equal(m.s[3].metrics_slot, SHM_SITE_FIRST + 3);	/* c */
+	/* Past SHM_SITE_SLOTS names: "_other"; the old ones keep theirs. */
+	for (i = 5; i < SHM_SITE_SLOTS + 3; i++) {
+		snprintf(name, sizeof(name), "n%u.test", i);
+		cfg = minicfg(&m, one, 1);
+		assert_int_equal(metrics_sites_assign(ms, cfg), 0);
+		assert_int_equal(m.s[0].metrics_slot, i < SHM_SITE_SLOTS ?
+		    SHM_SITE_FIRST + i : SHM_SITE_OTHER);
+	}
+	cfg = minicfg(&m, v3, 4);
+	assert_int_equal(metrics_sites_assign(ms, cfg), 0);
+	assert_int_equal(m.s[0].metrics_slot, SHM_SITE_FIRST + 4);
+	assert_int_equal(m.s[1].metrics_slot, SHM_SITE_FIRST + 1);
+	metrics_sites_free(ms);
+	metrics_sites_free(NULL);
 }
 
 int
@@ -286,6 +565,10 @@ main(void)
 		cmocka_unit_test(test_escape),
 		cmocka_unit_test(test_small_buffer),
 		cmocka_unit_test(test_ops),
+		cmocka_unit_test(test_sites),
+		cmocka_unit_test(test_tls_reason),
+		cmocka_unit_test(test_count),
+		cmocka_unit_test(test_sites_assign),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -279,6 +279,38 @@ test_counters(void **state)
 	assert_true(atomic_load(&c0->requests) == 0);
 }
 
+/* The statistics of /metrics: a row per worker, after the counters and
+   before the upstream table, cache-line aligned, none overlapping. */
+static void
+test_stats(void **state)
+{
+	struct fixture		*f = *state;
+	struct shm_stats	*s0, *s1, *last;
+	size_t			 usize;
+	unsigned char		*ups = shm_upstate(&f->s, &usize);
+
+	assert_int_equal(sizeof(struct shm_site_row), 192);
+	assert_int_equal(sizeof(struct shm_stats) % 64, 0);
+	s0 = shm_stats(&f->s, 0);
+	s1 = shm_stats(&f->s, 1);
+	last = shm_stats(&f->s, SHM_MAX_WORKERS - 1);
+	assert_non_null(s0);
+	assert_int_equal((uintptr_t)s0 % 64, 0);
+	assert_ptr_equal(s1, s0 + 1);
+	assert_ptr_equal(last, s0 + SHM_MAX_WORKERS - 1);
+	assert_true((unsigned char *)s0 >= (unsigned char *)
+	    (shm_counters(&f->s, SHM_MAX_WORKERS - 1) + 1));
+	assert_true((unsigned char *)(last + 1) <= ups);
+	assert_null(shm_stats(&f->s, SHM_MAX_WORKERS));
+	assert_null(shm_stats(&f->s, UINT32_MAX));
+	atomic_fetch_add(&last->site[SHM_SITE_ROWS - 1].duration_us, 5);
+	atomic_fetch_add(&s1->tls_handshakes, 1);
+	assert_true(atomic_load(&s0->tls_handshakes) == 0);
+	assert_true(atomic_load(&shm_stats(&f->s, 2)->site[0].requests[0][0])
+	    == 0);
+	assert_true(atomic_load(&shm_counters(&f->s, 0)->requests) == 0);
+}
+
 /*
  * Every worker can write the state part.  Whatever its header then says,
  * the master's (and an attached worker's) own layout decides where the
@@ -885,7 +917,7 @@ test_ticket_keys_in_slots(void **state)
  * write them), ACME names by key, a full table refusing a new name.
  */
 static void
-test_stats(void **state)
+test_mstats(void **state)
 {
 	struct fixture	*f = *state;
 	const struct shm_mstats *st;
@@ -956,6 +988,7 @@ main(void)
 		T(test_publish_too_large),
 		T(test_ticket_keys_in_slots),
 		T(test_counters),
+		T(test_stats),
 		T(test_layout_is_our_own),
 		T(test_counters_json_saturates),
 		T(test_counters_json_all_max),
@@ -969,7 +1002,7 @@ main(void)
 		T(test_attach_good_copy),
 		T(test_attach_corrupt_config),
 		T(test_attach_corrupt_state),
-		T(test_stats),
+		T(test_mstats),
 	};
 #undef T
 
