@@ -83,6 +83,10 @@ dk() { timeout "${CT:-60}" "$DOCKER" "$@"; }
 
 had_docker_chains=no
 iptables -S DOCKER-USER >/dev/null 2>&1 && had_docker_chains=yes
+# dockerd turns IP forwarding on and may set the FORWARD policy to DROP:
+# both are put back as they were.
+ip_forward=$(cat /proc/sys/net/ipv4/ip_forward 2>/dev/null)
+forward_policy=$(iptables -S FORWARD 2>/dev/null | sed -n 's/^-P FORWARD //p')
 
 cleanup() {
 	set +e
@@ -118,6 +122,8 @@ cleanup() {
 		iptables -t nat -D OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER 2>/dev/null
 		iptables -t nat -F DOCKER 2>/dev/null && iptables -t nat -X DOCKER 2>/dev/null
 	fi
+	[ -n "$forward_policy" ] && iptables -P FORWARD "$forward_policy" 2>/dev/null
+	[ -n "$ip_forward" ] && echo "$ip_forward" >/proc/sys/net/ipv4/ip_forward 2>/dev/null
 	if [ "${PORTCULLIS_CONTAINER_KEEP:-0}" = 1 ]; then
 		echo "kept $tmp"
 	else
@@ -140,7 +146,7 @@ echo '{}' >"$tmp/daemon.json"   # not the machine's /etc/docker/daemon.json
     >"$tmp/dockerd.log" 2>&1 &
 up=no
 for _ in $(seq 1 60); do
-	if dk version >/dev/null 2>&1; then up=yes; break; fi
+	if CT=5 dk version >/dev/null 2>&1; then up=yes; break; fi
 	sleep 0.5
 done
 if [ $up = no ]; then
@@ -211,7 +217,7 @@ contents() {
 		command -v $t && { echo "    $t in the image"; exit 1; }
 	    done
 	    test -s /etc/ssl/certs/ca-certificates.crt || exit 1
-	    ! ldd /usr/sbin/portcullis | grep "not found"
+	    ldd /usr/sbin/portcullis | grep "not found" && exit 1
 	    test -z "$(ls /var/lib/apt/lists | grep -v -e partial -e lock)"'
 }
 check container-image-contents contents
@@ -254,9 +260,13 @@ healthy() {
 	return 1
 }
 # The check itself can fail: nothing answers /health on another port.
+# Status 1 from the script, not 125-127 from docker exec failing to run it.
 unhealthy() {
-	! dk exec -e PORTCULLIS_HEALTH_PORT=9 "$cid" \
+	local rc
+	dk exec -e PORTCULLIS_HEALTH_PORT=9 "$cid" \
 	    /usr/local/bin/portcullis-healthcheck 2>/dev/null
+	rc=$?
+	[ "$rc" -eq 1 ] || { echo "    healthcheck status $rc, not 1"; return 1; }
 }
 check container-healthy healthy
 check container-healthcheck-can-fail unhealthy

@@ -54,12 +54,15 @@ tally() {
 
 # Counts the "NAME: ok" and "NAME: FAILED" lines of a script's output
 # ($out, printed here) and its exit status $1: a failure that named no
-# check counts as one.
+# check counts as one.  A check's line starts at the line's start (the
+# scripts indent what tools print) and ends with its verdict.
+ok_re='^[^[:space:]].*: ok( \(.*\))?$'
+failed_re='^[^[:space:]].*: FAILED( \(.*\))?$'
 count_checks() {
 	echo "$out"
-	passed=$((passed + $(echo "$out" | grep -c ': ok')))
-	failed=$((failed + $(echo "$out" | grep -c ': FAILED')))
-	[ "$1" -ne 0 ] && [ "$(echo "$out" | grep -c ': FAILED')" -eq 0 ] &&
+	passed=$((passed + $(echo "$out" | grep -Ec "$ok_re")))
+	failed=$((failed + $(echo "$out" | grep -Ec "$failed_re")))
+	[ "$1" -ne 0 ] && [ "$(echo "$out" | grep -Ec "$failed_re")" -eq 0 ] &&
 	    failed=$((failed + 1))
 }
 
