@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
 #include <syslog.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -227,6 +228,9 @@ static size_t batch_len;
 /* ---- the journal (log.h) ---- */
 
 static int	 journal_fd = -1;
+/* where its datagrams go (journal_alen 0: fd is connected, for tests) */
+static struct sockaddr_un journal_addr;
+static socklen_t journal_alen;
 
 /*
  * One field in the native protocol's binary-safe form, whatever the
@@ -319,32 +323,57 @@ journal_stream(void)
 	    (uint64_t)st.st_dev == dev && (uint64_t)st.st_ino == ino;
 }
 
+/*
+ * The socket is not connected: every datagram is addressed to the path
+ * (sendmsg's msg_name), as libsystemd does, so a journald that restarted
+ * and bound a new socket there gets the next line, without a socket() or
+ * connect() the sandbox would refuse.  A connect() first tells whether
+ * the path takes datagrams; AF_UNSPEC undoes it.  Non-blocking: a full
+ * queue (a stalled journald) drops the line (log_event_end).  Above the
+ * descriptors a child is laid out with, or not at all: a low number
+ * could be overwritten by child_exec's dup2()s.
+ */
 bool
-log_journal_detect(void)
+log_journal_open(const char *path)
 {
 	struct sockaddr_un sun;
+	struct sockaddr unspec;
+	size_t len = strlen(path);
 	int fd, hi;
 
-	if (journal_fd != -1)
-		return true;
-	if (!journal_stream())
+	if (len >= sizeof(sun.sun_path))
 		return false;
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, LOG_JOURNAL_SOCKET, sizeof(LOG_JOURNAL_SOCKET));
-	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+	memcpy(sun.sun_path, path, len + 1);
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0)) == -1)
 		return false;
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+	memset(&unspec, 0, sizeof(unspec));
+	unspec.sa_family = AF_UNSPEC;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
+	    connect(fd, &unspec, sizeof(unspec)) == -1 ||
+	    (hi = fcntl(fd, F_DUPFD_CLOEXEC, LOG_JOURNAL_FD_MIN)) == -1) {
 		close(fd);
 		return false;
 	}
-	/* Out of the way of the descriptors a child is laid out with. */
-	if ((hi = fcntl(fd, F_DUPFD_CLOEXEC, LOG_JOURNAL_FD_MIN)) != -1) {
-		close(fd);
-		fd = hi;
-	}
-	journal_fd = fd;
+	close(fd);
+	log_flush();
+	if (journal_fd != -1)
+		close(journal_fd);
+	journal_fd = hi;
+	journal_addr = sun;
+	journal_alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+	    len + 1);
 	return true;
+}
+
+bool
+log_journal_detect(void)
+{
+	if (journal_fd != -1)
+		return true;
+	return journal_stream() && log_journal_open(LOG_JOURNAL_SOCKET);
 }
 
 void
@@ -352,6 +381,7 @@ log_journal_use(int fd)
 {
 	log_flush();
 	journal_fd = fd;
+	journal_alen = 0;
 }
 
 bool
@@ -364,7 +394,9 @@ log_journal_active(void)
  * One datagram: MESSAGE (the line without its newline), PRIORITY,
  * SYSLOG_IDENTIFIER, the fields.  At most some 12 KB: far below what a
  * datagram socket takes, so never the memfd libsystemd falls back to
- * (which no sandbox would allow).
+ * (which no sandbox would allow).  0: sent; 1: journald's queue (or our
+ * send buffer) is full, errno says which; -1: not sent otherwise
+ * (journald gone: ECONNREFUSED, ENOENT).
  */
 static int
 journal_send(struct log_event *ev)
@@ -392,12 +424,20 @@ journal_send(struct log_event *ev)
 	if (ev->truncated)
 		iov[niov++] = (struct iovec){ (void *)cut, sizeof(cut) - 1 };
 	memset(&mh, 0, sizeof(mh));
+	if (journal_alen != 0) {
+		mh.msg_name = &journal_addr;
+		mh.msg_namelen = journal_alen;
+	}
 	mh.msg_iov = iov;
 	mh.msg_iovlen = niov;
-	while ((n = sendmsg(journal_fd, &mh, MSG_NOSIGNAL)) == -1 &&
-	    errno == EINTR)
+	/* Never waits: a stalled journald must not stall the proxy. */
+	while ((n = sendmsg(journal_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT)) ==
+	    -1 && errno == EINTR)
 		;
-	return n == -1 ? -1 : 0;
+	if (n != -1)
+		return 0;
+	return errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS ?
+	    1 : -1;
 }
 
 static void
@@ -585,6 +625,7 @@ log_reopened(void)
 	if (journal_fd != -1 && !journal_stream()) {
 		close(journal_fd);
 		journal_fd = -1;
+		journal_alen = 0;
 	}
 	dest_sec = -1;		/* look again before the next batch */
 	dangling = false;	/* a piece, if any, stays in the old file */
@@ -734,6 +775,16 @@ report_lost(void)
 	log_event_cstr(&ev, "error", lost_errno != 0 ? strerror(lost_errno) :
 	    "short write");
 	ev_close(&ev);
+	if (ev.journal && journal_fd != -1)
+		switch (journal_send(&ev)) {
+		case 0:
+			lost_lines = 0;
+			return;
+		case 1:		/* still full: said after the next line */
+			return;
+		default:	/* journald gone: the stream */
+			break;
+		}
 	if (put(ev.buf, ev.len) == 0)
 		lost_lines = 0;
 }
@@ -756,6 +807,33 @@ emit(const char *buf, size_t len)
 		report_lost();
 }
 
+/*
+ * A line to the journal.  A full queue (journald stalled, or slower than
+ * the lines come) drops it, counted as a line the stream could not take
+ * and said after the next line that is sent: waiting would stall the
+ * process, a worker's connections with it.  Not sent otherwise (journald
+ * gone): the stream, fd 2, as before the journal.
+ */
+static void
+journal_emit(struct log_event *ev)
+{
+	uint64_t before = lost_lines;
+
+	switch (journal_send(ev)) {
+	case 0:
+		if (before > 0)
+			report_lost();
+		break;
+	case 1:
+		lost_lines++;
+		lost_errno = errno;
+		break;
+	default:
+		emit(ev->buf, ev->len);
+		break;
+	}
+}
+
 void
 log_event_end(struct log_event *ev)
 {
@@ -764,9 +842,7 @@ log_event_end(struct log_event *ev)
 	ev_close(ev);
 	if (ev->journal && journal_fd != -1) {
 		log_flush();
-		/* Not sent (journald gone, its queue full): the stream. */
-		if (journal_send(ev) == -1)
-			emit(ev->buf, ev->len);
+		journal_emit(ev);
 		errno = saved;
 		return;
 	}

@@ -29,15 +29,17 @@
  * and it names fd 2 (device:inode, as fstat(2) sees it), fd 2 is the
  * service's stdout stream to systemd-journald, and log_journal_detect()
  * switches a process to journald's native protocol instead: one datagram
- * per line, on a socket it opens and connects then (before the sandbox;
- * every process calls it itself, after the exec).  MESSAGE is the text
+ * per line, on a socket it opens then (before the sandbox; every process
+ * calls it itself, after the exec), addressed to journald's path.  MESSAGE is the text
  * line without its timestamp (the journal has its own; whatever
  * logging.format says), PRIORITY the line's syslog level,
  * SYSLOG_IDENTIFIER=portcullis, and every field of the line is a journal
  * field of its own, PORTCULLIS_<KEY> (upper case), with the raw value:
  *   MESSAGE=ACCESS client_ip=203.0.113.50 method=GET host=a.test ...
  *   PORTCULLIS_EVENT=access PORTCULLIS_CLIENT_IP=203.0.113.50 ...
- * A datagram that cannot be sent is written to fd 2 as its MESSAGE line.
+ * Sending never waits: a datagram journald's full queue does not take is
+ * dropped and counted (LOG_LOST); one that cannot be sent otherwise
+ * (journald gone) is written to fd 2 as its MESSAGE line.
  * When logging.file is set fd 2 is that file, which never matches:
  * the file wins.
  *
@@ -86,10 +88,14 @@ bool	 log_enabled(enum log_level level);
  * The journal (see above).  log_journal_detect() looks at JOURNAL_STREAM
  * and fd 2 and, if they match and journald's socket takes a connection,
  * logs there from then on; true if it does.  Call it once fd 2 is what
- * it will be, before the sandbox.  log_journal_use() sends to fd (a
- * connected SOCK_DGRAM socket; -1: back to fd 2) and is for tests.
+ * it will be (and the descriptor limit raised), before the sandbox.
+ * log_journal_use() sends to fd (a connected SOCK_DGRAM socket; -1: back
+ * to fd 2) and is for tests.
  */
 bool	 log_journal_detect(void);
+/* Log to the native-protocol socket at path (what detect does once the
+   stream matches; tests give their own); false if it takes nothing. */
+bool	 log_journal_open(const char *path);
 void	 log_journal_use(int fd);
 bool	 log_journal_active(void);
 /* "DEV:INO" as systemd writes JOURNAL_STREAM: two decimal numbers. */

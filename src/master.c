@@ -1880,9 +1880,11 @@ master_main(struct config *cfg, const struct config_opts *opts)
 	log_init("master", -1);
 	log_configure(cfg->log_level, cfg->log_format);
 	setup_stdio(cfg);
+	/* Before the journal: its socket goes above LOG_JOURNAL_FD_MIN,
+	   which a low soft limit would not allow. */
+	raise_fd_limit();
 	/* Under systemd without logging.file: the journal, with fields. */
 	(void)log_journal_detect();
-	raise_fd_limit();
 	/* Hold no directory busy; dumps (if any) cannot land in one. */
 	if (chdir("/") == -1)
 		fatal("chdir /");

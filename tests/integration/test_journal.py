@@ -407,3 +407,48 @@ def test_fail2ban_server_bans_from_the_journal(make_proxy, upstream,
         assert p.stop() == 0
     finally:
         f2b.stop()
+
+
+def test_a_stalled_journald_stalls_nothing(make_proxy, upstream, journald):
+    """journald stopped: its queue fills (net.unix.max_dgram_qlen), and
+    the proxy goes on serving at its usual pace; the lines it could not
+    take are dropped, not waited for (nor written to the stream), and
+    once it runs again a LOG_LOST entry says how many."""
+    p = make_proxy(workers=1, seccomp="kill")
+    p.settings["logging"] = {"level": "info", "format": "text"}
+    point_sites_at(p, upstream)
+    p.write_config()
+    start_under_systemd(p, journald)
+    pids = pids_of(p)
+    s = tls_connect(p.https_port, timeout=5)
+    s.sendall(request("/before"))
+    assert read_response(s)[0] in (200, 429)
+    journald.proc.send_signal(signal.SIGSTOP)
+    try:
+        # Many more lines (ACCESS, RATE_LIMIT) than the queue holds; a
+        # worker that waited for journald would not answer within the
+        # timeout.
+        for i in range(100):
+            s.sendall(request(f"/stalled/{i}"))
+            assert read_response(s)[0] in (200, 429)
+    finally:
+        journald.proc.send_signal(signal.SIGCONT)
+
+    def lost():
+        return [e for e in journald.ours(pids)
+                if e.get("MESSAGE", "").startswith("LOG_LOST ")]
+
+    def one_more_then_lost():
+        s.sendall(request("/after"))
+        assert read_response(s)[0] in (200, 429)
+        return lost()
+    wait_until(one_more_then_lost, timeout=20, what="the LOG_LOST entry")
+    s.close()
+    e = lost()[0]
+    assert e["_TRANSPORT"] == "journal", e
+    assert e["PORTCULLIS_PROC"] == "worker", e
+    assert 0 < int(e["PORTCULLIS_LINES"]) <= 300, e
+    assert e["PRIORITY"] == "4", e
+    assert p.stop() == 0
+    es = journald.ours(pids)
+    assert not [x for x in es if x.get("_TRANSPORT") != "journal"], es

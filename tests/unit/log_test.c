@@ -21,6 +21,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -2355,6 +2356,180 @@ test_journal_detect_needs_the_stream(void **state)
 	close(sv[1]);
 }
 
+/* A datagram socket bound at a path of the test's own: a journald. */
+static int
+jd_bind(char *path, size_t sz)
+{
+	struct sockaddr_un	sun;
+	int			fd;
+
+	snprintf(path, sz, "/tmp/log_test.%ld.journal", (long)getpid());
+	(void)unlink(path);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	return fd;
+}
+
+/* Logging to a journald of the test's own. */
+static int
+jd_start(char *path, size_t sz)
+{
+	int	rx;
+
+	log_init("test", -1);
+	log_configure(LOG_LEVEL_DEBUG, LOG_FORMAT_TEXT);
+	rx = jd_bind(path, sz);
+	assert_true(log_journal_open(path));
+	assert_true(log_journal_active());
+	return rx;
+}
+
+static void
+jd_stop(int rx, const char *path)
+{
+	log_journal_use(-1);
+	close(rx);
+	unlink(path);
+}
+
+static int
+jd_next(int fd, struct jent *e, int max)
+{
+	static char	buf[4 * LOG_LINE_MAX];
+	ssize_t		n;
+
+	n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+	assert_true(n > 0);
+	return jdecode(buf, (size_t)n, e, max);
+}
+
+/*
+ * A stalled journald (its queue full, net.unix.max_dgram_qlen) never
+ * stalls the process: the lines it does not take are dropped, nothing
+ * goes to fd 2 instead, and the next line it takes is followed by a
+ * LOG_LOST entry that says how many.  A send that waited would hang:
+ * alarm() ends the test instead.
+ */
+static void
+test_journal_full_queue_drops_lines(void **state)
+{
+	static struct jent	 e[32];
+	char			 path[108], buf[CAP_MAX], d[4 * LOG_LINE_MAX];
+	const struct jent	*f;
+	uint64_t		 got = 0, sent = 2000, i;
+	size_t			 n;
+	char			 want[32];
+	int			 rx, nf;
+
+	(void)state;
+	rx = jd_start(path, sizeof(path));
+	cap_begin();
+	alarm(20);
+	for (i = 0; i < sent; i++)
+		log_info("line %llu", (unsigned long long)i);
+	alarm(0);
+	n = cap_end(buf, sizeof(buf));
+	assert_int_equal(n, 0);		/* no line fell back to fd 2 */
+	while (recv(rx, d, sizeof(d), MSG_DONTWAIT) > 0)
+		got++;
+	assert_true(got > 0 && got < sent);
+	log_info("after");
+	nf = jd_next(rx, e, 32);
+	assert_true(nf > 0);
+	assert_non_null(strstr(jget(e, nf, "MESSAGE")->val, "msg=after"));
+	nf = jd_next(rx, e, 32);
+	assert_true(nf > 0);
+	assert_memory_equal(jget(e, nf, "MESSAGE")->val, "LOG_LOST ", 9);
+	snprintf(want, sizeof(want), "%llu", (unsigned long long)(sent - got));
+	assert_string_equal(jget(e, nf, "PORTCULLIS_LINES")->val, want);
+	assert_string_equal(jget(e, nf, "PORTCULLIS_ERROR")->val,
+	    strerror(EAGAIN));
+	f = jget(e, nf, "PRIORITY");
+	assert_string_equal(f->val, "4");
+	/* Said once. */
+	log_info("again");
+	nf = jd_next(rx, e, 32);
+	assert_non_null(strstr(jget(e, nf, "MESSAGE")->val, "msg=again"));
+	assert_int_equal(recv(rx, d, sizeof(d), MSG_DONTWAIT), -1);
+	jd_stop(rx, path);
+}
+
+/*
+ * journald restarted: a new socket at the same path.  Its datagrams are
+ * addressed to the path, so the next line reaches the new journald
+ * (without a socket() or a connect(), which the sandbox would refuse);
+ * while there is none, lines go to fd 2.
+ */
+static void
+test_journal_follows_a_restart(void **state)
+{
+	static struct jent	 e[32];
+	char			 path[108], buf[CAP_MAX];
+	size_t			 n;
+	int			 rx, nf;
+
+	(void)state;
+	rx = jd_start(path, sizeof(path));
+	log_info("first");
+	nf = jd_next(rx, e, 32);
+	assert_non_null(strstr(jget(e, nf, "MESSAGE")->val, "msg=first"));
+	close(rx);
+	unlink(path);
+	cap_begin();
+	log_info("between");
+	n = cap_end(buf, sizeof(buf));
+	check_one_line(buf, n);
+	assert_non_null(strstr(buf, "msg=between\n"));
+	rx = jd_bind(path, sizeof(path));
+	log_info("second");
+	nf = jd_next(rx, e, 32);
+	assert_non_null(strstr(jget(e, nf, "MESSAGE")->val, "msg=second"));
+	jd_stop(rx, path);
+}
+
+/*
+ * The socket goes above LOG_JOURNAL_FD_MIN or not at all: where the
+ * descriptor limit does not reach that far, no journal, and no socket
+ * left behind at a low number (child_exec's dup2()s would overwrite it).
+ */
+static void
+test_journal_needs_a_high_descriptor(void **state)
+{
+	char	path[108];
+	int	rx, st;
+	pid_t	pid;
+
+	(void)state;
+	rx = jd_bind(path, sizeof(path));
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct rlimit	rl = { 64, 64 };
+		int		low, again;
+
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1 ||
+		    (low = dup(0)) == -1)
+			_exit(10);
+		close(low);
+		if (log_journal_open(path))
+			_exit(1);
+		if (log_journal_active())
+			_exit(2);
+		again = dup(0);
+		_exit(again == low ? 0 : 3);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	/* With the room, it is there. */
+	assert_true(log_journal_open(path));
+	jd_stop(rx, path);
+}
+
 int
 main(void)
 {
@@ -2407,6 +2582,9 @@ main(void)
 		cmocka_unit_test(test_journal_unsent_goes_to_stderr),
 		cmocka_unit_test(test_journal_stream_parse),
 		cmocka_unit_test(test_journal_detect_needs_the_stream),
+		cmocka_unit_test(test_journal_full_queue_drops_lines),
+		cmocka_unit_test(test_journal_follows_a_restart),
+		cmocka_unit_test(test_journal_needs_a_high_descriptor),
 	};
 
 	return cmocka_run_group_tests(tests, setup_logging, NULL);
