@@ -31,6 +31,7 @@ front_log_begin(struct front_log *l, double now)
 	l->denied[0] = '\0';
 	l->bytes_in = l->bytes_out = 0;
 	l->start = now;
+	l->upgraded = 0;
 	l->site = SHM_SITE_UNKNOWN;
 }
 
@@ -146,9 +147,11 @@ void
 front_count(struct shm_counters *k, struct shm_stats *st,
     const struct front_log *l, bool broken, bool h2, double now)
 {
-	/* The status the client got: 0 (it left first) is logged as 499. */
+	/* The status the client got: 0 (it left first) is logged as 499.
+	   A tunnel's request took until its upgrade, however long the
+	   tunnel lived after. */
 	metrics_count_request(st, l->site, h2, l->status != 0 ? l->status :
-	    499, now - l->start);
+	    499, (l->upgraded > 0 ? l->upgraded : now) - l->start);
 	atomic_fetch_add(&k->requests, 1);
 	atomic_fetch_add(&k->bytes_in, l->bytes_in);
 	atomic_fetch_add(&k->bytes_out, l->bytes_out);

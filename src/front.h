@@ -26,6 +26,10 @@ struct front_log {
 	uint64_t	 bytes_in;
 	uint64_t	 bytes_out;
 	double		 start;
+	/* A tunnel's (WebSocket) upgrade, when its head went out; 0: no
+	   tunnel.  The request's duration ends there, not with the tunnel
+	   (the duration histogram). */
+	double		 upgraded;
 	char		 upstream[64];
 	char		 upstream_error[128];
 	/* The request's client when admission took it from real-ip-header

@@ -250,6 +250,21 @@ h1_close(struct h1_conn *c, const char *reason)
 	client_close(&c->cl);
 }
 
+/*
+ * A write to the client failed: it went away.  If not a byte of the
+ * response reached it (an upstream slower than its patience), it got no
+ * status: logged and counted as one that left first, 499 (4xx), not as
+ * the upstream's answer it never saw.
+ */
+static void
+h1_client_gone(struct h1_conn *c)
+{
+	if (c->logging && c->log != NULL && c->log->bytes_out == 0 &&
+	    c->up.fd == -1)
+		c->log->status = 0;
+	h1_close(c, "client write failed");
+}
+
 static void
 h1_free(struct h1_conn *c)
 {
@@ -854,6 +869,7 @@ h1_ex_upgrade(void *fe, int fd, struct uptls_conn *tls, const char *extra,
 	struct h1_conn *c = conn_of(fe);
 
 	worker_fd_add(c->cl.wk, 1);
+	log_of(c)->upgraded = ev_now(loop_of(c));
 	tunnel_open(&c->up, fd, tls);
 	if (len > 0 && buf_add(c->out, extra, len) == -1) {
 		c->broken = true;
@@ -970,7 +986,7 @@ h1_up_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
 		if (!c->dead && c->state == H1_TUNNEL && (revents & EV_READ))
 			h1_tunnel_pull(c);
 		if (!c->dead && h1_send(c) == -1)
-			h1_close(c, "client write failed");
+			h1_client_gone(c);
 	}
 	/* The upstream may have ended the tunnel: carry on from there. */
 	if (!c->dead)
@@ -1124,7 +1140,7 @@ h1_io_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
 	if ((revents & EV_READ) && c->cl.tls != NULL)
 		tls_conn_readable(c->cl.tls);
 	if ((revents & EV_WRITE) && h1_send(c) == -1)
-		h1_close(c, "client write failed");
+		h1_client_gone(c);
 	if (!c->dead && (revents & EV_READ))
 		h1_read(c);
 	if (!c->dead)
@@ -1132,7 +1148,7 @@ h1_io_cb(struct ev_loop *loop UNUSED, ev_io *w, int revents)
 	/* Whatever became ready to send goes now, not a loop later. */
 	if (!c->dead && c->out != NULL && !buf_empty(c->out) &&
 	    h1_send(c) == -1)
-		h1_close(c, "client write failed");
+		h1_client_gone(c);
 	if (!c->dead && c->state != H1_TUNNEL)
 		h1_advance(c);
 	h1_leave(c);
@@ -1167,7 +1183,7 @@ h1_timer_cb(struct ev_loop *loop UNUSED, ev_timer *w, int revents UNUSED)
 		h1_close(c, "timeout");
 	}
 	if (!c->dead && c->out != NULL && h1_send(c) == -1)
-		h1_close(c, "client write failed");
+		h1_client_gone(c);
 	/* A 408 that went out in full closes now, not a timeout later. */
 	if (!c->dead)
 		h1_advance(c);

@@ -757,6 +757,7 @@ st_ex_upgrade(void *fe, int fd, struct uptls_conn *tls, const char *extra,
 	tunnel_open(&st->up, fd, tls);
 	st->tunnel = true;
 	st->tunnel_at = now_of(c);
+	st->log.upgraded = now_of(c);
 	h2_timer_arm(c);	/* tunnel-idle-timeout counts now */
 	if (len > 0 && buf_add(st->resp, extra, len) == -1) {
 		st->broken = true;

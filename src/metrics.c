@@ -76,63 +76,181 @@ collect_backend(void *arg, const struct config_listener *l,
 
 /* ---- the operational families: collecting ---- */
 
+/*
+ * What a config's certificates say does not change while it is served:
+ * metrics_certs_new() reads it once per generation (each certificate's
+ * bytes parsed once, however many sites share them), and a scrape only
+ * copies it (issue 20: the scrape costs the data path nothing).
+ */
+struct metrics_certs {
+	struct metrics_cert *certs;
+	size_t		 ncerts;
+	const char	**acme;		/* the ACME names, each once */
+	size_t		 nacme;
+};
+
+unsigned long metrics_cert_parses;
+
+/* Certificates' bytes parsed, by content: the same bytes, one parse. */
+struct nacache {
+	struct nakey {
+		const struct config_blob *blob;
+		int64_t		 t;
+	}		*tab;
+	size_t		 mask;
+};
+
+static uint64_t
+blob_hash(const struct config_blob *b)
+{
+	uint64_t h = 14695981039346656037u;	/* FNV-1a */
+	size_t i;
+
+	for (i = 0; i < b->len; i++)
+		h = (h ^ b->data[i]) * 1099511628211u;
+	return h;
+}
+
+static int64_t
+nacache_get(struct nacache *c, const struct config_blob *b)
+{
+	struct nakey *k;
+	size_t i;
+
+	for (i = blob_hash(b) & c->mask;; i = (i + 1) & c->mask) {
+		k = &c->tab[i];
+		if (k->blob == NULL)
+			break;
+		if (k->blob == b || (k->blob->len == b->len &&
+		    memcmp(k->blob->data, b->data, b->len) == 0))
+			return k->t;
+	}
+	metrics_cert_parses++;
+	k->blob = b;
+	k->t = tls_cert_not_after(b);
+	return k->t;
+}
+
 static int
-ops_cert(struct metrics_ops *o, size_t *cap, unsigned listener,
-    const char *site, const char *source, const struct config_blob *cert)
+certs_add(struct metrics_certs *m, size_t *cap, struct nacache *nc,
+    unsigned listener, const char *site, const char *source,
+    const struct config_blob *cert)
 {
 	struct metrics_cert *n;
 	int64_t t;
 
 	/* A certificate that does not parse has no date to show. */
-	if ((t = tls_cert_not_after(cert)) <= 0)
+	if (cert->len == 0 || (t = nacache_get(nc, cert)) <= 0)
 		return 0;
-	if (o->ncerts == *cap) {
+	if (m->ncerts == *cap) {
 		*cap = *cap == 0 ? 8 : 2 * *cap;
-		if ((n = reallocarray(o->certs, *cap, sizeof(*n))) == NULL)
+		if ((n = reallocarray(m->certs, *cap, sizeof(*n))) == NULL)
 			return -1;
-		o->certs = n;
+		m->certs = n;
 	}
-	o->certs[o->ncerts++] = (struct metrics_cert){ listener, site, source,
+	m->certs[m->ncerts++] = (struct metrics_cert){ listener, site, source,
 	    t };
 	return 0;
 }
 
 static int
-ops_acme(struct metrics_ops *o, size_t *cap, const struct shm *shm,
-    const char *name)
+name_cmp(const void *a, const void *b)
 {
-	struct metrics_acme *n;
-	size_t i;
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
 
-	/* Two listeners may share a name: one series, one entry. */
-	for (i = 0; i < o->nacme; i++)
-		if (strcmp(o->acme[i].site, name) == 0)
-			return 0;
-	if (o->nacme == *cap) {
-		*cap = *cap == 0 ? 8 : 2 * *cap;
-		if ((n = reallocarray(o->acme, *cap, sizeof(*n))) == NULL)
-			return -1;
-		o->acme = n;
+struct metrics_certs *
+metrics_certs_new(const struct config *cfg)
+{
+	const struct config_listener *l;
+	const struct config_site *site;
+	struct metrics_certs *m;
+	struct nacache nc = { NULL, 0 };
+	size_t i, j, n = 0, cap = 0, size = 16;
+
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return NULL;
+	for (i = 0; i < cfg->nlisteners; i++) {
+		l = &cfg->listeners[i];
+		n += l->nsites + l->nacme_certs;
+		m->nacme += l->tls_mode == CONFIG_TLS_ACME ? l->acme.ndomains :
+		    0;
 	}
-	n = &o->acme[o->nacme++];
-	n->site = name;
-	shm_mstats_acme_get(shm, name, &n->failures, &n->renewals);
-	return 0;
+	while (size < 2 * n + 2)
+		size *= 2;
+	nc.mask = size - 1;
+	if ((nc.tab = calloc(size, sizeof(*nc.tab))) == NULL ||
+	    (m->nacme > 0 && (m->acme = calloc(m->nacme,
+	    sizeof(*m->acme))) == NULL))
+		goto fail;
+	m->nacme = 0;
+	for (i = 0; i < cfg->nlisteners; i++) {
+		l = &cfg->listeners[i];
+		/* Per site its own or (manual mode) its listener's. */
+		for (j = 0; j < l->nsites; j++) {
+			site = &l->sites[j];
+			/* Decoded from the image, "none" is 0 bytes. */
+			if (site->tls.cert.len > 0) {
+				if (certs_add(m, &cap, &nc, (unsigned)i,
+				    site->host, "manual", &site->tls.cert) ==
+				    -1)
+					goto fail;
+			} else if (l->tls_mode == CONFIG_TLS_MANUAL &&
+			    l->tls.cert.len > 0 && certs_add(m, &cap, &nc,
+			    (unsigned)i, site->host, "manual", &l->tls.cert) ==
+			    -1)
+				goto fail;
+		}
+		if (l->tls_mode != CONFIG_TLS_ACME)
+			continue;
+		/* Per ACME name the one the master attached to this
+		   generation, if any yet. */
+		for (j = 0; j < l->nacme_certs; j++)
+			if (certs_add(m, &cap, &nc, (unsigned)i,
+			    l->acme_certs[j].name, "acme",
+			    &l->acme_certs[j].cert) == -1)
+				goto fail;
+		for (j = 0; j < l->acme.ndomains; j++)
+			m->acme[m->nacme++] = l->acme.domains[j];
+	}
+	/* Two listeners may share a name: one series. */
+	if (m->nacme > 0) {
+		qsort(m->acme, m->nacme, sizeof(*m->acme), name_cmp);
+		for (i = 1, j = 1; i < m->nacme; i++)
+			if (strcmp(m->acme[i], m->acme[j - 1]) != 0)
+				m->acme[j++] = m->acme[i];
+		m->nacme = j;
+	}
+	free(nc.tab);
+	return m;
+fail:
+	free(nc.tab);
+	metrics_certs_free(m);
+	return NULL;
+}
+
+void
+metrics_certs_free(struct metrics_certs *m)
+{
+	if (m == NULL)
+		return;
+	free(m->certs);
+	free(m->acme);
+	free(m);
 }
 
 /*
- * The master's counters, and the certificates cfg serves: per site its
- * own or (manual mode) its listener's; per ACME name the one the master
- * attached to this generation, if any yet.
+ * The master's counters, and what mc read of cfg's certificates.  An
+ * ACME name the master's table has no row for (full) has no series: it
+ * would say 0, which nobody knows.
  */
 static int
 collect_ops(struct metrics_ops *o, const struct shm *shm,
-    const struct config *cfg)
+    const struct metrics_certs *mc)
 {
 	const struct shm_mstats *st = shm_mstats(shm);
-	const struct config_listener *l;
-	const struct config_site *site;
-	size_t i, j, ccap = 0, acap = 0;
+	struct metrics_acme *a;
+	size_t i;
 	unsigned p, c;
 
 	o->reloads_ok = atomic_load_explicit(&st->reloads_ok,
@@ -143,31 +261,22 @@ collect_ops(struct metrics_ops *o, const struct shm *shm,
 		for (c = 0; c < METRICS_CAUSES; c++)
 			o->restarts[p][c] = atomic_load_explicit(
 			    &st->restarts[p][c], memory_order_relaxed);
-	for (i = 0; i < cfg->nlisteners; i++) {
-		l = &cfg->listeners[i];
-		for (j = 0; j < l->nsites; j++) {
-			site = &l->sites[j];
-			/* Decoded from the image, "none" is 0 bytes. */
-			if (site->tls.cert.len > 0) {
-				if (ops_cert(o, &ccap, (unsigned)i, site->host,
-				    "manual", &site->tls.cert) == -1)
-					return -1;
-			} else if (l->tls_mode == CONFIG_TLS_MANUAL &&
-			    l->tls.cert.len > 0 &&
-			    ops_cert(o, &ccap, (unsigned)i, site->host,
-			    "manual", &l->tls.cert) == -1)
-				return -1;
-		}
-		if (l->tls_mode != CONFIG_TLS_ACME)
-			continue;
-		for (j = 0; j < l->nacme_certs; j++)
-			if (ops_cert(o, &ccap, (unsigned)i,
-			    l->acme_certs[j].name, "acme",
-			    &l->acme_certs[j].cert) == -1)
-				return -1;
-		for (j = 0; j < l->acme.ndomains; j++)
-			if (ops_acme(o, &acap, shm, l->acme.domains[j]) == -1)
-				return -1;
+	if (mc->ncerts > 0) {
+		if ((o->certs = calloc(mc->ncerts, sizeof(*o->certs))) ==
+		    NULL)
+			return -1;
+		memcpy(o->certs, mc->certs, mc->ncerts * sizeof(*o->certs));
+		o->ncerts = mc->ncerts;
+	}
+	if (mc->nacme > 0 && (o->acme = calloc(mc->nacme,
+	    sizeof(*o->acme))) == NULL)
+		return -1;
+	for (i = 0; i < mc->nacme; i++) {
+		a = &o->acme[o->nacme];
+		a->site = mc->acme[i];
+		if (shm_mstats_acme_get(shm, a->site, &a->failures,
+		    &a->renewals) == 0)
+			o->nacme++;
 	}
 	return 0;
 }
@@ -176,9 +285,11 @@ static int	collect_sites(struct metrics_snapshot *, const struct shm *,
 
 int
 metrics_collect(struct metrics_snapshot *s, const struct shm *shm,
-    const struct upstate *u, const struct config *cfg)
+    const struct upstate *u, const struct config *cfg,
+    const struct metrics_certs *mc)
 {
 	struct collect c = { s, u, cfg, upstate_now_ms(), 0, 0 };
+	struct metrics_certs *own = NULL;
 	struct shm_counters *k;
 	unsigned i;
 
@@ -197,9 +308,13 @@ metrics_collect(struct metrics_snapshot *s, const struct shm *shm,
 	}
 	s->generation = shm_generation(shm);
 	config_foreach_backend(cfg, collect_backend, &c);
-	if (c.rc == 0 && (collect_ops(&s->ops, shm, cfg) == -1 ||
+	if (c.rc == 0 && mc == NULL && (mc = own = metrics_certs_new(cfg)) ==
+	    NULL)
+		c.rc = -1;
+	if (c.rc == 0 && (collect_ops(&s->ops, shm, mc) == -1 ||
 	    collect_sites(s, shm, cfg) == -1))
 		c.rc = -1;
+	metrics_certs_free(own);
 	if (c.rc != 0) {
 		metrics_snapshot_free(s);
 		return -1;
@@ -722,38 +837,39 @@ site_add(struct metrics_site *d, const struct shm_site_row *r)
 /*
  * _unknown, _other and each row of cfg's sites once, summed over the
  * workers that ever started (a row of one that never did is a page
- * nobody wrote: not read, not allocated).
+ * nobody wrote: not read, not allocated).  O(sites + rows): a row seen
+ * is a bit (a name on two listeners, or past the slots: once).
  */
 static int
 collect_sites(struct metrics_snapshot *s, const struct shm *shm,
     const struct config *cfg)
 {
 	unsigned rows[SHM_SITE_ROWS];
+	uint64_t seen[(SHM_SITE_ROWS + 63) / 64] = { 0 };
 	const struct config_site *site;
 	struct shm_counters *k;
 	struct shm_stats *st;
-	size_t i, j, n, total = 2;
-	unsigned w, p;
+	size_t i, j, n;
+	unsigned w, p, r;
 
-	for (i = 0; i < cfg->nlisteners; i++)
-		total += cfg->listeners[i].nsites;
-	if ((s->sites = calloc(total, sizeof(*s->sites))) == NULL)
+	if ((s->sites = calloc(SHM_SITE_ROWS, sizeof(*s->sites))) == NULL)
 		return -1;
 	s->sites[0].name = "_unknown";
 	s->sites[1].name = "_other";
 	rows[0] = SHM_SITE_UNKNOWN;
 	rows[1] = SHM_SITE_OTHER;
+	seen[SHM_SITE_UNKNOWN / 64] |= UINT64_C(1) << SHM_SITE_UNKNOWN % 64;
+	seen[SHM_SITE_OTHER / 64] |= UINT64_C(1) << SHM_SITE_OTHER % 64;
 	n = 2;
 	for (i = 0; i < cfg->nlisteners; i++)
 		for (j = 0; j < cfg->listeners[i].nsites; j++) {
 			site = &cfg->listeners[i].sites[j];
-			/* Past the slots, or a name on two listeners: once. */
-			for (p = 0; p < n; p++)
-				if (rows[p] == site->metrics_slot)
-					break;
-			if (p < n || site->metrics_slot >= SHM_SITE_ROWS)
+			r = site->metrics_slot;
+			if (r >= SHM_SITE_ROWS ||
+			    (seen[r / 64] & UINT64_C(1) << r % 64))
 				continue;
-			rows[n] = site->metrics_slot;
+			seen[r / 64] |= UINT64_C(1) << r % 64;
+			rows[n] = r;
 			s->sites[n++].name = site->host;
 		}
 	s->nsites = n;

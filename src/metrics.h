@@ -160,12 +160,28 @@ struct metrics_snapshot {
 };
 
 /*
+ * What cfg's certificates say, read once per configuration generation:
+ * each certificate's notAfter (the same bytes parsed once, however many
+ * sites share them: a manual listener's certificate for every site
+ * without its own) and the ACME names, each once.  Strings point into
+ * cfg: free it first.  NULL if out of memory.
+ */
+struct metrics_certs;
+
+struct metrics_certs *metrics_certs_new(const struct config *cfg);
+void	 metrics_certs_free(struct metrics_certs *m);
+/* Certificates metrics_certs_new() parsed, ever (the tests look). */
+extern unsigned long metrics_cert_parses;
+
+/*
  * Fill s from the segment (max_workers counter slots, summed; a sum that
- * would overflow stays at UINT64_MAX), the upstream table and cfg.
+ * would overflow stays at UINT64_MAX), the upstream table, cfg and mc,
+ * metrics_certs_new(cfg)'s (NULL: made and freed for this call).
  * Strings point into cfg.  0, or -1 if out of memory.
  */
 int	 metrics_collect(struct metrics_snapshot *s, const struct shm *shm,
-	    const struct upstate *u, const struct config *cfg);
+	    const struct upstate *u, const struct config *cfg,
+	    const struct metrics_certs *mc);
 void	 metrics_snapshot_free(struct metrics_snapshot *s);
 
 /*

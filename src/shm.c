@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -511,20 +512,23 @@ shm_mstats_restart(struct shm *s, enum shm_proc p, enum shm_cause c)
 	    memory_order_relaxed);
 }
 
+/* name's entry, or NULL with *full set if every entry is taken. */
 static const struct shm_acme_stat *
-acme_stat_find(const struct shm_mstats *st, uint64_t key)
+acme_stat_find(const struct shm_mstats *st, uint64_t key, bool *full)
 {
 	size_t i;
 	uint64_t k;
 
+	*full = false;
 	for (i = 0; i < SHM_ACME_STATS_MAX; i++) {
 		k = atomic_load_explicit(&st->acme[i].key,
 		    memory_order_acquire);
 		if (k == key)
 			return &st->acme[i];
 		if (k == 0)
-			break;		/* taken in order, never freed */
+			return NULL;	/* taken in order, never freed */
 	}
+	*full = true;
 	return NULL;
 }
 
@@ -556,17 +560,20 @@ shm_mstats_acme(struct shm *s, const char *name, int ok)
 	return -1;
 }
 
-void
+int
 shm_mstats_acme_get(const struct shm *s, const char *name,
     uint64_t *failures, uint64_t *renewals)
 {
 	const struct shm_acme_stat *a;
+	bool full;
 
 	*failures = *renewals = 0;
-	if ((a = acme_stat_find(&s->cfg->stats, shm_name_key(name))) == NULL)
-		return;
+	if ((a = acme_stat_find(&s->cfg->stats, shm_name_key(name),
+	    &full)) == NULL)
+		return full ? -1 : 0;
 	*failures = atomic_load_explicit(&a->failures, memory_order_relaxed);
 	*renewals = atomic_load_explicit(&a->renewals, memory_order_relaxed);
+	return 0;
 }
 
 void

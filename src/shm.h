@@ -291,8 +291,13 @@ int	 shm_mstats_acme(struct shm *s, const char *name, int ok);
 /* Anyone: the stats, to read with atomic loads. */
 const struct shm_mstats *shm_mstats(const struct shm *s);
 
-/* Anyone: name's ACME counters (0 and 0 if never counted). */
-void	 shm_mstats_acme_get(const struct shm *s, const char *name,
+/*
+ * Anyone: name's ACME counters: 0, or 0 and 0 if never counted while the
+ * table has room (its first attempt will take a row); -1 if the table is
+ * full without a row for name: its attempts are not counted, and 0 would
+ * be a lie (the caller shows no number).
+ */
+int	 shm_mstats_acme_get(const struct shm *s, const char *name,
 	    uint64_t *failures, uint64_t *renewals);
 
 void	 shm_close(struct shm *s);

@@ -57,6 +57,7 @@ struct worker {
 	struct ev_loop		*loop;
 	struct gen		*gen;		/* the live generation */
 	struct config		*cfg;		/* gen->cfg */
+	struct metrics_certs	*mcerts;	/* of cfg, at the first scrape */
 	struct proxy_ctx	 px;		/* loop, pool, upstream fds */
 	struct shm		 shm;
 	struct shm_counters	*counters;
@@ -160,7 +161,12 @@ worker_metrics(struct worker *wk, size_t *len)
 	char *buf = NULL;
 	size_t n;
 
-	if (metrics_collect(&s, &wk->shm, &wk->ups, wk->cfg) == -1)
+	/* Read once per generation, not per scrape (freed with it). */
+	if (wk->mcerts == NULL &&
+	    (wk->mcerts = metrics_certs_new(wk->cfg)) == NULL)
+		return NULL;
+	if (metrics_collect(&s, &wk->shm, &wk->ups, wk->cfg, wk->mcerts) ==
+	    -1)
 		return NULL;
 	n = metrics_render(&s, NULL, 0);
 	if ((buf = malloc(n + 1)) != NULL) {
@@ -433,6 +439,10 @@ worker_load(struct worker *wk, uint64_t gen, const char **why)
 	   its ticket keys go now (issue 19). */
 	if (wk->gen != NULL)
 		tls_ctx_retire(wk->gen->tls);
+	/* What the scrape read of the old config's certificates goes
+	   before it does. */
+	metrics_certs_free(wk->mcerts);
+	wk->mcerts = NULL;
 	gen_unref(wk->gen);
 	wk->gen = g;
 	wk->cfg = g->cfg;
@@ -696,6 +706,7 @@ worker_main(const struct worker_handlers *h)
 	upstream_pool_free(wk.px.pool);
 	uptls_cache_free(wk.px.tls_cache);
 	ratelimit_detach(wk.rl);
+	metrics_certs_free(wk.mcerts);
 	gen_unref(wk.gen);
 	shm_close(&wk.shm);
 	ev_loop_destroy(wk.loop);

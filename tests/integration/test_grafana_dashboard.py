@@ -8,7 +8,9 @@ The names are the contract between the dashboard and the proxy: a family
 renamed or dropped fails here, not silently in someone's Grafana."""
 
 import json
+import os
 import re
+import signal
 from pathlib import Path
 
 import pytest
@@ -152,10 +154,28 @@ def test_every_name_is_exposed(busy_proxy):
         f"not have: {sorted(missing)}"
 
 
+# The panels whose queries must have data once the proxy had the
+# fixture's traffic (and, for the restarts, a worker killed while
+# Prometheus watched): an empty result there is a label or name typo.
+MUST_HAVE_DATA = (
+    "Requests per second by site", "Requests per second by status class",
+    "Request duration (p50, p95, p99)", "Bytes per second in / out",
+    "Connections", "TLS handshakes and failures by reason",
+    "Upstream up (1) / down (0)", "Reloads (ok / failed)",
+    "Worker restarts by cause", "Configuration generation", "Build",
+)
+
+
 def test_every_query_runs_in_prometheus(busy_proxy, tmp_path):
     """A real Prometheus, scraping the proxy, accepts every query of the
-    dashboard (with Grafana's variables as Grafana would fill them)."""
-    with prometheus(tmp_path, busy_proxy.health_port) as port:
+    dashboard (with Grafana's variables as Grafana would fill them), and
+    those of the panels that must show the fixture's traffic return
+    data: a query on a misspelt label succeeds, empty."""
+    d = dashboard()
+    titles = {p["title"] for p in panels(d)}
+    assert set(MUST_HAVE_DATA) <= titles, set(MUST_HAVE_DATA) - titles
+    p = busy_proxy
+    with prometheus(tmp_path, p.health_port) as port:
         def up():
             try:
                 r = prom_query(port, "portcullis_config_generation")
@@ -163,8 +183,32 @@ def test_every_query_runs_in_prometheus(busy_proxy, tmp_path):
                 return None
             return r["status"] == "success" and r["data"]["result"]
         wait_until(up, 30.0, 0.25, what="portcullis scraped")
-        for e in exprs(dashboard()):
+        # A respawn Prometheus sees happen (increase() > 0), and more
+        # traffic for the rates.
+        victim = p.workers()[0]
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: victim not in p.workers() and
+                   len(p.workers()) == 2, 15.0, what="worker respawned")
+        for host in ("localhost", "a.example.test"):
+            status, _, _, _ = https_get(p.https_port, host=host, sni=host)
+            assert status == 200
+
+        # One site chosen (not ".*", which an unknown label matches
+        # too): a misspelt label then finds nothing.
+        def query(e, site=".*"):
             q = (e.replace("$__rate_interval", "1m")
-                 .replace("$__range", "1h").replace("$site", ".*"))
+                 .replace("$__range", "1h").replace("$site", site))
             r = prom_query(port, q)
             assert r["status"] == "success", (e, r)
+            return r["data"]["result"]
+
+        for panel in panels(d):
+            for t in panel["targets"]:
+                if panel["title"] not in MUST_HAVE_DATA:
+                    query(t["expr"])
+                    continue
+                # rate() and increase() need two scrapes after the event.
+                wait_until(lambda: query(t["expr"], "localhost"), 30.0,
+                           0.5,
+                           what=f"data for {panel['title']!r}: "
+                                f"{t['expr']}")

@@ -10,6 +10,8 @@ import socket
 import ssl
 import struct
 import subprocess
+import threading
+import time
 import urllib.parse
 import urllib.request
 
@@ -481,3 +483,106 @@ def test_tls_handshake_failures(make_proxy, make_upstream):
     fams = families(p.health_port)
     assert value(fams, "portcullis_tls_handshakes") == 1
     assert failures(fams) == want
+
+
+# ---- a tunnel's duration; a request the client gave up on -------------
+
+def site_buckets(fams, site):
+    """{le: cumulative count} of site's duration histogram."""
+    return {float(s.labels["le"]): s.value
+            for s in fams["portcullis_request_duration_seconds"].samples
+            if s.name.endswith("_bucket") and s.labels["site"] == site}
+
+
+def test_websocket_duration_ends_at_the_upgrade(make_proxy, make_upstream):
+    """A WebSocket held open some 2 s is one request of class 1xx whose
+    duration is up to its 101, not the tunnel's life: in the 1 s bucket,
+    not +Inf (which would wreck every p95)."""
+    from test_streaming import open_ws, recv_exact, ws_handler
+    up = make_upstream(handler=ws_handler)
+    p = start_proxy(make_proxy, up, http={"tunnel-idle-timeout": 30})
+    s, extra = open_ws(p)
+    with s:
+        # Used, then held: the tunnel lives some 2 s.
+        for _ in range(4):
+            s.sendall(b"ping")
+            assert recv_exact(s, 4) == b"ping"
+            time.sleep(0.6)
+    wait_until(lambda: requests(families(p.health_port)) ==
+               {("localhost", "http/1.1", "1xx"): 1}, 15.0,
+               what="the WebSocket counted once, 1xx")
+    fams = families(p.health_port)
+    assert check_histograms(fams)["localhost"] == 1
+    buckets = site_buckets(fams, "localhost")
+    assert buckets[1.0] == 1, buckets
+    ssum = [x.value for x in fams["portcullis_request_duration_seconds"]
+            .samples if x.name.endswith("_sum") and
+            x.labels["site"] == "localhost"]
+    assert len(ssum) == 1 and ssum[0] < 1.0, ssum
+
+
+def slow_upstream(gave_up):
+    """A handler that answers 200 half a second after gave_up is set
+    (the client has gone by then)."""
+    def slow(req, conn):
+        gave_up.wait(10)
+        time.sleep(0.5)
+        try:
+            conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        except OSError:
+            pass
+        conn.close()
+    return slow
+
+
+@pytest.mark.parametrize("http2", [
+    pytest.param(False, marks=pytest.mark.xfail(strict=True, reason=(
+        "HTTP/1.1: a client's EOF while its response is awaited is taken "
+        "for a half-close, and the kernel takes the first write after "
+        "it: the upstream's 200 is counted"))),
+    True], ids=["http1", "h2"])
+def test_aborted_request_counts_4xx(make_proxy, make_upstream, http2):
+    """A client that goes away before its response came (curl giving up:
+    its connection closed) is logged 499: one request of class 4xx, not
+    the upstream's 200 that it never saw."""
+    gave_up = threading.Event()
+    up = make_upstream(handler=slow_upstream(gave_up))
+    p = start_proxy(make_proxy, up)
+    out = subprocess.run(
+        ["curl", "-sS", "-k", "--http2" if http2 else "--http1.1",
+         "--max-time", "1", "-o",
+         "/dev/null", "--resolve", f"localhost:{p.https_port}:127.0.0.1",
+         f"https://localhost:{p.https_port}/slow"],
+        capture_output=True, text=True, timeout=30)
+    assert out.returncode == 28, out        # curl's timeout
+    gave_up.set()
+    proto = "h2" if http2 else "http/1.1"
+    wait_until(lambda: requests(families(p.health_port)) ==
+               {("localhost", proto, "4xx"): 1}, 15.0,
+               what="the aborted request counted 4xx")
+    assert len(up.requests) == 1
+    # The access log says the same.
+    wait_until(lambda: "path=/slow" in p.log(), 10.0,
+               what="the ACCESS line")
+    line = [x for x in p.log().splitlines() if "path=/slow" in x]
+    assert len(line) == 1 and " status=499 " in line[0], line
+
+
+def test_aborted_request_write_failed_counts_4xx(make_proxy, make_upstream):
+    """HTTP/1.1: a client gone whose response's first write fails (it
+    closed before the upstream answered) got no status: 499, 4xx, in
+    the log and /metrics alike, not the upstream's 200."""
+    gave_up = threading.Event()
+    up = make_upstream(handler=slow_upstream(gave_up))
+    p = start_proxy(make_proxy, up)
+    with tls_connect(p.https_port) as s:
+        s.sendall(b"GET /slow HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        wait_until(lambda: len(up.requests) == 1, 10.0,
+                   what="the request upstream")
+    gave_up.set()
+    wait_until(lambda: "path=/slow" in p.log(), 10.0, what="the ACCESS line")
+    line = [x for x in p.log().splitlines() if "path=/slow" in x]
+    assert len(line) == 1 and " bytes_out=0 " in line[0], line
+    assert " status=499 " in line[0], line
+    assert requests(families(p.health_port)) == \
+        {("localhost", "http/1.1", "4xx"): 1}

@@ -13,6 +13,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include "config.h"
 #include "metrics.h"
 #include "shm.h"
+#include "upstate.h"
 
 #define HEAD_TEXT \
 "# HELP portcullis_build_info The version portcullis was built from; " \
@@ -556,6 +558,161 @@ test_sites_assign(void **state)
 	metrics_sites_free(NULL);
 }
 
+/* Two self-signed P-256 certificates (request_test.c's). */
+static const char cert_a[] =
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIBljCCATygAwIBAgIUD+FdLfebSb3pTNSow7DnHcpIZwIwCgYIKoZIzj0EAwIw\n"
+    "ETEPMA0GA1UEAwwGYS50ZXN0MCAXDTI2MTIwMjIxMzczOFoYDzIxMjYxMTA4MjEz\n"
+    "NzM4WjARMQ8wDQYDVQQDDAZhLnRlc3QwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNC\n"
+    "AAS9U8iMhOMzmsA2ysraOffMyhfc7Y591EJU8NIlyRb+1VosmFlJNcu60/BckxgF\n"
+    "zAX8b8Y/eJBTlEjHU26AxCKLo3AwbjAdBgNVHQ4EFgQUfujtB81mAQaKRXSDCq7Y\n"
+    "eHluuW8wHwYDVR0jBBgwFoAUfujtB81mAQaKRXSDCq7YeHluuW8wDwYDVR0TAQH/\n"
+    "BAUwAwEB/zAbBgNVHREEFDASggZhLnRlc3SCCCouYS50ZXN0MAoGCCqGSM49BAMC\n"
+    "A0gAMEUCIQDRCJ1oI5W0svIJGaUbw5jp5rtT2SpYGnBp2Iqa6kXdsQIgLTPZLlKH\n"
+    "deh4Giw9PAN991t7vLKSKApKn6kSjwx4MAA=\n"
+    "-----END CERTIFICATE-----\n";
+static const char cert_b[] =
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIBlTCCATygAwIBAgIUUxSP30TkdolX8GRTO/9BS/o0odwwCgYIKoZIzj0EAwIw\n"
+    "ETEPMA0GA1UEAwwGYi50ZXN0MCAXDTI2MTIwMjIxMzczOFoYDzIxMjYxMTA4MjEz\n"
+    "NzM4WjARMQ8wDQYDVQQDDAZiLnRlc3QwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNC\n"
+    "AASz3/2pOZsE9paGt8VEcDLT9bjtjMc6AIAXuPnYdhAIEqKh6i4e04xXQGVXjRTP\n"
+    "WjkAUjGMjiBO+drAjU05ziO/o3AwbjAdBgNVHQ4EFgQUexROkV8p3KP/+NAMdf2i\n"
+    "x4BOjcswHwYDVR0jBBgwFoAUexROkV8p3KP/+NAMdf2ix4BOjcswDwYDVR0TAQH/\n"
+    "BAUwAwEB/zAbBgNVHREEFDASggZiLnRlc3SCCCouYi50ZXN0MAoGCCqGSM49BAMC\n"
+    "A0cAMEQCIC+TrYEddYl/SiWmhUPf4nL8VDQkZNgPHkEQpz+JyUOxAiBB7HOW731X\n"
+    "devMLIyg+C3RDFni15wJdjFAxwinRWyEhw==\n"
+    "-----END CERTIFICATE-----\n";
+
+#define MANY_SITES	2000
+
+/*
+ * Issue 20, "the scrape costs the data path nothing": a config's
+ * certificates are parsed once (metrics_certs_new, once per generation),
+ * each distinct certificate once however many sites share it, and a
+ * scrape with that cache parses none; the sites' rows are each once,
+ * past 256 names "_other"; an ACME name the master's full table has no
+ * row for has no series (0 would be a lie), a name with room a true 0.
+ */
+static void
+test_certs_once(void **state)
+{
+	static struct config_site sites[MANY_SITES];
+	static char names[MANY_SITES][16];
+	char *doms[] = { "x.test", "y.test", "x.test", "z.test" };
+	char *doms2[] = { "x.test" };
+	unsigned char own_a[sizeof(cert_a)];
+	struct config_listener ls[3];
+	struct config cfg;
+	struct metrics_certs *mc;
+	struct metrics_snapshot s;
+	struct upstate u;
+	struct shm shm;
+	struct shm_counters *k;
+	unsigned long before;
+	int64_t ta = 0, tb = 0;
+	char name[32], *buf;
+	size_t i, n;
+	unsigned w;
+
+	(void)state;
+	memset(sites, 0, sizeof(sites));
+	memset(ls, 0, sizeof(ls));
+	memset(&cfg, 0, sizeof(cfg));
+	memset(&u, 0, sizeof(u));
+	memcpy(own_a, cert_a, sizeof(cert_a));
+	for (i = 0; i < MANY_SITES; i++) {
+		snprintf(names[i], sizeof(names[i]), "s%zu.test", i);
+		sites[i].host = names[i];
+		sites[i].metrics_slot = (uint16_t)(i < SHM_SITE_SLOTS ?
+		    SHM_SITE_FIRST + i : SHM_SITE_OTHER);
+	}
+	/* Own certificates: b, and a's bytes at another address. */
+	sites[5].tls.cert = (struct config_blob){ (unsigned char *)cert_b,
+	    sizeof(cert_b) - 1 };
+	sites[6].tls.cert = (struct config_blob){ own_a, sizeof(cert_a) - 1 };
+	ls[0].tls_mode = CONFIG_TLS_MANUAL;
+	ls[0].tls.cert = (struct config_blob){ (unsigned char *)cert_a,
+	    sizeof(cert_a) - 1 };
+	ls[0].sites = sites;
+	ls[0].nsites = MANY_SITES;
+	ls[1].tls_mode = CONFIG_TLS_ACME;
+	ls[1].acme.domains = doms;
+	ls[1].acme.ndomains = 4;
+	ls[2].tls_mode = CONFIG_TLS_ACME;
+	ls[2].acme.domains = doms2;
+	ls[2].acme.ndomains = 1;
+	cfg.listeners = ls;
+	cfg.nlisteners = 3;
+	assert_int_equal(shm_create(&shm, 10000, 0), 0);
+	/* x.test has a row, then the table fills: y.test has none. */
+	assert_int_equal(shm_mstats_acme(&shm, "x.test", 0), 0);
+	for (w = 1; w < SHM_ACME_STATS_MAX; w++) {
+		snprintf(name, sizeof(name), "n%u.test", w);
+		assert_int_equal(shm_mstats_acme(&shm, name, 1), 0);
+	}
+
+	before = metrics_cert_parses;
+	assert_non_null(mc = metrics_certs_new(&cfg));
+	/* a (the listener's and site 6's bytes) and b: two parses. */
+	assert_int_equal(metrics_cert_parses - before, 2);
+	before = metrics_cert_parses;
+	/* A site row counted past the 256 names: "_other"'s. */
+	k = shm_counters(&shm, 0);
+	atomic_store(&k->pid, 1);
+	metrics_count_request(shm_stats(&shm, 0), SHM_SITE_OTHER, false, 200,
+	    0.1);
+	for (w = 0; w < 3; w++) {
+		assert_int_equal(metrics_collect(&s, &shm, &u, &cfg, mc), 0);
+		if (w < 2)
+			metrics_snapshot_free(&s);
+	}
+	/* Three scrapes: no parse. */
+	assert_int_equal(metrics_cert_parses, before);
+	assert_int_equal(s.ops.ncerts, MANY_SITES);
+	for (i = 0; i < s.ops.ncerts; i++) {
+		assert_int_equal(s.ops.certs[i].listener, 0);
+		assert_string_equal(s.ops.certs[i].site, names[i]);
+		assert_string_equal(s.ops.certs[i].source, "manual");
+		if (i == 5)
+			tb = s.ops.certs[i].not_after;
+		else if (ta == 0)
+			ta = s.ops.certs[i].not_after;
+		else
+			assert_true(s.ops.certs[i].not_after == ta);
+	}
+	/* Both say 2126-11-08T21:37:38Z. */
+	assert_true(ta == INT64_C(4949847458));
+	assert_true(tb == ta);
+	/* x.test once; y.test none (full table); z.test none either. */
+	assert_int_equal(s.ops.nacme, 1);
+	assert_string_equal(s.ops.acme[0].site, "x.test");
+	assert_true(s.ops.acme[0].failures == 1);
+	/* _unknown, _other, the 256 rows: each once. */
+	assert_int_equal(s.nsites, 2 + SHM_SITE_SLOTS);
+	n = metrics_render(&s, NULL, 0);
+	assert_non_null(buf = malloc(n + 1));
+	assert_int_equal(metrics_render(&s, buf, n + 1), n);
+	assert_non_null(strstr(buf, "portcullis_requests_total{site=\"_other\","
+	    "protocol=\"http/1.1\",status=\"2xx\"} 1\n"));
+	assert_non_null(strstr(buf,
+	    "portcullis_acme_failures_total{site=\"x.test\"} 1\n"));
+	assert_null(strstr(buf, "site=\"y.test\""));
+	assert_null(strstr(buf,
+	    "portcullis_requests_total{site=\"s256.test\""));
+	assert_non_null(strstr(buf,
+	    "portcullis_requests_total{site=\"s255.test\""));
+	free(buf);
+	metrics_snapshot_free(&s);
+	/* Without a cache: this call's own, parsed again. */
+	assert_int_equal(metrics_collect(&s, &shm, &u, &cfg, NULL), 0);
+	assert_int_equal(metrics_cert_parses - before, 2);
+	metrics_snapshot_free(&s);
+	metrics_certs_free(mc);
+	metrics_certs_free(NULL);
+	shm_close(&shm);
+}
+
 int
 main(void)
 {
@@ -569,6 +726,7 @@ main(void)
 		cmocka_unit_test(test_tls_reason),
 		cmocka_unit_test(test_count),
 		cmocka_unit_test(test_sites_assign),
+		cmocka_unit_test(test_certs_once),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
