@@ -505,9 +505,11 @@ check_journal_stream(const uint8_t *data, size_t size)
 		return;
 	memcpy(s, data, size);
 	s[size] = '\0';
+	/* The variable is a C string: it ends at the first NUL. */
+	size = strlen(s);
 	if (log_journal_stream_parse(s, &dev, &ino) == -1)
 		return;
-	CHECK(strlen(s) == size && s[0] != ':' && s[size - 1] != ':');
+	CHECK(size > 0 && s[0] != ':' && s[size - 1] != ':');
 	for (i = 0; i < size; i++) {
 		colons += s[i] == ':';
 		CHECK(s[i] == ':' || (s[i] >= '0' && s[i] <= '9'));
