@@ -171,8 +171,10 @@ class Soak:
         perfect = (done == ok == s2xx == total and failed == errored == 0)
         # A wrong status is never a killed connection's doing (h2load
         # counts errored requests among the failed ones too).
+        # No protocol line when no connection got through: a run
+        # started as its worker was killed; judged by the kill, as any.
         wrong = (failed > errored or s3xx or s4xx or s5xx
-                 or (not h1 and "h2" not in out))
+                 or (not h1 and done > 0 and "h2" not in out))
         self.record(kind, t0, perfect, bool(wrong),
                     f"{total} total, {done} done, {ok} ok, {failed} failed, "
                     f"{errored} errored, {s2xx} 2xx, {s5xx} 5xx",
